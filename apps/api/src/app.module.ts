@@ -1,0 +1,61 @@
+import { Module, type DynamicModule, type OnApplicationShutdown, Inject } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD } from '@nestjs/core';
+import type IORedis from 'ioredis';
+import {
+  AuditRepository, ClusterRepository, IdempotencyRepository, OperationRepository, SecretBox, SecretRepository,
+  createDb, createOperationsQueue, createRedis, type Config, type Db, type OperationsQueue,
+} from '../../../libs/core/src';
+import { AuthGuard } from './auth/auth.guard';
+import { BearerAuthenticator } from './auth/bearer-authenticator';
+import { CatalogController } from './catalog/catalog.controller';
+import { ClustersController } from './clusters/clusters.controller';
+import { ClustersService } from './clusters/clusters.service';
+import { ErrorFilter } from './errors/error.filter';
+import { HealthController } from './health/health.controller';
+import { OperationsController } from './operations/operations.controller';
+import { AUTHENTICATOR, CONFIG, DB, QUEUE, REDIS } from './tokens';
+
+class Resources implements OnApplicationShutdown {
+  constructor(@Inject(DB) private readonly db: Db, @Inject(QUEUE) private readonly queue: OperationsQueue, @Inject(REDIS) private readonly redis: IORedis) {}
+  async onApplicationShutdown(): Promise<void> {
+    await this.queue.close().catch(() => undefined);
+    this.redis.disconnect();
+    await this.db.$disconnect();
+  }
+}
+
+@Module({})
+export class AppModule {
+  static forRoot(config: Config): DynamicModule {
+    return {
+      module: AppModule,
+      controllers: [ClustersController, OperationsController, CatalogController, HealthController],
+      providers: [
+        { provide: CONFIG, useValue: config },
+        { provide: DB, useFactory: () => createDb(config.DATABASE_URL, config.DATABASE_POOL_SIZE) },
+        { provide: REDIS, useFactory: () => createRedis(config.REDIS_URL, false) },
+        { provide: QUEUE, useFactory: (redis: IORedis) => createOperationsQueue(redis, config.QUEUE_PREFIX), inject: [REDIS] },
+        {
+          provide: AUTHENTICATOR,
+          useFactory: () =>
+            new BearerAuthenticator({
+              identityMetadata: config.AUTH_METADATA_URL,
+              issuer: config.AUTH_ISSUER.split(',').map((s) => s.trim()),
+              audience: config.AUTH_AUDIENCE,
+              clientId: config.AUTH_CLIENT_ID,
+            }),
+        },
+        { provide: SecretBox, useFactory: () => SecretBox.fromKeyFile(config.KEK_FILE) },
+        { provide: ClusterRepository, useFactory: (db: Db) => new ClusterRepository(db), inject: [DB] },
+        { provide: OperationRepository, useFactory: (db: Db) => new OperationRepository(db), inject: [DB] },
+        { provide: SecretRepository, useFactory: (db: Db, box: SecretBox) => new SecretRepository(db, box), inject: [DB, SecretBox] },
+        { provide: IdempotencyRepository, useFactory: (db: Db) => new IdempotencyRepository(db), inject: [DB] },
+        { provide: AuditRepository, useFactory: (db: Db) => new AuditRepository(db), inject: [DB] },
+        ClustersService,
+        Resources,
+        { provide: APP_GUARD, useClass: AuthGuard },
+        { provide: APP_FILTER, useClass: ErrorFilter },
+      ],
+    };
+  }
+}

@@ -1,0 +1,65 @@
+import { Body, Controller, Delete, Get, Headers, HttpCode, Param, Post, Res } from '@nestjs/common';
+import { ApiBearerAuth, ApiBody, ApiHeader, ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { FastifyReply } from 'fastify';
+import { ROLES } from '../../../../libs/core/src';
+import { AnyRole, Caller, type Principal } from '../auth/principal';
+import { ClustersService, type Answer } from './clusters.service';
+import { CreateClusterBody, CreateTokenBody } from './openapi';
+
+function send(reply: FastifyReply, a: Answer): unknown {
+  reply.status(a.status);
+  if (a.location) reply.header('Location', a.location);
+  return a.body;
+}
+
+@ApiTags('clusters')
+@ApiBearerAuth()
+@Controller('v1/clusters')
+export class ClustersController {
+  constructor(private readonly service: ClustersService) {}
+
+  @Post()
+  @AnyRole(ROLES.write)
+  @ApiOperation({ summary: 'Create a cluster (202 with the create operation)' })
+  @ApiBody({ type: CreateClusterBody })
+  @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'Retrying with the same key returns the same answer' })
+  async create(@Caller() caller: Principal, @Body() body: unknown, @Headers('idempotency-key') key: string | undefined, @Res({ passthrough: true }) reply: FastifyReply) {
+    return send(reply, await this.service.create(caller, body, key));
+  }
+
+  @Get()
+  @AnyRole(ROLES.read, ROLES.write)
+  @ApiOperation({ summary: "List the caller's tenant's clusters" })
+  list(@Caller() caller: Principal) {
+    return this.service.list(caller);
+  }
+
+  @Get(':id')
+  @AnyRole(ROLES.read, ROLES.write)
+  get(@Caller() caller: Principal, @Param('id') id: string) {
+    return this.service.get(caller, id);
+  }
+
+  @Delete(':id')
+  @AnyRole(ROLES.write)
+  @HttpCode(202)
+  async delete(@Caller() caller: Principal, @Param('id') id: string, @Res({ passthrough: true }) reply: FastifyReply) {
+    return send(reply, await this.service.delete(caller, id));
+  }
+
+  @Get(':id/client-config')
+  @AnyRole(ROLES.read, ROLES.write)
+  @ApiOperation({ summary: "What a Consul client agent needs to join: CA, gossip key, servers; ready to write as a client config" })
+  clientConfig(@Caller() caller: Principal, @Param('id') id: string) {
+    return this.service.clientConfig(caller, id);
+  }
+
+  @Post(':id/tokens')
+  @AnyRole(ROLES.write)
+  @ApiOperation({ summary: 'Create a new ACL management token; its secret is shown once' })
+  @ApiBody({ type: CreateTokenBody, required: false })
+  async createToken(@Caller() caller: Principal, @Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
+    const description = body && typeof body === 'object' ? (body as { description?: string }).description : undefined;
+    return send(reply, await this.service.createToken(caller, id, description));
+  }
+}

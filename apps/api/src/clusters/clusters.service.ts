@@ -1,0 +1,196 @@
+import { createHash } from 'node:crypto';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import {
+  ClusterRepository, ClusterState, ConflictError, IdempotencyRepository, NotFoundError, OperationKind, OperationRepository,
+  OperationState, SecretName, SecretRepository, UnavailableError, UnprocessableError, ValidationError, enqueueOperation,
+  isUniqueViolation, type Config, type OperationsQueue,
+} from '../../../../libs/core/src';
+import type { Principal } from '../auth/principal';
+import { CONFIG, QUEUE } from '../tokens';
+import { parseCreateCluster, serverCountFor } from './create-cluster.command';
+import { clusterView, operationView } from './views';
+
+export interface Answer {
+  status: number;
+  location?: string;
+  body: unknown;
+}
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
+
+@Injectable()
+export class ClustersService {
+  private readonly log = new Logger('clusters');
+
+  constructor(
+    @Inject(CONFIG) private readonly config: Config,
+    @Inject(QUEUE) private readonly queue: OperationsQueue,
+    private readonly clusters: ClusterRepository,
+    private readonly operations: OperationRepository,
+    private readonly secrets: SecretRepository,
+    private readonly idempotency: IdempotencyRepository,
+  ) {}
+
+  async create(caller: Principal, rawBody: unknown, idempotencyKey: string | undefined): Promise<Answer> {
+    if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
+      throw new ValidationError('invalid_idempotency_key', 'Idempotency-Key must be 1 to 128 printable ASCII characters', { field: 'Idempotency-Key' });
+    }
+    const cmd = parseCreateCluster(rawBody);
+    const requestHash = createHash('sha256').update(JSON.stringify(cmd)).digest('hex');
+    if (idempotencyKey) {
+      const replay = await this.replay(caller.tenantId, idempotencyKey, requestHash);
+      if (replay) return replay;
+    }
+    const live = await this.clusters.listForTenant(caller.tenantId);
+    if (live.some((c) => c.name === cmd.name && c.subscriptionId === cmd.subscriptionId && c.resourceGroup === cmd.resourceGroup)) {
+      throw this.nameTaken(cmd.name);
+    }
+    let created;
+    try {
+      created = await this.clusters.createWithOperation(
+        { tenantId: caller.tenantId, createdBy: caller.userId, serverCount: serverCountFor(cmd.tier), ...cmd },
+        idempotencyKey
+          ? {
+              key: idempotencyKey,
+              requestHash,
+              statusCode: 202,
+              location: '/v1/operations/:operationId',
+              body: (c, o) => ({ cluster: clusterView(c), operation: operationView(o) }),
+            }
+          : undefined,
+      );
+    } catch (e) {
+      if (!isUniqueViolation(e)) throw e;
+      // Either the same Idempotency-Key raced us (replay its answer) or the name was taken meanwhile.
+      if (idempotencyKey) {
+        const replay = await this.replay(caller.tenantId, idempotencyKey, requestHash);
+        if (replay) return replay;
+      }
+      throw this.nameTaken(cmd.name);
+    }
+    await this.dispatch(created.operation.id);
+    return {
+      status: 202,
+      location: `/v1/operations/${created.operation.id}`,
+      body: { cluster: clusterView(created.cluster), operation: operationView(created.operation) },
+    };
+  }
+
+  async list(caller: Principal) {
+    const rows = await this.clusters.listForTenant(caller.tenantId);
+    return { clusters: rows.map(clusterView) };
+  }
+
+  async get(caller: Principal, id: string) {
+    return clusterView(await this.require(caller, id));
+  }
+
+  async delete(caller: Principal, id: string): Promise<Answer> {
+    const cluster = await this.require(caller, id);
+    const pending = await this.clusters.findPendingOperation(cluster.id, OperationKind.Delete);
+    if (pending) return { status: 202, location: `/v1/operations/${pending.id}`, body: { operation: operationView(pending) } };
+    if (cluster.state === ClusterState.Deleted) throw new NotFoundError('cluster_not_found', `cluster ${id} was deleted`);
+    const op = await this.clusters.requestDelete(cluster, caller.userId);
+    await this.dispatch(op.id);
+    return { status: 202, location: `/v1/operations/${op.id}`, body: { operation: operationView(op) } };
+  }
+
+  async clientConfig(caller: Principal, id: string) {
+    const cluster = await this.require(caller, id);
+    this.requireRunning(cluster.state, 'client configuration');
+    const pki = await this.secrets.get(cluster.id, SecretName.Pki);
+    const encrypt = await this.secrets.get(cluster.id, SecretName.GossipKey);
+    if (!pki || !encrypt) throw new ConflictError('cluster_not_ready', 'the cluster has no secrets yet; wait until it is Running');
+    const caPem = (JSON.parse(pki) as { caCertPem: string }).caCertPem;
+    const retryJoin = cluster.servers.map((s) => s.address);
+    const httpsAddress = `https://${retryJoin[0]}:8501`;
+    return {
+      datacenter: cluster.datacenter,
+      caPem,
+      encrypt,
+      retryJoin,
+      httpsAddress,
+      autoEncrypt: true,
+      // The same, ready to write as a Consul client agent's JSON config (save caPem as ca.pem beside it).
+      consulConfig: {
+        datacenter: cluster.datacenter,
+        server: false,
+        encrypt,
+        retry_join: retryJoin,
+        ca_file: 'ca.pem',
+        verify_outgoing: true,
+        verify_server_hostname: true,
+        auto_encrypt: { tls: true },
+        acl: { enabled: true, default_policy: 'deny', enable_token_persistence: true },
+      },
+    };
+  }
+
+  /** Issues a new management token through the worker (which talks to the cluster) and hands its secret out once. */
+  async createToken(caller: Principal, id: string, description: string | undefined): Promise<Answer> {
+    const cluster = await this.require(caller, id);
+    this.requireRunning(cluster.state, 'a token');
+    if (description !== undefined && (typeof description !== 'string' || description.length > 256)) {
+      throw new ValidationError('invalid_description', 'description must be a string of at most 256 characters', { field: 'description' });
+    }
+    const op = await this.clusters.addOperation(cluster, OperationKind.CreateToken, caller.userId, 'cluster.token.requested', {
+      description: description ?? `created by ${caller.name} through the control plane`,
+    });
+    await this.dispatch(op.id);
+    const done = await this.waitForOperation(op.id, 30_000);
+    if (done.state !== OperationState.Succeeded) {
+      const err = (done.error ?? {}) as { message?: string };
+      if (done.state === OperationState.Failed) throw new UnprocessableError('token_failed', `the token could not be created: ${err.message ?? 'unknown reason'}`, { operationId: op.id });
+      throw new UnavailableError('token_pending', `the token is still being created; see /v1/operations/${op.id}`, { operationId: op.id });
+    }
+    const secretName = SecretName.issuedToken(op.id);
+    const sealed = await this.secrets.get(cluster.id, secretName);
+    if (!sealed) throw new ConflictError('token_already_handed_out', 'this token secret was already handed out');
+    await this.secrets.delete(cluster.id, secretName);
+    const token = JSON.parse(sealed) as { accessorId: string; secretId: string };
+    return { status: 201, body: { accessorId: token.accessorId, secretId: token.secretId, description: op.result ?? undefined } };
+  }
+
+  private async waitForOperation(id: string, timeoutMs: number) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const op = await this.operations.get(id);
+      if (!op) throw new Error(`operation ${id} vanished`);
+      if (op.state === OperationState.Succeeded || op.state === OperationState.Failed || op.state === OperationState.Canceled) return op;
+      if (Date.now() > deadline) return op;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  private async replay(tenantId: string, key: string, requestHash: string): Promise<Answer | null> {
+    const rec = await this.idempotency.find(tenantId, key);
+    if (!rec) return null;
+    if (rec.requestHash !== requestHash) {
+      throw new UnprocessableError('idempotency_key_reused', 'this Idempotency-Key was used with a different request body; use a new key', { field: 'Idempotency-Key' });
+    }
+    return { status: rec.statusCode, location: rec.location ?? undefined, body: rec.body };
+  }
+
+  private nameTaken(name: string) {
+    return new ConflictError('cluster_name_taken', `a cluster named '${name}' already exists in this subscription and resource group`, { field: 'name' });
+  }
+
+  private async require(caller: Principal, id: string) {
+    const cluster = /^[0-9a-f-]{36}$/i.test(id) ? await this.clusters.findForTenant(caller.tenantId, id) : null;
+    if (!cluster) throw new NotFoundError('cluster_not_found', `no cluster ${id}`);
+    return cluster;
+  }
+
+  private requireRunning(state: string, what: string): void {
+    if (state !== ClusterState.Running) throw new ConflictError('cluster_not_running', `the cluster is ${state}; ${what} is available once it is Running`);
+  }
+
+  /** The rows are written; a queue outage only delays the job (the worker's reconciler enqueues it). */
+  private async dispatch(operationId: string): Promise<void> {
+    try {
+      await enqueueOperation(this.queue, operationId, this.config.JOB_ATTEMPTS);
+    } catch (e) {
+      this.log.warn({ msg: 'enqueue failed; the reconciler will retry', operationId, err: (e as Error).message });
+    }
+  }
+}

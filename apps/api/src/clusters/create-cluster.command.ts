@@ -1,0 +1,83 @@
+import { DEFAULT_VERSION, REGION_NAMES, TIERS, TIER_NAMES, VERSIONS, ValidationError, type TierName } from '../../../../libs/core/src';
+
+/** Consul datacenter and node naming: lowercase letters, digits, hyphens; starts with a letter; 1 to 36 chars. */
+export const CONSUL_NAME = /^[a-z][a-z0-9-]{0,35}$/;
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Azure resource group names: 1-90 chars of letters, digits, underscores, hyphens, periods and parentheses, not ending in a period. */
+const RESOURCE_GROUP = /^[-\w.()]{0,89}[-\w()]$/u;
+
+export interface CreateClusterCommand {
+  name: string;
+  subscriptionId: string;
+  resourceGroup: string;
+  region: string;
+  tier: TierName;
+  datacenter: string;
+  consulVersion: string;
+  publicEndpoint: boolean;
+}
+
+const KNOWN_FIELDS = new Set(['name', 'subscriptionId', 'resourceGroup', 'region', 'tier', 'datacenter', 'consulVersion', 'publicEndpoint']);
+
+function fail(field: string, code: string, message: string, extra: Record<string, unknown> = {}): never {
+  throw new ValidationError(code, message, { field, ...extra });
+}
+
+function requiredString(body: Record<string, unknown>, field: string): string {
+  const v = body[field];
+  if (v === undefined || v === null || v === '') fail(field, `missing_${field}`, `${field} is required`);
+  if (typeof v !== 'string') fail(field, `invalid_${field}`, `${field} must be a string`);
+  return v;
+}
+
+/** Validates a create request on construction: a use case never sees invalid input. */
+export function parseCreateCluster(raw: unknown): CreateClusterCommand {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new ValidationError('invalid_body', 'the request body must be a JSON object');
+  }
+  const body = raw as Record<string, unknown>;
+  const unknown = Object.keys(body).filter((k) => !KNOWN_FIELDS.has(k));
+  if (unknown.length) throw new ValidationError('unknown_field', `unknown field(s): ${unknown.join(', ')}`, { field: unknown[0], allowed: [...KNOWN_FIELDS] });
+
+  const name = requiredString(body, 'name');
+  if (!CONSUL_NAME.test(name)) {
+    fail('name', 'invalid_name', 'name must be 1 to 36 lowercase letters, digits or hyphens, starting with a letter');
+  }
+  const subscriptionId = requiredString(body, 'subscriptionId');
+  if (!GUID.test(subscriptionId)) fail('subscriptionId', 'invalid_subscriptionId', 'subscriptionId must be a GUID');
+  const resourceGroup = requiredString(body, 'resourceGroup');
+  if (!RESOURCE_GROUP.test(resourceGroup)) {
+    fail('resourceGroup', 'invalid_resourceGroup', 'resourceGroup must be 1 to 90 letters, digits, underscores, hyphens, periods or parentheses, not ending in a period');
+  }
+  const region = requiredString(body, 'region');
+  if (!REGION_NAMES.has(region)) fail('region', 'invalid_region', `unknown region '${region}'; GET /v1/regions lists them`);
+  const tier = requiredString(body, 'tier');
+  if (!(TIER_NAMES as string[]).includes(tier)) fail('tier', 'invalid_tier', `unknown tier '${tier}'; one of ${TIER_NAMES.join(', ')}`, { allowed: TIER_NAMES });
+
+  let datacenter = name;
+  if (body.datacenter !== undefined) {
+    if (typeof body.datacenter !== 'string' || !CONSUL_NAME.test(body.datacenter)) {
+      fail('datacenter', 'invalid_datacenter', 'datacenter must be 1 to 36 lowercase letters, digits or hyphens, starting with a letter');
+    }
+    datacenter = body.datacenter;
+  }
+  let consulVersion = DEFAULT_VERSION;
+  if (body.consulVersion !== undefined) {
+    if (typeof body.consulVersion !== 'string' || !VERSIONS.some((v) => v.version === body.consulVersion)) {
+      fail('consulVersion', 'invalid_consulVersion', `unknown Consul version '${String(body.consulVersion)}'; GET /v1/versions lists them`, {
+        allowed: VERSIONS.map((v) => v.version),
+      });
+    }
+    consulVersion = body.consulVersion;
+  }
+  let publicEndpoint = false;
+  if (body.publicEndpoint !== undefined) {
+    if (typeof body.publicEndpoint !== 'boolean') fail('publicEndpoint', 'invalid_publicEndpoint', 'publicEndpoint must be true or false');
+    publicEndpoint = body.publicEndpoint;
+  }
+  return { name, subscriptionId: subscriptionId.toLowerCase(), resourceGroup, region, tier: tier as TierName, datacenter, consulVersion, publicEndpoint };
+}
+
+export function serverCountFor(tier: TierName): number {
+  return TIERS[tier].servers;
+}

@@ -1,0 +1,46 @@
+import type { Cluster, ClusterServer, Operation } from '../../../../libs/core/src';
+
+const CONSUL_HTTPS_PORT = 8501;
+
+export function clusterView(c: Cluster & { servers?: ClusterServer[] }) {
+  const first = c.servers?.[0];
+  const https = first ? `https://${first.address}:${CONSUL_HTTPS_PORT}` : null;
+  return {
+    id: c.id,
+    name: c.name,
+    state: c.state,
+    stateReason: c.stateReason,
+    tier: c.tier,
+    servers: c.serverCount,
+    consulVersion: c.consulVersion,
+    region: c.region,
+    datacenter: c.datacenter,
+    subscriptionId: c.subscriptionId,
+    resourceGroup: c.resourceGroup,
+    managedResourceGroup: c.managedResourceGroup,
+    publicEndpoint: c.publicEndpoint,
+    target: c.target,
+    endpoints: { https, ui: https ? `${https}/ui/` : null },
+    serverAddresses: (c.servers ?? []).map((s) => s.address),
+    createdAt: c.createdAt.toISOString(),
+    updatedAt: c.updatedAt.toISOString(),
+    runningSince: c.runningSince?.toISOString() ?? null,
+  };
+}
+
+export function operationView(o: Operation) {
+  return {
+    id: o.id,
+    kind: o.kind,
+    state: o.state,
+    progress: o.progress,
+    clusterId: o.clusterId,
+    currentStep: o.currentStep,
+    steps: o.steps,
+    attempts: o.attempts,
+    ...(o.error ? { error: o.error } : {}),
+    createdAt: o.createdAt.toISOString(),
+    startedAt: o.startedAt?.toISOString() ?? null,
+    finishedAt: o.finishedAt?.toISOString() ?? null,
+  };
+}

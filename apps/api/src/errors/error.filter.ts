@@ -1,0 +1,55 @@
+import { ArgumentsHost, Catch, HttpException, Logger, type ExceptionFilter } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { DomainError } from '../../../../libs/core/src';
+
+const HTTP_CODES: Record<number, string> = {
+  400: 'bad_request',
+  401: 'unauthenticated',
+  403: 'forbidden',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  409: 'conflict',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+  422: 'unprocessable',
+  429: 'too_many_requests',
+};
+
+/**
+ * The one place where errors become HTTP: `{ error: { code, message, details? } }`.
+ * Anything unexpected is a 500 with the request id and no stack.
+ */
+@Catch()
+export class ErrorFilter implements ExceptionFilter {
+  private readonly log = new Logger('http');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const ctx = host.switchToHttp();
+    const reply = ctx.getResponse<FastifyReply>();
+    const request = ctx.getRequest<FastifyRequest>();
+    let status = 500;
+    let body: { code: string; message: string; details?: Record<string, unknown> };
+    if (exception instanceof DomainError) {
+      status = exception.status;
+      body = { code: exception.code, message: exception.message, ...(exception.details ? { details: exception.details } : {}) };
+      if (status === 401) reply.header('WWW-Authenticate', 'Bearer error="invalid_token"');
+    } else if (exception instanceof HttpException) {
+      status = exception.getStatus();
+      const res = exception.getResponse();
+      const message = typeof res === 'string' ? res : String((res as { message?: unknown }).message ?? exception.message);
+      body = { code: HTTP_CODES[status] ?? `http_${status}`, message: status === 404 ? `no route ${request.method} ${request.url.split('?')[0]}` : message };
+    } else if (isFastifyClientError(exception)) {
+      status = exception.statusCode;
+      body = { code: HTTP_CODES[status] ?? 'bad_request', message: exception.message };
+    } else {
+      this.log.error({ msg: 'unhandled error', requestId: request.id, err: exception instanceof Error ? exception.message : String(exception) });
+      body = { code: 'internal', message: `internal error (request ${request.id})` };
+    }
+    void reply.status(status).send({ error: body });
+  }
+}
+
+function isFastifyClientError(e: unknown): e is { statusCode: number; message: string } {
+  const code = (e as { statusCode?: unknown })?.statusCode;
+  return typeof code === 'number' && code >= 400 && code < 500;
+}

@@ -1,0 +1,17 @@
+import { Logger } from '@nestjs/common';
+import { ConfigError, loadConfig } from '../../../libs/core/src';
+import { createApiApp } from './app';
+import { writePidFile } from '../../../libs/core/src/pid-file';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const app = await createApiApp(config);
+  await app.listen(config.PORT, config.HOST);
+  writePidFile(config.LOCAL_DIR, 'api');
+  new Logger('api').log(`listening on http://${config.HOST}:${config.PORT}`);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`api failed to start: ${e instanceof ConfigError ? e.message : (e as Error).stack}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,39 @@
+import { AuditRepository, ClusterRepository, ClusterState, SecretRepository } from '../../../../libs/core/src';
+import type { ClusterTarget } from '../cluster-target';
+import type { Flow, FlowContext, Step } from './flow';
+
+/** Delete: stop every server, remove its files, forget the secrets and addresses. */
+export class DeleteClusterFlow implements Flow {
+  constructor(
+    private readonly target: ClusterTarget,
+    private readonly clusters: ClusterRepository,
+    private readonly secrets: SecretRepository,
+    private readonly audit: AuditRepository,
+  ) {}
+
+  steps({ cluster }: FlowContext): Step[] {
+    const id = cluster.id;
+    return [
+      {
+        name: 'stop-servers',
+        run: async () => {
+          const before = await this.target.local.observe(id);
+          await this.target.local.stopAndRemove(id);
+          return `stopped ${before.length} server processes, removed their data`;
+        },
+      },
+      { name: 'remove-secrets', run: () => this.secrets.deleteAll(id) },
+      { name: 'release-addresses', run: () => this.clusters.releaseAddresses(id) },
+    ];
+  }
+
+  async succeeded({ cluster, operation }: FlowContext) {
+    await this.clusters.setState(cluster.id, ClusterState.Deleted);
+    await this.audit.record({ tenantId: cluster.tenantId, clusterId: cluster.id, operationId: operation.id, actor: 'system', action: 'cluster.deleted' });
+  }
+
+  async failed({ cluster, operation }: FlowContext, reason: string) {
+    await this.clusters.setState(cluster.id, ClusterState.Failed, `delete failed: ${reason}`);
+    await this.audit.record({ tenantId: cluster.tenantId, clusterId: cluster.id, operationId: operation.id, actor: 'system', action: 'cluster.delete.failed', details: { reason } });
+  }
+}

@@ -1,0 +1,28 @@
+import type { ClusterWithServers, Operation } from '../../../../libs/core/src';
+
+/** One idempotent step: observe, then act on the difference. Returns a short detail for the step log. */
+export interface Step {
+  name: string;
+  run(): Promise<string | void>;
+}
+
+export interface FlowContext {
+  operation: Operation;
+  cluster: ClusterWithServers;
+}
+
+/** What an operation kind does, as a list of steps the runner records and can resume. */
+export interface Flow {
+  steps(ctx: FlowContext): Step[];
+  /** After every step succeeded; returns the operation's result (never secrets). */
+  succeeded(ctx: FlowContext): Promise<Record<string, unknown> | void>;
+  /** After the operation failed for good. */
+  failed(ctx: FlowContext, reason: string): Promise<void>;
+}
+
+/** A failure that retrying cannot fix: the operation fails at once with this message. */
+export class PermanentError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}

@@ -1,0 +1,14 @@
+import { ConfigError, loadConfig } from '../../../libs/core/src';
+import { writePidFile } from '../../../libs/core/src/pid-file';
+import { startWorker } from './worker';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  await startWorker(config);
+  writePidFile(config.LOCAL_DIR, process.env.WORKER_NAME ?? 'worker');
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`worker failed to start: ${e instanceof ConfigError ? e.message : (e as Error).stack}\n`);
+  process.exit(1);
+});

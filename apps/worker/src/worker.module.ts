@@ -1,0 +1,58 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import type IORedis from 'ioredis';
+import {
+  AuditRepository, ClusterRepository, OperationRepository, SecretBox, SecretRepository,
+  createDb, createOperationsQueue, createRedis, type Config, type Db, type OperationKind, type OperationsQueue,
+} from '../../../libs/core/src';
+import { ClusterTarget } from './cluster-target';
+import { CreateClusterFlow } from './flows/create-cluster.flow';
+import { CreateTokenFlow } from './flows/create-token.flow';
+import { DeleteClusterFlow } from './flows/delete-cluster.flow';
+import type { Flow } from './flows/flow';
+import { OperationRunner } from './operation.runner';
+import { Reconciler } from './reconciler';
+import { CONFIG, DB, QUEUE, REDIS } from './tokens';
+import { WorkerService } from './worker.service';
+
+@Module({})
+export class WorkerModule {
+  static forRoot(config: Config): DynamicModule {
+    return {
+      module: WorkerModule,
+      providers: [
+        { provide: CONFIG, useValue: config },
+        { provide: DB, useFactory: () => createDb(config.DATABASE_URL, config.DATABASE_POOL_SIZE) },
+        { provide: REDIS, useFactory: () => createRedis(config.REDIS_URL, false) },
+        { provide: QUEUE, useFactory: (redis: IORedis) => createOperationsQueue(redis, config.QUEUE_PREFIX), inject: [REDIS] },
+        { provide: SecretBox, useFactory: () => SecretBox.fromKeyFile(config.KEK_FILE) },
+        { provide: ClusterRepository, useFactory: (db: Db) => new ClusterRepository(db), inject: [DB] },
+        { provide: OperationRepository, useFactory: (db: Db) => new OperationRepository(db), inject: [DB] },
+        { provide: SecretRepository, useFactory: (db: Db, box: SecretBox) => new SecretRepository(db, box), inject: [DB, SecretBox] },
+        { provide: AuditRepository, useFactory: (db: Db) => new AuditRepository(db), inject: [DB] },
+        {
+          provide: ClusterTarget,
+          useFactory: (c: ClusterRepository, s: SecretRepository) => new ClusterTarget(config, c, s),
+          inject: [ClusterRepository, SecretRepository],
+        },
+        {
+          provide: OperationRunner,
+          useFactory: (ops: OperationRepository, clusters: ClusterRepository, secrets: SecretRepository, audit: AuditRepository, target: ClusterTarget) => {
+            const flows: Record<OperationKind, Flow> = {
+              create: new CreateClusterFlow(target, clusters, audit, config.CLUSTER_READY_TIMEOUT_MS),
+              delete: new DeleteClusterFlow(target, clusters, secrets, audit),
+              'create-token': new CreateTokenFlow(target, secrets, audit),
+            };
+            return new OperationRunner(ops, clusters, flows);
+          },
+          inject: [OperationRepository, ClusterRepository, SecretRepository, AuditRepository, ClusterTarget],
+        },
+        {
+          provide: Reconciler,
+          useFactory: (ops: OperationRepository, clusters: ClusterRepository, queue: OperationsQueue) => new Reconciler(ops, clusters, queue, config.JOB_ATTEMPTS),
+          inject: [OperationRepository, ClusterRepository, QUEUE],
+        },
+        WorkerService,
+      ],
+    };
+  }
+}

@@ -1,0 +1,93 @@
+import http from 'node:http';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Worker, type Job } from 'bullmq';
+import type IORedis from 'ioredis';
+import { register } from 'prom-client';
+import {
+  JOB_NAMES, OPERATIONS_QUEUE, createRedis, type Config, type Db, type JobName, type JobPayloads, type OperationsQueue,
+} from '../../../libs/core/src';
+import { OperationRunner } from './operation.runner';
+import { Reconciler } from './reconciler';
+import { CONFIG, DB, QUEUE, REDIS } from './tokens';
+
+type Handler = (job: Job<JobPayloads[JobName]>, token?: string) => Promise<void>;
+
+/** The BullMQ worker, the reconciler loop and the /healthz + /metrics server. */
+@Injectable()
+export class WorkerService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly log = new Logger('worker');
+  private worker?: Worker;
+  private timer?: NodeJS.Timeout;
+  private server?: http.Server;
+
+  constructor(
+    @Inject(CONFIG) private readonly config: Config,
+    @Inject(DB) private readonly db: Db,
+    @Inject(REDIS) private readonly redis: IORedis,
+    @Inject(QUEUE) private readonly queue: OperationsQueue,
+    private readonly runner: OperationRunner,
+    private readonly reconciler: Reconciler,
+  ) {}
+
+  /** Every job name has exactly one handler, checked before the worker takes a job. */
+  private handlers(): Record<JobName, Handler> {
+    const handlers: Partial<Record<JobName, Handler>> = {
+      'run-operation': (job, token) => this.runner.run(job as Job<JobPayloads['run-operation']>, token),
+    };
+    const missing = JOB_NAMES.filter((n) => !handlers[n]);
+    const extra = Object.keys(handlers).filter((n) => !(JOB_NAMES as string[]).includes(n));
+    if (missing.length || extra.length) throw new Error(`job handlers out of step with the job catalog: missing ${missing.join(',') || '-'}, unknown ${extra.join(',') || '-'}`);
+    return handlers as Record<JobName, Handler>;
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    const handlers = this.handlers();
+    this.worker = new Worker<JobPayloads[JobName], void, string>(
+      OPERATIONS_QUEUE,
+      async (job, token) => handlers[job.name as JobName](job, token),
+      {
+        connection: createRedis(this.config.REDIS_URL, true),
+        prefix: this.config.QUEUE_PREFIX,
+        concurrency: this.config.WORKER_CONCURRENCY,
+        lockDuration: this.config.JOB_LOCK_MS,
+        stalledInterval: Math.max(500, Math.floor(this.config.JOB_LOCK_MS / 2)),
+        maxStalledCount: 10,
+      },
+    );
+    this.worker.on('error', (e) => this.log.warn({ msg: 'queue connection error', error: e.message }));
+    await this.worker.waitUntilReady();
+    const tick = () => this.reconciler.reconcile().catch((e: unknown) => this.log.warn({ msg: 'reconcile failed', error: (e as Error).message }));
+    await tick();
+    this.timer = setInterval(tick, this.config.RECONCILE_INTERVAL_MS);
+    this.timer.unref();
+    if (this.config.WORKER_PORT > 0) await this.listen();
+    this.log.log({ msg: 'worker ready', concurrency: this.config.WORKER_CONCURRENCY, prefix: this.config.QUEUE_PREFIX });
+  }
+
+  private listen(): Promise<void> {
+    this.server = http.createServer((req, res) => {
+      if (req.url === '/healthz') {
+        const running = this.worker?.isRunning() ?? false;
+        res.writeHead(running ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: running ? 'ok' : 'stopped' }));
+      } else if (req.url === '/metrics') {
+        void register.metrics().then((m) => res.writeHead(200, { 'content-type': register.contentType }).end(m));
+      } else {
+        res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'not_found', message: 'the worker serves /healthz and /metrics only' } }));
+      }
+    });
+    const server = this.server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.config.WORKER_PORT, this.config.HOST, () => resolve());
+    });
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.server?.close();
+    await this.worker?.close();
+    await this.queue.close().catch(() => undefined);
+    this.redis.disconnect();
+    await this.db.$disconnect();
+  }
+}

@@ -1,0 +1,439 @@
+# shellcheck shell=bash
+# Shared helpers for the local development stack. Sourced by setup.sh, stop.sh
+# and the other scripts in infra/local; safe under `set -euo pipefail`.
+#
+# Everything the stack creates at runtime lives in $LOCAL (gitignored):
+#   apt/ consul/          Consul 1.8.7 unpacked from Debian bullseye
+#   tls/                  development CA + HTTPS certificate for the local issuer
+#   postgres/data         project-local PostgreSQL 15 cluster (owned by `postgres`)
+#   postgres/socket       its unix socket directory
+#   redis/                Redis data (AOF) and generated redis.conf
+#   run/*.pid             pid files of everything we start (stop.sh reads them)
+#   logs/                 logs of postgres, redis, apt, npm, ...
+#   env                   sourceable environment for the apps and tests
+#
+# Ports and the runtime dir can be overridden from the environment:
+#   PG_PORT (55432), REDIS_PORT (56379), LOCAL_DIR ($ROOT/.local).
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# LOCAL_DIR is also what write_env exports, so sourcing $LOCAL/env and then
+# running another script keeps pointing at the same runtime dir.
+LOCAL="${LOCAL_DIR:-$ROOT/.local}"
+PG_PORT="${PG_PORT:-55432}"
+REDIS_PORT="${REDIS_PORT:-56379}"
+
+PG_MAJOR=15
+PG_BIN="/usr/lib/postgresql/$PG_MAJOR/bin"
+PG_DATA="$LOCAL/postgres/data"
+PG_SOCKET="$LOCAL/postgres/socket"
+
+CONSUL_VERSION=1.8.7
+CONSUL_DEB="consul_1.8.7+dfsg1-2+b3_amd64.deb"
+CONSUL_DEB_SHA256="e4e888bba104daba1d9161f49bfc52649a7e4efd45b1a7ead5bc54f2cb9c89d9"
+CONSUL_BIN="$LOCAL/consul/usr/bin/consul"
+
+DB_NAME=consul_cloud
+DB_USER=consul_cloud
+DB_PASSWORD=consul_cloud
+
+# ---------------------------------------------------------------------------
+# small helpers
+
+log() { printf '==> %s\n' "$*" >&2; }
+warn() { printf '!!  %s\n' "$*" >&2; }
+die() {
+  printf '!!  ERROR: %s\n' "$*" >&2
+  exit 1
+}
+
+# wait_for [-t SECONDS] CMD...: run CMD every 0.1 s until it succeeds.
+# Returns 1 after the timeout (default 30 s).
+wait_for() {
+  local timeout=30
+  if [[ "${1:-}" == -t ]]; then
+    timeout="$2"
+    shift 2
+  fi
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.1
+  done
+}
+
+# run_logged LOGFILE CMD...: keep noisy tools quiet on success; on failure show
+# the end of their output so the error is visible without opening the log.
+run_logged() {
+  local logfile="$1"
+  shift
+  mkdir -p "$(dirname "$logfile")"
+  local rc=0
+  "$@" >"$logfile" 2>&1 || rc=$?
+  if ((rc != 0)); then
+    warn "command failed (exit $rc): $*"
+    warn "last lines of $logfile:"
+    tail -n 30 "$logfile" | sed 's/^/    /' >&2
+  fi
+  return "$rc"
+}
+
+require_root() {
+  [[ "$(id -u)" == 0 ]] || die "$1 needs root (installs packages, runs PostgreSQL as the postgres user)"
+}
+
+# Run a command as the postgres OS user, from a directory it can read (runuser
+# keeps the caller's cwd, often /root, which postgres tools complain about).
+as_postgres() {
+  (cd / && runuser -u postgres -- "$@")
+}
+
+# ---------------------------------------------------------------------------
+# npm
+
+ensure_npm_deps() {
+  # npm ci rewrites node_modules/.package-lock.json, so "lock newer than that
+  # file" means package-lock.json changed since the last install.
+  if [[ -d "$ROOT/node_modules" && -f "$ROOT/node_modules/.package-lock.json" &&
+    ! "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.package-lock.json" ]]; then
+    return 0
+  fi
+  log "installing npm dependencies (npm ci)"
+  (cd "$ROOT" && run_logged "$LOCAL/logs/npm-ci.log" npm ci --no-audit --no-fund --loglevel=error)
+}
+
+# ---------------------------------------------------------------------------
+# Debian packages
+
+_APT_UPDATED=""
+# Marker so that a policy-rc.d left behind by an interrupted run is recognised
+# as ours and removed; a policy-rc.d someone else installed is never touched.
+_POLICY_MARKER="# managed-consul infra/local/lib.sh: temporary"
+
+_pkg_installed() {
+  [[ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" == installed ]]
+}
+
+# ensure_apt NAME...: install the Debian packages that are missing.
+ensure_apt() {
+  local missing=() p
+  for p in "$@"; do
+    _pkg_installed "$p" || missing+=("$p")
+  done
+  ((${#missing[@]} > 0)) || return 0
+  require_root "installing ${missing[*]}"
+  log "installing Debian packages: ${missing[*]}"
+
+  local policy=/usr/sbin/policy-rc.d own_policy=""
+  if [[ -f "$policy" ]] && grep -qF "$_POLICY_MARKER" "$policy"; then
+    rm -f "$policy"
+  fi
+  # Keep maintainer scripts from starting system services (a system redis on
+  # 6379, the default postgres cluster on 5432): we run our own instances.
+  # Exit code 101 = "action forbidden" for invoke-rc.d.
+  if [[ ! -e "$policy" ]]; then
+    printf '#!/bin/sh\n%s\nexit 101\n' "$_POLICY_MARKER" >"$policy"
+    chmod 755 "$policy"
+    own_policy=1
+  fi
+
+  local rc=0
+  export DEBIAN_FRONTEND=noninteractive
+  # DPkg::Lock::Timeout: wait for another apt/dpkg instead of failing at once.
+  local apt_opts=(-o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
+  if [[ -z "$_APT_UPDATED" ]]; then
+    run_logged "$LOCAL/logs/apt.log" apt-get "${apt_opts[@]}" update || rc=$?
+    _APT_UPDATED=1
+  fi
+  if ((rc == 0)); then
+    run_logged "$LOCAL/logs/apt.log" apt-get "${apt_opts[@]}" install -y --no-install-recommends "${missing[@]}" || rc=$?
+  fi
+
+  [[ -z "$own_policy" ]] || rm -f "$policy"
+  ((rc == 0)) || die "apt-get failed to install: ${missing[*]} (log: $LOCAL/logs/apt.log)"
+  for p in "${missing[@]}"; do
+    _pkg_installed "$p" || die "package $p still not installed after apt-get install"
+  done
+}
+
+# ---------------------------------------------------------------------------
+# Consul 1.8.7, taken from Debian bullseye (bookworm has no consul package).
+# A private apt configuration under $LOCAL/apt is used only to download the
+# .deb; nothing on the system is installed or changed.
+
+_consul_ok() {
+  local out
+  [[ -x "$CONSUL_BIN" ]] || return 1
+  out="$("$CONSUL_BIN" version 2>/dev/null)" || return 1
+  [[ "${out%%$'\n'*}" == "Consul v$CONSUL_VERSION" ]]
+}
+
+_sha256_ok() {
+  [[ -f "$1" ]] && [[ "$(sha256sum "$1" | cut -d' ' -f1)" == "$2" ]]
+}
+
+ensure_consul() {
+  _consul_ok && return 0
+  log "fetching Consul $CONSUL_VERSION from Debian bullseye"
+  local apt_dir="$LOCAL/apt"
+  mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
+  echo "deb http://deb.debian.org/debian bullseye main" >"$apt_dir/sources.list"
+  local opts=(
+    -o "Dir::Etc::SourceList=$apt_dir/sources.list"
+    -o "Dir::Etc::SourceParts=/dev/null"
+    -o "Dir::State::Lists=$apt_dir/lists"
+    -o "Dir::Cache=$apt_dir/cache"
+  )
+  local deb="$apt_dir/$CONSUL_DEB"
+  if ! _sha256_ok "$deb" "$CONSUL_DEB_SHA256"; then
+    rm -f "$deb"
+    # Only refresh the bullseye index when it is not there yet (it is frozen
+    # for this package; the download below fails loudly if it is stale).
+    if ! compgen -G "$apt_dir/lists/*bullseye*Packages*" >/dev/null; then
+      run_logged "$LOCAL/logs/apt-consul.log" apt-get "${opts[@]}" update ||
+        die "apt-get update for the bullseye index failed (log: $LOCAL/logs/apt-consul.log)"
+    fi
+    # apt-get download writes into the current directory; pin the exact version.
+    (cd "$apt_dir" && run_logged "$LOCAL/logs/apt-consul.log" \
+      apt-get "${opts[@]}" download "consul=1.8.7+dfsg1-2+b3") ||
+      die "apt-get download consul failed (log: $LOCAL/logs/apt-consul.log)"
+    _sha256_ok "$deb" "$CONSUL_DEB_SHA256" ||
+      die "sha256 of $deb does not match $CONSUL_DEB_SHA256"
+  fi
+  # Unpack next to the target and swap, so a failed unpack never leaves a
+  # half-populated $LOCAL/consul behind.
+  rm -rf "$LOCAL/consul.tmp"
+  dpkg -x "$deb" "$LOCAL/consul.tmp"
+  rm -rf "$LOCAL/consul"
+  mv "$LOCAL/consul.tmp" "$LOCAL/consul"
+  _consul_ok || die "$CONSUL_BIN does not report Consul v$CONSUL_VERSION"
+}
+
+# ---------------------------------------------------------------------------
+# Development TLS: a local CA (trusted by Node through NODE_EXTRA_CA_CERTS) and
+# an HTTPS certificate for the local identity issuer (passport-azure-ad only
+# accepts https metadata URLs). RSA keys: usable by every consumer, including
+# JWT libraries that might be handed the same key.
+
+ensure_dev_tls() {
+  local dir="$LOCAL/tls"
+  mkdir -p "$dir"
+  if [[ ! -s "$dir/ca.pem" || ! -s "$dir/ca-key.pem" ]]; then
+    log "creating development CA in $dir"
+    rm -f "$dir/issuer.pem" "$dir/issuer-key.pem" # must chain to the new CA
+    (
+      umask 077
+      openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 \
+        -keyout "$dir/ca-key.pem" -out "$dir/ca.pem" \
+        -subj "/O=managed-consul local development/CN=managed-consul local dev CA" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    ) || die "openssl failed to create the development CA"
+    chmod 644 "$dir/ca.pem"
+  fi
+
+  # (Re)issue the issuer certificate when missing, not signed by this CA, or
+  # expiring within 30 days.
+  if [[ -s "$dir/issuer.pem" && -s "$dir/issuer-key.pem" ]] &&
+    openssl verify -CAfile "$dir/ca.pem" "$dir/issuer.pem" >/dev/null 2>&1 &&
+    openssl x509 -in "$dir/issuer.pem" -noout -checkend $((30 * 86400)) >/dev/null 2>&1; then
+    return 0
+  fi
+  log "issuing HTTPS certificate for the local issuer (localhost, 127.0.0.1)"
+  cat >"$dir/issuer.ext" <<'EOF'
+basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=DNS:localhost,IP:127.0.0.1
+EOF
+  (
+    umask 077
+    openssl req -new -newkey rsa:2048 -nodes -sha256 \
+      -keyout "$dir/issuer-key.pem" -out "$dir/issuer.csr" \
+      -subj "/O=managed-consul local development/CN=localhost" 2>/dev/null &&
+      openssl x509 -req -in "$dir/issuer.csr" -sha256 -days 825 \
+        -CA "$dir/ca.pem" -CAkey "$dir/ca-key.pem" -set_serial "0x$(openssl rand -hex 16)" \
+        -extfile "$dir/issuer.ext" -out "$dir/issuer.pem" 2>/dev/null
+  ) || die "openssl failed to issue the issuer certificate"
+  rm -f "$dir/issuer.csr" "$dir/issuer.ext"
+  chmod 644 "$dir/issuer.pem"
+  chmod 600 "$dir/ca-key.pem" "$dir/issuer-key.pem"
+}
+
+# ---------------------------------------------------------------------------
+# PostgreSQL 15: a project-local cluster, run by the postgres OS user (the
+# server refuses root), listening on 127.0.0.1:$PG_PORT and a socket in
+# $PG_SOCKET.
+
+pg_ctl_as_postgres() { as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" "$@"; }
+
+pg_running() {
+  [[ -f "$PG_DATA/PG_VERSION" ]] && pg_ctl_as_postgres status >/dev/null 2>&1
+}
+
+# write_if_changed FILE: content from stdin; returns 0 when FILE was changed.
+_write_if_changed() {
+  local file="$1" tmp
+  tmp="$(mktemp "$file.XXXXXX")"
+  cat >"$tmp"
+  if [[ -f "$file" ]] && cmp -s "$tmp" "$file"; then
+    rm -f "$tmp"
+    return 1
+  fi
+  mv "$tmp" "$file"
+  return 0
+}
+
+_pg_configure() {
+  # Regenerated on every run so edits here reach existing clusters; returns 0
+  # when something changed (the caller then restarts a running server).
+  local changed=1
+  _write_if_changed "$PG_DATA/project.conf" <<EOF && changed=0
+# Written by infra/local/lib.sh (ensure_postgres); edits are overwritten.
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$PG_SOCKET'
+max_connections = 200
+# Development speed; a crash may lose recent commits, which is fine here.
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+EOF
+  _write_if_changed "$PG_DATA/pg_hba.conf" <<EOF && changed=0
+# Written by infra/local/lib.sh (ensure_postgres); edits are overwritten.
+# TYPE  DATABASE  USER      ADDRESS        METHOD
+local   all       postgres                 peer
+host    all       all       127.0.0.1/32   scram-sha-256
+EOF
+  chown postgres:postgres "$PG_DATA/project.conf" "$PG_DATA/pg_hba.conf"
+  chmod 600 "$PG_DATA/project.conf" "$PG_DATA/pg_hba.conf"
+  return "$changed"
+}
+
+ensure_postgres() {
+  [[ -x "$PG_BIN/pg_ctl" ]] || die "PostgreSQL $PG_MAJOR binaries not found in $PG_BIN (install the postgresql package)"
+  require_root "ensure_postgres"
+  mkdir -p "$LOCAL/postgres" "$LOCAL/logs" "$PG_SOCKET"
+  chown postgres:postgres "$LOCAL/postgres" "$PG_SOCKET"
+  chmod 700 "$PG_SOCKET"
+  as_postgres test -w "$LOCAL/postgres" ||
+    die "the postgres user cannot reach $LOCAL/postgres (a parent directory is not traversable)"
+
+  if [[ ! -f "$PG_DATA/PG_VERSION" ]]; then
+    log "initialising PostgreSQL $PG_MAJOR cluster in $PG_DATA"
+    rm -rf "$PG_DATA" # leftovers of an interrupted initdb
+    mkdir -p "$PG_DATA"
+    chown postgres:postgres "$PG_DATA"
+    chmod 700 "$PG_DATA"
+    run_logged "$LOCAL/logs/initdb.log" as_postgres "$PG_BIN/initdb" -D "$PG_DATA" \
+      -U postgres -E UTF8 --locale=C.UTF-8 --auth-local=peer --auth-host=scram-sha-256 ||
+      die "initdb failed (log: $LOCAL/logs/initdb.log)"
+    echo "include = 'project.conf'" >>"$PG_DATA/postgresql.conf"
+  fi
+  local version
+  version="$(cat "$PG_DATA/PG_VERSION")"
+  [[ "$version" == "$PG_MAJOR" ]] || die "$PG_DATA holds a PostgreSQL $version cluster, expected $PG_MAJOR"
+
+  local changed=""
+  _pg_configure && changed=1
+  # pg_ctl -l writes the log as the postgres user.
+  touch "$LOCAL/logs/postgres.log"
+  chown postgres:postgres "$LOCAL/logs/postgres.log"
+
+  if pg_running; then
+    # Restart when the config changed, or when it is not answering on PG_PORT
+    # (e.g. started earlier with another port).
+    if [[ -n "$changed" ]] || ! "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; then
+      log "restarting PostgreSQL (configuration changed)"
+      pg_ctl_as_postgres restart -m fast -w -t 60 -l "$LOCAL/logs/postgres.log" >/dev/null ||
+        die "PostgreSQL restart failed (log: $LOCAL/logs/postgres.log)"
+    fi
+  else
+    log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
+    pg_ctl_as_postgres start -w -t 60 -l "$LOCAL/logs/postgres.log" >/dev/null ||
+      die "PostgreSQL failed to start (log: $LOCAL/logs/postgres.log)"
+  fi
+  wait_for -t 30 "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" ||
+    die "PostgreSQL is not accepting connections on 127.0.0.1:$PG_PORT"
+
+  # Role and database, idempotently. CREATEDB: tests create per-file databases
+  # from a template. The password is (re)set only when the role is created.
+  as_postgres "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET" -p "$PG_PORT" -U postgres -d postgres >/dev/null <<EOF ||
+DO \$\$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$DB_USER') THEN
+    CREATE ROLE $DB_USER LOGIN CREATEDB PASSWORD '$DB_PASSWORD';
+  ELSE
+    ALTER ROLE $DB_USER LOGIN CREATEDB;
+  END IF;
+END
+\$\$;
+SELECT 'CREATE DATABASE $DB_NAME OWNER $DB_USER'
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$DB_NAME')\gexec
+EOF
+    die "creating role/database $DB_NAME failed"
+}
+
+# ---------------------------------------------------------------------------
+# Redis: a project-local server on 127.0.0.1:$REDIS_PORT (the system redis that
+# the Debian package may start on 6379 is never used).
+
+redis_answers() {
+  [[ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]]
+}
+
+ensure_redis() {
+  redis_answers && return 0
+  command -v redis-server >/dev/null || die "redis-server not installed (install the redis-server package)"
+  mkdir -p "$LOCAL/redis" "$LOCAL/run" "$LOCAL/logs"
+  cat >"$LOCAL/redis/redis.conf" <<EOF
+# Written by infra/local/lib.sh (ensure_redis); edits are overwritten.
+bind 127.0.0.1
+protected-mode yes
+port $REDIS_PORT
+daemonize yes
+pidfile $LOCAL/run/redis.pid
+dir $LOCAL/redis
+logfile $LOCAL/logs/redis.log
+# BullMQ: jobs must never be evicted, and must survive a restart.
+maxmemory-policy noeviction
+appendonly yes
+appendfsync everysec
+save ""
+EOF
+  # Daemonized, redis-server returns before it binds, so a busy port would only
+  # show up as a timeout below: check first.
+  if (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null; then
+    die "port $REDIS_PORT is taken by something that is not answering as Redis; set REDIS_PORT"
+  fi
+  log "starting Redis on 127.0.0.1:$REDIS_PORT"
+  redis-server "$LOCAL/redis/redis.conf" ||
+    die "redis-server failed to start (log: $LOCAL/logs/redis.log)"
+  # It answers LOADING while replaying the AOF, so poll for a real PONG.
+  wait_for -t 30 redis_answers ||
+    die "Redis did not answer PONG on port $REDIS_PORT within 30 s (log: $LOCAL/logs/redis.log)"
+}
+
+# ---------------------------------------------------------------------------
+# $LOCAL/env: `source .local/env` before running the apps or tests.
+
+write_env() {
+  mkdir -p "$LOCAL"
+  local tmp
+  tmp="$(mktemp "$LOCAL/env.XXXXXX")"
+  {
+    echo "# Written by infra/local/setup.sh; regenerated on every run."
+    _env_line DATABASE_URL "postgresql://$DB_USER:$DB_PASSWORD@127.0.0.1:$PG_PORT/$DB_NAME"
+    _env_line REDIS_URL "redis://127.0.0.1:$REDIS_PORT"
+    _env_line CONSUL_BIN "$CONSUL_BIN"
+    _env_line NODE_EXTRA_CA_CERTS "$LOCAL/tls/ca.pem"
+    _env_line LOCAL_DIR "$LOCAL"
+  } >"$tmp"
+  chmod 644 "$tmp"
+  mv "$tmp" "$LOCAL/env"
+}
+
+# export NAME='value' (single quotes, inner quotes escaped): sourceable by any
+# POSIX shell and readable by dotenv-style parsers.
+_env_line() {
+  printf "export %s='%s'\n" "$1" "${2//\'/\'\\\'\'}"
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# npm start: set up whatever is missing, then run the whole product locally
+# (identity issuer, API, worker) until Ctrl-C. `npm run stop` stops everything,
+# clusters' Consul servers included.
+set -Eeuo pipefail
+here="$(dirname "${BASH_SOURCE[0]}")"
+bash "$here/setup.sh"
+# shellcheck source=infra/local/lib.sh
+source "$here/lib.sh"
+# shellcheck disable=SC1091
+source "$LOCAL/env"
+
+export PORT="${PORT:-3000}" ISSUER_PORT="${ISSUER_PORT:-8443}" WORKER_PORT="${WORKER_PORT:-3001}"
+export AUTH_ISSUER="${AUTH_ISSUER:-https://127.0.0.1:$ISSUER_PORT}"
+export AUTH_METADATA_URL="${AUTH_METADATA_URL:-$AUTH_ISSUER/.well-known/openid-configuration}"
+
+pids=()
+stop_app() {
+  trap - INT TERM EXIT
+  log "stopping the API, the worker and the identity issuer (clusters keep running; npm run stop stops everything)"
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap stop_app INT TERM EXIT
+
+launch() { # name, then the command; output goes to .local/logs/<name>.log
+  local name="$1"
+  shift
+  if [[ -f "$LOCAL/run/$name.pid" ]] && kill -0 "$(cat "$LOCAL/run/$name.pid")" 2>/dev/null; then
+    die "$name is already running (pid $(cat "$LOCAL/run/$name.pid")); run 'npm run stop' first"
+  fi
+  "$@" >>"$LOCAL/logs/$name.log" 2>&1 &
+  pids+=("$!")
+}
+
+launch issuer node "$ROOT/dist/infra/local/issuer.js"
+wait_for -t 20 curl -fsS --cacert "$NODE_EXTRA_CA_CERTS" -o /dev/null "$AUTH_METADATA_URL" ||
+  die "the identity issuer did not start; see $LOCAL/logs/issuer.log"
+launch worker node "$ROOT/dist/apps/worker/src/main.js"
+launch api node "$ROOT/dist/apps/api/src/main.js"
+wait_for -t 30 curl -fsS -o /dev/null "http://127.0.0.1:$PORT/readyz" ||
+  die "the API did not become ready; see $LOCAL/logs/api.log"
+wait_for -t 30 curl -fsS -o /dev/null "http://127.0.0.1:$WORKER_PORT/healthz" ||
+  die "the worker did not become ready; see $LOCAL/logs/worker.log"
+
+cat <<MSG
+
+  Managed Consul is running.
+
+  API        http://127.0.0.1:$PORT      (OpenAPI docs: http://127.0.0.1:$PORT/docs)
+  Worker     http://127.0.0.1:$WORKER_PORT/healthz
+  Logs       $LOCAL/logs/{api,worker,issuer}.log
+
+  Get a token:
+    TOKEN=\$(npm run --silent token -- --tenant 11111111-1111-1111-1111-111111111111 --user alice --roles Clusters.ReadWrite)
+
+  Create a cluster:
+    curl -s -X POST http://127.0.0.1:$PORT/v1/clusters \\
+      -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
+      -d '{"name":"demo","subscriptionId":"00000000-0000-0000-0000-000000000001","resourceGroup":"rg-demo","region":"westeurope","tier":"standard"}'
+
+  Then: GET /v1/operations/{id}, GET /v1/clusters/{id}/client-config, POST /v1/clusters/{id}/tokens.
+  Ctrl-C stops the API and the worker; 'npm run stop' stops everything.
+
+MSG
+
+# Keep running until Ctrl-C, or until one of the processes exits.
+wait -n "${pids[@]}" || true
+warn "a process exited; see $LOCAL/logs"

@@ -1,0 +1,90 @@
+/** What customers can choose from: tiers, Azure regions, Consul versions. */
+
+export const TIERS = {
+  development: { name: 'development', servers: 1, description: 'One server, no fault tolerance; for development and tests' },
+  standard: { name: 'standard', servers: 3, description: 'Three servers; tolerates the loss of one' },
+  plus: { name: 'plus', servers: 5, description: 'Five servers; tolerates the loss of two' },
+} as const;
+export type TierName = keyof typeof TIERS;
+export const TIER_NAMES = Object.keys(TIERS) as TierName[];
+
+/** Public Azure regions (name as ARM spells it, display name as the portal shows it). */
+export const REGIONS: ReadonlyArray<{ name: string; displayName: string; geography: string }> = [
+  { name: 'eastus', displayName: 'East US', geography: 'United States' },
+  { name: 'eastus2', displayName: 'East US 2', geography: 'United States' },
+  { name: 'southcentralus', displayName: 'South Central US', geography: 'United States' },
+  { name: 'westus2', displayName: 'West US 2', geography: 'United States' },
+  { name: 'westus3', displayName: 'West US 3', geography: 'United States' },
+  { name: 'centralus', displayName: 'Central US', geography: 'United States' },
+  { name: 'northcentralus', displayName: 'North Central US', geography: 'United States' },
+  { name: 'westus', displayName: 'West US', geography: 'United States' },
+  { name: 'westcentralus', displayName: 'West Central US', geography: 'United States' },
+  { name: 'canadacentral', displayName: 'Canada Central', geography: 'Canada' },
+  { name: 'canadaeast', displayName: 'Canada East', geography: 'Canada' },
+  { name: 'brazilsouth', displayName: 'Brazil South', geography: 'Brazil' },
+  { name: 'brazilsoutheast', displayName: 'Brazil Southeast', geography: 'Brazil' },
+  { name: 'mexicocentral', displayName: 'Mexico Central', geography: 'Mexico' },
+  { name: 'chilecentral', displayName: 'Chile Central', geography: 'Chile' },
+  { name: 'northeurope', displayName: 'North Europe', geography: 'Europe' },
+  { name: 'westeurope', displayName: 'West Europe', geography: 'Europe' },
+  { name: 'uksouth', displayName: 'UK South', geography: 'United Kingdom' },
+  { name: 'ukwest', displayName: 'UK West', geography: 'United Kingdom' },
+  { name: 'francecentral', displayName: 'France Central', geography: 'France' },
+  { name: 'francesouth', displayName: 'France South', geography: 'France' },
+  { name: 'germanywestcentral', displayName: 'Germany West Central', geography: 'Germany' },
+  { name: 'germanynorth', displayName: 'Germany North', geography: 'Germany' },
+  { name: 'switzerlandnorth', displayName: 'Switzerland North', geography: 'Switzerland' },
+  { name: 'switzerlandwest', displayName: 'Switzerland West', geography: 'Switzerland' },
+  { name: 'norwayeast', displayName: 'Norway East', geography: 'Norway' },
+  { name: 'norwaywest', displayName: 'Norway West', geography: 'Norway' },
+  { name: 'swedencentral', displayName: 'Sweden Central', geography: 'Sweden' },
+  { name: 'polandcentral', displayName: 'Poland Central', geography: 'Poland' },
+  { name: 'italynorth', displayName: 'Italy North', geography: 'Italy' },
+  { name: 'spaincentral', displayName: 'Spain Central', geography: 'Spain' },
+  { name: 'austriaeast', displayName: 'Austria East', geography: 'Austria' },
+  { name: 'belgiumcentral', displayName: 'Belgium Central', geography: 'Belgium' },
+  { name: 'denmarkeast', displayName: 'Denmark East', geography: 'Denmark' },
+  { name: 'southafricanorth', displayName: 'South Africa North', geography: 'South Africa' },
+  { name: 'southafricawest', displayName: 'South Africa West', geography: 'South Africa' },
+  { name: 'uaenorth', displayName: 'UAE North', geography: 'United Arab Emirates' },
+  { name: 'uaecentral', displayName: 'UAE Central', geography: 'United Arab Emirates' },
+  { name: 'qatarcentral', displayName: 'Qatar Central', geography: 'Qatar' },
+  { name: 'israelcentral', displayName: 'Israel Central', geography: 'Israel' },
+  { name: 'centralindia', displayName: 'Central India', geography: 'India' },
+  { name: 'southindia', displayName: 'South India', geography: 'India' },
+  { name: 'westindia', displayName: 'West India', geography: 'India' },
+  { name: 'jioindiawest', displayName: 'Jio India West', geography: 'India' },
+  { name: 'jioindiacentral', displayName: 'Jio India Central', geography: 'India' },
+  { name: 'eastasia', displayName: 'East Asia', geography: 'Asia Pacific' },
+  { name: 'southeastasia', displayName: 'Southeast Asia', geography: 'Asia Pacific' },
+  { name: 'japaneast', displayName: 'Japan East', geography: 'Japan' },
+  { name: 'japanwest', displayName: 'Japan West', geography: 'Japan' },
+  { name: 'koreacentral', displayName: 'Korea Central', geography: 'Korea' },
+  { name: 'koreasouth', displayName: 'Korea South', geography: 'Korea' },
+  { name: 'indonesiacentral', displayName: 'Indonesia Central', geography: 'Indonesia' },
+  { name: 'malaysiawest', displayName: 'Malaysia West', geography: 'Malaysia' },
+  { name: 'newzealandnorth', displayName: 'New Zealand North', geography: 'New Zealand' },
+  { name: 'australiaeast', displayName: 'Australia East', geography: 'Australia' },
+  { name: 'australiasoutheast', displayName: 'Australia Southeast', geography: 'Australia' },
+  { name: 'australiacentral', displayName: 'Australia Central', geography: 'Australia' },
+  { name: 'australiacentral2', displayName: 'Australia Central 2', geography: 'Australia' },
+];
+export const REGION_NAMES: ReadonlySet<string> = new Set(REGIONS.map((r) => r.name));
+
+export type VersionStatus = 'RECOMMENDED' | 'AVAILABLE' | 'PREVIEW';
+export interface ConsulVersionEntry {
+  version: string;
+  status: VersionStatus;
+  /** Where the local target finds the binary, relative to the Consul install folder. */
+  binary: string;
+}
+
+/**
+ * The version catalog. Only Consul 1.8.7 exists on these machines (Debian
+ * bullseye's package); an entry always names the binary that really is that version.
+ */
+export const VERSIONS: ReadonlyArray<ConsulVersionEntry> = [{ version: '1.8.7', status: 'RECOMMENDED', binary: 'usr/bin/consul' }];
+export const DEFAULT_VERSION = VERSIONS.find((v) => v.status === 'RECOMMENDED')!.version;
+
+export const ROLES = { read: 'Clusters.Read', write: 'Clusters.ReadWrite', sre: 'Platform.SRE' } as const;
+export type Role = (typeof ROLES)[keyof typeof ROLES];

@@ -1,0 +1,59 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * Configuration is read once at start-up and validated; a wrong value stops the
+ * process with a message naming the variable. Defaults make a fresh `npm start`
+ * work on one machine.
+ */
+const repoRoot = path.resolve(__dirname, '..', '..', '..', '..');
+const localDir = process.env.LOCAL_DIR ?? path.join(repoRoot, '.local');
+
+const port = z.coerce.number().int().min(0).max(65535);
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+
+const schema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: port.default(3000),
+  HOST: z.string().default('127.0.0.1'),
+  WORKER_PORT: port.default(3001),
+  DATABASE_URL: z.string().url().default('postgresql://consul_cloud:consul_cloud@127.0.0.1:55432/consul_cloud'),
+  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10),
+  REDIS_URL: z.string().url().default('redis://127.0.0.1:56379'),
+  QUEUE_PREFIX: z.string().regex(/^[a-z0-9:_-]+$/i).default('mc'),
+  LOCAL_DIR: z.string().default(localDir),
+  CONSUL_BIN: z.string().default(path.join(localDir, 'consul', 'usr', 'bin', 'consul')),
+  /** Second octet of the loopback block the local target hands out (127.<n>.x.y). */
+  LOCAL_NET_OCTET: z.coerce.number().int().min(2).max(254).default(64),
+  KEK_FILE: z.string().default(path.join(localDir, 'keys', 'kek.json')),
+  AUTH_METADATA_URL: z.string().url().default('https://127.0.0.1:8443/.well-known/openid-configuration'),
+  AUTH_ISSUER: z.string().default('https://127.0.0.1:8443'),
+  AUTH_AUDIENCE: z.string().default('api://managed-consul'),
+  AUTH_CLIENT_ID: z.string().default('api://managed-consul'),
+  /** In production: the Entra ID tenant that owns the app registration. */
+  AZURE_TENANT_ID: z.string().optional(),
+  LOG_FORMAT: z.enum(['json', 'pretty']).default('pretty'),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(8),
+  /** How long a job lock lasts without renewal; a killed worker's job is picked up after this. */
+  JOB_LOCK_MS: z.coerce.number().int().min(1000).default(15000),
+  JOB_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
+  RECONCILE_INTERVAL_MS: z.coerce.number().int().min(200).default(10000),
+  CLUSTER_READY_TIMEOUT_MS: z.coerce.number().int().min(1000).default(60000),
+  METRICS: bool.default(true),
+});
+
+export type Config = z.infer<typeof schema> & { readonly repoRoot: string };
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<keyof z.infer<typeof schema>, string>> = {}): Config {
+  const input: Record<string, string | undefined> = {};
+  for (const key of Object.keys(schema.shape)) input[key] = overrides[key as keyof typeof overrides] ?? env[key];
+  for (const k of Object.keys(input)) if (input[k] === '') delete input[k];
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  return { ...parsed.data, repoRoot };
+}

@@ -1,0 +1,33 @@
+/**
+ * Errors a caller can cause. Each maps to one HTTP status in one place
+ * (apps/api's error filter); the message says what to change.
+ */
+export abstract class DomainError extends Error {
+  abstract readonly status: number;
+  constructor(readonly code: string, message: string, readonly details?: Record<string, unknown>) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class ValidationError extends DomainError {
+  readonly status = 400;
+}
+export class UnauthenticatedError extends DomainError {
+  readonly status = 401;
+}
+export class ForbiddenError extends DomainError {
+  readonly status = 403;
+}
+export class NotFoundError extends DomainError {
+  readonly status = 404;
+}
+export class ConflictError extends DomainError {
+  readonly status = 409;
+}
+export class UnprocessableError extends DomainError {
+  readonly status = 422;
+}
+export class UnavailableError extends DomainError {
+  readonly status = 503;
+}

@@ -1,0 +1,13 @@
+export * from './config';
+export * from './envelope';
+export * from './catalog';
+export * from './model';
+export * from './errors';
+export * from './queue';
+export * from './persistence/prisma';
+export * from './persistence/cluster.repository';
+export * from './persistence/operation.repository';
+export * from './persistence/secret.repository';
+export * from './persistence/audit.repository';
+export * from './persistence/idempotency.repository';
+export type { Cluster, ClusterServer, Operation, AuditEvent } from './generated/prisma/client';

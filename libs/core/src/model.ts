@@ -1,0 +1,55 @@
+/** The domain's states and kinds, as stored on rows and shown by the API. */
+
+export const ClusterState = {
+  Creating: 'Creating',
+  Running: 'Running',
+  Updating: 'Updating',
+  Deleting: 'Deleting',
+  Deleted: 'Deleted',
+  Failed: 'Failed',
+} as const;
+export type ClusterState = (typeof ClusterState)[keyof typeof ClusterState];
+
+export const OperationState = {
+  Queued: 'Queued',
+  Running: 'Running',
+  Succeeded: 'Succeeded',
+  Failed: 'Failed',
+  Canceled: 'Canceled',
+} as const;
+export type OperationState = (typeof OperationState)[keyof typeof OperationState];
+export const TERMINAL_OPERATION_STATES: ReadonlySet<string> = new Set([OperationState.Succeeded, OperationState.Failed, OperationState.Canceled]);
+
+export const OperationKind = {
+  Create: 'create',
+  Delete: 'delete',
+  CreateToken: 'create-token',
+} as const;
+export type OperationKind = (typeof OperationKind)[keyof typeof OperationKind];
+
+/** Operations that change a cluster take its lock; others (issuing a token) run beside them. */
+export function isMutating(kind: OperationKind): boolean {
+  return kind !== OperationKind.CreateToken;
+}
+
+export interface OperationStep {
+  name: string;
+  state: 'Running' | 'Succeeded' | 'Failed';
+  startedAt: string;
+  finishedAt?: string;
+  durationMs?: number;
+  detail?: string;
+}
+
+export interface OperationError {
+  code: string;
+  message: string;
+}
+
+/** Names of the secrets a cluster holds (sealed in ClusterSecret). */
+export const SecretName = {
+  Pki: 'pki',
+  GossipKey: 'gossip-key',
+  ManagementToken: 'management-token',
+  issuedToken: (operationId: string) => `issued-token:${operationId}`,
+} as const;

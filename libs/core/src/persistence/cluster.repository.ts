@@ -1,0 +1,215 @@
+import { randomUUID } from 'node:crypto';
+import type { Db } from './prisma';
+import { isUniqueViolation } from './prisma';
+import { ClusterState, OperationState, type OperationKind, isMutating } from '../model';
+import type { Cluster, ClusterServer, Operation } from '../generated/prisma/client';
+
+export type ClusterWithServers = Cluster & { servers: ClusterServer[] };
+
+export interface NewCluster {
+  tenantId: string;
+  subscriptionId: string;
+  resourceGroup: string;
+  name: string;
+  region: string;
+  datacenter: string;
+  consulVersion: string;
+  tier: string;
+  serverCount: number;
+  publicEndpoint: boolean;
+  createdBy: string;
+}
+
+export interface IdempotentResponse {
+  key: string;
+  requestHash: string;
+  statusCode: number;
+  location: string | null;
+  body: (cluster: Cluster, operation: Operation) => unknown;
+}
+
+const LIVE_STATES_EXCLUDE_DELETED = { not: ClusterState.Deleted };
+
+/** Clusters and their loopback addresses. Tenant-facing reads take the tenant as a required argument. */
+export class ClusterRepository {
+  constructor(private readonly db: Db) {}
+
+  /** Writes the cluster, its create operation, the audit event and the idempotency record in one transaction. */
+  async createWithOperation(input: NewCluster, idem?: IdempotentResponse): Promise<{ cluster: Cluster; operation: Operation }> {
+    const clusterId = randomUUID();
+    const operationId = randomUUID();
+    return this.db.$transaction(async (tx) => {
+      const cluster = await tx.cluster.create({
+        data: {
+          id: clusterId,
+          ...input,
+          managedResourceGroup: `mrg-consul-${input.name}-${clusterId.slice(0, 8)}`,
+          state: ClusterState.Creating,
+        },
+      });
+      const operation = await tx.operation.create({
+        data: {
+          id: operationId,
+          tenantId: input.tenantId,
+          clusterId,
+          kind: 'create',
+          mutating: true,
+          state: OperationState.Queued,
+          requestedBy: input.createdBy,
+        },
+      });
+      await tx.auditEvent.create({
+        data: {
+          id: randomUUID(),
+          tenantId: input.tenantId,
+          clusterId,
+          operationId,
+          actor: input.createdBy,
+          action: 'cluster.create.requested',
+          details: { name: input.name, tier: input.tier, region: input.region, consulVersion: input.consulVersion },
+        },
+      });
+      if (idem) {
+        await tx.idempotencyRecord.create({
+          data: {
+            tenantId: input.tenantId,
+            key: idem.key,
+            requestHash: idem.requestHash,
+            statusCode: idem.statusCode,
+            location: idem.location?.replace(':operationId', operationId) ?? null,
+            body: idem.body(cluster, operation) as object,
+          },
+        });
+      }
+      return { cluster, operation };
+    });
+  }
+
+  findForTenant(tenantId: string, id: string): Promise<ClusterWithServers | null> {
+    return this.db.cluster.findFirst({ where: { id, tenantId }, include: { servers: { orderBy: { index: 'asc' } } } });
+  }
+
+  listForTenant(tenantId: string, opts: { includeDeleted?: boolean } = {}): Promise<ClusterWithServers[]> {
+    return this.db.cluster.findMany({
+      where: { tenantId, ...(opts.includeDeleted ? {} : { state: LIVE_STATES_EXCLUDE_DELETED }) },
+      include: { servers: { orderBy: { index: 'asc' } } },
+      orderBy: { createdAt: 'asc' },
+    });
+  }
+
+  /** Worker-side read: the operation already proved the tenant. */
+  get(id: string): Promise<ClusterWithServers | null> {
+    return this.db.cluster.findUnique({ where: { id }, include: { servers: { orderBy: { index: 'asc' } } } });
+  }
+
+  async setState(id: string, state: ClusterState, reason: string | null = null): Promise<void> {
+    const data: { state: string; stateReason: string | null; runningSince?: Date; deletedAt?: Date } = { state, stateReason: reason };
+    if (state === ClusterState.Deleted) data.deletedAt = new Date();
+    await this.db.cluster.update({ where: { id }, data });
+  }
+
+  /**
+   * Takes the cluster's lock for a mutating operation, in order: only when no
+   * earlier mutating operation of the cluster is still queued or running.
+   */
+  async acquireLock(clusterId: string, operationId: string, seq: bigint): Promise<boolean> {
+    const n = await this.db.$executeRaw`
+      UPDATE "Cluster" SET "lockedByOperationId" = ${operationId}::uuid, "updatedAt" = now()
+      WHERE "id" = ${clusterId}::uuid
+        AND ("lockedByOperationId" IS NULL OR "lockedByOperationId" = ${operationId}::uuid)
+        AND NOT EXISTS (
+          SELECT 1 FROM "Operation" o
+          WHERE o."clusterId" = ${clusterId}::uuid AND o."mutating" AND o."seq" < ${seq}
+            AND o."state" IN ('Queued', 'Running'))`;
+    return n === 1;
+  }
+
+  async releaseLock(clusterId: string, operationId: string): Promise<void> {
+    await this.db.cluster.updateMany({ where: { id: clusterId, lockedByOperationId: operationId }, data: { lockedByOperationId: null } });
+  }
+
+  /**
+   * Gives the cluster a block of loopback addresses, one per server
+   * (127.<octet>.<slot>.<index+1>), unless it has them already. Slots are
+   * unique across clusters; a race on the same slot retries with the next one.
+   */
+  async allocateAddresses(clusterId: string, serverCount: number, octet: number): Promise<ClusterServer[]> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const existing = await this.get(clusterId);
+      if (!existing) throw new Error(`cluster ${clusterId} not found`);
+      if (existing.addressSlot !== null && existing.servers.length >= serverCount) return existing.servers.slice(0, serverCount);
+      try {
+        return await this.db.$transaction(async (tx) => {
+          let slot = existing.addressSlot;
+          if (slot === null) {
+            const free = await tx.$queryRaw<{ s: number }[]>`
+              SELECT s FROM generate_series(0, 65023) AS s
+              WHERE NOT EXISTS (SELECT 1 FROM "Cluster" WHERE "addressSlot" = s) LIMIT 1`;
+            if (free.length === 0) throw new Error('no free loopback address block');
+            slot = free[0].s;
+            await tx.cluster.update({ where: { id: clusterId }, data: { addressSlot: slot } });
+          }
+          const third = slot % 254;
+          const second = octet + Math.floor(slot / 254);
+          for (let index = existing.servers.length; index < serverCount; index++) {
+            await tx.clusterServer.create({ data: { clusterId, index, address: `127.${second}.${third}.${index + 1}` } });
+          }
+          return tx.clusterServer.findMany({ where: { clusterId }, orderBy: { index: 'asc' } });
+        });
+      } catch (e) {
+        if (!isUniqueViolation(e)) throw e;
+      }
+    }
+    throw new Error('could not allocate loopback addresses after 20 attempts');
+  }
+
+  async releaseAddresses(clusterId: string): Promise<void> {
+    await this.db.$transaction([
+      this.db.clusterServer.deleteMany({ where: { clusterId } }),
+      this.db.cluster.update({ where: { id: clusterId }, data: { addressSlot: null } }),
+    ]);
+  }
+
+  /** Queues a new operation on a cluster, with its audit event. */
+  async addOperation(cluster: Cluster, kind: OperationKind, actor: string, action: string, params: Record<string, unknown> = {}): Promise<Operation> {
+    const id = randomUUID();
+    return this.db.$transaction(async (tx) => {
+      const op = await tx.operation.create({
+        data: { id, tenantId: cluster.tenantId, clusterId: cluster.id, kind, mutating: isMutating(kind), state: OperationState.Queued, requestedBy: actor, params: params as object },
+      });
+      await tx.auditEvent.create({ data: { id: randomUUID(), tenantId: cluster.tenantId, clusterId: cluster.id, operationId: id, actor, action, details: params as object } });
+      return op;
+    });
+  }
+
+  /** Queues the delete and marks the cluster Deleting in one transaction (billing stops at this moment). */
+  async requestDelete(cluster: Cluster, actor: string): Promise<Operation> {
+    const id = randomUUID();
+    return this.db.$transaction(async (tx) => {
+      const op = await tx.operation.create({
+        data: { id, tenantId: cluster.tenantId, clusterId: cluster.id, kind: 'delete', mutating: true, state: OperationState.Queued, requestedBy: actor },
+      });
+      await tx.cluster.update({ where: { id: cluster.id }, data: { state: ClusterState.Deleting, stateReason: null } });
+      await tx.auditEvent.create({
+        data: { id: randomUUID(), tenantId: cluster.tenantId, clusterId: cluster.id, operationId: id, actor, action: 'cluster.delete.requested', details: { previousState: cluster.state } },
+      });
+      return op;
+    });
+  }
+
+  findPendingOperation(clusterId: string, kind: OperationKind): Promise<Operation | null> {
+    return this.db.operation.findFirst({
+      where: { clusterId, kind, state: { in: [OperationState.Queued, OperationState.Running] } },
+      orderBy: { seq: 'asc' },
+    });
+  }
+
+  /** Create finishing after a delete was requested must not bring the cluster back to Running. */
+  async markRunningIfCreating(id: string): Promise<boolean> {
+    const n = await this.db.cluster.updateMany({
+      where: { id, state: { in: [ClusterState.Creating, ClusterState.Failed] } },
+      data: { state: ClusterState.Running, stateReason: null, runningSince: new Date() },
+    });
+    return n.count === 1;
+  }
+}

@@ -1,0 +1,543 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { isIPv4 } from 'node:net';
+import type { ClusterPki } from '../pki';
+import { ClusterLayout, type ServerPaths } from './cluster-layout';
+import { ConsulHttpClient, describeBody, type ConsulResponse } from './consul-http';
+import { removeStaleTemporaryFiles, writeFileIfChanged } from './atomic-file';
+import { findBusyPorts } from './loopback-ports';
+import {
+  ALLOWED_SERVER_COUNTS,
+  CONSUL_SERVER_BOUND_PORTS,
+  CONSUL_SERVER_PORTS,
+  renderServerConfig,
+  serverNodeName,
+} from './server-config';
+import { listAgentProcesses, readProcessArgs, signalProcess, spawnServerProcess } from './server-processes';
+
+/**
+ * The `local` target: each cluster is N real Consul server processes on this
+ * machine, each on its own loopback address with Consul's standard ports.
+ *
+ * Every method is idempotent and may be called again after the calling
+ * worker was SIGKILLed at any point: state is read back from the file system
+ * and the process table, never from memory or pid files.
+ */
+
+export interface LocalTargetOptions {
+  /** Root of all clusters' files: `<clustersDir>/<clusterId>/server-<i>/...`. */
+  clustersDir: string;
+  /** Path of the Consul binary for a Consul version. */
+  consulBinary(version: string): string;
+}
+
+export interface LocalServerSpec {
+  index: number;
+  /** A loopback address of its own, e.g. 127.64.0.1. */
+  address: string;
+}
+
+export interface LocalClusterSpec {
+  clusterId: string;
+  datacenter: string;
+  consulVersion: string;
+  servers: LocalServerSpec[];
+}
+
+export interface LocalClusterSecrets {
+  pki: ClusterPki;
+  gossipKey: string;
+  managementToken: string;
+}
+
+export interface ObservedServer {
+  index: number;
+  pid: number;
+}
+
+export interface StartServersResult {
+  /** Servers spawned by this call. */
+  started: ObservedServer[];
+  /** Servers that were already running and left alone. */
+  alreadyRunning: ObservedServer[];
+}
+
+export interface WaitForLeaderOptions {
+  timeoutMs: number;
+  /** Default 100 ms. */
+  pollIntervalMs?: number;
+}
+
+export interface LeaderState {
+  /** The leader's RPC address, e.g. `127.64.0.2:8300`. */
+  leader: string;
+  voters: number;
+  elapsedMs: number;
+}
+
+export interface CreateTokenOptions {
+  description: string;
+  /**
+   * Pass ids generated (and persisted) before the call to make retries
+   * idempotent: if a token with this accessor id exists it is returned.
+   * Generated when omitted.
+   */
+  accessorId?: string;
+  secretId?: string;
+}
+
+export interface CreatedToken {
+  accessorId: string;
+  secretId: string;
+}
+
+export interface StopAndRemoveOptions {
+  /** How long to wait after SIGTERM before SIGKILL. Default 20 s. */
+  gracefulTimeoutMs?: number;
+}
+
+const DEFAULT_POLL_INTERVAL_MS = 100;
+const PROCESS_CHECK_INTERVAL_MS = 500;
+const DEFAULT_GRACEFUL_TIMEOUT_MS = 20_000;
+const KILL_TIMEOUT_MS = 5_000;
+const EXIT_POLL_MS = 50;
+const HTTP_TIMEOUT_MS = 5_000;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export class LocalTarget {
+  private readonly layout: ClusterLayout;
+  private readonly consulBinary: (version: string) => string;
+  private readonly clients = new Map<string, { caCertPem: string; client: ConsulHttpClient }>();
+
+  constructor(opts: LocalTargetOptions) {
+    this.layout = new ClusterLayout(opts.clustersDir);
+    this.consulBinary = opts.consulBinary;
+  }
+
+  /** Writes each server's config and TLS files; rewrites only what differs. */
+  async writeServerFiles(spec: LocalClusterSpec, secrets: LocalClusterSecrets): Promise<void> {
+    validateSpec(spec, secrets);
+    await fs.mkdir(this.layout.clusterDir(spec.clusterId), { recursive: true, mode: 0o700 });
+    for (const server of spec.servers) {
+      const paths = this.layout.server(spec.clusterId, server.index);
+      for (const dir of [paths.serverDir, paths.configDir, paths.dataDir, paths.tlsDir]) {
+        await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+      }
+      await removeStaleTemporaryFiles(paths.configDir);
+      await removeStaleTemporaryFiles(paths.tlsDir);
+      const cert = serverCertificate(secrets, server.address);
+      // TLS first: the config refers to these files.
+      await writeFileIfChanged(paths.caFile, secrets.pki.caCertPem, 0o644);
+      await writeFileIfChanged(paths.certFile, cert.certPem, 0o644);
+      await writeFileIfChanged(paths.keyFile, cert.keyPem, 0o600);
+      // The config holds the gossip key and the management token.
+      await writeFileIfChanged(paths.configFile, this.renderConfig(spec, secrets, server, paths), 0o600);
+    }
+  }
+
+  /** The live server processes of a cluster, from the process table. */
+  async observe(clusterId: string): Promise<ObservedServer[]> {
+    this.layout.clusterDir(clusterId); // validates the id
+    const observed: ObservedServer[] = [];
+    for (const proc of await listAgentProcesses()) {
+      for (const arg of proc.args) {
+        const index = this.layout.serverIndexOfConfigDirArgument(clusterId, arg);
+        if (index !== undefined) {
+          observed.push({ index, pid: proc.pid });
+          break;
+        }
+      }
+    }
+    return observed.sort((a, b) => a.index - b.index || a.pid - b.pid);
+  }
+
+  /**
+   * Spawns, detached, every server of the spec that is not running. Requires
+   * the files of `writeServerFiles` for this very spec and secrets. Fails
+   * (spawning nothing more) if a server's ports are held by another process.
+   */
+  async startServers(spec: LocalClusterSpec, secrets: LocalClusterSecrets): Promise<StartServersResult> {
+    validateSpec(spec, secrets);
+    const binary = this.consulBinary(spec.consulVersion);
+    const running = await this.observe(spec.clusterId);
+    const result: StartServersResult = { started: [], alreadyRunning: [] };
+    for (const server of spec.servers) {
+      const existing = running.filter((p) => p.index === server.index);
+      if (existing.length > 0) {
+        result.alreadyRunning.push(...existing);
+        continue;
+      }
+      const paths = this.layout.server(spec.clusterId, server.index);
+      await this.assertFilesWritten(spec, secrets, server, paths);
+      const busy = await findBusyPorts(server.address, CONSUL_SERVER_BOUND_PORTS);
+      if (busy.length > 0) {
+        const list = busy.map((p) => `${server.address}:${p.port}/${p.protocol}`).join(', ');
+        throw new Error(
+          `Cannot start ${serverNodeName(spec.datacenter, server.index)} of cluster ${spec.clusterId}: ` +
+            `port(s) ${list} in use by another process`,
+        );
+      }
+      const pid = await spawnServerProcess({
+        binary,
+        configDir: paths.configDir,
+        cwd: paths.serverDir,
+        logFile: paths.logFile,
+      });
+      result.started.push({ index: server.index, pid });
+    }
+    return result;
+  }
+
+  /**
+   * Polls the HTTPS API until the cluster has a leader, its raft
+   * configuration holds exactly the spec's servers, all voters, and every
+   * server has left Consul 1.8's ACL legacy mode (so token APIs work). Fails early
+   * if a server process is gone (with the end of its log), and on timeout
+   * with the last observed state.
+   */
+  async waitForLeader(
+    spec: LocalClusterSpec,
+    secrets: LocalClusterSecrets,
+    opts: WaitForLeaderOptions,
+  ): Promise<LeaderState> {
+    validateSpec(spec, secrets);
+    const client = this.client(spec, secrets);
+    const startedAt = Date.now();
+    const deadline = startedAt + opts.timeoutMs;
+    const pollMs = opts.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
+    const expected = new Set(spec.servers.map((s) => `${s.address}:${CONSUL_SERVER_PORTS.server}`));
+    let leader = '';
+    let voters = 0;
+    let members = '';
+    let lastError = 'no answer yet';
+    let lastProcessCheck = 0;
+    for (let attempt = 0; ; attempt++) {
+      const address = spec.servers[attempt % spec.servers.length]!.address;
+      const timeoutMs = Math.max(100, Math.min(HTTP_TIMEOUT_MS, deadline - Date.now()));
+      try {
+        const status = await client.request({ address, port: CONSUL_SERVER_PORTS.https, method: 'GET', path: '/v1/status/leader', timeoutMs });
+        leader = status.status === 200 && typeof status.body === 'string' ? status.body : '';
+        if (status.status !== 200) lastError = `${address}: status/leader HTTP ${status.status} ${describeBody(status.body)}`;
+        else if (leader === '') lastError = `${address}: no leader yet`;
+        else {
+          const raft = await client.request({
+            address,
+            port: CONSUL_SERVER_PORTS.https,
+            method: 'GET',
+            path: '/v1/operator/raft/configuration',
+            token: secrets.managementToken,
+            timeoutMs,
+          });
+          if (raft.status === 200) {
+            const servers = raftServers(raft.body);
+            voters = servers.filter((s) => s.Voter).length;
+            members = servers.map((s) => `${s.Node}@${s.Address}${s.Voter ? '' : '(non-voter)'}`).join(', ');
+            const complete =
+              servers.length === expected.size && servers.every((s) => s.Voter && expected.has(s.Address));
+            if (complete) {
+              const aclNotReady = await this.firstServerWithoutNewAcls(client, spec, secrets, timeoutMs);
+              if (aclNotReady === undefined) return { leader, voters, elapsedMs: Date.now() - startedAt };
+              lastError = aclNotReady;
+            } else {
+              lastError = `${address}: raft configuration not complete yet`;
+            }
+          } else {
+            lastError = `${address}: raft configuration HTTP ${raft.status} ${describeBody(raft.body)}`;
+          }
+        }
+      } catch (err) {
+        lastError = (err as Error).message;
+      }
+
+      const now = Date.now();
+      if (now - lastProcessCheck >= PROCESS_CHECK_INTERVAL_MS) {
+        lastProcessCheck = now;
+        await this.assertAllRunning(spec);
+      }
+      const state = `leader=${leader || 'none'}, voters=${voters}/${spec.servers.length} [${members}], last: ${lastError}`;
+      if (Date.now() + pollMs > deadline) {
+        throw new Error(
+          `Cluster ${spec.clusterId} had no leader with ${spec.servers.length} voters after ${Date.now() - startedAt} ms (${state})`,
+        );
+      }
+      await delay(pollMs);
+    }
+  }
+
+  /**
+   * Consul 1.8 servers start with the ACL system in legacy mode and switch to
+   * the new ACL system (tokens, policies) on their own some time after the
+   * leader is elected; until then token endpoints answer 500 "The ACL system
+   * is currently in legacy mode". A server is ready once it resolves the
+   * management token through `/v1/acl/token/self`. Returns a description of
+   * the first server not ready, or undefined if all are.
+   */
+  private async firstServerWithoutNewAcls(
+    client: ConsulHttpClient,
+    spec: LocalClusterSpec,
+    secrets: LocalClusterSecrets,
+    timeoutMs: number,
+  ): Promise<string | undefined> {
+    for (const server of spec.servers) {
+      const res = await client.request({
+        address: server.address,
+        port: CONSUL_SERVER_PORTS.https,
+        method: 'GET',
+        path: '/v1/acl/token/self',
+        token: secrets.managementToken,
+        timeoutMs,
+      });
+      if (res.status !== 200) {
+        return `${server.address}: ACL system not ready: HTTP ${res.status} ${describeBody(res.body)}`;
+      }
+    }
+    return undefined;
+  }
+
+  /** Anonymous writes must be denied (403) and the management token must be allowed. */
+  async verifyAclEnforced(spec: LocalClusterSpec, secrets: LocalClusterSecrets): Promise<void> {
+    validateSpec(spec, secrets);
+    const client = this.client(spec, secrets);
+    const address = spec.servers[0]!.address;
+    const path = `/v1/kv/provisioner/acl-probe-${randomBytes(8).toString('hex')}`;
+    const call = (method: 'PUT' | 'DELETE', token?: string): Promise<ConsulResponse> =>
+      client.request({ address, port: CONSUL_SERVER_PORTS.https, method, path, token, body: method === 'PUT' ? 'probe' : undefined });
+
+    const anonymous = await call('PUT');
+    if (anonymous.status !== 403) {
+      throw new Error(
+        `ACLs not enforced on cluster ${spec.clusterId}: anonymous KV write answered HTTP ${anonymous.status} (expected 403)`,
+      );
+    }
+    const managed = await call('PUT', secrets.managementToken);
+    if (managed.status !== 200) {
+      throw new Error(
+        `Management token rejected on cluster ${spec.clusterId}: KV write answered HTTP ${managed.status} ${describeBody(managed.body)}`,
+      );
+    }
+    const cleanup = await call('DELETE', secrets.managementToken);
+    if (cleanup.status !== 200) {
+      throw new Error(`Could not delete ACL probe key on cluster ${spec.clusterId}: HTTP ${cleanup.status}`);
+    }
+  }
+
+  /** Creates an ACL token with the global-management policy. */
+  async createToken(
+    spec: LocalClusterSpec,
+    secrets: LocalClusterSecrets,
+    opts: CreateTokenOptions,
+  ): Promise<CreatedToken> {
+    validateSpec(spec, secrets);
+    const accessorId = opts.accessorId ?? randomUUID();
+    const secretId = opts.secretId ?? randomUUID();
+    if (!UUID.test(accessorId) || !UUID.test(secretId)) throw new Error('Token accessor and secret ids must be UUIDs');
+    const client = this.client(spec, secrets);
+    const address = spec.servers[0]!.address;
+    const base = { address, port: CONSUL_SERVER_PORTS.https, token: secrets.managementToken } as const;
+
+    const readExisting = async (): Promise<CreatedToken | undefined> => {
+      const res = await client.request({ ...base, method: 'GET', path: `/v1/acl/token/${accessorId}` });
+      if (res.status === 200) return tokenIds(res.body);
+      // Consul 1.8 answers an unknown accessor id with 403 "ACL not found".
+      if (res.status === 404 || (res.status === 403 && /ACL not found/i.test(describeBody(res.body)))) return undefined;
+      throw new Error(`Reading token on cluster ${spec.clusterId} answered HTTP ${res.status} ${describeBody(res.body)}`);
+    };
+
+    if (opts.accessorId !== undefined) {
+      const existing = await readExisting();
+      if (existing) return existing;
+    }
+    const res = await client.request({
+      ...base,
+      method: 'PUT',
+      path: '/v1/acl/token',
+      body: {
+        AccessorID: accessorId,
+        SecretID: secretId,
+        Description: opts.description,
+        Policies: [{ Name: 'global-management' }],
+        Local: false,
+      },
+    });
+    if (res.status === 200) return tokenIds(res.body);
+    // A concurrent or earlier attempt with the same ids may have won the race.
+    const existing = opts.accessorId !== undefined ? await readExisting() : undefined;
+    if (existing) return existing;
+    throw new Error(`Creating token on cluster ${spec.clusterId} answered HTTP ${res.status} ${describeBody(res.body)}`);
+  }
+
+  /**
+   * Stops every server process of the cluster (SIGTERM, then SIGKILL after
+   * the graceful timeout) and removes the cluster's directory.
+   */
+  async stopAndRemove(clusterId: string, opts: StopAndRemoveOptions = {}): Promise<void> {
+    const clusterDir = this.layout.clusterDir(clusterId);
+    const gracefulMs = opts.gracefulTimeoutMs ?? DEFAULT_GRACEFUL_TIMEOUT_MS;
+    // Re-check after removal: a start racing with this call could have spawned one more.
+    for (let round = 0; round < 3; round++) {
+      const running = await this.observe(clusterId);
+      if (running.length > 0) {
+        for (const p of running) signalProcess(p.pid, 'SIGTERM');
+        let left = await this.waitForExit(clusterId, running, gracefulMs);
+        if (left.length > 0) {
+          for (const p of left) signalProcess(p.pid, 'SIGKILL');
+          left = await this.waitForExit(clusterId, left, KILL_TIMEOUT_MS);
+          if (left.length > 0) {
+            throw new Error(
+              `Cluster ${clusterId}: server process(es) ${left.map((p) => p.pid).join(', ')} did not exit after SIGKILL`,
+            );
+          }
+        }
+      }
+      await fs.rm(clusterDir, { recursive: true, force: true });
+      if ((await this.observe(clusterId)).length === 0) break;
+    }
+    const cached = this.clients.get(clusterId);
+    if (cached) {
+      cached.client.close();
+      this.clients.delete(clusterId);
+    }
+  }
+
+  /** Closes pooled HTTPS connections (servers keep running). */
+  close(): void {
+    for (const { client } of this.clients.values()) client.close();
+    this.clients.clear();
+  }
+
+  private renderConfig(
+    spec: LocalClusterSpec,
+    secrets: LocalClusterSecrets,
+    server: LocalServerSpec,
+    paths: ServerPaths,
+  ): string {
+    return renderServerConfig({
+      datacenter: spec.datacenter,
+      serverCount: spec.servers.length,
+      index: server.index,
+      address: server.address,
+      addresses: spec.servers.map((s) => s.address),
+      dataDir: paths.dataDir,
+      tls: { caFile: paths.caFile, certFile: paths.certFile, keyFile: paths.keyFile },
+      gossipKey: secrets.gossipKey,
+      managementToken: secrets.managementToken,
+    });
+  }
+
+  private async assertFilesWritten(
+    spec: LocalClusterSpec,
+    secrets: LocalClusterSecrets,
+    server: LocalServerSpec,
+    paths: ServerPaths,
+  ): Promise<void> {
+    const expected = this.renderConfig(spec, secrets, server, paths);
+    const actual = await fs.readFile(paths.configFile, 'utf8').catch(() => undefined);
+    if (actual !== expected) {
+      throw new Error(
+        `Config of ${serverNodeName(spec.datacenter, server.index)} (cluster ${spec.clusterId}) is ` +
+          `${actual === undefined ? 'missing' : 'not the one of this spec'}; call writeServerFiles first`,
+      );
+    }
+  }
+
+  private async assertAllRunning(spec: LocalClusterSpec): Promise<void> {
+    const running = new Set((await this.observe(spec.clusterId)).map((p) => p.index));
+    for (const server of spec.servers) {
+      if (running.has(server.index)) continue;
+      const paths = this.layout.server(spec.clusterId, server.index);
+      throw new Error(
+        `${serverNodeName(spec.datacenter, server.index)} of cluster ${spec.clusterId} is not running; ` +
+          `end of ${paths.logFile}:\n${await logTail(paths.logFile)}`,
+      );
+    }
+  }
+
+  /** Waits until none of `procs` is alive any more; returns those still alive at the timeout. */
+  private async waitForExit(clusterId: string, procs: ObservedServer[], timeoutMs: number): Promise<ObservedServer[]> {
+    const deadline = Date.now() + timeoutMs;
+    let left = procs;
+    for (;;) {
+      const alive = await Promise.all(left.map((p) => this.isAlive(clusterId, p)));
+      left = left.filter((_, i) => alive[i]);
+      if (left.length === 0 || Date.now() >= deadline) return left;
+      await delay(EXIT_POLL_MS);
+    }
+  }
+
+  /** Alive and still the same server (guards against pid reuse). */
+  private async isAlive(clusterId: string, proc: ObservedServer): Promise<boolean> {
+    const args = await readProcessArgs(proc.pid);
+    return args?.some((a) => this.layout.serverIndexOfConfigDirArgument(clusterId, a) === proc.index) ?? false;
+  }
+
+  private client(spec: LocalClusterSpec, secrets: LocalClusterSecrets): ConsulHttpClient {
+    const cached = this.clients.get(spec.clusterId);
+    if (cached && cached.caCertPem === secrets.pki.caCertPem) return cached.client;
+    cached?.client.close();
+    const client = new ConsulHttpClient(secrets.pki.caCertPem);
+    this.clients.set(spec.clusterId, { caCertPem: secrets.pki.caCertPem, client });
+    return client;
+  }
+}
+
+interface RaftServer {
+  Node: string;
+  Address: string;
+  Voter: boolean;
+  Leader: boolean;
+}
+
+function raftServers(body: unknown): RaftServer[] {
+  const servers = (body as { Servers?: unknown } | undefined)?.Servers;
+  return Array.isArray(servers) ? (servers as RaftServer[]) : [];
+}
+
+function tokenIds(body: unknown): CreatedToken {
+  const b = body as { AccessorID?: unknown; SecretID?: unknown } | undefined;
+  if (typeof b?.AccessorID !== 'string' || typeof b.SecretID !== 'string') {
+    throw new Error('Consul answered a token without AccessorID/SecretID');
+  }
+  return { accessorId: b.AccessorID, secretId: b.SecretID };
+}
+
+function serverCertificate(secrets: LocalClusterSecrets, address: string): { certPem: string; keyPem: string } {
+  const cert = secrets.pki.servers.find((s) => s.address === address);
+  if (!cert) throw new Error(`The cluster PKI has no certificate for server address ${address}`);
+  return cert;
+}
+
+function validateSpec(spec: LocalClusterSpec, secrets: LocalClusterSecrets): void {
+  const n = spec.servers.length;
+  if (!ALLOWED_SERVER_COUNTS.includes(n)) {
+    throw new Error(`Cluster ${spec.clusterId}: ${n} servers; must be one of ${ALLOWED_SERVER_COUNTS.join(', ')}`);
+  }
+  if (new Set(spec.servers.map((s) => s.index)).size !== n) throw new Error(`Cluster ${spec.clusterId}: duplicate server index`);
+  if (new Set(spec.servers.map((s) => s.address)).size !== n) throw new Error(`Cluster ${spec.clusterId}: duplicate server address`);
+  for (const s of spec.servers) {
+    if (!isIPv4(s.address) || !s.address.startsWith('127.') || s.address === '127.0.0.1') {
+      throw new Error(`Cluster ${spec.clusterId}: server address ${s.address} must be a dedicated 127.0.0.0/8 address`);
+    }
+    serverCertificate(secrets, s.address);
+  }
+}
+
+async function logTail(file: string, maxLines = 20): Promise<string> {
+  try {
+    const handle = await fs.open(file, 'r');
+    try {
+      const { size } = await handle.stat();
+      const length = Math.min(size, 8192);
+      const buf = Buffer.alloc(length);
+      await handle.read(buf, 0, length, size - length);
+      return buf.toString('utf8').trimEnd().split('\n').slice(-maxLines).join('\n');
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    return '(no log)';
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
