@@ -30,7 +30,7 @@ step() {
 
 mkdir -p "$LOCAL/run" "$LOCAL/logs"
 
-step "Debian packages" ensure_apt postgresql redis-server openssl
+step "Debian packages" ensure_apt postgresql redis-server openssl curl
 step "npm dependencies" ensure_npm_deps
 step "Consul binary" ensure_consul
 step "development TLS" ensure_dev_tls

@@ -3,7 +3,7 @@ import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import type IORedis from 'ioredis';
 import {
   AuditRepository, ClusterRepository, IdempotencyRepository, OperationRepository, SecretBox, SecretRepository,
-  createDb, createOperationsQueue, createRedis, type Config, type Db, type OperationsQueue,
+  closeDb, createDb, createOperationsQueue, createRedis, type Config, type Db, type OperationsQueue,
 } from '../../../libs/core/src';
 import { AuthGuard } from './auth/auth.guard';
 import { BearerAuthenticator } from './auth/bearer-authenticator';
@@ -20,7 +20,7 @@ class Resources implements OnApplicationShutdown {
   async onApplicationShutdown(): Promise<void> {
     await this.queue.close().catch(() => undefined);
     this.redis.disconnect();
-    await this.db.$disconnect();
+    await closeDb(this.db);
   }
 }
 

@@ -4,7 +4,7 @@ import { Worker, type Job } from 'bullmq';
 import type IORedis from 'ioredis';
 import { register } from 'prom-client';
 import {
-  JOB_NAMES, OPERATIONS_QUEUE, createRedis, type Config, type Db, type JobName, type JobPayloads, type OperationsQueue,
+  JOB_NAMES, OPERATIONS_QUEUE, closeDb, createRedis, type Config, type Db, type JobName, type JobPayloads, type OperationsQueue,
 } from '../../../libs/core/src';
 import { OperationRunner } from './operation.runner';
 import { Reconciler } from './reconciler';
@@ -88,6 +88,6 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
     await this.worker?.close();
     await this.queue.close().catch(() => undefined);
     this.redis.disconnect();
-    await this.db.$disconnect();
+    await closeDb(this.db);
   }
 }

@@ -33,6 +33,16 @@ const TENANT = '3f2504e0-4f89-41d3-9a0c-0305e82c3301';
 const AUDIENCE = 'api://managed-consul';
 const TLS_DIR = path.join(localDir(), 'tls');
 
+// Node reads NODE_EXTRA_CA_CERTS only at start-up, so it cannot be set from here: check it holds the local CA.
+{
+  const caBody = (pem: string): string => pem.replace(/-----[A-Z ]+-----|\s/g, '');
+  const extra = process.env.NODE_EXTRA_CA_CERTS;
+  const localCa = caBody(fs.readFileSync(path.join(TLS_DIR, 'ca.pem'), 'utf8'));
+  if (!extra || !fs.existsSync(extra) || !caBody(fs.readFileSync(extra, 'utf8')).includes(localCa)) {
+    throw new Error(`run with NODE_EXTRA_CA_CERTS=${path.join(TLS_DIR, 'ca.pem')} so that Node trusts the HTTPS development issuer`);
+  }
+}
+
 let workDir: string;
 let keyFile: string;
 let key: SigningKey;
@@ -142,10 +152,6 @@ function authFor(url: string, metadataCache: ConstructorParameters<typeof Bearer
 }
 
 before(async () => {
-  assert.ok(
-    process.env.NODE_EXTRA_CA_CERTS && fs.existsSync(process.env.NODE_EXTRA_CA_CERTS),
-    'set NODE_EXTRA_CA_CERTS to the local CA (e.g. .local/tls/ca.pem) so Node trusts the HTTPS issuer',
-  );
   diagnostics.subscribe('http.client.request.start', onRequest);
   workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bearer-auth-test-'));
   keyFile = path.join(workDir, 'issuer', 'signing-key.json');

@@ -1,10 +1,30 @@
+import { PrismaPg } from '@prisma/adapter-pg';
+import type pg from 'pg';
 import { PrismaClient } from '../generated/prisma/client';
-import { createPgAdapter } from './pg-adapter';
+import { createPgPool } from './pg-adapter';
 
 export type Db = InstanceType<typeof PrismaClient>;
 
-export function createDb(databaseUrl: string, poolSize = 10): Db {
-  return new PrismaClient({ adapter: createPgAdapter(databaseUrl, { max: poolSize }) });
+const pools = new WeakMap<object, pg.Pool>();
+
+/**
+ * A Prisma client on our own pg pool. An idle connection that dies (a Postgres
+ * restart, a dropped test database) is an 'error' event on the pool: it is
+ * logged, not fatal, and the next query opens a new connection.
+ */
+export function createDb(databaseUrl: string, poolSize = 10, onPoolError: (e: Error) => void = () => undefined): Db {
+  const pool = createPgPool(databaseUrl, { max: poolSize });
+  pool.on('error', onPoolError);
+  const db = new PrismaClient({ adapter: new PrismaPg(pool) });
+  pools.set(db, pool);
+  return db;
+}
+
+/** Disconnects Prisma and ends the pool (Prisma does not end a pool it was given). */
+export async function closeDb(db: Db): Promise<void> {
+  await db.$disconnect();
+  const pool = pools.get(db);
+  if (pool && !pool.ended) await pool.end();
 }
 
 /** Prisma's unique-constraint violation. */

@@ -266,15 +266,18 @@ describe('LocalTarget with real Consul 1.8.7 servers', { skip: !existsSync(CONSU
     await assertPortsFree(['127.99.6.1']);
   });
 
-  test('startServers fails clearly when a port is held by another process', async () => {
-    const addresses = ['127.99.3.1'];
+  test('startServers fails clearly, spawning nothing, when a port is held by another process', async () => {
+    const addresses = ['127.99.3.1', '127.99.3.2', '127.99.3.3'];
     const { spec, secrets } = await newCluster('busy', 'dc-busy', addresses);
     created.push(spec.clusterId);
     await target.writeServerFiles(spec, secrets);
     const squatter: Server = createServer();
-    await new Promise<void>((resolve) => squatter.listen(8501, '127.99.3.1', resolve));
+    await new Promise<void>((resolve) => squatter.listen(8501, '127.99.3.3', resolve));
     try {
-      await assert.rejects(target.startServers(spec, secrets), /127\.99\.3\.1:8501\/tcp in use by another process/);
+      await assert.rejects(
+        target.startServers(spec, secrets),
+        /Cannot start dc-busy-server-3 of cluster busy: port\(s\) 127\.99\.3\.3:8501\/tcp in use by another process/,
+      );
       assert.deepEqual(await target.observe(spec.clusterId), []);
     } finally {
       await new Promise((resolve) => squatter.close(resolve));

@@ -153,14 +153,16 @@ export class LocalTarget {
 
   /**
    * Spawns, detached, every server of the spec that is not running. Requires
-   * the files of `writeServerFiles` for this very spec and secrets. Fails
-   * (spawning nothing more) if a server's ports are held by another process.
+   * the files of `writeServerFiles` for this very spec and secrets. Checks
+   * every server to start before spawning any: if one's ports are held by
+   * another process it fails clearly and spawns nothing.
    */
   async startServers(spec: LocalClusterSpec, secrets: LocalClusterSecrets): Promise<StartServersResult> {
     validateSpec(spec, secrets);
     const binary = this.consulBinary(spec.consulVersion);
     const running = await this.observe(spec.clusterId);
     const result: StartServersResult = { started: [], alreadyRunning: [] };
+    const toStart: { server: LocalServerSpec; paths: ServerPaths }[] = [];
     for (const server of spec.servers) {
       const existing = running.filter((p) => p.index === server.index);
       if (existing.length > 0) {
@@ -177,6 +179,9 @@ export class LocalTarget {
             `port(s) ${list} in use by another process`,
         );
       }
+      toStart.push({ server, paths });
+    }
+    for (const { server, paths } of toStart) {
       const pid = await spawnServerProcess({
         binary,
         configDir: paths.configDir,
@@ -215,9 +220,17 @@ export class LocalTarget {
       const address = spec.servers[attempt % spec.servers.length]!.address;
       const timeoutMs = Math.max(100, Math.min(HTTP_TIMEOUT_MS, deadline - Date.now()));
       try {
-        const status = await client.request({ address, port: CONSUL_SERVER_PORTS.https, method: 'GET', path: '/v1/status/leader', timeoutMs });
+        const status = await client.request({
+          address,
+          port: CONSUL_SERVER_PORTS.https,
+          method: 'GET',
+          path: '/v1/status/leader',
+          timeoutMs,
+        });
         leader = status.status === 200 && typeof status.body === 'string' ? status.body : '';
-        if (status.status !== 200) lastError = `${address}: status/leader HTTP ${status.status} ${describeBody(status.body)}`;
+        if (status.status !== 200) {
+          lastError = `${address}: status/leader HTTP ${status.status} ${describeBody(status.body)}`;
+        }
         else if (leader === '') lastError = `${address}: no leader yet`;
         else {
           const raft = await client.request({

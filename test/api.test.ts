@@ -1,0 +1,244 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { mintToken } from '../infra/local/token';
+import { READ, TENANT_A, TENANT_B, WRITE, createBody, startStack, type TestStack } from './support/stack';
+
+// The API without a worker: authentication, authorization, validation, tenancy and idempotency.
+describe('API', () => {
+  let s: TestStack;
+  let writer: string;
+  before(async () => {
+    s = await startStack();
+    writer = s.token(TENANT_A, WRITE);
+  });
+  after(() => s.close());
+
+  describe('authentication', () => {
+    const cases: [string, () => Record<string, string>][] = [
+      ['no token', () => ({})],
+      ['not a bearer token', () => ({ authorization: 'Basic dXNlcjpwYXNz' })],
+      ['wrong audience', () => ({ authorization: `Bearer ${mintToken({ tenantId: TENANT_A, user: 'u', roles: WRITE, audience: 'api://someone-else' })}` })],
+      ['wrong issuer', () => ({ authorization: `Bearer ${mintToken({ tenantId: TENANT_A, user: 'u', roles: WRITE, issuer: 'https://login.example.invalid/v2.0' })}` })],
+      ['expired', () => ({ authorization: `Bearer ${mintToken({ tenantId: TENANT_A, user: 'u', roles: WRITE, expiresInSeconds: -600 })}` })],
+      [
+        'badly signed',
+        () => {
+          const t = mintToken({ tenantId: TENANT_A, user: 'u', roles: WRITE });
+          const [h, p, sig] = t.split('.');
+          const flipped = (sig[10] === 'A' ? 'B' : 'A') + sig.slice(11);
+          return { authorization: `Bearer ${h}.${p}.${sig.slice(0, 10)}${flipped}` };
+        },
+      ],
+    ];
+    for (const [name, headers] of cases) {
+      it(`401 with ${name}`, async () => {
+        const res = await s.request('GET', '/v1/clusters', { headers: headers() });
+        assert.equal(res.status, 401);
+        assert.equal(res.body.error.code, 'unauthenticated');
+        assert.match(res.headers.get('www-authenticate') ?? '', /^Bearer/);
+        assert.ok(!JSON.stringify(res.body).includes('eyJ'), 'the token is not echoed');
+      });
+    }
+
+    it('accepts a valid token and scopes to its tenant', async () => {
+      const res = await s.request('GET', '/v1/clusters', { token: s.token(TENANT_A, READ) });
+      assert.equal(res.status, 200);
+      assert.deepEqual(res.body.clusters, []);
+    });
+  });
+
+  describe('authorization', () => {
+    it('403 for a Read-only token on create, and nothing is written', async () => {
+      const res = await s.request('POST', '/v1/clusters', { token: s.token(TENANT_A, READ), body: createBody({ name: 'readonly' }) });
+      assert.equal(res.status, 403);
+      assert.equal(res.body.error.code, 'forbidden');
+      const list = await s.request('GET', '/v1/clusters', { token: writer });
+      assert.ok(!list.body.clusters.some((c: { name: string }) => c.name === 'readonly'));
+    });
+
+    it('403 for a token with no roles on reads', async () => {
+      const res = await s.request('GET', '/v1/clusters', { token: s.token(TENANT_A, []) });
+      assert.equal(res.status, 403);
+    });
+  });
+
+  describe('validation', () => {
+    const cases: [string, Record<string, unknown>, string][] = [
+      ['name with uppercase', { name: 'Orders' }, 'invalid_name'],
+      ['name starting with a digit', { name: '1orders' }, 'invalid_name'],
+      ['name of 37 chars', { name: 'a'.repeat(37) }, 'invalid_name'],
+      ['name with underscore', { name: 'my_cluster' }, 'invalid_name'],
+      ['unknown region', { region: 'moon-1' }, 'invalid_region'],
+      ['unknown tier', { tier: 'huge' }, 'invalid_tier'],
+      ['unknown version', { consulVersion: '9.9.9' }, 'invalid_consulVersion'],
+      ['bad subscription id', { subscriptionId: 'not-a-guid' }, 'invalid_subscriptionId'],
+      ['bad datacenter', { datacenter: 'DC_1' }, 'invalid_datacenter'],
+      ['non-boolean publicEndpoint', { publicEndpoint: 'yes' }, 'invalid_publicEndpoint'],
+      ['unknown field', { color: 'blue' }, 'unknown_field'],
+    ];
+    for (const [what, over, code] of cases) {
+      it(`400 ${code} for ${what}`, async () => {
+        const res = await s.request('POST', '/v1/clusters', { token: writer, body: createBody(over) });
+        assert.equal(res.status, 400, JSON.stringify(res.body));
+        assert.equal(res.body.error.code, code);
+        assert.ok(res.body.error.message.length > 10);
+      });
+    }
+    for (const field of ['name', 'subscriptionId', 'resourceGroup', 'region', 'tier']) {
+      it(`400 missing_${field} when ${field} is absent`, async () => {
+        const body = createBody();
+        delete body[field];
+        const res = await s.request('POST', '/v1/clusters', { token: writer, body });
+        assert.equal(res.status, 400);
+        assert.equal(res.body.error.code, `missing_${field}`);
+        assert.equal(res.body.error.details.field, field);
+      });
+    }
+    it('400 for a body that is not JSON, without a stack trace', async () => {
+      const res = await s.request('POST', '/v1/clusters', { token: writer, body: '{"name":', headers: { 'content-type': 'application/json' } });
+      assert.equal(res.status, 400);
+      assert.ok(res.body.error.code);
+      assert.ok(!JSON.stringify(res.body).includes('at '), 'no stack trace');
+    });
+    it('400 for a JSON array body', async () => {
+      const res = await s.request('POST', '/v1/clusters', { token: writer, body: [] });
+      assert.equal(res.status, 400);
+      assert.equal(res.body.error.code, 'invalid_body');
+    });
+    it('refused requests wrote nothing', async () => {
+      const rows = await s.db.cluster.count();
+      const ops = await s.db.operation.count();
+      assert.equal(rows, 0);
+      assert.equal(ops, 0);
+    });
+  });
+
+  describe('create, idempotency and conflicts', () => {
+    it('202 with cluster, operation and Location', async () => {
+      const res = await s.request('POST', '/v1/clusters', { token: writer, body: createBody({ name: 'alpha', tier: 'standard' }) });
+      assert.equal(res.status, 202);
+      assert.equal(res.body.cluster.name, 'alpha');
+      assert.equal(res.body.cluster.state, 'Creating');
+      assert.equal(res.body.cluster.servers, 3);
+      assert.equal(res.body.cluster.datacenter, 'alpha');
+      assert.equal(res.body.cluster.consulVersion, '1.8.7');
+      assert.equal(res.body.operation.kind, 'create');
+      assert.equal(res.body.operation.state, 'Queued');
+      assert.equal(res.headers.get('location'), `/v1/operations/${res.body.operation.id}`);
+      const op = await s.request('GET', res.headers.get('location')!, { token: writer });
+      assert.equal(op.status, 200);
+      assert.equal(op.body.clusterId, res.body.cluster.id);
+    });
+
+    it('a retried create with the same Idempotency-Key returns the same answer and creates one cluster', async () => {
+      const headers = { 'idempotency-key': 'create-beta-1' };
+      const first = await s.request('POST', '/v1/clusters', { token: writer, body: createBody({ name: 'beta' }), headers });
+      const second = await s.request('POST', '/v1/clusters', { token: writer, body: createBody({ name: 'beta' }), headers });
+      assert.equal(first.status, 202);
+      assert.equal(second.status, 202);
+      assert.equal(second.body.cluster.id, first.body.cluster.id);
+      assert.equal(second.body.operation.id, first.body.operation.id);
+      assert.equal(second.headers.get('location'), first.headers.get('location'));
+      assert.equal(await s.db.cluster.count({ where: { name: 'beta' } }), 1);
+      assert.equal(await s.db.operation.count({ where: { clusterId: first.body.cluster.id } }), 1);
+    });
+
+    it('concurrent creates with one Idempotency-Key make one cluster', async () => {
+      const headers = { 'idempotency-key': 'create-gamma-race' };
+      const answers = await Promise.all(Array.from({ length: 5 }, () => s.request('POST', '/v1/clusters', { token: writer, body: createBody({ name: 'gamma' }), headers })));
+      assert.deepEqual(answers.map((a) => a.status), [202, 202, 202, 202, 202]);
+      assert.equal(new Set(answers.map((a) => a.body.cluster.id)).size, 1);
+      assert.equal(await s.db.cluster.count({ where: { name: 'gamma' } }), 1);
+    });
+
+    it('422 when an Idempotency-Key is reused with a different body', async () => {
+      const headers = { 'idempotency-key': 'create-delta' };
+      await s.request('POST', '/v1/clusters', { token: writer, body: createBody({ name: 'delta' }), headers });
+      const res = await s.request('POST', '/v1/clusters', { token: writer, body: createBody({ name: 'delta2' }), headers });
+      assert.equal(res.status, 422);
+      assert.equal(res.body.error.code, 'idempotency_key_reused');
+      assert.equal(await s.db.cluster.count({ where: { name: 'delta2' } }), 0);
+    });
+
+    it('409 for a second cluster with the same name in the same tenant, subscription and resource group', async () => {
+      const res = await s.request('POST', '/v1/clusters', { token: writer, body: createBody({ name: 'alpha' }) });
+      assert.equal(res.status, 409);
+      assert.equal(res.body.error.code, 'cluster_name_taken');
+      const otherRg = await s.request('POST', '/v1/clusters', { token: writer, body: createBody({ name: 'alpha', resourceGroup: 'rg-other' }) });
+      assert.equal(otherRg.status, 202);
+      const otherTenant = await s.request('POST', '/v1/clusters', { token: s.token(TENANT_B, WRITE), body: createBody({ name: 'alpha' }) });
+      assert.equal(otherTenant.status, 202);
+    });
+  });
+
+  describe('tenancy', () => {
+    it("404 on every cluster and operation route for another tenant's cluster", async () => {
+      const created = await s.request('POST', '/v1/clusters', { token: writer, body: createBody({ name: 'private' }) });
+      const id = created.body.cluster.id;
+      const opId = created.body.operation.id;
+      const other = s.token(TENANT_B, [...WRITE, ...READ]);
+      const routes: [string, string][] = [
+        ['GET', `/v1/clusters/${id}`],
+        ['DELETE', `/v1/clusters/${id}`],
+        ['GET', `/v1/clusters/${id}/client-config`],
+        ['POST', `/v1/clusters/${id}/tokens`],
+        ['GET', `/v1/operations/${opId}`],
+      ];
+      for (const [method, path] of routes) {
+        const res = await s.request(method, path, { token: other, body: method === 'POST' ? {} : undefined });
+        assert.equal(res.status, 404, `${method} ${path}`);
+        assert.match(res.body.error.code, /not_found$/);
+      }
+      const list = await s.request('GET', '/v1/clusters', { token: other });
+      assert.ok(!list.body.clusters.some((c: { id: string }) => c.id === id));
+      // The owner still sees it, and nothing was changed by the refused calls.
+      const mine = await s.request('GET', `/v1/clusters/${id}`, { token: writer });
+      assert.equal(mine.body.state, 'Creating');
+      assert.equal(await s.db.operation.count({ where: { clusterId: id } }), 1);
+    });
+
+    it('404 for ids that are not UUIDs', async () => {
+      const res = await s.request('GET', '/v1/clusters/not-a-uuid', { token: writer });
+      assert.equal(res.status, 404);
+    });
+
+    it('409 for client config of a cluster that is not Running', async () => {
+      const list = await s.request('GET', '/v1/clusters', { token: writer });
+      const res = await s.request('GET', `/v1/clusters/${list.body.clusters[0].id}/client-config`, { token: writer });
+      assert.equal(res.status, 409);
+      assert.equal(res.body.error.code, 'cluster_not_running');
+    });
+  });
+
+  describe('catalog and service endpoints', () => {
+    it('lists regions, versions and tiers', async () => {
+      const regions = await s.request('GET', '/v1/regions', { token: writer });
+      assert.ok(regions.body.regions.length >= 50);
+      assert.ok(regions.body.regions.some((r: { name: string; displayName: string }) => r.name === 'westeurope' && r.displayName === 'West Europe'));
+      const versions = await s.request('GET', '/v1/versions', { token: writer });
+      assert.deepEqual(versions.body.versions, [{ version: '1.8.7', status: 'RECOMMENDED' }]);
+      const tiers = await s.request('GET', '/v1/tiers', { token: writer });
+      assert.deepEqual(tiers.body.tiers.map((t: { name: string; servers: number }) => [t.name, t.servers]), [['development', 1], ['standard', 3], ['plus', 5]]);
+    });
+
+    it('serves healthz, readyz, metrics and docs without a token', async () => {
+      assert.equal((await s.request('GET', '/healthz')).status, 200);
+      const ready = await s.request('GET', '/readyz');
+      assert.equal(ready.status, 200);
+      assert.deepEqual(ready.body.checks, { database: 'ok', redis: 'ok' });
+      const metrics = await s.request('GET', '/metrics');
+      assert.match(metrics.body, /http_request_duration_seconds_bucket/);
+      const docs = await s.request('GET', '/docs/openapi.json');
+      assert.equal(docs.status, 200);
+      assert.ok(docs.body.paths['/v1/clusters']);
+      assert.ok(docs.body.paths['/v1/clusters/{id}/client-config']);
+      assert.match((await s.request('GET', '/docs')).body, /swagger-ui/);
+    });
+
+    it('answers unknown routes with the error shape', async () => {
+      const res = await s.request('GET', '/v1/nope', { token: writer });
+      assert.equal(res.status, 404);
+      assert.equal(res.body.error.code, 'not_found');
+    });
+  });
+});

@@ -1,0 +1,156 @@
+import { randomBytes } from 'node:crypto';
+import type { INestApplicationContext } from '@nestjs/common';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import pg from 'pg';
+import IORedis from 'ioredis';
+import { createApiApp } from '../../apps/api/src/app';
+import { startWorker } from '../../apps/worker/src/worker';
+import { closeDb, createDb, loadConfig, type Config, type Db } from '../../libs/core/src';
+import { mintToken } from '../../infra/local/token';
+
+/**
+ * One isolated product per test file: a database cloned from the migrated
+ * template, a queue prefix and a loopback block of its own, so files run in parallel.
+ */
+export interface TestStack {
+  config: Config;
+  url: string;
+  db: Db;
+  api: NestFastifyApplication;
+  worker?: INestApplicationContext;
+  token(tenantId: string, roles: string[], user?: string): string;
+  request(method: string, path: string, opts?: { token?: string; body?: unknown; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Headers }>;
+  startWorker(): Promise<INestApplicationContext>;
+  close(): Promise<void>;
+}
+
+function required(name: string): string {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run the tests with npm test`);
+  return v;
+}
+
+/** A distinct second octet per test file (127.<octet>.x.y), handed out by Redis so parallel files never collide. */
+async function claimOctet(redisUrl: string): Promise<number> {
+  const redis = new IORedis(redisUrl, { maxRetriesPerRequest: 3 });
+  try {
+    const n = await redis.incr('test:loopback-octet');
+    return 100 + (n % 150);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+export async function createTestDatabase(): Promise<string> {
+  const admin = required('TEST_ADMIN_DATABASE_URL');
+  const template = required('TEST_TEMPLATE_DATABASE');
+  const name = `test_${randomBytes(6).toString('hex')}`;
+  const client = new pg.Client({ connectionString: admin });
+  await client.connect();
+  try {
+    await client.query(`CREATE DATABASE ${name} TEMPLATE ${template}`);
+  } finally {
+    await client.end();
+  }
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+export async function dropTestDatabase(databaseUrl: string): Promise<void> {
+  const name = new URL(databaseUrl).pathname.slice(1);
+  const client = new pg.Client({ connectionString: required('TEST_ADMIN_DATABASE_URL') });
+  await client.connect();
+  try {
+    await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  } finally {
+    await client.end();
+  }
+}
+
+export async function testConfig(overrides: Record<string, string> = {}): Promise<Config> {
+  const redisUrl = required('REDIS_URL');
+  return loadConfig(process.env, {
+    DATABASE_URL: await createTestDatabase(),
+    QUEUE_PREFIX: `t${randomBytes(4).toString('hex')}`,
+    LOCAL_NET_OCTET: String(await claimOctet(redisUrl)),
+    PORT: '0',
+    WORKER_PORT: '0',
+    LOG_FORMAT: 'json',
+    JOB_LOCK_MS: '3000',
+    RECONCILE_INTERVAL_MS: '1000',
+    ...overrides,
+  });
+}
+
+export async function startStack(opts: { worker?: boolean; config?: Config } = {}): Promise<TestStack> {
+  const config = opts.config ?? (await testConfig());
+  const api = await createApiApp(config);
+  await api.listen(0, '127.0.0.1');
+  const address = api.getHttpServer().address();
+  if (!address || typeof address === 'string') throw new Error('the API is not listening on a TCP port');
+  const url = `http://127.0.0.1:${address.port}`;
+  const db = createDb(config.DATABASE_URL, 2);
+  const workers: INestApplicationContext[] = [];
+  const stack: TestStack = {
+    config,
+    url,
+    db,
+    api,
+    token: (tenantId, roles, user = 'tester') => mintToken({ tenantId, user, roles }),
+    async request(method, path, o = {}) {
+      const headers: Record<string, string> = { ...(o.headers ?? {}) };
+      if (o.token) headers.authorization = `Bearer ${o.token}`;
+      let body: string | undefined;
+      if (o.body !== undefined) {
+        headers['content-type'] ??= 'application/json';
+        body = typeof o.body === 'string' ? o.body : JSON.stringify(o.body);
+      }
+      const res = await fetch(url + path, { method, headers, body });
+      const text = await res.text();
+      let parsed: unknown = text;
+      try {
+        parsed = text ? JSON.parse(text) : undefined;
+      } catch {
+        /* not JSON */
+      }
+      return { status: res.status, body: parsed, headers: res.headers };
+    },
+    async startWorker() {
+      const w = await startWorker(config);
+      workers.push(w);
+      stack.worker = w;
+      return w;
+    },
+    async close() {
+      for (const w of workers) await w.close();
+      await api.close();
+      await closeDb(db);
+      await dropTestDatabase(config.DATABASE_URL);
+    },
+  };
+  if (opts.worker) await stack.startWorker();
+  return stack;
+}
+
+/** Polls a condition until it holds, or fails with the last value seen. Never a bare sleep. */
+export async function waitFor<T>(what: string, probe: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 60_000, intervalMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  for (;;) {
+    last = await probe();
+    if (done(last)) return last;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${JSON.stringify(last)?.slice(0, 500)}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+export const TENANT_A = 'aaaaaaaa-0000-4000-8000-000000000001';
+export const TENANT_B = 'bbbbbbbb-0000-4000-8000-000000000002';
+export const SUBSCRIPTION = '5ub5c000-0000-4000-8000-000000000000'.replace('5ub5c', '0abcd');
+export const WRITE = ['Clusters.ReadWrite'];
+export const READ = ['Clusters.Read'];
+
+export function createBody(over: Record<string, unknown> = {}): Record<string, unknown> {
+  return { name: 'orders', subscriptionId: SUBSCRIPTION, resourceGroup: 'rg-orders', region: 'westeurope', tier: 'development', ...over };
+}
