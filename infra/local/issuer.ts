@@ -208,7 +208,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const dir = localDir();
-  const pidFile = path.join(dir, 'run', 'issuer.pid');
+  const pidFile = path.join(dir, 'run', `${process.env.PID_NAME || 'issuer'}.pid`);
   let issuer: RunningIssuer;
   try {
     issuer = await startIssuer({

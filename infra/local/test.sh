@@ -25,7 +25,7 @@ export ISSUER_PORT="${TEST_ISSUER_PORT:-18443}"
 export ISSUER_URL="https://127.0.0.1:$ISSUER_PORT"
 export AUTH_ISSUER="$ISSUER_URL" AUTH_METADATA_URL="$ISSUER_URL/.well-known/openid-configuration"
 export NODE_ENV=test LOG_FORMAT=json
-node "$ROOT/dist/infra/local/issuer.js" >"$LOCAL/logs/test-issuer.log" 2>&1 &
+PID_NAME=test-issuer node "$ROOT/dist/infra/local/issuer.js" >"$LOCAL/logs/test-issuer.log" 2>&1 &
 issuer_pid=$!
 trap 'kill $issuer_pid 2>/dev/null || true' EXIT
 wait_for -t 20 curl -fsS --cacert "$NODE_EXTRA_CA_CERTS" -o /dev/null "$AUTH_METADATA_URL" ||

@@ -1,0 +1,59 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+
+/** Runs the real `consul` CLI against a cluster's HTTPS API; the token travels in the environment, not argv. */
+export function consul(args: string[], opts: { httpAddr: string; caFile: string; token?: string }): Promise<{ code: number; stdout: string; stderr: string }> {
+  const bin = process.env.CONSUL_BIN!;
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, CONSUL_HTTP_ADDR: opts.httpAddr, CONSUL_CACERT: opts.caFile };
+  if (opts.token) env.CONSUL_HTTP_TOKEN = opts.token;
+  return new Promise((resolve) => {
+    execFile(bin, args, { env, timeout: 30_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** A Consul client agent started from a config dir, like a customer's VM would. */
+export interface ClientAgent {
+  dir: string;
+  log(): string;
+  stop(): Promise<void>;
+}
+
+export function startClientAgent(dir: string, config: Record<string, unknown>, caPem: string): ClientAgent {
+  fs.mkdirSync(path.join(dir, 'config'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'config', 'ca.pem'), caPem);
+  fs.writeFileSync(
+    path.join(dir, 'config', 'client.json'),
+    JSON.stringify({ ...config, ca_file: path.join(dir, 'config', 'ca.pem'), data_dir: path.join(dir, 'data') }, null, 2),
+  );
+  const logFile = path.join(dir, 'consul.log');
+  const out = fs.openSync(logFile, 'a');
+  const child: ChildProcess = spawn(process.env.CONSUL_BIN!, ['agent', `-config-dir=${path.join(dir, 'config')}`], { stdio: ['ignore', out, out], env: { PATH: process.env.PATH } });
+  fs.closeSync(out);
+  return {
+    dir,
+    log: () => fs.readFileSync(logFile, 'utf8'),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGKILL');
+      }),
+  };
+}
+
+/** True when something accepts TCP connections at address:port. */
+export function tcpOpen(address: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: address, port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
