@@ -214,6 +214,7 @@ export class LocalTarget {
     let leader = '';
     let voters = 0;
     let members = '';
+    // eslint-disable-next-line no-useless-assignment -- read in the timeout message if no attempt ever set it
     let lastError = 'no answer yet';
     let lastProcessCheck = 0;
     for (let attempt = 0; ; attempt++) {
