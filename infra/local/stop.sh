@@ -63,12 +63,14 @@ shopt -s nullglob
 for pidfile in "$LOCAL"/run/*.pid; do
   name="$(basename "$pidfile" .pid)"
   [[ "$name" == redis ]] && continue
-  pid="$(tr -dc '0-9' <"$pidfile")"
+  # A process may remove its own pid file while we go (start.sh stops its children).
+  pid="$(tr -dc '0-9' <"$pidfile" 2>/dev/null || true)"
   if [[ -n "$pid" ]] && alive "$pid"; then
     # Guard against pid reuse after a reboot or crash: a process that started
     # after the pid file was written is not the one that wrote it.
     started="$(proc_start_epoch "$pid" || echo 0)"
-    if ((started > $(stat -c %Y "$pidfile") + 1)); then
+    written="$(stat -c %Y "$pidfile" 2>/dev/null || echo "$started")"
+    if ((started > written + 1)); then
       warn "$name: pid $pid was reused by another process; not touching it"
     else
       terminate "$name" "$pid"

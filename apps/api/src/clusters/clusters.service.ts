@@ -148,7 +148,7 @@ export class ClustersService {
     if (!sealed) throw new ConflictError('token_already_handed_out', 'this token secret was already handed out');
     await this.secrets.delete(cluster.id, secretName);
     const token = JSON.parse(sealed) as { accessorId: string; secretId: string };
-    return { status: 201, body: { accessorId: token.accessorId, secretId: token.secretId, description: op.result ?? undefined } };
+    return { status: 201, body: { accessorId: token.accessorId, secretId: token.secretId } };
   }
 
   private async waitForOperation(id: string, timeoutMs: number) {
