@@ -21,7 +21,7 @@ function npmToken(args: string[]): Promise<string> {
 }
 
 // A standard cluster created through the API, checked from outside with the stock consul binary.
-describe('a standard cluster, end to end', () => {
+describe('a standard cluster, end to end', { timeout: 240_000 }, () => {
   let s: TestStack;
   let token: string;
   let clusterId: string;

@@ -26,7 +26,7 @@ function exited(child: ChildProcess): Promise<void> {
 
 // A worker killed in the middle of a create: the next worker resumes the
 // operation, adopts the servers already running, and starts no duplicate.
-describe('a worker killed during create', () => {
+describe('a worker killed during create', { timeout: 240_000 }, () => {
   let s: TestStack;
   let target: LocalTarget;
   const children: ChildProcess[] = [];

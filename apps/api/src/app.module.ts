@@ -1,4 +1,4 @@
-import { Module, type DynamicModule, type OnApplicationShutdown, Inject } from '@nestjs/common';
+import { Inject, Injectable, Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import type IORedis from 'ioredis';
 import {
@@ -15,6 +15,7 @@ import { HealthController } from './health/health.controller';
 import { OperationsController } from './operations/operations.controller';
 import { AUTHENTICATOR, CONFIG, DB, QUEUE, REDIS } from './tokens';
 
+@Injectable()
 class Resources implements OnApplicationShutdown {
   constructor(@Inject(DB) private readonly db: Db, @Inject(QUEUE) private readonly queue: OperationsQueue, @Inject(REDIS) private readonly redis: IORedis) {}
   async onApplicationShutdown(): Promise<void> {

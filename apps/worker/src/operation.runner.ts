@@ -28,6 +28,13 @@ export class OperationRunner {
     private readonly flows: Record<OperationKind, Flow>,
   ) {}
 
+  /** Closes the flows' connections to clusters (kept alive between steps). */
+  close(): void {
+    this.onClose?.();
+  }
+
+  onClose?: () => void;
+
   async run(job: Job<JobPayloads['run-operation']>, token: string | undefined): Promise<void> {
     const { operationId } = job.data;
     let op = await this.operations.get(operationId);

@@ -42,7 +42,9 @@ export class WorkerModule {
               delete: new DeleteClusterFlow(target, clusters, secrets, audit),
               'create-token': new CreateTokenFlow(target, secrets, audit),
             };
-            return new OperationRunner(ops, clusters, flows);
+            const runner = new OperationRunner(ops, clusters, flows);
+            runner.onClose = () => target.local.close();
+            return runner;
           },
           inject: [OperationRepository, ClusterRepository, SecretRepository, AuditRepository, ClusterTarget],
         },

@@ -17,6 +17,7 @@ type Handler = (job: Job<JobPayloads[JobName]>, token?: string) => Promise<void>
 export class WorkerService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly log = new Logger('worker');
   private worker?: Worker;
+  private workerConnection?: IORedis;
   private timer?: NodeJS.Timeout;
   private server?: http.Server;
 
@@ -46,7 +47,7 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
       OPERATIONS_QUEUE,
       async (job, token) => handlers[job.name as JobName](job, token),
       {
-        connection: createRedis(this.config.REDIS_URL, true),
+        connection: (this.workerConnection = createRedis(this.config.REDIS_URL, true)),
         prefix: this.config.QUEUE_PREFIX,
         concurrency: this.config.WORKER_CONCURRENCY,
         lockDuration: this.config.JOB_LOCK_MS,
@@ -86,8 +87,11 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
     if (this.timer) clearInterval(this.timer);
     this.server?.close();
     await this.worker?.close();
+    // BullMQ does not close a connection it was given.
+    this.workerConnection?.disconnect();
     await this.queue.close().catch(() => undefined);
     this.redis.disconnect();
+    this.runner.close();
     await closeDb(this.db);
   }
 }

@@ -1,0 +1,287 @@
+/**
+ * Cluster create latency: from the POST /v1/clusters request to the cluster
+ * being Running, through the real API and worker (in this process) and real
+ * Consul 1.8.7 servers, for the development (1 server) and standard (3
+ * servers) tiers. Each run uses a fresh cluster name and deletes the cluster
+ * afterwards (waits for the delete; no Consul process is left).
+ *
+ * The time is broken down by the create operation's steps (durationMs on the
+ * Operation row) and, from the servers' own logs, wait-for-leader is split
+ * into "leader elected" and "ACL legacy-mode exit".
+ *
+ *   node dist/bench/cluster-create.bench.js      (npm run bench runs it)
+ *   env: BENCH_RUNS (5), and what bench.sh exports.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { INestApplicationContext } from '@nestjs/common';
+import { createApiApp } from '../apps/api/src/app';
+import { startWorker } from '../apps/worker/src/worker';
+import { closeDb, createDb, type Config, type Db, type OperationStep } from '../libs/core/src';
+import { LocalTarget } from '../libs/provisioner/src';
+import { mintToken } from '../infra/local/token';
+import {
+  benchConfig, createBenchDatabase, dropBenchDatabase, log, obliterateQueue, onCleanup, round, runBench, sleep, summarize, writeResult,
+} from './support';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const TIERS = ['development', 'standard'] as const;
+type Tier = (typeof TIERS)[number];
+const TENANT = 'beeeeeee-0000-4000-8000-00000000b001';
+const SUBSCRIPTION = '0abcd000-0000-4000-8000-00000000b001';
+const RUN_TIMEOUT_MS = 60_000;
+const POLL_MS = 10;
+
+/** Step groups reported, each the sum of its steps' durationMs. */
+const GROUPS: Record<string, string[]> = {
+  'address allocation (allocate-addresses)': ['allocate-addresses'],
+  'key generation (generate-secrets)': ['generate-secrets'],
+  'process start (write-config + start-servers)': ['write-config', 'start-servers'],
+  'leader election + ACL mode (wait-for-leader)': ['wait-for-leader'],
+  'ACL set-up check (verify-acl)': ['verify-acl'],
+};
+
+interface RunResult {
+  tier: Tier;
+  run: number;
+  clusterId: string;
+  /** POST sent to runningSince written by the worker. */
+  totalMs: number;
+  /** POST sent to 202 received. */
+  acceptedMs: number;
+  /** POST sent to the operation marked Running by the worker (queue pickup). */
+  pickupMs: number;
+  steps: Record<string, number>;
+  groups: Record<string, number>;
+  /** total minus all steps: API, queue pickup, step bookkeeping in the DB, marking Running. */
+  restMs: number;
+  /** Split of wait-for-leader from the Consul servers' logs (undefined if the log lines were not found). */
+  leaderElectedMs?: number;
+  aclLegacyExitMs?: number;
+  deleteMs: number;
+}
+
+async function main(): Promise<void> {
+  const databaseUrl = await createBenchDatabase();
+  onCleanup(() => dropBenchDatabase(databaseUrl));
+  const config: Config = benchConfig(databaseUrl, 250);
+  onCleanup(async () => {
+    await obliterateQueue(config.REDIS_URL, config.QUEUE_PREFIX);
+  });
+  const clustersDir = path.join(config.LOCAL_DIR, 'clusters');
+  const target = new LocalTarget({ clustersDir, consulBinary: () => config.CONSUL_BIN });
+  const live = new Set<string>();
+  // Whatever happens: no Consul server of ours is left running.
+  onCleanup(async () => {
+    for (const id of live) {
+      log(`clean-up: stopping the servers of cluster ${id}`);
+      await target.stopAndRemove(id, { gracefulTimeoutMs: 5_000 });
+    }
+    target.close();
+  });
+
+  const api = await createApiApp(config);
+  onCleanup(() => api.close());
+  await api.listen(0, '127.0.0.1');
+  const address = api.getHttpServer().address();
+  if (!address || typeof address === 'string') throw new Error('the API is not listening on a TCP port');
+  const url = `http://127.0.0.1:${address.port}`;
+  const worker: INestApplicationContext = await startWorker(config);
+  onCleanup(() => worker.close());
+  const db: Db = createDb(databaseUrl, 2);
+  onCleanup(() => closeDb(db));
+
+  const token = mintToken({ tenantId: TENANT, user: 'bench', roles: ['Clusters.ReadWrite'] });
+  const call = async (method: string, p: string, body?: unknown) => {
+    const res = await fetch(url + p, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? (JSON.parse(text) as any) : undefined };
+  };
+
+  const runOnce = async (tier: Tier, run: number): Promise<RunResult> => {
+    const name = `bench-${tier.slice(0, 3)}-${run}-${randomBytes(3).toString('hex')}`;
+    const t0 = Date.now();
+    const p0 = performance.now();
+    const res = await call('POST', '/v1/clusters', { name, subscriptionId: SUBSCRIPTION, resourceGroup: 'rg-bench', region: 'westeurope', tier });
+    const acceptedMs = performance.now() - p0;
+    if (res.status !== 202) throw new Error(`create answered ${res.status}: ${JSON.stringify(res.body)}`);
+    const clusterId: string = res.body.cluster.id;
+    const operationId: string = res.body.operation.id;
+    live.add(clusterId);
+
+    const deadline = Date.now() + RUN_TIMEOUT_MS;
+    let cluster = await db.cluster.findUnique({ where: { id: clusterId } });
+    while (cluster?.state !== 'Running') {
+      if (cluster?.state === 'Failed') {
+        const op = await db.operation.findUnique({ where: { id: operationId } });
+        throw new Error(`cluster ${clusterId} failed: ${cluster.stateReason}; ${JSON.stringify(op?.error)}`);
+      }
+      if (Date.now() > deadline) throw new Error(`cluster ${clusterId} not Running after ${RUN_TIMEOUT_MS} ms (state ${cluster?.state})`);
+      await sleep(POLL_MS);
+      cluster = await db.cluster.findUnique({ where: { id: clusterId } });
+    }
+    const op = await db.operation.findUniqueOrThrow({ where: { id: operationId } });
+    const totalMs = cluster.runningSince!.getTime() - t0;
+    const stepLog = op.steps as unknown as OperationStep[];
+    const steps: Record<string, number> = {};
+    for (const s of stepLog) steps[s.name] = s.durationMs ?? NaN;
+    const groups: Record<string, number> = {};
+    for (const [g, names] of Object.entries(GROUPS)) groups[g] = names.reduce((sum, n) => sum + (steps[n] ?? 0), 0);
+    const stepSum = Object.values(steps).reduce((a, b) => a + b, 0);
+    const split = leaderSplit(clustersDir, clusterId, stepLog.find((s) => s.name === 'wait-for-leader'));
+    if (tier === 'standard' && run === RUNS) keepLogs(clustersDir, clusterId);
+
+    // Delete, and wait for it: no process, no files.
+    const d0 = performance.now();
+    const del = await call('DELETE', `/v1/clusters/${clusterId}`);
+    if (del.status !== 202) throw new Error(`delete answered ${del.status}: ${JSON.stringify(del.body)}`);
+    const deleteOp: string = del.body.operation.id;
+    for (;;) {
+      const d = await db.operation.findUnique({ where: { id: deleteOp } });
+      if (d?.state === 'Succeeded') break;
+      if (d?.state === 'Failed') throw new Error(`delete of ${clusterId} failed: ${JSON.stringify(d.error)}`);
+      if (performance.now() - d0 > RUN_TIMEOUT_MS) throw new Error(`delete of ${clusterId} did not finish in ${RUN_TIMEOUT_MS} ms`);
+      await sleep(POLL_MS * 5);
+    }
+    const deleteMs = performance.now() - d0;
+    const left = await target.observe(clusterId);
+    if (left.length > 0) throw new Error(`cluster ${clusterId}: ${left.length} Consul process(es) still running after delete`);
+    live.delete(clusterId);
+
+    return {
+      tier,
+      run,
+      clusterId,
+      totalMs,
+      acceptedMs: round(acceptedMs),
+      pickupMs: op.startedAt!.getTime() - t0,
+      steps,
+      groups,
+      restMs: totalMs - stepSum,
+      ...split,
+      deleteMs: round(deleteMs),
+    };
+  };
+
+  // One development cluster first, not counted: JIT, the identity metadata fetch, first connections.
+  log('cluster-create: warm-up (development, not counted)');
+  const warmup = await runOnce('development', 0);
+  log(`  warm-up: ${warmup.totalMs} ms to Running`);
+
+  const results: RunResult[] = [];
+  for (let run = 1; run <= RUNS; run++) {
+    for (const tier of TIERS) {
+      const r = await runOnce(tier, run);
+      results.push(r);
+      const parts = Object.entries(r.steps).map(([k, v]) => `${k} ${v}`).join(', ');
+      log(`  ${tier.padEnd(11)} run ${run}: ${r.totalMs} ms to Running (${parts}; rest ${r.restMs}; delete ${r.deleteMs} ms)`);
+    }
+  }
+
+  const byTier: Record<string, unknown> = {};
+  for (const tier of TIERS) {
+    const rs = results.filter((r) => r.tier === tier);
+    const breakdown: Record<string, ReturnType<typeof summarize>> = {};
+    for (const g of Object.keys(GROUPS)) breakdown[g] = summarize(rs.map((r) => r.groups[g]!));
+    breakdown['rest: API, queue pickup, DB bookkeeping (total minus steps)'] = summarize(rs.map((r) => r.restMs));
+    const leader = rs.filter((r) => r.leaderElectedMs !== undefined);
+    byTier[tier] = {
+      runs: rs.length,
+      totalMs: summarize(rs.map((r) => r.totalMs)),
+      breakdownMs: breakdown,
+      waitForLeaderSplitMs: leader.length
+        ? { leaderElected: summarize(leader.map((r) => r.leaderElectedMs!)), aclLegacyExit: summarize(leader.map((r) => r.aclLegacyExitMs!)), runsWithSplit: leader.length }
+        : undefined,
+      acceptedMs: summarize(rs.map((r) => r.acceptedMs)),
+      pickupMs: summarize(rs.map((r) => r.pickupMs)),
+      deleteMs: summarize(rs.map((r) => r.deleteMs)),
+    };
+  }
+  const target3s = (byTier.standard as { totalMs: { median: number } }).totalMs.median < 3000;
+  const summary: string[] = [];
+  for (const tier of TIERS) {
+    const t = byTier[tier] as {
+      totalMs: { median: number; min: number; max: number };
+      breakdownMs: Record<string, { median: number; min: number; max: number }>;
+      waitForLeaderSplitMs?: { leaderElected: { median: number }; aclLegacyExit: { median: number } };
+    };
+    const over3s = results.filter((r) => r.tier === tier && r.totalMs >= 3000).length;
+    summary.push(`${tier}: POST to Running median ${t.totalMs.median} ms [${t.totalMs.min}-${t.totalMs.max}] over ${RUNS} runs (${over3s} of them >= 3 s)`);
+    for (const [g, st] of Object.entries(t.breakdownMs)) summary.push(`  ${g.padEnd(60)} ${String(st.median).padStart(7)} ms [${st.min}-${st.max}]`);
+    if (t.waitForLeaderSplitMs) {
+      summary.push(`  (wait-for-leader per the Consul logs: leader elected after ${t.waitForLeaderSplitMs.leaderElected.median} ms, then ACL legacy-mode exit ${t.waitForLeaderSplitMs.aclLegacyExit.median} ms)`);
+    }
+  }
+  summary.push(`target standard median < 3000 ms: ${target3s ? 'met' : 'MISSED'}`);
+  const file = writeResult('cluster-create', {
+    runsPerTier: RUNS,
+    targets: { standardRunningMedianBelowMs: 3000, met: target3s },
+    summary,
+    tiers: byTier,
+    warmup,
+    runs: results,
+  });
+  log('');
+  for (const line of summary) log(`cluster-create: ${line}`);
+  log(`cluster-create: results in ${file}`);
+}
+
+/**
+ * Splits wait-for-leader using the servers' logs: from the step's start to the
+ * first "New leader elected" line, and from there to the step's end (the ACL
+ * system leaving legacy mode on every server, plus polling).
+ */
+function leaderSplit(clustersDir: string, clusterId: string, step: OperationStep | undefined): { leaderElectedMs?: number; aclLegacyExitMs?: number } {
+  if (!step?.finishedAt) return {};
+  const start = Date.parse(step.startedAt);
+  const end = Date.parse(step.finishedAt);
+  let elected: number | undefined;
+  for (const dir of safeReaddir(path.join(clustersDir, clusterId))) {
+    let text: string;
+    try {
+      text = fs.readFileSync(path.join(clustersDir, clusterId, dir, 'consul.log'), 'utf8');
+    } catch {
+      continue;
+    }
+    for (const raw of text.split('\n')) {
+      if (!/New leader elected|cluster leadership acquired/.test(raw)) continue;
+      const line = raw.trim(); // "2026-11-24T04:02:15.010Z [INFO]  agent.server: New leader elected: ..."
+      const at = Date.parse(line.slice(0, line.indexOf(' ')));
+      if (Number.isFinite(at) && (elected === undefined || at < elected)) elected = at;
+      break;
+    }
+  }
+  if (elected === undefined) return {};
+  const leaderElectedMs = Math.max(0, elected - start);
+  return { leaderElectedMs, aclLegacyExitMs: end - start - leaderElectedMs };
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir).filter((d) => d.startsWith('server-'));
+  } catch {
+    return [];
+  }
+}
+
+/** Keeps the last standard run's server logs next to the results, for a look at where the time goes. */
+function keepLogs(clustersDir: string, clusterId: string): void {
+  const out = path.join(__dirname, '..', '..', 'bench', 'results', 'cluster-create-logs');
+  fs.rmSync(out, { recursive: true, force: true });
+  fs.mkdirSync(out, { recursive: true });
+  for (const dir of safeReaddir(path.join(clustersDir, clusterId))) {
+    try {
+      fs.copyFileSync(path.join(clustersDir, clusterId, dir, 'consul.log'), path.join(out, `${dir}.log`));
+    } catch {
+      /* no log */
+    }
+  }
+}
+
+runBench('cluster-create', 240_000, main);

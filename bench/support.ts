@@ -1,0 +1,317 @@
+/**
+ * Shared helpers of the benchmarks (run by `npm run bench`, see infra/local/bench.sh):
+ * a database of their own cloned from the migrated template, a config with a
+ * queue prefix and loopback block of their own (LOCAL_NET_OCTET 250-254 is
+ * reserved for benchmarks), child processes that are always stopped, small
+ * statistics and the JSON result files under bench/results/.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Queue } from 'bullmq';
+import IORedis from 'ioredis';
+import pg from 'pg';
+import { OPERATIONS_QUEUE, loadConfig, type Config } from '../libs/core/src';
+
+export const REPO_ROOT = path.resolve(__dirname, '..', '..');
+export const RESULTS_DIR = path.join(REPO_ROOT, 'bench', 'results');
+
+export function required(name: string): string {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run the benchmarks with npm run bench`);
+  return v;
+}
+
+export function localDir(): string {
+  return process.env.LOCAL_DIR || path.join(REPO_ROOT, '.local');
+}
+
+/** Where the benchmarks' child processes leave their pid files; bench.sh stops whatever is left there. */
+export function benchRunDir(): string {
+  return path.join(localDir(), 'bench', 'run');
+}
+
+// ---------------------------------------------------------------- database
+
+export async function createBenchDatabase(): Promise<string> {
+  const admin = required('TEST_ADMIN_DATABASE_URL');
+  const template = required('TEST_TEMPLATE_DATABASE');
+  const name = `bench_${randomBytes(6).toString('hex')}`;
+  const client = new pg.Client({ connectionString: admin });
+  await client.connect();
+  try {
+    await client.query(`CREATE DATABASE ${name} TEMPLATE ${template}`);
+  } finally {
+    await client.end();
+  }
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+export async function dropBenchDatabase(databaseUrl: string): Promise<void> {
+  const name = new URL(databaseUrl).pathname.slice(1);
+  if (!/^bench_[0-9a-f]+$/.test(name)) throw new Error(`refusing to drop ${name}: not a benchmark database`);
+  const client = new pg.Client({ connectionString: required('TEST_ADMIN_DATABASE_URL') });
+  await client.connect();
+  try {
+    await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A product config of the benchmark's own: database, queue prefix, loopback block (250-254). */
+export function benchConfig(databaseUrl: string, octet: number, overrides: Record<string, string> = {}): Config {
+  if (octet < 250 || octet > 254) throw new Error('benchmarks use LOCAL_NET_OCTET 250-254 (64 is npm start, 100-249 the tests)');
+  return loadConfig(process.env, {
+    DATABASE_URL: databaseUrl,
+    QUEUE_PREFIX: `b${randomBytes(4).toString('hex')}`,
+    LOCAL_NET_OCTET: String(octet),
+    PORT: '0',
+    WORKER_PORT: '0',
+    LOG_FORMAT: 'json',
+    ...overrides,
+  });
+}
+
+/** Removes a benchmark's queue (all its jobs and keys); returns what it held and how many keys are left. */
+export async function obliterateQueue(redisUrl: string, prefix: string): Promise<{ jobs: Record<string, number>; keysLeft: number }> {
+  const redis = new IORedis(redisUrl, { maxRetriesPerRequest: null });
+  const queue = new Queue(OPERATIONS_QUEUE, { connection: redis, prefix });
+  try {
+    const jobs = await queue.getJobCounts();
+    await queue.obliterate({ force: true });
+    await queue.close();
+    let keysLeft = 0;
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      keysLeft += keys.length;
+      cursor = next;
+    } while (cursor !== '0');
+    return { jobs, keysLeft };
+  } finally {
+    redis.disconnect();
+  }
+}
+
+// ---------------------------------------------------------------- statistics
+
+export interface Summary {
+  n: number;
+  median: number;
+  min: number;
+  max: number;
+  mean: number;
+}
+
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  // nearest-rank
+  const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));
+  return sorted[rank - 1]!;
+}
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+export function summarize(values: readonly number[]): Summary {
+  const s = [...values].sort((a, b) => a - b);
+  return {
+    n: s.length,
+    median: round(median(s)),
+    min: round(s[0] ?? NaN),
+    max: round(s[s.length - 1] ?? NaN),
+    mean: round(s.reduce((a, b) => a + b, 0) / (s.length || 1)),
+  };
+}
+
+export function round(v: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+}
+
+// ---------------------------------------------------------------- results
+
+export function environment(): Record<string, unknown> {
+  return {
+    node: process.version,
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model,
+    memoryGiB: round(os.totalmem() / 2 ** 30, 1),
+    platform: `${os.type()} ${os.release()}`,
+    loadavgAtEnd: os.loadavg().map((l) => round(l, 2)),
+  };
+}
+
+export function writeResult(name: string, result: Record<string, unknown>): string {
+  fs.mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = path.join(RESULTS_DIR, `${name}.json`);
+  fs.writeFileSync(file, `${JSON.stringify({ bench: name, finishedAt: new Date().toISOString(), environment: environment(), ...result }, null, 2)}\n`);
+  return file;
+}
+
+// ---------------------------------------------------------------- processes, clean-up, time limit
+
+const cleanups: (() => Promise<void> | void)[] = [];
+let cleaning: Promise<void> | undefined;
+
+/** Registers clean-up work; it runs once, last registered first, on success, error, signal or time-out. */
+export function onCleanup(fn: () => Promise<void> | void): void {
+  cleanups.push(fn);
+}
+
+export function runCleanups(): Promise<void> {
+  cleaning ??= (async () => {
+    while (cleanups.length > 0) {
+      const fn = cleanups.pop()!;
+      try {
+        await fn();
+      } catch (e) {
+        process.stderr.write(`clean-up failed: ${(e as Error).message}\n`);
+      }
+    }
+  })();
+  return cleaning;
+}
+
+/**
+ * Runs a benchmark's main function with a hard time limit; whatever happens,
+ * the clean-ups run (child processes stopped, clusters deleted, databases
+ * dropped) before the process exits.
+ */
+export function runBench(name: string, limitMs: number, main: () => Promise<void>): void {
+  let exiting = false;
+  const finish = async (code: number, why?: string) => {
+    if (exiting) return;
+    exiting = true;
+    if (why) process.stderr.write(`${name}: ${why}\n`);
+    const hard = setTimeout(() => {
+      process.stderr.write(`${name}: clean-up did not finish within 60 s; exiting anyway\n`);
+      process.exit(code || 1);
+    }, 60_000);
+    hard.unref();
+    await runCleanups();
+    process.exit(code);
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void finish(130, `stopped by ${sig}`));
+  process.on('uncaughtException', (e) => void finish(1, `uncaught: ${e.stack ?? String(e)}`));
+  process.on('unhandledRejection', (e) => void finish(1, `unhandled rejection: ${(e as Error)?.stack ?? String(e)}`));
+  const timer = setTimeout(() => void finish(2, `time limit of ${limitMs / 1000} s exceeded`), limitMs);
+  timer.unref();
+  main().then(
+    () => finish(0),
+    (e: unknown) => finish(1, `failed: ${(e as Error)?.stack ?? String(e)}`),
+  );
+}
+
+export interface Child {
+  name: string;
+  proc: ChildProcess;
+  logFile: string;
+  exited: Promise<number | null>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a child process with its output in a log file and a pid file in
+ * $LOCAL_DIR/bench/run (bench.sh stops leftovers by that pid). It is stopped
+ * (SIGTERM, then SIGKILL after 5 s) by the clean-ups at the latest.
+ */
+export function spawnChild(name: string, command: string, args: string[], env: NodeJS.ProcessEnv): Child {
+  const logDir = path.join(localDir(), 'logs');
+  fs.mkdirSync(logDir, { recursive: true });
+  fs.mkdirSync(benchRunDir(), { recursive: true });
+  const logFile = path.join(logDir, `${name}.log`);
+  const out = fs.openSync(logFile, 'w');
+  const proc = spawn(command, args, { env, stdio: ['ignore', out, out], cwd: REPO_ROOT });
+  fs.closeSync(out);
+  const pidFile = path.join(benchRunDir(), `${name}.pid`);
+  if (proc.pid) fs.writeFileSync(pidFile, `${proc.pid}\n`);
+  const exited = new Promise<number | null>((resolve) => {
+    proc.once('exit', (code) => {
+      try {
+        if (fs.readFileSync(pidFile, 'utf8').trim() === String(proc.pid)) fs.unlinkSync(pidFile);
+      } catch {
+        /* gone already */
+      }
+      resolve(code);
+    });
+    proc.once('error', () => resolve(null));
+  });
+  let stopping: Promise<void> | undefined;
+  const child: Child = {
+    name,
+    proc,
+    logFile,
+    exited,
+    stop() {
+      stopping ??= (async () => {
+        if (proc.exitCode !== null || proc.signalCode !== null) return;
+        proc.kill('SIGTERM');
+        const t = setTimeout(() => proc.kill('SIGKILL'), 5_000);
+        await exited;
+        clearTimeout(t);
+      })();
+      return stopping;
+    },
+  };
+  onCleanup(() => child.stop());
+  return child;
+}
+
+export function logTail(file: string, lines = 30): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** Polls a URL until it answers 200; fails early if the child exits, or after timeoutMs. */
+export async function waitForHttp(url: string, child: Child, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: string;
+  for (;;) {
+    if (child.proc.exitCode !== null || child.proc.signalCode !== null) {
+      throw new Error(`${child.name} exited (${child.proc.exitCode ?? child.proc.signalCode}) before answering; end of ${child.logFile}:\n${logTail(child.logFile)}`);
+    }
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+      await res.arrayBuffer();
+      if (res.status === 200) return;
+      last = `HTTP ${res.status}`;
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    if (Date.now() > deadline) throw new Error(`${url} did not answer 200 within ${timeoutMs} ms (last: ${last}); end of ${child.logFile}:\n${logTail(child.logFile)}`);
+    await sleep(100);
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export function log(msg: string): void {
+  process.stdout.write(`${msg}\n`);
+}
