@@ -41,10 +41,6 @@ export class ClustersService {
       const replay = await this.replay(caller.tenantId, idempotencyKey, requestHash);
       if (replay) return replay;
     }
-    const live = await this.clusters.listForTenant(caller.tenantId);
-    if (live.some((c) => c.name === cmd.name && c.subscriptionId === cmd.subscriptionId && c.resourceGroup === cmd.resourceGroup)) {
-      throw this.nameTaken(cmd.name);
-    }
     let created;
     try {
       created = await this.clusters.createWithOperation(

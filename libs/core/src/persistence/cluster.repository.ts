@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Db } from './prisma';
 import { isUniqueViolation } from './prisma';
 import { ClusterState, OperationState, type OperationKind, isMutating } from '../model';
-import type { Cluster, ClusterServer, Operation } from '../generated/prisma/client';
+import { Prisma, type Cluster, type ClusterServer, type Operation } from '../generated/prisma/client';
 
 export type ClusterWithServers = Cluster & { servers: ClusterServer[] };
 
@@ -34,59 +34,87 @@ const LIVE_STATES_EXCLUDE_DELETED = { not: ClusterState.Deleted };
 export class ClusterRepository {
   constructor(private readonly db: Db) {}
 
-  /** Writes the cluster, its create operation, the audit event and the idempotency record in one transaction. */
+  /**
+   * Writes the cluster, its create operation, the audit event and (with a key)
+   * the idempotency record in one statement: atomic, and one round trip on the
+   * API's hottest write path. A taken name or a raced Idempotency-Key is a
+   * unique violation (see isUniqueViolation).
+   */
   async createWithOperation(input: NewCluster, idem?: IdempotentResponse): Promise<{ cluster: Cluster; operation: Operation }> {
-    const clusterId = randomUUID();
-    const operationId = randomUUID();
-    return this.db.$transaction(async (tx) => {
-      const cluster = await tx.cluster.create({
-        data: {
-          id: clusterId,
-          ...input,
-          managedResourceGroup: `mrg-consul-${input.name}-${clusterId.slice(0, 8)}`,
-          state: ClusterState.Creating,
-        },
-      });
-      const operation = await tx.operation.create({
-        data: {
-          id: operationId,
-          tenantId: input.tenantId,
-          clusterId,
-          kind: 'create',
-          mutating: true,
-          state: OperationState.Queued,
-          requestedBy: input.createdBy,
-        },
-      });
-      await tx.auditEvent.create({
-        data: {
-          id: randomUUID(),
-          tenantId: input.tenantId,
-          clusterId,
-          operationId,
-          actor: input.createdBy,
-          action: 'cluster.create.requested',
-          details: { name: input.name, tier: input.tier, region: input.region, consulVersion: input.consulVersion },
-        },
-      });
-      if (idem) {
-        await tx.idempotencyRecord.create({
-          data: {
-            tenantId: input.tenantId,
-            key: idem.key,
-            requestHash: idem.requestHash,
-            statusCode: idem.statusCode,
-            location: idem.location?.replace(':operationId', operationId) ?? null,
-            body: idem.body(cluster, operation) as object,
-          },
-        });
-      }
-      return { cluster, operation };
-    });
+    const now = new Date();
+    const cluster: Cluster = {
+      id: randomUUID(),
+      ...input,
+      managedResourceGroup: '',
+      target: 'local',
+      state: ClusterState.Creating,
+      stateReason: null,
+      addressSlot: null,
+      lockedByOperationId: null,
+      createdAt: now,
+      updatedAt: now,
+      runningSince: null,
+      deletedAt: null,
+    };
+    cluster.managedResourceGroup = `mrg-consul-${input.name}-${cluster.id.slice(0, 8)}`;
+    const operation: Operation = {
+      id: randomUUID(),
+      seq: 0n,
+      tenantId: input.tenantId,
+      clusterId: cluster.id,
+      kind: 'create',
+      mutating: true,
+      params: {},
+      state: OperationState.Queued,
+      progress: 0,
+      steps: [],
+      currentStep: null,
+      attempts: 0,
+      error: null,
+      result: null,
+      requestedBy: input.createdBy,
+      createdAt: now,
+      updatedAt: now,
+      startedAt: null,
+      finishedAt: null,
+    };
+    const audit = JSON.stringify({ name: input.name, tier: input.tier, region: input.region, consulVersion: input.consulVersion });
+    const idemInsert = idem
+      ? Prisma.sql`, i AS (
+          INSERT INTO "IdempotencyRecord" ("tenantId", "key", "requestHash", "statusCode", "location", "body", "createdAt")
+          SELECT ${input.tenantId}, ${idem.key}, ${idem.requestHash}, ${idem.statusCode},
+                 ${idem.location?.replace(':operationId', operation.id) ?? null}, ${JSON.stringify(idem.body(cluster, operation))}::jsonb, ${now}
+          FROM o RETURNING 1)`
+      : Prisma.empty;
+    const rows = await this.db.$queryRaw<{ seq: bigint }[]>`
+      WITH c AS (
+        INSERT INTO "Cluster" ("id", "tenantId", "subscriptionId", "resourceGroup", "managedResourceGroup", "name", "region", "datacenter",
+          "consulVersion", "tier", "serverCount", "publicEndpoint", "target", "state", "createdBy", "createdAt", "updatedAt")
+        VALUES (${cluster.id}::uuid, ${cluster.tenantId}, ${cluster.subscriptionId}, ${cluster.resourceGroup}, ${cluster.managedResourceGroup},
+          ${cluster.name}, ${cluster.region}, ${cluster.datacenter}, ${cluster.consulVersion}, ${cluster.tier}, ${cluster.serverCount},
+          ${cluster.publicEndpoint}, ${cluster.target}, ${cluster.state}, ${cluster.createdBy}, ${now}, ${now})
+        RETURNING "id"
+      ), o AS (
+        INSERT INTO "Operation" ("id", "tenantId", "clusterId", "kind", "mutating", "state", "requestedBy", "createdAt", "updatedAt")
+        SELECT ${operation.id}::uuid, ${operation.tenantId}, c."id", 'create', true, ${operation.state}, ${operation.requestedBy}, ${now}, ${now} FROM c
+        RETURNING "id", "seq"
+      ), a AS (
+        INSERT INTO "AuditEvent" ("id", "tenantId", "clusterId", "operationId", "actor", "action", "details", "createdAt")
+        SELECT ${randomUUID()}::uuid, ${input.tenantId}, ${cluster.id}::uuid, o."id", ${input.createdBy}, 'cluster.create.requested', ${audit}::jsonb, ${now} FROM o
+        RETURNING 1
+      )${idemInsert}
+      SELECT o."seq" FROM o`;
+    operation.seq = BigInt(rows[0].seq);
+    return { cluster, operation };
   }
 
-  findForTenant(tenantId: string, id: string): Promise<ClusterWithServers | null> {
-    return this.db.cluster.findFirst({ where: { id, tenantId }, include: { servers: { orderBy: { index: 'asc' } } } });
+  /** The API's hot read: the cluster and its servers in one query. */
+  async findForTenant(tenantId: string, id: string): Promise<ClusterWithServers | null> {
+    const rows = await this.db.$queryRaw<(Cluster & { servers: ClusterServer[] })[]>`
+      SELECT c.*, COALESCE((SELECT json_agg(json_build_object('clusterId', s."clusterId", 'index', s."index", 'address', s."address") ORDER BY s."index")
+                            FROM "ClusterServer" s WHERE s."clusterId" = c."id"), '[]'::json) AS "servers"
+      FROM "Cluster" c WHERE c."id" = ${id}::uuid AND c."tenantId" = ${tenantId}`;
+    return rows.length ? rows[0] : null;
   }
 
   listForTenant(tenantId: string, opts: { includeDeleted?: boolean } = {}): Promise<ClusterWithServers[]> {

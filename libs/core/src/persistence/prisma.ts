@@ -27,7 +27,13 @@ export async function closeDb(db: Db): Promise<void> {
   if (pool && !pool.ended) await pool.end();
 }
 
-/** Prisma's unique-constraint violation. */
+/** A unique-constraint violation, from a Prisma model call (P2002) or a raw query (Postgres 23505). */
 export function isUniqueViolation(e: unknown): boolean {
-  return typeof e === 'object' && e !== null && (e as { code?: string }).code === 'P2002';
+  if (typeof e !== 'object' || e === null) return false;
+  const err = e as { code?: string; meta?: { code?: string; driverAdapterError?: { cause?: { kind?: string; originalCode?: string } } }; cause?: unknown };
+  if (err.code === 'P2002' || err.code === '23505') return true;
+  if (err.meta?.code === '23505') return true;
+  const cause = err.meta?.driverAdapterError?.cause;
+  if (cause?.kind === 'UniqueConstraintViolation' || cause?.originalCode === '23505') return true;
+  return /unique constraint|duplicate key value/i.test(String((e as Error).message ?? ''));
 }
