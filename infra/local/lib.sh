@@ -91,14 +91,17 @@ as_postgres() {
 # npm
 
 ensure_npm_deps() {
-  # npm ci rewrites node_modules/.package-lock.json, so "lock newer than that
+  # npm install rewrites node_modules/.package-lock.json, so "lock newer than that
   # file" means package-lock.json changed since the last install.
   if [[ -d "$ROOT/node_modules" && -f "$ROOT/node_modules/.package-lock.json" &&
     ! "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.package-lock.json" ]]; then
     return 0
   fi
-  log "installing npm dependencies (npm ci)"
-  (cd "$ROOT" && run_logged "$LOCAL/logs/npm-ci.log" npm ci --no-audit --no-fund --loglevel=error)
+  # `npm install` with the committed lock, not `npm ci`: npm 11 here leaves other
+  # platforms' optional packages (msgpackr-extract-darwin-*, ...) out of the lock,
+  # and `npm ci` then refuses it as out of sync. The versions are the lock's either way.
+  log "installing npm dependencies (npm install from package-lock.json)"
+  (cd "$ROOT" && run_logged "$LOCAL/logs/npm-install.log" npm install --no-audit --no-fund --loglevel=error)
 }
 
 # ---------------------------------------------------------------------------

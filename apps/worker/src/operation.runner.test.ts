@@ -1,0 +1,155 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { Worker, type Job } from 'bullmq';
+import {
+  ClusterRepository, OPERATIONS_QUEUE, OperationRepository, closeDb, createDb, createOperationsQueue, createRedis,
+  enqueueOperation, operationJobId, type Config, type Db, type JobPayloads, type OperationKind, type OperationsQueue,
+} from '../../../libs/core/src';
+import { testConfig, waitFor, dropTestDatabase } from '../../../test/support/stack';
+import { PermanentError, type Flow, type FlowContext } from './flows/flow';
+import { OperationRunner } from './operation.runner';
+import { Reconciler } from './reconciler';
+
+const TENANT = 'eeeeeeee-0000-4000-8000-000000000005';
+
+/** A flow whose single step is whatever the test says, recording when it ran. */
+function scriptedFlow(step: (ctx: FlowContext) => Promise<string | void>): Flow {
+  return {
+    steps: (ctx) => [{ name: 'scripted', run: () => step(ctx) }],
+    succeeded: async () => undefined,
+    failed: async () => undefined,
+  };
+}
+
+// The runner against real Postgres and Redis, with scripted flows: retries,
+// permanent failures, one mutating operation per cluster, and the reconciler.
+describe('OperationRunner', () => {
+  let config: Config;
+  let db: Db;
+  let clusters: ClusterRepository;
+  let operations: OperationRepository;
+  let queue: OperationsQueue;
+  let worker: Worker;
+  const behaviour = new Map<string, (ctx: FlowContext) => Promise<string | void>>();
+  const running = new Map<string, number>();
+  const overlaps: string[] = [];
+
+  before(async () => {
+    config = await testConfig({ JOB_ATTEMPTS: '3' });
+    db = createDb(config.DATABASE_URL, 4);
+    clusters = new ClusterRepository(db);
+    operations = new OperationRepository(db);
+    queue = createOperationsQueue(createRedis(config.REDIS_URL, false), config.QUEUE_PREFIX);
+    const flow = scriptedFlow(async (ctx) => {
+      const id = ctx.cluster.id;
+      running.set(id, (running.get(id) ?? 0) + 1);
+      if (running.get(id)! > 1 && ctx.operation.mutating) overlaps.push(ctx.operation.id);
+      try {
+        return await (behaviour.get(ctx.operation.id) ?? (async () => 'ok'))(ctx);
+      } finally {
+        running.set(id, running.get(id)! - 1);
+      }
+    });
+    const flows = { create: flow, delete: flow, 'create-token': flow } as Record<OperationKind, Flow>;
+    const runner = new OperationRunner(operations, clusters, flows);
+    worker = new Worker(OPERATIONS_QUEUE, (job: Job<JobPayloads['run-operation']>, token?: string) => runner.run(job, token), {
+      connection: createRedis(config.REDIS_URL, true),
+      prefix: config.QUEUE_PREFIX,
+      concurrency: 8,
+      // Retries in tests back off from 1 s; keep them short but real.
+    });
+  });
+  after(async () => {
+    await worker.close();
+    await queue.obliterate({ force: true });
+    await queue.close();
+    await closeDb(db);
+    await dropTestDatabase(config.DATABASE_URL);
+  });
+
+  async function newCluster(name: string) {
+    return clusters.createWithOperation({
+      tenantId: TENANT, subscriptionId: randomUUID(), resourceGroup: 'rg', name, region: 'westeurope', datacenter: name,
+      consulVersion: '1.8.7', tier: 'development', serverCount: 1, publicEndpoint: false, createdBy: 'test',
+    });
+  }
+  const finished = (id: string) => waitFor(`operation ${id} to end`, () => operations.get(id), (o) => !!o && ['Succeeded', 'Failed', 'Canceled'].includes(o.state), 30_000, 50);
+
+  it('retries a transient failure with backoff and then succeeds', async () => {
+    const { operation } = await newCluster('transient');
+    let calls = 0;
+    behaviour.set(operation.id, async () => {
+      calls++;
+      if (calls < 2) throw new Error('connection reset');
+      return 'worked the second time';
+    });
+    await enqueueOperation(queue, operation.id, config.JOB_ATTEMPTS);
+    const done = await finished(operation.id);
+    assert.equal(done!.state, 'Succeeded');
+    assert.equal(done!.attempts, 2);
+    assert.equal(calls, 2);
+  });
+
+  it('fails at once, with the reason, on an error retrying cannot fix', async () => {
+    const { operation } = await newCluster('permanent');
+    let calls = 0;
+    behaviour.set(operation.id, async () => {
+      calls++;
+      throw new PermanentError('unknown_version', 'Consul 0.0.1 is not in the version catalog');
+    });
+    await enqueueOperation(queue, operation.id, config.JOB_ATTEMPTS);
+    const done = await finished(operation.id);
+    assert.equal(done!.state, 'Failed');
+    assert.equal(calls, 1, 'not retried');
+    assert.deepEqual(done!.error, { code: 'unknown_version', message: 'scripted: Consul 0.0.1 is not in the version catalog' });
+    const cluster = await clusters.get(operation.clusterId);
+    assert.equal(cluster!.lockedByOperationId, null, 'the cluster lock is released');
+  });
+
+  it('fails after the last attempt of a failure that keeps happening', async () => {
+    const { operation } = await newCluster('flaky');
+    let calls = 0;
+    behaviour.set(operation.id, async () => {
+      calls++;
+      throw new Error('still down');
+    });
+    await enqueueOperation(queue, operation.id, config.JOB_ATTEMPTS);
+    const done = await finished(operation.id);
+    assert.equal(done!.state, 'Failed');
+    assert.equal(calls, 3);
+    assert.match((done!.error as { message: string }).message, /still down/);
+  });
+
+  it('runs mutating operations of one cluster one at a time, in order', async () => {
+    const { cluster, operation: create } = await newCluster('serial');
+    const order: string[] = [];
+    const slow = (label: string) => async () => {
+      order.push(`${label}:start`);
+      await new Promise((r) => setTimeout(r, 150)); // the work itself, not synchronisation
+      order.push(`${label}:end`);
+    };
+    behaviour.set(create.id, slow('create'));
+    const second = await clusters.addOperation(cluster, 'delete', 'test', 'cluster.delete.requested');
+    behaviour.set(second.id, slow('delete'));
+    // Enqueue the later operation first: the lock still runs them in request order.
+    await enqueueOperation(queue, second.id, config.JOB_ATTEMPTS);
+    await enqueueOperation(queue, create.id, config.JOB_ATTEMPTS);
+    await finished(second.id);
+    assert.equal((await operations.get(create.id))!.state, 'Succeeded');
+    assert.deepEqual(order, ['create:start', 'create:end', 'delete:start', 'delete:end']);
+    assert.deepEqual(overlaps, []);
+  });
+
+  it('the reconciler re-enqueues an operation whose job was lost', async () => {
+    const { operation } = await newCluster('lost');
+    // Rows written, job never enqueued (as when Redis was down for the API, or lost its data).
+    assert.equal(await queue.getJob(operationJobId(operation.id)), undefined);
+    const reconciler = new Reconciler(operations, clusters, queue, config.JOB_ATTEMPTS);
+    const r = await reconciler.reconcile();
+    assert.ok(r.requeued >= 1);
+    const done = await finished(operation.id);
+    assert.equal(done!.state, 'Succeeded');
+    assert.equal((await reconciler.reconcile()).requeued, 0, 'nothing left to re-enqueue');
+  });
+});
