@@ -75,6 +75,13 @@ describe('a standard cluster, end to end', { timeout: 240_000 }, () => {
     assert.deepEqual(clientConfig.retryJoin, addresses);
     assert.match(clientConfig.caPem, /BEGIN CERTIFICATE/);
     assert.equal(Buffer.from(clientConfig.encrypt, 'base64').length, 32);
+    // Secrets are sealed at rest: the gossip key is nowhere in the database rows.
+    const rows = await s.db.clusterSecret.findMany({ where: { clusterId } });
+    assert.deepEqual(rows.map((r) => r.name).sort(), ['gossip-key', 'management-token', 'pki']);
+    for (const r of rows) {
+      assert.ok(!Buffer.from(r.ciphertext).includes(Buffer.from(clientConfig.encrypt)), `${r.name} is not stored in the clear`);
+      assert.ok(!Buffer.from(r.ciphertext).includes(Buffer.from('PRIVATE KEY')), `${r.name} holds no clear private key`);
+    }
     caFile = path.join(work, 'ca.pem');
     fs.writeFileSync(caFile, clientConfig.caPem);
   });

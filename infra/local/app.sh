@@ -6,7 +6,10 @@ ensure_prisma_client() {
   local gen="$ROOT/libs/core/src/generated/prisma/client.ts"
   if [[ -f "$gen" && ! "$ROOT/prisma/schema.prisma" -nt "$gen" ]]; then return 0; fi
   log "generating the Prisma client"
-  (cd "$ROOT" && CHECKPOINT_DISABLE=1 run_logged "$LOCAL/logs/prisma-generate.log" node node_modules/prisma/build/index.js generate)
+  # The schema reads env("DATABASE_URL"): without it Prisma cannot read the schema's
+  # configuration and falls back to downloading a native engine, which fails offline.
+  (cd "$ROOT" && DATABASE_URL="postgresql://$DB_USER:$DB_PASSWORD@127.0.0.1:$PG_PORT/$DB_NAME" CHECKPOINT_DISABLE=1 \
+    run_logged "$LOCAL/logs/prisma-generate.log" node node_modules/prisma/build/index.js generate)
   touch "$gen"
 }
 
