@@ -31,6 +31,12 @@ describe('OperationRunner', () => {
   let operations: OperationRepository;
   let queue: OperationsQueue;
   let worker: Worker;
+  const connections: ReturnType<typeof createRedis>[] = [];
+  const redis = (forWorker: boolean) => {
+    const c = createRedis(config.REDIS_URL, forWorker);
+    connections.push(c);
+    return c;
+  };
   const behaviour = new Map<string, (ctx: FlowContext) => Promise<string | void>>();
   const running = new Map<string, number>();
   const overlaps: string[] = [];
@@ -40,7 +46,7 @@ describe('OperationRunner', () => {
     db = createDb(config.DATABASE_URL, 4);
     clusters = new ClusterRepository(db);
     operations = new OperationRepository(db);
-    queue = createOperationsQueue(createRedis(config.REDIS_URL, false), config.QUEUE_PREFIX);
+    queue = createOperationsQueue(redis(false), config.QUEUE_PREFIX);
     const flow = scriptedFlow(async (ctx) => {
       const id = ctx.cluster.id;
       running.set(id, (running.get(id) ?? 0) + 1);
@@ -54,7 +60,7 @@ describe('OperationRunner', () => {
     const flows = { create: flow, delete: flow, 'create-token': flow } as Record<OperationKind, Flow>;
     const runner = new OperationRunner(operations, clusters, flows);
     worker = new Worker(OPERATIONS_QUEUE, (job: Job<JobPayloads['run-operation']>, token?: string) => runner.run(job, token), {
-      connection: createRedis(config.REDIS_URL, true),
+      connection: redis(true),
       prefix: config.QUEUE_PREFIX,
       concurrency: 8,
       // Retries in tests back off from 1 s; keep them short but real.
@@ -64,6 +70,8 @@ describe('OperationRunner', () => {
     await worker.close();
     await queue.obliterate({ force: true });
     await queue.close();
+    // BullMQ does not close connections it was given.
+    for (const c of connections) c.disconnect();
     await closeDb(db);
     await dropTestDatabase(config.DATABASE_URL);
   });
