@@ -183,9 +183,14 @@ describe('API', () => {
         ['GET', `/v1/clusters/${id}/client-config`],
         ['POST', `/v1/clusters/${id}/tokens`],
         ['GET', `/v1/operations/${opId}`],
+        ['GET', `/v1/clusters/${id}/snapshots`],
+        ['POST', `/v1/clusters/${id}/snapshots`],
+        ['PATCH', `/v1/clusters/${id}/snapshots/${opId}`],
+        ['DELETE', `/v1/clusters/${id}/snapshots/${opId}`],
+        ['POST', `/v1/clusters/${id}/snapshots/${opId}/restore`],
       ];
       for (const [method, path] of routes) {
-        const res = await s.request(method, path, { token: other, body: method === 'POST' ? {} : undefined });
+        const res = await s.request(method, path, { token: other, body: method === 'POST' || method === 'PATCH' ? { name: 'x' } : undefined });
         assert.equal(res.status, 404, `${method} ${path}`);
         assert.match(res.body.error.code, /not_found$/);
       }

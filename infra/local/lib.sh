@@ -8,12 +8,14 @@
 #   postgres/data         project-local PostgreSQL 15 cluster (owned by `postgres`)
 #   postgres/socket       its unix socket directory
 #   redis/                Redis data (AOF) and generated redis.conf
+#   azurite/              Azurite (Azure Blob Storage emulator) data
 #   run/*.pid             pid files of everything we start (stop.sh reads them)
-#   logs/                 logs of postgres, redis, apt, npm, ...
+#   logs/                 logs of postgres, redis, azurite, apt, npm, ...
 #   env                   sourceable environment for the apps and tests
 #
 # Ports and the runtime dir can be overridden from the environment:
-#   PG_PORT (55432), REDIS_PORT (56379), LOCAL_DIR ($ROOT/.local).
+#   PG_PORT (55432), REDIS_PORT (56379), AZURITE_PORT (10000),
+#   LOCAL_DIR ($ROOT/.local).
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # LOCAL_DIR is also what write_env exports, so sourcing $LOCAL/env and then
@@ -21,6 +23,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 LOCAL="${LOCAL_DIR:-$ROOT/.local}"
 PG_PORT="${PG_PORT:-55432}"
 REDIS_PORT="${REDIS_PORT:-56379}"
+AZURITE_PORT="${AZURITE_PORT:-10000}"
 
 PG_MAJOR=15
 PG_BIN="/usr/lib/postgresql/$PG_MAJOR/bin"
@@ -35,6 +38,11 @@ CONSUL_BIN="$LOCAL/consul/usr/bin/consul"
 DB_NAME=consul_cloud
 DB_USER=consul_cloud
 DB_PASSWORD=consul_cloud
+
+# Azurite's well-known development account (public, documented by Microsoft;
+# the same for every Azurite). Real storage accounts' keys never come from here.
+AZURITE_ACCOUNT=devstoreaccount1
+AZURITE_ACCOUNT_KEY="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 # ---------------------------------------------------------------------------
 # small helpers
@@ -417,6 +425,97 @@ EOF
 }
 
 # ---------------------------------------------------------------------------
+# Azurite: the Azure Blob Storage emulator (npm package `azurite`, a dev
+# dependency), blob service only, on 127.0.0.1:$AZURITE_PORT, data in
+# $LOCAL/azurite. Started detached (its own session), so it outlives setup.sh
+# like PostgreSQL and Redis; stop.sh stops it through $LOCAL/run/azurite.pid.
+
+AZURITE_MAIN="$ROOT/node_modules/azurite/dist/src/blob/main.js"
+
+# Any request answers with a "Server: Azurite-Blob/<version>" header (an
+# unsigned list request gets 403, which is fine: it proves the service is up).
+azurite_answers() {
+  local headers
+  headers="$(curl -s -m 2 -o /dev/null -D - "http://127.0.0.1:$AZURITE_PORT/$AZURITE_ACCOUNT?comp=list" 2>/dev/null)" ||
+    return 1
+  [[ "$headers" == *$'\n'[Ss]erver:\ Azurite-Blob/* ]]
+}
+
+# A process exists and is not a zombie (kill -0 succeeds on a zombie).
+_proc_alive() {
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }"
+  [[ "${stat:0:1}" != Z ]]
+}
+
+# The pid in $LOCAL/run/azurite.pid, when that process is alive and is Azurite.
+_azurite_pid() {
+  local pid
+  pid="$(tr -dc '0-9' 2>/dev/null <"$LOCAL/run/azurite.pid")" || return 1
+  [[ -n "$pid" ]] || return 1
+  _proc_alive "$pid" || return 1
+  [[ "$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")" == *azurite* ]] || return 1
+  echo "$pid"
+}
+
+ensure_azurite() {
+  azurite_answers && return 0
+  [[ -f "$AZURITE_MAIN" ]] || die "Azurite not found at $AZURITE_MAIN (npm dependencies not installed?)"
+  mkdir -p "$LOCAL/azurite" "$LOCAL/run" "$LOCAL/logs"
+  local pidfile="$LOCAL/run/azurite.pid" pid
+  if pid="$(_azurite_pid)" &&
+    [[ "$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")" != *" --blobPort $AZURITE_PORT "* ]]; then
+    # Ours, but started with another AZURITE_PORT: replace it (as ensure_postgres does).
+    log "stopping Azurite (pid $pid): it was started on another port"
+    kill -TERM "$pid" 2>/dev/null || true
+    wait_for -t 10 eval "! _proc_alive $pid" || kill -KILL "$pid" 2>/dev/null || true
+    wait_for -t 5 eval "! _proc_alive $pid" || die "Azurite (pid $pid) does not stop"
+  fi
+  if pid="$(_azurite_pid)"; then
+    # Ours, still starting (or hung): wait for it below rather than start another.
+    log "Azurite (pid $pid) is running but not answering yet; waiting for it"
+  else
+    if (exec 3<>"/dev/tcp/127.0.0.1/$AZURITE_PORT") 2>/dev/null; then
+      die "port $AZURITE_PORT is taken by something that is not answering as Azurite; set AZURITE_PORT"
+    fi
+    log "starting Azurite (blob) on 127.0.0.1:$AZURITE_PORT"
+    rm -f "$pidfile"
+    # Azurite's last line on shutdown has no newline: keep each run's lines apart.
+    if [[ -s "$LOCAL/logs/azurite.log" && -n "$(tail -c 1 "$LOCAL/logs/azurite.log")" ]]; then
+      echo >>"$LOCAL/logs/azurite.log"
+    fi
+    # setsid -f: a forked process in a session of its own, so neither setup.sh
+    # exiting nor a Ctrl-C in the terminal (npm start) reaches it. Its shell
+    # writes its own pid and then execs node, so the pid file names the Azurite
+    # process itself. --skipApiVersionCheck: @azure/storage-blob sends a newer
+    # API version than Azurite knows; --disableTelemetry: it would otherwise
+    # try to reach an outside host.
+    # shellcheck disable=SC2016 # $$ and $@ are the inner shell's
+    setsid -f bash -c 'echo $$ >"$1"; shift; exec "$@"' azurite "$pidfile" \
+      node "$AZURITE_MAIN" --blobHost 127.0.0.1 --blobPort "$AZURITE_PORT" \
+      --location "$LOCAL/azurite" --skipApiVersionCheck --disableTelemetry --silent \
+      </dev/null >>"$LOCAL/logs/azurite.log" 2>&1
+  fi
+  local deadline=$((SECONDS + 30))
+  until azurite_answers; do
+    # Exited (bad flag, port taken meanwhile, ...): no point waiting out the timeout.
+    pid="$(tr -dc '0-9' 2>/dev/null <"$pidfile" || true)"
+    if [[ -n "$pid" ]] && ! _proc_alive "$pid"; then
+      die "Azurite exited during start-up (log: $LOCAL/logs/azurite.log)"
+    fi
+    ((SECONDS < deadline)) ||
+      die "Azurite did not answer on port $AZURITE_PORT within 30 s (log: $LOCAL/logs/azurite.log)"
+    sleep 0.1
+  done
+}
+
+azurite_connection_string() {
+  printf 'DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;BlobEndpoint=http://127.0.0.1:%s/%s;' \
+    "$AZURITE_ACCOUNT" "$AZURITE_ACCOUNT_KEY" "$AZURITE_PORT" "$AZURITE_ACCOUNT"
+}
+
+# ---------------------------------------------------------------------------
 # $LOCAL/env: `source .local/env` before running the apps or tests.
 
 write_env() {
@@ -427,6 +526,7 @@ write_env() {
     echo "# Written by infra/local/setup.sh; regenerated on every run."
     _env_line DATABASE_URL "postgresql://$DB_USER:$DB_PASSWORD@127.0.0.1:$PG_PORT/$DB_NAME"
     _env_line REDIS_URL "redis://127.0.0.1:$REDIS_PORT"
+    _env_line AZURE_STORAGE_CONNECTION_STRING "$(azurite_connection_string)"
     _env_line CONSUL_BIN "$CONSUL_BIN"
     _env_line NODE_EXTRA_CA_CERTS "$LOCAL/tls/ca.pem"
     _env_line LOCAL_DIR "$LOCAL"

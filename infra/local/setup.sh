@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up and start the local stack: Debian packages, npm dependencies, Consul
-# 1.8.7, development TLS, PostgreSQL and Redis, then write .local/env.
+# 1.8.7, development TLS, PostgreSQL, Redis and Azurite (Azure Blob Storage
+# emulator), then write .local/env.
 # Then generates the Prisma client, builds the TypeScript and applies migrations.
 # Idempotent: a second run only checks that everything is in place.
 #
@@ -36,9 +37,10 @@ step "Consul binary" ensure_consul
 step "development TLS" ensure_dev_tls
 step "PostgreSQL" ensure_postgres
 step "Redis" ensure_redis
+step "Azurite" ensure_azurite
 step "env file" write_env
 step "Prisma client" ensure_prisma_client
 step "build" build_app
 step "database migrations" migrate_db "postgresql://$DB_USER:$DB_PASSWORD@127.0.0.1:$PG_PORT/$DB_NAME"
 
-log "local stack ready (PostgreSQL :$PG_PORT, Redis :$REDIS_PORT); source $LOCAL/env"
+log "local stack ready (PostgreSQL :$PG_PORT, Redis :$REDIS_PORT, Azurite :$AZURITE_PORT); source $LOCAL/env"

@@ -2,7 +2,7 @@ import { Inject, Injectable, Module, type DynamicModule, type OnApplicationShutd
 import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import type IORedis from 'ioredis';
 import {
-  AuditRepository, ClusterRepository, IdempotencyRepository, OperationRepository, SecretBox, SecretRepository,
+  AuditRepository, ClusterRepository, IdempotencyRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository,
   closeDb, createDb, createOperationsQueue, createRedis, type Config, type Db, type OperationsQueue,
 } from '../../../libs/core/src';
 import { AuthGuard } from './auth/auth.guard';
@@ -13,6 +13,8 @@ import { ClustersService } from './clusters/clusters.service';
 import { ErrorFilter } from './errors/error.filter';
 import { HealthController } from './health/health.controller';
 import { OperationsController } from './operations/operations.controller';
+import { SnapshotsController } from './snapshots/snapshots.controller';
+import { SnapshotsService } from './snapshots/snapshots.service';
 import { AUTHENTICATOR, CONFIG, DB, QUEUE, REDIS } from './tokens';
 
 @Injectable()
@@ -30,7 +32,7 @@ export class AppModule {
   static forRoot(config: Config): DynamicModule {
     return {
       module: AppModule,
-      controllers: [ClustersController, OperationsController, CatalogController, HealthController],
+      controllers: [ClustersController, SnapshotsController, OperationsController, CatalogController, HealthController],
       providers: [
         { provide: CONFIG, useValue: config },
         { provide: DB, useFactory: () => createDb(config.DATABASE_URL, config.DATABASE_POOL_SIZE) },
@@ -52,7 +54,9 @@ export class AppModule {
         { provide: SecretRepository, useFactory: (db: Db, box: SecretBox) => new SecretRepository(db, box), inject: [DB, SecretBox] },
         { provide: IdempotencyRepository, useFactory: (db: Db) => new IdempotencyRepository(db), inject: [DB] },
         { provide: AuditRepository, useFactory: (db: Db) => new AuditRepository(db), inject: [DB] },
+        { provide: SnapshotRepository, useFactory: (db: Db) => new SnapshotRepository(db), inject: [DB] },
         ClustersService,
+        SnapshotsService,
         Resources,
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: ErrorFilter },

@@ -1,16 +1,21 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import type IORedis from 'ioredis';
 import {
-  AuditRepository, ClusterRepository, OperationRepository, SecretBox, SecretRepository,
+  AuditRepository, ClusterRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, SnapshotScheduleRepository,
   createDb, createOperationsQueue, createRedis, type Config, type Db, type OperationKind, type OperationsQueue,
 } from '../../../libs/core/src';
+import { BlobSnapshotStore } from '../../../libs/provisioner/src';
+import { ClusterSnapshots } from './cluster-snapshots';
 import { ClusterTarget } from './cluster-target';
+import { RestoreFlow } from './flows/restore.flow';
+import { DeleteSnapshotFlow, SnapshotFlow } from './flows/snapshot.flow';
 import { CreateClusterFlow } from './flows/create-cluster.flow';
 import { CreateTokenFlow } from './flows/create-token.flow';
 import { DeleteClusterFlow } from './flows/delete-cluster.flow';
 import type { Flow } from './flows/flow';
 import { OperationRunner } from './operation.runner';
 import { Reconciler } from './reconciler';
+import { SnapshotScheduler } from './snapshot.scheduler';
 import { CONFIG, DB, QUEUE, REDIS } from './tokens';
 import { WorkerService } from './worker.service';
 
@@ -29,6 +34,16 @@ export class WorkerModule {
         { provide: OperationRepository, useFactory: (db: Db) => new OperationRepository(db), inject: [DB] },
         { provide: SecretRepository, useFactory: (db: Db, box: SecretBox) => new SecretRepository(db, box), inject: [DB, SecretBox] },
         { provide: AuditRepository, useFactory: (db: Db) => new AuditRepository(db), inject: [DB] },
+        { provide: SnapshotRepository, useFactory: (db: Db) => new SnapshotRepository(db), inject: [DB] },
+        {
+          provide: ClusterSnapshots,
+          useFactory: async (target: ClusterTarget, rows: SnapshotRepository) => {
+            const store = new BlobSnapshotStore({ connectionString: config.AZURE_STORAGE_CONNECTION_STRING, container: config.SNAPSHOT_CONTAINER });
+            await store.ensureContainer();
+            return new ClusterSnapshots(target, rows, store);
+          },
+          inject: [ClusterTarget, SnapshotRepository],
+        },
         {
           provide: ClusterTarget,
           useFactory: (c: ClusterRepository, s: SecretRepository) => new ClusterTarget(config, c, s),
@@ -36,22 +51,33 @@ export class WorkerModule {
         },
         {
           provide: OperationRunner,
-          useFactory: (ops: OperationRepository, clusters: ClusterRepository, secrets: SecretRepository, audit: AuditRepository, target: ClusterTarget) => {
+          useFactory: (
+            ops: OperationRepository, clusters: ClusterRepository, secrets: SecretRepository, audit: AuditRepository, target: ClusterTarget,
+            snapshotRows: SnapshotRepository, snapshots: ClusterSnapshots,
+          ) => {
             const flows: Record<OperationKind, Flow> = {
               create: new CreateClusterFlow(target, clusters, audit, config.CLUSTER_READY_TIMEOUT_MS),
-              delete: new DeleteClusterFlow(target, clusters, secrets, audit),
+              delete: new DeleteClusterFlow(target, clusters, secrets, audit, snapshotRows, snapshots),
               'create-token': new CreateTokenFlow(target, secrets, audit),
+              snapshot: new SnapshotFlow(snapshots, snapshotRows, audit),
+              restore: new RestoreFlow(target, snapshots, snapshotRows, clusters, audit, config.CLUSTER_READY_TIMEOUT_MS),
+              'delete-snapshot': new DeleteSnapshotFlow(snapshots, audit),
             };
             const runner = new OperationRunner(ops, clusters, flows);
             runner.onClose = () => target.local.close();
             return runner;
           },
-          inject: [OperationRepository, ClusterRepository, SecretRepository, AuditRepository, ClusterTarget],
+          inject: [OperationRepository, ClusterRepository, SecretRepository, AuditRepository, ClusterTarget, SnapshotRepository, ClusterSnapshots],
         },
         {
           provide: Reconciler,
           useFactory: (ops: OperationRepository, clusters: ClusterRepository, queue: OperationsQueue) => new Reconciler(ops, clusters, queue, config.JOB_ATTEMPTS),
           inject: [OperationRepository, ClusterRepository, QUEUE],
+        },
+        {
+          provide: SnapshotScheduler,
+          useFactory: (db: Db, queue: OperationsQueue) => new SnapshotScheduler(new SnapshotScheduleRepository(db), queue, config.JOB_ATTEMPTS),
+          inject: [DB, QUEUE],
         },
         WorkerService,
       ],

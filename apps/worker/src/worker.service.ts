@@ -8,6 +8,7 @@ import {
 } from '../../../libs/core/src';
 import { OperationRunner } from './operation.runner';
 import { Reconciler } from './reconciler';
+import { SnapshotScheduler } from './snapshot.scheduler';
 import { CONFIG, DB, QUEUE, REDIS } from './tokens';
 
 type Handler = (job: Job<JobPayloads[JobName]>, token?: string) => Promise<void>;
@@ -19,6 +20,7 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
   private worker?: Worker;
   private workerConnection?: IORedis;
   private timer?: NodeJS.Timeout;
+  private scheduleTimer?: NodeJS.Timeout;
   private server?: http.Server;
 
   constructor(
@@ -28,6 +30,7 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
     @Inject(QUEUE) private readonly queue: OperationsQueue,
     private readonly runner: OperationRunner,
     private readonly reconciler: Reconciler,
+    private readonly scheduler: SnapshotScheduler,
   ) {}
 
   /** Every job name has exactly one handler, checked before the worker takes a job. */
@@ -61,6 +64,9 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
     await tick();
     this.timer = setInterval(tick, this.config.RECONCILE_INTERVAL_MS);
     this.timer.unref();
+    const schedule = () => this.scheduler.tick().catch((e: unknown) => this.log.warn({ msg: 'snapshot schedule failed', error: (e as Error).message }));
+    this.scheduleTimer = setInterval(schedule, this.config.SNAPSHOT_TICK_MS);
+    this.scheduleTimer.unref();
     if (this.config.WORKER_PORT > 0) await this.listen();
     this.log.log({ msg: 'worker ready', concurrency: this.config.WORKER_CONCURRENCY, prefix: this.config.QUEUE_PREFIX });
   }
@@ -85,6 +91,7 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
 
   async onApplicationShutdown(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    if (this.scheduleTimer) clearInterval(this.scheduleTimer);
     this.server?.close();
     await this.worker?.close();
     // BullMQ does not close a connection it was given.

@@ -32,12 +32,21 @@ const schema = z.object({
   AUTH_CLIENT_ID: z.string().default('api://managed-consul'),
   /** In production: the Entra ID tenant that owns the app registration. */
   AZURE_TENANT_ID: z.string().optional(),
+  /** Azure Blob Storage for snapshots; locally Azurite's development account (set in .local/env). */
+  AZURE_STORAGE_CONNECTION_STRING: z
+    .string()
+    .default(
+      'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;',
+    ),
+  SNAPSHOT_CONTAINER: z.string().regex(/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/, 'a blob container name: 3-63 lowercase letters, digits and single hyphens').default('consul-snapshots'),
   LOG_FORMAT: z.enum(['json', 'pretty']).default('pretty'),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(8),
   /** How long a job lock lasts without renewal; a killed worker's job is picked up after this. */
   JOB_LOCK_MS: z.coerce.number().int().min(1000).default(15000),
   JOB_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
   RECONCILE_INTERVAL_MS: z.coerce.number().int().min(200).default(10000),
+  /** How often the worker looks for clusters whose scheduled snapshot is due. */
+  SNAPSHOT_TICK_MS: z.coerce.number().int().min(1000).default(60000),
   CLUSTER_READY_TIMEOUT_MS: z.coerce.number().int().min(1000).default(60000),
   METRICS: bool.default(true),
 });

@@ -10,4 +10,6 @@ export * from './persistence/operation.repository';
 export * from './persistence/secret.repository';
 export * from './persistence/audit.repository';
 export * from './persistence/idempotency.repository';
-export type { Cluster, ClusterServer, Operation, AuditEvent } from './generated/prisma/client';
+export * from './persistence/snapshot.repository';
+export * from './persistence/snapshot-schedule.repository';
+export type { Cluster, ClusterServer, Operation, AuditEvent, Snapshot } from './generated/prisma/client';

@@ -24,13 +24,22 @@ export const OperationKind = {
   Create: 'create',
   Delete: 'delete',
   CreateToken: 'create-token',
+  Snapshot: 'snapshot',
+  Restore: 'restore',
+  DeleteSnapshot: 'delete-snapshot',
 } as const;
 export type OperationKind = (typeof OperationKind)[keyof typeof OperationKind];
 
 /** Operations that change a cluster take its lock; others (issuing a token) run beside them. */
 export function isMutating(kind: OperationKind): boolean {
-  return kind !== OperationKind.CreateToken;
+  return kind !== OperationKind.CreateToken && kind !== OperationKind.DeleteSnapshot;
 }
+
+export const SnapshotKind = { Scheduled: 'scheduled', Manual: 'manual', PreUpgrade: 'pre-upgrade', PreRestore: 'pre-restore' } as const;
+export type SnapshotKind = (typeof SnapshotKind)[keyof typeof SnapshotKind];
+
+export const SnapshotState = { Pending: 'Pending', Available: 'Available', Failed: 'Failed', Deleting: 'Deleting', Deleted: 'Deleted' } as const;
+export type SnapshotState = (typeof SnapshotState)[keyof typeof SnapshotState];
 
 export interface OperationStep {
   name: string;

@@ -7,3 +7,4 @@ export * from './local/server-processes';
 export * from './local/loopback-ports';
 export * from './local/consul-http';
 export * from './local/local-target';
+export * from './snapshots/blob-store';

@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, Headers, HttpCode, Param, Post, Res } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Headers, HttpCode, Param, Patch, Post, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiHeader, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { ROLES } from '../../../../libs/core/src';
@@ -38,6 +38,13 @@ export class ClustersController {
   @AnyRole(ROLES.read, ROLES.write)
   get(@Caller() caller: Principal, @Param('id') id: string) {
     return this.service.get(caller, id);
+  }
+
+  @Patch(':id')
+  @AnyRole(ROLES.write)
+  @ApiOperation({ summary: 'Change cluster settings: { snapshotPolicy: { intervalHours 1-24, retention 1-365 } }' })
+  update(@Caller() caller: Principal, @Param('id') id: string, @Body() body: unknown) {
+    return this.service.update(caller, id, body);
   }
 
   @Delete(':id')

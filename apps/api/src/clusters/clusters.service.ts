@@ -7,7 +7,7 @@ import {
 } from '../../../../libs/core/src';
 import type { Principal } from '../auth/principal';
 import { CONFIG, QUEUE } from '../tokens';
-import { parseCreateCluster, serverCountFor } from './create-cluster.command';
+import { parseCreateCluster, parseSnapshotPolicy, serverCountFor } from './create-cluster.command';
 import { clusterView, operationView } from './views';
 
 export interface Answer {
@@ -44,7 +44,12 @@ export class ClustersService {
     let created;
     try {
       created = await this.clusters.createWithOperation(
-        { tenantId: caller.tenantId, createdBy: caller.userId, serverCount: serverCountFor(cmd.tier), ...cmd },
+        {
+          tenantId: caller.tenantId, createdBy: caller.userId, serverCount: serverCountFor(cmd.tier),
+          name: cmd.name, subscriptionId: cmd.subscriptionId, resourceGroup: cmd.resourceGroup, region: cmd.region, tier: cmd.tier,
+          datacenter: cmd.datacenter, consulVersion: cmd.consulVersion, publicEndpoint: cmd.publicEndpoint,
+          snapshotIntervalHours: cmd.snapshotPolicy.intervalHours, snapshotRetention: cmd.snapshotPolicy.retention,
+        },
         idempotencyKey
           ? {
               key: idempotencyKey,
@@ -89,6 +94,21 @@ export class ClustersService {
     const op = await this.clusters.requestDelete(cluster, caller.userId);
     await this.dispatch(op.id);
     return { status: 202, location: `/v1/operations/${op.id}`, body: { operation: operationView(op) } };
+  }
+
+  /** PATCH: settings of the cluster. For now its snapshot policy; changes of tier arrive with scaling. */
+  async update(caller: Principal, id: string, raw: unknown) {
+    const cluster = await this.require(caller, id);
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ValidationError('invalid_body', 'the request body must be a JSON object');
+    const body = raw as Record<string, unknown>;
+    const unknown = Object.keys(body).filter((k) => k !== 'snapshotPolicy');
+    if (unknown.length) throw new ValidationError('unknown_field', `unknown or unchangeable field(s): ${unknown.join(', ')}`, { field: unknown[0], allowed: ['snapshotPolicy'] });
+    if (cluster.state === ClusterState.Deleting || cluster.state === ClusterState.Deleted) throw new ConflictError('cluster_deleting', `the cluster is ${cluster.state}`);
+    if (body.snapshotPolicy !== undefined) {
+      const policy = parseSnapshotPolicy(body.snapshotPolicy, { intervalHours: cluster.snapshotIntervalHours, retention: cluster.snapshotRetention });
+      await this.clusters.updateSnapshotPolicy(cluster, policy, caller.userId);
+    }
+    return clusterView((await this.clusters.findForTenant(caller.tenantId, id))!);
   }
 
   async clientConfig(caller: Principal, id: string) {

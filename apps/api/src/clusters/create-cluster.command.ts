@@ -15,9 +15,39 @@ export interface CreateClusterCommand {
   datacenter: string;
   consulVersion: string;
   publicEndpoint: boolean;
+  snapshotPolicy: SnapshotPolicy;
 }
 
-const KNOWN_FIELDS = new Set(['name', 'subscriptionId', 'resourceGroup', 'region', 'tier', 'datacenter', 'consulVersion', 'publicEndpoint']);
+export interface SnapshotPolicy {
+  intervalHours: number;
+  retention: number;
+}
+
+export const DEFAULT_SNAPSHOT_POLICY: SnapshotPolicy = { intervalHours: 24, retention: 30 };
+
+/** `{ intervalHours: 1-24, retention: 1-365 }`; missing members keep `current`. */
+export function parseSnapshotPolicy(raw: unknown, current: SnapshotPolicy): SnapshotPolicy {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('snapshotPolicy', 'invalid_snapshotPolicy', 'snapshotPolicy must be an object { intervalHours, retention }');
+  const p = raw as Record<string, unknown>;
+  const unknown = Object.keys(p).filter((k) => k !== 'intervalHours' && k !== 'retention');
+  if (unknown.length) fail('snapshotPolicy', 'invalid_snapshotPolicy', `unknown snapshotPolicy field(s): ${unknown.join(', ')}`);
+  const out = { ...current };
+  if (p.intervalHours !== undefined) {
+    if (!Number.isInteger(p.intervalHours) || (p.intervalHours as number) < 1 || (p.intervalHours as number) > 24) {
+      fail('snapshotPolicy.intervalHours', 'invalid_snapshotPolicy_intervalHours', 'snapshotPolicy.intervalHours must be a whole number of hours from 1 to 24');
+    }
+    out.intervalHours = p.intervalHours as number;
+  }
+  if (p.retention !== undefined) {
+    if (!Number.isInteger(p.retention) || (p.retention as number) < 1 || (p.retention as number) > 365) {
+      fail('snapshotPolicy.retention', 'invalid_snapshotPolicy_retention', 'snapshotPolicy.retention must be a whole number from 1 to 365');
+    }
+    out.retention = p.retention as number;
+  }
+  return out;
+}
+
+const KNOWN_FIELDS = new Set(['name', 'subscriptionId', 'resourceGroup', 'region', 'tier', 'datacenter', 'consulVersion', 'publicEndpoint', 'snapshotPolicy']);
 
 function fail(field: string, code: string, message: string, extra: Record<string, unknown> = {}): never {
   throw new ValidationError(code, message, { field, ...extra });
@@ -75,7 +105,8 @@ export function parseCreateCluster(raw: unknown): CreateClusterCommand {
     if (typeof body.publicEndpoint !== 'boolean') fail('publicEndpoint', 'invalid_publicEndpoint', 'publicEndpoint must be true or false');
     publicEndpoint = body.publicEndpoint;
   }
-  return { name, subscriptionId: subscriptionId.toLowerCase(), resourceGroup, region, tier: tier as TierName, datacenter, consulVersion, publicEndpoint };
+  const snapshotPolicy = body.snapshotPolicy === undefined ? DEFAULT_SNAPSHOT_POLICY : parseSnapshotPolicy(body.snapshotPolicy, DEFAULT_SNAPSHOT_POLICY);
+  return { name, subscriptionId: subscriptionId.toLowerCase(), resourceGroup, region, tier: tier as TierName, datacenter, consulVersion, publicEndpoint, snapshotPolicy };
 }
 
 export function serverCountFor(tier: TierName): number {

@@ -11,6 +11,8 @@ export class CreateClusterBody {
   @ApiPropertyOptional({ description: 'Consul datacenter name; defaults to the cluster name' }) datacenter?: string;
   @ApiPropertyOptional({ enum: VERSIONS.map((v) => v.version), default: DEFAULT_VERSION }) consulVersion?: string;
   @ApiPropertyOptional({ default: false }) publicEndpoint?: boolean;
+  @ApiPropertyOptional({ description: 'Scheduled snapshots: { intervalHours: 1-24 (default 24), retention: 1-365 (default 30) }', example: { intervalHours: 24, retention: 30 } })
+  snapshotPolicy?: { intervalHours?: number; retention?: number };
 }
 
 export class CreateTokenBody {

@@ -25,6 +25,7 @@ export function clusterView(c: Cluster & { servers?: ClusterServer[] }) {
     createdAt: c.createdAt.toISOString(),
     updatedAt: c.updatedAt.toISOString(),
     runningSince: c.runningSince?.toISOString() ?? null,
+    snapshotPolicy: { intervalHours: c.snapshotIntervalHours, retention: c.snapshotRetention },
   };
 }
 

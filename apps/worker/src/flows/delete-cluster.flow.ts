@@ -1,4 +1,5 @@
-import { AuditRepository, ClusterRepository, ClusterState, SecretRepository } from '../../../../libs/core/src';
+import { AuditRepository, ClusterRepository, ClusterState, SecretRepository, SnapshotRepository } from '../../../../libs/core/src';
+import type { ClusterSnapshots } from '../cluster-snapshots';
 import type { ClusterTarget } from '../cluster-target';
 import type { Flow, FlowContext, Step } from './flow';
 
@@ -9,6 +10,8 @@ export class DeleteClusterFlow implements Flow {
     private readonly clusters: ClusterRepository,
     private readonly secrets: SecretRepository,
     private readonly audit: AuditRepository,
+    private readonly snapshotRows: SnapshotRepository,
+    private readonly snapshots: ClusterSnapshots,
   ) {}
 
   steps({ cluster }: FlowContext): Step[] {
@@ -20,6 +23,14 @@ export class DeleteClusterFlow implements Flow {
           const before = await this.target.local.observe(id);
           await this.target.local.stopAndRemove(id);
           return `stopped ${before.length} server processes, removed their data`;
+        },
+      },
+      {
+        name: 'remove-snapshots',
+        run: async () => {
+          const rows = await this.snapshotRows.withBlobs(id);
+          for (const r of rows) await this.snapshots.remove(r.id);
+          return `${rows.length} snapshot(s) removed from storage`;
         },
       },
       { name: 'remove-secrets', run: () => this.secrets.deleteAll(id) },

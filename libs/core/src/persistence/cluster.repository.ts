@@ -18,6 +18,8 @@ export interface NewCluster {
   serverCount: number;
   publicEndpoint: boolean;
   createdBy: string;
+  snapshotIntervalHours?: number;
+  snapshotRetention?: number;
 }
 
 export interface IdempotentResponse {
@@ -45,6 +47,8 @@ export class ClusterRepository {
     const cluster: Cluster = {
       id: randomUUID(),
       ...input,
+      snapshotIntervalHours: input.snapshotIntervalHours ?? 24,
+      snapshotRetention: input.snapshotRetention ?? 30,
       managedResourceGroup: '',
       target: 'local',
       state: ClusterState.Creating,
@@ -55,6 +59,7 @@ export class ClusterRepository {
       updatedAt: now,
       runningSince: null,
       deletedAt: null,
+      lastScheduledSnapshotAt: null,
     };
     cluster.managedResourceGroup = `mrg-consul-${input.name}-${cluster.id.slice(0, 8)}`;
     const operation: Operation = {
@@ -89,10 +94,12 @@ export class ClusterRepository {
     const rows = await this.db.$queryRaw<{ seq: bigint }[]>`
       WITH c AS (
         INSERT INTO "Cluster" ("id", "tenantId", "subscriptionId", "resourceGroup", "managedResourceGroup", "name", "region", "datacenter",
-          "consulVersion", "tier", "serverCount", "publicEndpoint", "target", "state", "createdBy", "createdAt", "updatedAt")
+          "consulVersion", "tier", "serverCount", "publicEndpoint", "target", "state", "createdBy", "createdAt", "updatedAt",
+          "snapshotIntervalHours", "snapshotRetention")
         VALUES (${cluster.id}::uuid, ${cluster.tenantId}, ${cluster.subscriptionId}, ${cluster.resourceGroup}, ${cluster.managedResourceGroup},
           ${cluster.name}, ${cluster.region}, ${cluster.datacenter}, ${cluster.consulVersion}, ${cluster.tier}, ${cluster.serverCount},
-          ${cluster.publicEndpoint}, ${cluster.target}, ${cluster.state}, ${cluster.createdBy}, ${now}, ${now})
+          ${cluster.publicEndpoint}, ${cluster.target}, ${cluster.state}, ${cluster.createdBy}, ${now}, ${now},
+          ${cluster.snapshotIntervalHours}, ${cluster.snapshotRetention})
         RETURNING "id"
       ), o AS (
         INSERT INTO "Operation" ("id", "tenantId", "clusterId", "kind", "mutating", "state", "requestedBy", "createdAt", "updatedAt")
@@ -223,6 +230,19 @@ export class ClusterRepository {
       });
       return op;
     });
+  }
+
+  /** Changes the snapshot policy (a control-plane setting: nothing to do on the cluster itself). */
+  async updateSnapshotPolicy(cluster: Cluster, policy: { intervalHours: number; retention: number }, actor: string): Promise<void> {
+    await this.db.$transaction([
+      this.db.cluster.update({ where: { id: cluster.id }, data: { snapshotIntervalHours: policy.intervalHours, snapshotRetention: policy.retention } }),
+      this.db.auditEvent.create({
+        data: {
+          id: randomUUID(), tenantId: cluster.tenantId, clusterId: cluster.id, actor, action: 'cluster.snapshot-policy.changed',
+          details: { from: { intervalHours: cluster.snapshotIntervalHours, retention: cluster.snapshotRetention }, to: policy },
+        },
+      }),
+    ]);
   }
 
   findPendingOperation(clusterId: string, kind: OperationKind): Promise<Operation | null> {

@@ -20,6 +20,20 @@ export interface ConsulRequest {
   timeoutMs?: number;
 }
 
+export interface ConsulRawRequest extends Omit<ConsulRequest, 'body'> {
+  rawBody?: Buffer;
+  contentType?: string;
+  accept?: string;
+  /** Largest answer accepted (default 16 MiB). */
+  maxBytes?: number;
+}
+
+export interface ConsulRawResponse {
+  status: number;
+  headers: import('node:http').IncomingHttpHeaders;
+  data: Buffer;
+}
+
 export interface ConsulResponse {
   status: number;
   /** Parsed JSON if the response is JSON, else the raw text. */
@@ -36,16 +50,23 @@ export class ConsulHttpClient {
     this.agent = new https.Agent({ ca: caCertPem, keepAlive: true, maxSockets: 8 });
   }
 
-  request(req: ConsulRequest): Promise<ConsulResponse> {
+  async request(req: ConsulRequest): Promise<ConsulResponse> {
     const payload = req.body === undefined ? undefined : Buffer.from(JSON.stringify(req.body));
-    const headers: Record<string, string | number> = { Accept: 'application/json' };
+    const res = await this.requestRaw({ ...req, rawBody: payload, contentType: payload ? 'application/json' : undefined, accept: 'application/json' });
+    return { status: res.status, body: parseBody(res.data.toString('utf8'), res.headers['content-type'] as string | undefined) };
+  }
+
+  /** Bytes in, bytes out: snapshots (`GET`/`PUT /v1/snapshot`) are gzipped archives, not JSON. */
+  requestRaw(req: ConsulRawRequest): Promise<ConsulRawResponse> {
+    const headers: Record<string, string | number> = { Accept: req.accept ?? '*/*' };
     if (req.token !== undefined) headers['X-Consul-Token'] = req.token;
-    if (payload) {
-      headers['Content-Type'] = 'application/json';
-      headers['Content-Length'] = payload.length;
+    if (req.rawBody) {
+      headers['Content-Type'] = req.contentType ?? 'application/octet-stream';
+      headers['Content-Length'] = req.rawBody.length;
     }
+    const limit = req.maxBytes ?? MAX_RESPONSE_BYTES;
     const target = `${req.method} https://${req.address}:${req.port}${req.path}`;
-    return new Promise<ConsulResponse>((resolve, reject) => {
+    return new Promise<ConsulRawResponse>((resolve, reject) => {
       const httpReq = https.request(
         {
           host: req.address,
@@ -61,22 +82,19 @@ export class ConsulHttpClient {
           let size = 0;
           res.on('data', (chunk: Buffer) => {
             size += chunk.length;
-            if (size > MAX_RESPONSE_BYTES) {
-              res.destroy(new Error(`${target}: response larger than ${MAX_RESPONSE_BYTES} bytes`));
+            if (size > limit) {
+              res.destroy(new Error(`${target}: response larger than ${limit} bytes`));
               return;
             }
             chunks.push(chunk);
           });
           res.on('error', reject);
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
-            resolve({ status: res.statusCode ?? 0, body: parseBody(text, res.headers['content-type']) });
-          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, data: Buffer.concat(chunks) }));
         },
       );
       httpReq.on('timeout', () => httpReq.destroy(new Error(`${target}: timed out`)));
       httpReq.on('error', (err) => reject(new Error(`${target}: ${err.message}`, { cause: err })));
-      httpReq.end(payload);
+      httpReq.end(req.rawBody);
     });
   }
 

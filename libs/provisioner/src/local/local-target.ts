@@ -484,6 +484,42 @@ export class LocalTarget {
     return args?.some((a) => this.layout.serverIndexOfConfigDirArgument(clusterId, a) === proc.index) ?? false;
   }
 
+  /**
+   * Takes a snapshot through Consul's snapshot API (served by the leader): a
+   * gzipped archive of the raft state, with the raft index it was taken at.
+   */
+  async saveSnapshot(spec: LocalClusterSpec, secrets: LocalClusterSecrets): Promise<{ data: Buffer; index: bigint }> {
+    validateSpec(spec, secrets);
+    const res = await this.firstAnswering(spec, secrets, (address, client) =>
+      client.requestRaw({ address, port: CONSUL_SERVER_PORTS.https, method: 'GET', path: '/v1/snapshot', token: secrets.managementToken, timeoutMs: 60_000, maxBytes: 1024 * 1024 * 1024 }),
+    );
+    if (res.status !== 200) throw new Error(`snapshot of cluster ${spec.clusterId} answered HTTP ${res.status} ${res.data.toString('utf8').slice(0, 200)}`);
+    return { data: res.data, index: BigInt(String(res.headers['x-consul-index'] ?? '0')) };
+  }
+
+  /** Restores a snapshot taken with saveSnapshot: the cluster's state becomes exactly the snapshot's. */
+  async restoreSnapshot(spec: LocalClusterSpec, secrets: LocalClusterSecrets, data: Buffer): Promise<void> {
+    validateSpec(spec, secrets);
+    const res = await this.firstAnswering(spec, secrets, (address, client) =>
+      client.requestRaw({ address, port: CONSUL_SERVER_PORTS.https, method: 'PUT', path: '/v1/snapshot', token: secrets.managementToken, rawBody: data, timeoutMs: 120_000 }),
+    );
+    if (res.status !== 200) throw new Error(`restore on cluster ${spec.clusterId} answered HTTP ${res.status} ${res.data.toString('utf8').slice(0, 200)}`);
+  }
+
+  /** Asks each server in turn until one answers (a server may be down or restarting). */
+  private async firstAnswering<T>(spec: LocalClusterSpec, secrets: LocalClusterSecrets, call: (address: string, client: ConsulHttpClient) => Promise<T>): Promise<T> {
+    const client = this.client(spec, secrets);
+    let last: unknown;
+    for (const server of spec.servers) {
+      try {
+        return await call(server.address, client);
+      } catch (e) {
+        last = e;
+      }
+    }
+    throw last instanceof Error ? last : new Error(String(last));
+  }
+
   private client(spec: LocalClusterSpec, secrets: LocalClusterSecrets): ConsulHttpClient {
     const cached = this.clients.get(spec.clusterId);
     if (cached && cached.caCertPem === secrets.pki.caCertPem) return cached.client;

@@ -1,0 +1,128 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import {
+  ClusterRepository, ClusterState, ConflictError, NotFoundError, OperationKind, SnapshotKind, SnapshotRepository, SnapshotState,
+  ValidationError, enqueueOperation, type Config, type OperationsQueue, type Snapshot,
+} from '../../../../libs/core/src';
+import type { Principal } from '../auth/principal';
+import { operationView } from '../clusters/views';
+import { CONFIG, QUEUE } from '../tokens';
+
+const NAME = /^[\w .:()-]{1,128}$/u;
+
+export function snapshotView(s: Snapshot) {
+  return {
+    id: s.id,
+    clusterId: s.clusterId,
+    name: s.name,
+    kind: s.kind,
+    state: s.state,
+    size: s.size === null ? null : Number(s.size),
+    sha256: s.sha256,
+    consulIndex: s.consulIndex === null ? null : s.consulIndex.toString(),
+    createdAt: s.createdAt.toISOString(),
+  };
+}
+
+function parseName(raw: unknown, required: boolean): string | undefined {
+  if (raw === undefined && !required) return undefined;
+  if (typeof raw !== 'string' || !NAME.test(raw)) {
+    throw new ValidationError('invalid_name', 'name must be 1 to 128 letters, digits, spaces or . : ( ) - _', { field: 'name' });
+  }
+  return raw;
+}
+
+function body(raw: unknown, allowed: string[]): Record<string, unknown> {
+  if (raw === undefined || raw === null) return {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new ValidationError('invalid_body', 'the request body must be a JSON object');
+  const unknown = Object.keys(raw).filter((k) => !allowed.includes(k));
+  if (unknown.length) throw new ValidationError('unknown_field', `unknown field(s): ${unknown.join(', ')}`, { field: unknown[0], allowed });
+  return raw as Record<string, unknown>;
+}
+
+/** Manual snapshots, their list, rename and delete, and restore. The worker does the work. */
+@Injectable()
+export class SnapshotsService {
+  private readonly log = new Logger('snapshots');
+
+  constructor(
+    @Inject(CONFIG) private readonly config: Config,
+    @Inject(QUEUE) private readonly queue: OperationsQueue,
+    private readonly clusters: ClusterRepository,
+    private readonly snapshots: SnapshotRepository,
+  ) {}
+
+  async create(caller: Principal, clusterId: string, raw: unknown) {
+    const cluster = await this.runningCluster(caller, clusterId);
+    const b = body(raw, ['name']);
+    const name = parseName(b.name, false) ?? `manual ${new Date().toISOString()}`;
+    const { operation, snapshot } = await this.snapshots.requestWithOperation(
+      cluster, caller.userId, { kind: OperationKind.Snapshot, action: 'snapshot.requested' }, { name, kind: SnapshotKind.Manual },
+    );
+    await this.dispatch(operation.id);
+    return { location: `/v1/operations/${operation.id}`, body: { snapshot: snapshotView(snapshot!), operation: operationView(operation) } };
+  }
+
+  async list(caller: Principal, clusterId: string) {
+    await this.cluster(caller, clusterId);
+    return { snapshots: (await this.snapshots.listForCluster(caller.tenantId, clusterId)).map(snapshotView) };
+  }
+
+  async rename(caller: Principal, clusterId: string, snapshotId: string, raw: unknown) {
+    await this.cluster(caller, clusterId);
+    const s = await this.snapshot(caller, clusterId, snapshotId);
+    const b = body(raw, ['name']);
+    return snapshotView(await this.snapshots.rename(s.id, parseName(b.name, true)!));
+  }
+
+  async delete(caller: Principal, clusterId: string, snapshotId: string) {
+    const cluster = await this.cluster(caller, clusterId);
+    const s = await this.snapshot(caller, clusterId, snapshotId);
+    if (s.state === SnapshotState.Pending) throw new ConflictError('snapshot_in_progress', 'the snapshot is still being taken; delete it once it is Available');
+    const op = await this.snapshots.requestDelete(cluster, s, caller.userId, OperationKind.DeleteSnapshot);
+    await this.dispatch(op.id);
+    return { location: `/v1/operations/${op.id}`, body: { operation: operationView(op) } };
+  }
+
+  async restore(caller: Principal, clusterId: string, snapshotId: string, raw: unknown) {
+    const cluster = await this.cluster(caller, clusterId);
+    const s = await this.snapshot(caller, clusterId, snapshotId);
+    const b = body(raw, ['takeSnapshot']);
+    if (b.takeSnapshot !== undefined && typeof b.takeSnapshot !== 'boolean') {
+      throw new ValidationError('invalid_takeSnapshot', 'takeSnapshot must be true or false', { field: 'takeSnapshot' });
+    }
+    if (cluster.state !== ClusterState.Running) throw new ConflictError('cluster_not_running', `the cluster is ${cluster.state}; restore needs it Running`);
+    if (s.state !== SnapshotState.Available) throw new ConflictError('snapshot_not_available', `the snapshot is ${s.state}; only an Available snapshot can be restored`);
+    const params: Record<string, unknown> = { snapshotId: s.id };
+    if (b.takeSnapshot !== false) params.preRestoreSnapshotId = randomUUID();
+    const { operation } = await this.snapshots.requestWithOperation(cluster, caller.userId, { kind: OperationKind.Restore, action: 'cluster.restore.requested', params });
+    await this.dispatch(operation.id);
+    return { location: `/v1/operations/${operation.id}`, body: { operation: operationView(operation) } };
+  }
+
+  private async cluster(caller: Principal, id: string) {
+    const cluster = /^[0-9a-f-]{36}$/i.test(id) ? await this.clusters.findForTenant(caller.tenantId, id) : null;
+    if (!cluster || cluster.state === ClusterState.Deleted) throw new NotFoundError('cluster_not_found', `no cluster ${id}`);
+    return cluster;
+  }
+
+  private async runningCluster(caller: Principal, id: string) {
+    const cluster = await this.cluster(caller, id);
+    if (cluster.state !== ClusterState.Running) throw new ConflictError('cluster_not_running', `the cluster is ${cluster.state}; snapshots need it Running`);
+    return cluster;
+  }
+
+  private async snapshot(caller: Principal, clusterId: string, id: string) {
+    const s = /^[0-9a-f-]{36}$/i.test(id) ? await this.snapshots.findForTenant(caller.tenantId, clusterId, id) : null;
+    if (!s) throw new NotFoundError('snapshot_not_found', `no snapshot ${id} of cluster ${clusterId}`);
+    return s;
+  }
+
+  private async dispatch(operationId: string): Promise<void> {
+    try {
+      await enqueueOperation(this.queue, operationId, this.config.JOB_ATTEMPTS);
+    } catch (e) {
+      this.log.warn({ msg: 'enqueue failed; the reconciler will retry', operationId, err: (e as Error).message });
+    }
+  }
+}

@@ -1,0 +1,55 @@
+import { AuditRepository, SnapshotKind, SnapshotRepository, SnapshotState } from '../../../../libs/core/src';
+import type { ClusterSnapshots } from '../cluster-snapshots';
+import type { Flow, FlowContext, Step } from './flow';
+
+function snapshotIdOf(ctx: FlowContext): string {
+  const id = (ctx.operation.params as { snapshotId?: string } | null)?.snapshotId;
+  if (!id) throw new Error('operation has no snapshotId');
+  return id;
+}
+
+/** Snapshot: take it through Consul's snapshot API, store it, then prune scheduled ones past retention. */
+export class SnapshotFlow implements Flow {
+  constructor(private readonly snapshots: ClusterSnapshots, private readonly rows: SnapshotRepository, private readonly audit: AuditRepository) {}
+
+  steps(ctx: FlowContext): Step[] {
+    const id = snapshotIdOf(ctx);
+    return [
+      { name: 'take-snapshot', run: () => this.snapshots.take(id) },
+      {
+        name: 'apply-retention',
+        run: async () => {
+          const old = await this.rows.beyondRetention(ctx.cluster.id, SnapshotKind.Scheduled, ctx.cluster.snapshotRetention);
+          for (const s of old) await this.snapshots.remove(s.id);
+          return `${old.length} scheduled snapshot(s) past retention removed`;
+        },
+      },
+    ];
+  }
+
+  async succeeded(ctx: FlowContext) {
+    const row = await this.rows.get(snapshotIdOf(ctx));
+    await this.audit.record({ tenantId: ctx.cluster.tenantId, clusterId: ctx.cluster.id, operationId: ctx.operation.id, actor: ctx.operation.requestedBy, action: 'snapshot.created', details: { snapshotId: row?.id, kind: row?.kind, size: Number(row?.size ?? 0) } });
+    return { snapshotId: row?.id };
+  }
+
+  async failed(ctx: FlowContext, reason: string) {
+    await this.rows.setState(snapshotIdOf(ctx), SnapshotState.Failed);
+    await this.audit.record({ tenantId: ctx.cluster.tenantId, clusterId: ctx.cluster.id, operationId: ctx.operation.id, actor: 'system', action: 'snapshot.failed', details: { reason } });
+  }
+}
+
+/** Delete a snapshot: its blob, then its row. */
+export class DeleteSnapshotFlow implements Flow {
+  constructor(private readonly snapshots: ClusterSnapshots, private readonly audit: AuditRepository) {}
+
+  steps(ctx: FlowContext): Step[] {
+    return [{ name: 'delete-blob', run: () => this.snapshots.remove(snapshotIdOf(ctx)) }];
+  }
+
+  async succeeded(ctx: FlowContext) {
+    await this.audit.record({ tenantId: ctx.cluster.tenantId, clusterId: ctx.cluster.id, operationId: ctx.operation.id, actor: ctx.operation.requestedBy, action: 'snapshot.deleted', details: { snapshotId: snapshotIdOf(ctx) } });
+  }
+
+  async failed() {}
+}
