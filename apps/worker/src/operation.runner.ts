@@ -90,8 +90,9 @@ export class OperationRunner {
         this.log.warn({ msg: 'operation step failed; will retry', ...fields, error: error.message });
         throw e;
       }
-      await this.operations.fail(op.id, error);
+      // The flow records what failed on the cluster before the operation ends and frees the cluster.
       await flow.failed(ctx, error.message).catch((err: unknown) => this.log.error({ msg: 'failure hook failed', ...fields, error: (err as Error).message }));
+      await this.operations.fail(op.id, error);
       finished.inc({ kind: op.kind, state: OperationState.Failed });
       this.log.error({ msg: 'operation failed', ...fields, error: error.message });
       throw new UnrecoverableError(error.message);

@@ -1,6 +1,6 @@
 import type { Db } from './prisma';
 import { OperationState, type OperationError, type OperationStep } from '../model';
-import type { Operation } from '../generated/prisma/client';
+import { Prisma, type Operation } from '../generated/prisma/client';
 
 /** Operation rows: the truth for every job; the step log and progress live here. */
 export class OperationRepository {
@@ -35,18 +35,22 @@ export class OperationRepository {
     await this.db.operation.update({ where: { id }, data: { steps: steps as unknown as object[], progress, currentStep } });
   }
 
+  /** Ends the operation and frees its cluster's lock in one transaction: nothing sees it ended but still holding the cluster. */
   async succeed(id: string, result?: Record<string, unknown>): Promise<void> {
-    await this.db.operation.update({
-      where: { id },
-      data: { state: OperationState.Succeeded, progress: 100, currentStep: null, finishedAt: new Date(), ...(result ? { result: result as object } : {}) },
-    });
+    await this.db.$transaction([
+      this.db.operation.update({
+        where: { id },
+        data: { state: OperationState.Succeeded, progress: 100, currentStep: null, finishedAt: new Date(), error: Prisma.DbNull, ...(result ? { result: result as object } : {}) },
+      }),
+      this.db.cluster.updateMany({ where: { lockedByOperationId: id }, data: { lockedByOperationId: null } }),
+    ]);
   }
 
   async fail(id: string, error: OperationError): Promise<void> {
-    await this.db.operation.update({
-      where: { id },
-      data: { state: OperationState.Failed, finishedAt: new Date(), error: error as unknown as object },
-    });
+    await this.db.$transaction([
+      this.db.operation.update({ where: { id }, data: { state: OperationState.Failed, finishedAt: new Date(), error: error as unknown as object } }),
+      this.db.cluster.updateMany({ where: { lockedByOperationId: id }, data: { lockedByOperationId: null } }),
+    ]);
   }
 
   /** Records the last error of an attempt that will be retried, without ending the operation. */
