@@ -188,6 +188,10 @@ describe('API', () => {
         ['PATCH', `/v1/clusters/${id}/snapshots/${opId}`],
         ['DELETE', `/v1/clusters/${id}/snapshots/${opId}`],
         ['POST', `/v1/clusters/${id}/snapshots/${opId}/restore`],
+        ['GET', `/v1/clusters/${id}/operations`],
+        ['GET', `/v1/clusters/${id}/events`],
+        ['POST', `/v1/operations/${opId}/cancel`],
+        ['PATCH', `/v1/clusters/${id}`],
       ];
       for (const [method, path] of routes) {
         const res = await s.request(method, path, { token: other, body: method === 'POST' || method === 'PATCH' ? { name: 'x' } : undefined });
@@ -212,6 +216,46 @@ describe('API', () => {
       const res = await s.request('GET', `/v1/clusters/${list.body.clusters[0].id}/client-config`, { token: writer });
       assert.equal(res.status, 409);
       assert.equal(res.body.error.code, 'cluster_not_running');
+    });
+  });
+
+  describe('operations: list, cancel, events', () => {
+    it('cancels a queued create, marks the cluster, and says why a second cancel cannot', async () => {
+      const created = await s.request('POST', '/v1/clusters', { token: writer, body: createBody({ name: 'cancel-me' }) });
+      const opId = created.body.operation.id;
+      const canceled = await s.request('POST', `/v1/operations/${opId}/cancel`, { token: writer });
+      assert.equal(canceled.status, 200, JSON.stringify(canceled.body));
+      assert.equal(canceled.body.state, 'Canceled');
+      const cluster = await s.request('GET', `/v1/clusters/${created.body.cluster.id}`, { token: writer });
+      assert.equal(cluster.body.state, 'Failed');
+      assert.match(cluster.body.stateReason, /canceled/);
+      const again = await s.request('POST', `/v1/operations/${opId}/cancel`, { token: writer });
+      assert.equal(again.status, 409);
+      assert.equal(again.body.error.code, 'operation_finished');
+      const reader = await s.request('POST', `/v1/operations/${opId}/cancel`, { token: s.token(TENANT_A, READ) });
+      assert.equal(reader.status, 403);
+    });
+
+    it('refuses to cancel a running operation, naming its step', async () => {
+      const created = await s.request('POST', '/v1/clusters', { token: writer, body: createBody({ name: 'busy' }) });
+      const opId = created.body.operation.id;
+      await s.db.operation.update({ where: { id: opId }, data: { state: 'Running', currentStep: 'start-servers' } });
+      const res = await s.request('POST', `/v1/operations/${opId}/cancel`, { token: writer });
+      assert.equal(res.status, 409);
+      assert.equal(res.body.error.code, 'operation_running');
+      assert.match(res.body.error.message, /start-servers/);
+      assert.equal((await s.db.operation.findUniqueOrThrow({ where: { id: opId } })).state, 'Running', 'nothing changed');
+    });
+
+    it("lists a cluster's operations and audit events", async () => {
+      const created = await s.request('POST', '/v1/clusters', { token: writer, body: createBody({ name: 'history' }) });
+      const id = created.body.cluster.id;
+      await s.request('POST', `/v1/operations/${created.body.operation.id}/cancel`, { token: writer });
+      const ops = await s.request('GET', `/v1/clusters/${id}/operations`, { token: s.token(TENANT_A, READ) });
+      assert.equal(ops.status, 200);
+      assert.deepEqual(ops.body.operations.map((o: { kind: string; state: string }) => [o.kind, o.state]), [['create', 'Canceled']]);
+      const events = await s.request('GET', `/v1/clusters/${id}/events`, { token: writer });
+      assert.deepEqual(events.body.events.map((e: { action: string }) => e.action), ['cluster.create.requested', 'operation.canceled']);
     });
   });
 

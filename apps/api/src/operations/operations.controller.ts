@@ -1,20 +1,76 @@
-import { Controller, Get, Param } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { NotFoundError, OperationRepository, ROLES } from '../../../../libs/core/src';
+import { Controller, Get, HttpCode, Inject, Param, Post } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import {
+  AuditRepository, ClusterRepository, ConflictError, NotFoundError, OperationRepository, OperationState, ROLES, operationJobId, type OperationsQueue,
+} from '../../../../libs/core/src';
 import { AnyRole, Caller, type Principal } from '../auth/principal';
 import { operationView } from '../clusters/views';
+import { QUEUE } from '../tokens';
+
+const UUID = /^[0-9a-f-]{36}$/i;
 
 @ApiTags('operations')
 @ApiBearerAuth()
-@Controller('v1/operations')
+@Controller('v1')
 export class OperationsController {
-  constructor(private readonly operations: OperationRepository) {}
+  constructor(
+    private readonly operations: OperationRepository,
+    private readonly clusters: ClusterRepository,
+    private readonly audit: AuditRepository,
+    @Inject(QUEUE) private readonly queue: OperationsQueue,
+  ) {}
 
-  @Get(':id')
+  @Get('operations/:id')
   @AnyRole(ROLES.read, ROLES.write)
   async get(@Caller() caller: Principal, @Param('id') id: string) {
-    const op = /^[0-9a-f-]{36}$/i.test(id) ? await this.operations.findForTenant(caller.tenantId, id) : null;
+    return operationView(await this.require(caller, id));
+  }
+
+  @Post('operations/:id/cancel')
+  @HttpCode(200)
+  @AnyRole(ROLES.write)
+  @ApiOperation({ summary: 'Cancel an operation that has not started yet (a running one says why it cannot)' })
+  async cancel(@Caller() caller: Principal, @Param('id') id: string) {
+    const op = await this.require(caller, id);
+    if (op.state === OperationState.Queued && (await this.operations.cancelQueued(op, caller.userId))) {
+      // The job would find the operation Canceled and do nothing; removing it is tidiness.
+      await this.queue.remove(operationJobId(op.id)).catch(() => undefined);
+      return operationView((await this.operations.get(op.id))!);
+    }
+    const now = (await this.operations.get(op.id))!;
+    if (now.state === OperationState.Running) {
+      throw new ConflictError('operation_running', `the operation is running (step ${now.currentStep ?? 'starting'}); a running operation cannot be canceled: its steps would leave the cluster half-changed`, { state: now.state, currentStep: now.currentStep });
+    }
+    throw new ConflictError('operation_finished', `the operation already ended (${now.state})`, { state: now.state });
+  }
+
+  @Get('clusters/:clusterId/operations')
+  @AnyRole(ROLES.read, ROLES.write)
+  async list(@Caller() caller: Principal, @Param('clusterId') clusterId: string) {
+    await this.requireCluster(caller, clusterId);
+    return { operations: (await this.operations.listForCluster(caller.tenantId, clusterId)).map(operationView) };
+  }
+
+  @Get('clusters/:clusterId/events')
+  @AnyRole(ROLES.read, ROLES.write)
+  @ApiOperation({ summary: "The cluster's audit events, oldest first" })
+  async events(@Caller() caller: Principal, @Param('clusterId') clusterId: string) {
+    await this.requireCluster(caller, clusterId);
+    const rows = await this.audit.listForCluster(caller.tenantId, clusterId);
+    return {
+      events: rows.map((e) => ({ id: e.id, action: e.action, actor: e.actor, operationId: e.operationId, details: e.details, createdAt: e.createdAt.toISOString() })),
+    };
+  }
+
+  private async require(caller: Principal, id: string) {
+    const op = UUID.test(id) ? await this.operations.findForTenant(caller.tenantId, id) : null;
     if (!op) throw new NotFoundError('operation_not_found', `no operation ${id}`);
-    return operationView(op);
+    return op;
+  }
+
+  private async requireCluster(caller: Principal, id: string) {
+    const c = UUID.test(id) ? await this.clusters.findForTenant(caller.tenantId, id) : null;
+    if (!c) throw new NotFoundError('cluster_not_found', `no cluster ${id}`);
+    return c;
   }
 }

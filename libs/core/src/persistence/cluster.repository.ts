@@ -222,7 +222,7 @@ export class ClusterRepository {
     const id = randomUUID();
     return this.db.$transaction(async (tx) => {
       const op = await tx.operation.create({
-        data: { id, tenantId: cluster.tenantId, clusterId: cluster.id, kind: 'delete', mutating: true, state: OperationState.Queued, requestedBy: actor },
+        data: { id, tenantId: cluster.tenantId, clusterId: cluster.id, kind: 'delete', mutating: true, state: OperationState.Queued, requestedBy: actor, params: { previousState: cluster.state } },
       });
       await tx.cluster.update({ where: { id: cluster.id }, data: { state: ClusterState.Deleting, stateReason: null } });
       await tx.auditEvent.create({

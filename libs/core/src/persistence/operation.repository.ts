@@ -1,5 +1,6 @@
 import type { Db } from './prisma';
-import { OperationState, type OperationError, type OperationStep } from '../model';
+import { randomUUID } from 'node:crypto';
+import { ClusterState, OperationState, type OperationError, type OperationStep } from '../model';
 import { Prisma, type Operation } from '../generated/prisma/client';
 
 /** Operation rows: the truth for every job; the step log and progress live here. */
@@ -51,6 +52,37 @@ export class OperationRepository {
       this.db.operation.update({ where: { id }, data: { state: OperationState.Failed, finishedAt: new Date(), error: error as unknown as object } }),
       this.db.cluster.updateMany({ where: { lockedByOperationId: id }, data: { lockedByOperationId: null } }),
     ]);
+  }
+
+  listForCluster(tenantId: string, clusterId: string, limit = 100): Promise<Operation[]> {
+    return this.db.operation.findMany({ where: { tenantId, clusterId }, orderBy: { seq: 'desc' }, take: limit });
+  }
+
+  /**
+   * Cancels an operation that has not started, and undoes what requesting it
+   * did to the cluster and snapshot rows, in one transaction. Returns false when
+   * it is no longer Queued (a worker took it meanwhile).
+   */
+  async cancelQueued(op: Operation, actor: string): Promise<boolean> {
+    return this.db.$transaction(async (tx) => {
+      const n = await tx.operation.updateMany({
+        where: { id: op.id, state: OperationState.Queued },
+        data: { state: OperationState.Canceled, finishedAt: new Date(), error: { code: 'canceled', message: `canceled by ${actor} before it started` } },
+      });
+      if (n.count !== 1) return false;
+      const params = (op.params ?? {}) as { previousState?: string; snapshotId?: string };
+      if (op.kind === 'create') {
+        await tx.cluster.updateMany({ where: { id: op.clusterId, state: ClusterState.Creating }, data: { state: ClusterState.Failed, stateReason: 'create canceled before it started; delete the cluster' } });
+      } else if (op.kind === 'delete' && params.previousState) {
+        await tx.cluster.updateMany({ where: { id: op.clusterId, state: ClusterState.Deleting }, data: { state: params.previousState } });
+      } else if (op.kind === 'snapshot' && params.snapshotId) {
+        await tx.snapshot.updateMany({ where: { id: params.snapshotId, state: 'Pending' }, data: { state: 'Failed' } });
+      } else if (op.kind === 'delete-snapshot' && params.snapshotId) {
+        await tx.snapshot.updateMany({ where: { id: params.snapshotId, state: 'Deleting' }, data: { state: 'Available' } });
+      }
+      await tx.auditEvent.create({ data: { id: randomUUID(), tenantId: op.tenantId, clusterId: op.clusterId, operationId: op.id, actor, action: 'operation.canceled', details: { kind: op.kind } } });
+      return true;
+    });
   }
 
   /** Records the last error of an attempt that will be retried, without ending the operation. */
