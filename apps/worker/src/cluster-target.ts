@@ -2,7 +2,7 @@ import {
   ClusterRepository, SecretName, SecretRepository, VERSIONS, type ClusterWithServers, type Config,
 } from '../../../libs/core/src';
 import {
-  LocalTarget, generateClusterPki, generateGossipKey, generateManagementToken, type ClusterPki, type LocalClusterSecrets, type LocalClusterSpec,
+  LocalTarget, generateClusterPki, generateGossipKey, generateManagementToken, issueServerCertificate, type ClusterPki, type LocalClusterSecrets, type LocalClusterSpec,
 } from '../../../libs/provisioner/src';
 import path from 'node:path';
 import { PermanentError } from './flows/flow';
@@ -31,16 +31,46 @@ export class ClusterTarget {
     return this.clusters.allocateAddresses(cluster.id, cluster.serverCount, this.config.LOCAL_NET_OCTET);
   }
 
-  async spec(clusterId: string): Promise<LocalClusterSpec> {
+  /** The cluster as the local target sees it: its first `count` servers (default: its tier's count). */
+  async spec(clusterId: string, count?: number): Promise<LocalClusterSpec> {
     const cluster = await this.clusters.get(clusterId);
     if (!cluster) throw new PermanentError('cluster_gone', `cluster ${clusterId} no longer exists`);
-    if (cluster.servers.length < cluster.serverCount) throw new Error('the cluster has no addresses yet');
+    const n = count ?? cluster.serverCount;
+    if (cluster.servers.length < n) throw new Error('the cluster has no addresses yet');
     return {
       clusterId: cluster.id,
       datacenter: cluster.datacenter,
       consulVersion: cluster.consulVersion,
-      servers: cluster.servers.slice(0, cluster.serverCount).map((s) => ({ index: s.index, address: s.address })),
+      servers: cluster.servers.slice(0, n).map((s) => ({ index: s.index, address: s.address })),
     };
+  }
+
+  /** Every server that has an address, also those being added or removed by scaling. */
+  async allServersSpec(clusterId: string): Promise<LocalClusterSpec> {
+    const cluster = await this.clusters.get(clusterId);
+    if (!cluster) throw new PermanentError('cluster_gone', `cluster ${clusterId} no longer exists`);
+    return this.spec(clusterId, cluster.servers.length);
+  }
+
+  /** Server certificates for servers that have none yet (scaling up), from the cluster's own CA. */
+  async ensureServerCertificates(spec: LocalClusterSpec): Promise<number> {
+    const secrets = await this.loadSecrets(spec.clusterId);
+    const have = new Set(secrets.pki.servers.map((c) => c.address));
+    const missing = spec.servers.filter((s) => !have.has(s.address));
+    if (missing.length === 0) return 0;
+    const issued = [];
+    for (const s of missing) issued.push(await issueServerCertificate({ caCertPem: secrets.pki.caCertPem, caKeyPem: secrets.pki.caKeyPem }, spec.datacenter, s.address));
+    const pki: ClusterPki = { ...secrets.pki, servers: [...secrets.pki.servers, ...issued] };
+    await this.secrets.replace(spec.clusterId, SecretName.Pki, JSON.stringify(pki));
+    return issued.length;
+  }
+
+  /** Drops the certificates of servers that are gone (scaling down). */
+  async forgetServerCertificates(spec: LocalClusterSpec): Promise<void> {
+    const secrets = await this.loadSecrets(spec.clusterId);
+    const keep = new Set(spec.servers.map((s) => s.address));
+    const servers = secrets.pki.servers.filter((c) => keep.has(c.address));
+    if (servers.length !== secrets.pki.servers.length) await this.secrets.replace(spec.clusterId, SecretName.Pki, JSON.stringify({ ...secrets.pki, servers }));
   }
 
   /** Creates the cluster's secrets if they are missing. */

@@ -8,6 +8,7 @@ import { BlobSnapshotStore } from '../../../libs/provisioner/src';
 import { ClusterSnapshots } from './cluster-snapshots';
 import { ClusterTarget } from './cluster-target';
 import { RestoreFlow } from './flows/restore.flow';
+import { ScaleFlow } from './flows/scale.flow';
 import { DeleteSnapshotFlow, SnapshotFlow } from './flows/snapshot.flow';
 import { CreateClusterFlow } from './flows/create-cluster.flow';
 import { CreateTokenFlow } from './flows/create-token.flow';
@@ -62,6 +63,7 @@ export class WorkerModule {
               snapshot: new SnapshotFlow(snapshots, snapshotRows, audit),
               restore: new RestoreFlow(target, snapshots, snapshotRows, clusters, audit, config.CLUSTER_READY_TIMEOUT_MS),
               'delete-snapshot': new DeleteSnapshotFlow(snapshots, audit),
+              scale: new ScaleFlow(target, clusters, audit, config),
             };
             const runner = new OperationRunner(ops, clusters, flows);
             runner.onClose = () => target.local.close();

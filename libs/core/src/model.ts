@@ -27,6 +27,7 @@ export const OperationKind = {
   Snapshot: 'snapshot',
   Restore: 'restore',
   DeleteSnapshot: 'delete-snapshot',
+  Scale: 'scale',
 } as const;
 export type OperationKind = (typeof OperationKind)[keyof typeof OperationKind];
 

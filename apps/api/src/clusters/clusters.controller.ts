@@ -42,9 +42,9 @@ export class ClustersController {
 
   @Patch(':id')
   @AnyRole(ROLES.write)
-  @ApiOperation({ summary: 'Change cluster settings: { snapshotPolicy: { intervalHours 1-24, retention 1-365 } }' })
-  update(@Caller() caller: Principal, @Param('id') id: string, @Body() body: unknown) {
-    return this.service.update(caller, id, body);
+  @ApiOperation({ summary: 'Change a cluster: { snapshotPolicy: { intervalHours 1-24, retention 1-365 } } (200) and/or { tier } (202 with a scale operation)' })
+  async update(@Caller() caller: Principal, @Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
+    return send(reply, await this.service.update(caller, id, body));
   }
 
   @Delete(':id')

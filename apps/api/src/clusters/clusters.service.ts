@@ -3,7 +3,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import {
   ClusterRepository, ClusterState, ConflictError, IdempotencyRepository, NotFoundError, OperationKind, OperationRepository,
   OperationState, SecretName, SecretRepository, UnavailableError, UnprocessableError, ValidationError, enqueueOperation,
-  isUniqueViolation, type Config, type OperationsQueue,
+  TIER_NAMES, isUniqueViolation, type Config, type OperationsQueue, type TierName,
 } from '../../../../libs/core/src';
 import type { Principal } from '../auth/principal';
 import { CONFIG, QUEUE } from '../tokens';
@@ -96,19 +96,44 @@ export class ClustersService {
     return { status: 202, location: `/v1/operations/${op.id}`, body: { operation: operationView(op) } };
   }
 
-  /** PATCH: settings of the cluster. For now its snapshot policy; changes of tier arrive with scaling. */
-  async update(caller: Principal, id: string, raw: unknown) {
+  /**
+   * PATCH: the snapshot policy changes at once (200); a new tier queues a
+   * scale operation (202 with it), run by the worker like any other change.
+   */
+  async update(caller: Principal, id: string, raw: unknown): Promise<Answer> {
     const cluster = await this.require(caller, id);
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ValidationError('invalid_body', 'the request body must be a JSON object');
     const body = raw as Record<string, unknown>;
-    const unknown = Object.keys(body).filter((k) => k !== 'snapshotPolicy');
-    if (unknown.length) throw new ValidationError('unknown_field', `unknown or unchangeable field(s): ${unknown.join(', ')}`, { field: unknown[0], allowed: ['snapshotPolicy'] });
+    const allowed = ['snapshotPolicy', 'tier'];
+    const unknown = Object.keys(body).filter((k) => !allowed.includes(k));
+    if (unknown.length) throw new ValidationError('unknown_field', `unknown or unchangeable field(s): ${unknown.join(', ')}`, { field: unknown[0], allowed });
+    if (Object.keys(body).length === 0) throw new ValidationError('empty_patch', `nothing to change; send one of ${allowed.join(', ')}`);
     if (cluster.state === ClusterState.Deleting || cluster.state === ClusterState.Deleted) throw new ConflictError('cluster_deleting', `the cluster is ${cluster.state}`);
+    let policy: { intervalHours: number; retention: number } | undefined;
     if (body.snapshotPolicy !== undefined) {
-      const policy = parseSnapshotPolicy(body.snapshotPolicy, { intervalHours: cluster.snapshotIntervalHours, retention: cluster.snapshotRetention });
-      await this.clusters.updateSnapshotPolicy(cluster, policy, caller.userId);
+      policy = parseSnapshotPolicy(body.snapshotPolicy, { intervalHours: cluster.snapshotIntervalHours, retention: cluster.snapshotRetention });
     }
-    return clusterView((await this.clusters.findForTenant(caller.tenantId, id))!);
+    let toTier: TierName | undefined;
+    if (body.tier !== undefined) {
+      if (typeof body.tier !== 'string' || !(TIER_NAMES as string[]).includes(body.tier)) {
+        throw new ValidationError('invalid_tier', `unknown tier '${String(body.tier)}'; one of ${TIER_NAMES.join(', ')}`, { field: 'tier', allowed: TIER_NAMES });
+      }
+      if (body.tier !== cluster.tier) {
+        if (cluster.state !== ClusterState.Running) throw new ConflictError('cluster_not_running', `the cluster is ${cluster.state}; it can be scaled once it is Running`);
+        toTier = body.tier as TierName;
+      }
+    }
+    if (policy) await this.clusters.updateSnapshotPolicy(cluster, policy, caller.userId);
+    if (!toTier) return { status: 200, body: clusterView((await this.clusters.findForTenant(caller.tenantId, id))!) };
+    const op = await this.clusters.addOperation(cluster, OperationKind.Scale, caller.userId, 'cluster.scale.requested', {
+      toTier, toCount: serverCountFor(toTier), requestedFrom: cluster.tier,
+    });
+    await this.dispatch(op.id);
+    return {
+      status: 202,
+      location: `/v1/operations/${op.id}`,
+      body: { cluster: clusterView((await this.clusters.findForTenant(caller.tenantId, id))!), operation: operationView(op) },
+    };
   }
 
   async clientConfig(caller: Principal, id: string) {

@@ -198,6 +198,16 @@ export class ClusterRepository {
     throw new Error('could not allocate loopback addresses after 20 attempts');
   }
 
+  /** Forgets the addresses of servers from `count` on (scaling down); the slot stays the cluster's. */
+  async releaseServersFrom(clusterId: string, count: number): Promise<void> {
+    await this.db.clusterServer.deleteMany({ where: { clusterId, index: { gte: count } } });
+  }
+
+  /** Scaling finished: the new tier is the cluster's from now on (billing splits the hour here). */
+  async completeScale(id: string, tier: string, serverCount: number): Promise<void> {
+    await this.db.cluster.update({ where: { id }, data: { tier, serverCount, state: ClusterState.Running, stateReason: null } });
+  }
+
   async releaseAddresses(clusterId: string): Promise<void> {
     await this.db.$transaction([
       this.db.clusterServer.deleteMany({ where: { clusterId } }),

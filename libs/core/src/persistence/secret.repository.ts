@@ -19,6 +19,13 @@ export class SecretRepository {
     return stored;
   }
 
+  /** Replaces a secret's value (a new server certificate, a rotated key), sealed afresh. */
+  async replace(clusterId: string, name: string, value: string): Promise<void> {
+    const sealed = this.box.seal(value);
+    const row = { kekId: sealed.kekId, wrappedKey: Buffer.from(sealed.wrappedKey), iv: Buffer.from(sealed.iv), tag: Buffer.from(sealed.tag), ciphertext: Buffer.from(sealed.ciphertext) };
+    await this.db.clusterSecret.upsert({ where: { clusterId_name: { clusterId, name } }, create: { clusterId, name, ...row }, update: row });
+  }
+
   async get(clusterId: string, name: string): Promise<string | null> {
     const row = await this.db.clusterSecret.findUnique({ where: { clusterId_name: { clusterId, name } } });
     return row ? this.box.open(row) : null;

@@ -413,6 +413,49 @@ export class LocalTarget {
     }
   }
 
+  /**
+   * Takes one server out of a running cluster for good (scaling down): a
+   * graceful leave, so raft drops it from the peers while the others keep
+   * quorum; its process exits; if it did not leave cleanly its raft peer is
+   * removed through another server; then its files go. Idempotent.
+   */
+  async removeServer(spec: LocalClusterSpec, secrets: LocalClusterSecrets, index: number, opts: StopAndRemoveOptions = {}): Promise<void> {
+    validateSpec(spec, secrets);
+    const server = spec.servers.find((s) => s.index === index);
+    if (!server) throw new Error(`cluster ${spec.clusterId} has no server ${index}`);
+    const others = spec.servers.filter((s) => s.index !== index);
+    const client = this.client(spec, secrets);
+    const procs = (await this.observe(spec.clusterId)).filter((p) => p.index === index);
+    if (procs.length > 0) {
+      await client
+        .request({ address: server.address, port: CONSUL_SERVER_PORTS.https, method: 'PUT', path: '/v1/agent/leave', token: secrets.managementToken, timeoutMs: 30_000 })
+        .catch(() => undefined); // a server that cannot leave is forced out below
+      let left = await this.waitForExit(spec.clusterId, procs, opts.gracefulTimeoutMs ?? DEFAULT_GRACEFUL_TIMEOUT_MS);
+      if (left.length > 0) {
+        for (const p of left) signalProcess(p.pid, 'SIGKILL');
+        left = await this.waitForExit(spec.clusterId, left, KILL_TIMEOUT_MS);
+        if (left.length > 0) throw new Error(`server ${index} of cluster ${spec.clusterId} did not exit`);
+      }
+    }
+    // Still a raft peer (it crashed, or the leave did not finish)? Remove it through a remaining server.
+    const peer = `${server.address}:${CONSUL_SERVER_PORTS.server}`;
+    for (const other of others) {
+      const raft = await client
+        .request({ address: other.address, port: CONSUL_SERVER_PORTS.https, method: 'GET', path: '/v1/operator/raft/configuration', token: secrets.managementToken })
+        .catch(() => undefined);
+      if (!raft || raft.status !== 200) continue;
+      if (raftServers(raft.body).some((s) => s.Address === peer)) {
+        const res = await client.request({
+          address: other.address, port: CONSUL_SERVER_PORTS.https, method: 'DELETE',
+          path: `/v1/operator/raft/peer?address=${encodeURIComponent(peer)}`, token: secrets.managementToken,
+        });
+        if (res.status !== 200) throw new Error(`removing raft peer ${peer} answered HTTP ${res.status} ${describeBody(res.body)}`);
+      }
+      break;
+    }
+    await fs.rm(this.layout.server(spec.clusterId, index).serverDir, { recursive: true, force: true });
+  }
+
   /** Closes pooled HTTPS connections (servers keep running). */
   close(): void {
     for (const { client } of this.clients.values()) client.close();

@@ -79,6 +79,8 @@ export function serverConfig(input: ServerConfigInput): Record<string, unknown> 
     disable_host_node_id: true,
     // Servers never leave the raft peer set on SIGTERM; a leave is a deliberate act.
     leave_on_terminate: false,
+    // A server added by scaling becomes a voter once it has been healthy this long (Consul's default is 10 s).
+    autopilot: { server_stabilization_time: '3s' },
 
     encrypt: input.gossipKey,
     encrypt_verify_incoming: true,

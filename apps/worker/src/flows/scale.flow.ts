@@ -1,0 +1,101 @@
+import { AuditRepository, ClusterRepository, ClusterState, type Config } from '../../../../libs/core/src';
+import type { ClusterTarget } from '../cluster-target';
+import type { Flow, FlowContext, Step } from './flow';
+
+interface ScaleParams {
+  fromTier: string;
+  toTier: string;
+  fromCount: number;
+  toCount: number;
+}
+
+/** From is what the cluster has when the operation runs (an earlier scale may have run since it was requested). */
+function paramsOf(ctx: FlowContext): ScaleParams {
+  const to = ctx.operation.params as unknown as { toTier: string; toCount: number };
+  return { fromTier: ctx.cluster.tier, fromCount: ctx.cluster.serverCount, toTier: to.toTier, toCount: to.toCount };
+}
+
+/**
+ * Scale between 1, 3 and 5 servers. Up: addresses, certificates from the
+ * cluster's CA, config, processes, and done when every server is a voter.
+ * Down: one server at a time leaves gracefully (highest index first) so raft
+ * keeps quorum, then the rest learn the new member list. Data stays in raft.
+ */
+export class ScaleFlow implements Flow {
+  constructor(
+    private readonly target: ClusterTarget,
+    private readonly clusters: ClusterRepository,
+    private readonly audit: AuditRepository,
+    private readonly config: Config,
+  ) {}
+
+  steps(ctx: FlowContext): Step[] {
+    const p = paramsOf(ctx);
+    const id = ctx.cluster.id;
+    const begin: Step = {
+      name: 'begin',
+      run: async () => {
+        await this.clusters.setState(id, ClusterState.Updating, `scaling from ${p.fromCount} to ${p.toCount} servers`);
+      },
+    };
+    const waitForVoters: Step = {
+      name: 'wait-for-voters',
+      run: async () => {
+        const r = await this.target.local.waitForLeader(await this.target.spec(id, p.toCount), await this.target.loadSecrets(id), { timeoutMs: this.config.CLUSTER_READY_TIMEOUT_MS });
+        return `leader ${r.leader}, ${r.voters} voters`;
+      },
+    };
+    if (p.toCount > p.fromCount) {
+      return [
+        begin,
+        {
+          name: 'allocate-addresses',
+          run: async () => (await this.clusters.allocateAddresses(id, p.toCount, this.config.LOCAL_NET_OCTET)).map((s) => s.address).join(', '),
+        },
+        { name: 'issue-certificates', run: async () => `${await this.target.ensureServerCertificates(await this.target.spec(id, p.toCount))} new server certificate(s)` },
+        { name: 'write-config', run: async () => this.target.local.writeServerFiles(await this.target.spec(id, p.toCount), await this.target.loadSecrets(id)) },
+        {
+          name: 'start-servers',
+          run: async () => {
+            const r = await this.target.local.startServers(await this.target.spec(id, p.toCount), await this.target.loadSecrets(id));
+            return `${r.started.length} started, ${r.alreadyRunning.length} already running`;
+          },
+        },
+        waitForVoters,
+      ];
+    }
+    return [
+      begin,
+      {
+        name: 'remove-servers',
+        run: async () => {
+          const all = await this.target.allServersSpec(id);
+          const leaving = all.servers.filter((s) => s.index >= p.toCount).sort((a, b) => b.index - a.index);
+          for (const s of leaving) await this.target.local.removeServer(all, await this.target.loadSecrets(id), s.index);
+          return `${leaving.length} server(s) left: ${leaving.map((s) => s.address).join(', ') || 'none'}`;
+        },
+      },
+      {
+        name: 'release-addresses',
+        run: async () => {
+          await this.clusters.releaseServersFrom(id, p.toCount);
+          await this.target.forgetServerCertificates(await this.target.spec(id, p.toCount));
+        },
+      },
+      { name: 'write-config', run: async () => this.target.local.writeServerFiles(await this.target.spec(id, p.toCount), await this.target.loadSecrets(id)) },
+      waitForVoters,
+    ];
+  }
+
+  async succeeded(ctx: FlowContext) {
+    const p = paramsOf(ctx);
+    await this.clusters.completeScale(ctx.cluster.id, p.toTier, p.toCount);
+    await this.audit.record({ tenantId: ctx.cluster.tenantId, clusterId: ctx.cluster.id, operationId: ctx.operation.id, actor: ctx.operation.requestedBy, action: 'cluster.scaled', details: { ...p } });
+  }
+
+  async failed(ctx: FlowContext, reason: string) {
+    // The cluster keeps serving on the servers it has; its state says what failed.
+    await this.clusters.setState(ctx.cluster.id, ClusterState.Running, `scale failed: ${reason}`);
+    await this.audit.record({ tenantId: ctx.cluster.tenantId, clusterId: ctx.cluster.id, operationId: ctx.operation.id, actor: 'system', action: 'cluster.scale.failed', details: { reason } });
+  }
+}
