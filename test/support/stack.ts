@@ -79,6 +79,9 @@ export async function testConfig(overrides: Record<string, string> = {}): Promis
     LOG_FORMAT: 'json',
     JOB_LOCK_MS: '3000',
     RECONCILE_INTERVAL_MS: '1000',
+    // Tests tick the scheduler and the health monitor themselves, on the clock they choose.
+    SNAPSHOT_TICK_MS: '3600000',
+    HEALTH_TICK_MS: '3600000',
     ...overrides,
   });
 }

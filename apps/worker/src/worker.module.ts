@@ -9,6 +9,8 @@ import { ClusterSnapshots } from './cluster-snapshots';
 import { ClusterTarget } from './cluster-target';
 import { RestoreFlow } from './flows/restore.flow';
 import { ScaleFlow } from './flows/scale.flow';
+import { RepairFlow } from './flows/repair.flow';
+import { HealthMonitor } from './health.monitor';
 import { DeleteSnapshotFlow, SnapshotFlow } from './flows/snapshot.flow';
 import { CreateClusterFlow } from './flows/create-cluster.flow';
 import { CreateTokenFlow } from './flows/create-token.flow';
@@ -64,6 +66,7 @@ export class WorkerModule {
               restore: new RestoreFlow(target, snapshots, snapshotRows, clusters, audit, config.CLUSTER_READY_TIMEOUT_MS),
               'delete-snapshot': new DeleteSnapshotFlow(snapshots, audit),
               scale: new ScaleFlow(target, clusters, audit, config),
+              repair: new RepairFlow(target, clusters, audit, config),
             };
             const runner = new OperationRunner(ops, clusters, flows);
             runner.onClose = () => target.local.close();
@@ -80,6 +83,11 @@ export class WorkerModule {
           provide: SnapshotScheduler,
           useFactory: (db: Db, queue: OperationsQueue) => new SnapshotScheduler(new SnapshotScheduleRepository(db), queue, config.JOB_ATTEMPTS),
           inject: [DB, QUEUE],
+        },
+        {
+          provide: HealthMonitor,
+          useFactory: (clusters: ClusterRepository, target: ClusterTarget, queue: OperationsQueue) => new HealthMonitor(clusters, target.local, queue, config.JOB_ATTEMPTS),
+          inject: [ClusterRepository, ClusterTarget, QUEUE],
         },
         WorkerService,
       ],

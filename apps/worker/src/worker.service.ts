@@ -9,6 +9,7 @@ import {
 import { OperationRunner } from './operation.runner';
 import { Reconciler } from './reconciler';
 import { SnapshotScheduler } from './snapshot.scheduler';
+import { HealthMonitor } from './health.monitor';
 import { CONFIG, DB, QUEUE, REDIS } from './tokens';
 
 type Handler = (job: Job<JobPayloads[JobName]>, token?: string) => Promise<void>;
@@ -21,6 +22,7 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
   private workerConnection?: IORedis;
   private timer?: NodeJS.Timeout;
   private scheduleTimer?: NodeJS.Timeout;
+  private healthTimer?: NodeJS.Timeout;
   private server?: http.Server;
 
   constructor(
@@ -31,6 +33,7 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
     private readonly runner: OperationRunner,
     private readonly reconciler: Reconciler,
     private readonly scheduler: SnapshotScheduler,
+    private readonly health: HealthMonitor,
   ) {}
 
   /** Every job name has exactly one handler, checked before the worker takes a job. */
@@ -67,6 +70,9 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
     const schedule = () => this.scheduler.tick().catch((e: unknown) => this.log.warn({ msg: 'snapshot schedule failed', error: (e as Error).message }));
     this.scheduleTimer = setInterval(schedule, this.config.SNAPSHOT_TICK_MS);
     this.scheduleTimer.unref();
+    const watch = () => this.health.tick().catch((e: unknown) => this.log.warn({ msg: 'health check failed', error: (e as Error).message }));
+    this.healthTimer = setInterval(watch, this.config.HEALTH_TICK_MS);
+    this.healthTimer.unref();
     if (this.config.WORKER_PORT > 0) await this.listen();
     this.log.log({ msg: 'worker ready', concurrency: this.config.WORKER_CONCURRENCY, prefix: this.config.QUEUE_PREFIX });
   }
@@ -92,6 +98,7 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
   async onApplicationShutdown(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     if (this.scheduleTimer) clearInterval(this.scheduleTimer);
+    if (this.healthTimer) clearInterval(this.healthTimer);
     this.server?.close();
     await this.worker?.close();
     // BullMQ does not close a connection it was given.

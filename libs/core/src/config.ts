@@ -47,6 +47,8 @@ const schema = z.object({
   RECONCILE_INTERVAL_MS: z.coerce.number().int().min(200).default(10000),
   /** How often the worker looks for clusters whose scheduled snapshot is due. */
   SNAPSHOT_TICK_MS: z.coerce.number().int().min(1000).default(60000),
+  /** How often the worker checks every running cluster's server processes (and queues repairs). */
+  HEALTH_TICK_MS: z.coerce.number().int().min(1000).default(10000),
   CLUSTER_READY_TIMEOUT_MS: z.coerce.number().int().min(1000).default(60000),
   METRICS: bool.default(true),
 });

@@ -28,6 +28,7 @@ export const OperationKind = {
   Restore: 'restore',
   DeleteSnapshot: 'delete-snapshot',
   Scale: 'scale',
+  Repair: 'repair',
 } as const;
 export type OperationKind = (typeof OperationKind)[keyof typeof OperationKind];
 

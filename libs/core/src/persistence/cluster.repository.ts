@@ -60,6 +60,9 @@ export class ClusterRepository {
       runningSince: null,
       deletedAt: null,
       lastScheduledSnapshotAt: null,
+      health: 'unknown',
+      healthReason: null,
+      healthCheckedAt: null,
     };
     cluster.managedResourceGroup = `mrg-consul-${input.name}-${cluster.id.slice(0, 8)}`;
     const operation: Operation = {
@@ -196,6 +199,18 @@ export class ClusterRepository {
       }
     }
     throw new Error('could not allocate loopback addresses after 20 attempts');
+  }
+
+  /** Clusters the health monitor watches: Running or Updating, with their servers. */
+  listMonitored(): Promise<ClusterWithServers[]> {
+    return this.db.cluster.findMany({
+      where: { state: { in: [ClusterState.Running, ClusterState.Updating] } },
+      include: { servers: { orderBy: { index: 'asc' } } },
+    });
+  }
+
+  async recordHealth(id: string, health: string, reason: string | null, at: Date): Promise<void> {
+    await this.db.cluster.update({ where: { id }, data: { health, healthReason: reason, healthCheckedAt: at } });
   }
 
   /** Forgets the addresses of servers from `count` on (scaling down); the slot stays the cluster's. */
