@@ -10,6 +10,7 @@ import { ClusterTarget } from './cluster-target';
 import { RestoreFlow } from './flows/restore.flow';
 import { ScaleFlow } from './flows/scale.flow';
 import { RepairFlow } from './flows/repair.flow';
+import { RotateCertificatesFlow, RotateGossipKeyFlow } from './flows/rotate.flow';
 import { HealthMonitor } from './health.monitor';
 import { DeleteSnapshotFlow, SnapshotFlow } from './flows/snapshot.flow';
 import { CreateClusterFlow } from './flows/create-cluster.flow';
@@ -67,6 +68,8 @@ export class WorkerModule {
               'delete-snapshot': new DeleteSnapshotFlow(snapshots, audit),
               scale: new ScaleFlow(target, clusters, audit, config),
               repair: new RepairFlow(target, clusters, audit, config),
+              'rotate-gossip-key': new RotateGossipKeyFlow(target, secrets, audit),
+              'rotate-certificates': new RotateCertificatesFlow(target, secrets, audit),
             };
             const runner = new OperationRunner(ops, clusters, flows);
             runner.onClose = () => target.local.close();

@@ -29,6 +29,8 @@ export const OperationKind = {
   DeleteSnapshot: 'delete-snapshot',
   Scale: 'scale',
   Repair: 'repair',
+  RotateGossipKey: 'rotate-gossip-key',
+  RotateCertificates: 'rotate-certificates',
 } as const;
 export type OperationKind = (typeof OperationKind)[keyof typeof OperationKind];
 
@@ -62,5 +64,7 @@ export const SecretName = {
   Pki: 'pki',
   GossipKey: 'gossip-key',
   ManagementToken: 'management-token',
+  NextGossipKey: 'gossip-key-next',
+  NextPki: 'pki-next',
   issuedToken: (operationId: string) => `issued-token:${operationId}`,
 } as const;

@@ -54,6 +54,13 @@ export class ClustersController {
     return send(reply, await this.service.delete(caller, id));
   }
 
+  @Post(':id/rotate')
+  @AnyRole(ROLES.write)
+  @ApiOperation({ summary: 'Rotate { what: gossip-key | certificates } with no downtime (202 with the operation)' })
+  async rotate(@Caller() caller: Principal, @Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
+    return send(reply, await this.service.rotate(caller, id, body));
+  }
+
   @Get(':id/client-config')
   @AnyRole(ROLES.read, ROLES.write)
   @ApiOperation({ summary: "What a Consul client agent needs to join: CA, gossip key, servers; ready to write as a client config" })

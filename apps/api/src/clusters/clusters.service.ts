@@ -136,6 +136,20 @@ export class ClustersService {
     };
   }
 
+  /** Key rotation: gossip key or server certificates, as an operation. */
+  async rotate(caller: Principal, id: string, raw: unknown): Promise<Answer> {
+    const cluster = await this.require(caller, id);
+    const what = raw && typeof raw === 'object' ? (raw as { what?: unknown }).what : undefined;
+    const kinds: Record<string, OperationKind> = { 'gossip-key': OperationKind.RotateGossipKey, certificates: OperationKind.RotateCertificates };
+    if (typeof what !== 'string' || !kinds[what]) {
+      throw new ValidationError('invalid_what', `what must be one of ${Object.keys(kinds).join(', ')}`, { field: 'what', allowed: Object.keys(kinds) });
+    }
+    this.requireRunning(cluster.state, 'rotation');
+    const op = await this.clusters.addOperation(cluster, kinds[what], caller.userId, `cluster.rotate.requested`, { what });
+    await this.dispatch(op.id);
+    return { status: 202, location: `/v1/operations/${op.id}`, body: { operation: operationView(op) } };
+  }
+
   async clientConfig(caller: Principal, id: string) {
     const cluster = await this.require(caller, id);
     this.requireRunning(cluster.state, 'client configuration');

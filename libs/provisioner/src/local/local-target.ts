@@ -1,6 +1,7 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { X509Certificate, randomBytes, randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { isIPv4 } from 'node:net';
+import * as tls from 'node:tls';
 import type { ClusterPki } from '../pki';
 import { ClusterLayout, type ServerPaths } from './cluster-layout';
 import { ConsulHttpClient, describeBody, type ConsulResponse } from './consul-http';
@@ -456,6 +457,58 @@ export class LocalTarget {
     await fs.rm(this.layout.server(spec.clusterId, index).serverDir, { recursive: true, force: true });
   }
 
+  /**
+   * Gossip key rotation by Consul's keyring procedure: install the new key on
+   * every member, make it the primary, remove every other key. Each keyring call
+   * answers only when all members have acted on it. Idempotent.
+   */
+  async rotateGossipKey(spec: LocalClusterSpec, secrets: LocalClusterSecrets, newKey: string): Promise<{ removed: number }> {
+    validateSpec(spec, secrets);
+    const keyring = (method: 'GET' | 'POST' | 'PUT' | 'DELETE', body?: unknown) =>
+      this.firstAnswering(spec, secrets, (address, client) =>
+        client.request({ address, port: CONSUL_SERVER_PORTS.https, method, path: '/v1/operator/keyring', token: secrets.managementToken, body, timeoutMs: 30_000 }),
+      ).then((res) => {
+        if (res.status !== 200) throw new Error(`keyring ${method} answered HTTP ${res.status} ${describeBody(res.body)}`);
+        return res.body;
+      });
+    await keyring('POST', { Key: newKey });
+    await keyring('PUT', { Key: newKey });
+    const pools = (await keyring('GET')) as { Keys: Record<string, number>; NumNodes: number }[];
+    const old = new Set(pools.flatMap((p) => Object.keys(p.Keys)).filter((k) => k !== newKey));
+    for (const k of old) await keyring('DELETE', { Key: k });
+    const after = (await keyring('GET')) as { Keys: Record<string, number>; NumNodes: number; WAN: boolean }[];
+    for (const p of after) {
+      const keys = Object.keys(p.Keys);
+      if (keys.length !== 1 || keys[0] !== newKey || p.Keys[newKey] !== p.NumNodes) {
+        throw new Error(`keyring not converged on the new key (${p.WAN ? 'WAN' : 'LAN'}: ${keys.length} key(s), ${p.Keys[newKey] ?? 0}/${p.NumNodes} members)`);
+      }
+    }
+    return { removed: old.size };
+  }
+
+  /**
+   * Makes one server re-read its configuration (SIGHUP): new TLS certificates
+   * are used for new connections without a restart. Waits until its HTTPS
+   * endpoint serves a certificate with the expected fingerprint.
+   */
+  async reloadServer(spec: LocalClusterSpec, secrets: LocalClusterSecrets, index: number, expectedCertPem: string, timeoutMs = 30_000): Promise<void> {
+    validateSpec(spec, secrets);
+    const server = spec.servers.find((s) => s.index === index);
+    if (!server) throw new Error(`cluster ${spec.clusterId} has no server ${index}`);
+    const proc = (await this.observe(spec.clusterId)).find((p) => p.index === index);
+    if (!proc) throw new Error(`server ${index} of cluster ${spec.clusterId} is not running`);
+    signalProcess(proc.pid, 'SIGHUP');
+    const want = new X509Certificate(expectedCertPem).fingerprint256;
+    const deadline = Date.now() + timeoutMs;
+    let seen = '';
+    while (Date.now() < deadline) {
+      seen = await servedFingerprint(server.address, CONSUL_SERVER_PORTS.https, secrets.pki.caCertPem).catch((e: Error) => `error: ${e.message}`);
+      if (seen === want) return;
+      await delay(100);
+    }
+    throw new Error(`server ${index} still serves another certificate after reload (${seen.slice(0, 40)})`);
+  }
+
   /** Closes pooled HTTPS connections (servers keep running). */
   close(): void {
     for (const { client } of this.clients.values()) client.close();
@@ -633,4 +686,18 @@ async function logTail(file: string, maxLines = 20): Promise<string> {
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The SHA-256 fingerprint of the certificate a TLS server presents (checked against the cluster CA). */
+function servedFingerprint(host: string, port: number, ca: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host, port, ca, servername: undefined, rejectUnauthorized: true }, () => {
+      const cert = socket.getPeerX509Certificate();
+      socket.destroy();
+      if (!cert) reject(new Error('no certificate presented'));
+      else resolve(cert.fingerprint256);
+    });
+    socket.setTimeout(5_000, () => socket.destroy(new Error('TLS handshake timed out')));
+    socket.once('error', reject);
+  });
 }
