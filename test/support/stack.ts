@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { LocalTarget } from '../../libs/provisioner/src';
 import type { INestApplicationContext } from '@nestjs/common';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import pg from 'pg';
@@ -127,6 +129,13 @@ export async function startStack(opts: { worker?: boolean; config?: Config } = {
     },
     async close() {
       for (const w of workers) await w.close();
+      // No test leaves Consul processes behind, whatever it did or failed to do.
+      const left = await db.cluster.findMany({ where: { state: { not: 'Deleted' } }, select: { id: true } });
+      if (left.length) {
+        const target = new LocalTarget({ clustersDir: path.join(config.LOCAL_DIR, 'clusters'), consulBinary: () => config.CONSUL_BIN });
+        for (const c of left) await target.stopAndRemove(c.id, { gracefulTimeoutMs: 5_000 });
+        target.close();
+      }
       await api.close();
       await closeDb(db);
       await dropTestDatabase(config.DATABASE_URL);

@@ -14,17 +14,17 @@ import { PermanentError } from './flows/flow';
  */
 export class ClusterTarget {
   readonly local: LocalTarget;
+  readonly binaryFor: (version: string) => string;
 
   constructor(private readonly config: Config, private readonly clusters: ClusterRepository, private readonly secrets: SecretRepository) {
     const installDir = path.resolve(path.dirname(config.CONSUL_BIN), '..', '..');
-    this.local = new LocalTarget({
-      clustersDir: path.join(config.LOCAL_DIR, 'clusters'),
-      consulBinary: (version: string) => {
-        const entry = VERSIONS.find((v) => v.version === version);
+    this.binaryFor = (version: string) => {
+        const entry = config.versions.find((v) => v.version === version);
         if (!entry) throw new PermanentError('unknown_version', `Consul ${version} is not in the version catalog`);
-        return version === VERSIONS[0].version ? config.CONSUL_BIN : path.join(installDir, entry.binary);
-      },
-    });
+        if (version === VERSIONS[0].version) return config.CONSUL_BIN;
+        return path.isAbsolute(entry.binary) ? entry.binary : path.join(installDir, entry.binary);
+    };
+    this.local = new LocalTarget({ clustersDir: path.join(config.LOCAL_DIR, 'clusters'), consulBinary: this.binaryFor });
   }
 
   async allocate(cluster: ClusterWithServers) {

@@ -9,6 +9,7 @@ import { ClusterSnapshots } from './cluster-snapshots';
 import { ClusterTarget } from './cluster-target';
 import { RestoreFlow } from './flows/restore.flow';
 import { ScaleFlow } from './flows/scale.flow';
+import { UpgradeFlow } from './flows/upgrade.flow';
 import { RepairFlow } from './flows/repair.flow';
 import { RotateCertificatesFlow, RotateGossipKeyFlow } from './flows/rotate.flow';
 import { HealthMonitor } from './health.monitor';
@@ -68,6 +69,7 @@ export class WorkerModule {
               'delete-snapshot': new DeleteSnapshotFlow(snapshots, audit),
               scale: new ScaleFlow(target, clusters, audit, config),
               repair: new RepairFlow(target, clusters, audit, config),
+              upgrade: new UpgradeFlow(target, snapshots, snapshotRows, clusters, audit, config),
               'rotate-gossip-key': new RotateGossipKeyFlow(target, secrets, audit),
               'rotate-certificates': new RotateCertificatesFlow(target, secrets, audit),
             };

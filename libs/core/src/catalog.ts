@@ -75,15 +75,33 @@ export type VersionStatus = 'RECOMMENDED' | 'AVAILABLE' | 'PREVIEW';
 export interface ConsulVersionEntry {
   version: string;
   status: VersionStatus;
-  /** Where the local target finds the binary, relative to the Consul install folder. */
+  /** Where the local target finds the binary: relative to the Consul install folder, or absolute. */
   binary: string;
+  /** The version the binary itself reports (`consul version`, /v1/agent/self): checked after every start. */
+  reports: string;
 }
 
 /**
  * The version catalog. Only Consul 1.8.7 exists on these machines (Debian
  * bullseye's package); an entry always names the binary that really is that version.
  */
-export const VERSIONS: ReadonlyArray<ConsulVersionEntry> = [{ version: '1.8.7', status: 'RECOMMENDED', binary: 'usr/bin/consul' }];
+export const VERSIONS: ReadonlyArray<ConsulVersionEntry> = [{ version: '1.8.7', status: 'RECOMMENDED', binary: 'usr/bin/consul', reports: '1.8.7' }];
+
+/**
+ * The catalog in force: the built-in entries plus any registered through
+ * EXTRA_CONSUL_VERSIONS (tests register a second name for the same binary to
+ * exercise upgrades; its `reports` still says what the binary really is).
+ */
+export function versionCatalog(extraJson: string): ConsulVersionEntry[] {
+  if (!extraJson) return [...VERSIONS];
+  const extra = JSON.parse(extraJson) as ConsulVersionEntry[];
+  for (const e of extra) {
+    if (!e.version || !e.binary || !e.reports || !['RECOMMENDED', 'AVAILABLE', 'PREVIEW'].includes(e.status)) {
+      throw new Error('EXTRA_CONSUL_VERSIONS entries need version, status (RECOMMENDED|AVAILABLE|PREVIEW), binary and reports');
+    }
+  }
+  return [...VERSIONS, ...extra];
+}
 export const DEFAULT_VERSION = VERSIONS.find((v) => v.status === 'RECOMMENDED')!.version;
 
 export const ROLES = { read: 'Clusters.Read', write: 'Clusters.ReadWrite', sre: 'Platform.SRE' } as const;

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { versionCatalog, type ConsulVersionEntry } from './catalog';
 
 /**
  * Configuration is read once at start-up and validated; a wrong value stops the
@@ -39,6 +40,8 @@ const schema = z.object({
       'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;',
     ),
   SNAPSHOT_CONTAINER: z.string().regex(/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/, 'a blob container name: 3-63 lowercase letters, digits and single hyphens').default('consul-snapshots'),
+  /** JSON list of extra version catalog entries { version, status, binary, reports } (tests). */
+  EXTRA_CONSUL_VERSIONS: z.string().default(''),
   LOG_FORMAT: z.enum(['json', 'pretty']).default('pretty'),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(8),
   /** How long a job lock lasts without renewal; a killed worker's job is picked up after this. */
@@ -53,7 +56,7 @@ const schema = z.object({
   METRICS: bool.default(true),
 });
 
-export type Config = z.infer<typeof schema> & { readonly repoRoot: string };
+export type Config = z.infer<typeof schema> & { readonly repoRoot: string; readonly versions: ConsulVersionEntry[] };
 
 export class ConfigError extends Error {}
 
@@ -66,5 +69,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
-  return { ...parsed.data, repoRoot };
+  let versions: ConsulVersionEntry[];
+  try {
+    versions = versionCatalog(parsed.data.EXTRA_CONSUL_VERSIONS);
+  } catch (e) {
+    throw new ConfigError(`invalid configuration:\n  EXTRA_CONSUL_VERSIONS: ${(e as Error).message}`);
+  }
+  return { ...parsed.data, repoRoot, versions };
 }

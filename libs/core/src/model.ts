@@ -31,6 +31,7 @@ export const OperationKind = {
   Repair: 'repair',
   RotateGossipKey: 'rotate-gossip-key',
   RotateCertificates: 'rotate-certificates',
+  Upgrade: 'upgrade',
 } as const;
 export type OperationKind = (typeof OperationKind)[keyof typeof OperationKind];
 

@@ -1,12 +1,15 @@
-import { Controller, Get } from '@nestjs/common';
+import { Controller, Get, Inject } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { REGIONS, TIERS, VERSIONS } from '../../../../libs/core/src';
+import { REGIONS, TIERS, type Config } from '../../../../libs/core/src';
+import { CONFIG } from '../tokens';
 
 /** What a customer can choose from. Any signed-in caller may read it. */
 @ApiTags('catalog')
 @ApiBearerAuth()
 @Controller('v1')
 export class CatalogController {
+  constructor(@Inject(CONFIG) private readonly config: Config) {}
+
   @Get('regions')
   regions() {
     return { regions: REGIONS };
@@ -14,7 +17,7 @@ export class CatalogController {
 
   @Get('versions')
   versions() {
-    return { versions: VERSIONS.map(({ version, status }) => ({ version, status })) };
+    return { versions: this.config.versions.map(({ version, status }) => ({ version, status })) };
   }
 
   @Get('tiers')

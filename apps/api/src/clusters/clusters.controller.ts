@@ -54,6 +54,13 @@ export class ClustersController {
     return send(reply, await this.service.delete(caller, id));
   }
 
+  @Post(':id/upgrade')
+  @AnyRole(ROLES.write)
+  @ApiOperation({ summary: 'Rolling upgrade to { consulVersion } from GET /v1/versions (202 with the operation)' })
+  async upgrade(@Caller() caller: Principal, @Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
+    return send(reply, await this.service.upgrade(caller, id, body));
+  }
+
   @Post(':id/rotate')
   @AnyRole(ROLES.write)
   @ApiOperation({ summary: 'Rotate { what: gossip-key | certificates } with no downtime (202 with the operation)' })

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import {
   ClusterRepository, ClusterState, ConflictError, IdempotencyRepository, NotFoundError, OperationKind, OperationRepository,
@@ -35,7 +35,7 @@ export class ClustersService {
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
       throw new ValidationError('invalid_idempotency_key', 'Idempotency-Key must be 1 to 128 printable ASCII characters', { field: 'Idempotency-Key' });
     }
-    const cmd = parseCreateCluster(rawBody);
+    const cmd = parseCreateCluster(rawBody, this.config.versions);
     const requestHash = createHash('sha256').update(JSON.stringify(cmd)).digest('hex');
     if (idempotencyKey) {
       const replay = await this.replay(caller.tenantId, idempotencyKey, requestHash);
@@ -134,6 +134,23 @@ export class ClustersService {
       location: `/v1/operations/${op.id}`,
       body: { cluster: clusterView((await this.clusters.findForTenant(caller.tenantId, id))!), operation: operationView(op) },
     };
+  }
+
+  /** Manual upgrade to a version of the catalog: a rolling upgrade operation. */
+  async upgrade(caller: Principal, id: string, raw: unknown): Promise<Answer> {
+    const cluster = await this.require(caller, id);
+    const version = raw && typeof raw === 'object' ? (raw as { consulVersion?: unknown }).consulVersion : undefined;
+    const known = this.config.versions.map((v) => v.version);
+    if (typeof version !== 'string' || !known.includes(version)) {
+      throw new ValidationError('invalid_consulVersion', `consulVersion must be one of ${known.join(', ')} (GET /v1/versions)`, { field: 'consulVersion', allowed: known });
+    }
+    if (version === cluster.consulVersion) throw new ConflictError('already_on_version', `the cluster already runs Consul ${version}`);
+    this.requireRunning(cluster.state, 'an upgrade');
+    const op = await this.clusters.addOperation(cluster, OperationKind.Upgrade, caller.userId, 'cluster.upgrade.requested', {
+      toVersion: version, fromVersion: cluster.consulVersion, preUpgradeSnapshotId: randomUUID(),
+    });
+    await this.dispatch(op.id);
+    return { status: 202, location: `/v1/operations/${op.id}`, body: { operation: operationView(op) } };
   }
 
   /** Key rotation: gossip key or server certificates, as an operation. */

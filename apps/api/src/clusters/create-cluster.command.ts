@@ -61,7 +61,7 @@ function requiredString(body: Record<string, unknown>, field: string): string {
 }
 
 /** Validates a create request on construction: a use case never sees invalid input. */
-export function parseCreateCluster(raw: unknown): CreateClusterCommand {
+export function parseCreateCluster(raw: unknown, versions: ReadonlyArray<{ version: string }> = VERSIONS): CreateClusterCommand {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new ValidationError('invalid_body', 'the request body must be a JSON object');
   }
@@ -93,9 +93,9 @@ export function parseCreateCluster(raw: unknown): CreateClusterCommand {
   }
   let consulVersion = DEFAULT_VERSION;
   if (body.consulVersion !== undefined) {
-    if (typeof body.consulVersion !== 'string' || !VERSIONS.some((v) => v.version === body.consulVersion)) {
+    if (typeof body.consulVersion !== 'string' || !versions.some((v) => v.version === body.consulVersion)) {
       fail('consulVersion', 'invalid_consulVersion', `unknown Consul version '${String(body.consulVersion)}'; GET /v1/versions lists them`, {
-        allowed: VERSIONS.map((v) => v.version),
+        allowed: versions.map((v) => v.version),
       });
     }
     consulVersion = body.consulVersion;

@@ -218,6 +218,10 @@ export class ClusterRepository {
     await this.db.clusterServer.deleteMany({ where: { clusterId, index: { gte: count } } });
   }
 
+  async setConsulVersion(id: string, consulVersion: string): Promise<void> {
+    await this.db.cluster.update({ where: { id }, data: { consulVersion, state: ClusterState.Running, stateReason: null } });
+  }
+
   /** Scaling finished: the new tier is the cluster's from now on (billing splits the hour here). */
   async completeScale(id: string, tier: string, serverCount: number): Promise<void> {
     await this.db.cluster.update({ where: { id }, data: { tier, serverCount, state: ClusterState.Running, stateReason: null } });

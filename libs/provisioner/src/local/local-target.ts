@@ -431,6 +431,8 @@ export class LocalTarget {
       await client
         .request({ address: server.address, port: CONSUL_SERVER_PORTS.https, method: 'PUT', path: '/v1/agent/leave', token: secrets.managementToken, timeoutMs: 30_000 })
         .catch(() => undefined); // a server that cannot leave is forced out below
+      // The leave has completed when the call returns; the process does not always exit by itself.
+      for (const p of procs) signalProcess(p.pid, 'SIGTERM');
       let left = await this.waitForExit(spec.clusterId, procs, opts.gracefulTimeoutMs ?? DEFAULT_GRACEFUL_TIMEOUT_MS);
       if (left.length > 0) {
         for (const p of left) signalProcess(p.pid, 'SIGKILL');
@@ -507,6 +509,58 @@ export class LocalTarget {
       await delay(100);
     }
     throw new Error(`server ${index} still serves another certificate after reload (${seen.slice(0, 40)})`);
+  }
+
+  /** The binary a running server was started from (null when it is not running). */
+  async serverBinary(clusterId: string, index: number): Promise<string | null> {
+    const proc = (await this.observe(clusterId)).find((p) => p.index === index);
+    if (!proc) return null;
+    const args = await readProcessArgs(proc.pid);
+    return args?.[0] ?? null;
+  }
+
+  /** Stops one server and keeps its files (rolling upgrade): a graceful leave, then it exits. */
+  async stopServer(spec: LocalClusterSpec, secrets: LocalClusterSecrets, index: number, opts: StopAndRemoveOptions = {}): Promise<void> {
+    validateSpec(spec, secrets);
+    const server = spec.servers.find((s) => s.index === index);
+    if (!server) throw new Error(`cluster ${spec.clusterId} has no server ${index}`);
+    const procs = (await this.observe(spec.clusterId)).filter((p) => p.index === index);
+    if (procs.length === 0) return;
+    await this.client(spec, secrets)
+      .request({ address: server.address, port: CONSUL_SERVER_PORTS.https, method: 'PUT', path: '/v1/agent/leave', token: secrets.managementToken, timeoutMs: 30_000 })
+      .catch(() => undefined);
+    // The leave has completed when the call returns; the process does not always exit by itself.
+    for (const p of procs) signalProcess(p.pid, 'SIGTERM');
+    let left = await this.waitForExit(spec.clusterId, procs, opts.gracefulTimeoutMs ?? DEFAULT_GRACEFUL_TIMEOUT_MS);
+    if (left.length > 0) {
+      for (const p of left) signalProcess(p.pid, 'SIGKILL');
+      left = await this.waitForExit(spec.clusterId, left, KILL_TIMEOUT_MS);
+      if (left.length > 0) throw new Error(`server ${index} of cluster ${spec.clusterId} did not exit`);
+    }
+  }
+
+  /** The Consul version a running server reports of itself, and the current leader's address. */
+  async serverStatus(spec: LocalClusterSpec, secrets: LocalClusterSecrets, index: number): Promise<{ version: string; leader: string }> {
+    const server = spec.servers.find((s) => s.index === index);
+    if (!server) throw new Error(`cluster ${spec.clusterId} has no server ${index}`);
+    const client = this.client(spec, secrets);
+    const base = { address: server.address, port: CONSUL_SERVER_PORTS.https, token: secrets.managementToken } as const;
+    const self = await client.request({ ...base, method: 'GET', path: '/v1/agent/self' });
+    if (self.status !== 200) throw new Error(`agent/self on server ${index} answered HTTP ${self.status}`);
+    const leader = await client.request({ ...base, method: 'GET', path: '/v1/status/leader' });
+    return { version: String((self.body as { Config?: { Version?: string } }).Config?.Version ?? ''), leader: String(leader.body ?? '') };
+  }
+
+  /** Autopilot's view: every server healthy (alive, voter, caught up on the commit index). */
+  async autopilotHealthy(spec: LocalClusterSpec, secrets: LocalClusterSecrets): Promise<{ healthy: boolean; detail: string }> {
+    const res = await this.firstAnswering(spec, secrets, (address, client) =>
+      client.request({ address, port: CONSUL_SERVER_PORTS.https, method: 'GET', path: '/v1/operator/autopilot/health', token: secrets.managementToken }),
+    );
+    // 429 is Consul's answer for "not healthy".
+    const body = res.body as { Healthy?: boolean; Servers?: { Name: string; Healthy: boolean; Voter: boolean; LastIndex: number }[] };
+    const servers = body?.Servers ?? [];
+    const detail = servers.map((s) => `${s.Name}:${s.Healthy ? 'healthy' : 'unhealthy'}${s.Voter ? '' : '(non-voter)'}@${s.LastIndex}`).join(', ');
+    return { healthy: (res.status === 200 && body?.Healthy === true && servers.length === spec.servers.length && servers.every((s) => s.Voter)), detail };
   }
 
   /** Closes pooled HTTPS connections (servers keep running). */

@@ -1,0 +1,94 @@
+/** The API refused (4xx) or failed (5xx); `code` and `message` come from its `{ error }` body. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+/** No answer from the API: refused, reset, DNS, or too slow. */
+export class ApiUnreachable extends Error {
+  constructor(
+    readonly api: string,
+    reason: string,
+  ) {
+    super(`cannot reach the API at ${api}: ${reason}`);
+  }
+}
+
+const REQUEST_TIMEOUT_MS = 60_000;
+
+function reasonOf(e: unknown): string {
+  if (e instanceof Error && e.name === 'TimeoutError') return `no answer within ${REQUEST_TIMEOUT_MS / 1000} s`;
+  const cause = (e as { cause?: unknown }).cause;
+  if (cause instanceof Error) return cause.message;
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** The REST API over fetch, with the caller's bearer token. Answers are the API's JSON, typed by the caller. */
+export class ApiClient {
+  private readonly base: string;
+
+  constructor(
+    base: string,
+    private readonly token: string,
+  ) {
+    this.base = base.replace(/\/+$/, '');
+  }
+
+  get<T>(path: string): Promise<T> {
+    return this.send<T>('GET', path);
+  }
+
+  post<T>(path: string, body?: unknown): Promise<T> {
+    return this.send<T>('POST', path, body);
+  }
+
+  patch<T>(path: string, body: unknown): Promise<T> {
+    return this.send<T>('PATCH', path, body);
+  }
+
+  delete<T>(path: string): Promise<T> {
+    return this.send<T>('DELETE', path);
+  }
+
+  private async send<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.token}`, accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let status: number;
+    let text: string;
+    try {
+      const res = await fetch(this.base + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      });
+      status = res.status;
+      text = await res.text();
+    } catch (e) {
+      throw new ApiUnreachable(this.base, reasonOf(e));
+    }
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (status >= 400) {
+      const error = (parsed as { error?: { code?: unknown; message?: unknown; details?: unknown } } | undefined)?.error;
+      throw new ApiError(
+        status,
+        typeof error?.code === 'string' ? error.code : `http_${status}`,
+        typeof error?.message === 'string' ? error.message : text.slice(0, 200) || `HTTP ${status}`,
+        error?.details,
+      );
+    }
+    if (parsed === undefined) throw new Error(`the API answered ${method} ${path} with ${status} and no JSON`);
+    return parsed as T;
+  }
+}

@@ -1,0 +1,236 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { SUBSCRIPTION, WRITE, startStack, waitFor, type TestStack } from '../../../test/support/stack';
+import { run } from './cli';
+
+const TENANT = 'c1c1c1c1-0000-4000-8000-00000000000c';
+
+interface Captured {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function sink(isTTY: boolean) {
+  const chunks: string[] = [];
+  return { isTTY, columns: 120, write: (c: string) => chunks.push(c), text: () => chunks.join('') };
+}
+
+// The CLI in-process against a real API + worker + Consul stack.
+describe('hcs, the command line', { timeout: 240_000 }, () => {
+  let s: TestStack;
+  let token: string;
+  let work: string;
+  let clusterId: string | undefined;
+  let deleted = false;
+
+  const hcs = async (argv: string[], o: { env?: Record<string, string | undefined>; stdin?: string; ttyStderr?: boolean } = {}): Promise<Captured> => {
+    const stdout = sink(false);
+    const stderr = sink(o.ttyStderr ?? false);
+    const env = { HOME: work, HCS_CONFIG: path.join(work, 'default', 'config.json'), HCS_API: s.url, HCS_TOKEN: token, ...o.env };
+    const code = await run(argv, { stdout, stderr, env, stdin: o.stdin === undefined ? undefined : Readable.from([o.stdin]) });
+    return { code, stdout: stdout.text(), stderr: stderr.text() };
+  };
+  const createArgs = (name: string) => ['clusters', 'create', '--name', name, '--subscription', SUBSCRIPTION, '--resource-group', 'rg-cli', '--region', 'westeurope', '--tier', 'development'];
+
+  before(async () => {
+    s = await startStack({ worker: true });
+    token = s.token(TENANT, WRITE);
+    work = fs.mkdtempSync(path.join(os.tmpdir(), 'hcs-'));
+  });
+  after(async () => {
+    if (clusterId && !deleted) {
+      const del = await s.request('DELETE', `/v1/clusters/${clusterId}`, { token });
+      if (del.status === 202) {
+        await waitFor('cleanup delete', () => s.request('GET', `/v1/operations/${del.body.operation.id}`, { token }), (r) => ['Succeeded', 'Failed'].includes(r.body.state), 90_000);
+      }
+    }
+    await s.close();
+    fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it('login saves the API and token owner-only and never prints the token; logout forgets them', async () => {
+    const config = path.join(work, 'login', 'hcs', 'config.json');
+    const env = { HCS_CONFIG: config, HCS_API: undefined, HCS_TOKEN: undefined };
+    const login = await hcs(['login', '--token', token, '--api', s.url], { env });
+    assert.equal(login.code, 0, login.stderr);
+    assert.ok(!login.stdout.includes(token) && !login.stderr.includes(token), 'the token is not printed');
+    assert.match(login.stdout, /Logged in to http:\/\/127\.0\.0\.1:\d+ as tester/);
+    assert.equal(fs.statSync(config).mode & 0o777, 0o600);
+    assert.equal(fs.statSync(path.dirname(config)).mode & 0o777, 0o700);
+    assert.deepEqual(JSON.parse(fs.readFileSync(config, 'utf8')), { api: s.url, token });
+
+    const listed = await hcs(['clusters', 'list'], { env });
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, /No clusters/);
+
+    // From stdin, keeping it out of the process list; the saved API stays.
+    const other = s.token(TENANT, WRITE, 'bob');
+    const fromStdin = await hcs(['login', '--token', '-'], { env, stdin: `${other}\n` });
+    assert.equal(fromStdin.code, 0, fromStdin.stderr);
+    assert.ok(!fromStdin.stdout.includes(other) && !fromStdin.stderr.includes(other));
+    assert.deepEqual(JSON.parse(fs.readFileSync(config, 'utf8')), { api: s.url, token: other });
+    assert.equal(fs.statSync(config).mode & 0o777, 0o600);
+
+    const logout = await hcs(['logout'], { env });
+    assert.equal(logout.code, 0, logout.stderr);
+    assert.equal(fs.existsSync(config), false);
+    const unauthenticated = await hcs(['clusters', 'list'], { env });
+    assert.equal(unauthenticated.code, 2);
+    assert.match(unauthenticated.stderr, /not logged in/);
+  });
+
+  it('usage errors exit 2 with a usage line', async () => {
+    const missing = await hcs(['clusters', 'create', '--name', 'x']);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /--subscription is required/);
+    assert.match(missing.stderr, /usage: hcs clusters create --name NAME --subscription GUID/);
+    const unknownOption = await hcs(['clusters', 'list', '--bogus']);
+    assert.equal(unknownOption.code, 2);
+    assert.match(unknownOption.stderr, /Unknown option '--bogus'[\s\S]*usage: hcs clusters list/);
+    const unknownCommand = await hcs(['clusters', 'frob']);
+    assert.equal(unknownCommand.code, 2);
+    assert.match(unknownCommand.stderr, /unknown command 'clusters frob'/);
+    const badNumber = await hcs(['admin', 'waves', 'start', '--action', 'snapshot', '--selector', '{}', '--canaries', 'x', '--max-in-flight', '1', '--max-failures', '0']);
+    assert.equal(badNumber.code, 2);
+    assert.match(badNumber.stderr, /--canaries must be a whole number/);
+    const help = await hcs(['clusters', '--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /client-config/);
+  });
+
+  it('a refused request exits 3 with the API error code; an unreachable API exits 4', async () => {
+    const invalid = await hcs(createArgs('Not_A_Valid_Name'));
+    assert.equal(invalid.code, 3, invalid.stderr);
+    assert.match(invalid.stderr, /invalid_name: name must be/);
+    const badToken = await hcs(['clusters', 'list'], { env: { HCS_TOKEN: 'not-a-token' } });
+    assert.equal(badToken.code, 3);
+    assert.match(badToken.stderr, /unauthenticated: /);
+
+    const closed = net.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const { port } = closed.address() as net.AddressInfo;
+    await new Promise((r) => closed.close(r));
+    const down = await hcs(['clusters', 'list'], { env: { HCS_API: `http://127.0.0.1:${port}` } });
+    assert.equal(down.code, 4);
+    assert.match(down.stderr, /cannot reach the API/);
+  });
+
+  it('waiting on an operation that ends Failed exits 1 with its error message', async () => {
+    // A stand-in API whose operation fails on the second poll: the real worker never fails on demand.
+    let polls = 0;
+    const failing = http.createServer((req, res) => {
+      polls++;
+      const op = { id: 'op-1', kind: 'restore', state: polls < 2 ? 'Running' : 'Failed', progress: 50, clusterId: 'c-1', currentStep: 'verify-snapshot', steps: [], attempts: 1 };
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(polls < 2 ? op : { ...op, error: { code: 'step_failed', message: 'verify-snapshot: sha256 mismatch' } }));
+    });
+    await new Promise<void>((r) => failing.listen(0, '127.0.0.1', r));
+    try {
+      const api = `http://127.0.0.1:${(failing.address() as net.AddressInfo).port}`;
+      const waited = await hcs(['ops', 'wait', 'op-1', '--json'], { env: { HCS_API: api } });
+      assert.equal(waited.code, 1);
+      assert.match(waited.stderr, /^ 50% {2}Running {2}verify-snapshot$/m);
+      assert.match(waited.stderr, /operation op-1 \(restore\) Failed: verify-snapshot: sha256 mismatch/);
+      assert.equal(JSON.parse(waited.stdout).state, 'Failed', 'under --json the failed operation is the output');
+    } finally {
+      await new Promise((r) => failing.close(r));
+    }
+  });
+
+  it('clusters create --wait shows progress and ends with the cluster Running', async () => {
+    const created = await hcs([...createArgs('cli-orders'), '--wait'], { ttyStderr: true });
+    assert.equal(created.code, 0, created.stderr);
+    assert.match(created.stdout, /^State:\s+Running$/m);
+    assert.match(created.stdout, /^Tier:\s+development \(1 server\)$/m);
+    assert.ok(created.stderr.includes(`\r\u001b[K[${'#'.repeat(24)}] 100%  Succeeded`), `a progress bar on a terminal: ${JSON.stringify(created.stderr.slice(-300))}`);
+
+    const list = await hcs(['clusters', 'list', '--json']);
+    assert.equal(list.code, 0, list.stderr);
+    const cluster = (JSON.parse(list.stdout) as { clusters: { id: string; name: string; state: string }[] }).clusters.find((c) => c.name === 'cli-orders');
+    assert.ok(cluster, list.stdout);
+    assert.equal(cluster.state, 'Running');
+    clusterId = cluster.id;
+
+    const table = await hcs(['clusters', 'list']);
+    assert.match(table.stdout, new RegExp(`^${clusterId}\\s+cli-orders\\s+Running\\s+development`, 'm'));
+  });
+
+  it('client-config writes ca.pem and an owner-only client.json; token prints the secret once', async () => {
+    assert.ok(clusterId);
+    const out = path.join(work, 'client');
+    const cc = await hcs(['clusters', 'client-config', clusterId, '--out', out]);
+    assert.equal(cc.code, 0, cc.stderr);
+    assert.match(fs.readFileSync(path.join(out, 'ca.pem'), 'utf8'), /BEGIN CERTIFICATE/);
+    const client = JSON.parse(fs.readFileSync(path.join(out, 'client.json'), 'utf8'));
+    assert.equal(client.ca_file, path.join(out, 'ca.pem'));
+    assert.equal(client.verify_server_hostname, true);
+    assert.equal(client.retry_join.length, 1);
+    assert.equal(fs.statSync(path.join(out, 'client.json')).mode & 0o777, 0o600);
+
+    const issued = await hcs(['clusters', 'token', clusterId, '--json']);
+    assert.equal(issued.code, 0, issued.stderr);
+    const t = JSON.parse(issued.stdout);
+    assert.match(t.accessorId, /^[0-9a-f-]{36}$/);
+    assert.match(t.secretId, /^[0-9a-f-]{36}$/);
+  });
+
+  it('clusters scale --wait moves the cluster to three servers', async () => {
+    assert.ok(clusterId);
+    const scaled = await hcs(['clusters', 'scale', clusterId, '--tier', 'standard', '--wait']);
+    assert.equal(scaled.code, 0, scaled.stderr);
+    assert.match(scaled.stdout, /^State:\s+Running$/m);
+    assert.match(scaled.stdout, /^Tier:\s+standard \(3 servers\)$/m);
+    const same = await hcs(['clusters', 'scale', clusterId, '--tier', 'standard', '--json']);
+    assert.equal(same.code, 0, same.stderr);
+    assert.equal(JSON.parse(same.stdout).tier, 'standard', 'the same tier again changes nothing');
+  });
+
+  it('snapshots create --wait, then snapshots list shows it Available; ops wait and get follow an operation', async () => {
+    assert.ok(clusterId);
+    const taken = await hcs(['snapshots', 'create', clusterId, '--name', 'first', '--wait']);
+    assert.equal(taken.code, 0, taken.stderr);
+    assert.match(taken.stdout, /^State:\s+Available$/m);
+    assert.match(taken.stderr, /^100% {2}Succeeded$/m, 'plain progress lines when stderr is not a terminal');
+
+    const list = await hcs(['snapshots', 'list', clusterId]);
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, /^ID\s+NAME\s+KIND\s+STATE/m);
+    assert.match(list.stdout, /\sfirst\s+manual\s+Available\s/);
+
+    const started = await hcs(['snapshots', 'create', clusterId, '--name', 'second', '--json']);
+    assert.equal(started.code, 0, started.stderr);
+    const opId = JSON.parse(started.stdout).operation.id as string;
+    const waited = await hcs(['ops', 'wait', opId]);
+    assert.equal(waited.code, 0, waited.stderr);
+    assert.match(waited.stdout, /^State:\s+Succeeded$/m);
+    const got = await hcs(['ops', 'get', opId, '--json']);
+    assert.equal(got.code, 0);
+    assert.equal(JSON.parse(got.stdout).state, 'Succeeded');
+    const ops = await hcs(['ops', 'list', clusterId]);
+    assert.equal(ops.code, 0, ops.stderr);
+    assert.match(ops.stdout, new RegExp(`^${opId}\\s+snapshot\\s+Succeeded\\s+100%`, 'm'));
+    const cancel = await hcs(['ops', 'cancel', opId]);
+    assert.equal(cancel.code, 3, 'an operation that ended cannot be canceled');
+    assert.match(cancel.stderr, /operation_finished: /);
+    const missing = await hcs(['ops', 'get', '00000000-0000-4000-8000-000000000000']);
+    assert.equal(missing.code, 3);
+    assert.match(missing.stderr, /operation_not_found: /);
+  });
+
+  it('clusters delete --wait exits 0 and the cluster is gone from the list', async () => {
+    assert.ok(clusterId);
+    const del = await hcs(['clusters', 'delete', clusterId, '--wait']);
+    assert.equal(del.code, 0, del.stderr);
+    assert.match(del.stdout, new RegExp(`Cluster ${clusterId} deleted`));
+    deleted = true;
+    const list = await hcs(['clusters', 'list', '--json']);
+    assert.ok(!(JSON.parse(list.stdout) as { clusters: { id: string }[] }).clusters.some((c) => c.id === clusterId));
+  });
+});

@@ -1,0 +1,183 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Accepted, ClientConfigView, ClusterView, IssuedTokenView, OperationView } from '../api-views';
+import { command, group, type CommandContext } from '../command';
+import type { Output } from '../output';
+import { followHint, waitForOperation } from '../operation-watch';
+
+const wait = { type: 'boolean', description: 'wait until the operation ends, showing its progress' } as const;
+const clusterPath = (id: string) => `/v1/clusters/${encodeURIComponent(id)}`;
+
+export function printCluster(out: Output, c: ClusterView): void {
+  out.fields([
+    ['ID', c.id],
+    ['Name', c.name],
+    ['State', c.stateReason ? `${c.state} (${c.stateReason})` : c.state],
+    ['Health', c.health ? (c.health.reason ? `${c.health.status} (${c.health.reason})` : c.health.status) : null],
+    ['Tier', `${c.tier} (${c.servers} server${c.servers === 1 ? '' : 's'})`],
+    ['Consul version', c.consulVersion],
+    ['Region', c.region],
+    ['Datacenter', c.datacenter],
+    ['Subscription', c.subscriptionId],
+    ['Resource group', c.resourceGroup],
+    ['Managed resource group', c.managedResourceGroup],
+    ['HTTPS', c.endpoints.https],
+    ['UI', c.endpoints.ui],
+    ['Servers', c.serverAddresses.join(', ')],
+    ['Snapshots', c.snapshotPolicy ? `every ${c.snapshotPolicy.intervalHours} h, keep ${c.snapshotPolicy.retention}` : null],
+    ['Created', c.createdAt],
+    ['Running since', c.runningSince],
+  ]);
+}
+
+/** After a change was accepted: with --wait, wait and show the cluster as it ended up; else say how to follow. */
+async function settle(ctx: CommandContext, clusterId: string, accepted: unknown, op: OperationView, intro: string): Promise<void> {
+  if (!ctx.args.flag('wait')) {
+    ctx.output.result(accepted, () => ctx.output.line(`${intro} ${followHint(op)}`));
+    return;
+  }
+  await waitForOperation(ctx, op.id);
+  const cluster = await ctx.api().get<ClusterView>(clusterPath(clusterId));
+  ctx.output.result(cluster, () => printCluster(ctx.output, cluster));
+}
+
+const create = command({
+  name: 'create',
+  summary: 'Create a cluster, secured by default (TLS, ACLs default-deny, gossip encryption)',
+  options: {
+    name: { type: 'string', value: 'NAME', required: true, description: 'lowercase letters, digits, hyphens; starts with a letter' },
+    subscription: { type: 'string', value: 'GUID', required: true, description: 'the Azure subscription id' },
+    'resource-group': { type: 'string', value: 'RG', required: true, description: 'the resource group the cluster belongs to' },
+    region: { type: 'string', value: 'REGION', required: true, description: 'an Azure region, e.g. westeurope (see GET /v1/regions)' },
+    tier: { type: 'string', value: 'TIER', required: true, description: 'development (1 server), standard (3) or plus (5)' },
+    datacenter: { type: 'string', value: 'DC', description: 'the Consul datacenter name (default: dc1)' },
+    version: { type: 'string', value: 'VERSION', description: 'the Consul version (default: the newest; see GET /v1/versions)' },
+    'public-endpoint': { type: 'boolean', description: 'reachable from the internet instead of privately' },
+    wait,
+  },
+  async run(ctx) {
+    const a = ctx.args;
+    const body: Record<string, unknown> = {
+      name: a.required('name'),
+      subscriptionId: a.required('subscription'),
+      resourceGroup: a.required('resource-group'),
+      region: a.required('region'),
+      tier: a.required('tier'),
+    };
+    if (a.string('datacenter') !== undefined) body.datacenter = a.string('datacenter');
+    if (a.string('version') !== undefined) body.consulVersion = a.string('version');
+    if (a.flag('public-endpoint')) body.publicEndpoint = true;
+    const res = await ctx.api().post<Accepted & { cluster: ClusterView }>('/v1/clusters', body);
+    await settle(ctx, res.cluster.id, res, res.operation, `Creating cluster ${res.cluster.name} (${res.cluster.id}).`);
+  },
+});
+
+const list = command({
+  name: 'list',
+  summary: "List your tenant's clusters",
+  async run(ctx) {
+    const res = await ctx.api().get<{ clusters: ClusterView[] }>('/v1/clusters');
+    ctx.output.result(res, () => {
+      if (!res.clusters.length) return ctx.output.line('No clusters.');
+      ctx.output.table(
+        ['ID', 'NAME', 'STATE', 'TIER', 'VERSION', 'REGION', 'CREATED'],
+        res.clusters.map((c) => [c.id, c.name, c.state, c.tier, c.consulVersion, c.region, c.createdAt]),
+      );
+    });
+  },
+});
+
+const get = command({
+  name: 'get',
+  summary: 'Show one cluster',
+  positionals: ['ID'],
+  async run(ctx) {
+    const c = await ctx.api().get<ClusterView>(clusterPath(ctx.args.positionals[0]!));
+    ctx.output.result(c, () => printCluster(ctx.output, c));
+  },
+});
+
+const remove = command({
+  name: 'delete',
+  summary: 'Delete a cluster and its servers',
+  positionals: ['ID'],
+  options: { wait },
+  async run(ctx) {
+    const id = ctx.args.positionals[0]!;
+    const res = await ctx.api().delete<Accepted>(clusterPath(id));
+    if (!ctx.args.flag('wait')) return ctx.output.result(res, () => ctx.output.line(`Deleting cluster ${id}. ${followHint(res.operation)}`));
+    const op = await waitForOperation(ctx, res.operation.id);
+    ctx.output.result(op, () => ctx.output.line(`Cluster ${id} deleted.`));
+  },
+});
+
+const scale = command({
+  name: 'scale',
+  summary: 'Change the tier (number of servers) of a cluster',
+  positionals: ['ID'],
+  options: { tier: { type: 'string', value: 'TIER', required: true, description: 'development, standard or plus' }, wait },
+  async run(ctx) {
+    const id = ctx.args.positionals[0]!;
+    const res = await ctx.api().patch<Partial<Accepted> & Partial<ClusterView>>(clusterPath(id), { tier: ctx.args.required('tier') });
+    // Nothing to do (already that tier) may come back as the cluster itself.
+    if (!res.operation) return ctx.output.result(res, () => printCluster(ctx.output, res as ClusterView));
+    await settle(ctx, id, res, res.operation, `Scaling cluster ${id} to ${ctx.args.required('tier')}.`);
+  },
+});
+
+const upgrade = command({
+  name: 'upgrade',
+  summary: 'Upgrade the Consul version of a cluster, one server at a time',
+  positionals: ['ID'],
+  options: { version: { type: 'string', value: 'VERSION', required: true, description: 'the Consul version to move to (see GET /v1/versions)' }, wait },
+  async run(ctx) {
+    const id = ctx.args.positionals[0]!;
+    const res = await ctx.api().post<Accepted>(`${clusterPath(id)}/upgrade`, { consulVersion: ctx.args.required('version') });
+    await settle(ctx, id, res, res.operation, `Upgrading cluster ${id} to Consul ${ctx.args.required('version')}.`);
+  },
+});
+
+const clientConfig = command({
+  name: 'client-config',
+  summary: 'Write ca.pem and client.json for a Consul client agent joining the cluster',
+  positionals: ['ID'],
+  options: { out: { type: 'string', value: 'DIR', description: 'the folder to write them to (default: the current one)' } },
+  async run(ctx) {
+    const cc = await ctx.api().get<ClientConfigView>(`${clusterPath(ctx.args.positionals[0]!)}/client-config`);
+    const dir = path.resolve(ctx.args.string('out') ?? '.');
+    fs.mkdirSync(dir, { recursive: true });
+    const caFile = path.join(dir, 'ca.pem');
+    const configFile = path.join(dir, 'client.json');
+    fs.writeFileSync(caFile, cc.caPem);
+    // Consul reads a relative ca_file from its working directory, not the config's: point at the file written here.
+    // The gossip key is a secret: owner-only.
+    fs.writeFileSync(configFile, `${JSON.stringify({ ...cc.consulConfig, ca_file: caFile }, null, 2)}\n`, { mode: 0o600 });
+    ctx.output.result(cc, () => {
+      ctx.output.line(`Wrote ${caFile} and ${configFile} (datacenter ${cc.datacenter}).`);
+      ctx.output.line(`A client agent also needs acl.tokens.agent: a token from 'hcs clusters token ${ctx.args.positionals[0]}'.`);
+      ctx.output.line(`The consul CLI: CONSUL_HTTP_ADDR=${cc.httpsAddress} CONSUL_CACERT=${caFile} CONSUL_HTTP_TOKEN=<secret>`);
+    });
+  },
+});
+
+const token = command({
+  name: 'token',
+  summary: 'Create an ACL management token for the cluster; its secret is shown once',
+  positionals: ['ID'],
+  options: { description: { type: 'string', value: 'TEXT', description: 'what the token is for, recorded in Consul' } },
+  async run(ctx) {
+    const description = ctx.args.string('description');
+    const t = await ctx.api().post<IssuedTokenView>(`${clusterPath(ctx.args.positionals[0]!)}/tokens`, description === undefined ? {} : { description });
+    ctx.output.result(t, () => {
+      ctx.output.fields([
+        ['Accessor ID', t.accessorId],
+        ['Secret ID', t.secretId],
+      ]);
+      ctx.output.line('The secret is shown this once: store it now.');
+    });
+  },
+});
+
+export const clusters = group('clusters', 'Create, inspect, change and delete Consul clusters', [
+  create, list, get, remove, scale, upgrade, clientConfig, token,
+]);
