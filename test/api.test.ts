@@ -259,6 +259,25 @@ describe('API', () => {
     });
   });
 
+  describe('SRE fleet view', () => {
+    it('lists every tenant\'s clusters for Platform.SRE, filtered; customers get 403', async () => {
+      const sre = s.token('5e5e5e5e-0000-4000-8000-000000000005', ['Platform.SRE'], 'sre');
+      const all = await s.request('GET', '/v1/admin/clusters', { token: sre });
+      assert.equal(all.status, 200);
+      const tenants = new Set(all.body.clusters.map((c: { tenantId: string }) => c.tenantId));
+      assert.ok(tenants.has(TENANT_A) && tenants.has(TENANT_B), 'all tenants');
+      const failed = await s.request('GET', '/v1/admin/clusters?state=Failed', { token: sre });
+      assert.ok(failed.body.clusters.length >= 1);
+      assert.ok(failed.body.clusters.every((c: { state: string }) => c.state === 'Failed'));
+      const none = await s.request('GET', '/v1/admin/clusters?region=eastus', { token: sre });
+      assert.deepEqual(none.body.clusters, []);
+      const bad = await s.request('GET', '/v1/admin/clusters?colour=red', { token: sre });
+      assert.equal(bad.status, 400);
+      const customer = await s.request('GET', '/v1/admin/clusters', { token: s.token(TENANT_A, [...WRITE, ...READ]) });
+      assert.equal(customer.status, 403);
+    });
+  });
+
   describe('catalog and service endpoints', () => {
     it('lists regions, versions and tiers', async () => {
       const regions = await s.request('GET', '/v1/regions', { token: writer });

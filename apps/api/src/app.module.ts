@@ -5,6 +5,7 @@ import {
   AuditRepository, ClusterRepository, IdempotencyRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository,
   closeDb, createDb, createOperationsQueue, createRedis, type Config, type Db, type OperationsQueue,
 } from '../../../libs/core/src';
+import { AdminController } from './admin/admin.controller';
 import { AuthGuard } from './auth/auth.guard';
 import { BearerAuthenticator } from './auth/bearer-authenticator';
 import { CatalogController } from './catalog/catalog.controller';
@@ -32,7 +33,7 @@ export class AppModule {
   static forRoot(config: Config): DynamicModule {
     return {
       module: AppModule,
-      controllers: [ClustersController, SnapshotsController, OperationsController, CatalogController, HealthController],
+      controllers: [ClustersController, SnapshotsController, OperationsController, CatalogController, HealthController, AdminController],
       providers: [
         { provide: CONFIG, useValue: config },
         { provide: DB, useFactory: () => createDb(config.DATABASE_URL, config.DATABASE_POOL_SIZE) },

@@ -201,6 +201,21 @@ export class ClusterRepository {
     throw new Error('could not allocate loopback addresses after 20 attempts');
   }
 
+  /** The whole fleet across tenants (SRE only), filtered. */
+  listFleet(filter: { state?: string; consulVersion?: string; health?: string; region?: string }, limit = 500): Promise<ClusterWithServers[]> {
+    return this.db.cluster.findMany({
+      where: {
+        ...(filter.state ? { state: filter.state } : { state: { not: ClusterState.Deleted } }),
+        ...(filter.consulVersion ? { consulVersion: filter.consulVersion } : {}),
+        ...(filter.health ? { health: filter.health } : {}),
+        ...(filter.region ? { region: filter.region } : {}),
+      },
+      include: { servers: { orderBy: { index: 'asc' } } },
+      orderBy: { createdAt: 'asc' },
+      take: limit,
+    });
+  }
+
   /** Clusters the health monitor watches: Running or Updating, with their servers. */
   listMonitored(): Promise<ClusterWithServers[]> {
     return this.db.cluster.findMany({
