@@ -2,10 +2,11 @@ import { Inject, Injectable, Module, type DynamicModule, type OnApplicationShutd
 import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import type IORedis from 'ioredis';
 import {
-  AuditRepository, ClusterRepository, IdempotencyRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository,
+  AuditRepository, ClusterRepository, IdempotencyRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, WaveRepository,
   closeDb, createDb, createOperationsQueue, createRedis, type Config, type Db, type OperationsQueue,
 } from '../../../libs/core/src';
 import { AdminController } from './admin/admin.controller';
+import { WavesService } from './admin/waves.service';
 import { AuthGuard } from './auth/auth.guard';
 import { BearerAuthenticator } from './auth/bearer-authenticator';
 import { CatalogController } from './catalog/catalog.controller';
@@ -56,6 +57,8 @@ export class AppModule {
         { provide: IdempotencyRepository, useFactory: (db: Db) => new IdempotencyRepository(db), inject: [DB] },
         { provide: AuditRepository, useFactory: (db: Db) => new AuditRepository(db), inject: [DB] },
         { provide: SnapshotRepository, useFactory: (db: Db) => new SnapshotRepository(db), inject: [DB] },
+        { provide: WaveRepository, useFactory: (db: Db) => new WaveRepository(db), inject: [DB] },
+        WavesService,
         ClustersService,
         SnapshotsService,
         Resources,

@@ -1,7 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import type IORedis from 'ioredis';
 import {
-  AuditRepository, ClusterRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, SnapshotScheduleRepository,
+  AuditRepository, ClusterRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, SnapshotScheduleRepository, WaveRepository,
   createDb, createOperationsQueue, createRedis, type Config, type Db, type OperationKind, type OperationsQueue,
 } from '../../../libs/core/src';
 import { BlobSnapshotStore } from '../../../libs/provisioner/src';
@@ -13,6 +13,7 @@ import { UpgradeFlow } from './flows/upgrade.flow';
 import { RepairFlow } from './flows/repair.flow';
 import { RotateCertificatesFlow, RotateGossipKeyFlow } from './flows/rotate.flow';
 import { HealthMonitor } from './health.monitor';
+import { WaveDriver } from './wave.driver';
 import { DeleteSnapshotFlow, SnapshotFlow } from './flows/snapshot.flow';
 import { CreateClusterFlow } from './flows/create-cluster.flow';
 import { CreateTokenFlow } from './flows/create-token.flow';
@@ -93,6 +94,12 @@ export class WorkerModule {
           provide: HealthMonitor,
           useFactory: (clusters: ClusterRepository, target: ClusterTarget, queue: OperationsQueue) => new HealthMonitor(clusters, target.local, queue, config.JOB_ATTEMPTS),
           inject: [ClusterRepository, ClusterTarget, QUEUE],
+        },
+        {
+          provide: WaveDriver,
+          useFactory: (db: Db, ops: OperationRepository, clusters: ClusterRepository, snapshots: SnapshotRepository, queue: OperationsQueue) =>
+            new WaveDriver(new WaveRepository(db), ops, clusters, snapshots, queue, config.JOB_ATTEMPTS),
+          inject: [DB, OperationRepository, ClusterRepository, SnapshotRepository, QUEUE],
         },
         WorkerService,
       ],

@@ -10,6 +10,7 @@ import { OperationRunner } from './operation.runner';
 import { Reconciler } from './reconciler';
 import { SnapshotScheduler } from './snapshot.scheduler';
 import { HealthMonitor } from './health.monitor';
+import { WaveDriver } from './wave.driver';
 import { CONFIG, DB, QUEUE, REDIS } from './tokens';
 
 type Handler = (job: Job<JobPayloads[JobName]>, token?: string) => Promise<void>;
@@ -23,6 +24,7 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
   private timer?: NodeJS.Timeout;
   private scheduleTimer?: NodeJS.Timeout;
   private healthTimer?: NodeJS.Timeout;
+  private waveTimer?: NodeJS.Timeout;
   private server?: http.Server;
 
   constructor(
@@ -34,6 +36,7 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
     private readonly reconciler: Reconciler,
     private readonly scheduler: SnapshotScheduler,
     private readonly health: HealthMonitor,
+    private readonly waves: WaveDriver,
   ) {}
 
   /** Every job name has exactly one handler, checked before the worker takes a job. */
@@ -73,6 +76,9 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
     const watch = () => this.health.tick().catch((e: unknown) => this.log.warn({ msg: 'health check failed', error: (e as Error).message }));
     this.healthTimer = setInterval(watch, this.config.HEALTH_TICK_MS);
     this.healthTimer.unref();
+    const drive = () => this.waves.tick().catch((e: unknown) => this.log.warn({ msg: 'wave tick failed', error: (e as Error).message }));
+    this.waveTimer = setInterval(drive, this.config.WAVE_TICK_MS);
+    this.waveTimer.unref();
     if (this.config.WORKER_PORT > 0) await this.listen();
     this.log.log({ msg: 'worker ready', concurrency: this.config.WORKER_CONCURRENCY, prefix: this.config.QUEUE_PREFIX });
   }
@@ -99,6 +105,7 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
     if (this.timer) clearInterval(this.timer);
     if (this.scheduleTimer) clearInterval(this.scheduleTimer);
     if (this.healthTimer) clearInterval(this.healthTimer);
+    if (this.waveTimer) clearInterval(this.waveTimer);
     this.server?.close();
     await this.worker?.close();
     // BullMQ does not close a connection it was given.

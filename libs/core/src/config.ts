@@ -52,6 +52,8 @@ const schema = z.object({
   SNAPSHOT_TICK_MS: z.coerce.number().int().min(1000).default(60000),
   /** How often the worker checks every running cluster's server processes (and queues repairs). */
   HEALTH_TICK_MS: z.coerce.number().int().min(1000).default(10000),
+  /** How often the worker advances maintenance waves. */
+  WAVE_TICK_MS: z.coerce.number().int().min(100).default(2000),
   CLUSTER_READY_TIMEOUT_MS: z.coerce.number().int().min(1000).default(60000),
   METRICS: bool.default(true),
 });

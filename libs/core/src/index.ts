@@ -12,4 +12,6 @@ export * from './persistence/audit.repository';
 export * from './persistence/idempotency.repository';
 export * from './persistence/snapshot.repository';
 export * from './persistence/snapshot-schedule.repository';
-export type { Cluster, ClusterServer, Operation, AuditEvent, Snapshot } from './generated/prisma/client';
+export * from './persistence/wave.repository';
+export type { Cluster, ClusterServer, Operation, AuditEvent, Snapshot, Wave, WaveItem } from './generated/prisma/client';
+export * from './cluster-actions';

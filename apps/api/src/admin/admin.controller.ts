@@ -1,7 +1,8 @@
-import { Controller, Get, Query } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { ClusterRepository, ROLES, ValidationError } from '../../../../libs/core/src';
-import { AnyRole } from '../auth/principal';
+import { AnyRole, Caller, type Principal } from '../auth/principal';
+import { WavesService } from './waves.service';
 import { clusterView } from '../clusters/views';
 
 const FILTERS = ['state', 'version', 'health', 'region'] as const;
@@ -11,7 +12,7 @@ const FILTERS = ['state', 'version', 'health', 'region'] as const;
 @ApiBearerAuth()
 @Controller('v1/admin')
 export class AdminController {
-  constructor(private readonly clusters: ClusterRepository) {}
+  constructor(private readonly clusters: ClusterRepository, private readonly waves: WavesService) {}
 
   @Get('clusters')
   @AnyRole(ROLES.sre)
@@ -26,5 +27,19 @@ export class AdminController {
     const str = (k: string) => (typeof query[k] === 'string' && query[k] !== '' ? (query[k] as string) : undefined);
     const rows = await this.clusters.listFleet({ state: str('state'), consulVersion: str('version'), health: str('health'), region: str('region') });
     return { clusters: rows.map((c) => ({ ...clusterView(c), tenantId: c.tenantId })) };
+  }
+
+  @Post('waves')
+  @HttpCode(202)
+  @AnyRole(ROLES.sre)
+  @ApiOperation({ summary: 'Start a maintenance wave: { action, selector, params?, canaries, maxInFlight, maxFailures }' })
+  startWave(@Caller() caller: Principal, @Body() body: unknown) {
+    return this.waves.start(caller, body);
+  }
+
+  @Get('waves/:id')
+  @AnyRole(ROLES.sre)
+  getWave(@Param('id') id: string) {
+    return this.waves.get(id);
   }
 }

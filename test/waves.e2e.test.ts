@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { LocalTarget } from '../libs/provisioner/src';
+import { SUBSCRIPTION, WRITE, startStack, testConfig, waitFor, type TestStack } from './support/stack';
+
+const TENANT = 'a1a1a1a1-0000-4000-8000-0000000000a1';
+const SRE = ['Platform.SRE'];
+
+interface Item {
+  clusterId: string;
+  canary: boolean;
+  state: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+/** The most items running at one moment, from their start and finish times. */
+function maxConcurrent(items: Item[]): number {
+  const started = items.filter((i) => i.startedAt);
+  return Math.max(...started.map((i) => started.filter((j) => j.startedAt! <= i.startedAt! && (!j.finishedAt || j.finishedAt > i.startedAt!)).length));
+}
+
+// Maintenance waves over ten real clusters, driven by the worker's wave driver.
+describe('maintenance waves', { timeout: 300_000 }, () => {
+  let s: TestStack;
+  let token: string;
+  let sre: string;
+  const ids: string[] = [];
+
+  before(async () => {
+    s = await startStack({ worker: true, config: await testConfig({ WAVE_TICK_MS: '200', JOB_ATTEMPTS: '1' }) });
+    token = s.token(TENANT, WRITE);
+    sre = s.token('5e5e5e5e-0000-4000-8000-0000000000e5', SRE, 'sre');
+    const ops: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const res = await s.request('POST', '/v1/clusters', { token, body: { name: `fleet-${i}`, subscriptionId: SUBSCRIPTION, resourceGroup: 'rg-fleet', region: 'westeurope', tier: 'development' } });
+      assert.equal(res.status, 202);
+      ids.push(res.body.cluster.id);
+      ops.push(res.body.operation.id);
+    }
+    await waitFor('ten clusters Running', () => s.db.operation.count({ where: { id: { in: ops }, state: 'Succeeded' } }), (n) => n === 10, 180_000, 250);
+  });
+  after(() => s.close());
+
+  const finished = (id: string) =>
+    waitFor(`wave ${id}`, () => s.request('GET', `/v1/admin/waves/${id}`, { token: sre }), (r) => r.body.state !== 'Running', 180_000, 250).then((r) => r.body);
+
+  it('runs a canary first, then the rest at most three at a time', async () => {
+    const res = await s.request('POST', '/v1/admin/waves', { token: sre, body: { action: 'snapshot', selector: { clusterIds: ids }, canaries: 1, maxInFlight: 3, maxFailures: 0 } });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    assert.equal(res.body.total, 10);
+    const wave = await finished(res.body.id);
+    assert.equal(wave.state, 'Succeeded', JSON.stringify(wave));
+    assert.equal(wave.succeeded, 10);
+    const items = wave.clusters as Item[];
+    const canary = items.filter((i) => i.canary);
+    assert.equal(canary.length, 1);
+    for (const i of items.filter((x) => !x.canary)) assert.ok(i.startedAt! >= canary[0].finishedAt!, 'the rest start after the canary ended');
+    const most = maxConcurrent(items.filter((i) => !i.canary));
+    assert.ok(most <= 3, `at most 3 in flight, saw ${most}`);
+    assert.ok(most >= 2, `the wave ran in parallel (saw ${most})`);
+    for (const id of ids) {
+      const snaps = (await s.request('GET', `/v1/clusters/${id}/snapshots`, { token })).body.snapshots;
+      assert.equal(snaps.filter((x: { state: string }) => x.state === 'Available').length, 1, 'one snapshot per cluster');
+    }
+  });
+
+  it('halts when failures pass maxFailures: nothing after the failed canary starts', async () => {
+    // Break the first cluster (the canary): its servers are gone, so its snapshot fails.
+    const target = new LocalTarget({ clustersDir: path.join(s.config.LOCAL_DIR, 'clusters'), consulBinary: () => s.config.CONSUL_BIN });
+    await target.stopAndRemove(ids[0], { gracefulTimeoutMs: 5_000 });
+    target.close();
+    const res = await s.request('POST', '/v1/admin/waves', { token: sre, body: { action: 'snapshot', selector: { clusterIds: ids }, canaries: 1, maxInFlight: 3, maxFailures: 0 } });
+    const wave = await finished(res.body.id);
+    assert.equal(wave.state, 'Halted', JSON.stringify(wave));
+    assert.match(wave.stateReason, /1 failure/);
+    assert.equal(wave.failed, 1);
+    assert.equal(wave.skipped, 9);
+    assert.ok(wave.clusters.filter((i: Item) => !i.canary).every((i: Item) => i.startedAt === null), 'no other cluster was touched');
+  });
+
+  it('is for SREs only, and refuses bad waves', async () => {
+    const customer = await s.request('POST', '/v1/admin/waves', { token, body: { action: 'snapshot', canaries: 1, maxInFlight: 1, maxFailures: 0 } });
+    assert.equal(customer.status, 403);
+    assert.equal((await s.request('GET', `/v1/admin/waves/${ids[0]}`, { token })).status, 403);
+    const bad = await s.request('POST', '/v1/admin/waves', { token: sre, body: { action: 'explode' } });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error.code, 'invalid_action');
+    const none = await s.request('POST', '/v1/admin/waves', { token: sre, body: { action: 'snapshot', selector: { region: 'eastus' } } });
+    assert.equal(none.status, 422);
+    assert.equal(none.body.error.code, 'empty_selection');
+  });
+});
