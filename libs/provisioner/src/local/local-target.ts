@@ -426,20 +426,7 @@ export class LocalTarget {
     if (!server) throw new Error(`cluster ${spec.clusterId} has no server ${index}`);
     const others = spec.servers.filter((s) => s.index !== index);
     const client = this.client(spec, secrets);
-    const procs = (await this.observe(spec.clusterId)).filter((p) => p.index === index);
-    if (procs.length > 0) {
-      await client
-        .request({ address: server.address, port: CONSUL_SERVER_PORTS.https, method: 'PUT', path: '/v1/agent/leave', token: secrets.managementToken, timeoutMs: 30_000 })
-        .catch(() => undefined); // a server that cannot leave is forced out below
-      // The leave has completed when the call returns; the process does not always exit by itself.
-      for (const p of procs) signalProcess(p.pid, 'SIGTERM');
-      let left = await this.waitForExit(spec.clusterId, procs, opts.gracefulTimeoutMs ?? DEFAULT_GRACEFUL_TIMEOUT_MS);
-      if (left.length > 0) {
-        for (const p of left) signalProcess(p.pid, 'SIGKILL');
-        left = await this.waitForExit(spec.clusterId, left, KILL_TIMEOUT_MS);
-        if (left.length > 0) throw new Error(`server ${index} of cluster ${spec.clusterId} did not exit`);
-      }
-    }
+    await this.stopServer(spec, secrets, index, opts);
     // Still a raft peer (it crashed, or the leave did not finish)? Remove it through a remaining server.
     const peer = `${server.address}:${CONSUL_SERVER_PORTS.server}`;
     for (const other of others) {
