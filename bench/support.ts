@@ -13,8 +13,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import IORedis from 'ioredis';
-import pg from 'pg';
 import { OPERATIONS_QUEUE, loadConfig, type Config } from '../libs/core/src';
+import { cloneTemplateDatabase, dropClonedDatabase } from '../test/support/databases';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 export const RESULTS_DIR = path.join(REPO_ROOT, 'bench', 'results');
@@ -36,33 +36,8 @@ export function benchRunDir(): string {
 
 // ---------------------------------------------------------------- database
 
-export async function createBenchDatabase(): Promise<string> {
-  const admin = required('TEST_ADMIN_DATABASE_URL');
-  const template = required('TEST_TEMPLATE_DATABASE');
-  const name = `bench_${randomBytes(6).toString('hex')}`;
-  const client = new pg.Client({ connectionString: admin });
-  await client.connect();
-  try {
-    await client.query(`CREATE DATABASE ${name} TEMPLATE ${template}`);
-  } finally {
-    await client.end();
-  }
-  const url = new URL(admin);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-export async function dropBenchDatabase(databaseUrl: string): Promise<void> {
-  const name = new URL(databaseUrl).pathname.slice(1);
-  if (!/^bench_[0-9a-f]+$/.test(name)) throw new Error(`refusing to drop ${name}: not a benchmark database`);
-  const client = new pg.Client({ connectionString: required('TEST_ADMIN_DATABASE_URL') });
-  await client.connect();
-  try {
-    await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  } finally {
-    await client.end();
-  }
-}
+export const createBenchDatabase = () => cloneTemplateDatabase('bench');
+export const dropBenchDatabase = (databaseUrl: string) => dropClonedDatabase(databaseUrl, 'bench');
 
 /** A product config of the benchmark's own: database, queue prefix, loopback block (250-254). */
 export function benchConfig(databaseUrl: string, octet: number, overrides: Record<string, string> = {}): Config {

@@ -29,3 +29,28 @@ migrate_db() {
   log "applying database migrations"
   (cd "$ROOT" && DATABASE_URL="$url" CHECKPOINT_DISABLE=1 run_logged "$LOCAL/logs/prisma-migrate.log" node node_modules/prisma/build/index.js migrate deploy)
 }
+
+# The migrated template database that test files and benchmarks clone
+# (CREATE DATABASE ... TEMPLATE); exports where they find it.
+prepare_template_db() {
+  local template=consul_cloud_test_template
+  local admin="postgresql://$DB_USER:$DB_PASSWORD@127.0.0.1:$PG_PORT/$DB_NAME"
+  export TEST_ADMIN_DATABASE_URL="$admin" TEST_TEMPLATE_DATABASE="$template"
+  if ! psql "$admin" -Atqc "SELECT 1 FROM pg_database WHERE datname = '$template'" | grep -q 1; then
+    psql "$admin" -qc "CREATE DATABASE $template" >/dev/null
+  fi
+  migrate_db "postgresql://$DB_USER:$DB_PASSWORD@127.0.0.1:$PG_PORT/$template"
+}
+
+# start_dev_issuer PORT NAME: a development identity issuer of the caller's own
+# (npm start's may be running on 8443), exported as the API's token issuer.
+# Sets DEV_ISSUER_PID; the caller stops it.
+start_dev_issuer() {
+  local port="$1" name="$2"
+  export ISSUER_PORT="$port" ISSUER_URL="https://127.0.0.1:$port"
+  export AUTH_ISSUER="$ISSUER_URL" AUTH_METADATA_URL="$ISSUER_URL/.well-known/openid-configuration"
+  PID_NAME="$name" node "$ROOT/dist/infra/local/issuer.js" >"$LOCAL/logs/$name.log" 2>&1 &
+  DEV_ISSUER_PID=$!
+  wait_for -t 20 curl -fsS --cacert "$NODE_EXTRA_CA_CERTS" -o /dev/null "$AUTH_METADATA_URL" ||
+    die "the identity issuer $name did not start; see $LOCAL/logs/$name.log"
+}

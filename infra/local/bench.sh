@@ -20,13 +20,7 @@ source "$here/app.sh"
 # shellcheck disable=SC1091
 source "$LOCAL/env"
 
-TEMPLATE_DB=consul_cloud_test_template
-export TEST_ADMIN_DATABASE_URL="$DATABASE_URL"
-export TEST_TEMPLATE_DATABASE="$TEMPLATE_DB"
-if ! psql "$DATABASE_URL" -Atqc "SELECT 1 FROM pg_database WHERE datname = '$TEMPLATE_DB'" | grep -q 1; then
-  psql "$DATABASE_URL" -qc "CREATE DATABASE $TEMPLATE_DB" >/dev/null
-fi
-migrate_db "postgresql://$DB_USER:$DB_PASSWORD@127.0.0.1:$PG_PORT/$TEMPLATE_DB"
+prepare_template_db
 
 BENCH_RUN_DIR="$LOCAL/bench/run"
 mkdir -p "$BENCH_RUN_DIR" "$LOCAL/logs" "$ROOT/bench/results"
@@ -48,21 +42,14 @@ stop_leftovers() {
   done
 }
 
-# A development issuer of the benchmarks' own, on its own port.
-export ISSUER_PORT="${BENCH_ISSUER_PORT:-18444}"
-export ISSUER_URL="https://127.0.0.1:$ISSUER_PORT"
-export AUTH_ISSUER="$ISSUER_URL" AUTH_METADATA_URL="$ISSUER_URL/.well-known/openid-configuration"
 export NODE_ENV=test LOG_FORMAT=json
-issuer_pid=""
+DEV_ISSUER_PID=""
 cleanup() {
-  [[ -z "$issuer_pid" ]] || kill "$issuer_pid" 2>/dev/null || true
+  [[ -z "$DEV_ISSUER_PID" ]] || kill "$DEV_ISSUER_PID" 2>/dev/null || true
   stop_leftovers
 }
 trap cleanup EXIT
-PID_NAME=bench-issuer node "$ROOT/dist/infra/local/issuer.js" >"$LOCAL/logs/bench-issuer.log" 2>&1 &
-issuer_pid=$!
-wait_for -t 20 curl -fsS --cacert "$NODE_EXTRA_CA_CERTS" -o /dev/null "$AUTH_METADATA_URL" ||
-  die "the benchmark identity issuer did not start; see $LOCAL/logs/bench-issuer.log"
+start_dev_issuer "${BENCH_ISSUER_PORT:-18444}" bench-issuer
 
 ALL=(cluster-create api-throughput)
 if (($# > 0)); then names=("$@"); else names=("${ALL[@]}"); fi

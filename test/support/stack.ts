@@ -3,12 +3,12 @@ import path from 'node:path';
 import { LocalTarget } from '../../libs/provisioner/src';
 import type { INestApplicationContext } from '@nestjs/common';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import pg from 'pg';
 import IORedis from 'ioredis';
 import { createApiApp } from '../../apps/api/src/app';
 import { startWorker } from '../../apps/worker/src/worker';
 import { closeDb, createDb, loadConfig, type Config, type Db } from '../../libs/core/src';
 import { mintToken } from '../../infra/local/token';
+import { cloneTemplateDatabase, dropClonedDatabase } from './databases';
 
 /**
  * One isolated product per test file: a database cloned from the migrated
@@ -43,32 +43,8 @@ async function claimOctet(redisUrl: string): Promise<number> {
   }
 }
 
-export async function createTestDatabase(): Promise<string> {
-  const admin = required('TEST_ADMIN_DATABASE_URL');
-  const template = required('TEST_TEMPLATE_DATABASE');
-  const name = `test_${randomBytes(6).toString('hex')}`;
-  const client = new pg.Client({ connectionString: admin });
-  await client.connect();
-  try {
-    await client.query(`CREATE DATABASE ${name} TEMPLATE ${template}`);
-  } finally {
-    await client.end();
-  }
-  const url = new URL(admin);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-export async function dropTestDatabase(databaseUrl: string): Promise<void> {
-  const name = new URL(databaseUrl).pathname.slice(1);
-  const client = new pg.Client({ connectionString: required('TEST_ADMIN_DATABASE_URL') });
-  await client.connect();
-  try {
-    await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  } finally {
-    await client.end();
-  }
-}
+export const createTestDatabase = () => cloneTemplateDatabase('test');
+export const dropTestDatabase = (databaseUrl: string) => dropClonedDatabase(databaseUrl, 'test');
 
 export async function testConfig(overrides: Record<string, string> = {}): Promise<Config> {
   const redisUrl = required('REDIS_URL');

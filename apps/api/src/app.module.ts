@@ -14,6 +14,7 @@ import { ClustersController } from './clusters/clusters.controller';
 import { ClustersService } from './clusters/clusters.service';
 import { ErrorFilter } from './errors/error.filter';
 import { HealthController } from './health/health.controller';
+import { OperationDispatcher } from './operation.dispatcher';
 import { OperationsController } from './operations/operations.controller';
 import { SnapshotsController } from './snapshots/snapshots.controller';
 import { SnapshotsService } from './snapshots/snapshots.service';
@@ -58,6 +59,7 @@ export class AppModule {
         { provide: AuditRepository, useFactory: (db: Db) => new AuditRepository(db), inject: [DB] },
         { provide: SnapshotRepository, useFactory: (db: Db) => new SnapshotRepository(db), inject: [DB] },
         { provide: WaveRepository, useFactory: (db: Db) => new WaveRepository(db), inject: [DB] },
+        OperationDispatcher,
         WavesService,
         ClustersService,
         SnapshotsService,

@@ -1,12 +1,13 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import {
   ClusterRepository, ClusterState, ConflictError, IdempotencyRepository, NotFoundError, OperationKind, OperationRepository,
-  OperationState, SecretName, SecretRepository, UnavailableError, UnprocessableError, ValidationError, enqueueOperation,
-  TIER_NAMES, isUniqueViolation, type Config, type OperationsQueue, type TierName,
+  OperationState, SecretName, SecretRepository, UnavailableError, UnprocessableError, ValidationError,
+  TIER_NAMES, isUniqueViolation, type Config, type TierName,
 } from '../../../../libs/core/src';
 import type { Principal } from '../auth/principal';
-import { CONFIG, QUEUE } from '../tokens';
+import { OperationDispatcher } from '../operation.dispatcher';
+import { CONFIG } from '../tokens';
 import { parseCreateCluster, parseSnapshotPolicy, serverCountFor } from './create-cluster.command';
 import { clusterView, operationView } from './views';
 
@@ -20,11 +21,9 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
 
 @Injectable()
 export class ClustersService {
-  private readonly log = new Logger('clusters');
-
   constructor(
     @Inject(CONFIG) private readonly config: Config,
-    @Inject(QUEUE) private readonly queue: OperationsQueue,
+    private readonly dispatcher: OperationDispatcher,
     private readonly clusters: ClusterRepository,
     private readonly operations: OperationRepository,
     private readonly secrets: SecretRepository,
@@ -69,7 +68,7 @@ export class ClustersService {
       }
       throw this.nameTaken(cmd.name);
     }
-    await this.dispatch(created.operation.id);
+    await this.dispatcher.dispatch(created.operation.id);
     return {
       status: 202,
       location: `/v1/operations/${created.operation.id}`,
@@ -92,7 +91,7 @@ export class ClustersService {
     if (pending) return { status: 202, location: `/v1/operations/${pending.id}`, body: { operation: operationView(pending) } };
     if (cluster.state === ClusterState.Deleted) throw new NotFoundError('cluster_not_found', `cluster ${id} was deleted`);
     const op = await this.clusters.requestDelete(cluster, caller.userId);
-    await this.dispatch(op.id);
+    await this.dispatcher.dispatch(op.id);
     return { status: 202, location: `/v1/operations/${op.id}`, body: { operation: operationView(op) } };
   }
 
@@ -128,7 +127,7 @@ export class ClustersService {
     const op = await this.clusters.addOperation(cluster, OperationKind.Scale, caller.userId, 'cluster.scale.requested', {
       toTier, toCount: serverCountFor(toTier), requestedFrom: cluster.tier,
     });
-    await this.dispatch(op.id);
+    await this.dispatcher.dispatch(op.id);
     return {
       status: 202,
       location: `/v1/operations/${op.id}`,
@@ -149,7 +148,7 @@ export class ClustersService {
     const op = await this.clusters.addOperation(cluster, OperationKind.Upgrade, caller.userId, 'cluster.upgrade.requested', {
       toVersion: version, fromVersion: cluster.consulVersion, preUpgradeSnapshotId: randomUUID(),
     });
-    await this.dispatch(op.id);
+    await this.dispatcher.dispatch(op.id);
     return { status: 202, location: `/v1/operations/${op.id}`, body: { operation: operationView(op) } };
   }
 
@@ -163,7 +162,7 @@ export class ClustersService {
     }
     this.requireRunning(cluster.state, 'rotation');
     const op = await this.clusters.addOperation(cluster, kinds[what], caller.userId, `cluster.rotate.requested`, { what });
-    await this.dispatch(op.id);
+    await this.dispatcher.dispatch(op.id);
     return { status: 202, location: `/v1/operations/${op.id}`, body: { operation: operationView(op) } };
   }
 
@@ -208,7 +207,7 @@ export class ClustersService {
     const op = await this.clusters.addOperation(cluster, OperationKind.CreateToken, caller.userId, 'cluster.token.requested', {
       description: description ?? `created by ${caller.name} through the control plane`,
     });
-    await this.dispatch(op.id);
+    await this.dispatcher.dispatch(op.id);
     const done = await this.waitForOperation(op.id, 30_000);
     if (done.state !== OperationState.Succeeded) {
       const err = (done.error ?? {}) as { message?: string };
@@ -255,14 +254,5 @@ export class ClustersService {
 
   private requireRunning(state: string, what: string): void {
     if (state !== ClusterState.Running) throw new ConflictError('cluster_not_running', `the cluster is ${state}; ${what} is available once it is Running`);
-  }
-
-  /** The rows are written; a queue outage only delays the job (the worker's reconciler enqueues it). */
-  private async dispatch(operationId: string): Promise<void> {
-    try {
-      await enqueueOperation(this.queue, operationId, this.config.JOB_ATTEMPTS);
-    } catch (e) {
-      this.log.warn({ msg: 'enqueue failed; the reconciler will retry', operationId, err: (e as Error).message });
-    }
   }
 }

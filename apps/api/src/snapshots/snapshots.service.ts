@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import {
   ClusterRepository, ClusterState, ConflictError, NotFoundError, OperationKind, SnapshotKind, SnapshotRepository, SnapshotState,
-  ValidationError, enqueueOperation, type Config, type OperationsQueue, type Snapshot,
+  ValidationError, type Config, type Snapshot,
 } from '../../../../libs/core/src';
 import type { Principal } from '../auth/principal';
 import { operationView } from '../clusters/views';
-import { CONFIG, QUEUE } from '../tokens';
+import { OperationDispatcher } from '../operation.dispatcher';
+import { CONFIG } from '../tokens';
 
 const NAME = /^[\w .:()-]{1,128}$/u;
 
@@ -43,11 +44,9 @@ function body(raw: unknown, allowed: string[]): Record<string, unknown> {
 /** Manual snapshots, their list, rename and delete, and restore. The worker does the work. */
 @Injectable()
 export class SnapshotsService {
-  private readonly log = new Logger('snapshots');
-
   constructor(
     @Inject(CONFIG) private readonly config: Config,
-    @Inject(QUEUE) private readonly queue: OperationsQueue,
+    private readonly dispatcher: OperationDispatcher,
     private readonly clusters: ClusterRepository,
     private readonly snapshots: SnapshotRepository,
   ) {}
@@ -59,7 +58,7 @@ export class SnapshotsService {
     const { operation, snapshot } = await this.snapshots.requestWithOperation(
       cluster, caller.userId, { kind: OperationKind.Snapshot, action: 'snapshot.requested' }, { name, kind: SnapshotKind.Manual },
     );
-    await this.dispatch(operation.id);
+    await this.dispatcher.dispatch(operation.id);
     return { location: `/v1/operations/${operation.id}`, body: { snapshot: snapshotView(snapshot!), operation: operationView(operation) } };
   }
 
@@ -80,7 +79,7 @@ export class SnapshotsService {
     const s = await this.snapshot(caller, clusterId, snapshotId);
     if (s.state === SnapshotState.Pending) throw new ConflictError('snapshot_in_progress', 'the snapshot is still being taken; delete it once it is Available');
     const op = await this.snapshots.requestDelete(cluster, s, caller.userId, OperationKind.DeleteSnapshot);
-    await this.dispatch(op.id);
+    await this.dispatcher.dispatch(op.id);
     return { location: `/v1/operations/${op.id}`, body: { operation: operationView(op) } };
   }
 
@@ -96,7 +95,7 @@ export class SnapshotsService {
     const params: Record<string, unknown> = { snapshotId: s.id };
     if (b.takeSnapshot !== false) params.preRestoreSnapshotId = randomUUID();
     const { operation } = await this.snapshots.requestWithOperation(cluster, caller.userId, { kind: OperationKind.Restore, action: 'cluster.restore.requested', params });
-    await this.dispatch(operation.id);
+    await this.dispatcher.dispatch(operation.id);
     return { location: `/v1/operations/${operation.id}`, body: { operation: operationView(operation) } };
   }
 
@@ -116,13 +115,5 @@ export class SnapshotsService {
     const s = /^[0-9a-f-]{36}$/i.test(id) ? await this.snapshots.findForTenant(caller.tenantId, clusterId, id) : null;
     if (!s) throw new NotFoundError('snapshot_not_found', `no snapshot ${id} of cluster ${clusterId}`);
     return s;
-  }
-
-  private async dispatch(operationId: string): Promise<void> {
-    try {
-      await enqueueOperation(this.queue, operationId, this.config.JOB_ATTEMPTS);
-    } catch (e) {
-      this.log.warn({ msg: 'enqueue failed; the reconciler will retry', operationId, err: (e as Error).message });
-    }
   }
 }
