@@ -6,6 +6,11 @@ export const TIERS = {
   plus: { name: 'plus', servers: 5, description: 'Five servers; tolerates the loss of two' },
 } as const;
 export type TierName = keyof typeof TIERS;
+
+/** The billing dimension a tier's hours are metered on (one per tier). */
+export function dimensionForTier(tier: string): string {
+  return `${tier}_hours`;
+}
 export const TIER_NAMES = Object.keys(TIERS) as TierName[];
 
 /** Public Azure regions (name as ARM spells it, display name as the portal shows it). */

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from './prisma';
 import { isUniqueViolation } from './prisma';
+import { closeSegment, openSegment } from './billing-segments';
 import { ClusterState, OperationState, type OperationKind, isMutating } from '../model';
 import { Prisma, type Cluster, type ClusterServer, type Operation } from '../generated/prisma/client';
 
@@ -63,6 +64,9 @@ export class ClusterRepository {
       health: 'unknown',
       healthReason: null,
       healthCheckedAt: null,
+      upgradeMode: 'manual',
+      upgradeWindow: null,
+      lastAutoUpgradeAt: null,
     };
     cluster.managedResourceGroup = `mrg-consul-${input.name}-${cluster.id.slice(0, 8)}`;
     const operation: Operation = {
@@ -239,7 +243,13 @@ export class ClusterRepository {
 
   /** Scaling finished: the new tier is the cluster's from now on (billing splits the hour here). */
   async completeScale(id: string, tier: string, serverCount: number): Promise<void> {
-    await this.db.cluster.update({ where: { id }, data: { tier, serverCount, state: ClusterState.Running, stateReason: null } });
+    await this.db.$transaction(async (tx) => {
+      const before = await tx.cluster.findUniqueOrThrow({ where: { id }, select: { tier: true } });
+      await tx.cluster.update({ where: { id }, data: { tier, serverCount, state: ClusterState.Running, stateReason: null } });
+      if (before.tier === tier) return;
+      const at = new Date();
+      if (await closeSegment(tx, id, at)) await openSegment(tx, id, tier, at);
+    });
   }
 
   async releaseAddresses(clusterId: string): Promise<void> {
@@ -269,6 +279,7 @@ export class ClusterRepository {
         data: { id, tenantId: cluster.tenantId, clusterId: cluster.id, kind: 'delete', mutating: true, state: OperationState.Queued, requestedBy: actor, params: { previousState: cluster.state } },
       });
       await tx.cluster.update({ where: { id: cluster.id }, data: { state: ClusterState.Deleting, stateReason: null } });
+      await closeSegment(tx, cluster.id, new Date());
       await tx.auditEvent.create({
         data: { id: randomUUID(), tenantId: cluster.tenantId, clusterId: cluster.id, operationId: id, actor, action: 'cluster.delete.requested', details: { previousState: cluster.state } },
       });
@@ -298,10 +309,16 @@ export class ClusterRepository {
 
   /** Create finishing after a delete was requested must not bring the cluster back to Running. */
   async markRunningIfCreating(id: string): Promise<boolean> {
-    const n = await this.db.cluster.updateMany({
-      where: { id, state: { in: [ClusterState.Creating, ClusterState.Failed] } },
-      data: { state: ClusterState.Running, stateReason: null, runningSince: new Date() },
+    return this.db.$transaction(async (tx) => {
+      const at = new Date();
+      const n = await tx.cluster.updateMany({
+        where: { id, state: { in: [ClusterState.Creating, ClusterState.Failed] } },
+        data: { state: ClusterState.Running, stateReason: null, runningSince: at },
+      });
+      if (n.count !== 1) return false;
+      const { tier } = await tx.cluster.findUniqueOrThrow({ where: { id }, select: { tier: true } });
+      await openSegment(tx, id, tier, at);
+      return true;
     });
-    return n.count === 1;
   }
 }

@@ -1,5 +1,6 @@
 import type { Db } from './prisma';
 import { randomUUID } from 'node:crypto';
+import { everBillable, openSegment } from './billing-segments';
 import { ClusterState, OperationState, type OperationError, type OperationStep } from '../model';
 import { Prisma, type Operation } from '../generated/prisma/client';
 
@@ -74,7 +75,12 @@ export class OperationRepository {
       if (op.kind === 'create') {
         await tx.cluster.updateMany({ where: { id: op.clusterId, state: ClusterState.Creating }, data: { state: ClusterState.Failed, stateReason: 'create canceled before it started; delete the cluster' } });
       } else if (op.kind === 'delete' && params.previousState) {
-        await tx.cluster.updateMany({ where: { id: op.clusterId, state: ClusterState.Deleting }, data: { state: params.previousState } });
+        const back = await tx.cluster.updateMany({ where: { id: op.clusterId, state: ClusterState.Deleting }, data: { state: params.previousState } });
+        // Billing stopped when the delete was asked for; the cluster stays, so it is billable again from now.
+        if (back.count === 1 && (await everBillable(tx, op.clusterId))) {
+          const { tier } = await tx.cluster.findUniqueOrThrow({ where: { id: op.clusterId }, select: { tier: true } });
+          await openSegment(tx, op.clusterId, tier, new Date());
+        }
       } else if (op.kind === 'snapshot' && params.snapshotId) {
         await tx.snapshot.updateMany({ where: { id: params.snapshotId, state: 'Pending' }, data: { state: 'Failed' } });
       } else if (op.kind === 'delete-snapshot' && params.snapshotId) {
