@@ -6,6 +6,10 @@ import {
   closeDb, createDb, createOperationsQueue, createRedis, type Config, type Db, type OperationsQueue,
 } from '../../../libs/core/src';
 import { AdminController } from './admin/admin.controller';
+import { BillingController } from './billing/billing.controller';
+import { BillingService } from './billing/billing.service';
+import { UsageRepository } from '../../../libs/core/src/persistence/usage.repository';
+import { QueuesBoardController } from './admin/queues-board.controller';
 import { WavesService } from './admin/waves.service';
 import { AuthGuard } from './auth/auth.guard';
 import { BearerAuthenticator } from './auth/bearer-authenticator';
@@ -35,7 +39,7 @@ export class AppModule {
   static forRoot(config: Config): DynamicModule {
     return {
       module: AppModule,
-      controllers: [ClustersController, SnapshotsController, OperationsController, CatalogController, HealthController, AdminController],
+      controllers: [ClustersController, SnapshotsController, OperationsController, CatalogController, HealthController, AdminController, BillingController, QueuesBoardController],
       providers: [
         { provide: CONFIG, useValue: config },
         { provide: DB, useFactory: () => createDb(config.DATABASE_URL, config.DATABASE_POOL_SIZE) },
@@ -59,6 +63,8 @@ export class AppModule {
         { provide: AuditRepository, useFactory: (db: Db) => new AuditRepository(db), inject: [DB] },
         { provide: SnapshotRepository, useFactory: (db: Db) => new SnapshotRepository(db), inject: [DB] },
         { provide: WaveRepository, useFactory: (db: Db) => new WaveRepository(db), inject: [DB] },
+        { provide: UsageRepository, useFactory: (db: Db) => new UsageRepository(db), inject: [DB] },
+        BillingService,
         OperationDispatcher,
         WavesService,
         ClustersService,

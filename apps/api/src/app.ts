@@ -5,6 +5,7 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { Histogram, collectDefaultMetrics, register } from 'prom-client';
 import type { Config } from '../../../libs/core/src';
 import { AppModule } from './app.module';
+import { mountQueuesBoard } from './admin/queues-board';
 import { mountDocs } from './docs/openapi';
 import { createLogger } from '../../../libs/core/src/logger';
 
@@ -38,6 +39,7 @@ export async function createApiApp(config: Config): Promise<NestFastifyApplicati
     histogram.observe({ method: req.method, route: req.routeOptions?.url ?? 'unmatched', status: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
   mountDocs(app);
+  mountQueuesBoard(app);
   app.enableShutdownHooks();
   await app.init();
   return app;

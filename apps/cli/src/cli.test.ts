@@ -122,6 +122,67 @@ describe('hcs, the command line', { timeout: 240_000 }, () => {
     assert.match(down.stderr, /cannot reach the API/);
   });
 
+  it('admin waves start sends --params and --consul-version as params; bad JSON is a usage error', async () => {
+    // A stand-in API that records what the CLI posts.
+    const posted: unknown[] = [];
+    const standIn = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { action: string };
+        posted.push(body);
+        res.writeHead(202, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ id: 'w-1', action: body.action, state: 'Running', total: 1, succeeded: 0, failed: 0, clusters: [] }));
+      });
+    });
+    await new Promise<void>((r) => standIn.listen(0, '127.0.0.1', r));
+    const waveArgs = (action: string, ...extra: string[]) => ['admin', 'waves', 'start', '--action', action, '--selector', '{"region":"westeurope"}', '--canaries', '1', '--max-in-flight', '2', '--max-failures', '0', ...extra];
+    try {
+      const env = { HCS_API: `http://127.0.0.1:${(standIn.address() as net.AddressInfo).port}` };
+      const upgrade = await hcs(waveArgs('upgrade', '--consul-version', '1.8.7'), { env });
+      assert.equal(upgrade.code, 0, upgrade.stderr);
+      assert.match(upgrade.stdout, /Wave w-1 \(upgrade\) is Running over 1 clusters/);
+      const rotate = await hcs(waveArgs('rotate-certificates', '--params', '{"reason":"ca-renewal","servers":[1]}'), { env });
+      assert.equal(rotate.code, 0, rotate.stderr);
+      const both = await hcs(waveArgs('upgrade', '--params', '{"consulVersion":"1.8.7","note":"x"}', '--consul-version', '1.8.7'), { env });
+      assert.equal(both.code, 0, both.stderr);
+      const none = await hcs(waveArgs('snapshot'), { env });
+      assert.equal(none.code, 0, none.stderr);
+      assert.deepEqual(posted, [
+        { action: 'upgrade', selector: { region: 'westeurope' }, params: { consulVersion: '1.8.7' }, canaries: 1, maxInFlight: 2, maxFailures: 0 },
+        { action: 'rotate-certificates', selector: { region: 'westeurope' }, params: { reason: 'ca-renewal', servers: [1] }, canaries: 1, maxInFlight: 2, maxFailures: 0 },
+        { action: 'upgrade', selector: { region: 'westeurope' }, params: { consulVersion: '1.8.7', note: 'x' }, canaries: 1, maxInFlight: 2, maxFailures: 0 },
+        { action: 'snapshot', selector: { region: 'westeurope' }, canaries: 1, maxInFlight: 2, maxFailures: 0 },
+      ]);
+
+      const refused: [string[], RegExp][] = [
+        [waveArgs('rotate-gossip-key', '--params', '{consulVersion: 1.8.7}'), /--params is not valid JSON \(.+\); give an object, e\.g\. --params '\{"consulVersion":"1\.8\.7"\}'/],
+        [waveArgs('rotate-gossip-key', '--params', '["1.8.7"]'), /--params must be a JSON object/],
+        [waveArgs('upgrade', '--params', 'null'), /--params must be a JSON object/],
+        [waveArgs('upgrade'), /an upgrade wave needs --consul-version V/],
+        [waveArgs('upgrade', '--params', '{"consulVersion":"1.8.6"}', '--consul-version', '1.8.7'), /--consul-version 1\.8\.7 contradicts params\.consulVersion "1\.8\.6"/],
+      ];
+      for (const [argv, message] of refused) {
+        const r = await hcs(argv, { env });
+        assert.equal(r.code, 2, `${argv.join(' ')}: ${r.stderr}`);
+        assert.match(r.stderr, message);
+        assert.match(r.stderr, /usage: hcs admin waves start --action ACTION .*\[--params JSON\] \[--consul-version V\]/);
+      }
+      assert.equal(posted.length, 4, 'a usage error sends nothing');
+    } finally {
+      await new Promise((r) => standIn.close(r));
+    }
+
+    // The real API gets params.consulVersion: with it, an upgrade wave gets past the version check
+    // to the selection (no Running cluster yet: 422); without it, the API would answer invalid_params.
+    const versions = await s.request('GET', '/v1/versions', { token });
+    const version = (versions.body.versions as { version: string }[])[0]!.version;
+    const sre = s.token(TENANT, ['Platform.SRE'], 'sre');
+    const real = await hcs(waveArgs('upgrade', '--consul-version', version), { env: { HCS_TOKEN: sre } });
+    assert.equal(real.code, 3, real.stderr);
+    assert.match(real.stderr, /empty_selection: /);
+  });
+
   it('waiting on an operation that ends Failed exits 1 with its error message', async () => {
     // A stand-in API whose operation fails on the second poll: the real worker never fails on demand.
     let polls = 0;

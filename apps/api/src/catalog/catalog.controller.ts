@@ -2,6 +2,7 @@ import { Controller, Get, Inject } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { REGIONS, TIERS, type Config } from '../../../../libs/core/src';
 import { CONFIG } from '../tokens';
+import { CURRENCY, PRICES, formatMicros } from '../../../../libs/billing/src';
 
 /** What a customer can choose from. Any signed-in caller may read it. */
 @ApiTags('catalog')
@@ -22,6 +23,14 @@ export class CatalogController {
 
   @Get('tiers')
   tiers() {
-    return { tiers: Object.values(TIERS) };
+    // Pay as you go: one billing dimension per tier, billed per hour by the minute.
+    return {
+      planId: this.config.BILLING_PLAN_ID,
+      currency: CURRENCY,
+      tiers: Object.values(TIERS).map((t) => {
+        const price = PRICES.find((p) => p.tier === t.name)!;
+        return { ...t, billing: { dimension: price.dimension, unitOfMeasure: price.unitOfMeasure, pricePerHour: formatMicros(price.pricePerHourMicros), currency: CURRENCY } };
+      }),
+    };
   }
 }

@@ -1,4 +1,5 @@
 import type { WaveView } from '../api-views';
+import type { ParsedArgs } from '../args';
 import { command, group } from '../command';
 import type { Output } from '../output';
 import { progressReporter } from '../progress';
@@ -26,25 +27,56 @@ function printWave(out: Output, w: WaveView): void {
   out.table(['CLUSTER', 'STATE', 'OPERATION'], w.clusters.map((c) => [c.clusterId, c.state, c.operationId]));
 }
 
+/** `params` from --params (a JSON object) and --consul-version; undefined when neither is given. */
+function waveParams(a: ParsedArgs, action: string): Record<string, unknown> | undefined {
+  const raw = a.string('params');
+  let params: Record<string, unknown> | undefined;
+  if (raw !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw);
+    } catch (e) {
+      throw a.fail(`--params is not valid JSON (${(e as Error).message}); give an object, e.g. --params '{"consulVersion":"1.8.7"}'`);
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw a.fail(`--params must be a JSON object, e.g. '{"consulVersion":"1.8.7"}'`);
+    params = parsed as Record<string, unknown>;
+  }
+  const version = a.string('consul-version');
+  if (version !== undefined) {
+    if (version === '') throw a.fail('--consul-version must not be empty');
+    if (params?.consulVersion !== undefined && params.consulVersion !== version) {
+      throw a.fail(`--consul-version ${version} contradicts params.consulVersion ${JSON.stringify(params.consulVersion)} from --params`);
+    }
+    params = { ...params, consulVersion: version };
+  }
+  if (action === 'upgrade' && typeof params?.consulVersion !== 'string') throw a.fail('an upgrade wave needs --consul-version V (or params.consulVersion in --params)');
+  return params;
+}
+
 const start = command({
   name: 'start',
   summary: 'Start a maintenance wave over the clusters a selector picks: canaries first, then the rest',
   options: {
     action: { type: 'string', value: 'ACTION', required: true, description: 'what to do to each cluster, e.g. snapshot or upgrade' },
-    selector: { type: 'string', value: 'JSON', required: true, description: `which clusters, e.g. '{"consulVersion":"1.8.7"}'` },
+    selector: { type: 'string', value: 'JSON', required: true, description: `which clusters: state, version, region, health, clusterIds, e.g. '{"version":"1.8.7"}'` },
     canaries: { type: 'string', value: 'N', required: true, description: 'clusters done first, alone, before the rest' },
     'max-in-flight': { type: 'string', value: 'N', required: true, description: 'clusters changed at once' },
     'max-failures': { type: 'string', value: 'N', required: true, description: 'failures after which the wave stops' },
+    params: { type: 'string', value: 'JSON', description: `the action's parameters as a JSON object, e.g. '{"consulVersion":"1.8.7"}' for upgrade` },
+    'consul-version': { type: 'string', value: 'V', description: 'the Consul version an upgrade wave moves to (sets params.consulVersion)' },
     wait: { type: 'boolean', description: 'wait until the wave ends, showing its progress' },
   },
   async run(ctx) {
     const a = ctx.args;
     const selector = a.json('selector');
     if (typeof selector !== 'object' || selector === null || Array.isArray(selector)) throw a.fail('--selector must be a JSON object');
+    const action = a.required('action');
+    const params = waveParams(a, action);
     const api = ctx.api();
     const body = {
-      action: a.required('action'),
+      action,
       selector,
+      ...(params === undefined ? {} : { params }),
       canaries: a.integer('canaries', 0),
       maxInFlight: a.integer('max-in-flight', 1),
       maxFailures: a.integer('max-failures', 0),

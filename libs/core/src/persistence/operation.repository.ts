@@ -64,7 +64,7 @@ export class OperationRepository {
    * did to the cluster and snapshot rows, in one transaction. Returns false when
    * it is no longer Queued (a worker took it meanwhile).
    */
-  async cancelQueued(op: Operation, actor: string): Promise<boolean> {
+  async cancelQueued(op: Operation, actor: string, at: Date = new Date()): Promise<boolean> {
     return this.db.$transaction(async (tx) => {
       const n = await tx.operation.updateMany({
         where: { id: op.id, state: OperationState.Queued },
@@ -79,7 +79,7 @@ export class OperationRepository {
         // Billing stopped when the delete was asked for; the cluster stays, so it is billable again from now.
         if (back.count === 1 && (await everBillable(tx, op.clusterId))) {
           const { tier } = await tx.cluster.findUniqueOrThrow({ where: { id: op.clusterId }, select: { tier: true } });
-          await openSegment(tx, op.clusterId, tier, new Date());
+          await openSegment(tx, op.clusterId, tier, at);
         }
       } else if (op.kind === 'snapshot' && params.snapshotId) {
         await tx.snapshot.updateMany({ where: { id: params.snapshotId, state: 'Pending' }, data: { state: 'Failed' } });

@@ -1,0 +1,85 @@
+import { Injectable } from '@nestjs/common';
+import { ValidationError } from '../../../../libs/core/src';
+import { UsageRepository } from '../../../../libs/core/src/persistence/usage.repository';
+import { formatCents, invoiceCsv, monthRange, priceLines, type PricedUsage } from '../../../../libs/billing/src';
+
+const MAX_RANGE_MS = 366 * 24 * 3_600_000;
+
+function parseInstant(field: string, raw: unknown): Date | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  if (typeof raw !== 'string' || !/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2}))?$/.test(raw) || Number.isNaN(Date.parse(raw))) {
+    throw new ValidationError(`invalid_${field}`, `${field} must be a date (2026-11-01) or a UTC date-time (2026-11-01T10:00:00Z)`, { field });
+  }
+  return new Date(raw.length === 10 ? `${raw}T00:00:00Z` : raw);
+}
+
+function usageView(from: Date, to: Date, priced: PricedUsage) {
+  return {
+    from: from.toISOString(),
+    to: to.toISOString(),
+    currency: priced.currency,
+    lines: priced.lines.map((l) => ({
+      clusterId: l.clusterId,
+      clusterName: l.clusterName,
+      subscriptionId: l.subscriptionId,
+      resourceGroup: l.resourceGroup,
+      dimension: l.dimension,
+      minutes: l.minutes,
+      hours: l.hours,
+      unitPrice: l.unitPrice,
+      amount: l.amount,
+    })),
+    total: priced.total,
+  };
+}
+
+/** Usage and invoices, read from usage records (what is billed is exactly what is shown). */
+@Injectable()
+export class BillingService {
+  constructor(private readonly usage: UsageRepository) {}
+
+  /** The tenant's usage for hours in [from, to); defaults to the current UTC month so far. */
+  async usageFor(tenantId: string, query: Record<string, unknown>, now = new Date()) {
+    const unknown = Object.keys(query).filter((k) => !['from', 'to'].includes(k));
+    if (unknown.length) throw new ValidationError('unknown_parameter', `unknown query parameter(s): ${unknown.join(', ')}; use from and to`, { allowed: ['from', 'to'] });
+    const from = parseInstant('from', query.from) ?? new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
+    const to = parseInstant('to', query.to) ?? now;
+    if (to.getTime() <= from.getTime()) throw new ValidationError('invalid_range', 'to must be after from', { from: from.toISOString(), to: to.toISOString() });
+    if (to.getTime() - from.getTime() > MAX_RANGE_MS) throw new ValidationError('invalid_range', 'a usage query covers at most 366 days; narrow from/to');
+    const priced = priceLines(await this.usage.lines({ from, to, tenantId }));
+    return usageView(from, to, priced);
+  }
+
+  private month(month: string) {
+    const range = monthRange(month);
+    if (!range) throw new ValidationError('invalid_month', 'the month must be written yyyy-mm, e.g. 2026-11', { field: 'month' });
+    return range;
+  }
+
+  /** The tenant's invoice for a month as CSV: every subscription it has usage in, or the one asked for. */
+  async invoiceFor(tenantId: string, month: string, subscriptionId?: string): Promise<string> {
+    const { from, to } = this.month(month);
+    if (subscriptionId !== undefined && !/^[0-9a-fA-F-]{36}$/.test(subscriptionId)) {
+      throw new ValidationError('invalid_subscriptionId', 'subscriptionId must be a subscription GUID', { field: 'subscriptionId' });
+    }
+    const priced = priceLines(await this.usage.lines({ from, to, tenantId, subscriptionId }));
+    const subs = subscriptionId ? [subscriptionId] : await this.usage.subscriptions(from, to, tenantId);
+    return invoiceCsv(subs, priced);
+  }
+
+  /** SRE: every subscription's invoice for a month. */
+  async allInvoices(month: string) {
+    const { from, to } = this.month(month);
+    const priced = priceLines(await this.usage.lines({ from, to }));
+    const subs = await this.usage.subscriptions(from, to);
+    return {
+      month,
+      currency: priced.currency,
+      invoices: subs.map((s) => {
+        const lines = priced.lines.filter((l) => l.subscriptionId === s);
+        const total = lines.reduce((n, l) => n + l.amountCents, 0n);
+        return { subscriptionId: s, lines: lines.length, total: formatCents(total), csv: invoiceCsv([s], priced) };
+      }),
+    };
+  }
+}

@@ -1,0 +1,202 @@
+import type { Db } from './prisma';
+import type { UsageRecord } from '../generated/prisma/client';
+
+export type { UsageRecord };
+
+const HOUR_MS = 3_600_000;
+const CURSOR_ID = 'hourly';
+
+export const UsageExportState = {
+  Pending: 'Pending',
+  Accepted: 'Accepted',
+  Duplicate: 'Duplicate',
+  Expired: 'Expired',
+  Late: 'Late',
+  Failed: 'Failed',
+} as const;
+export type UsageExportState = (typeof UsageExportState)[keyof typeof UsageExportState];
+
+export interface DimensionPrice {
+  dimension: string;
+  pricePerHourMicros: bigint;
+}
+
+export interface CloseHoursResult {
+  /** Every hour before this has its usage records. */
+  closedThrough: Date;
+  hoursClosed: number;
+  recordsWritten: number;
+}
+
+/** What an exporter made of one record. */
+export interface ExportResult {
+  id: string;
+  state: UsageExportState;
+  status: string | null;
+  usageEventId?: string | null;
+  error?: string | null;
+  /** Pending records: when to try again. */
+  nextAttemptAt?: Date | null;
+}
+
+export interface UsageLine {
+  subscriptionId: string;
+  resourceGroup: string;
+  clusterId: string;
+  clusterName: string;
+  dimension: string;
+  unitPriceMicros: bigint;
+  minutes: bigint;
+}
+
+export function floorHour(t: Date): Date {
+  return new Date(Math.floor(t.getTime() / HOUR_MS) * HOUR_MS);
+}
+
+/**
+ * Usage records: one per (cluster, dimension, UTC hour), made from billing
+ * segments when an hour closes. The unique triple and ON CONFLICT DO NOTHING
+ * make metering idempotent; the cursor row serialises workers that close hours
+ * at the same time.
+ */
+export class UsageRepository {
+  constructor(private readonly db: Db) {}
+
+  /**
+   * Closes every hour that ended at least `graceMs` before `now` and is not yet
+   * closed, oldest first, up to `maxHoursPerChunk` hours per transaction. Hours
+   * missed while no worker ran are caught up here.
+   */
+  async closeHours(now: Date, opts: { graceMs: number; planId: string; prices: readonly DimensionPrice[]; maxHoursPerChunk?: number }): Promise<CloseHoursResult> {
+    const target = floorHour(new Date(now.getTime() - opts.graceMs));
+    const chunk = opts.maxHoursPerChunk ?? 24;
+    const dims = opts.prices.map((p) => p.dimension);
+    const prices = opts.prices.map((p) => p.pricePerHourMicros.toString());
+    let hoursClosed = 0;
+    let recordsWritten = 0;
+    // The first run starts at the first billable hour there is (or at `target` when nothing was ever billable).
+    await this.db.$executeRaw`
+      INSERT INTO "MeteringCursor" ("id", "closedThrough", "updatedAt")
+      SELECT ${CURSOR_ID}, COALESCE(date_trunc('hour', MIN("startedAt")), ${target}::timestamp), now() FROM "BillingSegment"
+      ON CONFLICT ("id") DO NOTHING`;
+    for (;;) {
+      const step = await this.db.$transaction(
+        async (tx) => {
+          const rows = await tx.$queryRaw<{ closedThrough: Date }[]>`
+            SELECT "closedThrough" FROM "MeteringCursor" WHERE "id" = ${CURSOR_ID} FOR UPDATE`;
+          const from = rows[0].closedThrough;
+          if (from.getTime() >= target.getTime()) return { done: true, closedThrough: from, hours: 0, written: 0 };
+          const until = new Date(Math.min(target.getTime(), from.getTime() + chunk * HOUR_MS));
+          const written = await tx.$executeRaw`
+            WITH hours AS (
+              SELECT h AS "hour" FROM generate_series(${from}::timestamp, ${until}::timestamp - interval '1 hour', interval '1 hour') AS h
+            ), pieces AS (
+              SELECT s."clusterId", s."dimension", hours."hour",
+                (EXTRACT(EPOCH FROM LEAST(date_trunc('minute', COALESCE(s."endedAt", 'infinity'::timestamp)), hours."hour" + interval '1 hour')
+                                  - GREATEST(date_trunc('minute', s."startedAt"), hours."hour")))::bigint / 60 AS "minutes"
+              FROM "BillingSegment" s
+              JOIN hours ON s."startedAt" < hours."hour" + interval '1 hour' AND (s."endedAt" IS NULL OR s."endedAt" > hours."hour")
+            ), per AS (
+              SELECT "clusterId", "dimension", "hour", SUM("minutes")::int AS "minutes"
+              FROM pieces WHERE "minutes" > 0 GROUP BY 1, 2, 3
+            )
+            INSERT INTO "UsageRecord" ("id", "clusterId", "dimension", "hour", "minutes", "tenantId", "subscriptionId", "resourceGroup",
+              "clusterName", "resourceUri", "planId", "unitPriceMicros")
+            SELECT gen_random_uuid(), per."clusterId", per."dimension", per."hour", per."minutes", c."tenantId", c."subscriptionId", c."resourceGroup",
+              c."name", '/subscriptions/' || c."subscriptionId" || '/resourceGroups/' || c."resourceGroup" || '/providers/Microsoft.Solutions/applications/' || c."name",
+              ${opts.planId}, p."price"
+            FROM per
+            JOIN "Cluster" c ON c."id" = per."clusterId"
+            JOIN unnest(${dims}::text[], ${prices}::text[]::bigint[]) AS p("dimension", "price") ON p."dimension" = per."dimension"
+            ON CONFLICT ("clusterId", "dimension", "hour") DO NOTHING`;
+          await tx.$executeRaw`UPDATE "MeteringCursor" SET "closedThrough" = ${until}::timestamp, "updatedAt" = now() WHERE "id" = ${CURSOR_ID}`;
+          return { done: false, closedThrough: until, hours: Math.round((until.getTime() - from.getTime()) / HOUR_MS), written };
+        },
+        { timeout: 120_000, maxWait: 30_000 },
+      );
+      hoursClosed += step.hours;
+      recordsWritten += step.written;
+      if (step.done) return { closedThrough: step.closedThrough, hoursClosed, recordsWritten };
+    }
+  }
+
+  async cursor(): Promise<Date | null> {
+    const c = await this.db.meteringCursor.findUnique({ where: { id: CURSOR_ID } });
+    return c?.closedThrough ?? null;
+  }
+
+  /**
+   * Leases up to `limit` pending records that are due, oldest hour first.
+   * SKIP LOCKED plus the lease keep two workers from exporting the same record
+   * at once; an exporter that dies leaves the lease to expire.
+   */
+  claimPending(now: Date, limit: number, leaseMs: number): Promise<UsageRecord[]> {
+    const leaseUntil = new Date(now.getTime() + leaseMs);
+    return this.db.$queryRaw<UsageRecord[]>`
+      UPDATE "UsageRecord" u SET "leaseUntil" = ${leaseUntil}::timestamp
+      WHERE u."id" IN (
+        SELECT "id" FROM "UsageRecord"
+        WHERE "exportState" = 'Pending' AND ("nextAttemptAt" IS NULL OR "nextAttemptAt" <= ${now}::timestamp)
+          AND ("leaseUntil" IS NULL OR "leaseUntil" < ${now}::timestamp)
+        ORDER BY "hour", "id" LIMIT ${limit}
+        FOR UPDATE SKIP LOCKED)
+      RETURNING u.*`;
+  }
+
+  /** Stores the exporter's answers in one statement and lets go of the leases. */
+  async recordResults(exporter: string, now: Date, results: readonly ExportResult[]): Promise<void> {
+    if (results.length === 0) return;
+    await this.db.$executeRaw`
+      UPDATE "UsageRecord" u SET
+        "exportState" = r."state", "exportStatus" = r."status", "exporter" = ${exporter},
+        "usageEventId" = COALESCE(r."eventId", u."usageEventId"), "exportError" = r."error",
+        "nextAttemptAt" = r."next", "leaseUntil" = NULL, "exportAttempts" = u."exportAttempts" + 1,
+        "exportedAt" = CASE WHEN r."state" IN ('Accepted', 'Duplicate') THEN ${now}::timestamp ELSE u."exportedAt" END
+      FROM unnest(${results.map((r) => r.id)}::text[]::uuid[], ${results.map((r) => r.state)}::text[], ${results.map((r) => r.status)}::text[],
+                  ${results.map((r) => r.usageEventId ?? null)}::text[], ${results.map((r) => r.error ?? null)}::text[],
+                  ${results.map((r) => r.nextAttemptAt?.toISOString() ?? null)}::text[]::timestamp[])
+        AS r("id", "state", "status", "eventId", "error", "next")
+      WHERE u."id" = r."id"`;
+  }
+
+  /** Per cluster and dimension (and price), the minutes of hours in [from, to). */
+  lines(filter: { from: Date; to: Date; tenantId?: string; subscriptionId?: string }): Promise<UsageLine[]> {
+    return this.db.$queryRaw<UsageLine[]>`
+      SELECT "subscriptionId", "resourceGroup", "clusterId"::text AS "clusterId", "clusterName", "dimension", "unitPriceMicros",
+             SUM("minutes")::bigint AS "minutes"
+      FROM "UsageRecord"
+      WHERE "hour" >= ${filter.from}::timestamp AND "hour" < ${filter.to}::timestamp
+        AND (${filter.tenantId ?? null}::text IS NULL OR "tenantId" = ${filter.tenantId ?? null}::text)
+        AND (${filter.subscriptionId ?? null}::text IS NULL OR "subscriptionId" = ${filter.subscriptionId ?? null}::text)
+      GROUP BY 1, 2, 3, 4, 5, 6
+      ORDER BY 1, 2, 4, 3, 5, 6`;
+  }
+
+  /** Subscriptions with usage in [from, to), optionally of one tenant. */
+  async subscriptions(from: Date, to: Date, tenantId?: string): Promise<string[]> {
+    const rows = await this.db.$queryRaw<{ s: string }[]>`
+      SELECT DISTINCT "subscriptionId" AS s FROM "UsageRecord"
+      WHERE "hour" >= ${from}::timestamp AND "hour" < ${to}::timestamp
+        AND (${tenantId ?? null}::text IS NULL OR "tenantId" = ${tenantId ?? null}::text)
+      ORDER BY 1`;
+    return rows.map((r) => r.s);
+  }
+
+  /** Records in [from, to), for exporters' checks, reconciliation and tests. */
+  list(filter: { from: Date; to: Date; clusterId?: string; states?: string[] }): Promise<UsageRecord[]> {
+    return this.db.usageRecord.findMany({
+      where: {
+        hour: { gte: filter.from, lt: filter.to },
+        ...(filter.clusterId ? { clusterId: filter.clusterId } : {}),
+        ...(filter.states ? { exportState: { in: filter.states } } : {}),
+      },
+      orderBy: [{ hour: 'asc' }, { clusterId: 'asc' }, { dimension: 'asc' }],
+    });
+  }
+
+  /** How many records sit in each export state (for metrics and the SRE view). */
+  async countByState(): Promise<Record<string, number>> {
+    const rows = await this.db.$queryRaw<{ state: string; n: bigint }[]>`SELECT "exportState" AS state, COUNT(*) AS n FROM "UsageRecord" GROUP BY 1`;
+    return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+  }
+}
