@@ -51,7 +51,7 @@ const lifeArb: fc.Arbitrary<Life> = fc
     if (!runs) return life;
     life.runAt = sorted[0];
     let deleting = false;
-    let deleted = false;
+    const deleted = false;
     for (let i = 1; i < sorted.length && !deleted; i++) {
       const k = kinds[i];
       if (k === 'scale' && !deleting) life.changes.push([sorted[i], tiers[i]]);
