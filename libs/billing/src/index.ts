@@ -3,3 +3,7 @@ export * from './metering';
 export * from './exporter';
 export * from './file-exporter';
 export * from './invoices';
+export * from './marketplace-exporter';
+export * from './marketplace/client';
+export * from './reconcile';
+export * from './marketplace-config';

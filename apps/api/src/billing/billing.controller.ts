@@ -32,6 +32,15 @@ export class BillingController {
     return csv;
   }
 
+  @Get('admin/billing/reconciliation')
+  @AnyRole(ROLES.sre)
+  @ApiOperation({ summary: 'SRE: our usage records for [from, to) against the marketplace: missing, extra and mismatched (resource, dimension, day) groups' })
+  @ApiQuery({ name: 'from', required: false })
+  @ApiQuery({ name: 'to', required: false })
+  reconciliation(@Query() query: Record<string, unknown>) {
+    return this.billing.reconciliation(query);
+  }
+
   @Get('admin/billing/invoices/:month')
   @AnyRole(ROLES.sre)
   @ApiOperation({ summary: "SRE: every subscription's invoice for a month (CSV text per subscription)" })

@@ -1,7 +1,8 @@
-import { Injectable } from '@nestjs/common';
-import { ValidationError } from '../../../../libs/core/src';
+import { Inject, Injectable } from '@nestjs/common';
+import { ConflictError, UnavailableError, ValidationError, type Config } from '../../../../libs/core/src';
+import { CONFIG } from '../tokens';
 import { UsageRepository } from '../../../../libs/core/src/persistence/usage.repository';
-import { formatCents, invoiceCsv, monthRange, priceLines, type PricedUsage } from '../../../../libs/billing/src';
+import { formatCents, invoiceCsv, meteringClientFromConfig, monthRange, priceLines, reconcile, type MeteringClient, type PricedUsage } from '../../../../libs/billing/src';
 
 const MAX_RANGE_MS = 366 * 24 * 3_600_000;
 
@@ -36,16 +37,41 @@ function usageView(from: Date, to: Date, priced: PricedUsage) {
 /** Usage and invoices, read from usage records (what is billed is exactly what is shown). */
 @Injectable()
 export class BillingService {
-  constructor(private readonly usage: UsageRepository) {}
+  private readonly metering: MeteringClient | null;
 
-  /** The tenant's usage for hours in [from, to); defaults to the current UTC month so far. */
-  async usageFor(tenantId: string, query: Record<string, unknown>, now = new Date()) {
+  constructor(private readonly usage: UsageRepository, @Inject(CONFIG) config: Config) {
+    this.metering = meteringClientFromConfig(config);
+  }
+
+  private range(query: Record<string, unknown>, now: Date) {
     const unknown = Object.keys(query).filter((k) => !['from', 'to'].includes(k));
     if (unknown.length) throw new ValidationError('unknown_parameter', `unknown query parameter(s): ${unknown.join(', ')}; use from and to`, { allowed: ['from', 'to'] });
     const from = parseInstant('from', query.from) ?? new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
     const to = parseInstant('to', query.to) ?? now;
     if (to.getTime() <= from.getTime()) throw new ValidationError('invalid_range', 'to must be after from', { from: from.toISOString(), to: to.toISOString() });
-    if (to.getTime() - from.getTime() > MAX_RANGE_MS) throw new ValidationError('invalid_range', 'a usage query covers at most 366 days; narrow from/to');
+    if (to.getTime() - from.getTime() > MAX_RANGE_MS) throw new ValidationError('invalid_range', 'a query covers at most 366 days; narrow from/to');
+    return { from, to };
+  }
+
+  /** SRE: our usage records for [from, to) against what the marketplace lists for the same period. */
+  async reconciliation(query: Record<string, unknown>, now = new Date()) {
+    const { from, to } = this.range(query, now);
+    if (!this.metering) {
+      throw new ConflictError('reconciliation_unavailable', 'reconciliation compares usage with the marketplace, and this deployment exports usage to files (BILLING_EXPORTER=file)');
+    }
+    const records = await this.usage.list({ from, to });
+    let theirs;
+    try {
+      theirs = await this.metering.listUsageEvents({ from, to });
+    } catch (e) {
+      throw new UnavailableError('marketplace_unavailable', `the marketplace metering API could not be read: ${(e as Error).message}`);
+    }
+    return reconcile(from, to, records, theirs);
+  }
+
+  /** The tenant's usage for hours in [from, to); defaults to the current UTC month so far. */
+  async usageFor(tenantId: string, query: Record<string, unknown>, now = new Date()) {
+    const { from, to } = this.range(query, now);
     const priced = priceLines(await this.usage.lines({ from, to, tenantId }));
     return usageView(from, to, priced);
   }
