@@ -115,7 +115,7 @@ describe('marketplace export under faults', { timeout: 280_000 }, () => {
 describe('marketplace exporter in the worker, and reconciliation', { timeout: 200_000 }, () => {
   let s: TestStack;
   let fake: FakeMetering;
-  let clock = Date.parse('2026-11-12T09:30:00Z');
+  const clock = Date.parse('2026-11-12T09:30:00Z');
 
   before(async () => {
     fake = await startFakeMetering({ now: () => clock, knownResources: (r) => !r.endsWith('/gone') });
