@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { LocalTarget } from '../../libs/provisioner/src';
@@ -60,6 +61,9 @@ export async function testConfig(overrides: Record<string, string> = {}): Promis
     // Tests tick the scheduler and the health monitor themselves, on the clock they choose.
     SNAPSHOT_TICK_MS: '3600000',
     HEALTH_TICK_MS: '3600000',
+    BILLING_TICK_MS: '3600000',
+    BILLING_EXPORT_DIR: path.join(os.tmpdir(), `usage-${randomBytes(4).toString('hex')}`),
+    UPGRADE_TICK_MS: '3600000',
     ...overrides,
   });
 }

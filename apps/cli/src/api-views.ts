@@ -43,6 +43,7 @@ export interface ClusterView {
   createdAt: string;
   runningSince: string | null;
   snapshotPolicy?: { intervalHours: number; retention: number };
+  upgradePolicy?: { mode: string; window: { dayOfWeek: number; startHourUtc: number; hours: number } | null };
   health?: { status: string; reason: string | null; checkedAt: string | null };
 }
 

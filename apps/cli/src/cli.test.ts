@@ -223,6 +223,24 @@ describe('hcs, the command line', { timeout: 240_000 }, () => {
     assert.match(table.stdout, new RegExp(`^${clusterId}\\s+cli-orders\\s+Running\\s+development`, 'm'));
   });
 
+  it('clusters upgrade-policy sets automatic upgrades in a window; a half-given window is a usage error', async () => {
+    assert.ok(clusterId);
+    const shown = await hcs(['clusters', 'get', clusterId]);
+    assert.match(shown.stdout, /^Upgrades:\s+manual$/m);
+    const set = await hcs(['clusters', 'upgrade-policy', clusterId, '--mode', 'automatic', '--window-day', '0', '--window-start-hour', '2', '--window-hours', '4']);
+    assert.equal(set.code, 0, set.stderr);
+    assert.match(set.stdout, /^Upgrades:\s+automatic, Sunday 02:00 UTC for 4 h$/m);
+    const half = await hcs(['clusters', 'upgrade-policy', clusterId, '--window-day', '1']);
+    assert.equal(half.code, 2);
+    assert.match(half.stderr, /give --window-day, --window-start-hour and --window-hours together/);
+    const refused = await hcs(['clusters', 'upgrade-policy', clusterId, '--window-day', '1', '--window-start-hour', '2', '--window-hours', '30']);
+    assert.equal(refused.code, 3, refused.stderr);
+    assert.match(refused.stderr, /invalid_upgradePolicy_window_hours: /);
+    const manual = await hcs(['clusters', 'upgrade-policy', clusterId, '--mode', 'manual', '--json']);
+    assert.equal(manual.code, 0, manual.stderr);
+    assert.deepEqual(JSON.parse(manual.stdout).upgradePolicy, { mode: 'manual', window: { dayOfWeek: 0, startHourUtc: 2, hours: 4 } });
+  });
+
   it('client-config writes ca.pem and an owner-only client.json; token prints the secret once', async () => {
     assert.ok(clusterId);
     const out = path.join(work, 'client');

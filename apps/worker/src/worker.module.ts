@@ -2,8 +2,9 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import type IORedis from 'ioredis';
 import {
   AuditRepository, ClusterRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, SnapshotScheduleRepository, WaveRepository,
-  createDb, createOperationsQueue, createRedis, type Config, type Db, type OperationKind, type OperationsQueue,
+  createDb, createOperationsQueue, createRedis, recommendedVersion, type Config, type Db, type OperationKind, type OperationsQueue,
 } from '../../../libs/core/src';
+import { UpgradeScheduleRepository } from '../../../libs/core/src/persistence/upgrade-schedule.repository';
 import { BlobSnapshotStore } from '../../../libs/provisioner/src';
 import { ClusterSnapshots } from './cluster-snapshots';
 import { ClusterTarget } from './cluster-target';
@@ -11,7 +12,7 @@ import { RestoreFlow } from './flows/restore.flow';
 import { ScaleFlow } from './flows/scale.flow';
 import { UpgradeFlow } from './flows/upgrade.flow';
 import { RepairFlow } from './flows/repair.flow';
-import { RotateCertificatesFlow, RotateGossipKeyFlow } from './flows/rotate.flow';
+import { RotateCertificatesFlow, RotateGossipKeyFlow, RotateManagementTokenFlow } from './flows/rotate.flow';
 import { HealthMonitor } from './health.monitor';
 import { WaveDriver } from './wave.driver';
 import { DeleteSnapshotFlow, SnapshotFlow } from './flows/snapshot.flow';
@@ -22,8 +23,13 @@ import type { Flow } from './flows/flow';
 import { OperationRunner } from './operation.runner';
 import { Reconciler } from './reconciler';
 import { SnapshotScheduler } from './snapshot.scheduler';
+import { UpgradeScheduler } from './upgrade.scheduler';
 import { CONFIG, DB, QUEUE, REDIS } from './tokens';
 import { WorkerService } from './worker.service';
+import { BillingTicker } from './billing.ticker';
+import { createUsageExporter } from './billing.exporter';
+import { UsageRepository } from '../../../libs/core/src/persistence/usage.repository';
+import { Meter, UsageExportDriver } from '../../../libs/billing/src';
 
 @Module({})
 export class WorkerModule {
@@ -73,6 +79,7 @@ export class WorkerModule {
               upgrade: new UpgradeFlow(target, snapshots, snapshotRows, clusters, audit, config),
               'rotate-gossip-key': new RotateGossipKeyFlow(target, secrets, audit),
               'rotate-certificates': new RotateCertificatesFlow(target, secrets, audit),
+              'rotate-management-token': new RotateManagementTokenFlow(target, secrets, audit, config.CLUSTER_READY_TIMEOUT_MS),
             };
             const runner = new OperationRunner(ops, clusters, flows);
             runner.onClose = () => target.local.close();
@@ -91,6 +98,12 @@ export class WorkerModule {
           inject: [DB, QUEUE],
         },
         {
+          provide: UpgradeScheduler,
+          useFactory: (db: Db, queue: OperationsQueue) =>
+            new UpgradeScheduler(new UpgradeScheduleRepository(db), queue, config.JOB_ATTEMPTS, recommendedVersion(config.versions)),
+          inject: [DB, QUEUE],
+        },
+        {
           provide: HealthMonitor,
           useFactory: (clusters: ClusterRepository, target: ClusterTarget, queue: OperationsQueue) => new HealthMonitor(clusters, target.local, queue, config.JOB_ATTEMPTS),
           inject: [ClusterRepository, ClusterTarget, QUEUE],
@@ -100,6 +113,16 @@ export class WorkerModule {
           useFactory: (db: Db, ops: OperationRepository, clusters: ClusterRepository, snapshots: SnapshotRepository, queue: OperationsQueue) =>
             new WaveDriver(new WaveRepository(db), ops, clusters, snapshots, queue, config.JOB_ATTEMPTS),
           inject: [DB, OperationRepository, ClusterRepository, SnapshotRepository, QUEUE],
+        },
+        {
+          provide: BillingTicker,
+          useFactory: (db: Db) => {
+            const usage = new UsageRepository(db);
+            const meter = new Meter(usage, { graceMs: config.METERING_GRACE_MS, planId: config.BILLING_PLAN_ID });
+            const driver = new UsageExportDriver(usage, createUsageExporter(config), { concurrency: config.BILLING_EXPORT_CONCURRENCY, leaseMs: 5 * 60_000 });
+            return new BillingTicker(usage, meter, driver);
+          },
+          inject: [DB],
         },
         WorkerService,
       ],

@@ -9,8 +9,10 @@ import {
 import { OperationRunner } from './operation.runner';
 import { Reconciler } from './reconciler';
 import { SnapshotScheduler } from './snapshot.scheduler';
+import { UpgradeScheduler } from './upgrade.scheduler';
 import { HealthMonitor } from './health.monitor';
 import { WaveDriver } from './wave.driver';
+import { BillingTicker } from './billing.ticker';
 import { CONFIG, DB, QUEUE, REDIS } from './tokens';
 
 type Handler = (job: Job<JobPayloads[JobName]>, token?: string) => Promise<void>;
@@ -25,6 +27,8 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
   private scheduleTimer?: NodeJS.Timeout;
   private healthTimer?: NodeJS.Timeout;
   private waveTimer?: NodeJS.Timeout;
+  private upgradeTimer?: NodeJS.Timeout;
+  private billingTimer?: NodeJS.Timeout;
   private server?: http.Server;
 
   constructor(
@@ -37,6 +41,8 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
     private readonly scheduler: SnapshotScheduler,
     private readonly health: HealthMonitor,
     private readonly waves: WaveDriver,
+    private readonly upgrades: UpgradeScheduler,
+    private readonly billing: BillingTicker,
   ) {}
 
   /** Every job name has exactly one handler, checked before the worker takes a job. */
@@ -79,6 +85,12 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
     const drive = () => this.waves.tick().catch((e: unknown) => this.log.warn({ msg: 'wave tick failed', error: (e as Error).message }));
     this.waveTimer = setInterval(drive, this.config.WAVE_TICK_MS);
     this.waveTimer.unref();
+    const upgrade = () => this.upgrades.tick().catch((e: unknown) => this.log.warn({ msg: 'upgrade schedule failed', error: (e as Error).message }));
+    this.upgradeTimer = setInterval(upgrade, this.config.UPGRADE_TICK_MS);
+    this.upgradeTimer.unref();
+    const bill = () => this.billing.tick().catch((e: unknown) => this.log.warn({ msg: 'billing tick failed', error: (e as Error).message }));
+    this.billingTimer = setInterval(bill, this.config.BILLING_TICK_MS);
+    this.billingTimer.unref();
     if (this.config.WORKER_PORT > 0) await this.listen();
     this.log.log({ msg: 'worker ready', concurrency: this.config.WORKER_CONCURRENCY, prefix: this.config.QUEUE_PREFIX });
   }
@@ -106,6 +118,8 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
     if (this.scheduleTimer) clearInterval(this.scheduleTimer);
     if (this.healthTimer) clearInterval(this.healthTimer);
     if (this.waveTimer) clearInterval(this.waveTimer);
+    if (this.upgradeTimer) clearInterval(this.upgradeTimer);
+    if (this.billingTimer) clearInterval(this.billingTimer);
     this.server?.close();
     await this.worker?.close();
     // BullMQ does not close a connection it was given.

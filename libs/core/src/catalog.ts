@@ -96,6 +96,8 @@ export const VERSIONS: ReadonlyArray<ConsulVersionEntry> = [{ version: '1.8.7', 
  * The catalog in force: the built-in entries plus any registered through
  * EXTRA_CONSUL_VERSIONS (tests register a second name for the same binary to
  * exercise upgrades; its `reports` still says what the binary really is).
+ * Exactly one entry is RECOMMENDED: an extra entry marked RECOMMENDED takes
+ * that place, and the built-in one is then listed as AVAILABLE.
  */
 export function versionCatalog(extraJson: string): ConsulVersionEntry[] {
   if (!extraJson) return [...VERSIONS];
@@ -105,9 +107,17 @@ export function versionCatalog(extraJson: string): ConsulVersionEntry[] {
       throw new Error('EXTRA_CONSUL_VERSIONS entries need version, status (RECOMMENDED|AVAILABLE|PREVIEW), binary and reports');
     }
   }
-  return [...VERSIONS, ...extra];
+  const recommended = extra.filter((e) => e.status === 'RECOMMENDED');
+  if (recommended.length > 1) throw new Error('EXTRA_CONSUL_VERSIONS: at most one entry may be RECOMMENDED');
+  const builtIn = recommended.length ? VERSIONS.map((v) => (v.status === 'RECOMMENDED' ? { ...v, status: 'AVAILABLE' as const } : v)) : VERSIONS;
+  return [...builtIn, ...extra];
 }
 export const DEFAULT_VERSION = VERSIONS.find((v) => v.status === 'RECOMMENDED')!.version;
+
+/** The catalog's RECOMMENDED version: what new clusters get by default and what automatic upgrades move to. */
+export function recommendedVersion(versions: ReadonlyArray<{ version: string; status: VersionStatus }>): string {
+  return versions.find((v) => v.status === 'RECOMMENDED')?.version ?? DEFAULT_VERSION;
+}
 
 export const ROLES = { read: 'Clusters.Read', write: 'Clusters.ReadWrite', sre: 'Platform.SRE' } as const;
 export type Role = (typeof ROLES)[keyof typeof ROLES];

@@ -52,9 +52,29 @@ const schema = z.object({
   SNAPSHOT_TICK_MS: z.coerce.number().int().min(1000).default(60000),
   /** How often the worker checks every running cluster's server processes (and queues repairs). */
   HEALTH_TICK_MS: z.coerce.number().int().min(1000).default(10000),
+  /** How often the worker looks for clusters with automatic upgrades whose maintenance window is open. */
+  UPGRADE_TICK_MS: z.coerce.number().int().min(1000).default(300000),
   /** How often the worker advances maintenance waves. */
   WAVE_TICK_MS: z.coerce.number().int().min(100).default(2000),
   CLUSTER_READY_TIMEOUT_MS: z.coerce.number().int().min(1000).default(60000),
+  /** How often the worker closes finished hours into usage records and exports pending usage. */
+  BILLING_TICK_MS: z.coerce.number().int().min(100).default(60000),
+  /** An hour is closed this long after it ends (late state changes land first). */
+  METERING_GRACE_MS: z.coerce.number().int().min(0).max(3_600_000).default(300000),
+  /** Where usage goes: `file` (JSON lines per day, the local default) or `marketplace` (the metering API). */
+  BILLING_EXPORTER: z.enum(['file', 'marketplace']).default('file'),
+  BILLING_EXPORT_DIR: z.string().default(path.join(localDir, 'usage')),
+  /** The marketplace plan every usage event is reported under. */
+  BILLING_PLAN_ID: z.string().min(1).default('consul-payg'),
+  MARKETPLACE_METERING_URL: z.string().url().default('https://marketplaceapi.microsoft.com'),
+  /** Entra ID client credentials of the publisher's app registration (marketplace exporter only). */
+  MARKETPLACE_TENANT_ID: z.string().optional(),
+  MARKETPLACE_CLIENT_ID: z.string().optional(),
+  MARKETPLACE_CLIENT_SECRET: z.string().optional(),
+  /** Entra ID authority host; only changed for sovereign clouds and local tests. */
+  MARKETPLACE_AUTHORITY_HOST: z.string().url().optional(),
+  /** Batches of 25 events in flight at once. */
+  BILLING_EXPORT_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   METRICS: bool.default(true),
 });
 
@@ -76,6 +96,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     versions = versionCatalog(parsed.data.EXTRA_CONSUL_VERSIONS);
   } catch (e) {
     throw new ConfigError(`invalid configuration:\n  EXTRA_CONSUL_VERSIONS: ${(e as Error).message}`);
+  }
+  if (parsed.data.BILLING_EXPORTER === 'marketplace') {
+    const missing = (['MARKETPLACE_TENANT_ID', 'MARKETPLACE_CLIENT_ID', 'MARKETPLACE_CLIENT_SECRET'] as const).filter((k) => !parsed.data[k]);
+    if (missing.length) throw new ConfigError(`invalid configuration:\n${missing.map((k) => `  ${k}: required when BILLING_EXPORTER=marketplace`).join('\n')}`);
   }
   return { ...parsed.data, repoRoot, versions };
 }

@@ -15,3 +15,5 @@ export * from './persistence/snapshot-schedule.repository';
 export * from './persistence/wave.repository';
 export type { Cluster, ClusterServer, Operation, AuditEvent, Snapshot, Wave, WaveItem } from './generated/prisma/client';
 export * from './cluster-actions';
+export * from './persistence/usage.repository';
+export * from './persistence/upgrade-schedule.repository';

@@ -31,6 +31,7 @@ export const OperationKind = {
   Repair: 'repair',
   RotateGossipKey: 'rotate-gossip-key',
   RotateCertificates: 'rotate-certificates',
+  RotateManagementToken: 'rotate-management-token',
   Upgrade: 'upgrade',
 } as const;
 export type OperationKind = (typeof OperationKind)[keyof typeof OperationKind];
@@ -67,5 +68,7 @@ export const SecretName = {
   ManagementToken: 'management-token',
   NextGossipKey: 'gossip-key-next',
   NextPki: 'pki-next',
+  /** The management token rotation in progress, or the last one (see planManagementTokenRotation). */
+  ManagementTokenRotation: 'management-token-rotation',
   issuedToken: (operationId: string) => `issued-token:${operationId}`,
 } as const;

@@ -1,10 +1,10 @@
 import { Body, Controller, Delete, Get, Headers, HttpCode, Param, Patch, Post, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiBody, ApiHeader, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiBody, ApiHeader, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { ROLES } from '../../../../libs/core/src';
 import { AnyRole, Caller, type Principal } from '../auth/principal';
 import { ClustersService, type Answer } from './clusters.service';
-import { CreateClusterBody, CreateTokenBody } from './openapi';
+import { ClusterView, CreateClusterBody, CreateTokenBody, UpdateClusterBody } from './openapi';
 
 function send(reply: FastifyReply, a: Answer): unknown {
   reply.status(a.status);
@@ -36,13 +36,17 @@ export class ClustersController {
 
   @Get(':id')
   @AnyRole(ROLES.read, ROLES.write)
+  @ApiOkResponse({ type: ClusterView })
   get(@Caller() caller: Principal, @Param('id') id: string) {
     return this.service.get(caller, id);
   }
 
   @Patch(':id')
   @AnyRole(ROLES.write)
-  @ApiOperation({ summary: 'Change a cluster: { snapshotPolicy: { intervalHours 1-24, retention 1-365 } } (200) and/or { tier } (202 with a scale operation)' })
+  @ApiOperation({
+    summary: 'Change a cluster: { snapshotPolicy: { intervalHours 1-24, retention 1-365 } } and { upgradePolicy: { mode, window } } (200) and/or { tier } (202 with a scale operation)',
+  })
+  @ApiBody({ type: UpdateClusterBody })
   async update(@Caller() caller: Principal, @Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
     return send(reply, await this.service.update(caller, id, body));
   }
@@ -63,7 +67,7 @@ export class ClustersController {
 
   @Post(':id/rotate')
   @AnyRole(ROLES.write)
-  @ApiOperation({ summary: 'Rotate { what: gossip-key | certificates } with no downtime (202 with the operation)' })
+  @ApiOperation({ summary: 'Rotate { what: gossip-key | certificates | management-token } with no downtime (202 with the operation)' })
   async rotate(@Caller() caller: Principal, @Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
     return send(reply, await this.service.rotate(caller, id, body));
   }

@@ -8,7 +8,8 @@ import {
 import type { Principal } from '../auth/principal';
 import { OperationDispatcher } from '../operation.dispatcher';
 import { CONFIG } from '../tokens';
-import { parseCreateCluster, parseSnapshotPolicy, serverCountFor } from './create-cluster.command';
+import type { UpgradePolicy } from '../../../../libs/core/src/persistence/upgrade-schedule.repository';
+import { parseCreateCluster, parseSnapshotPolicy, parseUpgradePolicy, serverCountFor } from './create-cluster.command';
 import { clusterView, operationView } from './views';
 
 export interface Answer {
@@ -48,6 +49,7 @@ export class ClustersService {
           name: cmd.name, subscriptionId: cmd.subscriptionId, resourceGroup: cmd.resourceGroup, region: cmd.region, tier: cmd.tier,
           datacenter: cmd.datacenter, consulVersion: cmd.consulVersion, publicEndpoint: cmd.publicEndpoint,
           snapshotIntervalHours: cmd.snapshotPolicy.intervalHours, snapshotRetention: cmd.snapshotPolicy.retention,
+          upgradePolicy: cmd.upgradePolicy,
         },
         idempotencyKey
           ? {
@@ -96,14 +98,15 @@ export class ClustersService {
   }
 
   /**
-   * PATCH: the snapshot policy changes at once (200); a new tier queues a
-   * scale operation (202 with it), run by the worker like any other change.
+   * PATCH: the snapshot and upgrade policies change at once (200); a new tier
+   * queues a scale operation (202 with it), run by the worker like any other
+   * change. Everything is validated before anything is written.
    */
   async update(caller: Principal, id: string, raw: unknown): Promise<Answer> {
     const cluster = await this.require(caller, id);
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ValidationError('invalid_body', 'the request body must be a JSON object');
     const body = raw as Record<string, unknown>;
-    const allowed = ['snapshotPolicy', 'tier'];
+    const allowed = ['snapshotPolicy', 'upgradePolicy', 'tier'];
     const unknown = Object.keys(body).filter((k) => !allowed.includes(k));
     if (unknown.length) throw new ValidationError('unknown_field', `unknown or unchangeable field(s): ${unknown.join(', ')}`, { field: unknown[0], allowed });
     if (Object.keys(body).length === 0) throw new ValidationError('empty_patch', `nothing to change; send one of ${allowed.join(', ')}`);
@@ -111,6 +114,10 @@ export class ClustersService {
     let policy: { intervalHours: number; retention: number } | undefined;
     if (body.snapshotPolicy !== undefined) {
       policy = parseSnapshotPolicy(body.snapshotPolicy, { intervalHours: cluster.snapshotIntervalHours, retention: cluster.snapshotRetention });
+    }
+    let upgradePolicy: UpgradePolicy | undefined;
+    if (body.upgradePolicy !== undefined) {
+      upgradePolicy = parseUpgradePolicy(body.upgradePolicy, { mode: cluster.upgradeMode as UpgradePolicy['mode'], window: cluster.upgradeWindow as UpgradePolicy['window'] });
     }
     let toTier: TierName | undefined;
     if (body.tier !== undefined) {
@@ -123,6 +130,7 @@ export class ClustersService {
       }
     }
     if (policy) await this.clusters.updateSnapshotPolicy(cluster, policy, caller.userId);
+    if (upgradePolicy) await this.clusters.updateUpgradePolicy(cluster, upgradePolicy, caller.userId);
     if (!toTier) return { status: 200, body: clusterView((await this.clusters.findForTenant(caller.tenantId, id))!) };
     const op = await this.clusters.addOperation(cluster, OperationKind.Scale, caller.userId, 'cluster.scale.requested', {
       toTier, toCount: serverCountFor(toTier), requestedFrom: cluster.tier,
@@ -152,11 +160,13 @@ export class ClustersService {
     return { status: 202, location: `/v1/operations/${op.id}`, body: { operation: operationView(op) } };
   }
 
-  /** Key rotation: gossip key or server certificates, as an operation. */
+  /** Key rotation: gossip key, server certificates or the management token, as an operation. */
   async rotate(caller: Principal, id: string, raw: unknown): Promise<Answer> {
     const cluster = await this.require(caller, id);
     const what = raw && typeof raw === 'object' ? (raw as { what?: unknown }).what : undefined;
-    const kinds: Record<string, OperationKind> = { 'gossip-key': OperationKind.RotateGossipKey, certificates: OperationKind.RotateCertificates };
+    const kinds: Record<string, OperationKind> = {
+      'gossip-key': OperationKind.RotateGossipKey, certificates: OperationKind.RotateCertificates, 'management-token': OperationKind.RotateManagementToken,
+    };
     if (typeof what !== 'string' || !kinds[what]) {
       throw new ValidationError('invalid_what', `what must be one of ${Object.keys(kinds).join(', ')}`, { field: 'what', allowed: Object.keys(kinds) });
     }

@@ -1,4 +1,5 @@
-import { DEFAULT_VERSION, REGION_NAMES, TIERS, TIER_NAMES, VERSIONS, ValidationError, type TierName } from '../../../../libs/core/src';
+import { REGION_NAMES, TIERS, TIER_NAMES, VERSIONS, ValidationError, recommendedVersion, type TierName, type VersionStatus } from '../../../../libs/core/src';
+import { UPGRADE_MODES, type UpgradePolicy, type UpgradeWindow } from '../../../../libs/core/src/persistence/upgrade-schedule.repository';
 
 /** Consul datacenter and node naming: lowercase letters, digits, hyphens; starts with a letter; 1 to 36 chars. */
 export const CONSUL_NAME = /^[a-z][a-z0-9-]{0,35}$/;
@@ -16,6 +17,7 @@ export interface CreateClusterCommand {
   consulVersion: string;
   publicEndpoint: boolean;
   snapshotPolicy: SnapshotPolicy;
+  upgradePolicy: UpgradePolicy;
 }
 
 export interface SnapshotPolicy {
@@ -47,7 +49,65 @@ export function parseSnapshotPolicy(raw: unknown, current: SnapshotPolicy): Snap
   return out;
 }
 
-const KNOWN_FIELDS = new Set(['name', 'subscriptionId', 'resourceGroup', 'region', 'tier', 'datacenter', 'consulVersion', 'publicEndpoint', 'snapshotPolicy']);
+/**
+ * Default: manual upgrades and no window. An upgrade restarts every server,
+ * so it happens only when the customer asks for it or opts in to a window.
+ */
+export const DEFAULT_UPGRADE_POLICY: UpgradePolicy = { mode: 'manual', window: null };
+
+const WINDOW_SHAPE = '{ dayOfWeek: 0-6 (Sunday 0), startHourUtc: 0-23, hours: 1-24 }';
+const WINDOW_MEMBERS: ReadonlyArray<{ key: keyof UpgradeWindow; min: number; max: number; what: string }> = [
+  { key: 'dayOfWeek', min: 0, max: 6, what: 'a whole number from 0 (Sunday) to 6 (Saturday)' },
+  { key: 'startHourUtc', min: 0, max: 23, what: 'a whole hour of the day in UTC, from 0 to 23' },
+  { key: 'hours', min: 1, max: 24, what: 'a whole number of hours from 1 to 24' },
+];
+
+function parseUpgradeWindow(raw: unknown): UpgradeWindow {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    fail('upgradePolicy.window', 'invalid_upgradePolicy_window', `upgradePolicy.window must be an object ${WINDOW_SHAPE}, or null for none`);
+  }
+  const w = raw as Record<string, unknown>;
+  const unknown = Object.keys(w).filter((k) => !WINDOW_MEMBERS.some((m) => m.key === k));
+  if (unknown.length) fail('upgradePolicy.window', 'invalid_upgradePolicy_window', `unknown upgradePolicy.window field(s): ${unknown.join(', ')}; a window is ${WINDOW_SHAPE}`);
+  const out: Partial<UpgradeWindow> = {};
+  for (const m of WINDOW_MEMBERS) {
+    const v = w[m.key];
+    if (v === undefined) fail(`upgradePolicy.window.${m.key}`, `invalid_upgradePolicy_window_${m.key}`, `upgradePolicy.window.${m.key} is required: ${m.what}`);
+    if (!Number.isInteger(v) || (v as number) < m.min || (v as number) > m.max) {
+      fail(`upgradePolicy.window.${m.key}`, `invalid_upgradePolicy_window_${m.key}`, `upgradePolicy.window.${m.key} must be ${m.what}`, { min: m.min, max: m.max });
+    }
+    out[m.key] = v as number;
+  }
+  return out as UpgradeWindow;
+}
+
+/**
+ * `{ mode: automatic | manual, window: { dayOfWeek, startHourUtc, hours } | null }`;
+ * missing members keep `current`. Automatic upgrades need a window.
+ */
+export function parseUpgradePolicy(raw: unknown, current: UpgradePolicy): UpgradePolicy {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    fail('upgradePolicy', 'invalid_upgradePolicy', `upgradePolicy must be an object { mode: automatic | manual, window: ${WINDOW_SHAPE} }`);
+  }
+  const p = raw as Record<string, unknown>;
+  const unknown = Object.keys(p).filter((k) => k !== 'mode' && k !== 'window');
+  if (unknown.length) fail('upgradePolicy', 'invalid_upgradePolicy', `unknown upgradePolicy field(s): ${unknown.join(', ')}; allowed: mode, window`);
+  let mode = current.mode;
+  if (p.mode !== undefined) {
+    if (typeof p.mode !== 'string' || !(UPGRADE_MODES as readonly string[]).includes(p.mode)) {
+      fail('upgradePolicy.mode', 'invalid_upgradePolicy_mode', `upgradePolicy.mode must be one of ${UPGRADE_MODES.join(', ')}`, { allowed: UPGRADE_MODES });
+    }
+    mode = p.mode as UpgradePolicy['mode'];
+  }
+  let window = current.window;
+  if (p.window !== undefined) window = p.window === null ? null : parseUpgradeWindow(p.window);
+  if (mode === 'automatic' && !window) {
+    fail('upgradePolicy.window', 'invalid_upgradePolicy_window', `automatic upgrades need a maintenance window: set upgradePolicy.window to ${WINDOW_SHAPE}`);
+  }
+  return { mode, window };
+}
+
+const KNOWN_FIELDS = new Set(['name', 'subscriptionId', 'resourceGroup', 'region', 'tier', 'datacenter', 'consulVersion', 'publicEndpoint', 'snapshotPolicy', 'upgradePolicy']);
 
 function fail(field: string, code: string, message: string, extra: Record<string, unknown> = {}): never {
   throw new ValidationError(code, message, { field, ...extra });
@@ -61,7 +121,7 @@ function requiredString(body: Record<string, unknown>, field: string): string {
 }
 
 /** Validates a create request on construction: a use case never sees invalid input. */
-export function parseCreateCluster(raw: unknown, versions: ReadonlyArray<{ version: string }> = VERSIONS): CreateClusterCommand {
+export function parseCreateCluster(raw: unknown, versions: ReadonlyArray<{ version: string; status: VersionStatus }> = VERSIONS): CreateClusterCommand {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new ValidationError('invalid_body', 'the request body must be a JSON object');
   }
@@ -91,7 +151,7 @@ export function parseCreateCluster(raw: unknown, versions: ReadonlyArray<{ versi
     }
     datacenter = body.datacenter;
   }
-  let consulVersion = DEFAULT_VERSION;
+  let consulVersion = recommendedVersion(versions);
   if (body.consulVersion !== undefined) {
     if (typeof body.consulVersion !== 'string' || !versions.some((v) => v.version === body.consulVersion)) {
       fail('consulVersion', 'invalid_consulVersion', `unknown Consul version '${String(body.consulVersion)}'; GET /v1/versions lists them`, {
@@ -106,7 +166,10 @@ export function parseCreateCluster(raw: unknown, versions: ReadonlyArray<{ versi
     publicEndpoint = body.publicEndpoint;
   }
   const snapshotPolicy = body.snapshotPolicy === undefined ? DEFAULT_SNAPSHOT_POLICY : parseSnapshotPolicy(body.snapshotPolicy, DEFAULT_SNAPSHOT_POLICY);
-  return { name, subscriptionId: subscriptionId.toLowerCase(), resourceGroup, region, tier: tier as TierName, datacenter, consulVersion, publicEndpoint, snapshotPolicy };
+  const upgradePolicy = body.upgradePolicy === undefined ? DEFAULT_UPGRADE_POLICY : parseUpgradePolicy(body.upgradePolicy, DEFAULT_UPGRADE_POLICY);
+  return {
+    name, subscriptionId: subscriptionId.toLowerCase(), resourceGroup, region, tier: tier as TierName, datacenter, consulVersion, publicEndpoint, snapshotPolicy, upgradePolicy,
+  };
 }
 
 export function serverCountFor(tier: TierName): number {

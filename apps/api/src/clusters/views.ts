@@ -26,6 +26,7 @@ export function clusterView(c: Cluster & { servers?: ClusterServer[] }) {
     updatedAt: c.updatedAt.toISOString(),
     runningSince: c.runningSince?.toISOString() ?? null,
     snapshotPolicy: { intervalHours: c.snapshotIntervalHours, retention: c.snapshotRetention },
+    upgradePolicy: { mode: c.upgradeMode, window: c.upgradeWindow ?? null },
     health: { status: c.health, reason: c.healthReason, checkedAt: c.healthCheckedAt?.toISOString() ?? null },
   };
 }

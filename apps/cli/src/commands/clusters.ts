@@ -8,6 +8,16 @@ import { followHint, waitForOperation } from '../operation-watch';
 const wait = { type: 'boolean', description: 'wait until the operation ends, showing its progress' } as const;
 const clusterPath = (id: string) => `/v1/clusters/${encodeURIComponent(id)}`;
 
+const DAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
+const hh = (h: number) => `${String(h).padStart(2, '0')}:00`;
+
+/** `automatic, Sunday 02:00 UTC for 4 h` / `manual`. */
+function describeUpgradePolicy(p: NonNullable<ClusterView['upgradePolicy']>): string {
+  if (!p.window) return p.mode;
+  const w = p.window;
+  return `${p.mode}, ${DAYS[w.dayOfWeek] ?? `day ${w.dayOfWeek}`} ${hh(w.startHourUtc)} UTC for ${w.hours} h${p.mode === 'manual' ? ' (window not in use)' : ''}`;
+}
+
 export function printCluster(out: Output, c: ClusterView): void {
   out.fields([
     ['ID', c.id],
@@ -25,6 +35,7 @@ export function printCluster(out: Output, c: ClusterView): void {
     ['UI', c.endpoints.ui],
     ['Servers', c.serverAddresses.join(', ')],
     ['Snapshots', c.snapshotPolicy ? `every ${c.snapshotPolicy.intervalHours} h, keep ${c.snapshotPolicy.retention}` : null],
+    ['Upgrades', c.upgradePolicy ? describeUpgradePolicy(c.upgradePolicy) : null],
     ['Created', c.createdAt],
     ['Running since', c.runningSince],
   ]);
@@ -137,6 +148,31 @@ const upgrade = command({
   },
 });
 
+const upgradePolicy = command({
+  name: 'upgrade-policy',
+  summary: 'Set the upgrade policy: automatic upgrades to the recommended version inside a weekly window (UTC), or manual',
+  positionals: ['ID'],
+  options: {
+    mode: { type: 'string', value: 'MODE', description: 'automatic or manual (default: unchanged)' },
+    'window-day': { type: 'string', value: 'N', description: 'day the window opens: 0 Sunday ... 6 Saturday' },
+    'window-start-hour': { type: 'string', value: 'H', description: 'hour (UTC, 0-23) the window opens' },
+    'window-hours': { type: 'string', value: 'N', description: 'how long the window stays open (1-24)' },
+  },
+  async run(ctx) {
+    const a = ctx.args;
+    const id = a.positionals[0]!;
+    const window = [a.integer('window-day', 0), a.integer('window-start-hour', 0), a.integer('window-hours', 0)];
+    const given = window.filter((v) => v !== undefined).length;
+    if (given !== 0 && given !== 3) throw a.fail('give --window-day, --window-start-hour and --window-hours together');
+    const policy: Record<string, unknown> = {};
+    if (a.string('mode') !== undefined) policy.mode = a.string('mode');
+    if (given === 3) policy.window = { dayOfWeek: window[0], startHourUtc: window[1], hours: window[2] };
+    if (!Object.keys(policy).length) throw a.fail('nothing to change: give --mode and/or the window');
+    const c = await ctx.api().patch<ClusterView>(clusterPath(id), { upgradePolicy: policy });
+    ctx.output.result(c, () => printCluster(ctx.output, c));
+  },
+});
+
 const clientConfig = command({
   name: 'client-config',
   summary: 'Write ca.pem and client.json for a Consul client agent joining the cluster',
@@ -179,5 +215,5 @@ const token = command({
 });
 
 export const clusters = group('clusters', 'Create, inspect, change and delete Consul clusters', [
-  create, list, get, remove, scale, upgrade, clientConfig, token,
+  create, list, get, remove, scale, upgrade, upgradePolicy, clientConfig, token,
 ]);

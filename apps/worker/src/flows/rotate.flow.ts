@@ -1,7 +1,9 @@
 import { AuditRepository, SecretName, SecretRepository } from '../../../../libs/core/src';
-import { generateGossipKey, issueServerCertificate, type ClusterPki } from '../../../../libs/provisioner/src';
+import {
+  generateGossipKey, issueServerCertificate, planManagementTokenRotation, type ClusterPki, type ManagementTokenRotation,
+} from '../../../../libs/provisioner/src';
 import type { ClusterTarget } from '../cluster-target';
-import type { Flow, FlowContext, Step } from './flow';
+import { PermanentError, type Flow, type FlowContext, type Step } from './flow';
 
 /**
  * Gossip key rotation. The next key is chosen and sealed first, so a retry
@@ -105,5 +107,135 @@ export class RotateCertificatesFlow implements Flow {
 
   async failed({ cluster, operation }: FlowContext, reason: string) {
     await this.audit.record({ tenantId: cluster.tenantId, clusterId: cluster.id, operationId: operation.id, actor: 'system', action: 'cluster.certificates.rotation-failed', details: { reason } });
+  }
+}
+
+/**
+ * Management token rotation with no downtime. Consul 1.8 treats the token in
+ * acl.tokens.master specially: a server that becomes leader creates it again
+ * if it is missing, and reads it only at start (SIGHUP does not change it).
+ * So deleting the old token is durable only once no running server has it in
+ * its config. Steps, each safe to run again after a crash:
+ *   1. choose the next token's ids and seal them with the list of tokens to
+ *      revoke (a retry reuses them; a rotation that failed for good is carried on);
+ *   2. create it with the global-management policy, authorized by the current token;
+ *   3. check that every server resolves it and that it may write;
+ *   4. write every server's config with it (acl.tokens.master and agent) and
+ *      restart the servers still running an older config one at a time,
+ *      followers first and the leader last, healthy before the next;
+ *   5. make it the stored management token (everything the worker does uses it from now on);
+ *   6. delete the old token(s) and wait until every server answers "ACL not found".
+ */
+export class RotateManagementTokenFlow implements Flow {
+  constructor(
+    private readonly target: ClusterTarget,
+    private readonly secrets: SecretRepository,
+    private readonly audit: AuditRepository,
+    private readonly readyTimeoutMs: number,
+  ) {}
+
+  steps({ cluster, operation }: FlowContext): Step[] {
+    const id = cluster.id;
+    const timeout = { timeoutMs: this.readyTimeoutMs };
+    const plan = async (): Promise<ManagementTokenRotation> => {
+      const found = await this.readPlan(id);
+      if (found?.operationId !== operation.id) throw new Error('the rotation record is not this operation\'s; choose-token runs first');
+      return found;
+    };
+    return [
+      {
+        name: 'choose-token',
+        run: async () => {
+          const current = await this.secrets.get(id, SecretName.ManagementToken);
+          if (!current) throw new PermanentError('cluster_not_ready', 'the cluster has no management token yet');
+          const found = await this.readPlan(id);
+          const next = planManagementTokenRotation(operation.id, current, found);
+          if (next !== found) await this.secrets.replace(id, SecretName.ManagementTokenRotation, JSON.stringify(next));
+          const carried = found !== null && found !== next && found.accessorId === next.accessorId;
+          return `next token ${next.accessorId}${carried ? ` (carried on from operation ${found.operationId})` : ''}, ${next.revoke.length} to revoke`;
+        },
+      },
+      {
+        name: 'create-token',
+        run: async () => {
+          const p = await plan();
+          const spec = await this.target.spec(id);
+          const secrets = await this.target.loadSecrets(id);
+          // Created by an earlier attempt (or, after a snapshot restore, by a leader whose config names it)?
+          const existing = await this.target.local.tokenInfo(spec, secrets, p.secretId);
+          if (existing) return `token ${existing.accessorId} exists already`;
+          const created = await this.target.local.createToken(spec, secrets, {
+            accessorId: p.accessorId, secretId: p.secretId, description: `Management token of the control plane (operation ${operation.id})`,
+          });
+          return `token ${created.accessorId} created`;
+        },
+      },
+      {
+        name: 'verify-token',
+        run: async () => {
+          const p = await plan();
+          const spec = await this.target.spec(id);
+          const next = { ...(await this.target.loadSecrets(id)), managementToken: p.secretId };
+          const info = await this.target.local.waitForTokenOnEveryServer(spec, next, p.secretId, timeout);
+          if (!info.policies.includes('global-management')) {
+            throw new PermanentError('token_not_management', `token ${info.accessorId} does not have the global-management policy`);
+          }
+          await this.target.local.verifyAclEnforced(spec, next);
+          return `token ${info.accessorId} resolves on ${spec.servers.length} server(s) and may write`;
+        },
+      },
+      {
+        name: 'roll-servers',
+        run: async () => {
+          const p = await plan();
+          const spec = await this.target.spec(id);
+          const next = { ...(await this.target.loadSecrets(id)), managementToken: p.secretId };
+          await this.target.local.writeServerFiles(spec, next);
+          const r = await this.target.local.restartServersOnOldConfig(spec, next, timeout);
+          const started = r.started.length ? `; started ${r.started.join(', ')}` : '';
+          return r.restarted.length ? `restarted in order ${r.restarted.join(', ')} (leader last)${started}` : `every server runs the new config${started}`;
+        },
+      },
+      {
+        name: 'switch-token',
+        run: async () => {
+          const p = await plan();
+          if ((await this.secrets.get(id, SecretName.ManagementToken)) === p.secretId) return 'already switched';
+          await this.secrets.replace(id, SecretName.ManagementToken, p.secretId);
+        },
+      },
+      {
+        name: 'revoke-old-token',
+        run: async () => {
+          const p = await plan();
+          if (p.revoke.length === 0) return 'nothing left to revoke';
+          const spec = await this.target.spec(id);
+          const secrets = await this.target.loadSecrets(id);
+          if (secrets.managementToken !== p.secretId) throw new Error('the stored management token is not the new one yet');
+          // A server still running a config that names an old token would make it again on becoming leader.
+          const old = await this.target.local.serversOnOldConfig(spec, secrets);
+          if (old.length > 0) throw new Error(`server(s) ${old.join(', ')} still run a config naming an old token`);
+          const revoked: string[] = [];
+          for (const secretId of p.revoke) revoked.push((await this.target.local.deleteTokenBySecret(spec, secrets, secretId, timeout)) ?? 'one already gone');
+          await this.secrets.replace(id, SecretName.ManagementTokenRotation, JSON.stringify({ ...p, revoke: [] } satisfies ManagementTokenRotation));
+          return `revoked ${revoked.join(', ')}; every server answers "ACL not found"`;
+        },
+      },
+    ];
+  }
+
+  private async readPlan(clusterId: string): Promise<ManagementTokenRotation | null> {
+    const raw = await this.secrets.get(clusterId, SecretName.ManagementTokenRotation);
+    return raw === null ? null : (JSON.parse(raw) as ManagementTokenRotation);
+  }
+
+  async succeeded({ cluster, operation }: FlowContext) {
+    const accessorId = (await this.readPlan(cluster.id))?.accessorId;
+    await this.audit.record({ tenantId: cluster.tenantId, clusterId: cluster.id, operationId: operation.id, actor: operation.requestedBy, action: 'cluster.management-token.rotated', details: { accessorId } });
+  }
+
+  /** The rotation record stays: the next rotation carries it on, so no token it made is left behind. */
+  async failed({ cluster, operation }: FlowContext, reason: string) {
+    await this.audit.record({ tenantId: cluster.tenantId, clusterId: cluster.id, operationId: operation.id, actor: 'system', action: 'cluster.management-token.rotation-failed', details: { reason } });
   }
 }

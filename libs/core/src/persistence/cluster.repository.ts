@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Db } from './prisma';
 import { isUniqueViolation } from './prisma';
 import { closeSegment, openSegment } from './billing-segments';
+import type { UpgradePolicy } from './upgrade-schedule.repository';
 import { ClusterState, OperationState, type OperationKind, isMutating } from '../model';
 import { Prisma, type Cluster, type ClusterServer, type Operation } from '../generated/prisma/client';
 
@@ -21,6 +22,8 @@ export interface NewCluster {
   createdBy: string;
   snapshotIntervalHours?: number;
   snapshotRetention?: number;
+  /** Default: manual, no window. */
+  upgradePolicy?: UpgradePolicy;
 }
 
 export interface IdempotentResponse {
@@ -45,9 +48,10 @@ export class ClusterRepository {
    */
   async createWithOperation(input: NewCluster, idem?: IdempotentResponse): Promise<{ cluster: Cluster; operation: Operation }> {
     const now = new Date();
+    const { upgradePolicy, ...columns } = input;
     const cluster: Cluster = {
       id: randomUUID(),
-      ...input,
+      ...columns,
       snapshotIntervalHours: input.snapshotIntervalHours ?? 24,
       snapshotRetention: input.snapshotRetention ?? 30,
       managedResourceGroup: '',
@@ -64,8 +68,8 @@ export class ClusterRepository {
       health: 'unknown',
       healthReason: null,
       healthCheckedAt: null,
-      upgradeMode: 'manual',
-      upgradeWindow: null,
+      upgradeMode: upgradePolicy?.mode ?? 'manual',
+      upgradeWindow: upgradePolicy?.window ?? null,
       lastAutoUpgradeAt: null,
     };
     cluster.managedResourceGroup = `mrg-consul-${input.name}-${cluster.id.slice(0, 8)}`;
@@ -90,7 +94,10 @@ export class ClusterRepository {
       startedAt: null,
       finishedAt: null,
     };
-    const audit = JSON.stringify({ name: input.name, tier: input.tier, region: input.region, consulVersion: input.consulVersion });
+    const audit = JSON.stringify({
+      name: input.name, tier: input.tier, region: input.region, consulVersion: input.consulVersion,
+      upgradePolicy: { mode: cluster.upgradeMode, window: cluster.upgradeWindow },
+    });
     const idemInsert = idem
       ? Prisma.sql`, i AS (
           INSERT INTO "IdempotencyRecord" ("tenantId", "key", "requestHash", "statusCode", "location", "body", "createdAt")
@@ -102,11 +109,12 @@ export class ClusterRepository {
       WITH c AS (
         INSERT INTO "Cluster" ("id", "tenantId", "subscriptionId", "resourceGroup", "managedResourceGroup", "name", "region", "datacenter",
           "consulVersion", "tier", "serverCount", "publicEndpoint", "target", "state", "createdBy", "createdAt", "updatedAt",
-          "snapshotIntervalHours", "snapshotRetention")
+          "snapshotIntervalHours", "snapshotRetention", "upgradeMode", "upgradeWindow")
         VALUES (${cluster.id}::uuid, ${cluster.tenantId}, ${cluster.subscriptionId}, ${cluster.resourceGroup}, ${cluster.managedResourceGroup},
           ${cluster.name}, ${cluster.region}, ${cluster.datacenter}, ${cluster.consulVersion}, ${cluster.tier}, ${cluster.serverCount},
           ${cluster.publicEndpoint}, ${cluster.target}, ${cluster.state}, ${cluster.createdBy}, ${now}, ${now},
-          ${cluster.snapshotIntervalHours}, ${cluster.snapshotRetention})
+          ${cluster.snapshotIntervalHours}, ${cluster.snapshotRetention},
+          ${cluster.upgradeMode}, ${cluster.upgradeWindow === null ? null : JSON.stringify(cluster.upgradeWindow)}::jsonb)
         RETURNING "id"
       ), o AS (
         INSERT INTO "Operation" ("id", "tenantId", "clusterId", "kind", "mutating", "state", "requestedBy", "createdAt", "updatedAt")
@@ -242,12 +250,11 @@ export class ClusterRepository {
   }
 
   /** Scaling finished: the new tier is the cluster's from now on (billing splits the hour here). */
-  async completeScale(id: string, tier: string, serverCount: number): Promise<void> {
+  async completeScale(id: string, tier: string, serverCount: number, at: Date = new Date()): Promise<void> {
     await this.db.$transaction(async (tx) => {
       const before = await tx.cluster.findUniqueOrThrow({ where: { id }, select: { tier: true } });
       await tx.cluster.update({ where: { id }, data: { tier, serverCount, state: ClusterState.Running, stateReason: null } });
       if (before.tier === tier) return;
-      const at = new Date();
       if (await closeSegment(tx, id, at)) await openSegment(tx, id, tier, at);
     });
   }
@@ -272,14 +279,14 @@ export class ClusterRepository {
   }
 
   /** Queues the delete and marks the cluster Deleting in one transaction (billing stops at this moment). */
-  async requestDelete(cluster: Cluster, actor: string): Promise<Operation> {
+  async requestDelete(cluster: Cluster, actor: string, at: Date = new Date()): Promise<Operation> {
     const id = randomUUID();
     return this.db.$transaction(async (tx) => {
       const op = await tx.operation.create({
         data: { id, tenantId: cluster.tenantId, clusterId: cluster.id, kind: 'delete', mutating: true, state: OperationState.Queued, requestedBy: actor, params: { previousState: cluster.state } },
       });
       await tx.cluster.update({ where: { id: cluster.id }, data: { state: ClusterState.Deleting, stateReason: null } });
-      await closeSegment(tx, cluster.id, new Date());
+      await closeSegment(tx, cluster.id, at);
       await tx.auditEvent.create({
         data: { id: randomUUID(), tenantId: cluster.tenantId, clusterId: cluster.id, operationId: id, actor, action: 'cluster.delete.requested', details: { previousState: cluster.state } },
       });
@@ -300,6 +307,19 @@ export class ClusterRepository {
     ]);
   }
 
+  /** Changes the upgrade policy (a control-plane setting: the worker's upgrade scheduler reads it). */
+  async updateUpgradePolicy(cluster: Cluster, policy: UpgradePolicy, actor: string): Promise<void> {
+    await this.db.$transaction([
+      this.db.cluster.update({ where: { id: cluster.id }, data: { upgradeMode: policy.mode, upgradeWindow: policy.window ?? Prisma.DbNull } }),
+      this.db.auditEvent.create({
+        data: {
+          id: randomUUID(), tenantId: cluster.tenantId, clusterId: cluster.id, actor, action: 'cluster.upgrade-policy.changed',
+          details: { from: { mode: cluster.upgradeMode, window: cluster.upgradeWindow ?? null }, to: policy } as Prisma.InputJsonObject,
+        },
+      }),
+    ]);
+  }
+
   findPendingOperation(clusterId: string, kind: OperationKind): Promise<Operation | null> {
     return this.db.operation.findFirst({
       where: { clusterId, kind, state: { in: [OperationState.Queued, OperationState.Running] } },
@@ -308,9 +328,8 @@ export class ClusterRepository {
   }
 
   /** Create finishing after a delete was requested must not bring the cluster back to Running. */
-  async markRunningIfCreating(id: string): Promise<boolean> {
+  async markRunningIfCreating(id: string, at: Date = new Date()): Promise<boolean> {
     return this.db.$transaction(async (tx) => {
-      const at = new Date();
       const n = await tx.cluster.updateMany({
         where: { id, state: { in: [ClusterState.Creating, ClusterState.Failed] } },
         data: { state: ClusterState.Running, stateReason: null, runningSince: at },

@@ -1,4 +1,4 @@
-import { X509Certificate, randomBytes, randomUUID } from 'node:crypto';
+import { X509Certificate, createHash, randomBytes, randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import * as tls from 'node:tls';
@@ -14,7 +14,7 @@ import {
   renderServerConfig,
   serverNodeName,
 } from './server-config';
-import { listAgentProcesses, readProcessArgs, signalProcess, spawnServerProcess } from './server-processes';
+import { listAgentProcesses, readProcessArgs, readProcessEnv, signalProcess, spawnServerProcess } from './server-processes';
 
 /**
  * The `local` target: each cluster is N real Consul server processes on this
@@ -97,6 +97,32 @@ export interface StopAndRemoveOptions {
   gracefulTimeoutMs?: number;
 }
 
+export interface StopServerOptions extends StopAndRemoveOptions {
+  /**
+   * Leave gracefully first (default): raft drops the server from its peers
+   * (a leader steps down cleanly). Without it the server only stops and stays
+   * a voter (leave_on_terminate is false), as for a restart.
+   */
+  leave?: boolean;
+}
+
+export interface WaitForHealthyOptions {
+  timeoutMs: number;
+}
+
+export interface RollingRestartResult {
+  /** Server indexes in the order they were restarted (the leader last). */
+  restarted: number[];
+  /** The servers that were not running and were started on the current files. */
+  started: number[];
+}
+
+export interface TokenInfo {
+  accessorId: string;
+  /** Names of the token's policies. */
+  policies: string[];
+}
+
 const DEFAULT_POLL_INTERVAL_MS = 100;
 const PROCESS_CHECK_INTERVAL_MS = 500;
 const DEFAULT_GRACEFUL_TIMEOUT_MS = 20_000;
@@ -104,6 +130,13 @@ const KILL_TIMEOUT_MS = 5_000;
 const EXIT_POLL_MS = 50;
 const HTTP_TIMEOUT_MS = 5_000;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/**
+ * Environment variable of each server process: the SHA-256 of the config file
+ * it was started from. Consul 1.8 applies some settings (acl.tokens.master)
+ * only at start, not on SIGHUP; this tells which servers still run an older
+ * config. A hash of random UUIDs and keys, it reveals none of them.
+ */
+const CONFIG_HASH_ENV = 'MANAGED_CONSUL_CONFIG_SHA256';
 
 export class LocalTarget {
   private readonly layout: ClusterLayout;
@@ -188,6 +221,7 @@ export class LocalTarget {
         configDir: paths.configDir,
         cwd: paths.serverDir,
         logFile: paths.logFile,
+        env: { [CONFIG_HASH_ENV]: sha256(this.renderConfig(spec, secrets, server, paths)) },
       });
       result.started.push({ index: server.index, pid });
     }
@@ -313,7 +347,7 @@ export class LocalTarget {
   async verifyAclEnforced(spec: LocalClusterSpec, secrets: LocalClusterSecrets): Promise<void> {
     validateSpec(spec, secrets);
     const client = this.client(spec, secrets);
-    const address = spec.servers[0]!.address;
+    const address = await this.answeringAddress(spec, secrets);
     const path = `/v1/kv/provisioner/acl-probe-${randomBytes(8).toString('hex')}`;
     const call = (method: 'PUT' | 'DELETE', token?: string): Promise<ConsulResponse> =>
       client.request({ address, port: CONSUL_SERVER_PORTS.https, method, path, token, body: method === 'PUT' ? 'probe' : undefined });
@@ -347,14 +381,13 @@ export class LocalTarget {
     const secretId = opts.secretId ?? randomUUID();
     if (!UUID.test(accessorId) || !UUID.test(secretId)) throw new Error('Token accessor and secret ids must be UUIDs');
     const client = this.client(spec, secrets);
-    const address = spec.servers[0]!.address;
+    const address = await this.answeringAddress(spec, secrets);
     const base = { address, port: CONSUL_SERVER_PORTS.https, token: secrets.managementToken } as const;
 
     const readExisting = async (): Promise<CreatedToken | undefined> => {
       const res = await client.request({ ...base, method: 'GET', path: `/v1/acl/token/${accessorId}` });
       if (res.status === 200) return tokenIds(res.body);
-      // Consul 1.8 answers an unknown accessor id with 403 "ACL not found".
-      if (res.status === 404 || (res.status === 403 && /ACL not found/i.test(describeBody(res.body)))) return undefined;
+      if (isAclNotFound(res)) return undefined;
       throw new Error(`Reading token on cluster ${spec.clusterId} answered HTTP ${res.status} ${describeBody(res.body)}`);
     };
 
@@ -506,16 +539,21 @@ export class LocalTarget {
     return args?.[0] ?? null;
   }
 
-  /** Stops one server and keeps its files (rolling upgrade): a graceful leave, then it exits. */
-  async stopServer(spec: LocalClusterSpec, secrets: LocalClusterSecrets, index: number, opts: StopAndRemoveOptions = {}): Promise<void> {
+  /**
+   * Stops one server and keeps its files (rolling upgrade): a graceful leave
+   * (unless `leave: false`), then it exits.
+   */
+  async stopServer(spec: LocalClusterSpec, secrets: LocalClusterSecrets, index: number, opts: StopServerOptions = {}): Promise<void> {
     validateSpec(spec, secrets);
     const server = spec.servers.find((s) => s.index === index);
     if (!server) throw new Error(`cluster ${spec.clusterId} has no server ${index}`);
     const procs = (await this.observe(spec.clusterId)).filter((p) => p.index === index);
     if (procs.length === 0) return;
-    await this.client(spec, secrets)
-      .request({ address: server.address, port: CONSUL_SERVER_PORTS.https, method: 'PUT', path: '/v1/agent/leave', token: secrets.managementToken, timeoutMs: 30_000 })
-      .catch(() => undefined);
+    if (opts.leave ?? true) {
+      await this.client(spec, secrets)
+        .request({ address: server.address, port: CONSUL_SERVER_PORTS.https, method: 'PUT', path: '/v1/agent/leave', token: secrets.managementToken, timeoutMs: 30_000 })
+        .catch(() => undefined);
+    }
     // The leave has completed when the call returns; the process does not always exit by itself.
     for (const p of procs) signalProcess(p.pid, 'SIGTERM');
     let left = await this.waitForExit(spec.clusterId, procs, opts.gracefulTimeoutMs ?? DEFAULT_GRACEFUL_TIMEOUT_MS);
@@ -548,6 +586,205 @@ export class LocalTarget {
     const servers = body?.Servers ?? [];
     const detail = servers.map((s) => `${s.Name}:${s.Healthy ? 'healthy' : 'unhealthy'}${s.Voter ? '' : '(non-voter)'}@${s.LastIndex}`).join(', ');
     return { healthy: (res.status === 200 && body?.Healthy === true && servers.length === spec.servers.length && servers.every((s) => s.Voter)), detail };
+  }
+
+  /**
+   * The servers running from another config than the one `writeServerFiles`
+   * writes for this spec and secrets: started before the files changed (or by
+   * a version of this code that did not record it). Settings Consul 1.8 reads
+   * only at start, like acl.tokens.master, need those restarted.
+   */
+  async serversOnOldConfig(spec: LocalClusterSpec, secrets: LocalClusterSecrets): Promise<number[]> {
+    validateSpec(spec, secrets);
+    const old = new Set<number>();
+    for (const proc of await this.observe(spec.clusterId)) {
+      const server = spec.servers.find((s) => s.index === proc.index);
+      if (!server) continue;
+      const env = await readProcessEnv(proc.pid);
+      if (env === undefined) continue; // exited meanwhile
+      const current = sha256(this.renderConfig(spec, secrets, server, this.layout.server(spec.clusterId, server.index)));
+      if (env[CONFIG_HASH_ENV] !== current) old.add(proc.index);
+    }
+    return [...old].sort((a, b) => a - b);
+  }
+
+  /** The index of the current leader as the first answering server sees it; undefined while there is none. */
+  async leaderIndex(spec: LocalClusterSpec, secrets: LocalClusterSecrets): Promise<number | undefined> {
+    validateSpec(spec, secrets);
+    const res = await this.firstAnswering(spec, secrets, (address, client) =>
+      client.request({ address, port: CONSUL_SERVER_PORTS.https, method: 'GET', path: '/v1/status/leader', timeoutMs: HTTP_TIMEOUT_MS }),
+    );
+    const leader = res.status === 200 && typeof res.body === 'string' ? res.body : '';
+    return spec.servers.find((s) => leader === `${s.address}:${CONSUL_SERVER_PORTS.server}`)?.index;
+  }
+
+  /**
+   * Waits until the cluster is whole after a server restarted: a leader, every
+   * server a voter on the new ACL system (waitForLeader), every follower in
+   * contact with the leader and its raft log applied up to the leader's commit
+   * index, and autopilot reporting every server healthy.
+   */
+  async waitForHealthy(spec: LocalClusterSpec, secrets: LocalClusterSecrets, opts: WaitForHealthyOptions): Promise<LeaderState> {
+    const startedAt = Date.now();
+    const deadline = startedAt + opts.timeoutMs;
+    const state = await this.waitForLeader(spec, secrets, { timeoutMs: opts.timeoutMs });
+    const client = this.client(spec, secrets);
+    let commitIndex: number | undefined;
+    for (;;) {
+      let why: string;
+      try {
+        const stats = await Promise.all(spec.servers.map((s) => raftStats(client, s.address, secrets.managementToken)));
+        const leader = stats.find((x) => x.state === 'Leader');
+        if (!leader) {
+          why = 'no server reports itself leader';
+        } else {
+          commitIndex ??= leader.commitIndex;
+          const target = commitIndex;
+          const behind = spec.servers.filter((_, i) => {
+            const x = stats[i]!;
+            return x.state !== 'Leader' && (x.state !== 'Follower' || x.lastContact === 'never' || x.appliedIndex < target);
+          });
+          if (behind.length > 0) {
+            why = `server(s) ${behind.map((s) => s.index).join(', ')} not caught up with index ${target}`;
+          } else {
+            const ap = await this.autopilotHealthy(spec, secrets);
+            if (ap.healthy) return { ...state, elapsedMs: Date.now() - startedAt };
+            why = `autopilot: ${ap.detail || 'no servers'}`;
+          }
+        }
+      } catch (e) {
+        why = (e as Error).message;
+      }
+      if (Date.now() + DEFAULT_POLL_INTERVAL_MS > deadline) {
+        throw new Error(`Cluster ${spec.clusterId} not healthy after ${Date.now() - startedAt} ms: ${why}`);
+      }
+      await delay(DEFAULT_POLL_INTERVAL_MS);
+    }
+  }
+
+  /**
+   * Rolling restart onto the files of `writeServerFiles(spec, secrets)`, for
+   * settings Consul applies only at start. Servers that are down are started
+   * first; then one at a time each server still running an older config
+   * (serversOnOldConfig) restarts, followers first: a follower just stops and
+   * starts again, staying a voter, so the others keep quorum and the leader;
+   * the leader, last, leaves gracefully so the others elect a new one at once.
+   * The cluster must be healthy (waitForHealthy) before the next server.
+   * Idempotent: servers already on the current config are left alone.
+   */
+  async restartServersOnOldConfig(spec: LocalClusterSpec, secrets: LocalClusterSecrets, opts: WaitForHealthyOptions): Promise<RollingRestartResult> {
+    validateSpec(spec, secrets);
+    const started = (await this.startServers(spec, secrets)).started.map((p) => p.index);
+    await this.waitForHealthy(spec, secrets, opts);
+    const restarted: number[] = [];
+    for (;;) {
+      const old = await this.serversOnOldConfig(spec, secrets);
+      if (old.length === 0) return { restarted, started };
+      const leader = await this.leaderIndex(spec, secrets);
+      const index = old.find((i) => i !== leader) ?? old[0]!;
+      if (restarted.includes(index)) {
+        throw new Error(`server ${index} of cluster ${spec.clusterId} still runs an older config after its restart`);
+      }
+      await this.stopServer(spec, secrets, index, { leave: index === leader && spec.servers.length > 1 });
+      await this.startServers(spec, secrets);
+      await this.waitForHealthy(spec, secrets, opts);
+      restarted.push(index);
+    }
+  }
+
+  /**
+   * What Consul knows of the token with this secret, asked with the token
+   * itself (`/v1/acl/token/self`) of server `index`, or of the first server
+   * that answers when omitted; undefined when it answers "ACL not found".
+   */
+  async tokenInfo(spec: LocalClusterSpec, secrets: LocalClusterSecrets, secretId: string, index?: number): Promise<TokenInfo | undefined> {
+    validateSpec(spec, secrets);
+    const servers = index === undefined ? spec.servers : spec.servers.filter((s) => s.index === index);
+    if (servers.length === 0) throw new Error(`cluster ${spec.clusterId} has no server ${index}`);
+    const client = this.client(spec, secrets);
+    let lastError = '';
+    for (const server of servers) {
+      let res: ConsulResponse;
+      try {
+        res = await client.request({
+          address: server.address, port: CONSUL_SERVER_PORTS.https, method: 'GET', path: '/v1/acl/token/self', token: secretId, timeoutMs: HTTP_TIMEOUT_MS,
+        });
+      } catch (e) {
+        lastError = (e as Error).message; // down or restarting: ask the next
+        continue;
+      }
+      if (res.status === 200) {
+        const body = res.body as { AccessorID?: unknown; Policies?: { Name?: unknown }[] } | undefined;
+        if (typeof body?.AccessorID !== 'string') throw new Error(`server ${server.index}: token lookup answered without an AccessorID`);
+        return { accessorId: body.AccessorID, policies: (body.Policies ?? []).map((p) => String(p.Name)) };
+      }
+      if (isAclNotFound(res)) return undefined;
+      // Only error answers reach here, and they never hold the token.
+      lastError = `server ${server.index}: token lookup answered HTTP ${res.status} ${describeBody(res.body)}`;
+    }
+    throw new Error(lastError);
+  }
+
+  /** Waits until every running server resolves the token (it was just created through the leader); returns it. */
+  async waitForTokenOnEveryServer(spec: LocalClusterSpec, secrets: LocalClusterSecrets, secretId: string, opts: WaitForHealthyOptions): Promise<TokenInfo> {
+    return this.pollEveryServer(spec, secrets, secretId, opts, 'resolve the token', (info) => info !== undefined) as Promise<TokenInfo>;
+  }
+
+  /**
+   * Deletes the token with this secret (its accessor is looked up with the
+   * token itself), authorized by `secrets.managementToken`, then waits until
+   * every running server answers "ACL not found" for it. Returns the deleted accessor,
+   * or undefined if the token was gone already. Idempotent.
+   */
+  async deleteTokenBySecret(spec: LocalClusterSpec, secrets: LocalClusterSecrets, secretId: string, opts: WaitForHealthyOptions): Promise<string | undefined> {
+    validateSpec(spec, secrets);
+    if (secretId === secrets.managementToken) throw new Error('refusing to delete the management token the request is made with');
+    const found = await this.tokenInfo(spec, secrets, secretId);
+    if (found) {
+      const accessorId = found.accessorId;
+      const res = await this.firstAnswering(spec, secrets, (address, client) =>
+        client.request({ address, port: CONSUL_SERVER_PORTS.https, method: 'DELETE', path: `/v1/acl/token/${encodeURIComponent(accessorId)}`, token: secrets.managementToken, timeoutMs: HTTP_TIMEOUT_MS }),
+      );
+      if (res.status !== 200 && !isAclNotFound(res)) {
+        throw new Error(`deleting token ${accessorId} on cluster ${spec.clusterId} answered HTTP ${res.status} ${describeBody(res.body)}`);
+      }
+    }
+    await this.pollEveryServer(spec, secrets, secretId, opts, 'reject the token', (info) => info === undefined);
+    return found?.accessorId;
+  }
+
+  /** Asks every running server about a token until `done` holds for all of them. */
+  private async pollEveryServer(
+    spec: LocalClusterSpec,
+    secrets: LocalClusterSecrets,
+    secretId: string,
+    opts: WaitForHealthyOptions,
+    what: string,
+    done: (info: TokenInfo | undefined) => boolean,
+  ): Promise<TokenInfo | undefined> {
+    validateSpec(spec, secrets);
+    const startedAt = Date.now();
+    for (;;) {
+      // A server that is down learns what it missed from the raft log when it starts.
+      const running = new Set((await this.observe(spec.clusterId)).map((p) => p.index));
+      const servers = spec.servers.filter((s) => running.has(s.index));
+      let first: TokenInfo | undefined;
+      const waiting: string[] = servers.length === 0 ? ['no server is running'] : [];
+      for (const s of servers) {
+        try {
+          const info = await this.tokenInfo(spec, secrets, secretId, s.index);
+          if (!done(info)) waiting.push(`server ${s.index}`);
+          if (s === servers[0]) first = info;
+        } catch (e) {
+          waiting.push((e as Error).message);
+        }
+      }
+      if (waiting.length === 0) return first;
+      if (Date.now() - startedAt + DEFAULT_POLL_INTERVAL_MS > opts.timeoutMs) {
+        throw new Error(`cluster ${spec.clusterId}: not every server would ${what} after ${Date.now() - startedAt} ms (${waiting.join('; ')})`);
+      }
+      await delay(DEFAULT_POLL_INTERVAL_MS);
+    }
   }
 
   /** Closes pooled HTTPS connections (servers keep running). */
@@ -643,6 +880,14 @@ export class LocalTarget {
     if (res.status !== 200) throw new Error(`restore on cluster ${spec.clusterId} answered HTTP ${res.status} ${res.data.toString('utf8').slice(0, 200)}`);
   }
 
+  /** The address of the first server whose HTTPS API answers (one may be down or restarting). */
+  private async answeringAddress(spec: LocalClusterSpec, secrets: LocalClusterSecrets): Promise<string> {
+    return this.firstAnswering(spec, secrets, async (address, client) => {
+      await client.request({ address, port: CONSUL_SERVER_PORTS.https, method: 'GET', path: '/v1/status/leader', timeoutMs: HTTP_TIMEOUT_MS });
+      return address;
+    });
+  }
+
   /** Asks each server in turn until one answers (a server may be down or restarting). */
   private async firstAnswering<T>(spec: LocalClusterSpec, secrets: LocalClusterSecrets, call: (address: string, client: ConsulHttpClient) => Promise<T>): Promise<T> {
     const client = this.client(spec, secrets);
@@ -677,6 +922,35 @@ interface RaftServer {
 function raftServers(body: unknown): RaftServer[] {
   const servers = (body as { Servers?: unknown } | undefined)?.Servers;
   return Array.isArray(servers) ? (servers as RaftServer[]) : [];
+}
+
+interface RaftStats {
+  state: string;
+  appliedIndex: number;
+  commitIndex: number;
+  lastContact: string;
+}
+
+/** A server's own raft view (`/v1/agent/self` Stats.raft). */
+async function raftStats(client: ConsulHttpClient, address: string, token: string): Promise<RaftStats> {
+  const res = await client.request({ address, port: CONSUL_SERVER_PORTS.https, method: 'GET', path: '/v1/agent/self', token, timeoutMs: HTTP_TIMEOUT_MS });
+  if (res.status !== 200) throw new Error(`${address}: agent/self answered HTTP ${res.status} ${describeBody(res.body)}`);
+  const raft = (res.body as { Stats?: { raft?: Record<string, string> } } | undefined)?.Stats?.raft ?? {};
+  return {
+    state: raft['state'] ?? '',
+    appliedIndex: Number(raft['applied_index'] ?? 0),
+    commitIndex: Number(raft['commit_index'] ?? 0),
+    lastContact: raft['last_contact'] ?? 'never',
+  };
+}
+
+/** Consul 1.8 answers an unknown token or accessor id with 403 "ACL not found". */
+function isAclNotFound(res: ConsulResponse): boolean {
+  return res.status === 404 || (res.status === 403 && /ACL not found/i.test(describeBody(res.body)));
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
 }
 
 function tokenIds(body: unknown): CreatedToken {

@@ -13,6 +13,25 @@ export interface AgentProcess {
   args: string[];
 }
 
+/**
+ * The environment a live process was started with (from /proc/<pid>/environ),
+ * or undefined if it is gone or not ours to read.
+ */
+export async function readProcessEnv(pid: number): Promise<Record<string, string> | undefined> {
+  let raw: Buffer;
+  try {
+    raw = await fs.readFile(`/proc/${pid}/environ`);
+  } catch {
+    return undefined;
+  }
+  const env: Record<string, string> = {};
+  for (const entry of raw.toString('utf8').split('\0')) {
+    const eq = entry.indexOf('=');
+    if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1);
+  }
+  return env;
+}
+
 /** All live processes whose command line is `<binary> agent ... -config-dir=...`. */
 export async function listAgentProcesses(): Promise<AgentProcess[]> {
   const entries = await fs.readdir('/proc');
@@ -54,13 +73,16 @@ export interface SpawnServerOptions {
   cwd: string;
   /** stdout and stderr are appended here. */
   logFile: string;
+  /** Extra environment variables (never secrets: /proc/<pid>/environ is readable by the same user). */
+  env?: Record<string, string>;
 }
 
 /**
  * Starts `consul agent -config-dir=<configDir>` in its own session and process
  * group, detached from the caller, so the server outlives the worker.
- * Returns the pid. The environment is reduced to PATH: the worker's secrets
- * (database URLs, cloud credentials) must not leak into Consul's environment.
+ * Returns the pid. The environment is reduced to PATH (and `opts.env`): the
+ * worker's secrets (database URLs, cloud credentials) must not leak into
+ * Consul's environment.
  */
 export async function spawnServerProcess(opts: SpawnServerOptions): Promise<number> {
   try {
@@ -74,7 +96,7 @@ export async function spawnServerProcess(opts: SpawnServerOptions): Promise<numb
       cwd: opts.cwd,
       detached: true,
       stdio: ['ignore', logFd, logFd],
-      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' },
+      env: { ...opts.env, PATH: process.env['PATH'] ?? '/usr/bin:/bin' },
     });
     child.on('error', () => undefined); // reported through the missing pid below
     if (child.pid === undefined) throw new Error(`Could not start ${opts.binary} for ${opts.configDir}`);

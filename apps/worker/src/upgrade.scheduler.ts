@@ -1,0 +1,31 @@
+import { Logger } from '@nestjs/common';
+import { enqueueOperation, type OperationsQueue } from '../../../libs/core/src';
+import type { UpgradeScheduleRepository } from '../../../libs/core/src/persistence/upgrade-schedule.repository';
+
+/**
+ * Automatic upgrades: queues an upgrade to the catalog's RECOMMENDED version
+ * for each Running cluster with mode automatic whose maintenance window is
+ * open at `now`, at most once per window occurrence (the claim is a
+ * conditional UPDATE, so several workers may tick at once). The worker ticks
+ * it on the wall clock every UPGRADE_TICK_MS; tests tick it with the time they choose.
+ */
+export class UpgradeScheduler {
+  private readonly log = new Logger('upgrade-scheduler');
+
+  constructor(
+    private readonly schedule: UpgradeScheduleRepository,
+    private readonly queue: OperationsQueue,
+    private readonly attempts: number,
+    private readonly recommended: string,
+  ) {}
+
+  async tick(now: Date = new Date()): Promise<number> {
+    const queued = await this.schedule.claimDue(now, this.recommended);
+    for (const q of queued) {
+      this.log.log({ msg: 'automatic upgrade queued', clusterId: q.clusterId, operationId: q.operationId, from: q.fromVersion, to: q.toVersion, windowOpenedAt: q.windowOpenedAt.toISOString() });
+      // If Redis is down now, the reconciler enqueues it later: the rows are written.
+      await enqueueOperation(this.queue, q.operationId, this.attempts).catch((e: unknown) => this.log.warn({ msg: 'enqueue failed', operationId: q.operationId, error: (e as Error).message }));
+    }
+    return queued.length;
+  }
+}

@@ -1,0 +1,95 @@
+import { randomUUID } from 'node:crypto';
+import type { Db } from './prisma';
+import { ClusterState, OperationKind, OperationState } from '../model';
+
+export const UPGRADE_MODES = ['manual', 'automatic'] as const;
+export type UpgradeMode = (typeof UPGRADE_MODES)[number];
+/** A weekly maintenance window in UTC: it opens on `dayOfWeek` (0 Sunday … 6 Saturday) at `startHourUtc`:00 and lasts `hours`. */
+export type UpgradeWindow = { dayOfWeek: number; startHourUtc: number; hours: number };
+export type UpgradePolicy = { mode: UpgradeMode; window: UpgradeWindow | null };
+
+/** Who requests automatic upgrades (the operation's requestedBy and the audit event's actor). */
+export const AUTO_UPGRADE_ACTOR = 'system:auto-upgrade';
+
+const HOUR = 3_600_000;
+const WEEK = 7 * 24 * HOUR;
+/** 1970-01-01 was a Thursday: the epoch is 4 days after a week's start (Sunday 00:00 UTC). */
+const EPOCH_SINCE_WEEK_START = 4 * 24 * HOUR;
+const mod = (a: number, m: number) => ((a % m) + m) % m;
+
+/**
+ * When the occurrence of the window that contains `now` opened, or null when
+ * the window is closed at `now`. A window may run past midnight and past
+ * Saturday into the next week (Saturday 22:00 for 4 hours closes Sunday 02:00).
+ */
+export function windowOpenedAt(window: UpgradeWindow, now: Date): Date | null {
+  const t = now.getTime();
+  const sinceWeekStart = mod(t + EPOCH_SINCE_WEEK_START, WEEK);
+  const offset = mod(sinceWeekStart - (window.dayOfWeek * 24 + window.startHourUtc) * HOUR, WEEK);
+  return offset < window.hours * HOUR ? new Date(t - offset) : null;
+}
+
+export interface QueuedAutoUpgrade {
+  clusterId: string;
+  operationId: string;
+  fromVersion: string;
+  toVersion: string;
+  windowOpenedAt: Date;
+}
+
+/**
+ * Automatic upgrades: a Running cluster with mode automatic that is not on the
+ * recommended version gets one upgrade operation per occurrence of its
+ * maintenance window. Claiming the occurrence is one conditional UPDATE of
+ * "lastAutoUpgradeAt", so two workers ticking at once queue it once.
+ */
+export class UpgradeScheduleRepository {
+  constructor(private readonly db: Db) {}
+
+  /** Queues the automatic upgrades due at `now` to `toVersion`; returns what it queued. */
+  async claimDue(now: Date, toVersion: string): Promise<QueuedAutoUpgrade[]> {
+    const candidates = await this.db.$queryRaw<{ id: string; tenantId: string; consulVersion: string; upgradeWindow: UpgradeWindow; lastAutoUpgradeAt: Date | null }[]>`
+      SELECT c."id", c."tenantId", c."consulVersion", c."upgradeWindow", c."lastAutoUpgradeAt"
+      FROM "Cluster" c
+      WHERE c."state" = ${ClusterState.Running} AND c."upgradeMode" = 'automatic' AND c."upgradeWindow" IS NOT NULL
+        AND c."consulVersion" <> ${toVersion}
+        AND NOT EXISTS (
+          SELECT 1 FROM "Operation" o
+          WHERE o."clusterId" = c."id" AND o."kind" = ${OperationKind.Upgrade} AND o."state" IN (${OperationState.Queued}, ${OperationState.Running}))
+      ORDER BY c."lastAutoUpgradeAt" ASC NULLS FIRST, c."id"`;
+    const queued: QueuedAutoUpgrade[] = [];
+    for (const c of candidates) {
+      const opened = windowOpenedAt(c.upgradeWindow, now);
+      if (!opened) continue;
+      if (c.lastAutoUpgradeAt && c.lastAutoUpgradeAt.getTime() >= opened.getTime()) continue; // this occurrence had its turn
+      const operationId = randomUUID();
+      const params = {
+        toVersion, fromVersion: c.consulVersion, preUpgradeSnapshotId: randomUUID(), automatic: true, window: c.upgradeWindow, windowOpenedAt: opened.toISOString(),
+      };
+      const won = await this.db.$transaction(async (tx) => {
+        // Every condition again, on the row itself: the policy, the version or another worker may have moved since the read.
+        const n = await tx.$executeRaw`
+          UPDATE "Cluster" SET "lastAutoUpgradeAt" = ${now}
+          WHERE "id" = ${c.id}::uuid AND "state" = ${ClusterState.Running} AND "upgradeMode" = 'automatic'
+            AND "upgradeWindow" = ${JSON.stringify(c.upgradeWindow)}::jsonb AND "consulVersion" = ${c.consulVersion}
+            AND ("lastAutoUpgradeAt" IS NULL OR "lastAutoUpgradeAt" < ${opened})
+            AND NOT EXISTS (
+              SELECT 1 FROM "Operation" o
+              WHERE o."clusterId" = ${c.id}::uuid AND o."kind" = ${OperationKind.Upgrade} AND o."state" IN (${OperationState.Queued}, ${OperationState.Running}))`;
+        if (n !== 1) return false;
+        await tx.operation.create({
+          data: {
+            id: operationId, tenantId: c.tenantId, clusterId: c.id, kind: OperationKind.Upgrade, mutating: true, state: OperationState.Queued,
+            requestedBy: AUTO_UPGRADE_ACTOR, params,
+          },
+        });
+        await tx.auditEvent.create({
+          data: { id: randomUUID(), tenantId: c.tenantId, clusterId: c.id, operationId, actor: AUTO_UPGRADE_ACTOR, action: 'cluster.upgrade.requested', details: params },
+        });
+        return true;
+      });
+      if (won) queued.push({ clusterId: c.id, operationId, fromVersion: c.consulVersion, toVersion, windowOpenedAt: opened });
+    }
+    return queued;
+  }
+}

@@ -1,0 +1,272 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { closeDb, createDb, createOperationsQueue, createRedis, type Db, type OperationsQueue } from '../libs/core/src';
+import { UpgradeScheduleRepository, windowOpenedAt } from '../libs/core/src/persistence/upgrade-schedule.repository';
+import { LocalTarget } from '../libs/provisioner/src';
+import { UpgradeScheduler } from '../apps/worker/src/upgrade.scheduler';
+import { SUBSCRIPTION, WRITE, startStack, testConfig, waitFor, type TestStack } from './support/stack';
+
+const TENANT = 'a0a0a0a0-0000-4000-8000-0000000000a0';
+// Wednesday 22:00 UTC for 4 hours: the window runs past midnight into Thursday 02:00.
+const WINDOW = { dayOfWeek: 3, startHourUtc: 22, hours: 4 };
+const at = (iso: string) => new Date(iso);
+// 2030-01-02 is a Wednesday.
+const BEFORE_WINDOW = at('2030-01-02T21:30:00Z');
+const IN_WINDOW = at('2030-01-03T01:00:00Z');
+const WINDOW_CLOSED = at('2030-01-03T02:00:00Z');
+const NEXT_WEEK_IN_WINDOW = at('2030-01-09T23:00:00Z');
+
+describe('maintenance windows (pure)', () => {
+  it('opens on the day and hour, runs past midnight, closes after its hours', () => {
+    assert.equal(windowOpenedAt(WINDOW, BEFORE_WINDOW), null);
+    assert.equal(windowOpenedAt(WINDOW, at('2030-01-02T22:00:00Z'))?.toISOString(), '2030-01-02T22:00:00.000Z');
+    assert.equal(windowOpenedAt(WINDOW, IN_WINDOW)?.toISOString(), '2030-01-02T22:00:00.000Z');
+    assert.equal(windowOpenedAt(WINDOW, at('2030-01-03T01:59:59.999Z'))?.toISOString(), '2030-01-02T22:00:00.000Z');
+    assert.equal(windowOpenedAt(WINDOW, WINDOW_CLOSED), null);
+    assert.equal(windowOpenedAt(WINDOW, at('2030-01-01T23:00:00Z')), null, 'Tuesday at the same hour');
+  });
+
+  it('wraps past the end of the week (Saturday into Sunday) and covers a whole day at 24 hours', () => {
+    const sat = { dayOfWeek: 6, startHourUtc: 22, hours: 4 };
+    // 2030-01-05 is a Saturday, 2030-01-06 a Sunday.
+    assert.equal(windowOpenedAt(sat, at('2030-01-06T01:30:00Z'))?.toISOString(), '2030-01-05T22:00:00.000Z');
+    assert.equal(windowOpenedAt(sat, at('2030-01-06T02:00:00Z')), null);
+    assert.equal(windowOpenedAt(sat, at('2030-01-05T21:59:59Z')), null);
+    const sunday = { dayOfWeek: 0, startHourUtc: 0, hours: 24 };
+    assert.equal(windowOpenedAt(sunday, at('2030-01-06T23:59:00Z'))?.toISOString(), '2030-01-06T00:00:00.000Z');
+    assert.equal(windowOpenedAt(sunday, at('2030-01-07T00:00:00Z')), null);
+  });
+});
+
+// Only Consul 1.8.7 exists here. The test registers a second catalog entry,
+// '1.8.7-auto', marked RECOMMENDED, whose binary is a link to the same 1.8.7
+// binary (so each server's binary path shows whether it was upgraded); it
+// honestly reports 1.8.7. The upgrade scheduler is ticked on a clock the test drives.
+describe('automatic upgrades inside a maintenance window', { timeout: 300_000 }, () => {
+  let s: TestStack;
+  let token: string;
+  let work: string;
+  let link: string;
+  let target: LocalTarget;
+  let redis: ReturnType<typeof createRedis>;
+  let queue: OperationsQueue;
+  let otherDbs: Db[] = [];
+  let scheduler: UpgradeScheduler;
+  /** Workers ticking at the same moment: each its own scheduler on its own database client. */
+  let workers: UpgradeScheduler[];
+  const tickAll = async (now: Date) => (await Promise.all(workers.map((w) => w.tick(now)))).reduce((a, b) => a + b, 0);
+  let autoId: string;
+  let manualId: string;
+
+  const finish = async (opId: string) =>
+    (await waitFor(`operation ${opId}`, () => s.request('GET', `/v1/operations/${opId}`, { token }), (r) => ['Succeeded', 'Failed', 'Canceled'].includes(r.body.state), 180_000)).body;
+  const cluster = async (id: string) => (await s.request('GET', `/v1/clusters/${id}`, { token })).body;
+  const operations = async (id: string) => (await s.request('GET', `/v1/clusters/${id}/operations`, { token })).body.operations as { id: string; kind: string; state: string }[];
+  const events = async (id: string) =>
+    (await s.request('GET', `/v1/clusters/${id}/events`, { token })).body.events as { action: string; actor: string; operationId: string | null; details: any }[];
+  const upgrades = async (id: string) => (await operations(id)).filter((o) => o.kind === 'upgrade');
+  const create = (name: string, extra: Record<string, unknown> = {}) =>
+    s.request('POST', '/v1/clusters', {
+      token,
+      body: { name, subscriptionId: SUBSCRIPTION, resourceGroup: 'rg-auto', region: 'westeurope', tier: 'development', consulVersion: '1.8.7', ...extra },
+    });
+
+  before(async () => {
+    work = fs.mkdtempSync(path.join(os.tmpdir(), 'auto-upgrade-'));
+    link = path.join(work, 'consul-auto');
+    fs.symlinkSync(process.env.CONSUL_BIN!, link);
+    const extra = [{ version: '1.8.7-auto', status: 'RECOMMENDED', binary: link, reports: '1.8.7' }];
+    s = await startStack({ worker: true, config: await testConfig({ EXTRA_CONSUL_VERSIONS: JSON.stringify(extra) }) });
+    token = s.token(TENANT, WRITE);
+    target = new LocalTarget({ clustersDir: path.join(s.config.LOCAL_DIR, 'clusters'), consulBinary: () => s.config.CONSUL_BIN });
+    redis = createRedis(s.config.REDIS_URL, false);
+    queue = createOperationsQueue(redis, s.config.QUEUE_PREFIX);
+    scheduler = new UpgradeScheduler(new UpgradeScheduleRepository(s.db), queue, s.config.JOB_ATTEMPTS, '1.8.7-auto');
+    otherDbs = [1, 2, 3].map(() => createDb(s.config.DATABASE_URL, 1));
+    workers = [scheduler, ...otherDbs.map((db) => new UpgradeScheduler(new UpgradeScheduleRepository(db), queue, s.config.JOB_ATTEMPTS, '1.8.7-auto'))];
+
+    const [auto, manual] = await Promise.all([create('auto', { upgradePolicy: { mode: 'automatic', window: WINDOW } }), create('manual')]);
+    assert.equal(auto.status, 202, JSON.stringify(auto.body));
+    assert.equal(manual.status, 202, JSON.stringify(manual.body));
+    autoId = auto.body.cluster.id;
+    manualId = manual.body.cluster.id;
+    const done = await Promise.all([finish(auto.body.operation.id), finish(manual.body.operation.id)]);
+    for (const d of done) assert.equal(d.state, 'Succeeded', JSON.stringify(d));
+  });
+  after(async () => {
+    await queue?.close();
+    redis?.disconnect();
+    for (const db of otherDbs) await closeDb(db);
+    target?.close();
+    await s?.close();
+    fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it('the extra catalog entry is the one RECOMMENDED version', async () => {
+    const versions = (await s.request('GET', '/v1/versions', { token })).body.versions;
+    assert.deepEqual(versions, [
+      { version: '1.8.7', status: 'AVAILABLE' },
+      { version: '1.8.7-auto', status: 'RECOMMENDED' },
+    ]);
+  });
+
+  it('shows the policy: automatic with its window as created, manual with no window by default', async () => {
+    const auto = await cluster(autoId);
+    assert.deepEqual(auto.upgradePolicy, { mode: 'automatic', window: WINDOW });
+    assert.equal(auto.consulVersion, '1.8.7');
+    const manual = await cluster(manualId);
+    assert.deepEqual(manual.upgradePolicy, { mode: 'manual', window: null });
+    const created = (await events(autoId)).find((e) => e.action === 'cluster.create.requested')!;
+    assert.deepEqual(created.details.upgradePolicy, { mode: 'automatic', window: WINDOW });
+  });
+
+  it('OpenAPI describes the policy on create, on PATCH and in the cluster view', async () => {
+    const doc = (await s.request('GET', '/docs/openapi.json')).body;
+    const schemas = doc.components.schemas;
+    const ref = (p: any) => p.$ref ?? p.allOf?.[0]?.$ref;
+    assert.equal(ref(schemas.CreateClusterBody.properties.upgradePolicy), '#/components/schemas/UpgradePolicyBody');
+    assert.equal(ref(schemas.UpdateClusterBody.properties.upgradePolicy), '#/components/schemas/UpgradePolicyBody');
+    assert.deepEqual(schemas.UpgradePolicyBody.properties.mode.enum, ['manual', 'automatic']);
+    assert.deepEqual(Object.keys(schemas.UpgradeWindowBody.properties).sort(), ['dayOfWeek', 'hours', 'startHourUtc']);
+    assert.equal(schemas.UpgradeWindowBody.properties.hours.maximum, 24);
+    assert.equal(ref(schemas.ClusterView.properties.upgradePolicy), '#/components/schemas/UpgradePolicyView');
+    assert.equal(doc.paths['/v1/clusters/{id}'].patch.requestBody.content['application/json'].schema.$ref, '#/components/schemas/UpdateClusterBody');
+    assert.equal(doc.paths['/v1/clusters/{id}'].get.responses['200'].content['application/json'].schema.$ref, '#/components/schemas/ClusterView');
+  });
+
+  it('refuses a bad policy with 400 naming what to fix, and writes nothing', async () => {
+    const clustersBefore = await s.db.cluster.count();
+    const auditBefore = await s.db.auditEvent.count();
+    const cases: [unknown, string, string][] = [
+      ['weekly', 'invalid_upgradePolicy', 'upgradePolicy'],
+      [{ mode: 'automatic' }, 'invalid_upgradePolicy_window', 'upgradePolicy.window'],
+      [{ mode: 'automatic', window: null }, 'invalid_upgradePolicy_window', 'upgradePolicy.window'],
+      [{ mode: 'sometimes', window: WINDOW }, 'invalid_upgradePolicy_mode', 'upgradePolicy.mode'],
+      [{ mode: 'automatic', window: WINDOW, when: 'always' }, 'invalid_upgradePolicy', 'upgradePolicy'],
+      [{ mode: 'automatic', window: 'sundays' }, 'invalid_upgradePolicy_window', 'upgradePolicy.window'],
+      [{ mode: 'automatic', window: { ...WINDOW, minutes: 5 } }, 'invalid_upgradePolicy_window', 'upgradePolicy.window'],
+      [{ mode: 'automatic', window: { ...WINDOW, dayOfWeek: 7 } }, 'invalid_upgradePolicy_window_dayOfWeek', 'upgradePolicy.window.dayOfWeek'],
+      [{ mode: 'automatic', window: { ...WINDOW, dayOfWeek: -1 } }, 'invalid_upgradePolicy_window_dayOfWeek', 'upgradePolicy.window.dayOfWeek'],
+      [{ mode: 'automatic', window: { ...WINDOW, startHourUtc: 24 } }, 'invalid_upgradePolicy_window_startHourUtc', 'upgradePolicy.window.startHourUtc'],
+      [{ mode: 'automatic', window: { ...WINDOW, hours: 0 } }, 'invalid_upgradePolicy_window_hours', 'upgradePolicy.window.hours'],
+      [{ mode: 'automatic', window: { ...WINDOW, hours: 25 } }, 'invalid_upgradePolicy_window_hours', 'upgradePolicy.window.hours'],
+      [{ mode: 'automatic', window: { ...WINDOW, hours: 1.5 } }, 'invalid_upgradePolicy_window_hours', 'upgradePolicy.window.hours'],
+      [{ mode: 'automatic', window: { dayOfWeek: 3, startHourUtc: 22 } }, 'invalid_upgradePolicy_window_hours', 'upgradePolicy.window.hours'],
+    ];
+    for (const [policy, code, field] of cases) {
+      const res = await create('refused', { upgradePolicy: policy });
+      assert.equal(res.status, 400, `create with ${JSON.stringify(policy)}: ${JSON.stringify(res.body)}`);
+      assert.equal(res.body.error.code, code, JSON.stringify(policy));
+      assert.equal(res.body.error.details.field, field, JSON.stringify(policy));
+      assert.ok(res.body.error.message.length > 0);
+    }
+    const windowMissing = await create('refused', { upgradePolicy: { mode: 'automatic' } });
+    assert.match(windowMissing.body.error.message, /automatic upgrades need a maintenance window/);
+    assert.match((await create('refused', { upgradePolicy: { mode: 'automatic', window: { ...WINDOW, hours: 25 } } })).body.error.message, /hours must be a whole number of hours from 1 to 24/);
+
+    // PATCH: the manual cluster has no window, so switching it to automatic alone is refused; so is removing the automatic one's window.
+    const patches: [string, unknown, string][] = [
+      [manualId, { upgradePolicy: { mode: 'automatic' } }, 'invalid_upgradePolicy_window'],
+      [autoId, { upgradePolicy: { window: null } }, 'invalid_upgradePolicy_window'],
+      [autoId, { upgradePolicy: { window: { ...WINDOW, startHourUtc: 30 } } }, 'invalid_upgradePolicy_window_startHourUtc'],
+      [manualId, { upgradePolicy: { mode: 'automatic', window: WINDOW }, tier: 'huge' }, 'invalid_tier'],
+      [manualId, { upgradePolicy: { mode: 'never' }, tier: 'standard' }, 'invalid_upgradePolicy_mode'],
+      [manualId, { upgradePolicy: { mode: 'automatic', window: WINDOW }, snapshotPolicy: { intervalHours: 48 } }, 'invalid_snapshotPolicy_intervalHours'],
+    ];
+    for (const [id, body, code] of patches) {
+      const res = await s.request('PATCH', `/v1/clusters/${id}`, { token, body });
+      assert.equal(res.status, 400, `PATCH ${JSON.stringify(body)}: ${JSON.stringify(res.body)}`);
+      assert.equal(res.body.error.code, code, JSON.stringify(body));
+    }
+    assert.equal(await s.db.cluster.count(), clustersBefore, 'no cluster was created');
+    assert.equal(await s.db.auditEvent.count(), auditBefore, 'no audit event was written');
+    assert.deepEqual((await cluster(manualId)).upgradePolicy, { mode: 'manual', window: null });
+    assert.equal((await cluster(manualId)).tier, 'development');
+    assert.deepEqual((await cluster(autoId)).upgradePolicy, { mode: 'automatic', window: WINDOW });
+    assert.deepEqual((await operations(manualId)).map((o) => o.kind), ['create'], 'no scale operation was queued');
+  });
+
+  it('PATCH changes the policy at once, audited, no operation; with a new tier it answers 202 with the scale', async () => {
+    const res = await s.request('PATCH', `/v1/clusters/${manualId}`, { token, body: { upgradePolicy: { window: WINDOW } } });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.deepEqual(res.body.upgradePolicy, { mode: 'manual', window: WINDOW }, 'a missing mode keeps the current one');
+    assert.deepEqual((await operations(manualId)).map((o) => o.kind), ['create'], 'a policy change is not an operation');
+    const changed = (await events(manualId)).filter((e) => e.action === 'cluster.upgrade-policy.changed');
+    assert.equal(changed.length, 1);
+    assert.equal(changed[0].operationId, null);
+    const caller = (await events(manualId)).find((e) => e.action === 'cluster.create.requested')!.actor;
+    assert.equal(changed[0].actor, caller, 'the caller who changed it');
+    assert.deepEqual(changed[0].details, { from: { mode: 'manual', window: null }, to: { mode: 'manual', window: WINDOW } });
+
+    const both = await s.request('PATCH', `/v1/clusters/${manualId}`, { token, body: { tier: 'standard', upgradePolicy: { window: { ...WINDOW, hours: 3 } } } });
+    assert.equal(both.status, 202, JSON.stringify(both.body));
+    assert.equal(both.body.operation.kind, 'scale');
+    assert.deepEqual(both.body.cluster.upgradePolicy, { mode: 'manual', window: { ...WINDOW, hours: 3 } }, 'the policy applies at once, the tier with the operation');
+    assert.equal((await finish(both.body.operation.id)).state, 'Succeeded');
+    const scaled = await cluster(manualId);
+    assert.equal(scaled.tier, 'standard');
+    assert.deepEqual(scaled.upgradePolicy, { mode: 'manual', window: { ...WINDOW, hours: 3 } });
+    assert.equal((await events(manualId)).filter((e) => e.action === 'cluster.upgrade-policy.changed').length, 2);
+  });
+
+  it('queues nothing outside the window; inside, one upgrade to the RECOMMENDED version even with several workers ticking; then nothing more that window', async () => {
+    assert.equal(await scheduler.tick(BEFORE_WINDOW), 0, 'before the window opens');
+    assert.equal(await scheduler.tick(WINDOW_CLOSED), 0, 'once the window has closed');
+    assert.deepEqual(await upgrades(autoId), []);
+
+    assert.equal(await tickAll(IN_WINDOW), 1, 'four workers ticking at once queue one upgrade');
+    assert.equal(await scheduler.tick(new Date(IN_WINDOW.getTime() + 60_000)), 0, 'not while it is queued or running');
+    const ops = await upgrades(autoId);
+    assert.equal(ops.length, 1);
+    const requested = (await events(autoId)).filter((e) => e.action === 'cluster.upgrade.requested');
+    assert.equal(requested.length, 1);
+    assert.equal(requested[0].actor, 'system:auto-upgrade');
+    assert.equal(requested[0].operationId, ops[0].id);
+    assert.equal(requested[0].details.toVersion, '1.8.7-auto');
+    assert.equal(requested[0].details.fromVersion, '1.8.7');
+    assert.equal(requested[0].details.windowOpenedAt, '2030-01-02T22:00:00.000Z');
+
+    const done = await finish(ops[0].id);
+    assert.equal(done.state, 'Succeeded', JSON.stringify(done));
+    assert.ok(done.steps.some((x: { name: string }) => x.name === 'pre-upgrade-snapshot'));
+    const c = await cluster(autoId);
+    assert.equal(c.consulVersion, '1.8.7-auto');
+    assert.equal(c.state, 'Running');
+    assert.equal(await target.serverBinary(autoId, 0), link, 'the server was restarted on the new catalog entry');
+    const upgraded = (await events(autoId)).find((e) => e.action === 'cluster.upgraded')!;
+    assert.equal(upgraded.actor, 'system:auto-upgrade');
+
+    assert.equal(await scheduler.tick(new Date(IN_WINDOW.getTime() + 30 * 60_000)), 0, 'the same window again');
+    assert.equal((await upgrades(autoId)).length, 1);
+  });
+
+  it('a cluster moved back inside the same window is left alone until the next occurrence', async () => {
+    // The customer moves back to 1.8.7 by hand while the window is still open.
+    const back = await s.request('POST', `/v1/clusters/${autoId}/upgrade`, { token, body: { consulVersion: '1.8.7' } });
+    assert.equal(back.status, 202, JSON.stringify(back.body));
+    assert.equal((await finish(back.body.operation.id)).state, 'Succeeded');
+    assert.equal((await cluster(autoId)).consulVersion, '1.8.7');
+
+    assert.equal(await scheduler.tick(new Date(IN_WINDOW.getTime() + 45 * 60_000)), 0, 'this occurrence of the window already had its upgrade');
+    assert.equal(await scheduler.tick(at('2030-01-08T23:00:00Z')), 0, 'Tuesday: no window');
+    assert.equal(await tickAll(NEXT_WEEK_IN_WINDOW), 1, 'the next week: one upgrade');
+    const automatic = (await events(autoId)).filter((e) => e.action === 'cluster.upgrade.requested' && e.actor === 'system:auto-upgrade');
+    assert.equal(automatic.length, 2, 'one automatic upgrade per window occurrence');
+    assert.equal(automatic[1].details.windowOpenedAt, '2030-01-09T22:00:00.000Z');
+    assert.equal((await upgrades(autoId)).length, 3, 'automatic, manual back, automatic');
+    assert.equal((await finish(automatic[1].operationId!)).state, 'Succeeded');
+    assert.equal((await cluster(autoId)).consulVersion, '1.8.7-auto');
+  });
+
+  it('never upgrades a manual cluster, even with a window that is open', async () => {
+    assert.equal(await scheduler.tick(at('2030-01-16T23:30:00Z')), 0);
+    assert.deepEqual(await upgrades(manualId), []);
+    const c = await cluster(manualId);
+    assert.equal(c.consulVersion, '1.8.7');
+    assert.equal(c.upgradePolicy.mode, 'manual');
+    assert.ok(!(await events(manualId)).some((e) => e.actor === 'system:auto-upgrade'));
+  });
+});
