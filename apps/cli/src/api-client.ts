@@ -56,8 +56,26 @@ export class ApiClient {
     return this.send<T>('DELETE', path);
   }
 
+  /** A GET whose answer is text (an invoice's CSV), returned as is; errors are the API's JSON as usual. */
+  async getText(path: string, type = 'text/csv'): Promise<string> {
+    return (await this.exchange('GET', path, undefined, `${type}, application/json;q=0.5`)).text;
+  }
+
   private async send<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.token}`, accept: 'application/json' };
+    const { status, text } = await this.exchange(method, path, body, 'application/json');
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed === undefined) throw new Error(`the API answered ${method} ${path} with ${status} and no JSON`);
+    return parsed as T;
+  }
+
+  /** One request; a status of 400 or more becomes an ApiError from the `{ error }` body. */
+  private async exchange(method: string, path: string, body: unknown, accept: string): Promise<{ status: number; text: string }> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.token}`, accept };
     if (body !== undefined) headers['content-type'] = 'application/json';
     let status: number;
     let text: string;
@@ -73,13 +91,13 @@ export class ApiClient {
     } catch (e) {
       throw new ApiUnreachable(this.base, reasonOf(e));
     }
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = undefined;
-    }
     if (status >= 400) {
+      let parsed: unknown;
+      try {
+        parsed = text ? JSON.parse(text) : undefined;
+      } catch {
+        parsed = undefined;
+      }
       const error = (parsed as { error?: { code?: unknown; message?: unknown; details?: unknown } } | undefined)?.error;
       throw new ApiError(
         status,
@@ -88,7 +106,6 @@ export class ApiClient {
         error?.details,
       );
     }
-    if (parsed === undefined) throw new Error(`the API answered ${method} ${path} with ${status} and no JSON`);
-    return parsed as T;
+    return { status, text };
   }
 }

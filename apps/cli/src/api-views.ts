@@ -88,3 +88,52 @@ export interface WaveView {
 export interface Accepted {
   operation: OperationView;
 }
+
+/** One cluster's usage of one billing dimension (apps/api/src/billing/billing.service.ts). Amounts are decimal text. */
+export interface UsageLineView {
+  clusterId: string;
+  clusterName: string;
+  subscriptionId: string;
+  resourceGroup: string;
+  dimension: string;
+  minutes: number;
+  hours: string;
+  unitPrice: string;
+  amount: string;
+}
+
+export interface UsageView {
+  from: string;
+  to: string;
+  currency: string;
+  lines: UsageLineView[];
+  total: string;
+}
+
+/** SRE: every subscription's invoice for a month, each as the CSV a customer gets. */
+export interface MonthInvoicesView {
+  month: string;
+  currency: string;
+  invoices: { subscriptionId: string; lines: number; total: string; csv: string }[];
+}
+
+/** One (resource, dimension, UTC day) group on our side and the marketplace's; quantities in hours. */
+export interface ReconciliationEntryView {
+  resourceUri: string;
+  dimension: string;
+  day: string;
+  ours: number;
+  theirs: number;
+}
+
+export interface ReconciliationView {
+  from: string;
+  to: string;
+  compared: { ours: number; theirs: number };
+  matched: number;
+  missing: ReconciliationEntryView[];
+  extra: ReconciliationEntryView[];
+  mismatched: ReconciliationEntryView[];
+  /** Our records not billed through the marketplace, by export state. */
+  unbilled: Record<string, number>;
+}

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -6,10 +7,28 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { SUBSCRIPTION, WRITE, startStack, waitFor, type TestStack } from '../../../test/support/stack';
+import { READ, SUBSCRIPTION, WRITE, startStack, waitFor, type TestStack } from '../../../test/support/stack';
+import { BillingTicker } from '../../worker/src/billing.ticker';
 import { run } from './cli';
 
 const TENANT = 'c1c1c1c1-0000-4000-8000-00000000000c';
+// Billing: a tenant of its own with two subscriptions, and another tenant that only SREs see.
+const BILLED_TENANT = 'c1c1c1c1-0000-4000-8000-0000000000b1';
+const OTHER_TENANT = 'c1c1c1c1-0000-4000-8000-0000000000b2';
+const SUBSCRIPTION_2 = '0abcd000-0000-4000-8000-000000000002';
+const SUBSCRIPTION_3 = '0abcd000-0000-4000-8000-000000000003';
+const SRE = ['Platform.SRE'];
+
+/** The rows of a table the CLI printed: the lines after the header up to the first blank one, split on its column gaps. */
+function tableRows(stdout: string, header: RegExp): string[][] {
+  const lines = stdout.split('\n');
+  const at = lines.findIndex((l) => header.test(l));
+  assert.ok(at >= 0, `no table header ${header} in:\n${stdout}`);
+  const end = lines.findIndex((l, i) => i > at && l === '');
+  return lines.slice(at + 1, end < 0 ? undefined : end).map((l) => l.split(/ {2,}/));
+}
+
+const csvRows = (csv: string) => csv.trim().split('\r\n').map((r) => r.split(','));
 
 interface Captured {
   code: number;
@@ -52,8 +71,40 @@ describe('hcs, the command line', { timeout: 240_000 }, () => {
       }
     }
     await s.close();
+    fs.rmSync(s.config.BILLING_EXPORT_DIR, { recursive: true, force: true });
     fs.rmSync(work, { recursive: true, force: true });
   });
+
+  /**
+   * October 2026's usage, made once as the worker makes it: cluster rows (no Consul behind them; billing
+   * reads rows only) with billing segments at known times, metered by the worker's own BillingTicker.
+   */
+  let metered: Promise<void> | undefined;
+  const october = () =>
+    (metered ??= (async () => {
+      const cluster = async (tenantId: string, subscriptionId: string, resourceGroup: string, name: string, segments: [string, string, string][]) => {
+        const id = randomUUID();
+        await s.db.cluster.create({
+          data: {
+            id, tenantId, subscriptionId, resourceGroup, managedResourceGroup: `mrg-${name}`, name, region: 'westeurope', datacenter: 'dc1',
+            consulVersion: '1.8.7', tier: 'standard', serverCount: 3, state: 'Deleted', deletedAt: new Date(segments.at(-1)![2]), createdBy: 'test',
+          },
+        });
+        for (const [dimension, start, end] of segments) {
+          await s.db.billingSegment.create({ data: { id: randomUUID(), clusterId: id, dimension, startedAt: new Date(start), endedAt: new Date(end) } });
+        }
+      };
+      // 83 min development (10:07 → 11:30), then 135 min standard (11:30 → 13:45).
+      await cluster(BILLED_TENANT, SUBSCRIPTION, 'rg-bill', 'ledger', [
+        ['development_hours', '2026-10-05T10:07:30Z', '2026-10-05T11:30:45Z'],
+        ['standard_hours', '2026-10-05T11:30:45Z', '2026-10-05T13:45:10Z'],
+      ]);
+      await cluster(BILLED_TENANT, SUBSCRIPTION_2, 'rg-two', 'audit', [['plus_hours', '2026-10-20T00:00:00Z', '2026-10-20T03:00:00Z']]);
+      await cluster(OTHER_TENANT, SUBSCRIPTION_3, 'rg-other', 'stranger', [['development_hours', '2026-10-31T22:00:00Z', '2026-10-31T23:00:00Z']]);
+      const ticked = await s.worker!.get(BillingTicker).tick(new Date('2026-11-01T00:06:00Z'));
+      assert.equal(ticked.closedThrough.toISOString(), '2026-11-01T00:00:00.000Z');
+      assert.equal(ticked.recordsWritten, 2 + 3 + 3 + 1, 'a record per cluster, dimension and hour: ledger 2 + 3, audit 3, stranger 1');
+    })());
 
   it('login saves the API and token owner-only and never prints the token; logout forgets them', async () => {
     const config = path.join(work, 'login', 'hcs', 'config.json');
@@ -202,6 +253,219 @@ describe('hcs, the command line', { timeout: 240_000 }, () => {
       assert.equal(JSON.parse(waited.stdout).state, 'Failed', 'under --json the failed operation is the output');
     } finally {
       await new Promise((r) => failing.close(r));
+    }
+  });
+
+  it('billing usage prints the metered hours, unit prices and amounts with their total; --json is the API body', async () => {
+    await october();
+    const reader = s.token(BILLED_TENANT, READ, 'reader');
+    const env = { HCS_TOKEN: reader };
+    const used = await hcs(['billing', 'usage', '--from', '2026-10-01', '--to', '2026-11-01'], { env });
+    assert.equal(used.code, 0, used.stderr);
+    assert.match(used.stdout, /^From:\s+2026-10-01T00:00:00\.000Z$/m);
+    assert.match(used.stdout, /^To:\s+2026-11-01T00:00:00\.000Z$/m);
+    assert.deepEqual(tableRows(used.stdout, /^CLUSTER\s+DIMENSION\s+HOURS\s+UNIT PRICE \(USD\/h\)\s+AMOUNT \(USD\)$/), [
+      ['ledger', 'development_hours', '1.383333', '0.027', '0.04'],
+      ['ledger', 'standard_hours', '2.25', '0.56', '1.26'],
+      ['audit', 'plus_hours', '3', '1.12', '3.36'],
+    ]);
+    assert.match(used.stdout, /^Total: 4\.66 USD$/m);
+    assert.doesNotMatch(used.stdout, /stranger/, "another tenant's usage is not shown");
+
+    const json = await hcs(['billing', 'usage', '--from', '2026-10-01', '--to', '2026-11-01', '--json'], { env });
+    assert.equal(json.code, 0, json.stderr);
+    const api = await s.request('GET', '/v1/billing/usage?from=2026-10-01&to=2026-11-01', { token: reader });
+    assert.equal(api.status, 200);
+    assert.deepEqual(JSON.parse(json.stdout), api.body);
+
+    const half = await hcs(['billing', 'usage', '--from', '2026-10-05T11:00:00Z', '--to', '2026-10-05T12:00:00Z'], { env });
+    assert.equal(half.code, 0, half.stderr);
+    assert.deepEqual(tableRows(half.stdout, /^CLUSTER\s+DIMENSION/), [
+      ['ledger', 'development_hours', '0.5', '0.027', '0.01'],
+      ['ledger', 'standard_hours', '0.5', '0.56', '0.28'],
+    ]);
+    assert.match(half.stdout, /^Total: 0\.29 USD$/m);
+
+    const thisMonth = await hcs(['billing', 'usage'], { env });
+    assert.equal(thisMonth.code, 0, thisMonth.stderr);
+    assert.match(thisMonth.stdout, /^No usage in this period\.$/m);
+    assert.match(thisMonth.stdout, /^Total: 0\.00 USD$/m);
+
+    const bad = await hcs(['billing', 'usage', '--from', 'yesterday'], { env });
+    assert.equal(bad.code, 3, bad.stderr);
+    assert.match(bad.stderr, /invalid_from: from must be a date/);
+  });
+
+  it('billing invoice prints the CSV as the API gives it, or writes it to --out with its totals; a bad month is a usage error', async () => {
+    await october();
+    const reader = s.token(BILLED_TENANT, READ, 'reader');
+    const env = { HCS_TOKEN: reader };
+    const printed = await hcs(['billing', 'invoice', '2026-10'], { env });
+    assert.equal(printed.code, 0, printed.stderr);
+    const api = await s.request('GET', '/v1/billing/invoices/2026-10', { token: reader });
+    assert.equal(api.status, 200);
+    assert.equal(printed.stdout, api.body, 'the CSV exactly as the API answers it');
+    assert.deepEqual(csvRows(printed.stdout).map((r) => [r[0], r[1], r[4], r[5], r[6], r[7], r[8]]), [
+      ['subscription_id', 'cluster', 'dimension', 'hours', 'unit_price', 'amount', 'currency'],
+      [SUBSCRIPTION, 'ledger', 'development_hours', '1.383333', '0.027', '0.04', 'USD'],
+      [SUBSCRIPTION, 'ledger', 'standard_hours', '2.25', '0.56', '1.26', 'USD'],
+      [SUBSCRIPTION, 'TOTAL', '', '', '', '1.30', 'USD'],
+      [SUBSCRIPTION_2, 'audit', 'plus_hours', '3', '1.12', '3.36', 'USD'],
+      [SUBSCRIPTION_2, 'TOTAL', '', '', '', '3.36', 'USD'],
+    ]);
+
+    const file = path.join(work, 'customer', 'october', 'invoice.csv');
+    const one = await hcs(['billing', 'invoice', '2026-10', '--subscription', SUBSCRIPTION_2, '--out', file], { env });
+    assert.equal(one.code, 0, one.stderr);
+    const apiOne = await s.request('GET', `/v1/billing/invoices/2026-10?subscriptionId=${SUBSCRIPTION_2}`, { token: reader });
+    assert.equal(fs.readFileSync(file, 'utf8'), apiOne.body);
+    assert.deepEqual(csvRows(apiOne.body).map((r) => [r[0], r[1], r[7]]), [['subscription_id', 'cluster', 'amount'], [SUBSCRIPTION_2, 'audit', '3.36'], [SUBSCRIPTION_2, 'TOTAL', '3.36']]);
+    assert.ok(one.stdout.split('\n').includes(`Wrote the 2026-10 invoice to ${file}.`), one.stdout);
+    assert.deepEqual(tableRows(one.stdout, /^SUBSCRIPTION\s+TOTAL$/), [[SUBSCRIPTION_2, '3.36 USD']]);
+    assert.deepEqual(fs.readdirSync(path.dirname(file)), ['invoice.csv'], 'no temporary file left beside it');
+
+    const json = await hcs(['billing', 'invoice', '2026-10', '--out', file, '--json'], { env });
+    assert.equal(json.code, 0, json.stderr);
+    assert.deepEqual(JSON.parse(json.stdout), { month: '2026-10', file, subscriptions: [{ subscriptionId: SUBSCRIPTION, total: '1.30', currency: 'USD' }, { subscriptionId: SUBSCRIPTION_2, total: '3.36', currency: 'USD' }] });
+    assert.equal(fs.readFileSync(file, 'utf8'), api.body, 'replaced whole by the second invoice');
+
+    for (const month of ['2026-13', '2026-1', 'october']) {
+      const bad = await hcs(['billing', 'invoice', month], { env });
+      assert.equal(bad.code, 2, `${month}: ${bad.stderr}`);
+      assert.match(bad.stderr, new RegExp(`the month must be written YYYY-MM, e\\.g\\. 2026-11, not '${month}'`));
+      assert.match(bad.stderr, /usage: hcs billing invoice YYYY-MM \[--subscription ID\] \[--out FILE\]/);
+    }
+    const folder = await hcs(['billing', 'invoice', '2026-10', '--out', work], { env });
+    assert.equal(folder.code, 2);
+    assert.match(folder.stderr, /is a folder; name a file/);
+    const badSubscription = await hcs(['billing', 'invoice', '2026-10', '--subscription', 'nope'], { env });
+    assert.equal(badSubscription.code, 3);
+    assert.match(badSubscription.stderr, /invalid_subscriptionId: /);
+  });
+
+  it("admin billing invoices writes DIR/<month>/<subscription>.csv for every subscription with the API's totals; customers get 403", async () => {
+    await october();
+    const sre = s.token(TENANT, SRE, 'sre');
+    const dir = path.join(work, 'finance');
+    const wrote = await hcs(['admin', 'billing', 'invoices', '2026-10', '--out', dir], { env: { HCS_TOKEN: sre } });
+    assert.equal(wrote.code, 0, wrote.stderr);
+
+    const api = await s.request('GET', '/v1/admin/billing/invoices/2026-10', { token: sre });
+    assert.equal(api.status, 200);
+    const invoices = api.body.invoices as { subscriptionId: string; lines: number; total: string; csv: string }[];
+    assert.deepEqual(invoices.map((i) => [i.subscriptionId, i.lines, i.total]), [[SUBSCRIPTION, 2, '1.30'], [SUBSCRIPTION_2, 1, '3.36'], [SUBSCRIPTION_3, 1, '0.03']]);
+    const monthDir = path.join(dir, '2026-10');
+    assert.deepEqual(fs.readdirSync(monthDir).sort(), [SUBSCRIPTION, SUBSCRIPTION_2, SUBSCRIPTION_3].map((id) => `${id}.csv`));
+    const rows = tableRows(wrote.stdout, /^SUBSCRIPTION\s+LINES\s+TOTAL\s+FILE$/);
+    assert.deepEqual(rows, invoices.map((i) => [i.subscriptionId, String(i.lines), `${i.total} USD`, path.join(monthDir, `${i.subscriptionId}.csv`)]));
+    for (const i of invoices) {
+      const csv = fs.readFileSync(path.join(monthDir, `${i.subscriptionId}.csv`), 'utf8');
+      assert.equal(csv, i.csv);
+      assert.deepEqual(csvRows(csv).at(-1)!.slice(0, 2).concat(csvRows(csv).at(-1)![7]!), [i.subscriptionId, 'TOTAL', i.total], 'the file ends with the total the API shows');
+    }
+    assert.ok(wrote.stdout.split('\n').includes(`Wrote 3 invoices for 2026-10 to ${monthDir}; together 4.69 USD.`), wrote.stdout);
+
+    const again = await hcs(['admin', 'billing', 'invoices', '2026-10', '--out', dir, '--json'], { env: { HCS_TOKEN: sre } });
+    assert.equal(again.code, 0, again.stderr);
+    const body = JSON.parse(again.stdout) as { directory: string; total: string; invoices: { subscriptionId: string; file: string; csv: string }[] };
+    assert.equal(body.directory, monthDir);
+    assert.equal(body.total, '4.69');
+    assert.deepEqual(body.invoices.map((i) => [i.subscriptionId, i.file, i.csv]), invoices.map((i) => [i.subscriptionId, path.join(monthDir, `${i.subscriptionId}.csv`), i.csv]));
+    assert.equal(fs.readdirSync(monthDir).length, 3, 'written again in place, no temporary files left');
+
+    const empty = await hcs(['admin', 'billing', 'invoices', '2026-09', '--out', dir], { env: { HCS_TOKEN: sre } });
+    assert.equal(empty.code, 0, empty.stderr);
+    assert.match(empty.stdout, /^No usage in 2026-09: no invoices to write/m);
+    assert.deepEqual(fs.readdirSync(path.join(dir, '2026-09')), []);
+
+    const badDir = path.join(work, 'finance-bad-month');
+    const bad = await hcs(['admin', 'billing', 'invoices', '2026-00', '--out', badDir], { env: { HCS_TOKEN: sre } });
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /the month must be written YYYY-MM, e\.g\. 2026-11, not '2026-00'/);
+    assert.match(bad.stderr, /usage: hcs admin billing invoices YYYY-MM --out DIR/);
+    assert.equal(fs.existsSync(badDir), false, 'nothing created for a bad month');
+    const noOut = await hcs(['admin', 'billing', 'invoices', '2026-10'], { env: { HCS_TOKEN: sre } });
+    assert.equal(noOut.code, 2);
+    assert.match(noOut.stderr, /--out is required/);
+
+    const customerDir = path.join(work, 'finance-customer');
+    const customer = await hcs(['admin', 'billing', 'invoices', '2026-10', '--out', customerDir]);
+    assert.equal(customer.code, 3, customer.stderr);
+    assert.match(customer.stderr, /forbidden: this action needs one of the roles: Platform\.SRE/);
+    assert.equal(fs.existsSync(customerDir), false, 'a refused request writes nothing');
+  });
+
+  it('admin billing reconcile against a file-exporting API shows the 409 and exits non-zero; customers get 403', async () => {
+    const sre = s.token(TENANT, SRE, 'sre');
+    const unavailable = await hcs(['admin', 'billing', 'reconcile', '--from', '2026-10-01', '--to', '2026-11-01'], { env: { HCS_TOKEN: sre } });
+    assert.equal(unavailable.code, 3, unavailable.stderr);
+    assert.match(unavailable.stderr, /^hcs: reconciliation_unavailable: .*\(BILLING_EXPORTER=file\)$/m);
+    assert.equal(unavailable.stdout, '');
+    const customer = await hcs(['admin', 'billing', 'reconcile']);
+    assert.equal(customer.code, 3, customer.stderr);
+    assert.match(customer.stderr, /forbidden: this action needs one of the roles: Platform\.SRE/);
+
+    const help = await hcs(['admin', '--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /^ {2}billing\s+Every subscription's invoices/m);
+    const top = await hcs(['--help']);
+    assert.match(top.stdout, /^ {2}billing\s+Your tenant's metered usage and monthly invoices$/m);
+  });
+
+  it('admin billing reconcile exits 1 when anything is missing, extra or mismatched, and 0 when everything matches', async () => {
+    // A stand-in API answering with a report: the test stack exports usage to files, so the real one answers 409.
+    const asked: string[] = [];
+    let report: Record<string, unknown> = {};
+    const entry = (dimension: string, day: string, ours: number, theirs: number, name = 'alpha') => ({
+      resourceUri: `/subscriptions/${SUBSCRIPTION}/resourceGroups/rg/providers/Microsoft.Solutions/applications/${name}`, dimension, day, ours, theirs,
+    });
+    const standIn = http.createServer((req, res) => {
+      asked.push(req.url ?? '');
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(report));
+    });
+    await new Promise<void>((r) => standIn.listen(0, '127.0.0.1', r));
+    try {
+      const env = { HCS_API: `http://127.0.0.1:${(standIn.address() as net.AddressInfo).port}` };
+      const base = { from: '2026-11-10T00:00:00.000Z', to: '2026-11-13T00:00:00.000Z', compared: { ours: 3, theirs: 3 }, matched: 1 };
+      report = {
+        ...base,
+        missing: [entry('plus_hours', '2026-11-12', 1, 0)],
+        extra: [entry('standard_hours', '2026-11-11', 0, 2, 'stranger')],
+        mismatched: [entry('standard_hours', '2026-11-12', 2.75, 2.25)],
+        unbilled: { Late: 1, Failed: 1 },
+      };
+      const differing = await hcs(['admin', 'billing', 'reconcile', '--from', '2026-11-10', '--to', '2026-11-13'], { env });
+      assert.equal(differing.code, 1, differing.stderr);
+      assert.deepEqual(asked, ['/v1/admin/billing/reconciliation?from=2026-11-10&to=2026-11-13']);
+      assert.match(differing.stderr, /^hcs: reconciliation found 3 differences: 1 missing, 1 extra, 1 mismatched$/m);
+      assert.match(differing.stdout, /^Matched:\s+1$/m);
+      assert.match(differing.stdout, /^Missing:\s+1 /m);
+      assert.match(differing.stdout, /^Unbilled:\s+Late 1, Failed 1$/m);
+      assert.deepEqual(tableRows(differing.stdout, /^DIFFERENCE\s+DAY\s+DIMENSION\s+OURS \(h\)\s+THEIRS \(h\)\s+RESOURCE$/).map((r) => r.slice(0, 5)), [
+        ['missing', '2026-11-12', 'plus_hours', '1', '0'],
+        ['extra', '2026-11-11', 'standard_hours', '0', '2'],
+        ['mismatched', '2026-11-12', 'standard_hours', '2.75', '2.25'],
+      ]);
+      const asJson = await hcs(['admin', 'billing', 'reconcile', '--json'], { env });
+      assert.equal(asJson.code, 1);
+      assert.deepEqual(JSON.parse(asJson.stdout), report, 'under --json the report is the output');
+
+      report = { ...base, matched: 3, missing: [], extra: [], mismatched: [entry('plus_hours', '2026-11-12', 1, 1.5)], unbilled: {} };
+      const oneMismatch = await hcs(['admin', 'billing', 'reconcile'], { env });
+      assert.equal(oneMismatch.code, 1, 'a mismatch alone fails the run');
+      assert.match(oneMismatch.stderr, /reconciliation found 1 difference: 0 missing, 0 extra, 1 mismatched/);
+
+      report = { ...base, matched: 3, missing: [], extra: [], mismatched: [], unbilled: { Pending: 2 } };
+      const clean = await hcs(['admin', 'billing', 'reconcile'], { env });
+      assert.equal(clean.code, 0, clean.stderr);
+      assert.equal(clean.stderr, '');
+      assert.match(clean.stdout, /^Matched:\s+3$/m);
+      assert.match(clean.stdout, /^Unbilled:\s+Pending 2$/m);
+      assert.doesNotMatch(clean.stdout, /DIFFERENCE/);
+      assert.equal(asked.at(-1), '/v1/admin/billing/reconciliation', 'no period given: the API picks this month');
+    } finally {
+      await new Promise((r) => standIn.close(r));
     }
   });
 

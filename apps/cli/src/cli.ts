@@ -1,7 +1,8 @@
 import { ApiClient, ApiError, ApiUnreachable } from './api-client';
 import { UsageError, parseCommandLine } from './args';
 import { group, type CliIo, type Command, type CommandGroup } from './command';
-import { admin } from './commands/admin-waves';
+import { waves } from './commands/admin-waves';
+import { adminBilling, billing } from './commands/billing';
 import { clusters } from './commands/clusters';
 import { login, logout } from './commands/login';
 import { operations } from './commands/operations';
@@ -15,8 +16,10 @@ import { Unsuccessful } from './watch';
 export type { CliIo } from './command';
 export { ExitCode } from './exit-codes';
 
-const PROGRAM = group('hcs', 'Managed Consul from the command line: clusters, snapshots, operations and fleet maintenance.', [
-  login, logout, clusters, snapshots, operations, admin,
+const admin = group('admin', 'Fleet maintenance and billing for SREs (needs the Platform.SRE role)', [waves, adminBilling]);
+
+const PROGRAM = group('hcs', 'Managed Consul from the command line: clusters, snapshots, operations, billing and fleet maintenance.', [
+  login, logout, clusters, snapshots, operations, billing, admin,
 ]);
 
 const HELP_WORDS = new Set(['--help', '-h', 'help']);

@@ -63,6 +63,6 @@ export const PROGRAM_FOOTER: readonly string[] = [
   '  HCS_CONFIG  where login saves its settings (default ~/.config/hcs/config.json)',
   '',
   'Exit codes:',
-  '  0 done   1 the operation failed or was canceled (or a server error)   2 usage error',
-  '  3 the API refused the request (4xx)   4 the API could not be reached',
+  '  0 done   1 the operation failed or was canceled, reconciliation found differences, or a server error',
+  '  2 usage error   3 the API refused the request (4xx)   4 the API could not be reached',
 ];

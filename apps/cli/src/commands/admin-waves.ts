@@ -114,6 +114,4 @@ const get = command({
   },
 });
 
-export const admin = group('admin', 'Fleet maintenance for SREs (needs the Platform.SRE role)', [
-  group('waves', 'Run an action across many clusters in waves: canaries, then a bounded number at a time', [start, get]),
-]);
+export const waves = group('waves', 'Run an action across many clusters in waves: canaries, then a bounded number at a time', [start, get]);
