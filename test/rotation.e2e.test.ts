@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import {
   AuditRepository, ClusterRepository, SecretBox, SecretName, SecretRepository, createOperationsQueue, createRedis, type Operation, type OperationsQueue,
 } from '../libs/core/src';
-import { LocalTarget, planManagementTokenRotation, type ManagementTokenRotation } from '../libs/provisioner/src';
+import { LocalTarget, planManagementTokenRotation, withManagementTokenAccessors, type ManagementTokenRotation } from '../libs/provisioner/src';
 import { ClusterTarget } from '../apps/worker/src/cluster-target';
 import { RotateManagementTokenFlow } from '../apps/worker/src/flows/rotate.flow';
 import { HealthMonitor } from '../apps/worker/src/health.monitor';
@@ -30,9 +30,9 @@ function servedFingerprint(host: string, ca: string): Promise<string> {
 }
 
 /** GET /v1/acl/token/self with a token: the status, and the body only when it is an error (a 200 body holds the secret). */
-function tokenSelf(address: string, ca: string, token: string): Promise<{ status: number; error: string }> {
+function tokenSelf(address: string, ca: string, token: string, path = '/v1/acl/token/self'): Promise<{ status: number; error: string }> {
   return new Promise((resolve, reject) => {
-    const req = https.request({ host: address, port: 8501, path: '/v1/acl/token/self', method: 'GET', ca, headers: { 'X-Consul-Token': token }, timeout: 10_000 }, (res) => {
+    const req = https.request({ host: address, port: 8501, path, method: 'GET', ca, headers: { 'X-Consul-Token': token }, timeout: 10_000 }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, error: res.statusCode === 200 ? '' : Buffer.concat(chunks).toString('utf8').slice(0, 200) }));
@@ -66,6 +66,13 @@ describe('management token rotation plan', () => {
     assert.equal(next.operationId, 'op-2');
     assert.equal(next.accessorId, stuck.accessorId);
     assert.ok(next.secretId === stuck.secretId && next.revoke.length === 1 && next.revoke[0] === current);
+  });
+  it('the list of management token accessors only grows, and says when it did not', () => {
+    const [a, b] = [randomUUID(), randomUUID()];
+    assert.equal(withManagementTokenAccessors(null, []), null);
+    assert.deepEqual(withManagementTokenAccessors(null, [a, a]), { accessorIds: [a] });
+    assert.equal(withManagementTokenAccessors({ accessorIds: [a] }, [a]), null);
+    assert.deepEqual(withManagementTokenAccessors({ accessorIds: [a] }, [b, a, b]), { accessorIds: [a, b] });
   });
   it('an unfinished rotation that switched already: a fresh token, and its leftovers are revoked too', () => {
     const older = randomUUID();
@@ -108,15 +115,21 @@ describe('key rotation', { timeout: 600_000 }, () => {
     }
     return -1;
   };
-  /** Every server rejects each retired token with "ACL not found", and accepts the current one. */
-  const assertOnlyCurrentTokenWorks = async (addresses: string[], current: string) => {
+  /**
+   * Every server rejects each retired token with "ACL not found", and accepts the current one. With `stale`, also
+   * as each server answers from its own state (as it authorizes a request), not only through the leader.
+   */
+  const assertOnlyCurrentTokenWorks = async (addresses: string[], current: string, { stale = false } = {}) => {
+    const paths = stale ? ['/v1/acl/token/self', '/v1/acl/token/self?stale', '/v1/kv/before?stale'] : ['/v1/acl/token/self'];
     for (const a of addresses) {
-      for (const old of retired) {
-        const r = await tokenSelf(a, cc.caPem, old);
-        assert.equal(r.status, 403, `server ${a}: a retired management token answered ${r.status}`);
-        assert.match(r.error, /ACL not found/);
+      for (const p of paths) {
+        for (const old of retired) {
+          const r = await tokenSelf(a, cc.caPem, old, p);
+          assert.equal(r.status, 403, `server ${a}, ${p}: retired management token #${retired.indexOf(old)} answered ${r.status}`);
+          assert.match(r.error, /ACL not found/);
+        }
+        assert.equal((await tokenSelf(a, cc.caPem, current, p)).status, 200, `server ${a}, ${p}: the current management token is refused`);
       }
-      assert.equal((await tokenSelf(a, cc.caPem, current)).status, 200, `server ${a}: the current management token is refused`);
     }
   };
   /** A writer that fails over between servers (as a client agent with retry_join does) until the operation ends. */
@@ -324,6 +337,65 @@ describe('key rotation', { timeout: 600_000 }, () => {
     assert.ok((await storedToken()) === planA.secretId);
     await assertOnlyCurrentTokenWorks(cc.retryJoin, planA.secretId);
     assert.equal((await cli(['kv', 'get', 'before'])).stdout.trim(), 'rotation');
+  });
+
+  it('restoring a snapshot from before a rotation: the retired token stays revoked, the current one works, the data is the snapshot\'s', async () => {
+    const snapshot = async (name: string): Promise<string> => {
+      const r = await s.request('POST', `/v1/clusters/${id}/snapshots`, { token, body: { name } });
+      assert.equal(r.status, 202, JSON.stringify(r.body));
+      assert.equal((await finish(r.body.operation.id)).state, 'Succeeded');
+      return r.body.snapshot.id;
+    };
+    const rotate = async (): Promise<string> => {
+      const before = await storedToken();
+      const r = await s.request('POST', `/v1/clusters/${id}/rotate`, { token, body: { what: 'management-token' } });
+      assert.equal(r.status, 202, JSON.stringify(r.body));
+      const done = await finish(r.body.operation.id, 180_000);
+      assert.equal(done.state, 'Succeeded', JSON.stringify(done));
+      retired.push(before);
+      const after = await storedToken();
+      assert.ok(after !== before, 'a new management token');
+      return after;
+    };
+    const restore = async (snapshotId: string): Promise<string> => {
+      const r = await s.request('POST', `/v1/clusters/${id}/snapshots/${snapshotId}/restore`, { token });
+      assert.equal(r.status, 202, JSON.stringify(r.body));
+      const done = await finish(r.body.operation.id, 180_000);
+      assert.equal(done.state, 'Succeeded', JSON.stringify(done));
+      assert.deepEqual(done.steps.map((x: { name: string }) => x.name), ['pre-restore-snapshot', 'verify-snapshot', 'restore', 'wait-for-leader', 'revoke-retired-tokens']);
+      const last = done.steps.at(-1);
+      return `${last.detail} [${last.durationMs} ms]`;
+    };
+    const get = async (key: string) => (await cli(['kv', 'get', key])).stdout.trim();
+
+    assert.equal((await cli(['kv', 'put', 'restore/marker', 'one'])).code, 0);
+    const first = await snapshot('before-rotation'); // holds the current management token
+    const second = await rotate(); // the first one is retired
+    assert.equal((await cli(['kv', 'put', 'restore/marker', 'two'])).code, 0);
+    assert.equal((await cli(['kv', 'put', 'restore/later', 'x'])).code, 0);
+    const middle = await snapshot('after-rotation'); // holds the second under the AccessorID the rotation gave it
+    await assertOnlyCurrentTokenWorks(cc.retryJoin, second, { stale: true });
+
+    // The first snapshot brings the first token back; it predates the second, which the leader makes again from its config.
+    const detail = await restore(first);
+    process.stdout.write(`# restore of a snapshot from before the rotation: ${detail}\n`);
+    await assertOnlyCurrentTokenWorks(cc.retryJoin, second, { stale: true });
+    assert.match(detail, /^deleted 1 retired management token\(s\) the snapshot brought back/);
+    assert.equal(await get('restore/marker'), 'one', 'the data is the snapshot\'s');
+    assert.equal((await cli(['kv', 'get', 'restore/later'])).code, 1, 'written after the snapshot: gone');
+    assert.equal(await get('before'), 'rotation');
+    const issued = await s.request('POST', `/v1/clusters/${id}/tokens`, { token });
+    assert.equal(issued.status, 201, 'the worker still works with the current management token');
+
+    // The second token now has the AccessorID the leader gave it; the middle snapshot holds it under the first one.
+    const third = await rotate();
+    const detail2 = await restore(middle);
+    process.stdout.write(`# restore of a snapshot from between two rotations: ${detail2}\n`);
+    await assertOnlyCurrentTokenWorks(cc.retryJoin, third, { stale: true });
+    assert.match(detail2, /^deleted 1 retired management token\(s\) the snapshot brought back/);
+    assert.equal(await get('restore/marker'), 'two', 'the data is the middle snapshot\'s');
+    assert.equal(await get('restore/later'), 'x');
+    for (const i of [0, 1, 2]) assert.ok(configMaster(i) === third, `server ${i} names the current management token`);
   });
 
   it('servers added by scaling after a rotation get the current token in their config', async () => {

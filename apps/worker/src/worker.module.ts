@@ -72,7 +72,7 @@ export class WorkerModule {
               delete: new DeleteClusterFlow(target, clusters, secrets, audit, snapshotRows, snapshots),
               'create-token': new CreateTokenFlow(target, secrets, audit),
               snapshot: new SnapshotFlow(snapshots, snapshotRows, audit),
-              restore: new RestoreFlow(target, snapshots, snapshotRows, clusters, audit, config.CLUSTER_READY_TIMEOUT_MS),
+              restore: new RestoreFlow(target, secrets, snapshots, snapshotRows, clusters, audit, config.CLUSTER_READY_TIMEOUT_MS),
               'delete-snapshot': new DeleteSnapshotFlow(snapshots, audit),
               scale: new ScaleFlow(target, clusters, audit, config),
               repair: new RepairFlow(target, clusters, audit, config),

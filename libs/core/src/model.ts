@@ -70,5 +70,6 @@ export const SecretName = {
   NextPki: 'pki-next',
   /** The management token rotation in progress, or the last one (see planManagementTokenRotation). */
   ManagementTokenRotation: 'management-token-rotation',
+  ManagementTokenAccessors: 'management-token-accessors', // every AccessorID its management tokens have had (see ManagementTokenAccessors)
   issuedToken: (operationId: string) => `issued-token:${operationId}`,
 } as const;

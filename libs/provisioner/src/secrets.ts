@@ -52,3 +52,26 @@ export function planManagementTokenRotation(
   const revoke = [...new Set([...(unfinished ? found.revoke : []), current])].filter((s) => s !== next.secretId);
   return { operationId, ...next, revoke };
 }
+
+/**
+ * Every AccessorID the cluster's management tokens have had, sealed as a
+ * cluster secret (never their secrets). A snapshot holds the ACL state of when
+ * it was taken, so restoring one from before a rotation brings the retired
+ * token back under the AccessorID it had then; the restore then deletes every
+ * token listed here that exists again, except the current management token.
+ * Recorded: a token's AccessorID when it becomes the management token and
+ * again before it is revoked, and after every restore the one the current
+ * token has then (a leader re-creates the configured master token under a
+ * random AccessorID when the restored state lacks it, so a token may have had
+ * several). The list only grows; its ids are random UUIDs of these tokens only.
+ */
+export interface ManagementTokenAccessors {
+  accessorIds: string[];
+}
+
+/** The list stored (null: none yet) with `add` appended; null when it holds them all already. */
+export function withManagementTokenAccessors(stored: ManagementTokenAccessors | null, add: readonly string[]): ManagementTokenAccessors | null {
+  const known = stored?.accessorIds ?? [];
+  const fresh = [...new Set(add)].filter((a) => !known.includes(a));
+  return fresh.length === 0 ? null : { accessorIds: [...known, ...fresh] };
+}

@@ -1,7 +1,8 @@
-import { AuditRepository, ClusterRepository, SnapshotKind, SnapshotRepository, SnapshotState } from '../../../../libs/core/src';
+import { AuditRepository, ClusterRepository, SecretRepository, SnapshotKind, SnapshotRepository, SnapshotState } from '../../../../libs/core/src';
 import type { ClusterSnapshots } from '../cluster-snapshots';
 import type { ClusterTarget } from '../cluster-target';
 import type { Flow, FlowContext, Step } from './flow';
+import { recordManagementTokenAccessors } from './rotate.flow';
 
 interface RestoreParams {
   snapshotId: string;
@@ -11,11 +12,14 @@ interface RestoreParams {
 /**
  * Restore: a pre-restore safety snapshot first (unless asked not to), then the
  * chosen snapshot is downloaded, checked against its recorded checksum and
- * restored; done when the cluster has its leader and voters again.
+ * restored; the cluster has its leader and voters again. Last, the management
+ * tokens a rotation retired since the snapshot was taken are back in the
+ * restored ACL state: each is deleted again (see ManagementTokenAccessors).
  */
 export class RestoreFlow implements Flow {
   constructor(
     private readonly target: ClusterTarget,
+    private readonly secrets: SecretRepository,
     private readonly snapshots: ClusterSnapshots,
     private readonly rows: SnapshotRepository,
     private readonly clusters: ClusterRepository,
@@ -54,6 +58,26 @@ export class RestoreFlow implements Flow {
         run: async () => {
           const r = await this.target.local.waitForLeader(await this.target.spec(id), await this.target.loadSecrets(id), { timeoutMs: this.readyTimeoutMs });
           return `leader ${r.leader}, ${r.voters} voters`;
+        },
+      },
+      {
+        name: 'revoke-retired-tokens',
+        run: async () => {
+          const spec = await this.target.spec(id);
+          const secrets = await this.target.loadSecrets(id);
+          const timeout = { timeoutMs: this.readyTimeoutMs };
+          // The configured master: in the restored state, or made again by the leader (under a new AccessorID) if it lacks it.
+          const current = await this.target.local.waitForTokenOnEveryServer(spec, secrets, secrets.managementToken, timeout);
+          const retired = (await recordManagementTokenAccessors(this.secrets, id, [current.accessorId])).filter((a) => a !== current.accessorId);
+          const deleted: string[] = [];
+          for (const accessorId of retired) {
+            if ((await this.target.local.deleteTokenByAccessor(spec, secrets, accessorId)) === 'deleted') deleted.push(accessorId);
+          }
+          // Every server has applied the restore and the deletions before it is asked.
+          await this.target.local.waitForHealthy(spec, secrets, timeout);
+          await this.target.local.waitForTokensAbsentOnEveryServer(spec, secrets, retired, timeout);
+          const back = deleted.length > 0 ? `deleted ${deleted.length} retired management token(s) the snapshot brought back (${deleted.join(', ')})` : 'no retired management token came back';
+          return `${back}; every server rejects ${retired.length} retired token(s) and resolves the current one (${current.accessorId})`;
         },
       },
     );

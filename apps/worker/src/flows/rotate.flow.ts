@@ -1,6 +1,7 @@
 import { AuditRepository, SecretName, SecretRepository } from '../../../../libs/core/src';
 import {
-  generateGossipKey, issueServerCertificate, planManagementTokenRotation, type ClusterPki, type ManagementTokenRotation,
+  generateGossipKey, issueServerCertificate, planManagementTokenRotation, withManagementTokenAccessors,
+  type ClusterPki, type ManagementTokenAccessors, type ManagementTokenRotation,
 } from '../../../../libs/provisioner/src';
 import type { ClusterTarget } from '../cluster-target';
 import { PermanentError, type Flow, type FlowContext, type Step } from './flow';
@@ -125,6 +126,9 @@ export class RotateCertificatesFlow implements Flow {
  *      followers first and the leader last, healthy before the next;
  *   5. make it the stored management token (everything the worker does uses it from now on);
  *   6. delete the old token(s) and wait until every server answers "ACL not found".
+ * The AccessorIDs of the new token (at 5) and of the old ones (at 6, before
+ * they are deleted) are recorded for good: a restore of a snapshot taken
+ * before the rotation brings the old ones back, and deletes them again.
  */
 export class RotateManagementTokenFlow implements Flow {
   constructor(
@@ -200,6 +204,9 @@ export class RotateManagementTokenFlow implements Flow {
         name: 'switch-token',
         run: async () => {
           const p = await plan();
+          // Snapshots from now on hold it under this AccessorID (the planned one, unless a leader made it again under another).
+          const info = await this.target.local.tokenInfo(await this.target.spec(id), await this.target.loadSecrets(id), p.secretId);
+          await recordManagementTokenAccessors(this.secrets, id, info ? [p.accessorId, info.accessorId] : [p.accessorId]);
           if ((await this.secrets.get(id, SecretName.ManagementToken)) === p.secretId) return 'already switched';
           await this.secrets.replace(id, SecretName.ManagementToken, p.secretId);
         },
@@ -215,6 +222,13 @@ export class RotateManagementTokenFlow implements Flow {
           // A server still running a config that names an old token would make it again on becoming leader.
           const old = await this.target.local.serversOnOldConfig(spec, secrets);
           if (old.length > 0) throw new Error(`server(s) ${old.join(', ')} still run a config naming an old token`);
+          // Recorded before they go (a retry finds a deleted one gone, and recorded by the attempt that deleted it).
+          const accessors: string[] = [];
+          for (const secretId of p.revoke) {
+            const info = await this.target.local.tokenInfo(spec, secrets, secretId);
+            if (info) accessors.push(info.accessorId);
+          }
+          await recordManagementTokenAccessors(this.secrets, id, accessors);
           const revoked: string[] = [];
           for (const secretId of p.revoke) revoked.push((await this.target.local.deleteTokenBySecret(spec, secrets, secretId, timeout)) ?? 'one already gone');
           await this.secrets.replace(id, SecretName.ManagementTokenRotation, JSON.stringify({ ...p, revoke: [] } satisfies ManagementTokenRotation));
@@ -238,4 +252,16 @@ export class RotateManagementTokenFlow implements Flow {
   async failed({ cluster, operation }: FlowContext, reason: string) {
     await this.audit.record({ tenantId: cluster.tenantId, clusterId: cluster.id, operationId: operation.id, actor: 'system', action: 'cluster.management-token.rotation-failed', details: { reason } });
   }
+}
+
+/**
+ * Adds AccessorIDs to the cluster's durable list of its management tokens'
+ * (see ManagementTokenAccessors); returns the whole list.
+ */
+export async function recordManagementTokenAccessors(secrets: SecretRepository, clusterId: string, add: readonly string[]): Promise<string[]> {
+  const raw = await secrets.get(clusterId, SecretName.ManagementTokenAccessors);
+  const stored = raw === null ? null : (JSON.parse(raw) as ManagementTokenAccessors);
+  const next = withManagementTokenAccessors(stored, add);
+  if (next) await secrets.replace(clusterId, SecretName.ManagementTokenAccessors, JSON.stringify(next));
+  return (next ?? stored)?.accessorIds ?? [];
 }

@@ -753,6 +753,75 @@ export class LocalTarget {
     return found?.accessorId;
   }
 
+  /**
+   * Deletes the token with this AccessorID, authorized by `secrets.managementToken`,
+   * unless it is that token itself ('current': left alone). 'absent' when the
+   * cluster has no such token. Idempotent.
+   */
+  async deleteTokenByAccessor(spec: LocalClusterSpec, secrets: LocalClusterSecrets, accessorId: string): Promise<'deleted' | 'absent' | 'current'> {
+    validateSpec(spec, secrets);
+    if (!UUID.test(accessorId)) throw new Error('a token accessor id must be a UUID');
+    const path = `/v1/acl/token/${encodeURIComponent(accessorId)}`;
+    const call = (method: 'GET' | 'DELETE'): Promise<ConsulResponse> =>
+      this.firstAnswering(spec, secrets, (address, client) =>
+        client.request({ address, port: CONSUL_SERVER_PORTS.https, method, path, token: secrets.managementToken, timeoutMs: HTTP_TIMEOUT_MS }),
+      );
+    const found = await call('GET');
+    if (isAclNotFound(found)) return 'absent';
+    // A 200 answer holds the token's secret: compared, never described.
+    if (found.status !== 200) throw new Error(`reading token ${accessorId} on cluster ${spec.clusterId} answered HTTP ${found.status} ${describeBody(found.body)}`);
+    if (tokenIds(found.body).secretId === secrets.managementToken) return 'current';
+    const res = await call('DELETE');
+    if (res.status !== 200 && !isAclNotFound(res)) {
+      throw new Error(`deleting token ${accessorId} on cluster ${spec.clusterId} answered HTTP ${res.status} ${describeBody(res.body)}`);
+    }
+    return 'deleted';
+  }
+
+  /**
+   * Waits until every running server, each answering from its own state
+   * (`?stale`, as when it authorizes a request), resolves
+   * `secrets.managementToken` and answers "ACL not found" for each of
+   * `absentAccessorIds`. The management token is asked about first, so an
+   * "ACL not found" after it is about the token looked up, not the one the
+   * request is made with.
+   */
+  async waitForTokensAbsentOnEveryServer(
+    spec: LocalClusterSpec, secrets: LocalClusterSecrets, absentAccessorIds: readonly string[], opts: WaitForHealthyOptions,
+  ): Promise<void> {
+    validateSpec(spec, secrets);
+    const client = this.client(spec, secrets);
+    const startedAt = Date.now();
+    for (;;) {
+      const running = new Set((await this.observe(spec.clusterId)).map((p) => p.index));
+      const servers = spec.servers.filter((s) => running.has(s.index));
+      const waiting: string[] = servers.length === 0 ? ['no server is running'] : [];
+      for (const s of servers) {
+        const get = (path: string): Promise<ConsulResponse> =>
+          client.request({ address: s.address, port: CONSUL_SERVER_PORTS.https, method: 'GET', path, token: secrets.managementToken, timeoutMs: HTTP_TIMEOUT_MS });
+        try {
+          const self = await get('/v1/acl/token/self?stale');
+          if (self.status !== 200) {
+            waiting.push(`server ${s.index}: the management token answered HTTP ${self.status} ${describeBody(self.body)}`);
+            continue;
+          }
+          for (const accessorId of absentAccessorIds) {
+            const res = await get(`/v1/acl/token/${encodeURIComponent(accessorId)}?stale`);
+            if (res.status === 200) waiting.push(`server ${s.index}: token ${accessorId} exists`);
+            else if (!isAclNotFound(res)) waiting.push(`server ${s.index}: token ${accessorId} answered HTTP ${res.status} ${describeBody(res.body)}`);
+          }
+        } catch (e) {
+          waiting.push(`server ${s.index}: ${(e as Error).message}`);
+        }
+      }
+      if (waiting.length === 0) return;
+      if (Date.now() - startedAt + DEFAULT_POLL_INTERVAL_MS > opts.timeoutMs) {
+        throw new Error(`cluster ${spec.clusterId}: not every server rejects the retired tokens and resolves the management token after ${Date.now() - startedAt} ms (${waiting.join('; ')})`);
+      }
+      await delay(DEFAULT_POLL_INTERVAL_MS);
+    }
+  }
+
   /** Asks every running server about a token until `done` holds for all of them. */
   private async pollEveryServer(
     spec: LocalClusterSpec,
