@@ -11,7 +11,7 @@ const WORKER_MAIN = path.resolve(__dirname, '..', 'apps', 'worker', 'src', 'main
 /** The worker as a real process, so that the test can SIGKILL it. */
 function spawnWorker(s: TestStack, name: string): ChildProcess {
   const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const [k, v] of Object.entries(s.config)) if (typeof v !== 'object') env[k] = String(v);
+  for (const [k, v] of Object.entries(s.config)) if (v !== undefined && typeof v !== 'object') env[k] = String(v);
   env.WORKER_NAME = name;
   const child = spawn(process.execPath, [WORKER_MAIN], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   return child;

@@ -14,8 +14,16 @@ export interface AuditInput {
 export class AuditRepository {
   constructor(private readonly db: Db) {}
 
+  /**
+   * Records an event. An operation's action is recorded once: a hook that runs
+   * again after a worker died (the operation resumed elsewhere) writes nothing
+   * new (a partial unique index on operationId + action).
+   */
   async record(e: AuditInput): Promise<void> {
-    await this.db.auditEvent.create({ data: { id: randomUUID(), ...e, details: (e.details ?? {}) as object } });
+    await this.db.$executeRaw`
+      INSERT INTO "AuditEvent" ("id", "tenantId", "clusterId", "operationId", "actor", "action", "details")
+      VALUES (${randomUUID()}::uuid, ${e.tenantId}, ${e.clusterId ?? null}::uuid, ${e.operationId ?? null}::uuid, ${e.actor}, ${e.action}, ${JSON.stringify(e.details ?? {})}::jsonb)
+      ON CONFLICT ("operationId", "action") WHERE "operationId" IS NOT NULL DO NOTHING`;
   }
 
   listForCluster(tenantId: string, clusterId: string) {
