@@ -13,8 +13,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import IORedis from 'ioredis';
-import { OPERATIONS_QUEUE, loadConfig, type Config } from '../libs/core/src';
+import {
+  ClusterRepository, OPERATIONS_QUEUE, closeDb, createDb, createOperationsQueue, createRedis, enqueueOperation, loadConfig, type Config, type Db, type Operation, type OperationsQueue,
+} from '../libs/core/src';
 import { cloneTemplateDatabase, dropClonedDatabase } from '../test/support/databases';
+import type { INestApplicationContext } from '@nestjs/common';
+import { startWorker } from '../apps/worker/src/worker';
+import { ClusterTarget } from '../apps/worker/src/cluster-target';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 export const RESULTS_DIR = path.join(REPO_ROOT, 'bench', 'results');
@@ -289,4 +294,99 @@ export function sleep(ms: number): Promise<void> {
 
 export function log(msg: string): void {
   process.stdout.write(`${msg}\n`);
+}
+
+// ---------------------------------------------------------------- clusters through the real worker (day-2 benchmarks)
+
+export const BENCH_TENANT = 'beeeeeee-0000-4000-8000-00000000b002';
+const BENCH_SUBSCRIPTION = '0abcd000-0000-4000-8000-00000000b002';
+
+/** Waits until an operation row is Succeeded (returns it) or Failed/Canceled (throws with its error). */
+export async function waitForOperation(db: Db, operationId: string, timeoutMs = 120_000, pollMs = 25): Promise<Operation> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const op = await db.operation.findUnique({ where: { id: operationId } });
+    if (op?.state === 'Succeeded') return op;
+    if (op && ['Failed', 'Canceled'].includes(op.state)) throw new Error(`operation ${op.kind} ${operationId} ${op.state}: ${JSON.stringify(op.error)}`);
+    if (Date.now() > deadline) throw new Error(`operation ${operationId} not done after ${timeoutMs} ms (state ${op?.state}, step ${op?.currentStep})`);
+    await sleep(pollMs);
+  }
+}
+
+/**
+ * Creates a cluster as the API would (one row with its create operation), queues
+ * the operation for the worker running in this process and waits until it is
+ * Running. Returns the cluster id.
+ */
+export async function createClusterThroughWorker(db: Db, queue: OperationsQueue, config: Config, name: string, tier: 'development' | 'standard'): Promise<string> {
+  const { cluster, operation } = await new ClusterRepository(db).createWithOperation({
+    tenantId: BENCH_TENANT, subscriptionId: BENCH_SUBSCRIPTION, resourceGroup: 'rg-bench', name, region: 'westeurope', datacenter: name,
+    consulVersion: '1.8.7', tier, serverCount: tier === 'standard' ? 3 : 1, publicEndpoint: false, createdBy: 'bench',
+  });
+  await enqueueOperation(queue, operation.id, config.JOB_ATTEMPTS);
+  await waitForOperation(db, operation.id, config.CLUSTER_READY_TIMEOUT_MS + 30_000);
+  return cluster.id;
+}
+
+/** Deletes a cluster through the worker (its servers stop, its files and snapshots go) and waits for it. */
+export async function deleteClusterThroughWorker(db: Db, queue: OperationsQueue, config: Config, clusterId: string): Promise<void> {
+  const clusters = new ClusterRepository(db);
+  const cluster = await clusters.get(clusterId);
+  if (!cluster || cluster.state === 'Deleted') return;
+  const op = await clusters.requestDelete(cluster, 'bench');
+  await enqueueOperation(queue, op.id, config.JOB_ATTEMPTS);
+  await waitForOperation(db, op.id, 60_000);
+}
+
+/** Parses the timestamp at the start of a Consul log line ("2026-11-24T04:02:15.010Z [INFO] ..."). */
+export function consulLogTime(line: string): number {
+  const t = line.trimStart();
+  return Date.parse(t.slice(0, t.indexOf(' ')));
+}
+
+/** Lines of a file matching a pattern, with their timestamps, between two instants. */
+export function consulLogLines(file: string, pattern: RegExp, from = 0, to = Infinity): { at: number; line: string }[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  const out: { at: number; line: string }[] = [];
+  for (const line of text.split('\n')) {
+    if (!pattern.test(line)) continue;
+    const at = consulLogTime(line);
+    if (Number.isFinite(at) && at >= from && at <= to) out.push({ at, line: line.trim() });
+  }
+  return out;
+}
+
+/** CPU time (user + system) of this process, in ms, since `since` (a process.cpuUsage() value). */
+export function cpuMs(since?: NodeJS.CpuUsage): number {
+  const u = process.cpuUsage(since);
+  return (u.user + u.system) / 1000;
+}
+
+// ---------------------------------------------------------------- a worker in this process
+
+/**
+ * The real worker in this process on a benchmark's config, with a database
+ * client and a queue handle of the benchmark's own; all closed by the clean-ups
+ * (the queue's keys removed).
+ */
+export async function startBenchWorker(config: Config): Promise<{ worker: INestApplicationContext; db: Db; queue: OperationsQueue; target: ClusterTarget }> {
+  onCleanup(async () => {
+    await obliterateQueue(config.REDIS_URL, config.QUEUE_PREFIX);
+  });
+  const worker = await startWorker(config);
+  onCleanup(() => worker.close());
+  const db = createDb(config.DATABASE_URL, 2);
+  onCleanup(() => closeDb(db));
+  const redis = createRedis(config.REDIS_URL, false);
+  const queue = createOperationsQueue(redis, config.QUEUE_PREFIX);
+  onCleanup(async () => {
+    await queue.close();
+    redis.disconnect();
+  });
+  return { worker, db, queue, target: worker.get(ClusterTarget, { strict: false }) };
 }

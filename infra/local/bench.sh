@@ -51,7 +51,7 @@ cleanup() {
 trap cleanup EXIT
 start_dev_issuer "${BENCH_ISSUER_PORT:-18444}" bench-issuer
 
-ALL=(cluster-create api-throughput billing)
+ALL=(cluster-create api-throughput billing snapshots upgrade wave-overhead)
 if (($# > 0)); then names=("$@"); else names=("${ALL[@]}"); fi
 limit="${BENCH_TIME_LIMIT:-300}"
 failed=()

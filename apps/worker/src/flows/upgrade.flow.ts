@@ -20,15 +20,21 @@ interface UpgradeParams {
  * healthy (LocalTarget.waitForHealthy). A server that does not come back
  * healthy is rolled back to the old binary and the upgrade stops.
  *
- * A server restarts in place (same node id, address and data) without a
+ * A follower restarts in place (same node id, address and data) without a
  * graceful leave: it stays a raft voter while it is down (leave_on_terminate is
  * false), which costs quorum nothing a leave would not (one server of three is
- * down either way). A leave cost about 28 s per server in Consul 1.8
+ * down either way). A leave costs about 28 s per server in Consul 1.8
  * (BENCHMARKS.md, "Rolling upgrade"): the leave itself (serf leave propagation
- * on WAN and LAN, a 5 s RPC drain: ~13 s), then the server came back as a
+ * on WAN and LAN, a 5 s RPC drain: ~14 s), then the server comes back as a
  * non-voter that autopilot promotes only after server_stabilization_time, on
- * its 10 s loop (~12 s), and the removed server, campaigning while it drained,
- * came back with a higher term and made the leader step down.
+ * its 10 s loop (~12 s); and a follower that left campaigns while it drains and
+ * comes back with a higher term that makes the leader step down.
+ *
+ * The leader still leaves gracefully (as LocalTarget.restartServersOnOldConfig
+ * does): it steps down while it keeps answering, so writes sent meanwhile wait
+ * for the new leader ("No cluster leader" is retried by Consul) instead of
+ * failing, as they do for about a second when a stopped leader's followers
+ * still forward to it.
  */
 export class UpgradeFlow implements Flow {
   constructor(
@@ -76,7 +82,8 @@ export class UpgradeFlow implements Flow {
         done.push(`${server.index}(already)`);
         continue; // upgraded before a worker restart
       }
-      await this.target.local.stopServer(base, secrets, server.index, { leave: false });
+      const isLeader = leader.startsWith(`${server.address}:`);
+      await this.target.local.stopServer(base, secrets, server.index, { leave: isLeader && base.servers.length > 1 });
       await this.target.local.startServers(toSpec, secrets);
       const healthy = await this.healthy(toSpec, server.index, entry.reports);
       if (healthy !== true) {
