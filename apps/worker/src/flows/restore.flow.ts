@@ -17,6 +17,9 @@ interface RestoreParams {
  * restored ACL state: each is deleted again (see ManagementTokenAccessors).
  */
 export class RestoreFlow implements Flow {
+  /** What verify-snapshot downloaded and checked, for the restore step of the same attempt (a resumed attempt downloads again). */
+  private readonly verified = new Map<string, Buffer>();
+
   constructor(
     private readonly target: ClusterTarget,
     private readonly secrets: SecretRepository,
@@ -44,12 +47,17 @@ export class RestoreFlow implements Flow {
     steps.push(
       {
         name: 'verify-snapshot',
-        run: async () => `${(await this.snapshots.fetchVerified(p.snapshotId)).length} bytes, checksum verified`,
+        run: async () => {
+          const data = await this.snapshots.fetchVerified(p.snapshotId);
+          this.verified.set(ctx.operation.id, data);
+          return `${data.length} bytes, checksum verified`;
+        },
       },
       {
         name: 'restore',
         run: async () => {
-          const data = await this.snapshots.fetchVerified(p.snapshotId);
+          const data = this.verified.get(ctx.operation.id) ?? (await this.snapshots.fetchVerified(p.snapshotId));
+          this.verified.delete(ctx.operation.id);
           await this.target.local.restoreSnapshot(await this.target.spec(id), await this.target.loadSecrets(id), data);
         },
       },
@@ -91,6 +99,7 @@ export class RestoreFlow implements Flow {
   }
 
   async failed(ctx: FlowContext, reason: string) {
+    this.verified.delete(ctx.operation.id);
     const p = ctx.operation.params as unknown as RestoreParams;
     if (p.preRestoreSnapshotId) {
       const pre = await this.rows.get(p.preRestoreSnapshotId);
