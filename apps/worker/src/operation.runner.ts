@@ -37,23 +37,29 @@ export class OperationRunner {
 
   async run(job: Job<JobPayloads['run-operation']>, token: string | undefined): Promise<void> {
     const { operationId } = job.data;
-    let op = await this.operations.get(operationId);
-    if (!op || TERMINAL_OPERATION_STATES.has(op.state)) return; // done already: a replayed job is a no-op
-    const flow = this.flows[op.kind as OperationKind];
-    if (!flow) throw new UnrecoverableError(`no flow for operation kind ${op.kind}`);
-    const cluster = await this.clusters.get(op.clusterId);
-    if (!cluster) throw new UnrecoverableError(`cluster ${op.clusterId} is gone`);
-
-    if (op.mutating && !(await this.clusters.acquireLock(cluster.id, op.id, op.seq))) {
+    // One statement: still unfinished, the cluster's lock taken in seq order (mutating kinds), Running, attempt counted.
+    const op = await this.operations.claim(operationId);
+    if (!op) {
+      const now = await this.operations.get(operationId);
+      if (!now || TERMINAL_OPERATION_STATES.has(now.state)) return; // done already: a replayed job is a no-op
+      if (!this.flows[now.kind as OperationKind]) throw new UnrecoverableError(`no flow for operation kind ${now.kind}`);
+      // The cluster is held by another operation, or an earlier one of it is unfinished: ask again later.
       await job.moveToDelayed(Date.now() + LOCK_RETRY_MS, token);
       throw new DelayedError();
     }
-    op = await this.operations.start(op.id);
+    const flow = this.flows[op.kind as OperationKind];
+    if (!flow) {
+      await this.clusters.releaseLock(op.clusterId, op.id); // claimed, but it cannot run here
+      throw new UnrecoverableError(`no flow for operation kind ${op.kind}`);
+    }
+    const cluster = await this.clusters.getRaw(op.clusterId);
+    if (!cluster) throw new UnrecoverableError(`cluster ${op.clusterId} is gone`);
     const ctx = { operation: op, cluster };
     const steps = flow.steps(ctx);
     const log: OperationStep[] = (Array.isArray(op.steps) ? (op.steps as unknown as OperationStep[]) : []).filter((s) => s.state === 'Succeeded');
     const fields = { operationId: op.id, clusterId: cluster.id, kind: op.kind, attempt: op.attempts };
     this.log.log({ msg: op.attempts > 1 ? 'operation resumed' : 'operation started', ...fields });
+    let ended = false;
     try {
       for (const [i, step] of steps.entries()) {
         const started = new Date();
@@ -72,6 +78,7 @@ export class OperationRunner {
       await this.operations.saveSteps(op.id, log, 100, null);
       const result = await flow.succeeded(ctx);
       await this.operations.succeed(op.id, result ?? undefined);
+      ended = true; // and the lock freed with it
       finished.inc({ kind: op.kind, state: OperationState.Succeeded });
       this.log.log({ msg: 'operation succeeded', ...fields });
     } catch (e) {
@@ -93,12 +100,19 @@ export class OperationRunner {
       // The flow records what failed on the cluster before the operation ends and frees the cluster.
       await flow.failed(ctx, error.message).catch((err: unknown) => this.log.error({ msg: 'failure hook failed', ...fields, error: (err as Error).message }));
       await this.operations.fail(op.id, error);
+      ended = true;
       finished.inc({ kind: op.kind, state: OperationState.Failed });
       this.log.error({ msg: 'operation failed', ...fields, error: error.message });
       throw new UnrecoverableError(error.message);
     } finally {
-      const now = await this.operations.get(op.id);
-      if (now && TERMINAL_OPERATION_STATES.has(now.state)) await this.clusters.releaseLock(cluster.id, op.id);
+      // succeed/fail free the lock in their own statement; otherwise (a retry, or ending failed) check the row.
+      if (!ended) await this.release(op);
     }
+  }
+
+  /** Frees the cluster's lock if the operation has ended (it is kept across retries). */
+  private async release(op: { id: string; clusterId: string }): Promise<void> {
+    const now = await this.operations.get(op.id);
+    if (now && TERMINAL_OPERATION_STATES.has(now.state)) await this.clusters.releaseLock(op.clusterId, op.id);
   }
 }

@@ -2,7 +2,7 @@ import type { Db } from './prisma';
 import { randomUUID } from 'node:crypto';
 import { everBillable, openSegment } from './billing-segments';
 import { ClusterState, OperationState, type OperationError, type OperationStep } from '../model';
-import { Prisma, type Operation } from '../generated/prisma/client';
+import type { Operation } from '../generated/prisma/client';
 
 /** Operation rows: the truth for every job; the step log and progress live here. */
 export class OperationRepository {
@@ -26,6 +26,14 @@ export class OperationRepository {
     });
   }
 
+  /** The states of these operations, by id (one read; a missing one is absent). */
+  async statesOf(ids: string[]): Promise<Map<string, string>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.db.$queryRaw<{ id: string; state: string }[]>`
+      SELECT "id"::text AS "id", "state" FROM "Operation" WHERE "id" = ANY(${ids}::uuid[])`;
+    return new Map(rows.map((r) => [r.id, r.state]));
+  }
+
   async start(id: string): Promise<Operation> {
     return this.db.operation.update({
       where: { id },
@@ -33,26 +41,72 @@ export class OperationRepository {
     });
   }
 
+  /**
+   * The runner's start, in one statement: if the operation is still Queued or
+   * Running and (when mutating) its cluster's lock can be taken in seq order
+   * (free or already its own, no earlier mutating operation of the cluster
+   * unfinished), takes the lock, marks the operation Running, counts the
+   * attempt and returns the row. Null when it is finished, gone, or the lock is
+   * not free: the caller reads the row to tell which.
+   */
+  async claim(id: string): Promise<Operation | null> {
+    const rows = await this.db.$queryRaw<Operation[]>`
+      WITH o AS MATERIALIZED (
+        SELECT "clusterId", "seq" FROM "Operation"
+        WHERE "id" = ${id}::uuid AND "state" IN ('Queued', 'Running') AND "mutating"
+      ), l AS (
+        -- The cluster id and seq as scalar subqueries, not a join: the earlier-operations check then stays
+        -- an index lookup on ("clusterId", "state"), as with constants.
+        UPDATE "Cluster" SET "lockedByOperationId" = ${id}::uuid, "updatedAt" = (now() AT TIME ZONE 'UTC')
+        WHERE "id" = (SELECT "clusterId" FROM o)
+          AND ("lockedByOperationId" IS NULL OR "lockedByOperationId" = ${id}::uuid)
+          AND NOT EXISTS (
+            SELECT 1 FROM "Operation" p
+            WHERE p."clusterId" = (SELECT "clusterId" FROM o) AND p."state" IN ('Queued', 'Running')
+              AND p."mutating" AND p."seq" < (SELECT "seq" FROM o))
+        RETURNING "id"
+      )
+      UPDATE "Operation" SET "state" = ${OperationState.Running}, "attempts" = "attempts" + 1,
+        "startedAt" = (now() AT TIME ZONE 'UTC'), "updatedAt" = (now() AT TIME ZONE 'UTC')
+      WHERE "id" = ${id}::uuid AND "state" IN ('Queued', 'Running')
+        AND (NOT "mutating" OR EXISTS (SELECT 1 FROM l))
+      RETURNING *`;
+    return rows[0] ?? null;
+  }
+
   async saveSteps(id: string, steps: OperationStep[], progress: number, currentStep: string | null): Promise<void> {
-    await this.db.operation.update({ where: { id }, data: { steps: steps as unknown as object[], progress, currentStep } });
+    await this.db.$executeRaw`
+      UPDATE "Operation" SET "steps" = ${JSON.stringify(steps)}::jsonb, "progress" = ${progress}, "currentStep" = ${currentStep},
+        "updatedAt" = (now() AT TIME ZONE 'UTC')
+      WHERE "id" = ${id}::uuid`;
   }
 
-  /** Ends the operation and frees its cluster's lock in one transaction: nothing sees it ended but still holding the cluster. */
+  /** Ends the operation and frees its cluster's lock in one statement: nothing sees it ended but still holding the cluster. */
   async succeed(id: string, result?: Record<string, unknown>): Promise<void> {
-    await this.db.$transaction([
-      this.db.operation.update({
-        where: { id },
-        data: { state: OperationState.Succeeded, progress: 100, currentStep: null, finishedAt: new Date(), error: Prisma.DbNull, ...(result ? { result: result as object } : {}) },
-      }),
-      this.db.cluster.updateMany({ where: { lockedByOperationId: id }, data: { lockedByOperationId: null } }),
-    ]);
+    const json = result ? JSON.stringify(result) : null;
+    await this.db.$executeRaw`
+      WITH o AS (
+        UPDATE "Operation" SET "state" = ${OperationState.Succeeded}, "progress" = 100, "currentStep" = NULL,
+          "finishedAt" = (now() AT TIME ZONE 'UTC'), "updatedAt" = (now() AT TIME ZONE 'UTC'), "error" = NULL,
+          "result" = COALESCE(${json}::jsonb, "result")
+        WHERE "id" = ${id}::uuid
+        RETURNING "id"
+      )
+      UPDATE "Cluster" SET "lockedByOperationId" = NULL, "updatedAt" = (now() AT TIME ZONE 'UTC')
+      WHERE "lockedByOperationId" = ${id}::uuid AND EXISTS (SELECT 1 FROM o)`;
   }
 
+  /** Fails the operation and frees its cluster's lock in one statement. */
   async fail(id: string, error: OperationError): Promise<void> {
-    await this.db.$transaction([
-      this.db.operation.update({ where: { id }, data: { state: OperationState.Failed, finishedAt: new Date(), error: error as unknown as object } }),
-      this.db.cluster.updateMany({ where: { lockedByOperationId: id }, data: { lockedByOperationId: null } }),
-    ]);
+    await this.db.$executeRaw`
+      WITH o AS (
+        UPDATE "Operation" SET "state" = ${OperationState.Failed}, "finishedAt" = (now() AT TIME ZONE 'UTC'),
+          "updatedAt" = (now() AT TIME ZONE 'UTC'), "error" = ${JSON.stringify(error)}::jsonb
+        WHERE "id" = ${id}::uuid
+        RETURNING "id"
+      )
+      UPDATE "Cluster" SET "lockedByOperationId" = NULL, "updatedAt" = (now() AT TIME ZONE 'UTC')
+      WHERE "lockedByOperationId" = ${id}::uuid AND EXISTS (SELECT 1 FROM o)`;
   }
 
   listForCluster(tenantId: string, clusterId: string, limit = 100): Promise<Operation[]> {

@@ -53,6 +53,12 @@ export class WaveRepository {
     await this.db.waveItem.updateMany({ where: { waveId, position, state: { in: ['Pending', 'Running'] } }, data: { state, finishedAt: new Date() } });
   }
 
+  /** finishItem for several items of a wave in one statement. */
+  async finishItems(waveId: string, positions: number[], state: 'Succeeded' | 'Failed' | 'Skipped'): Promise<void> {
+    if (positions.length === 0) return;
+    await this.db.waveItem.updateMany({ where: { waveId, position: { in: positions }, state: { in: ['Pending', 'Running'] } }, data: { state, finishedAt: new Date() } });
+  }
+
   async finish(id: string, state: 'Succeeded' | 'Halted', reason: string | null): Promise<void> {
     await this.db.wave.updateMany({ where: { id, state: 'Running' }, data: { state, stateReason: reason, finishedAt: new Date() } });
   }
