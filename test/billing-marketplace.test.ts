@@ -72,6 +72,10 @@ describe('marketplace export under faults', { timeout: 280_000 }, () => {
               const start = clock - l.start;
               await billedCluster(db, `m${i}-${randomUUID().slice(0, 6)}`, [{ dimension: l.dim, start, end: l.length === null ? null : Math.min(clock, start + l.length) }]);
             }
+            // Every run has hours to send and meets these first, whatever the random rates: an answer
+            // lost after the marketplace accepted (the retry must come back Duplicate), a 503, a 429.
+            await billedCluster(db, `always-${randomUUID().slice(0, 6)}`, [{ dimension: 'standard_hours', start: clock - 3 * HOUR, end: null }]);
+            fake.inject({ kind: 'timeoutAfterAccept' }, { kind: 'status', status: 503 }, { kind: 'throttle', retryAfterSeconds: 0 });
             const client = new MeteringClient({ baseUrl: fake.url, credential: fake.credential(), timeoutMs: 250, maxAttempts: 3, backoff: { baseMs: 2, maxMs: 10 } });
             const exporter = new MarketplaceUsageExporter(client, { retryBaseMs: 1_000, retryMaxMs: 1_000 });
             const ticker = new BillingTicker(usage, new Meter(usage, { graceMs: 5 * MIN, planId: 'consul-payg' }), new UsageExportDriver(usage, exporter, { concurrency: 3, leaseMs: 60_000 }));
