@@ -280,16 +280,24 @@ export class ClusterRepository {
     ]);
   }
 
-  /** Queues a new operation on a cluster, with its audit event. */
+  /** Queues a new operation on a cluster, with its audit event: one statement (atomic, one round trip). */
   async addOperation(cluster: Cluster, kind: OperationKind, actor: string, action: string, params: Record<string, unknown> = {}): Promise<Operation> {
     const id = randomUUID();
-    return this.db.$transaction(async (tx) => {
-      const op = await tx.operation.create({
-        data: { id, tenantId: cluster.tenantId, clusterId: cluster.id, kind, mutating: isMutating(kind), state: OperationState.Queued, requestedBy: actor, params: params as object },
-      });
-      await tx.auditEvent.create({ data: { id: randomUUID(), tenantId: cluster.tenantId, clusterId: cluster.id, operationId: id, actor, action, details: params as object } });
-      return op;
-    });
+    const json = JSON.stringify(params);
+    const now = new Date();
+    const rows = await this.db.$queryRaw<Operation[]>`
+      WITH o AS (
+        INSERT INTO "Operation" ("id", "tenantId", "clusterId", "kind", "mutating", "state", "requestedBy", "params", "createdAt", "updatedAt")
+        VALUES (${id}::uuid, ${cluster.tenantId}, ${cluster.id}::uuid, ${kind}, ${isMutating(kind)}, ${OperationState.Queued}, ${actor}, ${json}::jsonb, ${now}, ${now})
+        RETURNING *
+      ), a AS (
+        INSERT INTO "AuditEvent" ("id", "tenantId", "clusterId", "operationId", "actor", "action", "details", "createdAt")
+        SELECT ${randomUUID()}::uuid, o."tenantId", o."clusterId", o."id", ${actor}, ${action}, ${json}::jsonb, ${now} FROM o
+        RETURNING 1
+      )
+      SELECT * FROM o`;
+    const op = rows[0];
+    return { ...op, seq: BigInt(op.seq) };
   }
 
   /** Queues the delete and marks the cluster Deleting in one transaction (billing stops at this moment). */
