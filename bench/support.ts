@@ -36,7 +36,7 @@ export function localDir(): string {
 
 /** Where the benchmarks' child processes leave their pid files; bench.sh stops whatever is left there. */
 export function benchRunDir(): string {
-  return path.join(localDir(), 'bench', 'run');
+  return process.env.BENCH_RUN_DIR || path.join(localDir(), 'bench', 'run');
 }
 
 // ---------------------------------------------------------------- database

@@ -22,7 +22,8 @@ source "$LOCAL/env"
 
 prepare_template_db
 
-BENCH_RUN_DIR="$LOCAL/bench/run"
+# A pid folder per run: a run stops only its own leftovers, never another run's children.
+export BENCH_RUN_DIR="$LOCAL/bench/run/$$"
 mkdir -p "$BENCH_RUN_DIR" "$LOCAL/logs" "$ROOT/bench/results"
 
 # Stops what a benchmark left behind (it normally stops its children itself),
@@ -48,7 +49,7 @@ cleanup() {
   [[ -z "$DEV_ISSUER_PID" ]] || kill "$DEV_ISSUER_PID" 2>/dev/null || true
   stop_leftovers
 }
-trap cleanup EXIT
+trap 'cleanup; rmdir "$BENCH_RUN_DIR" 2>/dev/null || true' EXIT
 start_dev_issuer "${BENCH_ISSUER_PORT:-18444}" bench-issuer
 
 ALL=(cluster-create api-throughput billing snapshots upgrade wave-overhead)
