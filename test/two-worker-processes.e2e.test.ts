@@ -5,23 +5,15 @@ import readline from 'node:readline';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { LocalTarget } from '../libs/provisioner/src';
 import { SUBSCRIPTION, WRITE, startStack, waitFor, type TestStack } from './support/stack';
+import { mulberry32 } from './support/prng';
 
 const TENANT = 'e2e2e2e2-0000-4000-8000-000000000022';
 const CLUSTERS = 20;
 const WORKER_MAIN = path.resolve(__dirname, '..', 'apps', 'worker', 'src', 'main.js');
 const SEED = Number(process.env.TWO_WORKERS_SEED ?? Math.floor(Math.random() * 2 ** 31));
 
-/** A small seeded PRNG, so that a failing shuffle can be replayed with TWO_WORKERS_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded, so that a failing shuffle can be replayed with TWO_WORKERS_SEED. */
+const prng = mulberry32;
 const random = prng(SEED);
 function shuffle<T>(xs: T[]): T[] {
   const a = [...xs];

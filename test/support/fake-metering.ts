@@ -40,6 +40,7 @@ import {
   type WireUsageEventResult,
 } from '../../libs/billing/src/marketplace/wire';
 import { localDir } from '../../infra/local/issuer';
+import { mulberry32 } from './prng';
 
 export { usageKey } from '../../libs/billing/src/marketplace/wire';
 
@@ -741,17 +742,6 @@ function subscriptionOf(resource: string): string {
   return /\/subscriptions\/([^/]+)/i.exec(resource)?.[1] ?? '';
 }
 
-/** A small seeded PRNG (mulberry32), so random faults repeat from run to run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function shuffle<T>(list: T[], random: () => number): void {
   for (let i = list.length - 1; i > 0; i--) {
