@@ -7,7 +7,7 @@ import { closeDb, createDb, createOperationsQueue, createRedis, type Db, type Op
 import { UpgradeScheduleRepository, windowOpenedAt } from '../libs/core/src/persistence/upgrade-schedule.repository';
 import { LocalTarget } from '../libs/provisioner/src';
 import { UpgradeScheduler } from '../apps/worker/src/upgrade.scheduler';
-import { SUBSCRIPTION, WRITE, startStack, testConfig, waitFor, type TestStack } from './support/stack';
+import { SUBSCRIPTION, WRITE, localTarget, startStack, testConfig, waitFor, type TestStack } from './support/stack';
 
 const TENANT = 'a0a0a0a0-0000-4000-8000-0000000000a0';
 // Wednesday 22:00 UTC for 4 hours: the window runs past midnight into Thursday 02:00.
@@ -81,7 +81,7 @@ describe('automatic upgrades inside a maintenance window', { timeout: 300_000 },
     const extra = [{ version: '1.8.7-auto', status: 'RECOMMENDED', binary: link, reports: '1.8.7' }];
     s = await startStack({ worker: true, config: await testConfig({ EXTRA_CONSUL_VERSIONS: JSON.stringify(extra) }) });
     token = s.token(TENANT, WRITE);
-    target = new LocalTarget({ clustersDir: path.join(s.config.LOCAL_DIR, 'clusters'), consulBinary: () => s.config.CONSUL_BIN });
+    target = localTarget(s.config);
     redis = createRedis(s.config.REDIS_URL, false);
     queue = createOperationsQueue(redis, s.config.QUEUE_PREFIX);
     scheduler = new UpgradeScheduler(new UpgradeScheduleRepository(s.db), queue, s.config.JOB_ATTEMPTS, '1.8.7-auto');

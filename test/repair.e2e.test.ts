@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { LocalTarget } from '../libs/provisioner/src';
+import type { LocalTarget } from '../libs/provisioner/src';
 import { createOperationsQueue, createRedis, ClusterRepository, type OperationsQueue } from '../libs/core/src';
 import { HealthMonitor } from '../apps/worker/src/health.monitor';
-import { SUBSCRIPTION, WRITE, startStack, waitFor, type TestStack } from './support/stack';
+import { SUBSCRIPTION, WRITE, localTarget, startStack, waitFor, type TestStack } from './support/stack';
 
 const TENANT = 'edededed-0000-4000-8000-00000000000e';
 
@@ -21,7 +20,7 @@ describe('health and repair', { timeout: 240_000 }, () => {
     // The worker's own monitor ticks slowly here: the test ticks the same class itself.
     s = await startStack({ worker: true, config: undefined });
     token = s.token(TENANT, WRITE);
-    target = new LocalTarget({ clustersDir: path.join(s.config.LOCAL_DIR, 'clusters'), consulBinary: () => s.config.CONSUL_BIN });
+    target = localTarget(s.config);
     redis = createRedis(s.config.REDIS_URL, false);
     queue = createOperationsQueue(redis, s.config.QUEUE_PREFIX);
     monitor = new HealthMonitor(new ClusterRepository(s.db), target, queue, s.config.JOB_ATTEMPTS);

@@ -14,7 +14,7 @@ import { ClusterTarget } from '../apps/worker/src/cluster-target';
 import { RotateManagementTokenFlow } from '../apps/worker/src/flows/rotate.flow';
 import { HealthMonitor } from '../apps/worker/src/health.monitor';
 import { consul } from './support/consul-cli';
-import { SUBSCRIPTION, WRITE, startStack, waitFor, type TestStack } from './support/stack';
+import { SUBSCRIPTION, WRITE, localTarget, startStack, waitFor, type TestStack } from './support/stack';
 
 const TENANT = 'bcbcbcbc-0000-4000-8000-00000000000b';
 
@@ -162,7 +162,7 @@ describe('key rotation', { timeout: 600_000 }, () => {
     fs.writeFileSync(caFile, cc.caPem);
     secret = (await s.request('POST', `/v1/clusters/${id}/tokens`, { token })).body.secretId;
     assert.equal((await cli(['kv', 'put', 'before', 'rotation'])).code, 0);
-    target = new LocalTarget({ clustersDir: path.join(s.config.LOCAL_DIR, 'clusters'), consulBinary: () => s.config.CONSUL_BIN });
+    target = localTarget(s.config);
     clusters = new ClusterRepository(s.db);
     secrets = new SecretRepository(s.db, SecretBox.fromKeyFile(s.config.KEK_FILE));
     clusterTarget = new ClusterTarget(s.config, clusters, secrets);

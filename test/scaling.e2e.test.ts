@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LocalTarget } from '../libs/provisioner/src';
 import { consul } from './support/consul-cli';
-import { SUBSCRIPTION, WRITE, startStack, waitFor, type TestStack } from './support/stack';
+import { SUBSCRIPTION, WRITE, localTarget, startStack, waitFor, type TestStack } from './support/stack';
 
 const TENANT = 'cdcdcdcd-0000-4000-8000-00000000000d';
 
@@ -20,7 +20,7 @@ describe('scaling', { timeout: 300_000 }, () => {
     s = await startStack({ worker: true });
     token = s.token(TENANT, WRITE);
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'scale-'));
-    target = new LocalTarget({ clustersDir: path.join(s.config.LOCAL_DIR, 'clusters'), consulBinary: () => s.config.CONSUL_BIN });
+    target = localTarget(s.config);
   });
   after(async () => {
     target.close();

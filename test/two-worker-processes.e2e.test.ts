@@ -4,7 +4,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { LocalTarget } from '../libs/provisioner/src';
-import { SUBSCRIPTION, WRITE, startStack, waitFor, type TestStack } from './support/stack';
+import { SUBSCRIPTION, WRITE, localTarget, startStack, waitFor, type TestStack } from './support/stack';
 import { mulberry32 } from './support/prng';
 
 const TENANT = 'e2e2e2e2-0000-4000-8000-000000000022';
@@ -152,7 +152,7 @@ describe('two worker processes, twenty clusters', { timeout: 600_000 }, () => {
 
   before(async () => {
     s = await startStack({ worker: false });
-    target = new LocalTarget({ clustersDir: path.join(s.config.LOCAL_DIR, 'clusters'), consulBinary: () => s.config.CONSUL_BIN });
+    target = localTarget(s.config);
     token = s.token(TENANT, WRITE, 'scale-out');
     for (const name of ['worker-a', 'worker-b']) workers.push(spawnWorker(s, `two-procs-${name}-${s.config.QUEUE_PREFIX}`));
     await waitFor('both worker processes ready', async () => workers.map((w) => w.ready || w.child.exitCode !== null), (r) => r.every(Boolean), 60_000, 50);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LocalTarget } from '../libs/provisioner/src';
 import { consul } from './support/consul-cli';
-import { SUBSCRIPTION, WRITE, startStack, testConfig, waitFor, type TestStack } from './support/stack';
+import { SUBSCRIPTION, WRITE, localTarget, startStack, testConfig, waitFor, type TestStack } from './support/stack';
 
 const TENANT = 'dededede-0000-4000-8000-00000000000f';
 
@@ -30,7 +30,7 @@ describe('rolling upgrade', { timeout: 300_000 }, () => {
     ];
     s = await startStack({ worker: true, config: await testConfig({ EXTRA_CONSUL_VERSIONS: JSON.stringify(extra) }) });
     token = s.token(TENANT, WRITE);
-    target = new LocalTarget({ clustersDir: path.join(s.config.LOCAL_DIR, 'clusters'), consulBinary: () => s.config.CONSUL_BIN });
+    target = localTarget(s.config);
   });
   after(async () => {
     target.close();

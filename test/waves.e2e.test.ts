@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { LocalTarget } from '../libs/provisioner/src';
-import { SUBSCRIPTION, WRITE, startStack, testConfig, waitFor, type TestStack } from './support/stack';
+import { SUBSCRIPTION, WRITE, localTarget, startStack, testConfig, waitFor, type TestStack } from './support/stack';
 
 const TENANT = 'a1a1a1a1-0000-4000-8000-0000000000a1';
 const SRE = ['Platform.SRE'];
@@ -68,7 +66,7 @@ describe('maintenance waves', { timeout: 300_000 }, () => {
 
   it('halts when failures pass maxFailures: nothing after the failed canary starts', async () => {
     // Break the first cluster (the canary): its servers are gone, so its snapshot fails.
-    const target = new LocalTarget({ clustersDir: path.join(s.config.LOCAL_DIR, 'clusters'), consulBinary: () => s.config.CONSUL_BIN });
+    const target = localTarget(s.config);
     await target.stopAndRemove(ids[0], { gracefulTimeoutMs: 5_000 });
     target.close();
     const res = await s.request('POST', '/v1/admin/waves', { token: sre, body: { action: 'snapshot', selector: { clusterIds: ids }, canaries: 1, maxInFlight: 3, maxFailures: 0 } });

@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LocalTarget } from '../libs/provisioner/src';
-import { SUBSCRIPTION, WRITE, startStack, waitFor, type TestStack } from './support/stack';
+import { SUBSCRIPTION, WRITE, localTarget, startStack, waitFor, type TestStack } from './support/stack';
 
 const TENANT = 'dddddddd-0000-4000-8000-000000000004';
 const WORKER_MAIN = path.resolve(__dirname, '..', 'apps', 'worker', 'src', 'main.js');
@@ -33,7 +33,7 @@ describe('a worker killed during create', { timeout: 240_000 }, () => {
 
   before(async () => {
     s = await startStack({ worker: false });
-    target = new LocalTarget({ clustersDir: path.join(s.config.LOCAL_DIR, 'clusters'), consulBinary: () => s.config.CONSUL_BIN });
+    target = localTarget(s.config);
   });
   after(async () => {
     for (const c of children) {

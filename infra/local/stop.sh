@@ -12,15 +12,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 STOPPED=0
 GRACE=10 # seconds between SIGTERM and SIGKILL
 
-# A process exists and is not a zombie (a zombie is dead already; kill -0
-# would still succeed on it until its parent reaps it).
-alive() {
-  local stat
-  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
-  stat="${stat##*) }"
-  [[ "${stat:0:1}" != Z ]]
-}
-
 # Start time of a process, in seconds since the epoch (from /proc).
 proc_start_epoch() {
   local stat btime ticks
@@ -38,14 +29,14 @@ terminate() {
   shift
   local pids=()
   for pid in "$@"; do
-    [[ "$pid" != "$$" ]] && alive "$pid" && pids+=("$pid")
+    [[ "$pid" != "$$" ]] && _proc_alive "$pid" && pids+=("$pid")
   done
   ((${#pids[@]} > 0)) || return 0
   kill -TERM "${pids[@]}" 2>/dev/null || true
   local deadline=$((SECONDS + GRACE)) left
   while :; do
     left=()
-    for pid in "${pids[@]}"; do alive "$pid" && left+=("$pid"); done
+    for pid in "${pids[@]}"; do _proc_alive "$pid" && left+=("$pid"); done
     ((${#left[@]} > 0 && SECONDS < deadline)) || break
     sleep 0.1
   done
@@ -65,7 +56,7 @@ for pidfile in "$LOCAL"/run/*.pid; do
   [[ "$name" == redis ]] && continue
   # A process may remove its own pid file while we go (start.sh stops its children).
   pid="$(tr -dc '0-9' <"$pidfile" 2>/dev/null || true)"
-  if [[ -n "$pid" ]] && alive "$pid"; then
+  if [[ -n "$pid" ]] && _proc_alive "$pid"; then
     # Guard against pid reuse after a reboot or crash: a process that started
     # after the pid file was written is not the one that wrote it.
     started="$(proc_start_epoch "$pid" || echo 0)"
@@ -99,14 +90,14 @@ if redis_answers; then
   # SHUTDOWN NOSAVE: no RDB dump (none is configured); the AOF is still flushed.
   redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
   if [[ -n "$redis_pid" ]]; then
-    wait_for -t "$GRACE" eval "! alive $redis_pid" || terminate "redis (forced)" "$redis_pid"
+    wait_for -t "$GRACE" eval "! _proc_alive $redis_pid" || terminate "redis (forced)" "$redis_pid"
   else
     wait_for -t "$GRACE" eval "! redis_answers" ||
       warn "redis on port $REDIS_PORT still answers after SHUTDOWN (no pid file to kill it by)"
   fi
   log "stopped redis (port $REDIS_PORT${redis_pid:+, pid $redis_pid})"
   STOPPED=$((STOPPED + 1))
-elif [[ -n "$redis_pid" ]] && alive "$redis_pid" &&
+elif [[ -n "$redis_pid" ]] && _proc_alive "$redis_pid" &&
   [[ "$(tr '\0' ' ' 2>/dev/null <"/proc/$redis_pid/cmdline")" == redis-server* ]]; then
   terminate "redis" "$redis_pid" # running but not answering
 fi

@@ -131,13 +131,7 @@ export interface AcceptedUsageEvent {
 }
 
 /** An event to pre-seed, as if accepted earlier (reconciliation's "extra" or "mismatched"). */
-export interface InjectedUsageEvent {
-  resourceId?: string;
-  resourceUri?: string;
-  quantity: number;
-  dimension: string;
-  effectiveStartTime: string;
-  planId: string;
+export interface InjectedUsageEvent extends WireUsageEvent {
   usageEventId?: string;
   messageTime?: string;
   reconStatus?: string;

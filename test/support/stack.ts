@@ -44,6 +44,11 @@ async function claimOctet(redisUrl: string): Promise<number> {
   }
 }
 
+/** The local target on a config's cluster folder and Consul binary: what tests observe and clean up with. */
+export function localTarget(config: Config): LocalTarget {
+  return new LocalTarget({ clustersDir: path.join(config.LOCAL_DIR, 'clusters'), consulBinary: () => config.CONSUL_BIN });
+}
+
 export const createTestDatabase = () => cloneTemplateDatabase('test');
 export const dropTestDatabase = (databaseUrl: string) => dropClonedDatabase(databaseUrl, 'test');
 
@@ -112,7 +117,7 @@ export async function startStack(opts: { worker?: boolean; config?: Config } = {
       // No test leaves Consul processes behind, whatever it did or failed to do.
       const left = await db.cluster.findMany({ where: { state: { not: 'Deleted' } }, select: { id: true } });
       if (left.length) {
-        const target = new LocalTarget({ clustersDir: path.join(config.LOCAL_DIR, 'clusters'), consulBinary: () => config.CONSUL_BIN });
+        const target = localTarget(config);
         for (const c of left) await target.stopAndRemove(c.id, { gracefulTimeoutMs: 5_000 });
         target.close();
       }

@@ -172,22 +172,6 @@ export class ClusterRepository {
     await this.db.cluster.update({ where: { id }, data });
   }
 
-  /**
-   * Takes the cluster's lock for a mutating operation, in order: only when no
-   * earlier mutating operation of the cluster is still queued or running.
-   */
-  async acquireLock(clusterId: string, operationId: string, seq: bigint): Promise<boolean> {
-    const n = await this.db.$executeRaw`
-      UPDATE "Cluster" SET "lockedByOperationId" = ${operationId}::uuid, "updatedAt" = now()
-      WHERE "id" = ${clusterId}::uuid
-        AND ("lockedByOperationId" IS NULL OR "lockedByOperationId" = ${operationId}::uuid)
-        AND NOT EXISTS (
-          SELECT 1 FROM "Operation" o
-          WHERE o."clusterId" = ${clusterId}::uuid AND o."mutating" AND o."seq" < ${seq}
-            AND o."state" IN ('Queued', 'Running'))`;
-    return n === 1;
-  }
-
   async releaseLock(clusterId: string, operationId: string): Promise<void> {
     await this.db.cluster.updateMany({ where: { id: clusterId, lockedByOperationId: operationId }, data: { lockedByOperationId: null } });
   }

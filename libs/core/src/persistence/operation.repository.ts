@@ -34,13 +34,6 @@ export class OperationRepository {
     return new Map(rows.map((r) => [r.id, r.state]));
   }
 
-  async start(id: string): Promise<Operation> {
-    return this.db.operation.update({
-      where: { id },
-      data: { state: OperationState.Running, attempts: { increment: 1 }, startedAt: new Date() },
-    });
-  }
-
   /**
    * The runner's start, in one statement: if the operation is still Queued or
    * Running and (when mutating) its cluster's lock can be taken in seq order
