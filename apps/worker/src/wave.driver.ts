@@ -1,109 +1,140 @@
+import { randomUUID } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import {
-  ClusterRepository, ClusterState, OperationRepository, SnapshotRepository, TERMINAL_OPERATION_STATES, WaveRepository,
-  operationJobId, requestClusterAction, type OperationsQueue, type WaveAction, type WaveWithItems,
+  ClusterRepository, SnapshotRepository, TERMINAL_OPERATION_STATES, WaveRepository, isMutating, operationJobId, planClusterAction,
+  type ItemStart, type OperationKind, type OperationsQueue, type Wave, type WaveAction, type WaveItem,
 } from '../../../libs/core/src';
 
-/** Items of one tick started at a time (each writes its operation in a transaction; the pool is shared with the runner). */
-const START_CONCURRENCY = 4;
-/** Started items whose jobs are put on the queue together (queue.addBulk). */
-const START_BATCH = 50;
-
-type Item = WaveWithItems['items'][number];
+/**
+ * Items started in one statement, their jobs put on the queue together
+ * (queue.addBulk). The first chunk is small so that workers start at once; a
+ * chunk's jobs are added while the next chunk's statement runs.
+ */
+const START_BATCHES = [50, 200];
+/** After an operation of a wave ends, the driver looks again this soon (once for all that end meanwhile). */
+const NUDGE_DELAY_MS = 20;
 
 /**
  * Advances maintenance waves: canaries first; once they are all done, the rest
  * with at most maxInFlight running at a time; halts (starts nothing more) as
- * soon as failures pass maxFailures. Every tick is idempotent, and starting an
- * item is a conditional update, so several workers may tick at once.
+ * soon as failures pass maxFailures. Every tick is idempotent, and starting
+ * items is one conditional statement, so several workers may tick at once.
+ * A tick reads counts and only the items it may start, not the whole wave.
+ *
+ * Ticks run every WAVE_TICK_MS, and soon after an operation of a wave ends
+ * (nudge), so the next items start, and the wave ends, without waiting a tick.
  */
 export class WaveDriver {
   private readonly log = new Logger('waves');
+  private current?: Promise<void>;
+  private again = false;
+  private nudgeTimer?: NodeJS.Timeout;
+  private closed = false;
 
   constructor(
     private readonly waves: WaveRepository,
-    private readonly operations: OperationRepository,
     private readonly clusters: ClusterRepository,
-    private readonly snapshots: SnapshotRepository,
     private readonly queue: OperationsQueue,
     private readonly attempts: number,
   ) {}
 
-  async tick(): Promise<void> {
-    for (const wave of await this.waves.listRunning()) await this.advance(wave);
+  /** One pass over the running waves; a call while one runs makes it run once more and waits for that. */
+  tick(): Promise<void> {
+    if (this.current) {
+      this.again = true;
+      return this.current;
+    }
+    this.current = (async () => {
+      try {
+        do {
+          this.again = false;
+          for (const wave of await this.waves.listRunningWaves()) await this.advance(wave);
+        } while (this.again && !this.closed);
+      } finally {
+        this.current = undefined;
+      }
+    })();
+    return this.current;
   }
 
-  private async advance(initial: WaveWithItems): Promise<void> {
-    // The running items' operations in one read; the ended ones marked in one write per outcome.
-    const running = initial.items.filter((i) => i.state === 'Running' && i.operationId);
-    if (running.length > 0) {
-      const states = await this.operations.statesOf(running.map((i) => i.operationId!));
-      const ended = running.filter((i) => TERMINAL_OPERATION_STATES.has(states.get(i.operationId!) ?? ''));
-      const succeeded = ended.filter((i) => states.get(i.operationId!) === 'Succeeded').map((i) => i.position);
-      const failed = ended.filter((i) => states.get(i.operationId!) !== 'Succeeded').map((i) => i.position);
-      if (succeeded.length) await this.waves.finishItems(initial.id, succeeded, 'Succeeded');
-      if (failed.length) await this.waves.finishItems(initial.id, failed, 'Failed');
-    }
-    const wave = (await this.waves.get(initial.id))!;
-    const failed = wave.items.filter((i) => i.state === 'Failed').length;
-    if (failed > wave.maxFailures) {
-      const pending = wave.items.filter((x) => x.state === 'Pending').map((i) => i.position);
-      if (pending.length) await this.waves.finishItems(wave.id, pending, 'Skipped');
-      if (!wave.items.some((i) => i.state === 'Running')) {
-        await this.waves.finish(wave.id, 'Halted', `${failed} failure(s), more than maxFailures ${wave.maxFailures}`);
-        this.log.warn({ msg: 'wave halted', waveId: wave.id, failed });
+  /** An operation of a wave ended: tick soon. */
+  nudge(): void {
+    if (this.nudgeTimer || this.closed) return;
+    this.nudgeTimer = setTimeout(() => {
+      this.nudgeTimer = undefined;
+      this.tick().catch((e: unknown) => this.log.warn({ msg: 'wave tick failed', error: (e as Error).message }));
+    }, NUDGE_DELAY_MS);
+    this.nudgeTimer.unref();
+  }
+
+  /** Called when this driver ends a wave (Succeeded or Halted). */
+  onWaveEnded?: (waveId: string, state: 'Succeeded' | 'Halted') => void;
+
+  close(): void {
+    this.closed = true;
+    if (this.nudgeTimer) clearTimeout(this.nudgeTimer);
+  }
+
+  private async advance(wave: Wave): Promise<void> {
+    // Items whose operations ended, marked in one statement.
+    await this.waves.syncEnded(wave.id, [...TERMINAL_OPERATION_STATES]);
+    let c = await this.waves.counts(wave.id);
+    if (c.Failed > wave.maxFailures) {
+      if (c.Pending) await this.waves.skipPending(wave.id);
+      if (!c.Running) {
+        if (await this.waves.finish(wave.id, 'Halted', `${c.Failed} failure(s), more than maxFailures ${wave.maxFailures}`)) {
+          this.log.warn({ msg: 'wave halted', waveId: wave.id, failed: c.Failed });
+          this.onWaveEnded?.(wave.id, 'Halted');
+        }
       }
       return;
     }
-    const canariesDone = wave.items.filter((i) => i.canary).every((i) => !['Pending', 'Running'].includes(i.state));
-    let inFlight = wave.items.filter((i) => i.state === 'Running').length;
-    const candidates = wave.items.filter((i) => i.state === 'Pending' && (canariesDone || i.canary));
-    // A chunk at a time, never more than maxInFlight running: the chunk's items are started a few at once,
-    // then the jobs of those that started are put on the queue together.
-    let next = 0;
-    while (next < candidates.length && inFlight < wave.maxInFlight) {
-      const chunk = candidates.slice(next, next + Math.min(START_BATCH, wave.maxInFlight - inFlight));
-      next += chunk.length;
-      const started = (await mapLimit(chunk, START_CONCURRENCY, (item) => this.startItem(wave, item))).filter((id): id is string => id !== null);
-      inFlight += started.length;
-      if (started.length) {
-        await this.queue.addBulk(started.map((operationId) => ({
-          name: 'run-operation' as const,
-          data: { operationId },
-          opts: { jobId: operationJobId(operationId), attempts: this.attempts, backoff: { type: 'exponential', delay: 1000 } },
-        }))).catch(() => undefined); // the reconciler enqueues them otherwise
+    const canariesDone = c.canariesUnfinished === 0;
+    const room = wave.maxInFlight - c.Running;
+    if (room > 0 && (canariesDone ? c.Pending : c.canariesPending) > 0) {
+      const candidates = await this.waves.pendingItems(wave.id, { canariesOnly: !canariesDone, limit: room });
+      let adding: Promise<void> = Promise.resolve();
+      for (let i = 0, k = 0; i < candidates.length; k++) {
+        const size = START_BATCHES[Math.min(k, START_BATCHES.length - 1)]!;
+        const started = await this.start(wave, candidates.slice(i, i + size));
+        i += size;
+        await adding;
+        adding = this.enqueue(started);
+      }
+      await adding;
+      c = await this.waves.counts(wave.id);
+    }
+    if (c.Pending === 0 && c.Running === 0) {
+      if (await this.waves.finish(wave.id, 'Succeeded', c.Failed ? `${c.Failed} failure(s), within maxFailures ${wave.maxFailures}` : null)) {
+        this.log.log({ msg: 'wave succeeded', waveId: wave.id, succeeded: c.Succeeded, failed: c.Failed, skipped: c.Skipped });
+        this.onWaveEnded?.(wave.id, 'Succeeded');
       }
     }
-    const now = (await this.waves.get(wave.id))!;
-    if (now.items.every((i) => !['Pending', 'Running'].includes(i.state))) {
-      const f = now.items.filter((i) => i.state === 'Failed').length;
-      await this.waves.finish(wave.id, 'Succeeded', f ? `${f} failure(s), within maxFailures ${wave.maxFailures}` : null);
-    }
   }
 
-  /** Starts one item: its operation written and the item marked Running with it. Returns the operation id, or null (skipped, or another driver was first). */
-  private async startItem(wave: WaveWithItems, item: Item): Promise<string | null> {
-    const cluster = await this.clusters.getRaw(item.clusterId);
-    if (!cluster || cluster.state !== ClusterState.Running) {
-      await this.waves.finishItem(wave.id, item.position, 'Skipped');
-      return null;
-    }
-    const op = await requestClusterAction(this.clusters, this.snapshots, cluster, wave.action as WaveAction, { ...(wave.params as object), name: `wave ${wave.id.slice(0, 8)}` }, `wave:${wave.id}`);
-    if (await this.waves.start(wave.id, item.position, op.id)) return op.id;
-    await this.operations.cancelQueued(op, 'wave-driver'); // another driver started this item first
-    return null;
+  /** Starts a chunk of items in one statement; returns the started operations' ids. */
+  private async start(wave: Wave, items: WaveItem[]): Promise<string[]> {
+    const clusters = await this.clusters.getRawMany(items.map((i) => i.clusterId));
+    const params = { ...(wave.params as object), name: `wave ${wave.id.slice(0, 8)}` };
+    const starts: ItemStart[] = items.map((item) => {
+      // A cluster that is gone or not Running is skipped by the statement itself; its plan is never written.
+      const plan = planClusterAction(clusters.get(item.clusterId) ?? { consulVersion: '' }, wave.action as WaveAction, params);
+      return {
+        position: item.position, clusterId: item.clusterId, operationId: randomUUID(), kind: plan.kind, mutating: isMutating(plan.kind as OperationKind),
+        params: plan.params, auditAction: plan.auditAction,
+        snapshot: plan.snapshot && { ...plan.snapshot, blobKey: SnapshotRepository.blobKey(item.clusterId, plan.snapshot.id) },
+      };
+    });
+    return (await this.waves.startItems(wave.id, `wave:${wave.id}`, starts)).started;
   }
-}
 
-/** Runs fn over items with at most `limit` calls in flight; results in order. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  }));
-  return out;
+  /** Puts the jobs of started operations on the queue together. */
+  private async enqueue(started: string[]): Promise<void> {
+    if (started.length === 0) return;
+    await this.queue.addBulk(started.map((operationId) => ({
+      name: 'run-operation' as const,
+      data: { operationId },
+      opts: { jobId: operationJobId(operationId), attempts: this.attempts, backoff: { type: 'exponential', delay: 1000 } },
+    }))).catch(() => undefined); // the reconciler enqueues them otherwise
+  }
 }

@@ -110,9 +110,8 @@ export class WorkerModule {
         },
         {
           provide: WaveDriver,
-          useFactory: (db: Db, ops: OperationRepository, clusters: ClusterRepository, snapshots: SnapshotRepository, queue: OperationsQueue) =>
-            new WaveDriver(new WaveRepository(db), ops, clusters, snapshots, queue, config.JOB_ATTEMPTS),
-          inject: [DB, OperationRepository, ClusterRepository, SnapshotRepository, QUEUE],
+          useFactory: (db: Db, clusters: ClusterRepository, queue: OperationsQueue) => new WaveDriver(new WaveRepository(db), clusters, queue, config.JOB_ATTEMPTS),
+          inject: [DB, ClusterRepository, QUEUE],
         },
         {
           provide: BillingTicker,

@@ -58,6 +58,10 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
 
   async onApplicationBootstrap(): Promise<void> {
     const handlers = this.handlers();
+    // An operation of a wave that ends here moves its wave on at once, not at the next tick.
+    this.runner.onEnded = (op) => {
+      if (op.requestedBy.startsWith('wave:')) this.waves.nudge();
+    };
     this.worker = new Worker<JobPayloads[JobName], void, string>(
       OPERATIONS_QUEUE,
       async (job, token) => handlers[job.name as JobName](job, token),
@@ -121,6 +125,7 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
     if (this.upgradeTimer) clearInterval(this.upgradeTimer);
     if (this.billingTimer) clearInterval(this.billingTimer);
     this.server?.close();
+    this.waves.close();
     await this.worker?.close();
     // BullMQ does not close a connection it was given.
     this.workerConnection?.disconnect();

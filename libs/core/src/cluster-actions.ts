@@ -8,7 +8,36 @@ import type { Cluster, Operation } from './generated/prisma/client';
 export const WAVE_ACTIONS = ['snapshot', 'upgrade', 'rotate-gossip-key', 'rotate-certificates', 'repair'] as const;
 export type WaveAction = (typeof WAVE_ACTIONS)[number];
 
-/** Requests one action on a cluster as an operation, the same rows the customer-facing routes write. */
+/** What requesting an action writes: the operation's kind and params, the audit action, and for a snapshot its row. */
+export interface PlannedAction {
+  kind: OperationKind;
+  auditAction: string;
+  params: Record<string, unknown>;
+  snapshot?: { id: string; name: string; kind: SnapshotKind };
+}
+
+/** The rows one action on a cluster needs, the same the customer-facing routes write. */
+export function planClusterAction(cluster: Pick<Cluster, 'consulVersion'>, action: WaveAction, params: Record<string, unknown>): PlannedAction {
+  switch (action) {
+    case 'snapshot': {
+      const id = randomUUID();
+      return { kind: OperationKind.Snapshot, auditAction: 'snapshot.requested', params: { snapshotId: id }, snapshot: { id, name: String(params.name ?? 'maintenance'), kind: SnapshotKind.Manual } };
+    }
+    case 'upgrade':
+      return {
+        kind: OperationKind.Upgrade, auditAction: 'cluster.upgrade.requested',
+        params: { toVersion: params.consulVersion, fromVersion: cluster.consulVersion, preUpgradeSnapshotId: randomUUID() },
+      };
+    case 'rotate-gossip-key':
+      return { kind: OperationKind.RotateGossipKey, auditAction: 'cluster.rotate.requested', params: { what: 'gossip-key' } };
+    case 'rotate-certificates':
+      return { kind: OperationKind.RotateCertificates, auditAction: 'cluster.rotate.requested', params: { what: 'certificates' } };
+    case 'repair':
+      return { kind: OperationKind.Repair, auditAction: 'cluster.repair.requested', params: { down: [] } };
+  }
+}
+
+/** Requests one action on a cluster as an operation. */
 export async function requestClusterAction(
   clusters: ClusterRepository,
   snapshots: SnapshotRepository,
@@ -17,18 +46,9 @@ export async function requestClusterAction(
   params: Record<string, unknown>,
   actor: string,
 ): Promise<Operation> {
-  switch (action) {
-    case 'snapshot':
-      return (await snapshots.requestWithOperation(cluster, actor, { kind: OperationKind.Snapshot, action: 'snapshot.requested' }, { name: String(params.name ?? 'maintenance'), kind: SnapshotKind.Manual })).operation;
-    case 'upgrade':
-      return clusters.addOperation(cluster, OperationKind.Upgrade, actor, 'cluster.upgrade.requested', {
-        toVersion: params.consulVersion, fromVersion: cluster.consulVersion, preUpgradeSnapshotId: randomUUID(),
-      });
-    case 'rotate-gossip-key':
-      return clusters.addOperation(cluster, OperationKind.RotateGossipKey, actor, 'cluster.rotate.requested', { what: 'gossip-key' });
-    case 'rotate-certificates':
-      return clusters.addOperation(cluster, OperationKind.RotateCertificates, actor, 'cluster.rotate.requested', { what: 'certificates' });
-    case 'repair':
-      return clusters.addOperation(cluster, OperationKind.Repair, actor, 'cluster.repair.requested', { down: [] });
+  const plan = planClusterAction(cluster, action, params);
+  if (plan.snapshot) {
+    return (await snapshots.requestWithOperation(cluster, actor, { kind: plan.kind, action: plan.auditAction }, { name: plan.snapshot.name, kind: plan.snapshot.kind })).operation;
   }
+  return clusters.addOperation(cluster, plan.kind, actor, plan.auditAction, plan.params);
 }

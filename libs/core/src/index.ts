@@ -4,6 +4,7 @@ export * from './catalog';
 export * from './model';
 export * from './errors';
 export * from './queue';
+export * from './coalescer';
 export * from './persistence/prisma';
 export * from './persistence/cluster.repository';
 export * from './persistence/operation.repository';

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from './prisma';
-import { isUniqueViolation } from './prisma';
+import { isUniqueViolation, sqlQuery } from './prisma';
 import { closeSegment, openSegment } from './billing-segments';
 import type { UpgradePolicy } from './upgrade-schedule.repository';
 import { ClusterState, OperationState, type OperationKind, isMutating } from '../model';
@@ -158,12 +158,18 @@ export class ClusterRepository {
    * with its servers in index order.
    */
   async getRaw(id: string): Promise<ClusterWithServers | null> {
-    const rows = await this.db.$queryRaw<ClusterWithServers[]>`
+    return (await this.getRawMany([id])).get(id) ?? null;
+  }
+
+  /** getRaw for several clusters in one statement, by id (a missing one is absent). */
+  async getRawMany(ids: string[]): Promise<Map<string, ClusterWithServers>> {
+    if (ids.length === 0) return new Map();
+    const rows = await sqlQuery<ClusterWithServers>(this.db, `
       SELECT c.*, COALESCE((
         SELECT json_agg(json_build_object('clusterId', s."clusterId", 'index', s."index", 'address', s."address") ORDER BY s."index")
         FROM "ClusterServer" s WHERE s."clusterId" = c."id"), '[]'::json) AS "servers"
-      FROM "Cluster" c WHERE c."id" = ${id}::uuid`;
-    return rows[0] ?? null;
+      FROM "Cluster" c WHERE c."id" = ANY($1::uuid[])`, [ids]);
+    return new Map(rows.map((r) => [r.id, r]));
   }
 
   async setState(id: string, state: ClusterState, reason: string | null = null): Promise<void> {

@@ -1,4 +1,4 @@
-import type { Db } from './prisma';
+import { sqlQuery, type Db } from './prisma';
 import { randomUUID } from 'node:crypto';
 import { everBillable, openSegment } from './billing-segments';
 import { ClusterState, OperationState, type OperationError, type OperationStep } from '../model';
@@ -34,59 +34,84 @@ export class OperationRepository {
     return new Map(rows.map((r) => [r.id, r.state]));
   }
 
-  /**
-   * The runner's start, in one statement: if the operation is still Queued or
-   * Running and (when mutating) its cluster's lock can be taken in seq order
-   * (free or already its own, no earlier mutating operation of the cluster
-   * unfinished), takes the lock, marks the operation Running, counts the
-   * attempt and returns the row. Null when it is finished, gone, or the lock is
-   * not free: the caller reads the row to tell which.
-   */
+  /** claimMany for one operation. */
   async claim(id: string): Promise<Operation | null> {
-    const rows = await this.db.$queryRaw<Operation[]>`
-      WITH o AS MATERIALIZED (
-        SELECT "clusterId", "seq" FROM "Operation"
-        WHERE "id" = ${id}::uuid AND "state" IN ('Queued', 'Running') AND "mutating"
+    return (await this.claimMany([id]))[0] ?? null;
+  }
+
+  /**
+   * The runner's start, for several operations in one statement: each one that
+   * is still Queued or Running and (when mutating) can take its cluster's lock
+   * in seq order (free or already its own, no earlier mutating operation of the
+   * cluster unfinished) takes the lock, is marked Running, has its attempt
+   * counted and is returned. Null, in its place, when it is finished, gone, or
+   * the lock is not free: the caller reads the row to tell which. Of two in the
+   * same call for one cluster, only the earlier can pass the seq check.
+   */
+  async claimMany(ids: string[]): Promise<(Operation | null)[]> {
+    if (ids.length === 0) return [];
+    const rows = await sqlQuery<Operation>(this.db, `
+      WITH req AS (SELECT DISTINCT unnest($1::uuid[]) AS "id"),
+      o AS MATERIALIZED (
+        SELECT op."id", op."clusterId", op."seq" FROM "Operation" op
+        WHERE op."id" IN (SELECT "id" FROM req) AND op."state" IN ('Queued', 'Running') AND op."mutating"
       ), l AS (
-        -- The cluster id and seq as scalar subqueries, not a join: the earlier-operations check then stays
-        -- an index lookup on ("clusterId", "state"), as with constants.
-        UPDATE "Cluster" SET "lockedByOperationId" = ${id}::uuid, "updatedAt" = (now() AT TIME ZONE 'UTC')
-        WHERE "id" = (SELECT "clusterId" FROM o)
-          AND ("lockedByOperationId" IS NULL OR "lockedByOperationId" = ${id}::uuid)
+        UPDATE "Cluster" c SET "lockedByOperationId" = o."id", "updatedAt" = (now() AT TIME ZONE 'UTC')
+        FROM o
+        WHERE c."id" = o."clusterId"
+          AND (c."lockedByOperationId" IS NULL OR c."lockedByOperationId" = o."id")
           AND NOT EXISTS (
             SELECT 1 FROM "Operation" p
-            WHERE p."clusterId" = (SELECT "clusterId" FROM o) AND p."state" IN ('Queued', 'Running')
-              AND p."mutating" AND p."seq" < (SELECT "seq" FROM o))
-        RETURNING "id"
+            WHERE p."clusterId" = o."clusterId" AND p."state" IN ('Queued', 'Running') AND p."mutating" AND p."seq" < o."seq")
+        RETURNING c."lockedByOperationId" AS "id"
       )
-      UPDATE "Operation" SET "state" = ${OperationState.Running}, "attempts" = "attempts" + 1,
+      UPDATE "Operation" SET "state" = $2, "attempts" = "attempts" + 1,
         "startedAt" = (now() AT TIME ZONE 'UTC'), "updatedAt" = (now() AT TIME ZONE 'UTC')
-      WHERE "id" = ${id}::uuid AND "state" IN ('Queued', 'Running')
-        AND (NOT "mutating" OR EXISTS (SELECT 1 FROM l))
-      RETURNING *`;
-    return rows[0] ?? null;
+      WHERE "id" IN (SELECT "id" FROM req) AND "state" IN ('Queued', 'Running')
+        AND (NOT "mutating" OR "id" IN (SELECT "id" FROM l))
+      RETURNING *`, [ids, OperationState.Running]);
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    return ids.map((id) => byId.get(id) ?? null);
   }
 
   async saveSteps(id: string, steps: OperationStep[], progress: number, currentStep: string | null): Promise<void> {
-    await this.db.$executeRaw`
-      UPDATE "Operation" SET "steps" = ${JSON.stringify(steps)}::jsonb, "progress" = ${progress}, "currentStep" = ${currentStep},
+    await this.saveStepsMany([{ id, steps: JSON.stringify(steps), progress, currentStep }]);
+  }
+
+  /** Step logs (already serialized) and progress of several operations in one statement. */
+  async saveStepsMany(entries: { id: string; steps: string; progress: number; currentStep: string | null }[]): Promise<void> {
+    if (entries.length === 0) return;
+    await sqlQuery(this.db, `
+      UPDATE "Operation" o SET "steps" = v."steps"::jsonb, "progress" = v."progress", "currentStep" = v."currentStep",
         "updatedAt" = (now() AT TIME ZONE 'UTC')
-      WHERE "id" = ${id}::uuid`;
+      FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[]) AS v("id", "steps", "progress", "currentStep")
+      WHERE o."id" = v."id"`, [entries.map((e) => e.id), entries.map((e) => e.steps), entries.map((e) => e.progress), entries.map((e) => e.currentStep)]);
   }
 
   /** Ends the operation and frees its cluster's lock in one statement: nothing sees it ended but still holding the cluster. */
   async succeed(id: string, result?: Record<string, unknown>): Promise<void> {
-    const json = result ? JSON.stringify(result) : null;
-    await this.db.$executeRaw`
-      WITH o AS (
-        UPDATE "Operation" SET "state" = ${OperationState.Succeeded}, "progress" = 100, "currentStep" = NULL,
+    await this.succeedMany([{ id, result: result ? JSON.stringify(result) : null, steps: null }]);
+  }
+
+  /**
+   * succeed for several operations in one statement, each with its result and
+   * its final step log (serialized; null keeps what the row has).
+   */
+  async succeedMany(entries: { id: string; result: string | null; steps: string | null }[]): Promise<void> {
+    if (entries.length === 0) return;
+    await sqlQuery(this.db, `
+      WITH v AS (
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) AS v("id", "result", "steps")
+      ), o AS (
+        UPDATE "Operation" op SET "state" = $4, "progress" = 100, "currentStep" = NULL,
           "finishedAt" = (now() AT TIME ZONE 'UTC'), "updatedAt" = (now() AT TIME ZONE 'UTC'), "error" = NULL,
-          "result" = COALESCE(${json}::jsonb, "result")
-        WHERE "id" = ${id}::uuid
-        RETURNING "id"
+          "result" = COALESCE(v."result"::jsonb, op."result"), "steps" = COALESCE(v."steps"::jsonb, op."steps")
+        FROM v WHERE op."id" = v."id"
+        RETURNING op."id", op."clusterId"
       )
-      UPDATE "Cluster" SET "lockedByOperationId" = NULL, "updatedAt" = (now() AT TIME ZONE 'UTC')
-      WHERE "lockedByOperationId" = ${id}::uuid AND EXISTS (SELECT 1 FROM o)`;
+      UPDATE "Cluster" c SET "lockedByOperationId" = NULL, "updatedAt" = (now() AT TIME ZONE 'UTC')
+      FROM o WHERE c."id" = o."clusterId" AND c."lockedByOperationId" = o."id"`,
+    [entries.map((e) => e.id), entries.map((e) => e.result), entries.map((e) => e.steps), OperationState.Succeeded]);
   }
 
   /** Fails the operation and frees its cluster's lock in one statement. */
@@ -96,10 +121,10 @@ export class OperationRepository {
         UPDATE "Operation" SET "state" = ${OperationState.Failed}, "finishedAt" = (now() AT TIME ZONE 'UTC'),
           "updatedAt" = (now() AT TIME ZONE 'UTC'), "error" = ${JSON.stringify(error)}::jsonb
         WHERE "id" = ${id}::uuid
-        RETURNING "id"
+        RETURNING "id", "clusterId"
       )
-      UPDATE "Cluster" SET "lockedByOperationId" = NULL, "updatedAt" = (now() AT TIME ZONE 'UTC')
-      WHERE "lockedByOperationId" = ${id}::uuid AND EXISTS (SELECT 1 FROM o)`;
+      UPDATE "Cluster" c SET "lockedByOperationId" = NULL, "updatedAt" = (now() AT TIME ZONE 'UTC')
+      FROM o WHERE c."id" = o."clusterId" AND c."lockedByOperationId" = o."id"`;
   }
 
   listForCluster(tenantId: string, clusterId: string, limit = 100): Promise<Operation[]> {

@@ -1,5 +1,5 @@
 import { PrismaPg } from '@prisma/adapter-pg';
-import type pg from 'pg';
+import pg from 'pg';
 import { PrismaClient } from '../generated/prisma/client';
 import { createPgPool } from './pg-adapter';
 
@@ -36,4 +36,41 @@ export function isUniqueViolation(e: unknown): boolean {
   const cause = err.meta?.driverAdapterError?.cause;
   if (cause?.kind === 'UniqueConstraintViolation' || cause?.originalCode === '23505') return true;
   return /unique constraint|duplicate key value/i.test(String((e as Error).message ?? ''));
+}
+
+/**
+ * PostgreSQL aborted the statement to break a deadlock (40P01) or a
+ * serialization conflict (40001): it had no effect, and running it again is safe.
+ */
+export function isRetryableConflict(e: unknown): boolean {
+  if (typeof e !== 'object' || e === null) return false;
+  const err = e as { code?: string; meta?: { code?: string; driverAdapterError?: { cause?: { originalCode?: string } } } };
+  const codes = [err.code, err.meta?.code, err.meta?.driverAdapterError?.cause?.originalCode];
+  if (codes.some((c) => c === '40P01' || c === '40001')) return true;
+  return /deadlock detected|could not serialize access/i.test(String((e as Error).message ?? ''));
+}
+
+const PG_INT8_OID = 20;
+const PG_TIMESTAMP_OID = 1114;
+/** The column types as Prisma's raw queries return them: int8 as bigint, timestamp (UTC, no zone) as a Date in UTC. */
+const rawTypes = {
+  getTypeParser(oid: number, format?: string): (v: string) => unknown {
+    if (oid === PG_INT8_OID) return (v) => BigInt(v);
+    if (oid === PG_TIMESTAMP_OID) return (v) => new Date(`${v.replace(' ', 'T')}Z`);
+    return pg.types.getTypeParser(oid, (format ?? 'text') as 'text');
+  },
+};
+
+/**
+ * One SQL statement with positional parameters ($1, $2 …) straight on the
+ * client's pool, without Prisma's query compiler: the worker's hot paths. Rows
+ * come back as $queryRaw returns them (bigint for int8, Dates for timestamps,
+ * parsed JSON). Dates are not passed as parameters here (node-postgres sends
+ * them in local time): the statements use now() or ISO text cast in SQL.
+ */
+export async function sqlQuery<T>(db: Db, text: string, values: unknown[] = []): Promise<T[]> {
+  const pool = pools.get(db);
+  if (!pool) return db.$queryRawUnsafe<T[]>(text, ...values);
+  const r = await pool.query({ text, values, types: rawTypes } as pg.QueryConfig);
+  return r.rows as T[];
 }

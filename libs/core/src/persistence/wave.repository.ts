@@ -1,8 +1,26 @@
 import { randomUUID } from 'node:crypto';
-import type { Db } from './prisma';
+import { sqlQuery, type Db } from './prisma';
 import type { Wave, WaveItem } from '../generated/prisma/client';
 
 export type WaveWithItems = Wave & { items: WaveItem[] };
+
+/** One item to start: its operation's id, kind and params, its audit action, and for a snapshot action the snapshot row. */
+export interface ItemStart {
+  position: number;
+  clusterId: string;
+  operationId: string;
+  kind: string;
+  mutating: boolean;
+  params: Record<string, unknown>;
+  auditAction: string;
+  snapshot?: { id: string; name: string; kind: string; blobKey: string };
+}
+
+/** A wave's items counted by state; canaries also on their own. */
+export interface WaveCounts {
+  Pending: number; Running: number; Succeeded: number; Failed: number; Skipped: number;
+  canariesPending: number; canariesUnfinished: number;
+}
 
 export interface NewWave {
   action: string;
@@ -43,6 +61,97 @@ export class WaveRepository {
     return this.db.wave.findMany({ where: { state: 'Running' }, include: { items: { orderBy: { position: 'asc' } } } });
   }
 
+  /** The running waves, without their items (the driver reads counts and candidates instead). */
+  listRunningWaves(): Promise<Wave[]> {
+    return sqlQuery<Wave>(this.db, `SELECT * FROM "Wave" WHERE "state" = 'Running' ORDER BY "createdAt"`, []);
+  }
+
+  /** Marks Running items whose operation has ended: Succeeded, or Failed for any other end. One statement. */
+  async syncEnded(waveId: string, terminal: readonly string[]): Promise<void> {
+    await sqlQuery(this.db, `
+      UPDATE "WaveItem" wi SET "state" = CASE WHEN o."state" = 'Succeeded' THEN 'Succeeded' ELSE 'Failed' END,
+        "finishedAt" = (now() AT TIME ZONE 'UTC')
+      FROM "Operation" o
+      WHERE wi."waveId" = $1::uuid AND wi."state" = 'Running' AND o."id" = wi."operationId" AND o."state" = ANY($2::text[])`, [waveId, [...terminal]]);
+  }
+
+  async counts(waveId: string): Promise<WaveCounts> {
+    const rows = await sqlQuery<{ state: string; canary: boolean; n: number }>(this.db, `
+      SELECT "state", "canary", count(*)::int AS "n" FROM "WaveItem" WHERE "waveId" = $1::uuid GROUP BY "state", "canary"`, [waveId]);
+    const c: WaveCounts = { Pending: 0, Running: 0, Succeeded: 0, Failed: 0, Skipped: 0, canariesPending: 0, canariesUnfinished: 0 };
+    for (const r of rows) {
+      if (r.state in c) c[r.state as 'Pending'] += r.n;
+      if (r.canary && r.state === 'Pending') c.canariesPending += r.n;
+      if (r.canary && (r.state === 'Pending' || r.state === 'Running')) c.canariesUnfinished += r.n;
+    }
+    return c;
+  }
+
+  /** Pending items in position order (canaries only, when asked), at most `limit`. */
+  pendingItems(waveId: string, opts: { canariesOnly: boolean; limit: number }): Promise<WaveItem[]> {
+    return sqlQuery<WaveItem>(this.db, `
+      SELECT * FROM "WaveItem" WHERE "waveId" = $1::uuid AND "state" = 'Pending' AND ("canary" OR NOT $2::boolean)
+      ORDER BY "position" LIMIT $3`, [waveId, opts.canariesOnly, opts.limit]);
+  }
+
+  /** Marks every Pending item Skipped (a halted wave). */
+  async skipPending(waveId: string): Promise<void> {
+    await this.db.waveItem.updateMany({ where: { waveId, state: 'Pending' }, data: { state: 'Skipped', finishedAt: new Date() } });
+  }
+
+  /**
+   * Starts items in one statement: for each item still Pending whose cluster is
+   * Running, the item is marked Running with its operation, and the operation,
+   * its audit event and (snapshot actions) the snapshot row are written; an
+   * item still Pending whose cluster is not Running is Skipped. An item another
+   * driver started meanwhile is left alone (its row lock makes this statement
+   * see it Running). Returns the started items' operation ids and the skipped
+   * positions.
+   */
+  async startItems(waveId: string, actor: string, items: ItemStart[]): Promise<{ started: string[]; skipped: number[] }> {
+    if (items.length === 0) return { started: [], skipped: [] };
+    const col = <T>(f: (i: ItemStart) => T) => items.map(f);
+    const rows = await sqlQuery<{ what: string; position: number; operationId: string | null }>(this.db, `
+      WITH clock AS (SELECT (now() AT TIME ZONE 'UTC') AS "at"), v AS (
+        SELECT * FROM unnest($2::int[], $3::uuid[], $4::uuid[], $5::text[], $6::boolean[], $7::text[], $8::text[], $9::uuid[], $10::text[], $11::text[], $12::text[])
+          AS v("position", "clusterId", "opId", "kind", "mutating", "params", "action", "snapId", "snapName", "snapKind", "blobKey")
+      ), ok AS MATERIALIZED (
+        UPDATE "WaveItem" wi SET "state" = 'Running', "operationId" = v."opId", "startedAt" = (SELECT "at" FROM clock)
+        FROM v JOIN "Cluster" c ON c."id" = v."clusterId" AND c."state" = 'Running'
+        WHERE wi."waveId" = $1::uuid AND wi."position" = v."position" AND wi."clusterId" = v."clusterId" AND wi."state" = 'Pending'
+        RETURNING v.*, c."tenantId"
+      ), skip AS (
+        UPDATE "WaveItem" wi SET "state" = 'Skipped', "finishedAt" = (SELECT "at" FROM clock)
+        FROM v
+        WHERE wi."waveId" = $1::uuid AND wi."position" = v."position" AND wi."clusterId" = v."clusterId" AND wi."state" = 'Pending'
+          AND NOT EXISTS (SELECT 1 FROM "Cluster" c WHERE c."id" = v."clusterId" AND c."state" = 'Running')
+        RETURNING wi."position"
+      ), ops AS (
+        INSERT INTO "Operation" ("id", "tenantId", "clusterId", "kind", "mutating", "state", "requestedBy", "params", "createdAt", "updatedAt")
+        SELECT "opId", "tenantId", "clusterId", "kind", "mutating", 'Queued', $13, "params"::jsonb, (SELECT "at" FROM clock), (SELECT "at" FROM clock)
+        FROM ok ORDER BY "position"
+        RETURNING 1
+      ), snaps AS (
+        INSERT INTO "Snapshot" ("id", "tenantId", "clusterId", "name", "kind", "state", "blobKey", "operationId", "createdAt", "updatedAt")
+        SELECT "snapId", "tenantId", "clusterId", "snapName", "snapKind", 'Pending', "blobKey", "opId", (SELECT "at" FROM clock), (SELECT "at" FROM clock)
+        FROM ok WHERE "snapId" IS NOT NULL
+        RETURNING 1
+      ), audit AS (
+        INSERT INTO "AuditEvent" ("id", "tenantId", "clusterId", "operationId", "actor", "action", "details", "createdAt")
+        SELECT gen_random_uuid(), "tenantId", "clusterId", "opId", $13, "action", "params"::jsonb, (SELECT "at" FROM clock) FROM ok
+        RETURNING 1
+      )
+      SELECT 'started' AS "what", "position", "opId"::text AS "operationId" FROM ok
+      UNION ALL SELECT 'skipped', "position", NULL FROM skip`,
+    [
+      waveId, col((i) => i.position), col((i) => i.clusterId), col((i) => i.operationId), col((i) => i.kind), col((i) => i.mutating),
+      col((i) => JSON.stringify(i.params)), col((i) => i.auditAction), col((i) => i.snapshot?.id ?? null), col((i) => i.snapshot?.name ?? null),
+      col((i) => i.snapshot?.kind ?? null), col((i) => i.snapshot?.blobKey ?? null), actor,
+    ]);
+    const started = rows.filter((r) => r.what === 'started').sort((a, b) => a.position - b.position).map((r) => r.operationId!);
+    return { started, skipped: rows.filter((r) => r.what === 'skipped').map((r) => r.position) };
+  }
+
   /** Marks an item started with its operation, only if still Pending (two drivers never start it twice). */
   async start(waveId: string, position: number, operationId: string): Promise<boolean> {
     const n = await this.db.waveItem.updateMany({ where: { waveId, position, state: 'Pending' }, data: { state: 'Running', operationId, startedAt: new Date() } });
@@ -59,7 +168,9 @@ export class WaveRepository {
     await this.db.waveItem.updateMany({ where: { waveId, position: { in: positions }, state: { in: ['Pending', 'Running'] } }, data: { state, finishedAt: new Date() } });
   }
 
-  async finish(id: string, state: 'Succeeded' | 'Halted', reason: string | null): Promise<void> {
-    await this.db.wave.updateMany({ where: { id, state: 'Running' }, data: { state, stateReason: reason, finishedAt: new Date() } });
+  /** Ends a Running wave; false when it had ended already (another driver was first). */
+  async finish(id: string, state: 'Succeeded' | 'Halted', reason: string | null): Promise<boolean> {
+    const n = await this.db.wave.updateMany({ where: { id, state: 'Running' }, data: { state, stateReason: reason, finishedAt: new Date() } });
+    return n.count === 1;
   }
 }
