@@ -160,4 +160,53 @@ describe('OperationRunner', () => {
     assert.equal(done!.state, 'Succeeded');
     assert.equal((await reconciler.reconcile()).requeued, 0, 'nothing left to re-enqueue');
   });
+
+  it('shows a slow step as Running on the row while it runs, and writes a quick one with the end', async () => {
+    const { operation: slowOp } = await newCluster('slow-step');
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    behaviour.set(slowOp.id, async () => {
+      await released;
+      return 'slow done';
+    });
+    await enqueueOperation(queue, slowOp.id, config.JOB_ATTEMPTS);
+    const during = await waitFor('the slow step on the row', () => operations.get(slowOp.id), (o) => o?.currentStep === 'scripted', 10_000, 20);
+    assert.deepEqual((during!.steps as { name: string; state: string }[]).map((x) => [x.name, x.state]), [['scripted', 'Running']]);
+    assert.equal(during!.state, 'Running');
+    release();
+    const done = await finished(slowOp.id);
+    const steps = done!.steps as { name: string; state: string; detail?: string; durationMs?: number }[];
+    assert.deepEqual(steps.map((x) => [x.name, x.state, x.detail]), [['scripted', 'Succeeded', 'slow done']]);
+    assert.equal(done!.currentStep, null);
+    assert.equal(done!.progress, 100);
+
+    const { operation: quickOp } = await newCluster('quick-step');
+    await enqueueOperation(queue, quickOp.id, config.JOB_ATTEMPTS);
+    const quick = await finished(quickOp.id);
+    assert.equal(quick!.state, 'Succeeded');
+    const quickSteps = quick!.steps as { name: string; state: string; startedAt: string; finishedAt: string }[];
+    assert.deepEqual(quickSteps.map((x) => [x.name, x.state]), [['scripted', 'Succeeded']], 'the quick step is in the log all the same');
+    assert.ok(quickSteps[0]!.startedAt <= quickSteps[0]!.finishedAt);
+  });
+
+  it('claims several operations in one statement: of two for one cluster only the earlier; ended ones not at all', async () => {
+    const { cluster, operation: first } = await newCluster('claim-many');
+    const second = await clusters.addOperation(cluster, 'delete', 'test', 'cluster.delete.requested');
+    const { operation: other } = await newCluster('claim-many-other');
+    const ended = (await newCluster('claim-many-ended')).operation;
+    await db.operation.update({ where: { id: ended.id }, data: { state: 'Succeeded' } });
+    // The later one first in the call: seq order, not call order, decides.
+    const got = await operations.claimMany([second.id, first.id, other.id, ended.id, randomUUID()]);
+    assert.deepEqual(got.map((o) => o?.id ?? null), [null, first.id, other.id, null, null]);
+    assert.equal(got[1]!.state, 'Running');
+    assert.equal(got[1]!.attempts, 1);
+    assert.equal((await clusters.get(cluster.id))!.lockedByOperationId, first.id);
+    assert.equal((await operations.get(second.id))!.state, 'Queued');
+    // Ending the first frees the cluster for the second, in the same kind of shared statement.
+    await operations.succeedMany([{ id: first.id, result: null, steps: null }, { id: other.id, result: '{"k":1}', steps: '[]' }]);
+    assert.equal((await clusters.get(cluster.id))!.lockedByOperationId, null);
+    assert.deepEqual((await operations.get(other.id))!.result, { k: 1 });
+    assert.deepEqual((await operations.claimMany([second.id])).map((o) => o?.id), [second.id]);
+    await operations.succeed(second.id);
+  });
 });

@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { Worker, type Job } from 'bullmq';
+import {
+  ClusterRepository, ClusterState, OPERATIONS_QUEUE, OperationRepository, WaveRepository, closeDb, createDb, createOperationsQueue, createRedis,
+  type Config, type Db, type JobPayloads, type OperationKind, type OperationsQueue,
+} from '../../../libs/core/src';
+import { dropTestDatabase, testConfig, waitFor } from '../../../test/support/stack';
+import type { Flow, FlowContext } from './flows/flow';
+import { OperationRunner } from './operation.runner';
+import { WaveDriver } from './wave.driver';
+
+const TENANT = 'f1f1f1f1-0000-4000-8000-00000000001f';
+
+// The wave driver against real Postgres and Redis with the real runner and a
+// scripted flow: items started in bulk, one statement per chunk; the wave
+// carried to its end by the runner's nudges after a single tick; two drivers
+// ticking at once start each item once.
+describe('WaveDriver', () => {
+  let config: Config;
+  let db: Db;
+  let queue: OperationsQueue;
+  let worker: Worker;
+  let waves: WaveRepository;
+  const drivers: WaveDriver[] = [];
+  const connections: ReturnType<typeof createRedis>[] = [];
+  const ran: { op: string; cluster: string; start: number; end: number }[] = [];
+  let running = 0;
+  let maxRunning = 0;
+
+  const redis = (forWorker: boolean) => {
+    const c = createRedis(config.REDIS_URL, forWorker);
+    connections.push(c);
+    return c;
+  };
+
+  const flow: Flow = {
+    steps: (ctx: FlowContext) => [{
+      name: 'work',
+      run: async () => {
+        running++;
+        maxRunning = Math.max(maxRunning, running);
+        const start = Date.now();
+        await new Promise((r) => setTimeout(r, 20)); // the work itself
+        running--;
+        ran.push({ op: ctx.operation.id, cluster: ctx.cluster.id, start, end: Date.now() });
+      },
+    }],
+    succeeded: async () => undefined,
+    failed: async () => undefined,
+  };
+
+  async function newClusters(prefix: string, n: number, state: string = ClusterState.Running): Promise<string[]> {
+    const rows = Array.from({ length: n }, (_, i) => ({
+      id: randomUUID(), tenantId: TENANT, subscriptionId: randomUUID(), resourceGroup: 'rg', managedResourceGroup: `mrg-${prefix}-${i}`,
+      name: `${prefix}-${i}`, region: 'westeurope', datacenter: `${prefix}-${i}`, consulVersion: '1.8.7', tier: 'development', serverCount: 1, state,
+      createdBy: 'test',
+    }));
+    await db.cluster.createMany({ data: rows });
+    return rows.map((r) => r.id);
+  }
+
+  before(async () => {
+    config = await testConfig({ JOB_ATTEMPTS: '2' });
+    db = createDb(config.DATABASE_URL, 10);
+    waves = new WaveRepository(db);
+    queue = createOperationsQueue(redis(false), config.QUEUE_PREFIX);
+    const flows = new Proxy({}, { get: () => flow }) as Record<OperationKind, Flow>;
+    const runner = new OperationRunner(new OperationRepository(db), new ClusterRepository(db), flows);
+    for (let i = 0; i < 2; i++) drivers.push(new WaveDriver(waves, new ClusterRepository(db), queue, config.JOB_ATTEMPTS));
+    // As WorkerService wires them; no periodic tick in this test.
+    runner.onEnded = (op) => {
+      if (op.requestedBy.startsWith('wave:')) drivers[0]!.nudge();
+    };
+    worker = new Worker(OPERATIONS_QUEUE, (job: Job<JobPayloads['run-operation']>, token?: string) => runner.run(job, token), {
+      connection: redis(true), prefix: config.QUEUE_PREFIX, concurrency: 8,
+    });
+  });
+  after(async () => {
+    for (const d of drivers) d.close();
+    await worker.close();
+    await queue.obliterate({ force: true });
+    await queue.close();
+    for (const c of connections) c.disconnect();
+    await closeDb(db);
+    await dropTestDatabase(config.DATABASE_URL);
+  });
+
+  it('one tick, then nudges: canary first, at most maxInFlight at a time, snapshot rows and audit events written with each operation', async () => {
+    const running_ = await newClusters('nudge', 5);
+    const [stopped] = await newClusters('nudge-failed', 1, ClusterState.Failed);
+    const clusterIds = [...running_.slice(0, 2), stopped!, ...running_.slice(2)];
+    const wave = await waves.create({ action: 'snapshot', params: {}, selector: {}, canaries: 1, maxInFlight: 2, maxFailures: 0, createdBy: 'test', clusterIds });
+    ran.length = 0;
+    maxRunning = 0;
+    await drivers[0]!.tick();
+    // No more ticks: only the runner's nudges can start the rest and end the wave.
+    const done = await waitFor('the wave to end', () => waves.get(wave.id), (w) => w?.state !== 'Running', 20_000, 50);
+    assert.equal(done!.state, 'Succeeded');
+    assert.deepEqual(done!.items.map((i) => i.state), ['Succeeded', 'Succeeded', 'Skipped', 'Succeeded', 'Succeeded', 'Succeeded']);
+    assert.equal(ran.length, 5);
+    const canary = ran.find((r) => r.cluster === clusterIds[0])!;
+    for (const r of ran) if (r !== canary) assert.ok(r.start >= canary.end, 'nothing starts before the canary is done');
+    assert.ok(maxRunning <= 2, `at most maxInFlight at a time (saw ${maxRunning})`);
+
+    const opIds = done!.items.filter((i) => i.operationId).map((i) => i.operationId!);
+    assert.equal(opIds.length, 5);
+    const ops = await db.operation.findMany({ where: { id: { in: opIds } } });
+    assert.deepEqual(ops.map((o) => [o.kind, o.state, o.requestedBy]), opIds.map(() => ['snapshot', 'Succeeded', `wave:${wave.id}`]));
+    const snapshots = await db.snapshot.findMany({ where: { operationId: { in: opIds } } });
+    assert.equal(snapshots.length, 5);
+    for (const s of snapshots) {
+      const op = ops.find((o) => o.id === s.operationId)!;
+      assert.equal((op.params as { snapshotId: string }).snapshotId, s.id);
+      assert.equal(s.clusterId, op.clusterId);
+      assert.equal(s.name, `wave ${wave.id.slice(0, 8)}`);
+    }
+    const audits = await db.auditEvent.findMany({ where: { operationId: { in: opIds }, action: 'snapshot.requested' } });
+    assert.equal(audits.length, 5, 'one audit event per started operation');
+    assert.equal(await db.operation.count({ where: { clusterId: stopped! } }), 0, 'nothing written for the skipped cluster');
+  });
+
+  it('two drivers ticking at once start each item once', async () => {
+    const clusterIds = await newClusters('race', 40);
+    const wave = await waves.create({ action: 'rotate-gossip-key', params: {}, selector: {}, canaries: 0, maxInFlight: 40, maxFailures: 0, createdBy: 'test', clusterIds });
+    await Promise.all([drivers[0]!.tick(), drivers[1]!.tick(), drivers[1]!.tick()]);
+    const done = await waitFor('the wave to end', () => waves.get(wave.id), (w) => w?.state !== 'Running', 20_000, 50);
+    assert.equal(done!.state, 'Succeeded');
+    const ops = await db.operation.findMany({ where: { requestedBy: `wave:${wave.id}` } });
+    assert.equal(ops.length, 40, 'one operation per item');
+    assert.deepEqual(new Set(ops.map((o) => o.clusterId)), new Set(clusterIds));
+    assert.ok(ops.every((o) => o.state === 'Succeeded' && o.attempts === 1));
+    assert.equal(await db.auditEvent.count({ where: { operationId: { in: ops.map((o) => o.id) } , action: 'cluster.rotate.requested' } }), 40);
+  });
+});
