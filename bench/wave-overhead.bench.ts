@@ -138,7 +138,7 @@ async function main(): Promise<void> {
   const driver = new WaveDriver(waves, clusterRepo, queue, config.JOB_ATTEMPTS);
   // As WorkerService wires them: an operation of a wave that ends nudges the driver.
   runner.onEnded = (op) => {
-    if (op.requestedBy.startsWith('wave:')) driver.nudge();
+    if (op.requestedBy.startsWith('wave:')) driver.nudge(op.id);
   };
   onCleanup(() => driver.close());
   const ended = new Set<string>();

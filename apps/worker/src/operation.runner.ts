@@ -55,13 +55,8 @@ export class OperationRunner {
     private readonly clusters: ClusterRepository,
     private readonly flows: Record<OperationKind, Flow>,
   ) {
-    this.starts = new Coalescer(async (ids) => {
-      const ops = await retryingConflicts(() => operations.claimMany(ids));
-      const claimed = ops.filter((o): o is Operation => o !== null);
-      // Read after the claim: the previous operation on the cluster has ended by now, and its changes are seen.
-      const rows = await clusters.getRawMany([...new Set(claimed.map((o) => o.clusterId))]);
-      return ops.map((op) => (op ? { op, cluster: rows.get(op.clusterId) ?? null } : null));
-    }, { maxBatch: MAX_BATCH });
+    // The claim and the cluster's row in one statement.
+    this.starts = new Coalescer((ids) => retryingConflicts(() => operations.claimManyWithClusters(ids)), { maxBatch: MAX_BATCH });
     this.stepLogs = new Coalescer(async (entries) => {
       await retryingConflicts(() => operations.saveStepsMany(entries));
       return entries.map(() => undefined);

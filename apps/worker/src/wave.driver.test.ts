@@ -71,7 +71,7 @@ describe('WaveDriver', () => {
     for (let i = 0; i < 2; i++) drivers.push(new WaveDriver(waves, new ClusterRepository(db), queue, config.JOB_ATTEMPTS));
     // As WorkerService wires them; no periodic tick in this test.
     runner.onEnded = (op) => {
-      if (op.requestedBy.startsWith('wave:')) drivers[0]!.nudge();
+      if (op.requestedBy.startsWith('wave:')) drivers[0]!.nudge(op.id);
     };
     worker = new Worker(OPERATIONS_QUEUE, (job: Job<JobPayloads['run-operation']>, token?: string) => runner.run(job, token), {
       connection: redis(true), prefix: config.QUEUE_PREFIX, concurrency: 8,

@@ -28,6 +28,10 @@ export class WaveDriver {
   private readonly log = new Logger('waves');
   private current?: Promise<void>;
   private again = false;
+  /** A full pass (every running item's operation checked) is due: the periodic tick, or a tick asked for directly. */
+  private fullDue = false;
+  /** Operations of waves that ended in this process since the last pass: a nudged pass checks only these. */
+  private ended = new Set<string>();
   private nudgeTimer?: NodeJS.Timeout;
   private closed = false;
 
@@ -40,6 +44,11 @@ export class WaveDriver {
 
   /** One pass over the running waves; a call while one runs makes it run once more and waits for that. */
   tick(): Promise<void> {
+    this.fullDue = true;
+    return this.pass();
+  }
+
+  private pass(): Promise<void> {
     if (this.current) {
       this.again = true;
       return this.current;
@@ -48,7 +57,11 @@ export class WaveDriver {
       try {
         do {
           this.again = false;
-          for (const wave of await this.waves.listRunningWaves()) await this.advance(wave);
+          const full = this.fullDue;
+          this.fullDue = false;
+          const ended = [...this.ended];
+          this.ended.clear();
+          for (const wave of await this.waves.listRunningWaves()) await this.advance(wave, full ? undefined : ended);
         } while (this.again && !this.closed);
       } finally {
         this.current = undefined;
@@ -57,12 +70,13 @@ export class WaveDriver {
     return this.current;
   }
 
-  /** An operation of a wave ended: tick soon. */
-  nudge(): void {
+  /** An operation of a wave ended here: a pass soon, which checks the operations that ended since the last one. */
+  nudge(operationId: string): void {
+    this.ended.add(operationId);
     if (this.nudgeTimer || this.closed) return;
     this.nudgeTimer = setTimeout(() => {
       this.nudgeTimer = undefined;
-      this.tick().catch((e: unknown) => this.log.warn({ msg: 'wave tick failed', error: (e as Error).message }));
+      this.pass().catch((e: unknown) => this.log.warn({ msg: 'wave tick failed', error: (e as Error).message }));
     }, NUDGE_DELAY_MS);
     this.nudgeTimer.unref();
   }
@@ -75,9 +89,9 @@ export class WaveDriver {
     if (this.nudgeTimer) clearTimeout(this.nudgeTimer);
   }
 
-  private async advance(wave: Wave): Promise<void> {
-    // Items whose operations ended, marked in one statement.
-    await this.waves.syncEnded(wave.id, [...TERMINAL_OPERATION_STATES]);
+  private async advance(wave: Wave, endedHere?: string[]): Promise<void> {
+    // Items whose operations ended, marked in one statement: all of the wave's running items on a full pass, else those that ended here.
+    await this.waves.syncEnded(wave.id, [...TERMINAL_OPERATION_STATES], endedHere);
     let c = await this.waves.counts(wave.id);
     if (c.Failed > wave.maxFailures) {
       if (c.Pending) await this.waves.skipPending(wave.id);

@@ -60,7 +60,7 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
     const handlers = this.handlers();
     // An operation of a wave that ends here moves its wave on at once, not at the next tick.
     this.runner.onEnded = (op) => {
-      if (op.requestedBy.startsWith('wave:')) this.waves.nudge();
+      if (op.requestedBy.startsWith('wave:')) this.waves.nudge(op.id);
     };
     this.worker = new Worker<JobPayloads[JobName], void, string>(
       OPERATIONS_QUEUE,

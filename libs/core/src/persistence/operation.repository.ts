@@ -1,4 +1,5 @@
-import { sqlQuery, type Db } from './prisma';
+import { sqlQuery, sqlQuerySplit, type Db } from './prisma';
+import type { ClusterWithServers } from './cluster.repository';
 import { randomUUID } from 'node:crypto';
 import { everBillable, openSegment } from './billing-segments';
 import { ClusterState, OperationState, type OperationError, type OperationStep } from '../model';
@@ -49,8 +50,18 @@ export class OperationRepository {
    * same call for one cluster, only the earlier can pass the seq check.
    */
   async claimMany(ids: string[]): Promise<(Operation | null)[]> {
+    return (await this.claimManyWithClusters(ids)).map((c) => c?.op ?? null);
+  }
+
+  /**
+   * claimMany, with each claimed operation's cluster row (and servers) read in
+   * the same statement. The statement's snapshot is the right one to read: a
+   * mutating operation can only take the lock if the previous operation's end
+   * (and so everything it wrote before) was committed when the statement began.
+   */
+  async claimManyWithClusters(ids: string[]): Promise<({ op: Operation; cluster: ClusterWithServers | null } | null)[]> {
     if (ids.length === 0) return [];
-    const rows = await sqlQuery<Operation>(this.db, `
+    const rows = await sqlQuerySplit<Operation, ClusterWithServers>(this.db, '__cluster', `
       WITH req AS (SELECT DISTINCT unnest($1::uuid[]) AS "id"),
       o AS MATERIALIZED (
         SELECT op."id", op."clusterId", op."seq" FROM "Operation" op
@@ -64,13 +75,18 @@ export class OperationRepository {
             SELECT 1 FROM "Operation" p
             WHERE p."clusterId" = o."clusterId" AND p."state" IN ('Queued', 'Running') AND p."mutating" AND p."seq" < o."seq")
         RETURNING c."lockedByOperationId" AS "id"
+      ), u AS (
+        UPDATE "Operation" SET "state" = $2, "attempts" = "attempts" + 1,
+          "startedAt" = (now() AT TIME ZONE 'UTC'), "updatedAt" = (now() AT TIME ZONE 'UTC')
+        WHERE "id" IN (SELECT "id" FROM req) AND "state" IN ('Queued', 'Running')
+          AND (NOT "mutating" OR "id" IN (SELECT "id" FROM l))
+        RETURNING *
       )
-      UPDATE "Operation" SET "state" = $2, "attempts" = "attempts" + 1,
-        "startedAt" = (now() AT TIME ZONE 'UTC'), "updatedAt" = (now() AT TIME ZONE 'UTC')
-      WHERE "id" IN (SELECT "id" FROM req) AND "state" IN ('Queued', 'Running')
-        AND (NOT "mutating" OR "id" IN (SELECT "id" FROM l))
-      RETURNING *`, [ids, OperationState.Running]);
-    const byId = new Map(rows.map((r) => [r.id, r]));
+      SELECT u.*, NULL AS "__cluster", c.*, COALESCE((
+        SELECT json_agg(json_build_object('clusterId', s."clusterId", 'index', s."index", 'address', s."address") ORDER BY s."index")
+        FROM "ClusterServer" s WHERE s."clusterId" = c."id"), '[]'::json) AS "servers"
+      FROM u LEFT JOIN "Cluster" c ON c."id" = u."clusterId"`, [ids, OperationState.Running], 'operation-claim');
+    const byId = new Map(rows.map(([op, cluster]) => [op.id, { op, cluster: cluster && { ...cluster, lockedByOperationId: op.mutating ? op.id : cluster.lockedByOperationId } }]));
     return ids.map((id) => byId.get(id) ?? null);
   }
 
@@ -85,7 +101,7 @@ export class OperationRepository {
       UPDATE "Operation" o SET "steps" = v."steps"::jsonb, "progress" = v."progress", "currentStep" = v."currentStep",
         "updatedAt" = (now() AT TIME ZONE 'UTC')
       FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[]) AS v("id", "steps", "progress", "currentStep")
-      WHERE o."id" = v."id"`, [entries.map((e) => e.id), entries.map((e) => e.steps), entries.map((e) => e.progress), entries.map((e) => e.currentStep)]);
+      WHERE o."id" = v."id"`, [entries.map((e) => e.id), entries.map((e) => e.steps), entries.map((e) => e.progress), entries.map((e) => e.currentStep)], 'operation-save-steps');
   }
 
   /** Ends the operation and frees its cluster's lock in one statement: nothing sees it ended but still holding the cluster. */
@@ -111,7 +127,7 @@ export class OperationRepository {
       )
       UPDATE "Cluster" c SET "lockedByOperationId" = NULL, "updatedAt" = (now() AT TIME ZONE 'UTC')
       FROM o WHERE c."id" = o."clusterId" AND c."lockedByOperationId" = o."id"`,
-    [entries.map((e) => e.id), entries.map((e) => e.result), entries.map((e) => e.steps), OperationState.Succeeded]);
+    [entries.map((e) => e.id), entries.map((e) => e.result), entries.map((e) => e.steps), OperationState.Succeeded], 'operation-succeed');
   }
 
   /** Fails the operation and frees its cluster's lock in one statement. */

@@ -65,12 +65,57 @@ const rawTypes = {
  * One SQL statement with positional parameters ($1, $2 …) straight on the
  * client's pool, without Prisma's query compiler: the worker's hot paths. Rows
  * come back as $queryRaw returns them (bigint for int8, Dates for timestamps,
- * parsed JSON). Dates are not passed as parameters here (node-postgres sends
+ * parsed JSON). With a `name`, a prepared statement (see prepared()). Dates are not passed as parameters here (node-postgres sends
  * them in local time): the statements use now() or ISO text cast in SQL.
  */
-export async function sqlQuery<T>(db: Db, text: string, values: unknown[] = []): Promise<T[]> {
+export async function sqlQuery<T>(db: Db, text: string, values: unknown[] = [], name?: string): Promise<T[]> {
   const pool = pools.get(db);
   if (!pool) return db.$queryRawUnsafe<T[]>(text, ...values);
-  const r = await pool.query({ text, values, types: rawTypes } as pg.QueryConfig);
+  const r = await prepared(pool, name, { text, values, types: rawTypes } as pg.QueryConfig);
   return r.rows as T[];
+}
+
+/** Bumped when a migration changed a prepared statement's result columns: the statements are prepared again under new names. */
+let statementGeneration = 0;
+
+/**
+ * A query, as a prepared statement when it has a name: each connection parses
+ * and plans it once (the worker's batched statements are long CTEs whose
+ * planning costs more than running them). A table changed under a prepared
+ * `*` (a migration while workers run) fails with "cached plan must not change
+ * result type"; the statement is then prepared again under a new name.
+ */
+async function prepared(pool: pg.Pool, name: string | undefined, config: pg.QueryConfig): Promise<pg.QueryResult> {
+  if (!name) return pool.query(config);
+  const generation = statementGeneration;
+  try {
+    return await pool.query({ ...config, name: `${name}-${generation}` });
+  } catch (e) {
+    if ((e as { code?: string }).code !== '0A000' || !/cached plan must not change result type/.test((e as Error).message)) throw e;
+    if (statementGeneration === generation) statementGeneration++;
+    return pool.query({ ...config, name: `${name}-${statementGeneration}` });
+  }
+}
+
+/**
+ * sqlQuery for a statement whose rows join two tables' `*`: the columns up to
+ * the one named `split` go to the first object, the rest to the second, so
+ * that columns of the same name (id, createdAt …) do not collide.
+ */
+export async function sqlQuerySplit<A, B>(db: Db, split: string, text: string, values: unknown[] = [], name?: string): Promise<[A, B | null][]> {
+  const pool = pools.get(db);
+  if (!pool) throw new Error('sqlQuerySplit needs a client made by createDb');
+  const r = await prepared(pool, name, { text, values, types: rawTypes, rowMode: 'array' } as pg.QueryConfig);
+  const names = r.fields.map((f) => f.name);
+  const at = names.indexOf(split);
+  if (at < 0) throw new Error(`no column ${split} in the result`);
+  const obj = (row: unknown[], from: number, to: number) => {
+    const o: Record<string, unknown> = {};
+    for (let i = from; i < to; i++) o[names[i]!] = row[i];
+    return o;
+  };
+  return (r.rows as unknown as unknown[][]).map((row) => {
+    const second = obj(row, at + 1, names.length);
+    return [obj(row, 0, at) as A, second.id === null || second.id === undefined ? null : (second as B)];
+  });
 }

@@ -66,13 +66,19 @@ export class WaveRepository {
     return sqlQuery<Wave>(this.db, `SELECT * FROM "Wave" WHERE "state" = 'Running' ORDER BY "createdAt"`, []);
   }
 
-  /** Marks Running items whose operation has ended: Succeeded, or Failed for any other end. One statement. */
-  async syncEnded(waveId: string, terminal: readonly string[]): Promise<void> {
+  /**
+   * Marks Running items whose operation has ended: Succeeded, or Failed for any
+   * other end. One statement; with `onlyOperations`, only those operations'
+   * items are looked at (not every running item of a big wave).
+   */
+  async syncEnded(waveId: string, terminal: readonly string[], onlyOperations?: string[]): Promise<void> {
+    if (onlyOperations && onlyOperations.length === 0) return;
     await sqlQuery(this.db, `
       UPDATE "WaveItem" wi SET "state" = CASE WHEN o."state" = 'Succeeded' THEN 'Succeeded' ELSE 'Failed' END,
         "finishedAt" = (now() AT TIME ZONE 'UTC')
       FROM "Operation" o
-      WHERE wi."waveId" = $1::uuid AND wi."state" = 'Running' AND o."id" = wi."operationId" AND o."state" = ANY($2::text[])`, [waveId, [...terminal]]);
+      WHERE wi."waveId" = $1::uuid AND wi."state" = 'Running' AND o."id" = wi."operationId" AND o."state" = ANY($2::text[])
+        AND ($3::uuid[] IS NULL OR wi."operationId" = ANY($3::uuid[]))`, [waveId, [...terminal], onlyOperations ?? null]);
   }
 
   async counts(waveId: string): Promise<WaveCounts> {
