@@ -5,8 +5,8 @@
  * check) and the same job options (job id, attempts, backoff, removeOnComplete).
  *
  *   bare BullMQ   queue.add x 1,000 -> a Worker whose processor does nothing.
- *   operations    per cluster: the operation row and its audit event (requestClusterAction,
- *                 as the API and the wave driver write them), the job (enqueueOperation);
+ *   operations    per cluster: the operation row and its audit event in one statement
+ *                 (ClusterRepository.addOperation, as the API writes one), the job (enqueueOperation);
  *                 the real OperationRunner takes the per-cluster lock, marks the operation
  *                 Running, records its one step, runs a scripted no-op flow (as
  *                 apps/worker/src/two-workers.test.ts does), marks it Succeeded and frees
@@ -40,8 +40,8 @@ import { Logger } from '@nestjs/common';
 import { Worker, type Job } from 'bullmq';
 import pg from 'pg';
 import {
-  ClusterRepository, ClusterState, OPERATIONS_QUEUE, OperationRepository, SnapshotRepository, WaveRepository, closeDb, createDb, createOperationsQueue,
-  createRedis, enqueueOperation, requestClusterAction, type Cluster, type Config, type Db, type JobPayloads, type OperationKind,
+  ClusterRepository, ClusterState, OPERATIONS_QUEUE, OperationRepository, WaveRepository, closeDb, createDb, createOperationsQueue,
+  createRedis, enqueueOperation, planClusterAction, type Cluster, type Config, type Db, type JobPayloads, type OperationKind,
 } from '../libs/core/src';
 import { createLogger } from '../libs/core/src/logger';
 import type { Flow } from '../apps/worker/src/flows/flow';
@@ -101,7 +101,11 @@ async function main(): Promise<void> {
 
   const operations = new OperationRepository(db);
   const clusterRepo = new ClusterRepository(db);
-  const snapshots = new SnapshotRepository(db);
+  // One operation per cluster as the API writes it: the row and its audit event in one statement.
+  const request = (c: Cluster) => {
+    const plan = planClusterAction(c, 'rotate-gossip-key', {});
+    return clusterRepo.addOperation(c, plan.kind, 'bench', plan.auditAction, plan.params);
+  };
   const waves = new WaveRepository(db);
   const noop: Flow = { steps: () => [{ name: 'no-op', run: async () => undefined }], succeeded: async () => undefined, failed: async () => undefined };
   const flows = new Proxy({}, { get: () => noop }) as Record<OperationKind, Flow>;
@@ -188,7 +192,7 @@ async function main(): Promise<void> {
     await started?.();
     const t = performance.now();
     const ids = await mapLimit(clusters, producers, async (c) => {
-      const op = await requestClusterAction(clusterRepo, snapshots, c, 'rotate-gossip-key', {}, 'bench');
+      const op = await request(c);
       await enqueueOperation(queue, op.id, config.JOB_ATTEMPTS);
       return op.id;
     });
@@ -229,7 +233,7 @@ async function main(): Promise<void> {
   await mapLimit(warm, producers, (_, i) => bareQueue.add('run-operation', { operationId: `w-${i}` }, { jobId: `bare-w-${i}`, attempts: config.JOB_ATTEMPTS }));
   await until('warm-up bare', () => completedBare >= warm.length);
   completedOurs = 0;
-  await mapLimit(warm, producers, async (c) => enqueueOperation(queue, (await requestClusterAction(clusterRepo, snapshots, c, 'rotate-gossip-key', {}, 'bench')).id, config.JOB_ATTEMPTS));
+  await mapLimit(warm, producers, async (c) => enqueueOperation(queue, (await request(c)).id, config.JOB_ATTEMPTS));
   await until('warm-up operations', () => completedOurs >= warm.length);
 
   const results: Measure[] = [];

@@ -38,7 +38,7 @@ async function retryingConflicts<T>(fn: () => Promise<T>): Promise<T> {
  * Transient errors are thrown so BullMQ retries with backoff; a PermanentError,
  * or the last attempt, fails the operation with its reason.
  *
- * The statements that start an operation (claim, then its cluster's row), write
+ * The statements that start an operation (claim and its cluster's row), write
  * a step log and end it successfully are shared by the operations this worker
  * runs at the same moment (Coalescer): each job still waits for its own write
  * to be committed before it goes on, so a crash loses or keeps exactly what it
@@ -79,9 +79,9 @@ export class OperationRunner {
 
   async run(job: Job<JobPayloads['run-operation']>, token: string | undefined): Promise<void> {
     const { operationId } = job.data;
-    // Still unfinished, the cluster's lock taken in seq order (mutating kinds), Running, attempt counted; then the cluster's row.
-    const started = await this.starts.submit(operationId);
-    if (!started) {
+    // Still unfinished, the cluster's lock taken in seq order (mutating kinds), Running, attempt counted, and the cluster's row.
+    const claimed = await this.starts.submit(operationId);
+    if (!claimed) {
       const now = await this.operations.get(operationId);
       if (!now || TERMINAL_OPERATION_STATES.has(now.state)) return; // done already: a replayed job is a no-op
       if (!this.flows[now.kind as OperationKind]) throw new UnrecoverableError(`no flow for operation kind ${now.kind}`);
@@ -89,7 +89,7 @@ export class OperationRunner {
       await job.moveToDelayed(Date.now() + LOCK_RETRY_MS, token);
       throw new DelayedError();
     }
-    const { op, cluster } = started;
+    const { op, cluster } = claimed;
     const flow = this.flows[op.kind as OperationKind];
     if (!flow) {
       await this.clusters.releaseLock(op.clusterId, op.id); // claimed, but it cannot run here

@@ -1,8 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { ClusterRepository } from './persistence/cluster.repository';
-import { SnapshotRepository } from './persistence/snapshot.repository';
 import { OperationKind, SnapshotKind } from './model';
-import type { Cluster, Operation } from './generated/prisma/client';
+import type { Cluster } from './generated/prisma/client';
 
 /** The actions a maintenance wave can run on each cluster. */
 export const WAVE_ACTIONS = ['snapshot', 'upgrade', 'rotate-gossip-key', 'rotate-certificates', 'repair'] as const;
@@ -35,20 +33,4 @@ export function planClusterAction(cluster: Pick<Cluster, 'consulVersion'>, actio
     case 'repair':
       return { kind: OperationKind.Repair, auditAction: 'cluster.repair.requested', params: { down: [] } };
   }
-}
-
-/** Requests one action on a cluster as an operation. */
-export async function requestClusterAction(
-  clusters: ClusterRepository,
-  snapshots: SnapshotRepository,
-  cluster: Cluster,
-  action: WaveAction,
-  params: Record<string, unknown>,
-  actor: string,
-): Promise<Operation> {
-  const plan = planClusterAction(cluster, action, params);
-  if (plan.snapshot) {
-    return (await snapshots.requestWithOperation(cluster, actor, { kind: plan.kind, action: plan.auditAction }, { name: plan.snapshot.name, kind: plan.snapshot.kind })).operation;
-  }
-  return clusters.addOperation(cluster, plan.kind, actor, plan.auditAction, plan.params);
 }

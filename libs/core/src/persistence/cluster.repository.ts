@@ -153,15 +153,11 @@ export class ClusterRepository {
   }
 
   /**
-   * get() in one plain SQL statement (the worker's hot path: a Prisma model
-   * call with include costs several times as much CPU). Same shape: the row
-   * with its servers in index order.
+   * get() for several clusters in one plain SQL statement (the worker's hot
+   * path: a Prisma model call with include costs several times as much CPU),
+   * by id; a missing one is absent. Same shape: the row with its servers in
+   * index order.
    */
-  async getRaw(id: string): Promise<ClusterWithServers | null> {
-    return (await this.getRawMany([id])).get(id) ?? null;
-  }
-
-  /** getRaw for several clusters in one statement, by id (a missing one is absent). */
   async getRawMany(ids: string[]): Promise<Map<string, ClusterWithServers>> {
     if (ids.length === 0) return new Map();
     const rows = await sqlQuery<ClusterWithServers>(this.db, `

@@ -2,7 +2,7 @@ import { sqlQuery, sqlQuerySplit, type Db } from './prisma';
 import type { ClusterWithServers } from './cluster.repository';
 import { randomUUID } from 'node:crypto';
 import { everBillable, openSegment } from './billing-segments';
-import { ClusterState, OperationState, type OperationError, type OperationStep } from '../model';
+import { ClusterState, OperationState, type OperationError } from '../model';
 import type { Operation } from '../generated/prisma/client';
 
 /** Operation rows: the truth for every job; the step log and progress live here. */
@@ -25,19 +25,6 @@ export class OperationRepository {
       orderBy: { seq: 'asc' },
       take: limit,
     });
-  }
-
-  /** The states of these operations, by id (one read; a missing one is absent). */
-  async statesOf(ids: string[]): Promise<Map<string, string>> {
-    if (ids.length === 0) return new Map();
-    const rows = await this.db.$queryRaw<{ id: string; state: string }[]>`
-      SELECT "id"::text AS "id", "state" FROM "Operation" WHERE "id" = ANY(${ids}::uuid[])`;
-    return new Map(rows.map((r) => [r.id, r.state]));
-  }
-
-  /** claimMany for one operation. */
-  async claim(id: string): Promise<Operation | null> {
-    return (await this.claimMany([id]))[0] ?? null;
   }
 
   /**
@@ -88,10 +75,6 @@ export class OperationRepository {
       FROM u LEFT JOIN "Cluster" c ON c."id" = u."clusterId"`, [ids, OperationState.Running], 'operation-claim');
     const byId = new Map(rows.map(([op, cluster]) => [op.id, { op, cluster: cluster && { ...cluster, lockedByOperationId: op.mutating ? op.id : cluster.lockedByOperationId } }]));
     return ids.map((id) => byId.get(id) ?? null);
-  }
-
-  async saveSteps(id: string, steps: OperationStep[], progress: number, currentStep: string | null): Promise<void> {
-    await this.saveStepsMany([{ id, steps: JSON.stringify(steps), progress, currentStep }]);
   }
 
   /** Step logs (already serialized) and progress of several operations in one statement. */

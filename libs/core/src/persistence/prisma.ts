@@ -61,17 +61,23 @@ const rawTypes = {
   },
 };
 
+/** The pool under a client made by createDb. */
+function poolOf(db: Db): pg.Pool {
+  const pool = pools.get(db);
+  if (!pool) throw new Error('plain SQL needs a client made by createDb');
+  return pool;
+}
+
 /**
  * One SQL statement with positional parameters ($1, $2 …) straight on the
  * client's pool, without Prisma's query compiler: the worker's hot paths. Rows
  * come back as $queryRaw returns them (bigint for int8, Dates for timestamps,
- * parsed JSON). With a `name`, a prepared statement (see prepared()). Dates are not passed as parameters here (node-postgres sends
- * them in local time): the statements use now() or ISO text cast in SQL.
+ * parsed JSON). With a `name`, a prepared statement (see prepared()). Dates
+ * are not passed as parameters here (node-postgres sends them in local time):
+ * the statements use now() in SQL.
  */
 export async function sqlQuery<T>(db: Db, text: string, values: unknown[] = [], name?: string): Promise<T[]> {
-  const pool = pools.get(db);
-  if (!pool) return db.$queryRawUnsafe<T[]>(text, ...values);
-  const r = await prepared(pool, name, { text, values, types: rawTypes } as pg.QueryConfig);
+  const r = await prepared(poolOf(db), name, { text, values, types: rawTypes } as pg.QueryConfig);
   return r.rows as T[];
 }
 
@@ -103,9 +109,7 @@ async function prepared(pool: pg.Pool, name: string | undefined, config: pg.Quer
  * that columns of the same name (id, createdAt …) do not collide.
  */
 export async function sqlQuerySplit<A, B>(db: Db, split: string, text: string, values: unknown[] = [], name?: string): Promise<[A, B | null][]> {
-  const pool = pools.get(db);
-  if (!pool) throw new Error('sqlQuerySplit needs a client made by createDb');
-  const r = await prepared(pool, name, { text, values, types: rawTypes, rowMode: 'array' } as pg.QueryConfig);
+  const r = await prepared(poolOf(db), name, { text, values, types: rawTypes, rowMode: 'array' } as pg.QueryConfig);
   const names = r.fields.map((f) => f.name);
   const at = names.indexOf(split);
   if (at < 0) throw new Error(`no column ${split} in the result`);

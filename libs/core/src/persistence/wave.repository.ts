@@ -57,10 +57,6 @@ export class WaveRepository {
     return this.db.wave.findUnique({ where: { id }, include: { items: { orderBy: { position: 'asc' } } } });
   }
 
-  listRunning(): Promise<WaveWithItems[]> {
-    return this.db.wave.findMany({ where: { state: 'Running' }, include: { items: { orderBy: { position: 'asc' } } } });
-  }
-
   /** The running waves, without their items (the driver reads counts and candidates instead). */
   listRunningWaves(): Promise<Wave[]> {
     return sqlQuery<Wave>(this.db, `SELECT * FROM "Wave" WHERE "state" = 'Running' ORDER BY "createdAt"`, []);
@@ -156,22 +152,6 @@ export class WaveRepository {
     ]);
     const started = rows.filter((r) => r.what === 'started').sort((a, b) => a.position - b.position).map((r) => r.operationId!);
     return { started, skipped: rows.filter((r) => r.what === 'skipped').map((r) => r.position) };
-  }
-
-  /** Marks an item started with its operation, only if still Pending (two drivers never start it twice). */
-  async start(waveId: string, position: number, operationId: string): Promise<boolean> {
-    const n = await this.db.waveItem.updateMany({ where: { waveId, position, state: 'Pending' }, data: { state: 'Running', operationId, startedAt: new Date() } });
-    return n.count === 1;
-  }
-
-  async finishItem(waveId: string, position: number, state: 'Succeeded' | 'Failed' | 'Skipped'): Promise<void> {
-    await this.db.waveItem.updateMany({ where: { waveId, position, state: { in: ['Pending', 'Running'] } }, data: { state, finishedAt: new Date() } });
-  }
-
-  /** finishItem for several items of a wave in one statement. */
-  async finishItems(waveId: string, positions: number[], state: 'Succeeded' | 'Failed' | 'Skipped'): Promise<void> {
-    if (positions.length === 0) return;
-    await this.db.waveItem.updateMany({ where: { waveId, position: { in: positions }, state: { in: ['Pending', 'Running'] } }, data: { state, finishedAt: new Date() } });
   }
 
   /** Ends a Running wave; false when it had ended already (another driver was first). */
