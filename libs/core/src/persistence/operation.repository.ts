@@ -5,6 +5,65 @@ import { everBillable, openSegment } from './billing-segments';
 import { ClusterState, OperationState, type OperationError } from '../model';
 import type { Operation } from '../generated/prisma/client';
 
+/**
+ * The runner's start, for a batch of operation ids ($1), the state to set ($2,
+ * Running) and the unfinished states ($3). Every row is reached by key: each
+ * operation by its id (the LATERAL lookup with OFFSET 0 cannot become a scan
+ * by state, and the update's state check, array_position, cannot use the
+ * partial index of unfinished operations), each earlier-operation check per
+ * row on that partial index by cluster (the NOT EXISTS with OFFSET 0 is not
+ * turned into a join). The cost is the batch's, however many operations are queued
+ * and whatever the table's statistics say: statistics taken before a wave
+ * queued a thousand operations say almost none are unfinished, and the join
+ * form read every unfinished operation once per operation claimed.
+ */
+export const CLAIM_STATEMENT = `
+      WITH o AS MATERIALIZED (
+        SELECT op."id", op."clusterId", op."seq", op."mutating"
+        FROM (SELECT DISTINCT unnest($1::uuid[]) AS "id") r
+        CROSS JOIN LATERAL (SELECT x."id", x."clusterId", x."seq", x."mutating", x."state" FROM "Operation" x WHERE x."id" = r."id" OFFSET 0) op
+        WHERE op."state" IN ('Queued', 'Running')
+      ), l AS (
+        UPDATE "Cluster" c SET "lockedByOperationId" = o."id", "updatedAt" = (now() AT TIME ZONE 'UTC')
+        FROM o
+        WHERE o."mutating" AND c."id" = o."clusterId"
+          AND (c."lockedByOperationId" IS NULL OR c."lockedByOperationId" = o."id")
+          AND NOT EXISTS (
+            SELECT 1 FROM "Operation" p
+            WHERE p."clusterId" = o."clusterId" AND p."state" IN ('Queued', 'Running') AND p."mutating" AND p."seq" < o."seq"
+            OFFSET 0)
+        RETURNING c."lockedByOperationId" AS "id"
+      ), u AS (
+        UPDATE "Operation" x SET "state" = $2, "attempts" = x."attempts" + 1,
+          "startedAt" = (now() AT TIME ZONE 'UTC'), "updatedAt" = (now() AT TIME ZONE 'UTC')
+        FROM o
+        WHERE x."id" = o."id" AND array_position($3::text[], x."state") IS NOT NULL
+          AND (NOT o."mutating" OR o."id" IN (SELECT "id" FROM l))
+        RETURNING x.*
+      )
+      SELECT u.*, NULL AS "__cluster", c.*, COALESCE((
+        SELECT json_agg(json_build_object('clusterId', s."clusterId", 'index', s."index", 'address', s."address") ORDER BY s."index")
+        FROM "ClusterServer" s WHERE s."clusterId" = c."id"), '[]'::json) AS "servers"
+      FROM u LEFT JOIN "Cluster" c ON c."id" = u."clusterId"`;
+
+/**
+ * The runner's end for a batch: ids ($1), results ($2), step logs ($3), the
+ * state ($4, Succeeded) and the operations' cluster ids ($5). Both tables are
+ * reached by primary key.
+ */
+export const SUCCEED_STATEMENT = `
+      WITH v AS (
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) AS v("id", "result", "steps")
+      ), o AS (
+        UPDATE "Operation" op SET "state" = $4, "progress" = 100, "currentStep" = NULL,
+          "finishedAt" = (now() AT TIME ZONE 'UTC'), "updatedAt" = (now() AT TIME ZONE 'UTC'), "error" = NULL,
+          "result" = COALESCE(v."result"::jsonb, op."result"), "steps" = COALESCE(v."steps"::jsonb, op."steps")
+        FROM v WHERE op."id" = ANY($1::uuid[]) AND op."id" = v."id"
+        RETURNING op."id", op."clusterId"
+      )
+      UPDATE "Cluster" c SET "lockedByOperationId" = NULL, "updatedAt" = (now() AT TIME ZONE 'UTC')
+      FROM o WHERE c."id" = ANY($5::uuid[]) AND c."id" = o."clusterId" AND c."lockedByOperationId" = o."id"`;
+
 /** Operation rows: the truth for every job; the step log and progress live here. */
 export class OperationRepository {
   constructor(private readonly db: Db) {}
@@ -48,31 +107,7 @@ export class OperationRepository {
    */
   async claimManyWithClusters(ids: string[]): Promise<({ op: Operation; cluster: ClusterWithServers | null } | null)[]> {
     if (ids.length === 0) return [];
-    const rows = await sqlQuerySplit<Operation, ClusterWithServers>(this.db, '__cluster', `
-      WITH req AS (SELECT DISTINCT unnest($1::uuid[]) AS "id"),
-      o AS MATERIALIZED (
-        SELECT op."id", op."clusterId", op."seq" FROM "Operation" op
-        WHERE op."id" IN (SELECT "id" FROM req) AND op."state" IN ('Queued', 'Running') AND op."mutating"
-      ), l AS (
-        UPDATE "Cluster" c SET "lockedByOperationId" = o."id", "updatedAt" = (now() AT TIME ZONE 'UTC')
-        FROM o
-        WHERE c."id" = o."clusterId"
-          AND (c."lockedByOperationId" IS NULL OR c."lockedByOperationId" = o."id")
-          AND NOT EXISTS (
-            SELECT 1 FROM "Operation" p
-            WHERE p."clusterId" = o."clusterId" AND p."state" IN ('Queued', 'Running') AND p."mutating" AND p."seq" < o."seq")
-        RETURNING c."lockedByOperationId" AS "id"
-      ), u AS (
-        UPDATE "Operation" SET "state" = $2, "attempts" = "attempts" + 1,
-          "startedAt" = (now() AT TIME ZONE 'UTC'), "updatedAt" = (now() AT TIME ZONE 'UTC')
-        WHERE "id" IN (SELECT "id" FROM req) AND "state" IN ('Queued', 'Running')
-          AND (NOT "mutating" OR "id" IN (SELECT "id" FROM l))
-        RETURNING *
-      )
-      SELECT u.*, NULL AS "__cluster", c.*, COALESCE((
-        SELECT json_agg(json_build_object('clusterId', s."clusterId", 'index', s."index", 'address', s."address") ORDER BY s."index")
-        FROM "ClusterServer" s WHERE s."clusterId" = c."id"), '[]'::json) AS "servers"
-      FROM u LEFT JOIN "Cluster" c ON c."id" = u."clusterId"`, [ids, OperationState.Running], 'operation-claim');
+    const rows = await sqlQuerySplit<Operation, ClusterWithServers>(this.db, '__cluster', CLAIM_STATEMENT, [ids, OperationState.Running, [OperationState.Queued, OperationState.Running]], 'operation-claim');
     const byId = new Map(rows.map(([op, cluster]) => [op.id, { op, cluster: cluster && { ...cluster, lockedByOperationId: op.mutating ? op.id : cluster.lockedByOperationId } }]));
     return ids.map((id) => byId.get(id) ?? null);
   }
@@ -88,29 +123,20 @@ export class OperationRepository {
   }
 
   /** Ends the operation and frees its cluster's lock in one statement: nothing sees it ended but still holding the cluster. */
-  async succeed(id: string, result?: Record<string, unknown>): Promise<void> {
-    await this.succeedMany([{ id, result: result ? JSON.stringify(result) : null, steps: null }]);
+  async succeed(op: { id: string; clusterId: string }, result?: Record<string, unknown>): Promise<void> {
+    await this.succeedMany([{ id: op.id, clusterId: op.clusterId, result: result ? JSON.stringify(result) : null, steps: null }]);
   }
 
   /**
    * succeed for several operations in one statement, each with its result and
-   * its final step log (serialized; null keeps what the row has).
+   * its final step log (serialized; null keeps what the row has). Rows are
+   * found by primary key (the id and cluster id arrays), whatever the planner
+   * believes of the tables' sizes.
    */
-  async succeedMany(entries: { id: string; result: string | null; steps: string | null }[]): Promise<void> {
+  async succeedMany(entries: { id: string; clusterId: string; result: string | null; steps: string | null }[]): Promise<void> {
     if (entries.length === 0) return;
-    await sqlQuery(this.db, `
-      WITH v AS (
-        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) AS v("id", "result", "steps")
-      ), o AS (
-        UPDATE "Operation" op SET "state" = $4, "progress" = 100, "currentStep" = NULL,
-          "finishedAt" = (now() AT TIME ZONE 'UTC'), "updatedAt" = (now() AT TIME ZONE 'UTC'), "error" = NULL,
-          "result" = COALESCE(v."result"::jsonb, op."result"), "steps" = COALESCE(v."steps"::jsonb, op."steps")
-        FROM v WHERE op."id" = v."id"
-        RETURNING op."id", op."clusterId"
-      )
-      UPDATE "Cluster" c SET "lockedByOperationId" = NULL, "updatedAt" = (now() AT TIME ZONE 'UTC')
-      FROM o WHERE c."id" = o."clusterId" AND c."lockedByOperationId" = o."id"`,
-    [entries.map((e) => e.id), entries.map((e) => e.result), entries.map((e) => e.steps), OperationState.Succeeded], 'operation-succeed');
+    await sqlQuery(this.db, SUCCEED_STATEMENT,
+    [entries.map((e) => e.id), entries.map((e) => e.result), entries.map((e) => e.steps), OperationState.Succeeded, entries.map((e) => e.clusterId)], 'operation-succeed');
   }
 
   /** Fails the operation and frees its cluster's lock in one statement. */
