@@ -29,7 +29,10 @@
  * profile of this process, to show where the time goes.
  *
  *   node dist/bench/wave-overhead.bench.js      (npm run bench -- wave-overhead)
- *   env: BENCH_OPS (1000), BENCH_RUNS (3), BENCH_PRODUCERS (10), BENCH_PROFILE (1: the profiled round; 0: none)
+ *   env: BENCH_OPS (1000), BENCH_RUNS (3), BENCH_PRODUCERS (10), BENCH_PROFILE (1: the profiled round; 0: none),
+ *        BENCH_STUB_RUNNER (1: a ceiling, not the product: the runner's claim and end statements are
+ *        replaced by in-memory answers, so the wave measures the driver, BullMQ and the runner's own
+ *        code without the runner's database work; the wave then ends when its jobs have completed)
  */
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
@@ -56,6 +59,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const PROFILE = (process.env.BENCH_PROFILE ?? '1') !== '0';
 /** Requests in flight at once while writing the operations (and adding the bare jobs): the worker's database pool size by default. */
 const PRODUCERS = Number(process.env.BENCH_PRODUCERS ?? 0);
+const STUB_RUNNER = (process.env.BENCH_STUB_RUNNER ?? '0') !== '0';
 const TENANT = 'beeeeeee-0000-4000-8000-00000000b003';
 
 interface Measure {
@@ -109,6 +113,15 @@ async function main(): Promise<void> {
   const waves = new WaveRepository(db);
   const noop: Flow = { steps: () => [{ name: 'no-op', run: async () => undefined }], succeeded: async () => undefined, failed: async () => undefined };
   const flows = new Proxy({}, { get: () => noop }) as Record<OperationKind, Flow>;
+  if (STUB_RUNNER) {
+    // The ceiling: every claim succeeds at once with a Running operation on a cluster of the bench, every end is a no-op.
+    const stub = operations as unknown as Record<string, unknown>;
+    const cluster = { ...clusters[0]!, servers: [] };
+    stub.claimManyWithClusters = async (ids: string[]) => ids.map((id) => ({
+      op: { id, clusterId: cluster.id, kind: 'rotate-gossip-key', mutating: true, attempts: 1, steps: [], progress: 0, requestedBy: 'bench' }, cluster,
+    }));
+    stub.succeedMany = async () => undefined;
+  }
   const runner = new OperationRunner(operations, clusterRepo, flows);
 
   // The same worker settings as WorkerService.
@@ -199,7 +212,7 @@ async function main(): Promise<void> {
     const w = performance.now() - t;
     await until('operations', () => completedOurs >= N);
     const ok = await db.operation.count({ where: { id: { in: ids }, state: 'Succeeded' } });
-    if (ok !== N) throw new Error(`operations: ${ok} of ${N} Succeeded`);
+    if (!STUB_RUNNER && ok !== N) throw new Error(`operations: ${ok} of ${N} Succeeded`);
     return w;
   });
 
@@ -217,12 +230,12 @@ async function main(): Promise<void> {
     try {
       await driver.tick();
       firstTickMs = performance.now() - t;
-      await until('wave', () => ended.has(wave.id));
+      await until('wave', () => (STUB_RUNNER ? completedOurs >= N : ended.has(wave.id)));
     } finally {
       clearInterval(timer);
     }
     const w = await db.wave.findUnique({ where: { id: wave.id }, select: { state: true } });
-    if (w?.state !== 'Succeeded') throw new Error(`wave ${wave.id} ended ${w?.state}`);
+    if (!STUB_RUNNER && w?.state !== 'Succeeded') throw new Error(`wave ${wave.id} ended ${w?.state}`);
     return firstTickMs;
   });
 
@@ -294,8 +307,9 @@ async function main(): Promise<void> {
     `ratio bare / ours: operations ${ratioOps}, wave ${ratioWave} (target >= 0.5: ${ratioOps >= 0.5 ? 'met' : 'MISSED'} for operations, ${ratioWave >= 0.5 ? 'met' : 'MISSED'} for the wave)`,
     `per job: bare ${JSON.stringify(perOp('bare BullMQ'))}; operations ${JSON.stringify(perOp('operations'))}; wave ${JSON.stringify(perOp('wave'))} (ms: wall, this process CPU, PostgreSQL CPU of our database's backends, Redis CPU (shared with others); PostgreSQL transactions and rows written per job)`,
   ];
-  const file = writeResult('wave-overhead', {
-    jobs: N, runs: RUNS, concurrency: config.WORKER_CONCURRENCY, databasePool: config.DATABASE_POOL_SIZE, producers,
+  if (STUB_RUNNER) summary.unshift('RUNNER STATEMENTS STUBBED (BENCH_STUB_RUNNER): a ceiling for the driver, BullMQ and the runner\'s code, not the product');
+  const file = writeResult(STUB_RUNNER ? 'wave-overhead-stub-runner' : 'wave-overhead', {
+    stubRunner: STUB_RUNNER, jobs: N, runs: RUNS, concurrency: config.WORKER_CONCURRENCY, databasePool: config.DATABASE_POOL_SIZE, producers,
     targets: { ratioBareOverOursAtLeast: 0.5, operations: ratioOps, wave: ratioWave },
     summary, perJob: { bare: perOp('bare BullMQ'), operations: perOp('operations'), wave: perOp('wave') }, results, profile,
   });
