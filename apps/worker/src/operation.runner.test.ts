@@ -203,10 +203,10 @@ describe('OperationRunner', () => {
     assert.equal((await clusters.get(cluster.id))!.lockedByOperationId, first.id);
     assert.equal((await operations.get(second.id))!.state, 'Queued');
     // Ending the first frees the cluster for the second, in the same kind of shared statement.
-    await operations.succeedMany([{ id: first.id, clusterId: first.clusterId, result: null, steps: null }, { id: other.id, clusterId: other.clusterId, result: '{"k":1}', steps: '[]' }]);
+    await operations.succeedMany([{ id: first.id, result: null, steps: null }, { id: other.id, result: '{"k":1}', steps: '[]' }]);
     assert.equal((await clusters.get(cluster.id))!.lockedByOperationId, null);
     assert.deepEqual((await operations.get(other.id))!.result, { k: 1 });
     assert.deepEqual((await operations.claimMany([second.id])).map((o) => o?.id), [second.id]);
-    await operations.succeed(second);
+    await operations.succeed(second.id);
   });
 });

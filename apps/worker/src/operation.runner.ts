@@ -48,7 +48,7 @@ export class OperationRunner {
   private readonly log = new Logger('operations');
   private readonly starts: Coalescer<string, { op: Operation; cluster: ClusterWithServers | null } | null>;
   private readonly stepLogs: Coalescer<{ id: string; steps: string; progress: number; currentStep: string | null }, undefined>;
-  private readonly successes: Coalescer<{ id: string; clusterId: string; result: string | null; steps: string | null }, undefined>;
+  private readonly successes: Coalescer<{ id: string; result: string | null; steps: string | null }, undefined>;
 
   constructor(
     private readonly operations: OperationRepository,
@@ -130,7 +130,7 @@ export class OperationRunner {
       }
       const result = await flow.succeeded(ctx);
       // The whole step log, the result, Succeeded and the cluster's lock freed: one write.
-      await this.successes.submit({ id: op.id, clusterId: op.clusterId, result: result ? JSON.stringify(result) : null, steps: JSON.stringify(log) });
+      await this.successes.submit({ id: op.id, result: result ? JSON.stringify(result) : null, steps: JSON.stringify(log) });
       ended = true;
       finished.inc({ kind: op.kind, state: OperationState.Succeeded });
       this.log.log({ msg: 'operation succeeded', ...fields });

@@ -12,8 +12,8 @@ import type { Operation } from '../generated/prisma/client';
  * by state, and the update's state check, array_position, cannot use the
  * partial index of unfinished operations), each earlier-operation check per
  * row on that partial index by cluster (the NOT EXISTS with OFFSET 0 is not
- * turned into a join). The cost is the batch's, however many operations are queued
- * and whatever the table's statistics say: statistics taken before a wave
+ * turned into a join). The cost is the batch's, however many operations are
+ * queued and whatever the table's statistics say: statistics taken before a wave
  * queued a thousand operations say almost none are unfinished, and the join
  * form read every unfinished operation once per operation claimed.
  */
@@ -45,24 +45,6 @@ export const CLAIM_STATEMENT = `
         SELECT json_agg(json_build_object('clusterId', s."clusterId", 'index', s."index", 'address', s."address") ORDER BY s."index")
         FROM "ClusterServer" s WHERE s."clusterId" = c."id"), '[]'::json) AS "servers"
       FROM u LEFT JOIN "Cluster" c ON c."id" = u."clusterId"`;
-
-/**
- * The runner's end for a batch: ids ($1), results ($2), step logs ($3), the
- * state ($4, Succeeded) and the operations' cluster ids ($5). Both tables are
- * reached by primary key.
- */
-export const SUCCEED_STATEMENT = `
-      WITH v AS (
-        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) AS v("id", "result", "steps")
-      ), o AS (
-        UPDATE "Operation" op SET "state" = $4, "progress" = 100, "currentStep" = NULL,
-          "finishedAt" = (now() AT TIME ZONE 'UTC'), "updatedAt" = (now() AT TIME ZONE 'UTC'), "error" = NULL,
-          "result" = COALESCE(v."result"::jsonb, op."result"), "steps" = COALESCE(v."steps"::jsonb, op."steps")
-        FROM v WHERE op."id" = ANY($1::uuid[]) AND op."id" = v."id"
-        RETURNING op."id", op."clusterId"
-      )
-      UPDATE "Cluster" c SET "lockedByOperationId" = NULL, "updatedAt" = (now() AT TIME ZONE 'UTC')
-      FROM o WHERE c."id" = ANY($5::uuid[]) AND c."id" = o."clusterId" AND c."lockedByOperationId" = o."id"`;
 
 /** Operation rows: the truth for every job; the step log and progress live here. */
 export class OperationRepository {
@@ -123,20 +105,29 @@ export class OperationRepository {
   }
 
   /** Ends the operation and frees its cluster's lock in one statement: nothing sees it ended but still holding the cluster. */
-  async succeed(op: { id: string; clusterId: string }, result?: Record<string, unknown>): Promise<void> {
-    await this.succeedMany([{ id: op.id, clusterId: op.clusterId, result: result ? JSON.stringify(result) : null, steps: null }]);
+  async succeed(id: string, result?: Record<string, unknown>): Promise<void> {
+    await this.succeedMany([{ id, result: result ? JSON.stringify(result) : null, steps: null }]);
   }
 
   /**
    * succeed for several operations in one statement, each with its result and
-   * its final step log (serialized; null keeps what the row has). Rows are
-   * found by primary key (the id and cluster id arrays), whatever the planner
-   * believes of the tables' sizes.
+   * its final step log (serialized; null keeps what the row has).
    */
-  async succeedMany(entries: { id: string; clusterId: string; result: string | null; steps: string | null }[]): Promise<void> {
+  async succeedMany(entries: { id: string; result: string | null; steps: string | null }[]): Promise<void> {
     if (entries.length === 0) return;
-    await sqlQuery(this.db, SUCCEED_STATEMENT,
-    [entries.map((e) => e.id), entries.map((e) => e.result), entries.map((e) => e.steps), OperationState.Succeeded, entries.map((e) => e.clusterId)], 'operation-succeed');
+    await sqlQuery(this.db, `
+      WITH v AS (
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) AS v("id", "result", "steps")
+      ), o AS (
+        UPDATE "Operation" op SET "state" = $4, "progress" = 100, "currentStep" = NULL,
+          "finishedAt" = (now() AT TIME ZONE 'UTC'), "updatedAt" = (now() AT TIME ZONE 'UTC'), "error" = NULL,
+          "result" = COALESCE(v."result"::jsonb, op."result"), "steps" = COALESCE(v."steps"::jsonb, op."steps")
+        FROM v WHERE op."id" = v."id"
+        RETURNING op."id", op."clusterId"
+      )
+      UPDATE "Cluster" c SET "lockedByOperationId" = NULL, "updatedAt" = (now() AT TIME ZONE 'UTC')
+      FROM o WHERE c."id" = o."clusterId" AND c."lockedByOperationId" = o."id"`,
+    [entries.map((e) => e.id), entries.map((e) => e.result), entries.map((e) => e.steps), OperationState.Succeeded], 'operation-succeed');
   }
 
   /** Fails the operation and frees its cluster's lock in one statement. */
