@@ -152,7 +152,7 @@ async function main(): Promise<void> {
     await queue.close();
     await bareQueue.close();
   });
-  const driver = new WaveDriver(waves, clusterRepo, queue, config.JOB_ATTEMPTS);
+  const driver = new WaveDriver(waves, queue, config.JOB_ATTEMPTS);
   // As WorkerService wires them: an operation of a wave that ends nudges the driver.
   runner.onEnded = (op) => {
     if (op.requestedBy.startsWith('wave:')) driver.nudge(op.id);

@@ -68,7 +68,7 @@ describe('WaveDriver', () => {
     queue = createOperationsQueue(redis(false), config.QUEUE_PREFIX);
     const flows = new Proxy({}, { get: () => flow }) as Record<OperationKind, Flow>;
     const runner = new OperationRunner(new OperationRepository(db), new ClusterRepository(db), flows);
-    for (let i = 0; i < 2; i++) drivers.push(new WaveDriver(waves, new ClusterRepository(db), queue, config.JOB_ATTEMPTS));
+    for (let i = 0; i < 2; i++) drivers.push(new WaveDriver(waves, queue, config.JOB_ATTEMPTS));
     // As WorkerService wires them; no periodic tick in this test.
     runner.onEnded = (op) => {
       if (op.requestedBy.startsWith('wave:')) drivers[0]!.nudge(op.id);
@@ -119,6 +119,29 @@ describe('WaveDriver', () => {
     const audits = await db.auditEvent.findMany({ where: { operationId: { in: opIds }, action: 'snapshot.requested' } });
     assert.equal(audits.length, 5, 'one audit event per started operation');
     assert.equal(await db.operation.count({ where: { clusterId: stopped! } }), 0, 'nothing written for the skipped cluster');
+  });
+
+  it('create writes the wave and its items in one statement and returns what a read returns', async () => {
+    const clusterIds = await newClusters('create', 4);
+    const created = await waves.create({ action: 'snapshot', params: { name: 'x' }, selector: { region: 'westeurope' }, canaries: 2, maxInFlight: 3, maxFailures: 1, createdBy: 'sre', clusterIds });
+    const read = await waves.get(created.id);
+    assert.deepEqual(created, read);
+    assert.deepEqual(read!.items.map((i) => [i.position, i.clusterId, i.canary, i.state]), clusterIds.map((c, i) => [i, c, i < 2, 'Pending']));
+    assert.deepEqual([read!.state, read!.params, read!.selector, read!.canaries, read!.maxInFlight, read!.maxFailures], ['Running', { name: 'x' }, { region: 'westeurope' }, 2, 3, 1]);
+    assert.ok(Math.abs(read!.createdAt.getTime() - Date.now()) < 60_000, 'createdAt is now, in UTC');
+    await db.wave.update({ where: { id: created.id }, data: { state: 'Halted' } }); // not for the driver
+  });
+
+  it('an upgrade wave plans each operation from its own cluster\'s version', async () => {
+    const clusterIds = await newClusters('upgrade', 3);
+    await db.cluster.update({ where: { id: clusterIds[1]! }, data: { consulVersion: '1.8.6' } });
+    const wave = await waves.create({ action: 'upgrade', params: { consulVersion: '1.8.8' }, selector: {}, canaries: 0, maxInFlight: 3, maxFailures: 0, createdBy: 'test', clusterIds });
+    await drivers[0]!.tick();
+    const done = await waitFor('the wave to end', () => waves.get(wave.id), (w) => w?.state !== 'Running', 20_000, 50);
+    assert.equal(done!.state, 'Succeeded');
+    const ops = await db.operation.findMany({ where: { requestedBy: `wave:${wave.id}` } });
+    const from = Object.fromEntries(ops.map((o) => [o.clusterId, [o.kind, (o.params as { fromVersion: string; toVersion: string }).fromVersion, (o.params as { toVersion: string }).toVersion]]));
+    assert.deepEqual(from, { [clusterIds[0]!]: ['upgrade', '1.8.7', '1.8.8'], [clusterIds[1]!]: ['upgrade', '1.8.6', '1.8.8'], [clusterIds[2]!]: ['upgrade', '1.8.7', '1.8.8'] });
   });
 
   it('two drivers ticking at once start each item once', async () => {

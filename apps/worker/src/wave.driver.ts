@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import {
-  ClusterRepository, SnapshotRepository, TERMINAL_OPERATION_STATES, WaveRepository, isMutating, operationJobId, planClusterAction,
-  type ItemStart, type OperationKind, type OperationsQueue, type Wave, type WaveAction, type WaveItem,
+  SnapshotRepository, TERMINAL_OPERATION_STATES, WaveRepository, isMutating, operationJobId, planClusterAction,
+  type ItemStart, type OperationKind, type OperationsQueue, type Wave, type PendingItem, type WaveAction,
 } from '../../../libs/core/src';
 
 /**
@@ -12,7 +12,7 @@ import {
  */
 const START_BATCHES = [50, 200];
 /** After an operation of a wave ends, the driver looks again this soon (once for all that end meanwhile). */
-const NUDGE_DELAY_MS = 20;
+const NUDGE_DELAY_MS = 50;
 
 /**
  * Advances maintenance waves: canaries first; once they are all done, the rest
@@ -33,11 +33,12 @@ export class WaveDriver {
   /** Operations of waves that ended in this process since the last pass: a nudged pass checks only these. */
   private ended = new Set<string>();
   private nudgeTimer?: NodeJS.Timeout;
+  /** Items the last pass left Running, over all waves: once as many operations have ended here, there is nothing to wait for. */
+  private runningAfterPass = Number.POSITIVE_INFINITY;
   private closed = false;
 
   constructor(
     private readonly waves: WaveRepository,
-    private readonly clusters: ClusterRepository,
     private readonly queue: OperationsQueue,
     private readonly attempts: number,
   ) {}
@@ -61,7 +62,9 @@ export class WaveDriver {
           this.fullDue = false;
           const ended = [...this.ended];
           this.ended.clear();
-          for (const wave of await this.waves.listRunningWaves()) await this.advance(wave, full ? undefined : ended);
+          let running = 0;
+          for (const wave of await this.waves.listRunningWaves()) running += await this.advance(wave, full ? undefined : ended);
+          this.runningAfterPass = running;
         } while (this.again && !this.closed);
       } finally {
         this.current = undefined;
@@ -70,14 +73,22 @@ export class WaveDriver {
     return this.current;
   }
 
-  /** An operation of a wave ended here: a pass soon, which checks the operations that ended since the last one. */
+  /**
+   * An operation of a wave ended here: a pass soon, which checks the operations
+   * that ended since the last one. At once when as many have ended here as the
+   * last pass left running (the last of a wave, on one worker): nothing more to
+   * gather, and the wave ends without the wait.
+   */
   nudge(operationId: string): void {
     this.ended.add(operationId);
-    if (this.nudgeTimer || this.closed) return;
+    if (this.closed) return;
+    const all = this.ended.size >= this.runningAfterPass;
+    if (this.nudgeTimer && !all) return;
+    clearTimeout(this.nudgeTimer);
     this.nudgeTimer = setTimeout(() => {
       this.nudgeTimer = undefined;
       this.pass().catch((e: unknown) => this.log.warn({ msg: 'wave tick failed', error: (e as Error).message }));
-    }, NUDGE_DELAY_MS);
+    }, all ? 0 : NUDGE_DELAY_MS);
     this.nudgeTimer.unref();
   }
 
@@ -89,7 +100,8 @@ export class WaveDriver {
     if (this.nudgeTimer) clearTimeout(this.nudgeTimer);
   }
 
-  private async advance(wave: Wave, endedHere?: string[]): Promise<void> {
+  /** One step of a wave; returns how many of its items are left Running. */
+  private async advance(wave: Wave, endedHere?: string[]): Promise<number> {
     // Items whose operations ended, marked in one statement: all of the wave's running items on a full pass, else those that ended here.
     await this.waves.syncEnded(wave.id, [...TERMINAL_OPERATION_STATES], endedHere);
     let c = await this.waves.counts(wave.id);
@@ -101,7 +113,7 @@ export class WaveDriver {
           this.onWaveEnded?.(wave.id, 'Halted');
         }
       }
-      return;
+      return c.Running;
     }
     const canariesDone = c.canariesUnfinished === 0;
     const room = wave.maxInFlight - c.Running;
@@ -124,15 +136,15 @@ export class WaveDriver {
         this.onWaveEnded?.(wave.id, 'Succeeded');
       }
     }
+    return c.Running;
   }
 
   /** Starts a chunk of items in one statement; returns the started operations' ids. */
-  private async start(wave: Wave, items: WaveItem[]): Promise<string[]> {
-    const clusters = await this.clusters.getRawMany(items.map((i) => i.clusterId));
+  private async start(wave: Wave, items: PendingItem[]): Promise<string[]> {
     const params = { ...(wave.params as object), name: `wave ${wave.id.slice(0, 8)}` };
     const starts: ItemStart[] = items.map((item) => {
       // A cluster that is gone or not Running is skipped by the statement itself; its plan is never written.
-      const plan = planClusterAction(clusters.get(item.clusterId) ?? { consulVersion: '' }, wave.action as WaveAction, params);
+      const plan = planClusterAction({ consulVersion: item.consulVersion ?? '' }, wave.action as WaveAction, params);
       return {
         position: item.position, clusterId: item.clusterId, operationId: randomUUID(), kind: plan.kind, mutating: isMutating(plan.kind as OperationKind),
         params: plan.params, auditAction: plan.auditAction,

@@ -110,8 +110,8 @@ export class WorkerModule {
         },
         {
           provide: WaveDriver,
-          useFactory: (db: Db, clusters: ClusterRepository, queue: OperationsQueue) => new WaveDriver(new WaveRepository(db), clusters, queue, config.JOB_ATTEMPTS),
-          inject: [DB, ClusterRepository, QUEUE],
+          useFactory: (db: Db, queue: OperationsQueue) => new WaveDriver(new WaveRepository(db), queue, config.JOB_ATTEMPTS),
+          inject: [DB, QUEUE],
         },
         {
           provide: BillingTicker,

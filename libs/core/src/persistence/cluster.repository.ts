@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from './prisma';
-import { isUniqueViolation, sqlQuery } from './prisma';
+import { isUniqueViolation } from './prisma';
 import { closeSegment, openSegment } from './billing-segments';
 import type { UpgradePolicy } from './upgrade-schedule.repository';
 import { ClusterState, OperationState, type OperationKind, isMutating } from '../model';
@@ -150,22 +150,6 @@ export class ClusterRepository {
   /** Worker-side read: the operation already proved the tenant. */
   get(id: string): Promise<ClusterWithServers | null> {
     return this.db.cluster.findUnique({ where: { id }, include: { servers: { orderBy: { index: 'asc' } } } });
-  }
-
-  /**
-   * get() for several clusters in one plain SQL statement (the worker's hot
-   * path: a Prisma model call with include costs several times as much CPU),
-   * by id; a missing one is absent. Same shape: the row with its servers in
-   * index order.
-   */
-  async getRawMany(ids: string[]): Promise<Map<string, ClusterWithServers>> {
-    if (ids.length === 0) return new Map();
-    const rows = await sqlQuery<ClusterWithServers>(this.db, `
-      SELECT c.*, COALESCE((
-        SELECT json_agg(json_build_object('clusterId', s."clusterId", 'index', s."index", 'address', s."address") ORDER BY s."index")
-        FROM "ClusterServer" s WHERE s."clusterId" = c."id"), '[]'::json) AS "servers"
-      FROM "Cluster" c WHERE c."id" = ANY($1::uuid[])`, [ids]);
-    return new Map(rows.map((r) => [r.id, r]));
   }
 
   async setState(id: string, state: ClusterState, reason: string | null = null): Promise<void> {

@@ -16,6 +16,9 @@ export interface ItemStart {
   snapshot?: { id: string; name: string; kind: string; blobKey: string };
 }
 
+/** A Pending item, with what planning its operation needs of its cluster. */
+export type PendingItem = WaveItem & { consulVersion: string | null };
+
 /** A wave's items counted by state; canaries also on their own. */
 export interface WaveCounts {
   Pending: number; Running: number; Succeeded: number; Failed: number; Skipped: number;
@@ -37,20 +40,30 @@ export interface NewWave {
 export class WaveRepository {
   constructor(private readonly db: Db) {}
 
+  /**
+   * The wave and its items (Pending, in selection order, the first `canaries`
+   * of them canaries) in one statement: a wave over the whole fleet is one
+   * round trip, its items built here rather than read back.
+   */
   async create(w: NewWave): Promise<WaveWithItems> {
     const id = randomUUID();
-    await this.db.$transaction([
-      this.db.wave.create({
-        data: {
-          id, action: w.action, params: w.params as object, selector: w.selector as object, canaries: w.canaries,
-          maxInFlight: w.maxInFlight, maxFailures: w.maxFailures, state: 'Running', createdBy: w.createdBy,
-        },
-      }),
-      this.db.waveItem.createMany({
-        data: w.clusterIds.map((clusterId, position) => ({ waveId: id, position, clusterId, canary: position < w.canaries, state: 'Pending' })),
-      }),
-    ]);
-    return (await this.get(id))!;
+    const [wave] = await sqlQuery<Wave>(this.db, `
+      WITH w AS (
+        INSERT INTO "Wave" ("id", "action", "params", "selector", "canaries", "maxInFlight", "maxFailures", "state", "createdBy", "createdAt")
+        VALUES ($1::uuid, $2, $3::jsonb, $4::jsonb, $5, $6, $7, 'Running', $8, (now() AT TIME ZONE 'UTC'))
+        RETURNING *
+      ), items AS (
+        INSERT INTO "WaveItem" ("waveId", "position", "clusterId", "canary", "state")
+        SELECT $1::uuid, v."ord"::int - 1, v."clusterId", v."ord" <= $5, 'Pending'
+        FROM unnest($9::uuid[]) WITH ORDINALITY AS v("clusterId", "ord")
+        RETURNING 1
+      )
+      SELECT * FROM w`,
+    [id, w.action, JSON.stringify(w.params), JSON.stringify(w.selector), w.canaries, w.maxInFlight, w.maxFailures, w.createdBy, w.clusterIds], 'wave-create');
+    const items: WaveItem[] = w.clusterIds.map((clusterId, position) => ({
+      waveId: id, position, clusterId, canary: position < w.canaries, state: 'Pending', operationId: null, startedAt: null, finishedAt: null,
+    }));
+    return { ...wave!, items };
   }
 
   get(id: string): Promise<WaveWithItems | null> {
@@ -89,11 +102,16 @@ export class WaveRepository {
     return c;
   }
 
-  /** Pending items in position order (canaries only, when asked), at most `limit`. */
-  pendingItems(waveId: string, opts: { canariesOnly: boolean; limit: number }): Promise<WaveItem[]> {
-    return sqlQuery<WaveItem>(this.db, `
-      SELECT * FROM "WaveItem" WHERE "waveId" = $1::uuid AND "state" = 'Pending' AND ("canary" OR NOT $2::boolean)
-      ORDER BY "position" LIMIT $3`, [waveId, opts.canariesOnly, opts.limit]);
+  /**
+   * Pending items in position order (canaries only, when asked), at most
+   * `limit`, each with its cluster's Consul version (what planning the item's
+   * operation reads; null when the cluster is gone).
+   */
+  pendingItems(waveId: string, opts: { canariesOnly: boolean; limit: number }): Promise<PendingItem[]> {
+    return sqlQuery<PendingItem>(this.db, `
+      SELECT wi.*, c."consulVersion" FROM "WaveItem" wi LEFT JOIN "Cluster" c ON c."id" = wi."clusterId"
+      WHERE wi."waveId" = $1::uuid AND wi."state" = 'Pending' AND (wi."canary" OR NOT $2::boolean)
+      ORDER BY wi."position" LIMIT $3`, [waveId, opts.canariesOnly, opts.limit], 'wave-pending-items');
   }
 
   /** Marks every Pending item Skipped (a halted wave). */
