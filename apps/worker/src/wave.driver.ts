@@ -65,6 +65,12 @@ export class WaveDriver {
           let running = 0;
           for (const wave of await this.waves.listRunningWaves()) running += await this.advance(wave, full ? undefined : ended);
           this.runningAfterPass = running;
+          // The last ones ended while this pass ran (their nudges saw the count before it): once more now, not after the nudge's wait.
+          if (this.ended.size > 0 && this.ended.size >= running) {
+            this.again = true;
+            clearTimeout(this.nudgeTimer);
+            this.nudgeTimer = undefined;
+          }
         } while (this.again && !this.closed);
       } finally {
         this.current = undefined;

@@ -43,7 +43,7 @@ const schema = z.object({
   /** JSON list of extra version catalog entries { version, status, binary, reports } (tests). */
   EXTRA_CONSUL_VERSIONS: z.string().default(''),
   LOG_FORMAT: z.enum(['json', 'pretty']).default('pretty'),
-  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(32),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(128),
   /** How long a job lock lasts without renewal; a killed worker's job is picked up after this. */
   JOB_LOCK_MS: z.coerce.number().int().min(1000).default(15000),
   JOB_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
