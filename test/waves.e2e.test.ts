@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { SecretBox, SecretName, SecretRepository } from '../libs/core/src';
 import { SUBSCRIPTION, WRITE, localTarget, startStack, testConfig, waitFor, type TestStack } from './support/stack';
 
 const TENANT = 'a1a1a1a1-0000-4000-8000-0000000000a1';
@@ -62,6 +63,24 @@ describe('maintenance waves', { timeout: 300_000 }, () => {
       const snaps = (await s.request('GET', `/v1/clusters/${id}/snapshots`, { token })).body.snapshots;
       assert.equal(snaps.filter((x: { state: string }) => x.state === 'Available').length, 1, 'one snapshot per cluster');
     }
+  });
+
+  it('rotates the management token across the fleet, each cluster through its own rotation operation', async () => {
+    const secrets = new SecretRepository(s.db, SecretBox.fromKeyFile(s.config.KEK_FILE));
+    const some = ids.slice(1, 4);
+    const before_ = await Promise.all(some.map((id) => secrets.get(id, SecretName.ManagementToken)));
+    const res = await s.request('POST', '/v1/admin/waves', { token: sre, body: { action: 'rotate-management-token', selector: { clusterIds: some }, canaries: 1, maxInFlight: 2, maxFailures: 0 } });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    const wave = await finished(res.body.id);
+    assert.equal(wave.state, 'Succeeded', JSON.stringify(wave));
+    assert.equal(wave.succeeded, 3);
+    const ops = await s.db.operation.findMany({ where: { requestedBy: `wave:${res.body.id}` } });
+    assert.deepEqual(ops.map((o) => [o.kind, o.state, o.params]).sort(), some.map(() => ['rotate-management-token', 'Succeeded', { what: 'management-token' }]));
+    const after_ = await Promise.all(some.map((id) => secrets.get(id, SecretName.ManagementToken)));
+    some.forEach((id, i) => {
+      assert.ok(before_[i] && after_[i], `cluster ${id} has a management token`);
+      assert.notEqual(after_[i], before_[i], `cluster ${id}: a new management token`);
+    });
   });
 
   it('halts when failures pass maxFailures: nothing after the failed canary starts', async () => {
