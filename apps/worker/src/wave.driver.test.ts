@@ -157,3 +157,61 @@ describe('WaveDriver', () => {
     assert.equal(await db.auditEvent.count({ where: { operationId: { in: ops.map((o) => o.id) } , action: 'cluster.rotate.requested' } }), 40);
   });
 });
+
+// The nudge's timing, with the clock mocked and the repository in memory: a
+// pass gathers the operations that end within NUDGE_DELAY_MS, except when as
+// many have ended here as the last pass left running: then it runs at once.
+describe('WaveDriver nudges', () => {
+  function fixture() {
+    const state = { running: 2 };
+    const synced: string[][] = [];
+    const ended: string[] = [];
+    const wave = { id: 'w', maxFailures: 0, maxInFlight: 2, action: 'repair', params: {} };
+    const repo = {
+      listRunningWaves: async () => (ended.length ? [] : [wave]),
+      syncEnded: async (_id: string, _terminal: readonly string[], only?: string[]) => {
+        synced.push(only ?? ['(all)']);
+        state.running -= only?.length ?? 0;
+      },
+      counts: async () => ({ Pending: 0, Running: state.running, Succeeded: 2 - state.running, Failed: 0, Skipped: 0, canariesPending: 0, canariesUnfinished: 0 }),
+      finish: async () => true,
+    };
+    const driver = new WaveDriver(repo as unknown as WaveRepository, {} as OperationsQueue, 1);
+    driver.onWaveEnded = (id) => ended.push(id);
+    return { driver, synced, ended };
+  }
+  const settle = async () => {
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  };
+
+  it('the last running operation to end here ends the wave at once', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const { driver, synced, ended } = fixture();
+    await driver.tick(); // leaves 2 running
+    driver.nudge('a');
+    t.mock.timers.tick(10);
+    await settle();
+    assert.equal(synced.length, 1, 'one of two ended: the pass waits to gather more');
+    driver.nudge('b');
+    t.mock.timers.tick(0);
+    await settle();
+    assert.deepEqual(synced[1], ['a', 'b']);
+    assert.deepEqual(ended, ['w']);
+    driver.close();
+  });
+
+  it('otherwise the pass comes after the gathering delay, with all that ended meanwhile', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const { driver, synced, ended } = fixture();
+    await driver.tick();
+    driver.nudge('a');
+    t.mock.timers.tick(49);
+    await settle();
+    assert.equal(synced.length, 1);
+    t.mock.timers.tick(1);
+    await settle();
+    assert.deepEqual(synced[1], ['a']);
+    assert.deepEqual(ended, [], 'one still running');
+    driver.close();
+  });
+});

@@ -66,7 +66,7 @@ export class WaveDriver {
           for (const wave of await this.waves.listRunningWaves()) running += await this.advance(wave, full ? undefined : ended);
           this.runningAfterPass = running;
           // The last ones ended while this pass ran (their nudges saw the count before it): once more now, not after the nudge's wait.
-          if (this.ended.size > 0 && this.ended.size >= running) {
+          if (running > 0 && this.ended.size >= running) {
             this.again = true;
             clearTimeout(this.nudgeTimer);
             this.nudgeTimer = undefined;
@@ -88,7 +88,7 @@ export class WaveDriver {
   nudge(operationId: string): void {
     this.ended.add(operationId);
     if (this.closed) return;
-    const all = this.ended.size >= this.runningAfterPass;
+    const all = this.runningAfterPass > 0 && this.ended.size >= this.runningAfterPass;
     if (this.nudgeTimer && !all) return;
     clearTimeout(this.nudgeTimer);
     this.nudgeTimer = setTimeout(() => {
