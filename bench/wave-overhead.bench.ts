@@ -26,7 +26,9 @@
  * operations) or to the wave marked Succeeded. CPU: this process
  * (process.cpuUsage), and PostgreSQL's and Redis's processes (/proc/<pid>/stat).
  * A last, untimed round runs with the repositories' calls timed and a CPU
- * profile of this process, to show where the time goes.
+ * profile of this process, to show where the time goes. Each wave round also
+ * records its timeline (created, first job started, first and last jobs
+ * added, last job done, wave ended).
  *
  *   node dist/bench/wave-overhead.bench.js      (npm run bench -- wave-overhead)
  *   env: BENCH_OPS (1000), BENCH_RUNS (3), BENCH_PRODUCERS (10), BENCH_PROFILE (1: the profiled round; 0: none),
@@ -64,6 +66,8 @@ const TENANT = 'beeeeeee-0000-4000-8000-00000000b003';
 
 interface Measure {
   variant: string; round: number; ms: number; cpuMs: number; pgCpuMs: number; redisCpuMs: number; writeMs?: number;
+  /** The wave's timeline, ms from the start of the timed part: created, first job started, first and last jobs added, last job done, wave ended. */
+  phases?: Record<string, number>;
   /** Transactions (each statement outside a transaction is one), rows inserted+updated+deleted, rows fetched: our database's counters. */
   pgTransactions: number; pgRowsWritten: number; pgRowsRead: number;
 }
@@ -132,7 +136,17 @@ async function main(): Promise<void> {
   let completedOurs = 0;
   let completedBare = 0;
   let failedJobs = 0;
-  const ours = new Worker(OPERATIONS_QUEUE, (job: Job<JobPayloads['run-operation']>, token?: string) => runner.run(job, token), workerOpts(config.QUEUE_PREFIX));
+  // The wave's timeline (the runner, the driver's addBulk and its end, as they happen).
+  let phases: Record<string, number> | undefined;
+  let phaseT0 = 0;
+  const phase = (name: string, first = false) => {
+    if (phases && !(first && name in phases)) phases[name] = round(performance.now() - phaseT0);
+  };
+  const ours = new Worker(OPERATIONS_QUEUE, async (job: Job<JobPayloads['run-operation']>, token?: string) => {
+    phase('first job started', true);
+    await runner.run(job, token);
+    phase('last job done');
+  }, workerOpts(config.QUEUE_PREFIX));
   ours.on('completed', () => completedOurs++);
   ours.on('failed', (_j, e) => {
     // DelayedError (lock busy) is not a failure; anything else is.
@@ -152,6 +166,13 @@ async function main(): Promise<void> {
     await queue.close();
     await bareQueue.close();
   });
+  const addBulk = queue.addBulk.bind(queue);
+  queue.addBulk = (async (jobs: Parameters<typeof addBulk>[0]) => {
+    const added = await addBulk(jobs);
+    phase('first jobs added', true);
+    phase('last jobs added');
+    return added;
+  }) as typeof queue.addBulk;
   const driver = new WaveDriver(waves, queue, config.JOB_ATTEMPTS);
   // As WorkerService wires them: an operation of a wave that ends nudges the driver.
   runner.onEnded = (op) => {
@@ -159,7 +180,10 @@ async function main(): Promise<void> {
   };
   onCleanup(() => driver.close());
   const ended = new Set<string>();
-  driver.onWaveEnded = (waveId) => ended.add(waveId);
+  driver.onWaveEnded = (waveId) => {
+    phase('wave ended');
+    ended.add(waveId);
+  };
 
   const until = async (what: string, done: () => boolean | Promise<boolean>, timeoutMs = 300_000) => {
     const deadline = Date.now() + timeoutMs;
@@ -170,12 +194,14 @@ async function main(): Promise<void> {
     }
   };
 
-  const measure = async (variant: string, round_: number, body: () => Promise<number | undefined>): Promise<Measure> => {
+  const measure = async (variant: string, round_: number, body: () => Promise<number | undefined>, timeline = false): Promise<Measure> => {
     const pgCpu0 = new PgCpuSampler(dbName);
     const x0 = await pgCounters(db);
     const rd0 = procCpuMs('redis-server');
     const c0 = process.cpuUsage();
     const t0 = performance.now();
+    phaseT0 = t0;
+    phases = timeline ? {} : undefined;
     const writeMs = await body();
     const ms = performance.now() - t0;
     const cpu = round(cpuMs(c0));
@@ -187,6 +213,7 @@ async function main(): Promise<void> {
     return {
       variant, round: round_, ms: round(ms), cpuMs: cpu, pgCpuMs: pgCpu, redisCpuMs: redisCpu, writeMs: writeMs === undefined ? undefined : round(writeMs),
       pgTransactions: Math.max(0, x1.xacts - x0.xacts - 1), pgRowsWritten: x1.written - x0.written, pgRowsRead: x1.read - x0.read,
+      ...(phases ? { phases } : {}),
     };
   };
 
@@ -222,6 +249,7 @@ async function main(): Promise<void> {
       action: 'rotate-gossip-key', params: {}, selector: { bench: true }, canaries: 0, maxInFlight: N, maxFailures: 0, createdBy: 'bench',
       clusterIds: clusters.map((c) => c.id),
     });
+    phase('created');
     let firstTickMs: number | undefined;
     await started?.();
     const t = performance.now();
@@ -237,7 +265,7 @@ async function main(): Promise<void> {
     const w = await db.wave.findUnique({ where: { id: wave.id }, select: { state: true } });
     if (!STUB_RUNNER && w?.state !== 'Succeeded') throw new Error(`wave ${wave.id} ended ${w?.state}`);
     return firstTickMs;
-  });
+  }, true);
 
   // Warm-up, not counted: JIT, connections, Prisma's query plans.
   const warm = clusters.slice(0, Math.min(N, 100));
@@ -254,6 +282,7 @@ async function main(): Promise<void> {
     for (const m of [await runBare(r), await runOps(r), await runWave(r)]) {
       results.push(m);
       log(`  round ${r} ${m.variant.padEnd(12)} ${String(m.ms).padStart(8)} ms for ${N} (${round(N / (m.ms / 1000))}/s); this process CPU ${m.cpuMs} ms, PostgreSQL ${m.pgCpuMs} ms (${m.pgTransactions} transactions), Redis ${m.redisCpuMs} ms${m.writeMs !== undefined ? `; ${m.variant === 'wave' ? 'first driver tick' : 'adds/writes done'} after ${m.writeMs} ms` : ''}`);
+      if (m.phases) log(`    timeline (ms): ${Object.entries(m.phases).sort((a, b) => a[1] - b[1]).map(([k, v]) => `${k} ${v}`).join(', ')}`);
     }
   }
 
