@@ -6,7 +6,7 @@ import { Meter, UsageExportDriver, type ExportRunResult } from '../../../libs/bi
 const hoursClosed = new Counter({ name: 'billing_hours_closed_total', help: 'UTC hours closed into usage records' });
 const recordsWritten = new Counter({ name: 'billing_usage_records_written_total', help: 'Usage records written by hourly metering' });
 const exported = new Counter({ name: 'billing_usage_exported_total', help: 'Usage records handed to the exporter, by the state they ended in', labelNames: ['state'] });
-const byState = new Gauge({ name: 'billing_usage_records', help: 'Usage records by export state', labelNames: ['state'] });
+const byState = new Gauge({ name: 'billing_usage_records', help: 'Usage records not billed yet, by export state (Pending, Late, Expired, Failed); billed ones are billing_usage_exported_total', labelNames: ['state'] });
 
 export interface BillingTickResult {
   closedThrough: Date;
@@ -42,7 +42,7 @@ export class BillingTicker {
     for (const [state, n] of Object.entries(result.byState)) exported.inc({ state }, n);
     if (result.byState.Late) this.log.warn({ msg: 'usage too old for the marketplace (over 24 h): kept as Late for manual billing', count: result.byState.Late });
     if (result.byState.Failed) this.log.warn({ msg: 'usage rejected by the exporter: kept as Failed for review', count: result.byState.Failed });
-    const counts = await this.usage.countByState();
+    const counts = await this.usage.countUnbilledByState();
     byState.reset();
     for (const [state, n] of Object.entries(counts)) byState.set({ state }, n);
     return { closedThrough: closed.closedThrough, hoursClosed: closed.hoursClosed, recordsWritten: closed.recordsWritten, export: result };

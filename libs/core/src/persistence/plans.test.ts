@@ -4,6 +4,8 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { dropTestDatabase, testConfig } from '../../../../test/support/stack';
 import { CLAIM_STATEMENT } from './operation.repository';
+import { createDb, closeDb } from './prisma';
+import { COUNT_UNBILLED_STATEMENT, UsageRepository } from './usage.repository';
 
 interface PlanNode { 'Node Type': string; 'Relation Name'?: string; 'Index Name'?: string; 'Actual Rows': number; 'Actual Loops': number; 'Rows Removed by Filter'?: number; 'Rows Removed by Join Filter'?: number; Plans?: PlanNode[] }
 
@@ -96,4 +98,44 @@ describe('the runner\'s claim reads by key', () => {
       assert.ok(joinFilterDiscards(p) <= BATCH, `a join threw away ${joinFilterDiscards(p)} rows`);
     });
   }
+});
+
+// The worker's billing metrics count the usage records not billed yet on every
+// tick. Nearly every record is billed (Accepted), and there is one per cluster,
+// dimension and hour: the count must read the unbilled ones through the
+// partial index, not every hour ever billed. Without the index, or with the
+// old count over all states, it read all 20,009 rows here.
+describe('the unbilled-usage count reads only unbilled records', () => {
+  let url: string;
+  let client: pg.Client;
+
+  before(async () => {
+    url = (await testConfig({})).DATABASE_URL;
+    client = new pg.Client({ connectionString: url });
+    await client.connect();
+    const states = [...Array(20_000).fill('Accepted'), 'Pending', 'Pending', 'Pending', 'Failed', 'Failed', 'Late', 'Expired', 'Duplicate', 'Duplicate'];
+    await client.query(`
+      INSERT INTO "UsageRecord" ("id", "clusterId", "dimension", "hour", "minutes", "tenantId", "subscriptionId", "resourceGroup", "clusterName",
+        "resourceUri", "planId", "unitPriceMicros", "exportState")
+      SELECT gen_random_uuid(), gen_random_uuid(), 'standard', timestamp '2026-01-01' + s.i * interval '1 hour', 60, 't', 's', 'rg', 'c',
+        '/subscriptions/s', 'plan', 1000, s."state"
+      FROM unnest($1::text[]) WITH ORDINALITY AS s("state", i)`, [states]);
+    await client.query('ANALYZE "UsageRecord"');
+  });
+  after(async () => {
+    await client?.end();
+    await dropTestDatabase(url);
+  });
+
+  it('counts Pending, Failed, Late and Expired, and reads only those rows', async () => {
+    const db = createDb(url, 1);
+    try {
+      assert.deepEqual(await new UsageRepository(db).countUnbilledByState(), { Pending: 3, Failed: 2, Late: 1, Expired: 1 });
+    } finally {
+      await closeDb(db);
+    }
+    const r = await client.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${COUNT_UNBILLED_STATEMENT}`);
+    const read = rowsRead(r.rows[0]!['QUERY PLAN'][0].Plan, 'UsageRecord');
+    assert.ok(read <= 10, `the count read ${read} usage records for 7 unbilled ones`);
+  });
 });
