@@ -6,7 +6,7 @@ import { Meter, UsageExportDriver, type ExportRunResult } from '../../../libs/bi
 const hoursClosed = new Counter({ name: 'billing_hours_closed_total', help: 'UTC hours closed into usage records' });
 const recordsWritten = new Counter({ name: 'billing_usage_records_written_total', help: 'Usage records written by hourly metering' });
 const exported = new Counter({ name: 'billing_usage_exported_total', help: 'Usage records handed to the exporter, by the state they ended in', labelNames: ['state'] });
-const byState = new Gauge({ name: 'billing_usage_records', help: 'Usage records not billed yet, by export state (Pending, Late, Expired, Failed); billed ones are billing_usage_exported_total', labelNames: ['state'] });
+const byState = new Gauge({ name: 'billing_usage_records', help: 'Usage records not billed yet, by export state (Pending, Late, Expired, Failed); billed records are not counted here', labelNames: ['state'] });
 
 export interface BillingTickResult {
   closedThrough: Date;

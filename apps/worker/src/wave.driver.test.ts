@@ -162,7 +162,7 @@ describe('WaveDriver', () => {
 // pass gathers the operations that end within NUDGE_DELAY_MS, except when as
 // many have ended here as the last pass left running: then it runs at once.
 describe('WaveDriver nudges', () => {
-  function fixture() {
+  function fixture(onSync?: (only?: string[]) => void) {
     const state = { running: 2 };
     const synced: string[][] = [];
     const ended: string[] = [];
@@ -172,6 +172,7 @@ describe('WaveDriver nudges', () => {
       syncEnded: async (_id: string, _terminal: readonly string[], only?: string[]) => {
         synced.push(only ?? ['(all)']);
         state.running -= only?.length ?? 0;
+        onSync?.(only);
       },
       counts: async () => ({ Pending: 0, Running: state.running, Succeeded: 2 - state.running, Failed: 0, Skipped: 0, canariesPending: 0, canariesUnfinished: 0 }),
       finish: async () => true,
@@ -197,6 +198,23 @@ describe('WaveDriver nudges', () => {
     await settle();
     assert.deepEqual(synced[1], ['a', 'b']);
     assert.deepEqual(ended, ['w']);
+    driver.close();
+  });
+
+  it('a pass during which the last ones ended goes round once more at once', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    let driver: WaveDriver | undefined;
+    // 'b' ends while the pass for 'a' runs: its nudge still saw two running.
+    const f = fixture((only) => {
+      if (only?.[0] === 'a') driver!.nudge('b');
+    });
+    driver = f.driver;
+    await driver.tick();
+    driver.nudge('a');
+    t.mock.timers.tick(50);
+    await settle();
+    assert.deepEqual(f.synced.slice(1), [['a'], ['b']]);
+    assert.deepEqual(f.ended, ['w'], 'ended without another wait');
     driver.close();
   });
 
