@@ -209,7 +209,8 @@ export class UsageRepository {
    * How many records are not billed yet, by export state (Pending, Late,
    * Expired, Failed; for metrics): read through a partial index, so the count
    * costs the unbilled records, not every hour ever billed. Billed records
-   * (Accepted, Duplicate) are counted as they are exported.
+   * (Accepted, Duplicate) are not counted here; the exporter's counter
+   * (billing_usage_exported_total) counts a process's exports by outcome.
    */
   async countUnbilledByState(): Promise<Record<string, number>> {
     const rows = await sqlQuery<{ state: string; n: number }>(this.db, COUNT_UNBILLED_STATEMENT, [], 'usage-count-unbilled');
