@@ -31,9 +31,10 @@ migrate_db() {
 }
 
 # The migrated template database that test files and benchmarks clone
-# (CREATE DATABASE ... TEMPLATE); exports where they find it.
+# (CREATE DATABASE ... TEMPLATE); exports where they find it. TEST_TEMPLATE_DATABASE
+# names another one (two checkouts with different migrations on one PostgreSQL).
 prepare_template_db() {
-  local template=consul_cloud_test_template
+  local template="${TEST_TEMPLATE_DATABASE:-consul_cloud_test_template}"
   local admin="postgresql://$DB_USER:$DB_PASSWORD@127.0.0.1:$PG_PORT/$DB_NAME"
   export TEST_ADMIN_DATABASE_URL="$admin" TEST_TEMPLATE_DATABASE="$template"
   if ! psql "$admin" -Atqc "SELECT 1 FROM pg_database WHERE datname = '$template'" | grep -q 1; then
