@@ -1,6 +1,9 @@
 import { ArgumentsHost, Catch, HttpException, Logger, type ExceptionFilter } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { DomainError } from '../../../../libs/core/src';
+import { DomainError, isDatabaseUnavailable } from '../../../../libs/core/src';
+
+/** Seconds a client is asked to wait before repeating a request refused for an unreachable database. */
+const DATABASE_RETRY_AFTER_S = 5;
 
 const HTTP_CODES: Record<number, string> = {
   400: 'bad_request',
@@ -17,7 +20,10 @@ const HTTP_CODES: Record<number, string> = {
 
 /**
  * The one place where errors become HTTP: `{ error: { code, message, details? } }`.
- * Anything unexpected is a 500 with the request id and no stack.
+ * The database out of reach (down, restarting, connections cut) is a 503 with
+ * Retry-After: the request may be repeated, and the API recovers by itself
+ * when the database is back. Anything unexpected is a 500 with the request id
+ * and no stack.
  */
 @Catch()
 export class ErrorFilter implements ExceptionFilter {
@@ -38,6 +44,11 @@ export class ErrorFilter implements ExceptionFilter {
       const res = exception.getResponse();
       const message = typeof res === 'string' ? res : String((res as { message?: unknown }).message ?? exception.message);
       body = { code: HTTP_CODES[status] ?? `http_${status}`, message: status === 404 ? `no route ${request.method} ${request.url.split('?')[0]}` : message };
+    } else if (isDatabaseUnavailable(exception)) {
+      status = 503;
+      reply.header('Retry-After', String(DATABASE_RETRY_AFTER_S));
+      this.log.warn({ msg: 'database unavailable', requestId: request.id, err: exception instanceof Error ? exception.message.split('\n').slice(-1)[0] : String(exception) });
+      body = { code: 'database_unavailable', message: 'the control plane database cannot be reached right now; try again shortly (a create repeated with the same Idempotency-Key is never done twice)' };
     } else if (isFastifyClientError(exception)) {
       status = exception.statusCode;
       body = { code: HTTP_CODES[status] ?? 'bad_request', message: exception.message };

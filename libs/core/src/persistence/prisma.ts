@@ -50,6 +50,35 @@ export function isRetryableConflict(e: unknown): boolean {
   return /deadlock detected|could not serialize access/i.test(String((e as Error).message ?? ''));
 }
 
+/** Node socket errors that mean the server could not be reached or the connection was cut. */
+const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+/** Prisma's codes for "cannot reach / lost the server / no connection in time". */
+const PRISMA_UNAVAILABLE = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024']);
+/** Driver adapter error kinds of the same meaning. */
+const ADAPTER_UNAVAILABLE = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections', 'TlsConnectionError']);
+
+/**
+ * The database cannot be reached right now (down, restarting, cut connections,
+ * no connection free in time): the request may succeed if repeated later, so
+ * the API answers 503, not 500. Walks the error, its Prisma metadata and its
+ * causes. SQLSTATE class 08 (connection exception), 57P01-57P03 (shut down,
+ * crashed, starting up) and 53300 (too many connections) count too.
+ */
+export function isDatabaseUnavailable(e: unknown): boolean {
+  for (let cur: unknown = e, depth = 0; cur && typeof cur === 'object' && depth < 6; depth++) {
+    const err = cur as { code?: unknown; message?: unknown; cause?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: string; originalCode?: string } } } };
+    const code = typeof err.code === 'string' ? err.code : undefined;
+    if (code && (SOCKET_CODES.has(code) || PRISMA_UNAVAILABLE.has(code) || /^08/.test(code) || /^57P0[123]$/.test(code) || code === '53300')) return true;
+    const adapter = err.meta?.driverAdapterError?.cause;
+    if (adapter?.kind && ADAPTER_UNAVAILABLE.has(adapter.kind)) return true;
+    if (adapter?.originalCode && (/^08/.test(adapter.originalCode) || /^57P0[123]$/.test(adapter.originalCode))) return true;
+    const message = typeof err.message === 'string' ? err.message : '';
+    if (/Can't reach database server|Connection terminated|timeout exceeded when trying to connect|terminating connection due to administrator command|the database system is (starting up|shutting down|in recovery)|Client has encountered a connection error/i.test(message)) return true;
+    cur = err.cause;
+  }
+  return false;
+}
+
 const PG_INT8_OID = 20;
 const PG_TIMESTAMP_OID = 1114;
 /** The column types as Prisma's raw queries return them: int8 as bigint, timestamp (UTC, no zone) as a Date in UTC. */
