@@ -16,7 +16,8 @@
  * at the same time, from their JSON logs); after the clusters are deleted and
  * the processes stopped, no process is left. Exit code 1 when a check fails.
  *
- *   env: FAULTS_CLUSTERS (4), FAULTS_ROUNDS (3), FAULTS_SEED (random), FAULTS_PG_DOWN_S (4)
+ *   env: FAULTS_CLUSTERS (4), FAULTS_ROUNDS (4, at least), FAULTS_WORKER_KILLS (4), FAULTS_REDIS_KILLS (2),
+ *   FAULTS_PG_RESTARTS (2), FAULTS_SEED (random), FAULTS_PG_DOWN_S (4)
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -28,7 +29,11 @@ import {
 } from './support';
 
 const CLUSTERS = Number(process.env.FAULTS_CLUSTERS ?? 4);
-const ROUNDS = Number(process.env.FAULTS_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.FAULTS_ROUNDS ?? 4);
+/** At least this many of each fault happen while operations are in flight (rounds go on until they have). */
+const MIN_WORKER_KILLS = Number(process.env.FAULTS_WORKER_KILLS ?? 4);
+const MIN_REDIS_KILLS = Number(process.env.FAULTS_REDIS_KILLS ?? 2);
+const MIN_PG_RESTARTS = Number(process.env.FAULTS_PG_RESTARTS ?? 2);
 const SEED = Number(process.env.FAULTS_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const PG_DOWN_S = Number(process.env.FAULTS_PG_DOWN_S ?? 4);
 const TENANT = 'faa17000-0000-4000-8000-00000000fa17';
@@ -263,6 +268,7 @@ runBench('faults', Number(process.env.BENCH_TIME_LIMIT ?? 300) * 1000 - 20_000, 
   const statusesWhileDbDown: Record<string, number> = {};
   const fiveHundreds: { url: string; body: unknown }[] = [];
   const faults: { at: number; what: string }[] = [];
+  const selfExits: string[] = [];
   const t0 = Date.now();
   const note = (what: string) => {
     faults.push({ at: round((Date.now() - t0) / 1000), what });
@@ -303,8 +309,17 @@ runBench('faults', Number(process.env.BENCH_TIME_LIMIT ?? 300) * 1000 - 20_000, 
   const faultLoop = (async () => {
     let step = 0;
     while (!stopFaults) {
-      await sleep(3_000 + Math.floor(random() * 4_000));
+      await sleep(1_500 + Math.floor(random() * 2_500));
       if (stopFaults) break;
+      // A worker that exited by itself (not killed here) is a defect: say so, and start it again.
+      for (const [i, w] of workers.entries()) {
+        if (w.killedAt === undefined && (w.child.proc.exitCode !== null || w.child.proc.signalCode !== null)) {
+          selfExits.push(`${w.name} exited by itself (${w.child.proc.exitCode ?? w.child.proc.signalCode}): ${logTail(w.child.logFile, 3)}`);
+          w.killedAt = Date.now();
+          workers[i] = startWorkerProcess(w.name.split('#')[0]!, env);
+          allWorkers.push(workers[i]!);
+        }
+      }
       step++;
       if (step % 4 === 2) {
         note('Redis SIGKILL');
@@ -352,7 +367,10 @@ runBench('faults', Number(process.env.BENCH_TIME_LIMIT ?? 300) * 1000 - 20_000, 
   }, 240_000, 500);
   for (const id of clusterIds) await waitRunning(id);
   log(`faults: ${CLUSTERS} clusters Running after ${round((Date.now() - t0) / 1000)} s`);
-  for (let round_ = 0; round_ < ROUNDS; round_++) {
+  const count = (prefix: string) => faults.filter((f) => f.what.startsWith(prefix)).length;
+  const faultsDone = () => count('SIGKILL worker') >= MIN_WORKER_KILLS && count('Redis SIGKILL') >= MIN_REDIS_KILLS && count('PostgreSQL back') >= MIN_PG_RESTARTS;
+  for (let round_ = 0; round_ < ROUNDS || !faultsDone(); round_++) {
+    if (round_ > 50) throw new Error('the faults did not all happen within 50 rounds');
     for (const [i, id] of clusterIds.entries()) {
       const action = pick(['snapshot', 'gossip', 'snapshot', 'certificates'] as const);
       const a = action === 'snapshot'
@@ -435,6 +453,7 @@ runBench('faults', Number(process.env.BENCH_TIME_LIMIT ?? 300) * 1000 - 20_000, 
       }
     }
   }
+  for (const e of selfExits) problems.push(e);
   if (fiveHundreds.length) problems.push(`${fiveHundreds.length} answers were 5xx other than 503: ${JSON.stringify(fiveHundreds.slice(0, 3))}`);
   if (!statusesWhileDbDown['503']) problems.push(`no 503 while PostgreSQL was down: ${JSON.stringify(statusesWhileDbDown)}`);
 
