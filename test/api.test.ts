@@ -261,7 +261,7 @@ describe('API', () => {
 
   describe('SRE fleet view', () => {
     it('lists every tenant\'s clusters for Platform.SRE, filtered; customers get 403', async () => {
-      const sre = s.token('5e5e5e5e-0000-4000-8000-000000000005', ['Platform.SRE'], 'sre');
+      const sre = s.sreToken();
       const all = await s.request('GET', '/v1/admin/clusters', { token: sre });
       assert.equal(all.status, 200);
       const tenants = new Set(all.body.clusters.map((c: { tenantId: string }) => c.tenantId));

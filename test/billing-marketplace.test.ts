@@ -12,7 +12,6 @@ import { SUBSCRIPTION, createTestDatabase, dropTestDatabase, startStack, testCon
 const MIN = 60_000;
 const HOUR = 60 * MIN;
 const TENANT = 'd0d0d0d0-0000-4000-8000-00000000000d';
-const SRE = ['Platform.SRE'];
 
 /** A cluster row (no Consul behind it: billing reads rows only) with billing segments. */
 async function billedCluster(db: Db, name: string, segments: Array<{ dimension: string; start: number; end: number | null }>): Promise<string> {
@@ -172,7 +171,7 @@ describe('marketplace exporter in the worker, and reconciliation', { timeout: 20
       },
     });
 
-    const sre = s.token(TENANT, SRE);
+    const sre = s.sreToken();
     const rep = await s.request('GET', '/v1/admin/billing/reconciliation?from=2026-11-10&to=2026-11-13', { token: sre });
     assert.equal(rep.status, 200, JSON.stringify(rep.body));
     assert.deepEqual(rep.body.mismatched.map((m: { dimension: string; ours: number; theirs: number }) => [m.dimension, m.ours, m.theirs]), [['standard_hours', 2.75, 2.25]]);

@@ -131,7 +131,7 @@ describe('metered billing', { timeout: 300_000 }, () => {
     const sum = rows.slice(1, -1).reduce((n, r) => n + Math.round(Number(r[7]) * 100), 0);
     assert.equal(sum, Math.round(Number(rows.at(-1)![7]) * 100), 'the total is the sum of the lines to the cent');
 
-    const all = await s.request('GET', '/v1/admin/billing/invoices/2026-11', { token: s.token(TENANT, ['Platform.SRE']) });
+    const all = await s.request('GET', '/v1/admin/billing/invoices/2026-11', { token: s.sreToken() });
     assert.equal(all.status, 200);
     assert.deepEqual(all.body.invoices.map((i: { subscriptionId: string; total: string }) => [i.subscriptionId, i.total]), [[SUBSCRIPTION, '1.30']]);
     assert.equal((await s.request('GET', '/v1/admin/billing/invoices/2026-11', { token })).status, 403, 'customers cannot read every invoice');

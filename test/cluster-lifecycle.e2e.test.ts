@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LocalTarget } from '../libs/provisioner/src';
 import { consul, startClientAgent, tcpOpen, type ClientAgent } from './support/consul-cli';
-import { SUBSCRIPTION, startStack, waitFor, type TestStack } from './support/stack';
+import { READ, SUBSCRIPTION, startStack, waitFor, type TestStack } from './support/stack';
 
 const bigints = (_k: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : v);
 const TENANT = 'cccccccc-0000-4000-8000-000000000003';
@@ -84,6 +84,19 @@ describe('a standard cluster, end to end', { timeout: 240_000 }, () => {
     }
     caFile = path.join(work, 'ca.pem');
     fs.writeFileSync(caFile, clientConfig.caPem);
+    assert.equal(res.headers.get('cache-control'), 'no-store', 'an answer with the gossip key is never cached');
+  });
+
+  it('gives a read-only user the client config without the gossip key', async () => {
+    const res = await s.request('GET', `/v1/clusters/${clusterId}/client-config`, { token: s.token(TENANT, READ, 'reader') });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.encrypt, undefined);
+    assert.equal(res.body.consulConfig.encrypt, undefined);
+    assert.ok(!JSON.stringify(res.body).includes(clientConfig.encrypt), 'the key is nowhere in the answer');
+    assert.match(res.body.encryptOmitted, /Clusters\.ReadWrite/);
+    assert.equal(res.body.caPem, clientConfig.caPem);
+    assert.deepEqual(res.body.retryJoin, addresses);
+    assert.equal(res.headers.get('cache-control'), 'no-store');
   });
 
   it('refuses plaintext HTTP', async () => {
@@ -100,6 +113,7 @@ describe('a standard cluster, end to end', { timeout: 240_000 }, () => {
 
     const created = await s.request('POST', `/v1/clusters/${clusterId}/tokens`, { token, body: { description: 'e2e token' } });
     assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.equal(created.headers.get('cache-control'), 'no-store', 'a token secret is never cached');
     assert.match(created.body.accessorId, /^[0-9a-f-]{36}$/);
     customerToken = created.body.secretId;
     const put = await consul(['kv', 'put', 'hello', 'world'], { httpAddr, caFile, token: customerToken });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { mintToken } from '../infra/local/token';
-import { TENANT_A, WRITE, createBody, startStack, type TestStack } from './support/stack';
+import { OPERATOR_TENANT, TENANT_A, WRITE, createBody, startStack, type TestStack } from './support/stack';
 
 const SRE = ['Platform.SRE'];
 const QUEUES_API = '/admin/queues/api/queues?activeQueue=operations&status=latest&page=1&jobsPerPage=50';
@@ -22,7 +22,7 @@ describe('queues dashboard (/admin/queues)', () => {
 
   before(async () => {
     s = await startStack();
-    sre = s.token(TENANT_A, SRE, 'sre');
+    sre = s.sreToken();
     customer = s.token(TENANT_A, WRITE, 'customer');
     const page = await s.request('GET', '/admin/queues', { token: sre });
     const src = /src="(static\/js\/[^"]+\.js)"/.exec(String(page.body));
@@ -50,7 +50,7 @@ describe('queues dashboard (/admin/queues)', () => {
   const protectedPaths = () => ['/admin/queues', '/admin/queues/', QUEUES_API, '/admin/queues/api/redis/stats', asset, '/admin/queues/no-such-route'];
 
   it('answers 401 in the API error shape without a token or with a bad one, for every route under it', async () => {
-    const expired = mintToken({ tenantId: TENANT_A, user: 'sre', roles: SRE, expiresInSeconds: -600 });
+    const expired = mintToken({ tenantId: OPERATOR_TENANT, user: 'sre', roles: SRE, expiresInSeconds: -600 });
     const badlySigned = `${sre.slice(0, -8)}${sre.slice(-8) === 'AAAAAAAA' ? 'BBBBBBBB' : 'AAAAAAAA'}`;
     const variants: [string, Record<string, string>][] = [
       ['no token', {}],
@@ -149,7 +149,7 @@ describe('queues dashboard (/admin/queues)', () => {
     assert.equal((await withCookie(asset, cookie)).status, 200);
 
     // The cookie never outlives the token in it.
-    const shortLived = mintToken({ tenantId: TENANT_A, user: 'sre', roles: SRE, expiresInSeconds: 120 });
+    const shortLived = mintToken({ tenantId: OPERATOR_TENANT, user: 'sre', roles: SRE, expiresInSeconds: 120 });
     const short = await s.request('POST', '/admin/queues/session', { token: shortLived });
     assert.equal(short.status, 200);
     const shortAge = Number(/Max-Age=(\d+)/.exec(short.headers.get('set-cookie') ?? '')?.[1]);

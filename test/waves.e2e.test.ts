@@ -4,7 +4,6 @@ import { SecretBox, SecretName, SecretRepository } from '../libs/core/src';
 import { SUBSCRIPTION, WRITE, localTarget, startStack, testConfig, waitFor, type TestStack } from './support/stack';
 
 const TENANT = 'a1a1a1a1-0000-4000-8000-0000000000a1';
-const SRE = ['Platform.SRE'];
 
 interface Item {
   clusterId: string;
@@ -30,7 +29,7 @@ describe('maintenance waves', { timeout: 300_000 }, () => {
   before(async () => {
     s = await startStack({ worker: true, config: await testConfig({ WAVE_TICK_MS: '200', JOB_ATTEMPTS: '1' }) });
     token = s.token(TENANT, WRITE);
-    sre = s.token('5e5e5e5e-0000-4000-8000-0000000000e5', SRE, 'sre');
+    sre = s.sreToken();
     const ops: string[] = [];
     for (let i = 0; i < 10; i++) {
       const res = await s.request('POST', '/v1/clusters', { token, body: { name: `fleet-${i}`, subscriptionId: SUBSCRIPTION, resourceGroup: 'rg-fleet', region: 'westeurope', tier: 'development' } });

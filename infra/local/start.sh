@@ -13,6 +13,8 @@ source "$LOCAL/env"
 export PORT="${PORT:-3000}" ISSUER_PORT="${ISSUER_PORT:-8443}" WORKER_PORT="${WORKER_PORT:-3001}"
 export AUTH_ISSUER="${AUTH_ISSUER:-https://127.0.0.1:$ISSUER_PORT}"
 export AUTH_METADATA_URL="${AUTH_METADATA_URL:-$AUTH_ISSUER/.well-known/openid-configuration}"
+# The operator's own tenant locally: Platform.SRE counts only in tokens from it.
+export OPERATOR_TENANT_ID="${OPERATOR_TENANT_ID:-99999999-9999-4999-8999-999999999999}"
 
 pids=()
 stop_app() {
@@ -60,6 +62,9 @@ cat <<MSG
       -d '{"name":"demo","subscriptionId":"00000000-0000-0000-0000-000000000001","resourceGroup":"rg-demo","region":"westeurope","tier":"standard"}'
 
   Then: GET /v1/operations/{id}, GET /v1/clusters/{id}/client-config, POST /v1/clusters/{id}/tokens.
+
+  Operator (SRE) token: Platform.SRE counts only from the operator's tenant, $OPERATOR_TENANT_ID:
+    SRE=\$(npm run --silent token -- --tenant $OPERATOR_TENANT_ID --user sre --roles Platform.SRE)
   Ctrl-C stops the API and the worker; 'npm run stop' stops everything.
 
 MSG

@@ -7,7 +7,7 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import IORedis from 'ioredis';
 import { createApiApp } from '../../apps/api/src/app';
 import { startWorker } from '../../apps/worker/src/worker';
-import { closeDb, createDb, loadConfig, type Config, type Db } from '../../libs/core/src';
+import { ROLES, closeDb, createDb, loadConfig, type Config, type Db } from '../../libs/core/src';
 import { mintToken } from '../../infra/local/token';
 import { cloneTemplateDatabase, dropClonedDatabase } from './databases';
 
@@ -22,6 +22,8 @@ export interface TestStack {
   api: NestFastifyApplication;
   worker?: INestApplicationContext;
   token(tenantId: string, roles: string[], user?: string): string;
+  /** A Platform.SRE token from the operator's tenant (OPERATOR_TENANT), the only tenant whose SRE role counts. */
+  sreToken(user?: string): string;
   request(method: string, path: string, opts?: { token?: string; body?: unknown; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Headers }>;
   startWorker(): Promise<INestApplicationContext>;
   close(): Promise<void>;
@@ -69,6 +71,7 @@ export async function testConfig(overrides: Record<string, string> = {}): Promis
     BILLING_TICK_MS: '3600000',
     BILLING_EXPORT_DIR: path.join(os.tmpdir(), `usage-${randomBytes(4).toString('hex')}`),
     UPGRADE_TICK_MS: '3600000',
+    OPERATOR_TENANT_ID: OPERATOR_TENANT,
     ...overrides,
   });
 }
@@ -88,6 +91,7 @@ export async function startStack(opts: { worker?: boolean; config?: Config } = {
     db,
     api,
     token: (tenantId, roles, user = 'tester') => mintToken({ tenantId, user, roles }),
+    sreToken: (user = 'sre') => mintToken({ tenantId: OPERATOR_TENANT, user, roles: [ROLES.sre] }),
     async request(method, path, o = {}) {
       const headers: Record<string, string> = { ...(o.headers ?? {}) };
       if (o.token) headers.authorization = `Bearer ${o.token}`;
@@ -142,6 +146,8 @@ export async function waitFor<T>(what: string, probe: () => Promise<T>, done: (v
   }
 }
 
+/** The operator's own tenant in tests (OPERATOR_TENANT_ID): Platform.SRE counts only from it. */
+export const OPERATOR_TENANT = '0d0d0d0d-0000-4000-8000-00000000d0d0';
 export const TENANT_A = 'aaaaaaaa-0000-4000-8000-000000000001';
 export const TENANT_B = 'bbbbbbbb-0000-4000-8000-000000000002';
 export const SUBSCRIPTION = '5ub5c000-0000-4000-8000-000000000000'.replace('5ub5c', '0abcd');

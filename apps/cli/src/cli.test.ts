@@ -17,7 +17,6 @@ const BILLED_TENANT = 'c1c1c1c1-0000-4000-8000-0000000000b1';
 const OTHER_TENANT = 'c1c1c1c1-0000-4000-8000-0000000000b2';
 const SUBSCRIPTION_2 = '0abcd000-0000-4000-8000-000000000002';
 const SUBSCRIPTION_3 = '0abcd000-0000-4000-8000-000000000003';
-const SRE = ['Platform.SRE'];
 
 /** The rows of a table the CLI printed: the lines after the header up to the first blank one, split on its column gaps. */
 function tableRows(stdout: string, header: RegExp): string[][] {
@@ -228,7 +227,7 @@ describe('hcs, the command line', { timeout: 240_000 }, () => {
     // to the selection (no Running cluster yet: 422); without it, the API would answer invalid_params.
     const versions = await s.request('GET', '/v1/versions', { token });
     const version = (versions.body.versions as { version: string }[])[0]!.version;
-    const sre = s.token(TENANT, ['Platform.SRE'], 'sre');
+    const sre = s.sreToken();
     const real = await hcs(waveArgs('upgrade', '--consul-version', version), { env: { HCS_TOKEN: sre } });
     assert.equal(real.code, 3, real.stderr);
     assert.match(real.stderr, /empty_selection: /);
@@ -345,7 +344,7 @@ describe('hcs, the command line', { timeout: 240_000 }, () => {
 
   it("admin billing invoices writes DIR/<month>/<subscription>.csv for every subscription with the API's totals; customers get 403", async () => {
     await october();
-    const sre = s.token(TENANT, SRE, 'sre');
+    const sre = s.sreToken();
     const dir = path.join(work, 'finance');
     const wrote = await hcs(['admin', 'billing', 'invoices', '2026-10', '--out', dir], { env: { HCS_TOKEN: sre } });
     assert.equal(wrote.code, 0, wrote.stderr);
@@ -396,7 +395,7 @@ describe('hcs, the command line', { timeout: 240_000 }, () => {
   });
 
   it('admin billing reconcile against a file-exporting API shows the 409 and exits non-zero; customers get 403', async () => {
-    const sre = s.token(TENANT, SRE, 'sre');
+    const sre = s.sreToken();
     const unavailable = await hcs(['admin', 'billing', 'reconcile', '--from', '2026-10-01', '--to', '2026-11-01'], { env: { HCS_TOKEN: sre } });
     assert.equal(unavailable.code, 3, unavailable.stderr);
     assert.match(unavailable.stderr, /^hcs: reconciliation_unavailable: .*\(BILLING_EXPORTER=file\)$/m);

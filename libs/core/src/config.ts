@@ -33,6 +33,15 @@ const schema = z.object({
   AUTH_CLIENT_ID: z.string().default('api://managed-consul'),
   /** In production: the Entra ID tenant that owns the app registration. */
   AZURE_TENANT_ID: z.string().optional(),
+  /**
+   * The operator's own Entra ID tenant: Platform.SRE counts only in tokens from it (a customer's
+   * admin can assign any app role in their own tenant). Unset: no SRE rights at all.
+   */
+  OPERATOR_TENANT_ID: z
+    .string()
+    .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'a tenant id (GUID)')
+    .transform((v) => v.toLowerCase())
+    .optional(),
   /** Azure Blob Storage for snapshots; locally Azurite's development account (set in .local/env). */
   AZURE_STORAGE_CONNECTION_STRING: z
     .string()

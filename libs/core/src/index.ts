@@ -3,6 +3,7 @@ export * from './envelope';
 export * from './catalog';
 export * from './model';
 export * from './errors';
+export * from './ids';
 export * from './queue';
 export * from './coalescer';
 export * from './persistence/prisma';

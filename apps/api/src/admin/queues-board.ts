@@ -3,9 +3,10 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter as BoardServerAdapter } from '@bull-board/fastify';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { DomainError, ForbiddenError, NotFoundError, ROLES, UnauthenticatedError, UnavailableError, type OperationsQueue } from '../../../../libs/core/src';
+import { DomainError, NotFoundError, ROLES, UnauthenticatedError, UnavailableError, type Config, type OperationsQueue } from '../../../../libs/core/src';
 import { AuthenticationError, IdentityProviderUnavailableError, type BearerAuthenticator, type Principal } from '../auth/bearer-authenticator';
-import { AUTHENTICATOR, QUEUE } from '../tokens';
+import { missingRole } from '../auth/principal';
+import { AUTHENTICATOR, CONFIG, QUEUE } from '../tokens';
 
 /** Where the BullMQ dashboard lives: its page, its static assets and its JSON API (`/api/...`). */
 export const QUEUES_BOARD_PATH = '/admin/queues';
@@ -59,9 +60,9 @@ function sendError(reply: FastifyReply, e: DomainError): FastifyReply {
 
 /**
  * Bearer authentication as the rest of the API (AuthGuard), plus the board session cookie when
- * there is no Authorization header, and the Platform.SRE role.
+ * there is no Authorization header, and the Platform.SRE role from the operator's tenant (missingRole).
  */
-async function authorize(authenticator: BearerAuthenticator, req: FastifyRequest): Promise<DomainError | undefined> {
+async function authorize(authenticator: BearerAuthenticator, operatorTenantId: string | undefined, req: FastifyRequest): Promise<DomainError | undefined> {
   const fromCookie = req.headers.authorization === undefined ? cookieValue(req.headers.cookie, QUEUES_SESSION_COOKIE) : undefined;
   let principal: Principal;
   try {
@@ -71,8 +72,7 @@ async function authorize(authenticator: BearerAuthenticator, req: FastifyRequest
     if (e instanceof IdentityProviderUnavailableError) return new UnavailableError('identity_provider_unavailable', 'tokens cannot be checked right now; try again shortly');
     throw e;
   }
-  if (!principal.roles.has(ROLES.sre)) return new ForbiddenError('forbidden', `this action needs one of the roles: ${ROLES.sre}`, { requiredRoles: [ROLES.sre] });
-  return undefined;
+  return missingRole(principal, [ROLES.sre], operatorTenantId);
 }
 
 /**
@@ -85,6 +85,7 @@ async function authorize(authenticator: BearerAuthenticator, req: FastifyRequest
 export function mountQueuesBoard(app: NestFastifyApplication): void {
   const queue = app.get<OperationsQueue>(QUEUE);
   const authenticator = app.get<BearerAuthenticator>(AUTHENTICATOR);
+  const { OPERATOR_TENANT_ID } = app.get<Config>(CONFIG);
   const serverAdapter = new BoardServerAdapter();
   serverAdapter.setBasePath(QUEUES_BOARD_PATH);
   createBullBoard({
@@ -97,7 +98,7 @@ export function mountQueuesBoard(app: NestFastifyApplication): void {
   void fastify.register(
     async (scope) => {
       scope.addHook('onRequest', async (req, reply) => {
-        const denied = await authorize(authenticator, req);
+        const denied = await authorize(authenticator, OPERATOR_TENANT_ID, req);
         if (denied) {
           // A session cookie that no longer authenticates is of no use to the browser: drop it.
           if (denied.status === 401 && req.headers.authorization === undefined && cookieValue(req.headers.cookie, QUEUES_SESSION_COOKIE) !== undefined) {

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { Inject } from '@nestjs/common';
 import {
   ClusterRepository, ClusterState, NotFoundError, UnprocessableError, ValidationError, WAVE_ACTIONS, WaveRepository,
-  type Config, type WaveWithItems,
+  type Config, type WaveWithItems, isUuid
 } from '../../../../libs/core/src';
 import type { Principal } from '../auth/principal';
 import { CONFIG } from '../tokens';
@@ -81,7 +81,7 @@ export class WavesService {
   }
 
   async get(id: string) {
-    const wave = /^[0-9a-f-]{36}$/i.test(id) ? await this.waves.get(id) : null;
+    const wave = isUuid(id) ? await this.waves.get(id) : null;
     if (!wave) throw new NotFoundError('wave_not_found', `no wave ${id}`);
     return waveView(wave);
   }

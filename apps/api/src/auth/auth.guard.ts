@@ -1,14 +1,18 @@
 import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { ForbiddenError, UnauthenticatedError, UnavailableError, type Role } from '../../../../libs/core/src';
-import { AUTHENTICATOR } from '../tokens';
+import { UnauthenticatedError, UnavailableError, type Config, type Role } from '../../../../libs/core/src';
+import { AUTHENTICATOR, CONFIG } from '../tokens';
 import { AuthenticationError, IdentityProviderUnavailableError, type BearerAuthenticator } from './bearer-authenticator';
-import { PUBLIC_ROUTE, REQUIRED_ROLES, type Principal } from './principal';
+import { PUBLIC_ROUTE, REQUIRED_ROLES, missingRole, type Principal } from './principal';
 
 /** Every route needs a valid bearer token unless marked @Public(); roles come from @AnyRole(). */
 @Injectable()
 export class AuthGuard implements CanActivate {
-  constructor(private readonly reflector: Reflector, @Inject(AUTHENTICATOR) private readonly authenticator: BearerAuthenticator) {}
+  constructor(
+    private readonly reflector: Reflector,
+    @Inject(AUTHENTICATOR) private readonly authenticator: BearerAuthenticator,
+    @Inject(CONFIG) private readonly config: Config,
+  ) {}
 
   async canActivate(ctx: ExecutionContext): Promise<boolean> {
     const targets = [ctx.getHandler(), ctx.getClass()];
@@ -22,9 +26,8 @@ export class AuthGuard implements CanActivate {
       throw e;
     }
     const roles = this.reflector.getAllAndOverride<Role[] | undefined>(REQUIRED_ROLES, targets);
-    if (roles && !roles.some((r) => req.principal!.roles.has(r))) {
-      throw new ForbiddenError('forbidden', `this action needs one of the roles: ${roles.join(', ')}`, { requiredRoles: roles });
-    }
+    const denied = roles && missingRole(req.principal, roles, this.config.OPERATOR_TENANT_ID);
+    if (denied) throw denied;
     return true;
   }
 }

@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, Headers, HttpCode, Param, Patch, Post, Res } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Header, Headers, HttpCode, Param, Patch, Post, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiHeader, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { ROLES } from '../../../../libs/core/src';
@@ -74,13 +74,15 @@ export class ClustersController {
 
   @Get(':id/client-config')
   @AnyRole(ROLES.read, ROLES.write)
-  @ApiOperation({ summary: "What a Consul client agent needs to join: CA, gossip key, servers; ready to write as a client config" })
+  @Header('Cache-Control', 'no-store')
+  @ApiOperation({ summary: 'What a Consul client agent needs to join: CA, servers and (Clusters.ReadWrite only) the gossip key; ready to write as a client config' })
   clientConfig(@Caller() caller: Principal, @Param('id') id: string) {
     return this.service.clientConfig(caller, id);
   }
 
   @Post(':id/tokens')
   @AnyRole(ROLES.write)
+  @Header('Cache-Control', 'no-store')
   @ApiOperation({ summary: 'Create a new ACL management token; its secret is shown once' })
   @ApiBody({ type: CreateTokenBody, required: false })
   async createToken(@Caller() caller: Principal, @Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {

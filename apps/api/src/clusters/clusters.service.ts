@@ -2,8 +2,8 @@ import { createHash, randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import {
   ClusterRepository, ClusterState, ConflictError, IdempotencyRepository, NotFoundError, OperationKind, OperationRepository,
-  OperationState, SecretName, SecretRepository, UnavailableError, UnprocessableError, ValidationError,
-  TIER_NAMES, isUniqueViolation, type Config, type TierName,
+  OperationState, ROLES, SecretName, SecretRepository, UnavailableError, UnprocessableError, ValidationError,
+  TIER_NAMES, isUniqueViolation, type Config, type TierName, isUuid
 } from '../../../../libs/core/src';
 import type { Principal } from '../auth/principal';
 import { OperationDispatcher } from '../operation.dispatcher';
@@ -19,6 +19,13 @@ export interface Answer {
 }
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
+
+/** POST /rotate's `what`, and the operation each one asks for. */
+const ROTATIONS: ReadonlyMap<string, OperationKind> = new Map([
+  ['gossip-key', OperationKind.RotateGossipKey],
+  ['certificates', OperationKind.RotateCertificates],
+  ['management-token', OperationKind.RotateManagementToken],
+]);
 
 @Injectable()
 export class ClustersService {
@@ -164,31 +171,37 @@ export class ClustersService {
   async rotate(caller: Principal, id: string, raw: unknown): Promise<Answer> {
     const cluster = await this.require(caller, id);
     const what = raw && typeof raw === 'object' ? (raw as { what?: unknown }).what : undefined;
-    const kinds: Record<string, OperationKind> = {
-      'gossip-key': OperationKind.RotateGossipKey, certificates: OperationKind.RotateCertificates, 'management-token': OperationKind.RotateManagementToken,
-    };
-    if (typeof what !== 'string' || !kinds[what]) {
-      throw new ValidationError('invalid_what', `what must be one of ${Object.keys(kinds).join(', ')}`, { field: 'what', allowed: Object.keys(kinds) });
+    // A Map, not an object: 'constructor', 'toString' or '__proto__' must not find anything.
+    const kind = typeof what === 'string' ? ROTATIONS.get(what) : undefined;
+    if (!kind) {
+      throw new ValidationError('invalid_what', `what must be one of ${[...ROTATIONS.keys()].join(', ')}`, { field: 'what', allowed: [...ROTATIONS.keys()] });
     }
     this.requireRunning(cluster.state, 'rotation');
-    const op = await this.clusters.addOperation(cluster, kinds[what], caller.userId, `cluster.rotate.requested`, { what });
+    const op = await this.clusters.addOperation(cluster, kind, caller.userId, `cluster.rotate.requested`, { what });
     await this.dispatcher.dispatch(op.id);
     return { status: 202, location: `/v1/operations/${op.id}`, body: { operation: operationView(op) } };
   }
 
+  /**
+   * What a Consul client agent needs to join. The gossip key lets its holder join the
+   * cluster's gossip pool, so it is in the answer only for Clusters.ReadWrite; Clusters.Read
+   * gets the rest (CA certificate, servers, datacenter), which holds no secret.
+   */
   async clientConfig(caller: Principal, id: string) {
     const cluster = await this.require(caller, id);
     this.requireRunning(cluster.state, 'client configuration');
+    const withKey = caller.roles.has(ROLES.write);
     const pki = await this.secrets.get(cluster.id, SecretName.Pki);
-    const encrypt = await this.secrets.get(cluster.id, SecretName.GossipKey);
-    if (!pki || !encrypt) throw new ConflictError('cluster_not_ready', 'the cluster has no secrets yet; wait until it is Running');
+    const encrypt = withKey ? await this.secrets.get(cluster.id, SecretName.GossipKey) : undefined;
+    if (!pki || (withKey && !encrypt)) throw new ConflictError('cluster_not_ready', 'the cluster has no secrets yet; wait until it is Running');
     const caPem = (JSON.parse(pki) as { caCertPem: string }).caCertPem;
     const retryJoin = cluster.servers.map((s) => s.address);
     const httpsAddress = `https://${retryJoin[0]}:8501`;
+    const key = withKey ? { encrypt } : { encryptOmitted: `the gossip key is given only to ${ROLES.write}; ask for the client config with that role to join a client agent` };
     return {
       datacenter: cluster.datacenter,
       caPem,
-      encrypt,
+      ...key,
       retryJoin,
       httpsAddress,
       autoEncrypt: true,
@@ -196,7 +209,7 @@ export class ClustersService {
       consulConfig: {
         datacenter: cluster.datacenter,
         server: false,
-        encrypt,
+        ...(withKey ? { encrypt } : {}),
         retry_join: retryJoin,
         ca_file: 'ca.pem',
         verify_outgoing: true,
@@ -257,7 +270,7 @@ export class ClustersService {
   }
 
   private async require(caller: Principal, id: string) {
-    const cluster = /^[0-9a-f-]{36}$/i.test(id) ? await this.clusters.findForTenant(caller.tenantId, id) : null;
+    const cluster = isUuid(id) ? await this.clusters.findForTenant(caller.tenantId, id) : null;
     if (!cluster) throw new NotFoundError('cluster_not_found', `no cluster ${id}`);
     return cluster;
   }

@@ -1,13 +1,12 @@
 import { Controller, Get, HttpCode, Inject, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import {
-  AuditRepository, ClusterRepository, ConflictError, NotFoundError, OperationRepository, OperationState, ROLES, operationJobId, type OperationsQueue,
+  AuditRepository, ClusterRepository, ConflictError, NotFoundError, OperationRepository, OperationState, ROLES, operationJobId, type OperationsQueue, isUuid
 } from '../../../../libs/core/src';
 import { AnyRole, Caller, type Principal } from '../auth/principal';
 import { operationView } from '../clusters/views';
 import { QUEUE } from '../tokens';
 
-const UUID = /^[0-9a-f-]{36}$/i;
 
 @ApiTags('operations')
 @ApiBearerAuth()
@@ -63,13 +62,13 @@ export class OperationsController {
   }
 
   private async require(caller: Principal, id: string) {
-    const op = UUID.test(id) ? await this.operations.findForTenant(caller.tenantId, id) : null;
+    const op = isUuid(id) ? await this.operations.findForTenant(caller.tenantId, id) : null;
     if (!op) throw new NotFoundError('operation_not_found', `no operation ${id}`);
     return op;
   }
 
   private async requireCluster(caller: Principal, id: string) {
-    const c = UUID.test(id) ? await this.clusters.findForTenant(caller.tenantId, id) : null;
+    const c = isUuid(id) ? await this.clusters.findForTenant(caller.tenantId, id) : null;
     if (!c) throw new NotFoundError('cluster_not_found', `no cluster ${id}`);
     return c;
   }

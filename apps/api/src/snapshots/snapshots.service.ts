@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import {
   ClusterRepository, ClusterState, ConflictError, NotFoundError, OperationKind, SnapshotKind, SnapshotRepository, SnapshotState,
-  ValidationError, type Config, type Snapshot,
+  ValidationError, type Config, type Snapshot, isUuid
 } from '../../../../libs/core/src';
 import type { Principal } from '../auth/principal';
 import { operationView } from '../clusters/views';
@@ -100,7 +100,7 @@ export class SnapshotsService {
   }
 
   private async cluster(caller: Principal, id: string) {
-    const cluster = /^[0-9a-f-]{36}$/i.test(id) ? await this.clusters.findForTenant(caller.tenantId, id) : null;
+    const cluster = isUuid(id) ? await this.clusters.findForTenant(caller.tenantId, id) : null;
     if (!cluster || cluster.state === ClusterState.Deleted) throw new NotFoundError('cluster_not_found', `no cluster ${id}`);
     return cluster;
   }
@@ -112,7 +112,7 @@ export class SnapshotsService {
   }
 
   private async snapshot(caller: Principal, clusterId: string, id: string) {
-    const s = /^[0-9a-f-]{36}$/i.test(id) ? await this.snapshots.findForTenant(caller.tenantId, clusterId, id) : null;
+    const s = isUuid(id) ? await this.snapshots.findForTenant(caller.tenantId, clusterId, id) : null;
     if (!s) throw new NotFoundError('snapshot_not_found', `no snapshot ${id} of cluster ${clusterId}`);
     return s;
   }
