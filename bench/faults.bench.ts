@@ -431,7 +431,7 @@ runBench('faults', Number(process.env.BENCH_TIME_LIMIT ?? 300) * 1000 - 20_000, 
   }
   const runs = new Map<string, { worker: string; from: number; to: number }[]>();
   for (const w of allWorkers) {
-    let open: Map<string, number> = new Map();
+    const open = new Map<string, number>();
     for (const e of w.events) {
       if (STARTS.has(e.msg)) open.set(e.operationId, e.at);
       else if (ENDS.has(e.msg) && open.has(e.operationId)) {
@@ -441,7 +441,6 @@ runBench('faults', Number(process.env.BENCH_TIME_LIMIT ?? 300) * 1000 - 20_000, 
     }
     const end = w.killedAt ?? Date.now();
     for (const [id, from] of open) (runs.get(id) ?? runs.set(id, []).get(id)!).push({ worker: w.name, from, to: end });
-    open = new Map();
   }
   let overlaps = 0;
   for (const [id, rs] of runs) {
