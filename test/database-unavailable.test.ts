@@ -70,6 +70,7 @@ describe('the API while the database is unavailable', () => {
     assert.equal(isDatabaseUnavailable({ code: 'P1001', message: "Can't reach database server" }), true);
     assert.equal(isDatabaseUnavailable({ code: 'P2010', meta: { driverAdapterError: { cause: { kind: 'DatabaseNotReachable' } } } }), true);
     assert.equal(isDatabaseUnavailable(new Error('x', { cause: Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }) })), true);
+    assert.equal(isDatabaseUnavailable({ code: 'P2028', message: 'Transaction API error: Unable to start a transaction in the given time.' }), true);
     assert.equal(isDatabaseUnavailable({ code: 'P2002', message: 'Unique constraint failed' }), false);
     assert.equal(isDatabaseUnavailable(Object.assign(new Error('invalid input syntax for type uuid'), { code: '22P02' })), false);
     assert.equal(isDatabaseUnavailable(new Error('boom')), false);

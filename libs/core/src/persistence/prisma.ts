@@ -60,7 +60,8 @@ const ADAPTER_UNAVAILABLE = new Set(['DatabaseNotReachable', 'ConnectionClosed',
 /**
  * The database cannot be reached right now (down, restarting, cut connections,
  * no connection free in time): the request may succeed if repeated later, so
- * the API answers 503, not 500. Walks the error, its Prisma metadata and its
+ * the API answers 503, not 500 (so does a transaction that found no free connection within
+ * Prisma's wait, P2028 "Unable to start a transaction in the given time"). Walks the error, its Prisma metadata and its
  * causes. SQLSTATE class 08 (connection exception), 57P01-57P03 (shut down,
  * crashed, starting up) and 53300 (too many connections) count too.
  */
@@ -73,7 +74,7 @@ export function isDatabaseUnavailable(e: unknown): boolean {
     if (adapter?.kind && ADAPTER_UNAVAILABLE.has(adapter.kind)) return true;
     if (adapter?.originalCode && (/^08/.test(adapter.originalCode) || /^57P0[123]$/.test(adapter.originalCode))) return true;
     const message = typeof err.message === 'string' ? err.message : '';
-    if (/Can't reach database server|Connection terminated|timeout exceeded when trying to connect|terminating connection due to administrator command|the database system is (starting up|shutting down|in recovery)|Client has encountered a connection error/i.test(message)) return true;
+    if (/Can't reach database server|Unable to start a transaction in the given time|Connection terminated|timeout exceeded when trying to connect|terminating connection due to administrator command|the database system is (starting up|shutting down|in recovery)|Client has encountered a connection error/i.test(message)) return true;
     cur = err.cause;
   }
   return false;
