@@ -27,8 +27,19 @@ AZURITE_PORT="${AZURITE_PORT:-10000}"
 
 PG_MAJOR=15
 PG_BIN="/usr/lib/postgresql/$PG_MAJOR/bin"
-PG_DATA="$LOCAL/postgres/data"
-PG_SOCKET="$LOCAL/postgres/socket"
+# PostgreSQL's files must be reachable by the postgres user wherever the clone is (a clone
+# under /root, mode 0700, is not): a folder of this clone's own under
+# /var/lib/postgresql/managed-consul, named from a hash of $LOCAL, with an `owner` file
+# naming $LOCAL (so a leftover of a deleted clone is recognised). A cluster that an
+# earlier version made in $LOCAL/postgres is kept where it is.
+if [[ -f "$LOCAL/postgres/data/PG_VERSION" ]]; then
+  PG_ROOT="$LOCAL/postgres"
+else
+  PG_ROOT="/var/lib/postgresql/managed-consul/$(printf '%s' "$LOCAL" | sha256sum | cut -c1-16)"
+fi
+PG_DATA="$PG_ROOT/data"
+PG_SOCKET="$PG_ROOT/socket"
+PG_LOG="$PG_ROOT/postgres.log"
 
 CONSUL_VERSION=1.8.7
 CONSUL_DEB="consul_1.8.7+dfsg1-2+b3_amd64.deb"
@@ -271,6 +282,69 @@ EOF
 }
 
 # ---------------------------------------------------------------------------
+# Ports held by what is not this clone's own. A second clone, or a clone made again after
+# the first was deleted, must never use another clone's services silently (an Azurite whose
+# data folder is gone fails every request with a bare "HTTP 500").
+
+# Something listens on 127.0.0.1:PORT.
+_port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# The pid of the process listening on PORT (any address), from /proc/net/tcp* and /proc/*/fd.
+port_holder() {
+  local hex inode fd pid
+  # iproute2's ss when it is there (quick); else the same from /proc.
+  if command -v ss >/dev/null; then
+    pid="$(ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1)"
+    if [[ -n "$pid" ]]; then
+      echo "${pid#pid=}"
+      return 0
+    fi
+  fi
+  hex="$(printf '%04X' "$1")"
+  inode="$(awk -v p=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { print $10; exit }' /proc/net/tcp /proc/net/tcp6 2>/dev/null)"
+  [[ -n "$inode" && "$inode" != 0 ]] || return 1
+  for fd in /proc/[0-9]*/fd/*; do
+    if [[ "$(readlink "$fd" 2>/dev/null)" == "socket:[$inode]" ]]; then
+      pid="${fd#/proc/}"
+      echo "${pid%%/*}"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# The folder a service process keeps its data in: Azurite's --location, PostgreSQL's -D
+# (its clone's, through the owner file beside it), Redis's working directory.
+_service_data_dir() {
+  local pid="$1" cmd dir
+  cmd="$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline")"
+  dir="$(awk 'prev == "--location" || prev == "-D" { print; exit } { prev = $0 }' <<<"$cmd")"
+  if [[ -n "$dir" && "$cmd" == *postgres* && -f "$(dirname "$dir")/owner" ]]; then dir="$(cat "$(dirname "$dir")/owner")"; fi
+  [[ -n "$dir" ]] || dir="$(readlink "/proc/$pid/cwd" 2>/dev/null)"
+  echo "$dir"
+}
+
+# refuse_or_replace NAME PORT VARIABLE: the service on PORT is not this clone's. When it is
+# provably a leftover of a clone whose folder is gone, stop it (this clone then starts its
+# own); otherwise stop here, naming the process that holds the port and what to do.
+refuse_or_replace() {
+  local name="$1" port="$2" var="$3" pid cmd dir
+  pid="$(port_holder "$port")" ||
+    die "port $port is taken, not by this clone's $name, and the process holding it cannot be found; free the port or set $var"
+  cmd="$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | sed 's/ *$//')"
+  dir="$(_service_data_dir "$pid")"
+  if [[ -n "$dir" && ( "$dir" == *" (deleted)" || ! -e "$dir" ) ]]; then
+    warn "$name on port $port (pid $pid: $cmd) belongs to a clone whose folder is gone ($dir): stopping it"
+    # PostgreSQL: SIGINT is its fast shutdown; the others stop on SIGTERM.
+    kill "-$([[ "$name" == PostgreSQL ]] && echo INT || echo TERM)" "$pid" 2>/dev/null || true
+    wait_for -t 20 eval "! _proc_alive $pid" || kill -KILL "$pid" 2>/dev/null || true
+    wait_for -t 5 eval "! _proc_alive $pid" || die "$name (pid $pid) does not stop"
+    return 0
+  fi
+  die "port $port is held by pid $pid ($cmd), which is not this clone's $name (its data: ${dir:-unknown}; this clone's: $LOCAL): stop it, or set $var to a free port"
+}
+
+# ---------------------------------------------------------------------------
 # PostgreSQL 15: a project-local cluster, run by the postgres OS user (the
 # server refuses root), listening on 127.0.0.1:$PG_PORT and a socket in
 # $PG_SOCKET.
@@ -323,11 +397,14 @@ EOF
 ensure_postgres() {
   [[ -x "$PG_BIN/pg_ctl" ]] || die "PostgreSQL $PG_MAJOR binaries not found in $PG_BIN (install the postgresql package)"
   require_root "ensure_postgres"
-  mkdir -p "$LOCAL/postgres" "$LOCAL/logs" "$PG_SOCKET"
-  chown postgres:postgres "$LOCAL/postgres" "$PG_SOCKET"
+  mkdir -p "$PG_ROOT" "$LOCAL/logs" "$PG_SOCKET"
+  chown postgres:postgres "$PG_ROOT" "$PG_SOCKET"
   chmod 700 "$PG_SOCKET"
-  as_postgres test -w "$LOCAL/postgres" ||
-    die "the postgres user cannot reach $LOCAL/postgres (a parent directory is not traversable)"
+  printf '%s\n' "$LOCAL" >"$PG_ROOT/owner"
+  as_postgres test -w "$PG_ROOT" ||
+    die "the postgres user cannot reach $PG_ROOT (a parent directory is not traversable)"
+  # The log lives beside the data (the postgres user writes it); $LOCAL/logs points at it.
+  [[ "$PG_LOG" == "$LOCAL/logs/postgres.log" ]] || ln -sfn "$PG_LOG" "$LOCAL/logs/postgres.log"
 
   if [[ ! -f "$PG_DATA/PG_VERSION" ]]; then
     log "initialising PostgreSQL $PG_MAJOR cluster in $PG_DATA"
@@ -347,21 +424,25 @@ ensure_postgres() {
   local changed=""
   _pg_configure && changed=1
   # pg_ctl -l writes the log as the postgres user.
-  touch "$LOCAL/logs/postgres.log"
-  chown postgres:postgres "$LOCAL/logs/postgres.log"
+  touch "$PG_LOG"
+  chown postgres:postgres "$PG_LOG"
 
   if pg_running; then
     # Restart when the config changed, or when it is not answering on PG_PORT
     # (e.g. started earlier with another port).
     if [[ -n "$changed" ]] || ! "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; then
       log "restarting PostgreSQL (configuration changed)"
-      pg_ctl_as_postgres restart -m fast -w -t 60 -l "$LOCAL/logs/postgres.log" >/dev/null ||
-        die "PostgreSQL restart failed (log: $LOCAL/logs/postgres.log)"
+      pg_ctl_as_postgres restart -m fast -w -t 60 -l "$PG_LOG" >/dev/null ||
+        die "PostgreSQL restart failed (log: $PG_LOG)"
     fi
   else
+    # Something else answering on the port is another clone's or a system PostgreSQL: never used.
+    if "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" || _port_taken "$PG_PORT"; then
+      refuse_or_replace PostgreSQL "$PG_PORT" PG_PORT
+    fi
     log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
-    pg_ctl_as_postgres start -w -t 60 -l "$LOCAL/logs/postgres.log" >/dev/null ||
-      die "PostgreSQL failed to start (log: $LOCAL/logs/postgres.log)"
+    pg_ctl_as_postgres start -w -t 60 -l "$PG_LOG" >/dev/null ||
+      die "PostgreSQL failed to start (log: $PG_LOG)"
   fi
   wait_for -t 30 "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" ||
     die "PostgreSQL is not accepting connections on 127.0.0.1:$PG_PORT"
@@ -392,8 +473,18 @@ redis_answers() {
   [[ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]]
 }
 
+# This clone's Redis: the pid in $LOCAL/run/redis.pid is alive and runs in $LOCAL/redis.
+_redis_ours() {
+  local pid
+  pid="$(tr -dc '0-9' 2>/dev/null <"$LOCAL/run/redis.pid")" || return 1
+  [[ -n "$pid" ]] && _proc_alive "$pid" && [[ "$(readlink "/proc/$pid/cwd")" == "$(readlink -f "$LOCAL/redis")" ]]
+}
+
 ensure_redis() {
-  redis_answers && return 0
+  if redis_answers; then
+    _redis_ours && return 0
+    refuse_or_replace Redis "$REDIS_PORT" REDIS_PORT
+  fi
   command -v redis-server >/dev/null || die "redis-server not installed (install the redis-server package)"
   mkdir -p "$LOCAL/redis" "$LOCAL/run" "$LOCAL/logs"
   cat >"$LOCAL/redis/redis.conf" <<EOF
@@ -413,9 +504,7 @@ save ""
 EOF
   # Daemonized, redis-server returns before it binds, so a busy port would only
   # show up as a timeout below: check first.
-  if (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null; then
-    die "port $REDIS_PORT is taken by something that is not answering as Redis; set REDIS_PORT"
-  fi
+  if _port_taken "$REDIS_PORT"; then refuse_or_replace Redis "$REDIS_PORT" REDIS_PORT; fi
   log "starting Redis on 127.0.0.1:$REDIS_PORT"
   redis-server "$LOCAL/redis/redis.conf" ||
     die "redis-server failed to start (log: $LOCAL/logs/redis.log)"
@@ -460,7 +549,12 @@ _azurite_pid() {
 }
 
 ensure_azurite() {
-  azurite_answers && return 0
+  if azurite_answers; then
+    local own
+    # This clone's Azurite: its pid file names it, and it keeps its data in this clone's $LOCAL/azurite.
+    if own="$(_azurite_pid)" && [[ "$(tr '\0' ' ' 2>/dev/null <"/proc/$own/cmdline")" == *" --location $LOCAL/azurite "* ]]; then return 0; fi
+    refuse_or_replace Azurite "$AZURITE_PORT" AZURITE_PORT
+  fi
   [[ -f "$AZURITE_MAIN" ]] || die "Azurite not found at $AZURITE_MAIN (npm dependencies not installed?)"
   mkdir -p "$LOCAL/azurite" "$LOCAL/run" "$LOCAL/logs"
   local pidfile="$LOCAL/run/azurite.pid" pid
@@ -476,9 +570,7 @@ ensure_azurite() {
     # Ours, still starting (or hung): wait for it below rather than start another.
     log "Azurite (pid $pid) is running but not answering yet; waiting for it"
   else
-    if (exec 3<>"/dev/tcp/127.0.0.1/$AZURITE_PORT") 2>/dev/null; then
-      die "port $AZURITE_PORT is taken by something that is not answering as Azurite; set AZURITE_PORT"
-    fi
+    if _port_taken "$AZURITE_PORT"; then refuse_or_replace Azurite "$AZURITE_PORT" AZURITE_PORT; fi
     log "starting Azurite (blob) on 127.0.0.1:$AZURITE_PORT"
     rm -f "$pidfile"
     # Azurite's last line on shutdown has no newline: keep each run's lines apart.

@@ -16,23 +16,71 @@ export AUTH_METADATA_URL="${AUTH_METADATA_URL:-$AUTH_ISSUER/.well-known/openid-c
 # The operator's own tenant locally: Platform.SRE counts only in tokens from it.
 export OPERATOR_TENANT_ID="${OPERATOR_TENANT_ID:-99999999-9999-4999-8999-999999999999}"
 
-pids=()
+# The supervisor: this script keeps the issuer, the worker and the API up. A process that
+# exits is started again after a backoff (1 s, doubling to 30 s; back to 1 s once it has run
+# a minute), and the terminal and its log say so. Only Ctrl-C or `npm run stop` (which stops
+# this script first, through run/supervisor.pid) ends it.
+declare -A CMD=() PID=() DELAY=() STARTED=()
+NAMES=()
+STOPPING=""
 stop_app() {
+  local rc=$?
   trap - INT TERM EXIT
+  STOPPING=1
   log "stopping the API, the worker and the identity issuer (clusters keep running; npm run stop stops everything)"
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  local name
+  for name in "${NAMES[@]}"; do kill -TERM "${PID[$name]}" 2>/dev/null || true; done
+  for name in "${NAMES[@]}"; do wait "${PID[$name]}" 2>/dev/null || true; done
+  rm -f "$LOCAL/run/supervisor.pid"
+  exit "$rc"
 }
+mkdir -p "$LOCAL/run" "$LOCAL/logs"
+if [[ -f "$LOCAL/run/supervisor.pid" ]] && kill -0 "$(cat "$LOCAL/run/supervisor.pid")" 2>/dev/null; then
+  die "npm start is already running (pid $(cat "$LOCAL/run/supervisor.pid")); run 'npm run stop' first"
+fi
 trap stop_app INT TERM EXIT
+echo $$ >"$LOCAL/run/supervisor.pid"
 
-launch() { # name, then the command; output goes to .local/logs/<name>.log
+_start() { # name: (re)starts it from its recorded command; output goes to .local/logs/<name>.log
+  local name="$1"
+  eval "exec ${CMD[$name]}" >>"$LOCAL/logs/$name.log" 2>&1 &
+  PID[$name]=$!
+  STARTED[$name]=$SECONDS
+}
+
+launch() { # name, then the command
   local name="$1"
   shift
   if [[ -f "$LOCAL/run/$name.pid" ]] && kill -0 "$(cat "$LOCAL/run/$name.pid")" 2>/dev/null; then
     die "$name is already running (pid $(cat "$LOCAL/run/$name.pid")); run 'npm run stop' first"
   fi
-  "$@" >>"$LOCAL/logs/$name.log" 2>&1 &
-  pids+=("$!")
+  CMD[$name]="$(printf '%q ' "$@")"
+  DELAY[$name]=1
+  NAMES+=("$name")
+  _start "$name"
+}
+
+# Waits for any process to exit and starts it again after its backoff, until stopped.
+supervise() {
+  local name code ran
+  while :; do
+    wait -n "${PID[@]}" 2>/dev/null || true
+    [[ -z "$STOPPING" ]] || return 0
+    for name in "${NAMES[@]}"; do
+      kill -0 "${PID[$name]}" 2>/dev/null && continue
+      wait "${PID[$name]}" 2>/dev/null && code=0 || code=$?
+      ran=$((SECONDS - STARTED[$name]))
+      ((ran < 60)) || DELAY[$name]=1
+      warn "$name (pid ${PID[$name]}) exited with status $code after ${ran} s; starting it again in ${DELAY[$name]} s (log: $LOCAL/logs/$name.log)"
+      echo "==> supervisor: $name exited with status $code; restarting in ${DELAY[$name]} s" >>"$LOCAL/logs/$name.log"
+      # The backoff itself: nothing to wait for but time (Ctrl-C interrupts it).
+      sleep "${DELAY[$name]}" & wait $! || true
+      [[ -z "$STOPPING" ]] || return 0
+      _start "$name"
+      log "$name started again (pid ${PID[$name]})"
+      DELAY[$name]=$((DELAY[$name] * 2 > 30 ? 30 : DELAY[$name] * 2))
+    done
+  done
 }
 
 launch issuer node "$ROOT/dist/infra/local/issuer.js"
@@ -65,10 +113,10 @@ cat <<MSG
 
   Operator (SRE) token: Platform.SRE counts only from the operator's tenant, $OPERATOR_TENANT_ID:
     SRE=\$(npm run --silent token -- --tenant $OPERATOR_TENANT_ID --user sre --roles Platform.SRE)
-  Ctrl-C stops the API and the worker; 'npm run stop' stops everything.
+  A process that exits is started again (see the log). Ctrl-C stops the API and
+  the worker; 'npm run stop' stops everything.
 
 MSG
 
-# Keep running until Ctrl-C, or until one of the processes exits.
-wait -n "${pids[@]}" || true
-warn "a process exited; see $LOCAL/logs"
+# Keep running until Ctrl-C or npm run stop, restarting what exits.
+supervise

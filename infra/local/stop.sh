@@ -48,6 +48,16 @@ terminate() {
   STOPPED=$((STOPPED + ${#pids[@]}))
 }
 
+# --- 0. npm start's supervisor first, so it does not start again what is stopped below;
+# it stops the processes it runs itself.
+if [[ -f "$LOCAL/run/supervisor.pid" ]]; then
+  pid="$(tr -dc '0-9' <"$LOCAL/run/supervisor.pid" 2>/dev/null || true)"
+  if [[ -n "$pid" ]] && _proc_alive "$pid" && [[ "$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")" == *start.sh* ]]; then
+    terminate "npm start (supervisor)" "$pid"
+  fi
+  rm -f "$LOCAL/run/supervisor.pid"
+fi
+
 # --- 1. pid files of the apps -----------------------------------------------
 # Redis has its own shutdown below (its pid file lives here too).
 shopt -s nullglob
@@ -106,7 +116,7 @@ rm -f "$LOCAL/run/redis.pid"
 # --- 4. PostgreSQL ------------------------------------------------------------
 if [[ -x "$PG_BIN/pg_ctl" ]] && pg_running; then
   pg_ctl_as_postgres stop -m fast -w -t 60 >/dev/null ||
-    die "pg_ctl stop failed (log: $LOCAL/logs/postgres.log)"
+    die "pg_ctl stop failed (log: $PG_LOG)"
   log "stopped postgres ($PG_DATA)"
   STOPPED=$((STOPPED + 1))
 fi
