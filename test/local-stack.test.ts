@@ -129,8 +129,9 @@ describe('the local stack scripts', () => {
     start.stderr!.on('data', (d: Buffer) => (out += d.toString()));
     cleanups.push(async () => {
       start.kill('SIGKILL');
-      lib('true', env);
       spawnSync('bash', [path.join(REPO, 'infra', 'local', 'stop.sh')], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 120_000 });
+      const root = spawnSync('bash', ['-c', `source "${LIB}"; echo "$PG_ROOT"`], { env: { ...process.env, ...env }, encoding: 'utf8' }).stdout.trim();
+      if (root.startsWith('/var/lib/postgresql/managed-consul/')) fs.rmSync(root, { recursive: true, force: true });
       fs.rmSync(home, { recursive: true, force: true });
     });
     const healthy = async (port: number) => fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status === 200, () => false);
