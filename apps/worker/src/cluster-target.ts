@@ -2,7 +2,7 @@ import {
   ClusterRepository, SecretName, SecretRepository, VERSIONS, type ClusterWithServers, type Config,
 } from '../../../libs/core/src';
 import {
-  LocalTarget, generateClusterPki, generateGossipKey, generateManagementToken, issueServerCertificate, type ClusterPki, type LocalClusterSecrets, type LocalClusterSpec,
+  LocalTarget, certificateDates, generateClusterPki, generateGossipKey, generateManagementToken, issueServerCertificate, type ClusterPki, type LocalClusterSecrets, type LocalClusterSpec,
 } from '../../../libs/provisioner/src';
 import path from 'node:path';
 import { PermanentError } from './flows/flow';
@@ -61,7 +61,7 @@ export class ClusterTarget {
     const issued = [];
     for (const s of missing) issued.push(await issueServerCertificate({ caCertPem: secrets.pki.caCertPem, caKeyPem: secrets.pki.caKeyPem }, spec.datacenter, s.address));
     const pki: ClusterPki = { ...secrets.pki, servers: [...secrets.pki.servers, ...issued] };
-    await this.secrets.replace(spec.clusterId, SecretName.Pki, JSON.stringify(pki));
+    await this.replacePki(spec.clusterId, pki);
     return issued.length;
   }
 
@@ -70,7 +70,24 @@ export class ClusterTarget {
     const secrets = await this.loadSecrets(spec.clusterId);
     const keep = new Set(spec.servers.map((s) => s.address));
     const servers = secrets.pki.servers.filter((c) => keep.has(c.address));
-    if (servers.length !== secrets.pki.servers.length) await this.secrets.replace(spec.clusterId, SecretName.Pki, JSON.stringify({ ...secrets.pki, servers }));
+    if (servers.length !== secrets.pki.servers.length) await this.replacePki(spec.clusterId, { ...secrets.pki, servers });
+  }
+
+  /** Seals the cluster's new PKI, then records its public part (CA bundle, expiry dates) on the cluster row. */
+  async replacePki(clusterId: string, pki: ClusterPki): Promise<void> {
+    await this.secrets.replace(clusterId, SecretName.Pki, JSON.stringify(pki));
+    await this.clusters.recordCertificates(clusterId, certificateDates(pki));
+  }
+
+  /**
+   * Records the public part of the sealed PKI on the cluster row (what the API
+   * serves without unsealing anything). false when the cluster has no PKI yet.
+   */
+  async publishCertificates(clusterId: string): Promise<boolean> {
+    const raw = await this.secrets.get(clusterId, SecretName.Pki);
+    if (!raw) return false;
+    await this.clusters.recordCertificates(clusterId, certificateDates(JSON.parse(raw) as ClusterPki));
+    return true;
   }
 
   /** Creates the cluster's secrets if they are missing. */
@@ -80,6 +97,7 @@ export class ClusterTarget {
     );
     await this.secrets.putIfAbsent(spec.clusterId, SecretName.GossipKey, () => generateGossipKey());
     await this.secrets.putIfAbsent(spec.clusterId, SecretName.ManagementToken, () => generateManagementToken());
+    await this.publishCertificates(spec.clusterId);
   }
 
   async loadSecrets(clusterId: string): Promise<LocalClusterSecrets> {

@@ -1,7 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import type IORedis from 'ioredis';
 import {
-  AuditRepository, ClusterRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, SnapshotScheduleRepository, WaveRepository,
+  AuditRepository, CertificateScheduleRepository, ClusterRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, SnapshotScheduleRepository, WaveRepository,
   createDb, createOperationsQueue, createRedis, recommendedVersion, type Config, type Db, type OperationKind, type OperationsQueue,
 } from '../../../libs/core/src';
 import { UpgradeScheduleRepository } from '../../../libs/core/src/persistence/upgrade-schedule.repository';
@@ -13,6 +13,8 @@ import { ScaleFlow } from './flows/scale.flow';
 import { UpgradeFlow } from './flows/upgrade.flow';
 import { RepairFlow } from './flows/repair.flow';
 import { RotateCertificatesFlow, RotateGossipKeyFlow, RotateManagementTokenFlow } from './flows/rotate.flow';
+import { RotateCaFlow } from './flows/rotate-ca.flow';
+import { CertificateRotationScheduler, certificateRotationPolicy } from './cert-rotation.scheduler';
 import { HealthMonitor } from './health.monitor';
 import { WaveDriver } from './wave.driver';
 import { DeleteSnapshotFlow, SnapshotFlow } from './flows/snapshot.flow';
@@ -80,6 +82,7 @@ export class WorkerModule {
               'rotate-gossip-key': new RotateGossipKeyFlow(target, secrets, audit),
               'rotate-certificates': new RotateCertificatesFlow(target, secrets, audit),
               'rotate-management-token': new RotateManagementTokenFlow(target, secrets, audit, config.CLUSTER_READY_TIMEOUT_MS),
+              'rotate-ca': new RotateCaFlow(target, secrets, audit, config.CLUSTER_READY_TIMEOUT_MS),
             };
             const runner = new OperationRunner(ops, clusters, flows);
             runner.onClose = () => target.local.close();
@@ -102,6 +105,12 @@ export class WorkerModule {
           useFactory: (db: Db, queue: OperationsQueue) =>
             new UpgradeScheduler(new UpgradeScheduleRepository(db), queue, config.JOB_ATTEMPTS, recommendedVersion(config.versions)),
           inject: [DB, QUEUE],
+        },
+        {
+          provide: CertificateRotationScheduler,
+          useFactory: (db: Db, clusters: ClusterRepository, target: ClusterTarget, queue: OperationsQueue) =>
+            new CertificateRotationScheduler(new CertificateScheduleRepository(db), clusters, target, queue, config.JOB_ATTEMPTS, certificateRotationPolicy(config)),
+          inject: [DB, ClusterRepository, ClusterTarget, QUEUE],
         },
         {
           provide: HealthMonitor,

@@ -11,6 +11,7 @@ import { Reconciler } from './reconciler';
 import { SnapshotScheduler } from './snapshot.scheduler';
 import { UpgradeScheduler } from './upgrade.scheduler';
 import { HealthMonitor } from './health.monitor';
+import { CertificateRotationScheduler } from './cert-rotation.scheduler';
 import { WaveDriver } from './wave.driver';
 import { BillingTicker } from './billing.ticker';
 import { CONFIG, DB, QUEUE, REDIS } from './tokens';
@@ -29,6 +30,7 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
   private waveTimer?: NodeJS.Timeout;
   private upgradeTimer?: NodeJS.Timeout;
   private billingTimer?: NodeJS.Timeout;
+  private certTimer?: NodeJS.Timeout;
   private server?: http.Server;
 
   constructor(
@@ -43,6 +45,7 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
     private readonly waves: WaveDriver,
     private readonly upgrades: UpgradeScheduler,
     private readonly billing: BillingTicker,
+    private readonly certificates: CertificateRotationScheduler,
   ) {}
 
   /** Every job name has exactly one handler, checked before the worker takes a job. */
@@ -95,6 +98,11 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
     const bill = () => this.billing.tick().catch((e: unknown) => this.log.warn({ msg: 'billing tick failed', error: (e as Error).message }));
     this.billingTimer = setInterval(bill, this.config.BILLING_TICK_MS);
     this.billingTimer.unref();
+    const certs = () => this.certificates.tick().catch((e: unknown) => this.log.warn({ msg: 'certificate schedule failed', error: (e as Error).message }));
+    // Once at start too: clusters from before the certificate dates were kept on the row get them now (client-config needs the CA bundle).
+    void certs();
+    this.certTimer = setInterval(certs, this.config.CERT_ROTATION_TICK_MS);
+    this.certTimer.unref();
     if (this.config.WORKER_PORT > 0) await this.listen();
     this.log.log({ msg: 'worker ready', concurrency: this.config.WORKER_CONCURRENCY, prefix: this.config.QUEUE_PREFIX });
   }
@@ -124,6 +132,7 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
     if (this.waveTimer) clearInterval(this.waveTimer);
     if (this.upgradeTimer) clearInterval(this.upgradeTimer);
     if (this.billingTimer) clearInterval(this.billingTimer);
+    if (this.certTimer) clearInterval(this.certTimer);
     this.server?.close();
     this.waves.close();
     await this.worker?.close();

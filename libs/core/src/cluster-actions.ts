@@ -3,7 +3,7 @@ import { OperationKind, SnapshotKind } from './model';
 import type { Cluster } from './generated/prisma/client';
 
 /** The actions a maintenance wave can run on each cluster. */
-export const WAVE_ACTIONS = ['snapshot', 'upgrade', 'rotate-gossip-key', 'rotate-certificates', 'rotate-management-token', 'repair'] as const;
+export const WAVE_ACTIONS = ['snapshot', 'upgrade', 'rotate-gossip-key', 'rotate-certificates', 'rotate-management-token', 'rotate-ca', 'repair'] as const;
 export type WaveAction = (typeof WAVE_ACTIONS)[number];
 
 /** What requesting an action writes: the operation's kind and params, the audit action, and for a snapshot its row. */
@@ -32,6 +32,8 @@ export function planClusterAction(cluster: Pick<Cluster, 'consulVersion'>, actio
       return { kind: OperationKind.RotateCertificates, auditAction: 'cluster.rotate.requested', params: { what: 'certificates' } };
     case 'rotate-management-token':
       return { kind: OperationKind.RotateManagementToken, auditAction: 'cluster.rotate.requested', params: { what: 'management-token' } };
+    case 'rotate-ca':
+      return { kind: OperationKind.RotateCa, auditAction: 'cluster.rotate.requested', params: { what: 'ca' } };
     case 'repair':
       return { kind: OperationKind.Repair, auditAction: 'cluster.repair.requested', params: { down: [] } };
   }

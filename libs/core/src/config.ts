@@ -63,6 +63,12 @@ const schema = z.object({
   HEALTH_TICK_MS: z.coerce.number().int().min(1000).default(10000),
   /** How often the worker looks for clusters with automatic upgrades whose maintenance window is open. */
   UPGRADE_TICK_MS: z.coerce.number().int().min(1000).default(300000),
+  /** How often the worker looks for clusters whose certificates near their expiry. */
+  CERT_ROTATION_TICK_MS: z.coerce.number().int().min(1000).default(3_600_000),
+  /** Server certificates (1 year) are rotated when the earliest expires within this many days. */
+  CERT_ROTATION_THRESHOLD_DAYS: z.coerce.number().int().min(1).max(364).default(30),
+  /** The CA (5 years) is rolled when it expires within this many days; at least CERT_ROTATION_THRESHOLD_DAYS. */
+  CA_ROTATION_THRESHOLD_DAYS: z.coerce.number().int().min(1).max(1824).default(180),
   /** How often the worker advances maintenance waves. */
   WAVE_TICK_MS: z.coerce.number().int().min(100).default(2000),
   CLUSTER_READY_TIMEOUT_MS: z.coerce.number().int().min(1000).default(60000),
@@ -105,6 +111,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     versions = versionCatalog(parsed.data.EXTRA_CONSUL_VERSIONS);
   } catch (e) {
     throw new ConfigError(`invalid configuration:\n  EXTRA_CONSUL_VERSIONS: ${(e as Error).message}`);
+  }
+  if (parsed.data.CA_ROTATION_THRESHOLD_DAYS < parsed.data.CERT_ROTATION_THRESHOLD_DAYS) {
+    // Server certificates never outlive their CA: with a CA closer to its expiry than the server threshold, every new one would be due at once.
+    throw new ConfigError(
+      `invalid configuration:\n  CA_ROTATION_THRESHOLD_DAYS: must be at least CERT_ROTATION_THRESHOLD_DAYS (${parsed.data.CERT_ROTATION_THRESHOLD_DAYS}), got ${parsed.data.CA_ROTATION_THRESHOLD_DAYS}`,
+    );
   }
   if (parsed.data.BILLING_EXPORTER === 'marketplace') {
     const missing = (['MARKETPLACE_TENANT_ID', 'MARKETPLACE_CLIENT_ID', 'MARKETPLACE_CLIENT_SECRET'] as const).filter((k) => !parsed.data[k]);

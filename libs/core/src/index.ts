@@ -19,3 +19,4 @@ export type { Cluster, ClusterServer, Operation, AuditEvent, Snapshot, Wave, Wav
 export * from './cluster-actions';
 export * from './persistence/usage.repository';
 export * from './persistence/upgrade-schedule.repository';
+export * from './persistence/certificate-schedule.repository';

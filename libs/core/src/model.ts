@@ -32,6 +32,7 @@ export const OperationKind = {
   RotateGossipKey: 'rotate-gossip-key',
   RotateCertificates: 'rotate-certificates',
   RotateManagementToken: 'rotate-management-token',
+  RotateCa: 'rotate-ca',
   Upgrade: 'upgrade',
 } as const;
 export type OperationKind = (typeof OperationKind)[keyof typeof OperationKind];
@@ -68,6 +69,8 @@ export const SecretName = {
   ManagementToken: 'management-token',
   NextGossipKey: 'gossip-key-next',
   NextPki: 'pki-next',
+  /** The CA roll in progress or the last one: the next CA and its server certificates (see RotateCaFlow). */
+  CaRotation: 'ca-rotation',
   /** The management token rotation in progress, or the last one (see planManagementTokenRotation). */
   ManagementTokenRotation: 'management-token-rotation',
   ManagementTokenAccessors: 'management-token-accessors', // every AccessorID its management tokens have had (see ManagementTokenAccessors)

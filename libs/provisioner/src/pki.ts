@@ -38,6 +38,46 @@ export interface ServerCertificate {
 
 export interface ClusterPki extends CertificateAuthority {
   servers: ServerCertificate[];
+  /**
+   * Other CA certificates the servers trust beside `caCertPem` (the CA that
+   * signs): the next CA while a CA roll begins, the previous one while it ends.
+   * Absent outside a roll.
+   */
+  trustedCaPems?: string[];
+}
+
+/** Lifetimes: a CA lasts 5 years and a server certificate 1 year (capped at its CA's expiry). */
+export const CERTIFICATE_LIFETIMES = { caYears: CA_VALIDITY_YEARS, serverYears: SERVER_VALIDITY_YEARS } as const;
+
+/**
+ * The CA certificates a cluster's servers trust, and clients must trust to
+ * verify them: the signing CA first, then any other trusted during a roll.
+ * Public data (no key), as written to each server's ca_file.
+ */
+export function caBundlePem(pki: Pick<ClusterPki, 'caCertPem' | 'trustedCaPems'>): string {
+  const pems = [pki.caCertPem, ...(pki.trustedCaPems ?? [])].map((p) => p.trim() + '\n');
+  return [...new Set(pems)].join('');
+}
+
+/** The public dates of a cluster's PKI: when its signing CA and its earliest server certificate expire. */
+export interface CertificateDates {
+  caBundlePem: string;
+  caNotAfter: Date;
+  /** null when the PKI holds no server certificate. */
+  serverCertsNotAfter: Date | null;
+}
+
+export function certificateDates(pki: ClusterPki): CertificateDates {
+  const leaves = pki.servers.map((s) => certificateNotAfter(s.certPem).getTime());
+  return {
+    caBundlePem: caBundlePem(pki),
+    caNotAfter: certificateNotAfter(pki.caCertPem),
+    serverCertsNotAfter: leaves.length ? new Date(Math.min(...leaves)) : null,
+  };
+}
+
+export function certificateNotAfter(pem: string): Date {
+  return new x509.X509Certificate(pem).notAfter;
 }
 
 export interface ClusterPkiOptions {

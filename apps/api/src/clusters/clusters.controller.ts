@@ -67,7 +67,7 @@ export class ClustersController {
 
   @Post(':id/rotate')
   @AnyRole(ROLES.write)
-  @ApiOperation({ summary: 'Rotate { what: gossip-key | certificates | management-token } with no downtime (202 with the operation)' })
+  @ApiOperation({ summary: 'Rotate { what: gossip-key | certificates | management-token | ca } with no downtime (202 with the operation)' })
   async rotate(@Caller() caller: Principal, @Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
     return send(reply, await this.service.rotate(caller, id, body));
   }

@@ -25,6 +25,7 @@ const ROTATIONS: ReadonlyMap<string, OperationKind> = new Map([
   ['gossip-key', OperationKind.RotateGossipKey],
   ['certificates', OperationKind.RotateCertificates],
   ['management-token', OperationKind.RotateManagementToken],
+  ['ca', OperationKind.RotateCa],
 ]);
 
 @Injectable()
@@ -191,10 +192,11 @@ export class ClustersService {
     const cluster = await this.require(caller, id);
     this.requireRunning(cluster.state, 'client configuration');
     const withKey = caller.roles.has(ROLES.write);
-    const pki = await this.secrets.get(cluster.id, SecretName.Pki);
+    // The CA bundle is public and kept on the cluster row: the sealed PKI (with the CA's key) is not opened here.
+    // During a CA roll it holds both CAs, so a client verifies the servers whichever CA signed their certificates.
+    const caPem = cluster.caCertPem;
     const encrypt = withKey ? await this.secrets.get(cluster.id, SecretName.GossipKey) : undefined;
-    if (!pki || (withKey && !encrypt)) throw new ConflictError('cluster_not_ready', 'the cluster has no secrets yet; wait until it is Running');
-    const caPem = (JSON.parse(pki) as { caCertPem: string }).caCertPem;
+    if (!caPem || (withKey && !encrypt)) throw new ConflictError('cluster_not_ready', 'the cluster has no secrets yet; wait until it is Running');
     const retryJoin = cluster.servers.map((s) => s.address);
     const httpsAddress = `https://${retryJoin[0]}:8501`;
     const key = withKey ? { encrypt } : { encryptOmitted: `the gossip key is given only to ${ROLES.write}; ask for the client config with that role to join a client agent` };

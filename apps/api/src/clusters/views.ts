@@ -27,8 +27,15 @@ export function clusterView(c: Cluster & { servers?: ClusterServer[] }) {
     runningSince: c.runningSince?.toISOString() ?? null,
     snapshotPolicy: { intervalHours: c.snapshotIntervalHours, retention: c.snapshotRetention },
     upgradePolicy: { mode: c.upgradeMode, window: c.upgradeWindow ?? null },
+    // Public expiry dates (null until the worker recorded them): the signing CA's and the earliest server certificate's.
+    certificates: { caNotAfter: iso(c.caNotAfter), serverCertificatesNotAfter: iso(c.serverCertsNotAfter) },
     health: { status: c.health, reason: c.healthReason, checkedAt: c.healthCheckedAt?.toISOString() ?? null },
   };
+}
+
+/** Raw reads may hand timestamps back as strings. */
+function iso(d: Date | string | null | undefined): string | null {
+  return d == null ? null : new Date(d).toISOString();
 }
 
 export function operationView(o: Operation) {

@@ -87,7 +87,7 @@ export class RotateCertificatesFlow implements Flow {
             const cert = pki.servers.find((c) => c.address === s.address)!;
             await this.target.local.reloadServer(spec, secrets, s.index, cert.certPem);
           }
-          await this.secrets.replace(id, SecretName.Pki, next);
+          await this.target.replacePki(id, pki);
           await this.secrets.delete(id, SecretName.NextPki);
           return `${spec.servers.length} server(s) serve their new certificate`;
         },

@@ -71,6 +71,10 @@ export class ClusterRepository {
       upgradeMode: upgradePolicy?.mode ?? 'manual',
       upgradeWindow: upgradePolicy?.window ?? null,
       lastAutoUpgradeAt: null,
+      caCertPem: null,
+      caNotAfter: null,
+      serverCertsNotAfter: null,
+      certRotationQueuedAt: null,
     };
     cluster.managedResourceGroup = `mrg-consul-${input.name}-${cluster.id.slice(0, 8)}`;
     const operation: Operation = {
@@ -218,6 +222,25 @@ export class ClusterRepository {
       where: { state: { in: [ClusterState.Running, ClusterState.Updating] } },
       include: { servers: { orderBy: { index: 'asc' } } },
     });
+  }
+
+  /**
+   * The public part of the cluster's PKI, written by the worker whenever the
+   * sealed PKI changes: the CA bundle clients trust and the expiry dates.
+   */
+  async recordCertificates(id: string, dates: { caBundlePem: string; caNotAfter: Date; serverCertsNotAfter: Date | null }): Promise<void> {
+    await this.db.cluster.update({
+      where: { id },
+      data: { caCertPem: dates.caBundlePem, caNotAfter: dates.caNotAfter, serverCertsNotAfter: dates.serverCertsNotAfter },
+    });
+  }
+
+  /** Clusters made before their certificate dates were recorded (filled from the sealed PKI by the worker). */
+  async listWithoutCertificateDates(limit = 100): Promise<string[]> {
+    const rows = await this.db.cluster.findMany({
+      where: { caCertPem: null, state: { notIn: [ClusterState.Deleted, ClusterState.Deleting] } }, select: { id: true }, take: limit, orderBy: { createdAt: 'asc' },
+    });
+    return rows.map((r) => r.id);
   }
 
   async recordHealth(id: string, health: string, reason: string | null, at: Date): Promise<void> {

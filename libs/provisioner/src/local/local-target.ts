@@ -1,8 +1,9 @@
 import { X509Certificate, createHash, randomBytes, randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import * as net from 'node:net';
 import { isIPv4 } from 'node:net';
 import * as tls from 'node:tls';
-import type { ClusterPki } from '../pki';
+import { caBundlePem, serverTlsName, type ClusterPki, type ServerCertificate } from '../pki';
 import { ClusterLayout, type ServerPaths } from './cluster-layout';
 import { ConsulHttpClient, describeBody, type ConsulResponse } from './consul-http';
 import { removeStaleTemporaryFiles, writeFileIfChanged } from './atomic-file';
@@ -161,7 +162,7 @@ export class LocalTarget {
       await removeStaleTemporaryFiles(paths.tlsDir);
       const cert = serverCertificate(secrets, server.address);
       // TLS first: the config refers to these files.
-      await writeFileIfChanged(paths.caFile, secrets.pki.caCertPem, 0o644);
+      await writeFileIfChanged(paths.caFile, caBundlePem(secrets.pki), 0o644);
       await writeFileIfChanged(paths.certFile, cert.certPem, 0o644);
       await writeFileIfChanged(paths.keyFile, cert.keyPem, 0o600);
       // The config holds the gossip key and the management token.
@@ -524,11 +525,53 @@ export class LocalTarget {
     const deadline = Date.now() + timeoutMs;
     let seen = '';
     while (Date.now() < deadline) {
-      seen = await servedFingerprint(server.address, CONSUL_SERVER_PORTS.https, secrets.pki.caCertPem).catch((e: Error) => `error: ${e.message}`);
+      seen = await servedFingerprint(server.address, CONSUL_SERVER_PORTS.https, caBundlePem(secrets.pki)).catch((e: Error) => `error: ${e.message}`);
       if (seen === want) return;
       await delay(100);
     }
     throw new Error(`server ${index} still serves another certificate after reload (${seen.slice(0, 40)})`);
+  }
+
+  /** The SHA-256 fingerprint of the certificate server `index` serves on HTTPS, verified against the trusted CA bundle. */
+  async servedCertificateFingerprint(spec: LocalClusterSpec, secrets: LocalClusterSecrets, index: number): Promise<string> {
+    const server = spec.servers.find((s) => s.index === index);
+    if (!server) throw new Error(`cluster ${spec.clusterId} has no server ${index}`);
+    return servedFingerprint(server.address, CONSUL_SERVER_PORTS.https, caBundlePem(secrets.pki));
+  }
+
+  /**
+   * Whether server `index` accepts `client` as a client certificate on its RPC
+   * port (verify_incoming_rpc): a TLS handshake as another server would make
+   * it, so it tells which CAs the running process trusts right now (not what
+   * its files say). TLS 1.2, so that a refusal ends the handshake.
+   */
+  async acceptsClientCertificate(spec: LocalClusterSpec, secrets: LocalClusterSecrets, index: number, client: Pick<ServerCertificate, 'certPem' | 'keyPem'>): Promise<boolean> {
+    const server = spec.servers.find((s) => s.index === index);
+    if (!server) throw new Error(`cluster ${spec.clusterId} has no server ${index}`);
+    return rpcHandshake(server.address, CONSUL_SERVER_PORTS.server, caBundlePem(secrets.pki), serverTlsName(spec.datacenter), client);
+  }
+
+  /**
+   * Makes server `index` re-read its files (SIGHUP: TLS files and CAs apply to
+   * new connections, no restart) unless `done` holds already, then waits until
+   * it does. Returns whether it had to reload. Idempotent: a retry reloads
+   * only the servers not there yet.
+   */
+  async reloadServerUntil(
+    spec: LocalClusterSpec, secrets: LocalClusterSecrets, index: number, what: string, done: () => Promise<boolean>, timeoutMs = 30_000,
+  ): Promise<boolean> {
+    validateSpec(spec, secrets);
+    const attempt = () => done().catch(() => false);
+    if (await attempt()) return false;
+    const proc = (await this.observe(spec.clusterId)).find((p) => p.index === index);
+    if (!proc) throw new Error(`server ${index} of cluster ${spec.clusterId} is not running`);
+    signalProcess(proc.pid, 'SIGHUP');
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (await attempt()) return true;
+      await delay(100);
+    }
+    throw new Error(`server ${index} of cluster ${spec.clusterId}: ${what} not true after its reload`);
   }
 
   /** The binary a running server was started from (null when it is not running). */
@@ -972,11 +1015,12 @@ export class LocalTarget {
   }
 
   private client(spec: LocalClusterSpec, secrets: LocalClusterSecrets): ConsulHttpClient {
+    const bundle = caBundlePem(secrets.pki);
     const cached = this.clients.get(spec.clusterId);
-    if (cached && cached.caCertPem === secrets.pki.caCertPem) return cached.client;
+    if (cached && cached.caCertPem === bundle) return cached.client;
     cached?.client.close();
-    const client = new ConsulHttpClient(secrets.pki.caCertPem);
-    this.clients.set(spec.clusterId, { caCertPem: secrets.pki.caCertPem, client });
+    const client = new ConsulHttpClient(bundle);
+    this.clients.set(spec.clusterId, { caCertPem: bundle, client });
     return client;
   }
 }
@@ -1083,5 +1127,35 @@ function servedFingerprint(host: string, port: number, ca: string): Promise<stri
     });
     socket.setTimeout(5_000, () => socket.destroy(new Error('TLS handshake timed out')));
     socket.once('error', reject);
+  });
+}
+
+/**
+ * A TLS handshake on a Consul server's RPC port (first byte 0x03: RPCTLS) with
+ * a client certificate. true: accepted; false: the server refused the
+ * certificate (a TLS alert); anything else (down, our side refusing the
+ * server's certificate) is an error.
+ */
+function rpcHandshake(host: string, port: number, ca: string, servername: string, client: { certPem: string; keyPem: string }): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const raw = net.connect({ host, port });
+    const fail = (e: Error) => {
+      raw.destroy();
+      reject(e);
+    };
+    raw.setTimeout(5_000, () => fail(new Error('RPC TLS handshake timed out')));
+    raw.once('error', fail);
+    raw.once('connect', () => {
+      raw.write(Buffer.from([0x03]));
+      const socket = tls.connect({ socket: raw, ca, servername, cert: client.certPem, key: client.keyPem, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', rejectUnauthorized: true }, () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', (e: NodeJS.ErrnoException) => {
+        socket.destroy();
+        if (/_ALERT_/.test(e.code ?? '')) resolve(false);
+        else fail(e);
+      });
+    });
   });
 }
