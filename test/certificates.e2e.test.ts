@@ -4,9 +4,10 @@ import https from 'node:https';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import {
-  CERT_ROTATION_ACTOR, CertificateScheduleRepository, ClusterRepository, SecretBox, SecretRepository, createOperationsQueue, createRedis, type OperationsQueue,
+  AuditRepository, CERT_ROTATION_ACTOR, type Operation, CertificateScheduleRepository, ClusterRepository, SecretBox, SecretRepository, createOperationsQueue, createRedis, type OperationsQueue,
 } from '../libs/core/src';
 import { ClusterTarget } from '../apps/worker/src/cluster-target';
+import { RotateCaFlow } from '../apps/worker/src/flows/rotate-ca.flow';
 import { CertificateRotationScheduler, certificateRotationPolicy } from '../apps/worker/src/cert-rotation.scheduler';
 import { SUBSCRIPTION, WRITE, startStack, waitFor, type TestStack } from './support/stack';
 
@@ -48,6 +49,7 @@ describe('certificate lifetimes: expiry dates, automatic rotation, CA roll', { t
   let fresh: string;
   let clusters: ClusterRepository;
   let target: ClusterTarget;
+  let secrets: SecretRepository;
   let redis: ReturnType<typeof createRedis>;
   let queue: OperationsQueue;
   const schedulers: CertificateRotationScheduler[] = [];
@@ -69,7 +71,7 @@ describe('certificate lifetimes: expiry dates, automatic rotation, CA roll', { t
     main = await create('certs-main', 'standard');
     fresh = await create('certs-fresh', 'development');
     clusters = new ClusterRepository(s.db);
-    const secrets = new SecretRepository(s.db, SecretBox.fromKeyFile(s.config.KEK_FILE));
+    secrets = new SecretRepository(s.db, SecretBox.fromKeyFile(s.config.KEK_FILE));
     target = new ClusterTarget(s.config, clusters, secrets);
     redis = createRedis(s.config.REDIS_URL, false);
     queue = createOperationsQueue(redis, s.config.QUEUE_PREFIX);
@@ -189,5 +191,67 @@ describe('certificate lifetimes: expiry dates, automatic rotation, CA roll', { t
     assert.equal(v.certificates.caNotAfter, new Date(caNew.validTo).toISOString());
     const events = (await s.request('GET', `/v1/clusters/${main}/events`, { token })).body.events;
     assert.ok(events.some((e: { action: string }) => e.action === 'cluster.ca.rotated'));
+  });
+
+  it('a CA roll cut short is carried on by the next one, which reloads only the servers not there yet, and re-running its steps changes nothing', async () => {
+    const flow = new RotateCaFlow(target, secrets, new AuditRepository(s.db), 60_000);
+    const cluster = (await clusters.get(main))!;
+    const pids = await target.local.observe(main);
+    const caBefore = (await clientConfig(main)).caPem as string;
+    // A worker that stopped for good after the leaves were rolled, before the old CA was dropped.
+    const cutShort = { id: '00000000-0000-4000-8000-0000000000ca' } as Operation;
+    for (const step of flow.steps({ operation: cutShort, cluster })) {
+      if (step.name === 'drop-old-ca') break;
+      await step.run();
+    }
+    const during = (await clientConfig(main)).caPem as string;
+    assert.equal(pems(during).length, 2, 'client-config serves both CAs mid-roll');
+    assert.ok(during.includes(caBefore.trim()), 'the old CA still among them');
+
+    const res = await s.request('POST', `/v1/clusters/${main}/rotate`, { token, body: { what: 'ca' } });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    const done = await finish(res.body.operation.id);
+    assert.equal(done.state, 'Succeeded', JSON.stringify(done));
+    const detail = (name: string) => done.steps.find((x: { name: string }) => x.name === name).detail as string;
+    assert.match(detail('issue-ca'), new RegExp(`carrying on the roll of operation ${cutShort.id}`));
+    assert.equal(detail('trust-new-ca'), 'every server trusts the new CA already');
+    assert.equal(detail('roll-leaves'), 'every server serves its certificate from the new CA already');
+    assert.match(detail('drop-old-ca'), /^reloaded in order \d, \d, \d \(leader last\)/);
+    const after = (await clientConfig(main)).caPem as string;
+    assert.equal(pems(after).length, 1);
+    assert.ok(during.includes(after.trim()) && after !== caBefore, 'the carried-on CA is the one the cut-short roll made');
+    for (const a of (await view(main)).serverAddresses as string[]) assert.ok((await servedLeaf(a, after)).checkIssued(new X509Certificate(after)));
+
+    // A job retried after a crash at its very end runs every step again: nothing reloads, nothing restarts.
+    const again: string[] = [];
+    for (const step of flow.steps({ operation: { id: res.body.operation.id } as Operation, cluster })) again.push(`${step.name}: ${(await step.run()) ?? ''}`);
+    assert.deepEqual(again.slice(0, 4), ['issue-ca: rolled already', 'trust-new-ca: no CA roll in progress', 'roll-leaves: no CA roll in progress', 'drop-old-ca: no CA roll in progress']);
+    assert.deepEqual(await target.local.observe(main), pids, 'no server restarted in any roll');
+    assert.equal((await clientConfig(main)).caPem, after);
+  });
+
+  it('the scheduler rolls a CA that expires within its threshold, and rotates the server certificates of a cluster whose CA is not due', async () => {
+    const freshCa = Date.parse((await view(fresh)).certificates.caNotAfter);
+    const mainCa = Date.parse((await view(main)).certificates.caNotAfter);
+    assert.ok(mainCa - freshCa >= 2000, 'the main cluster has a newer CA (rolled above)');
+    const threshold = s.config.CA_ROTATION_THRESHOLD_DAYS * 86_400_000;
+    const now = new Date(freshCa - threshold + (mainCa - freshCa) / 2);
+    const counts = await Promise.all(schedulers.map((x) => x.tick(now)));
+    assert.equal(counts[0]! + counts[1]!, 2, `one rotation per cluster (${counts.join(', ')})`);
+    assert.equal(await schedulers[0]!.tick(now), 0);
+    const pending = async (id: string) => (await operations(id)).filter((o) => o.kind.startsWith('rotate') && !['Succeeded', 'Failed'].includes(o.state));
+    const [caRoll] = await pending(fresh);
+    const [certs] = await pending(main);
+    assert.equal(caRoll?.kind, 'rotate-ca', 'the CA due: a CA roll');
+    assert.equal(certs?.kind, 'rotate-certificates', 'its CA not due, its server certificates (a year) are');
+    const oldFreshCa = (await clientConfig(fresh)).caPem as string;
+    const rolled = await finish(caRoll.id);
+    assert.equal(rolled.state, 'Succeeded', JSON.stringify(rolled));
+    assert.equal((await finish(certs.id)).state, 'Succeeded');
+    const newFreshCa = (await clientConfig(fresh)).caPem as string;
+    assert.notEqual(newFreshCa, oldFreshCa);
+    const [address] = (await view(fresh)).serverAddresses as string[];
+    assert.ok((await servedLeaf(address!, newFreshCa)).checkIssued(new X509Certificate(newFreshCa)), 'the single server of the fresh cluster serves a leaf of its new CA');
+    assert.ok(Date.parse((await view(fresh)).certificates.caNotAfter) > freshCa);
   });
 });
