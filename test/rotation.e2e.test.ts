@@ -414,6 +414,6 @@ describe('key rotation', { timeout: 600_000 }, () => {
     const res = await s.request('POST', `/v1/clusters/${id}/rotate`, { token, body: { what: 'everything' } });
     assert.equal(res.status, 400);
     assert.equal(res.body.error.code, 'invalid_what');
-    assert.deepEqual(res.body.error.details.allowed, ['gossip-key', 'certificates', 'management-token']);
+    assert.deepEqual(res.body.error.details.allowed, ['gossip-key', 'certificates', 'management-token', 'ca']);
   });
 });

@@ -71,6 +71,10 @@ export class ClusterView {
   @ApiProperty({ format: 'date-time', nullable: true, type: String }) runningSince!: string | null;
   @ApiProperty({ example: { intervalHours: 24, retention: 30 } }) snapshotPolicy!: { intervalHours: number; retention: number };
   @ApiProperty({ type: () => UpgradePolicyView }) upgradePolicy!: UpgradePolicyView;
+  @ApiProperty({
+    description: 'When the CA and the earliest server certificate expire (null until recorded); rotated automatically before (CERT_ROTATION_THRESHOLD_DAYS, CA_ROTATION_THRESHOLD_DAYS)',
+    example: { caNotAfter: '2031-12-02T13:00:00.000Z', serverCertificatesNotAfter: '2027-12-02T13:00:00.000Z' },
+  }) certificates!: { caNotAfter: string | null; serverCertificatesNotAfter: string | null };
   @ApiProperty({ example: { status: 'healthy', reason: null, checkedAt: '2030-01-01T00:00:00.000Z' } }) health!: { status: string; reason: string | null; checkedAt: string | null };
 }
 

@@ -1,0 +1,20 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ConfigError, loadConfig } from './config';
+
+describe('certificate rotation settings', () => {
+  it('defaults: server certificates 30 days before expiry, the CA 180 days before', () => {
+    const c = loadConfig({});
+    assert.equal(c.CERT_ROTATION_THRESHOLD_DAYS, 30);
+    assert.equal(c.CA_ROTATION_THRESHOLD_DAYS, 180);
+  });
+  it('refuses thresholds out of range, naming the variable', () => {
+    for (const [key, value] of [['CERT_ROTATION_THRESHOLD_DAYS', '0'], ['CERT_ROTATION_THRESHOLD_DAYS', '365'], ['CA_ROTATION_THRESHOLD_DAYS', 'soon'], ['CERT_ROTATION_TICK_MS', '10']] as const) {
+      assert.throws(() => loadConfig({}, { [key]: value }), (e: Error) => e instanceof ConfigError && e.message.includes(key), `${key}=${value}`);
+    }
+  });
+  it('refuses a CA threshold below the server certificates\' (they never outlive their CA)', () => {
+    assert.throws(() => loadConfig({}, { CERT_ROTATION_THRESHOLD_DAYS: '60', CA_ROTATION_THRESHOLD_DAYS: '30' }), /CA_ROTATION_THRESHOLD_DAYS: must be at least CERT_ROTATION_THRESHOLD_DAYS \(60\)/);
+    assert.equal(loadConfig({}, { CERT_ROTATION_THRESHOLD_DAYS: '60', CA_ROTATION_THRESHOLD_DAYS: '60' }).CA_ROTATION_THRESHOLD_DAYS, 60);
+  });
+});
