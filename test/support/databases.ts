@@ -34,5 +34,16 @@ export async function cloneTemplateDatabase(prefix: 'test' | 'bench'): Promise<s
 export async function dropClonedDatabase(databaseUrl: string, prefix: 'test' | 'bench'): Promise<void> {
   const name = new URL(databaseUrl).pathname.slice(1);
   if (!new RegExp(`^${prefix}_[0-9a-f]+$`).test(name)) throw new Error(`refusing to drop ${name}: not a ${prefix} database`);
-  await admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+  // FORCE cannot end an autovacuum worker's connection (not ours to signal: 42501) that a
+  // test's bulk writes started: it ends by itself shortly, so ask again until it has.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      await admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+      return;
+    } catch (e) {
+      if ((e as { code?: string }).code !== '42501' || Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
 }
