@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createCipheriv, randomBytes, randomUUID } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { SecretBox, SecretRepository, createDb, type Db } from '../libs/core/src';
+import { SecretBox, SecretRepository, SnapshotRepository, createDb, openBuffer, sealBuffer, snapshotBinding, type Db } from '../libs/core/src';
 import { SecretUnreadableError } from '../libs/core/src/persistence/secret.repository';
 import { createTestDatabase, dropTestDatabase } from './support/stack';
 
@@ -148,6 +148,41 @@ describe('cluster secrets at rest', () => {
     const only2 = new SecretRepository(db, SecretBox.fromKeys('kek-2', [k2]));
     for (const c of clusters) for (const n of names) assert.equal(await only2.get(c, n), `${n}@${c}`);
     assert.equal(await only2.get(clusters[1], 'new-one'), 'fresh');
+  });
+
+  it('rotates the KEK under sealed snapshots: their data keys move to the new KEK, the blobs stay as they are and still open', async () => {
+    const k1 = kek('s-1');
+    const k2 = kek('s-2');
+    const clusterId = randomUUID();
+    await db.cluster.create({
+      data: {
+        id: clusterId, tenantId: 't', subscriptionId: 's', resourceGroup: 'rg', managedResourceGroup: 'mrg', name: `c-${clusterId.slice(0, 8)}`, region: 'westeurope',
+        datacenter: 'dc1', consulVersion: '1.8.7', tier: 'development', serverCount: 1, state: 'Running', createdBy: 'test',
+      },
+    });
+    const box1 = SecretBox.fromKeys('s-1', [k1]);
+    const blobs = new Map<string, Buffer>();
+    for (let i = 0; i < 3; i++) {
+      const id = randomUUID();
+      const binding = snapshotBinding(clusterId, id);
+      const dk = box1.newDataKey(binding);
+      blobs.set(id, sealBuffer(dk.dataKey, binding, Buffer.from(`snapshot ${i}`)));
+      await db.snapshot.create({
+        data: { id, tenantId: 't', clusterId, name: `s${i}`, kind: 'manual', state: 'Available', blobKey: `${clusterId}/${id}.snap`, operationId: randomUUID(), kekId: dk.kekId, wrappedKey: Buffer.from(dk.wrappedKey) },
+      });
+    }
+    const rows = new SnapshotRepository(db);
+    const both = SecretBox.fromKeys('s-2', [k1, k2]);
+    assert.deepEqual(await rows.rewrapKeys(both), { rewrapped: 3, failed: [] });
+    assert.deepEqual(await rows.rewrapKeys(both), { rewrapped: 0, failed: [] });
+    const only2 = SecretBox.fromKeys('s-2', [k2]);
+    let i = 0;
+    for (const [id, sealed] of blobs) {
+      const row = await db.snapshot.findUniqueOrThrow({ where: { id } });
+      assert.equal(row.kekId, 's-2');
+      const binding = snapshotBinding(clusterId, id);
+      assert.equal(openBuffer(only2.unwrapDataKey(row.kekId!, row.wrappedKey!, binding), binding, sealed).toString(), `snapshot ${i++}`);
+    }
   });
 
   it('a re-wrap interrupted half-way resumes: rows already moved are skipped, the rest are moved', async () => {

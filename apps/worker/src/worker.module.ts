@@ -59,15 +59,27 @@ export class WorkerModule {
           inject: [DB, SecretBox],
         },
         { provide: AuditRepository, useFactory: (db: Db) => new AuditRepository(db), inject: [DB] },
-        { provide: SnapshotRepository, useFactory: (db: Db) => new SnapshotRepository(db), inject: [DB] },
+        {
+          provide: SnapshotRepository,
+          // Start-up step: snapshots' data keys re-wrapped to the active KEK (blobs untouched).
+          useFactory: async (db: Db, box: SecretBox) => {
+            const rows = new SnapshotRepository(db);
+            const report = await rows.rewrapKeys(box);
+            const log = new Logger('SecretsAtRest');
+            if (report.rewrapped) log.log(`re-wrapped ${report.rewrapped} snapshot data key(s) to KEK ${box.activeKekId}`);
+            for (const f of report.failed) log.error(`snapshot ${f.snapshotId} of cluster ${f.clusterId} left as it is: ${f.reason}`);
+            return rows;
+          },
+          inject: [DB, SecretBox],
+        },
         {
           provide: ClusterSnapshots,
-          useFactory: async (target: ClusterTarget, rows: SnapshotRepository) => {
+          useFactory: async (target: ClusterTarget, rows: SnapshotRepository, box: SecretBox) => {
             const store = new BlobSnapshotStore({ connectionString: config.AZURE_STORAGE_CONNECTION_STRING, container: config.SNAPSHOT_CONTAINER });
             await store.ensureContainer();
-            return new ClusterSnapshots(target, rows, store);
+            return new ClusterSnapshots(target, rows, store, box);
           },
-          inject: [ClusterTarget, SnapshotRepository],
+          inject: [ClusterTarget, SnapshotRepository, SecretBox],
         },
         {
           provide: ClusterTarget,
