@@ -17,8 +17,9 @@
  * taken, so the size stays.
  *
  * To show where the snapshot operation's time goes, its parts are also timed
- * one by one outside the operation: Consul's API into memory, the sha256, and
- * our blob store's put.
+ * one by one outside the operation: Consul's API into memory, sealing (a fresh
+ * data key, chunked AES-256-GCM), the sha256, our blob store's put, and opening
+ * the operation's sealed snapshot (the raw PUT baseline restores its plaintext).
  *
  *   node dist/bench/snapshots.bench.js      (npm run bench -- snapshots)
  *   env: BENCH_RUNS (3), BENCH_SNAPSHOT_SIZES_MB (1,10,50)
@@ -29,6 +30,7 @@ import { BlobServiceClient } from '@azure/storage-blob';
 import {
   ClusterRepository, OperationKind, SnapshotKind, SnapshotRepository, enqueueOperation,
   type Config, type OperationStep,
+  SecretBox, openBuffer, sealBuffer, snapshotBinding,
 } from '../libs/core/src';
 import { BlobSnapshotStore, CONSUL_SERVER_PORTS, ConsulHttpClient, type LocalClusterSecrets, type LocalClusterSpec } from '../libs/provisioner/src';
 import {
@@ -48,7 +50,7 @@ interface Run {
   bytes: number;
   raw: { getMs: number; uploadMs: number; downloadMs: number; restoreMs: number };
   snapshotOp: { totalMs: number; takeStepMs: number; retentionStepMs: number };
-  parts: { consulMs: number; sha256Ms: number; storePutMs: number };
+  parts: { consulMs: number; sealMs: number; sha256Ms: number; storePutMs: number; openMs: number };
   restoreOp: { totalMs: number; steps: Record<string, number> };
 }
 
@@ -63,6 +65,7 @@ async function main(): Promise<void> {
   });
   const { db, queue, target } = await startBenchWorker(config);
   const store = new BlobSnapshotStore({ connectionString: config.AZURE_STORAGE_CONNECTION_STRING, container });
+  const box = SecretBox.fromKeyFile(config.KEK_FILE);
   await store.ensureContainer();
 
   log('snapshots: creating a development cluster');
@@ -120,6 +123,13 @@ async function main(): Promise<void> {
       const c0 = performance.now();
       const { data } = await target.local.saveSnapshot(spec, secrets);
       const consulMs = performance.now() - c0;
+      // Sealing, as the worker does it (fresh data key wrapped by the KEK, chunked AES-256-GCM).
+      const k0 = performance.now();
+      const partsBinding = snapshotBinding(clusterId, `parts-${sizeMb}-${run}`);
+      const dk = box.newDataKey(partsBinding);
+      const sealedData = sealBuffer(dk.dataKey, partsBinding, data);
+      const sealMs = performance.now() - k0;
+      void sealedData;
       const h0 = performance.now();
       const sha = createHash('sha256').update(data).digest('hex');
       const sha256Ms = performance.now() - h0;
@@ -138,7 +148,11 @@ async function main(): Promise<void> {
       const down = await rawBlob.downloadToBuffer();
       const downloadMs = performance.now() - d0;
       if (down.length !== data.length) throw new Error('raw download size differs');
-      const opBytes = await store.get(row.blobKey, row.sha256!);
+      const opSealed = await store.get(row.blobKey, row.sha256!);
+      const x0 = performance.now();
+      const opBinding = snapshotBinding(row.clusterId, row.id);
+      const opBytes = openBuffer(box.unwrapDataKey(row.kekId!, row.wrappedKey!, opBinding), opBinding, opSealed);
+      const openMs = performance.now() - x0;
       const r0 = performance.now();
       const put = await client.requestRaw({ address, port: CONSUL_SERVER_PORTS.https, method: 'PUT', path: '/v1/snapshot', token: secrets.managementToken, rawBody: opBytes, timeoutMs: 300_000 });
       const restoreMs = performance.now() - r0;
@@ -158,12 +172,12 @@ async function main(): Promise<void> {
         bytes,
         raw: { getMs: round(getMs), uploadMs: round(uploadMs), downloadMs: round(downloadMs), restoreMs: round(restoreMs) },
         snapshotOp: { totalMs: round(snapTotal), takeStepMs: snapSteps['take-snapshot'] ?? NaN, retentionStepMs: snapSteps['apply-retention'] ?? NaN },
-        parts: { consulMs: round(consulMs), sha256Ms: round(sha256Ms), storePutMs: round(storePutMs) },
+        parts: { consulMs: round(consulMs), sealMs: round(sealMs), sha256Ms: round(sha256Ms), storePutMs: round(storePutMs), openMs: round(openMs) },
         restoreOp: { totalMs: round(restoreTotal), steps: stepMs(restoreOp.steps) },
       };
       results.push(r);
       if (Math.abs(rawBytes - bytes) > bytes * 0.05) log(`  (raw GET returned ${rawBytes} bytes, the operation's snapshot ${bytes})`);
-      log(`  ${sizeMb} MB run ${run}: snapshot ${round(bytes / MB, 2)} MB: op ${r.snapshotOp.totalMs} ms (take-snapshot ${r.snapshotOp.takeStepMs}; parts: consul ${r.parts.consulMs}, sha256 ${r.parts.sha256Ms}, put ${r.parts.storePutMs}) vs raw GET ${r.raw.getMs} + raw upload ${r.raw.uploadMs}; restore op ${r.restoreOp.totalMs} ms (${Object.entries(r.restoreOp.steps).map(([k, v]) => `${k} ${v}`).join(', ')}) vs raw download ${r.raw.downloadMs} + raw PUT ${r.raw.restoreMs}`);
+      log(`  ${sizeMb} MB run ${run}: snapshot ${round(bytes / MB, 2)} MB: op ${r.snapshotOp.totalMs} ms (take-snapshot ${r.snapshotOp.takeStepMs}; parts: consul ${r.parts.consulMs}, seal ${r.parts.sealMs}, open ${r.parts.openMs}, sha256 ${r.parts.sha256Ms}, put ${r.parts.storePutMs}) vs raw GET ${r.raw.getMs} + raw upload ${r.raw.uploadMs}; restore op ${r.restoreOp.totalMs} ms (${Object.entries(r.restoreOp.steps).map(([k, v]) => `${k} ${v}`).join(', ')}) vs raw download ${r.raw.downloadMs} + raw PUT ${r.raw.restoreMs}`);
     }
 
     // Once per size: the API's default restore, with a pre-restore snapshot first.
@@ -203,7 +217,7 @@ async function main(): Promise<void> {
       snapshot: {
         rawGetMs: med((r) => r.raw.getMs), rawUploadMs: med((r) => r.raw.uploadMs), rawTotalMs: rawSnap, rawMBps: mbps(rawSnap),
         operationMs: opSnap, operationMBps: mbps(opSnap), takeStepMs: takeStep, takeStepMBps: mbps(takeStep),
-        parts: { consulMs: med((r) => r.parts.consulMs), sha256Ms: med((r) => r.parts.sha256Ms), storePutMs: med((r) => r.parts.storePutMs) },
+        parts: { consulMs: med((r) => r.parts.consulMs), sealMs: med((r) => r.parts.sealMs), sha256Ms: med((r) => r.parts.sha256Ms), storePutMs: med((r) => r.parts.storePutMs), openMs: med((r) => r.parts.openMs) },
         ratioRawOverOperation: round(rawSnap / opSnap, 2), ratioRawOverTakeStep: round(rawSnap / takeStep, 2),
       },
       restore: {

@@ -3,7 +3,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { createHash } from 'node:crypto';
+import zlib from 'node:zlib';
 import { BlobServiceClient } from '@azure/storage-blob';
+import { SecretBox, SecretName, SecretRepository } from '../libs/core/src';
 import { consul } from './support/consul-cli';
 import { SUBSCRIPTION, WRITE, startStack, waitFor, type TestStack } from './support/stack';
 
@@ -116,6 +119,62 @@ describe('snapshots and restore', { timeout: 240_000 }, () => {
     const cluster = await s.request('GET', `/v1/clusters/${clusterId}`, { token });
     assert.equal(cluster.body.state, 'Running');
     assert.match(cluster.body.stateReason, /restore failed/);
+  });
+
+  const blobOf = (snapshotId: string) =>
+    BlobServiceClient.fromConnectionString(s.config.AZURE_STORAGE_CONNECTION_STRING).getContainerClient(s.config.SNAPSHOT_CONTAINER).getBlockBlobClient(`${clusterId}/${snapshotId}.snap`);
+  const takeSnapshot = async (name: string) => {
+    const snap = await s.request('POST', `/v1/clusters/${clusterId}/snapshots`, { token, body: { name } });
+    assert.equal((await finish(snap.body.operation.id)).state, 'Succeeded');
+    return snap.body.snapshot.id as string;
+  };
+  /** Replaces a blob and makes its checksums (blob metadata and the row's) match the new content: only the seal can tell. */
+  const replaceBlob = async (snapshotId: string, content: Buffer) => {
+    const sha256 = createHash('sha256').update(content).digest('hex');
+    await blobOf(snapshotId).upload(content, content.length, { metadata: { sha256 } });
+    await s.db.snapshot.update({ where: { id: snapshotId }, data: { sha256, size: BigInt(content.length) } });
+  };
+
+  it('stores the snapshot sealed: the blob holds neither a KV value nor the management token nor a customer token', async () => {
+    const canary = `kv-canary-${Date.now()}-value`;
+    assert.equal((await kv(['put', 'canary/secret', canary])).code, 0);
+    const id = await takeSnapshot('sealed');
+    assert.equal((await kv(['delete', 'canary/secret'])).code, 0);
+    const raw = await blobOf(id).downloadToBuffer();
+    const management = await new SecretRepository(s.db, SecretBox.fromKeyFile(s.config.KEK_FILE)).get(clusterId, SecretName.ManagementToken);
+    assert.ok(management);
+    // A Consul snapshot is a gzipped tar: look into it if it still is one.
+    let plain = raw;
+    try {
+      plain = Buffer.concat([raw, zlib.gunzipSync(raw)]);
+    } catch {
+      // not gzip: sealed
+    }
+    for (const [what, needle] of [['KV value', canary], ['management token', management], ['customer token', consulToken]] as const) {
+      assert.ok(!plain.includes(Buffer.from(needle)), `the stored blob contains the ${what}`);
+    }
+    const row = await s.db.snapshot.findUniqueOrThrow({ where: { id } });
+    assert.ok(row.kekId && row.wrappedKey && row.wrappedKey.length === 60, 'the row holds the wrapped data key');
+  });
+
+  it('a sealed blob that was altered, or is another snapshot\'s, fails the restore before anything reaches Consul', async () => {
+    const victim = await takeSnapshot('victim');
+    const other = await takeSnapshot('other');
+    const before = await keys();
+    const sealed = await blobOf(victim).downloadToBuffer();
+    const flipped = Buffer.from(sealed);
+    flipped[flipped.length - 40] ^= 1;
+    for (const [label, content] of [['one bit flipped', flipped], ['truncated', sealed.subarray(0, sealed.length - 17)], ["another snapshot's blob", await blobOf(other).downloadToBuffer()]] as const) {
+      await replaceBlob(victim, content);
+      const restore = await s.request('POST', `/v1/clusters/${clusterId}/snapshots/${victim}/restore`, { token, body: { takeSnapshot: false } });
+      const done = await finish(restore.body.operation.id);
+      assert.equal(done.state, 'Failed', label);
+      assert.match(done.error.message, /cannot be opened/, label);
+      assert.ok(!done.steps.some((x: { name: string; state?: string }) => x.name === 'restore' && x.state === 'Succeeded'), label);
+      assert.deepEqual(await keys(), before, `${label}: data untouched`);
+    }
+    const cluster = await s.request('GET', `/v1/clusters/${clusterId}`, { token });
+    assert.equal(cluster.body.state, 'Running');
   });
 
   it('deletes a snapshot and its blob; deleting the cluster removes the rest', async () => {

@@ -1,12 +1,17 @@
 import { createHash } from 'node:crypto';
-import { SnapshotRepository, SnapshotState } from '../../../libs/core/src';
+import { SealedValueError, SnapshotRepository, SnapshotState, openBuffer, sealBuffer, snapshotBinding, type SecretBox } from '../../../libs/core/src';
 import { ChecksumMismatchError, SnapshotNotFoundError, type SnapshotStore } from '../../../libs/provisioner/src';
 import type { ClusterTarget } from './cluster-target';
 import { PermanentError } from './flows/flow';
 
-/** Taking, verifying and removing a cluster's snapshots: Consul's snapshot API on one side, blob storage on the other. */
+/**
+ * Taking, verifying and removing a cluster's snapshots: Consul's snapshot API on one side,
+ * blob storage on the other. A snapshot holds every ACL secret and the whole KV store: it is
+ * sealed here, in the worker, with a data key of its own (chunked AES-256-GCM, bound to the
+ * cluster id and snapshot id) before it is uploaded; the wrapped data key is kept on the row.
+ */
 export class ClusterSnapshots {
-  constructor(private readonly target: ClusterTarget, private readonly snapshots: SnapshotRepository, private readonly store: SnapshotStore) {}
+  constructor(private readonly target: ClusterTarget, private readonly snapshots: SnapshotRepository, private readonly store: SnapshotStore, private readonly box: SecretBox) {}
 
   /** Takes the snapshot a Pending row stands for; a retry after it became Available does nothing. */
   async take(snapshotId: string): Promise<string> {
@@ -15,10 +20,14 @@ export class ClusterSnapshots {
     if (row.state === SnapshotState.Available) return `already taken (${row.size} bytes)`;
     const spec = await this.target.spec(row.clusterId);
     const { data, index } = await this.target.local.saveSnapshot(spec, await this.target.loadSecrets(row.clusterId));
-    const sha256 = createHash('sha256').update(data).digest('hex');
-    await this.store.put(row.blobKey, data, sha256);
-    await this.snapshots.markAvailable(row.id, data.length, sha256, index);
-    return `${data.length} bytes at index ${index}, sha256 ${sha256.slice(0, 12)}`;
+    const binding = snapshotBinding(row.clusterId, row.id);
+    const { kekId, dataKey, wrappedKey } = this.box.newDataKey(binding);
+    const sealed = sealBuffer(dataKey, binding, data);
+    dataKey.fill(0);
+    const sha256 = createHash('sha256').update(sealed).digest('hex');
+    await this.store.put(row.blobKey, sealed, sha256);
+    await this.snapshots.markAvailable(row.id, sealed.length, sha256, index, { kekId, wrappedKey });
+    return `${data.length} bytes at index ${index}, sealed ${sealed.length} bytes, sha256 ${sha256.slice(0, 12)}`;
   }
 
   /** Downloads a snapshot and checks it against the checksum recorded when it was taken. */
@@ -27,12 +36,30 @@ export class ClusterSnapshots {
     if (!row || row.state !== SnapshotState.Available || !row.sha256) {
       throw new PermanentError('snapshot_unavailable', `snapshot ${snapshotId} is not available to restore`);
     }
+    if (!row.kekId || !row.wrappedKey) {
+      throw new PermanentError('snapshot_unsealed', `snapshot ${snapshotId} was stored unsealed (taken before snapshots were sealed) and is not restored; take a new one`);
+    }
+    let sealed: Buffer;
     try {
-      return await this.store.get(row.blobKey, row.sha256);
+      sealed = await this.store.get(row.blobKey, row.sha256);
     } catch (e) {
       // Retrying cannot mend a blob that is gone or is not what was stored.
       if (e instanceof ChecksumMismatchError) throw new PermanentError('snapshot_checksum_mismatch', `snapshot ${snapshotId} failed its checksum check: ${e.message}`);
       if (e instanceof SnapshotNotFoundError) throw new PermanentError('snapshot_missing', `snapshot ${snapshotId} is missing from storage`);
+      throw e;
+    }
+    // Every frame is authenticated and the end checked before anything is returned: a
+    // tampered or truncated blob never reaches Consul.
+    try {
+      const binding = snapshotBinding(row.clusterId, row.id);
+      const dataKey = this.box.unwrapDataKey(row.kekId, row.wrappedKey, binding);
+      try {
+        return openBuffer(dataKey, binding, sealed);
+      } finally {
+        dataKey.fill(0);
+      }
+    } catch (e) {
+      if (e instanceof SealedValueError) throw new PermanentError('snapshot_integrity', `snapshot ${snapshotId} of cluster ${row.clusterId} cannot be opened: ${e.message}`);
       throw e;
     }
   }

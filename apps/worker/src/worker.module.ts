@@ -1,4 +1,4 @@
-import { Module, type DynamicModule } from '@nestjs/common';
+import { Logger, Module, type DynamicModule } from '@nestjs/common';
 import type IORedis from 'ioredis';
 import {
   AuditRepository, CertificateScheduleRepository, ClusterRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, SnapshotScheduleRepository, WaveRepository,
@@ -46,17 +46,42 @@ export class WorkerModule {
         { provide: SecretBox, useFactory: () => SecretBox.fromKeyFile(config.KEK_FILE) },
         { provide: ClusterRepository, useFactory: (db: Db) => new ClusterRepository(db), inject: [DB] },
         { provide: OperationRepository, useFactory: (db: Db) => new OperationRepository(db), inject: [DB] },
-        { provide: SecretRepository, useFactory: (db: Db, box: SecretBox) => new SecretRepository(db, box), inject: [DB, SecretBox] },
+        {
+          provide: SecretRepository,
+          // Start-up step for secrets at rest: re-seal rows of the unbound format, re-wrap
+          // data keys to the active KEK (idempotent, resumable; see the README's security section).
+          useFactory: async (db: Db, box: SecretBox) => {
+            const secrets = new SecretRepository(db, box);
+            const report = await secrets.maintainAtRest();
+            const log = new Logger('SecretsAtRest');
+            if (report.resealed || report.rewrapped) log.log(`re-sealed ${report.resealed} secret(s) of the unbound format, re-wrapped ${report.rewrapped} data key(s) to KEK ${box.activeKekId}`);
+            for (const f of report.failed) log.error(`cluster secret ${f.name} of cluster ${f.clusterId} left as it is: ${f.reason}`);
+            return secrets;
+          },
+          inject: [DB, SecretBox],
+        },
         { provide: AuditRepository, useFactory: (db: Db) => new AuditRepository(db), inject: [DB] },
-        { provide: SnapshotRepository, useFactory: (db: Db) => new SnapshotRepository(db), inject: [DB] },
+        {
+          provide: SnapshotRepository,
+          // Start-up step: snapshots' data keys re-wrapped to the active KEK (blobs untouched).
+          useFactory: async (db: Db, box: SecretBox) => {
+            const rows = new SnapshotRepository(db);
+            const report = await rows.rewrapKeys(box);
+            const log = new Logger('SecretsAtRest');
+            if (report.rewrapped) log.log(`re-wrapped ${report.rewrapped} snapshot data key(s) to KEK ${box.activeKekId}`);
+            for (const f of report.failed) log.error(`snapshot ${f.snapshotId} of cluster ${f.clusterId} left as it is: ${f.reason}`);
+            return rows;
+          },
+          inject: [DB, SecretBox],
+        },
         {
           provide: ClusterSnapshots,
-          useFactory: async (target: ClusterTarget, rows: SnapshotRepository) => {
+          useFactory: async (target: ClusterTarget, rows: SnapshotRepository, box: SecretBox) => {
             const store = new BlobSnapshotStore({ connectionString: config.AZURE_STORAGE_CONNECTION_STRING, container: config.SNAPSHOT_CONTAINER });
             await store.ensureContainer();
-            return new ClusterSnapshots(target, rows, store);
+            return new ClusterSnapshots(target, rows, store, box);
           },
-          inject: [ClusterTarget, SnapshotRepository],
+          inject: [ClusterTarget, SnapshotRepository, SecretBox],
         },
         {
           provide: ClusterTarget,

@@ -1,5 +1,6 @@
 export * from './config';
 export * from './envelope';
+export * from './sealed-stream';
 export * from './catalog';
 export * from './model';
 export * from './errors';

@@ -2,12 +2,47 @@ import { randomUUID } from 'node:crypto';
 import type { Db } from './prisma';
 import { OperationState, SnapshotState, type OperationKind, type SnapshotKind, isMutating } from '../model';
 import type { Cluster, Operation, Snapshot } from '../generated/prisma/client';
+import { SealedValueError, type SealBinding, type SecretBox } from '../envelope';
+
+/** What a snapshot's data key and frames are bound to: its cluster and its own id. */
+export function snapshotBinding(clusterId: string, snapshotId: string): SealBinding {
+  return { purpose: 'snapshot', fields: [clusterId, snapshotId] };
+}
 
 const VISIBLE = [SnapshotState.Pending, SnapshotState.Available, SnapshotState.Failed];
 
 /** Snapshot rows: where the blob is, its size, checksum and raft index. */
 export class SnapshotRepository {
   constructor(private readonly db: Db) {}
+
+  /**
+   * Re-wraps the data key of every sealed snapshot wrapped by a KEK other than the active
+   * one (the blobs are untouched). Conditional updates: idempotent, resumable, safe with
+   * several workers. Returns how many moved and the snapshots that could not be.
+   */
+  async rewrapKeys(box: SecretBox): Promise<{ rewrapped: number; failed: { clusterId: string; snapshotId: string; reason: string }[] }> {
+    const out = { rewrapped: 0, failed: [] as { clusterId: string; snapshotId: string; reason: string }[] };
+    const rows = await this.db.snapshot.findMany({
+      where: { kekId: { not: null }, NOT: { kekId: box.activeKekId } },
+      select: { id: true, clusterId: true, kekId: true, wrappedKey: true },
+      orderBy: { id: 'asc' },
+    });
+    for (const row of rows) {
+      if (!row.kekId || !row.wrappedKey) continue;
+      try {
+        const moved = box.rewrap(row.kekId, row.wrappedKey, snapshotBinding(row.clusterId, row.id));
+        if (!moved) continue;
+        const { count } = await this.db.snapshot.updateMany({
+          where: { id: row.id, kekId: row.kekId, wrappedKey: { equals: row.wrappedKey } },
+          data: { kekId: moved.kekId, wrappedKey: Buffer.from(moved.wrappedKey) },
+        });
+        out.rewrapped += count;
+      } catch (e) {
+        out.failed.push({ clusterId: row.clusterId, snapshotId: row.id, reason: e instanceof SealedValueError ? e.message : (e as Error).name });
+      }
+    }
+    return out;
+  }
 
   static blobKey(clusterId: string, snapshotId: string): string {
     return `${clusterId}/${snapshotId}.snap`;
@@ -69,8 +104,12 @@ export class SnapshotRepository {
     return this.db.snapshot.findUniqueOrThrow({ where: { id } });
   }
 
-  async markAvailable(id: string, size: number, sha256: string, consulIndex: bigint): Promise<void> {
-    await this.db.snapshot.update({ where: { id }, data: { state: SnapshotState.Available, size: BigInt(size), sha256, consulIndex } });
+  /** `size` and `sha256` are those of the stored (sealed) blob; `sealedBy` the KEK id and wrapped data key that open it. */
+  async markAvailable(id: string, size: number, sha256: string, consulIndex: bigint, sealedBy: { kekId: string; wrappedKey: Buffer }): Promise<void> {
+    await this.db.snapshot.update({
+      where: { id },
+      data: { state: SnapshotState.Available, size: BigInt(size), sha256, consulIndex, kekId: sealedBy.kekId, wrappedKey: Buffer.from(sealedBy.wrappedKey) },
+    });
   }
 
   async setState(id: string, state: SnapshotState): Promise<void> {
