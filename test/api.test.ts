@@ -206,6 +206,21 @@ describe('API', () => {
       assert.equal(await s.db.operation.count({ where: { clusterId: id } }), 1);
     });
 
+    it('the hot read with a remembered token: another tenant still 404, a deleted cluster 404 at once', async () => {
+      const created = await s.request('POST', '/v1/clusters', { token: writer, body: createBody({ name: 'hot-read' }) });
+      const id = created.body.cluster.id;
+      const other = s.token(TENANT_B, [...WRITE, ...READ]);
+      // Each token is used several times, so later answers come from the remembered token.
+      for (let i = 0; i < 3; i++) {
+        assert.equal((await s.request('GET', `/v1/clusters/${id}`, { token: writer })).status, 200);
+        assert.equal((await s.request('GET', `/v1/clusters/${id}`, { token: other })).status, 404);
+      }
+      await s.db.cluster.update({ where: { id }, data: { state: 'Deleted' } });
+      const gone = await s.request('GET', `/v1/clusters/${id}`, { token: writer });
+      assert.equal(gone.status, 404);
+      assert.equal(gone.body.error.code, 'cluster_not_found');
+    });
+
     it('404 for ids that are not UUIDs', async () => {
       const res = await s.request('GET', '/v1/clusters/not-a-uuid', { token: writer });
       assert.equal(res.status, 404);

@@ -538,6 +538,29 @@ describe('verified tokens remembered until they expire', () => {
     }
   });
 
+  test('a token for another audience or issuer is never served from memory', async () => {
+    const idp = await startFakeIdp([jwk]);
+    try {
+      const signer = signingKeyFromJwk(jwk);
+      const ours = new BearerAuthenticator({ identityMetadata: metadataUrl(idp.url), issuer: idp.url, audience: AUDIENCE, clientId: AUDIENCE });
+      const good = mint({ issuer: idp.url, key: signer });
+      await ours.authenticate(bearer(good));
+      assert.equal(ours.rememberedTokens, 1);
+      // Same key, same claims but another audience / issuer: refused every time, never remembered.
+      for (const t of [mint({ issuer: idp.url, key: signer, audience: 'api://someone-else' }), mint({ issuer: 'https://other.example/', key: signer })]) {
+        await assertRejects(ours.authenticate(bearer(t)), 'invalid token', t);
+        await assertRejects(ours.authenticate(bearer(t)), 'invalid token', t);
+      }
+      assert.equal(ours.rememberedTokens, 1);
+      // An API configured for another audience refuses the token this one remembered.
+      const theirs = new BearerAuthenticator({ identityMetadata: metadataUrl(idp.url), issuer: idp.url, audience: 'api://someone-else', clientId: '' });
+      await assertRejects(theirs.authenticate(bearer(good)), 'invalid token', good);
+      assert.equal(theirs.rememberedTokens, 0);
+    } finally {
+      await idp.close();
+    }
+  });
+
   test('remembers at most verifiedTokenCacheSize tokens, and none with 0', async () => {
     const idp = await startFakeIdp([jwk]);
     try {

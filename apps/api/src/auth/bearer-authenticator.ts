@@ -27,7 +27,7 @@
  * holding only our normalised Authorization header, so only the header counts.
  */
 
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import * as https from 'node:https';
 
 // passport-azure-ad ships no type declarations; the shapes used are declared below.
@@ -61,7 +61,7 @@ export interface BearerAuthenticatorOptions {
   /** Metadata cache tuning (defaults suit production; tests shorten them). */
   metadataCache?: MetadataCacheOptions;
   /**
-   * Verified tokens remembered (by their exact text) until their `exp`, so a client that sends
+   * Verified tokens remembered (by the SHA-256 of their text, never the token itself) until their `exp`, so a client that sends
    * the same token again is not verified again (the RS256 check is most of an authenticated
    * read's CPU). At most this many at once, oldest forgotten first; 0 turns it off (default 10000).
    */
@@ -361,7 +361,8 @@ class MetadataSource {
 type Outcome = { kind: 'success'; claims: Record<string, unknown> } | { kind: 'fail' };
 
 /**
- * Tokens the strategy accepted, by their exact text, each until its `exp` (never longer: a
+ * Tokens the strategy accepted, keyed by the SHA-256 of their text (the token itself is not
+ * kept), each until its `exp` (never longer: a
  * token without a numeric exp is not remembered). Only successes are kept, so a rejected
  * token is checked afresh every time; a remembered one is not re-checked against a newer
  * JWKS (a signing key withdrawn by the IdP stays honoured for the tokens already seen, at most
@@ -374,21 +375,26 @@ class VerifiedTokens {
     private readonly now: () => number,
   ) {}
 
-  get(token: string): Principal | undefined {
-    const e = this.entries.get(token);
+  static keyOf(token: string): string {
+    return createHash('sha256').update(token).digest('base64url');
+  }
+
+  get(key: string): Principal | undefined {
+    if (this.maxEntries <= 0) return undefined;
+    const e = this.entries.get(key);
     if (!e) return undefined;
     if (this.now() < e.expiresAtMs) return e.principal;
-    this.entries.delete(token);
+    this.entries.delete(key);
     return undefined;
   }
 
-  remember(token: string, principal: Principal, claims: Record<string, unknown>): void {
+  remember(key: string, principal: Principal, claims: Record<string, unknown>): void {
     if (this.maxEntries <= 0 || typeof claims.exp !== 'number' || !Number.isFinite(claims.exp)) return;
     const expiresAtMs = claims.exp * 1000;
     if (this.now() >= expiresAtMs) return;
-    this.entries.delete(token);
+    this.entries.delete(key);
     while (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
-    this.entries.set(token, { principal, expiresAtMs });
+    this.entries.set(key, { principal, expiresAtMs });
   }
 
   get size(): number {
@@ -448,7 +454,8 @@ export class BearerAuthenticator {
     const m = BEARER.exec(raw);
     if (!m) return Promise.reject(new AuthenticationError('malformed authorization header'));
     const token = m[1]!;
-    const known = this.verified.get(token);
+    const cacheKey = VerifiedTokens.keyOf(token);
+    const known = this.verified.get(cacheKey);
     if (known) return Promise.resolve(known);
     const header = wellFormedJwtHeader(token);
     if (!header) return Promise.reject(new AuthenticationError('invalid token'));
@@ -458,7 +465,7 @@ export class BearerAuthenticator {
     return this.drive(`Bearer ${token}`, keyId).then((outcome) => {
       if (outcome.kind !== 'success') throw new AuthenticationError('invalid token');
       const principal = toPrincipal(outcome.claims);
-      this.verified.remember(token, principal, outcome.claims);
+      this.verified.remember(cacheKey, principal, outcome.claims);
       return principal;
     });
   }

@@ -134,7 +134,6 @@ export class ClusterRepository {
     return { cluster, operation };
   }
 
-  /** The API's hot read: the cluster and its servers in one query. */
   /**
    * The API's hot read (every GET /v1/clusters/{id}): one prepared statement straight on the pool
    * (sqlQuery), not through Prisma's query compiler, which cost most of the request's CPU. Always
