@@ -553,7 +553,7 @@ describe('verified tokens remembered until they expire', () => {
       }
       assert.equal(ours.rememberedTokens, 1);
       // An API configured for another audience refuses the token this one remembered.
-      const theirs = new BearerAuthenticator({ identityMetadata: metadataUrl(idp.url), issuer: idp.url, audience: 'api://someone-else', clientId: '' });
+      const theirs = new BearerAuthenticator({ identityMetadata: metadataUrl(idp.url), issuer: idp.url, audience: 'api://someone-else', clientId: 'api://someone-else' });
       await assertRejects(theirs.authenticate(bearer(good)), 'invalid token', good);
       assert.equal(theirs.rememberedTokens, 0);
     } finally {
