@@ -287,7 +287,7 @@ async function main(): Promise<void> {
     `GET ratio api/hello: ${ratio} (req/s)${cpuRatio !== undefined ? `; server CPU per request api/hello: ${cpuRatio}x` : ''}`,
     `where the GET's server CPU goes (µs/request): bare Fastify ${getHello.serverCpuUsPerRequest}, ` +
       ladder.map((r) => `${r.label} ${r.serverCpuUsPerRequest}`).join(', ') +
-      `, ${getApi.label} (auth + 2 Prisma queries) ${getApi.serverCpuUsPerRequest}`,
+      `, ${getApi.label} (auth + one prepared SQL statement) ${getApi.serverCpuUsPerRequest}`,
   ];
   const file = writeResult('api-throughput', {
     settings: { connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S, tenants: TENANTS, apiProcess: 'node dist/apps/api/src/main.js (NODE_ENV=production, no worker)' },

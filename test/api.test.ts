@@ -206,6 +206,28 @@ describe('API', () => {
       assert.equal(await s.db.operation.count({ where: { clusterId: id } }), 1);
     });
 
+    it('the hot read with a remembered token: another tenant still 404, a deletion seen at once (nothing cached)', async () => {
+      const created = await s.request('POST', '/v1/clusters', { token: writer, body: createBody({ name: 'hot-read' }) });
+      const id = created.body.cluster.id;
+      const other = s.token(TENANT_B, [...WRITE, ...READ]);
+      // Each token is used several times, so later answers come from the remembered token.
+      for (let i = 0; i < 3; i++) {
+        assert.equal((await s.request('GET', `/v1/clusters/${id}`, { token: writer })).status, 200);
+        assert.equal((await s.request('GET', `/v1/clusters/${id}`, { token: other })).status, 404);
+      }
+      // The product answers a deleted cluster's GET with its tombstone (state Deleted, as the lifecycle e2e
+      // test expects); what matters here is that the very next read shows it, not a remembered copy.
+      await s.db.cluster.update({ where: { id }, data: { state: 'Deleted', deletedAt: new Date() } });
+      const gone = await s.request('GET', `/v1/clusters/${id}`, { token: writer });
+      assert.equal(gone.status, 200);
+      assert.equal(gone.body.state, 'Deleted');
+      assert.equal((await s.request('GET', `/v1/clusters/${id}`, { token: other })).status, 404);
+      // A DELETE of it is a 404 (it was deleted), and it is gone from the list.
+      assert.equal((await s.request('DELETE', `/v1/clusters/${id}`, { token: writer })).status, 404);
+      const list = await s.request('GET', '/v1/clusters', { token: writer });
+      assert.ok(!list.body.clusters.some((c: { id: string }) => c.id === id));
+    });
+
     it('404 for ids that are not UUIDs', async () => {
       const res = await s.request('GET', '/v1/clusters/not-a-uuid', { token: writer });
       assert.equal(res.status, 404);

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { mintToken } from '../infra/local/token';
-import { OPERATOR_TENANT, TENANT_A, startStack, testConfig, type TestStack } from './support/stack';
+import { ConfigError, loadConfig } from '../libs/core/src';
+import { OPERATOR_TENANT, TENANT_A, WRITE, createBody, startStack, testConfig, type TestStack } from './support/stack';
 
 /** Every operator route: the fleet, every invoice, the reconciliation, waves and the queues board (page, JSON API, session). */
 const OPERATOR_ROUTES: [string, string, unknown?][] = [
@@ -44,6 +45,25 @@ describe("operator rights come only from the operator's tenant", () => {
       assert.notEqual(res.status, 401, `${method} ${path}`);
       assert.ok(res.status < 500, `${method} ${path}: ${res.status}`);
     }
+  });
+
+  it("refuses a customer admin's Platform.SRE in the board cookie and on the board's actions too; its customer roles still count", async () => {
+    const admin = mintToken({ tenantId: TENANT_A, user: 'admin', roles: ['Platform.SRE', ...WRITE] });
+    const created = await s.request('POST', '/v1/clusters', { token: admin, body: createBody({ name: 'own-cluster' }) });
+    assert.equal(created.status, 202, 'Clusters.ReadWrite still counts in its own tenant');
+    for (const path of ['/admin/queues', '/admin/queues/api/queues', '/admin/queues/api/redis/stats']) {
+      const res = await s.request('GET', path, { headers: { cookie: `hcs_queues_session=${admin}` } });
+      assert.equal(res.status, 403, `${path} with the token in the board cookie`);
+    }
+    const pause = await s.request('PUT', '/admin/queues/api/queues/operations/pause', { token: admin });
+    assert.equal(pause.status, 403);
+    const queues = await s.request('GET', '/admin/queues/api/queues?activeQueue=operations', { token: sreFrom(OPERATOR_TENANT) });
+    assert.equal((queues.body.queues as { isPaused: boolean }[])[0]!.isPaused, false, 'the refused pause did nothing');
+  });
+
+  it('refuses an OPERATOR_TENANT_ID that is not a GUID, naming the variable; compares it without case', () => {
+    assert.throws(() => loadConfig({}, { OPERATOR_TENANT_ID: 'contoso.onmicrosoft.com' }), (e: unknown) => e instanceof ConfigError && /OPERATOR_TENANT_ID: a tenant id \(GUID\)/.test(e.message));
+    assert.equal(loadConfig({}, { OPERATOR_TENANT_ID: OPERATOR_TENANT.toUpperCase() }).OPERATOR_TENANT_ID, OPERATOR_TENANT);
   });
 
   it('gives no operator rights at all when no operator tenant is configured', async () => {

@@ -62,7 +62,10 @@ export interface SnapshotView {
 export interface ClientConfigView {
   datacenter: string;
   caPem: string;
-  encrypt: string;
+  /** The gossip key: Clusters.ReadWrite only. */
+  encrypt?: string;
+  /** Instead of `encrypt` for Clusters.Read: why it is left out and how to get it. */
+  encryptOmitted?: string;
   retryJoin: string[];
   httpsAddress: string;
   autoEncrypt: boolean;

@@ -515,6 +515,13 @@ describe('hcs, the command line', { timeout: 240_000 }, () => {
     assert.equal(client.verify_server_hostname, true);
     assert.equal(client.retry_join.length, 1);
     assert.equal(fs.statSync(path.join(out, 'client.json')).mode & 0o777, 0o600);
+    assert.equal(typeof client.encrypt, 'string', 'Clusters.ReadWrite gets the gossip key');
+    // Clusters.Read: the same files without the gossip key, and the CLI says why.
+    const readOut = path.join(work, 'client-read');
+    const read = await hcs(['clusters', 'client-config', clusterId, '--out', readOut], { env: { HCS_TOKEN: s.token(TENANT, READ, 'reader') } });
+    assert.equal(read.code, 0, read.stderr);
+    assert.equal(JSON.parse(fs.readFileSync(path.join(readOut, 'client.json'), 'utf8')).encrypt, undefined);
+    assert.match(read.stdout, /No gossip key in .*client\.json: the gossip key is given only to Clusters\.ReadWrite/);
 
     const issued = await hcs(['clusters', 'token', clusterId, '--json']);
     assert.equal(issued.code, 0, issued.stderr);

@@ -147,8 +147,9 @@ async function startFakeIdp(keys: SigningJwk[]): Promise<FakeIdp> {
   return idp;
 }
 
+/** An authenticator that verifies every token afresh (no remembered tokens): the metadata tests count fetches per verification. */
 function authFor(url: string, metadataCache: ConstructorParameters<typeof BearerAuthenticator>[0]['metadataCache']): BearerAuthenticator {
-  return new BearerAuthenticator({ identityMetadata: metadataUrl(url), issuer: url, audience: AUDIENCE, clientId: AUDIENCE, metadataCache });
+  return new BearerAuthenticator({ identityMetadata: metadataUrl(url), issuer: url, audience: AUDIENCE, clientId: AUDIENCE, metadataCache, verifiedTokenCacheSize: 0 });
 }
 
 before(async () => {
@@ -488,6 +489,90 @@ describe('metadata loading (failure modes of the IdP)', () => {
       assert.equal(idp.hits.length, 3, 'one refetch attempt after the TTL');
       assert.equal((await a.authenticate(bearer(t))).tenantId, TENANT);
       assert.equal(idp.hits.length, 3, 'no new attempt within retryMs');
+    } finally {
+      await idp.close();
+    }
+  });
+});
+
+describe('verified tokens remembered until they expire', () => {
+  const jwk = generateSigningJwk();
+
+  test('a token seen before is not verified again until its exp, then it is; a rejected one never is remembered', async () => {
+    const idp = await startFakeIdp([jwk]);
+    try {
+      let clock = Date.now();
+      // Metadata never reused (ttl 1 ms, no stale copy): every verification needs the IdP.
+      const a = new BearerAuthenticator({
+        identityMetadata: metadataUrl(idp.url), issuer: idp.url, audience: AUDIENCE, clientId: AUDIENCE,
+        metadataCache: { ttlMs: 1, retryMs: 0, staleIfErrorMs: 0 }, now: () => clock,
+      });
+      const signer = signingKeyFromJwk(jwk);
+      const t = mint({ issuer: idp.url, key: signer, expiresInSeconds: 600 });
+      const first = await a.authenticate(bearer(t));
+      assert.equal(first.tenantId, TENANT);
+      assert.equal(a.rememberedTokens, 1);
+
+      // The IdP is gone: the token seen before still authenticates (from memory), a new one cannot be checked.
+      idp.discovery = 503;
+      const hits = idp.hits.length;
+      assert.deepEqual(await a.authenticate(bearer(t)), first);
+      assert.equal(idp.hits.length, hits, 'no metadata fetched for a remembered token');
+      await assert.rejects(a.authenticate(bearer(mint({ issuer: idp.url, key: signer, user: 'bob' }))), IdentityProviderUnavailableError);
+
+      // Past its exp it is no longer taken from memory: it goes to the verifier again (which now cannot reach the IdP).
+      const exp = (JSON.parse(Buffer.from(t.split('.')[1]!, 'base64url').toString()) as { exp: number }).exp;
+      clock = exp * 1000;
+      await assert.rejects(a.authenticate(bearer(t)), IdentityProviderUnavailableError);
+      assert.equal(a.rememberedTokens, 0);
+
+      // Rejected tokens are not remembered: a bad signature stays a 401 every time.
+      idp.discovery = 'ok';
+      clock = Date.now();
+      const bad = flipSignatureChar(mint({ issuer: idp.url, key: signer, user: 'carol' }));
+      await assertRejects(a.authenticate(bearer(bad)), 'invalid token', bad);
+      await assertRejects(a.authenticate(bearer(bad)), 'invalid token', bad);
+      assert.equal(a.rememberedTokens, 0);
+    } finally {
+      await idp.close();
+    }
+  });
+
+  test('a token for another audience or issuer is never served from memory', async () => {
+    const idp = await startFakeIdp([jwk]);
+    try {
+      const signer = signingKeyFromJwk(jwk);
+      const ours = new BearerAuthenticator({ identityMetadata: metadataUrl(idp.url), issuer: idp.url, audience: AUDIENCE, clientId: AUDIENCE });
+      const good = mint({ issuer: idp.url, key: signer });
+      await ours.authenticate(bearer(good));
+      assert.equal(ours.rememberedTokens, 1);
+      // Same key, same claims but another audience / issuer: refused every time, never remembered.
+      for (const t of [mint({ issuer: idp.url, key: signer, audience: 'api://someone-else' }), mint({ issuer: 'https://other.example/', key: signer })]) {
+        await assertRejects(ours.authenticate(bearer(t)), 'invalid token', t);
+        await assertRejects(ours.authenticate(bearer(t)), 'invalid token', t);
+      }
+      assert.equal(ours.rememberedTokens, 1);
+      // An API configured for another audience refuses the token this one remembered.
+      const theirs = new BearerAuthenticator({ identityMetadata: metadataUrl(idp.url), issuer: idp.url, audience: 'api://someone-else', clientId: 'api://someone-else' });
+      await assertRejects(theirs.authenticate(bearer(good)), 'invalid token', good);
+      assert.equal(theirs.rememberedTokens, 0);
+    } finally {
+      await idp.close();
+    }
+  });
+
+  test('remembers at most verifiedTokenCacheSize tokens, and none with 0', async () => {
+    const idp = await startFakeIdp([jwk]);
+    try {
+      const signer = signingKeyFromJwk(jwk);
+      const make = (size: number) =>
+        new BearerAuthenticator({ identityMetadata: metadataUrl(idp.url), issuer: idp.url, audience: AUDIENCE, clientId: AUDIENCE, verifiedTokenCacheSize: size });
+      const two = make(2);
+      for (const user of ['u1', 'u2', 'u3']) await two.authenticate(bearer(mint({ issuer: idp.url, key: signer, user })));
+      assert.equal(two.rememberedTokens, 2);
+      const off = make(0);
+      await off.authenticate(bearer(mint({ issuer: idp.url, key: signer })));
+      assert.equal(off.rememberedTokens, 0);
     } finally {
       await idp.close();
     }

@@ -27,7 +27,7 @@
  * holding only our normalised Authorization header, so only the header counts.
  */
 
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import * as https from 'node:https';
 
 // passport-azure-ad ships no type declarations; the shapes used are declared below.
@@ -60,6 +60,14 @@ export interface BearerAuthenticatorOptions {
   timeoutMs?: number;
   /** Metadata cache tuning (defaults suit production; tests shorten them). */
   metadataCache?: MetadataCacheOptions;
+  /**
+   * Verified tokens remembered (by the SHA-256 of their text, never the token itself) until their `exp`, so a client that sends
+   * the same token again is not verified again (the RS256 check is most of an authenticated
+   * read's CPU). At most this many at once, oldest forgotten first; 0 turns it off (default 10000).
+   */
+  verifiedTokenCacheSize?: number;
+  /** The clock the remembered tokens' expiry is checked against, ms (tests). */
+  now?: () => number;
 }
 
 export interface MetadataCacheOptions {
@@ -352,10 +360,53 @@ class MetadataSource {
 
 type Outcome = { kind: 'success'; claims: Record<string, unknown> } | { kind: 'fail' };
 
+/**
+ * Tokens the strategy accepted, keyed by the SHA-256 of their text (the token itself is not
+ * kept), each until its `exp` (never longer: a
+ * token without a numeric exp is not remembered). Only successes are kept, so a rejected
+ * token is checked afresh every time; a remembered one is not re-checked against a newer
+ * JWKS (a signing key withdrawn by the IdP stays honoured for the tokens already seen, at most
+ * until they expire, as Entra ID's own guidance for access tokens allows).
+ */
+class VerifiedTokens {
+  private readonly entries = new Map<string, { principal: Principal; expiresAtMs: number }>();
+  constructor(
+    private readonly maxEntries: number,
+    private readonly now: () => number,
+  ) {}
+
+  static keyOf(token: string): string {
+    return createHash('sha256').update(token).digest('base64url');
+  }
+
+  get(key: string): Principal | undefined {
+    if (this.maxEntries <= 0) return undefined;
+    const e = this.entries.get(key);
+    if (!e) return undefined;
+    if (this.now() < e.expiresAtMs) return e.principal;
+    this.entries.delete(key);
+    return undefined;
+  }
+
+  remember(key: string, principal: Principal, claims: Record<string, unknown>): void {
+    if (this.maxEntries <= 0 || typeof claims.exp !== 'number' || !Number.isFinite(claims.exp)) return;
+    const expiresAtMs = claims.exp * 1000;
+    if (this.now() >= expiresAtMs) return;
+    this.entries.delete(key);
+    while (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(key, { principal, expiresAtMs });
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}
+
 export class BearerAuthenticator {
   private readonly strategy: StrategyInstance;
   private readonly metadata: MetadataSource;
   private readonly timeoutMs: number;
+  private readonly verified: VerifiedTokens;
 
   constructor(opts: BearerAuthenticatorOptions) {
     const audience = [...new Set([opts.audience, opts.clientId].filter((a) => a !== ''))];
@@ -384,6 +435,12 @@ export class BearerAuthenticator {
       (claims, done) => done(null, claims),
     );
     this.metadata = new MetadataSource(opts.identityMetadata, this.timeoutMs, opts.metadataCache);
+    this.verified = new VerifiedTokens(opts.verifiedTokenCacheSize ?? 10_000, opts.now ?? Date.now);
+  }
+
+  /** How many verified tokens are remembered right now (metrics, tests). */
+  get rememberedTokens(): number {
+    return this.verified.size;
   }
 
   /**
@@ -397,14 +454,19 @@ export class BearerAuthenticator {
     const m = BEARER.exec(raw);
     if (!m) return Promise.reject(new AuthenticationError('malformed authorization header'));
     const token = m[1]!;
+    const cacheKey = VerifiedTokens.keyOf(token);
+    const known = this.verified.get(cacheKey);
+    if (known) return Promise.resolve(known);
     const header = wellFormedJwtHeader(token);
     if (!header) return Promise.reject(new AuthenticationError('invalid token'));
     // the key id the strategy will look up: x5t first, then kid
     const keyId = typeof header.x5t === 'string' ? header.x5t : typeof header.kid === 'string' ? header.kid : undefined;
 
     return this.drive(`Bearer ${token}`, keyId).then((outcome) => {
-      if (outcome.kind === 'success') return toPrincipal(outcome.claims);
-      throw new AuthenticationError('invalid token');
+      if (outcome.kind !== 'success') throw new AuthenticationError('invalid token');
+      const principal = toPrincipal(outcome.claims);
+      this.verified.remember(cacheKey, principal, outcome.claims);
+      return principal;
     });
   }
 

@@ -190,6 +190,7 @@ const clientConfig = command({
     fs.writeFileSync(configFile, `${JSON.stringify({ ...cc.consulConfig, ca_file: caFile }, null, 2)}\n`, { mode: 0o600 });
     ctx.output.result(cc, () => {
       ctx.output.line(`Wrote ${caFile} and ${configFile} (datacenter ${cc.datacenter}).`);
+      if (cc.encrypt === undefined) ctx.output.line(`No gossip key in ${configFile}: ${cc.encryptOmitted ?? 'the API did not give one'}.`);
       ctx.output.line(`A client agent also needs acl.tokens.agent: a token from 'hcs clusters token ${ctx.args.positionals[0]}'.`);
       ctx.output.line(`The consul CLI: CONSUL_HTTP_ADDR=${cc.httpsAddress} CONSUL_CACERT=${caFile} CONSUL_HTTP_TOKEN=<secret>`);
     });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from './prisma';
-import { isUniqueViolation } from './prisma';
+import { isUniqueViolation, sqlQuery } from './prisma';
 import { closeSegment, openSegment } from './billing-segments';
 import type { UpgradePolicy } from './upgrade-schedule.repository';
 import { ClusterState, OperationState, type OperationKind, isMutating } from '../model';
@@ -134,13 +134,21 @@ export class ClusterRepository {
     return { cluster, operation };
   }
 
-  /** The API's hot read: the cluster and its servers in one query. */
+  /**
+   * The API's hot read (every GET /v1/clusters/{id}): one prepared statement straight on the pool
+   * (sqlQuery), not through Prisma's query compiler, which cost most of the request's CPU. Always
+   * read afresh (nothing cached), and always scoped to the caller's tenant.
+   */
   async findForTenant(tenantId: string, id: string): Promise<ClusterWithServers | null> {
-    const rows = await this.db.$queryRaw<(Cluster & { servers: ClusterServer[] })[]>`
-      SELECT c.*, COALESCE((SELECT json_agg(json_build_object('clusterId', s."clusterId", 'index', s."index", 'address', s."address") ORDER BY s."index")
-                            FROM "ClusterServer" s WHERE s."clusterId" = c."id"), '[]'::json) AS "servers"
-      FROM "Cluster" c WHERE c."id" = ${id}::uuid AND c."tenantId" = ${tenantId}`;
-    return rows.length ? rows[0] : null;
+    const rows = await sqlQuery<Cluster & { servers: ClusterServer[] }>(
+      this.db,
+      `SELECT c.*, COALESCE((SELECT json_agg(json_build_object('clusterId', s."clusterId", 'index', s."index", 'address', s."address") ORDER BY s."index")
+                             FROM "ClusterServer" s WHERE s."clusterId" = c."id"), '[]'::json) AS "servers"
+       FROM "Cluster" c WHERE c."id" = $1::uuid AND c."tenantId" = $2`,
+      [id, tenantId],
+      'cluster-for-tenant',
+    );
+    return rows[0] ?? null;
   }
 
   listForTenant(tenantId: string, opts: { includeDeleted?: boolean } = {}): Promise<ClusterWithServers[]> {
