@@ -16,13 +16,22 @@ import type { Operation } from '../generated/prisma/client';
  * queued and whatever the table's statistics say: statistics taken before a wave
  * queued a thousand operations say almost none are unfinished, and the join
  * form read every unfinished operation once per operation claimed.
+ *
+ * The operation rows are locked first (in id order) and their state checked
+ * under that lock, before the cluster's lock is taken: a cancel (or any end)
+ * that commits while the claim waits is seen, so the cluster is never locked
+ * by an operation that this statement then fails to set Running (issue 11,
+ * item 4: from a plain snapshot the Cluster update succeeded while the
+ * Operation update found the row Canceled, and the cluster stayed locked).
  */
 export const CLAIM_STATEMENT = `
       WITH o AS MATERIALIZED (
         SELECT op."id", op."clusterId", op."seq", op."mutating"
-        FROM (SELECT DISTINCT unnest($1::uuid[]) AS "id") r
-        CROSS JOIN LATERAL (SELECT x."id", x."clusterId", x."seq", x."mutating", x."state" FROM "Operation" x WHERE x."id" = r."id" OFFSET 0) op
-        WHERE op."state" IN ('Queued', 'Running')
+        FROM (SELECT DISTINCT unnest($1::uuid[]) AS "id" ORDER BY 1) r
+        CROSS JOIN LATERAL (
+          SELECT x."id", x."clusterId", x."seq", x."mutating" FROM "Operation" x
+          WHERE x."id" = r."id" AND x."state" IN ('Queued', 'Running')
+          OFFSET 0 FOR NO KEY UPDATE) op
       ), l AS (
         UPDATE "Cluster" c SET "lockedByOperationId" = o."id", "updatedAt" = (now() AT TIME ZONE 'UTC')
         FROM o
@@ -159,6 +168,8 @@ export class OperationRepository {
         data: { state: OperationState.Canceled, finishedAt: new Date(), error: { code: 'canceled', message: `canceled by ${actor} before it started` } },
       });
       if (n.count !== 1) return false;
+      // A queued operation holds no lock; should one ever (an older claim's race), it ends with the operation.
+      await tx.cluster.updateMany({ where: { id: op.clusterId, lockedByOperationId: op.id }, data: { lockedByOperationId: null } });
       const params = (op.params ?? {}) as { previousState?: string; snapshotId?: string };
       if (op.kind === 'create') {
         await tx.cluster.updateMany({ where: { id: op.clusterId, state: ClusterState.Creating }, data: { state: ClusterState.Failed, stateReason: 'create canceled before it started; delete the cluster' } });
