@@ -64,6 +64,7 @@ export async function testConfig(overrides: Record<string, string> = {}): Promis
     WORKER_PORT: '0',
     LOG_FORMAT: 'json',
     JOB_LOCK_MS: '3000',
+    OPERATION_LEASE_MS: '3000',
     RECONCILE_INTERVAL_MS: '1000',
     // Tests tick the scheduler and the health monitor themselves, on the clock they choose.
     SNAPSHOT_TICK_MS: '3600000',

@@ -45,8 +45,9 @@ describe('claim and cancel racing (real statements)', () => {
       tenantId: TENANT, subscriptionId: randomUUID(), resourceGroup: 'rg', name, region: 'westeurope', datacenter: name,
       consulVersion: '1.8.7', tier: 'development', serverCount: 1, publicEndpoint: false, createdBy: 'test',
     });
-    assert.equal((await operations.claimMany([create.id]))[0]?.id, create.id);
-    await operations.succeedMany([{ id: create.id, result: null, steps: null }]);
+    const [claimed] = await operations.claimMany([create.id]);
+    assert.equal(claimed?.id, create.id);
+    await operations.succeedMany([{ id: create.id, claimId: claimed!.claimId!, result: null, steps: null }]);
     const scale = await clusters.addOperation(cluster, 'scale', 'test', 'test');
     return { cluster, scale };
   }
@@ -93,5 +94,58 @@ describe('claim and cancel racing (real statements)', () => {
     assert.equal(claimed[0]?.id, scale.id);
     assert.equal((await operations.get(scale.id))!.state, 'Running');
     assert.equal((await clusters.get(cluster.id))!.lockedByOperationId, scale.id);
+  });
+
+  it('a Running operation with a live lease is not claimed again; once it lapsed it is, and the first claim\'s writes change nothing', async () => {
+    const { cluster, scale } = await queuedScale('lease');
+    const [first] = await operations.claimMany([scale.id], { owner: 'worker-a', leaseMs: 60_000 });
+    assert.equal(first?.claimedBy, 'worker-a');
+    assert.ok(first?.claimId && first.leaseUntil && first.leaseUntil.getTime() > Date.now() + 30_000);
+    assert.deepEqual(await operations.claimMany([scale.id], { owner: 'worker-b', leaseMs: 60_000 }), [null], 'a live lease is not taken over');
+    assert.deepEqual([...await operations.renewLeases([{ id: scale.id, claimId: first.claimId }], 60_000)], [first.claimId], 'its owner renews it');
+
+    // The lease lapses (its runner paused or gone): the next claim takes it, with a claim id of its own.
+    await db.$executeRaw`UPDATE "Operation" SET "leaseUntil" = (now() AT TIME ZONE 'UTC') - interval '1 second' WHERE "id" = ${scale.id}::uuid`;
+    const [second] = await operations.claimMany([scale.id], { owner: 'worker-b', leaseMs: 60_000 });
+    assert.equal(second?.id, scale.id);
+    assert.equal(second.claimedBy, 'worker-b');
+    assert.notEqual(second.claimId, first.claimId);
+    assert.equal(second.attempts, 2);
+    assert.equal((await clusters.get(cluster.id))!.lockedByOperationId, scale.id, 'the lock stays with the operation');
+
+    // The first claim's writes: none changes the row.
+    const before = await operations.get(scale.id);
+    const a = { id: scale.id, claimId: first.claimId };
+    assert.equal((await operations.saveStepsMany([{ ...a, steps: '[{"name":"stale","state":"Running"}]', progress: 50, currentStep: 'stale' }])).size, 0);
+    assert.equal((await operations.renewLeases([a], 60_000)).size, 0);
+    assert.equal(await operations.noteRetry(scale.id, first.claimId, { code: 'step_failed', message: 'stale' }), false);
+    assert.equal(await operations.fail(scale.id, { code: 'step_failed', message: 'stale' }, first.claimId), false);
+    assert.equal((await operations.succeedMany([{ ...a, result: '{"stale":true}', steps: '[]' }])).size, 0);
+    assert.equal(await operations.fail(scale.id, { code: 'worker_lost', message: 'no claim' }, null), false, 'nor does an unclaimed fail while a lease is live');
+    const after = await operations.get(scale.id);
+    assert.deepEqual({ ...after, updatedAt: null }, { ...before, updatedAt: null });
+    assert.equal((await clusters.get(cluster.id))!.lockedByOperationId, scale.id);
+
+    // The second claim's writes do.
+    assert.equal((await operations.saveStepsMany([{ id: scale.id, claimId: second.claimId!, steps: '[]', progress: 10, currentStep: 'x' }])).size, 1);
+    assert.equal((await operations.succeedMany([{ id: scale.id, claimId: second.claimId!, result: null, steps: '[]' }])).size, 1);
+    assert.equal((await operations.get(scale.id))!.state, 'Succeeded');
+    assert.equal((await clusters.get(cluster.id))!.lockedByOperationId, null);
+  });
+
+  it('the sweeper frees locks held by ended or vanished operations, and only those', async () => {
+    const ended = await queuedScale('sweep-ended');
+    const live = await queuedScale('sweep-live');
+    const [running] = await operations.claimMany([live.scale.id]);
+    assert.equal(running?.id, live.scale.id);
+    // What an older race left: a lock held by a Canceled operation, and one by an operation id that no row has.
+    await db.operation.update({ where: { id: ended.scale.id }, data: { state: 'Canceled', finishedAt: new Date() } });
+    await db.cluster.update({ where: { id: ended.cluster.id }, data: { lockedByOperationId: ended.scale.id } });
+    const gone = await queuedScale('sweep-gone');
+    await db.cluster.update({ where: { id: gone.cluster.id }, data: { lockedByOperationId: randomUUID() } });
+    const freed = await clusters.releaseLocksOfEndedOperations();
+    assert.deepEqual(freed.sort(), [ended.cluster.id, gone.cluster.id].sort());
+    assert.equal((await clusters.get(live.cluster.id))!.lockedByOperationId, live.scale.id, 'a running operation keeps its lock');
+    assert.deepEqual(await clusters.releaseLocksOfEndedOperations(), []);
   });
 });
