@@ -114,6 +114,8 @@ describe('a lapsed lease: two worker processes, one runner', { timeout: 300_000 
     assert.equal(done.claimedBy, `${hostname()}:${b.child.pid}`);
     assert.notEqual(done.claimId, frozen.claimId);
     const atEnd = { steps: done.steps, finishedAt: done.finishedAt, result: done.result };
+    // b writes the end, then logs it: wait for the line.
+    await waitFor('worker b to log the end', async () => b.events.filter((e) => e.operationId === opId).map((e) => e.msg), (m) => m.includes('operation succeeded'), 30_000, 50);
     assert.deepEqual(b.events.filter((e) => e.operationId === opId).map((e) => e.msg), ['operation resumed', 'operation succeeded']);
 
     // Wake worker a: it finds its claim gone at its next step boundary and stops.

@@ -134,12 +134,19 @@ export class OperationRunner {
     }
   }
 
-  /** A step boundary: goes on only while the claim certainly holds; renews first when that is not known. */
+  /**
+   * A step boundary: goes on only while the claim certainly holds; renews
+   * first when that is not known. Taken over (the database says so): the
+   * runner stops quietly. Not known after a few renewals (the database too
+   * slow to answer within the lease): a transient error, so the attempt ends
+   * through the retry path, whose writes are fenced too.
+   */
   private async ensureLease(lease: Lease): Promise<void> {
-    if (!lease.lost && Date.now() + this.options.leaseMs / 3 >= lease.validUntil) await this.renewals.submit(lease).catch(() => undefined);
-    if (lease.lost || Date.now() >= lease.validUntil) {
-      lease.lost = true;
-      throw new LeaseLostError('the operation\'s lease was lost (another worker took it over)');
+    for (let tries = 0; ; tries++) {
+      if (lease.lost) throw new LeaseLostError('the operation\'s lease was lost (another worker took it over)');
+      if (Date.now() + this.options.leaseMs / 3 < lease.validUntil) return;
+      if (tries === 3) throw new Error('the operation\'s lease could not be renewed in time');
+      await this.renewals.submit(lease).catch(() => undefined);
     }
   }
 
@@ -258,7 +265,7 @@ export class OperationRunner {
         this.log.warn({ msg: 'operation lease lost; stopped', ...fields, error: error.message });
         return;
       }
-      if (lease.lost || Date.now() >= lease.validUntil) await this.renewals.submit(lease).catch(() => undefined);
+      if (Date.now() >= lease.validUntil) await this.renewals.submit(lease).catch(() => undefined);
       if (lease.lost) {
         ended = true;
         this.log.warn({ msg: 'operation lease lost; stopped', ...fields, error: error.message });

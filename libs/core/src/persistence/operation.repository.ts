@@ -34,10 +34,10 @@ export const CLAIM_STATEMENT = `
         SELECT op."id", op."clusterId", op."seq", op."mutating"
         FROM (SELECT DISTINCT unnest($1::uuid[]) AS "id" ORDER BY 1) r
         CROSS JOIN LATERAL (
-          SELECT x."id", x."clusterId", x."seq", x."mutating" FROM "Operation" x
-          WHERE x."id" = r."id" AND (x."state" = 'Queued'
-            OR (x."state" = 'Running' AND (x."leaseUntil" IS NULL OR x."leaseUntil" <= (now() AT TIME ZONE 'UTC'))))
-          OFFSET 0 FOR NO KEY UPDATE) op
+          SELECT x."id", x."clusterId", x."seq", x."mutating", x."state", x."leaseUntil" FROM "Operation" x
+          WHERE x."id" = r."id" OFFSET 0 FOR NO KEY UPDATE) op
+        WHERE op."state" = 'Queued'
+          OR (op."state" = 'Running' AND (op."leaseUntil" IS NULL OR op."leaseUntil" <= (now() AT TIME ZONE 'UTC')))
       ), l AS (
         UPDATE "Cluster" c SET "lockedByOperationId" = o."id", "updatedAt" = (now() AT TIME ZONE 'UTC')
         FROM o
