@@ -122,11 +122,11 @@ async function main(): Promise<void> {
     const stub = operations as unknown as Record<string, unknown>;
     const cluster = { ...clusters[0]!, servers: [] };
     stub.claimManyWithClusters = async (ids: string[]) => ids.map((id) => ({
-      op: { id, clusterId: cluster.id, kind: 'rotate-gossip-key', mutating: true, attempts: 1, steps: [], progress: 0, requestedBy: 'bench' }, cluster,
+      op: { id, clusterId: cluster.id, kind: 'rotate-gossip-key', mutating: true, attempts: 1, steps: [], progress: 0, requestedBy: 'bench', claimId: id }, cluster,
     }));
-    stub.succeedMany = async () => undefined;
+    stub.succeedMany = async (entries: { claimId: string }[]) => new Set(entries.map((e) => e.claimId));
   }
-  const runner = new OperationRunner(operations, clusterRepo, flows);
+  const runner = new OperationRunner(operations, clusterRepo, flows, { owner: 'bench', leaseMs: config.OPERATION_LEASE_MS });
 
   // The same worker settings as WorkerService.
   const workerOpts = (prefix: string) => ({

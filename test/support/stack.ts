@@ -64,6 +64,9 @@ export async function testConfig(overrides: Record<string, string> = {}): Promis
     WORKER_PORT: '0',
     LOG_FORMAT: 'json',
     JOB_LOCK_MS: '3000',
+    // Twice the job lock: on a loaded machine a statement can take a second or more, and a lease
+    // that lapses while its runner waits on one makes a needless retry.
+    OPERATION_LEASE_MS: '6000',
     RECONCILE_INTERVAL_MS: '1000',
     // Tests tick the scheduler and the health monitor themselves, on the clock they choose.
     SNAPSHOT_TICK_MS: '3600000',

@@ -203,10 +203,11 @@ describe('OperationRunner', () => {
     assert.equal((await clusters.get(cluster.id))!.lockedByOperationId, first.id);
     assert.equal((await operations.get(second.id))!.state, 'Queued');
     // Ending the first frees the cluster for the second, in the same kind of shared statement.
-    await operations.succeedMany([{ id: first.id, result: null, steps: null }, { id: other.id, result: '{"k":1}', steps: '[]' }]);
+    await operations.succeedMany([{ id: first.id, claimId: got[1]!.claimId!, result: null, steps: null }, { id: other.id, claimId: got[2]!.claimId!, result: '{"k":1}', steps: '[]' }]);
     assert.equal((await clusters.get(cluster.id))!.lockedByOperationId, null);
     assert.deepEqual((await operations.get(other.id))!.result, { k: 1 });
-    assert.deepEqual((await operations.claimMany([second.id])).map((o) => o?.id), [second.id]);
-    await operations.succeed(second.id);
+    const [again] = await operations.claimMany([second.id]);
+    assert.equal(again?.id, second.id);
+    await operations.succeedMany([{ id: second.id, claimId: again!.claimId!, result: null, steps: null }]);
   });
 });

@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { Counter, Histogram } from 'prom-client';
 import {
-  ClusterRepository, Coalescer, OperationRepository, OperationState, TERMINAL_OPERATION_STATES, isRetryableConflict,
+  ClusterRepository, Coalescer, DEFAULT_CLAIM, OperationRepository, OperationState, TERMINAL_OPERATION_STATES, isRetryableConflict,
   type ClusterWithServers, type JobPayloads, type Operation, type OperationKind, type OperationStep,
 } from '../../../libs/core/src';
 import { PermanentError, type Flow } from './flows/flow';
@@ -20,6 +20,25 @@ const LOCK_RETRY_MS = 200;
 const STEP_LOG_DELAY_MS = 100;
 /** Operations started or ended together in one statement at most. */
 const MAX_BATCH = 64;
+
+/** The runner's claim on an operation: the fence every write names, and what it knows of the lease. */
+interface Lease {
+  id: string;
+  claimId: string;
+  /** Until when (this process's clock) the lease certainly holds: counted from when its last renewal was sent. */
+  validUntil: number;
+  lost: boolean;
+}
+
+/** Thrown at a step boundary when the claim was taken over (or could not be renewed in time): the runner stops. */
+class LeaseLostError extends Error {}
+
+export interface RunnerOptions {
+  /** This worker's name, recorded on the operations it claims (for people; the claim id is the fence). */
+  owner: string;
+  /** How long a claim's lease lasts without renewal; renewed every third of it while the operation runs. */
+  leaseMs: number;
+}
 
 /** Runs a statement again when PostgreSQL aborted it for a deadlock: it had no effect. */
 async function retryingConflicts<T>(fn: () => Promise<T>): Promise<T> {
@@ -43,28 +62,92 @@ async function retryingConflicts<T>(fn: () => Promise<T>): Promise<T> {
  * runs at the same moment (Coalescer): each job still waits for its own write
  * to be committed before it goes on, so a crash loses or keeps exactly what it
  * would with a statement per operation.
+ *
+ * Fencing: each claim has a claim id and a lease. One timer renews the leases
+ * of every operation this runner holds in one statement (every third of the
+ * lease); every write (step log, success, failure, retry note) names the claim
+ * id and changes nothing once another claim took the operation over. Before
+ * each step and before ending, a runner whose lease is lost, or not known to
+ * hold (the last renewal is too old: the process was paused, the database
+ * slow), renews it first or stops there, doing nothing more.
  */
 export class OperationRunner {
   private readonly log = new Logger('operations');
   private readonly starts: Coalescer<string, { op: Operation; cluster: ClusterWithServers | null } | null>;
-  private readonly stepLogs: Coalescer<{ id: string; steps: string; progress: number; currentStep: string | null }, undefined>;
-  private readonly successes: Coalescer<{ id: string; result: string | null; steps: string | null }, undefined>;
+  private readonly stepLogs: Coalescer<{ id: string; claimId: string; steps: string; progress: number; currentStep: string | null }, boolean>;
+  private readonly successes: Coalescer<{ id: string; claimId: string; result: string | null; steps: string | null }, boolean>;
+  private readonly renewals: Coalescer<Lease, boolean>;
+  /** The claims this runner holds, by claim id: what the heartbeat renews. */
+  private readonly leases = new Map<string, Lease>();
+  private heartbeat?: NodeJS.Timeout;
+  private readonly options: RunnerOptions;
 
   constructor(
     private readonly operations: OperationRepository,
     private readonly clusters: ClusterRepository,
     private readonly flows: Record<OperationKind, Flow>,
+    options: Partial<RunnerOptions> = {},
   ) {
+    this.options = { owner: options.owner ?? DEFAULT_CLAIM.owner, leaseMs: options.leaseMs ?? DEFAULT_CLAIM.leaseMs };
+    const claim = { owner: this.options.owner, leaseMs: this.options.leaseMs };
     // The claim and the cluster's row in one statement.
-    this.starts = new Coalescer((ids) => retryingConflicts(() => operations.claimManyWithClusters(ids)), { maxBatch: MAX_BATCH });
+    this.starts = new Coalescer((ids) => retryingConflicts(() => operations.claimManyWithClusters(ids, claim)), { maxBatch: MAX_BATCH });
     this.stepLogs = new Coalescer(async (entries) => {
-      await retryingConflicts(() => operations.saveStepsMany(entries));
-      return entries.map(() => undefined);
+      const saved = await retryingConflicts(() => operations.saveStepsMany(entries));
+      return entries.map((e) => saved.has(e.claimId));
     }, { maxBatch: MAX_BATCH });
     this.successes = new Coalescer(async (entries) => {
-      await retryingConflicts(() => operations.succeedMany(entries));
-      return entries.map(() => undefined);
+      const ended = await retryingConflicts(() => operations.succeedMany(entries));
+      return entries.map((e) => ended.has(e.claimId));
     }, { maxBatch: MAX_BATCH });
+    this.renewals = new Coalescer(async (leases) => {
+      const sent = Date.now();
+      const renewed = await retryingConflicts(() => operations.renewLeases(leases, this.options.leaseMs));
+      return leases.map((l) => {
+        if (renewed.has(l.claimId)) l.validUntil = Math.max(l.validUntil, sent + this.options.leaseMs);
+        else l.lost = true;
+        return !l.lost;
+      });
+    }, { maxBatch: 1000 });
+  }
+
+  /** Holds a new claim: the heartbeat renews it until it is let go. */
+  private hold(op: Operation, claimedAt: number): Lease {
+    const lease: Lease = { id: op.id, claimId: op.claimId!, validUntil: claimedAt + this.options.leaseMs, lost: false };
+    this.leases.set(lease.claimId, lease);
+    if (!this.heartbeat) {
+      this.heartbeat = setInterval(() => {
+        for (const l of this.leases.values()) {
+          void this.renewals.submit(l).catch((e: unknown) => this.log.warn({ msg: 'lease renewal failed', operationId: l.id, error: (e as Error).message }));
+        }
+      }, Math.max(100, Math.floor(this.options.leaseMs / 3)));
+      this.heartbeat.unref();
+    }
+    return lease;
+  }
+
+  private letGo(lease: Lease): void {
+    this.leases.delete(lease.claimId);
+    if (this.leases.size === 0 && this.heartbeat) {
+      clearInterval(this.heartbeat);
+      this.heartbeat = undefined;
+    }
+  }
+
+  /**
+   * A step boundary: goes on only while the claim certainly holds; renews
+   * first when that is not known. Taken over (the database says so): the
+   * runner stops quietly. Not known after a few renewals (the database too
+   * slow to answer within the lease): a transient error, so the attempt ends
+   * through the retry path, whose writes are fenced too.
+   */
+  private async ensureLease(lease: Lease): Promise<void> {
+    for (let tries = 0; ; tries++) {
+      if (lease.lost) throw new LeaseLostError('the operation\'s lease was lost (another worker took it over)');
+      if (Date.now() + this.options.leaseMs / 3 < lease.validUntil) return;
+      if (tries === 3) throw new Error('the operation\'s lease could not be renewed in time');
+      await this.renewals.submit(lease).catch(() => undefined);
+    }
   }
 
   /** Called when an operation this runner ran has ended (succeeded or failed). */
@@ -72,6 +155,8 @@ export class OperationRunner {
 
   /** Closes the flows' connections to clusters (kept alive between steps). */
   close(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
     this.onClose?.();
   }
 
@@ -80,16 +165,28 @@ export class OperationRunner {
   async run(job: Job<JobPayloads['run-operation']>, token: string | undefined): Promise<void> {
     const { operationId } = job.data;
     // Still unfinished, the cluster's lock taken in seq order (mutating kinds), Running, attempt counted, and the cluster's row.
+    const claimedAt = Date.now();
     const claimed = await this.starts.submit(operationId);
     if (!claimed) {
       const now = await this.operations.get(operationId);
       if (!now || TERMINAL_OPERATION_STATES.has(now.state)) return; // done already: a replayed job is a no-op
       if (!this.flows[now.kind as OperationKind]) throw new UnrecoverableError(`no flow for operation kind ${now.kind}`);
-      // The cluster is held by another operation, or an earlier one of it is unfinished: ask again later.
-      await job.moveToDelayed(Date.now() + LOCK_RETRY_MS, token);
+      // Another runner's live lease holds it (a lost or lapsed job came back): ask again when that lease would lapse.
+      const leased = now.state === OperationState.Running && now.leaseUntil ? now.leaseUntil.getTime() - Date.now() : 0;
+      // Otherwise the cluster is held by another operation, or an earlier one of it is unfinished: ask again later.
+      await job.moveToDelayed(Date.now() + Math.min(Math.max(LOCK_RETRY_MS, leased), this.options.leaseMs), token);
       throw new DelayedError();
     }
     const { op, cluster } = claimed;
+    const lease = this.hold(op, claimedAt);
+    try {
+      await this.runClaimed(job, op, cluster, lease);
+    } finally {
+      this.letGo(lease);
+    }
+  }
+
+  private async runClaimed(job: Job<JobPayloads['run-operation']>, op: Operation, cluster: ClusterWithServers | null, lease: Lease): Promise<void> {
     const flow = this.flows[op.kind as OperationKind];
     if (!flow) {
       await this.clusters.releaseLock(op.clusterId, op.id); // claimed, but it cannot run here
@@ -101,10 +198,13 @@ export class OperationRunner {
     const log: OperationStep[] = (Array.isArray(op.steps) ? (op.steps as unknown as OperationStep[]) : []).filter((s) => s.state === 'Succeeded');
     const fields = { operationId: op.id, clusterId: cluster.id, kind: op.kind, attempt: op.attempts };
     this.log.log({ msg: op.attempts > 1 ? 'operation resumed' : 'operation started', ...fields });
-    const saveLog = (progress: number, currentStep: string | null) => this.stepLogs.submit({ id: op.id, steps: JSON.stringify(log), progress, currentStep });
+    const saveLog = async (progress: number, currentStep: string | null) => {
+      if (!(await this.stepLogs.submit({ id: op.id, claimId: lease.claimId, steps: JSON.stringify(log), progress, currentStep }))) lease.lost = true;
+    };
     let ended = false;
     try {
       for (const [i, step] of steps.entries()) {
+        await this.ensureLease(lease);
         const started = new Date();
         const entry: OperationStep = { name: step.name, state: 'Running', startedAt: started.toISOString() };
         const at = log.findIndex((s) => s.name === step.name);
@@ -128,14 +228,24 @@ export class OperationRunner {
         if (detail) entry.detail = detail;
         stepSeconds.observe({ kind: op.kind, step: step.name }, entry.durationMs / 1000);
       }
+      await this.ensureLease(lease);
       const result = await flow.succeeded(ctx);
-      // The whole step log, the result, Succeeded and the cluster's lock freed: one write.
-      await this.successes.submit({ id: op.id, result: result ? JSON.stringify(result) : null, steps: JSON.stringify(log) });
+      // The whole step log, the result, Succeeded and the cluster's lock freed: one write, if the claim still holds.
+      if (!(await this.successes.submit({ id: op.id, claimId: lease.claimId, result: result ? JSON.stringify(result) : null, steps: JSON.stringify(log) }))) {
+        lease.lost = true;
+        throw new LeaseLostError('the operation\'s lease was lost before its end was written');
+      }
       ended = true;
       finished.inc({ kind: op.kind, state: OperationState.Succeeded });
       this.log.log({ msg: 'operation succeeded', ...fields });
       this.notifyEnded(op);
     } catch (e) {
+      if (e instanceof LeaseLostError || lease.lost) {
+        // Another claim runs it now: this runner writes nothing more, and its job ends quietly.
+        ended = true;
+        this.log.warn({ msg: 'operation lease lost; stopped', ...fields, error: (e as Error).message });
+        return;
+      }
       const current = log[log.length - 1];
       if (current?.state === 'Running') {
         current.state = 'Failed';
@@ -147,13 +257,27 @@ export class OperationRunner {
       const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       const error = { code: e instanceof PermanentError ? e.code : 'step_failed', message: `${current?.name ?? 'operation'}: ${(e as Error).message}` };
       if (!permanent && !lastAttempt) {
-        await this.operations.noteRetry(op.id, error);
-        this.log.warn({ msg: 'operation step failed; will retry', ...fields, error: error.message });
-        throw e;
+        if (await this.operations.noteRetry(op.id, lease.claimId, error)) {
+          this.log.warn({ msg: 'operation step failed; will retry', ...fields, error: error.message });
+          throw e;
+        }
+        ended = true;
+        this.log.warn({ msg: 'operation lease lost; stopped', ...fields, error: error.message });
+        return;
+      }
+      if (Date.now() >= lease.validUntil) await this.renewals.submit(lease).catch(() => undefined);
+      if (lease.lost) {
+        ended = true;
+        this.log.warn({ msg: 'operation lease lost; stopped', ...fields, error: error.message });
+        return;
       }
       // The flow records what failed on the cluster before the operation ends and frees the cluster.
       await flow.failed(ctx, error.message).catch((err: unknown) => this.log.error({ msg: 'failure hook failed', ...fields, error: (err as Error).message }));
-      await this.operations.fail(op.id, error);
+      if (!(await this.operations.fail(op.id, error, lease.claimId))) {
+        ended = true;
+        this.log.warn({ msg: 'operation lease lost; stopped', ...fields, error: error.message });
+        return;
+      }
       ended = true;
       finished.inc({ kind: op.kind, state: OperationState.Failed });
       this.log.error({ msg: 'operation failed', ...fields, error: error.message });

@@ -18,9 +18,11 @@ export class Reconciler {
     private readonly attempts: number,
   ) {}
 
-  async reconcile(): Promise<{ requeued: number; failed: number }> {
+  async reconcile(): Promise<{ requeued: number; failed: number; unlocked: number }> {
     let requeued = 0;
     let failed = 0;
+    // The sweeper: no cluster stays locked by an operation that has ended (or is gone).
+    const unlocked = (await this.clusters.releaseLocksOfEndedOperations()).length;
     for (const op of await this.operations.listUnfinished()) {
       const job = await this.queue.getJob(operationJobId(op.id));
       if (!job) {
@@ -31,15 +33,11 @@ export class Reconciler {
       const state = await job.getState();
       if (state === 'failed' || state === 'completed') {
         // The job ended without the operation ending (e.g. it stalled too often): end it visibly.
-        const fresh = await this.operations.get(op.id);
-        if (fresh && (fresh.state === 'Queued' || fresh.state === 'Running')) {
-          await this.operations.fail(op.id, { code: 'worker_lost', message: `the job ended (${state}) without finishing: ${job.failedReason ?? 'no reason recorded'}` });
-          await this.clusters.releaseLock(fresh.clusterId, op.id);
-          failed++;
-        }
+        // Only when no runner holds a live lease on it (fail frees the cluster's lock in the same statement).
+        if (await this.operations.fail(op.id, { code: 'worker_lost', message: `the job ended (${state}) without finishing: ${job.failedReason ?? 'no reason recorded'}` }, null)) failed++;
       }
     }
-    if (requeued || failed) this.log.warn({ msg: 'reconciled operations', requeued, failed });
-    return { requeued, failed };
+    if (requeued || failed || unlocked) this.log.warn({ msg: 'reconciled operations', requeued, failed, unlocked });
+    return { requeued, failed, unlocked };
   }
 }

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { Logger, Module, type DynamicModule } from '@nestjs/common';
 import type IORedis from 'ioredis';
 import {
@@ -109,7 +110,7 @@ export class WorkerModule {
               'rotate-management-token': new RotateManagementTokenFlow(target, secrets, audit, config.CLUSTER_READY_TIMEOUT_MS),
               'rotate-ca': new RotateCaFlow(target, secrets, audit, config.CLUSTER_READY_TIMEOUT_MS),
             };
-            const runner = new OperationRunner(ops, clusters, flows);
+            const runner = new OperationRunner(ops, clusters, flows, { owner: `${hostname()}:${process.pid}`, leaseMs: config.OPERATION_LEASE_MS });
             runner.onClose = () => target.local.close();
             return runner;
           },

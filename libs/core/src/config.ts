@@ -55,6 +55,11 @@ const schema = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(128),
   /** How long a job lock lasts without renewal; a killed worker's job is picked up after this. */
   JOB_LOCK_MS: z.coerce.number().int().min(1000).default(15000),
+  /**
+   * How long an operation's claim lasts without renewal (renewed every third of it while it runs). Another worker
+   * takes a Running operation over only once its lease has lapsed, and a runner that lost its lease stops.
+   */
+  OPERATION_LEASE_MS: z.coerce.number().int().min(1000).default(30000),
   JOB_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
   RECONCILE_INTERVAL_MS: z.coerce.number().int().min(200).default(10000),
   /** How often the worker looks for clusters whose scheduled snapshot is due. */

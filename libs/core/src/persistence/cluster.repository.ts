@@ -97,6 +97,9 @@ export class ClusterRepository {
       updatedAt: now,
       startedAt: null,
       finishedAt: null,
+      claimedBy: null,
+      claimId: null,
+      leaseUntil: null,
     };
     const audit = JSON.stringify({
       name: input.name, tier: input.tier, region: input.region, consulVersion: input.consulVersion,
@@ -172,6 +175,24 @@ export class ClusterRepository {
 
   async releaseLock(clusterId: string, operationId: string): Promise<void> {
     await this.db.cluster.updateMany({ where: { id: clusterId, lockedByOperationId: operationId }, data: { lockedByOperationId: null } });
+  }
+
+  /**
+   * The sweeper: frees every cluster lock held by an operation that has ended
+   * or no longer exists (each end frees its lock in its own statement; this
+   * is for what a crash, a race or a hand edit left). A lock held by a Queued
+   * or Running operation is left alone. An ended operation never takes a lock
+   * again (the claim takes one only for an operation it sets Running under the
+   * row's lock), so what the snapshot shows ended stays ended.
+   * Returns the clusters freed.
+   */
+  async releaseLocksOfEndedOperations(): Promise<string[]> {
+    const rows = await this.db.$queryRaw<{ id: string }[]>`
+      UPDATE "Cluster" c SET "lockedByOperationId" = NULL, "updatedAt" = (now() AT TIME ZONE 'UTC')
+      WHERE c."lockedByOperationId" IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM "Operation" o WHERE o."id" = c."lockedByOperationId" AND o."state" IN ('Queued', 'Running'))
+      RETURNING c."id"::text AS "id"`;
+    return rows.map((r) => r.id);
   }
 
   /**

@@ -1,6 +1,7 @@
 import { sqlQuery, sqlQuerySplit, type Db } from './prisma';
 import type { ClusterWithServers } from './cluster.repository';
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { everBillable, openSegment } from './billing-segments';
 import { ClusterState, OperationState, type OperationError } from '../model';
 import type { Operation } from '../generated/prisma/client';
@@ -16,13 +17,27 @@ import type { Operation } from '../generated/prisma/client';
  * queued and whatever the table's statistics say: statistics taken before a wave
  * queued a thousand operations say almost none are unfinished, and the join
  * form read every unfinished operation once per operation claimed.
+ *
+ * The operation rows are locked first (in id order) and their state checked
+ * under that lock, before the cluster's lock is taken: a cancel (or any end)
+ * that commits while the claim waits is seen, so the cluster is never locked
+ * by an operation that this statement then fails to set Running (issue 11,
+ * item 4: from a plain snapshot the Cluster update succeeded while the
+ * Operation update found the row Canceled, and the cluster stayed locked).
+ *
+ * Fencing (item 5): a Running operation is taken only when its lease ($5 ms,
+ * renewed by its runner) has lapsed; each claim gets a new claim id and the
+ * owner's name ($4), and every later write of the runner names that claim id.
  */
 export const CLAIM_STATEMENT = `
       WITH o AS MATERIALIZED (
         SELECT op."id", op."clusterId", op."seq", op."mutating"
-        FROM (SELECT DISTINCT unnest($1::uuid[]) AS "id") r
-        CROSS JOIN LATERAL (SELECT x."id", x."clusterId", x."seq", x."mutating", x."state" FROM "Operation" x WHERE x."id" = r."id" OFFSET 0) op
-        WHERE op."state" IN ('Queued', 'Running')
+        FROM (SELECT DISTINCT unnest($1::uuid[]) AS "id" ORDER BY 1) r
+        CROSS JOIN LATERAL (
+          SELECT x."id", x."clusterId", x."seq", x."mutating", x."state", x."leaseUntil" FROM "Operation" x
+          WHERE x."id" = r."id" OFFSET 0 FOR NO KEY UPDATE) op
+        WHERE op."state" = 'Queued'
+          OR (op."state" = 'Running' AND (op."leaseUntil" IS NULL OR op."leaseUntil" <= (now() AT TIME ZONE 'UTC')))
       ), l AS (
         UPDATE "Cluster" c SET "lockedByOperationId" = o."id", "updatedAt" = (now() AT TIME ZONE 'UTC')
         FROM o
@@ -35,7 +50,8 @@ export const CLAIM_STATEMENT = `
         RETURNING c."lockedByOperationId" AS "id"
       ), u AS (
         UPDATE "Operation" x SET "state" = $2, "attempts" = x."attempts" + 1,
-          "startedAt" = (now() AT TIME ZONE 'UTC'), "updatedAt" = (now() AT TIME ZONE 'UTC')
+          "startedAt" = (now() AT TIME ZONE 'UTC'), "updatedAt" = (now() AT TIME ZONE 'UTC'),
+          "claimedBy" = $4, "claimId" = gen_random_uuid(), "leaseUntil" = (now() AT TIME ZONE 'UTC') + $5 * interval '1 millisecond'
         FROM o
         WHERE x."id" = o."id" AND array_position($3::text[], x."state") IS NOT NULL
           AND (NOT o."mutating" OR o."id" IN (SELECT "id" FROM l))
@@ -45,6 +61,15 @@ export const CLAIM_STATEMENT = `
         SELECT json_agg(json_build_object('clusterId', s."clusterId", 'index', s."index", 'address', s."address") ORDER BY s."index")
         FROM "ClusterServer" s WHERE s."clusterId" = c."id"), '[]'::json) AS "servers"
       FROM u LEFT JOIN "Cluster" c ON c."id" = u."clusterId"`;
+
+/** Who claims (a worker's name, for people) and for how long the claim's lease lasts without renewal. */
+export interface ClaimOwner {
+  owner: string;
+  leaseMs: number;
+}
+
+/** For callers that claim outside a worker (tests, tools). */
+export const DEFAULT_CLAIM: ClaimOwner = { owner: `${hostname()}:${process.pid}`, leaseMs: 30_000 };
 
 /** Operation rows: the truth for every job; the step log and progress live here. */
 export class OperationRepository {
@@ -77,8 +102,8 @@ export class OperationRepository {
    * the lock is not free: the caller reads the row to tell which. Of two in the
    * same call for one cluster, only the earlier can pass the seq check.
    */
-  async claimMany(ids: string[]): Promise<(Operation | null)[]> {
-    return (await this.claimManyWithClusters(ids)).map((c) => c?.op ?? null);
+  async claimMany(ids: string[], claim: ClaimOwner = DEFAULT_CLAIM): Promise<(Operation | null)[]> {
+    return (await this.claimManyWithClusters(ids, claim)).map((c) => c?.op ?? null);
   }
 
   /**
@@ -87,60 +112,94 @@ export class OperationRepository {
    * mutating operation can only take the lock if the previous operation's end
    * (and so everything it wrote before) was committed when the statement began.
    */
-  async claimManyWithClusters(ids: string[]): Promise<({ op: Operation; cluster: ClusterWithServers | null } | null)[]> {
+  async claimManyWithClusters(ids: string[], claim: ClaimOwner = DEFAULT_CLAIM): Promise<({ op: Operation; cluster: ClusterWithServers | null } | null)[]> {
     if (ids.length === 0) return [];
-    const rows = await sqlQuerySplit<Operation, ClusterWithServers>(this.db, '__cluster', CLAIM_STATEMENT, [ids, OperationState.Running, [OperationState.Queued, OperationState.Running]], 'operation-claim');
+    const rows = await sqlQuerySplit<Operation, ClusterWithServers>(this.db, '__cluster', CLAIM_STATEMENT,
+      [ids, OperationState.Running, [OperationState.Queued, OperationState.Running], claim.owner, claim.leaseMs], 'operation-claim');
     const byId = new Map(rows.map(([op, cluster]) => [op.id, { op, cluster: cluster && { ...cluster, lockedByOperationId: op.mutating ? op.id : cluster.lockedByOperationId } }]));
     return ids.map((id) => byId.get(id) ?? null);
   }
 
-  /** Step logs (already serialized) and progress of several operations in one statement. */
-  async saveStepsMany(entries: { id: string; steps: string; progress: number; currentStep: string | null }[]): Promise<void> {
-    if (entries.length === 0) return;
-    await sqlQuery(this.db, `
+  /**
+   * Step logs (already serialized) and progress of several operations in one
+   * statement, each only where its claim still holds the (Running) operation.
+   * Returns the claim ids whose row was written: one missing lost its claim.
+   */
+  async saveStepsMany(entries: { id: string; claimId: string; steps: string; progress: number; currentStep: string | null }[]): Promise<Set<string>> {
+    if (entries.length === 0) return new Set();
+    const rows = await sqlQuery<{ claimId: string }>(this.db, `
       UPDATE "Operation" o SET "steps" = v."steps"::jsonb, "progress" = v."progress", "currentStep" = v."currentStep",
         "updatedAt" = (now() AT TIME ZONE 'UTC')
-      FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[]) AS v("id", "steps", "progress", "currentStep")
-      WHERE o."id" = v."id"`, [entries.map((e) => e.id), entries.map((e) => e.steps), entries.map((e) => e.progress), entries.map((e) => e.currentStep)], 'operation-save-steps');
+      FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[]) AS v("id", "claimId", "steps", "progress", "currentStep")
+      WHERE o."id" = v."id" AND o."claimId" = v."claimId" AND o."state" = 'Running'
+      RETURNING o."claimId"`,
+    [entries.map((e) => e.id), entries.map((e) => e.claimId), entries.map((e) => e.steps), entries.map((e) => e.progress), entries.map((e) => e.currentStep)], 'operation-save-steps');
+    return new Set(rows.map((r) => r.claimId));
   }
 
-  /** Ends the operation and frees its cluster's lock in one statement: nothing sees it ended but still holding the cluster. */
-  async succeed(id: string, result?: Record<string, unknown>): Promise<void> {
-    await this.succeedMany([{ id, result: result ? JSON.stringify(result) : null, steps: null }]);
+  /**
+   * The runners' heartbeat: extends the lease of each claim that still holds
+   * its Running operation, several in one statement. Returns the claim ids
+   * renewed; one missing was taken over (or its operation ended).
+   */
+  async renewLeases(claims: { id: string; claimId: string }[], leaseMs: number): Promise<Set<string>> {
+    if (claims.length === 0) return new Set();
+    const rows = await sqlQuery<{ claimId: string }>(this.db, `
+      UPDATE "Operation" o SET "leaseUntil" = (now() AT TIME ZONE 'UTC') + $3 * interval '1 millisecond'
+      FROM unnest($1::uuid[], $2::uuid[]) AS v("id", "claimId")
+      WHERE o."id" = v."id" AND o."claimId" = v."claimId" AND o."state" = 'Running'
+      RETURNING o."claimId"`, [claims.map((c) => c.id), claims.map((c) => c.claimId), leaseMs], 'operation-renew-leases');
+    return new Set(rows.map((r) => r.claimId));
   }
 
   /**
    * succeed for several operations in one statement, each with its result and
-   * its final step log (serialized; null keeps what the row has).
+   * its final step log (serialized; null keeps what the row has), each only
+   * where its claim still holds the Running operation. The operation ends and
+   * its cluster's lock is freed in one statement: nothing sees it ended but
+   * still holding the cluster. Returns the claim ids that ended their operation.
    */
-  async succeedMany(entries: { id: string; result: string | null; steps: string | null }[]): Promise<void> {
-    if (entries.length === 0) return;
-    await sqlQuery(this.db, `
+  async succeedMany(entries: { id: string; claimId: string; result: string | null; steps: string | null }[]): Promise<Set<string>> {
+    if (entries.length === 0) return new Set();
+    const rows = await sqlQuery<{ claimId: string }>(this.db, `
       WITH v AS (
-        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) AS v("id", "result", "steps")
+        SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS v("id", "claimId", "result", "steps")
       ), o AS (
-        UPDATE "Operation" op SET "state" = $4, "progress" = 100, "currentStep" = NULL,
+        UPDATE "Operation" op SET "state" = $5, "progress" = 100, "currentStep" = NULL, "leaseUntil" = NULL,
           "finishedAt" = (now() AT TIME ZONE 'UTC'), "updatedAt" = (now() AT TIME ZONE 'UTC'), "error" = NULL,
           "result" = COALESCE(v."result"::jsonb, op."result"), "steps" = COALESCE(v."steps"::jsonb, op."steps")
-        FROM v WHERE op."id" = v."id"
-        RETURNING op."id", op."clusterId"
+        FROM v WHERE op."id" = v."id" AND op."claimId" = v."claimId" AND op."state" = 'Running'
+        RETURNING op."id", op."clusterId", op."claimId"
+      ), l AS (
+        UPDATE "Cluster" c SET "lockedByOperationId" = NULL, "updatedAt" = (now() AT TIME ZONE 'UTC')
+        FROM o WHERE c."id" = o."clusterId" AND c."lockedByOperationId" = o."id"
       )
-      UPDATE "Cluster" c SET "lockedByOperationId" = NULL, "updatedAt" = (now() AT TIME ZONE 'UTC')
-      FROM o WHERE c."id" = o."clusterId" AND c."lockedByOperationId" = o."id"`,
-    [entries.map((e) => e.id), entries.map((e) => e.result), entries.map((e) => e.steps), OperationState.Succeeded], 'operation-succeed');
+      SELECT "claimId" FROM o`,
+    [entries.map((e) => e.id), entries.map((e) => e.claimId), entries.map((e) => e.result), entries.map((e) => e.steps), OperationState.Succeeded], 'operation-succeed');
+    return new Set(rows.map((r) => r.claimId));
   }
 
-  /** Fails the operation and frees its cluster's lock in one statement. */
-  async fail(id: string, error: OperationError): Promise<void> {
-    await this.db.$executeRaw`
+  /**
+   * Fails the operation and frees its cluster's lock in one statement. With a
+   * claim id: only while that claim holds the Running operation. Without one
+   * (the reconciler, for an operation whose job ended): only an unfinished
+   * operation that no live lease holds. Returns whether it ended it.
+   */
+  async fail(id: string, error: OperationError, claimId: string | null): Promise<boolean> {
+    const rows = await this.db.$queryRaw<{ id: string }[]>`
       WITH o AS (
-        UPDATE "Operation" SET "state" = ${OperationState.Failed}, "finishedAt" = (now() AT TIME ZONE 'UTC'),
+        UPDATE "Operation" SET "state" = ${OperationState.Failed}, "finishedAt" = (now() AT TIME ZONE 'UTC'), "leaseUntil" = NULL,
           "updatedAt" = (now() AT TIME ZONE 'UTC'), "error" = ${JSON.stringify(error)}::jsonb
-        WHERE "id" = ${id}::uuid
+        WHERE "id" = ${id}::uuid AND (
+          (${claimId}::uuid IS NOT NULL AND "claimId" = ${claimId}::uuid AND "state" = 'Running')
+          OR (${claimId}::uuid IS NULL AND "state" IN ('Queued', 'Running') AND ("leaseUntil" IS NULL OR "leaseUntil" <= (now() AT TIME ZONE 'UTC'))))
         RETURNING "id", "clusterId"
+      ), l AS (
+        UPDATE "Cluster" c SET "lockedByOperationId" = NULL, "updatedAt" = (now() AT TIME ZONE 'UTC')
+        FROM o WHERE c."id" = o."clusterId" AND c."lockedByOperationId" = o."id"
       )
-      UPDATE "Cluster" c SET "lockedByOperationId" = NULL, "updatedAt" = (now() AT TIME ZONE 'UTC')
-      FROM o WHERE c."id" = o."clusterId" AND c."lockedByOperationId" = o."id"`;
+      SELECT "id"::text FROM o`;
+    return rows.length === 1;
   }
 
   listForCluster(tenantId: string, clusterId: string, limit = 100): Promise<Operation[]> {
@@ -159,6 +218,8 @@ export class OperationRepository {
         data: { state: OperationState.Canceled, finishedAt: new Date(), error: { code: 'canceled', message: `canceled by ${actor} before it started` } },
       });
       if (n.count !== 1) return false;
+      // A queued operation holds no lock; should one ever (an older claim's race), it ends with the operation.
+      await tx.cluster.updateMany({ where: { id: op.clusterId, lockedByOperationId: op.id }, data: { lockedByOperationId: null } });
       const params = (op.params ?? {}) as { previousState?: string; snapshotId?: string };
       if (op.kind === 'create') {
         await tx.cluster.updateMany({ where: { id: op.clusterId, state: ClusterState.Creating }, data: { state: ClusterState.Failed, stateReason: 'create canceled before it started; delete the cluster' } });
@@ -179,8 +240,17 @@ export class OperationRepository {
     });
   }
 
-  /** Records the last error of an attempt that will be retried, without ending the operation. */
-  async noteRetry(id: string, error: OperationError): Promise<void> {
-    await this.db.operation.update({ where: { id }, data: { error: { ...error, retrying: true } } });
+  /**
+   * Records the last error of an attempt that will be retried, without ending
+   * the operation, while the claim still holds it; the claim's lease is given
+   * up so that the retry (a new claim) can take the operation at once.
+   * Returns whether the claim still held it.
+   */
+  async noteRetry(id: string, claimId: string, error: OperationError): Promise<boolean> {
+    const n = await this.db.operation.updateMany({
+      where: { id, claimId, state: OperationState.Running },
+      data: { error: { ...error, retrying: true }, leaseUntil: null },
+    });
+    return n.count === 1;
   }
 }

@@ -87,7 +87,7 @@ describe('the runner\'s claim reads by key', () => {
   for (const generic of [true, false]) {
     it(`the claim of ${BATCH} of ${CLUSTERS} queued operations reads about ${BATCH} operations (${generic ? 'generic' : 'custom'} plan)`, async () => {
       const batch = queued.slice(0, BATCH);
-      const p = await plan(CLAIM_STATEMENT, [batch.map((o) => o.id), 'Running', ['Queued', 'Running']], generic);
+      const p = await plan(CLAIM_STATEMENT, [batch.map((o) => o.id), 'Running', ['Queued', 'Running'], 'plan-test', 30_000], generic);
       // Every one of them claimed: the plan is the one that did the work.
       assert.equal(p['Actual Rows'], BATCH);
       // Each operation is read by id twice (lookup, update), and each earlier-operation
