@@ -18,7 +18,8 @@
  * To see where the GET's time goes, the API's /healthz (no auth, no DB) and
  * /v1/tiers (auth, no DB) are also measured, BENCH_LADDER_S seconds each.
  *
- *   env: BENCH_CONNECTIONS (10), BENCH_DURATION_S (10), BENCH_WARMUP_S (2), BENCH_TENANTS (500), BENCH_LADDER_S (5).
+ *   env: BENCH_CONNECTIONS (10), BENCH_DURATION_S (10), BENCH_WARMUP_S (2), BENCH_TENANTS (500), BENCH_LADDER_S (5),
+ *   BENCH_API_NODE_ARGS (extra node flags for the API, e.g. --cpu-prof --cpu-prof-dir=/tmp/prof).
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -160,7 +161,7 @@ async function main(): Promise<void> {
   // file (run/api.pid) does not replace the one of an `npm start` API.
   const apiPort = await freePort();
   const benchLocal = path.join(localDir(), 'bench');
-  const api: Child = spawnChild('bench-api', process.execPath, [path.join(REPO_ROOT, 'dist/apps/api/src/main.js')], {
+  const api: Child = spawnChild('bench-api', process.execPath, [...(process.env.BENCH_API_NODE_ARGS ?? '').split(' ').filter(Boolean), path.join(REPO_ROOT, 'dist/apps/api/src/main.js')], {
     ...process.env,
     NODE_ENV: 'production',
     LOG_FORMAT: 'json',

@@ -34,6 +34,8 @@ export const body = <T extends z.ZodRawShape>(shape: T) => z.strictObject(shape,
 export const optionalBody = <T extends z.ZodRawShape>(shape: T) => body(shape).optional();
 
 const NONE = z.strictObject({});
+/** Path parameters of a route that declares none: Nest gives none. */
+const ANY_PARAMS = z.object({});
 const NO_BODY = z.union([z.undefined(), z.null(), z.strictObject({})], { error: 'this request takes no body' });
 
 type Part = 'params' | 'query' | 'body';
@@ -71,7 +73,7 @@ export class InputGuard implements CanActivate {
     // A route without a declaration is a programming error the route inventory test catches; at
     // run time it gets the strictest reading: no query, no body.
     const req = ctx.switchToHttp().getRequest<{ params?: unknown; query?: unknown; body?: unknown }>();
-    req.params = check('params', input?.params ?? z.object({}), req.params ?? {});
+    req.params = check('params', input?.params ?? ANY_PARAMS, req.params ?? {});
     req.query = check('query', input?.query ?? NONE, req.query ?? {});
     req.body = check('body', input?.body ?? NO_BODY, req.body);
     return true;
