@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -266,6 +267,30 @@ describe('customer tokens: collect once, revoke, list', { timeout: 420_000 }, ()
       assert.equal(still.code, 0, `token ${accessor} is still in Consul: ${still.stderr}`);
     }
     assert.equal(await s.db.operation.count({ where: { clusterId, kind: 'revoke-token', params: { path: ['accessorId'], equals: master.AccessorID } } }), 0, 'nothing was queued');
+  });
+
+  it('revokes a live token an earlier version left behind (sealed and never handed out) once a worker starts', async () => {
+    // What POST /tokens left when it gave up after 30 s: the operation Succeeded, the token in Consul, its ids still sealed, no row.
+    const ids = { accessorId: randomUUID(), secretId: randomUUID() };
+    secrets.push(ids.secretId);
+    const made = await consul(['acl', 'token', 'create', '-accessor', ids.accessorId, '-secret', ids.secretId, '-description', 'left behind', '-policy-name', 'global-management'], { httpAddr, caFile, token: fastSecret });
+    assert.equal(made.code, 0, made.stderr);
+    const op = await s.db.operation.create({
+      data: { id: randomUUID(), tenantId: TENANT, clusterId, kind: 'create-token', mutating: false, state: 'Succeeded', requestedBy: 'an-earlier-user', params: { description: 'left behind' }, finishedAt: new Date() },
+    });
+    await new SecretRepository(s.db, SecretBox.fromKeyFile(s.config.KEK_FILE)).putIfAbsent(clusterId, SecretName.issuedToken(op.id), () => JSON.stringify(ids));
+    assert.equal((await self(ids.secretId)).code, 0, 'the left-behind token is live');
+
+    await s.startWorker(); // an upgrade restarts the workers
+    const listed = await waitFor('the left-behind token to be revoked', () => listTokens(), (ts) => ts.find((t) => t.accessorId === ids.accessorId)?.state === 'revoked', 90_000, 250);
+    const row = listed.find((t) => t.accessorId === ids.accessorId)!;
+    assert.equal(row.revokeReason, 'uncollected');
+    assert.equal(row.description, 'left behind');
+    assert.match((await self(ids.secretId)).stderr, /403 \(ACL not found\)/);
+    const late = await s.request('GET', `/v1/operations/${op.id}/token`, { token });
+    assert.equal(late.status, 410);
+    assert.equal(late.body.error.code, 'token_expired_uncollected');
+    assert.equal(await s.db.clusterSecret.count({ where: { clusterId, name: SecretName.issuedToken(op.id) } }), 0);
   });
 
   it('hcs tokens create collects through the operation after a 202; tokens list and revoke', async () => {

@@ -6,6 +6,9 @@ import type { IssuedToken, Operation, Prisma } from '../generated/prisma/client'
 
 type Tx = Prisma.TransactionClient;
 
+/** The name a token's sealed ids wait under: `issued-token:<operation id>`. */
+const PREFIX = SecretName.issuedToken('');
+
 /** What a collect found; only `collected` carries the secret. */
 export type CollectOutcome =
   | { outcome: 'collected'; token: IssuedToken; secretId: string }
@@ -180,6 +183,37 @@ export class IssuedTokenRepository {
       UPDATE "IssuedToken" t SET "state" = ${IssuedTokenState.Active}, "revokeOperationId" = NULL
       FROM "Operation" o
       WHERE t."state" = ${IssuedTokenState.Revoking} AND o."id" = t."revokeOperationId" AND o."state" IN ('Failed', 'Canceled')`;
+  }
+
+  /**
+   * Tokens an earlier version left behind: it sealed a token's ids, created it
+   * and, when the API gave up waiting, never handed it out nor deleted the
+   * sealed copy (a Succeeded create-token operation with its secret still
+   * there and no row). Each gets a row that is due at once, so the sweeper
+   * revokes it. Returns how many were adopted.
+   */
+  async adoptLeftovers(limit = 100): Promise<number> {
+    const rows = await this.db.$queryRaw<{ clusterId: string; operationId: string }[]>`
+      SELECT s."clusterId"::text AS "clusterId", o."id"::text AS "operationId"
+      FROM "ClusterSecret" s JOIN "Operation" o ON o."id"::text = substr(s."name", ${PREFIX.length + 1})
+      WHERE s."name" LIKE ${`${PREFIX}%`} AND o."clusterId" = s."clusterId" AND o."kind" = ${OperationKind.CreateToken}
+        AND o."state" = ${OperationState.Succeeded}
+        AND NOT EXISTS (SELECT 1 FROM "IssuedToken" t WHERE t."operationId" = o."id")
+      LIMIT ${limit}`;
+    let adopted = 0;
+    for (const r of rows) {
+      const sealed = await this.secrets.get(r.clusterId, SecretName.issuedToken(r.operationId));
+      const op = await this.db.operation.findUnique({ where: { id: r.operationId } });
+      if (!sealed || !op) continue;
+      const { accessorId } = JSON.parse(sealed) as { accessorId: string };
+      const description = String((op.params as { description?: unknown } | null)?.description ?? 'created through the control plane');
+      const { count } = await this.db.issuedToken.createMany({
+        data: [{ accessorId, clusterId: r.clusterId, tenantId: op.tenantId, operationId: op.id, description, createdBy: op.requestedBy, createdAt: op.createdAt, state: IssuedTokenState.Active, collectBy: op.finishedAt ?? op.createdAt }],
+        skipDuplicates: true,
+      });
+      adopted += count;
+    }
+    return adopted;
   }
 
   /** The revoke operation succeeded: Consul rejects the token. Only that operation's success counts. */
