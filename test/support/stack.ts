@@ -95,24 +95,7 @@ export async function startStack(opts: { worker?: boolean; config?: Config } = {
     api,
     token: (tenantId, roles, user = 'tester') => mintToken({ tenantId, user, roles }),
     sreToken: (user = 'sre') => mintToken({ tenantId: OPERATOR_TENANT, user, roles: [ROLES.sre] }),
-    async request(method, path, o = {}) {
-      const headers: Record<string, string> = { ...(o.headers ?? {}) };
-      if (o.token) headers.authorization = `Bearer ${o.token}`;
-      let body: string | undefined;
-      if (o.body !== undefined) {
-        headers['content-type'] ??= 'application/json';
-        body = typeof o.body === 'string' ? o.body : JSON.stringify(o.body);
-      }
-      const res = await fetch(url + path, { method, headers, body });
-      const text = await res.text();
-      let parsed: unknown = text;
-      try {
-        parsed = text ? JSON.parse(text) : undefined;
-      } catch {
-        /* not JSON */
-      }
-      return { status: res.status, body: parsed, headers: res.headers };
-    },
+    request: (method, path, o) => httpRequest(url, method, path, o),
     async startWorker() {
       const w = await startWorker(config);
       workers.push(w);
@@ -135,6 +118,28 @@ export async function startStack(opts: { worker?: boolean; config?: Config } = {
   };
   if (opts.worker) await stack.startWorker();
   return stack;
+}
+
+/** One request to an API at `baseUrl`, with a bearer token and a JSON body; the answer parsed when it is JSON. */
+export async function httpRequest(
+  baseUrl: string, method: string, path: string, o: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<{ status: number; body: any; headers: Headers }> {
+  const headers: Record<string, string> = { ...(o.headers ?? {}) };
+  if (o.token) headers.authorization = `Bearer ${o.token}`;
+  let body: string | undefined;
+  if (o.body !== undefined) {
+    headers['content-type'] ??= 'application/json';
+    body = typeof o.body === 'string' ? o.body : JSON.stringify(o.body);
+  }
+  const res = await fetch(baseUrl + path, { method, headers, body });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    /* not JSON */
+  }
+  return { status: res.status, body: parsed, headers: res.headers };
 }
 
 /** Polls a condition until it holds, or fails with the last value seen. Never a bare sleep. */

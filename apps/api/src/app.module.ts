@@ -2,7 +2,7 @@ import { Inject, Injectable, Module, type DynamicModule, type OnApplicationShutd
 import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import type IORedis from 'ioredis';
 import {
-  AuditRepository, ClusterRepository, IdempotencyRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, WaveRepository,
+  AuditRepository, ClusterRepository, IdempotencyRepository, IssuedTokenRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, WaveRepository,
   closeDb, createDb, createOperationsQueue, createRedis, type Config, type Db, type OperationsQueue,
 } from '../../../libs/core/src';
 import { AdminController } from './admin/admin.controller';
@@ -17,6 +17,8 @@ import { BearerAuthenticator } from './auth/bearer-authenticator';
 import { CatalogController } from './catalog/catalog.controller';
 import { ClustersController } from './clusters/clusters.controller';
 import { ClustersService } from './clusters/clusters.service';
+import { IssuedTokensController } from './issued-tokens/issued-tokens.controller';
+import { IssuedTokensService } from './issued-tokens/issued-tokens.service';
 import { ErrorFilter } from './errors/error.filter';
 import { HealthController } from './health/health.controller';
 import { OperationDispatcher } from './operation.dispatcher';
@@ -40,7 +42,7 @@ export class AppModule {
   static forRoot(config: Config): DynamicModule {
     return {
       module: AppModule,
-      controllers: [ClustersController, SnapshotsController, OperationsController, CatalogController, HealthController, AdminController, BillingController, QueuesBoardController],
+      controllers: [ClustersController, IssuedTokensController, SnapshotsController, OperationsController, CatalogController, HealthController, AdminController, BillingController, QueuesBoardController],
       providers: [
         { provide: CONFIG, useValue: config },
         { provide: DB, useFactory: () => createDb(config.DATABASE_URL, config.DATABASE_POOL_SIZE) },
@@ -60,6 +62,7 @@ export class AppModule {
         { provide: ClusterRepository, useFactory: (db: Db) => new ClusterRepository(db), inject: [DB] },
         { provide: OperationRepository, useFactory: (db: Db) => new OperationRepository(db), inject: [DB] },
         { provide: SecretRepository, useFactory: (db: Db, box: SecretBox) => new SecretRepository(db, box), inject: [DB, SecretBox] },
+        { provide: IssuedTokenRepository, useFactory: (db: Db, secrets: SecretRepository) => new IssuedTokenRepository(db, secrets), inject: [DB, SecretRepository] },
         { provide: IdempotencyRepository, useFactory: (db: Db) => new IdempotencyRepository(db), inject: [DB] },
         { provide: AuditRepository, useFactory: (db: Db) => new AuditRepository(db), inject: [DB] },
         { provide: SnapshotRepository, useFactory: (db: Db) => new SnapshotRepository(db), inject: [DB] },
@@ -69,6 +72,7 @@ export class AppModule {
         OperationDispatcher,
         WavesService,
         ClustersService,
+        IssuedTokensService,
         SnapshotsService,
         Resources,
         { provide: APP_GUARD, useClass: AuthGuard },

@@ -75,6 +75,28 @@ export interface ClientConfigView {
 export interface IssuedTokenView {
   accessorId: string;
   secretId: string;
+  description?: string;
+  operationId?: string;
+}
+
+/** POST /tokens when the token was not made within the API's wait: collect it through the operation. */
+export interface TokenAccepted {
+  operation: OperationView;
+  collect: string;
+}
+
+/** A token as GET /v1/clusters/{id}/tokens lists it (no secret). */
+export interface IssuedTokenListEntry {
+  accessorId: string;
+  description: string;
+  createdAt: string;
+  createdBy: string;
+  state: string;
+  operationId: string;
+  collected: boolean;
+  collectBy: string | null;
+  revokedAt: string | null;
+  revokeReason: string | null;
 }
 
 export interface WaveView {

@@ -7,6 +7,7 @@ import { clusters } from './commands/clusters';
 import { login, logout } from './commands/login';
 import { operations } from './commands/operations';
 import { snapshots } from './commands/snapshots';
+import { tokens } from './commands/tokens';
 import { NotLoggedIn, resolveLogin } from './config-store';
 import { ExitCode } from './exit-codes';
 import { PROGRAM_FOOTER, commandHelp, groupHelp, usageLine } from './help';
@@ -18,8 +19,8 @@ export { ExitCode } from './exit-codes';
 
 const admin = group('admin', 'Fleet maintenance and billing for SREs (needs the Platform.SRE role)', [waves, adminBilling]);
 
-const PROGRAM = group('hcs', 'Managed Consul from the command line: clusters, snapshots, operations, billing and fleet maintenance.', [
-  login, logout, clusters, snapshots, operations, billing, admin,
+const PROGRAM = group('hcs', 'Managed Consul from the command line: clusters, tokens, snapshots, operations, billing and fleet maintenance.', [
+  login, logout, clusters, tokens, snapshots, operations, billing, admin,
 ]);
 
 const HELP_WORDS = new Set(['--help', '-h', 'help']);

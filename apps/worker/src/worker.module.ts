@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { Logger, Module, type DynamicModule } from '@nestjs/common';
 import type IORedis from 'ioredis';
 import {
-  AuditRepository, CertificateScheduleRepository, ClusterRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, SnapshotScheduleRepository, WaveRepository,
+  AuditRepository, CertificateScheduleRepository, ClusterRepository, IssuedTokenRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, SnapshotScheduleRepository, WaveRepository,
   createDb, createOperationsQueue, createRedis, recommendedVersion, type Config, type Db, type OperationKind, type OperationsQueue,
 } from '../../../libs/core/src';
 import { UpgradeScheduleRepository } from '../../../libs/core/src/persistence/upgrade-schedule.repository';
@@ -21,6 +21,8 @@ import { WaveDriver } from './wave.driver';
 import { DeleteSnapshotFlow, SnapshotFlow } from './flows/snapshot.flow';
 import { CreateClusterFlow } from './flows/create-cluster.flow';
 import { CreateTokenFlow } from './flows/create-token.flow';
+import { RevokeTokenFlow } from './flows/revoke-token.flow';
+import { TokenSweeper } from './token.sweeper';
 import { DeleteClusterFlow } from './flows/delete-cluster.flow';
 import type { Flow } from './flows/flow';
 import { OperationRunner } from './operation.runner';
@@ -62,6 +64,7 @@ export class WorkerModule {
           inject: [DB, SecretBox],
         },
         { provide: AuditRepository, useFactory: (db: Db) => new AuditRepository(db), inject: [DB] },
+        { provide: IssuedTokenRepository, useFactory: (db: Db, secrets: SecretRepository) => new IssuedTokenRepository(db, secrets), inject: [DB, SecretRepository] },
         {
           provide: SnapshotRepository,
           // Start-up step: snapshots' data keys re-wrapped to the active KEK (blobs untouched).
@@ -93,14 +96,15 @@ export class WorkerModule {
           provide: OperationRunner,
           useFactory: (
             ops: OperationRepository, clusters: ClusterRepository, secrets: SecretRepository, audit: AuditRepository, target: ClusterTarget,
-            snapshotRows: SnapshotRepository, snapshots: ClusterSnapshots,
+            snapshotRows: SnapshotRepository, snapshots: ClusterSnapshots, tokens: IssuedTokenRepository,
           ) => {
             const flows: Record<OperationKind, Flow> = {
               create: new CreateClusterFlow(target, clusters, audit, config.CLUSTER_READY_TIMEOUT_MS),
-              delete: new DeleteClusterFlow(target, clusters, secrets, audit, snapshotRows, snapshots),
-              'create-token': new CreateTokenFlow(target, secrets, audit),
+              delete: new DeleteClusterFlow(target, clusters, secrets, audit, snapshotRows, snapshots, tokens),
+              'create-token': new CreateTokenFlow(target, secrets, tokens, audit, config.TOKEN_COLLECT_WINDOW_MS),
+              'revoke-token': new RevokeTokenFlow(target, secrets, tokens, audit, config.CLUSTER_READY_TIMEOUT_MS),
               snapshot: new SnapshotFlow(snapshots, snapshotRows, audit),
-              restore: new RestoreFlow(target, secrets, snapshots, snapshotRows, clusters, audit, config.CLUSTER_READY_TIMEOUT_MS),
+              restore: new RestoreFlow(target, secrets, snapshots, snapshotRows, clusters, audit, config.CLUSTER_READY_TIMEOUT_MS, tokens),
               'delete-snapshot': new DeleteSnapshotFlow(snapshots, audit),
               scale: new ScaleFlow(target, clusters, audit, config),
               repair: new RepairFlow(target, clusters, audit, config),
@@ -114,7 +118,12 @@ export class WorkerModule {
             runner.onClose = () => target.local.close();
             return runner;
           },
-          inject: [OperationRepository, ClusterRepository, SecretRepository, AuditRepository, ClusterTarget, SnapshotRepository, ClusterSnapshots],
+          inject: [OperationRepository, ClusterRepository, SecretRepository, AuditRepository, ClusterTarget, SnapshotRepository, ClusterSnapshots, IssuedTokenRepository],
+        },
+        {
+          provide: TokenSweeper,
+          useFactory: (tokens: IssuedTokenRepository, queue: OperationsQueue) => new TokenSweeper(tokens, queue, config.JOB_ATTEMPTS),
+          inject: [IssuedTokenRepository, QUEUE],
         },
         {
           provide: Reconciler,

@@ -14,6 +14,7 @@ import { HealthMonitor } from './health.monitor';
 import { CertificateRotationScheduler } from './cert-rotation.scheduler';
 import { WaveDriver } from './wave.driver';
 import { BillingTicker } from './billing.ticker';
+import { TokenSweeper } from './token.sweeper';
 import { CONFIG, DB, QUEUE, REDIS } from './tokens';
 
 type Handler = (job: Job<JobPayloads[JobName]>, token?: string) => Promise<void>;
@@ -46,6 +47,7 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
     private readonly upgrades: UpgradeScheduler,
     private readonly billing: BillingTicker,
     private readonly certificates: CertificateRotationScheduler,
+    private readonly tokens: TokenSweeper,
   ) {}
 
   /** Every job name has exactly one handler, checked before the worker takes a job. */
@@ -79,7 +81,12 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
     );
     this.worker.on('error', (e) => this.log.warn({ msg: 'queue connection error', error: e.message }));
     await this.worker.waitUntilReady();
-    const tick = () => this.reconciler.reconcile().catch((e: unknown) => this.log.warn({ msg: 'reconcile failed', error: (e as Error).message }));
+    const tick = () =>
+      Promise.all([
+        this.reconciler.reconcile().catch((e: unknown) => this.log.warn({ msg: 'reconcile failed', error: (e as Error).message })),
+        // Uncollected tokens are revoked on the same timer.
+        this.tokens.tick().catch((e: unknown) => this.log.warn({ msg: 'token sweep failed', error: (e as Error).message })),
+      ]);
     await tick();
     this.timer = setInterval(tick, this.config.RECONCILE_INTERVAL_MS);
     this.timer.unref();

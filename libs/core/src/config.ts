@@ -77,6 +77,10 @@ const schema = z.object({
   /** How often the worker advances maintenance waves. */
   WAVE_TICK_MS: z.coerce.number().int().min(100).default(2000),
   CLUSTER_READY_TIMEOUT_MS: z.coerce.number().int().min(1000).default(60000),
+  /** How long POST /tokens waits for its operation before answering 202 with a collect link (0: never waits). */
+  TOKEN_WAIT_MS: z.coerce.number().int().min(0).max(120_000).default(30_000),
+  /** A token's secret not collected within this long after the token was made is revoked in Consul by the worker. */
+  TOKEN_COLLECT_WINDOW_MS: z.coerce.number().int().min(1000).default(600_000),
   /** How often the worker closes finished hours into usage records and exports pending usage. */
   BILLING_TICK_MS: z.coerce.number().int().min(100).default(60000),
   /** An hour is closed this long after it ends (late state changes land first). */

@@ -25,6 +25,10 @@ export class NotFoundError extends DomainError {
 export class ConflictError extends DomainError {
   readonly status = 409;
 }
+/** What was asked for existed but is gone for good (a secret handed out once, a token revoked). */
+export class GoneError extends DomainError {
+  readonly status = 410;
+}
 export class UnprocessableError extends DomainError {
   readonly status = 422;
 }

@@ -24,6 +24,7 @@ export const OperationKind = {
   Create: 'create',
   Delete: 'delete',
   CreateToken: 'create-token',
+  RevokeToken: 'revoke-token',
   Snapshot: 'snapshot',
   Restore: 'restore',
   DeleteSnapshot: 'delete-snapshot',
@@ -37,10 +38,22 @@ export const OperationKind = {
 } as const;
 export type OperationKind = (typeof OperationKind)[keyof typeof OperationKind];
 
-/** Operations that change a cluster take its lock; others (issuing a token) run beside them. */
+/**
+ * Operations that change a cluster take its lock; others (issuing a token) run beside them.
+ * Revoking a token takes the lock: ordered with restores, a revoked token never comes back
+ * from a snapshot restored after it (the restore deletes it again, see RestoreFlow).
+ */
 export function isMutating(kind: OperationKind): boolean {
   return kind !== OperationKind.CreateToken && kind !== OperationKind.DeleteSnapshot;
 }
+
+/** An issued token's life (IssuedToken.state). */
+export const IssuedTokenState = { Creating: 'Creating', Active: 'Active', Revoking: 'Revoking', Revoked: 'Revoked' } as const;
+export type IssuedTokenState = (typeof IssuedTokenState)[keyof typeof IssuedTokenState];
+
+/** Why a token was revoked. */
+export const TokenRevokeReason = { Requested: 'requested', Uncollected: 'uncollected', CreateFailed: 'create-failed', ClusterDeleted: 'cluster-deleted' } as const;
+export type TokenRevokeReason = (typeof TokenRevokeReason)[keyof typeof TokenRevokeReason];
 
 export const SnapshotKind = { Scheduled: 'scheduled', Manual: 'manual', PreUpgrade: 'pre-upgrade', PreRestore: 'pre-restore' } as const;
 export type SnapshotKind = (typeof SnapshotKind)[keyof typeof SnapshotKind];

@@ -4,12 +4,12 @@ import type { FastifyReply } from 'fastify';
 import { ROLES } from '../../../../libs/core/src';
 import { AnyRole, Caller, type Principal } from '../auth/principal';
 import { ClustersService, type Answer } from './clusters.service';
-import { ClusterView, CreateClusterBody, CreateTokenBody, UpdateClusterBody } from './openapi';
-import { Input, body, optionalBody, params, uuid } from '../validation/input';
+import { ClusterView, CreateClusterBody, UpdateClusterBody } from './openapi';
+import { Input, body, params, uuid } from '../validation/input';
 import { z } from 'zod';
 import { CREATE_CLUSTER_BODY, UPDATE_CLUSTER_BODY } from './inputs';
 
-function send(reply: FastifyReply, a: Answer): unknown {
+export function send(reply: FastifyReply, a: Answer): unknown {
   reply.status(a.status);
   if (a.location) reply.header('Location', a.location);
   return a.body;
@@ -91,16 +91,5 @@ export class ClustersController {
   @ApiOperation({ summary: 'What a Consul client agent needs to join: CA, servers and (Clusters.ReadWrite only) the gossip key; ready to write as a client config' })
   clientConfig(@Caller() caller: Principal, @Param('id') id: string) {
     return this.service.clientConfig(caller, id);
-  }
-
-  @Post(':id/tokens')
-  @AnyRole(ROLES.write)
-  @Input({ params: CLUSTER_ID, body: optionalBody({ description: z.string({ error: 'description must be a string' }).max(256, 'description must be at most 256 characters').optional() }) })
-  @Header('Cache-Control', 'no-store')
-  @ApiOperation({ summary: 'Create a new ACL management token; its secret is shown once' })
-  @ApiBody({ type: CreateTokenBody, required: false })
-  async createToken(@Caller() caller: Principal, @Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
-    const description = body && typeof body === 'object' ? (body as { description?: string }).description : undefined;
-    return send(reply, await this.service.createToken(caller, id, description));
   }
 }

@@ -1,8 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import {
-  ClusterRepository, ClusterState, ConflictError, IdempotencyRepository, NotFoundError, OperationKind, OperationRepository,
-  OperationState, ROLES, SecretName, SecretRepository, UnavailableError, UnprocessableError, ValidationError,
+  ClusterRepository, ClusterState, ConflictError, IdempotencyRepository, NotFoundError, OperationKind,
+  ROLES, SecretName, SecretRepository, UnprocessableError, ValidationError,
   TIER_NAMES, isUniqueViolation, type Config, type TierName, isUuid
 } from '../../../../libs/core/src';
 import type { Principal } from '../auth/principal';
@@ -34,7 +34,6 @@ export class ClustersService {
     @Inject(CONFIG) private readonly config: Config,
     private readonly dispatcher: OperationDispatcher,
     private readonly clusters: ClusterRepository,
-    private readonly operations: OperationRepository,
     private readonly secrets: SecretRepository,
     private readonly idempotency: IdempotencyRepository,
   ) {}
@@ -222,42 +221,6 @@ export class ClustersService {
     };
   }
 
-  /** Issues a new management token through the worker (which talks to the cluster) and hands its secret out once. */
-  async createToken(caller: Principal, id: string, description: string | undefined): Promise<Answer> {
-    const cluster = await this.require(caller, id);
-    this.requireRunning(cluster.state, 'a token');
-    if (description !== undefined && (typeof description !== 'string' || description.length > 256)) {
-      throw new ValidationError('invalid_description', 'description must be a string of at most 256 characters', { field: 'description' });
-    }
-    const op = await this.clusters.addOperation(cluster, OperationKind.CreateToken, caller.userId, 'cluster.token.requested', {
-      description: description ?? `created by ${caller.name} through the control plane`,
-    });
-    await this.dispatcher.dispatch(op.id);
-    const done = await this.waitForOperation(op.id, 30_000);
-    if (done.state !== OperationState.Succeeded) {
-      const err = (done.error ?? {}) as { message?: string };
-      if (done.state === OperationState.Failed) throw new UnprocessableError('token_failed', `the token could not be created: ${err.message ?? 'unknown reason'}`, { operationId: op.id });
-      throw new UnavailableError('token_pending', `the token is still being created; see /v1/operations/${op.id}`, { operationId: op.id });
-    }
-    const secretName = SecretName.issuedToken(op.id);
-    const sealed = await this.secrets.get(cluster.id, secretName);
-    if (!sealed) throw new ConflictError('token_already_handed_out', 'this token secret was already handed out');
-    await this.secrets.delete(cluster.id, secretName);
-    const token = JSON.parse(sealed) as { accessorId: string; secretId: string };
-    return { status: 201, body: { accessorId: token.accessorId, secretId: token.secretId } };
-  }
-
-  private async waitForOperation(id: string, timeoutMs: number) {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const op = await this.operations.get(id);
-      if (!op) throw new Error(`operation ${id} vanished`);
-      if (op.state === OperationState.Succeeded || op.state === OperationState.Failed || op.state === OperationState.Canceled) return op;
-      if (Date.now() > deadline) return op;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
-
   private async replay(tenantId: string, key: string, requestHash: string): Promise<Answer | null> {
     const rec = await this.idempotency.find(tenantId, key);
     if (!rec) return null;
@@ -271,7 +234,8 @@ export class ClustersService {
     return new ConflictError('cluster_name_taken', `a cluster named '${name}' already exists in this subscription and resource group`, { field: 'name' });
   }
 
-  private async require(caller: Principal, id: string) {
+  /** The caller's tenant's cluster, or a 404 (a malformed id too). */
+  async require(caller: Principal, id: string) {
     const cluster = isUuid(id) ? await this.clusters.findForTenant(caller.tenantId, id) : null;
     if (!cluster) throw new NotFoundError('cluster_not_found', `no cluster ${id}`);
     return cluster;

@@ -77,7 +77,3 @@ export class ClusterView {
   }) certificates!: { caNotAfter: string | null; serverCertificatesNotAfter: string | null };
   @ApiProperty({ example: { status: 'healthy', reason: null, checkedAt: '2030-01-01T00:00:00.000Z' } }) health!: { status: string; reason: string | null; checkedAt: string | null };
 }
-
-export class CreateTokenBody {
-  @ApiPropertyOptional({ maxLength: 256 }) description?: string;
-}

@@ -21,8 +21,10 @@ export const ROUTE_INPUT = 'route:input';
 /** Declares a route's inputs (see RouteInput). Every route has one; test/api-input.property.test.ts checks it. */
 export const Input = (input: RouteInput) => SetMetadata(ROUTE_INPUT, input);
 
-/** A strict UUID (RFC 4122 text form, any version), as every id in a path. */
-export const uuid = (what: string) => z.string().regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, `${what} must be a UUID (8-4-4-4-12 hexadecimal digits)`);
+const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+/** A strict UUID (RFC 4122 text form, any version), as every id in a path; `code` overrides the refusal's code. */
+export const uuid = (what: string, code?: string) =>
+  z.string().refine((v) => UUID.test(v), { message: `${what} must be a UUID (8-4-4-4-12 hexadecimal digits)`, params: code ? { code } : undefined });
 
 /** Path parameters: exactly these keys. */
 export const params = <T extends z.ZodRawShape>(shape: T) => z.strictObject(shape);
@@ -49,6 +51,8 @@ function refusal(part: Part, issue: z.core.$ZodIssue, schema: z.ZodType, value: 
     if (part === 'params') return new ValidationError('not_found', 'no such route');
     return new ValidationError('unknown_field', `unknown field(s): ${keys.join(', ')}`, { field: keys[0], ...(path.length === 0 ? { allowed: fieldsOf(schema) } : {}) });
   }
+  const custom = issue.code === 'custom' ? (issue.params as { code?: string } | undefined)?.code : undefined;
+  if (custom) return new ValidationError(custom, issue.message, { field: path.join('.') });
   if (path.length === 0) return new ValidationError(part === 'body' ? 'invalid_body' : `invalid_${part}`, issue.message);
   const field = path.join('.');
   const code = `invalid_${path.filter((p) => !/^\d+$/.test(p)).join('_')}`;

@@ -1,9 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Accepted, ClientConfigView, ClusterView, IssuedTokenView, OperationView } from '../api-views';
+import type { Accepted, ClientConfigView, ClusterView, OperationView } from '../api-views';
 import { command, group, type CommandContext } from '../command';
 import type { Output } from '../output';
 import { followHint, waitForOperation } from '../operation-watch';
+import { clusterToken } from './tokens';
 
 const wait = { type: 'boolean', description: 'wait until the operation ends, showing its progress' } as const;
 const clusterPath = (id: string) => `/v1/clusters/${encodeURIComponent(id)}`;
@@ -191,30 +192,12 @@ const clientConfig = command({
     ctx.output.result(cc, () => {
       ctx.output.line(`Wrote ${caFile} and ${configFile} (datacenter ${cc.datacenter}).`);
       if (cc.encrypt === undefined) ctx.output.line(`No gossip key in ${configFile}: ${cc.encryptOmitted ?? 'the API did not give one'}.`);
-      ctx.output.line(`A client agent also needs acl.tokens.agent: a token from 'hcs clusters token ${ctx.args.positionals[0]}'.`);
+      ctx.output.line(`A client agent also needs acl.tokens.agent: a token from 'hcs tokens create ${ctx.args.positionals[0]}'.`);
       ctx.output.line(`The consul CLI: CONSUL_HTTP_ADDR=${cc.httpsAddress} CONSUL_CACERT=${caFile} CONSUL_HTTP_TOKEN=<secret>`);
     });
   },
 });
 
-const token = command({
-  name: 'token',
-  summary: 'Create an ACL management token for the cluster; its secret is shown once',
-  positionals: ['ID'],
-  options: { description: { type: 'string', value: 'TEXT', description: 'what the token is for, recorded in Consul' } },
-  async run(ctx) {
-    const description = ctx.args.string('description');
-    const t = await ctx.api().post<IssuedTokenView>(`${clusterPath(ctx.args.positionals[0]!)}/tokens`, description === undefined ? {} : { description });
-    ctx.output.result(t, () => {
-      ctx.output.fields([
-        ['Accessor ID', t.accessorId],
-        ['Secret ID', t.secretId],
-      ]);
-      ctx.output.line('The secret is shown this once: store it now.');
-    });
-  },
-});
-
 export const clusters = group('clusters', 'Create, inspect, change and delete Consul clusters', [
-  create, list, get, remove, scale, upgrade, upgradePolicy, clientConfig, token,
+  create, list, get, remove, scale, upgrade, upgradePolicy, clientConfig, clusterToken,
 ]);

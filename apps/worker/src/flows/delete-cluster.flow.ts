@@ -1,4 +1,4 @@
-import { AuditRepository, ClusterRepository, ClusterState, SecretRepository, SnapshotRepository } from '../../../../libs/core/src';
+import { AuditRepository, ClusterRepository, ClusterState, IssuedTokenRepository, SecretRepository, SnapshotRepository } from '../../../../libs/core/src';
 import type { ClusterSnapshots } from '../cluster-snapshots';
 import type { ClusterTarget } from '../cluster-target';
 import type { Flow, FlowContext, Step } from './flow';
@@ -12,6 +12,7 @@ export class DeleteClusterFlow implements Flow {
     private readonly audit: AuditRepository,
     private readonly snapshotRows: SnapshotRepository,
     private readonly snapshots: ClusterSnapshots,
+    private readonly tokens: IssuedTokenRepository,
   ) {}
 
   steps({ cluster }: FlowContext): Step[] {
@@ -40,6 +41,8 @@ export class DeleteClusterFlow implements Flow {
 
   async succeeded({ cluster, operation }: FlowContext) {
     await this.clusters.setState(cluster.id, ClusterState.Deleted);
+    // Its servers are gone, and every token they knew with them.
+    await this.tokens.revokeAllOfDeletedCluster(cluster.id);
     await this.audit.record({ tenantId: cluster.tenantId, clusterId: cluster.id, operationId: operation.id, actor: 'system', action: 'cluster.deleted' });
   }
 

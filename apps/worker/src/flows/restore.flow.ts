@@ -1,4 +1,4 @@
-import { AuditRepository, ClusterRepository, SecretRepository, SnapshotKind, SnapshotRepository, SnapshotState } from '../../../../libs/core/src';
+import { AuditRepository, ClusterRepository, IssuedTokenRepository, SecretRepository, SnapshotKind, SnapshotRepository, SnapshotState } from '../../../../libs/core/src';
 import type { ClusterSnapshots } from '../cluster-snapshots';
 import type { ClusterTarget } from '../cluster-target';
 import type { Flow, FlowContext, Step } from './flow';
@@ -14,7 +14,9 @@ interface RestoreParams {
  * chosen snapshot is downloaded, checked against its recorded checksum and
  * restored; the cluster has its leader and voters again. Last, the management
  * tokens a rotation retired since the snapshot was taken are back in the
- * restored ACL state: each is deleted again (see ManagementTokenAccessors).
+ * restored ACL state: each is deleted again (see ManagementTokenAccessors), and
+ * so is every token a customer made through the control plane that was revoked
+ * since (IssuedToken).
  */
 export class RestoreFlow implements Flow {
   /** What verify-snapshot downloaded and checked, for the restore step of the same attempt (a resumed attempt downloads again). */
@@ -28,6 +30,7 @@ export class RestoreFlow implements Flow {
     private readonly clusters: ClusterRepository,
     private readonly audit: AuditRepository,
     private readonly readyTimeoutMs: number,
+    private readonly tokens: IssuedTokenRepository,
   ) {}
 
   steps(ctx: FlowContext): Step[] {
@@ -76,15 +79,25 @@ export class RestoreFlow implements Flow {
           const timeout = { timeoutMs: this.readyTimeoutMs };
           // The configured master: in the restored state, or made again by the leader (under a new AccessorID) if it lacks it.
           const current = await this.target.local.waitForTokenOnEveryServer(spec, secrets, secrets.managementToken, timeout);
-          const retired = (await recordManagementTokenAccessors(this.secrets, id, [current.accessorId])).filter((a) => a !== current.accessorId);
+          const retiredManagement = (await recordManagementTokenAccessors(this.secrets, id, [current.accessorId])).filter((a) => a !== current.accessorId);
+          // Revoke operations take the cluster's lock too: none runs beside this step.
+          const revoked = await this.tokens.revokedAccessors(id);
           const deleted: string[] = [];
-          for (const accessorId of retired) {
+          const deletedRevoked: string[] = [];
+          for (const accessorId of retiredManagement) {
             if ((await this.target.local.deleteTokenByAccessor(spec, secrets, accessorId)) === 'deleted') deleted.push(accessorId);
           }
+          for (const accessorId of revoked) {
+            if ((await this.target.local.deleteTokenByAccessor(spec, secrets, accessorId)) === 'deleted') deletedRevoked.push(accessorId);
+          }
+          const retired = [...retiredManagement, ...revoked];
           // Every server has applied the restore and the deletions before it is asked.
           await this.target.local.waitForHealthy(spec, secrets, timeout);
           await this.target.local.waitForTokensAbsentOnEveryServer(spec, secrets, retired, timeout);
-          const back = deleted.length > 0 ? `deleted ${deleted.length} retired management token(s) the snapshot brought back (${deleted.join(', ')})` : 'no retired management token came back';
+          const back = [
+            deleted.length > 0 ? `deleted ${deleted.length} retired management token(s) the snapshot brought back (${deleted.join(', ')})` : 'no retired management token came back',
+            ...(deletedRevoked.length > 0 ? [`deleted ${deletedRevoked.length} revoked customer token(s) it brought back (${deletedRevoked.join(', ')})`] : []),
+          ].join('; ');
           return `${back}; every server rejects ${retired.length} retired token(s) and resolves the current one (${current.accessorId})`;
         },
       },

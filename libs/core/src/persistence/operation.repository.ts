@@ -234,6 +234,9 @@ export class OperationRepository {
         await tx.snapshot.updateMany({ where: { id: params.snapshotId, state: 'Pending' }, data: { state: 'Failed' } });
       } else if (op.kind === 'delete-snapshot' && params.snapshotId) {
         await tx.snapshot.updateMany({ where: { id: params.snapshotId, state: 'Deleting' }, data: { state: 'Available' } });
+      } else if (op.kind === 'revoke-token') {
+        // The token stays as it was (a secret waiting to be collected was deleted with the request: it is not handed out).
+        await tx.issuedToken.updateMany({ where: { revokeOperationId: op.id, state: 'Revoking' }, data: { state: 'Active', revokeOperationId: null } });
       }
       await tx.auditEvent.create({ data: { id: randomUUID(), tenantId: op.tenantId, clusterId: op.clusterId, operationId: op.id, actor, action: 'operation.canceled', details: { kind: op.kind } } });
       return true;

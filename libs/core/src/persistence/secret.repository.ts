@@ -1,4 +1,5 @@
 import type { Db } from './prisma';
+import type { Prisma } from '../generated/prisma/client';
 import { SEAL_FORMAT, SealedValueError, type SealBinding, type SecretBox } from '../envelope';
 
 /** The associated data of a cluster secret: its cluster and its name. */
@@ -43,7 +44,21 @@ export class SecretRepository {
   }
 
   async get(clusterId: string, name: string): Promise<string | null> {
-    const row = await this.db.clusterSecret.findUnique({ where: { clusterId_name: { clusterId, name } } });
+    return this.openRow(clusterId, name, await this.db.clusterSecret.findUnique({ where: { clusterId_name: { clusterId, name } } }));
+  }
+
+  /**
+   * Reads a secret and deletes it, inside the caller's transaction: a value handed out once.
+   * The caller serializes takers (a row lock it holds); should the value not open, the caller's
+   * transaction is rolled back and the secret stays.
+   */
+  async takeIn(tx: Prisma.TransactionClient, clusterId: string, name: string): Promise<string | null> {
+    const value = this.openRow(clusterId, name, await tx.clusterSecret.findUnique({ where: { clusterId_name: { clusterId, name } } }));
+    if (value !== null) await tx.clusterSecret.deleteMany({ where: { clusterId, name } });
+    return value;
+  }
+
+  private openRow(clusterId: string, name: string, row: Parameters<SecretBox['open']>[0] & { format: number } | null): string | null {
     if (!row) return null;
     if (row.format !== SEAL_FORMAT) {
       throw new SecretUnreadableError(clusterId, name, `sealed in format ${row.format} (no binding); the worker re-seals such rows once at start, then they are refused`);

@@ -1,0 +1,177 @@
+import { Inject, Injectable } from '@nestjs/common';
+import {
+  ClusterRepository, ClusterState, ConflictError, GoneError, IssuedTokenRepository, NotFoundError, OperationKind, OperationRepository, OperationState, SecretName,
+  SecretRepository, TERMINAL_OPERATION_STATES, TokenRevokeReason, UnprocessableError, ValidationError, isUuid,
+  type CollectOutcome, type Config, type Operation,
+} from '../../../../libs/core/src';
+import type { Principal } from '../auth/principal';
+import { ClustersService, type Answer } from '../clusters/clusters.service';
+import { operationView } from '../clusters/views';
+import { OperationDispatcher } from '../operation.dispatcher';
+import { CONFIG } from '../tokens';
+import { collectLink, issuedTokenView } from './views';
+
+/** States in which a cluster's servers answer, so a token can be made or revoked. */
+const SERVING: ReadonlySet<string> = new Set([ClusterState.Running, ClusterState.Updating]);
+
+/**
+ * Tokens customers make through the control plane. The worker creates them
+ * (POST queues a create-token operation); their secret is handed out once,
+ * either in the answer to POST when the operation ends within TOKEN_WAIT_MS,
+ * or later through GET /v1/operations/{id}/token. Revoking queues a
+ * revoke-token operation. The API never talks to the cluster itself.
+ */
+@Injectable()
+export class IssuedTokensService {
+  constructor(
+    @Inject(CONFIG) private readonly config: Config,
+    private readonly dispatcher: OperationDispatcher,
+    private readonly clusters: ClustersService,
+    private readonly clusterRows: ClusterRepository,
+    private readonly operations: OperationRepository,
+    private readonly tokens: IssuedTokenRepository,
+    private readonly secrets: SecretRepository,
+  ) {}
+
+  async create(caller: Principal, clusterId: string, raw: unknown): Promise<Answer> {
+    const cluster = await this.clusters.require(caller, clusterId);
+    const description = parseDescription(raw);
+    if (cluster.state !== ClusterState.Running) throw new ConflictError('cluster_not_running', `the cluster is ${cluster.state}; a token is available once it is Running`);
+    const op = await this.clusterRows.addOperation(cluster, OperationKind.CreateToken, caller.userId, 'cluster.token.requested', {
+      description: description ?? `created by ${caller.name} through the control plane`,
+    });
+    await this.dispatcher.dispatch(op.id);
+    const done = await this.waitForOperation(op.id, this.config.TOKEN_WAIT_MS);
+    if (done.state === OperationState.Succeeded) {
+      // Handed out in this answer: marked collected, so the collect link answers 410 from now on.
+      const r = await this.tokens.collect(caller.tenantId, op.id, caller.userId, 'wait');
+      if (r.outcome !== 'collected') throw refusal(r, op.id);
+      return { status: 201, body: secretView(r) };
+    }
+    if (TERMINAL_OPERATION_STATES.has(done.state)) throw failed(done);
+    // Still running: the caller collects the secret once through the operation.
+    return {
+      status: 202,
+      location: `/v1/operations/${op.id}`,
+      body: {
+        operation: operationView(done),
+        collect: collectLink(op.id),
+        message: `the token is still being created; once the operation has Succeeded, GET ${collectLink(op.id)} hands its secret out once (it is revoked if nobody collects it in time)`,
+      },
+    };
+  }
+
+  /** GET /v1/operations/{id}/token: the secret, once. */
+  async collect(caller: Principal, operationId: string) {
+    const op = isUuid(operationId) ? await this.operations.findForTenant(caller.tenantId, operationId) : null;
+    if (!op) throw new NotFoundError('operation_not_found', `no operation ${operationId}`);
+    if (op.kind !== OperationKind.CreateToken) {
+      throw new NotFoundError('token_not_found', `operation ${op.id} is a ${op.kind} operation; only create-token operations have a token to collect`);
+    }
+    if (!TERMINAL_OPERATION_STATES.has(op.state)) throw notReady(op);
+    if (op.state !== OperationState.Succeeded) throw failed(op);
+    const r = await this.tokens.collect(caller.tenantId, op.id, caller.userId, 'collect');
+    if (r.outcome !== 'collected') throw refusal(r, op.id);
+    return secretView(r);
+  }
+
+  async list(caller: Principal, clusterId: string) {
+    const cluster = await this.clusters.require(caller, clusterId);
+    return { tokens: (await this.tokens.listForCluster(caller.tenantId, cluster.id)).map(issuedTokenView) };
+  }
+
+  /** DELETE /v1/clusters/{id}/tokens/{accessorId}: a revoke-token operation (repeating it while it runs returns the same one). */
+  async revoke(caller: Principal, clusterId: string, accessorId: string): Promise<Answer> {
+    const cluster = await this.clusters.require(caller, clusterId);
+    if (!isUuid(accessorId)) {
+      throw new ValidationError('invalid_accessor_id', `'${String(accessorId).slice(0, 64)}' is not a token AccessorID (a UUID, as GET /v1/clusters/${cluster.id}/tokens lists them)`, { field: 'accessorId' });
+    }
+    const id = accessorId.toLowerCase();
+    if (!SERVING.has(cluster.state)) throw new ConflictError('cluster_not_running', `the cluster is ${cluster.state}; tokens can be revoked while it is Running`);
+    const r = await this.tokens.requestRevoke(id, caller.userId, TokenRevokeReason.Requested, { tenantId: caller.tenantId, clusterId: cluster.id });
+    switch (r.outcome) {
+      case 'requested':
+        await this.dispatcher.dispatch(r.operation.id);
+        return { status: 202, location: `/v1/operations/${r.operation.id}`, body: { operation: operationView(r.operation), token: issuedTokenView(r.token) } };
+      case 'pending': {
+        const op = await this.operations.get(r.operationId);
+        return { status: 202, location: `/v1/operations/${r.operationId}`, body: { ...(op ? { operation: operationView(op) } : {}), token: issuedTokenView(r.token) } };
+      }
+      case 'revoked':
+        throw new ConflictError('token_already_revoked', `token ${id} was already revoked (${r.token.revokedAt?.toISOString() ?? 'earlier'})`, { accessorId: id, revokedAt: r.token.revokedAt?.toISOString() ?? null });
+      case 'creating':
+        throw new ConflictError('token_not_ready', `token ${id} is still being created by operation ${r.token.operationId}; revoke it once that operation has ended`, { operationId: r.token.operationId });
+      default:
+        if (await this.isManagementToken(cluster.id, id)) {
+          throw new ConflictError('management_token', `token ${id} is the cluster's management token, which the control plane runs the cluster with; it cannot be revoked, rotate it instead (POST /v1/clusters/${cluster.id}/rotate { "what": "management-token" })`, { accessorId: id });
+        }
+        throw new NotFoundError('token_not_found',
+          `no token ${id} was made through the control plane on this cluster (GET /v1/clusters/${cluster.id}/tokens lists those); the management token is rotated with POST /rotate, and tokens made in Consul directly are revoked there`,
+          { accessorId: id });
+    }
+  }
+
+  /** Known AccessorIDs of the cluster's management tokens (kept sealed by the worker since its first rotation or restore). */
+  private async isManagementToken(clusterId: string, accessorId: string): Promise<boolean> {
+    const raw = await this.secrets.get(clusterId, SecretName.ManagementTokenAccessors);
+    const ids = raw ? (JSON.parse(raw) as { accessorIds?: unknown }).accessorIds : undefined;
+    return Array.isArray(ids) && ids.includes(accessorId);
+  }
+
+  private async waitForOperation(id: string, timeoutMs: number): Promise<Operation> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const op = await this.operations.get(id);
+      if (!op) throw new Error(`operation ${id} vanished`);
+      if (TERMINAL_OPERATION_STATES.has(op.state) || Date.now() >= deadline) return op;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+}
+
+function parseDescription(raw: unknown): string | undefined {
+  if (raw === undefined || raw === null || raw === '') return undefined;
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new ValidationError('invalid_body', 'the request body must be a JSON object such as { "description": "..." }, or empty');
+  const description = (raw as { description?: unknown }).description;
+  if (description !== undefined && (typeof description !== 'string' || description.length > 256)) {
+    throw new ValidationError('invalid_description', 'description must be a string of at most 256 characters', { field: 'description' });
+  }
+  return description as string | undefined;
+}
+
+function secretView(r: Extract<CollectOutcome, { outcome: 'collected' }>) {
+  return { accessorId: r.token.accessorId, secretId: r.secretId, description: r.token.description, operationId: r.token.operationId };
+}
+
+function notReady(op: Operation) {
+  return new ConflictError('token_not_ready', `the token is still being created (operation ${op.state}${op.currentStep ? `, step ${op.currentStep}` : ''}); collect it once GET /v1/operations/${op.id} shows Succeeded`, { state: op.state });
+}
+
+function failed(op: Operation) {
+  const err = (op.error ?? {}) as { message?: string };
+  return new UnprocessableError('token_failed', `the token could not be created (operation ${op.state}): ${err.message ?? 'unknown reason'}; ask for a new one`, { operationId: op.id });
+}
+
+/** Why a collect handed nothing out, as the error the caller gets. */
+function refusal(r: Exclude<CollectOutcome, { outcome: 'collected' }>, operationId: string) {
+  if (r.outcome === 'not-found') return new NotFoundError('token_not_found', `no token was recorded for operation ${operationId}`);
+  const t = r.token;
+  const fresh = `create a new one with POST /v1/clusters/${t.clusterId}/tokens`;
+  const details = { accessorId: t.accessorId, operationId };
+  switch (r.outcome) {
+    case 'creating':
+      return new ConflictError('token_not_ready', `token ${t.accessorId} is still being created; collect it once GET /v1/operations/${operationId} shows Succeeded`, details);
+    case 'already-collected':
+      return new GoneError('token_already_collected',
+        `the secret of token ${t.accessorId} was handed out at ${t.collectedAt?.toISOString()}; a secret is shown once. If it was lost, revoke the token (DELETE /v1/clusters/${t.clusterId}/tokens/${t.accessorId}) and ${fresh}`,
+        { ...details, collectedAt: t.collectedAt?.toISOString() });
+    case 'expired':
+      return new GoneError('token_expired_uncollected',
+        `token ${t.accessorId} was not collected before ${t.collectBy?.toISOString() ?? 'its deadline'}; it is revoked in Consul (state ${t.state.toLowerCase()}) and its secret is gone: ${fresh}`,
+        { ...details, collectBy: t.collectBy?.toISOString() ?? null, state: t.state.toLowerCase() });
+    case 'revoked':
+      return new GoneError('token_revoked', `token ${t.accessorId} was revoked (${t.revokeReason ?? 'requested'}) before its secret was collected: ${fresh}`, { ...details, state: t.state.toLowerCase() });
+    case 'secret-missing':
+      return new GoneError('token_unavailable', `the secret of token ${t.accessorId} is no longer kept; revoke it (DELETE /v1/clusters/${t.clusterId}/tokens/${t.accessorId}) and ${fresh}`, details);
+  }
+}
