@@ -15,7 +15,10 @@ const pools = new WeakMap<object, pg.Pool>();
 export function createDb(databaseUrl: string, poolSize = 10, onPoolError: (e: Error) => void = () => undefined): Db {
   const pool = createPgPool(databaseUrl, { max: poolSize });
   pool.on('error', onPoolError);
-  const db = new PrismaClient({ adapter: new PrismaPg(pool) });
+  // A burst of requests queues for the pool's connections instead of failing after Prisma's
+  // default 2 s wait (which answered 503 to a busy API on a loaded machine); a database that is
+  // really down still fails fast, on connect.
+  const db = new PrismaClient({ adapter: new PrismaPg(pool), transactionOptions: { maxWait: 10_000 } });
   pools.set(db, pool);
   return db;
 }
