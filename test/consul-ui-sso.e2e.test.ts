@@ -319,6 +319,34 @@ describe('single sign-on into the Consul UI', { timeout: 300_000 }, () => {
     assert.equal((await direct(c1, '00000000-0000-4000-8000-000000000000', 'GET', '/v1/kv/app/config')).status, 403, 'without a valid token, default-deny');
   });
 
+  it('a restore brings no Consul UI token back: the revoked ones in the snapshot are deleted again, and live sessions end', async () => {
+    const finish = async (opId: string) => (await waitFor(`operation ${opId}`, () => s.request('GET', `/v1/operations/${opId}`, { token: bearer }), (r) => ['Succeeded', 'Failed'].includes(r.body.state), 120_000)).body;
+    const before = await signIn(s.url, { ...writer, user: 'rosa@contoso.example' });
+    const old = await openUi(before, c1.id);
+    const oldSecret = (await ui(c1.id, '/v1/acl/token/self', { cookie: old.cookie })).json.SecretID as string;
+    const snap = await s.request('POST', `/v1/clusters/${c1.id}/snapshots`, { token: bearer, body: { name: 'with-ui-token' } });
+    assert.equal(snap.status, 202);
+    assert.equal((await finish(snap.body.operation.id)).state, 'Succeeded');
+    assert.equal((await manual(`${s.url}/auth/logout`, { method: 'POST', headers: { cookie: before.cookie, 'x-csrf-token': before.csrfToken } })).status, 204);
+    await waitFor('the signed-out token to be deleted', () => direct(c1, oldSecret), (r) => r.status === 403, 30_000);
+    const now = await signIn(s.url, { ...writer, user: 'nora@contoso.example' });
+    const live = await openUi(now, c1.id);
+    const liveRow = (await uiRow(live.cookie))!;
+    const liveSecret = (await ui(c1.id, '/v1/acl/token/self', { cookie: live.cookie })).json.SecretID as string;
+    const restore = await s.request('POST', `/v1/clusters/${c1.id}/snapshots/${snap.body.snapshot.id}/restore`, { token: bearer, body: { takeSnapshot: false } });
+    assert.equal(restore.status, 202, JSON.stringify(restore.body));
+    const done = await finish(restore.body.operation.id);
+    assert.equal(done.state, 'Succeeded', JSON.stringify(done));
+    assert.match(done.steps.at(-1).detail, /Consul UI token\(s\) deleted/);
+    assert.equal((await direct(c1, oldSecret)).status, 403, 'the revoked token the snapshot held is not back');
+    assert.equal((await direct(c1, liveSecret)).status, 403);
+    assert.equal((await ui(c1.id, '/v1/catalog/nodes', { cookie: live.cookie })).status, 401, 'the live session ended');
+    const ended = (await events(c1.id)).find((e) => e.action === 'consul-ui.sso.revoked' && e.details.uiSessionId === liveRow.id);
+    assert.equal(ended?.details.reason, 'cluster-restored');
+    const again = await openUi(now, c1.id);
+    assert.equal((await ui(c1.id, '/v1/catalog/nodes', { cookie: again.cookie })).status, 200, 'one click opens it again');
+  });
+
   it('deleting the cluster ends its UI sessions at once, and the delete operation revokes their tokens first', async () => {
     const w = await signIn(s.url, writer);
     const { cookie } = await openUi(w, c2.id);

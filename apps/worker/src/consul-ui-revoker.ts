@@ -71,6 +71,22 @@ export class ConsulUiRevoker {
     return n;
   }
 
+  /**
+   * After a restore: the restored ACL state holds the UI tokens of the snapshot's time (revoked
+   * ones too) and lacks those made since. Every UI token in the cluster is deleted and every UI
+   * session of the cluster ends (users open the UI again, one click). Idempotent.
+   */
+  async afterRestore(clusterId: string): Promise<{ deleted: number; sessions: number }> {
+    await this.uiSessions.markRevoked({ clusterId }, 'cluster-restored');
+    const cluster = await this.clusters.get(clusterId);
+    const managementToken = await this.secrets.get(clusterId, SecretName.ManagementToken);
+    if (!cluster || !managementToken || !cluster.caCertPem) throw new Error(`cluster ${clusterId} has no Consul API to clean up`);
+    const deleted = await this.tokens.deleteAll({ clusterId, addresses: cluster.servers.map((s) => s.address), caPem: cluster.caCertPem, managementToken });
+    let sessions = 0;
+    for (const id of await this.uiSessions.idsForCluster(clusterId)) if (await this.finish(id)) sessions++;
+    return { deleted: deleted.length, sessions };
+  }
+
   /** Every CONSOLE_SWEEP_MS: expired console sessions, logins and codes go; what is due is revoked. */
   async sweep(): Promise<void> {
     const ended = await this.consoleSessions.deleteExpired();

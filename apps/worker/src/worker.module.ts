@@ -101,7 +101,7 @@ export class WorkerModule {
               delete: new DeleteClusterFlow(target, clusters, secrets, audit, snapshotRows, snapshots, uiRevoker),
               'create-token': new CreateTokenFlow(target, secrets, audit),
               snapshot: new SnapshotFlow(snapshots, snapshotRows, audit),
-              restore: new RestoreFlow(target, secrets, snapshots, snapshotRows, clusters, audit, config.CLUSTER_READY_TIMEOUT_MS),
+              restore: new RestoreFlow(target, secrets, snapshots, snapshotRows, clusters, audit, config.CLUSTER_READY_TIMEOUT_MS, uiRevoker),
               'delete-snapshot': new DeleteSnapshotFlow(snapshots, audit),
               scale: new ScaleFlow(target, clusters, audit, config),
               repair: new RepairFlow(target, clusters, audit, config),

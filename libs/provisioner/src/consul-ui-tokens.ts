@@ -109,6 +109,26 @@ export class ConsulUiTokens {
     throw new Error(`deleting UI token ${accessorId} on cluster ${api.clusterId} answered HTTP ${res.status} ${describeBody(res.body)}`);
   }
 
+  /**
+   * Deletes every token of either UI policy in the cluster, whatever made it (a restore brings
+   * back the tokens of the snapshot's time, revoked ones too). Returns their AccessorIDs.
+   */
+  async deleteAll(api: ClusterApi): Promise<string[]> {
+    const deleted: string[] = [];
+    for (const name of Object.values(UI_POLICY_NAMES)) {
+      const policy = await this.call(api, 'GET', `/v1/acl/policy/name/${name}`);
+      if (isAclNotFound(policy)) continue;
+      const id = (policy.body as { ID?: unknown } | undefined)?.ID;
+      if (policy.status !== 200 || typeof id !== 'string') throw new Error(`reading policy ${name} on cluster ${api.clusterId} answered HTTP ${policy.status} ${describeBody(policy.body)}`);
+      const list = await this.call(api, 'GET', `/v1/acl/tokens?policy=${encodeURIComponent(id)}`);
+      if (list.status !== 200 || !Array.isArray(list.body)) throw new Error(`listing the UI tokens of cluster ${api.clusterId} answered HTTP ${list.status}`);
+      for (const t of list.body as { AccessorID?: unknown }[]) {
+        if (typeof t.AccessorID === 'string' && (await this.delete(api, t.AccessorID)) === 'deleted') deleted.push(t.AccessorID);
+      }
+    }
+    return deleted;
+  }
+
   /** Waits until the server at `address` resolves the new token (it was made through the leader), at most `timeoutMs`. */
   async waitUntilResolved(api: ClusterApi, address: string, secretId: string, timeoutMs = 3_000): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;

@@ -8,7 +8,7 @@ export type { ConsoleSsoCode, ConsulUiSession };
 export type UiAccess = 'read' | 'write';
 
 /** Why a Consul UI session was revoked (recorded on the row and in the audit event). */
-export type UiRevokeReason = 'sign-out' | 'expired' | 'console-session-ended' | 'role-lost' | 'cluster-deleted' | 'sign-in-failed';
+export type UiRevokeReason = 'sign-out' | 'expired' | 'console-session-ended' | 'role-lost' | 'cluster-deleted' | 'cluster-restored' | 'sign-in-failed';
 
 export interface NewUiSession {
   id: string;
