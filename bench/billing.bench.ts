@@ -126,7 +126,7 @@ async function main(): Promise<void> {
         const b = next++;
         if (b >= batches) return;
         const events: UsageEvent[] = Array.from({ length: 25 }, (_, i) => ({
-          resourceUri: `/subscriptions/0abcd000-0000-4000-8000-00000000b003/resourceGroups/rg/providers/Microsoft.Solutions/applications/bare-${b}-${i}`,
+          resourceId: `bare-${b}-${i}`,
           quantity: 1, dimension: 'standard_hours', effectiveStartTime: new Date(Math.floor(NOW / HOUR) * HOUR - HOUR).toISOString(), planId: 'consul-payg',
         }));
         await bare.batchUsageEvent(events);

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
+import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants';
+import { ModulesContainer } from '@nestjs/core';
+import { ROUTE_INPUT } from '../apps/api/src/validation/input';
 import { ClusterRepository, SecretName, SecretRepository, SecretBox } from '../libs/core/src';
 import { READ, SUBSCRIPTION, WRITE, startStack, type TestStack } from './support/stack';
 
@@ -95,6 +98,39 @@ describe('every route refuses malformed input with a 4xx that says what to fix, 
   });
   after(async () => {
     await s?.close();
+  });
+
+  it('every route the API serves declares its input schema (path, query and body)', () => {
+    const seen: string[] = [];
+    const missing: string[] = [];
+    for (const mod of s.api.get(ModulesContainer).values()) {
+      for (const ctrl of mod.controllers.values()) {
+        const proto = (ctrl.metatype as { prototype: Record<string, unknown> }).prototype;
+        for (const name of Object.getOwnPropertyNames(proto)) {
+          const handler = proto[name];
+          if (typeof handler !== 'function' || Reflect.getMetadata(METHOD_METADATA, handler) === undefined) continue;
+          const route = `${String(Reflect.getMetadata(PATH_METADATA, ctrl.metatype as object))}/${String(Reflect.getMetadata(PATH_METADATA, handler))} (${ctrl.name}.${name})`;
+          seen.push(route);
+          if (Reflect.getMetadata(ROUTE_INPUT, handler) === undefined) missing.push(route);
+        }
+      }
+    }
+    assert.ok(seen.length >= 30, `found ${seen.length} routes`);
+    assert.deepEqual(missing, [], 'routes without @Input');
+  });
+
+  it('a query parameter a route does not take, or one given twice, is refused naming it', async () => {
+    const token = s.token(TENANT, WRITE);
+    const unknown = await s.request('GET', '/v1/clusters?color=blue', { token });
+    assert.equal(unknown.status, 400);
+    assert.equal(unknown.body.error.code, 'unknown_parameter');
+    assert.equal(unknown.body.error.details.field, 'color');
+    const twice = await s.request('GET', '/v1/billing/usage?from=2026-11-01&from=2026-11-02', { token });
+    assert.equal(twice.status, 400);
+    assert.equal(twice.body.error.code, 'invalid_from');
+    const body = await s.request('POST', `/v1/operations/${real.cluster}/cancel`, { token, body: { force: true } });
+    assert.equal(body.status, 400);
+    assert.equal(body.body.error.code, 'unknown_field');
   });
 
   it(`${RUNS} generated requests over every route (seed ${SEED})`, async () => {

@@ -194,7 +194,10 @@ describe('API', () => {
         ['PATCH', `/v1/clusters/${id}`],
       ];
       for (const [method, path] of routes) {
-        const res = await s.request(method, path, { token: other, body: method === 'POST' || method === 'PATCH' ? { name: 'x' } : undefined });
+        // Well-formed requests (a malformed one is refused at the edge with 400 before any lookup).
+        const snapshotNamed = (method === 'POST' && path.endsWith('/snapshots')) || (method === 'PATCH' && path.includes('/snapshots/'));
+        const body = snapshotNamed ? { name: 'x' } : method === 'PATCH' ? { tier: 'plus' } : undefined;
+        const res = await s.request(method, path, { token: other, body });
         assert.equal(res.status, 404, `${method} ${path}`);
         assert.match(res.body.error.code, /not_found$/);
       }
@@ -228,9 +231,13 @@ describe('API', () => {
       assert.ok(!list.body.clusters.some((c: { id: string }) => c.id === id));
     });
 
-    it('404 for ids that are not UUIDs', async () => {
-      const res = await s.request('GET', '/v1/clusters/not-a-uuid', { token: writer });
-      assert.equal(res.status, 404);
+    it('400 naming the id for ids that are not UUIDs', async () => {
+      for (const bad of ['not-a-uuid', '-'.repeat(36), 'constructor']) {
+        const res = await s.request('GET', `/v1/clusters/${bad}`, { token: writer });
+        assert.equal(res.status, 400);
+        assert.equal(res.body.error.code, 'invalid_id');
+        assert.match(res.body.error.message, /the cluster id must be a UUID/);
+      }
     });
 
     it('409 for client config of a cluster that is not Running', async () => {

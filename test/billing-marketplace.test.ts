@@ -14,12 +14,12 @@ const HOUR = 60 * MIN;
 const TENANT = 'd0d0d0d0-0000-4000-8000-00000000000d';
 
 /** A cluster row (no Consul behind it: billing reads rows only) with billing segments. */
-async function billedCluster(db: Db, name: string, segments: Array<{ dimension: string; start: number; end: number | null }>): Promise<string> {
+async function billedCluster(db: Db, name: string, segments: Array<{ dimension: string; start: number; end: number | null }>, billingResourceId?: string): Promise<string> {
   const id = randomUUID();
   await db.cluster.create({
     data: {
       id, tenantId: TENANT, subscriptionId: SUBSCRIPTION, resourceGroup: 'rg-mkt', managedResourceGroup: `mrg-${name}`, name, region: 'westeurope', datacenter: 'dc1',
-      consulVersion: '1.8.7', tier: 'standard', serverCount: 3, state: 'Running', createdBy: 'test',
+      consulVersion: '1.8.7', tier: 'standard', serverCount: 3, state: 'Running', createdBy: 'test', ...(billingResourceId ? { billingResourceId } : {}),
     },
   });
   for (const sg of segments) {
@@ -28,7 +28,7 @@ async function billedCluster(db: Db, name: string, segments: Array<{ dimension: 
   return id;
 }
 
-const keyOf = (r: { resourceUri: string; dimension: string; hour: Date }) => usageKey(r.resourceUri, r.dimension, r.hour.toISOString());
+const keyOf = (r: { resourceId: string; dimension: string; hour: Date }) => usageKey(r.resourceId, r.dimension, r.hour.toISOString());
 
 // Export to a metering server that speaks the marketplace API and misbehaves on purpose:
 // 5xx, 429 with Retry-After, dropped connections, answers lost after the server accepted.
@@ -121,7 +121,7 @@ describe('marketplace exporter in the worker, and reconciliation', { timeout: 20
   const clock = Date.parse('2026-11-12T09:30:00Z');
 
   before(async () => {
-    fake = await startFakeMetering({ now: () => clock, knownResources: (r) => !r.endsWith('/gone') });
+    fake = await startFakeMetering({ now: () => clock, knownResources: (r) => !r.startsWith('gone-') });
     const config = await testConfig({
       BILLING_EXPORTER: 'marketplace',
       MARKETPLACE_METERING_URL: fake.url,
@@ -143,12 +143,13 @@ describe('marketplace exporter in the worker, and reconciliation', { timeout: 20
     // Ran two days ago: its hours are past the marketplace's window by the time they are closed.
     const old = await billedCluster(s.db, 'old', [{ dimension: 'plus_hours', start: base - 48 * HOUR, end: base - 47 * HOUR }]);
     // The managed application is gone at the marketplace: its events are rejected for good.
-    const gone = await billedCluster(s.db, 'gone', [{ dimension: 'development_hours', start: base + 3 * HOUR, end: base + 4 * HOUR }]);
+    const gone = await billedCluster(s.db, 'gone', [{ dimension: 'development_hours', start: base + 3 * HOUR, end: base + 4 * HOUR }], `gone-${randomUUID()}`);
     // An hour the marketplace already holds, with another quantity (sent by someone else): a mismatch.
-    const alphaUri = `/subscriptions/${SUBSCRIPTION}/resourceGroups/rg-mkt/providers/Microsoft.Solutions/applications/alpha`;
-    fake.injectAccepted([{ resourceUri: alphaUri, dimension: 'standard_hours', effectiveStartTime: new Date(base + 4 * HOUR).toISOString(), quantity: 0.5, planId: s.config.BILLING_PLAN_ID }]);
+    const alphaResource = (await s.db.cluster.findUniqueOrThrow({ where: { id: a } })).billingResourceId;
+    fake.injectAccepted([{ resourceId: alphaResource, dimension: 'standard_hours', effectiveStartTime: new Date(base + 4 * HOUR).toISOString(), quantity: 0.5, planId: s.config.BILLING_PLAN_ID }]);
     // And one we never sent: extra.
-    fake.injectAccepted([{ resourceUri: alphaUri.replace('alpha', 'stranger'), dimension: 'plus_hours', effectiveStartTime: new Date(base + 6 * HOUR).toISOString(), quantity: 1, planId: s.config.BILLING_PLAN_ID }]);
+    const stranger = randomUUID();
+    fake.injectAccepted([{ resourceId: stranger, dimension: 'plus_hours', effectiveStartTime: new Date(base + 6 * HOUR).toISOString(), quantity: 1, planId: s.config.BILLING_PLAN_ID }]);
 
     const ticker = s.worker!.get(BillingTicker);
     const result = await ticker.tick(new Date(clock));
@@ -166,7 +167,7 @@ describe('marketplace exporter in the worker, and reconciliation', { timeout: 20
     await s.db.usageRecord.create({
       data: {
         id: randomUUID(), clusterId: a, dimension: 'plus_hours', hour: new Date(base + 7 * HOUR), minutes: 60, tenantId: TENANT, subscriptionId: SUBSCRIPTION,
-        resourceGroup: 'rg-mkt', clusterName: 'alpha', resourceUri: alphaUri, planId: s.config.BILLING_PLAN_ID, unitPriceMicros: 1_120_000n,
+        resourceGroup: 'rg-mkt', clusterName: 'alpha', resourceId: alphaResource, planId: s.config.BILLING_PLAN_ID, unitPriceMicros: 1_120_000n,
         exportState: 'Accepted', usageEventId: randomUUID(),
       },
     });
@@ -177,7 +178,7 @@ describe('marketplace exporter in the worker, and reconciliation', { timeout: 20
     assert.deepEqual(rep.body.mismatched.map((m: { dimension: string; ours: number; theirs: number }) => [m.dimension, m.ours, m.theirs]), [['standard_hours', 2.75, 2.25]]);
     assert.deepEqual(rep.body.missing.map((m: { dimension: string; ours: number }) => [m.dimension, m.ours]), [['plus_hours', 1]]);
     assert.equal(rep.body.matched, 0);
-    assert.deepEqual(rep.body.extra.map((m: { resourceUri: string }) => m.resourceUri), [alphaUri.replace('alpha', 'stranger')]);
+    assert.deepEqual(rep.body.extra.map((m: { resourceId: string }) => m.resourceId), [stranger]);
     assert.deepEqual(rep.body.unbilled, { Late: 1, Failed: 1 });
     assert.equal((await s.request('GET', '/v1/admin/billing/reconciliation?from=2026-11-10&to=2026-11-13', { token: s.token(TENANT, ['Clusters.ReadWrite']) })).status, 403);
     const bad = await s.request('GET', '/v1/admin/billing/reconciliation?from=soon', { token: sre });

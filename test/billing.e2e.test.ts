@@ -80,7 +80,10 @@ describe('metered billing', { timeout: 300_000 }, () => {
         ['13:00', 'standard_hours', 45, 'Accepted'],
       ],
     );
-    assert.equal(records[0].resourceUri, `/subscriptions/${SUBSCRIPTION}/resourceGroups/rg-bill/providers/Microsoft.Solutions/applications/billed`);
+    // Billed against the cluster's own billing identity, never the address the caller typed.
+    const { billingResourceId } = await s.db.cluster.findUniqueOrThrow({ where: { id: clusterId } });
+    assert.match(billingResourceId, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.ok(records.every((r) => r.resourceId === billingResourceId));
 
     const file = path.join(s.config.BILLING_EXPORT_DIR, 'usage-2026-11-02.jsonl');
     const readLines = async () => (await fs.readFile(file, 'utf8')).trim().split('\n').map((l) => JSON.parse(l));

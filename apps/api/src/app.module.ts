@@ -12,6 +12,7 @@ import { UsageRepository } from '../../../libs/core/src/persistence/usage.reposi
 import { QueuesBoardController } from './admin/queues-board.controller';
 import { WavesService } from './admin/waves.service';
 import { AuthGuard } from './auth/auth.guard';
+import { InputGuard } from './validation/input';
 import { BearerAuthenticator } from './auth/bearer-authenticator';
 import { CatalogController } from './catalog/catalog.controller';
 import { ClustersController } from './clusters/clusters.controller';
@@ -71,6 +72,8 @@ export class AppModule {
         SnapshotsService,
         Resources,
         { provide: APP_GUARD, useClass: AuthGuard },
+        // After authentication: every route's inputs against its schema (validation/input.ts).
+        { provide: APP_GUARD, useClass: InputGuard },
         { provide: APP_FILTER, useClass: ErrorFilter },
       ],
     };

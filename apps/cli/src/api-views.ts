@@ -122,7 +122,7 @@ export interface MonthInvoicesView {
 
 /** One (resource, dimension, UTC day) group on our side and the marketplace's; quantities in hours. */
 export interface ReconciliationEntryView {
-  resourceUri: string;
+  resourceId: string;
   dimension: string;
   day: string;
   ours: number;

@@ -416,7 +416,7 @@ describe('hcs, the command line', { timeout: 240_000 }, () => {
     const asked: string[] = [];
     let report: Record<string, unknown> = {};
     const entry = (dimension: string, day: string, ours: number, theirs: number, name = 'alpha') => ({
-      resourceUri: `/subscriptions/${SUBSCRIPTION}/resourceGroups/rg/providers/Microsoft.Solutions/applications/${name}`, dimension, day, ours, theirs,
+      resourceId: `bill-${name}`, dimension, day, ours, theirs,
     });
     const standIn = http.createServer((req, res) => {
       asked.push(req.url ?? '');

@@ -12,7 +12,7 @@ export interface UsageLineJson {
   tenantId: string;
   subscriptionId: string;
   resourceGroup: string;
-  resourceUri: string;
+  resourceId: string;
   dimension: string;
   effectiveStartTime: string;
   quantity: number;
@@ -130,7 +130,7 @@ export function toLine(r: UsageRecord): UsageLineJson {
     tenantId: r.tenantId,
     subscriptionId: r.subscriptionId,
     resourceGroup: r.resourceGroup,
-    resourceUri: r.resourceUri,
+    resourceId: r.resourceId,
     dimension: r.dimension,
     effectiveStartTime: r.hour.toISOString(),
     quantity: quantityHours(r.minutes),

@@ -35,7 +35,7 @@ export class MarketplaceUsageExporter implements UsageExporter {
   }
 
   static event(r: UsageRecord): UsageEvent {
-    return { resourceUri: r.resourceUri, quantity: quantityHours(r.minutes), dimension: r.dimension, effectiveStartTime: r.hour.toISOString(), planId: r.planId };
+    return { resourceId: r.resourceId, quantity: quantityHours(r.minutes), dimension: r.dimension, effectiveStartTime: r.hour.toISOString(), planId: r.planId };
   }
 
   async export(records: UsageRecord[], now: Date): Promise<ExportResult[]> {

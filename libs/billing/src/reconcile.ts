@@ -3,7 +3,8 @@ import type { UsageEventSummary } from './marketplace/wire';
 import { quantityHours } from './prices';
 
 export interface ReconciliationEntry {
-  resourceUri: string;
+  /** The billed resource (resourceId) the marketplace sums under. */
+  resourceId: string;
   dimension: string;
   /** The UTC day (yyyy-mm-dd) the marketplace sums usage by. */
   day: string;
@@ -44,8 +45,8 @@ export function reconcile(from: Date, to: Date, records: readonly UsageRecord[],
       continue;
     }
     const day = r.hour.toISOString().slice(0, 10);
-    const k = key(r.resourceUri, r.dimension, day);
-    const g = ourGroups.get(k) ?? { resourceUri: r.resourceUri, dimension: r.dimension, day, ours: 0, theirs: 0 };
+    const k = key(r.resourceId, r.dimension, day);
+    const g = ourGroups.get(k) ?? { resourceId: r.resourceId, dimension: r.dimension, day, ours: 0, theirs: 0 };
     g.ours = round6(g.ours + quantityHours(r.minutes));
     ourGroups.set(k, g);
   }
@@ -53,7 +54,7 @@ export function reconcile(from: Date, to: Date, records: readonly UsageRecord[],
   for (const t of theirs) {
     const day = t.usageDate.slice(0, 10);
     const k = key(t.usageResourceId, t.dimension, day);
-    const g = theirGroups.get(k) ?? { resourceUri: t.usageResourceId, dimension: t.dimension, day, ours: 0, theirs: 0 };
+    const g = theirGroups.get(k) ?? { resourceId: t.usageResourceId, dimension: t.dimension, day, ours: 0, theirs: 0 };
     g.theirs = round6(g.theirs + t.submittedQuantity);
     theirGroups.set(k, g);
   }

@@ -4,8 +4,22 @@ import { ClusterRepository, ROLES, ValidationError } from '../../../../libs/core
 import { AnyRole, Caller, type Principal } from '../auth/principal';
 import { WavesService } from './waves.service';
 import { clusterView } from '../clusters/views';
+import { Input, body, params, query, uuid } from '../validation/input';
+import { z } from 'zod';
 
 const FILTERS = ['state', 'version', 'health', 'region'] as const;
+
+const FILTER = z.string({ error: 'a filter is given once, as text' }).optional();
+const count = (field: string) => z.number({ error: `${field} must be a whole number` }).int(`${field} must be a whole number`).optional();
+const WAVE_BODY = body({
+  action: z.string({ error: 'action must be a string' }).nullish(),
+  selector: z.strictObject({
+    state: z.string().optional(), version: z.string().optional(), health: z.string().optional(), region: z.string().optional(),
+    clusterIds: z.array(uuid('selector.clusterIds[]')).max(10_000).optional(),
+  }, { error: (i) => (i.code === 'invalid_type' ? 'selector must be an object' : undefined) }).optional(),
+  params: z.strictObject({ consulVersion: z.string().optional() }).optional(),
+  canaries: count('canaries'), maxInFlight: count('maxInFlight'), maxFailures: count('maxFailures'),
+});
 
 /** SRE views across all tenants. Customers get 403. */
 @ApiTags('admin')
@@ -16,6 +30,7 @@ export class AdminController {
 
   @Get('clusters')
   @AnyRole(ROLES.sre)
+  @Input({ query: query({ state: FILTER, version: FILTER, health: FILTER, region: FILTER }) })
   @ApiOperation({ summary: 'The whole fleet, all tenants; filter by state, version, health, region' })
   @ApiQuery({ name: 'state', required: false })
   @ApiQuery({ name: 'version', required: false })
@@ -30,6 +45,7 @@ export class AdminController {
   }
 
   @Post('waves')
+  @Input({ body: WAVE_BODY })
   @HttpCode(202)
   @AnyRole(ROLES.sre)
   @ApiOperation({ summary: 'Start a maintenance wave: { action, selector, params?, canaries, maxInFlight, maxFailures }' })
@@ -39,6 +55,7 @@ export class AdminController {
 
   @Get('waves/:id')
   @AnyRole(ROLES.sre)
+  @Input({ params: params({ id: uuid('the wave id') }) })
   getWave(@Param('id') id: string) {
     return this.waves.get(id);
   }

@@ -4,6 +4,7 @@ import type { FastifyReply } from 'fastify';
 import { ROLES, UnauthenticatedError } from '../../../../libs/core/src';
 import { AnyRole } from '../auth/principal';
 import { bearerToken, sessionCookie, sessionMaxAge } from './queues-board';
+import { Input } from '../validation/input';
 
 /**
  * A browser cannot send a bearer header when it navigates to the BullMQ dashboard
@@ -15,6 +16,7 @@ import { bearerToken, sessionCookie, sessionMaxAge } from './queues-board';
 @Controller('admin/queues')
 export class QueuesBoardController {
   @Post('session')
+  @Input({})
   @HttpCode(200)
   @AnyRole(ROLES.sre)
   @ApiOperation({

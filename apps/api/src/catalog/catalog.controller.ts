@@ -3,6 +3,7 @@ import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { REGIONS, TIERS, type Config } from '../../../../libs/core/src';
 import { CONFIG } from '../tokens';
 import { CURRENCY, PRICES, formatMicros } from '../../../../libs/billing/src';
+import { Input } from '../validation/input';
 
 /** What a customer can choose from. Any signed-in caller may read it. */
 @ApiTags('catalog')
@@ -12,16 +13,19 @@ export class CatalogController {
   constructor(@Inject(CONFIG) private readonly config: Config) {}
 
   @Get('regions')
+  @Input({})
   regions() {
     return { regions: REGIONS };
   }
 
   @Get('versions')
+  @Input({})
   versions() {
     return { versions: this.config.versions.map(({ version, status }) => ({ version, status })) };
   }
 
   @Get('tiers')
+  @Input({})
   tiers() {
     // Pay as you go: one billing dimension per tier, billed per hour by the minute.
     return {

@@ -5,12 +5,17 @@ import { ROLES } from '../../../../libs/core/src';
 import { AnyRole, Caller, type Principal } from '../auth/principal';
 import { ClustersService, type Answer } from './clusters.service';
 import { ClusterView, CreateClusterBody, CreateTokenBody, UpdateClusterBody } from './openapi';
+import { Input, body, optionalBody, params, uuid } from '../validation/input';
+import { z } from 'zod';
+import { CREATE_CLUSTER_BODY, UPDATE_CLUSTER_BODY } from './inputs';
 
 function send(reply: FastifyReply, a: Answer): unknown {
   reply.status(a.status);
   if (a.location) reply.header('Location', a.location);
   return a.body;
 }
+
+const CLUSTER_ID = params({ id: uuid('the cluster id') });
 
 @ApiTags('clusters')
 @ApiBearerAuth()
@@ -20,6 +25,7 @@ export class ClustersController {
 
   @Post()
   @AnyRole(ROLES.write)
+  @Input({ body: CREATE_CLUSTER_BODY })
   @ApiOperation({ summary: 'Create a cluster (202 with the create operation)' })
   @ApiBody({ type: CreateClusterBody })
   @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'Retrying with the same key returns the same answer' })
@@ -29,6 +35,7 @@ export class ClustersController {
 
   @Get()
   @AnyRole(ROLES.read, ROLES.write)
+  @Input({})
   @ApiOperation({ summary: "List the caller's tenant's clusters" })
   list(@Caller() caller: Principal) {
     return this.service.list(caller);
@@ -36,6 +43,7 @@ export class ClustersController {
 
   @Get(':id')
   @AnyRole(ROLES.read, ROLES.write)
+  @Input({ params: CLUSTER_ID })
   @ApiOkResponse({ type: ClusterView })
   get(@Caller() caller: Principal, @Param('id') id: string) {
     return this.service.get(caller, id);
@@ -43,6 +51,7 @@ export class ClustersController {
 
   @Patch(':id')
   @AnyRole(ROLES.write)
+  @Input({ params: CLUSTER_ID, body: UPDATE_CLUSTER_BODY })
   @ApiOperation({
     summary: 'Change a cluster: { snapshotPolicy: { intervalHours 1-24, retention 1-365 } } and { upgradePolicy: { mode, window } } (200) and/or { tier } (202 with a scale operation)',
   })
@@ -53,6 +62,7 @@ export class ClustersController {
 
   @Delete(':id')
   @AnyRole(ROLES.write)
+  @Input({ params: CLUSTER_ID })
   @HttpCode(202)
   async delete(@Caller() caller: Principal, @Param('id') id: string, @Res({ passthrough: true }) reply: FastifyReply) {
     return send(reply, await this.service.delete(caller, id));
@@ -60,6 +70,7 @@ export class ClustersController {
 
   @Post(':id/upgrade')
   @AnyRole(ROLES.write)
+  @Input({ params: CLUSTER_ID, body: body({ consulVersion: z.string({ error: 'consulVersion must be a string (GET /v1/versions)' }).nullish() }) })
   @ApiOperation({ summary: 'Rolling upgrade to { consulVersion } from GET /v1/versions (202 with the operation)' })
   async upgrade(@Caller() caller: Principal, @Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
     return send(reply, await this.service.upgrade(caller, id, body));
@@ -67,6 +78,7 @@ export class ClustersController {
 
   @Post(':id/rotate')
   @AnyRole(ROLES.write)
+  @Input({ params: CLUSTER_ID, body: body({ what: z.string({ error: 'what must be a string' }).nullish() }) })
   @ApiOperation({ summary: 'Rotate { what: gossip-key | certificates | management-token | ca } with no downtime (202 with the operation)' })
   async rotate(@Caller() caller: Principal, @Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
     return send(reply, await this.service.rotate(caller, id, body));
@@ -74,6 +86,7 @@ export class ClustersController {
 
   @Get(':id/client-config')
   @AnyRole(ROLES.read, ROLES.write)
+  @Input({ params: CLUSTER_ID })
   @Header('Cache-Control', 'no-store')
   @ApiOperation({ summary: 'What a Consul client agent needs to join: CA, servers and (Clusters.ReadWrite only) the gossip key; ready to write as a client config' })
   clientConfig(@Caller() caller: Principal, @Param('id') id: string) {
@@ -82,6 +95,7 @@ export class ClustersController {
 
   @Post(':id/tokens')
   @AnyRole(ROLES.write)
+  @Input({ params: CLUSTER_ID, body: optionalBody({ description: z.string({ error: 'description must be a string' }).max(256, 'description must be at most 256 characters').optional() }) })
   @Header('Cache-Control', 'no-store')
   @ApiOperation({ summary: 'Create a new ACL management token; its secret is shown once' })
   @ApiBody({ type: CreateTokenBody, required: false })

@@ -6,6 +6,7 @@ import { register } from 'prom-client';
 import type { Db } from '../../../../libs/core/src';
 import { Public } from '../auth/principal';
 import { DB, REDIS } from '../tokens';
+import { Input } from '../validation/input';
 
 @ApiExcludeController()
 @Public()
@@ -14,12 +15,14 @@ export class HealthController {
   constructor(@Inject(DB) private readonly db: Db, @Inject(REDIS) private readonly redis: IORedis) {}
 
   @Get('healthz')
+  @Input({})
   healthz() {
     return { status: 'ok' };
   }
 
   /** Ready when the database and Redis answer. */
   @Get('readyz')
+  @Input({})
   async readyz(@Res({ passthrough: true }) reply: FastifyReply) {
     const [database, redis] = await Promise.all([
       this.probe(() => this.db.$queryRaw`SELECT 1`),
@@ -31,6 +34,7 @@ export class HealthController {
   }
 
   @Get('metrics')
+  @Input({})
   async metrics(@Res({ passthrough: true }) reply: FastifyReply) {
     reply.header('Content-Type', register.contentType);
     return register.metrics();

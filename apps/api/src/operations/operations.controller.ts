@@ -6,6 +6,7 @@ import {
 import { AnyRole, Caller, type Principal } from '../auth/principal';
 import { operationView } from '../clusters/views';
 import { QUEUE } from '../tokens';
+import { Input, params, uuid } from '../validation/input';
 
 
 @ApiTags('operations')
@@ -21,11 +22,13 @@ export class OperationsController {
 
   @Get('operations/:id')
   @AnyRole(ROLES.read, ROLES.write)
+  @Input({ params: params({ id: uuid('the operation id') }) })
   async get(@Caller() caller: Principal, @Param('id') id: string) {
     return operationView(await this.require(caller, id));
   }
 
   @Post('operations/:id/cancel')
+  @Input({ params: params({ id: uuid('the operation id') }) })
   @HttpCode(200)
   @AnyRole(ROLES.write)
   @ApiOperation({ summary: 'Cancel an operation that has not started yet (a running one says why it cannot)' })
@@ -45,6 +48,7 @@ export class OperationsController {
 
   @Get('clusters/:clusterId/operations')
   @AnyRole(ROLES.read, ROLES.write)
+  @Input({ params: params({ clusterId: uuid('the cluster id') }) })
   async list(@Caller() caller: Principal, @Param('clusterId') clusterId: string) {
     await this.requireCluster(caller, clusterId);
     return { operations: (await this.operations.listForCluster(caller.tenantId, clusterId)).map(operationView) };
@@ -52,6 +56,7 @@ export class OperationsController {
 
   @Get('clusters/:clusterId/events')
   @AnyRole(ROLES.read, ROLES.write)
+  @Input({ params: params({ clusterId: uuid('the cluster id') }) })
   @ApiOperation({ summary: "The cluster's audit events, oldest first" })
   async events(@Caller() caller: Principal, @Param('clusterId') clusterId: string) {
     await this.requireCluster(caller, clusterId);

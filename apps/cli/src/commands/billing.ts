@@ -196,7 +196,7 @@ function printReconciliation(out: Output, r: ReconciliationView): void {
     ['Mismatched', `${r.mismatched.length} (different quantities)`],
     ['Unbilled', unbilled.length ? unbilled.map(([state, n]) => `${state} ${n}`).join(', ') : 'none'],
   ]);
-  const rows = (kind: string, entries: readonly ReconciliationEntryView[]) => entries.map((e) => [kind, e.day, e.dimension, e.ours, e.theirs, e.resourceUri] as const);
+  const rows = (kind: string, entries: readonly ReconciliationEntryView[]) => entries.map((e) => [kind, e.day, e.dimension, e.ours, e.theirs, e.resourceId] as const);
   const differences = [...rows('missing', r.missing), ...rows('extra', r.extra), ...rows('mismatched', r.mismatched)];
   if (!differences.length) return;
   out.line();

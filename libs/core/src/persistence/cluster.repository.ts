@@ -24,6 +24,11 @@ export interface NewCluster {
   snapshotRetention?: number;
   /** Default: manual, no window. */
   upgradePolicy?: UpgradePolicy;
+  /**
+   * What usage is metered against. Never from a caller's request: a fresh random id by default,
+   * the managed application's billingDetails.resourceUsageId when Azure created the cluster.
+   */
+  billingResourceId?: string;
 }
 
 export interface IdempotentResponse {
@@ -75,6 +80,7 @@ export class ClusterRepository {
       caNotAfter: null,
       serverCertsNotAfter: null,
       certRotationQueuedAt: null,
+      billingResourceId: input.billingResourceId ?? randomUUID(),
     };
     cluster.managedResourceGroup = `mrg-consul-${input.name}-${cluster.id.slice(0, 8)}`;
     const operation: Operation = {
@@ -116,12 +122,12 @@ export class ClusterRepository {
       WITH c AS (
         INSERT INTO "Cluster" ("id", "tenantId", "subscriptionId", "resourceGroup", "managedResourceGroup", "name", "region", "datacenter",
           "consulVersion", "tier", "serverCount", "publicEndpoint", "target", "state", "createdBy", "createdAt", "updatedAt",
-          "snapshotIntervalHours", "snapshotRetention", "upgradeMode", "upgradeWindow")
+          "snapshotIntervalHours", "snapshotRetention", "upgradeMode", "upgradeWindow", "billingResourceId")
         VALUES (${cluster.id}::uuid, ${cluster.tenantId}, ${cluster.subscriptionId}, ${cluster.resourceGroup}, ${cluster.managedResourceGroup},
           ${cluster.name}, ${cluster.region}, ${cluster.datacenter}, ${cluster.consulVersion}, ${cluster.tier}, ${cluster.serverCount},
           ${cluster.publicEndpoint}, ${cluster.target}, ${cluster.state}, ${cluster.createdBy}, ${now}, ${now},
           ${cluster.snapshotIntervalHours}, ${cluster.snapshotRetention},
-          ${cluster.upgradeMode}, ${cluster.upgradeWindow === null ? null : JSON.stringify(cluster.upgradeWindow)}::jsonb)
+          ${cluster.upgradeMode}, ${cluster.upgradeWindow === null ? null : JSON.stringify(cluster.upgradeWindow)}::jsonb, ${cluster.billingResourceId})
         RETURNING "id"
       ), o AS (
         INSERT INTO "Operation" ("id", "tenantId", "clusterId", "kind", "mutating", "state", "requestedBy", "createdAt", "updatedAt")

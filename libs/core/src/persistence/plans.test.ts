@@ -116,7 +116,7 @@ describe('the unbilled-usage count reads only unbilled records', () => {
     const states = [...Array(20_000).fill('Accepted'), 'Pending', 'Pending', 'Pending', 'Failed', 'Failed', 'Late', 'Expired', 'Duplicate', 'Duplicate'];
     await client.query(`
       INSERT INTO "UsageRecord" ("id", "clusterId", "dimension", "hour", "minutes", "tenantId", "subscriptionId", "resourceGroup", "clusterName",
-        "resourceUri", "planId", "unitPriceMicros", "exportState")
+        "resourceId", "planId", "unitPriceMicros", "exportState")
       SELECT gen_random_uuid(), gen_random_uuid(), 'standard', timestamp '2026-01-01' + s.i * interval '1 hour', 60, 't', 's', 'rg', 'c',
         '/subscriptions/s', 'plan', 1000, s."state"
       FROM unnest($1::text[]) WITH ORDINALITY AS s("state", i)`, [states]);

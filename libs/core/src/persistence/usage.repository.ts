@@ -106,9 +106,9 @@ export class UsageRepository {
               FROM pieces WHERE "minutes" > 0 GROUP BY 1, 2, 3
             )
             INSERT INTO "UsageRecord" ("id", "clusterId", "dimension", "hour", "minutes", "tenantId", "subscriptionId", "resourceGroup",
-              "clusterName", "resourceUri", "planId", "unitPriceMicros")
+              "clusterName", "resourceId", "planId", "unitPriceMicros")
             SELECT gen_random_uuid(), per."clusterId", per."dimension", per."hour", per."minutes", c."tenantId", c."subscriptionId", c."resourceGroup",
-              c."name", '/subscriptions/' || c."subscriptionId" || '/resourceGroups/' || c."resourceGroup" || '/providers/Microsoft.Solutions/applications/' || c."name",
+              c."name", c."billingResourceId",
               ${opts.planId}, p."price"
             FROM per
             JOIN "Cluster" c ON c."id" = per."clusterId"
