@@ -2,7 +2,7 @@ import { Inject, Injectable, Module, type DynamicModule, type OnApplicationShutd
 import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import type IORedis from 'ioredis';
 import {
-  AuditRepository, ClusterRepository, ConsoleSessionRepository, ConsulUiSessionRepository, IdempotencyRepository, IssuedTokenRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, WaveRepository,
+  AuditRepository, ClusterRepository, ConsoleSessionRepository, ConsulUiSessionRepository, IdempotencyRepository, IssuedTokenRepository, ManagedAppNotificationRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, WaveRepository,
   closeDb, createDb, createOperationsQueue, createRedis, type Config, type Db, type OperationsQueue,
 } from '../../../libs/core/src';
 import { AdminController } from './admin/admin.controller';
@@ -36,6 +36,10 @@ import { ConsoleAuthService } from './console/console-auth.service';
 import { ConsoleOrigin, ConsoleSessions } from './console/console-sessions';
 import { OidcClient } from './console/oidc-client';
 import { AUTHENTICATOR, CONFIG, DB, ID_TOKEN_AUTHENTICATOR, OIDC_CLIENT, QUEUE, REDIS } from './tokens';
+import { ArmManagedApplications } from './notifications/managed-applications';
+import { NotificationsController } from './notifications/notifications.controller';
+import { MANAGED_APPLICATIONS, NotificationsService } from './notifications/notifications.service';
+import { azureCredential } from './notifications/azure-credential';
 
 @Injectable()
 class Resources implements OnApplicationShutdown {
@@ -58,7 +62,7 @@ export class AppModule {
   static forRoot(config: Config): DynamicModule {
     return {
       module: AppModule,
-      controllers: [ClustersController, IssuedTokensController, SnapshotsController, OperationsController, CatalogController, HealthController, AdminController, BillingController, QueuesBoardController, ConsoleAuthController, SsoController],
+      controllers: [ClustersController, IssuedTokensController, SnapshotsController, OperationsController, CatalogController, HealthController, AdminController, BillingController, QueuesBoardController, ConsoleAuthController, SsoController, NotificationsController],
       providers: [
         { provide: CONFIG, useValue: config },
         { provide: DB, useFactory: () => createDb(config.DATABASE_URL, config.DATABASE_POOL_SIZE) },
@@ -112,6 +116,9 @@ export class AppModule {
         { provide: SnapshotRepository, useFactory: (db: Db) => new SnapshotRepository(db), inject: [DB] },
         { provide: WaveRepository, useFactory: (db: Db) => new WaveRepository(db), inject: [DB] },
         { provide: UsageRepository, useFactory: (db: Db) => new UsageRepository(db), inject: [DB] },
+        { provide: ManagedAppNotificationRepository, useFactory: (db: Db) => new ManagedAppNotificationRepository(db), inject: [DB] },
+        { provide: MANAGED_APPLICATIONS, useFactory: () => new ArmManagedApplications({ endpoint: config.ARM_ENDPOINT, credential: azureCredential(config) }) },
+        NotificationsService,
         BillingService,
         OperationDispatcher,
         WavesService,

@@ -9,3 +9,5 @@ export * from './local/consul-http';
 export * from './local/local-target';
 export * from './snapshots/blob-store';
 export * from './consul-ui-tokens';
+export * from './server-files';
+export * from './azure/cloud-init';
