@@ -2,7 +2,7 @@ import { Inject, Injectable, Module, type DynamicModule, type OnApplicationShutd
 import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import type IORedis from 'ioredis';
 import {
-  AuditRepository, ClusterRepository, IdempotencyRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, WaveRepository,
+  AuditRepository, ClusterRepository, ConsoleSessionRepository, IdempotencyRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, WaveRepository,
   closeDb, createDb, createOperationsQueue, createRedis, type Config, type Db, type OperationsQueue,
 } from '../../../libs/core/src';
 import { AdminController } from './admin/admin.controller';
@@ -22,7 +22,11 @@ import { OperationDispatcher } from './operation.dispatcher';
 import { OperationsController } from './operations/operations.controller';
 import { SnapshotsController } from './snapshots/snapshots.controller';
 import { SnapshotsService } from './snapshots/snapshots.service';
-import { AUTHENTICATOR, CONFIG, DB, QUEUE, REDIS } from './tokens';
+import { ConsoleAuthController } from './console/console-auth.controller';
+import { ConsoleAuthService } from './console/console-auth.service';
+import { ConsoleOrigin, ConsoleSessions } from './console/console-sessions';
+import { OidcClient } from './console/oidc-client';
+import { AUTHENTICATOR, CONFIG, DB, ID_TOKEN_AUTHENTICATOR, OIDC_CLIENT, QUEUE, REDIS } from './tokens';
 
 @Injectable()
 class Resources implements OnApplicationShutdown {
@@ -39,7 +43,7 @@ export class AppModule {
   static forRoot(config: Config): DynamicModule {
     return {
       module: AppModule,
-      controllers: [ClustersController, SnapshotsController, OperationsController, CatalogController, HealthController, AdminController, BillingController, QueuesBoardController],
+      controllers: [ClustersController, SnapshotsController, OperationsController, CatalogController, HealthController, AdminController, BillingController, QueuesBoardController, ConsoleAuthController],
       providers: [
         { provide: CONFIG, useValue: config },
         { provide: DB, useFactory: () => createDb(config.DATABASE_URL, config.DATABASE_POOL_SIZE) },
@@ -55,6 +59,22 @@ export class AppModule {
               clientId: config.AUTH_CLIENT_ID,
             }),
         },
+        {
+          provide: ID_TOKEN_AUTHENTICATOR,
+          useFactory: () =>
+            new BearerAuthenticator({
+              identityMetadata: config.AUTH_METADATA_URL,
+              issuer: config.AUTH_ISSUER.split(',').map((s) => s.trim()),
+              audience: config.CONSOLE_CLIENT_ID,
+              clientId: config.CONSOLE_CLIENT_ID,
+              verifiedTokenCacheSize: 0,
+            }),
+        },
+        { provide: OIDC_CLIENT, useFactory: () => new OidcClient(config.AUTH_METADATA_URL) },
+        { provide: ConsoleSessionRepository, useFactory: (db: Db) => new ConsoleSessionRepository(db), inject: [DB] },
+        ConsoleOrigin,
+        ConsoleSessions,
+        ConsoleAuthService,
         { provide: SecretBox, useFactory: () => SecretBox.fromKeyFile(config.KEK_FILE) },
         { provide: ClusterRepository, useFactory: (db: Db) => new ClusterRepository(db), inject: [DB] },
         { provide: OperationRepository, useFactory: (db: Db) => new OperationRepository(db), inject: [DB] },

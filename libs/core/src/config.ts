@@ -31,6 +31,23 @@ const schema = z.object({
   AUTH_ISSUER: z.string().default('https://127.0.0.1:8443'),
   AUTH_AUDIENCE: z.string().default('api://managed-consul'),
   AUTH_CLIENT_ID: z.string().default('api://managed-consul'),
+  /**
+   * The console's sign-in (OpenID Connect authorization code + PKCE, a confidential client): its
+   * app registration's client id and secret. Without a secret the console cannot sign anyone in
+   * (GET /auth/login answers 503 naming CONSOLE_CLIENT_SECRET); bearer tokens work regardless.
+   */
+  CONSOLE_CLIENT_ID: z.string().min(1).default('managed-consul-console'),
+  CONSOLE_CLIENT_SECRET: z.string().min(16, 'at least 16 characters').optional(),
+  /** The console's public origin (scheme://host[:port], no path): the redirect URI is <origin>/auth/callback. Default: http://<HOST>:<the API's port>. */
+  CONSOLE_ORIGIN: z
+    .string()
+    .url()
+    .refine((v) => /^https?:\/\/[^/?#]+$/.test(v), 'an origin: http(s)://host[:port], with no path, query or trailing slash')
+    .optional(),
+  /** The scopes the console asks for; the access token must be one the API accepts (its audience). Default: openid profile <AUTH_AUDIENCE>/.default. */
+  CONSOLE_SCOPES: z.string().optional(),
+  /** The longest a console session lasts (never longer than the access token it came from). */
+  CONSOLE_SESSION_MAX_HOURS: z.coerce.number().min(0.05).max(8).default(8),
   /** In production: the Entra ID tenant that owns the app registration. */
   AZURE_TENANT_ID: z.string().optional(),
   /**

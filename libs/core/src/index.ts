@@ -21,3 +21,4 @@ export * from './cluster-actions';
 export * from './persistence/usage.repository';
 export * from './persistence/upgrade-schedule.repository';
 export * from './persistence/certificate-schedule.repository';
+export * from './persistence/console-session.repository';

@@ -5,6 +5,7 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError, NotFoundError, ROLES, UnauthenticatedError, UnavailableError, type Config, type OperationsQueue } from '../../../../libs/core/src';
 import { AuthenticationError, IdentityProviderUnavailableError, type BearerAuthenticator, type Principal } from '../auth/bearer-authenticator';
+import { cookieValue } from '../auth/cookies';
 import { missingRole } from '../auth/principal';
 import { AUTHENTICATOR, CONFIG, QUEUE } from '../tokens';
 
@@ -37,16 +38,6 @@ export function sessionMaxAge(token: string, nowMs = Date.now()): number {
   }
   const left = typeof exp === 'number' ? Math.floor(exp - nowMs / 1000) : QUEUES_SESSION_MAX_AGE_S;
   return Math.max(0, Math.min(QUEUES_SESSION_MAX_AGE_S, left));
-}
-
-function cookieValue(header: string | string[] | undefined, name: string): string | undefined {
-  const all = Array.isArray(header) ? header.join('; ') : header;
-  if (!all) return undefined;
-  for (const part of all.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim() || undefined;
-  }
-  return undefined;
 }
 
 /** The API's error shape, as the Nest error filter writes it (raw Fastify routes do not pass through it). */
