@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import type { FastifyReply } from 'fastify';
 
 /**
  * The console's own paths: each answers the single-page app's index.html, and the browser's
@@ -22,11 +21,7 @@ const CONSOLE_CSP = [
   "frame-ancestors 'none'", "base-uri 'none'", "form-action 'self'", "object-src 'none'",
 ].join('; ');
 
-function notBuilt(reply: FastifyReply): FastifyReply {
-  return reply.status(503).header('cache-control', 'no-store').send({
-    error: { code: 'console_not_built', message: 'the console is not built: run `npm run build` (or npm start, which builds it)' },
-  });
-}
+const NOT_BUILT = { error: { code: 'console_not_built', message: 'the console is not built: run `npm run build` (or npm start, which builds it)' } };
 
 /** Serves the built console: hashed assets under /assets/ (cached for good) and index.html for its paths. */
 export function mountConsole(app: NestFastifyApplication, dir = CONSOLE_DIR): void {
@@ -47,7 +42,7 @@ export function mountConsole(app: NestFastifyApplication, dir = CONSOLE_DIR): vo
   for (const url of CONSOLE_PATHS) {
     fastify.get(url, async (_req, reply) => {
       const html = readIndex();
-      if (!html) return notBuilt(reply);
+      if (!html) return reply.status(503).header('cache-control', 'no-store').send(NOT_BUILT);
       return reply
         .type('text/html; charset=utf-8')
         .header('cache-control', 'no-cache')

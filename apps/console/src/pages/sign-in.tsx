@@ -15,10 +15,8 @@ export function SignInPage() {
           Create Consul clusters secured by default (TLS, ACLs with default-deny, gossip encryption), then run them from here:
           snapshots, upgrades, scaling, and one click into each cluster’s Consul UI.
         </p>
-        <form method="get" action="/auth/login">
-          <input type="hidden" name="returnTo" value={returnTo} />
-          <button type="submit" className="button button-primary button-large">Sign in with your organization account</button>
-        </form>
+        {/* A link, not a form: the page's CSP (form-action 'self') would stop a form's redirect to the identity provider. */}
+        <a className="button button-primary button-large" href={`/auth/login?returnTo=${encodeURIComponent(returnTo)}`}>Sign in with your organization account</a>
         <p className="muted">You sign in with your Microsoft Entra ID account; the console keeps only a session cookie, never your tokens.</p>
       </div>
     </main>

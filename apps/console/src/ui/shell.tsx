@@ -1,7 +1,7 @@
 import { useQueryClient } from '@tanstack/react-query';
 import { NavLink, Outlet, useLocation } from 'react-router';
 import { setCsrfToken } from '../api/client';
-import { useSession, useSignOut } from '../api/queries';
+import { keys, useSession, useSignOut } from '../api/queries';
 import type { Session } from '../api/types';
 import { SignInPage } from '../pages/sign-in';
 import { ErrorState, Loading } from './states';
@@ -46,9 +46,10 @@ function Layout({ session }: { session: Session }) {
             onClick={() =>
               signOut.mutate(undefined, {
                 onSettled: () => {
+                  // Signed out (or the session was already gone): forget everything read with it.
                   setCsrfToken(null);
-                  qc.clear();
-                  qc.setQueryData(['session'], null);
+                  qc.setQueryData(keys.session, null);
+                  qc.removeQueries({ predicate: (q) => q.queryKey[0] !== keys.session[0] });
                 },
               })
             }

@@ -1,0 +1,180 @@
+/**
+ * The console in a real browser (Debian's Chromium through playwright-core), against the real
+ * API, worker, Consul, PostgreSQL, Redis and Azurite, signed in through the local issuer's page
+ * the way a person does. Pages are found by their roles and labels, not by CSS.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { SUBSCRIPTION, TENANT_A, startStack, waitFor, type TestStack } from './support/stack';
+import { launchBrowser, newPerson, screenshot, seriousA11yViolations } from './support/browser';
+
+const ALICE = { user: 'alice@contoso.example', tenantId: TENANT_A, roles: ['Clusters.ReadWrite'] };
+const CREATE_TIMEOUT_MS = 120_000;
+
+/** The local issuer's sign-in page: user, tenant and roles, then Sign in. */
+async function signInAs(page: Page, who: { user: string; tenantId: string; roles: string[] }): Promise<void> {
+  await page.getByRole('link', { name: /sign in with your organization account/i }).click();
+  await page.getByLabel('User').fill(who.user);
+  await page.getByLabel('Tenant').fill(who.tenantId);
+  for (const role of ['Clusters.Read', 'Clusters.ReadWrite', 'Platform.SRE']) {
+    await page.getByLabel(role, { exact: true }).setChecked(who.roles.includes(role));
+  }
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+}
+
+async function assertAccessible(page: Page, what: string): Promise<void> {
+  const found = await seriousA11yViolations(page);
+  assert.deepEqual(found, [], `axe-core found serious or critical violations on ${what}`);
+}
+
+describe('the console in Chromium', () => {
+  let s: TestStack;
+  let browser: Browser;
+  let alice: BrowserContext;
+  let page: Page;
+  /** A second tab left on the clusters list from before the create, never reloaded. */
+  let watcher: Page;
+  let watcherNavigations = 0;
+  let clusterId = '';
+
+  /** A test that leaves a screenshot of the page behind when it fails (test-artifacts/failed-*.png). */
+  const step = (name: string, fn: () => Promise<void>) =>
+    it(name, async () => {
+      try {
+        await fn();
+      } catch (e) {
+        await screenshot(page, `failed-${name.slice(0, 40).replace(/[^a-z0-9]+/gi, '-')}`).catch(() => undefined);
+        throw e;
+      }
+    });
+
+  before(async () => {
+    s = await startStack({ worker: true });
+    browser = await launchBrowser();
+    alice = await newPerson(browser);
+    page = await alice.newPage();
+  });
+  after(async () => {
+    await browser?.close();
+    await s?.close();
+  });
+
+  step('a signed-out visitor gets the sign-in page, accessible, and signs in through the issuer back to where they were', async () => {
+    await page.goto(`${s.url}/clusters`);
+    await page.getByRole('heading', { name: 'Sign in to your clusters' }).waitFor();
+    await assertAccessible(page, 'the sign-in page');
+    // No cookie but the session's, and nothing in storage.
+    await signInAs(page, ALICE);
+    await page.getByRole('heading', { name: 'Clusters', exact: true }).waitFor();
+    assert.equal(new URL(page.url()).pathname, '/clusters');
+    await page.getByText('No clusters yet.').waitFor();
+    await assertAccessible(page, 'the empty clusters list');
+    const cookies = await alice.cookies(s.url);
+    assert.deepEqual(cookies.map((c) => [c.name, c.httpOnly]), [['mc_session', true]], 'the browser holds only the HttpOnly session cookie');
+    const storage = await page.evaluate('({ local: localStorage.length, session: sessionStorage.length })');
+    assert.deepEqual(storage, { local: 0, session: 0 }, 'nothing in the browser storage');
+
+    watcher = await alice.newPage();
+    await watcher.goto(`${s.url}/clusters`);
+    await watcher.getByText('No clusters yet.').waitFor();
+    watcher.on('framenavigated', (f) => {
+      if (f === watcher.mainFrame()) watcherNavigations++;
+    });
+  });
+
+  step('creates a development cluster through the wizard; a field the server rejects is shown beside it on Review and fixed there', async () => {
+    await page.getByRole('link', { name: 'Create a cluster' }).first().click();
+    await page.getByRole('heading', { name: 'Create a Consul cluster' }).waitFor();
+    // Basics
+    await page.getByLabel('Subscription').fill(SUBSCRIPTION);
+    await page.getByLabel('Resource group').fill('rg-console');
+    const regions = await page.getByLabel('Region').locator('option').count();
+    assert.ok(regions >= 50, `the region list holds every public Azure region from GET /v1/regions (${regions})`);
+    await page.getByLabel('Region').selectOption('northeurope');
+    await assertAccessible(page, 'the wizard (Basics)');
+    await page.getByRole('button', { name: 'Next: Consul settings' }).click();
+    // Consul settings: a name the server refuses (uppercase); the console leaves the rule to the server.
+    await page.getByLabel('Cluster name').fill('Orders_Dev');
+    await page.getByRole('radio', { name: /development/ }).check();
+    assert.match((await page.getByText(/per hour/).first().textContent()) ?? '', /\d/, 'each tier shows its hourly price');
+    assert.match((await page.getByLabel('Consul version').textContent()) ?? '', /RECOMMENDED/, 'the version shows its status');
+    await page.getByRole('button', { name: 'Next: Operations' }).click();
+    // Operations
+    await page.getByLabel('Snapshot interval (hours)').fill('12');
+    await page.getByLabel('Snapshots kept').fill('7');
+    await page.getByRole('button', { name: 'Next: Review + create' }).click();
+    await page.getByRole('heading', { name: 'Review + create' }).waitFor();
+    await assertAccessible(page, 'the wizard (Review)');
+    await page.getByRole('button', { name: 'Create', exact: true }).click();
+
+    const name = page.getByLabel('Cluster name');
+    await name.waitFor();
+    assert.equal(await name.getAttribute('aria-invalid'), 'true');
+    const describedBy = (await name.getAttribute('aria-describedby')) ?? '';
+    const message = await page.locator(`[id="${describedBy.split(' ')[0]}"]`).textContent();
+    assert.match(message ?? '', /lowercase letters, digits or hyphens/, 'the server\'s message is tied to the field');
+    assert.equal(await s.db.cluster.count(), 0, 'nothing was created');
+    await assertAccessible(page, 'the wizard with a rejected field');
+    await screenshot(page, 'wizard-review');
+
+    await name.fill('orders-dev');
+    await page.getByRole('button', { name: 'Create', exact: true }).click();
+    await page.waitForURL(/\/deployments\/[0-9a-f-]{36}$/);
+    await page.getByRole('heading', { name: 'Deployment of orders-dev' }).waitFor();
+    await page.getByRole('heading', { name: 'orders-dev is Running' }).waitFor({ timeout: CREATE_TIMEOUT_MS });
+    const steps = await page.getByRole('list', { name: 'Deployment progress: steps' }).getByRole('listitem').allTextContents();
+    assert.ok(steps.length >= 3 && steps.every((t) => t.includes('Succeeded')), `the create's steps are shown, all succeeded: ${steps.join(' | ')}`);
+    const row = await s.db.cluster.findFirstOrThrow({ where: { name: 'orders-dev' } });
+    clusterId = row.id;
+    assert.equal(row.state, 'Running');
+    assert.equal(row.region, 'northeurope');
+    assert.deepEqual([row.snapshotIntervalHours, row.snapshotRetention], [12, 7], 'the Operations step reached the server');
+  });
+
+  step('the list shows the new cluster with its state, health, version, tier, region and creation time, and updates without a reload', async () => {
+    // The tab opened on the empty list before the create shows the cluster Running by itself.
+    await watcher.getByRole('row', { name: /orders-dev/ }).getByText('Running').waitFor({ timeout: 45_000 });
+    assert.equal(watcherNavigations, 0, 'the list tab was never reloaded');
+    await watcher.close();
+
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Clusters', exact: true }).click();
+    const row = page.getByRole('row', { name: /orders-dev/ });
+    await row.getByText('Running').waitFor();
+    const text = (await row.textContent()) ?? '';
+    for (const part of ['Running', '1.8.7', 'development', 'northeurope']) assert.ok(text.includes(part), `${part} in "${text}"`);
+    await assertAccessible(page, 'the clusters list');
+  });
+
+  step('the cluster page: takes a snapshot and lists it, with keyboard-operable tabs', async () => {
+    await page.getByRole('link', { name: 'orders-dev' }).click();
+    await page.getByRole('heading', { name: 'orders-dev', level: 1 }).waitFor();
+    await page.getByRole('link', { name: /Open Consul UI/ }).waitFor();
+    assert.equal(await page.getByRole('link', { name: /Open Consul UI/ }).getAttribute('href'), `/sso/clusters/${clusterId}`);
+    await assertAccessible(page, 'the cluster page');
+    await screenshot(page, 'cluster-page');
+
+    // Keyboard: from the selected tab, the arrow key moves to the next one.
+    await page.getByRole('tab', { name: 'Overview' }).focus();
+    await page.keyboard.press('ArrowRight');
+    await page.getByRole('tab', { name: 'Snapshots', selected: true }).waitFor();
+    assert.equal(await page.evaluate('document.activeElement?.textContent'), 'Snapshots');
+
+    await page.getByLabel('Snapshot name (optional)').fill('before-change');
+    await page.getByRole('button', { name: 'Take a snapshot' }).click();
+    const snap = page.getByRole('row', { name: /before-change/ });
+    await snap.getByText('Available').waitFor({ timeout: 60_000 });
+    assert.match((await snap.textContent()) ?? '', /manual/);
+    await assertAccessible(page, 'the snapshots tab');
+    const listed = await waitFor('the snapshot in the API', () => s.db.snapshot.findMany({ where: { clusterId } }), (r) => r.some((x) => x.name === 'before-change' && x.state === 'Available'));
+    assert.equal(listed.filter((x) => x.kind === 'manual').length, 1);
+  });
+
+  step('signing out ends the session: the console shows sign-in, and the old cookie no longer works', async () => {
+    const [cookie] = await alice.cookies(s.url);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('heading', { name: 'Sign in to your clusters' }).waitFor();
+    const res = await fetch(`${s.url}/v1/clusters`, { headers: { cookie: `mc_session=${cookie!.value}` } });
+    assert.equal(res.status, 401);
+  });
+});
