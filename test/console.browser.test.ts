@@ -4,9 +4,10 @@
  * the way a person does. Pages are found by their roles and labels, not by CSS.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { SUBSCRIPTION, TENANT_A, startStack, waitFor, type TestStack } from './support/stack';
+import { OPERATOR_TENANT, SUBSCRIPTION, TENANT_A, startStack, waitFor, type TestStack } from './support/stack';
 import { launchBrowser, newPerson, screenshot, seriousA11yViolations } from './support/browser';
 
 const ALICE = { user: 'alice@contoso.example', tenantId: TENANT_A, roles: ['Clusters.ReadWrite'] };
@@ -123,6 +124,7 @@ describe('the console in Chromium', () => {
     await page.waitForURL(/\/deployments\/[0-9a-f-]{36}$/);
     await page.getByRole('heading', { name: 'Deployment of orders-dev' }).waitFor();
     await page.getByRole('heading', { name: 'orders-dev is Running' }).waitFor({ timeout: CREATE_TIMEOUT_MS });
+    await screenshot(page, 'deployment');
     const steps = await page.getByRole('list', { name: 'Deployment progress: steps' }).getByRole('listitem').allTextContents();
     assert.ok(steps.length >= 3 && steps.every((t) => t.includes('Succeeded')), `the create's steps are shown, all succeeded: ${steps.join(' | ')}`);
     const row = await s.db.cluster.findFirstOrThrow({ where: { name: 'orders-dev' } });
@@ -166,8 +168,96 @@ describe('the console in Chromium', () => {
     await snap.getByText('Available').waitFor({ timeout: 60_000 });
     assert.match((await snap.textContent()) ?? '', /manual/);
     await assertAccessible(page, 'the snapshots tab');
+    await screenshot(page, 'cluster-snapshots');
     const listed = await waitFor('the snapshot in the API', () => s.db.snapshot.findMany({ where: { clusterId } }), (r) => r.some((x) => x.name === 'before-change' && x.state === 'Available'));
     assert.equal(listed.filter((x) => x.kind === 'manual').length, 1);
+  });
+
+  step('renames a snapshot, and restores it only once the cluster name is typed (a safety snapshot first)', async () => {
+    await page.getByRole('button', { name: 'Rename before-change' }).click();
+    const rename = page.getByRole('dialog', { name: 'Rename before-change' });
+    await rename.getByLabel('New name').fill('known-good');
+    await rename.getByRole('button', { name: 'Rename' }).click();
+    await page.getByRole('row', { name: /known-good/ }).waitFor();
+
+    await page.getByRole('button', { name: 'Restore known-good' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Restore known-good?' });
+    const confirm = dialog.getByRole('button', { name: 'Restore', exact: true });
+    assert.equal(await confirm.isDisabled(), true, 'no restore before the name is typed');
+    await dialog.getByLabel(/Type orders-dev to confirm/).fill('orders-de');
+    assert.equal(await confirm.isDisabled(), true, 'nor with a name typed wrong');
+    await dialog.getByLabel(/Type orders-dev to confirm/).fill('orders-dev');
+    await confirm.click();
+    await dialog.waitFor({ state: 'hidden' });
+    await page.getByRole('row', { name: /pre-restore/ }).getByText('Available').waitFor({ timeout: 60_000 });
+    const restore = await waitFor('the restore', () => s.db.operation.findFirst({ where: { clusterId, kind: 'restore' } }), (o) => o?.state === 'Succeeded', 90_000);
+    assert.ok(restore);
+
+    await page.getByRole('tab', { name: 'Operations and events' }).click();
+    await page.getByRole('listitem').filter({ hasText: 'restore' }).getByText('Succeeded').first().waitFor({ timeout: 30_000 });
+    await assertAccessible(page, 'the operations and events tab');
+  });
+
+  step('downloads the client config, and shows a new token once', async () => {
+    await page.getByRole('tab', { name: 'Overview' }).click();
+    const downloads: { name: string; text: string }[] = [];
+    const both = new Promise<void>((resolve) => {
+      page.on('download', async (d) => {
+        const file = await d.path();
+        downloads.push({ name: d.suggestedFilename(), text: fs.readFileSync(file, 'utf8') });
+        if (downloads.length === 2) resolve();
+      });
+    });
+    await page.getByRole('button', { name: 'Download client config' }).click();
+    await both;
+    const config = downloads.find((d) => d.name === 'orders-dev-client.json');
+    assert.ok(config, `downloads: ${downloads.map((d) => d.name).join(', ')}`);
+    assert.equal(JSON.parse(config.text).datacenter, 'orders-dev');
+    assert.match(downloads.find((d) => d.name === 'ca.pem')?.text ?? '', /BEGIN CERTIFICATE/);
+
+    await page.getByRole('button', { name: 'Generate a token…' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Generate an ACL token' });
+    await dialog.getByLabel('Description (optional)').fill('ci agent');
+    await dialog.getByRole('button', { name: 'Generate' }).click();
+    const secret = (await dialog.getByLabel('Secret id').textContent()) ?? '';
+    assert.match(secret, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    await assertAccessible(page, 'the token dialog');
+    await dialog.getByRole('button', { name: 'Done' }).click();
+    await dialog.waitFor({ state: 'hidden' });
+    assert.equal((await page.content()).includes(secret), false, 'the secret is gone from the page once the dialog closes');
+    const storage = await page.evaluate('JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)])');
+    assert.equal(String(storage).includes(secret), false);
+  });
+
+  step('an SRE sees the fleet across tenants, filters it, starts a snapshot wave and watches it finish', async () => {
+    const sre = await newPerson(browser);
+    const p = await sre.newPage();
+    try {
+      await p.goto(`${s.url}/fleet`);
+      await signInAs(p, { user: 'sre@operator.example', tenantId: OPERATOR_TENANT, roles: ['Platform.SRE'] });
+      await p.getByRole('heading', { name: 'Fleet' }).waitFor();
+      const row = p.getByRole('row', { name: /orders-dev/ });
+      await row.waitFor();
+      assert.ok(((await row.textContent()) ?? '').includes(TENANT_A), 'the fleet shows the cluster\'s tenant');
+      assert.equal(await p.getByRole('link', { name: 'Queues dashboard' }).getAttribute('href'), '/admin/queues');
+      await assertAccessible(p, 'the fleet page');
+
+      await p.getByLabel('Region').selectOption('westus');
+      await p.getByText('No cluster matches these filters.').waitFor();
+      assert.match(p.url(), /region=westus/);
+      await p.getByLabel('Region').selectOption('northeurope');
+      await row.waitFor();
+
+      await p.getByLabel('Action').selectOption('snapshot');
+      await p.getByRole('button', { name: 'Start the wave' }).click();
+      await p.waitForURL(/\/fleet\/waves\/[0-9a-f-]{36}$/);
+      await p.getByRole('heading', { name: 'Wave: snapshot' }).waitFor();
+      await p.getByRole('row', { name: new RegExp(clusterId) }).getByText('Succeeded').waitFor({ timeout: 90_000 });
+      await p.getByText('1 succeeded').waitFor();
+      await assertAccessible(p, 'the wave page');
+    } finally {
+      await sre.close();
+    }
   });
 
   step('signing out ends the session: the console shows sign-in, and the old cookie no longer works', async () => {

@@ -4,7 +4,7 @@ import { useClusterEvents, useClusterOperations } from '../api/queries';
 import { ENDED_OPERATION_STATES, type Cluster, type Operation } from '../api/types';
 import { formatDate } from '../ui/format';
 import { OperationProgress } from '../ui/operation-progress';
-import { Badge, EmptyState, ErrorState, Loading } from '../ui/states';
+import { Badge, EmptyState, ErrorState, Loading, TableRegion } from '../ui/states';
 
 /** Operations (newest first, the running ones with live progress) and the audit events. */
 export function ActivityPanel({ cluster: c }: { cluster: Cluster }) {
@@ -23,7 +23,7 @@ export function ActivityPanel({ cluster: c }: { cluster: Cluster }) {
         <h2 id="events-title">Events</h2>
         {events.isPending ? <Loading what="events" /> : events.isError ? <ErrorState error={events.error} what="events" onRetry={() => void events.refetch()} />
           : events.data.length === 0 ? <EmptyState title="No events yet." /> : (
-            <div className="table-wrap">
+            <TableRegion label="Events">
               <table>
                 <caption className="visually-hidden">Audit events of {c.name}, oldest first</caption>
                 <thead><tr><th scope="col">When</th><th scope="col">Event</th><th scope="col">By</th><th scope="col">Details</th></tr></thead>
@@ -38,7 +38,7 @@ export function ActivityPanel({ cluster: c }: { cluster: Cluster }) {
                   ))}
                 </tbody>
               </table>
-            </div>
+            </TableRegion>
           )}
       </section>
     </div>

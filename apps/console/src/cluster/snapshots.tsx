@@ -4,7 +4,7 @@ import type { Cluster, Snapshot } from '../api/types';
 import { Dialog, TypedConfirm } from '../ui/dialog';
 import { formatBytes, formatDate } from '../ui/format';
 import { useSignedIn } from '../ui/session';
-import { ActionError, Badge, EmptyState, ErrorState, Loading } from '../ui/states';
+import { ActionError, Badge, EmptyState, ErrorState, Loading, TableRegion } from '../ui/states';
 
 export function SnapshotsPanel({ cluster: c }: { cluster: Cluster }) {
   const { canWrite } = useSignedIn();
@@ -20,13 +20,13 @@ export function SnapshotsPanel({ cluster: c }: { cluster: Cluster }) {
               <p>Scheduled snapshots are taken every {c.snapshotPolicy.intervalHours} h once the cluster runs{canWrite ? '; or take one now.' : '.'}</p>
             </EmptyState>
           ) : (
-            <div className="table-wrap">
+            <TableRegion label="Snapshots">
               <table>
                 <caption className="visually-hidden">Snapshots of {c.name}</caption>
                 <thead><tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">State</th><th scope="col">Size</th><th scope="col">Consul index</th><th scope="col">Taken</th>{canWrite ? <th scope="col"><span className="visually-hidden">Actions</span></th> : null}</tr></thead>
                 <tbody>{snapshots.data.map((s) => <SnapshotRow key={s.id} cluster={c} snapshot={s} canWrite={canWrite} />)}</tbody>
               </table>
-            </div>
+            </TableRegion>
           )}
     </section>
   );

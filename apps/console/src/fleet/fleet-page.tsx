@@ -6,7 +6,7 @@ import type { FleetCluster } from '../api/types';
 import { Field } from '../ui/field';
 import { formatDate } from '../ui/format';
 import { pageTitle, useSignedIn } from '../ui/session';
-import { ActionError, Badge, EmptyState, ErrorState, Loading } from '../ui/states';
+import { ActionError, Badge, EmptyState, ErrorState, Loading, TableRegion } from '../ui/states';
 
 const FILTERS = ['state', 'version', 'health', 'region'] as const;
 const STATES = ['Creating', 'Running', 'Updating', 'Deleting', 'Failed'];
@@ -69,7 +69,7 @@ function FilterSelect({ label, value, options, onChange }: { label: string; valu
 
 function FleetTable({ clusters }: { clusters: FleetCluster[] }) {
   return (
-    <div className="table-wrap">
+    <TableRegion label="Fleet">
       <table>
         <caption>{clusters.length} cluster{clusters.length === 1 ? '' : 's'}</caption>
         <thead><tr><th scope="col">Name</th><th scope="col">Tenant</th><th scope="col">State</th><th scope="col">Health</th><th scope="col">Version</th><th scope="col">Tier</th><th scope="col">Region</th><th scope="col">Created</th></tr></thead>
@@ -88,7 +88,7 @@ function FleetTable({ clusters }: { clusters: FleetCluster[] }) {
           ))}
         </tbody>
       </table>
-    </div>
+    </TableRegion>
   );
 }
 

@@ -2,7 +2,7 @@ import { Link, useParams } from 'react-router';
 import { useWave } from '../api/queries';
 import { formatDate } from '../ui/format';
 import { pageTitle } from '../ui/session';
-import { Badge, ErrorState, Loading } from '../ui/states';
+import { Badge, ErrorState, Loading, TableRegion } from '../ui/states';
 
 /** One maintenance wave, followed until it ends: counts and each cluster's item. */
 export function WavePage() {
@@ -26,7 +26,7 @@ export function WavePage() {
           <div><dt>Started</dt><dd>{formatDate(w.createdAt)}{w.finishedAt ? `, ended ${formatDate(w.finishedAt)}` : ''}</dd></div>
         </dl>
       </div>
-      <div className="table-wrap">
+      <TableRegion label="Clusters in this wave">
         <table>
           <caption className="visually-hidden">Clusters in this wave</caption>
           <thead><tr><th scope="col">Cluster</th><th scope="col">Canary</th><th scope="col">State</th><th scope="col">Started</th><th scope="col">Finished</th></tr></thead>
@@ -42,7 +42,7 @@ export function WavePage() {
             ))}
           </tbody>
         </table>
-      </div>
+      </TableRegion>
     </>
   );
 }

@@ -3,7 +3,7 @@ import { useClusters } from '../api/queries';
 import { ACTIVE_CLUSTER_STATES, type Cluster } from '../api/types';
 import { formatDate } from '../ui/format';
 import { pageTitle, useSignedIn } from '../ui/session';
-import { Badge, EmptyState, ErrorState, Loading } from '../ui/states';
+import { Badge, EmptyState, ErrorState, Loading, TableRegion } from '../ui/states';
 
 /** The tenant's clusters; polled quickly while one of them is changing, so it updates without a reload. */
 export function ClustersPage() {
@@ -33,7 +33,7 @@ function ClusterTable({ clusters, busy }: { clusters: Cluster[]; busy: boolean }
   return (
     <>
       <p className="muted" aria-live="polite">{busy ? 'Some clusters are changing; this list updates by itself.' : `${clusters.length} cluster${clusters.length === 1 ? '' : 's'}`}</p>
-      <div className="table-wrap">
+      <TableRegion label="Clusters">
         <table>
           <caption className="visually-hidden">Your clusters</caption>
           <thead>
@@ -53,7 +53,7 @@ function ClusterTable({ clusters, busy }: { clusters: Cluster[]; busy: boolean }
             ))}
           </tbody>
         </table>
-      </div>
+      </TableRegion>
     </>
   );
 }

@@ -68,3 +68,12 @@ export function Badge({ value, label }: { value: string; label?: string }) {
     </span>
   );
 }
+
+/** A table that may scroll sideways on a narrow screen: a labelled region keyboard users can focus and scroll. */
+export function TableRegion({ label, children }: { label: string; children: ReactNode }) {
+  return (
+    <div className="table-wrap" role="region" aria-label={label} tabIndex={0}>
+      {children}
+    </div>
+  );
+}
