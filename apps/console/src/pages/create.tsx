@@ -63,10 +63,6 @@ function Wizard({ catalogs }: { catalogs: Catalogs }) {
     setGeneral(null);
   };
 
-  const setField: typeof setDraft = (next) => {
-    setDraft(next);
-  };
-
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     if (step !== 'review') {
@@ -101,7 +97,7 @@ function Wizard({ catalogs }: { catalogs: Catalogs }) {
     catalogs,
     error: errors[name],
     set: ((next) => {
-      setField(next);
+      setDraft(next);
       // Editing a rejected field takes its error away; the server judges it again on Create.
       setErrors((es) => (es[name] ? { ...es, [name]: undefined } : es));
     }) as typeof setDraft,
