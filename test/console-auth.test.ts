@@ -179,6 +179,21 @@ describe('console sign-in and session', () => {
     assert.equal(res.status, 403);
     assert.match(res.body.error.message, /only in tokens from the operator's own tenant/);
   });
+
+  it('the queues dashboard takes an operator\'s console session too; its changes must come from the console\'s origin', async () => {
+    const sre = await signIn(s.url, { user: 'sre2@operator.example', tenantId: OPERATOR_TENANT, roles: ['Platform.SRE'] });
+    assert.equal((await s.request('GET', '/admin/queues/api/queues', { headers: { cookie: sre.cookie } })).status, 200);
+    const fake = await signIn(s.url, { user: 'admin2@contoso.example', tenantId: TENANT_A, roles: ['Platform.SRE'] });
+    assert.equal((await s.request('GET', '/admin/queues/api/queues', { headers: { cookie: fake.cookie } })).status, 403);
+    const pause = '/admin/queues/api/queues/operations/pause';
+    const crossSite = await s.request('PUT', pause, { headers: { cookie: sre.cookie, origin: 'http://evil.example' } });
+    assert.equal(crossSite.status, 403);
+    assert.equal(crossSite.body.error.code, 'csrf_required');
+    assert.equal((await s.request('PUT', pause, { headers: { cookie: sre.cookie } })).status, 403, 'no Origin and no CSRF token');
+    const sameOrigin = await s.request('PUT', pause, { headers: { cookie: sre.cookie, origin: s.url } });
+    assert.ok(sameOrigin.status < 300, `from the console's origin: ${sameOrigin.status}`);
+    assert.equal((await s.request('PUT', '/admin/queues/api/queues/operations/resume', { headers: { cookie: sre.cookie, 'x-csrf-token': sre.csrfToken } })).status < 300, true);
+  });
 });
 
 describe('cookie-authenticated /v1 requests and CSRF', () => {

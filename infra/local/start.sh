@@ -10,7 +10,7 @@ source "$here/lib.sh"
 # shellcheck disable=SC1091
 source "$LOCAL/env"
 
-export PORT="${PORT:-3000}" ISSUER_PORT="${ISSUER_PORT:-8443}" WORKER_PORT="${WORKER_PORT:-3001}"
+export PORT="${PORT:-3000}" ISSUER_PORT="${ISSUER_PORT:-8443}" WORKER_PORT="${WORKER_PORT:-3001}" UI_PROXY_PORT="${UI_PROXY_PORT:-3002}"
 export AUTH_ISSUER="${AUTH_ISSUER:-https://127.0.0.1:$ISSUER_PORT}"
 export AUTH_METADATA_URL="${AUTH_METADATA_URL:-$AUTH_ISSUER/.well-known/openid-configuration}"
 # The operator's own tenant locally: Platform.SRE counts only in tokens from it.
@@ -111,6 +111,7 @@ cat <<MSG
   Managed Consul is running.
 
   Console    $CONSOLE_ORIGIN/      (sign in: pick a test user, a tenant and roles)
+  Consul UI  http://<cluster-id>.ui.localhost:$UI_PROXY_PORT/ui/   (signed in from the console: Open Consul UI)
   API        http://127.0.0.1:$PORT      (OpenAPI docs: http://127.0.0.1:$PORT/docs)
   Worker     http://127.0.0.1:$WORKER_PORT/healthz
   Logs       $LOCAL/logs/{api,worker,issuer}.log

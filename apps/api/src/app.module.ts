@@ -2,7 +2,7 @@ import { Inject, Injectable, Module, type DynamicModule, type OnApplicationShutd
 import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import type IORedis from 'ioredis';
 import {
-  AuditRepository, ClusterRepository, ConsoleSessionRepository, IdempotencyRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, WaveRepository,
+  AuditRepository, ClusterRepository, ConsoleSessionRepository, ConsulUiSessionRepository, IdempotencyRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, WaveRepository,
   closeDb, createDb, createOperationsQueue, createRedis, type Config, type Db, type OperationsQueue,
 } from '../../../libs/core/src';
 import { AdminController } from './admin/admin.controller';
@@ -22,6 +22,12 @@ import { OperationDispatcher } from './operation.dispatcher';
 import { OperationsController } from './operations/operations.controller';
 import { SnapshotsController } from './snapshots/snapshots.controller';
 import { SnapshotsService } from './snapshots/snapshots.service';
+import { ConsulUiTokens } from '../../../libs/provisioner/src';
+import { CONSUL_UI_TOKENS, UI_ORIGINS, UI_SESSION_GATE } from './consul-ui/consul-ui.tokens';
+import { SsoController } from './consul-ui/sso.controller';
+import { UiOrigins } from './consul-ui/ui-origins';
+import { ConsulUiProxy } from './consul-ui/ui-proxy';
+import { UiSessionGate } from './consul-ui/ui-session-gate';
 import { ConsoleAuthController } from './console/console-auth.controller';
 import { ConsoleAuthService } from './console/console-auth.service';
 import { ConsoleOrigin, ConsoleSessions } from './console/console-sessions';
@@ -30,8 +36,14 @@ import { AUTHENTICATOR, CONFIG, DB, ID_TOKEN_AUTHENTICATOR, OIDC_CLIENT, QUEUE, 
 
 @Injectable()
 class Resources implements OnApplicationShutdown {
-  constructor(@Inject(DB) private readonly db: Db, @Inject(QUEUE) private readonly queue: OperationsQueue, @Inject(REDIS) private readonly redis: IORedis) {}
+  constructor(
+    @Inject(DB) private readonly db: Db,
+    @Inject(QUEUE) private readonly queue: OperationsQueue,
+    @Inject(REDIS) private readonly redis: IORedis,
+    @Inject(CONSUL_UI_TOKENS) private readonly uiTokens: ConsulUiTokens,
+  ) {}
   async onApplicationShutdown(): Promise<void> {
+    this.uiTokens.close();
     await this.queue.close().catch(() => undefined);
     this.redis.disconnect();
     await closeDb(this.db);
@@ -43,7 +55,7 @@ export class AppModule {
   static forRoot(config: Config): DynamicModule {
     return {
       module: AppModule,
-      controllers: [ClustersController, SnapshotsController, OperationsController, CatalogController, HealthController, AdminController, BillingController, QueuesBoardController, ConsoleAuthController],
+      controllers: [ClustersController, SnapshotsController, OperationsController, CatalogController, HealthController, AdminController, BillingController, QueuesBoardController, ConsoleAuthController, SsoController],
       providers: [
         { provide: CONFIG, useValue: config },
         { provide: DB, useFactory: () => createDb(config.DATABASE_URL, config.DATABASE_POOL_SIZE) },
@@ -75,6 +87,18 @@ export class AppModule {
         ConsoleOrigin,
         ConsoleSessions,
         ConsoleAuthService,
+        { provide: ConsulUiSessionRepository, useFactory: (db: Db) => new ConsulUiSessionRepository(db), inject: [DB] },
+        { provide: UI_ORIGINS, useFactory: () => new UiOrigins(config) },
+        { provide: CONSUL_UI_TOKENS, useFactory: () => new ConsulUiTokens() },
+        {
+          provide: UI_SESSION_GATE,
+          useFactory: (
+            repo: ConsulUiSessionRepository, consoleSessions: ConsoleSessionRepository, clusters: ClusterRepository, secrets: SecretRepository,
+            audit: AuditRepository, tokens: ConsulUiTokens, dispatcher: OperationDispatcher,
+          ) => new UiSessionGate(config, repo, consoleSessions, clusters, secrets, audit, tokens, dispatcher),
+          inject: [ConsulUiSessionRepository, ConsoleSessionRepository, ClusterRepository, SecretRepository, AuditRepository, CONSUL_UI_TOKENS, OperationDispatcher],
+        },
+        ConsulUiProxy,
         { provide: SecretBox, useFactory: () => SecretBox.fromKeyFile(config.KEK_FILE) },
         { provide: ClusterRepository, useFactory: (db: Db) => new ClusterRepository(db), inject: [DB] },
         { provide: OperationRepository, useFactory: (db: Db) => new OperationRepository(db), inject: [DB] },

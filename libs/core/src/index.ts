@@ -22,3 +22,4 @@ export * from './persistence/usage.repository';
 export * from './persistence/upgrade-schedule.repository';
 export * from './persistence/certificate-schedule.repository';
 export * from './persistence/console-session.repository';
+export * from './persistence/consul-ui-session.repository';

@@ -7,6 +7,8 @@ import { DomainError, NotFoundError, ROLES, UnauthenticatedError, UnavailableErr
 import { AuthenticationError, IdentityProviderUnavailableError, type BearerAuthenticator, type Principal } from '../auth/bearer-authenticator';
 import { cookieValue } from '../auth/cookies';
 import { missingRole } from '../auth/principal';
+import { ConsoleOrigin, ConsoleSessions, csrfRequired, isMutating, principalOf } from '../console/console-sessions';
+import { csrfMatches } from '../console/session-secret';
 import { AUTHENTICATOR, CONFIG, QUEUE } from '../tokens';
 
 /** Where the BullMQ dashboard lives: its page, its static assets and its JSON API (`/api/...`). */
@@ -50,11 +52,23 @@ function sendError(reply: FastifyReply, e: DomainError): FastifyReply {
 }
 
 /**
- * Bearer authentication as the rest of the API (AuthGuard), plus the board session cookie when
- * there is no Authorization header, and the Platform.SRE role from the operator's tenant (missingRole).
+ * Bearer authentication as the rest of the API (AuthGuard), plus, when there is no
+ * Authorization header, the board session cookie or else the console's session cookie, and the
+ * Platform.SRE role from the operator's tenant (missingRole). With the console cookie a change
+ * (the board's retry, clean, pause...) must come from the console's own origin: the board's
+ * page sends no X-CSRF-Token, but a browser sends Origin with every such request.
  */
-async function authorize(authenticator: BearerAuthenticator, operatorTenantId: string | undefined, req: FastifyRequest): Promise<DomainError | undefined> {
+async function authorize(
+  authenticator: BearerAuthenticator, sessions: ConsoleSessions, origin: ConsoleOrigin, operatorTenantId: string | undefined, req: FastifyRequest,
+): Promise<DomainError | undefined> {
   const fromCookie = req.headers.authorization === undefined ? cookieValue(req.headers.cookie, QUEUES_SESSION_COOKIE) : undefined;
+  if (req.headers.authorization === undefined && fromCookie === undefined) {
+    const found = await sessions.resolve(req.headers.cookie);
+    if (found) {
+      if (isMutating(req.method) && req.headers.origin !== origin.value && !csrfMatches(found.secret, req.headers['x-csrf-token'])) return csrfRequired();
+      return missingRole(principalOf(found.session), [ROLES.sre], operatorTenantId);
+    }
+  }
   let principal: Principal;
   try {
     principal = await authenticator.authenticate(fromCookie === undefined ? { headers: req.headers } : { headers: { authorization: `Bearer ${fromCookie}` } });
@@ -77,6 +91,8 @@ export function mountQueuesBoard(app: NestFastifyApplication): void {
   const queue = app.get<OperationsQueue>(QUEUE);
   const authenticator = app.get<BearerAuthenticator>(AUTHENTICATOR);
   const { OPERATOR_TENANT_ID } = app.get<Config>(CONFIG);
+  const sessions = app.get(ConsoleSessions);
+  const consoleOrigin = app.get(ConsoleOrigin);
   const serverAdapter = new BoardServerAdapter();
   serverAdapter.setBasePath(QUEUES_BOARD_PATH);
   createBullBoard({
@@ -89,7 +105,7 @@ export function mountQueuesBoard(app: NestFastifyApplication): void {
   void fastify.register(
     async (scope) => {
       scope.addHook('onRequest', async (req, reply) => {
-        const denied = await authorize(authenticator, OPERATOR_TENANT_ID, req);
+        const denied = await authorize(authenticator, sessions, consoleOrigin, OPERATOR_TENANT_ID, req);
         if (denied) {
           // A session cookie that no longer authenticates is of no use to the browser: drop it.
           if (denied.status === 401 && req.headers.authorization === undefined && cookieValue(req.headers.cookie, QUEUES_SESSION_COOKIE) !== undefined) {

@@ -1,10 +1,12 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import {
-  ConsoleSessionRepository, ROLES, UnavailableError, ValidationError, type Config, type ConsoleSession,
+  ConsoleSessionRepository, ConsulUiSessionRepository, ROLES, UnavailableError, ValidationError, type Config, type ConsoleSession,
 } from '../../../../libs/core/src';
 import { AuthenticationError, IdentityProviderUnavailableError, type BearerAuthenticator, type Principal } from '../auth/bearer-authenticator';
 import { missingRole } from '../auth/principal';
 import { AUTHENTICATOR, CONFIG, ID_TOKEN_AUTHENTICATOR, OIDC_CLIENT } from '../tokens';
+import { UI_SESSION_GATE } from '../consul-ui/consul-ui.tokens';
+import type { UiSessionGate } from '../consul-ui/ui-session-gate';
 import { ConsoleOrigin, principalOf } from './console-sessions';
 import { IssuerRefusedError, IssuerUnreachableError, type OidcClient } from './oidc-client';
 import { safeReturnTo } from './return-to';
@@ -49,6 +51,8 @@ export class ConsoleAuthService {
     @Inject(ID_TOKEN_AUTHENTICATOR) private readonly idTokens: BearerAuthenticator,
     private readonly repo: ConsoleSessionRepository,
     private readonly origin: ConsoleOrigin,
+    private readonly uiSessions: ConsulUiSessionRepository,
+    @Inject(UI_SESSION_GATE) private readonly gate: UiSessionGate,
   ) {}
 
   private clientSecret(): string {
@@ -157,11 +161,17 @@ export class ConsoleAuthService {
     };
   }
 
-  /** Signs out: the session row goes; the caller clears the cookie. */
+  /**
+   * Signs out: the session row goes and, in the same transaction, every Consul UI session it
+   * opened is marked revoked (no proxy serves them from then on); the worker deletes their
+   * Consul tokens. The caller clears the cookie.
+   */
   async logout(secret: string): Promise<ConsoleSession | null> {
-    const gone = await this.repo.deleteSession(hashSecret(secret));
-    if (gone) this.log.log({ msg: 'console sign-out', tenantId: gone.tenantId, userId: gone.userId, sessionId: gone.id });
-    return gone;
+    const { session, uiSessionIds } = await this.uiSessions.endConsoleSession(hashSecret(secret));
+    if (!session) return null;
+    await this.gate.revoked(uiSessionIds);
+    this.log.log({ msg: 'console sign-out', tenantId: session.tenantId, userId: session.userId, sessionId: session.id, consulUiSessions: uiSessionIds.length });
+    return session;
   }
 
   private async discover() {

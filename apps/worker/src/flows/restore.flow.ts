@@ -1,6 +1,7 @@
 import { AuditRepository, ClusterRepository, SecretRepository, SnapshotKind, SnapshotRepository, SnapshotState } from '../../../../libs/core/src';
 import type { ClusterSnapshots } from '../cluster-snapshots';
 import type { ClusterTarget } from '../cluster-target';
+import type { ConsulUiRevoker } from '../consul-ui-revoker';
 import type { Flow, FlowContext, Step } from './flow';
 import { recordManagementTokenAccessors } from './rotate.flow';
 
@@ -14,7 +15,8 @@ interface RestoreParams {
  * chosen snapshot is downloaded, checked against its recorded checksum and
  * restored; the cluster has its leader and voters again. Last, the management
  * tokens a rotation retired since the snapshot was taken are back in the
- * restored ACL state: each is deleted again (see ManagementTokenAccessors).
+ * restored ACL state: each is deleted again (see ManagementTokenAccessors), and so is every
+ * Consul UI token (their sessions end; see ConsulUiRevoker.afterRestore).
  */
 export class RestoreFlow implements Flow {
   /** What verify-snapshot downloaded and checked, for the restore step of the same attempt (a resumed attempt downloads again). */
@@ -28,6 +30,7 @@ export class RestoreFlow implements Flow {
     private readonly clusters: ClusterRepository,
     private readonly audit: AuditRepository,
     private readonly readyTimeoutMs: number,
+    private readonly uiSessions: ConsulUiRevoker,
   ) {}
 
   steps(ctx: FlowContext): Step[] {
@@ -85,7 +88,9 @@ export class RestoreFlow implements Flow {
           await this.target.local.waitForHealthy(spec, secrets, timeout);
           await this.target.local.waitForTokensAbsentOnEveryServer(spec, secrets, retired, timeout);
           const back = deleted.length > 0 ? `deleted ${deleted.length} retired management token(s) the snapshot brought back (${deleted.join(', ')})` : 'no retired management token came back';
-          return `${back}; every server rejects ${retired.length} retired token(s) and resolves the current one (${current.accessorId})`;
+          // Consul UI tokens of the snapshot's time (revoked ones too) are back, those made since are gone: all go, their sessions end.
+          const ui = await this.uiSessions.afterRestore(id);
+          return `${back}; every server rejects ${retired.length} retired token(s) and resolves the current one (${current.accessorId}); ${ui.deleted} Consul UI token(s) deleted, ${ui.sessions} UI session(s) ended`;
         },
       },
     );

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Db } from './prisma';
+import { deleteOnce, type Db } from './prisma';
 import type { ConsoleLogin, ConsoleSession } from '../generated/prisma/client';
 
 export type { ConsoleLogin, ConsoleSession };
@@ -22,11 +22,6 @@ export interface NewConsoleSession {
   expiresAt: Date;
 }
 
-/** Prisma's "record to delete does not exist". */
-function isNotFound(e: unknown): boolean {
-  return typeof e === 'object' && e !== null && (e as { code?: string }).code === 'P2025';
-}
-
 /**
  * The console's pending logins and sessions (Prisma's model API: single-row statements whose
  * Date values Prisma writes as UTC, like the rest of the schema's timestamps). Both are found
@@ -45,13 +40,8 @@ export class ConsoleSessionRepository {
    * (it is gone either way).
    */
   async takeLogin(stateHash: string, now = new Date()): Promise<{ login: ConsoleLogin; expired: boolean } | null> {
-    try {
-      const login = await this.db.consoleLogin.delete({ where: { stateHash } });
-      return { login, expired: login.expiresAt.getTime() <= now.getTime() };
-    } catch (e) {
-      if (isNotFound(e)) return null;
-      throw e;
-    }
+    const login = await deleteOnce(() => this.db.consoleLogin.delete({ where: { stateHash } }));
+    return login && { login, expired: login.expiresAt.getTime() <= now.getTime() };
   }
 
   /**
@@ -77,16 +67,6 @@ export class ConsoleSessionRepository {
   /** The live session with this id, or null. */
   async findSessionById(id: string, now = new Date()): Promise<ConsoleSession | null> {
     return this.db.consoleSession.findFirst({ where: { id, expiresAt: { gt: now } } });
-  }
-
-  /** Ends a session (sign-out): the deleted row, or null when there was none. */
-  async deleteSession(tokenHash: string): Promise<ConsoleSession | null> {
-    try {
-      return await this.db.consoleSession.delete({ where: { tokenHash } });
-    } catch (e) {
-      if (isNotFound(e)) return null;
-      throw e;
-    }
   }
 
   /** The worker's sweep: pending logins and sessions past their expiry are deleted. */

@@ -38,6 +38,24 @@ export function isUniqueViolation(e: unknown): boolean {
   return /unique constraint|duplicate key value/i.test(String((e as Error).message ?? ''));
 }
 
+/** Prisma's "the record to delete (or update) does not exist" (P2025). */
+export function isRecordNotFound(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && (e as { code?: string }).code === 'P2025';
+}
+
+/**
+ * Takes a row out once: the row deleted by this call (a DELETE ... RETURNING), or null when it
+ * was not there (already taken by someone else, or never). Two callers never both get it.
+ */
+export async function deleteOnce<T>(del: () => Promise<T>): Promise<T | null> {
+  try {
+    return await del();
+  } catch (e) {
+    if (isRecordNotFound(e)) return null;
+    throw e;
+  }
+}
+
 /**
  * PostgreSQL aborted the statement to break a deadlock (40P01) or a
  * serialization conflict (40001): it had no effect, and running it again is safe.
