@@ -7,15 +7,24 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { OPERATOR_TENANT, SUBSCRIPTION, TENANT_A, startStack, waitFor, type TestStack } from './support/stack';
+import { ConsulUiProxy } from '../apps/api/src/consul-ui/ui-proxy';
+import { SecretBox, SecretName, SecretRepository } from '../libs/core/src';
+import { ConsulHttpClient } from '../libs/provisioner/src';
+import { serverNodeName } from '../libs/provisioner/src/local/server-config';
+import { OPERATOR_TENANT, SUBSCRIPTION, TENANT_A, TENANT_B, startStack, waitFor, type TestStack } from './support/stack';
 import { launchBrowser, newPerson, screenshot, seriousA11yViolations } from './support/browser';
 
 const ALICE = { user: 'alice@contoso.example', tenantId: TENANT_A, roles: ['Clusters.ReadWrite'] };
 const CREATE_TIMEOUT_MS = 120_000;
 
-/** The local issuer's sign-in page: user, tenant and roles, then Sign in. */
+/** The console's sign-in page, then the issuer's. */
 async function signInAs(page: Page, who: { user: string; tenantId: string; roles: string[] }): Promise<void> {
   await page.getByRole('link', { name: /sign in with your organization account/i }).click();
+  await issuerSignIn(page, who);
+}
+
+/** The local issuer's sign-in page: user, tenant and roles, then Sign in. */
+async function issuerSignIn(page: Page, who: { user: string; tenantId: string; roles: string[] }): Promise<void> {
   await page.getByLabel('User').fill(who.user);
   await page.getByLabel('Tenant').fill(who.tenantId);
   for (const role of ['Clusters.Read', 'Clusters.ReadWrite', 'Platform.SRE']) {
@@ -38,6 +47,18 @@ describe('the console in Chromium', () => {
   let watcher: Page;
   let watcherNavigations = 0;
   let clusterId = '';
+  let proxyPort = 0;
+  let uiOrigin = '';
+  /** Alice's tab on the cluster's Consul UI. */
+  let aliceUi: Page;
+
+  /** A request straight to the cluster's Consul HTTPS API (verified against its CA), past the control plane. */
+  const consul = async (method: 'GET' | 'PUT', path: string, token: string) => {
+    const server = await s.db.clusterServer.findFirstOrThrow({ where: { clusterId } });
+    const cluster = await s.db.cluster.findUniqueOrThrow({ where: { id: clusterId } });
+    return new ConsulHttpClient(cluster.caCertPem!).request({ address: server.address, port: 8501, method, path, token });
+  };
+  const managementToken = async () => (await new SecretRepository(s.db, SecretBox.fromKeyFile(s.config.KEK_FILE)).get(clusterId, SecretName.ManagementToken))!;
 
   /** A test that leaves a screenshot of the page behind when it fails (test-artifacts/failed-*.png). */
   const step = (name: string, fn: () => Promise<void>) =>
@@ -260,11 +281,80 @@ describe('the console in Chromium', () => {
     }
   });
 
-  step('signing out ends the session: the console shows sign-in, and the old cookie no longer works', async () => {
+  step('Open Consul UI lands on the cluster\'s own UI origin signed in: its nodes listed, no token prompt', async () => {
+    proxyPort = s.api.get(ConsulUiProxy).port;
+    uiOrigin = `http://${clusterId}.ui.localhost:${proxyPort}`;
+    await page.getByRole('tab', { name: 'Overview' }).click();
+    const [ui] = await Promise.all([alice.waitForEvent('page'), page.getByRole('link', { name: /Open Consul UI/ }).click()]);
+    aliceUi = ui;
+    await ui.waitForURL((u) => u.origin === uiOrigin && u.pathname.startsWith('/ui/'), { timeout: 30_000 });
+    const server = await s.db.clusterServer.findFirstOrThrow({ where: { clusterId } });
+    const node = serverNodeName('orders-dev', server.index);
+    await ui.getByRole('link', { name: 'Nodes', exact: true }).first().click();
+    await ui.getByText(node, { exact: true }).first().waitFor({ timeout: 30_000 });
+    assert.equal(await ui.getByText(/not authorized|ACL token/i).count(), 0, 'no token prompt and no authorization error');
+    await screenshot(ui, 'consul-ui');
+    const cookies = await alice.cookies(uiOrigin);
+    assert.deepEqual(cookies.map((c) => [c.name, c.httpOnly]), [['mc_ui_session', true]], 'the UI origin holds its session cookie only, no Consul token');
+    const storage = String(await ui.evaluate('JSON.stringify([Object.keys(localStorage), Object.keys(sessionStorage)])'));
+    assert.doesNotMatch(storage, /token/i, `no Consul token kept by the UI in storage: ${storage}`);
+  });
+
+  step('a user of another tenant following the same link gets no UI and no token', async () => {
+    const bob = await newPerson(browser);
+    try {
+      const p = await bob.newPage();
+      // Not signed in yet: the link goes through the sign-in first, then comes back to it.
+      await p.goto(`${s.url}/sso/clusters/${clusterId}`);
+      await issuerSignIn(p, { user: 'bob@fabrikam.example', tenantId: TENANT_B, roles: ['Clusters.ReadWrite'] });
+      await p.waitForURL((u) => u.pathname === `/sso/clusters/${clusterId}`);
+      assert.match((await p.textContent('body')) ?? '', /no cluster/i);
+      // Straight to the UI origin: sent back through the console, refused again.
+      await p.goto(`${uiOrigin}/ui/`);
+      await p.waitForURL((u) => u.origin === s.url);
+      assert.match((await p.textContent('body')) ?? '', /no cluster/i);
+      assert.deepEqual(await bob.cookies(uiOrigin), [], 'no UI session on the cluster\'s origin');
+      assert.equal(await s.db.consulUiSession.count({ where: { clusterId, tenantId: TENANT_B } }), 0, 'no Consul token made for them');
+    } finally {
+      await bob.close();
+    }
+  });
+
+  step('a Read-only user\'s UI session cannot write a KV key', async () => {
+    const rita = await newPerson(browser);
+    try {
+      const p = await rita.newPage();
+      await p.goto(`${s.url}/clusters/${clusterId}`);
+      await signInAs(p, { user: 'rita@contoso.example', tenantId: TENANT_A, roles: ['Clusters.Read'] });
+      await p.getByRole('heading', { name: 'orders-dev', level: 1 }).waitFor();
+      assert.equal(await p.getByRole('button', { name: 'Delete…' }).count(), 0, 'no delete for a reader');
+      const [ui] = await Promise.all([rita.waitForEvent('page'), p.getByRole('link', { name: /Open Consul UI/ }).click()]);
+      await ui.waitForURL((u) => u.origin === uiOrigin && u.pathname.startsWith('/ui/'), { timeout: 30_000 });
+      await ui.goto(`${uiOrigin}/ui/orders-dev/kv/create`);
+      await ui.getByLabel(/Key or folder/i).fill('console/by-reader');
+      await ui.getByRole('button', { name: 'Save' }).click();
+      await ui.getByText(/error/i).first().waitFor({ timeout: 15_000 });
+      await screenshot(ui, 'consul-ui-reader-kv-refused');
+      const put = (await ui.evaluate(`fetch('/v1/kv/console/by-reader', { method: 'PUT', body: 'x' }).then((r) => r.status)`)) as number;
+      assert.equal(put, 403, 'Consul refuses the reader\'s write through the proxy');
+      assert.equal((await consul('GET', '/v1/kv/console/by-reader', await managementToken())).status, 404, 'the key was not written');
+    } finally {
+      await rita.close();
+    }
+  });
+
+  step('signing out ends the session: the console shows sign-in, the old cookie no longer works, the Consul UI token is revoked', async () => {
+    const self = (await aliceUi.evaluate(`fetch('/v1/acl/token/self').then((r) => r.json())`)) as { SecretID: string };
+    assert.equal((await consul('GET', '/v1/acl/token/self', self.SecretID)).status, 200, 'the UI token works before sign-out');
     const [cookie] = await alice.cookies(s.url);
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('heading', { name: 'Sign in to your clusters' }).waitFor();
     const res = await fetch(`${s.url}/v1/clusters`, { headers: { cookie: `mc_session=${cookie!.value}` } });
     assert.equal(res.status, 401);
+    await waitFor('the cluster to reject the revoked UI token', () => consul('GET', '/v1/acl/token/self', self.SecretID), (r) => r.status === 403, 30_000);
+    // The UI tab, reloaded, is sent back through the console's sign-in.
+    await aliceUi.reload();
+    await aliceUi.getByLabel('User').waitFor({ timeout: 15_000 });
+    assert.notEqual(new URL(aliceUi.url()).origin, uiOrigin);
   });
 });
