@@ -138,14 +138,14 @@ describe('the console in Chromium', () => {
     assert.match(message ?? '', /lowercase letters, digits or hyphens/, 'the server\'s message is tied to the field');
     assert.equal(await s.db.cluster.count(), 0, 'nothing was created');
     await assertAccessible(page, 'the wizard with a rejected field');
-    await screenshot(page, 'wizard-review');
+    await screenshot(page, 'wizard-review', { readme: true });
 
     await name.fill('orders-dev');
     await page.getByRole('button', { name: 'Create', exact: true }).click();
     await page.waitForURL(/\/deployments\/[0-9a-f-]{36}$/);
     await page.getByRole('heading', { name: 'Deployment of orders-dev' }).waitFor();
     await page.getByRole('heading', { name: 'orders-dev is Running' }).waitFor({ timeout: CREATE_TIMEOUT_MS });
-    await screenshot(page, 'deployment');
+    await screenshot(page, 'deployment', { readme: true });
     const steps = await page.getByRole('list', { name: 'Deployment progress: steps' }).getByRole('listitem').allTextContents();
     assert.ok(steps.length >= 3 && steps.every((t) => t.includes('Succeeded')), `the create's steps are shown, all succeeded: ${steps.join(' | ')}`);
     const row = await s.db.cluster.findFirstOrThrow({ where: { name: 'orders-dev' } });
@@ -175,7 +175,7 @@ describe('the console in Chromium', () => {
     await page.getByRole('link', { name: /Open Consul UI/ }).waitFor();
     assert.equal(await page.getByRole('link', { name: /Open Consul UI/ }).getAttribute('href'), `/sso/clusters/${clusterId}`);
     await assertAccessible(page, 'the cluster page');
-    await screenshot(page, 'cluster-page');
+    await screenshot(page, 'cluster-page', { readme: true });
 
     // Keyboard: from the selected tab, the arrow key moves to the next one.
     await page.getByRole('tab', { name: 'Overview' }).focus();
@@ -293,7 +293,7 @@ describe('the console in Chromium', () => {
     await ui.getByRole('link', { name: 'Nodes', exact: true }).first().click();
     await ui.getByText(node, { exact: true }).first().waitFor({ timeout: 30_000 });
     assert.equal(await ui.getByText(/not authorized|ACL token/i).count(), 0, 'no token prompt and no authorization error');
-    await screenshot(ui, 'consul-ui');
+    await screenshot(ui, 'consul-ui', { readme: true });
     const cookies = await alice.cookies(uiOrigin);
     assert.deepEqual(cookies.map((c) => [c.name, c.httpOnly]), [['mc_ui_session', true]], 'the UI origin holds its session cookie only, no Consul token');
     const storage = String(await ui.evaluate('JSON.stringify([Object.keys(localStorage), Object.keys(sessionStorage)])'));

@@ -27,11 +27,11 @@ export function newPerson(browser: Browser): Promise<BrowserContext> {
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 export const ARTIFACTS = path.join(ROOT, 'test-artifacts');
 
-export async function screenshot(page: Page, name: string): Promise<string> {
+export async function screenshot(page: Page, name: string, opts: { readme?: boolean } = {}): Promise<string> {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   const file = path.join(ARTIFACTS, `${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
-  if (process.env.UPDATE_SCREENSHOTS === '1') {
+  if (opts.readme && process.env.UPDATE_SCREENSHOTS === '1') {
     const docs = path.join(ROOT, 'docs', 'screenshots');
     fs.mkdirSync(docs, { recursive: true });
     fs.copyFileSync(file, path.join(docs, `${name}.png`));
