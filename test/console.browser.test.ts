@@ -333,7 +333,9 @@ describe('the console in Chromium', () => {
       await ui.goto(`${uiOrigin}/ui/orders-dev/kv/create`);
       await ui.getByLabel(/Key or folder/i).fill('console/by-reader');
       await ui.getByRole('button', { name: 'Save' }).click();
-      await ui.getByText(/error/i).first().waitFor({ timeout: 15_000 });
+      // Consul's own UI says what Consul answered the proxied write.
+      await ui.getByText(/There was an error saving your key/).waitFor({ timeout: 15_000 });
+      await ui.getByText(/403: Permission denied/).waitFor();
       await screenshot(ui, 'consul-ui-reader-kv-refused');
       const put = (await ui.evaluate(`fetch('/v1/kv/console/by-reader', { method: 'PUT', body: 'x' }).then((r) => r.status)`)) as number;
       assert.equal(put, 403, 'Consul refuses the reader\'s write through the proxy');
