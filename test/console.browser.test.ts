@@ -47,6 +47,7 @@ describe('the console in Chromium', () => {
   let watcher: Page;
   let watcherNavigations = 0;
   let clusterId = '';
+  const pageProblems: string[] = [];
   let proxyPort = 0;
   let uiOrigin = '';
   /** Alice's tab on the cluster's Consul UI. */
@@ -76,6 +77,11 @@ describe('the console in Chromium', () => {
     browser = await launchBrowser();
     alice = await newPerson(browser);
     page = await alice.newPage();
+    // Whatever the console's pages do, they throw nothing and break no rule of their CSP.
+    page.on('pageerror', (e) => pageProblems.push(`uncaught: ${e.message}`));
+    page.on('console', (m) => {
+      if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) pageProblems.push(m.text());
+    });
   });
   after(async () => {
     await browser?.close();
@@ -358,5 +364,6 @@ describe('the console in Chromium', () => {
     await aliceUi.reload();
     await aliceUi.getByLabel('User').waitFor({ timeout: 15_000 });
     assert.notEqual(new URL(aliceUi.url()).origin, uiOrigin);
+    assert.deepEqual(pageProblems, [], 'no uncaught error and no CSP violation in the console\'s pages');
   });
 });
