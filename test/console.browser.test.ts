@@ -11,7 +11,7 @@ import { ConsulUiProxy } from '../apps/api/src/consul-ui/ui-proxy';
 import { SecretBox, SecretName, SecretRepository } from '../libs/core/src';
 import { ConsulHttpClient } from '../libs/provisioner/src';
 import { serverNodeName } from '../libs/provisioner/src/local/server-config';
-import { OPERATOR_TENANT, SUBSCRIPTION, TENANT_A, TENANT_B, startStack, waitFor, type TestStack } from './support/stack';
+import { OPERATOR_TENANT, SUBSCRIPTION, TENANT_A, TENANT_B, startStack, testConfig, waitFor, type TestStack } from './support/stack';
 import { launchBrowser, newPerson, screenshot, seriousA11yViolations } from './support/browser';
 
 const ALICE = { user: 'alice@contoso.example', tenantId: TENANT_A, roles: ['Clusters.ReadWrite'] };
@@ -73,7 +73,8 @@ describe('the console in Chromium', () => {
     });
 
   before(async () => {
-    s = await startStack({ worker: true });
+    // The worker's health monitor runs as in production (every few seconds), so pages show health.
+    s = await startStack({ worker: true, config: await testConfig({ HEALTH_TICK_MS: '2000' }) });
     browser = await launchBrowser();
     alice = await newPerson(browser);
     page = await alice.newPage();
@@ -179,6 +180,7 @@ describe('the console in Chromium', () => {
     await page.getByRole('link', { name: 'orders-dev' }).click();
     await page.getByRole('heading', { name: 'orders-dev', level: 1 }).waitFor();
     await page.getByRole('link', { name: /Open Consul UI/ }).waitFor();
+    await page.getByText('health: healthy').waitFor({ timeout: 30_000 });
     assert.equal(await page.getByRole('link', { name: /Open Consul UI/ }).getAttribute('href'), `/sso/clusters/${clusterId}`);
     await assertAccessible(page, 'the cluster page');
     await screenshot(page, 'cluster-page', { readme: true });

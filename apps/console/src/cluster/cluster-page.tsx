@@ -84,7 +84,8 @@ function Overview({ cluster: c }: { cluster: Cluster }) {
       <section className="card" aria-labelledby="endpoints-title">
         <h2 id="endpoints-title">Endpoints</h2>
         <dl className="meta">
-          <div><dt>Consul UI (signed in)</dt><dd><a href={`/sso/clusters/${c.id}`} target="_blank" rel="noopener noreferrer">through the control plane</a></dd></div>
+          <div><dt>Consul UI (signed in)</dt><dd>{c.state === 'Running' || c.state === 'Updating'
+            ? <a href={`/sso/clusters/${c.id}`} target="_blank" rel="noopener noreferrer">through the control plane</a> : 'once the cluster is Running'}</dd></div>
           <div><dt>HTTPS API</dt><dd className="code">{c.endpoints.https ?? 'not yet'}</dd></div>
           <div><dt>Public endpoint</dt><dd>{c.publicEndpoint ? `on${c.endpoints.ui ? `: ${c.endpoints.ui}` : ''}` : 'off'}</dd></div>
           <div><dt>Servers</dt><dd className="code">{c.serverAddresses.join(', ') || '—'}</dd></div>

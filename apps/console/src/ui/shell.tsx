@@ -1,4 +1,5 @@
 import { useQueryClient } from '@tanstack/react-query';
+import { useEffect, useRef } from 'react';
 import { NavLink, Outlet, useLocation } from 'react-router';
 import { setCsrfToken } from '../api/client';
 import { keys, useSession, useSignOut } from '../api/queries';
@@ -24,6 +25,17 @@ function Layout({ session }: { session: Session }) {
   const qc = useQueryClient();
   const signOut = useSignOut();
   const location = useLocation();
+  const main = useRef<HTMLElement>(null);
+  const first = useRef(true);
+  // After a navigation, focus goes to the new page (not left on a link that is gone), and a
+  // screen reader starts reading there.
+  useEffect(() => {
+    if (first.current) {
+      first.current = false;
+      return;
+    }
+    main.current?.focus();
+  }, [location.pathname]);
   return (
     <>
       <a className="skip-link" href="#main">Skip to content</a>
@@ -58,7 +70,7 @@ function Layout({ session }: { session: Session }) {
           </button>
         </div>
       </header>
-      <main id="main" className="page" tabIndex={-1} key={location.pathname}>
+      <main id="main" className="page" tabIndex={-1} ref={main}>
         <Outlet />
       </main>
     </>
