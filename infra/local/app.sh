@@ -13,10 +13,26 @@ ensure_prisma_client() {
   touch "$gen"
 }
 
-# One TypeScript build for apps, libs, infra, tests and benchmarks (incremental).
+# One TypeScript build for apps, libs, infra, tests and benchmarks (incremental), then the console.
 build_app() {
   log "building (tsc -b)"
   (cd "$ROOT" && run_logged "$LOCAL/logs/tsc.log" node node_modules/typescript/bin/tsc -b)
+  build_console
+}
+
+# The console (apps/console: React, bundled by Vite into dist/console, served by the API at /):
+# type-checked and bundled again only when one of its files, the API views it takes its types
+# from, or the lock is newer than the last bundle.
+build_console() {
+  local out="$ROOT/dist/console/index.html"
+  if [[ -f "$out" ]] && [[ -z "$(find "$ROOT/apps/console" "$ROOT/apps/api/src" "$ROOT/libs/core/src" "$ROOT/package-lock.json" \
+    -newer "$out" -type f \( -name '*.ts' -o -name '*.tsx' -o -name '*.css' -o -name '*.html' -o -name '*.mts' -o -name 'package-lock.json' \) \
+    -not -path '*/generated/*' -print -quit)" ]]; then
+    return 0
+  fi
+  log "building the console (vite)"
+  (cd "$ROOT" && run_logged "$LOCAL/logs/console-build.log" node node_modules/typescript/bin/tsc -p apps/console &&
+    run_logged "$LOCAL/logs/console-build.log" node node_modules/vite/bin/vite.js build apps/console --logLevel warn)
 }
 
 # `prisma migrate deploy` for a database, skipped when every migration folder is

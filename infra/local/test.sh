@@ -11,6 +11,8 @@ source "$here/lib.sh"
 source "$here/app.sh"
 # shellcheck disable=SC1091
 source "$LOCAL/env"
+# The console's browser tests drive Debian's Chromium (playwright-core, no downloaded browser).
+ensure_apt chromium
 
 prepare_template_db
 export NODE_ENV=test LOG_FORMAT=json

@@ -9,6 +9,7 @@ import type { Config } from '../../../libs/core/src';
 import { AppModule } from './app.module';
 import { mountQueuesBoard } from './admin/queues-board';
 import { mountDocs } from './docs/openapi';
+import { mountConsole } from './console/console.routes';
 import { createLogger } from '../../../libs/core/src/logger';
 
 let metricsStarted = false;
@@ -90,6 +91,7 @@ export async function createApiApp(config: Config): Promise<NestFastifyApplicati
   });
   mountDocs(app);
   mountQueuesBoard(app);
+  mountConsole(app);
   app.enableShutdownHooks();
   await app.init();
   return app;

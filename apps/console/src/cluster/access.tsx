@@ -1,0 +1,102 @@
+import { useId, useState } from 'react';
+import { clusterApi, useClusterChange } from '../api/queries';
+import type { Cluster, CreatedToken } from '../api/types';
+import { Dialog } from '../ui/dialog';
+import { useSignedIn } from '../ui/session';
+import { ActionError } from '../ui/states';
+
+/** Saves text as a file the browser downloads; nothing is kept once the link is clicked. */
+function download(fileName: string, text: string, type: string): void {
+  const url = URL.createObjectURL(new Blob([text], { type }));
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = fileName;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  URL.revokeObjectURL(url);
+}
+
+/** Client config download and a new ACL token (its secret shown once, held only while the dialog is open). */
+export function AccessPanel({ cluster: c }: { cluster: Cluster }) {
+  const { canWrite } = useSignedIn();
+  const ready = c.state === 'Running' || c.state === 'Updating';
+  const config = useClusterChange(c.id, () => clusterApi.clientConfig(c.id));
+  return (
+    <div className="access">
+      <h3>Connect clients</h3>
+      <p className="muted small">A Consul client agent needs the CA, the servers and the gossip key: save both files side by side, then add an agent token.</p>
+      <div className="actions">
+        <button
+          type="button"
+          className="button"
+          disabled={!ready || config.isPending}
+          onClick={() =>
+            config.mutate(undefined, {
+              onSuccess: (cfg) => {
+                download(`${c.name}-client.json`, `${JSON.stringify(cfg.consulConfig, null, 2)}\n`, 'application/json');
+                download('ca.pem', cfg.caPem, 'application/x-pem-file');
+              },
+            })
+          }
+        >
+          {config.isPending ? 'Preparing…' : 'Download client config'}
+        </button>
+        {canWrite ? <TokenButton cluster={c} disabled={!ready} /> : null}
+      </div>
+      {config.data?.encryptOmitted ? <p className="muted small">{config.data.encryptOmitted}</p> : null}
+      <ActionError error={config.error} />
+    </div>
+  );
+}
+
+function TokenButton({ cluster: c, disabled }: { cluster: Cluster; disabled: boolean }) {
+  const [open, setOpen] = useState(false);
+  const [description, setDescription] = useState('');
+  const [token, setToken] = useState<CreatedToken | null>(null);
+  const [copied, setCopied] = useState(false);
+  const descId = useId();
+  const create = useClusterChange(c.id, (d: string) => clusterApi.createToken(c.id, d));
+  const close = () => {
+    setOpen(false);
+    setToken(null); // the secret leaves memory with the dialog
+    setCopied(false);
+    create.reset();
+  };
+  return (
+    <>
+      <button type="button" className="button" disabled={disabled} onClick={() => setOpen(true)}>Generate a token…</button>
+      <Dialog title="Generate an ACL token" open={open} onClose={close}>
+        {token ? (
+          <>
+            <p className="review-alert" role="status">Copy the secret now: it is shown once and not kept anywhere, neither here nor by the control plane’s answers.</p>
+            <dl className="meta">
+              <div><dt>Accessor id</dt><dd className="code">{token.accessorId}</dd></div>
+              <div><dt>Secret id</dt><dd><code className="secret" aria-label="Secret id">{token.secretId}</code></dd></div>
+            </dl>
+            <div className="actions">
+              <button type="button" className="button" onClick={() => void navigator.clipboard?.writeText(token.secretId).then(() => setCopied(true))}>{copied ? 'Copied' : 'Copy the secret'}</button>
+              <button type="button" className="button button-primary" onClick={close}>Done</button>
+            </div>
+          </>
+        ) : (
+          <form
+            onSubmit={(e) => {
+              e.preventDefault();
+              create.mutate(description.trim(), { onSuccess: setToken });
+            }}
+          >
+            <p>A new token with the management policy on {c.name}. The event is recorded in the cluster’s audit log.</p>
+            <label htmlFor={descId}>Description (optional)</label>
+            <input id={descId} value={description} onChange={(e) => setDescription(e.target.value)} maxLength={256} />
+            <ActionError error={create.error} />
+            <div className="actions">
+              <button type="submit" className="button button-primary" disabled={create.isPending}>{create.isPending ? 'Generating…' : 'Generate'}</button>
+              <button type="button" className="button" onClick={close}>Cancel</button>
+            </div>
+          </form>
+        )}
+      </Dialog>
+    </>
+  );
+}

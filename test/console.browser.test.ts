@@ -1,0 +1,371 @@
+/**
+ * The console in a real browser (Debian's Chromium through playwright-core), against the real
+ * API, worker, Consul, PostgreSQL, Redis and Azurite, signed in through the local issuer's page
+ * the way a person does. Pages are found by their roles and labels, not by CSS.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { ConsulUiProxy } from '../apps/api/src/consul-ui/ui-proxy';
+import { SecretBox, SecretName, SecretRepository } from '../libs/core/src';
+import { ConsulHttpClient } from '../libs/provisioner/src';
+import { serverNodeName } from '../libs/provisioner/src/local/server-config';
+import { OPERATOR_TENANT, SUBSCRIPTION, TENANT_A, TENANT_B, startStack, testConfig, waitFor, type TestStack } from './support/stack';
+import { launchBrowser, newPerson, screenshot, seriousA11yViolations } from './support/browser';
+
+const ALICE = { user: 'alice@contoso.example', tenantId: TENANT_A, roles: ['Clusters.ReadWrite'] };
+const CREATE_TIMEOUT_MS = 120_000;
+
+/** The console's sign-in page, then the issuer's. */
+async function signInAs(page: Page, who: { user: string; tenantId: string; roles: string[] }): Promise<void> {
+  await page.getByRole('link', { name: /sign in with your organization account/i }).click();
+  await issuerSignIn(page, who);
+}
+
+/** The local issuer's sign-in page: user, tenant and roles, then Sign in. */
+async function issuerSignIn(page: Page, who: { user: string; tenantId: string; roles: string[] }): Promise<void> {
+  await page.getByLabel('User').fill(who.user);
+  await page.getByLabel('Tenant').fill(who.tenantId);
+  for (const role of ['Clusters.Read', 'Clusters.ReadWrite', 'Platform.SRE']) {
+    await page.getByLabel(role, { exact: true }).setChecked(who.roles.includes(role));
+  }
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+}
+
+async function assertAccessible(page: Page, what: string): Promise<void> {
+  const found = await seriousA11yViolations(page);
+  assert.deepEqual(found, [], `axe-core found serious or critical violations on ${what}`);
+}
+
+describe('the console in Chromium', () => {
+  let s: TestStack;
+  let browser: Browser;
+  let alice: BrowserContext;
+  let page: Page;
+  /** A second tab left on the clusters list from before the create, never reloaded. */
+  let watcher: Page;
+  let watcherNavigations = 0;
+  let clusterId = '';
+  const pageProblems: string[] = [];
+  let proxyPort = 0;
+  let uiOrigin = '';
+  /** Alice's tab on the cluster's Consul UI. */
+  let aliceUi: Page;
+
+  /** A request straight to the cluster's Consul HTTPS API (verified against its CA), past the control plane. */
+  const consul = async (method: 'GET' | 'PUT', path: string, token: string) => {
+    const server = await s.db.clusterServer.findFirstOrThrow({ where: { clusterId } });
+    const cluster = await s.db.cluster.findUniqueOrThrow({ where: { id: clusterId } });
+    return new ConsulHttpClient(cluster.caCertPem!).request({ address: server.address, port: 8501, method, path, token });
+  };
+  const managementToken = async () => (await new SecretRepository(s.db, SecretBox.fromKeyFile(s.config.KEK_FILE)).get(clusterId, SecretName.ManagementToken))!;
+
+  /** A test that leaves a screenshot of the page behind when it fails (test-artifacts/failed-*.png). */
+  const step = (name: string, fn: () => Promise<void>) =>
+    it(name, async () => {
+      try {
+        await fn();
+      } catch (e) {
+        await screenshot(page, `failed-${name.slice(0, 40).replace(/[^a-z0-9]+/gi, '-')}`).catch(() => undefined);
+        throw e;
+      }
+    });
+
+  before(async () => {
+    // The worker's health monitor runs as in production (every few seconds), so pages show health.
+    s = await startStack({ worker: true, config: await testConfig({ HEALTH_TICK_MS: '2000' }) });
+    browser = await launchBrowser();
+    alice = await newPerson(browser);
+    page = await alice.newPage();
+    // Whatever the console's pages do, they throw nothing and break no rule of their CSP.
+    page.on('pageerror', (e) => pageProblems.push(`uncaught: ${e.message}`));
+    page.on('console', (m) => {
+      if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) pageProblems.push(m.text());
+    });
+  });
+  after(async () => {
+    await browser?.close();
+    await s?.close();
+  });
+
+  step('a signed-out visitor gets the sign-in page, accessible, and signs in through the issuer back to where they were', async () => {
+    await page.goto(`${s.url}/clusters`);
+    await page.getByRole('heading', { name: 'Sign in to your clusters' }).waitFor();
+    await assertAccessible(page, 'the sign-in page');
+    // No cookie but the session's, and nothing in storage.
+    await signInAs(page, ALICE);
+    await page.getByRole('heading', { name: 'Clusters', exact: true }).waitFor();
+    assert.equal(new URL(page.url()).pathname, '/clusters');
+    await page.getByText('No clusters yet.').waitFor();
+    await assertAccessible(page, 'the empty clusters list');
+    const cookies = await alice.cookies(s.url);
+    assert.deepEqual(cookies.map((c) => [c.name, c.httpOnly]), [['mc_session', true]], 'the browser holds only the HttpOnly session cookie');
+    const storage = await page.evaluate('({ local: localStorage.length, session: sessionStorage.length })');
+    assert.deepEqual(storage, { local: 0, session: 0 }, 'nothing in the browser storage');
+
+    watcher = await alice.newPage();
+    await watcher.goto(`${s.url}/clusters`);
+    await watcher.getByText('No clusters yet.').waitFor();
+    watcher.on('framenavigated', (f) => {
+      if (f === watcher.mainFrame()) watcherNavigations++;
+    });
+  });
+
+  step('creates a development cluster through the wizard; a field the server rejects is shown beside it on Review and fixed there', async () => {
+    await page.getByRole('link', { name: 'Create a cluster' }).first().click();
+    await page.getByRole('heading', { name: 'Create a Consul cluster' }).waitFor();
+    // Basics
+    await page.getByLabel('Subscription').fill(SUBSCRIPTION);
+    await page.getByLabel('Resource group').fill('rg-console');
+    const regions = await page.getByLabel('Region').locator('option').count();
+    assert.ok(regions >= 50, `the region list holds every public Azure region from GET /v1/regions (${regions})`);
+    await page.getByLabel('Region').selectOption('northeurope');
+    await assertAccessible(page, 'the wizard (Basics)');
+    await page.getByRole('button', { name: 'Next: Consul settings' }).click();
+    // Consul settings: a name the server refuses (uppercase); the console leaves the rule to the server.
+    await page.getByLabel('Cluster name').fill('Orders_Dev');
+    await page.getByRole('radio', { name: /development/ }).check();
+    assert.match((await page.getByText(/per hour/).first().textContent()) ?? '', /\d/, 'each tier shows its hourly price');
+    assert.match((await page.getByLabel('Consul version').textContent()) ?? '', /RECOMMENDED/, 'the version shows its status');
+    await page.getByRole('button', { name: 'Next: Operations' }).click();
+    // Operations
+    await page.getByLabel('Snapshot interval (hours)').fill('12');
+    await page.getByLabel('Snapshots kept').fill('7');
+    await page.getByRole('button', { name: 'Next: Review + create' }).click();
+    await page.getByRole('heading', { name: 'Review + create' }).waitFor();
+    await assertAccessible(page, 'the wizard (Review)');
+    await page.getByRole('button', { name: 'Create', exact: true }).click();
+
+    const name = page.getByLabel('Cluster name');
+    await name.waitFor();
+    assert.equal(await name.getAttribute('aria-invalid'), 'true');
+    const describedBy = (await name.getAttribute('aria-describedby')) ?? '';
+    const message = await page.locator(`[id="${describedBy.split(' ')[0]}"]`).textContent();
+    assert.match(message ?? '', /lowercase letters, digits or hyphens/, 'the server\'s message is tied to the field');
+    assert.equal(await s.db.cluster.count(), 0, 'nothing was created');
+    await assertAccessible(page, 'the wizard with a rejected field');
+    await screenshot(page, 'wizard-review', { readme: true });
+
+    await name.fill('orders-dev');
+    await page.getByRole('button', { name: 'Create', exact: true }).click();
+    await page.waitForURL(/\/deployments\/[0-9a-f-]{36}$/);
+    await page.getByRole('heading', { name: 'Deployment of orders-dev' }).waitFor();
+    await page.getByRole('heading', { name: 'orders-dev is Running' }).waitFor({ timeout: CREATE_TIMEOUT_MS });
+    await screenshot(page, 'deployment', { readme: true });
+    const steps = await page.getByRole('list', { name: 'Deployment progress: steps' }).getByRole('listitem').allTextContents();
+    assert.ok(steps.length >= 3 && steps.every((t) => t.includes('Succeeded')), `the create's steps are shown, all succeeded: ${steps.join(' | ')}`);
+    const row = await s.db.cluster.findFirstOrThrow({ where: { name: 'orders-dev' } });
+    clusterId = row.id;
+    assert.equal(row.state, 'Running');
+    assert.equal(row.region, 'northeurope');
+    assert.deepEqual([row.snapshotIntervalHours, row.snapshotRetention], [12, 7], 'the Operations step reached the server');
+  });
+
+  step('the list shows the new cluster with its state, health, version, tier, region and creation time, and updates without a reload', async () => {
+    // The tab opened on the empty list before the create shows the cluster Running by itself.
+    await watcher.getByRole('row', { name: /orders-dev/ }).getByText('Running').waitFor({ timeout: 45_000 });
+    assert.equal(watcherNavigations, 0, 'the list tab was never reloaded');
+    await watcher.close();
+
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Clusters', exact: true }).click();
+    const row = page.getByRole('row', { name: /orders-dev/ });
+    await row.getByText('Running').waitFor();
+    const text = (await row.textContent()) ?? '';
+    for (const part of ['Running', '1.8.7', 'development', 'northeurope']) assert.ok(text.includes(part), `${part} in "${text}"`);
+    await assertAccessible(page, 'the clusters list');
+  });
+
+  step('the cluster page: takes a snapshot and lists it, with keyboard-operable tabs', async () => {
+    await page.getByRole('link', { name: 'orders-dev' }).click();
+    await page.getByRole('heading', { name: 'orders-dev', level: 1 }).waitFor();
+    await page.getByRole('link', { name: /Open Consul UI/ }).waitFor();
+    await page.getByText('health: healthy').waitFor({ timeout: 30_000 });
+    assert.equal(await page.getByRole('link', { name: /Open Consul UI/ }).getAttribute('href'), `/sso/clusters/${clusterId}`);
+    await assertAccessible(page, 'the cluster page');
+    await screenshot(page, 'cluster-page', { readme: true });
+
+    // Keyboard: from the selected tab, the arrow key moves to the next one.
+    await page.getByRole('tab', { name: 'Overview' }).focus();
+    await page.keyboard.press('ArrowRight');
+    await page.getByRole('tab', { name: 'Snapshots', selected: true }).waitFor();
+    assert.equal(await page.evaluate('document.activeElement?.textContent'), 'Snapshots');
+
+    await page.getByLabel('Snapshot name (optional)').fill('before-change');
+    await page.getByRole('button', { name: 'Take a snapshot' }).click();
+    const snap = page.getByRole('row', { name: /before-change/ });
+    await snap.getByText('Available').waitFor({ timeout: 60_000 });
+    assert.match((await snap.textContent()) ?? '', /manual/);
+    await assertAccessible(page, 'the snapshots tab');
+    await screenshot(page, 'cluster-snapshots');
+    const listed = await waitFor('the snapshot in the API', () => s.db.snapshot.findMany({ where: { clusterId } }), (r) => r.some((x) => x.name === 'before-change' && x.state === 'Available'));
+    assert.equal(listed.filter((x) => x.kind === 'manual').length, 1);
+  });
+
+  step('renames a snapshot, and restores it only once the cluster name is typed (a safety snapshot first)', async () => {
+    await page.getByRole('button', { name: 'Rename before-change' }).click();
+    const rename = page.getByRole('dialog', { name: 'Rename before-change' });
+    await rename.getByLabel('New name').fill('known-good');
+    await rename.getByRole('button', { name: 'Rename' }).click();
+    await page.getByRole('row', { name: /known-good/ }).waitFor();
+
+    await page.getByRole('button', { name: 'Restore known-good' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Restore known-good?' });
+    const confirm = dialog.getByRole('button', { name: 'Restore', exact: true });
+    assert.equal(await confirm.isDisabled(), true, 'no restore before the name is typed');
+    await dialog.getByLabel(/Type orders-dev to confirm/).fill('orders-de');
+    assert.equal(await confirm.isDisabled(), true, 'nor with a name typed wrong');
+    await dialog.getByLabel(/Type orders-dev to confirm/).fill('orders-dev');
+    await confirm.click();
+    await dialog.waitFor({ state: 'hidden' });
+    await page.getByRole('row', { name: /pre-restore/ }).getByText('Available').waitFor({ timeout: 60_000 });
+    const restore = await waitFor('the restore', () => s.db.operation.findFirst({ where: { clusterId, kind: 'restore' } }), (o) => o?.state === 'Succeeded', 90_000);
+    assert.ok(restore);
+
+    await page.getByRole('tab', { name: 'Operations and events' }).click();
+    await page.getByRole('listitem').filter({ hasText: 'restore' }).getByText('Succeeded').first().waitFor({ timeout: 30_000 });
+    await assertAccessible(page, 'the operations and events tab');
+  });
+
+  step('downloads the client config, and shows a new token once', async () => {
+    await page.getByRole('tab', { name: 'Overview' }).click();
+    const downloads: { name: string; text: string }[] = [];
+    const both = new Promise<void>((resolve) => {
+      page.on('download', async (d) => {
+        const file = await d.path();
+        downloads.push({ name: d.suggestedFilename(), text: fs.readFileSync(file, 'utf8') });
+        if (downloads.length === 2) resolve();
+      });
+    });
+    await page.getByRole('button', { name: 'Download client config' }).click();
+    await both;
+    const config = downloads.find((d) => d.name === 'orders-dev-client.json');
+    assert.ok(config, `downloads: ${downloads.map((d) => d.name).join(', ')}`);
+    assert.equal(JSON.parse(config.text).datacenter, 'orders-dev');
+    assert.match(downloads.find((d) => d.name === 'ca.pem')?.text ?? '', /BEGIN CERTIFICATE/);
+
+    await page.getByRole('button', { name: 'Generate a token…' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Generate an ACL token' });
+    await dialog.getByLabel('Description (optional)').fill('ci agent');
+    await dialog.getByRole('button', { name: 'Generate' }).click();
+    const secret = (await dialog.getByLabel('Secret id').textContent()) ?? '';
+    assert.match(secret, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    await assertAccessible(page, 'the token dialog');
+    await dialog.getByRole('button', { name: 'Done' }).click();
+    await dialog.waitFor({ state: 'hidden' });
+    assert.equal((await page.content()).includes(secret), false, 'the secret is gone from the page once the dialog closes');
+    const storage = await page.evaluate('JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)])');
+    assert.equal(String(storage).includes(secret), false);
+  });
+
+  step('an SRE sees the fleet across tenants, filters it, starts a snapshot wave and watches it finish', async () => {
+    const sre = await newPerson(browser);
+    const p = await sre.newPage();
+    try {
+      await p.goto(`${s.url}/fleet`);
+      await signInAs(p, { user: 'sre@operator.example', tenantId: OPERATOR_TENANT, roles: ['Platform.SRE'] });
+      await p.getByRole('heading', { name: 'Fleet' }).waitFor();
+      const row = p.getByRole('row', { name: /orders-dev/ });
+      await row.waitFor();
+      assert.ok(((await row.textContent()) ?? '').includes(TENANT_A), 'the fleet shows the cluster\'s tenant');
+      assert.equal(await p.getByRole('link', { name: 'Queues dashboard' }).getAttribute('href'), '/admin/queues');
+      await assertAccessible(p, 'the fleet page');
+
+      await p.getByLabel('Region').selectOption('westus');
+      await p.getByText('No cluster matches these filters.').waitFor();
+      assert.match(p.url(), /region=westus/);
+      await p.getByLabel('Region').selectOption('northeurope');
+      await row.waitFor();
+
+      await p.getByLabel('Action').selectOption('snapshot');
+      await p.getByRole('button', { name: 'Start the wave' }).click();
+      await p.waitForURL(/\/fleet\/waves\/[0-9a-f-]{36}$/);
+      await p.getByRole('heading', { name: 'Wave: snapshot' }).waitFor();
+      await p.getByRole('row', { name: new RegExp(clusterId) }).getByText('Succeeded').waitFor({ timeout: 90_000 });
+      await p.getByText('1 succeeded').waitFor();
+      await assertAccessible(p, 'the wave page');
+    } finally {
+      await sre.close();
+    }
+  });
+
+  step('Open Consul UI lands on the cluster\'s own UI origin signed in: its nodes listed, no token prompt', async () => {
+    proxyPort = s.api.get(ConsulUiProxy).port;
+    uiOrigin = `http://${clusterId}.ui.localhost:${proxyPort}`;
+    await page.getByRole('tab', { name: 'Overview' }).click();
+    const [ui] = await Promise.all([alice.waitForEvent('page'), page.getByRole('link', { name: /Open Consul UI/ }).click()]);
+    aliceUi = ui;
+    await ui.waitForURL((u) => u.origin === uiOrigin && u.pathname.startsWith('/ui/'), { timeout: 30_000 });
+    const server = await s.db.clusterServer.findFirstOrThrow({ where: { clusterId } });
+    const node = serverNodeName('orders-dev', server.index);
+    await ui.getByRole('link', { name: 'Nodes', exact: true }).first().click();
+    await ui.getByText(node, { exact: true }).first().waitFor({ timeout: 30_000 });
+    assert.equal(await ui.getByText(/not authorized|ACL token/i).count(), 0, 'no token prompt and no authorization error');
+    await screenshot(ui, 'consul-ui', { readme: true });
+    const cookies = await alice.cookies(uiOrigin);
+    assert.deepEqual(cookies.map((c) => [c.name, c.httpOnly]), [['mc_ui_session', true]], 'the UI origin holds its session cookie only, no Consul token');
+    const storage = String(await ui.evaluate('JSON.stringify([Object.keys(localStorage), Object.keys(sessionStorage)])'));
+    assert.doesNotMatch(storage, /token/i, `no Consul token kept by the UI in storage: ${storage}`);
+  });
+
+  step('a user of another tenant following the same link gets no UI and no token', async () => {
+    const bob = await newPerson(browser);
+    try {
+      const p = await bob.newPage();
+      // Not signed in yet: the link goes through the sign-in first, then comes back to it.
+      await p.goto(`${s.url}/sso/clusters/${clusterId}`);
+      await issuerSignIn(p, { user: 'bob@fabrikam.example', tenantId: TENANT_B, roles: ['Clusters.ReadWrite'] });
+      await p.waitForURL((u) => u.pathname === `/sso/clusters/${clusterId}`);
+      assert.match((await p.textContent('body')) ?? '', /no cluster/i);
+      // Straight to the UI origin: sent back through the console, refused again.
+      await p.goto(`${uiOrigin}/ui/`);
+      await p.waitForURL((u) => u.origin === s.url);
+      assert.match((await p.textContent('body')) ?? '', /no cluster/i);
+      assert.deepEqual(await bob.cookies(uiOrigin), [], 'no UI session on the cluster\'s origin');
+      assert.equal(await s.db.consulUiSession.count({ where: { clusterId, tenantId: TENANT_B } }), 0, 'no Consul token made for them');
+    } finally {
+      await bob.close();
+    }
+  });
+
+  step('a Read-only user\'s UI session cannot write a KV key', async () => {
+    const rita = await newPerson(browser);
+    try {
+      const p = await rita.newPage();
+      await p.goto(`${s.url}/clusters/${clusterId}`);
+      await signInAs(p, { user: 'rita@contoso.example', tenantId: TENANT_A, roles: ['Clusters.Read'] });
+      await p.getByRole('heading', { name: 'orders-dev', level: 1 }).waitFor();
+      assert.equal(await p.getByRole('button', { name: 'Delete…' }).count(), 0, 'no delete for a reader');
+      const [ui] = await Promise.all([rita.waitForEvent('page'), p.getByRole('link', { name: /Open Consul UI/ }).click()]);
+      await ui.waitForURL((u) => u.origin === uiOrigin && u.pathname.startsWith('/ui/'), { timeout: 30_000 });
+      await ui.goto(`${uiOrigin}/ui/orders-dev/kv/create`);
+      await ui.getByLabel(/Key or folder/i).fill('console/by-reader');
+      await ui.getByRole('button', { name: 'Save' }).click();
+      // Consul's own UI says what Consul answered the proxied write.
+      await ui.getByText(/There was an error saving your key/).waitFor({ timeout: 15_000 });
+      await ui.getByText(/403: Permission denied/).waitFor();
+      await screenshot(ui, 'consul-ui-reader-kv-refused');
+      const put = (await ui.evaluate(`fetch('/v1/kv/console/by-reader', { method: 'PUT', body: 'x' }).then((r) => r.status)`)) as number;
+      assert.equal(put, 403, 'Consul refuses the reader\'s write through the proxy');
+      assert.equal((await consul('GET', '/v1/kv/console/by-reader', await managementToken())).status, 404, 'the key was not written');
+    } finally {
+      await rita.close();
+    }
+  });
+
+  step('signing out ends the session: the console shows sign-in, the old cookie no longer works, the Consul UI token is revoked', async () => {
+    const self = (await aliceUi.evaluate(`fetch('/v1/acl/token/self').then((r) => r.json())`)) as { SecretID: string };
+    assert.equal((await consul('GET', '/v1/acl/token/self', self.SecretID)).status, 200, 'the UI token works before sign-out');
+    const [cookie] = await alice.cookies(s.url);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('heading', { name: 'Sign in to your clusters' }).waitFor();
+    const res = await fetch(`${s.url}/v1/clusters`, { headers: { cookie: `mc_session=${cookie!.value}` } });
+    assert.equal(res.status, 401);
+    await waitFor('the cluster to reject the revoked UI token', () => consul('GET', '/v1/acl/token/self', self.SecretID), (r) => r.status === 403, 30_000);
+    // The UI tab, reloaded, is sent back through the console's sign-in.
+    await aliceUi.reload();
+    await aliceUi.getByLabel('User').waitFor({ timeout: 15_000 });
+    assert.notEqual(new URL(aliceUi.url()).origin, uiOrigin);
+    assert.deepEqual(pageProblems, [], 'no uncaught error and no CSP violation in the console\'s pages');
+  });
+});
