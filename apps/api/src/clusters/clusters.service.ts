@@ -94,7 +94,9 @@ export class ClustersService {
   }
 
   async get(caller: Principal, id: string) {
-    return clusterView(await this.require(caller, id));
+    const row = await this.clusters.findViewForTenant(caller.tenantId, id);
+    if (!row) throw new NotFoundError('cluster_not_found', `no cluster ${id}`);
+    return clusterView(row);
   }
 
   async delete(caller: Principal, id: string): Promise<Answer> {

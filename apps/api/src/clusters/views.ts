@@ -2,9 +2,15 @@ import type { Cluster, ClusterServer, Operation } from '../../../../libs/core/sr
 
 const CONSUL_HTTPS_PORT = 8501;
 
-export function clusterView(c: Cluster & { servers?: ClusterServer[] }) {
-  const first = c.servers?.[0];
-  const https = first ? `https://${first.address}:${CONSUL_HTTPS_PORT}` : null;
+type ViewColumns = 'id' | 'name' | 'state' | 'stateReason' | 'tier' | 'serverCount' | 'consulVersion' | 'region' | 'datacenter' | 'subscriptionId'
+  | 'resourceGroup' | 'managedResourceGroup' | 'publicEndpoint' | 'target' | 'createdAt' | 'updatedAt' | 'runningSince' | 'snapshotIntervalHours'
+  | 'snapshotRetention' | 'upgradeMode' | 'upgradeWindow' | 'caNotAfter' | 'serverCertsNotAfter' | 'health' | 'healthReason' | 'healthCheckedAt';
+
+/** A cluster as the API shows it: from a full row with its servers, or from the hot read's row (findViewForTenant). */
+export function clusterView(c: Pick<Cluster, ViewColumns> & ({ servers?: ClusterServer[]; serverAddresses?: undefined } | { serverAddresses: string[] })) {
+  const addresses = c.serverAddresses ?? ('servers' in c ? (c.servers ?? []).map((s) => s.address) : []);
+  const first = addresses[0];
+  const https = first ? `https://${first}:${CONSUL_HTTPS_PORT}` : null;
   return {
     id: c.id,
     name: c.name,
@@ -21,7 +27,7 @@ export function clusterView(c: Cluster & { servers?: ClusterServer[] }) {
     publicEndpoint: c.publicEndpoint,
     target: c.target,
     endpoints: { https, ui: https ? `${https}/ui/` : null },
-    serverAddresses: (c.servers ?? []).map((s) => s.address),
+    serverAddresses: addresses,
     createdAt: c.createdAt.toISOString(),
     updatedAt: c.updatedAt.toISOString(),
     runningSince: c.runningSince?.toISOString() ?? null,

@@ -78,8 +78,9 @@ export class InputGuard implements CanActivate {
     // run time it gets the strictest reading: no query, no body.
     const req = ctx.switchToHttp().getRequest<{ params?: unknown; query?: unknown; body?: unknown }>();
     req.params = check('params', input?.params ?? ANY_PARAMS, req.params ?? {});
-    req.query = check('query', input?.query ?? NONE, req.query ?? {});
-    req.body = check('body', input?.body ?? NO_BODY, req.body);
+    // The common cases skip zod: no query where none is taken, no body where none is taken.
+    if (input?.query || !isEmpty(req.query)) req.query = check('query', input?.query ?? NONE, req.query ?? {});
+    if (input?.body || req.body != null) req.body = check('body', input?.body ?? NO_BODY, req.body);
     return true;
   }
 }
@@ -104,4 +105,10 @@ export function valueAt(value: unknown, path: readonly string[]): unknown {
     v = (v as Record<string, unknown>)[p];
   }
   return v;
+}
+
+function isEmpty(v: unknown): boolean {
+  if (v == null) return true;
+  for (const _ in v as object) return false;
+  return true;
 }
