@@ -22,3 +22,4 @@ export * from './persistence/usage.repository';
 export * from './persistence/upgrade-schedule.repository';
 export * from './persistence/certificate-schedule.repository';
 export * from './persistence/issued-token.repository';
+export * from './network';

@@ -8,3 +8,5 @@ export * from './local/loopback-ports';
 export * from './local/consul-http';
 export * from './local/local-target';
 export * from './snapshots/blob-store';
+export * from './server-files';
+export * from './azure/cloud-init';

@@ -7,12 +7,12 @@ import { caBundlePem, serverTlsName, type ClusterPki, type ServerCertificate } f
 import { ClusterLayout, type ServerPaths } from './cluster-layout';
 import { ConsulHttpClient, describeBody, type ConsulResponse } from './consul-http';
 import { removeStaleTemporaryFiles, writeFileIfChanged } from './atomic-file';
+import { serverCertificate, serverFileList, serverFiles } from '../server-files';
 import { findBusyPorts } from './loopback-ports';
 import {
   ALLOWED_SERVER_COUNTS,
   CONSUL_SERVER_BOUND_PORTS,
   CONSUL_SERVER_PORTS,
-  renderServerConfig,
   serverNodeName,
 } from './server-config';
 import { listAgentProcesses, readProcessArgs, readProcessEnv, signalProcess, spawnServerProcess } from './server-processes';
@@ -160,13 +160,10 @@ export class LocalTarget {
       }
       await removeStaleTemporaryFiles(paths.configDir);
       await removeStaleTemporaryFiles(paths.tlsDir);
-      const cert = serverCertificate(secrets, server.address);
-      // TLS first: the config refers to these files.
-      await writeFileIfChanged(paths.caFile, caBundlePem(secrets.pki), 0o644);
-      await writeFileIfChanged(paths.certFile, cert.certPem, 0o644);
-      await writeFileIfChanged(paths.keyFile, cert.keyPem, 0o600);
-      // The config holds the gossip key and the management token.
-      await writeFileIfChanged(paths.configFile, this.renderConfig(spec, secrets, server, paths), 0o600);
+      // TLS first: the config refers to these files. The config holds the gossip key and the management token.
+      for (const file of serverFileList(serverFiles(spec, secrets, server.index, paths))) {
+        await writeFileIfChanged(file.path, file.content, file.mode);
+      }
     }
   }
 
@@ -911,17 +908,7 @@ export class LocalTarget {
     server: LocalServerSpec,
     paths: ServerPaths,
   ): string {
-    return renderServerConfig({
-      datacenter: spec.datacenter,
-      serverCount: spec.servers.length,
-      index: server.index,
-      address: server.address,
-      addresses: spec.servers.map((s) => s.address),
-      dataDir: paths.dataDir,
-      tls: { caFile: paths.caFile, certFile: paths.certFile, keyFile: paths.keyFile },
-      gossipKey: secrets.gossipKey,
-      managementToken: secrets.managementToken,
-    });
+    return serverFiles(spec, secrets, server.index, paths).config.content;
   }
 
   private async assertFilesWritten(
@@ -1074,12 +1061,6 @@ function tokenIds(body: unknown): CreatedToken {
   return { accessorId: b.AccessorID, secretId: b.SecretID };
 }
 
-function serverCertificate(secrets: LocalClusterSecrets, address: string): { certPem: string; keyPem: string } {
-  const cert = secrets.pki.servers.find((s) => s.address === address);
-  if (!cert) throw new Error(`The cluster PKI has no certificate for server address ${address}`);
-  return cert;
-}
-
 function validateSpec(spec: LocalClusterSpec, secrets: LocalClusterSecrets): void {
   const n = spec.servers.length;
   if (!ALLOWED_SERVER_COUNTS.includes(n)) {
@@ -1091,7 +1072,7 @@ function validateSpec(spec: LocalClusterSpec, secrets: LocalClusterSecrets): voi
     if (!isIPv4(s.address) || !s.address.startsWith('127.') || s.address === '127.0.0.1') {
       throw new Error(`Cluster ${spec.clusterId}: server address ${s.address} must be a dedicated 127.0.0.0/8 address`);
     }
-    serverCertificate(secrets, s.address);
+    serverCertificate(secrets.pki, s.address);
   }
 }
 

@@ -1,0 +1,84 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { generateClusterPki } from '../pki';
+import { generateGossipKey, generateManagementToken } from '../secrets';
+import { LocalTarget, type LocalClusterSpec } from '../local/local-target';
+import { AZURE_CLUSTERS_DIR, SERVER_TABLE_DIR, clusterCustomData, decodeCustomData, subnetPlan, type ConsulPackage } from './cloud-init';
+
+const CONSUL: ConsulPackage = { version: '1.8.7', url: 'https://packages.example.test/consul_1.8.7_amd64.deb', sha256: 'ab'.repeat(32) };
+
+async function filesUnder(dir: string): Promise<Map<string, { content: string; mode: number }>> {
+  const out = new Map<string, { content: string; mode: number }>();
+  for (const entry of await fs.readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (!entry.isFile()) continue;
+    const file = path.join(entry.parentPath, entry.name);
+    out.set(file, { content: await fs.readFile(file, 'utf8'), mode: (await fs.stat(file)).mode & 0o777 });
+  }
+  return out;
+}
+
+test('custom data: every file the local target writes for a cluster, byte for byte and with its mode', async () => {
+  const clustersDir = await fs.mkdtemp(path.join(os.tmpdir(), 'cloud-init-'));
+  try {
+    const addresses = ['127.99.40.1', '127.99.40.2', '127.99.40.3'];
+    const spec: LocalClusterSpec = {
+      clusterId: randomUUID(), datacenter: 'orders', consulVersion: '1.8.7',
+      servers: addresses.map((address, i) => ({ index: i + 1, address })),
+    };
+    const secrets = { pki: await generateClusterPki({ datacenter: spec.datacenter, serverAddresses: addresses }), gossipKey: generateGossipKey(), managementToken: generateManagementToken() };
+    const local = new LocalTarget({ clustersDir, consulBinary: () => '/nonexistent/consul' });
+    await local.writeServerFiles(spec, secrets);
+    local.close();
+    const written = await filesUnder(path.join(clustersDir, spec.clusterId));
+    assert.equal(written.size, 3 * 4, 'the local target wrote a CA bundle, certificate, key and config per server');
+
+    const decoded = decodeCustomData(clusterCustomData(spec, secrets, { consul: CONSUL, clustersDir }));
+    const fromCloudInit = new Map([...decoded.files].filter(([p]) => p.startsWith(clustersDir + path.sep)));
+    assert.deepEqual([...fromCloudInit.keys()].sort(), [...written.keys()].sort(), 'the same files at the same paths');
+    for (const [file, w] of written) {
+      const c = fromCloudInit.get(file)!;
+      assert.ok(c.content === w.content, `${path.relative(clustersDir, file)}: byte-identical`);
+      assert.equal(c.mode, w.mode, `${path.relative(clustersDir, file)}: mode`);
+    }
+    const config = JSON.parse(fromCloudInit.get(path.join(clustersDir, spec.clusterId, 'server-2', 'config', 'server.json'))!.content);
+    assert.equal(config.acl.default_policy, 'deny');
+    assert.equal(config.encrypt, secrets.gossipKey);
+    // Each address leads its instance to that server's own folder.
+    for (const s of spec.servers) {
+      assert.equal(decoded.files.get(`${SERVER_TABLE_DIR}/${s.address}`)?.content, `${path.join(clustersDir, spec.clusterId, `server-${s.index}`, 'config')}\n`);
+    }
+  } finally {
+    await fs.rm(clustersDir, { recursive: true, force: true });
+  }
+});
+
+test('custom data on a VM: the default layout, the package checked before it is unpacked, the server started by systemd', async () => {
+  const { serverAddresses } = subnetPlan('172.25.16.0/24', 3);
+  const spec = { clusterId: randomUUID(), datacenter: 'dc1', servers: serverAddresses.map((address, i) => ({ index: i, address })) };
+  const secrets = { pki: await generateClusterPki({ datacenter: 'dc1', serverAddresses }), gossipKey: generateGossipKey(), managementToken: generateManagementToken() };
+  const { files, runcmd } = decodeCustomData(clusterCustomData(spec, secrets, { consul: CONSUL }));
+  const config = JSON.parse(files.get(`${AZURE_CLUSTERS_DIR}/${spec.clusterId}/server-0/config/server.json`)!.content);
+  assert.equal(config.bind_addr, '172.25.16.5');
+  assert.deepEqual(config.retry_join, ['172.25.16.5:8301', '172.25.16.6:8301', '172.25.16.7:8301']);
+  assert.equal(files.get(`${AZURE_CLUSTERS_DIR}/${spec.clusterId}/server-0/tls/server-key.pem`)!.mode, 0o600);
+  const commands = runcmd.map((c) => (Array.isArray(c) ? c.join(' ') : c));
+  const check = commands.findIndex((c) => c.includes(`${CONSUL.sha256}  /run/consul.deb' | sha256sum --check`));
+  const unpack = commands.findIndex((c) => c.startsWith('dpkg-deb --extract /run/consul.deb'));
+  assert.ok(check >= 0 && unpack > check, 'the package is checked against its sha256 before it is unpacked');
+  assert.equal(commands.at(-1), 'systemctl enable --now managed-consul.service');
+  assert.throws(() => clusterCustomData(spec, secrets, { consul: { ...CONSUL, url: 'http://insecure.example/consul.deb' } }), /must be https/);
+});
+
+test('subnetPlan: the internal endpoint at host index 3, servers after it; refuses what cannot hold them', () => {
+  assert.deepEqual(subnetPlan('172.25.16.0/24', 5), {
+    internalEndpoint: '172.25.16.4',
+    serverAddresses: ['172.25.16.5', '172.25.16.6', '172.25.16.7', '172.25.16.8', '172.25.16.9'],
+  });
+  assert.deepEqual(subnetPlan('10.1.2.240/28', 5).serverAddresses.at(-1), '10.1.2.249');
+  assert.throws(() => subnetPlan('10.1.2.3/24', 1), /host bits/);
+  assert.throws(() => subnetPlan('10.1.2.0/29', 3), /too small/);
+});

@@ -1,0 +1,178 @@
+import { ClusterLayout } from '../local/cluster-layout';
+import { serverFileList, serverFiles, type ClusterServerSecrets, type ClusterServersSpec } from '../server-files';
+
+/**
+ * The custom data of a cluster's scale set (`customData` of infra/arm/cluster.json):
+ * a cloud-config that writes every server's files, made by `serverFiles`, the
+ * same function the `local` target writes its servers with, so a VM runs the
+ * very configuration a local server runs.
+ *
+ * Every instance of a scale set gets the same custom data, so it carries each
+ * server's files in that server's own folder (the `local` target's layout under
+ * AZURE_CLUSTERS_DIR) and a table from server address to folder; at boot the
+ * instance runs the server whose address it holds. The Azure target plans the
+ * addresses (`subnetPlan`): in the cluster's own subnet Azure hands out the
+ * lowest free addresses, the internal load balancer's static frontend first.
+ *
+ * The document is JSON (YAML's subset), so no YAML library is needed either way.
+ */
+
+/** Root of the server folders on a VM: `<root>/<clusterId>/server-<i>/{config,data,tls}`. */
+export const AZURE_CLUSTERS_DIR = '/var/lib/managed-consul/clusters';
+/** One file per server address, holding that server's config folder. */
+export const SERVER_TABLE_DIR = '/etc/managed-consul/servers';
+export const SERVER_LAUNCHER = '/usr/local/sbin/managed-consul-server';
+export const SERVER_UNIT = '/etc/systemd/system/managed-consul.service';
+export const CONSUL_INSTALL_DIR = '/opt/managed-consul/consul';
+
+export interface ConsulPackage {
+  version: string;
+  /** HTTPS URL of the Debian package (.deb) holding usr/bin/consul. */
+  url: string;
+  /** Its SHA-256 (hex): checked before it is unpacked. */
+  sha256: string;
+}
+
+export interface CloudInitOptions {
+  consul: ConsulPackage;
+  /** Default AZURE_CLUSTERS_DIR; tests that realise an instance on this machine choose a folder of their own. */
+  clustersDir?: string;
+}
+
+export interface CloudConfigFile {
+  path: string;
+  permissions: string;
+  owner: string;
+  encoding: 'b64';
+  content: string;
+}
+
+export interface CloudConfig {
+  write_files: CloudConfigFile[];
+  runcmd: (string | string[])[];
+}
+
+const HEADER = '#cloud-config\n';
+
+export function clusterCloudConfig(spec: ClusterServersSpec, secrets: ClusterServerSecrets, opts: CloudInitOptions): CloudConfig {
+  assertPackage(opts.consul);
+  const layout = new ClusterLayout(opts.clustersDir ?? AZURE_CLUSTERS_DIR);
+  const files: CloudConfigFile[] = [];
+  const add = (path: string, mode: number, content: string) =>
+    files.push({ path, permissions: `0${mode.toString(8)}`, owner: 'root:root', encoding: 'b64', content: Buffer.from(content, 'utf8').toString('base64') });
+  const dataDirs: string[] = [];
+  for (const server of spec.servers) {
+    const paths = layout.server(spec.clusterId, server.index);
+    for (const f of serverFileList(serverFiles(spec, secrets, server.index, paths))) add(f.path, f.mode, f.content);
+    add(`${SERVER_TABLE_DIR}/${server.address}`, 0o644, `${paths.configDir}\n`);
+    dataDirs.push(paths.dataDir);
+  }
+  add(SERVER_LAUNCHER, 0o755, launcherScript());
+  add(SERVER_UNIT, 0o644, systemdUnit());
+  const clusterDir = layout.clusterDir(spec.clusterId);
+  return {
+    write_files: files,
+    runcmd: [
+      'id -u consul >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin consul',
+      ['curl', '--fail', '--silent', '--show-error', '--location', '--proto', '=https', '--output', '/run/consul.deb', opts.consul.url],
+      `echo '${opts.consul.sha256}  /run/consul.deb' | sha256sum --check --strict -`,
+      ['mkdir', '-p', CONSUL_INSTALL_DIR],
+      ['dpkg-deb', '--extract', '/run/consul.deb', CONSUL_INSTALL_DIR],
+      ['rm', '-f', '/run/consul.deb'],
+      ...dataDirs.map((d) => ['install', '-d', '-m', '0700', d]),
+      // Keys and configs are 0600: only the consul user reads them, and only its folders are open to it.
+      ['chown', '-R', 'consul:consul', clusterDir],
+      ['find', clusterDir, '-type', 'd', '-exec', 'chmod', '0700', '{}', '+'],
+      ['systemctl', 'daemon-reload'],
+      ['systemctl', 'enable', '--now', 'managed-consul.service'],
+    ],
+  };
+}
+
+/** The cloud-config document (a `#cloud-config` header, then JSON). */
+export function renderCloudInit(config: CloudConfig): string {
+  return HEADER + JSON.stringify(config, null, 1) + '\n';
+}
+
+/** The scale set's `customData` template parameter: the document, base64 encoded. */
+export function clusterCustomData(spec: ClusterServersSpec, secrets: ClusterServerSecrets, opts: CloudInitOptions): string {
+  return Buffer.from(renderCloudInit(clusterCloudConfig(spec, secrets, opts)), 'utf8').toString('base64');
+}
+
+/** Reads custom data back: the files it writes (path → content and mode) and its commands. */
+export function decodeCustomData(customData: string): { files: Map<string, { content: string; mode: number }>; runcmd: CloudConfig['runcmd'] } {
+  const text = Buffer.from(customData, 'base64').toString('utf8');
+  if (!text.startsWith(HEADER)) throw new Error('custom data is not a #cloud-config document');
+  const doc = JSON.parse(text.slice(HEADER.length)) as CloudConfig;
+  const files = new Map<string, { content: string; mode: number }>();
+  for (const f of doc.write_files) {
+    if (f.encoding !== 'b64') throw new Error(`${f.path}: unexpected encoding ${String(f.encoding)}`);
+    files.set(f.path, { content: Buffer.from(f.content, 'base64').toString('utf8'), mode: parseInt(f.permissions, 8) });
+  }
+  return { files, runcmd: doc.runcmd };
+}
+
+/**
+ * Where things go in a cluster's subnet (the whole VNet prefix): Azure keeps
+ * the first four addresses, the internal load balancer's static frontend takes
+ * the next (host index 3, `cidrHost(vnetCidr, 3)` in cluster.json), and the
+ * servers get the following ones in order.
+ */
+export function subnetPlan(vnetCidr: string, serverCount: number): { internalEndpoint: string; serverAddresses: string[] } {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(vnetCidr);
+  if (!m || m.slice(1, 5).some((o) => Number(o) > 255)) throw new Error(`not an IPv4 CIDR: ${vnetCidr}`);
+  const prefix = Number(m[5]);
+  const base = m.slice(1, 5).reduce((acc, o) => acc * 256 + Number(o), 0);
+  const size = 2 ** (32 - prefix);
+  if (base % size !== 0) throw new Error(`${vnetCidr} has host bits set`);
+  // Azure keeps the network address, three more and the broadcast address.
+  if (4 + 1 + serverCount + 1 > size) throw new Error(`${vnetCidr} is too small for ${serverCount} servers`);
+  const ip = (n: number) => [24, 16, 8, 0].map((s) => (n >>> s) & 255).join('.');
+  return { internalEndpoint: ip(base + 4), serverAddresses: Array.from({ length: serverCount }, (_, i) => ip(base + 5 + i)) };
+}
+
+function assertPackage(p: ConsulPackage): void {
+  if (!/^https:\/\/[^\s'"]+$/.test(p.url)) throw new Error(`the Consul package URL must be https, got ${p.url}`);
+  if (!/^[0-9a-f]{64}$/.test(p.sha256)) throw new Error('the Consul package sha256 must be 64 lowercase hex digits');
+}
+
+function launcherScript(): string {
+  return [
+    '#!/bin/sh',
+    '# Every instance of the scale set has every server\'s files: run the one whose address this VM holds.',
+    'set -eu',
+    'for ip in $(hostname -I); do',
+    `  if [ -f "${SERVER_TABLE_DIR}/$ip" ]; then`,
+    `    exec ${CONSUL_INSTALL_DIR}/usr/bin/consul agent "-config-dir=$(cat "${SERVER_TABLE_DIR}/$ip")"`,
+    '  fi',
+    'done',
+    'echo "managed-consul: no server of this cluster has an address of this VM ($(hostname -I))" >&2',
+    'exit 1',
+    '',
+  ].join('\n');
+}
+
+function systemdUnit(): string {
+  return [
+    '[Unit]',
+    'Description=Consul server (managed)',
+    'Wants=network-online.target',
+    'After=network-online.target',
+    '',
+    '[Service]',
+    'User=consul',
+    'Group=consul',
+    `ExecStart=${SERVER_LAUNCHER}`,
+    'ExecReload=/bin/kill -HUP $MAINPID',
+    'KillSignal=SIGTERM',
+    'Restart=on-failure',
+    'RestartSec=2',
+    'LimitNOFILE=65536',
+    'NoNewPrivileges=true',
+    'ProtectSystem=full',
+    '',
+    '[Install]',
+    'WantedBy=multi-user.target',
+    '',
+  ].join('\n');
+}
