@@ -24,6 +24,13 @@ const schema = z.object({
   QUEUE_PREFIX: z.string().regex(/^[a-z0-9:_-]+$/i).default('mc'),
   LOCAL_DIR: z.string().default(localDir),
   CONSUL_BIN: z.string().default(path.join(localDir, 'consul', 'usr', 'bin', 'consul')),
+  /**
+   * Where new clusters run: `local` (Consul processes on this machine) or `azure` (the customer's managed
+   * resource group). Unset: `azure` when the Azure target's credentials (AZURE_CLIENT_ID) are given, else `local`.
+   */
+  CLUSTER_TARGET: z.enum(['local', 'azure']).optional(),
+  /** The Azure target's app registration (client id); its presence makes `azure` the default target. */
+  AZURE_CLIENT_ID: z.string().optional(),
   /** Second octet of the loopback block the local target hands out (127.<n>.x.y). */
   LOCAL_NET_OCTET: z.coerce.number().int().min(2).max(254).default(64),
   KEK_FILE: z.string().default(path.join(localDir, 'keys', 'kek.json')),
@@ -102,7 +109,12 @@ const schema = z.object({
   METRICS: bool.default(true),
 });
 
-export type Config = z.infer<typeof schema> & { readonly repoRoot: string; readonly versions: ConsulVersionEntry[] };
+export type Config = z.infer<typeof schema> & {
+  readonly repoRoot: string;
+  readonly versions: ConsulVersionEntry[];
+  /** The target new clusters are recorded with (the cluster row's `target`). */
+  readonly defaultTarget: 'local' | 'azure';
+};
 
 export class ConfigError extends Error {}
 
@@ -131,5 +143,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     const missing = (['MARKETPLACE_TENANT_ID', 'MARKETPLACE_CLIENT_ID', 'MARKETPLACE_CLIENT_SECRET'] as const).filter((k) => !parsed.data[k]);
     if (missing.length) throw new ConfigError(`invalid configuration:\n${missing.map((k) => `  ${k}: required when BILLING_EXPORTER=marketplace`).join('\n')}`);
   }
-  return { ...parsed.data, repoRoot, versions };
+  const defaultTarget = parsed.data.CLUSTER_TARGET ?? (parsed.data.AZURE_CLIENT_ID ? 'azure' : 'local');
+  return { ...parsed.data, repoRoot, versions, defaultTarget };
 }
