@@ -185,6 +185,7 @@ export class ClusterTarget {
     const before = (await hosts.observe(clusterId)).length;
     await this.settle(`cluster ${clusterId} to be deleted`, () => hosts.deleteAll(clusterId));
     this.consul.forget(clusterId);
+    this.kinds.delete(clusterId);
     return before;
   }
 

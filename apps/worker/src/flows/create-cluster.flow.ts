@@ -31,7 +31,9 @@ export class CreateClusterFlow implements Flow {
       {
         name: 'write-config',
         run: async () => {
-          await this.target.writeServerConfig(await this.target.spec(id), await this.target.loadSecrets(id));
+          const spec = await this.target.spec(id);
+          await this.target.ensureInfrastructure(spec);
+          await this.target.writeServerConfig(spec, await this.target.loadSecrets(id));
         },
       },
       {
