@@ -18,3 +18,12 @@ describe('certificate rotation settings', () => {
     assert.equal(loadConfig({}, { CERT_ROTATION_THRESHOLD_DAYS: '60', CA_ROTATION_THRESHOLD_DAYS: '60' }).CA_ROTATION_THRESHOLD_DAYS, 60);
   });
 });
+
+describe('the default target', () => {
+  it('is local, azure once the Azure target has credentials, and CLUSTER_TARGET decides when given', () => {
+    assert.equal(loadConfig({}).defaultTarget, 'local');
+    assert.equal(loadConfig({}, { AZURE_CLIENT_ID: '00000000-0000-4000-8000-000000000001' }).defaultTarget, 'azure');
+    assert.equal(loadConfig({}, { AZURE_CLIENT_ID: '00000000-0000-4000-8000-000000000001', CLUSTER_TARGET: 'local' }).defaultTarget, 'local');
+    assert.throws(() => loadConfig({}, { CLUSTER_TARGET: 'gcp' }), /CLUSTER_TARGET/);
+  });
+});
