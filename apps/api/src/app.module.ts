@@ -2,7 +2,7 @@ import { Inject, Injectable, Module, type DynamicModule, type OnApplicationShutd
 import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import type IORedis from 'ioredis';
 import {
-  AuditRepository, ClusterRepository, IdempotencyRepository, IssuedTokenRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, WaveRepository,
+  AuditRepository, ClusterRepository, IdempotencyRepository, IssuedTokenRepository, ManagedAppNotificationRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, WaveRepository,
   closeDb, createDb, createOperationsQueue, createRedis, type Config, type Db, type OperationsQueue,
 } from '../../../libs/core/src';
 import { AdminController } from './admin/admin.controller';
@@ -26,6 +26,10 @@ import { OperationsController } from './operations/operations.controller';
 import { SnapshotsController } from './snapshots/snapshots.controller';
 import { SnapshotsService } from './snapshots/snapshots.service';
 import { AUTHENTICATOR, CONFIG, DB, QUEUE, REDIS } from './tokens';
+import { ArmManagedApplications } from './notifications/managed-applications';
+import { NotificationsController } from './notifications/notifications.controller';
+import { MANAGED_APPLICATIONS, NotificationsService } from './notifications/notifications.service';
+import { azureCredential } from './notifications/azure-credential';
 
 @Injectable()
 class Resources implements OnApplicationShutdown {
@@ -42,7 +46,7 @@ export class AppModule {
   static forRoot(config: Config): DynamicModule {
     return {
       module: AppModule,
-      controllers: [ClustersController, IssuedTokensController, SnapshotsController, OperationsController, CatalogController, HealthController, AdminController, BillingController, QueuesBoardController],
+      controllers: [ClustersController, IssuedTokensController, SnapshotsController, OperationsController, CatalogController, HealthController, AdminController, BillingController, QueuesBoardController, NotificationsController],
       providers: [
         { provide: CONFIG, useValue: config },
         { provide: DB, useFactory: () => createDb(config.DATABASE_URL, config.DATABASE_POOL_SIZE) },
@@ -68,6 +72,9 @@ export class AppModule {
         { provide: SnapshotRepository, useFactory: (db: Db) => new SnapshotRepository(db), inject: [DB] },
         { provide: WaveRepository, useFactory: (db: Db) => new WaveRepository(db), inject: [DB] },
         { provide: UsageRepository, useFactory: (db: Db) => new UsageRepository(db), inject: [DB] },
+        { provide: ManagedAppNotificationRepository, useFactory: (db: Db) => new ManagedAppNotificationRepository(db), inject: [DB] },
+        { provide: MANAGED_APPLICATIONS, useFactory: () => new ArmManagedApplications({ endpoint: config.ARM_ENDPOINT, credential: azureCredential(config) }) },
+        NotificationsService,
         BillingService,
         OperationDispatcher,
         WavesService,

@@ -41,6 +41,21 @@ const schema = z.object({
   /** In production: the Entra ID tenant that owns the app registration. */
   AZURE_TENANT_ID: z.string().optional(),
   /**
+   * The control plane's own Azure credentials (client secret), used to read managed applications
+   * back (and by the Azure target). Unset: DefaultAzureCredential (a managed identity in Azure).
+   */
+  AZURE_CLIENT_ID: z.string().optional(),
+  AZURE_CLIENT_SECRET: z.string().optional(),
+  /** Entra ID authority host; only changed for sovereign clouds and local tests. */
+  AZURE_AUTHORITY_HOST: z.string().url().optional(),
+  /** Azure Resource Manager's endpoint (its origin is also the token audience). */
+  ARM_ENDPOINT: z.string().url().default('https://management.azure.com'),
+  /**
+   * The shared secret of the managed application notification endpoint: Azure calls
+   * POST /resource?sig=<it> (the offer's notification URL carries it). Unset: the endpoint answers 404.
+   */
+  NOTIFICATION_SECRET: z.string().min(32, 'at least 32 characters (for example 32 random bytes, base64url)').optional(),
+  /**
    * The operator's own Entra ID tenant: Platform.SRE counts only in tokens from it (a customer's
    * admin can assign any app role in their own tenant). Unset: no SRE rights at all.
    */

@@ -1,6 +1,6 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
-import { ClusterRepository, ROLES, ValidationError } from '../../../../libs/core/src';
+import { ClusterRepository, ManagedAppNotificationRepository, ROLES, ValidationError, type ApplicationFailure } from '../../../../libs/core/src';
 import { AnyRole, Caller, type Principal } from '../auth/principal';
 import { WavesService } from './waves.service';
 import { clusterView } from '../clusters/views';
@@ -26,7 +26,7 @@ const WAVE_BODY = body({
 @ApiBearerAuth()
 @Controller('v1/admin')
 export class AdminController {
-  constructor(private readonly clusters: ClusterRepository, private readonly waves: WavesService) {}
+  constructor(private readonly clusters: ClusterRepository, private readonly waves: WavesService, private readonly notifications: ManagedAppNotificationRepository) {}
 
   @Get('clusters')
   @AnyRole(ROLES.sre)
@@ -40,8 +40,23 @@ export class AdminController {
     const unknown = Object.keys(query).filter((k) => !(FILTERS as readonly string[]).includes(k));
     if (unknown.length) throw new ValidationError('unknown_filter', `unknown filter(s): ${unknown.join(', ')}; use ${FILTERS.join(', ')}`, { allowed: FILTERS });
     const str = (k: string) => (typeof query[k] === 'string' && query[k] !== '' ? (query[k] as string) : undefined);
-    const rows = await this.clusters.listFleet({ state: str('state'), consulVersion: str('version'), health: str('health'), region: str('region') });
-    return { clusters: rows.map((c) => ({ ...clusterView(c), tenantId: c.tenantId })) };
+    const [rows, failures] = await Promise.all([
+      this.clusters.listFleet({ state: str('state'), consulVersion: str('version'), health: str('health'), region: str('region') }),
+      this.notifications.latestFailures(),
+    ]);
+    const failed = new Map(failures.map((f) => [f.applicationId, f]));
+    const listed = new Set(rows.map((c) => c.managedApplicationId).filter((a): a is string => a !== null));
+    return {
+      clusters: rows.map((c) => ({
+        ...clusterView(c),
+        tenantId: c.tenantId,
+        managedApplication: c.managedApplicationId
+          ? { id: c.managedApplicationId, managedResourceGroupId: c.managedResourceGroupId, failed: failureView(failed.get(c.managedApplicationId)) }
+          : null,
+      })),
+      // Managed applications that failed (or whose settings were refused) and have no cluster on this list.
+      failedApplications: failures.filter((f) => !listed.has(f.applicationId)).map((f) => ({ id: f.applicationId, clusterId: f.clusterId, ...failureView(f)! })),
+    };
   }
 
   @Post('waves')
@@ -59,4 +74,9 @@ export class AdminController {
   getWave(@Param('id') id: string) {
     return this.waves.get(id);
   }
+}
+
+function failureView(f: ApplicationFailure | undefined) {
+  if (!f) return null;
+  return { eventType: f.eventType, provisioningState: f.provisioningState, outcome: f.outcome, reason: f.reason, error: f.error ?? null, eventTime: new Date(f.eventTime).toISOString() };
 }

@@ -56,7 +56,7 @@ function refusal(part: Part, issue: z.core.$ZodIssue, schema: z.ZodType, value: 
   if (path.length === 0) return new ValidationError(part === 'body' ? 'invalid_body' : `invalid_${part}`, issue.message);
   const field = path.join('.');
   const code = `invalid_${path.filter((p) => !/^\d+$/.test(p)).join('_')}`;
-  const missing = issue.code === 'invalid_type' && at(value, path) === undefined;
+  const missing = issue.code === 'invalid_type' && valueAt(value, path) === undefined;
   return new ValidationError(missing ? `missing_${path[0]}` : code, missing ? `${field} is required` : `${field}: ${issue.message}`, { field });
 }
 
@@ -97,7 +97,7 @@ function fieldsOf(schema: z.ZodType): string[] {
 }
 
 /** The value at a path (own properties only), undefined where it stops. */
-function at(value: unknown, path: readonly string[]): unknown {
+export function valueAt(value: unknown, path: readonly string[]): unknown {
   let v = value;
   for (const p of path) {
     if (v === null || typeof v !== 'object' || !Object.prototype.hasOwnProperty.call(v, p)) return undefined;

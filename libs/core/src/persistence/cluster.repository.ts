@@ -31,6 +31,16 @@ export interface NewCluster {
   billingResourceId?: string;
   /** What runs its servers (`local`, `azure`); default `local`. */
   target?: string;
+  /** Set when an Azure managed application made the cluster (POST /resource). */
+  managedApplication?: ManagedApplicationRef;
+}
+
+/** The managed application a cluster belongs to, and the resource group Azure made for it. */
+export interface ManagedApplicationRef {
+  /** Its resource id, lower case. */
+  applicationId: string;
+  managedResourceGroupId: string;
+  vnetCidr: string;
 }
 
 export interface IdempotentResponse {
@@ -55,7 +65,7 @@ export class ClusterRepository {
    */
   async createWithOperation(input: NewCluster, idem?: IdempotentResponse): Promise<{ cluster: Cluster; operation: Operation }> {
     const now = new Date();
-    const { upgradePolicy, ...columns } = input;
+    const { upgradePolicy, managedApplication, ...columns } = input;
     const cluster: Cluster = {
       id: randomUUID(),
       ...columns,
@@ -83,8 +93,13 @@ export class ClusterRepository {
       serverCertsNotAfter: null,
       certRotationQueuedAt: null,
       billingResourceId: input.billingResourceId ?? randomUUID(),
+      managedApplicationId: managedApplication?.applicationId ?? null,
+      managedResourceGroupId: managedApplication?.managedResourceGroupId ?? null,
+      vnetCidr: managedApplication?.vnetCidr ?? null,
     };
-    cluster.managedResourceGroup = `mrg-consul-${input.name}-${cluster.id.slice(0, 8)}`;
+    cluster.managedResourceGroup = managedApplication
+      ? managedApplication.managedResourceGroupId.split('/').pop()!
+      : `mrg-consul-${input.name}-${cluster.id.slice(0, 8)}`;
     const operation: Operation = {
       id: randomUUID(),
       seq: 0n,
@@ -124,12 +139,14 @@ export class ClusterRepository {
       WITH c AS (
         INSERT INTO "Cluster" ("id", "tenantId", "subscriptionId", "resourceGroup", "managedResourceGroup", "name", "region", "datacenter",
           "consulVersion", "tier", "serverCount", "publicEndpoint", "target", "state", "createdBy", "createdAt", "updatedAt",
-          "snapshotIntervalHours", "snapshotRetention", "upgradeMode", "upgradeWindow", "billingResourceId")
+          "snapshotIntervalHours", "snapshotRetention", "upgradeMode", "upgradeWindow", "billingResourceId",
+          "managedApplicationId", "managedResourceGroupId", "vnetCidr")
         VALUES (${cluster.id}::uuid, ${cluster.tenantId}, ${cluster.subscriptionId}, ${cluster.resourceGroup}, ${cluster.managedResourceGroup},
           ${cluster.name}, ${cluster.region}, ${cluster.datacenter}, ${cluster.consulVersion}, ${cluster.tier}, ${cluster.serverCount},
           ${cluster.publicEndpoint}, ${cluster.target}, ${cluster.state}, ${cluster.createdBy}, ${now}, ${now},
           ${cluster.snapshotIntervalHours}, ${cluster.snapshotRetention},
-          ${cluster.upgradeMode}, ${cluster.upgradeWindow === null ? null : JSON.stringify(cluster.upgradeWindow)}::jsonb, ${cluster.billingResourceId})
+          ${cluster.upgradeMode}, ${cluster.upgradeWindow === null ? null : JSON.stringify(cluster.upgradeWindow)}::jsonb, ${cluster.billingResourceId},
+          ${cluster.managedApplicationId}, ${cluster.managedResourceGroupId}, ${cluster.vnetCidr})
         RETURNING "id"
       ), o AS (
         INSERT INTO "Operation" ("id", "tenantId", "clusterId", "kind", "mutating", "state", "requestedBy", "createdAt", "updatedAt")
@@ -236,6 +253,11 @@ export class ClusterRepository {
       }
     }
     throw new Error('could not allocate loopback addresses after 20 attempts');
+  }
+
+  /** The live cluster an Azure managed application made, if any (any tenant: the notification proved the application). */
+  findLiveByManagedApplication(applicationId: string): Promise<Cluster | null> {
+    return this.db.cluster.findFirst({ where: { managedApplicationId: applicationId, state: { not: ClusterState.Deleted } } });
   }
 
   /** The whole fleet across tenants (SRE only), filtered. */

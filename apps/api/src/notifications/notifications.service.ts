@@ -1,0 +1,158 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import {
+  ClusterRepository, ClusterState, ForbiddenError, ManagedAppNotificationRepository, NotFoundError, OperationKind, TIER_NAMES, UnauthenticatedError,
+  VNET_CIDR, VNET_CIDR_RULE, DEFAULT_VNET_CIDR, ValidationError, isUniqueViolation, isUuid, type Cluster, type Config, type NewNotification, type TierName,
+} from '../../../../libs/core/src';
+import { OperationDispatcher } from '../operation.dispatcher';
+import { CONFIG } from '../tokens';
+import { parseCreateCluster, serverCountFor, type CreateClusterCommand } from '../clusters/create-cluster.command';
+import type { ManagedApplication, ManagedApplications } from './managed-applications';
+import { parseNotification, type Notification } from './notification';
+
+export const MANAGED_APPLICATIONS = Symbol('ManagedApplications');
+/** Who the audit log says asked, for everything a notification does. */
+export const NOTIFICATION_ACTOR = 'azure:managed-application';
+
+/**
+ * The marketplace plan a customer bought decides the tier (it is what the
+ * hours are billed as): a plan is named after its tier. An application from a
+ * service catalog has no plan; its `tier` parameter decides.
+ */
+export const PLAN_TIERS: Readonly<Record<string, TierName>> = Object.fromEntries(TIER_NAMES.map((t) => [t, t]));
+
+export interface NotificationAnswer {
+  status: 'processed' | 'duplicate';
+  outcome: string;
+  clusterId?: string;
+  operationId?: string;
+}
+
+@Injectable()
+export class NotificationsService {
+  private readonly log = new Logger('notifications');
+
+  constructor(
+    @Inject(CONFIG) private readonly config: Config,
+    @Inject(MANAGED_APPLICATIONS) private readonly applications: ManagedApplications,
+    private readonly clusters: ClusterRepository,
+    private readonly notifications: ManagedAppNotificationRepository,
+    private readonly dispatcher: OperationDispatcher,
+  ) {}
+
+  /**
+   * Checks the shared secret, then the payload, then acts once per (application, event,
+   * state): a repeat changes nothing. Nothing is written before both checks pass, and an
+   * answer Azure may retry (ARM unreachable: 503) leaves nothing written either.
+   */
+  async receive(sig: string | undefined, raw: unknown): Promise<NotificationAnswer> {
+    this.checkSignature(sig);
+    const n = parseNotification(raw);
+    const seen = await this.notifications.find(n.applicationId, n.eventType, n.provisioningState);
+    if (seen) return answer(seen, true);
+    const base = {
+      applicationId: n.applicationId, eventType: n.eventType, provisioningState: n.provisioningState, eventTime: n.eventTime,
+      error: n.error, plan: n.plan, resourceUsageId: n.resourceUsageId ?? null,
+    };
+    const existing = await this.clusters.findLiveByManagedApplication(n.applicationId);
+    let record: NewNotification;
+    if (n.provisioningState === 'Failed') {
+      record = { ...base, outcome: 'failed', reason: n.error ? `${n.error.code}: ${n.error.message}` : 'Azure reported the application Failed', clusterId: existing?.id };
+    } else if (n.eventType === 'PUT') {
+      record = existing ? { ...base, outcome: 'found', clusterId: existing.id } : await this.create(n, base);
+    } else if (n.eventType === 'DELETE') {
+      record = await this.delete(existing, base);
+    } else {
+      record = { ...base, outcome: 'recorded', clusterId: existing?.id };
+    }
+    const { notification, duplicate } = await this.notifications.record(record);
+    this.log.log({ msg: 'managed application notification', applicationId: n.applicationId, eventType: n.eventType, provisioningState: n.provisioningState, outcome: notification.outcome, clusterId: notification.clusterId });
+    if (!duplicate && notification.operationId) await this.dispatcher.dispatch(notification.operationId);
+    return answer(notification, duplicate);
+  }
+
+  private checkSignature(sig: string | undefined): void {
+    const secret = this.config.NOTIFICATION_SECRET;
+    if (!secret) throw new NotFoundError('notifications_disabled', 'managed application notifications are not enabled on this control plane (NOTIFICATION_SECRET is not set)');
+    if (sig === undefined || sig === '') throw new UnauthenticatedError('missing_signature', 'the notification URL must carry the shared secret as ?sig=');
+    // Hashes of equal length: the comparison takes the same time whatever the input.
+    const given = createHash('sha256').update(sig).digest();
+    const expected = createHash('sha256').update(secret).digest();
+    if (!timingSafeEqual(given, expected)) throw new ForbiddenError('invalid_signature', 'the sig query parameter is not this endpoint\'s shared secret');
+  }
+
+  private async create(n: Notification, base: Omit<NewNotification, 'outcome'>): Promise<NewNotification> {
+    const app = await this.applications.get(n.applicationId);
+    if (!app) throw new ValidationError('application_not_found', `Azure Resource Manager has no application ${n.applicationId}; send notifications only for applications that exist`, { field: 'applicationId' });
+    const tenantId = app.outputs.tenantId;
+    if (typeof tenantId !== 'string' || !isUuid(tenantId)) {
+      return { ...base, outcome: 'waiting', reason: 'the application has no tenantId output yet (its deployment is running); the cluster is created on PUT Succeeded' };
+    }
+    let cmd: CreateClusterCommand;
+    let vnetCidr: string;
+    try {
+      ({ cmd, vnetCidr } = this.command(n, app));
+    } catch (e) {
+      if (e instanceof ValidationError) return { ...base, outcome: 'rejected', reason: `application parameter ${String(e.details?.field ?? '')}: ${e.message}` };
+      throw e;
+    }
+    try {
+      const { cluster, operation } = await this.clusters.createWithOperation({
+        tenantId: tenantId.toLowerCase(), createdBy: NOTIFICATION_ACTOR, serverCount: serverCountFor(cmd.tier),
+        name: cmd.name, subscriptionId: cmd.subscriptionId, resourceGroup: cmd.resourceGroup, region: cmd.region, tier: cmd.tier,
+        datacenter: cmd.datacenter, consulVersion: cmd.consulVersion, publicEndpoint: cmd.publicEndpoint,
+        snapshotIntervalHours: cmd.snapshotPolicy.intervalHours, snapshotRetention: cmd.snapshotPolicy.retention, upgradePolicy: cmd.upgradePolicy,
+        billingResourceId: n.resourceUsageId,
+        managedApplication: { applicationId: n.applicationId, managedResourceGroupId: app.managedResourceGroupId, vnetCidr },
+      });
+      return { ...base, outcome: 'created', clusterId: cluster.id, operationId: operation.id };
+    } catch (e) {
+      if (!isUniqueViolation(e)) throw e;
+      // A concurrent notification of the same application made it first, or the name (or the usage id) is taken.
+      const raced = await this.clusters.findLiveByManagedApplication(n.applicationId);
+      if (raced) return { ...base, outcome: 'found', clusterId: raced.id };
+      return { ...base, outcome: 'rejected', reason: `a cluster named ${cmd.name} exists already in resource group ${cmd.resourceGroup}, or the billing resource id is in use` };
+    }
+  }
+
+  /** The application's settings through the API's own create command: the same rules as POST /v1/clusters. */
+  private command(n: Notification, app: ManagedApplication): { cmd: CreateClusterCommand; vnetCidr: string } {
+    const p = app.parameters;
+    let tier = p.tier;
+    if (n.plan) {
+      tier = PLAN_TIERS[n.plan.name];
+      if (!tier) throw new ValidationError('unknown_plan', `plan ${n.plan.name} has no tier; plans are named ${TIER_NAMES.join(', ')}`, { field: 'plan.name' });
+    }
+    const automatic = p.upgradeMode === 'automatic';
+    const cmd = parseCreateCluster(
+      {
+        name: p.clusterName, subscriptionId: n.subscriptionId, resourceGroup: n.resourceGroup, region: app.location, tier,
+        datacenter: p.datacenter, consulVersion: p.consulVersion, publicEndpoint: p.externalEndpoint,
+        snapshotPolicy: { intervalHours: p.snapshotIntervalHours, retention: p.snapshotRetention },
+        upgradePolicy: { mode: p.upgradeMode, window: automatic ? { dayOfWeek: p.upgradeWindowDay, startHourUtc: p.upgradeWindowStartHour, hours: p.upgradeWindowHours } : null },
+      },
+      this.config.versions,
+    );
+    const vnetCidr = p.vnetCidr ?? DEFAULT_VNET_CIDR;
+    if (typeof vnetCidr !== 'string' || !VNET_CIDR.test(vnetCidr)) throw new ValidationError('invalid_vnetCidr', `vnetCidr must be ${VNET_CIDR_RULE}`, { field: 'vnetCidr' });
+    return { cmd, vnetCidr };
+  }
+
+  private async delete(cluster: Cluster | null, base: Omit<NewNotification, 'outcome'>): Promise<NewNotification> {
+    if (!cluster) return { ...base, outcome: 'recorded', reason: 'the application has no live cluster' };
+    const pending = await this.clusters.findPendingOperation(cluster.id, OperationKind.Delete);
+    if (pending) return { ...base, outcome: 'recorded', reason: 'its delete is under way', clusterId: cluster.id, operationId: null };
+    if (cluster.state === ClusterState.Deleted) return { ...base, outcome: 'recorded', clusterId: cluster.id };
+    const op = await this.clusters.requestDelete(cluster, NOTIFICATION_ACTOR);
+    return { ...base, outcome: 'delete-requested', clusterId: cluster.id, operationId: op.id };
+  }
+}
+
+function answer(n: { outcome: string; clusterId: string | null; operationId: string | null }, duplicate: boolean): NotificationAnswer {
+  return {
+    status: duplicate ? 'duplicate' : 'processed',
+    outcome: n.outcome,
+    ...(n.clusterId ? { clusterId: n.clusterId } : {}),
+    ...(n.operationId ? { operationId: n.operationId } : {}),
+  };
+}
