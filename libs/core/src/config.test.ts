@@ -20,10 +20,10 @@ describe('certificate rotation settings', () => {
 });
 
 describe('the default target', () => {
-  it('is local, azure once the Azure target has credentials, and CLUSTER_TARGET decides when given', () => {
+  it('is local, CLUSTER_TARGET when given, and refuses an unknown one naming the variable', () => {
     assert.equal(loadConfig({}).defaultTarget, 'local');
-    assert.equal(loadConfig({}, { AZURE_CLIENT_ID: '00000000-0000-4000-8000-000000000001' }).defaultTarget, 'azure');
-    assert.equal(loadConfig({}, { AZURE_CLIENT_ID: '00000000-0000-4000-8000-000000000001', CLUSTER_TARGET: 'local' }).defaultTarget, 'local');
+    assert.equal(loadConfig({}, { AZURE_CLIENT_ID: '00000000-0000-4000-8000-000000000001' }).defaultTarget, 'local', 'the API identity alone does not move clusters');
+    assert.equal(loadConfig({}, { CLUSTER_TARGET: 'azure' }).defaultTarget, 'azure');
     assert.throws(() => loadConfig({}, { CLUSTER_TARGET: 'gcp' }), /CLUSTER_TARGET/);
   });
 });
