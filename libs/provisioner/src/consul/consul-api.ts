@@ -101,16 +101,16 @@ export class ConsulApi {
     const probe = async (): Promise<LeaderState | string> => {
       const address = spec.servers[attempt++ % spec.servers.length]!.address;
       const timeoutMs = Math.max(100, Math.min(HTTP_TIMEOUT_MS, deadline - Date.now()));
-      const lastError = await this.leaderProbe(spec, secrets, address, expected, timeoutMs).catch((e: Error) => e.message);
-      if (typeof lastError !== 'string') {
-        ({ leader, voters, members } = lastError);
-        if (lastError.complete === true) return { leader, voters, elapsedMs: Date.now() - startedAt };
+      const look = await this.leaderProbe(spec, secrets, address, expected, timeoutMs).catch((e: Error) => e.message);
+      if (typeof look !== 'string') {
+        ({ leader, voters, members } = look);
+        if (look.complete === true) return { leader, voters, elapsedMs: Date.now() - startedAt };
       }
       if (Date.now() - lastLivenessCheck >= LIVENESS_CHECK_INTERVAL_MS) {
         lastLivenessCheck = Date.now();
         await this.assertAllRunning(spec);
       }
-      const last = typeof lastError === 'string' ? lastError : lastError.complete;
+      const last = typeof look === 'string' ? look : look.complete;
       return `leader=${leader || 'none'}, voters=${voters}/${spec.servers.length} [${members}], last: ${last}`;
     };
     return poll(
