@@ -53,6 +53,7 @@ export function benchConfig(databaseUrl: string, octet: number, overrides: Recor
     LOCAL_NET_OCTET: String(octet),
     PORT: '0',
     WORKER_PORT: '0',
+    UI_PROXY_PORT: '0',
     LOG_FORMAT: 'json',
     ...overrides,
   });

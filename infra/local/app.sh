@@ -44,12 +44,16 @@ prepare_template_db() {
 }
 
 # start_dev_issuer PORT NAME: a development identity issuer of the caller's own
-# (npm start's may be running on 8443), exported as the API's token issuer.
+# (npm start's may be running on 8443), exported as the API's token issuer, with the
+# console's client (CONSOLE_CLIENT_ID, CONSOLE_CLIENT_SECRET) registered.
 # Sets DEV_ISSUER_PID; the caller stops it.
 start_dev_issuer() {
   local port="$1" name="$2"
   export ISSUER_PORT="$port" ISSUER_URL="https://127.0.0.1:$port"
   export AUTH_ISSUER="$ISSUER_URL" AUTH_METADATA_URL="$ISSUER_URL/.well-known/openid-configuration"
+  # The console's confidential client, registered with this issuer: a secret of this run's own.
+  export CONSOLE_CLIENT_ID="${CONSOLE_CLIENT_ID:-managed-consul-console}"
+  export CONSOLE_CLIENT_SECRET="${CONSOLE_CLIENT_SECRET:-$(openssl rand -hex 32)}"
   PID_NAME="$name" node "$ROOT/dist/infra/local/issuer.js" >"$LOCAL/logs/$name.log" 2>&1 &
   DEV_ISSUER_PID=$!
   wait_for -t 20 curl -fsS --cacert "$NODE_EXTRA_CA_CERTS" -o /dev/null "$AUTH_METADATA_URL" ||

@@ -10,11 +10,14 @@
  *   ISSUER_PORT (8443), ISSUER_HOST (127.0.0.1), LOCAL_DIR (<repo>/.local).
  *   TLS from $LOCAL_DIR/tls/{issuer.pem,issuer-key.pem}, key at
  *   $LOCAL_DIR/issuer/signing-key.json, pid at $LOCAL_DIR/run/issuer.pid.
+ *   The console's client: CONSOLE_CLIENT_ID, CONSOLE_CLIENT_SECRET (no secret: no sign-in),
+ *   CONSOLE_ORIGIN / CONSOLE_REDIRECT_URIS (redirect URIs besides loopback /auth/callback).
  */
 import { createHash, createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import * as fs from 'node:fs';
 import { isIP } from 'node:net';
 import * as path from 'node:path';
+import { DEFAULT_TENANTS, createSignIn, type IssuerClient } from './issuer-sign-in';
 
 /** An RS256 private key as persisted on disk (RFC 7517 JWK). */
 export interface SigningJwk {
@@ -48,6 +51,12 @@ export interface IssuerOptions {
   tlsDir: string;
   /** Path of the persisted private JWK (created if missing). */
   keyFile: string;
+  /** Confidential clients that may sign users in (the console). None: the sign-in page refuses every application. */
+  clients?: readonly IssuerClient[];
+  /** `aud` of the access tokens it issues (default AUTH_AUDIENCE or api://managed-consul). */
+  apiAudience?: string;
+  /** Tenants offered on the sign-in page. */
+  tenants?: readonly { id: string; label: string }[];
 }
 
 export interface RunningIssuer {
@@ -172,7 +181,8 @@ function urlHost(host: string): string {
 
 /**
  * Starts the HTTPS development issuer. Its discovery document is at
- * `<url>/.well-known/openid-configuration` and its JWKS at `<url>/jwks`.
+ * `<url>/.well-known/openid-configuration`, its JWKS at `<url>/jwks` (oauth2-mock-server's),
+ * its sign-in page at `<url>/authorize` and its token endpoint at `<url>/token` (issuer-sign-in.ts).
  */
 export async function startIssuer(opts: IssuerOptions): Promise<RunningIssuer> {
   const host = opts.host ?? '127.0.0.1';
@@ -183,12 +193,26 @@ export async function startIssuer(opts: IssuerOptions): Promise<RunningIssuer> {
   }
   const key = loadOrCreateSigningKey(opts.keyFile);
 
-  const { OAuth2Server } = await import('oauth2-mock-server');
-  const server = new OAuth2Server(tlsKeyFile, certFile);
-  await server.issuer.keys.add({ ...key.jwk });
+  const { HttpServer, OAuth2Issuer, OAuth2Service } = await import('oauth2-mock-server');
+  const mockIssuer = new OAuth2Issuer();
+  await mockIssuer.keys.add({ ...key.jwk });
+  const mock = new OAuth2Service(mockIssuer);
+  let url = '';
+  const signIn = createSignIn({ issuerUrl: () => url, key, clients: opts.clients ?? [], apiAudience: opts.apiAudience, tenants: opts.tenants });
+  const server = new HttpServer(
+    (req, res) => {
+      if (signIn(req, res)) return;
+      if ((req.url ?? '').split('?')[0] === '/.well-known/openid-configuration' && req.method === 'GET') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(discoveryDocument(url)));
+        return;
+      }
+      mock.requestHandler(req, res); // the JWKS (and the mock's other endpoints)
+    },
+    { key: fs.readFileSync(tlsKeyFile), cert: fs.readFileSync(certFile) },
+  );
   await server.start(opts.port, host);
-  const url = `https://${urlHost(host)}:${server.address().port}`;
-  server.issuer.url = url; // oauth2-mock-server would say "localhost"; we want the exact issuer string
+  url = `https://${urlHost(host)}:${server.address().port}`;
+  mockIssuer.url = url; // oauth2-mock-server would say "localhost"; we want the exact issuer string
 
   let stopped: Promise<void> | undefined;
   return {
@@ -198,6 +222,40 @@ export async function startIssuer(opts: IssuerOptions): Promise<RunningIssuer> {
       return stopped;
     },
   };
+}
+
+/** What Entra ID's discovery document says, for what this issuer does. */
+function discoveryDocument(issuer: string): Record<string, unknown> {
+  return {
+    issuer,
+    authorization_endpoint: `${issuer}/authorize`,
+    token_endpoint: `${issuer}/token`,
+    jwks_uri: `${issuer}/jwks`,
+    response_types_supported: ['code'],
+    response_modes_supported: ['query'],
+    grant_types_supported: ['authorization_code'],
+    code_challenge_methods_supported: ['S256'],
+    token_endpoint_auth_methods_supported: ['client_secret_post', 'client_secret_basic'],
+    scopes_supported: ['openid', 'profile', 'email', 'offline_access'],
+    subject_types_supported: ['pairwise'],
+    id_token_signing_alg_values_supported: ['RS256'],
+    claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'nbf', 'nonce', 'tid', 'oid', 'name', 'preferred_username', 'roles'],
+  };
+}
+
+/** The console's client registration, from CONSOLE_CLIENT_ID / CONSOLE_CLIENT_SECRET (and CONSOLE_REDIRECT_URIS). */
+export function clientsFromEnv(env: NodeJS.ProcessEnv = process.env): IssuerClient[] {
+  const secret = env.CONSOLE_CLIENT_SECRET;
+  if (!secret) return [];
+  const redirectUris = (env.CONSOLE_REDIRECT_URIS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  if (env.CONSOLE_ORIGIN) redirectUris.push(`${env.CONSOLE_ORIGIN}/auth/callback`);
+  return [{ clientId: env.CONSOLE_CLIENT_ID || 'managed-consul-console', clientSecret: secret, redirectUris }];
+}
+
+/** Tenants offered on the sign-in page: two customers and, when set, the operator's own (OPERATOR_TENANT_ID). */
+export function tenantsFromEnv(env: NodeJS.ProcessEnv = process.env): { id: string; label: string }[] {
+  const operator = env.OPERATOR_TENANT_ID;
+  return operator ? [...DEFAULT_TENANTS, { id: operator.toLowerCase(), label: 'Operator (Platform.SRE counts here)' }] : [...DEFAULT_TENANTS];
 }
 
 async function main(): Promise<void> {
@@ -216,6 +274,8 @@ async function main(): Promise<void> {
       host: process.env.ISSUER_HOST || '127.0.0.1',
       tlsDir: path.join(dir, 'tls'),
       keyFile: path.join(dir, 'issuer', 'signing-key.json'),
+      clients: clientsFromEnv(),
+      tenants: tenantsFromEnv(),
     });
   } catch (err) {
     console.error(`issuer: failed to start: ${err instanceof Error ? err.message : String(err)}`);

@@ -62,6 +62,7 @@ export async function testConfig(overrides: Record<string, string> = {}): Promis
     LOCAL_NET_OCTET: String(await claimOctet(redisUrl)),
     PORT: '0',
     WORKER_PORT: '0',
+    UI_PROXY_PORT: '0',
     LOG_FORMAT: 'json',
     JOB_LOCK_MS: '3000',
     // Twice the job lock: on a loaded machine a statement can take a second or more, and a lease

@@ -2,7 +2,7 @@ import { Inject, Injectable, Module, type DynamicModule, type OnApplicationShutd
 import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import type IORedis from 'ioredis';
 import {
-  AuditRepository, ClusterRepository, IdempotencyRepository, IssuedTokenRepository, ManagedAppNotificationRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, WaveRepository,
+  AuditRepository, ClusterRepository, ConsoleSessionRepository, ConsulUiSessionRepository, IdempotencyRepository, IssuedTokenRepository, ManagedAppNotificationRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, WaveRepository,
   closeDb, createDb, createOperationsQueue, createRedis, type Config, type Db, type OperationsQueue,
 } from '../../../libs/core/src';
 import { AdminController } from './admin/admin.controller';
@@ -25,7 +25,17 @@ import { OperationDispatcher } from './operation.dispatcher';
 import { OperationsController } from './operations/operations.controller';
 import { SnapshotsController } from './snapshots/snapshots.controller';
 import { SnapshotsService } from './snapshots/snapshots.service';
-import { AUTHENTICATOR, CONFIG, DB, QUEUE, REDIS } from './tokens';
+import { ConsulUiTokens } from '../../../libs/provisioner/src';
+import { CONSUL_UI_TOKENS, UI_ORIGINS, UI_SESSION_GATE } from './consul-ui/consul-ui.tokens';
+import { SsoController } from './consul-ui/sso.controller';
+import { UiOrigins } from './consul-ui/ui-origins';
+import { ConsulUiProxy } from './consul-ui/ui-proxy';
+import { UiSessionGate } from './consul-ui/ui-session-gate';
+import { ConsoleAuthController } from './console/console-auth.controller';
+import { ConsoleAuthService } from './console/console-auth.service';
+import { ConsoleOrigin, ConsoleSessions } from './console/console-sessions';
+import { OidcClient } from './console/oidc-client';
+import { AUTHENTICATOR, CONFIG, DB, ID_TOKEN_AUTHENTICATOR, OIDC_CLIENT, QUEUE, REDIS } from './tokens';
 import { ArmManagedApplications } from './notifications/managed-applications';
 import { NotificationsController } from './notifications/notifications.controller';
 import { MANAGED_APPLICATIONS, NotificationsService } from './notifications/notifications.service';
@@ -33,8 +43,14 @@ import { azureCredential } from './notifications/azure-credential';
 
 @Injectable()
 class Resources implements OnApplicationShutdown {
-  constructor(@Inject(DB) private readonly db: Db, @Inject(QUEUE) private readonly queue: OperationsQueue, @Inject(REDIS) private readonly redis: IORedis) {}
+  constructor(
+    @Inject(DB) private readonly db: Db,
+    @Inject(QUEUE) private readonly queue: OperationsQueue,
+    @Inject(REDIS) private readonly redis: IORedis,
+    @Inject(CONSUL_UI_TOKENS) private readonly uiTokens: ConsulUiTokens,
+  ) {}
   async onApplicationShutdown(): Promise<void> {
+    this.uiTokens.close();
     await this.queue.close().catch(() => undefined);
     this.redis.disconnect();
     await closeDb(this.db);
@@ -46,7 +62,7 @@ export class AppModule {
   static forRoot(config: Config): DynamicModule {
     return {
       module: AppModule,
-      controllers: [ClustersController, IssuedTokensController, SnapshotsController, OperationsController, CatalogController, HealthController, AdminController, BillingController, QueuesBoardController, NotificationsController],
+      controllers: [ClustersController, IssuedTokensController, SnapshotsController, OperationsController, CatalogController, HealthController, AdminController, BillingController, QueuesBoardController, ConsoleAuthController, SsoController, NotificationsController],
       providers: [
         { provide: CONFIG, useValue: config },
         { provide: DB, useFactory: () => createDb(config.DATABASE_URL, config.DATABASE_POOL_SIZE) },
@@ -62,6 +78,34 @@ export class AppModule {
               clientId: config.AUTH_CLIENT_ID,
             }),
         },
+        {
+          provide: ID_TOKEN_AUTHENTICATOR,
+          useFactory: () =>
+            new BearerAuthenticator({
+              identityMetadata: config.AUTH_METADATA_URL,
+              issuer: config.AUTH_ISSUER.split(',').map((s) => s.trim()),
+              audience: config.CONSOLE_CLIENT_ID,
+              clientId: config.CONSOLE_CLIENT_ID,
+              verifiedTokenCacheSize: 0,
+            }),
+        },
+        { provide: OIDC_CLIENT, useFactory: () => new OidcClient(config.AUTH_METADATA_URL) },
+        { provide: ConsoleSessionRepository, useFactory: (db: Db) => new ConsoleSessionRepository(db), inject: [DB] },
+        ConsoleOrigin,
+        ConsoleSessions,
+        ConsoleAuthService,
+        { provide: ConsulUiSessionRepository, useFactory: (db: Db) => new ConsulUiSessionRepository(db), inject: [DB] },
+        { provide: UI_ORIGINS, useFactory: () => new UiOrigins(config) },
+        { provide: CONSUL_UI_TOKENS, useFactory: () => new ConsulUiTokens() },
+        {
+          provide: UI_SESSION_GATE,
+          useFactory: (
+            repo: ConsulUiSessionRepository, consoleSessions: ConsoleSessionRepository, clusters: ClusterRepository, secrets: SecretRepository,
+            audit: AuditRepository, tokens: ConsulUiTokens, dispatcher: OperationDispatcher,
+          ) => new UiSessionGate(config, repo, consoleSessions, clusters, secrets, audit, tokens, dispatcher),
+          inject: [ConsulUiSessionRepository, ConsoleSessionRepository, ClusterRepository, SecretRepository, AuditRepository, CONSUL_UI_TOKENS, OperationDispatcher],
+        },
+        ConsulUiProxy,
         { provide: SecretBox, useFactory: () => SecretBox.fromKeyFile(config.KEK_FILE) },
         { provide: ClusterRepository, useFactory: (db: Db) => new ClusterRepository(db), inject: [DB] },
         { provide: OperationRepository, useFactory: (db: Db) => new OperationRepository(db), inject: [DB] },

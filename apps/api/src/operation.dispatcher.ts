@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { enqueueOperation, type Config, type OperationsQueue } from '../../../libs/core/src';
+import { enqueueOperation, enqueueUiRevocation, type Config, type OperationsQueue } from '../../../libs/core/src';
 import { CONFIG, QUEUE } from './tokens';
 
 /**
@@ -18,6 +18,15 @@ export class OperationDispatcher {
       await enqueueOperation(this.queue, operationId, this.config.JOB_ATTEMPTS);
     } catch (e) {
       this.log.warn({ msg: 'enqueue failed; the reconciler will retry', operationId, err: (e as Error).message });
+    }
+  }
+
+  /** Hands revoked Consul UI sessions to the worker; if Redis is out of reach, its sweep finds them. */
+  async revokeUiSessions(uiSessionIds: string[]): Promise<void> {
+    try {
+      await enqueueUiRevocation(this.queue, uiSessionIds, this.config.JOB_ATTEMPTS);
+    } catch (e) {
+      this.log.warn({ msg: 'enqueue failed; the worker\'s sweep will revoke them', uiSessionIds, err: (e as Error).message });
     }
   }
 }

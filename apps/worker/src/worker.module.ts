@@ -2,11 +2,12 @@ import { hostname } from 'node:os';
 import { Logger, Module, type DynamicModule } from '@nestjs/common';
 import type IORedis from 'ioredis';
 import {
-  AuditRepository, CertificateScheduleRepository, ClusterRepository, IssuedTokenRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, SnapshotScheduleRepository, WaveRepository,
+  AuditRepository, CertificateScheduleRepository, ClusterRepository, ConsoleSessionRepository, ConsulUiSessionRepository, IssuedTokenRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, SnapshotScheduleRepository, WaveRepository,
   createDb, createOperationsQueue, createRedis, recommendedVersion, type Config, type Db, type OperationKind, type OperationsQueue,
 } from '../../../libs/core/src';
 import { UpgradeScheduleRepository } from '../../../libs/core/src/persistence/upgrade-schedule.repository';
-import { BlobSnapshotStore } from '../../../libs/provisioner/src';
+import { BlobSnapshotStore, ConsulUiTokens } from '../../../libs/provisioner/src';
+import { ConsulUiRevoker } from './consul-ui-revoker';
 import { ClusterSnapshots } from './cluster-snapshots';
 import { ClusterTarget } from './cluster-target';
 import { RestoreFlow } from './flows/restore.flow';
@@ -96,15 +97,15 @@ export class WorkerModule {
           provide: OperationRunner,
           useFactory: (
             ops: OperationRepository, clusters: ClusterRepository, secrets: SecretRepository, audit: AuditRepository, target: ClusterTarget,
-            snapshotRows: SnapshotRepository, snapshots: ClusterSnapshots, tokens: IssuedTokenRepository,
+            snapshotRows: SnapshotRepository, snapshots: ClusterSnapshots, tokens: IssuedTokenRepository, uiRevoker: ConsulUiRevoker,
           ) => {
             const flows: Record<OperationKind, Flow> = {
               create: new CreateClusterFlow(target, clusters, audit, config.CLUSTER_READY_TIMEOUT_MS),
-              delete: new DeleteClusterFlow(target, clusters, secrets, audit, snapshotRows, snapshots, tokens),
+              delete: new DeleteClusterFlow(target, clusters, secrets, audit, snapshotRows, snapshots, tokens, uiRevoker),
               'create-token': new CreateTokenFlow(target, secrets, tokens, audit, config.TOKEN_COLLECT_WINDOW_MS),
               'revoke-token': new RevokeTokenFlow(target, secrets, tokens, audit, config.CLUSTER_READY_TIMEOUT_MS),
               snapshot: new SnapshotFlow(snapshots, snapshotRows, audit),
-              restore: new RestoreFlow(target, secrets, snapshots, snapshotRows, clusters, audit, config.CLUSTER_READY_TIMEOUT_MS, tokens),
+              restore: new RestoreFlow(target, secrets, snapshots, snapshotRows, clusters, audit, config.CLUSTER_READY_TIMEOUT_MS, tokens, uiRevoker),
               'delete-snapshot': new DeleteSnapshotFlow(snapshots, audit),
               scale: new ScaleFlow(target, clusters, audit, config),
               repair: new RepairFlow(target, clusters, audit, config),
@@ -118,12 +119,18 @@ export class WorkerModule {
             runner.onClose = () => target.close();
             return runner;
           },
-          inject: [OperationRepository, ClusterRepository, SecretRepository, AuditRepository, ClusterTarget, SnapshotRepository, ClusterSnapshots, IssuedTokenRepository],
+          inject: [OperationRepository, ClusterRepository, SecretRepository, AuditRepository, ClusterTarget, SnapshotRepository, ClusterSnapshots, IssuedTokenRepository, ConsulUiRevoker],
         },
         {
           provide: TokenSweeper,
           useFactory: (tokens: IssuedTokenRepository, queue: OperationsQueue) => new TokenSweeper(tokens, queue, config.JOB_ATTEMPTS),
           inject: [IssuedTokenRepository, QUEUE],
+        },
+        {
+          provide: ConsulUiRevoker,
+          useFactory: (db: Db, clusters: ClusterRepository, secrets: SecretRepository) =>
+            new ConsulUiRevoker(new ConsulUiSessionRepository(db), new ConsoleSessionRepository(db), clusters, secrets, new ConsulUiTokens()),
+          inject: [DB, ClusterRepository, SecretRepository],
         },
         {
           provide: Reconciler,

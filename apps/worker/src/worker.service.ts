@@ -15,6 +15,7 @@ import { CertificateRotationScheduler } from './cert-rotation.scheduler';
 import { WaveDriver } from './wave.driver';
 import { BillingTicker } from './billing.ticker';
 import { TokenSweeper } from './token.sweeper';
+import { ConsulUiRevoker } from './consul-ui-revoker';
 import { CONFIG, DB, QUEUE, REDIS } from './tokens';
 
 type Handler = (job: Job<JobPayloads[JobName]>, token?: string) => Promise<void>;
@@ -32,6 +33,7 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
   private upgradeTimer?: NodeJS.Timeout;
   private billingTimer?: NodeJS.Timeout;
   private certTimer?: NodeJS.Timeout;
+  private consoleTimer?: NodeJS.Timeout;
   private server?: http.Server;
 
   constructor(
@@ -48,12 +50,14 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
     private readonly billing: BillingTicker,
     private readonly certificates: CertificateRotationScheduler,
     private readonly tokens: TokenSweeper,
+    private readonly uiRevoker: ConsulUiRevoker,
   ) {}
 
   /** Every job name has exactly one handler, checked before the worker takes a job. */
   private handlers(): Record<JobName, Handler> {
     const handlers: Partial<Record<JobName, Handler>> = {
       'run-operation': (job, token) => this.runner.run(job as Job<JobPayloads['run-operation']>, token),
+      'revoke-consul-ui-sessions': (job) => this.uiRevoker.finishAll((job as Job<JobPayloads['revoke-consul-ui-sessions']>).data.uiSessionIds),
     };
     const missing = JOB_NAMES.filter((n) => !handlers[n]);
     const extra = Object.keys(handlers).filter((n) => !(JOB_NAMES as string[]).includes(n));
@@ -110,6 +114,9 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
     void certs();
     this.certTimer = setInterval(certs, this.config.CERT_ROTATION_TICK_MS);
     this.certTimer.unref();
+    const sweepConsole = () => this.uiRevoker.sweep().catch((e: unknown) => this.log.warn({ msg: 'console sweep failed', error: (e as Error).message }));
+    this.consoleTimer = setInterval(sweepConsole, this.config.CONSOLE_SWEEP_MS);
+    this.consoleTimer.unref();
     if (this.config.WORKER_PORT > 0) await this.listen();
     this.log.log({ msg: 'worker ready', concurrency: this.config.WORKER_CONCURRENCY, prefix: this.config.QUEUE_PREFIX });
   }
@@ -140,6 +147,7 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
     if (this.upgradeTimer) clearInterval(this.upgradeTimer);
     if (this.billingTimer) clearInterval(this.billingTimer);
     if (this.certTimer) clearInterval(this.certTimer);
+    if (this.consoleTimer) clearInterval(this.consoleTimer);
     this.server?.close();
     this.waves.close();
     await this.worker?.close();
@@ -148,6 +156,7 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
     await this.queue.close().catch(() => undefined);
     this.redis.disconnect();
     this.runner.close();
+    this.uiRevoker.close();
     await closeDb(this.db);
   }
 }

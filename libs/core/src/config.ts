@@ -36,6 +36,43 @@ const schema = z.object({
   AUTH_ISSUER: z.string().default('https://127.0.0.1:8443'),
   AUTH_AUDIENCE: z.string().default('api://managed-consul'),
   AUTH_CLIENT_ID: z.string().default('api://managed-consul'),
+  /**
+   * The console's sign-in (OpenID Connect authorization code + PKCE, a confidential client): its
+   * app registration's client id and secret. Without a secret the console cannot sign anyone in
+   * (GET /auth/login answers 503 naming CONSOLE_CLIENT_SECRET); bearer tokens work regardless.
+   */
+  CONSOLE_CLIENT_ID: z.string().min(1).default('managed-consul-console'),
+  CONSOLE_CLIENT_SECRET: z.string().min(16, 'at least 16 characters').optional(),
+  /** The console's public origin (scheme://host[:port], no path): the redirect URI is <origin>/auth/callback. Default: http://<HOST>:<the API's port>. */
+  CONSOLE_ORIGIN: z
+    .string()
+    .url()
+    .refine((v) => /^https?:\/\/[^/?#]+$/.test(v), 'an origin: http(s)://host[:port], with no path, query or trailing slash')
+    .optional(),
+  /** The scopes the console asks for; the access token must be one the API accepts (its audience). Default: openid profile <AUTH_AUDIENCE>/.default. */
+  CONSOLE_SCOPES: z.string().optional(),
+  /** The longest a console session lasts (never longer than the access token it came from). */
+  CONSOLE_SESSION_MAX_HOURS: z.coerce.number().min(0.05).max(8).default(8),
+  /**
+   * The Consul UI proxy: a listener of its own in the API process, host-routed by
+   * <cluster-id>.<CONSOLE_UI_HOST_SUFFIX>. Each cluster's UI origin is
+   * <CONSOLE_UI_SCHEME>://<cluster-id>.<suffix>[:<CONSOLE_UI_PUBLIC_PORT, default the listening port>].
+   * In production: a wildcard DNS name and certificate for *.<suffix> in front of it.
+   */
+  UI_PROXY_PORT: port.default(3002),
+  UI_PROXY_HOST: z.string().optional(),
+  CONSOLE_UI_HOST_SUFFIX: z
+    .string()
+    .regex(/^(?=.{1,200}$)([a-z0-9]([a-z0-9-]*[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/, 'a DNS name in lowercase, such as ui.localhost or ui.console.example.com')
+    .default('ui.localhost'),
+  CONSOLE_UI_SCHEME: z.enum(['http', 'https']).default('http'),
+  CONSOLE_UI_PUBLIC_PORT: port.optional(),
+  /** How long an "Open Consul UI" code may wait to be redeemed, seconds. */
+  CONSOLE_SSO_CODE_TTL_S: z.coerce.number().int().min(5).max(120).default(30),
+  /** How long the UI proxy trusts what it last read of a UI session (console session, roles, cluster state) before reading it again; 0: every request. */
+  CONSOLE_UI_RECHECK_MS: z.coerce.number().int().min(0).max(60_000).default(5000),
+  /** How often the worker ends expired console sessions and revokes the Consul UI tokens that are due. */
+  CONSOLE_SWEEP_MS: z.coerce.number().int().min(200).default(30_000),
   /** In production: the Entra ID tenant that owns the app registration. */
   AZURE_TENANT_ID: z.string().optional(),
   /**

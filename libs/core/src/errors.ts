@@ -35,3 +35,7 @@ export class UnprocessableError extends DomainError {
 export class UnavailableError extends DomainError {
   readonly status = 503;
 }
+/** Something we depend on (a cluster's Consul API) did not answer as it should. */
+export class BadGatewayError extends DomainError {
+  readonly status = 502;
+}

@@ -22,5 +22,7 @@ export * from './persistence/usage.repository';
 export * from './persistence/upgrade-schedule.repository';
 export * from './persistence/certificate-schedule.repository';
 export * from './persistence/issued-token.repository';
+export * from './persistence/console-session.repository';
+export * from './persistence/consul-ui-session.repository';
 export * from './network';
 export * from './persistence/managed-app-notification.repository';

@@ -88,4 +88,6 @@ export const SecretName = {
   ManagementTokenRotation: 'management-token-rotation',
   ManagementTokenAccessors: 'management-token-accessors', // every AccessorID its management tokens have had (see ManagementTokenAccessors)
   issuedToken: (operationId: string) => `issued-token:${operationId}`,
+  /** The SecretID of a user's Consul UI token (see ConsulUiSession). */
+  consulUiToken: (uiSessionId: string) => `consul-ui-token:${uiSessionId}`,
 } as const;

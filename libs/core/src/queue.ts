@@ -8,9 +8,11 @@ import IORedis from 'ioredis';
  */
 export interface JobPayloads {
   'run-operation': { operationId: string };
+  /** Consul UI sessions marked revoked (sign-out, a lost role): the worker deletes their Consul tokens. */
+  'revoke-consul-ui-sessions': { uiSessionIds: string[] };
 }
 export type JobName = keyof JobPayloads;
-export const JOB_NAMES: readonly JobName[] = ['run-operation'];
+export const JOB_NAMES: readonly JobName[] = ['run-operation', 'revoke-consul-ui-sessions'];
 
 export const OPERATIONS_QUEUE = 'operations';
 
@@ -48,4 +50,13 @@ export async function enqueueOperation(queue: OperationsQueue, operationId: stri
     { operationId },
     { jobId: operationJobId(operationId), attempts, backoff: { type: 'exponential', delay: 1000 } },
   );
+}
+
+/**
+ * Asks the worker to finish revoking these Consul UI sessions (already marked revoked in the
+ * database, which is the truth: the worker's sweep finishes any whose job is lost).
+ */
+export async function enqueueUiRevocation(queue: OperationsQueue, uiSessionIds: string[], attempts: number): Promise<void> {
+  if (uiSessionIds.length === 0) return;
+  await queue.add('revoke-consul-ui-sessions', { uiSessionIds }, { attempts, backoff: { type: 'exponential', delay: 1000 } });
 }

@@ -12,5 +12,6 @@ export * from './cluster-spec';
 export * from './target';
 export * from './local/local-target';
 export * from './snapshots/blob-store';
+export * from './consul/consul-ui-tokens';
 export * from './server-files';
 export * from './azure/cloud-init';

@@ -5,7 +5,10 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError, NotFoundError, ROLES, UnauthenticatedError, UnavailableError, type Config, type OperationsQueue } from '../../../../libs/core/src';
 import { AuthenticationError, IdentityProviderUnavailableError, type BearerAuthenticator, type Principal } from '../auth/bearer-authenticator';
+import { cookieValue } from '../auth/cookies';
 import { missingRole } from '../auth/principal';
+import { ConsoleOrigin, ConsoleSessions, csrfRequired, isMutating, principalOf } from '../console/console-sessions';
+import { csrfMatches } from '../console/session-secret';
 import { AUTHENTICATOR, CONFIG, QUEUE } from '../tokens';
 
 /** Where the BullMQ dashboard lives: its page, its static assets and its JSON API (`/api/...`). */
@@ -39,16 +42,6 @@ export function sessionMaxAge(token: string, nowMs = Date.now()): number {
   return Math.max(0, Math.min(QUEUES_SESSION_MAX_AGE_S, left));
 }
 
-function cookieValue(header: string | string[] | undefined, name: string): string | undefined {
-  const all = Array.isArray(header) ? header.join('; ') : header;
-  if (!all) return undefined;
-  for (const part of all.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim() || undefined;
-  }
-  return undefined;
-}
-
 /** The API's error shape, as the Nest error filter writes it (raw Fastify routes do not pass through it). */
 function sendError(reply: FastifyReply, e: DomainError): FastifyReply {
   if (e.status === 401) reply.header('WWW-Authenticate', 'Bearer error="invalid_token"');
@@ -59,11 +52,23 @@ function sendError(reply: FastifyReply, e: DomainError): FastifyReply {
 }
 
 /**
- * Bearer authentication as the rest of the API (AuthGuard), plus the board session cookie when
- * there is no Authorization header, and the Platform.SRE role from the operator's tenant (missingRole).
+ * Bearer authentication as the rest of the API (AuthGuard), plus, when there is no
+ * Authorization header, the board session cookie or else the console's session cookie, and the
+ * Platform.SRE role from the operator's tenant (missingRole). With the console cookie a change
+ * (the board's retry, clean, pause...) must come from the console's own origin: the board's
+ * page sends no X-CSRF-Token, but a browser sends Origin with every such request.
  */
-async function authorize(authenticator: BearerAuthenticator, operatorTenantId: string | undefined, req: FastifyRequest): Promise<DomainError | undefined> {
+async function authorize(
+  authenticator: BearerAuthenticator, sessions: ConsoleSessions, origin: ConsoleOrigin, operatorTenantId: string | undefined, req: FastifyRequest,
+): Promise<DomainError | undefined> {
   const fromCookie = req.headers.authorization === undefined ? cookieValue(req.headers.cookie, QUEUES_SESSION_COOKIE) : undefined;
+  if (req.headers.authorization === undefined && fromCookie === undefined) {
+    const found = await sessions.resolve(req.headers.cookie);
+    if (found) {
+      if (isMutating(req.method) && req.headers.origin !== origin.value && !csrfMatches(found.secret, req.headers['x-csrf-token'])) return csrfRequired();
+      return missingRole(principalOf(found.session), [ROLES.sre], operatorTenantId);
+    }
+  }
   let principal: Principal;
   try {
     principal = await authenticator.authenticate(fromCookie === undefined ? { headers: req.headers } : { headers: { authorization: `Bearer ${fromCookie}` } });
@@ -86,6 +91,8 @@ export function mountQueuesBoard(app: NestFastifyApplication): void {
   const queue = app.get<OperationsQueue>(QUEUE);
   const authenticator = app.get<BearerAuthenticator>(AUTHENTICATOR);
   const { OPERATOR_TENANT_ID } = app.get<Config>(CONFIG);
+  const sessions = app.get(ConsoleSessions);
+  const consoleOrigin = app.get(ConsoleOrigin);
   const serverAdapter = new BoardServerAdapter();
   serverAdapter.setBasePath(QUEUES_BOARD_PATH);
   createBullBoard({
@@ -98,7 +105,7 @@ export function mountQueuesBoard(app: NestFastifyApplication): void {
   void fastify.register(
     async (scope) => {
       scope.addHook('onRequest', async (req, reply) => {
-        const denied = await authorize(authenticator, OPERATOR_TENANT_ID, req);
+        const denied = await authorize(authenticator, sessions, consoleOrigin, OPERATOR_TENANT_ID, req);
         if (denied) {
           // A session cookie that no longer authenticates is of no use to the browser: drop it.
           if (denied.status === 401 && req.headers.authorization === undefined && cookieValue(req.headers.cookie, QUEUES_SESSION_COOKIE) !== undefined) {

@@ -193,7 +193,8 @@ const MAX_METADATA_BYTES = 1024 * 1024;
 /** passport-azure-ad turns JWKs into RSA public keys only, so only RSA algorithms can verify. */
 const RSA_ALGORITHMS = new Set(['RS256', 'RS384', 'RS512']);
 
-function getJson(url: string, timeoutMs: number): Promise<unknown> {
+/** GET of a JSON document over https only, with a timeout and a size limit (also the console's OpenID discovery). */
+export function getJson(url: string, timeoutMs: number): Promise<unknown> {
   return new Promise((resolve, reject) => {
     let u: URL;
     try {

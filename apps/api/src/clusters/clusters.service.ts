@@ -7,6 +7,8 @@ import {
 } from '../../../../libs/core/src';
 import type { Principal } from '../auth/principal';
 import { OperationDispatcher } from '../operation.dispatcher';
+import { UI_SESSION_GATE } from '../consul-ui/consul-ui.tokens';
+import type { UiSessionGate } from '../consul-ui/ui-session-gate';
 import { CONFIG } from '../tokens';
 import type { UpgradePolicy } from '../../../../libs/core/src/persistence/upgrade-schedule.repository';
 import { parseCreateCluster, parseSnapshotPolicy, parseUpgradePolicy, serverCountFor } from './create-cluster.command';
@@ -36,6 +38,7 @@ export class ClustersService {
     private readonly clusters: ClusterRepository,
     private readonly secrets: SecretRepository,
     private readonly idempotency: IdempotencyRepository,
+    @Inject(UI_SESSION_GATE) private readonly uiSessions: UiSessionGate,
   ) {}
 
   async create(caller: Principal, rawBody: unknown, idempotencyKey: string | undefined): Promise<Answer> {
@@ -100,6 +103,8 @@ export class ClustersService {
     if (pending) return { status: 202, location: `/v1/operations/${pending.id}`, body: { operation: operationView(pending) } };
     if (cluster.state === ClusterState.Deleted) throw new NotFoundError('cluster_not_found', `cluster ${id} was deleted`);
     const op = await this.clusters.requestDelete(cluster, caller.userId);
+    // Its Consul UI sessions end now (the proxy refuses them); the delete operation revokes their tokens first thing.
+    await this.uiSessions.revoke({ clusterId: cluster.id }, 'cluster-deleted');
     await this.dispatcher.dispatch(op.id);
     return { status: 202, location: `/v1/operations/${op.id}`, body: { operation: operationView(op) } };
   }

@@ -11,9 +11,10 @@ export function mountDocs(app: NestFastifyApplication): void {
     app,
     new DocumentBuilder()
       .setTitle('Managed Consul API')
-      .setDescription('Create and run secured Consul clusters. Authenticate with a Microsoft Entra ID bearer token.')
+      .setDescription('Create and run secured Consul clusters. Authenticate with a Microsoft Entra ID bearer token, or the console session cookie (changes also need X-CSRF-Token).')
       .setVersion('1')
       .addBearerAuth()
+      .addCookieAuth('mc_session', { type: 'apiKey', in: 'cookie', name: 'mc_session', description: 'The console session (changes also need X-CSRF-Token from GET /auth/session)' })
       .build(),
   );
   const assetsDir = path.dirname(require.resolve('swagger-ui-dist/package.json'));

@@ -17,6 +17,8 @@ export class NotificationsController {
 
   @Post('resource')
   @HttpCode(200)
+  // The body is checked by parseNotification AFTER the signature: a caller without the secret
+  // learns nothing about the payload's rules (and gets 401/403, not 400).
   @Input({ query: query({ sig: z.string().max(512).optional() }), body: z.unknown() })
   @ApiOperation({ summary: 'Managed application notification from Azure (?sig= the shared secret): PUT creates, DELETE deletes, Failed is shown to SREs; a repeat changes nothing' })
   @ApiQuery({ name: 'sig', required: true })

@@ -1,9 +1,10 @@
 import { AuditRepository, ClusterRepository, ClusterState, IssuedTokenRepository, SecretRepository, SnapshotRepository } from '../../../../libs/core/src';
 import type { ClusterSnapshots } from '../cluster-snapshots';
 import type { ClusterTarget } from '../cluster-target';
+import type { ConsulUiRevoker } from '../consul-ui-revoker';
 import type { Flow, FlowContext, Step } from './flow';
 
-/** Delete: stop every server, remove its files, forget the secrets and addresses. */
+/** Delete: end its Consul UI sessions, stop every server, remove its files, forget the secrets and addresses. */
 export class DeleteClusterFlow implements Flow {
   constructor(
     private readonly target: ClusterTarget,
@@ -13,11 +14,17 @@ export class DeleteClusterFlow implements Flow {
     private readonly snapshotRows: SnapshotRepository,
     private readonly snapshots: ClusterSnapshots,
     private readonly tokens: IssuedTokenRepository,
+    private readonly uiSessions: ConsulUiRevoker,
   ) {}
 
   steps({ cluster }: FlowContext): Step[] {
     const id = cluster.id;
     return [
+      {
+        // While the servers still answer: each signed-in user's Consul UI token is deleted and audited.
+        name: 'revoke-consul-ui-sessions',
+        run: async () => `${await this.uiSessions.revokeCluster(id)} Consul UI session(s) revoked`,
+      },
       {
         name: 'stop-servers',
         run: async () => {

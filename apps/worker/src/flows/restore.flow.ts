@@ -1,6 +1,7 @@
 import { AuditRepository, ClusterRepository, IssuedTokenRepository, SecretRepository, SnapshotKind, SnapshotRepository, SnapshotState } from '../../../../libs/core/src';
 import type { ClusterSnapshots } from '../cluster-snapshots';
 import type { ClusterTarget } from '../cluster-target';
+import type { ConsulUiRevoker } from '../consul-ui-revoker';
 import type { Flow, FlowContext, Step } from './flow';
 import { recordManagementTokenAccessors } from './rotate.flow';
 
@@ -16,7 +17,8 @@ interface RestoreParams {
  * tokens a rotation retired since the snapshot was taken are back in the
  * restored ACL state: each is deleted again (see ManagementTokenAccessors), and
  * so is every token a customer made through the control plane that was revoked
- * since (IssuedToken).
+ * since (IssuedToken), and every Consul UI token (their sessions end; see
+ * ConsulUiRevoker.afterRestore).
  */
 export class RestoreFlow implements Flow {
   /** What verify-snapshot downloaded and checked, for the restore step of the same attempt (a resumed attempt downloads again). */
@@ -31,6 +33,7 @@ export class RestoreFlow implements Flow {
     private readonly audit: AuditRepository,
     private readonly readyTimeoutMs: number,
     private readonly tokens: IssuedTokenRepository,
+    private readonly uiSessions: ConsulUiRevoker,
   ) {}
 
   steps(ctx: FlowContext): Step[] {
@@ -98,7 +101,9 @@ export class RestoreFlow implements Flow {
             deleted.length > 0 ? `deleted ${deleted.length} retired management token(s) the snapshot brought back (${deleted.join(', ')})` : 'no retired management token came back',
             ...(deletedRevoked.length > 0 ? [`deleted ${deletedRevoked.length} revoked customer token(s) it brought back (${deletedRevoked.join(', ')})`] : []),
           ].join('; ');
-          return `${back}; every server rejects ${retired.length} retired token(s) and resolves the current one (${current.accessorId})`;
+          // Consul UI tokens of the snapshot's time (revoked ones too) are back, those made since are gone: all go, their sessions end.
+          const ui = await this.uiSessions.afterRestore(id);
+          return `${back}; every server rejects ${retired.length} retired token(s) and resolves the current one (${current.accessorId}); ${ui.deleted} Consul UI token(s) deleted, ${ui.sessions} UI session(s) ended`;
         },
       },
     );

@@ -15,7 +15,10 @@ const pools = new WeakMap<object, pg.Pool>();
 export function createDb(databaseUrl: string, poolSize = 10, onPoolError: (e: Error) => void = () => undefined): Db {
   const pool = createPgPool(databaseUrl, { max: poolSize });
   pool.on('error', onPoolError);
-  const db = new PrismaClient({ adapter: new PrismaPg(pool) });
+  // A burst of requests queues for the pool's connections instead of failing after Prisma's
+  // default 2 s wait (which answered 503 to a busy API on a loaded machine); a database that is
+  // really down still fails fast, on connect.
+  const db = new PrismaClient({ adapter: new PrismaPg(pool), transactionOptions: { maxWait: 10_000 } });
   pools.set(db, pool);
   return db;
 }
@@ -36,6 +39,24 @@ export function isUniqueViolation(e: unknown): boolean {
   const cause = err.meta?.driverAdapterError?.cause;
   if (cause?.kind === 'UniqueConstraintViolation' || cause?.originalCode === '23505') return true;
   return /unique constraint|duplicate key value/i.test(String((e as Error).message ?? ''));
+}
+
+/** Prisma's "the record to delete (or update) does not exist" (P2025). */
+export function isRecordNotFound(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && (e as { code?: string }).code === 'P2025';
+}
+
+/**
+ * Takes a row out once: the row deleted by this call (a DELETE ... RETURNING), or null when it
+ * was not there (already taken by someone else, or never). Two callers never both get it.
+ */
+export async function deleteOnce<T>(del: () => Promise<T>): Promise<T | null> {
+  try {
+    return await del();
+  } catch (e) {
+    if (isRecordNotFound(e)) return null;
+    throw e;
+  }
 }
 
 /**

@@ -3,7 +3,7 @@ import { caBundlePem, serverTlsName, type ServerCertificate } from '../pki';
 import type { ClusterSecrets, ClusterSpec, ServerSpec } from '../cluster-spec';
 import { serverCertificate } from '../server-files';
 import { ALLOWED_SERVER_COUNTS, CONSUL_SERVER_PORTS, serverNodeName } from '../local/server-config';
-import { ConsulHttpClient, describeBody, type ConsulRawRequest, type ConsulRequest, type ConsulResponse } from './consul-http';
+import { ConsulHttpClient, describeBody, isAclNotFound, type ConsulRawRequest, type ConsulRequest, type ConsulResponse } from './consul-http';
 import { PollAborted, poll } from './poll';
 import { rpcHandshake, servedFingerprint } from './tls-probes';
 
@@ -626,11 +626,6 @@ function serverOf(spec: ClusterSpec, index: number): ServerSpec {
   const server = spec.servers.find((s) => s.index === index);
   if (!server) throw new Error(`cluster ${spec.clusterId} has no server ${index}`);
   return server;
-}
-
-/** Consul 1.8 answers an unknown token or accessor id with 403 "ACL not found". */
-function isAclNotFound(res: ConsulResponse): boolean {
-  return res.status === 404 || (res.status === 403 && /ACL not found/i.test(describeBody(res.body)));
 }
 
 function tokenIds(body: unknown): CreatedToken {

@@ -1,0 +1,68 @@
+import { Controller, Get, Inject, Param, Req, Res } from '@nestjs/common';
+import { ApiCookieAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import {
+  ClusterRepository, ClusterState, ConflictError, ConsulUiSessionRepository, NotFoundError, ROLES, UnauthenticatedError, isUuid, type Config,
+} from '../../../../libs/core/src';
+import { missingRole, Public } from '../auth/principal';
+import { ConsoleSessions, SESSION_COOKIE, principalOf } from '../console/console-sessions';
+import { isDomainError, sendError, wantsHtml } from '../console/pages';
+import { hashSecret, newSecret } from '../console/session-secret';
+import { CONFIG } from '../tokens';
+import { UI_ORIGINS } from './consul-ui.tokens';
+import type { UiOrigins } from './ui-origins';
+import { UI_STATES } from './ui-session-gate';
+import { Input, params, uuid } from '../validation/input';
+
+/**
+ * "Open Consul UI": the signed-in user (console cookie) must be allowed the cluster (its tenant,
+ * Clusters.Read or Clusters.ReadWrite); then a one-time code bound to the user, the session and
+ * the cluster (random, stored hashed, CONSOLE_SSO_CODE_TTL_S) and a redirect to the cluster's
+ * UI origin, whose proxy redeems it. A refused user gets a page and no code.
+ */
+@ApiTags('console')
+@Public()
+@Controller('sso')
+export class SsoController {
+  constructor(
+    @Inject(CONFIG) private readonly config: Config,
+    @Inject(UI_ORIGINS) private readonly origins: UiOrigins,
+    private readonly sessions: ConsoleSessions,
+    private readonly clusters: ClusterRepository,
+    private readonly uiSessions: ConsulUiSessionRepository,
+  ) {}
+
+  @Get('clusters/:clusterId')
+  @Input({ params: params({ clusterId: uuid('the cluster id') }) })
+  @ApiCookieAuth(SESSION_COOKIE)
+  @ApiOperation({ summary: "Open the cluster's Consul UI signed in: 302 to <cluster UI origin>/_sso/callback?code=... (a one-time code, ~30 s); not signed in: to /auth/login" })
+  async open(@Param('clusterId') clusterId: string, @Req() req: FastifyRequest, @Res() reply: FastifyReply) {
+    const back = [{ href: '/', label: 'Back to the console' }];
+    try {
+      const found = await this.sessions.resolve(req.headers.cookie);
+      if (!found) {
+        if (wantsHtml(req)) return reply.header('cache-control', 'no-store').redirect(`/auth/login?returnTo=${encodeURIComponent(`/sso/clusters/${isUuid(clusterId) ? clusterId : ''}`)}`, 302);
+        throw new UnauthenticatedError('not_signed_in', 'no console session: sign in at /auth/login');
+      }
+      const principal = principalOf(found.session);
+      const denied = missingRole(principal, [ROLES.read, ROLES.write], this.config.OPERATOR_TENANT_ID);
+      if (denied) throw denied;
+      // Another tenant's cluster is not there (404), as everywhere in the API.
+      const cluster = isUuid(clusterId) ? await this.clusters.findForTenant(principal.tenantId, clusterId.toLowerCase()) : null;
+      if (!cluster || cluster.state === ClusterState.Deleted) throw new NotFoundError('cluster_not_found', `you have no cluster ${clusterId}`);
+      if (!UI_STATES.has(cluster.state)) throw new ConflictError('cluster_not_running', `the cluster is ${cluster.state}; its Consul UI opens once it is Running`);
+      const code = newSecret();
+      await this.uiSessions.createCode({
+        codeHash: hashSecret(code), sessionId: found.session.id, clusterId: cluster.id, tenantId: principal.tenantId, userId: principal.userId,
+        expiresAt: new Date(Date.now() + this.config.CONSOLE_SSO_CODE_TTL_S * 1000),
+      });
+      return reply
+        .header('cache-control', 'no-store')
+        .header('referrer-policy', 'no-referrer')
+        .redirect(`${this.origins.originFor(cluster.id)}/_sso/callback?code=${code}`, 302);
+    } catch (e) {
+      if (isDomainError(e)) return sendError(req, reply, e, back);
+      throw e;
+    }
+  }
+}

@@ -1,0 +1,367 @@
+/**
+ * One-click sign-in into a cluster's Consul UI, end to end over HTTP (no browser): the console's
+ * "Open Consul UI" (a one-time code), the UI proxy on the cluster's own origin, the user's own
+ * Consul ACL token in a real cluster, and every way it is revoked.
+ */
+import assert from 'node:assert/strict';
+import * as http from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import { SecretBox, SecretName, SecretRepository } from '../libs/core/src';
+import { ConsulHttpClient, UI_POLICY_NAMES } from '../libs/provisioner/src';
+import { ConsulUiRevoker } from '../apps/worker/src/consul-ui-revoker';
+import { ConsulUiProxy } from '../apps/api/src/consul-ui/ui-proxy';
+import { hashSecret } from '../apps/api/src/console/session-secret';
+import { READ, SUBSCRIPTION, TENANT_A, TENANT_B, WRITE, startStack, testConfig, waitFor, type TestStack } from './support/stack';
+import { manual, signIn, type ConsoleUser, type SignedIn } from './support/console';
+
+interface Answer { status: number; headers: http.IncomingHttpHeaders; text: string; json: any }
+
+describe('single sign-on into the Consul UI', { timeout: 300_000 }, () => {
+  let s: TestStack;
+  let proxyPort: number;
+  let bearer: string;
+  let c1: { id: string; address: string; caPem: string };
+  let c2: { id: string; address: string; caPem: string };
+  let mgmt1: string;
+  const writer: ConsoleUser = { user: 'wanda@contoso.example', tenantId: TENANT_A, roles: WRITE };
+  const reader: ConsoleUser = { user: 'rita@contoso.example', tenantId: TENANT_A, roles: READ };
+
+  /** A request to the UI proxy as the browser on http://<cluster>.ui.localhost:<port> would make it. */
+  function ui(clusterId: string, path: string, o: { cookie?: string; method?: string; headers?: Record<string, string>; body?: string; host?: string } = {}): Promise<Answer> {
+    return new Promise((resolve, reject) => {
+      const req = http.request(
+        { host: '127.0.0.1', port: proxyPort, path, method: o.method ?? 'GET', headers: { host: o.host ?? `${clusterId}.ui.localhost:${proxyPort}`, ...(o.cookie ? { cookie: o.cookie } : {}), ...o.headers } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let json: unknown;
+            try {
+              json = JSON.parse(text);
+            } catch {
+              json = undefined;
+            }
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+          });
+        },
+      );
+      req.on('error', reject);
+      req.end(o.body);
+    });
+  }
+
+  /** GET /sso/clusters/{id} on the console: the code in the redirect to the cluster's UI origin. */
+  async function codeFor(who: SignedIn, clusterId: string): Promise<string> {
+    const res = await manual(`${s.url}/sso/clusters/${clusterId}`, { headers: { cookie: who.cookie } });
+    assert.equal(res.status, 302, await res.text());
+    const to = new URL(res.headers.get('location')!);
+    assert.equal(to.origin, `http://${clusterId}.ui.localhost:${proxyPort}`);
+    assert.equal(to.pathname, '/_sso/callback');
+    return to.searchParams.get('code')!;
+  }
+
+  /** Redeems a code at the proxy: the UI session cookie. */
+  async function redeem(clusterId: string, code: string): Promise<{ cookie: string; setCookie: string }> {
+    const res = await ui(clusterId, `/_sso/callback?code=${code}`);
+    assert.equal(res.status, 302, res.text);
+    assert.equal(res.headers.location, '/ui/');
+    const setCookie = String(res.headers['set-cookie']?.[0] ?? '');
+    const value = /^mc_ui_session=([^;]+)/.exec(setCookie)?.[1];
+    assert.ok(value, setCookie);
+    return { cookie: `mc_ui_session=${value}`, setCookie };
+  }
+
+  const openUi = async (who: SignedIn, clusterId: string) => redeem(clusterId, await codeFor(who, clusterId));
+  const uiRow = (cookie: string) => s.db.consulUiSession.findUnique({ where: { tokenHash: hashSecret(cookie.split('=')[1]!) } });
+  const direct = (c: { address: string; caPem: string }, token: string, method: 'GET' | 'PUT' = 'GET', path = '/v1/acl/token/self', body?: unknown) =>
+    new ConsulHttpClient(c.caPem).request({ address: c.address, port: 8501, method, path, token, body });
+  const events = async (clusterId: string) => (await s.request('GET', `/v1/clusters/${clusterId}/events`, { token: bearer })).body.events as { action: string; actor: string; details: any }[];
+
+  async function createCluster(name: string, publicEndpoint: boolean) {
+    const res = await s.request('POST', '/v1/clusters', { token: bearer, body: { name, subscriptionId: SUBSCRIPTION, resourceGroup: 'rg-sso', region: 'westeurope', tier: 'development', publicEndpoint } });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    return { id: res.body.cluster.id as string, op: res.body.operation.id as string };
+  }
+  async function ready(c: { id: string; op: string }) {
+    const op = await waitFor(`create ${c.id}`, () => s.request('GET', `/v1/operations/${c.op}`, { token: bearer }), (r) => ['Succeeded', 'Failed'].includes(r.body.state), 120_000);
+    assert.equal(op.body.state, 'Succeeded', JSON.stringify(op.body));
+    const cc = await s.request('GET', `/v1/clusters/${c.id}/client-config`, { token: bearer });
+    return { id: c.id, address: cc.body.retryJoin[0] as string, caPem: cc.body.caPem as string };
+  }
+
+  before(async () => {
+    // The proxy reads a session's checks on every request, and the tests tick the worker's sweep themselves.
+    s = await startStack({ worker: true, config: await testConfig({ CONSOLE_UI_RECHECK_MS: '0', CONSOLE_SWEEP_MS: '3600000' }) });
+    proxyPort = s.api.get(ConsulUiProxy).port;
+    bearer = s.token(TENANT_A, WRITE);
+    const a = await createCluster('sso-one', true);
+    const b = await createCluster('sso-two', false);
+    c1 = await ready(a);
+    c2 = await ready(b);
+    mgmt1 = (await new SecretRepository(s.db, SecretBox.fromKeyFile(s.config.KEK_FILE)).get(c1.id, SecretName.ManagementToken))!;
+  });
+  after(async () => {
+    await s?.close();
+  });
+
+  it('Open Consul UI: a hashed one-time code, a host-only UI cookie, the UI and its API through the proxy, and an audited token of the user\'s own', async () => {
+    const w = await signIn(s.url, writer);
+    const code = await codeFor(w, c1.id);
+    assert.match(code, /^[A-Za-z0-9_-]{43}$/);
+    const row = await s.db.consoleSsoCode.findUnique({ where: { codeHash: hashSecret(code) } });
+    assert.ok(row, 'stored under its hash');
+    assert.equal(await s.db.consoleSsoCode.count({ where: { codeHash: code } }), 0, 'the code itself is not stored');
+    assert.equal(row.clusterId, c1.id);
+    assert.equal(row.userId, w.session.user.userId);
+    assert.ok(row.expiresAt.getTime() - Date.now() <= 30_000, 'valid for about 30 s');
+
+    const { cookie, setCookie } = await redeem(c1.id, code);
+    assert.match(setCookie, /^mc_ui_session=[A-Za-z0-9_-]{43}; Path=\/; Max-Age=\d+; HttpOnly; SameSite=Lax$/, 'host-only (no Domain), HttpOnly, Lax');
+    const page = await ui(c1.id, '/ui/', { cookie, headers: { accept: 'text/html' } });
+    assert.equal(page.status, 200);
+    assert.match(page.text, /consul/i);
+    const nodes = await ui(c1.id, '/v1/catalog/nodes', { cookie });
+    assert.equal(nodes.status, 200, nodes.text);
+    assert.equal(nodes.json.length, 1, 'the development cluster\'s one server is listed');
+    assert.equal((await ui(c1.id, '/', { cookie })).headers.location, '/ui/');
+
+    const session = (await uiRow(cookie))!;
+    assert.equal(session.access, 'write');
+    const info = await direct(c1, mgmt1, 'GET', `/v1/acl/token/${session.accessorId}`);
+    assert.equal(info.status, 200);
+    const t = info.body as { Description: string; Policies: { Name: string }[]; ExpirationTime: string; ExpirationTTL: string };
+    assert.ok(t.Description.includes(w.session.user.userId) && t.Description.includes(writer.user), t.Description);
+    assert.deepEqual(t.Policies.map((p) => p.Name), [UI_POLICY_NAMES.write]);
+    const expires = new Date(t.ExpirationTime).getTime();
+    assert.ok(expires <= Date.now() + 8 * 3600_000, 'at most 8 h');
+    assert.ok(expires <= new Date(w.session.expiresAt).getTime() + 1000, 'never past the console session');
+    const sealed = await s.db.clusterSecret.findUniqueOrThrow({ where: { clusterId_name: { clusterId: c1.id, name: SecretName.consulUiToken(session.id) } } });
+    const secretId = (await ui(c1.id, '/v1/acl/token/self', { cookie })).json.SecretID as string;
+    assert.ok(!Buffer.from(sealed.ciphertext).includes(Buffer.from(secretId)), 'the token is sealed, not stored in the clear');
+    const signedIn = (await events(c1.id)).find((e) => e.action === 'consul-ui.sso.signed-in' && e.details.uiSessionId === session.id);
+    assert.ok(signedIn, 'the sign-in is in the cluster\'s audit events');
+    assert.equal(signedIn.actor, w.session.user.userId);
+    assert.equal(signedIn.details.name, writer.user);
+    assert.equal(signedIn.details.access, 'write');
+    assert.ok(!JSON.stringify(await events(c1.id)).includes(secretId), 'no token secret in the audit events');
+  });
+
+  it('a code is used once, expires, and is bound to its cluster and to its user\'s live session', async () => {
+    const signIns = async () => (await events(c1.id)).filter((e) => e.action === 'consul-ui.sso.signed-in').length;
+    const signInsBefore = await signIns();
+    const w = await signIn(s.url, writer);
+    const code = await codeFor(w, c1.id);
+    await redeem(c1.id, code);
+    const again = await ui(c1.id, `/_sso/callback?code=${code}`);
+    assert.equal(again.status, 400);
+    assert.equal(again.json.error.code, 'code_invalid');
+    assert.equal(again.headers['set-cookie'], undefined);
+
+    const old = await codeFor(w, c1.id);
+    await s.db.consoleSsoCode.update({ where: { codeHash: hashSecret(old) }, data: { expiresAt: new Date(Date.now() - 1) } });
+    const expired = await ui(c1.id, `/_sso/callback?code=${old}`, { headers: { accept: 'text/html' } });
+    assert.equal(expired.status, 400);
+    assert.match(expired.text, /code_expired/);
+    assert.match(expired.text, new RegExp(`href="${s.url}/sso/clusters/${c1.id}"`), 'the page offers the way back');
+
+    const forOne = await codeFor(w, c1.id);
+    const elsewhere = await ui(c2.id, `/_sso/callback?code=${forOne}`);
+    assert.equal(elsewhere.status, 400, 'a code for cluster one is refused on cluster two\'s origin');
+    assert.match(elsewhere.json.error.message, /another cluster/);
+    assert.equal((await ui(c1.id, `/_sso/callback?code=${forOne}`)).status, 400, 'and is used up');
+
+    const pending = await codeFor(w, c1.id);
+    const out = await manual(`${s.url}/auth/logout`, { method: 'POST', headers: { cookie: w.cookie, 'x-csrf-token': w.csrfToken } });
+    assert.equal(out.status, 204);
+    const afterSignOut = await ui(c1.id, `/_sso/callback?code=${pending}`);
+    assert.equal(afterSignOut.status, 400, 'the code went with its console session');
+
+    const demoted = await signIn(s.url, { ...writer, user: 'dora@contoso.example' });
+    const dCode = await codeFor(demoted, c1.id);
+    await signIn(s.url, { ...writer, user: 'dora@contoso.example', roles: [] }); // the identity provider took her roles away
+    const noRole = await ui(c1.id, `/_sso/callback?code=${dCode}`);
+    assert.equal(noRole.status, 403, 'a user who lost the role meanwhile gets no UI session');
+    assert.equal(await signIns(), signInsBefore + 1, 'no sign-in (no session, no token) came of any refused code');
+    assert.equal(await s.db.consulUiSession.count({ where: { userId: demoted.session.user.userId } }), 0);
+  });
+
+  it('a user of another tenant, or without a cluster role, gets no code; not signed in, the console signs in first', async () => {
+    const codes = await s.db.consoleSsoCode.count();
+    const other = await signIn(s.url, { user: 'bob@fabrikam.example', tenantId: TENANT_B, roles: WRITE });
+    const refused = await manual(`${s.url}/sso/clusters/${c1.id}`, { headers: { cookie: other.cookie, accept: 'text/html' } });
+    assert.equal(refused.status, 404);
+    assert.match(await refused.text(), /<h1>Not found<\/h1>/);
+    const none = await signIn(s.url, { user: 'nobody@contoso.example', tenantId: TENANT_A, roles: [] });
+    const forbidden = await manual(`${s.url}/sso/clusters/${c1.id}`, { headers: { cookie: none.cookie, accept: 'application/json' } });
+    assert.equal(forbidden.status, 403);
+    assert.equal(((await forbidden.json()) as { error: { code: string } }).error.code, 'forbidden');
+    assert.equal(await s.db.consoleSsoCode.count(), codes, 'no code was made');
+    const anonymous = await manual(`${s.url}/sso/clusters/${c1.id}`, { headers: { accept: 'text/html' } });
+    assert.equal(anonymous.status, 302);
+    assert.equal(anonymous.headers.get('location'), `/auth/login?returnTo=${encodeURIComponent(`/sso/clusters/${c1.id}`)}`);
+    assert.equal((await manual(`${s.url}/sso/clusters/${c1.id}`)).status, 401);
+  });
+
+  it('the proxy refuses requests without a UI session of that cluster', async () => {
+    const plain = await ui(c1.id, '/v1/catalog/nodes');
+    assert.equal(plain.status, 401);
+    assert.equal(plain.json.error.code, 'not_signed_in');
+    const forged = await ui(c1.id, '/v1/kv/x', { cookie: 'mc_ui_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' });
+    assert.equal(forged.status, 401);
+    assert.match(String(forged.headers['set-cookie']), /^mc_ui_session=; Path=\/; Max-Age=0/, 'a dead cookie is cleared');
+    const pageNav = await ui(c1.id, '/ui/services', { headers: { accept: 'text/html' } });
+    assert.equal(pageNav.status, 302);
+    assert.equal(pageNav.headers.location, `${s.url}/sso/clusters/${c1.id}`, 'a page goes back through the console\'s sign-in');
+    const w = await signIn(s.url, writer);
+    const { cookie } = await openUi(w, c1.id);
+    const crossed = await ui(c2.id, '/v1/catalog/nodes', { cookie });
+    assert.equal(crossed.status, 401, 'cluster one\'s UI session is nothing on cluster two\'s origin');
+    assert.equal((await ui(c1.id, '/v1/catalog/nodes', { cookie, host: `${c1.id}.ui.elsewhere.example` })).status, 404, 'an unknown host');
+    assert.equal((await ui(c1.id, '/v1/kv/y', { cookie, method: 'PUT', body: 'x', headers: { origin: 'http://evil.example' } })).status, 403, 'a change from another origin');
+    assert.equal((await ui(c1.id, '/admin/queues', { cookie })).status, 404, 'only /ui/ and /v1/');
+  });
+
+  it('never forwards the browser\'s own token: the request is made with the user\'s token only', async () => {
+    const r = await signIn(s.url, reader);
+    const { cookie } = await openUi(r, c1.id);
+    const own = (await uiRow(cookie))!;
+    const mgmtAccessor = ((await direct(c1, mgmt1)).body as { AccessorID: string }).AccessorID;
+    const smuggled = { 'x-consul-token': mgmt1, authorization: `Bearer ${mgmt1}` };
+    const self = await ui(c1.id, `/v1/acl/token/self?token=${mgmt1}`, { cookie, headers: smuggled });
+    assert.equal(self.status, 200, self.text);
+    assert.equal(self.json.AccessorID, own.accessorId, 'Consul saw the user\'s token');
+    assert.notEqual(self.json.AccessorID, mgmtAccessor);
+    assert.deepEqual(self.json.Policies.map((p: { Name: string }) => p.Name), [UI_POLICY_NAMES.read]);
+    const put = await ui(c1.id, `/v1/kv/smuggled?token=${mgmt1}`, { cookie, method: 'PUT', body: 'x', headers: smuggled });
+    assert.equal(put.status, 403, 'with the management token in every place a browser could put it, the read-only user still cannot write');
+    assert.equal((await direct(c1, mgmt1, 'GET', '/v1/kv/smuggled')).status, 404);
+  });
+
+  it('a Read user\'s proxied KV PUT is refused by Consul (403), a ReadWrite user\'s works', async () => {
+    const r = await signIn(s.url, reader);
+    const rUi = await openUi(r, c1.id);
+    const w = await signIn(s.url, writer);
+    const wUi = await openUi(w, c1.id);
+    const refused = await ui(c1.id, '/v1/kv/app/config', { cookie: rUi.cookie, method: 'PUT', body: 'from-reader' });
+    assert.equal(refused.status, 403);
+    assert.match(refused.text, /Permission denied/i);
+    const written = await ui(c1.id, '/v1/kv/app/config', { cookie: wUi.cookie, method: 'PUT', body: 'from-writer', headers: { origin: `http://${c1.id}.ui.localhost:${proxyPort}` } });
+    assert.equal(written.status, 200, written.text);
+    assert.equal(written.text.trim(), 'true');
+    const read = await ui(c1.id, '/v1/kv/app/config?raw', { cookie: rUi.cookie });
+    assert.equal(read.status, 200);
+    assert.equal(read.text, 'from-writer', 'the reader reads it');
+  });
+
+  it('sign-out revokes the Consul token: the cluster rejects it directly, the proxy at once, and it is audited', async () => {
+    const w = await signIn(s.url, writer);
+    const { cookie } = await openUi(w, c1.id);
+    const row = (await uiRow(cookie))!;
+    const secretId = (await ui(c1.id, '/v1/acl/token/self', { cookie })).json.SecretID as string;
+    assert.equal((await direct(c1, secretId)).status, 200, 'the token works directly before');
+    const out = await manual(`${s.url}/auth/logout`, { method: 'POST', headers: { cookie: w.cookie, 'x-csrf-token': w.csrfToken } });
+    assert.equal(out.status, 204);
+    assert.equal((await ui(c1.id, '/v1/catalog/nodes', { cookie })).status, 401, 'the proxy refuses it at once');
+    await waitFor('the cluster to reject the revoked token', () => direct(c1, secretId), (r) => r.status === 403, 30_000);
+    assert.match(JSON.stringify((await direct(c1, secretId)).body), /ACL not found/);
+    await waitFor('the UI session row to go', () => s.db.consulUiSession.count({ where: { id: row.id } }), (n) => n === 0, 30_000);
+    assert.equal(await s.db.clusterSecret.count({ where: { name: SecretName.consulUiToken(row.id) } }), 0, 'its sealed secret too');
+    const revoked = (await events(c1.id)).filter((e) => e.action === 'consul-ui.sso.revoked' && e.details.uiSessionId === row.id);
+    assert.equal(revoked.length, 1, 'audited once');
+    assert.equal(revoked[0]!.details.reason, 'sign-out');
+    assert.equal(revoked[0]!.details.consulToken, 'deleted');
+    assert.equal(revoked[0]!.details.userId, w.session.user.userId);
+  });
+
+  it('loss of the role revokes the UI session on its next request, and its token', async () => {
+    const user = { ...writer, user: 'lena@contoso.example' };
+    const w = await signIn(s.url, user);
+    const { cookie } = await openUi(w, c1.id);
+    const row = (await uiRow(cookie))!;
+    const secretId = (await ui(c1.id, '/v1/acl/token/self', { cookie })).json.SecretID as string;
+    await signIn(s.url, { ...user, roles: READ }); // the identity provider now says Clusters.Read only
+    const refused = await ui(c1.id, '/v1/catalog/nodes', { cookie });
+    assert.equal(refused.status, 401);
+    assert.match(refused.json.error.message, /role-lost/);
+    await waitFor('the cluster to reject the token of the lost role', () => direct(c1, secretId), (r) => r.status === 403, 30_000);
+    await waitFor('the revocation to be audited', () => events(c1.id), (ev) => ev.some((e) => e.action === 'consul-ui.sso.revoked' && e.details.uiSessionId === row.id && e.details.reason === 'role-lost'), 30_000);
+  });
+
+  it('the worker\'s sweep revokes expired UI sessions and those whose console session expired', async () => {
+    const a = await signIn(s.url, { ...writer, user: 'exp1@contoso.example' });
+    const aUi = await openUi(a, c1.id);
+    const aRow = (await uiRow(aUi.cookie))!;
+    const aSecret = (await ui(c1.id, '/v1/acl/token/self', { cookie: aUi.cookie })).json.SecretID as string;
+    const b = await signIn(s.url, { ...writer, user: 'exp2@contoso.example' });
+    const bUi = await openUi(b, c1.id);
+    const bRow = (await uiRow(bUi.cookie))!;
+    const bSecret = (await ui(c1.id, '/v1/acl/token/self', { cookie: bUi.cookie })).json.SecretID as string;
+    await s.db.consulUiSession.update({ where: { id: aRow.id }, data: { expiresAt: new Date(Date.now() - 1000) } });
+    await s.db.consoleSession.update({ where: { id: bRow.consoleSessionId! }, data: { expiresAt: new Date(Date.now() - 1000) } });
+    await s.worker!.get(ConsulUiRevoker).sweep();
+    assert.equal(await s.db.consulUiSession.count({ where: { id: { in: [aRow.id, bRow.id] } } }), 0);
+    assert.equal(await s.db.consoleSession.count({ where: { id: bRow.consoleSessionId! } }), 0, 'the expired console session went');
+    assert.equal((await direct(c1, aSecret)).status, 403);
+    assert.equal((await direct(c1, bSecret)).status, 403);
+    const reasons = (await events(c1.id)).filter((e) => e.action === 'consul-ui.sso.revoked' && [aRow.id, bRow.id].includes(e.details.uiSessionId)).map((e) => e.details.reason).sort();
+    assert.deepEqual(reasons, ['console-session-ended', 'expired']);
+    await s.worker!.get(ConsulUiRevoker).sweep();
+    assert.equal((await events(c1.id)).filter((e) => e.action === 'consul-ui.sso.revoked' && [aRow.id, bRow.id].includes(e.details.uiSessionId)).length, 2, 'a second sweep audits nothing again');
+  });
+
+  it('a cluster with publicEndpoint still serves its UI directly, with token login', async () => {
+    const view = await s.request('GET', `/v1/clusters/${c1.id}`, { token: bearer });
+    assert.equal(view.body.publicEndpoint, true);
+    const res = await new ConsulHttpClient(c1.caPem).requestRaw({ address: c1.address, port: 8501, method: 'GET', path: '/ui/' });
+    assert.equal(res.status, 200);
+    assert.equal(view.body.endpoints.ui, `https://${c1.address}:8501/ui/`);
+    assert.equal((await direct(c1, '00000000-0000-4000-8000-000000000000', 'GET', '/v1/kv/app/config')).status, 403, 'without a valid token, default-deny');
+  });
+
+  it('a restore brings no Consul UI token back: the revoked ones in the snapshot are deleted again, and live sessions end', async () => {
+    const finish = async (opId: string) => (await waitFor(`operation ${opId}`, () => s.request('GET', `/v1/operations/${opId}`, { token: bearer }), (r) => ['Succeeded', 'Failed'].includes(r.body.state), 120_000)).body;
+    const before = await signIn(s.url, { ...writer, user: 'rosa@contoso.example' });
+    const old = await openUi(before, c1.id);
+    const oldSecret = (await ui(c1.id, '/v1/acl/token/self', { cookie: old.cookie })).json.SecretID as string;
+    const snap = await s.request('POST', `/v1/clusters/${c1.id}/snapshots`, { token: bearer, body: { name: 'with-ui-token' } });
+    assert.equal(snap.status, 202);
+    assert.equal((await finish(snap.body.operation.id)).state, 'Succeeded');
+    assert.equal((await manual(`${s.url}/auth/logout`, { method: 'POST', headers: { cookie: before.cookie, 'x-csrf-token': before.csrfToken } })).status, 204);
+    await waitFor('the signed-out token to be deleted', () => direct(c1, oldSecret), (r) => r.status === 403, 30_000);
+    const now = await signIn(s.url, { ...writer, user: 'nora@contoso.example' });
+    const live = await openUi(now, c1.id);
+    const liveRow = (await uiRow(live.cookie))!;
+    const liveSecret = (await ui(c1.id, '/v1/acl/token/self', { cookie: live.cookie })).json.SecretID as string;
+    const restore = await s.request('POST', `/v1/clusters/${c1.id}/snapshots/${snap.body.snapshot.id}/restore`, { token: bearer, body: { takeSnapshot: false } });
+    assert.equal(restore.status, 202, JSON.stringify(restore.body));
+    const done = await finish(restore.body.operation.id);
+    assert.equal(done.state, 'Succeeded', JSON.stringify(done));
+    assert.match(done.steps.at(-1).detail, /Consul UI token\(s\) deleted/);
+    assert.equal((await direct(c1, oldSecret)).status, 403, 'the revoked token the snapshot held is not back');
+    assert.equal((await direct(c1, liveSecret)).status, 403);
+    assert.equal((await ui(c1.id, '/v1/catalog/nodes', { cookie: live.cookie })).status, 401, 'the live session ended');
+    const ended = (await events(c1.id)).find((e) => e.action === 'consul-ui.sso.revoked' && e.details.uiSessionId === liveRow.id);
+    assert.equal(ended?.details.reason, 'cluster-restored');
+    const again = await openUi(now, c1.id);
+    assert.equal((await ui(c1.id, '/v1/catalog/nodes', { cookie: again.cookie })).status, 200, 'one click opens it again');
+  });
+
+  it('deleting the cluster ends its UI sessions at once, and the delete operation revokes their tokens first', async () => {
+    const w = await signIn(s.url, writer);
+    const { cookie } = await openUi(w, c2.id);
+    const row = (await uiRow(cookie))!;
+    assert.equal((await ui(c2.id, '/v1/catalog/nodes', { cookie })).status, 200);
+    const del = await s.request('DELETE', `/v1/clusters/${c2.id}`, { token: bearer });
+    assert.equal(del.status, 202);
+    assert.equal((await ui(c2.id, '/v1/catalog/nodes', { cookie })).status, 401, 'refused from the moment the delete is asked for');
+    const op = await waitFor('the delete', () => s.request('GET', `/v1/operations/${del.body.operation.id}`, { token: bearer }), (r) => ['Succeeded', 'Failed'].includes(r.body.state), 120_000);
+    assert.equal(op.body.state, 'Succeeded', JSON.stringify(op.body));
+    assert.equal(op.body.steps[0].name, 'revoke-consul-ui-sessions');
+    const revoked = (await events(c2.id)).find((e) => e.action === 'consul-ui.sso.revoked' && e.details.uiSessionId === row.id);
+    assert.ok(revoked);
+    assert.equal(revoked.details.reason, 'cluster-deleted');
+    assert.ok(['deleted', 'absent'].includes(revoked.details.consulToken), revoked.details.consulToken);
+    assert.equal(await s.db.consulUiSession.count({ where: { clusterId: c2.id } }), 0);
+  });
+});
