@@ -62,7 +62,7 @@ async function main(): Promise<void> {
   const clusterId = await createClusterThroughWorker(db, queue, config, `bench-sso-${randomBytes(3).toString('hex')}`, 'development');
   onCleanup(async () => {
     await deleteClusterThroughWorker(db, queue, config, clusterId).catch(async () => {
-      if ((await target.local.observe(clusterId)).length > 0) await target.local.stopAndRemove(clusterId, { gracefulTimeoutMs: 5_000 });
+      if ((await target.observe(clusterId)).length > 0) await target.deleteAll(clusterId);
     });
   });
   const cluster = (await new ClusterRepository(db).get(clusterId))!;

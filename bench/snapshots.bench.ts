@@ -71,7 +71,7 @@ async function main(): Promise<void> {
   log('snapshots: creating a development cluster');
   const clusterId = await createClusterThroughWorker(db, queue, config, `bench-snap-${randomBytes(3).toString('hex')}`, 'development');
   onCleanup(async () => {
-    if ((await target.local.observe(clusterId)).length > 0) await target.local.stopAndRemove(clusterId, { gracefulTimeoutMs: 5_000 });
+    if ((await target.observe(clusterId)).length > 0) await target.deleteAll(clusterId);
   });
   const spec: LocalClusterSpec = await target.spec(clusterId);
   const secrets: LocalClusterSecrets = await target.loadSecrets(clusterId);
@@ -121,7 +121,7 @@ async function main(): Promise<void> {
 
       // The operation's take-snapshot step, part by part.
       const c0 = performance.now();
-      const { data } = await target.local.saveSnapshot(spec, secrets);
+      const { data } = await target.consul.saveSnapshot(spec, secrets);
       const consulMs = performance.now() - c0;
       // Sealing, as the worker does it (fresh data key wrapped by the KEK, chunked AES-256-GCM).
       const k0 = performance.now();

@@ -10,7 +10,7 @@
  * (`1.8.7-bench-a`, `1.8.7-bench-b`, both reporting 1.8.7): each run upgrades
  * to the other name, so every server really restarts on another binary path.
  *
- * Where the time goes, per server: the LocalTarget calls the flow makes are
+ * Where the time goes, per server: the target and Consul API calls the flow makes are
  * timed (stopServer = leave + exit, startServers, the health wait), and an
  * observer polls the raft configuration and the leader every 100 ms to see
  * when the server left the raft peers, came back as a non-voter, was promoted
@@ -33,7 +33,7 @@ import {
   ClusterRepository, OperationKind, enqueueOperation, type Config, type OperationStep,
 } from '../libs/core/src';
 import {
-  CONSUL_SERVER_PORTS, ClusterLayout, ConsulHttpClient, signalProcess, type LocalClusterSecrets, type LocalClusterSpec, type LocalTarget,
+  CONSUL_SERVER_PORTS, ClusterLayout, ConsulHttpClient, signalProcess, type ConsulApi, type LocalClusterSecrets, type LocalClusterSpec, type LocalTarget,
 } from '../libs/provisioner/src';
 import {
   benchConfig, consulLogLines, createBenchDatabase, createClusterThroughWorker, deleteClusterThroughWorker, dropBenchDatabase, log,
@@ -160,7 +160,7 @@ async function main(): Promise<void> {
     await BlobServiceClient.fromConnectionString(config.AZURE_STORAGE_CONNECTION_STRING).getContainerClient(container).deleteIfExists();
   });
   const { db, queue, target } = await startBenchWorker(config);
-  const local = target.local;
+  const local: Local = { hosts: target.targets.get('local') as LocalTarget, consul: target.consul };
   const calls = instrument(local);
   const layout = new ClusterLayout(path.join(config.LOCAL_DIR, 'clusters'));
 
@@ -168,9 +168,9 @@ async function main(): Promise<void> {
   const name = `bench-up-${randomBytes(3).toString('hex')}`;
   const clusterId = await createClusterThroughWorker(db, queue, config, name, 'standard');
   onCleanup(async () => {
-    if ((await local.observe(clusterId)).length > 0) {
+    if ((await local.hosts.observe(clusterId)).length > 0) {
       log(`clean-up: stopping the servers of cluster ${clusterId}`);
-      await local.stopAndRemove(clusterId, { gracefulTimeoutMs: 5_000 });
+      await local.hosts.stopAndRemove(clusterId, { gracefulTimeoutMs: 5_000 });
     }
   });
   const secrets: LocalClusterSecrets = await target.loadSecrets(clusterId);
@@ -188,7 +188,7 @@ async function main(): Promise<void> {
     const follower = spec.servers.find((s) => s.index !== leaderIdx)!.index;
     const b = await plainRestart(local, client, spec, secrets, follower, leaderIdx!);
     baselines.push(b);
-    log(`  run ${run} baseline: plain stop/start of follower ${follower}: stop ${b.stopMs} ms, start ${b.startMs} ms, to answering ${b.answeringMs} ms, caught up ${b.caughtUpMs} ms, to healthy voter ${b.healthMs} ms (LocalTarget.waitForHealthy: ${b.waitForHealthyMs} ms); total ${b.totalMs} ms`);
+    log(`  run ${run} baseline: plain stop/start of follower ${follower}: stop ${b.stopMs} ms, start ${b.startMs} ms, to answering ${b.answeringMs} ms, caught up ${b.caughtUpMs} ms, to healthy voter ${b.healthMs} ms (ConsulApi.waitForHealthy: ${b.waitForHealthyMs} ms); total ${b.totalMs} ms`);
 
     // The upgrade, through the worker.
     const to = VERSIONS[(run - 1) % VERSIONS.length]!;
@@ -219,7 +219,7 @@ async function main(): Promise<void> {
     if (run === 1 && process.env.BENCH_UPGRADE_LOGS === '1') for (const l of logs) log(`      ${l}`);
 
     if (COMPARE_LEAVE) {
-      // The procedure the flow used before (graceful leave, then autopilot's view polled every 200 ms), replayed through LocalTarget on the same cluster.
+      // The procedure the flow used before (graceful leave, then autopilot's view polled every 200 ms), replayed through the same two layers on the same cluster.
       const spec2 = await target.spec(clusterId);
       const leader2 = await leaderIndex(local, spec2, secrets);
       const obs2 = new Observer(client, spec2, secrets.managementToken);
@@ -227,8 +227,9 @@ async function main(): Promise<void> {
       calls.length = 0;
       const r0 = Date.now();
       for (const s of [...spec2.servers].sort((a, b) => Number(a.index === leader2) - Number(b.index === leader2))) {
-        await local.stopServer(spec2, secrets, s.index); // leave: true, the default
-        await local.startServers(spec2, secrets);
+        await local.consul.leave(spec2, secrets, s.index);
+        await local.hosts.stopServer(spec2.clusterId, s.index);
+        await local.hosts.startServers(spec2, secrets);
         await previousHealthCheck(local, spec2, secrets, s.index);
       }
       const rollMs = Date.now() - r0;
@@ -299,17 +300,38 @@ function fmt(p: Record<string, { median: number; n: number }>): string {
 
 interface Call { at: number; end: number; what: 'stop' | 'start' | 'healthy' | 'autopilot'; index?: number; started?: number[]; healthy?: boolean }
 
-/** Times the LocalTarget calls the upgrade flow makes: stopServer, startServers, and the first healthy autopilot answer after each start. */
-function instrument(local: LocalTarget): Call[] {
+/** The two layers the upgrade flow goes through: the servers' hosts and the Consul API. */
+interface Local {
+  hosts: LocalTarget;
+  consul: ConsulApi;
+}
+
+/**
+ * Times the calls the upgrade flow makes: stopping a server and starting it
+ * on the new binary (putServer, whose stop part is timed by stopServer), and
+ * the first healthy autopilot answer after each start.
+ */
+function instrument(local: Local): Call[] {
   const calls: Call[] = [];
-  const stop = local.stopServer.bind(local);
-  local.stopServer = async (spec, secrets, index, opts) => {
+  const { hosts, consul } = local;
+  let lastStopEnd = 0;
+  const stop = hosts.stopServer.bind(hosts);
+  hosts.stopServer = async (clusterId, index, opts) => {
     const at = Date.now();
-    await stop(spec, secrets, index, opts);
-    calls.push({ at, end: Date.now(), what: 'stop', index });
+    const r = await stop(clusterId, index, opts);
+    lastStopEnd = Date.now();
+    calls.push({ at, end: lastStopEnd, what: 'stop', index });
+    return r;
   };
-  const start = local.startServers.bind(local);
-  local.startServers = async (spec, secrets) => {
+  const put = hosts.putServer.bind(hosts);
+  hosts.putServer = async (spec, secrets, index) => {
+    const called = Date.now();
+    const r = await put(spec, secrets, index);
+    calls.push({ at: Math.max(called, lastStopEnd), end: Date.now(), what: 'start', started: [index] });
+    return r;
+  };
+  const start = hosts.startServers.bind(hosts);
+  hosts.startServers = async (spec, secrets) => {
     const at = Date.now();
     const r = await start(spec, secrets);
     calls.push({ at, end: Date.now(), what: 'start', started: r.started.map((s) => s.index) });
@@ -318,8 +340,8 @@ function instrument(local: LocalTarget): Call[] {
   // Health is checked through waitForHealthy (the flow now), or by polling autopilotHealthy
   // alone (the flow before, replayed by previousHealthCheck): its healthy answer ends the wait.
   let insideWaitForHealthy = 0;
-  const waitForHealthy = local.waitForHealthy.bind(local);
-  local.waitForHealthy = async (spec, secrets, opts) => {
+  const waitForHealthy = consul.waitForHealthy.bind(consul);
+  consul.waitForHealthy = async (spec, secrets, opts) => {
     const at = Date.now();
     insideWaitForHealthy++;
     try {
@@ -330,8 +352,8 @@ function instrument(local: LocalTarget): Call[] {
       insideWaitForHealthy--;
     }
   };
-  const healthy = local.autopilotHealthy.bind(local);
-  local.autopilotHealthy = async (spec, secrets) => {
+  const healthy = consul.autopilotHealthy.bind(consul);
+  consul.autopilotHealthy = async (spec, secrets) => {
     const at = Date.now();
     const r = await healthy(spec, secrets);
     calls.push({ at, end: Date.now(), what: 'autopilot', healthy: r.healthy });
@@ -381,10 +403,10 @@ function perServer(calls: Call[], obs: Observer, leaderIdx: number | undefined):
   return out;
 }
 
-async function leaderIndex(local: LocalTarget, spec: LocalClusterSpec, secrets: LocalClusterSecrets): Promise<number | undefined> {
+async function leaderIndex(local: Local, spec: LocalClusterSpec, secrets: LocalClusterSecrets): Promise<number | undefined> {
   for (const s of spec.servers) {
     try {
-      const st = await local.serverStatus(spec, secrets, s.index);
+      const st = await local.consul.serverStatus(spec, secrets, s.index);
       const addr = st.leader.split(':')[0];
       const found = spec.servers.find((x) => x.address === addr);
       if (found) return found.index;
@@ -424,18 +446,18 @@ export function goDurationMs(text: string): number {
  * restarted server itself in contact with the leader (last_contact < 200 ms) with its
  * applied index at or past the leader's commit index sampled after the restart.
  */
-async function plainRestart(local: LocalTarget, client: ConsulHttpClient, spec: LocalClusterSpec, secrets: LocalClusterSecrets, index: number, leader: number): Promise<Record<string, number>> {
+async function plainRestart(local: Local, client: ConsulHttpClient, spec: LocalClusterSpec, secrets: LocalClusterSecrets, index: number, leader: number): Promise<Record<string, number>> {
   const addr = (i: number) => spec.servers.find((s) => s.index === i)!.address;
   const t0 = Date.now();
-  const procs = (await local.observe(spec.clusterId)).filter((p) => p.index === index);
+  const procs = (await local.hosts.observe(spec.clusterId)).filter((p) => p.index === index);
   for (const p of procs) signalProcess(p.pid, 'SIGTERM');
-  while ((await local.observe(spec.clusterId)).some((p) => p.index === index)) await sleep(20);
+  while ((await local.hosts.observe(spec.clusterId)).some((p) => p.index === index)) await sleep(20);
   const t1 = Date.now();
-  await local.startServers(spec, secrets);
+  await local.hosts.startServers(spec, secrets);
   const t2 = Date.now();
-  // The flow's own condition (LocalTarget.waitForHealthy), timed on the same restart.
+  // The flow's own condition (ConsulApi.waitForHealthy), timed on the same restart.
   let flowCheck = 0;
-  const flowCheckDone = local.waitForHealthy(spec, secrets, { timeoutMs: 120_000 }).then(() => void (flowCheck = Date.now() - t2));
+  const flowCheckDone = local.consul.waitForHealthy(spec, secrets, { timeoutMs: 120_000 }).then(() => void (flowCheck = Date.now() - t2));
   const leaderCommit = Number((await raftStats(client, addr(leader), secrets.managementToken))?.commit_index ?? NaN);
   let answering = 0;
   let caughtUp = 0;
@@ -444,7 +466,7 @@ async function plainRestart(local: LocalTarget, client: ConsulHttpClient, spec: 
     const own = await raftStats(client, addr(index), secrets.managementToken);
     if (own && !answering) answering = Date.now();
     if (own && !caughtUp && own.state === 'Follower' && goDurationMs(own.last_contact ?? 'never') < 200 && Number(own.applied_index) >= leaderCommit) caughtUp = Date.now();
-    if (caughtUp && (await local.autopilotHealthy(spec, secrets).catch(() => ({ healthy: false }))).healthy) break;
+    if (caughtUp && (await local.consul.autopilotHealthy(spec, secrets).catch(() => ({ healthy: false }))).healthy) break;
     if (Date.now() > deadline) throw new Error(`server ${index} not healthy 120 s after a plain restart`);
     await sleep(HEALTH_POLL_MS);
   }
@@ -454,13 +476,13 @@ async function plainRestart(local: LocalTarget, client: ConsulHttpClient, spec: 
 }
 
 /** The upgrade flow's health check before this change: the process runs, answers, and autopilot's (cached) view has every server a healthy voter; polled every 200 ms. */
-async function previousHealthCheck(local: LocalTarget, spec: LocalClusterSpec, secrets: LocalClusterSecrets, index: number): Promise<void> {
+async function previousHealthCheck(local: Local, spec: LocalClusterSpec, secrets: LocalClusterSecrets, index: number): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    if ((await local.observe(spec.clusterId)).some((p) => p.index === index)) {
+    if ((await local.hosts.observe(spec.clusterId)).some((p) => p.index === index)) {
       try {
-        await local.serverStatus(spec, secrets, index);
-        if ((await local.autopilotHealthy(spec, secrets)).healthy) return;
+        await local.consul.serverStatus(spec, secrets, index);
+        if ((await local.consul.autopilotHealthy(spec, secrets)).healthy) return;
       } catch {
         /* not yet */
       }

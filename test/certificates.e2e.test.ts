@@ -85,7 +85,7 @@ describe('certificate lifetimes: expiry dates, automatic rotation, CA roll', { t
       const del = await s.request('DELETE', `/v1/clusters/${id}`, { token });
       if (del.status === 202) await finish(del.body.operation.id);
     }
-    target.local.close();
+    target.close();
     await queue.close();
     redis.disconnect();
     await s.close();
@@ -196,7 +196,7 @@ describe('certificate lifetimes: expiry dates, automatic rotation, CA roll', { t
   it('a CA roll cut short is carried on by the next one, which reloads only the servers not there yet, and re-running its steps changes nothing', async () => {
     const flow = new RotateCaFlow(target, secrets, new AuditRepository(s.db), 60_000);
     const cluster = (await clusters.get(main))!;
-    const pids = await target.local.observe(main);
+    const pids = await target.observe(main);
     const caBefore = (await clientConfig(main)).caPem as string;
     // A worker that stopped for good after the leaves were rolled, before the old CA was dropped.
     const cutShort = { id: '00000000-0000-4000-8000-0000000000ca' } as Operation;
@@ -226,7 +226,7 @@ describe('certificate lifetimes: expiry dates, automatic rotation, CA roll', { t
     const again: string[] = [];
     for (const step of flow.steps({ operation: { id: res.body.operation.id } as Operation, cluster })) again.push(`${step.name}: ${(await step.run()) ?? ''}`);
     assert.deepEqual(again.slice(0, 4), ['issue-ca: rolled already', 'trust-new-ca: no CA roll in progress', 'roll-leaves: no CA roll in progress', 'drop-old-ca: no CA roll in progress']);
-    assert.deepEqual(await target.local.observe(main), pids, 'no server restarted in any roll');
+    assert.deepEqual(await target.observe(main), pids, 'no server restarted in any roll');
     assert.equal((await clientConfig(main)).caPem, after);
   });
 

@@ -174,7 +174,7 @@ describe('key rotation', { timeout: 600_000 }, () => {
     const del = await s.request('DELETE', `/v1/clusters/${id}`, { token });
     await finish(del.body.operation.id);
     target.close();
-    clusterTarget.local.close();
+    clusterTarget.close();
     await queue.close();
     redis.disconnect();
     await s.close();

@@ -19,7 +19,7 @@ export class ClusterSnapshots {
     if (!row) throw new PermanentError('snapshot_gone', `snapshot ${snapshotId} no longer exists`);
     if (row.state === SnapshotState.Available) return `already taken (${row.size} bytes)`;
     const spec = await this.target.spec(row.clusterId);
-    const { data, index } = await this.target.local.saveSnapshot(spec, await this.target.loadSecrets(row.clusterId));
+    const { data, index } = await this.target.consul.saveSnapshot(spec, await this.target.loadSecrets(row.clusterId));
     const binding = snapshotBinding(row.clusterId, row.id);
     const { kekId, dataKey, wrappedKey } = this.box.newDataKey(binding);
     const sealed = sealBuffer(dataKey, binding, data);

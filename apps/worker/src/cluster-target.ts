@@ -2,19 +2,36 @@ import {
   ClusterRepository, SecretName, SecretRepository, VERSIONS, type ClusterWithServers, type Config,
 } from '../../../libs/core/src';
 import {
-  LocalTarget, certificateDates, generateClusterPki, generateGossipKey, generateManagementToken, issueServerCertificate, type ClusterPki, type LocalClusterSecrets, type LocalClusterSpec,
+  ConsulApi, certificateDates, generateClusterPki, generateGossipKey, generateManagementToken, issueServerCertificate, poll,
+  type ClusterPki, type ClusterSecrets, type ClusterSpec, type ObservedServer, type Progress, type Target, type WaitForHealthyOptions,
 } from '../../../libs/provisioner/src';
 import path from 'node:path';
 import { PermanentError } from './flows/flow';
+import { TargetRegistry } from './target-registry';
+
+/** How long a target's change may stay in progress before the step fails (and is retried). */
+const TARGET_CHANGE_TIMEOUT_MS = 15 * 60_000;
+
+export interface RollingRestartResult {
+  /** Server indexes in the order they were restarted (the leader last). */
+  restarted: number[];
+  /** The servers that were not running and were started on the current files. */
+  started: number[];
+}
 
 /**
- * The worker's view of the local target: turns cluster rows and sealed secrets
- * into the provisioner's specs. Secrets are made once and stored sealed before
- * anything uses them, so a retried step reuses them.
+ * What flows see of a cluster: its spec and sealed secrets from the database,
+ * its Consul API (`consul`, the same on every target), and its servers' hosts
+ * (the `Target` its row names), composed here into the server-level steps the
+ * flows take. Secrets are made once and stored sealed before anything uses
+ * them, so a retried step reuses them.
  */
 export class ClusterTarget {
-  readonly local: LocalTarget;
+  readonly consul: ConsulApi;
   readonly binaryFor: (version: string) => string;
+  readonly targets: TargetRegistry;
+  /** The target kind of each cluster seen, from its row (it never changes). */
+  private readonly kinds = new Map<string, string>();
 
   constructor(private readonly config: Config, private readonly clusters: ClusterRepository, private readonly secrets: SecretRepository) {
     const installDir = path.resolve(path.dirname(config.CONSUL_BIN), '..', '..');
@@ -24,15 +41,178 @@ export class ClusterTarget {
         if (version === VERSIONS[0].version) return config.CONSUL_BIN;
         return path.isAbsolute(entry.binary) ? entry.binary : path.join(installDir, entry.binary);
     };
-    this.local = new LocalTarget({ clustersDir: path.join(config.LOCAL_DIR, 'clusters'), consulBinary: this.binaryFor });
+    this.targets = new TargetRegistry(config, this.binaryFor);
+    this.consul = new ConsulApi({
+      liveness: {
+        running: async (clusterId) => new Set((await this.observe(clusterId)).map((s) => s.index)),
+        explainDown: async (clusterId, index) => (await this.hosts(clusterId)).explainDown(clusterId, index),
+      },
+    });
+  }
+
+  /** The hosts of the cluster's servers: the target its row records. */
+  async hosts(clusterId: string): Promise<Target> {
+    let kind = this.kinds.get(clusterId);
+    if (kind === undefined) {
+      const cluster = await this.clusters.get(clusterId);
+      if (!cluster) throw new PermanentError('cluster_gone', `cluster ${clusterId} no longer exists`);
+      kind = cluster.target;
+      this.kinds.set(clusterId, kind);
+    }
+    return this.targets.get(kind);
+  }
+
+  /** The servers of the cluster that run now. */
+  async observe(clusterId: string): Promise<readonly ObservedServer[]> {
+    return (await this.hosts(clusterId)).observe(clusterId);
+  }
+
+  async ensureInfrastructure(spec: ClusterSpec): Promise<void> {
+    const hosts = await this.hosts(spec.clusterId);
+    await this.settle(`the infrastructure of cluster ${spec.clusterId}`, () => hosts.ensureInfrastructure(spec));
+  }
+
+  async writeServerConfig(spec: ClusterSpec, secrets: ClusterSecrets): Promise<void> {
+    const hosts = await this.hosts(spec.clusterId);
+    await this.settle(`the server config of cluster ${spec.clusterId}`, () => hosts.writeServerConfig(spec, secrets));
+  }
+
+  /** Starts the servers of the spec that are down, on its config and binary; running ones are left alone. */
+  async startServers(spec: ClusterSpec, secrets: ClusterSecrets): Promise<{ started: number[]; alreadyRunning: number[]; running: number }> {
+    const hosts = await this.hosts(spec.clusterId);
+    const indexes = async () => new Set((await hosts.observe(spec.clusterId)).map((s) => s.index));
+    const before = await indexes();
+    await this.settle(`the servers of cluster ${spec.clusterId} to start`, () => hosts.startServers(spec, secrets));
+    const after = await indexes();
+    const ofSpec = spec.servers.map((s) => s.index);
+    return { started: ofSpec.filter((i) => after.has(i) && !before.has(i)), alreadyRunning: ofSpec.filter((i) => before.has(i)), running: after.size };
+  }
+
+  /** Server `index` runs the spec's config and binary (restarted if it ran others). */
+  async putServer(spec: ClusterSpec, secrets: ClusterSecrets, index: number): Promise<void> {
+    const hosts = await this.hosts(spec.clusterId);
+    await this.settle(`server ${index} of cluster ${spec.clusterId} on its config`, () => hosts.putServer(spec, secrets, index));
+  }
+
+  /**
+   * Stops one server and keeps its files: a graceful leave first (with
+   * `leave`, for a leader: the others elect a new one at once), else it stays
+   * a voter, as for a restart.
+   */
+  async stopServer(spec: ClusterSpec, secrets: ClusterSecrets, index: number, opts: { leave: boolean }): Promise<void> {
+    const hosts = await this.hosts(spec.clusterId);
+    if (opts.leave && (await hosts.observe(spec.clusterId)).some((s) => s.index === index)) await this.consul.leave(spec, secrets, index);
+    await this.settle(`server ${index} of cluster ${spec.clusterId} to stop`, () => hosts.stopServer(spec.clusterId, index));
+  }
+
+  /**
+   * Takes one server out of a running cluster for good (scaling down): a
+   * graceful leave, so raft drops it while the others keep quorum; it stops;
+   * if it did not leave cleanly its raft peer is removed through another
+   * server; then its data goes. Idempotent.
+   */
+  async removeServer(spec: ClusterSpec, secrets: ClusterSecrets, index: number): Promise<void> {
+    const hosts = await this.hosts(spec.clusterId);
+    await this.stopServer(spec, secrets, index, { leave: true });
+    await this.consul.removeRaftPeer(spec, secrets, index);
+    await this.settle(`server ${index} of cluster ${spec.clusterId} to be removed`, () => hosts.removeServer(spec.clusterId, index));
+  }
+
+  /**
+   * Makes server `index` re-read its files (TLS files and CAs apply to new
+   * connections, no restart) unless `done` holds already, then waits until
+   * it does. Returns whether it had to reload. Idempotent: a retry reloads
+   * only the servers not there yet.
+   */
+  async reloadServerUntil(spec: ClusterSpec, index: number, what: string, done: () => Promise<boolean>, timeoutMs = 30_000): Promise<boolean> {
+    const attempt = () => done().catch(() => false);
+    if (await attempt()) return false;
+    const hosts = await this.hosts(spec.clusterId);
+    await this.settle(`server ${index} of cluster ${spec.clusterId} to reload`, () => hosts.reloadServer(spec.clusterId, index));
+    await poll(`server ${index} of cluster ${spec.clusterId}: ${what} not true after its reload`, attempt, (ok) => ok || 'not yet', { timeoutMs });
+    return true;
+  }
+
+  /** Reloads server `index` and waits until it serves `expectedCertPem`. */
+  async reloadServer(spec: ClusterSpec, secrets: ClusterSecrets, index: number, expectedCertPem: string): Promise<void> {
+    const hosts = await this.hosts(spec.clusterId);
+    if (!(await hosts.observe(spec.clusterId)).some((s) => s.index === index)) throw new Error(`server ${index} of cluster ${spec.clusterId} is not running`);
+    await this.settle(`server ${index} of cluster ${spec.clusterId} to reload`, () => hosts.reloadServer(spec.clusterId, index));
+    await this.consul.waitForServedCertificate(spec, secrets, index, expectedCertPem);
+  }
+
+  /**
+   * Rolling restart onto the config of `writeServerConfig(spec, secrets)`, for
+   * settings Consul applies only at start. Servers that are down are started
+   * first; then one at a time each server still running an older config
+   * restarts, followers first: a follower just stops and starts again,
+   * staying a voter, so the others keep quorum and the leader; the leader,
+   * last, leaves gracefully so the others elect a new one at once. The
+   * cluster must be healthy before the next server. Idempotent: servers
+   * already on the current config are left alone.
+   */
+  async restartServersOnOldConfig(spec: ClusterSpec, secrets: ClusterSecrets, opts: WaitForHealthyOptions): Promise<RollingRestartResult> {
+    const hosts = await this.hosts(spec.clusterId);
+    const { started } = await this.startServers(spec, secrets);
+    await this.consul.waitForHealthy(spec, secrets, opts);
+    const restarted: number[] = [];
+    for (;;) {
+      const old = await hosts.serversOnOldConfig(spec, secrets);
+      if (old.length === 0) return { restarted, started };
+      const leader = await this.consul.leaderIndex(spec, secrets);
+      const index = old.find((i) => i !== leader) ?? old[0]!;
+      if (restarted.includes(index)) {
+        throw new Error(`server ${index} of cluster ${spec.clusterId} still runs an older config after its restart`);
+      }
+      if (index === leader && spec.servers.length > 1) await this.consul.leave(spec, secrets, index);
+      await this.putServer(spec, secrets, index);
+      await this.consul.waitForHealthy(spec, secrets, opts);
+      restarted.push(index);
+    }
+  }
+
+  async serverBinary(clusterId: string, index: number): Promise<string | null> {
+    return (await this.hosts(clusterId)).serverBinary(clusterId, index);
+  }
+
+  async serversOnOldConfig(spec: ClusterSpec, secrets: ClusterSecrets): Promise<number[]> {
+    return (await this.hosts(spec.clusterId)).serversOnOldConfig(spec, secrets);
+  }
+
+  /** Removes everything the target holds for the cluster; the servers before it, for the step log. */
+  async deleteAll(clusterId: string): Promise<number> {
+    const hosts = await this.hosts(clusterId);
+    const before = (await hosts.observe(clusterId)).length;
+    await this.settle(`cluster ${clusterId} to be deleted`, () => hosts.deleteAll(clusterId));
+    this.consul.forget(clusterId);
+    this.kinds.delete(clusterId);
+    return before;
+  }
+
+  /** Closes pooled connections (servers keep running). */
+  close(): void {
+    this.consul.close();
+    this.targets.close();
+  }
+
+  /** Asks a target's call again until it is done (a long change, e.g. a deployment, answers in-progress meanwhile). */
+  private async settle(what: string, call: () => Promise<Progress>): Promise<void> {
+    let retryAfterMs = 1_000;
+    await poll(what, async () => {
+      const p = await call();
+      if (p.state === 'in-progress') retryAfterMs = p.retryAfterMs;
+      return p;
+    }, (p) => (p.state === 'ready' ? true : p.detail), {
+      timeoutMs: TARGET_CHANGE_TIMEOUT_MS, intervalMs: () => retryAfterMs, failOnError: true,
+    });
   }
 
   async allocate(cluster: ClusterWithServers) {
     return this.clusters.allocateAddresses(cluster.id, cluster.serverCount, this.config.LOCAL_NET_OCTET);
   }
 
-  /** The cluster as the local target sees it: its first `count` servers (default: its tier's count). */
-  async spec(clusterId: string, count?: number): Promise<LocalClusterSpec> {
+  /** The cluster as the provisioner sees it: its first `count` servers (default: its tier's count). */
+  async spec(clusterId: string, count?: number): Promise<ClusterSpec> {
     const cluster = await this.clusters.get(clusterId);
     if (!cluster) throw new PermanentError('cluster_gone', `cluster ${clusterId} no longer exists`);
     const n = count ?? cluster.serverCount;
@@ -46,14 +226,14 @@ export class ClusterTarget {
   }
 
   /** Every server that has an address, also those being added or removed by scaling. */
-  async allServersSpec(clusterId: string): Promise<LocalClusterSpec> {
+  async allServersSpec(clusterId: string): Promise<ClusterSpec> {
     const cluster = await this.clusters.get(clusterId);
     if (!cluster) throw new PermanentError('cluster_gone', `cluster ${clusterId} no longer exists`);
     return this.spec(clusterId, cluster.servers.length);
   }
 
   /** Server certificates for servers that have none yet (scaling up), from the cluster's own CA. */
-  async ensureServerCertificates(spec: LocalClusterSpec): Promise<number> {
+  async ensureServerCertificates(spec: ClusterSpec): Promise<number> {
     const secrets = await this.loadSecrets(spec.clusterId);
     const have = new Set(secrets.pki.servers.map((c) => c.address));
     const missing = spec.servers.filter((s) => !have.has(s.address));
@@ -66,7 +246,7 @@ export class ClusterTarget {
   }
 
   /** Drops the certificates of servers that are gone (scaling down). */
-  async forgetServerCertificates(spec: LocalClusterSpec): Promise<void> {
+  async forgetServerCertificates(spec: ClusterSpec): Promise<void> {
     const secrets = await this.loadSecrets(spec.clusterId);
     const keep = new Set(spec.servers.map((s) => s.address));
     const servers = secrets.pki.servers.filter((c) => keep.has(c.address));
@@ -91,7 +271,7 @@ export class ClusterTarget {
   }
 
   /** Creates the cluster's secrets if they are missing. */
-  async ensureSecrets(spec: LocalClusterSpec): Promise<void> {
+  async ensureSecrets(spec: ClusterSpec): Promise<void> {
     await this.secrets.putIfAbsent(spec.clusterId, SecretName.Pki, async () =>
       JSON.stringify(await generateClusterPki({ datacenter: spec.datacenter, serverAddresses: spec.servers.map((s) => s.address) })),
     );
@@ -100,7 +280,7 @@ export class ClusterTarget {
     await this.publishCertificates(spec.clusterId);
   }
 
-  async loadSecrets(clusterId: string): Promise<LocalClusterSecrets> {
+  async loadSecrets(clusterId: string): Promise<ClusterSecrets> {
     const [pki, gossipKey, managementToken] = await Promise.all([
       this.secrets.get(clusterId, SecretName.Pki),
       this.secrets.get(clusterId, SecretName.GossipKey),

@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import {
   ClusterRepository, ClusterState, OperationKind, enqueueOperation, type ClusterWithServers, type OperationsQueue,
 } from '../../../libs/core/src';
-import type { LocalTarget } from '../../../libs/provisioner/src';
+import type { ObservedServer } from '../../../libs/provisioner/src';
 
 export type Health = 'healthy' | 'degraded' | 'unavailable';
 
@@ -14,14 +14,14 @@ export type Health = 'healthy' | 'degraded' | 'unavailable';
 export class HealthMonitor {
   private readonly log = new Logger('health');
 
-  constructor(private readonly clusters: ClusterRepository, private readonly local: LocalTarget, private readonly queue: OperationsQueue, private readonly attempts: number) {}
+  constructor(private readonly clusters: ClusterRepository, private readonly servers: { observe(clusterId: string): Promise<readonly ObservedServer[]> }, private readonly queue: OperationsQueue, private readonly attempts: number) {}
 
   async tick(now: Date = new Date()): Promise<{ checked: number; repairs: number }> {
     let repairs = 0;
     const all = await this.clusters.listMonitored();
     for (const c of all) {
       const expected = c.servers.slice(0, c.serverCount).map((s) => s.index);
-      const running = new Set((await this.local.observe(c.id)).map((p) => p.index));
+      const running = new Set((await this.servers.observe(c.id)).map((p) => p.index));
       const down = expected.filter((i) => !running.has(i));
       const { health, reason } = this.judge(c, down);
       if (health !== c.health || reason !== c.healthReason) await this.clusters.recordHealth(c.id, health, reason, now);

@@ -116,7 +116,7 @@ export class WorkerModule {
               'rotate-ca': new RotateCaFlow(target, secrets, audit, config.CLUSTER_READY_TIMEOUT_MS),
             };
             const runner = new OperationRunner(ops, clusters, flows, { owner: `${hostname()}:${process.pid}`, leaseMs: config.OPERATION_LEASE_MS });
-            runner.onClose = () => target.local.close();
+            runner.onClose = () => target.close();
             return runner;
           },
           inject: [OperationRepository, ClusterRepository, SecretRepository, AuditRepository, ClusterTarget, SnapshotRepository, ClusterSnapshots, IssuedTokenRepository, ConsulUiRevoker],
@@ -156,7 +156,7 @@ export class WorkerModule {
         },
         {
           provide: HealthMonitor,
-          useFactory: (clusters: ClusterRepository, target: ClusterTarget, queue: OperationsQueue) => new HealthMonitor(clusters, target.local, queue, config.JOB_ATTEMPTS),
+          useFactory: (clusters: ClusterRepository, target: ClusterTarget, queue: OperationsQueue) => new HealthMonitor(clusters, target, queue, config.JOB_ATTEMPTS),
           inject: [ClusterRepository, ClusterTarget, QUEUE],
         },
         {

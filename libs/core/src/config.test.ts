@@ -18,3 +18,12 @@ describe('certificate rotation settings', () => {
     assert.equal(loadConfig({}, { CERT_ROTATION_THRESHOLD_DAYS: '60', CA_ROTATION_THRESHOLD_DAYS: '60' }).CA_ROTATION_THRESHOLD_DAYS, 60);
   });
 });
+
+describe('the default target', () => {
+  it('is local, CLUSTER_TARGET when given, and refuses an unknown one naming the variable', () => {
+    assert.equal(loadConfig({}).defaultTarget, 'local');
+    assert.equal(loadConfig({}, { AZURE_CLIENT_ID: '00000000-0000-4000-8000-000000000001' }).defaultTarget, 'local', 'the API identity alone does not move clusters');
+    assert.equal(loadConfig({}, { CLUSTER_TARGET: 'azure' }).defaultTarget, 'azure');
+    assert.throws(() => loadConfig({}, { CLUSTER_TARGET: 'gcp' }), /CLUSTER_TARGET/);
+  });
+});

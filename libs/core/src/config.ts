@@ -24,6 +24,11 @@ const schema = z.object({
   QUEUE_PREFIX: z.string().regex(/^[a-z0-9:_-]+$/i).default('mc'),
   LOCAL_DIR: z.string().default(localDir),
   CONSUL_BIN: z.string().default(path.join(localDir, 'consul', 'usr', 'bin', 'consul')),
+  /**
+   * Where new clusters run: `local` (Consul processes on this machine) or `azure` (the customer's managed
+   * resource group). Unset: `local` (see defaultTargetOf).
+   */
+  CLUSTER_TARGET: z.enum(['local', 'azure']).optional(),
   /** Second octet of the loopback block the local target hands out (127.<n>.x.y). */
   LOCAL_NET_OCTET: z.coerce.number().int().min(2).max(254).default(64),
   KEK_FILE: z.string().default(path.join(localDir, 'keys', 'kek.json')),
@@ -154,9 +159,25 @@ const schema = z.object({
   METRICS: bool.default(true),
 });
 
-export type Config = z.infer<typeof schema> & { readonly repoRoot: string; readonly versions: ConsulVersionEntry[] };
+export type Config = z.infer<typeof schema> & {
+  readonly repoRoot: string;
+  readonly versions: ConsulVersionEntry[];
+  /** The target new clusters are recorded with (the cluster row's `target`). */
+  readonly defaultTarget: 'local' | 'azure';
+};
 
 export class ConfigError extends Error {}
+
+/**
+ * The target new clusters are recorded with: CLUSTER_TARGET, else `local`.
+ * The hook for "azure when Azure settings are given": AZURE_CLIENT_ID alone
+ * does not decide it yet, since it is also the API's identity for reading
+ * managed applications, and no Azure target is built in yet; the Azure
+ * target adds its settings here.
+ */
+function defaultTargetOf(settings: Pick<z.infer<typeof schema>, 'CLUSTER_TARGET'>): 'local' | 'azure' {
+  return settings.CLUSTER_TARGET ?? 'local';
+}
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<keyof z.infer<typeof schema>, string>> = {}): Config {
   const input: Record<string, string | undefined> = {};
@@ -183,5 +204,5 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     const missing = (['MARKETPLACE_TENANT_ID', 'MARKETPLACE_CLIENT_ID', 'MARKETPLACE_CLIENT_SECRET'] as const).filter((k) => !parsed.data[k]);
     if (missing.length) throw new ConfigError(`invalid configuration:\n${missing.map((k) => `  ${k}: required when BILLING_EXPORTER=marketplace`).join('\n')}`);
   }
-  return { ...parsed.data, repoRoot, versions };
+  return { ...parsed.data, repoRoot, versions, defaultTarget: defaultTargetOf(parsed.data) };
 }

@@ -31,29 +31,30 @@ export class CreateClusterFlow implements Flow {
       {
         name: 'write-config',
         run: async () => {
-          await this.target.local.writeServerFiles(await this.target.spec(id), await this.target.loadSecrets(id));
+          const spec = await this.target.spec(id);
+          await this.target.ensureInfrastructure(spec);
+          await this.target.writeServerConfig(spec, await this.target.loadSecrets(id));
         },
       },
       {
         name: 'start-servers',
         run: async () => {
           const spec = await this.target.spec(id);
-          await this.target.local.startServers(spec, await this.target.loadSecrets(id));
-          const running = await this.target.local.observe(id);
-          return `${running.length} of ${spec.servers.length} server processes running`;
+          const { running } = await this.target.startServers(spec, await this.target.loadSecrets(id));
+          return `${running} of ${spec.servers.length} server processes running`;
         },
       },
       {
         name: 'wait-for-leader',
         run: async () => {
-          const r = await this.target.local.waitForLeader(await this.target.spec(id), await this.target.loadSecrets(id), { timeoutMs: this.readyTimeoutMs });
+          const r = await this.target.consul.waitForLeader(await this.target.spec(id), await this.target.loadSecrets(id), { timeoutMs: this.readyTimeoutMs });
           return `leader ${r.leader}, ${r.voters} voters`;
         },
       },
       {
         name: 'verify-acl',
         run: async () => {
-          await this.target.local.verifyAclEnforced(await this.target.spec(id), await this.target.loadSecrets(id));
+          await this.target.consul.verifyAclEnforced(await this.target.spec(id), await this.target.loadSecrets(id));
           return 'anonymous writes are denied';
         },
       },

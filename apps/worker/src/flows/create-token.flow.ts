@@ -45,7 +45,7 @@ export class CreateTokenFlow implements Flow {
           // Gone only when the token is being revoked (its row says so): nothing to create then.
           if (!sealed) return 'its secret is gone (the token is being revoked)';
           const ids = JSON.parse(sealed) as IssuedToken;
-          await this.target.local.createToken(await this.target.spec(cluster.id), await this.target.loadSecrets(cluster.id), { description, ...ids });
+          await this.target.consul.createToken(await this.target.spec(cluster.id), await this.target.loadSecrets(cluster.id), { description, ...ids });
           return `accessor ${ids.accessorId}`;
         },
       },

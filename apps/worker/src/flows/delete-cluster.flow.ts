@@ -28,9 +28,8 @@ export class DeleteClusterFlow implements Flow {
       {
         name: 'stop-servers',
         run: async () => {
-          const before = await this.target.local.observe(id);
-          await this.target.local.stopAndRemove(id);
-          return `stopped ${before.length} server processes, removed their data`;
+          const before = await this.target.deleteAll(id);
+          return `stopped ${before} server processes, removed their data`;
         },
       },
       {

@@ -9,18 +9,18 @@ export class RepairFlow implements Flow {
   steps({ cluster }: FlowContext): Step[] {
     const id = cluster.id;
     return [
-      { name: 'write-config', run: async () => this.target.local.writeServerFiles(await this.target.spec(id), await this.target.loadSecrets(id)) },
+      { name: 'write-config', run: async () => this.target.writeServerConfig(await this.target.spec(id), await this.target.loadSecrets(id)) },
       {
         name: 'restart-servers',
         run: async () => {
-          const r = await this.target.local.startServers(await this.target.spec(id), await this.target.loadSecrets(id));
-          return r.started.length ? `restarted server(s) ${r.started.map((p) => p.index).join(', ')}` : 'every server was running';
+          const r = await this.target.startServers(await this.target.spec(id), await this.target.loadSecrets(id));
+          return r.started.length ? `restarted server(s) ${r.started.join(', ')}` : 'every server was running';
         },
       },
       {
         name: 'wait-for-leader',
         run: async () => {
-          const r = await this.target.local.waitForLeader(await this.target.spec(id), await this.target.loadSecrets(id), { timeoutMs: this.config.CLUSTER_READY_TIMEOUT_MS });
+          const r = await this.target.consul.waitForLeader(await this.target.spec(id), await this.target.loadSecrets(id), { timeoutMs: this.config.CLUSTER_READY_TIMEOUT_MS });
           return `leader ${r.leader}, ${r.voters} voters`;
         },
       },

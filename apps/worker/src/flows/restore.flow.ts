@@ -64,13 +64,13 @@ export class RestoreFlow implements Flow {
         run: async () => {
           const data = this.verified.get(ctx.operation.id) ?? (await this.snapshots.fetchVerified(p.snapshotId));
           this.verified.delete(ctx.operation.id);
-          await this.target.local.restoreSnapshot(await this.target.spec(id), await this.target.loadSecrets(id), data);
+          await this.target.consul.restoreSnapshot(await this.target.spec(id), await this.target.loadSecrets(id), data);
         },
       },
       {
         name: 'wait-for-leader',
         run: async () => {
-          const r = await this.target.local.waitForLeader(await this.target.spec(id), await this.target.loadSecrets(id), { timeoutMs: this.readyTimeoutMs });
+          const r = await this.target.consul.waitForLeader(await this.target.spec(id), await this.target.loadSecrets(id), { timeoutMs: this.readyTimeoutMs });
           return `leader ${r.leader}, ${r.voters} voters`;
         },
       },
@@ -81,22 +81,22 @@ export class RestoreFlow implements Flow {
           const secrets = await this.target.loadSecrets(id);
           const timeout = { timeoutMs: this.readyTimeoutMs };
           // The configured master: in the restored state, or made again by the leader (under a new AccessorID) if it lacks it.
-          const current = await this.target.local.waitForTokenOnEveryServer(spec, secrets, secrets.managementToken, timeout);
+          const current = await this.target.consul.waitForTokenOnEveryServer(spec, secrets, secrets.managementToken, timeout);
           const retiredManagement = (await recordManagementTokenAccessors(this.secrets, id, [current.accessorId])).filter((a) => a !== current.accessorId);
           // Revoke operations take the cluster's lock too: none runs beside this step.
           const revoked = await this.tokens.revokedAccessors(id);
           const deleted: string[] = [];
           const deletedRevoked: string[] = [];
           for (const accessorId of retiredManagement) {
-            if ((await this.target.local.deleteTokenByAccessor(spec, secrets, accessorId)) === 'deleted') deleted.push(accessorId);
+            if ((await this.target.consul.deleteTokenByAccessor(spec, secrets, accessorId)) === 'deleted') deleted.push(accessorId);
           }
           for (const accessorId of revoked) {
-            if ((await this.target.local.deleteTokenByAccessor(spec, secrets, accessorId)) === 'deleted') deletedRevoked.push(accessorId);
+            if ((await this.target.consul.deleteTokenByAccessor(spec, secrets, accessorId)) === 'deleted') deletedRevoked.push(accessorId);
           }
           const retired = [...retiredManagement, ...revoked];
           // Every server has applied the restore and the deletions before it is asked.
-          await this.target.local.waitForHealthy(spec, secrets, timeout);
-          await this.target.local.waitForTokensAbsentOnEveryServer(spec, secrets, retired, timeout);
+          await this.target.consul.waitForHealthy(spec, secrets, timeout);
+          await this.target.consul.waitForTokensAbsentOnEveryServer(spec, secrets, retired, timeout);
           const back = [
             deleted.length > 0 ? `deleted ${deleted.length} retired management token(s) the snapshot brought back (${deleted.join(', ')})` : 'no retired management token came back',
             ...(deletedRevoked.length > 0 ? [`deleted ${deletedRevoked.length} revoked customer token(s) it brought back (${deletedRevoked.join(', ')})`] : []),

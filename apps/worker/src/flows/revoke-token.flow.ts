@@ -28,7 +28,7 @@ export class RevokeTokenFlow implements Flow {
       {
         name: 'delete-acl-token',
         run: async () => {
-          const outcome = await this.target.local.deleteTokenByAccessor(await this.target.spec(cluster.id), await this.target.loadSecrets(cluster.id), accessorId);
+          const outcome = await this.target.consul.deleteTokenByAccessor(await this.target.spec(cluster.id), await this.target.loadSecrets(cluster.id), accessorId);
           if (outcome === 'current') throw new PermanentError('management_token', `token ${accessorId} is the cluster's management token; it is rotated, never revoked`);
           return outcome === 'deleted' ? `token ${accessorId} deleted` : `token ${accessorId} was already gone`;
         },
@@ -37,7 +37,7 @@ export class RevokeTokenFlow implements Flow {
         name: 'wait-until-rejected',
         run: async () => {
           const spec = await this.target.spec(cluster.id);
-          await this.target.local.waitForTokensAbsentOnEveryServer(spec, await this.target.loadSecrets(cluster.id), [accessorId], { timeoutMs: this.readyTimeoutMs });
+          await this.target.consul.waitForTokensAbsentOnEveryServer(spec, await this.target.loadSecrets(cluster.id), [accessorId], { timeoutMs: this.readyTimeoutMs });
           return `every running server (${spec.servers.length}) answers "ACL not found"`;
         },
       },

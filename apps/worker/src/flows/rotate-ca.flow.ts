@@ -2,7 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { AuditRepository, SecretName, SecretRepository } from '../../../../libs/core/src';
 import {
   generateCertificateAuthority, issueServerCertificate,
-  type CertificateAuthority, type ClusterPki, type LocalClusterSecrets, type LocalClusterSpec, type ServerCertificate,
+  type CertificateAuthority, type ClusterPki, type ClusterSecrets, type ClusterSpec, type ServerCertificate,
 } from '../../../../libs/provisioner/src';
 import type { ClusterTarget } from '../cluster-target';
 import type { Flow, FlowContext, Step } from './flow';
@@ -88,7 +88,7 @@ export class RotateCaFlow implements Flow {
             await this.target.replacePki(id, pki);
           }
           const probe = roll.servers[0]!;
-          return this.rollServers(id, pki, 'trusts the new CA', (spec, secrets, index) => this.target.local.acceptsClientCertificate(spec, secrets, index, probe));
+          return this.rollServers(id, pki, 'trusts the new CA', (spec, secrets, index) => this.target.consul.acceptsClientCertificate(spec, secrets, index, probe));
         },
       },
       {
@@ -114,7 +114,7 @@ export class RotateCaFlow implements Flow {
           return this.rollServers(id, pki, 'serves its certificate from the new CA', async (spec, secrets, index) => {
             const address = spec.servers.find((s) => s.index === index)!.address;
             const want = new X509Certificate(pki.servers.find((c) => c.address === address)!.certPem).fingerprint256;
-            return (await this.target.local.servedCertificateFingerprint(spec, secrets, index)) === want;
+            return (await this.target.consul.servedCertificateFingerprint(spec, secrets, index)) === want;
           });
         },
       },
@@ -129,7 +129,7 @@ export class RotateCaFlow implements Flow {
             pki = { caCertPem: pki.caCertPem, caKeyPem: pki.caKeyPem, servers: pki.servers };
             await this.target.replacePki(id, pki);
           }
-          const detail = await this.rollServers(id, pki, 'refuses the old CA', async (spec, secrets, index) => !(await this.target.local.acceptsClientCertificate(spec, secrets, index, roll.oldProbe)));
+          const detail = await this.rollServers(id, pki, 'refuses the old CA', async (spec, secrets, index) => !(await this.target.consul.acceptsClientCertificate(spec, secrets, index, roll.oldProbe)));
           const done: CaRollDone = { done: true, operationId: operation.id, caCertPem: roll.next.caCertPem };
           await this.secrets.replace(id, SecretName.CaRotation, JSON.stringify(done));
           return detail;
@@ -138,7 +138,7 @@ export class RotateCaFlow implements Flow {
       {
         name: 'verify-cluster',
         run: async () => {
-          const r = await this.target.local.waitForHealthy(await this.target.spec(id), await this.target.loadSecrets(id), { timeoutMs: this.readyTimeoutMs });
+          const r = await this.target.consul.waitForHealthy(await this.target.spec(id), await this.target.loadSecrets(id), { timeoutMs: this.readyTimeoutMs });
           return `leader ${r.leader}, ${r.voters} voters`;
         },
       },
@@ -151,18 +151,18 @@ export class RotateCaFlow implements Flow {
    * not hold yet and waits until it does and the cluster is healthy.
    */
   private async rollServers(
-    clusterId: string, pki: ClusterPki, what: string, check: (spec: LocalClusterSpec, secrets: LocalClusterSecrets, index: number) => Promise<boolean>,
+    clusterId: string, pki: ClusterPki, what: string, check: (spec: ClusterSpec, secrets: ClusterSecrets, index: number) => Promise<boolean>,
   ): Promise<string> {
     const spec = await this.target.spec(clusterId);
     const secrets = { ...(await this.target.loadSecrets(clusterId)), pki };
-    await this.target.local.writeServerFiles(spec, secrets);
-    const leader = await this.target.local.leaderIndex(spec, secrets).catch(() => undefined);
+    await this.target.writeServerConfig(spec, secrets);
+    const leader = await this.target.consul.leaderIndex(spec, secrets).catch(() => undefined);
     const order = [...spec.servers.map((s) => s.index).filter((i) => i !== leader), ...(leader === undefined ? [] : [leader])];
     const reloaded: number[] = [];
     for (const index of order) {
-      if (await this.target.local.reloadServerUntil(spec, secrets, index, what, () => check(spec, secrets, index))) {
+      if (await this.target.reloadServerUntil(spec, index, what, () => check(spec, secrets, index))) {
         reloaded.push(index);
-        await this.target.local.waitForHealthy(spec, secrets, { timeoutMs: this.readyTimeoutMs });
+        await this.target.consul.waitForHealthy(spec, secrets, { timeoutMs: this.readyTimeoutMs });
       }
     }
     return reloaded.length ? `reloaded in order ${reloaded.join(', ')} (leader last); every server ${what}` : `every server ${what} already`;

@@ -24,7 +24,7 @@ export class RotateGossipKeyFlow implements Flow {
         run: async () => {
           const next = await this.secrets.get(id, SecretName.NextGossipKey);
           if (!next) return 'already rotated';
-          const r = await this.target.local.rotateGossipKey(await this.target.spec(id), await this.target.loadSecrets(id), next);
+          const r = await this.target.consul.rotateGossipKey(await this.target.spec(id), await this.target.loadSecrets(id), next);
           return `new key in use on every member, ${r.removed} old key(s) removed`;
         },
       },
@@ -36,7 +36,7 @@ export class RotateGossipKeyFlow implements Flow {
             await this.secrets.replace(id, SecretName.GossipKey, next);
             await this.secrets.delete(id, SecretName.NextGossipKey);
           }
-          await this.target.local.writeServerFiles(await this.target.spec(id), await this.target.loadSecrets(id));
+          await this.target.writeServerConfig(await this.target.spec(id), await this.target.loadSecrets(id));
         },
       },
     ];
@@ -82,10 +82,10 @@ export class RotateCertificatesFlow implements Flow {
           const pki = JSON.parse(next) as ClusterPki;
           const spec = await this.target.spec(id);
           const secrets = { ...(await this.target.loadSecrets(id)), pki };
-          await this.target.local.writeServerFiles(spec, secrets);
+          await this.target.writeServerConfig(spec, secrets);
           for (const s of spec.servers) {
             const cert = pki.servers.find((c) => c.address === s.address)!;
-            await this.target.local.reloadServer(spec, secrets, s.index, cert.certPem);
+            await this.target.reloadServer(spec, secrets, s.index, cert.certPem);
           }
           await this.target.replacePki(id, pki);
           await this.secrets.delete(id, SecretName.NextPki);
@@ -95,7 +95,7 @@ export class RotateCertificatesFlow implements Flow {
       {
         name: 'verify-cluster',
         run: async () => {
-          const r = await this.target.local.waitForLeader(await this.target.spec(id), await this.target.loadSecrets(id), { timeoutMs: 30_000 });
+          const r = await this.target.consul.waitForLeader(await this.target.spec(id), await this.target.loadSecrets(id), { timeoutMs: 30_000 });
           return `leader ${r.leader}, ${r.voters} voters`;
         },
       },
@@ -166,9 +166,9 @@ export class RotateManagementTokenFlow implements Flow {
           const spec = await this.target.spec(id);
           const secrets = await this.target.loadSecrets(id);
           // Created by an earlier attempt (or, after a snapshot restore, by a leader whose config names it)?
-          const existing = await this.target.local.tokenInfo(spec, secrets, p.secretId);
+          const existing = await this.target.consul.tokenInfo(spec, secrets, p.secretId);
           if (existing) return `token ${existing.accessorId} exists already`;
-          const created = await this.target.local.createToken(spec, secrets, {
+          const created = await this.target.consul.createToken(spec, secrets, {
             accessorId: p.accessorId, secretId: p.secretId, description: `Management token of the control plane (operation ${operation.id})`,
           });
           return `token ${created.accessorId} created`;
@@ -180,11 +180,11 @@ export class RotateManagementTokenFlow implements Flow {
           const p = await plan();
           const spec = await this.target.spec(id);
           const next = { ...(await this.target.loadSecrets(id)), managementToken: p.secretId };
-          const info = await this.target.local.waitForTokenOnEveryServer(spec, next, p.secretId, timeout);
+          const info = await this.target.consul.waitForTokenOnEveryServer(spec, next, p.secretId, timeout);
           if (!info.policies.includes('global-management')) {
             throw new PermanentError('token_not_management', `token ${info.accessorId} does not have the global-management policy`);
           }
-          await this.target.local.verifyAclEnforced(spec, next);
+          await this.target.consul.verifyAclEnforced(spec, next);
           return `token ${info.accessorId} resolves on ${spec.servers.length} server(s) and may write`;
         },
       },
@@ -194,8 +194,8 @@ export class RotateManagementTokenFlow implements Flow {
           const p = await plan();
           const spec = await this.target.spec(id);
           const next = { ...(await this.target.loadSecrets(id)), managementToken: p.secretId };
-          await this.target.local.writeServerFiles(spec, next);
-          const r = await this.target.local.restartServersOnOldConfig(spec, next, timeout);
+          await this.target.writeServerConfig(spec, next);
+          const r = await this.target.restartServersOnOldConfig(spec, next, timeout);
           const started = r.started.length ? `; started ${r.started.join(', ')}` : '';
           return r.restarted.length ? `restarted in order ${r.restarted.join(', ')} (leader last)${started}` : `every server runs the new config${started}`;
         },
@@ -205,7 +205,7 @@ export class RotateManagementTokenFlow implements Flow {
         run: async () => {
           const p = await plan();
           // Snapshots from now on hold it under this AccessorID (the planned one, unless a leader made it again under another).
-          const info = await this.target.local.tokenInfo(await this.target.spec(id), await this.target.loadSecrets(id), p.secretId);
+          const info = await this.target.consul.tokenInfo(await this.target.spec(id), await this.target.loadSecrets(id), p.secretId);
           await recordManagementTokenAccessors(this.secrets, id, info ? [p.accessorId, info.accessorId] : [p.accessorId]);
           if ((await this.secrets.get(id, SecretName.ManagementToken)) === p.secretId) return 'already switched';
           await this.secrets.replace(id, SecretName.ManagementToken, p.secretId);
@@ -220,17 +220,17 @@ export class RotateManagementTokenFlow implements Flow {
           const secrets = await this.target.loadSecrets(id);
           if (secrets.managementToken !== p.secretId) throw new Error('the stored management token is not the new one yet');
           // A server still running a config that names an old token would make it again on becoming leader.
-          const old = await this.target.local.serversOnOldConfig(spec, secrets);
+          const old = await this.target.serversOnOldConfig(spec, secrets);
           if (old.length > 0) throw new Error(`server(s) ${old.join(', ')} still run a config naming an old token`);
           // Recorded before they go (a retry finds a deleted one gone, and recorded by the attempt that deleted it).
           const accessors: string[] = [];
           for (const secretId of p.revoke) {
-            const info = await this.target.local.tokenInfo(spec, secrets, secretId);
+            const info = await this.target.consul.tokenInfo(spec, secrets, secretId);
             if (info) accessors.push(info.accessorId);
           }
           await recordManagementTokenAccessors(this.secrets, id, accessors);
           const revoked: string[] = [];
-          for (const secretId of p.revoke) revoked.push((await this.target.local.deleteTokenBySecret(spec, secrets, secretId, timeout)) ?? 'one already gone');
+          for (const secretId of p.revoke) revoked.push((await this.target.consul.deleteTokenBySecret(spec, secrets, secretId, timeout)) ?? 'one already gone');
           await this.secrets.replace(id, SecretName.ManagementTokenRotation, JSON.stringify({ ...p, revoke: [] } satisfies ManagementTokenRotation));
           return `revoked ${revoked.join(', ')}; every server answers "ACL not found"`;
         },

@@ -41,7 +41,7 @@ export class ScaleFlow implements Flow {
     const waitForVoters: Step = {
       name: 'wait-for-voters',
       run: async () => {
-        const r = await this.target.local.waitForLeader(await this.target.spec(id, p.toCount), await this.target.loadSecrets(id), { timeoutMs: this.config.CLUSTER_READY_TIMEOUT_MS });
+        const r = await this.target.consul.waitForLeader(await this.target.spec(id, p.toCount), await this.target.loadSecrets(id), { timeoutMs: this.config.CLUSTER_READY_TIMEOUT_MS });
         return `leader ${r.leader}, ${r.voters} voters`;
       },
     };
@@ -53,11 +53,11 @@ export class ScaleFlow implements Flow {
           run: async () => (await this.clusters.allocateAddresses(id, p.toCount, this.config.LOCAL_NET_OCTET)).map((s) => s.address).join(', '),
         },
         { name: 'issue-certificates', run: async () => `${await this.target.ensureServerCertificates(await this.target.spec(id, p.toCount))} new server certificate(s)` },
-        { name: 'write-config', run: async () => this.target.local.writeServerFiles(await this.target.spec(id, p.toCount), await this.target.loadSecrets(id)) },
+        { name: 'write-config', run: async () => this.target.writeServerConfig(await this.target.spec(id, p.toCount), await this.target.loadSecrets(id)) },
         {
           name: 'start-servers',
           run: async () => {
-            const r = await this.target.local.startServers(await this.target.spec(id, p.toCount), await this.target.loadSecrets(id));
+            const r = await this.target.startServers(await this.target.spec(id, p.toCount), await this.target.loadSecrets(id));
             return `${r.started.length} started, ${r.alreadyRunning.length} already running`;
           },
         },
@@ -71,7 +71,7 @@ export class ScaleFlow implements Flow {
         run: async () => {
           const all = await this.target.allServersSpec(id);
           const leaving = all.servers.filter((s) => s.index >= p.toCount).sort((a, b) => b.index - a.index);
-          for (const s of leaving) await this.target.local.removeServer(all, await this.target.loadSecrets(id), s.index);
+          for (const s of leaving) await this.target.removeServer(all, await this.target.loadSecrets(id), s.index);
           return `${leaving.length} server(s) left: ${leaving.map((s) => s.address).join(', ') || 'none'}`;
         },
       },
@@ -82,7 +82,7 @@ export class ScaleFlow implements Flow {
           await this.target.forgetServerCertificates(await this.target.spec(id, p.toCount));
         },
       },
-      { name: 'write-config', run: async () => this.target.local.writeServerFiles(await this.target.spec(id, p.toCount), await this.target.loadSecrets(id)) },
+      { name: 'write-config', run: async () => this.target.writeServerConfig(await this.target.spec(id, p.toCount), await this.target.loadSecrets(id)) },
       waitForVoters,
     ];
   }

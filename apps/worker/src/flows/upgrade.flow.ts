@@ -1,7 +1,7 @@
 import {
   AuditRepository, ClusterRepository, ClusterState, SnapshotKind, SnapshotRepository, type Config,
 } from '../../../../libs/core/src';
-import type { LocalClusterSpec } from '../../../../libs/provisioner/src';
+import type { ClusterSpec } from '../../../../libs/provisioner/src';
 import type { ClusterSnapshots } from '../cluster-snapshots';
 import type { ClusterTarget } from '../cluster-target';
 import { PermanentError, type Flow, type FlowContext, type Step } from './flow';
@@ -17,7 +17,7 @@ interface UpgradeParams {
  * report the binary's version with the cluster whole again before the next: a
  * leader, every server a voter, every follower in contact with the leader and
  * caught up to the leader's commit index, autopilot reporting every server
- * healthy (LocalTarget.waitForHealthy). A server that does not come back
+ * healthy (ConsulApi.waitForHealthy). A server that does not come back
  * healthy is rolled back to the old binary and the upgrade stops.
  *
  * A follower restarts in place (same node id, address and data) without a
@@ -30,7 +30,7 @@ interface UpgradeParams {
  * its 10 s loop (~12 s); and a follower that left campaigns while it drains and
  * comes back with a higher term that makes the leader step down.
  *
- * The leader still leaves gracefully (as LocalTarget.restartServersOnOldConfig
+ * The leader still leaves gracefully (as ClusterTarget.restartServersOnOldConfig
  * does): it steps down while it keeps answering, so writes sent meanwhile wait
  * for the new leader ("No cluster leader" is retried by Consul) instead of
  * failing, as they do for about a second when a stopped leader's followers
@@ -69,26 +69,25 @@ export class UpgradeFlow implements Flow {
   private async roll(id: string, from: string, to: string): Promise<string> {
     const secrets = await this.target.loadSecrets(id);
     const base = await this.target.spec(id);
-    const toSpec: LocalClusterSpec = { ...base, consulVersion: to };
-    const fromSpec: LocalClusterSpec = { ...base, consulVersion: from };
+    const toSpec: ClusterSpec = { ...base, consulVersion: to };
+    const fromSpec: ClusterSpec = { ...base, consulVersion: from };
     const toBinary = this.target.binaryFor(to);
     const entry = this.config.versions.find((v) => v.version === to)!;
     const done: string[] = [];
     // Leader last: order by whether each server is the leader now.
-    const leader = (await this.target.local.serverStatus(base, secrets, base.servers[0].index).catch(() => ({ leader: '' }))).leader;
+    const leader = (await this.target.consul.serverStatus(base, secrets, base.servers[0].index).catch(() => ({ leader: '' }))).leader;
     const order = [...base.servers].sort((a, b) => Number(leader.startsWith(`${a.address}:`)) - Number(leader.startsWith(`${b.address}:`)));
     for (const server of order) {
-      if ((await this.target.local.serverBinary(id, server.index)) === toBinary) {
+      if ((await this.target.serverBinary(id, server.index)) === toBinary) {
         done.push(`${server.index}(already)`);
         continue; // upgraded before a worker restart
       }
       const isLeader = leader.startsWith(`${server.address}:`);
-      await this.target.local.stopServer(base, secrets, server.index, { leave: isLeader && base.servers.length > 1 });
-      await this.target.local.startServers(toSpec, secrets);
+      if (isLeader && base.servers.length > 1) await this.target.consul.leave(base, secrets, server.index);
+      await this.target.putServer(toSpec, secrets, server.index);
       const healthy = await this.healthy(toSpec, server.index, entry.reports);
       if (healthy !== true) {
-        await this.target.local.stopServer(base, secrets, server.index, { leave: false });
-        await this.target.local.startServers(fromSpec, secrets);
+        await this.target.putServer(fromSpec, secrets, server.index);
         const back = await this.healthy(fromSpec, server.index, this.config.versions.find((v) => v.version === from)!.reports);
         throw new PermanentError(
           'upgrade_health_failed',
@@ -107,11 +106,11 @@ export class UpgradeFlow implements Flow {
    * the server reports the expected version; else why not. A server whose
    * process exits fails at once (waitForLeader checks the processes).
    */
-  private async healthy(spec: LocalClusterSpec, index: number, reports: string): Promise<true | string> {
+  private async healthy(spec: ClusterSpec, index: number, reports: string): Promise<true | string> {
     const secrets = await this.target.loadSecrets(spec.clusterId);
     try {
-      await this.target.local.waitForHealthy(spec, secrets, { timeoutMs: Math.min(this.config.CLUSTER_READY_TIMEOUT_MS, 60_000) });
-      const status = await this.target.local.serverStatus(spec, secrets, index);
+      await this.target.consul.waitForHealthy(spec, secrets, { timeoutMs: Math.min(this.config.CLUSTER_READY_TIMEOUT_MS, 60_000) });
+      const status = await this.target.consul.serverStatus(spec, secrets, index);
       return status.version === reports ? true : `it reports Consul ${status.version}, expected ${reports}`;
     } catch (e) {
       return (e as Error).message;

@@ -29,6 +29,8 @@ export interface NewCluster {
    * the managed application's billingDetails.resourceUsageId when Azure created the cluster.
    */
   billingResourceId?: string;
+  /** What runs its servers (`local`, `azure`); default `local`. */
+  target?: string;
   /** Set when an Azure managed application made the cluster (POST /resource). */
   managedApplication?: ManagedApplicationRef;
 }
@@ -78,7 +80,7 @@ export class ClusterRepository {
       snapshotIntervalHours: input.snapshotIntervalHours ?? 24,
       snapshotRetention: input.snapshotRetention ?? 30,
       managedResourceGroup: '',
-      target: 'local',
+      target: input.target ?? 'local',
       state: ClusterState.Creating,
       stateReason: null,
       addressSlot: null,

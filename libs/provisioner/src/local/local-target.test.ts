@@ -11,7 +11,9 @@ import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
 import { generateClusterPki } from '../pki';
 import { generateGossipKey, generateManagementToken } from '../secrets';
-import { ConsulHttpClient } from './consul-http';
+import { ConsulHttpClient } from '../consul/consul-http';
+import { ConsulApi } from '../consul/consul-api';
+import { targetLiveness } from '../target';
 import { LocalTarget, type LocalClusterSecrets, type LocalClusterSpec } from './local-target';
 import { findBusyPorts } from './loopback-ports';
 import { CONSUL_SERVER_BOUND_PORTS } from './server-config';
@@ -44,6 +46,14 @@ async function newCluster(
     secrets: { pki, gossipKey: generateGossipKey(), managementToken: generateManagementToken() },
     pkiMs,
   };
+}
+
+/** The Consul API of clusters on `target`; one per target. */
+const consulApis = new Map<LocalTarget, ConsulApi>();
+function consulOf(target: LocalTarget): ConsulApi {
+  let api = consulApis.get(target);
+  if (!api) consulApis.set(target, (api = new ConsulApi({ liveness: targetLiveness(target) })));
+  return api;
 }
 
 function newTarget(clustersDir: string): LocalTarget {
@@ -106,6 +116,7 @@ describe('LocalTarget with real Consul 1.8.7 servers', () => {
   after(async () => {
     for (const id of created) await target.stopAndRemove(id, { gracefulTimeoutMs: 5_000 });
     target.close();
+    consulOf(target).close();
     await fs.rm(clustersDir, { recursive: true, force: true });
   });
 
@@ -132,23 +143,23 @@ describe('LocalTarget with real Consul 1.8.7 servers', () => {
     assert.deepEqual(start.alreadyRunning, []);
 
     // Too short a timeout: a clear error with the last observed state and no token.
-    const early = await target.waitForLeader(spec, secrets, { timeoutMs: 50 }).then(
+    const early = await consulOf(target).waitForLeader(spec, secrets, { timeoutMs: 50 }).then(
       () => assert.fail('no leader can exist 50 ms after spawn'),
       (err: Error) => err,
     );
     assert.match(early.message, /Cluster c3 had no leader with 3 voters after \d+ ms \(leader=.*voters=\d\/3.*last: /);
     assert.ok(!early.message.includes(secrets.managementToken), 'no token in errors');
 
-    const leader = await target.waitForLeader(spec, secrets, { timeoutMs: LEADER_TIMEOUT_MS });
+    const leader = await consulOf(target).waitForLeader(spec, secrets, { timeoutMs: LEADER_TIMEOUT_MS });
     const spawnToLeaderMs = performance.now() - spawnedAt;
     t.diagnostic(`spawn -> leader with 3 voters: ${spawnToLeaderMs.toFixed(0)} ms (waitForLeader elapsedMs ${leader.elapsedMs})`);
     assert.equal(leader.voters, 3);
     assert.ok(addresses.map((a) => `${a}:8300`).includes(leader.leader), `leader ${leader.leader}`);
 
-    await target.verifyAclEnforced(spec, secrets);
+    await consulOf(target).verifyAclEnforced(spec, secrets);
 
     // A new management token works for KV.
-    const token = await target.createToken(spec, secrets, { description: 'test token' });
+    const token = await consulOf(target).createToken(spec, secrets, { description: 'test token' });
     assert.notEqual(token.secretId, secrets.managementToken);
     const client = new ConsulHttpClient(secrets.pki.caCertPem);
     try {
@@ -167,8 +178,8 @@ describe('LocalTarget with real Consul 1.8.7 servers', () => {
 
     // createToken with caller-chosen ids is idempotent.
     const ids = { accessorId: randomUUID(), secretId: randomUUID() };
-    const first = await target.createToken(spec, secrets, { description: 'idempotent', ...ids });
-    const retry = await target.createToken(spec, secrets, { description: 'idempotent', ...ids });
+    const first = await consulOf(target).createToken(spec, secrets, { description: 'idempotent', ...ids });
+    const retry = await consulOf(target).createToken(spec, secrets, { description: 'idempotent', ...ids });
     assert.deepEqual(first, ids);
     assert.deepEqual(retry, ids);
 
@@ -215,11 +226,11 @@ describe('LocalTarget with real Consul 1.8.7 servers', () => {
     await target.writeServerFiles(spec, secrets);
     const spawnedAt = performance.now();
     await target.startServers(spec, secrets);
-    const leader = await target.waitForLeader(spec, secrets, { timeoutMs: LEADER_TIMEOUT_MS });
+    const leader = await consulOf(target).waitForLeader(spec, secrets, { timeoutMs: LEADER_TIMEOUT_MS });
     t.diagnostic(`1 server: spawn -> leader ${(performance.now() - spawnedAt).toFixed(0)} ms`);
     assert.deepEqual(leader.voters, 1);
     assert.equal(leader.leader, '127.99.2.1:8300');
-    await target.verifyAclEnforced(spec, secrets);
+    await consulOf(target).verifyAclEnforced(spec, secrets);
 
     const foreign = await generateClusterPki({ datacenter: 'dc-one', serverAddresses: addresses });
     const stranger = new ConsulHttpClient(foreign.caCertPem);
@@ -262,7 +273,7 @@ describe('LocalTarget with real Consul 1.8.7 servers', () => {
     assert.deepEqual(await target.observe(spec.clusterId), spawned.started, 'the server survived its worker');
     const retry = await target.startServers(spec, secrets);
     assert.deepEqual(retry.started, []);
-    await target.waitForLeader(spec, secrets, { timeoutMs: LEADER_TIMEOUT_MS });
+    await consulOf(target).waitForLeader(spec, secrets, { timeoutMs: LEADER_TIMEOUT_MS });
     await target.stopAndRemove(spec.clusterId);
     assert.deepEqual(await target.observe(spec.clusterId), []);
     await assertPortsFree(['127.99.6.1']);
@@ -307,7 +318,7 @@ describe('LocalTarget with real Consul 1.8.7 servers', () => {
     const { started } = await target.startServers(spec, secrets);
     process.kill(started[0]!.pid, 'SIGKILL');
     const began = performance.now();
-    await assert.rejects(target.waitForLeader(spec, secrets, { timeoutMs: LEADER_TIMEOUT_MS }), /dc-dies-server-1 of cluster dies is not running; end of .*consul\.log/);
+    await assert.rejects(consulOf(target).waitForLeader(spec, secrets, { timeoutMs: LEADER_TIMEOUT_MS }), /dc-dies-server-1 of cluster dies is not running; end of .*consul\.log/);
     assert.ok(performance.now() - began < 5_000, 'failed well before the timeout');
     await target.stopAndRemove(spec.clusterId);
     assert.equal(existsSync(path.join(clustersDir, 'dies')), false);

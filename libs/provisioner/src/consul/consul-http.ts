@@ -116,6 +116,11 @@ function parseBody(text: string, contentType: string | undefined): unknown {
   return text;
 }
 
+/** Consul 1.8 answers an unknown token, policy or accessor id with 403 "ACL not found" (or a 404). */
+export function isAclNotFound(res: ConsulResponse): boolean {
+  return res.status === 404 || (res.status === 403 && /ACL not found/i.test(describeBody(res.body)));
+}
+
 /** A short, single-line description of a response body for error messages. */
 export function describeBody(body: unknown): string {
   const text = typeof body === 'string' ? body : JSON.stringify(body);

@@ -1,5 +1,5 @@
-import { ConsulHttpClient, describeBody, type ConsulResponse } from './local/consul-http';
-import { CONSUL_SERVER_PORTS } from './local/server-config';
+import { CONSUL_SERVER_PORTS } from '../local/server-config';
+import { ConsulHttpClient, describeBody, isAclNotFound, type ConsulResponse } from './consul-http';
 
 /**
  * The Consul ACL tokens of people signed in to a cluster's UI through the console, made and
@@ -65,11 +65,6 @@ export interface NewUiToken {
 }
 
 const TIMEOUT_MS = 5_000;
-
-/** Consul 1.8 answers an unknown token, policy or accessor id with 403 "ACL not found" (or a 404). */
-export function isAclNotFound(res: ConsulResponse): boolean {
-  return res.status === 404 || (res.status === 403 && /ACL not found/i.test(describeBody(res.body)));
-}
 
 export class ConsulUiTokens {
   private readonly clients = new Map<string, { caPem: string; client: ConsulHttpClient }>();

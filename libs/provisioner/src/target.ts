@@ -1,0 +1,85 @@
+import type { ClusterSecrets, ClusterSpec } from './cluster-spec';
+import type { ServerLiveness } from './consul/consul-api';
+
+/**
+ * The servers' hosts of a cluster, whatever they are: processes on loopback
+ * (`local`), scale-set instances of an ARM deployment (`azure`). The shape of
+ * crossplane's external client: observe first, then act on the difference;
+ * every call is idempotent, and none has to block until the change is done:
+ * a call answers `in-progress` (with when to ask again) while the change
+ * runs, and the caller asks again until it answers `ready`. The cluster's
+ * Consul API (leader, tokens, keyring, snapshots) is not here: it is the
+ * same whatever runs the servers (`ConsulApi`).
+ */
+
+export type TargetKind = 'local' | 'azure';
+
+export type Progress =
+  | { state: 'ready'; detail?: string }
+  | { state: 'in-progress'; detail: string; retryAfterMs: number };
+
+export const READY: Progress = { state: 'ready' };
+
+export interface ObservedServer {
+  index: number;
+  /** Where it is reached, when the target assigns addresses itself (a VM's private IP). */
+  address?: string;
+}
+
+export interface Target {
+  readonly kind: TargetKind;
+
+  /** The servers of the cluster that run now, from the target itself (process table, instance view). */
+  observe(clusterId: string): Promise<readonly ObservedServer[]>;
+
+  /** What runs below the servers: folders here; network, storage, identity, a scale set in Azure. */
+  ensureInfrastructure(spec: ClusterSpec): Promise<Progress>;
+
+  /**
+   * Puts the config of every server of the spec in place (its TLS files and
+   * Consul config): a server reads it when it starts or reloads. Changes only
+   * what differs.
+   */
+  writeServerConfig(spec: ClusterSpec, secrets: ClusterSecrets): Promise<Progress>;
+
+  /** Starts every server of the spec that does not run, on its config and the spec's binary; running ones are left alone. */
+  startServers(spec: ClusterSpec, secrets: ClusterSecrets): Promise<Progress>;
+
+  /**
+   * Server `index` runs on its current config and the spec's binary: started
+   * when down, restarted (without leaving) when it runs another binary or
+   * an older config, left alone otherwise.
+   */
+  putServer(spec: ClusterSpec, secrets: ClusterSecrets, index: number): Promise<Progress>;
+
+  /** Server `index` re-reads its config files without a restart (TLS files and CAs apply to new connections). */
+  reloadServer(clusterId: string, index: number): Promise<Progress>;
+
+  /** Stops server `index` and keeps its data (a leave, if wanted, is the Consul API's). */
+  stopServer(clusterId: string, index: number): Promise<Progress>;
+
+  /** Stops server `index` and deletes its data and config for good (scaling down). */
+  removeServer(clusterId: string, index: number): Promise<Progress>;
+
+  /** Deletes everything the target holds for the cluster. */
+  deleteAll(clusterId: string): Promise<Progress>;
+
+  /** What artifact server `index` runs (a binary path, an image); null when it does not run. */
+  serverBinary(clusterId: string, index: number): Promise<string | null>;
+
+  /** The running servers started from another config than the one `writeServerConfig` writes for this spec and secrets. */
+  serversOnOldConfig(spec: ClusterSpec, secrets: ClusterSecrets): Promise<number[]>;
+
+  /** Why server `index` is not running, for error messages (e.g. the end of its log). */
+  explainDown(clusterId: string, index: number): Promise<string>;
+
+  close(): void;
+}
+
+/** The Consul API's view of one target's servers (which run, why one does not). */
+export function targetLiveness(target: Pick<Target, 'observe' | 'explainDown'>): ServerLiveness {
+  return {
+    running: async (clusterId) => new Set((await target.observe(clusterId)).map((s) => s.index)),
+    explainDown: (clusterId, index) => target.explainDown(clusterId, index),
+  };
+}
