@@ -23,7 +23,7 @@ import { closeDb, createDb, type Config, type Db, type OperationStep } from '../
 import { LocalTarget } from '../libs/provisioner/src';
 import { mintToken } from '../infra/local/token';
 import {
-  benchConfig, createBenchDatabase, dropBenchDatabase, log, obliterateQueue, onCleanup, round, runBench, sleep, summarize, writeResult,
+  benchConfig, createBenchDatabase, dropBenchDatabase, listenApi, log, obliterateQueue, onCleanup, round, runBench, sleep, summarize, writeResult,
 } from './support';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -83,11 +83,7 @@ async function main(): Promise<void> {
   });
 
   const api = await createApiApp(config);
-  onCleanup(() => api.close());
-  await api.listen(0, '127.0.0.1');
-  const address = api.getHttpServer().address();
-  if (!address || typeof address === 'string') throw new Error('the API is not listening on a TCP port');
-  const url = `http://127.0.0.1:${address.port}`;
+  const url = await listenApi(api);
   const worker: INestApplicationContext = await startWorker(config);
   onCleanup(() => worker.close());
   const db: Db = createDb(databaseUrl, 2);

@@ -25,7 +25,7 @@ import { ClusterRepository, type Config } from '../libs/core/src';
 import { signIn } from '../test/support/console';
 import {
   BENCH_TENANT, benchConfig, createBenchDatabase, createClusterThroughWorker, deleteClusterThroughWorker, dropBenchDatabase, log, onCleanup, round,
-  percentile, runBench, startBenchWorker, summarize, writeResult,
+  listenApi, percentile, runBench, startBenchWorker, summarize, writeResult,
 } from './support';
 
 const OPENS = Number(process.env.BENCH_SSO_OPENS ?? 20);
@@ -51,11 +51,7 @@ async function main(): Promise<void> {
   const config: Config = benchConfig(databaseUrl, 251, { HEALTH_TICK_MS: '3600000', SNAPSHOT_TICK_MS: '3600000' });
   const { db, queue, target } = await startBenchWorker(config);
   const api = await createApiApp(config);
-  onCleanup(() => api.close());
-  await api.listen(0, '127.0.0.1');
-  const address = api.getHttpServer().address();
-  if (!address || typeof address === 'string') throw new Error('the API is not listening on a TCP port');
-  const url = `http://127.0.0.1:${address.port}`;
+  const url = await listenApi(api);
   const proxyPort = api.get(ConsulUiProxy).port;
 
   log('consul-ui-sso: creating a development cluster');

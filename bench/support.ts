@@ -391,3 +391,12 @@ export async function startBenchWorker(config: Config): Promise<{ worker: INestA
   });
   return { worker, db, queue, target: worker.get(ClusterTarget, { strict: false }) };
 }
+
+/** Starts an API app on a free loopback port and registers its close; returns its base URL. */
+export async function listenApi(api: { listen(port: number, host: string): Promise<unknown>; getHttpServer(): { address(): unknown }; close(): Promise<void> }): Promise<string> {
+  onCleanup(() => api.close());
+  await api.listen(0, '127.0.0.1');
+  const address = api.getHttpServer().address() as { port: number } | string | null;
+  if (!address || typeof address === 'string') throw new Error('the API is not listening on a TCP port');
+  return `http://127.0.0.1:${address.port}`;
+}

@@ -1,13 +1,9 @@
-import type { Cluster, ClusterServer, Operation } from '../../../../libs/core/src';
+import type { ClusterServer, ClusterViewColumns, Operation } from '../../../../libs/core/src';
 
 const CONSUL_HTTPS_PORT = 8501;
 
-type ViewColumns = 'id' | 'name' | 'state' | 'stateReason' | 'tier' | 'serverCount' | 'consulVersion' | 'region' | 'datacenter' | 'subscriptionId'
-  | 'resourceGroup' | 'managedResourceGroup' | 'publicEndpoint' | 'target' | 'createdAt' | 'updatedAt' | 'runningSince' | 'snapshotIntervalHours'
-  | 'snapshotRetention' | 'upgradeMode' | 'upgradeWindow' | 'caNotAfter' | 'serverCertsNotAfter' | 'health' | 'healthReason' | 'healthCheckedAt';
-
 /** A cluster as the API shows it: from a full row with its servers, or from the hot read's row (findViewForTenant). */
-export function clusterView(c: Pick<Cluster, ViewColumns> & ({ servers?: ClusterServer[]; serverAddresses?: undefined } | { serverAddresses: string[] })) {
+export function clusterView(c: ClusterViewColumns & ({ servers?: ClusterServer[]; serverAddresses?: undefined } | { serverAddresses: string[] })) {
   const addresses = c.serverAddresses ?? ('servers' in c ? (c.servers ?? []).map((s) => s.address) : []);
   const first = addresses[0];
   const https = first ? `https://${first}:${CONSUL_HTTPS_PORT}` : null;

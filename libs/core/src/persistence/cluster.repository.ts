@@ -57,7 +57,9 @@ export const VIEW_COLUMNS = [
   'managedResourceGroup', 'publicEndpoint', 'target', 'createdAt', 'updatedAt', 'runningSince', 'snapshotIntervalHours', 'snapshotRetention',
   'upgradeMode', 'upgradeWindow', 'caNotAfter', 'serverCertsNotAfter', 'health', 'healthReason', 'healthCheckedAt',
 ] as const satisfies readonly (keyof Cluster)[];
-export type ClusterViewRow = Pick<Cluster, (typeof VIEW_COLUMNS)[number]> & { serverAddresses: string[] };
+/** The columns of a cluster the view needs, whichever read they come from. */
+export type ClusterViewColumns = Pick<Cluster, (typeof VIEW_COLUMNS)[number]>;
+export type ClusterViewRow = ClusterViewColumns & { serverAddresses: string[] };
 
 const LIVE_STATES_EXCLUDE_DELETED = { not: ClusterState.Deleted };
 
