@@ -5,6 +5,7 @@ import {
   AuditRepository, ClusterRepository, ConsoleSessionRepository, ConsulUiSessionRepository, IdempotencyRepository, IssuedTokenRepository, ManagedAppNotificationRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, WaveRepository,
   closeDb, createDb, createOperationsQueue, createRedis, type Config, type Db, type OperationsQueue,
 } from '../../../libs/core/src';
+import { azureCredential } from '../../../libs/core/src/azure-credential';
 import { AdminController } from './admin/admin.controller';
 import { BillingController } from './billing/billing.controller';
 import { BillingService } from './billing/billing.service';
@@ -39,7 +40,6 @@ import { AUTHENTICATOR, CONFIG, DB, ID_TOKEN_AUTHENTICATOR, OIDC_CLIENT, QUEUE, 
 import { ArmManagedApplications } from './notifications/managed-applications';
 import { NotificationsController } from './notifications/notifications.controller';
 import { MANAGED_APPLICATIONS, NotificationsService } from './notifications/notifications.service';
-import { azureCredential } from './notifications/azure-credential';
 
 @Injectable()
 class Resources implements OnApplicationShutdown {

@@ -1,8 +1,8 @@
 import {
-  ClusterRepository, SecretName, SecretRepository, VERSIONS, type ClusterWithServers, type Config,
+  ClusterRepository, DEFAULT_VNET_CIDR, SecretName, SecretRepository, VERSIONS, type Config,
 } from '../../../libs/core/src';
 import {
-  ConsulApi, certificateDates, generateClusterPki, generateGossipKey, generateManagementToken, issueServerCertificate, poll,
+  ConsulApi, DeploymentFailedError, certificateDates, subnetPlan, generateClusterPki, generateGossipKey, generateManagementToken, issueServerCertificate, poll,
   type ClusterPki, type ClusterSecrets, type ClusterSpec, type ObservedServer, type Progress, type Target, type WaitForHealthyOptions,
 } from '../../../libs/provisioner/src';
 import path from 'node:path';
@@ -41,7 +41,7 @@ export class ClusterTarget {
         if (version === VERSIONS[0].version) return config.CONSUL_BIN;
         return path.isAbsolute(entry.binary) ? entry.binary : path.join(installDir, entry.binary);
     };
-    this.targets = new TargetRegistry(config, this.binaryFor);
+    this.targets = new TargetRegistry(config, this.binaryFor, clusters);
     this.consul = new ConsulApi({
       liveness: {
         running: async (clusterId) => new Set((await this.observe(clusterId)).map((s) => s.index)),
@@ -198,17 +198,32 @@ export class ClusterTarget {
   /** Asks a target's call again until it is done (a long change, e.g. a deployment, answers in-progress meanwhile). */
   private async settle(what: string, call: () => Promise<Progress>): Promise<void> {
     let retryAfterMs = 1_000;
-    await poll(what, async () => {
-      const p = await call();
-      if (p.state === 'in-progress') retryAfterMs = p.retryAfterMs;
-      return p;
-    }, (p) => (p.state === 'ready' ? true : p.detail), {
-      timeoutMs: TARGET_CHANGE_TIMEOUT_MS, intervalMs: () => retryAfterMs, failOnError: true,
-    });
+    try {
+      await poll(what, async () => {
+        const p = await call();
+        if (p.state === 'in-progress') retryAfterMs = p.retryAfterMs;
+        return p;
+      }, (p) => (p.state === 'ready' ? true : p.detail), {
+        timeoutMs: TARGET_CHANGE_TIMEOUT_MS, intervalMs: () => retryAfterMs, failOnError: true,
+      });
+    } catch (e) {
+      // The cloud refused the change for good (its code and message): retrying the same deployment fails the same way.
+      if (e instanceof DeploymentFailedError) throw new PermanentError('deployment_failed', e.message);
+      throw e;
+    }
   }
 
-  async allocate(cluster: ClusterWithServers) {
-    return this.clusters.allocateAddresses(cluster.id, cluster.serverCount, this.config.LOCAL_NET_OCTET);
+  /**
+   * Addresses for the cluster's first `count` servers (default: its tier's):
+   * a loopback block of this machine on `local`, the next addresses of the
+   * cluster's own subnet on `azure` (Azure hands out the lowest free ones).
+   */
+  async allocate(clusterId: string, count?: number) {
+    const cluster = await this.clusters.get(clusterId);
+    if (!cluster) throw new PermanentError('cluster_gone', `cluster ${clusterId} no longer exists`);
+    const n = count ?? cluster.serverCount;
+    if (cluster.target === 'azure') return this.clusters.assignAddresses(clusterId, subnetPlan(cluster.vnetCidr ?? DEFAULT_VNET_CIDR, n).serverAddresses);
+    return this.clusters.allocateAddresses(clusterId, n, this.config.LOCAL_NET_OCTET);
   }
 
   /** The cluster as the provisioner sees it: its first `count` servers (default: its tier's count). */

@@ -9,7 +9,7 @@ describe('TargetRegistry', () => {
   const binary = () => '/nonexistent/consul';
 
   it('gives the local target for a cluster recorded on `local`, one instance for all its clusters', () => {
-    const registry = new TargetRegistry(loadConfig({}), binary);
+    const registry = new TargetRegistry(loadConfig({}), binary, undefined as never);
     const local = registry.get('local');
     assert.ok(local instanceof LocalTarget);
     assert.equal(local.kind, 'local');
@@ -17,11 +17,11 @@ describe('TargetRegistry', () => {
   });
 
   it('fails a cluster recorded on a target this worker lacks permanently (no retry helps)', () => {
-    const registry = new TargetRegistry(loadConfig({}), binary);
+    const registry = new TargetRegistry(loadConfig({}), binary, undefined as never);
     assert.throws(() => registry.get('azure'), (e) => e instanceof PermanentError && e.code === 'unknown_target');
   });
 
   it('refuses to start when the configured default target is not built in, naming the variable', () => {
-    assert.throws(() => new TargetRegistry(loadConfig({}, { CLUSTER_TARGET: 'azure' }), binary), /CLUSTER_TARGET: the default target 'azure' is not available/);
+    assert.throws(() => new TargetRegistry(loadConfig({}, { CLUSTER_TARGET: 'azure' }), binary, undefined as never), /CLUSTER_TARGET: the default target 'azure' is not available/);
   });
 });

@@ -81,6 +81,17 @@ const schema = z.object({
    */
   AZURE_CLIENT_ID: z.string().optional(),
   AZURE_CLIENT_SECRET: z.string().optional(),
+  /** A user-assigned managed identity's client id, when the control plane runs in Azure without a client secret. */
+  AZURE_MANAGED_IDENTITY_CLIENT_ID: z.string().optional(),
+  /**
+   * The Azure target's Consul packages: JSON { "<version>": { "url": "https://....deb", "sha256": "<hex>" } },
+   * what each scale-set instance installs (checked against the hash). Setting it makes `azure` the default target.
+   */
+  AZURE_CONSUL_PACKAGES: z.string().optional(),
+  /** Root of the server folders on the VMs (their custom data writes there); tests that realise instances here choose their own. */
+  AZURE_VM_CLUSTERS_DIR: z.string().default('/var/lib/managed-consul/clusters'),
+  /** How soon the worker asks ARM again about a running deployment or instance action. */
+  AZURE_POLL_INTERVAL_MS: z.coerce.number().int().min(50).max(60_000).default(5000),
   /** Entra ID authority host; only changed for sovereign clouds and local tests. */
   AZURE_AUTHORITY_HOST: z.string().url().optional(),
   /** Azure Resource Manager's endpoint (its origin is also the token audience). */
@@ -169,14 +180,36 @@ export type Config = z.infer<typeof schema> & {
 export class ConfigError extends Error {}
 
 /**
- * The target new clusters are recorded with: CLUSTER_TARGET, else `local`.
- * The hook for "azure when Azure settings are given": AZURE_CLIENT_ID alone
- * does not decide it yet, since it is also the API's identity for reading
- * managed applications, and no Azure target is built in yet; the Azure
- * target adds its settings here.
+ * The target new clusters are recorded with: CLUSTER_TARGET, else `azure`
+ * when the Azure target's own setting (AZURE_CONSUL_PACKAGES) is given, else
+ * `local`. AZURE_CLIENT_ID alone does not decide it: it is also the API's
+ * identity for reading managed applications back.
  */
-function defaultTargetOf(settings: Pick<z.infer<typeof schema>, 'CLUSTER_TARGET'>): 'local' | 'azure' {
-  return settings.CLUSTER_TARGET ?? 'local';
+function defaultTargetOf(settings: Pick<z.infer<typeof schema>, 'CLUSTER_TARGET' | 'AZURE_CONSUL_PACKAGES'>): 'local' | 'azure' {
+  return settings.CLUSTER_TARGET ?? (settings.AZURE_CONSUL_PACKAGES ? 'azure' : 'local');
+}
+
+export interface ConsulPackageEntry {
+  url: string;
+  sha256: string;
+}
+
+/** AZURE_CONSUL_PACKAGES parsed: version -> package (an https URL and its SHA-256). */
+export function azureConsulPackages(raw: string | undefined): Record<string, ConsulPackageEntry> {
+  if (!raw) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new Error('must be JSON: { "<version>": { "url": "https://...", "sha256": "<64 hex digits>" } }');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('must be a JSON object keyed by Consul version');
+  for (const [version, p] of Object.entries(parsed as Record<string, unknown>)) {
+    const e = p as Partial<ConsulPackageEntry> | null;
+    if (!e || typeof e.url !== 'string' || !/^https:\/\/\S+$/.test(e.url)) throw new Error(`${version}: url must be an https URL`);
+    if (typeof e.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(e.sha256)) throw new Error(`${version}: sha256 must be 64 lowercase hex digits`);
+  }
+  return parsed as Record<string, ConsulPackageEntry>;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<keyof z.infer<typeof schema>, string>> = {}): Config {
@@ -199,6 +232,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     throw new ConfigError(
       `invalid configuration:\n  CA_ROTATION_THRESHOLD_DAYS: must be at least CERT_ROTATION_THRESHOLD_DAYS (${parsed.data.CERT_ROTATION_THRESHOLD_DAYS}), got ${parsed.data.CA_ROTATION_THRESHOLD_DAYS}`,
     );
+  }
+  try {
+    azureConsulPackages(parsed.data.AZURE_CONSUL_PACKAGES);
+  } catch (e) {
+    throw new ConfigError(`invalid configuration:\n  AZURE_CONSUL_PACKAGES: ${(e as Error).message}`);
   }
   if (parsed.data.BILLING_EXPORTER === 'marketplace') {
     const missing = (['MARKETPLACE_TENANT_ID', 'MARKETPLACE_CLIENT_ID', 'MARKETPLACE_CLIENT_SECRET'] as const).filter((k) => !parsed.data[k]);

@@ -26,3 +26,4 @@ export * from './persistence/console-session.repository';
 export * from './persistence/consul-ui-session.repository';
 export * from './network';
 export * from './persistence/managed-app-notification.repository';
+export * from './azure-credential';

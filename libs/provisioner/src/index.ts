@@ -15,3 +15,5 @@ export * from './snapshots/blob-store';
 export * from './consul/consul-ui-tokens';
 export * from './server-files';
 export * from './azure/cloud-init';
+export * from './azure/azure-target';
+export * from './azure/run-command';

@@ -59,7 +59,7 @@ export class ClustersService {
           name: cmd.name, subscriptionId: cmd.subscriptionId, resourceGroup: cmd.resourceGroup, region: cmd.region, tier: cmd.tier,
           datacenter: cmd.datacenter, consulVersion: cmd.consulVersion, publicEndpoint: cmd.publicEndpoint,
           snapshotIntervalHours: cmd.snapshotPolicy.intervalHours, snapshotRetention: cmd.snapshotPolicy.retention,
-          upgradePolicy: cmd.upgradePolicy, target: this.config.defaultTarget,
+          upgradePolicy: cmd.upgradePolicy, target: this.config.defaultTarget, vnetCidr: cmd.vnetCidr,
         },
         idempotencyKey
           ? {

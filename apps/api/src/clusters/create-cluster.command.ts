@@ -1,4 +1,4 @@
-import { REGION_NAMES, TIERS, TIER_NAMES, VERSIONS, ValidationError, recommendedVersion, type TierName, type VersionStatus } from '../../../../libs/core/src';
+import { REGION_NAMES, TIERS, TIER_NAMES, VERSIONS, VNET_CIDR, VNET_CIDR_RULE, ValidationError, recommendedVersion, type TierName, type VersionStatus } from '../../../../libs/core/src';
 import { UPGRADE_MODES, type UpgradePolicy, type UpgradeWindow } from '../../../../libs/core/src/persistence/upgrade-schedule.repository';
 
 /** Consul datacenter and node naming: lowercase letters, digits, hyphens; starts with a letter; 1 to 36 chars. */
@@ -16,6 +16,8 @@ export interface CreateClusterCommand {
   datacenter: string;
   consulVersion: string;
   publicEndpoint: boolean;
+  /** The VNet address space on the Azure target (default DEFAULT_VNET_CIDR). */
+  vnetCidr?: string;
   snapshotPolicy: SnapshotPolicy;
   upgradePolicy: UpgradePolicy;
 }
@@ -107,7 +109,7 @@ export function parseUpgradePolicy(raw: unknown, current: UpgradePolicy): Upgrad
   return { mode, window };
 }
 
-const KNOWN_FIELDS = new Set(['name', 'subscriptionId', 'resourceGroup', 'region', 'tier', 'datacenter', 'consulVersion', 'publicEndpoint', 'snapshotPolicy', 'upgradePolicy']);
+const KNOWN_FIELDS = new Set(['name', 'subscriptionId', 'resourceGroup', 'region', 'tier', 'datacenter', 'consulVersion', 'publicEndpoint', 'vnetCidr', 'snapshotPolicy', 'upgradePolicy']);
 
 function fail(field: string, code: string, message: string, extra: Record<string, unknown> = {}): never {
   throw new ValidationError(code, message, { field, ...extra });
@@ -165,10 +167,16 @@ export function parseCreateCluster(raw: unknown, versions: ReadonlyArray<{ versi
     if (typeof body.publicEndpoint !== 'boolean') fail('publicEndpoint', 'invalid_publicEndpoint', 'publicEndpoint must be true or false');
     publicEndpoint = body.publicEndpoint;
   }
+  let vnetCidr: string | undefined;
+  if (body.vnetCidr !== undefined) {
+    if (typeof body.vnetCidr !== 'string' || !VNET_CIDR.test(body.vnetCidr)) fail('vnetCidr', 'invalid_vnetCidr', `vnetCidr must be ${VNET_CIDR_RULE}`);
+    vnetCidr = body.vnetCidr;
+  }
   const snapshotPolicy = body.snapshotPolicy === undefined ? DEFAULT_SNAPSHOT_POLICY : parseSnapshotPolicy(body.snapshotPolicy, DEFAULT_SNAPSHOT_POLICY);
   const upgradePolicy = body.upgradePolicy === undefined ? DEFAULT_UPGRADE_POLICY : parseUpgradePolicy(body.upgradePolicy, DEFAULT_UPGRADE_POLICY);
   return {
     name, subscriptionId: subscriptionId.toLowerCase(), resourceGroup, region, tier: tier as TierName, datacenter, consulVersion, publicEndpoint, snapshotPolicy, upgradePolicy,
+    ...(vnetCidr ? { vnetCidr } : {}),
   };
 }
 

@@ -21,6 +21,7 @@ export const CREATE_CLUSTER_BODY = body({
   datacenter: text('datacenter').optional(),
   consulVersion: text('consulVersion').optional(),
   publicEndpoint: z.boolean({ error: 'publicEndpoint must be true or false' }).optional(),
+  vnetCidr: text('vnetCidr').optional(),
   snapshotPolicy: SNAPSHOT_POLICY,
   upgradePolicy: UPGRADE_POLICY,
 });

@@ -30,6 +30,7 @@ export class CreateClusterBody {
   @ApiPropertyOptional({ description: 'Consul datacenter name; defaults to the cluster name' }) datacenter?: string;
   @ApiPropertyOptional({ enum: VERSIONS.map((v) => v.version), default: DEFAULT_VERSION }) consulVersion?: string;
   @ApiPropertyOptional({ default: false }) publicEndpoint?: boolean;
+  @ApiPropertyOptional({ description: 'The VNet address space on the Azure target: a private /24 to /28 network address', default: '172.25.16.0/24' }) vnetCidr?: string;
   @ApiPropertyOptional({ description: 'Scheduled snapshots: { intervalHours: 1-24 (default 24), retention: 1-365 (default 30) }', example: { intervalHours: 24, retention: 30 } })
   snapshotPolicy?: { intervalHours?: number; retention?: number };
   @ApiPropertyOptional({ type: () => UpgradePolicyBody, description: 'Default: { mode: manual, window: null }' }) upgradePolicy?: UpgradePolicyBody;

@@ -103,7 +103,7 @@ export class NotificationsService {
         datacenter: cmd.datacenter, consulVersion: cmd.consulVersion, publicEndpoint: cmd.publicEndpoint,
         snapshotIntervalHours: cmd.snapshotPolicy.intervalHours, snapshotRetention: cmd.snapshotPolicy.retention, upgradePolicy: cmd.upgradePolicy,
         billingResourceId: n.resourceUsageId,
-        managedApplication: { applicationId: n.applicationId, managedResourceGroupId: app.managedResourceGroupId, vnetCidr },
+        managedApplication: { applicationId: n.applicationId, managedResourceGroupId: app.managedResourceGroupId, vnetCidr }, target: this.config.defaultTarget,
       });
       return { ...base, outcome: 'created', clusterId: cluster.id, operationId: operation.id };
     } catch (e) {

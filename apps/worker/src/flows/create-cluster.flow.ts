@@ -17,7 +17,7 @@ export class CreateClusterFlow implements Flow {
       {
         name: 'allocate-addresses',
         run: async () => {
-          const servers = await this.target.allocate(cluster);
+          const servers = await this.target.allocate(id);
           return servers.map((s) => s.address).join(', ');
         },
       },

@@ -50,7 +50,7 @@ export class ScaleFlow implements Flow {
         begin,
         {
           name: 'allocate-addresses',
-          run: async () => (await this.clusters.allocateAddresses(id, p.toCount, this.config.LOCAL_NET_OCTET)).map((s) => s.address).join(', '),
+          run: async () => (await this.target.allocate(id, p.toCount)).map((s) => s.address).join(', '),
         },
         { name: 'issue-certificates', run: async () => `${await this.target.ensureServerCertificates(await this.target.spec(id, p.toCount))} new server certificate(s)` },
         { name: 'write-config', run: async () => this.target.writeServerConfig(await this.target.spec(id, p.toCount), await this.target.loadSecrets(id)) },

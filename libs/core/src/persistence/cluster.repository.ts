@@ -31,6 +31,8 @@ export interface NewCluster {
   billingResourceId?: string;
   /** What runs its servers (`local`, `azure`); default `local`. */
   target?: string;
+  /** The cluster's VNet address space on the Azure target (a managed application's comes with it). */
+  vnetCidr?: string;
   /** Set when an Azure managed application made the cluster (POST /resource). */
   managedApplication?: ManagedApplicationRef;
 }
@@ -105,7 +107,7 @@ export class ClusterRepository {
       billingResourceId: input.billingResourceId ?? randomUUID(),
       managedApplicationId: managedApplication?.applicationId ?? null,
       managedResourceGroupId: managedApplication?.managedResourceGroupId ?? null,
-      vnetCidr: managedApplication?.vnetCidr ?? null,
+      vnetCidr: managedApplication?.vnetCidr ?? input.vnetCidr ?? null,
     };
     cluster.managedResourceGroup = managedApplication
       ? managedApplication.managedResourceGroupId.split('/').pop()!
@@ -125,6 +127,7 @@ export class ClusterRepository {
       attempts: 0,
       error: null,
       result: null,
+      targetState: {},
       requestedBy: input.createdBy,
       createdAt: now,
       updatedAt: now,
@@ -350,6 +353,33 @@ export class ClusterRepository {
       if (before.tier === tier) return;
       if (await closeSegment(tx, id, at)) await openSegment(tx, id, tier, at);
     });
+  }
+
+  /**
+   * Records the given addresses as servers 0..n-1 of the cluster where it has
+   * none yet (the Azure target plans them in the cluster's own subnet); the
+   * existing ones stay. Returns the cluster's first `addresses.length` servers.
+   */
+  async assignAddresses(clusterId: string, addresses: readonly string[]): Promise<ClusterServer[]> {
+    await this.db.clusterServer.createMany({ data: addresses.map((address, index) => ({ clusterId, index, address })), skipDuplicates: true });
+    const servers = await this.db.clusterServer.findMany({ where: { clusterId }, orderBy: { index: 'asc' } });
+    return servers.slice(0, addresses.length);
+  }
+
+  /**
+   * The operation that holds the cluster now and the target state saved on it
+   * (an ARM deployment's poller state, by deployment name).
+   */
+  async lockingOperationTargetState(clusterId: string): Promise<{ operationId: string; states: Record<string, string> } | null> {
+    const rows = await this.db.$queryRaw<{ id: string; targetState: Record<string, string> | null }[]>`
+      SELECT o."id", o."targetState" FROM "Cluster" c JOIN "Operation" o ON o."id" = c."lockedByOperationId" WHERE c."id" = ${clusterId}::uuid`;
+    return rows[0] ? { operationId: rows[0].id, states: rows[0].targetState ?? {} } : null;
+  }
+
+  /** Saves one entry of an operation's target state (merged into what it has). */
+  async saveOperationTargetState(operationId: string, key: string, state: string): Promise<void> {
+    await this.db.$executeRaw`
+      UPDATE "Operation" SET "targetState" = "targetState" || jsonb_build_object(${key}::text, ${state}::text) WHERE "id" = ${operationId}::uuid`;
   }
 
   async releaseAddresses(clusterId: string): Promise<void> {

@@ -1,10 +1,11 @@
-import { ClientSecretCredential, DefaultAzureCredential, type TokenCredential } from '@azure/identity';
-import type { Config } from '../../../../libs/core/src';
+import { ClientSecretCredential, DefaultAzureCredential, ManagedIdentityCredential, type TokenCredential } from '@azure/identity';
+import type { Config } from './config';
 
 /**
  * The control plane's own Azure identity: a client secret when AZURE_TENANT_ID, AZURE_CLIENT_ID
  * and AZURE_CLIENT_SECRET are set (AZURE_AUTHORITY_HOST for sovereign clouds and tests),
- * otherwise DefaultAzureCredential (a managed identity where the control plane runs in Azure).
+ * a user-assigned managed identity when AZURE_MANAGED_IDENTITY_CLIENT_ID is set, otherwise
+ * DefaultAzureCredential (environment, workload identity, managed identity, az CLI).
  * Made lazily by the SDK: nothing is fetched until a token is needed.
  */
 export function azureCredential(config: Config): TokenCredential {
@@ -13,5 +14,6 @@ export function azureCredential(config: Config): TokenCredential {
       ...(config.AZURE_AUTHORITY_HOST ? { authorityHost: config.AZURE_AUTHORITY_HOST, disableInstanceDiscovery: true } : {}),
     });
   }
+  if (config.AZURE_MANAGED_IDENTITY_CLIENT_ID) return new ManagedIdentityCredential({ clientId: config.AZURE_MANAGED_IDENTITY_CLIENT_ID });
   return new DefaultAzureCredential(config.AZURE_AUTHORITY_HOST ? { authorityHost: config.AZURE_AUTHORITY_HOST } : {});
 }

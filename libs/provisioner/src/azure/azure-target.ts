@@ -1,0 +1,407 @@
+import { createHash } from 'node:crypto';
+import type { TokenCredential } from '@azure/core-auth';
+import { ResourceManagementClient, type Deployment, type DeploymentExtended } from '@azure/arm-resources';
+import { ComputeManagementClient, type VirtualMachineScaleSetVM } from '@azure/arm-compute';
+import { NetworkManagementClient } from '@azure/arm-network';
+import type { ClusterSecrets, ClusterSpec } from '../cluster-spec';
+import { validateSpec } from '../consul/consul-api';
+import { ClusterLayout } from '../local/cluster-layout';
+import { serverFileList, serverFiles } from '../server-files';
+import { READY, type ObservedServer, type Progress, type Target } from '../target';
+import { AZURE_CLUSTERS_DIR, clusterCustomData, type ConsulPackage } from './cloud-init';
+import { RELOAD_LINE, runCommandScript, writeFileLine } from './run-command';
+
+/**
+ * The `azure` target: a cluster's servers are the instances of one VM scale
+ * set in the cluster's managed resource group, made by an ARM deployment of
+ * infra/arm/cluster.json whose custom data (cloud-init) writes every
+ * server's files with `serverFiles`, the code the local target writes them
+ * with.
+ *
+ * - Infrastructure and servers are one deployment (`writeServerConfig`): the
+ *   scale set's custom data carries the servers' config, so it waits for the
+ *   cluster's secrets. Its name is made of the operation's id and a hash of
+ *   its parameters: a retried step finds its deployment. The SDK poller's
+ *   state is saved on the operation (`DeploymentJournal`), so a worker that
+ *   restarts resumes polling the same deployment and never PUTs it again.
+ *   A deployment that fails raises `DeploymentFailedError` with ARM's code
+ *   and message. Throttling (429) waits its Retry-After inside the SDK's
+ *   pipeline.
+ * - A change of a running server's config (certificates, retry_join) is put
+ *   on the instance by Run Command (files written atomically, no restart),
+ *   and the scale-set model holds it for instances made or reimaged later.
+ * - Server-by-server steps act on one instance (manual upgrade policy: the
+ *   worker picks the order): a restart onto the current model is a manual
+ *   upgrade and a reimage of that instance (its OS disk anew from the model,
+ *   cloud-init again; Consul's data is on the data disk and stays), a stop is
+ *   a power-off, a removal deletes the instance.
+ * - Deleting deploys an empty template in Complete mode: every resource of
+ *   the managed resource group goes, the group stays (Azure owns it).
+ */
+
+/** Where a cluster lives in Azure, from its row. */
+export interface AzurePlacement {
+  subscriptionId: string;
+  resourceGroup: string;
+  location: string;
+  /** The template's `clusterName`: prefixes every resource (the scale set is `<name>-servers`). */
+  clusterName: string;
+  vnetCidr: string;
+  externalEndpoint: boolean;
+  /** The server addresses the cluster's rows hold, by index (what maps an instance's private IP to its server). */
+  addresses: ReadonlyMap<number, string>;
+}
+
+/**
+ * The poller states of the deployments of the operation that changes a cluster
+ * now (the one holding its lock), saved on that operation.
+ */
+export interface DeploymentJournal {
+  current(clusterId: string): Promise<{ operationId: string; states: Readonly<Record<string, string>> }>;
+  save(clusterId: string, operationId: string, deploymentName: string, state: string): Promise<void>;
+}
+
+export interface AzureTargetOptions {
+  credential: TokenCredential;
+  /** ARM's endpoint (https://management.azure.com, or a sovereign cloud's, or a local ARM server in tests). */
+  armEndpoint: string;
+  placement(clusterId: string): Promise<AzurePlacement>;
+  journal: DeploymentJournal;
+  /** infra/arm/cluster.json, parsed. */
+  template: Record<string, unknown>;
+  /** The Debian package a Consul version is installed from on the VMs. */
+  consulPackage(version: string): ConsulPackage;
+  /** What `serverBinary` answers for a version (the worker compares it with its catalog). */
+  binaryFor(version: string): string;
+  /** Root of the server folders on the VMs (default AZURE_CLUSTERS_DIR). */
+  vmClustersDir?: string;
+  /** How soon to ask again about a running deployment or instance action. Default 5 s. */
+  pollIntervalMs?: number;
+}
+
+/** ARM said the deployment failed: its code and message, for the operation's error. */
+export class DeploymentFailedError extends Error {
+  constructor(readonly deploymentName: string, readonly armCode: string, readonly armMessage: string) {
+    super(`ARM deployment ${deploymentName} failed: ${armCode}: ${armMessage}`);
+  }
+}
+
+/** Servers by tier (the template's `tier` parameter sets the scale set's capacity). */
+const TIER_OF_COUNT: Readonly<Record<number, string>> = { 1: 'development', 3: 'standard', 5: 'plus' };
+const EMPTY_TEMPLATE = { $schema: 'https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#', contentVersion: '1.0.0.0', resources: [] };
+const SUCCEEDED = 'succeeded';
+const TERMINAL = new Set(['Succeeded', 'Failed', 'Canceled']);
+
+interface Instance {
+  instanceId: string;
+  index?: number;
+  address?: string;
+  running: boolean;
+  latestModelApplied: boolean;
+  statuses: string[];
+}
+
+interface Clients {
+  resources: ResourceManagementClient;
+  compute: ComputeManagementClient;
+  network: NetworkManagementClient;
+}
+
+export class AzureTarget implements Target {
+  readonly kind = 'azure' as const;
+  private readonly clients = new Map<string, Clients>();
+  private readonly pollIntervalMs: number;
+  private readonly vmLayout: ClusterLayout;
+
+  constructor(private readonly opts: AzureTargetOptions) {
+    this.pollIntervalMs = opts.pollIntervalMs ?? 5_000;
+    this.vmLayout = new ClusterLayout(opts.vmClustersDir ?? AZURE_CLUSTERS_DIR);
+  }
+
+  async observe(clusterId: string): Promise<readonly ObservedServer[]> {
+    const p = await this.opts.placement(clusterId);
+    return (await this.instances(p))
+      .filter((i): i is Instance & { index: number } => i.running && i.index !== undefined)
+      .map((i) => ({ index: i.index, address: i.address }))
+      .sort((a, b) => a.index - b.index);
+  }
+
+  /** Nothing of its own: the network, storage and identity come with the servers' deployment (its custom data needs the secrets). */
+  async ensureInfrastructure(spec: ClusterSpec): Promise<Progress> {
+    await this.opts.placement(spec.clusterId);
+    return READY;
+  }
+
+  /**
+   * The cluster's deployment for this spec and secrets (the scale set at the
+   * spec's server count, its model carrying every server's files), then each
+   * running instance made from an older model gets its files by Run Command.
+   */
+  async writeServerConfig(spec: ClusterSpec, secrets: ClusterSecrets): Promise<Progress> {
+    validateSpec(spec, secrets);
+    const p = await this.opts.placement(spec.clusterId);
+    const deployed = await this.deploy(spec.clusterId, p, 'servers', 'Incremental', this.opts.template, this.parameters(spec, secrets, p));
+    if (deployed.state !== 'ready') return deployed;
+    for (const i of await this.instances(p)) {
+      if (!i.running || i.latestModelApplied || i.index === undefined || !spec.servers.some((s) => s.index === i.index)) continue;
+      await this.pushFiles(p, spec, secrets, i);
+    }
+    return READY;
+  }
+
+  /** The deployment made the instances and they boot on their own; here, those powered off start again. */
+  async startServers(spec: ClusterSpec, secrets: ClusterSecrets): Promise<Progress> {
+    const deployed = await this.writeServerConfig(spec, secrets);
+    if (deployed.state !== 'ready') return deployed;
+    const p = await this.opts.placement(spec.clusterId);
+    const instances = await this.instances(p);
+    for (const s of spec.servers) {
+      const i = instances.find((x) => x.index === s.index);
+      if (!i) throw new Error(`server ${s.index} (${s.address}) of cluster ${spec.clusterId} has no instance in scale set ${scaleSetName(p)}`);
+      if (!i.running) await (await this.clientsOf(p)).compute.virtualMachineScaleSetVMs.beginStartAndWait(p.resourceGroup, scaleSetName(p), i.instanceId, this.lro());
+    }
+    return READY;
+  }
+
+  /**
+   * Server `index` runs the spec's model: left alone when its instance runs the
+   * latest model of this spec; else the model is deployed, and the instance
+   * takes it (manual upgrade) and is reimaged onto it (a restart from the new
+   * custom data and Consul package; the data disk stays).
+   */
+  async putServer(spec: ClusterSpec, secrets: ClusterSecrets, index: number): Promise<Progress> {
+    validateSpec(spec, secrets);
+    const p = await this.opts.placement(spec.clusterId);
+    const before = (await this.instances(p)).find((i) => i.index === index);
+    const deployed = await this.deploy(spec.clusterId, p, 'servers', 'Incremental', this.opts.template, this.parameters(spec, secrets, p));
+    if (deployed.state !== 'ready') return deployed;
+    const i = (await this.instances(p)).find((x) => x.index === index) ?? before;
+    if (!i) throw new Error(`server ${index} of cluster ${spec.clusterId} has no instance in scale set ${scaleSetName(p)}`);
+    if (i.running && i.latestModelApplied && (await this.modelVersion(p)) === spec.consulVersion) return READY;
+    const { compute } = await this.clientsOf(p);
+    await compute.virtualMachineScaleSets.beginUpdateInstancesAndWait(p.resourceGroup, scaleSetName(p), { instanceIds: [i.instanceId] }, this.lro());
+    await compute.virtualMachineScaleSetVMs.beginReimageAndWait(p.resourceGroup, scaleSetName(p), i.instanceId, this.lro());
+    return READY;
+  }
+
+  async reloadServer(clusterId: string, index: number): Promise<Progress> {
+    const p = await this.opts.placement(clusterId);
+    const i = (await this.instances(p)).find((x) => x.index === index && x.running);
+    if (!i) throw new Error(`server ${index} of cluster ${clusterId} is not running`);
+    await this.runCommand(p, i, [RELOAD_LINE]);
+    return READY;
+  }
+
+  async stopServer(clusterId: string, index: number): Promise<Progress> {
+    const p = await this.opts.placement(clusterId);
+    const i = (await this.instances(p)).find((x) => x.index === index);
+    if (!i || !i.running) return READY;
+    await (await this.clientsOf(p)).compute.virtualMachineScaleSetVMs.beginPowerOffAndWait(p.resourceGroup, scaleSetName(p), i.instanceId, this.lro());
+    return READY;
+  }
+
+  /** Deletes the server's instance (its disks go with it); the next deployment has the smaller capacity. */
+  async removeServer(clusterId: string, index: number): Promise<Progress> {
+    const p = await this.opts.placement(clusterId);
+    const i = (await this.instances(p)).find((x) => x.index === index);
+    if (!i) return READY;
+    await (await this.clientsOf(p)).compute.virtualMachineScaleSetVMs.beginDeleteAndWait(p.resourceGroup, scaleSetName(p), i.instanceId, this.lro());
+    return READY;
+  }
+
+  /** An empty template in Complete mode: ARM deletes every resource of the managed resource group, not the group. */
+  async deleteAll(clusterId: string): Promise<Progress> {
+    const p = await this.opts.placement(clusterId);
+    return this.deploy(clusterId, p, 'delete', 'Complete', EMPTY_TEMPLATE, {});
+  }
+
+  async serverBinary(clusterId: string, index: number): Promise<string | null> {
+    const p = await this.opts.placement(clusterId);
+    const i = (await this.instances(p)).find((x) => x.index === index && x.running);
+    if (!i) return null;
+    // An instance on the latest model runs the model's version; one on an older model runs an older one.
+    if (!i.latestModelApplied) return `(an older model of ${scaleSetName(p)})`;
+    const version = await this.modelVersion(p);
+    return version ? this.opts.binaryFor(version) : null;
+  }
+
+  /** The running instances not on the scale set's latest model: they run from an older config (or Consul). */
+  async serversOnOldConfig(spec: ClusterSpec, secrets: ClusterSecrets): Promise<number[]> {
+    validateSpec(spec, secrets);
+    const p = await this.opts.placement(spec.clusterId);
+    return (await this.instances(p))
+      .filter((i) => i.running && !i.latestModelApplied && i.index !== undefined && spec.servers.some((s) => s.index === i.index))
+      .map((i) => i.index!)
+      .sort((a, b) => a - b);
+  }
+
+  async explainDown(clusterId: string, index: number): Promise<string> {
+    const p = await this.opts.placement(clusterId).catch(() => undefined);
+    if (!p) return '(no placement)';
+    const i = (await this.instances(p).catch(() => [])).find((x) => x.index === index);
+    if (!i) return `no instance of scale set ${scaleSetName(p)} holds ${p.addresses.get(index) ?? `server ${index}'s address`}`;
+    return `instance ${i.instanceId} of scale set ${scaleSetName(p)} (${i.address ?? 'no address'}): ${i.statuses.join(', ') || 'no status'}`;
+  }
+
+  close(): void {
+    this.clients.clear();
+  }
+
+  /** The template parameters of a spec: its tier's capacity, its version's package, the custom data. */
+  parameters(spec: ClusterSpec, secrets: ClusterSecrets, p: AzurePlacement): Record<string, { value: unknown }> {
+    const tier = TIER_OF_COUNT[spec.servers.length];
+    if (!tier) throw new Error(`cluster ${spec.clusterId}: a scale set of ${spec.servers.length} servers is no tier (1, 3 or 5)`);
+    const customData = clusterCustomData(spec, secrets, { consul: this.opts.consulPackage(spec.consulVersion), clustersDir: this.vmLayout.clustersDir });
+    return {
+      clusterName: { value: p.clusterName },
+      location: { value: p.location },
+      tier: { value: tier },
+      consulVersion: { value: spec.consulVersion },
+      vnetCidr: { value: p.vnetCidr },
+      externalEndpoint: { value: p.externalEndpoint },
+      deployServers: { value: true },
+      customData: { value: customData },
+    };
+  }
+
+  /**
+   * One deployment of the operation changing the cluster, by a name made of
+   * the operation and what is deployed: resumed from the poller state saved
+   * on the operation when there is one (no second PUT), else looked up by
+   * name (a worker killed between the PUT and the save), else PUT. Asks ARM
+   * once per call: in-progress until it is done.
+   */
+  private async deploy(clusterId: string, p: AzurePlacement, purpose: string, mode: 'Incremental' | 'Complete', template: Record<string, unknown>, parameters: Record<string, { value: unknown }>): Promise<Progress> {
+    const { operationId, states } = await this.opts.journal.current(clusterId);
+    const digest = createHash('sha256').update(JSON.stringify({ mode, template, parameters })).digest('hex').slice(0, 12);
+    const name = `consul-${purpose}-${operationId.slice(0, 8)}-${digest}`;
+    const saved = states[name];
+    if (saved === SUCCEEDED) return READY;
+    const { resources } = await this.clientsOf(p);
+    const body: Deployment = { properties: { mode, template, parameters } };
+    const options = { updateIntervalInMs: this.pollIntervalMs };
+    if (saved === undefined) {
+      const existing = await resources.deployments.get(p.resourceGroup, name).catch((e: { statusCode?: number }) => {
+        if (e.statusCode === 404) return undefined;
+        throw e;
+      });
+      const state = existing?.properties?.provisioningState;
+      if (state === 'Succeeded') return this.succeeded(clusterId, operationId, name);
+      if (state !== undefined && !TERMINAL.has(state)) return this.inProgress(name, state);
+      if (state === 'Failed' || state === 'Canceled') throw this.failure(name, existing!);
+    }
+    let poller;
+    try {
+      poller = await resources.deployments.beginCreateOrUpdate(p.resourceGroup, name, body, saved === undefined ? options : { ...options, resumeFrom: saved });
+      if (saved !== undefined) await poller.poll();
+    } catch (e) {
+      throw await this.failedDeployment(resources, p, name, e);
+    }
+    if (!poller.isDone()) {
+      await this.opts.journal.save(clusterId, operationId, name, poller.toString());
+      return this.inProgress(name, poller.getOperationState().status);
+    }
+    const result = poller.getResult();
+    if (result?.properties?.provisioningState === 'Failed') throw this.failure(name, result);
+    return this.succeeded(clusterId, operationId, name);
+  }
+
+  private async succeeded(clusterId: string, operationId: string, name: string): Promise<Progress> {
+    await this.opts.journal.save(clusterId, operationId, name, SUCCEEDED);
+    return { state: 'ready', detail: `deployment ${name} succeeded` };
+  }
+
+  private inProgress(name: string, state: string): Progress {
+    return { state: 'in-progress', detail: `deployment ${name}: ${state}`, retryAfterMs: this.pollIntervalMs };
+  }
+
+  /** A poller that failed: ARM's own error from the deployment when it has one, else what the SDK said. */
+  private async failedDeployment(resources: ResourceManagementClient, p: AzurePlacement, name: string, e: unknown): Promise<Error> {
+    const status = (e as { statusCode?: number }).statusCode;
+    if (status !== undefined && status !== 200) return e as Error; // the request failed (ARM unreachable, 5xx after retries): retried
+    const d = await resources.deployments.get(p.resourceGroup, name).catch(() => undefined);
+    if (d?.properties?.provisioningState === 'Failed' || d?.properties?.provisioningState === 'Canceled') return this.failure(name, d);
+    return e as Error;
+  }
+
+  private failure(name: string, d: DeploymentExtended): DeploymentFailedError {
+    const err = d.properties?.error;
+    // ARM's top error says "at least one resource failed"; the details say which and why.
+    const inner = err?.details?.find((x) => x.message) ?? err;
+    return new DeploymentFailedError(name, inner?.code ?? d.properties?.provisioningState ?? 'Failed', inner?.message ?? 'no error message');
+  }
+
+  /** The scale set's instances, each with its private IP and the server that address is. */
+  private async instances(p: AzurePlacement): Promise<Instance[]> {
+    const { compute, network } = await this.clientsOf(p);
+    const vms: VirtualMachineScaleSetVM[] = [];
+    try {
+      for await (const vm of compute.virtualMachineScaleSetVMs.list(p.resourceGroup, scaleSetName(p), { expand: 'instanceView' })) vms.push(vm);
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode === 404) return []; // no scale set (yet, or any more)
+      throw e;
+    }
+    const ipOfVm = new Map<string, string>();
+    for await (const nic of network.networkInterfaces.listVirtualMachineScaleSetNetworkInterfaces(p.resourceGroup, scaleSetName(p))) {
+      const vmId = nic.virtualMachine?.id?.toLowerCase();
+      const ip = nic.ipConfigurations?.find((c) => c.primary !== false)?.privateIPAddress;
+      if (vmId && ip) ipOfVm.set(vmId, ip);
+    }
+    const indexOf = new Map([...p.addresses].map(([index, address]) => [address, index]));
+    return vms.map((vm) => {
+      const statuses = (vm.instanceView?.statuses ?? []).map((s) => s.code ?? '').filter(Boolean);
+      const address = vm.id ? ipOfVm.get(vm.id.toLowerCase()) : undefined;
+      return {
+        instanceId: vm.instanceId ?? '',
+        address,
+        index: address === undefined ? undefined : indexOf.get(address),
+        running: statuses.includes('PowerState/running'),
+        latestModelApplied: vm.latestModelApplied !== false,
+        statuses,
+      };
+    });
+  }
+
+  /** The Consul version of the scale set's model (its `consulVersion` tag, set by the template). */
+  private async modelVersion(p: AzurePlacement): Promise<string | undefined> {
+    const vmss = await (await this.clientsOf(p)).compute.virtualMachineScaleSets.get(p.resourceGroup, scaleSetName(p));
+    return vmss.tags?.consulVersion;
+  }
+
+  /** The instance's own server files, written in place (no restart): the instance had them from an older model. */
+  private async pushFiles(p: AzurePlacement, spec: ClusterSpec, secrets: ClusterSecrets, i: Instance & { index?: number }): Promise<void> {
+    const paths = this.vmLayout.server(spec.clusterId, i.index!);
+    await this.runCommand(p, i, serverFileList(serverFiles(spec, secrets, i.index!, paths)).map(writeFileLine));
+  }
+
+  private async runCommand(p: AzurePlacement, i: Instance, lines: string[]): Promise<void> {
+    const r = await (await this.clientsOf(p)).compute.virtualMachineScaleSetVMs.beginRunCommandAndWait(
+      p.resourceGroup, scaleSetName(p), i.instanceId, { commandId: 'RunShellScript', script: runCommandScript(lines) }, this.lro(),
+    );
+    const failed = (r.value ?? []).find((s) => s.code && !/succeeded/i.test(s.code));
+    // The script's output names the failing line, never a file's content.
+    if (failed) throw new Error(`Run Command on instance ${i.instanceId} of ${scaleSetName(p)} failed: ${failed.message ?? failed.code}`);
+  }
+
+  private lro() {
+    return { updateIntervalInMs: Math.min(this.pollIntervalMs, 2_000) };
+  }
+
+  private async clientsOf(p: AzurePlacement): Promise<Clients> {
+    let c = this.clients.get(p.subscriptionId);
+    if (!c) {
+      const options = { endpoint: this.opts.armEndpoint, credentialScopes: [`${this.opts.armEndpoint.replace(/\/$/, '')}/.default`] };
+      c = {
+        resources: new ResourceManagementClient(this.opts.credential, p.subscriptionId, options),
+        compute: new ComputeManagementClient(this.opts.credential, p.subscriptionId, options),
+        network: new NetworkManagementClient(this.opts.credential, p.subscriptionId, options),
+      };
+      this.clients.set(p.subscriptionId, c);
+    }
+    return c;
+  }
+}
+
+export function scaleSetName(p: Pick<AzurePlacement, 'clusterName'>): string {
+  return `${p.clusterName}-servers`;
+}
