@@ -151,9 +151,10 @@ export class AzureTarget implements Target {
 
   /** The deployment made the instances and they boot on their own; here, those powered off start again. */
   async startServers(spec: ClusterSpec, secrets: ClusterSecrets): Promise<Progress> {
-    const deployed = await this.writeServerConfig(spec, secrets);
-    if (deployed.state !== 'ready') return deployed;
+    validateSpec(spec, secrets);
     const p = await this.opts.placement(spec.clusterId);
+    const deployed = await this.deploy(spec.clusterId, p, 'servers', 'Incremental', this.opts.template, this.parameters(spec, secrets, p));
+    if (deployed.state !== 'ready') return deployed;
     const instances = await this.instances(p);
     for (const s of spec.servers) {
       const i = instances.find((x) => x.index === s.index);
