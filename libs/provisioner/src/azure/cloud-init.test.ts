@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { generateClusterPki } from '../pki';
 import { generateGossipKey, generateManagementToken } from '../secrets';
 import { LocalTarget, type LocalClusterSpec } from '../local/local-target';
-import { AZURE_CLUSTERS_DIR, SERVER_TABLE_DIR, clusterCustomData, decodeCustomData, subnetPlan, type ConsulPackage } from './cloud-init';
+import { AZURE_CLUSTERS_DIR, DATA_DISK, DATA_DISK_MOUNTER, SERVER_TABLE_DIR, SERVER_UNIT, clusterCustomData, decodeCustomData, subnetPlan, type ConsulPackage } from './cloud-init';
 
 const CONSUL: ConsulPackage = { version: '1.8.7', url: 'https://packages.example.test/consul_1.8.7_amd64.deb', sha256: 'ab'.repeat(32) };
 
@@ -70,6 +70,9 @@ test('custom data on a VM: the default layout, the package checked before it is 
   const unpack = commands.findIndex((c) => c.startsWith('dpkg-deb --extract /run/consul.deb'));
   assert.ok(check >= 0 && unpack > check, 'the package is checked against its sha256 before it is unpacked');
   assert.equal(commands.at(-1), 'systemctl enable --now managed-consul.service');
+  // Consul's data is on the data disk, mounted on the server's data folder before Consul starts: a reimage keeps it.
+  assert.match(files.get(SERVER_UNIT)!.content, new RegExp(`^ExecStartPre=\\+${DATA_DISK_MOUNTER}$`, 'm'));
+  assert.match(files.get(DATA_DISK_MOUNTER)!.content, new RegExp(`disk=${DATA_DISK}\n[^]*mount -o noatime "\\$disk" "\\$data"`));
   assert.throws(() => clusterCustomData(spec, secrets, { consul: { ...CONSUL, url: 'http://insecure.example/consul.deb' } }), /must be https/);
 });
 

@@ -22,6 +22,10 @@ export const AZURE_CLUSTERS_DIR = '/var/lib/managed-consul/clusters';
 /** One file per server address, holding that server's config folder. */
 export const SERVER_TABLE_DIR = '/etc/managed-consul/servers';
 export const SERVER_LAUNCHER = '/usr/local/sbin/managed-consul-server';
+/** Mounts the scale set's data disk (LUN 0) on this VM's server data folder before Consul starts (as root). */
+export const DATA_DISK_MOUNTER = '/usr/local/sbin/managed-consul-data-disk';
+/** The scale set's data disk: a reimage renews the OS disk and keeps it, so Consul's raft data survives. */
+export const DATA_DISK = '/dev/disk/azure/scsi1/lun0';
 export const SERVER_UNIT = '/etc/systemd/system/managed-consul.service';
 export const CONSUL_INSTALL_DIR = '/opt/managed-consul/consul';
 
@@ -68,6 +72,7 @@ export function clusterCloudConfig(spec: ClusterServersSpec, secrets: ClusterSer
     dataDirs.push(paths.dataDir);
   }
   add(SERVER_LAUNCHER, 0o755, launcherScript());
+  add(DATA_DISK_MOUNTER, 0o755, dataDiskScript());
   add(SERVER_UNIT, 0o644, systemdUnit());
   const clusterDir = layout.clusterDir(spec.clusterId);
   return {
@@ -152,6 +157,31 @@ function launcherScript(): string {
   ].join('\n');
 }
 
+function dataDiskScript(): string {
+  return [
+    '#!/bin/sh',
+    '# Consul\'s data lives on the data disk (LUN 0), which a reimage keeps: mounted on this VM\'s server data folder.',
+    'set -eu',
+    `disk=${DATA_DISK}`,
+    'for ip in $(hostname -I); do',
+    `  if [ -f "${SERVER_TABLE_DIR}/$ip" ]; then`,
+    `    data="$(dirname "$(cat "${SERVER_TABLE_DIR}/$ip")")/data"`,
+    '    mountpoint -q "$data" && exit 0',
+    '    [ -e "$disk" ] || { echo "managed-consul: no data disk at $disk" >&2; exit 1; }',
+    '    blkid "$disk" >/dev/null 2>&1 || mkfs.ext4 -q -L consul-data "$disk"',
+    '    install -d -m 0700 "$data"',
+    '    mount -o noatime "$disk" "$data"',
+    '    chown consul:consul "$data"',
+    '    chmod 0700 "$data"',
+    '    exit 0',
+    '  fi',
+    'done',
+    'echo "managed-consul: no server of this cluster has an address of this VM ($(hostname -I))" >&2',
+    'exit 1',
+    '',
+  ].join('\n');
+}
+
 function systemdUnit(): string {
   return [
     '[Unit]',
@@ -162,6 +192,8 @@ function systemdUnit(): string {
     '[Service]',
     'User=consul',
     'Group=consul',
+    // '+': as root (formats and mounts the data disk); Consul itself runs as the consul user.
+    `ExecStartPre=+${DATA_DISK_MOUNTER}`,
     `ExecStart=${SERVER_LAUNCHER}`,
     'ExecReload=/bin/kill -HUP $MAINPID',
     'KillSignal=SIGTERM',
