@@ -52,7 +52,7 @@ cleanup() {
 trap 'cleanup; rmdir "$BENCH_RUN_DIR" 2>/dev/null || true' EXIT
 start_dev_issuer "${BENCH_ISSUER_PORT:-18444}" bench-issuer
 
-ALL=(cluster-create api-throughput billing snapshots upgrade wave-overhead consul-ui-sso faults)
+ALL=(cluster-create api-throughput billing snapshots upgrade wave-overhead consul-ui-sso azure-target faults)
 if (($# > 0)); then names=("$@"); else names=("${ALL[@]}"); fi
 # Seconds each benchmark may run (faults: its own PostgreSQL, Redis and clusters, and waits out its faults).
 default_limit() { [[ "$1" == faults ]] && echo 900 || echo 300; }

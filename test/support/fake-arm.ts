@@ -44,7 +44,10 @@ export interface FakeArm {
   close(): Promise<void>;
 }
 
-export async function startFakeArm(): Promise<FakeArm> {
+/** More ARM routes, behind the same token check (the local ARM server's deployments and scale sets). Answers true when it handled the request. */
+export type ArmRoutes = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>;
+
+export async function startFakeArm(opts: { routes?: ArmRoutes } = {}): Promise<FakeArm> {
   const tlsDir = path.join(localDir(), 'tls');
   const tenantId = randomUUID();
   const clientId = randomUUID();
@@ -94,13 +97,16 @@ export async function startFakeArm(): Promise<FakeArm> {
       return sendJson(res, 200, { token_type: 'Bearer', expires_in: 3599, ext_expires_in: 3599, access_token: token });
     }
     const app = /^\/subscriptions\/[^/]+\/resourcegroups\/[^/]+\/providers\/microsoft\.solutions\/applications\/[^/]+$/i.exec(u.pathname);
-    if (app && req.method === 'GET') {
+    if (u.pathname.toLowerCase().startsWith('/subscriptions/')) {
       const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
       if (!bearer || !tokens.has(bearer)) {
         counters.unauthorized++;
         return armError(res, 401, 'AuthenticationFailed', 'Authentication failed. The Authorization header is missing or invalid.');
       }
       if (!u.searchParams.get('api-version')) return armError(res, 400, 'MissingApiVersionParameter', "The api-version query parameter (?api-version=) is required for all requests.");
+    }
+    if (!(app && req.method === 'GET') && opts.routes && (await opts.routes(req, res, u))) return;
+    if (app && req.method === 'GET') {
       counters.applicationReads++;
       const fail = failures.shift();
       if (fail) return armError(res, fail, fail === 429 ? 'TooManyRequests' : 'InternalServerError', 'The server encountered an internal error; try again.');

@@ -1,0 +1,271 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { decodeCustomData } from '../libs/provisioner/src';
+import { consul } from './support/consul-cli';
+import { startLocalArm, type LocalArm } from './support/local-arm';
+import { SUBSCRIPTION, WRITE, startStack, testConfig, waitFor, type TestStack } from './support/stack';
+
+const TENANT = 'a2a2a2a2-0000-4000-8000-0000000000a2';
+const CUSTOMER_TENANT = 'c2c2c2c2-0000-4000-8000-0000000000c2';
+const SECRET = randomBytes(32).toString('base64url');
+const WORKER_MAIN = path.resolve(__dirname, '..', 'apps', 'worker', 'src', 'main.js');
+const TEMPLATE = JSON.parse(fs.readFileSync(path.resolve(__dirname, '..', '..', 'infra', 'arm', 'cluster.json'), 'utf8'));
+const FAKE_PACKAGE = (version: string) => ({ url: `https://packages.example.invalid/consul_${version}_amd64.deb`, sha256: 'ab'.repeat(32) });
+/** Each test's cluster has a VNet of its own in 10.247.0.0/16, which the local ARM server makes local to this host. */
+const vnet = (n: number) => `10.247.${n}.0/24`;
+
+/** The worker as a real process, so that the test can SIGKILL it. */
+function spawnWorker(s: TestStack, name: string): ChildProcess {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const [k, v] of Object.entries(s.config)) if (v !== undefined && typeof v !== 'object') env[k] = String(v);
+  env.WORKER_NAME = name;
+  return spawn(process.execPath, [WORKER_MAIN], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once('exit', () => resolve());
+  });
+}
+
+// The Azure target against a local server speaking ARM's wire protocol: the real
+// @azure/arm-resources, arm-compute, arm-network and identity code runs, and
+// each scale-set instance is realised as a real Consul server started from the
+// files its custom data (cloud-init) writes, on a private address of the
+// cluster's VNet made local to this host.
+describe('the azure target', { timeout: 600_000 }, () => {
+  let s: TestStack;
+  let arm: LocalArm;
+  let work: string;
+  let token: string;
+  let worker: ChildProcess;
+  const children: ChildProcess[] = [];
+  const startWorker = (name: string) => {
+    worker = spawnWorker(s, name);
+    children.push(worker);
+    return worker;
+  };
+
+  before(async () => {
+    work = fs.mkdtempSync(path.join(os.tmpdir(), 'azure-'));
+    const rolling = path.join(work, 'consul-rolling');
+    fs.symlinkSync(process.env.CONSUL_BIN!, rolling);
+    const extra = [{ version: '1.8.7-rolling', status: 'AVAILABLE', binary: rolling, reports: '1.8.7' }];
+    const binaries: Record<string, string> = { '1.8.7': process.env.CONSUL_BIN!, '1.8.7-rolling': rolling };
+    arm = await startLocalArm({ consulBinary: (v) => binaries[v] ?? assert.fail(`no binary for ${v}`), retryAfterSeconds: 0 });
+    const config = await testConfig({
+      CLUSTER_TARGET: 'azure',
+      AZURE_CONSUL_PACKAGES: JSON.stringify({ '1.8.7': FAKE_PACKAGE('1.8.7'), '1.8.7-rolling': FAKE_PACKAGE('1.8.7-rolling') }),
+      AZURE_VM_CLUSTERS_DIR: path.join(work, 'vms'),
+      AZURE_POLL_INTERVAL_MS: '200',
+      EXTRA_CONSUL_VERSIONS: JSON.stringify(extra),
+      NOTIFICATION_SECRET: SECRET,
+      ...arm.env(),
+    });
+    s = await startStack({ worker: false, config });
+    token = s.token(TENANT, WRITE);
+    startWorker('azure-worker-1');
+  });
+  after(async () => {
+    for (const c of children) {
+      c.kill('SIGKILL');
+      await exited(c);
+    }
+    await s?.close();
+    await arm?.close();
+    fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  const finish = async (opId: string, timeoutMs = 180_000) =>
+    (await waitFor(`operation ${opId}`, () => s.request('GET', `/v1/operations/${opId}`, { token }), (r) => ['Succeeded', 'Failed'].includes(r.body.state), timeoutMs)).body;
+
+  async function create(name: string, n: number, tier = 'standard') {
+    const res = await s.request('POST', '/v1/clusters', {
+      token, body: { name, subscriptionId: SUBSCRIPTION, resourceGroup: `rg-${name}`, region: 'westeurope', tier, vnetCidr: vnet(n) },
+    });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    return { id: res.body.cluster.id as string, opId: res.body.operation.id as string, mrg: res.body.cluster.managedResourceGroup as string };
+  }
+
+  async function cli(id: string) {
+    const cc = (await s.request('GET', `/v1/clusters/${id}/client-config`, { token })).body;
+    const caFile = path.join(work, `${id}.pem`);
+    fs.writeFileSync(caFile, cc.caPem);
+    const secret = (await s.request('POST', `/v1/clusters/${id}/tokens`, { token })).body.secretId as string | undefined;
+    return { cc, run: (args: string[], withToken = true) => consul(args, { httpAddr: cc.httpsAddress, caFile, token: withToken ? secret : undefined }) };
+  }
+
+  const leaderOf = async (run: (a: string[]) => Promise<{ stdout: string }>) =>
+    (await run(['operator', 'raft', 'list-peers'])).stdout.split('\n').find((l) => /\sleader\s/.test(l))!.split(/\s+/)[2].split(':')[0];
+
+  let main: { id: string; mrg: string };
+
+  it('create: one deployment of cluster.json with the cluster\'s parameters; real servers from its custom data; Running; secure from outside', async () => {
+    const c = await create('az-main', 1);
+    main = c;
+    const op = await finish(c.opId);
+    assert.equal(op.state, 'Succeeded', JSON.stringify(op.error ?? op.steps));
+    const deployments = arm.deployments().filter((d) => d.resourceGroup.toLowerCase() === c.mrg.toLowerCase());
+    assert.equal(deployments.length, 1, `one deployment: ${deployments.map((d) => d.name).join(', ')}`);
+    const [d] = deployments;
+    assert.equal(arm.counters.puts[d.name], 1, 'PUT once');
+    assert.equal(d.mode, 'Incremental');
+    assert.deepEqual(d.template, TEMPLATE, 'the template is infra/arm/cluster.json');
+    const p = d.parameters as Record<string, { value: unknown }>;
+    assert.deepEqual(
+      [p.clusterName.value, p.tier.value, p.vnetCidr.value, p.consulVersion.value, p.location.value, p.deployServers.value],
+      ['az-main', 'standard', vnet(1), '1.8.7', 'westeurope', true],
+    );
+    const files = decodeCustomData(String(p.customData.value)).files;
+    assert.ok([...files.keys()].some((f) => f.startsWith(path.join(work, 'vms'))), 'the custom data writes under the VM folder');
+    const cluster = await s.db.cluster.findUniqueOrThrow({ where: { id: c.id }, include: { servers: { orderBy: { index: 'asc' } } } });
+    assert.equal(cluster.target, 'azure');
+    assert.equal(cluster.state, 'Running');
+    assert.deepEqual(cluster.servers.map((x) => x.address), ['10.247.1.5', '10.247.1.6', '10.247.1.7'], 'the addresses Azure gives in the subnet');
+    const vms = arm.instances(c.mrg, 'az-main-servers');
+    assert.deepEqual(vms.map((v) => [v.privateIp, v.running]), cluster.servers.map((x) => [x.address, true]));
+
+    const { run } = await cli(c.id);
+    const peers = await run(['operator', 'raft', 'list-peers']);
+    assert.equal(peers.code, 0, peers.stderr);
+    for (const a of ['10.247.1.5', '10.247.1.6', '10.247.1.7']) assert.match(peers.stdout, new RegExp(`${a.replace(/\./g, '\\.')}:8300\\s+\\S+\\s+true`), `${a} is a voter`);
+    const anonymous = await run(['kv', 'put', 'x', '1'], false);
+    assert.notEqual(anonymous.code, 0, 'ACLs deny an anonymous write');
+    assert.match(anonymous.stderr, /403|Permission denied/i);
+    assert.equal((await run(['kv', 'put', 'kept', 'yes'])).code, 0);
+  });
+
+  it('a worker killed while the deployment runs: the next one resumes the same deployment (exactly one PUT)', async () => {
+    arm.holdDeployments();
+    const c = await create('az-crash', 2, 'development');
+    const name = (await waitFor('the deployment to be running', async () => arm.deployments().find((d) => d.resourceGroup.toLowerCase() === c.mrg.toLowerCase()), (d) => d?.state === 'Running', 60_000))!.name;
+    // The poller's state is on the operation before the worker is killed.
+    await waitFor('the poller state on the operation', () => s.db.operation.findUniqueOrThrow({ where: { id: c.opId } }), (o) => typeof (o.targetState as Record<string, unknown>)[name] === 'string', 30_000);
+    worker.kill('SIGKILL');
+    await exited(worker);
+    const polls = arm.counters.statusPolls;
+    startWorker('azure-worker-2');
+    await waitFor('the new worker to poll the deployment', async () => arm.counters.statusPolls, (n) => n > polls, 60_000);
+    arm.releaseDeployments();
+    const op = await finish(c.opId);
+    assert.equal(op.state, 'Succeeded', JSON.stringify(op.error ?? op.steps));
+    assert.ok(op.attempts >= 2, 'the operation ran again');
+    assert.equal(arm.counters.puts[name], 1, 'the deployment was PUT exactly once');
+    assert.equal(arm.deployments().filter((d) => d.resourceGroup.toLowerCase() === c.mrg.toLowerCase()).length, 1);
+    assert.equal(arm.instances(c.mrg, 'az-crash-servers').length, 1);
+    const del = await s.request('DELETE', `/v1/clusters/${c.id}`, { token });
+    assert.equal((await finish(del.body.operation.id)).state, 'Succeeded');
+  });
+
+  it('a deployment that fails: the operation fails with ARM\'s code and message; nothing runs; the cluster can be deleted', async () => {
+    arm.failNextDeployment({ code: 'SkuNotAvailable', message: "The requested VM size 'Standard_D2s_v5' is currently not available in location 'westeurope'." });
+    const c = await create('az-fail', 3, 'development');
+    const op = await finish(c.opId);
+    assert.equal(op.state, 'Failed');
+    assert.match(JSON.stringify(op.error), /SkuNotAvailable: The requested VM size 'Standard_D2s_v5' is currently not available/);
+    const cluster = await s.db.cluster.findUniqueOrThrow({ where: { id: c.id } });
+    assert.equal(cluster.state, 'Failed');
+    assert.equal(cluster.runningSince, null, 'never Running, never billed');
+    assert.equal(await s.db.usageRecord.count({ where: { clusterId: c.id } }), 0);
+    assert.deepEqual(arm.instances(c.mrg, 'az-fail-servers'), [], 'no instance was made');
+    const deployments = arm.deployments().filter((d) => d.resourceGroup.toLowerCase() === c.mrg.toLowerCase());
+    assert.equal(deployments.length, 1, 'the failed step is not retried into a second deployment');
+    const del = await s.request('DELETE', `/v1/clusters/${c.id}`, { token });
+    assert.equal(del.status, 202, JSON.stringify(del.body));
+    assert.equal((await finish(del.body.operation.id)).state, 'Succeeded');
+  });
+
+  it('throttled: ARM\'s 429 waits its Retry-After and the operation succeeds (scale to 5 servers)', async () => {
+    const throttledBefore = arm.counters.throttled;
+    arm.throttleNext(3, 1);
+    const res = await s.request('PATCH', `/v1/clusters/${main.id}`, { token, body: { tier: 'plus' } });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    const op = await finish(res.body.operation.id);
+    assert.equal(op.state, 'Succeeded', JSON.stringify(op.error ?? op.steps));
+    assert.equal(arm.counters.throttled - throttledBefore, 3, 'three answers were 429');
+    const vms = arm.instances(main.mrg, 'az-main-servers');
+    assert.deepEqual(vms.map((v) => v.privateIp), ['10.247.1.5', '10.247.1.6', '10.247.1.7', '10.247.1.8', '10.247.1.9']);
+    const { run } = await cli(main.id);
+    const peers = await run(['operator', 'raft', 'list-peers']);
+    assert.equal(peers.stdout.split('\n').filter((l) => /\strue\s/.test(l) || /\strue$/.test(l.trim())).length, 5, peers.stdout);
+  });
+
+  it('a rolling upgrade on the azure target: one instance at a time, followers first, the leader last; data kept', async () => {
+    const { cc, run } = await cli(main.id);
+    const leader = await leaderOf(run);
+    const before = arm.counters.vmActions.reimage.length;
+    const res = await s.request('POST', `/v1/clusters/${main.id}/upgrade`, { token, body: { consulVersion: '1.8.7-rolling' } });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    const op = await finish(res.body.operation.id, 300_000);
+    assert.equal(op.state, 'Succeeded', JSON.stringify(op.error ?? op.steps));
+    const reimaged = arm.counters.vmActions.reimage.slice(before);
+    const vms = arm.instances(main.mrg, 'az-main-servers');
+    const ipOf = new Map(vms.map((v) => [v.instanceId, v.privateIp]));
+    assert.equal(reimaged.length, 5, `each instance once: ${reimaged.join(', ')}`);
+    assert.equal(new Set(reimaged).size, 5);
+    assert.equal(ipOf.get(reimaged[4]), leader, 'the leader last');
+    assert.ok(vms.every((v) => v.consulVersion === '1.8.7-rolling' && v.running), JSON.stringify(vms));
+    const kept = await run(['kv', 'get', 'kept']);
+    assert.equal(kept.stdout.trim(), 'yes', 'the data survived the reimages');
+    assert.equal(cc.retryJoin.length, 5);
+  });
+
+  it('notifications: PUT Succeeded creates the cluster in the managed resource group; a repeat changes nothing; a wrong sig is refused; DELETE deletes it', async () => {
+    const sub = 'a2b2c2d2-0000-4000-8000-0000000000b2';
+    const appId = `/subscriptions/${sub}/resourceGroups/rg-shop/providers/Microsoft.Solutions/applications/shop`;
+    const mrgId = `/subscriptions/${sub}/resourceGroups/mrg-consul-shop-20261202`;
+    arm.putApplication({
+      id: appId, location: 'westeurope', managedResourceGroupId: mrgId,
+      parameters: {
+        location: 'westeurope', clusterName: 'shop', datacenter: 'dc1', tier: 'development', consulVersion: '1.8.7', externalEndpoint: false,
+        vnetCidr: vnet(4), upgradeMode: 'manual', upgradeWindowDay: 0, upgradeWindowStartHour: 2, upgradeWindowHours: 4, snapshotIntervalHours: 24, snapshotRetention: 7,
+      },
+      outputs: { tenantId: CUSTOMER_TENANT },
+    });
+    const notify = (body: unknown, sig = SECRET) => s.request('POST', `/resource?sig=${encodeURIComponent(sig)}`, { body });
+    const event = (eventType: string, provisioningState: string) => ({
+      eventType, applicationId: appId, eventTime: new Date().toISOString(), provisioningState,
+      plan: { publisher: 'contoso', product: 'managed-consul', name: 'development', version: '1.0.0' },
+      billingDetails: { resourceUsageId: 'usage-shop-0001' },
+    });
+    const wrong = await notify(event('PUT', 'Succeeded'), 'not-the-secret-' + 'x'.repeat(32));
+    assert.equal(wrong.status, 403);
+    assert.equal(await s.db.cluster.count({ where: { managedApplicationId: appId.toLowerCase() } }), 0, 'a wrong sig changes nothing');
+
+    const put = event('PUT', 'Succeeded');
+    const res = await notify(put);
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.outcome, 'created');
+    const op = await finish(res.body.operationId);
+    assert.equal(op.state, 'Succeeded', JSON.stringify(op.error ?? op.steps));
+    const cluster = await s.db.cluster.findUniqueOrThrow({ where: { id: res.body.clusterId } });
+    assert.deepEqual([cluster.target, cluster.state, cluster.billingResourceId], ['azure', 'Running', 'usage-shop-0001']);
+    const vms = arm.instances('mrg-consul-shop-20261202', 'shop-servers');
+    assert.deepEqual(vms.map((v) => [v.privateIp, v.running]), [['10.247.4.5', true]], 'deployed into the managed resource group');
+    const again = await notify(put);
+    assert.deepEqual([again.status, again.body.status], [200, 'duplicate']);
+    assert.equal(await s.db.operation.count({ where: { clusterId: cluster.id } }), 1, 'a repeated notification queues nothing');
+
+    const del = await notify(event('DELETE', 'Deleting'));
+    assert.equal(del.status, 200, JSON.stringify(del.body));
+    const deleted = await waitFor('the cluster to be deleted', () => s.db.cluster.findUniqueOrThrow({ where: { id: cluster.id } }), (c) => ['Deleted', 'Failed'].includes(c.state), 120_000);
+    assert.equal(deleted.state, 'Deleted');
+    const complete = arm.deployments().filter((d) => d.resourceGroup.toLowerCase() === 'mrg-consul-shop-20261202' && d.mode === 'Complete');
+    assert.equal(complete.length, 1, 'one Complete-mode deployment empties the managed resource group');
+    assert.deepEqual(arm.instances('mrg-consul-shop-20261202', 'shop-servers'), [], 'no instance left');
+    assert.ok(!arm.requests.some((r) => /^DELETE \/subscriptions\/[^/]+\/resourcegroups\/[^/]+$/i.test(r)), 'the managed resource group itself is never deleted (Azure owns it)');
+  });
+
+  it('delete: the scale set and its servers go; no Consul process is left', async () => {
+    const del = await s.request('DELETE', `/v1/clusters/${main.id}`, { token });
+    assert.equal((await finish(del.body.operation.id)).state, 'Succeeded');
+    assert.deepEqual(arm.instances(main.mrg, 'az-main-servers'), []);
+    assert.equal(arm.runningProcesses(), 0, 'every instance process stopped');
+  });
+});
