@@ -18,6 +18,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
 import { SERVER_TABLE_DIR, decodeCustomData, parseRunCommandLine, subnetPlan } from '../../libs/provisioner/src';
 import { startFakeArm, type FakeArm } from './fake-arm';
@@ -128,7 +129,34 @@ async function stopProcess(p: ChildProcess | undefined, graceMs = 15_000): Promi
   clearTimeout(timer);
 }
 
+/**
+ * The instances' processes of every local ARM server of this checkout, so that
+ * a run cut off (a test timeout, a killed runner) leaves none behind for the
+ * next: the next start ends those still alive, as stop.sh ends the local
+ * target's agents.
+ */
+const PID_FILE = path.join(process.env.LOCAL_DIR ?? os.tmpdir(), 'local-arm.pids');
+
+function sweepStrayInstances(): void {
+  let pids: string[] = [];
+  try {
+    pids = fs.readFileSync(PID_FILE, 'utf8').split('\n').filter(Boolean);
+  } catch {
+    return;
+  }
+  for (const pid of pids) {
+    try {
+      const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (path.basename(argv[0]) === 'consul' && argv.some((a) => a.startsWith('-config-dir=') && a.includes('/vms/'))) process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+  fs.rmSync(PID_FILE, { force: true });
+}
+
 export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
+  sweepStrayInstances();
   try {
     execFileSync('ip', ['route', 'replace', 'local', LOCAL_VNET_RANGE, 'dev', 'lo', 'table', 'local'], { stdio: 'pipe' });
   } catch (e) {
@@ -164,6 +192,7 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
     const out = fs.openSync(path.join(serverDir, 'consul.log'), 'a');
     inst.proc = spawn(opts.consulBinary(set.model.consulVersion), ['agent', `-config-dir=${configDir}`], { stdio: ['ignore', out, out], env: { PATH: process.env.PATH } });
     inst.proc.on('error', () => undefined);
+    if (inst.proc.pid) fs.appendFileSync(PID_FILE, `${inst.proc.pid}\n`);
     fs.closeSync(out);
     inst.serverDir = serverDir;
     inst.generation = set.model.generation;
@@ -300,8 +329,8 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
     const parts = u.pathname.split('/').filter(Boolean);
     const lower = parts.map((x) => x.toLowerCase());
     // /subscriptions/{s}/providers/Microsoft.Compute/locations/{l}/operations/{id}
-    if (lower[2] === 'providers' && lower[5] === 'operations' && method === 'GET') {
-      const result = vmOperations.get(parts[6]);
+    if (lower[2] === 'providers' && lower[4] === 'locations' && lower[6] === 'operations' && method === 'GET') {
+      const result = vmOperations.get(parts[7]);
       if (result === undefined) armError(res, 404, 'NotFound', 'no such operation');
       else send(res, 200, result ?? undefined);
       return true;
@@ -441,6 +470,11 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
     return false;
   }
 
+  // A runner that exits (--test-force-exit) takes the instances with it.
+  const killAll = () => {
+    for (const set of scaleSets.values()) for (const i of set.instances.values()) if (alive(i.proc)) i.proc.kill('SIGKILL');
+  };
+  process.on('exit', killAll);
   const arm = await startFakeArm({ routes });
   url = arm.url;
   // One counters object: the token and application counts and these, all live.
@@ -460,6 +494,7 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
     runningProcesses: () => [...scaleSets.values()].reduce((n, set) => n + [...set.instances.values()].filter((i) => alive(i.proc)).length, 0),
     async close() {
       for (const set of scaleSets.values()) for (const i of set.instances.values()) await stopProcess(i.proc, 5_000);
+      process.off('exit', killAll);
       await close();
     },
   }) as unknown as LocalArm;
