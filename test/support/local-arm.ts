@@ -138,7 +138,7 @@ async function stopProcess(p: ChildProcess | undefined, graceMs = 15_000): Promi
 const PID_FILE = path.join(process.env.LOCAL_DIR ?? os.tmpdir(), 'local-arm.pids');
 
 function sweepStrayInstances(): void {
-  let pids: string[] = [];
+  let pids: string[];
   try {
     pids = fs.readFileSync(PID_FILE, 'utf8').split('\n').filter(Boolean);
   } catch {
