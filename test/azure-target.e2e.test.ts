@@ -5,7 +5,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { decodeCustomData } from '../libs/provisioner/src';
+import { BlobServiceClient } from '@azure/storage-blob';
+import { SNAPSHOT_CONTAINER, decodeCustomData } from '../libs/provisioner/src';
 import { consul } from './support/consul-cli';
 import { startLocalArm, type LocalArm } from './support/local-arm';
 import { SUBSCRIPTION, WRITE, startStack, testConfig, waitFor, type TestStack } from './support/stack';
@@ -18,6 +19,12 @@ const TEMPLATE = JSON.parse(fs.readFileSync(path.resolve(__dirname, '..', '..', 
 const FAKE_PACKAGE = (version: string) => ({ url: `https://packages.example.invalid/consul_${version}_amd64.deb`, sha256: 'ab'.repeat(32) });
 /** Each test's cluster has a VNet of its own in 10.247.0.0/16, which the local ARM server makes local to this host. */
 const vnet = (n: number) => `10.247.${n}.0/24`;
+
+/** Azurite's blob endpoint and account key, from the stack's connection string. */
+function azurite(): { endpoint: string; accountKey: string } {
+  const parts = new Map(process.env.AZURE_STORAGE_CONNECTION_STRING!.split(';').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  return { endpoint: `${parts.get('BlobEndpoint')!.replace(/\/$/, '')}/`, accountKey: parts.get('AccountKey')! };
+}
 
 /** The worker as a real process, so that the test can SIGKILL it. */
 function spawnWorker(s: TestStack, name: string): ChildProcess {
@@ -58,7 +65,8 @@ describe('the azure target', { timeout: 600_000 }, () => {
     fs.symlinkSync(process.env.CONSUL_BIN!, rolling);
     const extra = [{ version: '1.8.7-rolling', status: 'AVAILABLE', binary: rolling, reports: '1.8.7' }];
     const binaries: Record<string, string> = { '1.8.7': process.env.CONSUL_BIN!, '1.8.7-rolling': rolling };
-    arm = await startLocalArm({ consulBinary: (v) => binaries[v] ?? assert.fail(`no binary for ${v}`), retryAfterSeconds: 0 });
+    // Every storage account the deployments make answers with Azurite's account (its endpoint and key).
+    arm = await startLocalArm({ consulBinary: (v) => binaries[v] ?? assert.fail(`no binary for ${v}`), retryAfterSeconds: 0, blobService: azurite() });
     const config = await testConfig({
       CLUSTER_TARGET: 'azure',
       AZURE_CONSUL_PACKAGES: JSON.stringify({ '1.8.7': FAKE_PACKAGE('1.8.7'), '1.8.7-rolling': FAKE_PACKAGE('1.8.7-rolling') }),
@@ -66,6 +74,8 @@ describe('the azure target', { timeout: 600_000 }, () => {
       AZURE_POLL_INTERVAL_MS: '200',
       EXTRA_CONSUL_VERSIONS: JSON.stringify(extra),
       NOTIFICATION_SECRET: SECRET,
+      // The control plane's own snapshot container, apart from the one in each cluster's storage account.
+      SNAPSHOT_CONTAINER: 'control-plane-snapshots',
       ...arm.env(),
     });
     s = await startStack({ worker: false, config });
@@ -216,6 +226,33 @@ describe('the azure target', { timeout: 600_000 }, () => {
     assert.equal(cc.retryJoin.length, 5);
   });
 
+  it('snapshots go to the cluster\'s own storage account (its key from ARM\'s listKeys), and restore from there', async () => {
+    const listKeys = arm.counters.listKeys;
+    const snap = await s.request('POST', `/v1/clusters/${main.id}/snapshots`, { token, body: { name: 'in-the-mrg' } });
+    assert.equal(snap.status, 202, JSON.stringify(snap.body));
+    const op = await finish(snap.body.operation.id);
+    assert.equal(op.state, 'Succeeded', JSON.stringify(op.error ?? op.steps));
+    assert.ok(arm.counters.listKeys > listKeys, 'the store asked ARM for the account key');
+    const account = arm.requests.find((r) => /^POST .*\/providers\/Microsoft\.Storage\/storageAccounts\/[^/]+\/listKeys$/i.test(r) && r.toLowerCase().includes(`/resourcegroups/${main.mrg.toLowerCase()}/`));
+    assert.ok(account, 'the storage account of the cluster\'s managed resource group');
+    const row = await s.db.snapshot.findUniqueOrThrow({ where: { id: snap.body.snapshot.id } });
+    const service = BlobServiceClient.fromConnectionString(process.env.AZURE_STORAGE_CONNECTION_STRING!);
+    const blob = service.getContainerClient(SNAPSHOT_CONTAINER).getBlobClient(row.blobKey);
+    assert.equal(await blob.exists(), true, `the blob is in ${SNAPSHOT_CONTAINER}, the container cluster.json makes`);
+    assert.equal(Number((await blob.getProperties()).contentLength), Number(row.size));
+    assert.equal(await service.getContainerClient(s.config.SNAPSHOT_CONTAINER).getBlobClient(row.blobKey).exists(), false, 'not in the control plane\'s container');
+
+    const { run } = await cli(main.id);
+    assert.equal((await run(['kv', 'put', 'kept', 'changed'])).code, 0);
+    const restore = await s.request('POST', `/v1/clusters/${main.id}/snapshots/${row.id}/restore`, { token, body: { takeSnapshot: false } });
+    assert.equal(restore.status, 202, JSON.stringify(restore.body));
+    const done = await finish(restore.body.operation.id);
+    assert.equal(done.state, 'Succeeded', JSON.stringify(done.error ?? done.steps));
+    // A token made after the snapshot is not in the restored state: a fresh one reads.
+    const restored = await (await cli(main.id)).run(['kv', 'get', 'kept']);
+    assert.equal(restored.stdout.trim(), 'yes', `restored from the blob in the cluster's account: ${restored.stderr}`);
+  });
+
   it('notifications: PUT Succeeded creates the cluster in the managed resource group; a repeat changes nothing; a wrong sig is refused; DELETE deletes it', async () => {
     const sub = 'a2b2c2d2-0000-4000-8000-0000000000b2';
     const appId = `/subscriptions/${sub}/resourceGroups/rg-shop/providers/Microsoft.Solutions/applications/shop`;
@@ -268,5 +305,8 @@ describe('the azure target', { timeout: 600_000 }, () => {
     assert.equal((await finish(del.body.operation.id)).state, 'Succeeded');
     assert.deepEqual(arm.instances(main.mrg, 'az-main-servers'), []);
     assert.equal(arm.runningProcesses(), 0, 'every instance process stopped');
+    // The snapshots went with the storage account: the rows say so, nothing failed on the missing account.
+    const left = await s.db.snapshot.findMany({ where: { clusterId: main.id } });
+    assert.ok(left.length > 0 && left.every((x) => x.state === 'Deleted'), JSON.stringify(left.map((x) => x.state)));
   });
 });

@@ -32,6 +32,11 @@ export interface LocalArmOptions {
   consulBinary(version: string): string;
   /** Retry-After of ARM's polling answers, seconds (default 0). */
   retryAfterSeconds?: number;
+  /**
+   * The blob service that every deployed storage account answers with (its
+   * primaryEndpoints.blob and listKeys): Azurite's account in the tests.
+   */
+  blobService?: { endpoint: string; accountKey: string };
 }
 
 export interface DeploymentRecord {
@@ -63,6 +68,8 @@ export interface LocalArm extends Omit<FakeArm, 'counters'> {
     /** PUTs per deployment name. */
     puts: Record<string, number>;
     statusPolls: number;
+    /** listKeys of a storage account (the snapshot store's key). */
+    listKeys: number;
     throttled: number;
     /** Instance ids per VM action, in order. */
     vmActions: Record<VmAction, string[]>;
@@ -165,9 +172,10 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
   const retryAfter = String(opts.retryAfterSeconds ?? 0);
   const deployments = new Map<string, DeploymentRecord & { subscription: string; opId: string; polls: number; failWith?: { code: string; message: string } }>();
   const scaleSets = new Map<string, ScaleSet>();
+  const storageAccounts = new Map<string, { name: string; resourceGroup: string; subscription: string; location: string }>();
   /** Finished VM actions, by operation id: what their Location answers. */
   const vmOperations = new Map<string, unknown>();
-  let counters = { puts: {} as Record<string, number>, statusPolls: 0, throttled: 0, vmActions: { reimage: [], manualupgrade: [], poweroff: [], start: [], restart: [], delete: [], runCommand: [] } as Record<VmAction, string[]> };
+  let counters = { puts: {} as Record<string, number>, statusPolls: 0, throttled: 0, listKeys: 0, vmActions: { reimage: [], manualupgrade: [], poweroff: [], start: [], restart: [], delete: [], runCommand: [] } as Record<VmAction, string[]> };
   const requests: string[] = [];
   let held = false;
   let failNext: { code: string; message: string } | undefined;
@@ -214,6 +222,7 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
         for (const inst of [...set.instances.values()]) await removeInstance(set, inst);
         scaleSets.delete(k);
       }
+      for (const [k, a] of storageAccounts) if (a.resourceGroup.toLowerCase() === d.resourceGroup.toLowerCase()) storageAccounts.delete(k);
       d.outputs = {};
       return;
     }
@@ -230,6 +239,8 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
       snapshotContainer: { type: 'String', value: 'consul-snapshots' },
       identityId: { type: 'String', value: `/subscriptions/${d.subscription}/resourceGroups/${d.resourceGroup}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${clusterName}-identity` },
     };
+    const storageName = String((d.outputs.storageAccountName as { value: string }).value);
+    storageAccounts.set(key(d.resourceGroup, storageName), { name: storageName, resourceGroup: d.resourceGroup, subscription: d.subscription, location: String(value('location', 'westeurope')) });
     if (value('deployServers', true) !== true) return;
     const capacity = TIER_CAPACITY[String(value('tier', 'standard'))];
     if (!capacity) throw Object.assign(new Error(`tier ${String(value('tier'))} is not one of the allowed values`), { code: 'InvalidTemplate' });
@@ -391,6 +402,22 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
         deployments.delete(k);
         accepted(res, subscription, null);
         return true;
+      }
+      return false;
+    }
+    if (provider === 'microsoft.storage' && lower[6] === 'storageaccounts') {
+      const inGroup = [...storageAccounts.values()].filter((a) => a.resourceGroup.toLowerCase() === rg.toLowerCase());
+      const shape = (a: (typeof inGroup)[number]) => ({
+        id: `/subscriptions/${a.subscription}/resourceGroups/${a.resourceGroup}/providers/Microsoft.Storage/storageAccounts/${a.name}`,
+        name: a.name, type: 'Microsoft.Storage/storageAccounts', location: a.location, kind: 'StorageV2', sku: { name: 'Standard_ZRS', tier: 'Standard' },
+        properties: { provisioningState: 'Succeeded', primaryEndpoints: opts.blobService ? { blob: opts.blobService.endpoint } : {} },
+      });
+      if (parts.length === 7 && method === 'GET') return send(res, 200, { value: inGroup.map(shape) }), true;
+      const account = parts[7] ? storageAccounts.get(key(rg, parts[7])) : undefined;
+      if (parts.length === 9 && lower[8] === 'listkeys' && method === 'POST') {
+        if (!account) return armError(res, 404, 'ResourceNotFound', `The Resource 'Microsoft.Storage/storageAccounts/${parts[7]}' under resource group '${rg}' was not found.`), true;
+        counters.listKeys++;
+        return send(res, 200, { keys: opts.blobService ? [{ keyName: 'key1', value: opts.blobService.accountKey, permissions: 'FULL' }] : [] }), true;
       }
       return false;
     }

@@ -13,6 +13,17 @@ import { PermanentError } from './flows/flow';
 export class ClusterSnapshots {
   constructor(private readonly target: ClusterTarget, private readonly snapshots: SnapshotRepository, private readonly store: SnapshotStore, private readonly box: SecretBox) {}
 
+  /** Where the cluster's snapshots are: its target's own storage (Azure: its storage account), else the control plane's. */
+  private async storeOf(clusterId: string): Promise<SnapshotStore | 'gone'> {
+    return (await this.target.snapshotStore(clusterId)) ?? this.store;
+  }
+
+  private async liveStoreOf(clusterId: string): Promise<SnapshotStore> {
+    const store = await this.storeOf(clusterId);
+    if (store === 'gone') throw new PermanentError('snapshot_storage_gone', `the snapshot storage of cluster ${clusterId} was deleted with its resources`);
+    return store;
+  }
+
   /** Takes the snapshot a Pending row stands for; a retry after it became Available does nothing. */
   async take(snapshotId: string): Promise<string> {
     const row = await this.snapshots.get(snapshotId);
@@ -25,7 +36,7 @@ export class ClusterSnapshots {
     const sealed = sealBuffer(dataKey, binding, data);
     dataKey.fill(0);
     const sha256 = createHash('sha256').update(sealed).digest('hex');
-    await this.store.put(row.blobKey, sealed, sha256);
+    await (await this.liveStoreOf(row.clusterId)).put(row.blobKey, sealed, sha256);
     await this.snapshots.markAvailable(row.id, sealed.length, sha256, index, { kekId, wrappedKey });
     return `${data.length} bytes at index ${index}, sealed ${sealed.length} bytes, sha256 ${sha256.slice(0, 12)}`;
   }
@@ -41,7 +52,7 @@ export class ClusterSnapshots {
     }
     let sealed: Buffer;
     try {
-      sealed = await this.store.get(row.blobKey, row.sha256);
+      sealed = await (await this.liveStoreOf(row.clusterId)).get(row.blobKey, row.sha256);
     } catch (e) {
       // Retrying cannot mend a blob that is gone or is not what was stored.
       if (e instanceof ChecksumMismatchError) throw new PermanentError('snapshot_checksum_mismatch', `snapshot ${snapshotId} failed its checksum check: ${e.message}`);
@@ -67,7 +78,9 @@ export class ClusterSnapshots {
   async remove(snapshotId: string): Promise<void> {
     const row = await this.snapshots.get(snapshotId);
     if (!row || row.state === SnapshotState.Deleted) return;
-    await this.store.delete(row.blobKey);
+    const store = await this.storeOf(row.clusterId);
+    // Storage deleted with the cluster took the blob with it.
+    if (store !== 'gone') await store.delete(row.blobKey);
     await this.snapshots.setState(row.id, SnapshotState.Deleted);
   }
 }

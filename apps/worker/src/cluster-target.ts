@@ -3,7 +3,7 @@ import {
 } from '../../../libs/core/src';
 import {
   ConsulApi, DeploymentFailedError, certificateDates, subnetPlan, generateClusterPki, generateGossipKey, generateManagementToken, issueServerCertificate, poll,
-  type ClusterPki, type ClusterSecrets, type ClusterSpec, type ObservedServer, type Progress, type Target, type WaitForHealthyOptions,
+  type ClusterPki, type ClusterSecrets, type ClusterSpec, type ObservedServer, type Progress, type SnapshotStore, type Target, type WaitForHealthyOptions,
 } from '../../../libs/provisioner/src';
 import path from 'node:path';
 import { PermanentError } from './flows/flow';
@@ -60,6 +60,15 @@ export class ClusterTarget {
       this.kinds.set(clusterId, kind);
     }
     return this.targets.get(kind);
+  }
+
+  /**
+   * The store of the cluster's snapshots when its target keeps them beside the
+   * cluster (`gone` once deleted with it); null: the control plane's store.
+   */
+  async snapshotStore(clusterId: string): Promise<SnapshotStore | 'gone' | null> {
+    const hosts = await this.hosts(clusterId);
+    return hosts.snapshotStore ? hosts.snapshotStore(clusterId) : null;
   }
 
   /** The servers of the cluster that run now. */
@@ -164,10 +173,29 @@ export class ClusterTarget {
       if (restarted.includes(index)) {
         throw new Error(`server ${index} of cluster ${spec.clusterId} still runs an older config after its restart`);
       }
-      if (index === leader && spec.servers.length > 1) await this.consul.leave(spec, secrets, index);
+      if (index === leader && spec.servers.length > 1) {
+        await this.consul.leave(spec, secrets, index);
+        await this.waitForLeftServer(hosts, spec.clusterId, index);
+      }
       await this.putServer(spec, secrets, index);
       await this.consul.waitForHealthy(spec, secrets, opts);
       restarted.push(index);
+    }
+  }
+
+  /**
+   * A server that left shuts itself down: until its process is gone, the
+   * target may still see it running and leave it alone, and it then exits
+   * under the roll. Waits a while for it to go; a host whose servers are
+   * seen by their machine (a VM stays running) goes on after the wait.
+   */
+  private async waitForLeftServer(hosts: Target, clusterId: string, index: number): Promise<void> {
+    try {
+      await poll(`server ${index} of cluster ${clusterId} to shut down after its leave`, async () => (await hosts.observe(clusterId)).some((s) => s.index === index), (running) => (running ? 'still running' : true), {
+        timeoutMs: hosts.kind === 'local' ? 30_000 : 0, intervalMs: () => 100,
+      });
+    } catch {
+      // Still seen running: putServer restarts it either way.
     }
   }
 

@@ -1,5 +1,6 @@
 import type { ClusterSecrets, ClusterSpec } from './cluster-spec';
 import type { ServerLiveness } from './consul/consul-api';
+import type { SnapshotStore } from './snapshots/blob-store';
 
 /**
  * The servers' hosts of a cluster, whatever they are: processes on loopback
@@ -72,6 +73,14 @@ export interface Target {
 
   /** Why server `index` is not running, for error messages (e.g. the end of its log). */
   explainDown(clusterId: string, index: number): Promise<string>;
+
+  /**
+   * Where the cluster's snapshots are kept when the target keeps them beside
+   * the cluster (Azure: the storage account of its managed resource group);
+   * `gone` once that storage was deleted with the cluster (its blobs with it).
+   * Targets without it leave snapshots in the control plane's store.
+   */
+  snapshotStore?(clusterId: string): Promise<SnapshotStore | 'gone'>;
 
   close(): void;
 }

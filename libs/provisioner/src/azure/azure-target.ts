@@ -3,10 +3,12 @@ import type { TokenCredential } from '@azure/core-auth';
 import { ResourceManagementClient, type Deployment, type DeploymentExtended } from '@azure/arm-resources';
 import { ComputeManagementClient, type VirtualMachineScaleSetVM } from '@azure/arm-compute';
 import { NetworkManagementClient } from '@azure/arm-network';
+import { StorageManagementClient, type StorageAccount } from '@azure/arm-storage';
 import type { ClusterSecrets, ClusterSpec } from '../cluster-spec';
 import { validateSpec } from '../consul/consul-api';
 import { ClusterLayout } from '../local/cluster-layout';
 import { serverFileList, serverFiles } from '../server-files';
+import { BlobSnapshotStore, type SnapshotStore } from '../snapshots/blob-store';
 import { READY, type ObservedServer, type Progress, type Target } from '../target';
 import { AZURE_CLUSTERS_DIR, clusterCustomData, type ConsulPackage } from './cloud-init';
 import { RELOAD_LINE, runCommandScript, writeFileLine } from './run-command';
@@ -105,6 +107,24 @@ interface Clients {
   resources: ResourceManagementClient;
   compute: ComputeManagementClient;
   network: NetworkManagementClient;
+  storage: StorageManagementClient;
+}
+
+/** The blob container cluster.json makes in the cluster's storage account (its `snapshotContainer`). */
+export const SNAPSHOT_CONTAINER = 'consul-snapshots';
+
+/**
+ * The account a blob endpoint signs for: the first label of its host
+ * (https://<account>.blob.core.windows.net/), or, for an IP-style endpoint
+ * (an emulator: http://127.0.0.1:10000/<account>/), its first path segment,
+ * as @azure/storage-blob reads it.
+ */
+export function blobEndpointAccount(endpoint: string): string {
+  const u = new URL(endpoint);
+  const ipStyle = /^\d+\.\d+\.\d+\.\d+$|^\[.*\]$|^localhost$/i.test(u.hostname);
+  const account = ipStyle ? u.pathname.split('/').filter(Boolean)[0] : u.hostname.split('.')[0];
+  if (!account) throw new Error(`blob endpoint ${endpoint} names no storage account`);
+  return account;
 }
 
 export class AzureTarget implements Target {
@@ -388,6 +408,36 @@ export class AzureTarget implements Target {
     return { updateIntervalInMs: Math.min(this.pollIntervalMs, 2_000) };
   }
 
+  /**
+   * The cluster's snapshots go to the storage account its deployment made in
+   * its managed resource group (one per cluster), container
+   * SNAPSHOT_CONTAINER, with the account's key from ARM (listKeys, which the
+   * publisher's Contributor role on the managed resource group allows; the
+   * storage data plane would need a role in the customer's tenant). The key
+   * stays inside the store (never logged, never in an error).
+   */
+  async snapshotStore(clusterId: string): Promise<SnapshotStore | 'gone'> {
+    const p = await this.opts.placement(clusterId);
+    const { storage } = await this.clientsOf(p);
+    const accounts: StorageAccount[] = [];
+    for await (const a of storage.storageAccounts.listByResourceGroup(p.resourceGroup)) accounts.push(a);
+    if (accounts.length === 0) return 'gone';
+    if (accounts.length > 1) throw new Error(`the managed resource group ${p.resourceGroup} of cluster ${clusterId} holds ${accounts.length} storage accounts (${accounts.map((a) => a.name).join(', ')}); its deployment makes one, for the snapshots`);
+    const [account] = accounts;
+    const endpoint = account.primaryEndpoints?.blob;
+    if (!account.name || !endpoint) throw new Error(`storage account ${account.name ?? '?'} of cluster ${clusterId} has no blob endpoint yet`);
+    const keys = await storage.storageAccounts.listKeys(p.resourceGroup, account.name);
+    const key = keys.keys?.find((k) => k.permissions?.toLowerCase() === 'full' && k.value)?.value;
+    if (!key) throw new Error(`storage account ${account.name} of cluster ${clusterId}: ARM listed no key with full permission`);
+    const store = new BlobSnapshotStore({
+      connectionString: `DefaultEndpointsProtocol=${new URL(endpoint).protocol.replace(':', '')};AccountName=${blobEndpointAccount(endpoint)};AccountKey=${key};BlobEndpoint=${endpoint}`,
+      container: SNAPSHOT_CONTAINER,
+    });
+    // cluster.json makes the container; made here too if missing (idempotent).
+    await store.ensureContainer();
+    return store;
+  }
+
   private async clientsOf(p: AzurePlacement): Promise<Clients> {
     let c = this.clients.get(p.subscriptionId);
     if (!c) {
@@ -396,6 +446,7 @@ export class AzureTarget implements Target {
         resources: new ResourceManagementClient(this.opts.credential, p.subscriptionId, options),
         compute: new ComputeManagementClient(this.opts.credential, p.subscriptionId, options),
         network: new NetworkManagementClient(this.opts.credential, p.subscriptionId, options),
+        storage: new StorageManagementClient(this.opts.credential, p.subscriptionId, { endpoint: options.endpoint, credentials: { scopes: options.credentialScopes } }),
       };
       this.clients.set(p.subscriptionId, c);
     }
