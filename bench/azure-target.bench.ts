@@ -16,10 +16,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { ClusterRepository, closeDb, createDb, createOperationsQueue, createRedis, enqueueOperation, type Config, type Db } from '../libs/core/src';
+import { ClusterRepository, enqueueOperation, type Config, type Db } from '../libs/core/src';
 import { startLocalArm, type LocalArm } from '../test/support/local-arm';
+import { WORKER_MAIN, workerEnv } from '../test/support/worker-process';
 import {
-  REPO_ROOT, benchConfig, createBenchDatabase, dropBenchDatabase, environment, log, obliterateQueue, onCleanup, round, runBench, sleep, spawnChild, summarize,
+  benchConfig, createBenchDatabase, dropBenchDatabase, environment, log, obliterateQueue, onCleanup, openBenchDbAndQueue, round, runBench, sleep, spawnChild, summarize,
   waitForOperation, writeResult,
 } from './support';
 
@@ -69,20 +70,12 @@ runBench('azure-target', Number(process.env.BENCH_TIME_LIMIT ?? 300) * 1000 - 30
     AZURE_CONSUL_PACKAGES: packages(), CLUSTER_TARGET: 'local', AZURE_VM_CLUSTERS_DIR: path.join(work, 'vms'),
     AZURE_POLL_INTERVAL_MS: String(POLL_INTERVAL_MS), ...arm.env(),
   });
-  const db = createDb(config.DATABASE_URL, 2);
-  onCleanup(() => closeDb(db));
-  const redis = createRedis(config.REDIS_URL, false);
-  const queue = createOperationsQueue(redis, config.QUEUE_PREFIX);
   onCleanup(async () => {
-    await queue.close();
-    redis.disconnect();
     await obliterateQueue(config.REDIS_URL, config.QUEUE_PREFIX);
   });
+  const { db, queue } = openBenchDbAndQueue(config);
   // The worker in a process of its own: its CPU time is its own (the local ARM server runs in this one).
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const [k, v] of Object.entries(config)) if (v !== undefined && typeof v !== 'object') env[k] = String(v);
-  env.WORKER_NAME = 'bench-azure-worker';
-  const worker = spawnChild('bench-azure-worker', process.execPath, [path.join(REPO_ROOT, 'dist/apps/worker/src/main.js')], env);
+  const worker = spawnChild('bench-azure-worker', process.execPath, [WORKER_MAIN], workerEnv(config, 'bench-azure-worker'));
   const pid = worker.proc.pid!;
 
   // 1. create -> Running, local and azure alternating.

@@ -381,6 +381,12 @@ export async function startBenchWorker(config: Config): Promise<{ worker: INestA
   });
   const worker = await startWorker(config);
   onCleanup(() => worker.close());
+  const { db, queue } = openBenchDbAndQueue(config);
+  return { worker, db, queue, target: worker.get(ClusterTarget, { strict: false }) };
+}
+
+/** A database client and a queue handle of the benchmark's own, closed by the clean-ups. */
+export function openBenchDbAndQueue(config: Config): { db: Db; queue: OperationsQueue } {
   const db = createDb(config.DATABASE_URL, 2);
   onCleanup(() => closeDb(db));
   const redis = createRedis(config.REDIS_URL, false);
@@ -389,7 +395,7 @@ export async function startBenchWorker(config: Config): Promise<{ worker: INestA
     await queue.close();
     redis.disconnect();
   });
-  return { worker, db, queue, target: worker.get(ClusterTarget, { strict: false }) };
+  return { db, queue };
 }
 
 /** Starts an API app on a free loopback port and registers its close; returns its base URL. */

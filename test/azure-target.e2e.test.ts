@@ -9,12 +9,12 @@ import { BlobServiceClient } from '@azure/storage-blob';
 import { SNAPSHOT_CONTAINER, decodeCustomData } from '../libs/provisioner/src';
 import { consul } from './support/consul-cli';
 import { startLocalArm, type LocalArm } from './support/local-arm';
+import { WORKER_MAIN, exited, workerEnv } from './support/worker-process';
 import { SUBSCRIPTION, WRITE, startStack, testConfig, waitFor, type TestStack } from './support/stack';
 
 const TENANT = 'a2a2a2a2-0000-4000-8000-0000000000a2';
 const CUSTOMER_TENANT = 'c2c2c2c2-0000-4000-8000-0000000000c2';
 const SECRET = randomBytes(32).toString('base64url');
-const WORKER_MAIN = path.resolve(__dirname, '..', 'apps', 'worker', 'src', 'main.js');
 const TEMPLATE = JSON.parse(fs.readFileSync(path.resolve(__dirname, '..', '..', 'infra', 'arm', 'cluster.json'), 'utf8'));
 const FAKE_PACKAGE = (version: string) => ({ url: `https://packages.example.invalid/consul_${version}_amd64.deb`, sha256: 'ab'.repeat(32) });
 /** Each test's cluster has a VNet of its own in 10.247.0.0/16, which the local ARM server makes local to this host. */
@@ -28,17 +28,7 @@ function azurite(): { endpoint: string; accountKey: string } {
 
 /** The worker as a real process, so that the test can SIGKILL it. */
 function spawnWorker(s: TestStack, name: string): ChildProcess {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const [k, v] of Object.entries(s.config)) if (v !== undefined && typeof v !== 'object') env[k] = String(v);
-  env.WORKER_NAME = name;
-  return spawn(process.execPath, [WORKER_MAIN], { env, stdio: ['ignore', 'ignore', 'inherit'] });
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once('exit', () => resolve());
-  });
+  return spawn(process.execPath, [WORKER_MAIN], { env: workerEnv(s.config, name), stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
 // The Azure target against a local server speaking ARM's wire protocol: the real

@@ -1,27 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LocalTarget } from '../libs/provisioner/src';
+import { WORKER_MAIN, exited, workerEnv } from './support/worker-process';
 import { SUBSCRIPTION, WRITE, localTarget, startStack, waitFor, type TestStack } from './support/stack';
 
 const TENANT = 'dddddddd-0000-4000-8000-000000000004';
-const WORKER_MAIN = path.resolve(__dirname, '..', 'apps', 'worker', 'src', 'main.js');
 
 /** The worker as a real process, so that the test can SIGKILL it. */
 function spawnWorker(s: TestStack, name: string): ChildProcess {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const [k, v] of Object.entries(s.config)) if (v !== undefined && typeof v !== 'object') env[k] = String(v);
-  env.WORKER_NAME = name;
-  const child = spawn(process.execPath, [WORKER_MAIN], { env, stdio: ['ignore', 'ignore', 'inherit'] });
-  return child;
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once('exit', () => resolve());
-  });
+  return spawn(process.execPath, [WORKER_MAIN], { env: workerEnv(s.config, name), stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
 // A worker killed in the middle of a create: the next worker resumes the
