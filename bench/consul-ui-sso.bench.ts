@@ -3,7 +3,9 @@
  * proxy) and the worker in this process and the local issuer of bench.sh:
  *
  *   open-to-first-v1  *Open Consul UI* (GET /sso/clusters/{id} with a console session) →
- *                     the proxy's /_sso/callback (code redeemed, the user's Consul token made) →
+ *                     the proxy's /_sso/start (the browser's binding cookie) → the console again
+ *                     (a code bound to it) → the proxy's /_sso/callback (code redeemed, the user's
+ *                     Consul token made) →
  *                     the UI's first API call, GET /v1/catalog/datacenters, answered through the proxy
  *   proxied vs direct GET /v1/catalog/nodes through the proxy (UI session cookie) and straight to
  *                     the server over HTTPS with the same user's token, alternated, both on
@@ -79,12 +81,16 @@ async function main(): Promise<void> {
   let cookie = '';
   for (let i = 0; i < OPENS; i++) {
     const t0 = process.hrtime.bigint();
-    const sso = await fetch(`${url}/sso/clusters/${clusterId}`, { redirect: 'manual', headers: { cookie: who.cookie } });
+    const open = await fetch(`${url}/sso/clusters/${clusterId}`, { redirect: 'manual', headers: { cookie: who.cookie } });
+    await open.arrayBuffer();
+    const start = await viaProxy(new URL(open.headers.get('location')!).pathname);
+    const binding = /^(__Host-mc_ui_login=[^;]+)/.exec(String(start.headers['set-cookie']?.[0]))![1]!;
+    const sso = await fetch(String(start.headers.location), { redirect: 'manual', headers: { cookie: who.cookie } });
     await sso.arrayBuffer();
     const code = new URL(sso.headers.get('location')!).searchParams.get('code');
-    const cb = await viaProxy(`/_sso/callback?code=${code}`);
+    const cb = await viaProxy(`/_sso/callback?code=${code}`, binding);
     if (cb.status !== 302) throw new Error(`callback answered ${cb.status}: ${cb.body}`);
-    cookie = /^(mc_ui_session=[^;]+)/.exec(String(cb.headers['set-cookie']?.[0]))![1]!;
+    cookie = /^(__Host-mc_ui_session=[^;]+)/.exec(String(cb.headers['set-cookie']?.[0]))![1]!;
     const first = await viaProxy('/v1/catalog/datacenters', cookie);
     if (first.status !== 200) throw new Error(`the first /v1 answer: ${first.status} ${first.body}`);
     opens.push(Number(process.hrtime.bigint() - t0) / 1e6);

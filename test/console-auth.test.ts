@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { hashSecret } from '../apps/api/src/console/session-secret';
 import { OPERATOR_TENANT, READ, TENANT_A, TENANT_B, WRITE, createBody, startStack, type TestStack } from './support/stack';
-import { manual, openSignInPage, signIn, submitSignIn } from './support/console';
+import { loginCookieOf, manual, openSignInPage, signIn, submitSignIn } from './support/console';
 
 const ALICE = { user: 'alice@contoso.example', tenantId: TENANT_A, roles: WRITE };
 
@@ -57,9 +57,63 @@ describe('console sign-in and session', () => {
     assert.equal(await s.db.consoleLogin.count(), before);
   });
 
+  it('no redirect after sign-in leaves the console: values that normalise to another host are refused, the Location is absolute on the console', async () => {
+    // Reproduced before the fix: these were accepted at /auth/login, and the callback answered Location: //evil.example.
+    for (const bad of ['/%2e%2e//evil.example', '/.//evil.example', '/..//x', '/%2e//x', '/a/..//x', '/%2E%2e/%2e//evil.example/', '/./\\evil.example', '/\t/evil.example']) {
+      const res = await manual(`${s.url}/auth/login?returnTo=${encodeURIComponent(bad)}`, { headers: { accept: 'application/json' } });
+      assert.equal(res.status, 400, `${JSON.stringify(bad)}: ${res.status}`);
+      assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'invalid_returnTo', bad);
+    }
+    // A value that normalises to a console path is kept normalised, and the redirect names the console's origin.
+    const who = await signIn(s.url, { ...ALICE, user: 'dots@contoso.example' }, '/clusters');
+    assert.ok(who.cookie);
+    const { authorizeUrl, requestId, browser } = await openSignInPage(s.url, '/a/../clusters/%2e/x?q=1#top');
+    const state = new URL(authorizeUrl).searchParams.get('state')!;
+    assert.equal((await s.db.consoleLogin.findUniqueOrThrow({ where: { stateHash: hashSecret(state) } })).returnTo, '/clusters/x?q=1#top');
+    const res = await manual(await submitSignIn(authorizeUrl, requestId, ALICE), { headers: { cookie: browser } });
+    assert.equal(res.status, 302);
+    const location = res.headers.get('location')!;
+    assert.equal(location, `${s.url}/clusters/x?q=1#top`);
+    assert.equal(new URL(location, `${s.url}/auth/callback`).origin, s.url);
+  });
+
+  it('a sign-in finishes only in the browser that started it: its callback opened anywhere else is refused, before the code is exchanged', async () => {
+    const sessions = await s.db.consoleSession.count();
+    // The attacker starts a sign-in, signs in as themselves at the issuer, and sends the callback URL to a victim.
+    const { authorizeUrl, requestId } = await openSignInPage(s.url);
+    const callback = await submitSignIn(authorizeUrl, requestId, { ...ALICE, user: 'mallory@contoso.example' });
+    const victim = await manual(callback, { headers: { accept: 'text/html' } });
+    assert.equal(victim.status, 400, 'a browser with no binding cookie');
+    assert.match(await victim.text(), /started in another browser/);
+    assert.equal(victim.headers.get('set-cookie'), null, 'no session cookie');
+    assert.equal(await s.db.consoleSession.count(), sessions, 'no session was made');
+
+    // A victim with a sign-in of their own under way holds another binding: refused as well.
+    const other = await openSignInPage(s.url);
+    const attacker = await openSignInPage(s.url);
+    const second = await submitSignIn(attacker.authorizeUrl, attacker.requestId, { ...ALICE, user: 'mallory@contoso.example' });
+    const crossed = await manual(second, { headers: { accept: 'application/json', cookie: other.browser } });
+    assert.equal(crossed.status, 400);
+    assert.equal(((await crossed.json()) as { error: { code: string } }).error.code, 'login_other_browser');
+    assert.equal(await s.db.consoleSession.count(), sessions);
+    assert.equal(await s.db.consoleLogin.count({ where: { stateHash: hashSecret(new URL(attacker.authorizeUrl).searchParams.get('state')!) } }), 0, 'the pending login is used up');
+
+    // One browser, two tabs signing in at once: the binding is reused, both finish.
+    const tab1 = await openSignInPage(s.url, '/', other.browser);
+    const tab2 = await openSignInPage(s.url, '/clusters', other.browser);
+    assert.equal(tab1.browser, other.browser);
+    assert.equal(tab2.browser, other.browser);
+    for (const t of [tab2, tab1]) {
+      const res = await manual(await submitSignIn(t.authorizeUrl, t.requestId, ALICE), { headers: { cookie: other.browser } });
+      assert.equal(res.status, 302);
+      assert.match(res.headers.get('set-cookie') ?? '', /^__Host-mc_session=/);
+    }
+    assert.equal(loginCookieOf(await manual(`${s.url}/auth/login`)).length, '__Host-mc_login='.length + 43);
+  });
+
   it('the full round trip: the issuer form signs in, the callback sets an HttpOnly SameSite=Lax cookie whose value is not stored, /auth/session tells who', async () => {
     const who = await signIn(s.url, ALICE, '/clusters');
-    assert.match(who.setCookie, /^mc_session=[A-Za-z0-9_-]{43}; Path=\/; Max-Age=\d+; HttpOnly; SameSite=Lax$/, 'no Secure on an http origin; HttpOnly, Lax, Path=/');
+    assert.match(who.setCookie, /^__Host-mc_session=[A-Za-z0-9_-]{43}; Path=\/; Max-Age=\d+; HttpOnly; Secure; SameSite=Lax$/, '__Host- (Secure, Path=/, no Domain: no sibling host sets or shadows it), HttpOnly, Lax');
     const maxAge = Number(/Max-Age=(\d+)/.exec(who.setCookie)![1]);
     assert.ok(maxAge > 0 && maxAge <= 3600, `the session lasts no longer than the access token (1 h): ${maxAge}`);
     assert.equal(who.session.user.tenantId, TENANT_A);
@@ -80,11 +134,11 @@ describe('console sign-in and session', () => {
   });
 
   it('a callback is used once: the same code and state again is refused, with no second session', async () => {
-    const { authorizeUrl, requestId } = await openSignInPage(s.url);
+    const { authorizeUrl, requestId, browser } = await openSignInPage(s.url);
     const callback = await submitSignIn(authorizeUrl, requestId, { ...ALICE, user: 'replay@contoso.example' });
-    const first = await manual(callback);
+    const first = await manual(callback, { headers: { cookie: browser } });
     assert.equal(first.status, 302);
-    const again = await manual(callback, { headers: { accept: 'application/json' } });
+    const again = await manual(callback, { headers: { accept: 'application/json', cookie: browser } });
     assert.equal(again.status, 400);
     assert.equal(((await again.json()) as { error: { code: string } }).error.code, 'login_not_found');
     assert.equal(again.headers.get('set-cookie'), null);
@@ -92,20 +146,20 @@ describe('console sign-in and session', () => {
   });
 
   it('an expired pending login is refused', async () => {
-    const { authorizeUrl, requestId } = await openSignInPage(s.url);
+    const { authorizeUrl, requestId, browser } = await openSignInPage(s.url);
     const state = new URL(authorizeUrl).searchParams.get('state')!;
     await s.db.consoleLogin.update({ where: { stateHash: hashSecret(state) }, data: { expiresAt: new Date(Date.now() - 1000) } });
     const callback = await submitSignIn(authorizeUrl, requestId, ALICE);
-    const res = await manual(callback, { headers: { accept: 'application/json' } });
+    const res = await manual(callback, { headers: { accept: 'application/json', cookie: browser } });
     assert.equal(res.status, 400);
     assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'login_expired');
   });
 
   it('an error from the issuer (the user cancels) is a readable 400 page, never a 500', async () => {
-    const { authorizeUrl, requestId } = await openSignInPage(s.url);
+    const { authorizeUrl, requestId, browser } = await openSignInPage(s.url);
     const callback = await submitSignIn(authorizeUrl, requestId, 'cancel');
     assert.equal(new URL(callback).searchParams.get('error'), 'access_denied');
-    const res = await manual(callback, { headers: { accept: 'text/html' } });
+    const res = await manual(callback, { headers: { accept: 'text/html', cookie: browser } });
     assert.equal(res.status, 400);
     assert.match(res.headers.get('content-type')!, /text\/html/);
     const html = await res.text();
@@ -121,11 +175,11 @@ describe('console sign-in and session', () => {
 
   it('PKCE: the API sends the verifier of its own login, and a wrong code_verifier fails at the issuer', async () => {
     // Through the API: the stored verifier replaced by another one, the exchange is refused.
-    const { authorizeUrl, requestId } = await openSignInPage(s.url);
+    const { authorizeUrl, requestId, browser } = await openSignInPage(s.url);
     const state = new URL(authorizeUrl).searchParams.get('state')!;
     await s.db.consoleLogin.update({ where: { stateHash: hashSecret(state) }, data: { codeVerifier: randomBytes(32).toString('base64url') } });
     const callback = await submitSignIn(authorizeUrl, requestId, ALICE);
-    const res = await manual(callback, { headers: { accept: 'application/json' } });
+    const res = await manual(callback, { headers: { accept: 'application/json', cookie: browser } });
     assert.equal(res.status, 400);
     const body = (await res.json()) as { error: { code: string; message: string } };
     assert.equal(body.error.code, 'code_rejected');
@@ -258,7 +312,7 @@ describe('cookie-authenticated /v1 requests and CSRF', () => {
     assert.equal(bad.status, 401);
     assert.equal(bad.body.error.code, 'unauthenticated');
     assert.equal((await s.request('GET', '/v1/clusters', {})).status, 401);
-    assert.equal((await s.request('GET', '/v1/clusters', { headers: { cookie: 'mc_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' } })).status, 401, 'an unknown session is no session');
+    assert.equal((await s.request('GET', '/v1/clusters', { headers: { cookie: '__Host-mc_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' } })).status, 401, 'an unknown session is no session');
   });
 
   it('a new sign-in brings the identity provider\'s latest roles to the user\'s other sessions (a removed role is lost everywhere)', async () => {
@@ -280,7 +334,7 @@ describe('cookie-authenticated /v1 requests and CSRF', () => {
     assert.equal((await fetch(`${s.url}/auth/session`, { headers: { cookie: who.cookie } })).status, 200, 'still signed in');
     const out = await manual(`${s.url}/auth/logout`, { method: 'POST', headers: { cookie: who.cookie, 'x-csrf-token': who.csrfToken } });
     assert.equal(out.status, 204);
-    assert.match(out.headers.get('set-cookie')!, /^mc_session=; Path=\/; Max-Age=0; HttpOnly; SameSite=Lax$/);
+    assert.match(out.headers.get('set-cookie')!, /^__Host-mc_session=; Path=\/; Max-Age=0; HttpOnly; Secure; SameSite=Lax$/);
     assert.equal((await fetch(`${s.url}/auth/session`, { headers: { cookie: who.cookie } })).status, 401);
     assert.equal((await s.request('GET', '/v1/clusters', { headers: { cookie: who.cookie } })).status, 401);
     assert.equal(await s.db.consoleSession.count({ where: { tokenHash: hashSecret(who.cookie.split('=')[1]!) } }), 0);

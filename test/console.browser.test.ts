@@ -48,6 +48,8 @@ describe('the console in Chromium', () => {
   let watcherNavigations = 0;
   let clusterId = '';
   const pageProblems: string[] = [];
+  /** The same for the Consul UI's pages, under the proxy's CSP. */
+  const uiProblems: string[] = [];
   let proxyPort = 0;
   let uiOrigin = '';
   /** Alice's tab on the cluster's Consul UI. */
@@ -100,7 +102,11 @@ describe('the console in Chromium', () => {
     await page.getByText('No clusters yet.').waitFor();
     await assertAccessible(page, 'the empty clusters list');
     const cookies = await alice.cookies(s.url);
-    assert.deepEqual(cookies.map((c) => [c.name, c.httpOnly]), [['mc_session', true]], 'the browser holds only the HttpOnly session cookie');
+    assert.deepEqual(
+      cookies.map((c) => [c.name, c.httpOnly, c.secure, c.path, c.domain]).sort(),
+      [['__Host-mc_login', true, true, '/', '127.0.0.1'], ['__Host-mc_session', true, true, '/', '127.0.0.1']],
+      'the browser holds only the HttpOnly __Host- session cookie and its sign-in binding (host-only, Secure, Path=/)',
+    );
     const storage = await page.evaluate('({ local: localStorage.length, session: sessionStorage.length })');
     assert.deepEqual(storage, { local: 0, session: 0 }, 'nothing in the browser storage');
 
@@ -295,6 +301,11 @@ describe('the console in Chromium', () => {
     await page.getByRole('tab', { name: 'Overview' }).click();
     const [ui] = await Promise.all([alice.waitForEvent('page'), page.getByRole('link', { name: /Open Consul UI/ }).click()]);
     aliceUi = ui;
+    // The Consul UI runs under the proxy's CSP (its own inline scripts by hash) and breaks none of it.
+    ui.on('pageerror', (e) => uiProblems.push(`uncaught: ${e.message}`));
+    ui.on('console', (m) => {
+      if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) uiProblems.push(m.text());
+    });
     await ui.waitForURL((u) => u.origin === uiOrigin && u.pathname.startsWith('/ui/'), { timeout: 30_000 });
     const server = await s.db.clusterServer.findFirstOrThrow({ where: { clusterId } });
     const node = serverNodeName('orders-dev', server.index);
@@ -303,9 +314,48 @@ describe('the console in Chromium', () => {
     assert.equal(await ui.getByText(/not authorized|ACL token/i).count(), 0, 'no token prompt and no authorization error');
     await screenshot(ui, 'consul-ui', { readme: true });
     const cookies = await alice.cookies(uiOrigin);
-    assert.deepEqual(cookies.map((c) => [c.name, c.httpOnly]), [['mc_ui_session', true]], 'the UI origin holds its session cookie only, no Consul token');
+    assert.deepEqual(
+      cookies.map((c) => [c.name, c.httpOnly, c.secure]).sort(),
+      [['__Host-mc_ui_login', true, true], ['__Host-mc_ui_session', true, true]],
+      'the UI origin holds its __Host- session cookie and sign-in binding only, no Consul token',
+    );
     const storage = String(await ui.evaluate('JSON.stringify([Object.keys(localStorage), Object.keys(sessionStorage)])'));
     assert.doesNotMatch(storage, /token/i, `no Consul token kept by the UI in storage: ${storage}`);
+    await ui.getByRole('link', { name: 'Key/Value', exact: true }).first().click();
+    await ui.waitForURL((u) => u.pathname.includes('/kv'));
+    assert.deepEqual(uiProblems, [], 'no uncaught error and no CSP violation in the Consul UI');
+  });
+
+  // Consul 1.8.7 itself answers ?raw with text/plain, nosniff and CSP sandbox: this guards that
+  // property, which the proxy now also vouches for (ui-headers.ts), against a Consul that stops giving it.
+  step('an HTML value with a script, stored in KV and opened with ?raw on the UI origin, does not run', async () => {
+    const probe = await alice.newPage();
+    try {
+      const dialogs: string[] = [];
+      probe.on('dialog', (d) => {
+        dialogs.push(d.message());
+        void d.dismiss();
+      });
+      const html = `<!doctype html><html><head><title>kv page</title></head><body><h1>stored</h1>
+<script>document.title = 'ran'; fetch('/v1/kv/xss/ran', { method: 'PUT', body: 'script' }); alert('script');</script>
+<img src="/nowhere" onerror="document.title = 'ran'; fetch('/v1/kv/xss/ran', { method: 'PUT', body: 'handler' })"></body></html>`;
+      await probe.goto(`${uiOrigin}/ui/`);
+      const put = (await probe.evaluate(`fetch('/v1/kv/xss/page', { method: 'PUT', body: ${JSON.stringify(html)} }).then((r) => r.status)`)) as number;
+      assert.equal(put, 200, 'alice (ReadWrite) stores the value through the proxy');
+      const res = await probe.goto(`${uiOrigin}/v1/kv/xss/page?raw`);
+      assert.equal(res?.status(), 200);
+      assert.match(res!.headers()['content-security-policy'] ?? '', /^sandbox/);
+      assert.equal(res!.headers()['x-content-type-options'], 'nosniff');
+      await probe.waitForLoadState('load');
+      assert.doesNotMatch(await probe.title(), /ran/, 'the inline script did not run');
+      assert.equal(await probe.locator('h1').count(), 0, 'shown as text, not rendered as a document');
+      assert.match((await probe.textContent('body')) ?? '', /<script>document\.title/, 'the value is there, as text');
+      // Had either script run, it would have written this key with alice's UI session.
+      assert.equal((await consul('GET', '/v1/kv/xss/ran', await managementToken())).status, 404, 'no request came from the value');
+      assert.deepEqual(dialogs, []);
+    } finally {
+      await probe.close();
+    }
   });
 
   step('a user of another tenant following the same link gets no UI and no token', async () => {
@@ -356,10 +406,10 @@ describe('the console in Chromium', () => {
   step('signing out ends the session: the console shows sign-in, the old cookie no longer works, the Consul UI token is revoked', async () => {
     const self = (await aliceUi.evaluate(`fetch('/v1/acl/token/self').then((r) => r.json())`)) as { SecretID: string };
     assert.equal((await consul('GET', '/v1/acl/token/self', self.SecretID)).status, 200, 'the UI token works before sign-out');
-    const [cookie] = await alice.cookies(s.url);
+    const cookie = (await alice.cookies(s.url)).find((c) => c.name === '__Host-mc_session');
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('heading', { name: 'Sign in to your clusters' }).waitFor();
-    const res = await fetch(`${s.url}/v1/clusters`, { headers: { cookie: `mc_session=${cookie!.value}` } });
+    const res = await fetch(`${s.url}/v1/clusters`, { headers: { cookie: `__Host-mc_session=${cookie!.value}` } });
     assert.equal(res.status, 401);
     await waitFor('the cluster to reject the revoked UI token', () => consul('GET', '/v1/acl/token/self', self.SecretID), (r) => r.status === 403, 30_000);
     // The UI tab, reloaded, is sent back through the console's sign-in.

@@ -51,26 +51,47 @@ describe('single sign-on into the Consul UI', { timeout: 300_000 }, () => {
     });
   }
 
-  /** GET /sso/clusters/{id} on the console: the code in the redirect to the cluster's UI origin. */
-  async function codeFor(who: SignedIn, clusterId: string): Promise<string> {
-    const res = await manual(`${s.url}/sso/clusters/${clusterId}`, { headers: { cookie: who.cookie } });
+  /** A one-time code and the browser it was made for (its binding cookie on the UI origin, for a Cookie header). */
+  interface Code { code: string; browser: string }
+
+  /**
+   * "Open Consul UI" as a browser follows it: GET /sso/clusters/{id} on the console sends it to the
+   * UI origin's /_sso/start, which sets the origin's binding cookie and sends it back to the console
+   * with the cookie's hash; the console answers with the code, bound to that hash.
+   */
+  async function codeFor(who: SignedIn, clusterId: string, browser?: string): Promise<Code> {
+    const first = await manual(`${s.url}/sso/clusters/${clusterId}`, { headers: { cookie: who.cookie } });
+    assert.equal(first.status, 302, await first.text());
+    assert.equal(first.headers.get('location'), `http://${clusterId}.ui.localhost:${proxyPort}/_sso/start`);
+    const start = await ui(clusterId, '/_sso/start', browser ? { cookie: browser } : {});
+    assert.equal(start.status, 302, start.text);
+    const back = new URL(String(start.headers.location));
+    assert.equal(`${back.origin}${back.pathname}`, `${s.url}/sso/clusters/${clusterId}`);
+    const set = String(start.headers['set-cookie']?.[0] ?? '');
+    const value = /^__Host-mc_ui_login=([A-Za-z0-9_-]{43}); Path=\/; Max-Age=600; HttpOnly; Secure; SameSite=Lax$/.exec(set)?.[1];
+    assert.ok(value, `the binding cookie: ${set}`);
+    assert.equal(back.searchParams.get('bind'), hashSecret(value), 'the console gets the hash of the binding, not the binding');
+    const res = await manual(back.toString(), { headers: { cookie: who.cookie } });
     assert.equal(res.status, 302, await res.text());
     const to = new URL(res.headers.get('location')!);
     assert.equal(to.origin, `http://${clusterId}.ui.localhost:${proxyPort}`);
     assert.equal(to.pathname, '/_sso/callback');
-    return to.searchParams.get('code')!;
+    return { code: to.searchParams.get('code')!, browser: `__Host-mc_ui_login=${value}` };
   }
 
-  /** Redeems a code at the proxy: the UI session cookie. */
-  async function redeem(clusterId: string, code: string): Promise<{ cookie: string; setCookie: string }> {
-    const res = await ui(clusterId, `/_sso/callback?code=${code}`);
+  /** Redeems a code at the proxy from the browser it was made for: the UI session cookie. */
+  async function redeem(clusterId: string, c: Code): Promise<{ cookie: string; setCookie: string }> {
+    const res = await ui(clusterId, `/_sso/callback?code=${c.code}`, { cookie: c.browser });
     assert.equal(res.status, 302, res.text);
     assert.equal(res.headers.location, '/ui/');
     const setCookie = String(res.headers['set-cookie']?.[0] ?? '');
-    const value = /^mc_ui_session=([^;]+)/.exec(setCookie)?.[1];
+    const value = /^__Host-mc_ui_session=([^;]+)/.exec(setCookie)?.[1];
     assert.ok(value, setCookie);
-    return { cookie: `mc_ui_session=${value}`, setCookie };
+    return { cookie: `__Host-mc_ui_session=${value}`, setCookie };
   }
+
+  /** The callback of a code, from the browser it was made for. */
+  const callback = (clusterId: string, c: Code, o: { headers?: Record<string, string> } = {}) => ui(clusterId, `/_sso/callback?code=${c.code}`, { cookie: c.browser, ...o });
 
   const openUi = async (who: SignedIn, clusterId: string) => redeem(clusterId, await codeFor(who, clusterId));
   const uiRow = (cookie: string) => s.db.consulUiSession.findUnique({ where: { tokenHash: hashSecret(cookie.split('=')[1]!) } });
@@ -107,17 +128,19 @@ describe('single sign-on into the Consul UI', { timeout: 300_000 }, () => {
 
   it('Open Consul UI: a hashed one-time code, a host-only UI cookie, the UI and its API through the proxy, and an audited token of the user\'s own', async () => {
     const w = await signIn(s.url, writer);
-    const code = await codeFor(w, c1.id);
+    const c = await codeFor(w, c1.id);
+    const code = c.code;
     assert.match(code, /^[A-Za-z0-9_-]{43}$/);
     const row = await s.db.consoleSsoCode.findUnique({ where: { codeHash: hashSecret(code) } });
     assert.ok(row, 'stored under its hash');
     assert.equal(await s.db.consoleSsoCode.count({ where: { codeHash: code } }), 0, 'the code itself is not stored');
+    assert.equal(row.browserHash, hashSecret(c.browser.split('=')[1]!), 'bound to the browser that asked');
     assert.equal(row.clusterId, c1.id);
     assert.equal(row.userId, w.session.user.userId);
     assert.ok(row.expiresAt.getTime() - Date.now() <= 30_000, 'valid for about 30 s');
 
-    const { cookie, setCookie } = await redeem(c1.id, code);
-    assert.match(setCookie, /^mc_ui_session=[A-Za-z0-9_-]{43}; Path=\/; Max-Age=\d+; HttpOnly; SameSite=Lax$/, 'host-only (no Domain), HttpOnly, Lax');
+    const { cookie, setCookie } = await redeem(c1.id, c);
+    assert.match(setCookie, /^__Host-mc_ui_session=[A-Za-z0-9_-]{43}; Path=\/; Max-Age=\d+; HttpOnly; Secure; SameSite=Lax$/, '__Host- (Secure, Path=/, no Domain), HttpOnly, Lax');
     const page = await ui(c1.id, '/ui/', { cookie, headers: { accept: 'text/html' } });
     assert.equal(page.status, 200);
     assert.match(page.text, /consul/i);
@@ -153,34 +176,34 @@ describe('single sign-on into the Consul UI', { timeout: 300_000 }, () => {
     const w = await signIn(s.url, writer);
     const code = await codeFor(w, c1.id);
     await redeem(c1.id, code);
-    const again = await ui(c1.id, `/_sso/callback?code=${code}`);
+    const again = await callback(c1.id, code);
     assert.equal(again.status, 400);
     assert.equal(again.json.error.code, 'code_invalid');
     assert.equal(again.headers['set-cookie'], undefined);
 
     const old = await codeFor(w, c1.id);
-    await s.db.consoleSsoCode.update({ where: { codeHash: hashSecret(old) }, data: { expiresAt: new Date(Date.now() - 1) } });
-    const expired = await ui(c1.id, `/_sso/callback?code=${old}`, { headers: { accept: 'text/html' } });
+    await s.db.consoleSsoCode.update({ where: { codeHash: hashSecret(old.code) }, data: { expiresAt: new Date(Date.now() - 1) } });
+    const expired = await callback(c1.id, old, { headers: { accept: 'text/html' } });
     assert.equal(expired.status, 400);
     assert.match(expired.text, /code_expired/);
     assert.match(expired.text, new RegExp(`href="${s.url}/sso/clusters/${c1.id}"`), 'the page offers the way back');
 
     const forOne = await codeFor(w, c1.id);
-    const elsewhere = await ui(c2.id, `/_sso/callback?code=${forOne}`);
+    const elsewhere = await ui(c2.id, `/_sso/callback?code=${forOne.code}`, { cookie: forOne.browser });
     assert.equal(elsewhere.status, 400, 'a code for cluster one is refused on cluster two\'s origin');
     assert.match(elsewhere.json.error.message, /another cluster/);
-    assert.equal((await ui(c1.id, `/_sso/callback?code=${forOne}`)).status, 400, 'and is used up');
+    assert.equal((await callback(c1.id, forOne)).status, 400, 'and is used up');
 
     const pending = await codeFor(w, c1.id);
     const out = await manual(`${s.url}/auth/logout`, { method: 'POST', headers: { cookie: w.cookie, 'x-csrf-token': w.csrfToken } });
     assert.equal(out.status, 204);
-    const afterSignOut = await ui(c1.id, `/_sso/callback?code=${pending}`);
+    const afterSignOut = await callback(c1.id, pending);
     assert.equal(afterSignOut.status, 400, 'the code went with its console session');
 
     const demoted = await signIn(s.url, { ...writer, user: 'dora@contoso.example' });
     const dCode = await codeFor(demoted, c1.id);
     await signIn(s.url, { ...writer, user: 'dora@contoso.example', roles: [] }); // the identity provider took her roles away
-    const noRole = await ui(c1.id, `/_sso/callback?code=${dCode}`);
+    const noRole = await callback(c1.id, dCode);
     assert.equal(noRole.status, 403, 'a user who lost the role meanwhile gets no UI session');
     assert.equal(await signIns(), signInsBefore + 1, 'no sign-in (no session, no token) came of any refused code');
     assert.equal(await s.db.consulUiSession.count({ where: { userId: demoted.session.user.userId } }), 0);
@@ -199,20 +222,105 @@ describe('single sign-on into the Consul UI', { timeout: 300_000 }, () => {
     assert.equal(await s.db.consoleSsoCode.count(), codes, 'no code was made');
     const anonymous = await manual(`${s.url}/sso/clusters/${c1.id}`, { headers: { accept: 'text/html' } });
     assert.equal(anonymous.status, 302);
-    assert.equal(anonymous.headers.get('location'), `/auth/login?returnTo=${encodeURIComponent(`/sso/clusters/${c1.id}`)}`);
+    assert.equal(anonymous.headers.get('location'), `${s.url}/auth/login?returnTo=${encodeURIComponent(`/sso/clusters/${c1.id}`)}`);
+    const bind = 'B'.repeat(43);
+    const anonymousBound = await manual(`${s.url}/sso/clusters/${c1.id}?bind=${bind}`, { headers: { accept: 'text/html' } });
+    assert.equal(anonymousBound.headers.get('location'), `${s.url}/auth/login?returnTo=${encodeURIComponent(`/sso/clusters/${c1.id}?bind=${bind}`)}`, 'the binding survives the sign-in');
+    assert.equal((await manual(`${s.url}/sso/clusters/${c1.id}?bind=short`, { headers: { cookie: other.cookie } })).status, 400, 'a malformed binding');
     assert.equal((await manual(`${s.url}/sso/clusters/${c1.id}`)).status, 401);
+  });
+
+  it('a sign-in link is honoured only in the browser it was made for: opened elsewhere it is refused, used up, and signs no one in', async () => {
+    // The attacker opens the UI of a cluster they may use, and sends the callback URL (their code) to a victim.
+    const attacker = await signIn(s.url, { ...writer, user: 'mallory@contoso.example' });
+    const sessionsBefore = await s.db.consulUiSession.count();
+    const stolen = await codeFor(attacker, c1.id);
+    const victim = await callback(c1.id, { code: stolen.code, browser: '' }, { headers: { accept: 'text/html' } });
+    assert.equal(victim.status, 400, 'a browser with no binding cookie on the UI origin');
+    assert.match(victim.text, /sso_other_browser/);
+    assert.equal(victim.headers['set-cookie'], undefined, 'no UI session cookie');
+    assert.equal((await callback(c1.id, stolen)).status, 400, 'the code is used up: not even its own browser can use it after');
+
+    // A victim who has a binding of their own on that origin (from an earlier sign-in) is refused as well.
+    const mine = await codeFor(await signIn(s.url, writer), c1.id);
+    const theirs = await codeFor(attacker, c1.id);
+    assert.notEqual(mine.browser, theirs.browser);
+    const crossed = await ui(c1.id, `/_sso/callback?code=${theirs.code}`, { cookie: mine.browser });
+    assert.equal(crossed.status, 400);
+    assert.equal(crossed.json.error.code, 'sso_other_browser');
+    assert.equal(await s.db.consulUiSession.count(), sessionsBefore, 'no UI session (and no Consul token) came of it');
+
+    // The same browser reuses its binding, so two tabs opening UIs at once both work.
+    const tab1 = await codeFor(attacker, c1.id, theirs.browser);
+    const tab2 = await codeFor(attacker, c1.id, theirs.browser);
+    assert.equal(tab1.browser, theirs.browser);
+    await redeem(c1.id, tab2);
+    await redeem(c1.id, tab1);
+  });
+
+  it('the proxy sets its own safety headers on every family of answer, whatever Consul sends', async () => {
+    const w = await signIn(s.url, writer);
+    const { cookie } = await openUi(w, c1.id);
+    const origin = `http://${c1.id}.ui.localhost:${proxyPort}`;
+    const apiCsp = "sandbox; default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+    const html = '<html><body><script>document.title = "pwned"</script>hello</body></html>';
+    assert.equal((await ui(c1.id, '/v1/kv/page/html', { cookie, method: 'PUT', body: html, headers: { origin } })).status, 200);
+
+    const json = await ui(c1.id, '/v1/catalog/nodes', { cookie });
+    const raw = await ui(c1.id, '/v1/kv/page/html?raw', { cookie });
+    const missing = await ui(c1.id, '/v1/no/such/endpoint', { cookie });
+    for (const [what, a] of [['a JSON answer', json], ['a raw KV value', raw], ['a Consul 404', missing]] as const) {
+      assert.equal(a.headers['x-content-type-options'], 'nosniff', what);
+      assert.equal(a.headers['content-security-policy'], apiCsp, what);
+      assert.doesNotMatch(String(a.headers['content-type']), /html|xml|svg/i, `${what}: never a type a browser renders`);
+    }
+    assert.match(String(json.headers['content-type']), /^application\/json/, 'a JSON answer keeps its type');
+    assert.equal(raw.text, html, 'the value is served as it is, as text');
+
+    const page = await ui(c1.id, '/ui/', { cookie, headers: { accept: 'text/html', 'accept-encoding': 'gzip' } });
+    assert.equal(page.status, 200);
+    assert.equal(page.headers['content-encoding'], undefined, 'read whole to hash its scripts, sent as is');
+    assert.equal(Number(page.headers['content-length']), Buffer.byteLength(page.text));
+    const csp = String(page.headers['content-security-policy']);
+    assert.match(csp, new RegExp(`frame-ancestors ${s.url.replace(/[.]/g, '\\.')}(;|$)`), `framed by the console only: ${csp}`);
+    assert.match(csp, /script-src 'self'( 'sha256-[A-Za-z0-9+/=]+')+;/, `the UI's own inline scripts by hash, no unsafe-inline: ${csp}`);
+    assert.doesNotMatch(csp, /script-src[^;]*unsafe/);
+    assert.match(csp, /connect-src 'self'/);
+    assert.equal(page.headers['x-content-type-options'], 'nosniff');
+    const asset = /src="(\/ui\/assets\/[^"]+\.js)"/.exec(page.text)?.[1];
+    assert.ok(asset, 'the UI page loads its scripts from /ui/assets');
+    const script = await ui(c1.id, asset, { cookie });
+    assert.equal(script.status, 200);
+    assert.equal(script.headers['x-content-type-options'], 'nosniff', 'a UI asset');
+    assert.match(String(script.headers['content-type']), /javascript/);
+
+    // The proxy's own answers.
+    for (const [what, a] of [
+      ['no session', await ui(c1.id, '/v1/catalog/nodes')],
+      ['an unknown host', await ui(c1.id, '/ui/', { host: 'x.ui.elsewhere.example' })],
+      ['a redirect', await ui(c1.id, '/', { cookie })],
+      ['a sign-in start', await ui(c1.id, '/_sso/start')],
+      ['an error page', await ui(c1.id, '/_sso/callback?code=x', { headers: { accept: 'text/html' } })],
+    ] as const) {
+      assert.equal(a.headers['x-content-type-options'], 'nosniff', what);
+    }
+    const errorPage = await ui(c1.id, '/_sso/callback?code=x', { headers: { accept: 'text/html' } });
+    assert.match(String(errorPage.headers['content-security-policy']), /default-src 'none'.*frame-ancestors 'none'/);
+    // And the console's API.
+    const apiAnswer = await s.request('GET', '/v1/clusters', { token: bearer });
+    assert.equal(apiAnswer.headers.get('x-content-type-options'), 'nosniff');
   });
 
   it('the proxy refuses requests without a UI session of that cluster', async () => {
     const plain = await ui(c1.id, '/v1/catalog/nodes');
     assert.equal(plain.status, 401);
     assert.equal(plain.json.error.code, 'not_signed_in');
-    const forged = await ui(c1.id, '/v1/kv/x', { cookie: 'mc_ui_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' });
+    const forged = await ui(c1.id, '/v1/kv/x', { cookie: '__Host-mc_ui_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' });
     assert.equal(forged.status, 401);
-    assert.match(String(forged.headers['set-cookie']), /^mc_ui_session=; Path=\/; Max-Age=0/, 'a dead cookie is cleared');
+    assert.match(String(forged.headers['set-cookie']), /^__Host-mc_ui_session=; Path=\/; Max-Age=0/, 'a dead cookie is cleared');
     const pageNav = await ui(c1.id, '/ui/services', { headers: { accept: 'text/html' } });
     assert.equal(pageNav.status, 302);
-    assert.equal(pageNav.headers.location, `${s.url}/sso/clusters/${c1.id}`, 'a page goes back through the console\'s sign-in');
+    assert.equal(pageNav.headers.location, '/_sso/start', 'a page starts a new sign-in from this browser (through the console)');
     const w = await signIn(s.url, writer);
     const { cookie } = await openUi(w, c1.id);
     const crossed = await ui(c2.id, '/v1/catalog/nodes', { cookie });
@@ -286,6 +394,39 @@ describe('single sign-on into the Consul UI', { timeout: 300_000 }, () => {
     assert.match(refused.json.error.message, /role-lost/);
     await waitFor('the cluster to reject the token of the lost role', () => direct(c1, secretId), (r) => r.status === 403, 30_000);
     await waitFor('the revocation to be audited', () => events(c1.id), (ev) => ev.some((e) => e.action === 'consul-ui.sso.revoked' && e.details.uiSessionId === row.id && e.details.reason === 'role-lost'), 30_000);
+  });
+
+  it('a sign-in with fewer roles revokes the user\'s UI tokens in Consul at once, even one used only outside the proxy', async () => {
+    const user = { ...writer, user: 'otto@contoso.example' };
+    const w = await signIn(s.url, user);
+    const { cookie } = await openUi(w, c1.id);
+    const row = (await uiRow(cookie))!;
+    const secretId = (await ui(c1.id, '/v1/acl/token/self', { cookie })).json.SecretID as string;
+    assert.equal((await direct(c1, secretId, 'PUT', '/v1/kv/otto', 'x')).status, 200, 'the write token works straight against the cluster');
+    await signIn(s.url, { ...user, roles: READ }); // demoted; the UI session is not used through the proxy again
+    await waitFor('the cluster to reject the demoted user\'s write token', () => direct(c1, secretId), (r) => r.status === 403, 30_000);
+    const ev = (await events(c1.id)).find((e) => e.action === 'consul-ui.sso.revoked' && e.details.uiSessionId === row.id);
+    assert.equal(ev?.details.reason, 'role-lost');
+  });
+
+  it('the worker\'s sweep revokes the UI tokens of a console session that no longer holds their role', async () => {
+    const user = { ...writer, user: 'sven@contoso.example' };
+    const w = await signIn(s.url, user);
+    const wUi = await openUi(w, c1.id);
+    const wRow = (await uiRow(wUi.cookie))!;
+    const wSecret = (await ui(c1.id, '/v1/acl/token/self', { cookie: wUi.cookie })).json.SecretID as string;
+    const r = await signIn(s.url, { ...reader, user: 'rolf@contoso.example' });
+    const rUi = await openUi(r, c1.id);
+    const rRow = (await uiRow(rUi.cookie))!;
+    const rSecret = (await ui(c1.id, '/v1/acl/token/self', { cookie: rUi.cookie })).json.SecretID as string;
+    // The roles changed under the sessions (another API replica's sign-in, cut short before it revoked anything).
+    await s.db.consoleSession.update({ where: { id: wRow.consoleSessionId! }, data: { roles: READ } });
+    await s.db.consoleSession.update({ where: { id: rRow.consoleSessionId! }, data: { roles: [] } });
+    await s.worker!.get(ConsulUiRevoker).sweep();
+    assert.equal((await direct(c1, wSecret)).status, 403, 'a write token once its session holds Clusters.Read only');
+    assert.equal((await direct(c1, rSecret)).status, 403, 'a read token once its session holds no role');
+    const reasons = (await events(c1.id)).filter((e) => e.action === 'consul-ui.sso.revoked' && [wRow.id, rRow.id].includes(e.details.uiSessionId)).map((e) => e.details.reason);
+    assert.deepEqual(reasons, ['role-lost', 'role-lost']);
   });
 
   it('the worker\'s sweep revokes expired UI sessions and those whose console session expired', async () => {

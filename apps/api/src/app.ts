@@ -75,6 +75,8 @@ export async function createApiApp(config: Config): Promise<NestFastifyApplicati
   const fastify = app.getHttpAdapter().getInstance();
   fastify.addHook('onSend', async (req, reply, payload) => {
     reply.header('X-Request-Id', req.id);
+    // No answer of ours is ever to be sniffed into another type (a JSON error rendered as HTML).
+    reply.header('X-Content-Type-Options', 'nosniff');
     return payload;
   });
   // PostgreSQL refuses NUL in text, and no name, id or date of ours holds one: refused here for

@@ -27,3 +27,16 @@ describe('the default target', () => {
     assert.throws(() => loadConfig({}, { CLUSTER_TARGET: 'gcp' }), /CLUSTER_TARGET/);
   });
 });
+
+describe('the console\'s and the UI\'s origins', () => {
+  it('http only on loopback: the __Host- cookies are Secure, which browsers keep from https or loopback alone', () => {
+    for (const ok of ['http://127.0.0.1:3000', 'http://localhost:3000', 'http://console.localhost', 'https://console.example.com']) {
+      assert.equal(loadConfig({}, { CONSOLE_ORIGIN: ok }).CONSOLE_ORIGIN, ok);
+    }
+    assert.throws(() => loadConfig({}, { CONSOLE_ORIGIN: 'http://console.example.com' }), /CONSOLE_ORIGIN: must be https/);
+    assert.throws(() => loadConfig({}, { CONSOLE_ORIGIN: 'http://10.0.0.5:3000' }), /CONSOLE_ORIGIN/);
+    assert.equal(loadConfig({}).CONSOLE_UI_SCHEME, 'http', 'the default ui.localhost over http is fine');
+    assert.throws(() => loadConfig({}, { CONSOLE_UI_HOST_SUFFIX: 'ui.console.example.com' }), /CONSOLE_UI_SCHEME: must be https/);
+    assert.equal(loadConfig({}, { CONSOLE_UI_HOST_SUFFIX: 'ui.console.example.com', CONSOLE_UI_SCHEME: 'https' }).CONSOLE_UI_SCHEME, 'https');
+  });
+});

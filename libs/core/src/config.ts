@@ -212,6 +212,12 @@ export function azureConsulPackages(raw: string | undefined): Record<string, Con
   return parsed as Record<string, ConsulPackageEntry>;
 }
 
+/** Hosts a browser treats as secure over plain http (potentially trustworthy origins): their Secure cookies stick. */
+export function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.toLowerCase();
+  return h === 'localhost' || h.endsWith('.localhost') || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === '[::1]' || h === '::1';
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<keyof z.infer<typeof schema>, string>> = {}): Config {
   const input: Record<string, string | undefined> = {};
   for (const key of Object.keys(schema.shape)) input[key] = overrides[key as keyof typeof overrides] ?? env[key];
@@ -232,6 +238,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     throw new ConfigError(
       `invalid configuration:\n  CA_ROTATION_THRESHOLD_DAYS: must be at least CERT_ROTATION_THRESHOLD_DAYS (${parsed.data.CERT_ROTATION_THRESHOLD_DAYS}), got ${parsed.data.CA_ROTATION_THRESHOLD_DAYS}`,
     );
+  }
+  // The console's and the UI's cookies are __Host- cookies (Secure): browsers keep them from https
+  // origins, and from http only on loopback (localhost, *.localhost, 127/8, [::1]).
+  const origin = parsed.data.CONSOLE_ORIGIN;
+  if (origin?.startsWith('http://') && !isLoopbackHost(new URL(origin).hostname)) {
+    throw new ConfigError('invalid configuration:\n  CONSOLE_ORIGIN: must be https (the console\'s session cookie is a __Host- cookie, which browsers keep only from https or a loopback host)');
+  }
+  if (parsed.data.CONSOLE_UI_SCHEME === 'http' && !isLoopbackHost(`x.${parsed.data.CONSOLE_UI_HOST_SUFFIX}`)) {
+    throw new ConfigError('invalid configuration:\n  CONSOLE_UI_SCHEME: must be https unless CONSOLE_UI_HOST_SUFFIX is under localhost (the UI session cookie is a __Host- cookie)');
   }
   try {
     azureConsulPackages(parsed.data.AZURE_CONSUL_PACKAGES);

@@ -11,15 +11,22 @@ export function cookieValue(header: string | string[] | undefined, name: string)
   return undefined;
 }
 
+/** A cookie name with the `__Host-` prefix. */
+export type HostCookieName = `__Host-${string}`;
+
 export interface CookieOptions {
   /** Seconds; 0 clears the cookie. */
   maxAgeS: number;
-  path: string;
-  secure: boolean;
   sameSite: 'Strict' | 'Lax';
 }
 
-/** A Set-Cookie value: always HttpOnly and host-only (no Domain attribute, so no other host receives it). */
-export function setCookie(name: string, value: string, o: CookieOptions): string {
-  return `${name}=${value}; Path=${o.path}; Max-Age=${Math.max(0, Math.floor(o.maxAgeS))}; HttpOnly;${o.secure ? ' Secure;' : ''} SameSite=${o.sameSite}`;
+/**
+ * A Set-Cookie value for a `__Host-` cookie: Secure, Path=/, no Domain, HttpOnly. Browsers keep
+ * such a cookie only when the exact origin that set it did so (RFC 6265bis 4.1.3.2), so no
+ * sibling host, not even another cluster's UI origin, can set, shadow or read it. Browsers
+ * accept Secure cookies from https origins and from loopback http (localhost, *.localhost,
+ * 127.0.0.1): the only http origins the configuration allows (libs/core config).
+ */
+export function setHostCookie(name: HostCookieName, value: string, o: CookieOptions): string {
+  return `${name}=${value}; Path=/; Max-Age=${Math.max(0, Math.floor(o.maxAgeS))}; HttpOnly; Secure; SameSite=${o.sameSite}`;
 }

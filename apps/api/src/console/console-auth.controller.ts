@@ -4,7 +4,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { UnauthenticatedError } from '../../../../libs/core/src';
 import { Public } from '../auth/principal';
 import { ConsoleAuthService } from './console-auth.service';
-import { ConsoleSessions, SESSION_COOKIE, csrfRequired } from './console-sessions';
+import { ConsoleOrigin, ConsoleSessions, SESSION_COOKIE, csrfRequired } from './console-sessions';
+import { consoleLocation } from './return-to';
 import { isDomainError, sendError } from './pages';
 import { csrfMatches } from './session-secret';
 import { Input, query } from '../validation/input';
@@ -24,15 +25,15 @@ const notSignedIn = () => new UnauthenticatedError('not_signed_in', 'no console 
 @Public()
 @Controller('auth')
 export class ConsoleAuthController {
-  constructor(private readonly auth: ConsoleAuthService, private readonly sessions: ConsoleSessions) {}
+  constructor(private readonly auth: ConsoleAuthService, private readonly sessions: ConsoleSessions, private readonly origin: ConsoleOrigin) {}
 
   @Get('login')
   @Input({ query: query({ returnTo: TEXT }) })
   @ApiOperation({ summary: 'Start the console sign-in: 302 to the identity provider (OpenID Connect, code + PKCE). returnTo: a path on the console (default /)' })
   async login(@Query('returnTo') returnTo: unknown, @Req() req: FastifyRequest, @Res() reply: FastifyReply) {
     try {
-      const url = await this.auth.login(returnTo);
-      return reply.header('cache-control', 'no-store').redirect(url, 302);
+      const { url, setCookie } = await this.auth.login(returnTo, req.headers.cookie);
+      return reply.header('cache-control', 'no-store').header('set-cookie', setCookie).redirect(url, 302);
     } catch (e) {
       if (isDomainError(e)) return sendError(req, reply, e);
       throw e;
@@ -44,9 +45,13 @@ export class ConsoleAuthController {
   @ApiExcludeEndpoint()
   async callback(@Query() query: Record<string, unknown>, @Req() req: FastifyRequest, @Res() reply: FastifyReply) {
     try {
-      const { secret, session, returnTo } = await this.auth.callback(query);
+      const { secret, session, returnTo } = await this.auth.callback(query, req.headers.cookie);
       const maxAge = Math.floor((session.expiresAt.getTime() - Date.now()) / 1000);
-      return reply.header('cache-control', 'no-store').header('set-cookie', this.sessions.cookie(secret, maxAge)).redirect(returnTo, 302);
+      return reply
+        .header('cache-control', 'no-store')
+        .header('referrer-policy', 'no-referrer')
+        .header('set-cookie', this.sessions.cookie(secret, maxAge))
+        .redirect(consoleLocation(this.origin.value, returnTo), 302);
     } catch (e) {
       if (isDomainError(e)) return sendError(req, reply, e, [{ href: '/auth/login', label: 'Sign in again' }, { href: '/', label: 'Back to the console' }]);
       throw e;

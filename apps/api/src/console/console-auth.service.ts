@@ -7,7 +7,8 @@ import { missingRole } from '../auth/principal';
 import { AUTHENTICATOR, CONFIG, ID_TOKEN_AUTHENTICATOR, OIDC_CLIENT } from '../tokens';
 import { UI_SESSION_GATE } from '../consul-ui/consul-ui.tokens';
 import type { UiSessionGate } from '../consul-ui/ui-session-gate';
-import { ConsoleOrigin, principalOf } from './console-sessions';
+import { bindBrowser, isSameBrowser } from './browser-binding';
+import { ConsoleOrigin, LOGIN_COOKIE, principalOf } from './console-sessions';
 import { IssuerRefusedError, IssuerUnreachableError, type OidcClient } from './oidc-client';
 import { safeReturnTo } from './return-to';
 import { csrfTokenFor, hashSecret, newSecret, pkceChallenge } from './session-secret';
@@ -67,16 +68,20 @@ export class ConsoleAuthService {
     return this.config.CONSOLE_SCOPES ?? `openid profile ${this.config.AUTH_AUDIENCE.replace(/\/+$/, '')}/.default`;
   }
 
-  /** Starts a sign-in: the pending login is stored, the browser goes to the issuer's authorization endpoint. */
-  async login(rawReturnTo: unknown): Promise<string> {
+  /**
+   * Starts a sign-in: the pending login is stored, bound to this browser (the login cookie's
+   * hash), and the browser goes to the issuer's authorization endpoint with the cookie set.
+   */
+  async login(rawReturnTo: unknown, cookieHeader: string | string[] | undefined): Promise<{ url: string; setCookie: string }> {
     const returnTo = safeReturnTo(rawReturnTo);
+    const browser = bindBrowser(cookieHeader, LOGIN_COOKIE);
     this.clientSecret();
     const endpoints = await this.discover();
     const state = newSecret();
     const nonce = newSecret();
     const codeVerifier = newSecret(); // 43 characters of the unreserved set (RFC 7636 4.1)
     const redirectUri = this.origin.redirectUri;
-    await this.repo.createLogin({ stateHash: hashSecret(state), codeVerifier, nonce, returnTo, redirectUri, expiresAt: new Date(Date.now() + LOGIN_TTL_MS) });
+    await this.repo.createLogin({ stateHash: hashSecret(state), browserHash: browser.hash, codeVerifier, nonce, returnTo, redirectUri, expiresAt: new Date(Date.now() + LOGIN_TTL_MS) });
     const url = new URL(endpoints.authorizationEndpoint);
     for (const [k, v] of Object.entries({
       client_id: this.config.CONSOLE_CLIENT_ID,
@@ -89,14 +94,16 @@ export class ConsoleAuthService {
       code_challenge: pkceChallenge(codeVerifier),
       code_challenge_method: 'S256',
     })) url.searchParams.set(k, v);
-    return url.toString();
+    return { url: url.toString(), setCookie: browser.setCookie };
   }
 
   /**
    * Finishes a sign-in: the session's secret (the cookie's value), the session and where to
    * go. Every refusal is a 400 that says what happened (503 when the issuer cannot be reached).
+   * Only the browser that started the sign-in may finish it: a callback URL opened anywhere
+   * else is refused before the code is exchanged.
    */
-  async callback(query: Record<string, unknown>): Promise<{ secret: string; session: ConsoleSession; returnTo: string }> {
+  async callback(query: Record<string, unknown>, cookieHeader: string | string[] | undefined): Promise<{ secret: string; session: ConsoleSession; returnTo: string }> {
     const one = (name: string): string | undefined => {
       const v = query[name];
       if (v === undefined) return undefined;
@@ -115,6 +122,10 @@ export class ConsoleAuthService {
     if (!state) throw new ValidationError('invalid_callback', 'the callback has no state; start the sign-in again from the console', { field: 'state' });
     if (!taken) throw new ValidationError('login_not_found', 'this sign-in is unknown or was already used; start again from the console', { field: 'state' });
     if (taken.expired) throw new ValidationError('login_expired', 'this sign-in took longer than 10 minutes; start again from the console', { field: 'state' });
+    if (!isSameBrowser(cookieHeader, LOGIN_COOKIE, taken.login.browserHash)) {
+      this.log.warn({ msg: 'console sign-in callback from another browser refused' });
+      throw new ValidationError('login_other_browser', 'this sign-in was started in another browser (or its cookies were cleared): a sign-in link is never to be followed from a message; start again from the console', { field: 'state' });
+    }
     const code = one('code');
     if (!code) throw new ValidationError('invalid_callback', 'the callback has no code; start the sign-in again from the console', { field: 'code' });
     const { login } = taken;
@@ -147,7 +158,10 @@ export class ConsoleAuthService {
     const session = await this.repo.createSession({
       tokenHash: hashSecret(secret), tenantId: principal.tenantId, userId: principal.userId, name: principal.name, roles: [...principal.roles], expiresAt,
     });
-    this.log.log({ msg: 'console sign-in', tenantId: session.tenantId, userId: session.userId, sessionId: session.id, expiresAt: expiresAt.toISOString() });
+    // Fewer roles than before: the UI tokens this user holds beyond them go now, not when next used through the proxy.
+    const roleLost = await this.uiSessions.markRoleLost(session.tenantId, session.userId);
+    if (roleLost.length > 0) await this.gate.revoked(roleLost);
+    this.log.log({ msg: 'console sign-in', tenantId: session.tenantId, userId: session.userId, sessionId: session.id, expiresAt: expiresAt.toISOString(), consulUiSessionsRevoked: roleLost.length });
     return { secret, session, returnTo: login.returnTo };
   }
 

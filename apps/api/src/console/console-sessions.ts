@@ -2,13 +2,15 @@ import { Inject, Injectable } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { AddressInfo } from 'node:net';
 import { ConsoleSessionRepository, ForbiddenError, type Config, type ConsoleSession } from '../../../../libs/core/src';
-import { cookieValue, setCookie } from '../auth/cookies';
+import { cookieValue, setHostCookie } from '../auth/cookies';
 import type { Principal } from '../auth/principal';
 import { CONFIG } from '../tokens';
 import { hashSecret, isWellFormedSecret } from './session-secret';
 
-/** The console's session cookie: HttpOnly, SameSite=Lax, Path=/, Secure when the console is served over https. */
-export const SESSION_COOKIE = 'mc_session';
+/** The console's session cookie: `__Host-` (Secure, Path=/, host-only), HttpOnly, SameSite=Lax. */
+export const SESSION_COOKIE = '__Host-mc_session';
+/** The console's sign-in binding (browser-binding.ts): set by /auth/login, required by /auth/callback. */
+export const LOGIN_COOKIE = '__Host-mc_login';
 
 /**
  * The console's public origin: CONSOLE_ORIGIN, else http://<HOST>:<the port the API listens on>
@@ -24,10 +26,6 @@ export class ConsoleOrigin {
     const port = address && typeof address === 'object' ? address.port : this.config.PORT;
     const host = ['0.0.0.0', '::', ''].includes(this.config.HOST) ? '127.0.0.1' : this.config.HOST.includes(':') ? `[${this.config.HOST}]` : this.config.HOST;
     return `http://${host}:${port}`;
-  }
-
-  get secure(): boolean {
-    return this.value.startsWith('https://');
   }
 
   /** The OAuth redirect URI registered with the identity provider. */
@@ -51,7 +49,7 @@ export class ConsoleSessions {
 
   /** A Set-Cookie header value for a new session (maxAgeS 0 clears it). */
   cookie(secret: string, maxAgeS: number): string {
-    return setCookie(SESSION_COOKIE, secret, { maxAgeS, path: '/', secure: this.origin.secure, sameSite: 'Lax' });
+    return setHostCookie(SESSION_COOKIE, secret, { maxAgeS, sameSite: 'Lax' });
   }
 
   clearCookie(): string {

@@ -26,6 +26,9 @@ const TITLES: Record<number, string> = {
   503: 'Try again shortly',
 };
 
+/** An error page's CSP: its own inline style, nothing else; never framed. */
+export const ERROR_PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
 /** An accessible page: a title, what happened, and where to go from here. */
 export function errorPage(status: number, code: string, message: string, links: { href: string; label: string }[] = [{ href: '/', label: 'Back to the console' }]): string {
   const title = TITLES[status] ?? 'Something went wrong';
@@ -41,7 +44,7 @@ code{background:#f0f0f0;padding:0 .25rem}a{color:#0b5cad}a:focus{outline:3px sol
 /** Sends a DomainError as a page or as JSON, whichever the caller asked for. */
 export function sendError(req: FastifyRequest, reply: FastifyReply, e: DomainError, links?: { href: string; label: string }[]): FastifyReply {
   reply.status(e.status).header('cache-control', 'no-store');
-  if (wantsHtml(req)) return reply.type('text/html; charset=utf-8').send(errorPage(e.status, e.code, e.message, links));
+  if (wantsHtml(req)) return reply.type('text/html; charset=utf-8').header('content-security-policy', ERROR_PAGE_CSP).send(errorPage(e.status, e.code, e.message, links));
   return reply.send({ error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } });
 }
 

@@ -1,4 +1,4 @@
-import { Controller, Get, Inject, Param, Req, Res } from '@nestjs/common';
+import { Controller, Get, Inject, Param, Query, Req, Res } from '@nestjs/common';
 import { ApiCookieAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import {
@@ -12,13 +12,23 @@ import { CONFIG } from '../tokens';
 import { UI_ORIGINS } from './consul-ui.tokens';
 import type { UiOrigins } from './ui-origins';
 import { UI_STATES } from './ui-session-gate';
-import { Input, params, uuid } from '../validation/input';
+import { Input, params, query, uuid } from '../validation/input';
+import { z } from 'zod';
+import { consoleLocation } from '../console/return-to';
+import { ConsoleOrigin } from '../console/console-sessions';
+
+/** The hash of the UI origin's sign-in binding cookie (browser-binding.ts), as /_sso/start sends it. */
+const BIND = z.string({ error: 'given once, as text' }).regex(/^[A-Za-z0-9_-]{43}$/, 'the hash /_sso/start sends: open the Consul UI from the console').optional();
 
 /**
  * "Open Consul UI": the signed-in user (console cookie) must be allowed the cluster (its tenant,
- * Clusters.Read or Clusters.ReadWrite); then a one-time code bound to the user, the session and
- * the cluster (random, stored hashed, CONSOLE_SSO_CODE_TTL_S) and a redirect to the cluster's
- * UI origin, whose proxy redeems it. A refused user gets a page and no code.
+ * Clusters.Read or Clusters.ReadWrite). The sign-in is bound to the browser on the UI origin
+ * (which the console cannot set cookies for): without `bind`, the browser is sent to the UI
+ * origin's /_sso/start, which sets that origin's binding cookie and sends it back here with the
+ * cookie's hash in `bind`; with it, a one-time code bound to the user, the session, the cluster
+ * and that hash (random, stored hashed, CONSOLE_SSO_CODE_TTL_S) and a redirect to the UI
+ * origin's /_sso/callback, which redeems it only from the browser holding the cookie.
+ * A refused user gets a page and no code.
  */
 @ApiTags('console')
 @Public()
@@ -30,18 +40,22 @@ export class SsoController {
     private readonly sessions: ConsoleSessions,
     private readonly clusters: ClusterRepository,
     private readonly uiSessions: ConsulUiSessionRepository,
+    private readonly consoleOrigin: ConsoleOrigin,
   ) {}
 
   @Get('clusters/:clusterId')
-  @Input({ params: params({ clusterId: uuid('the cluster id') }) })
+  @Input({ params: params({ clusterId: uuid('the cluster id') }), query: query({ bind: BIND }) })
   @ApiCookieAuth(SESSION_COOKIE)
-  @ApiOperation({ summary: "Open the cluster's Consul UI signed in: 302 to <cluster UI origin>/_sso/callback?code=... (a one-time code, ~30 s); not signed in: to /auth/login" })
-  async open(@Param('clusterId') clusterId: string, @Req() req: FastifyRequest, @Res() reply: FastifyReply) {
+  @ApiOperation({ summary: "Open the cluster's Consul UI signed in: 302 to <cluster UI origin>/_sso/start, which comes back with bind=<hash of its binding cookie>; then 302 to <cluster UI origin>/_sso/callback?code=... (a one-time code, ~30 s, redeemed only by that browser); not signed in: to /auth/login" })
+  async open(@Param('clusterId') clusterId: string, @Query('bind') bind: string | undefined, @Req() req: FastifyRequest, @Res() reply: FastifyReply) {
     const back = [{ href: '/', label: 'Back to the console' }];
     try {
       const found = await this.sessions.resolve(req.headers.cookie);
       if (!found) {
-        if (wantsHtml(req)) return reply.header('cache-control', 'no-store').redirect(`/auth/login?returnTo=${encodeURIComponent(`/sso/clusters/${isUuid(clusterId) ? clusterId : ''}`)}`, 302);
+        if (wantsHtml(req)) {
+          const back = `/sso/clusters/${clusterId}${bind ? `?bind=${bind}` : ''}`;
+          return reply.header('cache-control', 'no-store').redirect(consoleLocation(this.consoleOrigin.value, `/auth/login?returnTo=${encodeURIComponent(back)}`), 302);
+        }
         throw new UnauthenticatedError('not_signed_in', 'no console session: sign in at /auth/login');
       }
       const principal = principalOf(found.session);
@@ -51,9 +65,12 @@ export class SsoController {
       const cluster = isUuid(clusterId) ? await this.clusters.findForTenant(principal.tenantId, clusterId.toLowerCase()) : null;
       if (!cluster || cluster.state === ClusterState.Deleted) throw new NotFoundError('cluster_not_found', `you have no cluster ${clusterId}`);
       if (!UI_STATES.has(cluster.state)) throw new ConflictError('cluster_not_running', `the cluster is ${cluster.state}; its Consul UI opens once it is Running`);
+      if (bind === undefined) {
+        return reply.header('cache-control', 'no-store').redirect(`${this.origins.originFor(cluster.id)}/_sso/start`, 302);
+      }
       const code = newSecret();
       await this.uiSessions.createCode({
-        codeHash: hashSecret(code), sessionId: found.session.id, clusterId: cluster.id, tenantId: principal.tenantId, userId: principal.userId,
+        codeHash: hashSecret(code), browserHash: bind, sessionId: found.session.id, clusterId: cluster.id, tenantId: principal.tenantId, userId: principal.userId,
         expiresAt: new Date(Date.now() + this.config.CONSOLE_SSO_CODE_TTL_S * 1000),
       });
       return reply

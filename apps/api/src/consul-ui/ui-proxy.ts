@@ -1,19 +1,24 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import * as zlib from 'node:zlib';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { BadGatewayError, DomainError, ForbiddenError, NotFoundError, UnavailableError, ValidationError, isDatabaseUnavailable, type Config } from '../../../../libs/core/src';
 import { CONSUL_SERVER_PORTS } from '../../../../libs/provisioner/src';
-import { cookieValue, setCookie } from '../auth/cookies';
+import { cookieValue, setHostCookie } from '../auth/cookies';
+import { bindBrowser } from '../console/browser-binding';
 import { ConsoleOrigin, isMutating } from '../console/console-sessions';
 import { errorPage } from '../console/pages';
 import { CONFIG } from '../tokens';
 import { UI_ORIGINS, UI_SESSION_GATE } from './consul-ui.tokens';
 import type { UiOrigins } from './ui-origins';
-import type { UiSessionEntry, UiSessionGate } from './ui-session-gate';
+import { UI_LOGIN_COOKIE, UI_SESSION_COOKIE, type UiSessionEntry, type UiSessionGate } from './ui-session-gate';
+import { API_ANSWER_CSP, PROXY_PAGE_CSP, apiAnswerHeaders, commonHeaders, isHtml, uiAnswerHeaders } from './ui-headers';
 
-/** The Consul UI session cookie on a cluster's UI origin: host-only, HttpOnly, SameSite=Lax. */
-export const UI_SESSION_COOKIE = 'mc_ui_session';
+export { UI_SESSION_COOKIE };
+
+/** The largest UI page whose inline scripts the proxy hashes (Consul 1.8.7's index is 8 KB). */
+const MAX_UI_PAGE_BYTES = 1024 * 1024;
 
 /** Request headers never passed to Consul: hop-by-hop ones, and every credential the browser may send (ours is added instead). */
 const DROPPED_REQUEST_HEADERS = new Set([
@@ -90,6 +95,7 @@ export class ConsulUiProxy implements OnApplicationBootstrap, OnApplicationShutd
       return this.error(req, res, new ValidationError('bad_url', 'the URL is not valid'));
     }
     const method = req.method ?? 'GET';
+    if (url.pathname === '/_sso/start') return this.start(req, res, clusterId);
     if (url.pathname === '/_sso/callback') return this.callback(req, res, url, clusterId);
     // A browser sends Origin with every cross-origin request and every non-GET fetch: a change coming from another origin is refused.
     const origin = req.headers.origin;
@@ -99,14 +105,14 @@ export class ConsulUiProxy implements OnApplicationBootstrap, OnApplicationShutd
     const auth = await this.gate.authenticate(cookieValue(req.headers.cookie, UI_SESSION_COOKIE), clusterId);
     if ('refused' in auth) {
       if ((method === 'GET' || method === 'HEAD') && (req.headers.accept ?? '').includes('text/html')) {
-        // Back through the console: it signs in if needed, then comes back here with a new code.
-        res.writeHead(302, { location: `${this.consoleOrigin.value}/sso/clusters/${clusterId}`, 'cache-control': 'no-store', ...this.clearCookieIfSent(req) }).end();
+        // A new UI sign-in from this browser: through the console (which signs in if needed) and back here with a new code.
+        res.writeHead(302, { ...commonHeaders(), location: '/_sso/start', 'cache-control': 'no-store', ...this.clearCookieIfSent(req) }).end();
         return;
       }
       return this.error(req, res, auth.refused, this.clearCookieIfSent(req));
     }
     if (url.pathname === '/') {
-      res.writeHead(302, { location: '/ui/', 'cache-control': 'no-store' }).end();
+      res.writeHead(302, { ...commonHeaders(), location: '/ui/', 'cache-control': 'no-store' }).end();
       return;
     }
     if (!isUiPath(url.pathname)) return this.error(req, res, new NotFoundError('not_found', 'the Consul UI proxy serves /ui/ and /v1/ only'));
@@ -114,14 +120,33 @@ export class ConsulUiProxy implements OnApplicationBootstrap, OnApplicationShutd
     this.forward(req, res, auth.entry, `${url.pathname}${url.search}`, 0);
   }
 
+  /**
+   * The start of a UI sign-in on this origin: the browser gets this origin's binding cookie and
+   * goes to the console, which makes a code bound to it (its hash in `bind`) and sends the
+   * browser to /_sso/callback. Nothing else happens here: the console checks who is asking.
+   */
+  private start(req: http.IncomingMessage, res: http.ServerResponse, clusterId: string): void {
+    if (req.method !== 'GET') return this.error(req, res, new ValidationError('method_not_allowed', '/_sso/start takes GET'));
+    const binding = bindBrowser(req.headers.cookie, UI_LOGIN_COOKIE);
+    res
+      .writeHead(302, {
+        ...commonHeaders(),
+        location: `${this.consoleOrigin.value}/sso/clusters/${clusterId}?bind=${binding.hash}`,
+        'set-cookie': binding.setCookie,
+        'cache-control': 'no-store',
+      })
+      .end();
+  }
+
   private async callback(req: http.IncomingMessage, res: http.ServerResponse, url: URL, clusterId: string): Promise<void> {
     if (req.method !== 'GET') return this.error(req, res, new ValidationError('method_not_allowed', '/_sso/callback takes GET'));
     const codes = url.searchParams.getAll('code');
-    const { secret, maxAgeS } = await this.gate.signIn(codes.length === 1 ? codes[0] : undefined, clusterId);
+    const { secret, maxAgeS } = await this.gate.signIn(codes.length === 1 ? codes[0] : undefined, clusterId, req.headers.cookie);
     res
       .writeHead(302, {
+        ...commonHeaders(),
         location: '/ui/',
-        'set-cookie': setCookie(UI_SESSION_COOKIE, secret, { maxAgeS, path: '/', secure: this.origins.secure, sameSite: 'Lax' }),
+        'set-cookie': setHostCookie(UI_SESSION_COOKIE, secret, { maxAgeS, sameSite: 'Lax' }),
         'cache-control': 'no-store',
         'referrer-policy': 'no-referrer',
       })
@@ -140,8 +165,16 @@ export class ConsulUiProxy implements OnApplicationBootstrap, OnApplicationShutd
       if (up.statusCode === 403) this.gate.forget(entry); // the token may have been revoked: check the session again next time
       const out: http.OutgoingHttpHeaders = {};
       for (const [k, v] of Object.entries(up.headers)) if (!DROPPED_RESPONSE_HEADERS.has(k) && v !== undefined) out[k] = v;
-      res.writeHead(up.statusCode ?? 502, out);
-      up.pipe(res);
+      const status = up.statusCode ?? 502;
+      if (path.startsWith('/v1/')) {
+        res.writeHead(status, apiAnswerHeaders(out));
+        up.pipe(res);
+      } else if (isHtml(out)) {
+        this.sendUiPage(res, up, status, out);
+      } else {
+        res.writeHead(status, uiAnswerHeaders(out, this.consoleOrigin.value));
+        up.pipe(res);
+      }
     });
     const bodyless = req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined;
     upstream.on('error', (e: NodeJS.ErrnoException) => {
@@ -164,6 +197,41 @@ export class ConsulUiProxy implements OnApplicationBootstrap, OnApplicationShutd
     else req.pipe(upstream);
   }
 
+  /**
+   * A UI page: read whole (decompressed), so that its CSP can name the hashes of the inline
+   * scripts it ships, then sent as is.
+   */
+  private sendUiPage(res: http.ServerResponse, up: http.IncomingMessage, status: number, headers: http.OutgoingHttpHeaders): void {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    up.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_UI_PAGE_BYTES) {
+        up.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    up.on('error', () => res.destroy());
+    up.on('end', () => {
+      let body = Buffer.concat(chunks);
+      const encoding = String(headers['content-encoding'] ?? '').trim().toLowerCase();
+      try {
+        if (encoding === 'gzip') body = zlib.gunzipSync(body);
+        else if (encoding === 'br') body = zlib.brotliDecompressSync(body);
+        else if (encoding === 'deflate') body = zlib.inflateSync(body);
+      } catch {
+        this.error(res.req, res, new BadGatewayError('cluster_unavailable', "the cluster's Consul UI answered a page that could not be read; try again shortly"));
+        return;
+      }
+      const { 'content-encoding': _encoding, 'content-length': _length, 'transfer-encoding': _transfer, ...rest } = headers;
+      res.writeHead(status, { ...uiAnswerHeaders(rest, this.consoleOrigin.value, body.toString('utf8')), 'content-length': String(body.length) }).end(body);
+    });
+    up.on('close', () => {
+      if (size > MAX_UI_PAGE_BYTES && !res.headersSent) this.error(res.req, res, new BadGatewayError('cluster_unavailable', "the cluster's Consul UI answered a page too large to serve"));
+    });
+  }
+
   private agentFor(entry: UiSessionEntry): https.Agent {
     const cached = this.agents.get(entry.clusterId);
     if (cached && cached.caPem === entry.caPem) return cached.agent;
@@ -174,7 +242,7 @@ export class ConsulUiProxy implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   private clearCookieIfSent(req: http.IncomingMessage): Record<string, string> {
-    return cookieValue(req.headers.cookie, UI_SESSION_COOKIE) === undefined ? {} : { 'set-cookie': setCookie(UI_SESSION_COOKIE, '', { maxAgeS: 0, path: '/', secure: this.origins.secure, sameSite: 'Lax' }) };
+    return cookieValue(req.headers.cookie, UI_SESSION_COOKIE) === undefined ? {} : { 'set-cookie': setHostCookie(UI_SESSION_COOKIE, '', { maxAgeS: 0, sameSite: 'Lax' }) };
   }
 
   /** The API's error shape, or a page for a browser; a way back to the console for the sign-in's failures. */
@@ -184,17 +252,17 @@ export class ConsulUiProxy implements OnApplicationBootstrap, OnApplicationShutd
       return;
     }
     const clusterId = this.origins.clusterIdFromHost(req.headers.host);
-    const headers = { 'cache-control': 'no-store', ...extra };
+    const headers = { ...commonHeaders(), 'cache-control': 'no-store', ...extra };
     if ((req.headers.accept ?? '').includes('text/html')) {
       const links = [
         ...(clusterId ? [{ href: `${this.consoleOrigin.value}/sso/clusters/${clusterId}`, label: 'Open the Consul UI again' }] : []),
         { href: `${this.consoleOrigin.value}/`, label: 'Back to the console' },
       ];
-      res.writeHead(e.status, { ...headers, 'content-type': 'text/html; charset=utf-8' }).end(errorPage(e.status, e.code, e.message, links));
+      res.writeHead(e.status, { ...headers, 'content-type': 'text/html; charset=utf-8', 'content-security-policy': PROXY_PAGE_CSP }).end(errorPage(e.status, e.code, e.message, links));
       return;
     }
     const body = JSON.stringify({ error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } });
-    res.writeHead(e.status, { ...headers, 'content-type': 'application/json; charset=utf-8' }).end(body);
+    res.writeHead(e.status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-security-policy': API_ANSWER_CSP }).end(body);
   }
 
   private fail(res: http.ServerResponse, e: unknown): void {

@@ -9,7 +9,13 @@ import type { ConsulUiTokens } from '../../../../libs/provisioner/src';
 import { missingRole } from '../auth/principal';
 import { principalOf } from '../console/console-sessions';
 import { hashSecret, isWellFormedSecret, newSecret } from '../console/session-secret';
+import { isSameBrowser } from '../console/browser-binding';
 import type { OperationDispatcher } from '../operation.dispatcher';
+
+/** The Consul UI session cookie on a cluster's UI origin: `__Host-` (Secure, Path=/, host-only), HttpOnly, SameSite=Lax. */
+export const UI_SESSION_COOKIE = '__Host-mc_ui_session';
+/** The UI origin's sign-in binding (browser-binding.ts): set by /_sso/start, required by /_sso/callback. */
+export const UI_LOGIN_COOKIE = '__Host-mc_ui_login';
 
 /** Cluster states whose Consul answers: a UI session can start. */
 export const UI_STATES: ReadonlySet<string> = new Set([ClusterState.Running, ClusterState.Updating]);
@@ -65,9 +71,10 @@ export class UiSessionGate {
 
   /**
    * /_sso/callback: redeems the code (once), makes the user's Consul token and the UI session.
-   * Returns the UI cookie's value and lifetime.
+   * Only from the browser the code was made for (its binding cookie on this origin): the code is
+   * used up either way, so one seen elsewhere is worth nothing. Returns the UI cookie's value and lifetime.
    */
-  async signIn(rawCode: unknown, hostClusterId: string): Promise<{ secret: string; maxAgeS: number }> {
+  async signIn(rawCode: unknown, hostClusterId: string, cookieHeader: string | string[] | undefined): Promise<{ secret: string; maxAgeS: number }> {
     if (typeof rawCode !== 'string' || !isWellFormedSecret(rawCode)) {
       throw new ValidationError('code_invalid', 'this sign-in link has no valid code; open the Consul UI from the console again', { field: 'code' });
     }
@@ -76,6 +83,10 @@ export class UiSessionGate {
     const { code, expired } = redeemed;
     if (expired) throw new ValidationError('code_expired', `this sign-in link is older than ${this.config.CONSOLE_SSO_CODE_TTL_S} s; open the Consul UI from the console again`, { field: 'code' });
     if (code.clusterId !== hostClusterId) throw new ValidationError('code_invalid', 'this sign-in link is for another cluster; open the Consul UI from the console again', { field: 'code' });
+    if (!isSameBrowser(cookieHeader, UI_LOGIN_COOKIE, code.browserHash)) {
+      this.log.warn({ msg: 'Consul UI sign-in from another browser refused', clusterId: code.clusterId });
+      throw new ValidationError('sso_other_browser', 'this sign-in link was made for another browser (a sign-in link is never to be followed from a message); open the Consul UI from the console', { field: 'code' });
+    }
     const session = await this.consoleSessions.findSessionById(code.sessionId);
     if (!session || session.userId !== code.userId || session.tenantId !== code.tenantId) {
       throw new UnauthenticatedError('not_signed_in', 'the console session that opened this link has ended; sign in to the console again');

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { SESSION_COOKIE } from '../console/console-sessions';
 
 const ASSETS = new Set(['swagger-ui.css', 'swagger-ui-bundle.js', 'swagger-ui-standalone-preset.js']);
 
@@ -14,7 +15,7 @@ export function mountDocs(app: NestFastifyApplication): void {
       .setDescription('Create and run secured Consul clusters. Authenticate with a Microsoft Entra ID bearer token, or the console session cookie (changes also need X-CSRF-Token).')
       .setVersion('1')
       .addBearerAuth()
-      .addCookieAuth('mc_session', { type: 'apiKey', in: 'cookie', name: 'mc_session', description: 'The console session (changes also need X-CSRF-Token from GET /auth/session)' })
+      .addCookieAuth(SESSION_COOKIE, { type: 'apiKey', in: 'cookie', name: SESSION_COOKIE, description: 'The console session (changes also need X-CSRF-Token from GET /auth/session)' })
       .build(),
   );
   const assetsDir = path.dirname(require.resolve('swagger-ui-dist/package.json'));

@@ -6,6 +6,8 @@ export type { ConsoleLogin, ConsoleSession };
 
 export interface NewConsoleLogin {
   stateHash: string;
+  /** SHA-256 of the sign-in binding cookie of the browser that started it. */
+  browserHash: string;
   codeVerifier: string;
   nonce: string;
   returnTo: string;

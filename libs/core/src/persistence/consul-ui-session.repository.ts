@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { deleteOnce, type Db } from './prisma';
 import { ClusterState, SecretName } from '../model';
+import { ROLES } from '../catalog';
+import type { Prisma } from '../generated/prisma/client';
 import type { ConsoleSession, ConsoleSsoCode, ConsulUiSession } from '../generated/prisma/client';
 
 export type { ConsoleSsoCode, ConsulUiSession };
@@ -30,6 +32,18 @@ export type UiSessionWithContext = ConsulUiSession & {
 };
 
 const ENDED_CLUSTER_STATES = [ClusterState.Deleting, ClusterState.Deleted];
+
+/**
+ * UI sessions whose console session no longer holds the role their token was made for (write:
+ * Clusters.ReadWrite; read: Clusters.Read or Clusters.ReadWrite): a new sign-in with fewer
+ * roles rewrote the roles of the user's live sessions (ConsoleSessionRepository.createSession).
+ */
+const ROLE_LOST: Prisma.ConsulUiSessionWhereInput = {
+  OR: [
+    { access: 'write', consoleSession: { is: { NOT: { roles: { has: ROLES.write } } } } },
+    { access: 'read', consoleSession: { is: { NOT: { roles: { hasSome: [ROLES.read, ROLES.write] } } } } },
+  ],
+};
 
 /**
  * One-time SSO codes and Consul UI sessions. Codes and sessions are found by the SHA-256 of
@@ -76,6 +90,20 @@ export class ConsulUiSessionRepository {
   }
 
   /**
+   * At a sign-in that brought fewer roles: the user's UI sessions whose console session lost the
+   * role of their token are marked revoked; returns their ids, to hand to the worker (which
+   * deletes the tokens in Consul, where they could be used without the proxy).
+   */
+  async markRoleLost(tenantId: string, userId: string, now = new Date()): Promise<string[]> {
+    const where: Prisma.ConsulUiSessionWhereInput = { tenantId, userId, revokedAt: null, ...ROLE_LOST };
+    const [rows] = await this.db.$transaction([
+      this.db.consulUiSession.findMany({ where, select: { id: true } }),
+      this.db.consulUiSession.updateMany({ where, data: { revokedAt: now, revokeReason: 'role-lost' } }),
+    ]);
+    return rows.map((r) => r.id);
+  }
+
+  /**
    * Signs a console session out: its UI sessions are marked revoked and the session row deleted,
    * in one transaction (no UI session outlives its console session unmarked). Returns the
    * deleted session (null if there was none) and every UI session of it still to revoke.
@@ -93,7 +121,7 @@ export class ConsulUiSessionRepository {
 
   /**
    * The worker's sweep: marks what is due (expired tokens, console sessions that ended or
-   * expired, clusters being deleted) and returns every revoked session still to finish.
+   * expired, roles lost, clusters being deleted) and returns every revoked session still to finish.
    */
   async markDue(now = new Date(), limit = 500): Promise<string[]> {
     await this.db.$transaction([
@@ -102,6 +130,7 @@ export class ConsulUiSessionRepository {
         where: { revokedAt: null, OR: [{ consoleSessionId: null }, { consoleSession: { expiresAt: { lte: now } } }] },
         data: { revokedAt: now, revokeReason: 'console-session-ended' },
       }),
+      this.db.consulUiSession.updateMany({ where: { revokedAt: null, ...ROLE_LOST }, data: { revokedAt: now, revokeReason: 'role-lost' } }),
       this.db.consulUiSession.updateMany({ where: { revokedAt: null, cluster: { state: { in: ENDED_CLUSTER_STATES } } }, data: { revokedAt: now, revokeReason: 'cluster-deleted' } }),
     ]);
     const rows = await this.db.consulUiSession.findMany({ where: { revokedAt: { not: null } }, select: { id: true }, orderBy: { revokedAt: 'asc' }, take: limit });
