@@ -37,7 +37,7 @@ export class ConsoleOrigin {
 /** Finds the console session behind a request's cookie, and writes the cookie. */
 @Injectable()
 export class ConsoleSessions {
-  constructor(private readonly repo: ConsoleSessionRepository, private readonly origin: ConsoleOrigin) {}
+  constructor(private readonly repo: ConsoleSessionRepository) {}
 
   /** The live session of this Cookie header with its secret (the cookie's value), or undefined. */
   async resolve(cookieHeader: string | string[] | undefined): Promise<{ session: ConsoleSession; secret: string } | undefined> {

@@ -3,6 +3,7 @@ import { ValidationError } from '../../../../libs/core/src';
 const BASE = 'https://console.invalid';
 
 /** Characters a browser strips from a URL (tab, newline) or reads as a path separator (backslash), and every other control character. */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
 const UNSAFE = /[\u0000-\u001f\u007f\\]/;
 
 /**

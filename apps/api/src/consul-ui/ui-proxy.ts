@@ -159,6 +159,12 @@ export class ConsulUiProxy implements OnApplicationBootstrap, OnApplicationShutd
     const headers: http.OutgoingHttpHeaders = {};
     const hopByHop = new Set((typeof req.headers.connection === 'string' ? req.headers.connection : '').toLowerCase().split(',').map((s) => s.trim()));
     for (const [k, v] of Object.entries(req.headers)) if (!DROPPED_REQUEST_HEADERS.has(k) && !hopByHop.has(k) && v !== undefined) headers[k] = v;
+    // A UI page's CSP names its inline scripts' hashes, read from its body: a 304 would carry a CSP
+    // without them, and a browser updates the cached page's headers from a 304.
+    if (!path.startsWith('/v1/') && String(req.headers.accept ?? '').includes('text/html')) {
+      delete headers['if-modified-since'];
+      delete headers['if-none-match'];
+    }
     headers['x-consul-token'] = entry.secretId;
     headers.host = `${address}:${CONSUL_SERVER_PORTS.https}`;
     const upstream = https.request({ host: address, port: CONSUL_SERVER_PORTS.https, method: req.method, path, headers, agent: this.agentFor(entry) }, (up) => {
@@ -169,7 +175,7 @@ export class ConsulUiProxy implements OnApplicationBootstrap, OnApplicationShutd
       if (path.startsWith('/v1/')) {
         res.writeHead(status, apiAnswerHeaders(out));
         up.pipe(res);
-      } else if (isHtml(out)) {
+      } else if (isHtml(out) && req.method !== 'HEAD') {
         this.sendUiPage(res, up, status, out);
       } else {
         res.writeHead(status, uiAnswerHeaders(out, this.consoleOrigin.value));
