@@ -70,7 +70,7 @@ describe('console sign-in and session', () => {
     const { authorizeUrl, requestId, browser } = await openSignInPage(s.url, '/a/../clusters/%2e/x?q=1#top');
     const state = new URL(authorizeUrl).searchParams.get('state')!;
     assert.equal((await s.db.consoleLogin.findUniqueOrThrow({ where: { stateHash: hashSecret(state) } })).returnTo, '/clusters/x?q=1#top');
-    const res = await manual(await submitSignIn(authorizeUrl, requestId, ALICE), { headers: { cookie: browser } });
+    const res = await manual(await submitSignIn(authorizeUrl, requestId, { ...ALICE, user: 'dots@contoso.example' }), { headers: { cookie: browser } });
     assert.equal(res.status, 302);
     const location = res.headers.get('location')!;
     assert.equal(location, `${s.url}/clusters/x?q=1#top`);
@@ -104,7 +104,7 @@ describe('console sign-in and session', () => {
     assert.equal(tab1.browser, other.browser);
     assert.equal(tab2.browser, other.browser);
     for (const t of [tab2, tab1]) {
-      const res = await manual(await submitSignIn(t.authorizeUrl, t.requestId, ALICE), { headers: { cookie: other.browser } });
+      const res = await manual(await submitSignIn(t.authorizeUrl, t.requestId, { ...ALICE, user: 'tabs@contoso.example' }), { headers: { cookie: other.browser } });
       assert.equal(res.status, 302);
       assert.match(res.headers.get('set-cookie') ?? '', /^__Host-mc_session=/);
     }
