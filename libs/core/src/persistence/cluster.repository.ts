@@ -409,15 +409,15 @@ export class ClusterRepository {
     return { ...op, seq: BigInt(op.seq) };
   }
 
-  /** Queues the delete and marks the cluster Deleting in one transaction (billing stops at this moment). */
   /** Queues the cluster's delete; a delete already queued or running is answered instead (see requestDeleteOnce). */
   async requestDelete(cluster: Cluster, actor: string, at: Date = new Date()): Promise<Operation> {
     return (await this.requestDeleteOnce(cluster, actor, at)).operation;
   }
 
   /**
-   * Queues the cluster's delete unless one is queued or running (`queued: false` with that one).
-   * Decided under the cluster row's lock, so two requests at the same moment (two notifications,
+   * Queues the delete and marks the cluster Deleting in one transaction (billing stops at this
+   * moment), unless a delete is queued or running (`queued: false` with that one). Decided under
+   * the cluster row's lock, so two requests at the same moment (two notifications,
    * a notification and DELETE /v1/clusters/{id}) queue one delete.
    */
   async requestDeleteOnce(cluster: Cluster, actor: string, at: Date = new Date()): Promise<{ operation: Operation; queued: boolean }> {
