@@ -247,14 +247,15 @@ describe('the azure target', { timeout: 600_000 }, () => {
     const sub = 'a2b2c2d2-0000-4000-8000-0000000000b2';
     const appId = `/subscriptions/${sub}/resourceGroups/rg-shop/providers/Microsoft.Solutions/applications/shop`;
     const mrgId = `/subscriptions/${sub}/resourceGroups/mrg-consul-shop-20261202`;
-    arm.putApplication({
+    const app = {
       id: appId, location: 'westeurope', managedResourceGroupId: mrgId,
       parameters: {
         location: 'westeurope', clusterName: 'shop', datacenter: 'dc1', tier: 'development', consulVersion: '1.8.7', externalEndpoint: false,
         vnetCidr: vnet(4), upgradeMode: 'manual', upgradeWindowDay: 0, upgradeWindowStartHour: 2, upgradeWindowHours: 4, snapshotIntervalHours: 24, snapshotRetention: 7,
       },
       outputs: { tenantId: CUSTOMER_TENANT },
-    });
+    };
+    arm.putApplication(app);
     const notify = (body: unknown, sig = SECRET) => s.request('POST', `/resource?sig=${encodeURIComponent(sig)}`, { body });
     const event = (eventType: string, provisioningState: string) => ({
       eventType, applicationId: appId, eventTime: new Date().toISOString(), provisioningState,
@@ -280,6 +281,11 @@ describe('the azure target', { timeout: 600_000 }, () => {
     assert.deepEqual([again.status, again.body.status], [200, 'duplicate']);
     assert.equal(await s.db.operation.count({ where: { clusterId: cluster.id } }), 1, 'a repeated notification queues nothing');
 
+    // A DELETE acts only once ARM shows the application being deleted.
+    const early = await notify(event('DELETE', 'Deleting'));
+    assert.deepEqual([early.status, early.body.error?.code], [409, 'application_not_deleting']);
+    assert.equal(await s.db.operation.count({ where: { clusterId: cluster.id } }), 1, 'a DELETE that ARM does not bear out queues nothing');
+    arm.putApplication({ ...app, provisioningState: 'Deleting' });
     const del = await notify(event('DELETE', 'Deleting'));
     assert.equal(del.status, 200, JSON.stringify(del.body));
     const deleted = await waitFor('the cluster to be deleted', () => s.db.cluster.findUniqueOrThrow({ where: { id: cluster.id } }), (c) => ['Deleted', 'Failed'].includes(c.state), 120_000);

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { createOperationsQueue, createRedis, operationJobId } from '../libs/core/src';
 import { startFakeArm, type FakeApplication, type FakeArm } from './support/fake-arm';
-import { WRITE, startStack, testConfig, type TestStack } from './support/stack';
+import { WRITE, startStack, testConfig, waitFor, type TestStack } from './support/stack';
 
 const SECRET = randomBytes(32).toString('base64url');
 const CUSTOMER_TENANT = 'c0570000-0000-4000-8000-00000000c057';
@@ -13,6 +14,12 @@ const SUB = 'a5b5c5d5-0000-4000-8000-0000000000a5';
 async function fingerprint(s: TestStack): Promise<string> {
   const [c, o, n, a] = await Promise.all([s.db.cluster.count(), s.db.operation.count(), s.db.managedAppNotification.count(), s.db.auditEvent.count()]);
   return JSON.stringify({ clusters: c, operations: o, notifications: n, audit: a });
+}
+
+/** How many of this database's sessions wait on a lock. */
+async function lockWaiters(s: TestStack): Promise<number> {
+  const [row] = await s.db.$queryRaw<Array<{ n: number }>>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`;
+  return row.n;
 }
 
 function application(name: string, over: Partial<FakeApplication> = {}, parameters: Record<string, unknown> = {}): FakeApplication {
@@ -38,6 +45,11 @@ describe('POST /resource: managed application notifications', () => {
   let s: TestStack;
   let arm: FakeArm;
   const post = (body: unknown, sig: string | null = SECRET) => s.request('POST', `/resource${sig === null ? '' : `?sig=${encodeURIComponent(sig)}`}`, { body });
+  /** What the worker leaves when a delete operation finished. */
+  const finishDelete = async (operationId: string) => {
+    const op = await s.db.operation.update({ where: { id: operationId }, data: { state: 'Succeeded', finishedAt: new Date() } });
+    await s.db.cluster.update({ where: { id: op.clusterId }, data: { state: 'Deleted' } });
+  };
 
   before(async () => {
     arm = await startFakeArm();
@@ -92,7 +104,7 @@ describe('POST /resource: managed application notifications', () => {
     assert.equal(again.status, 200);
     assert.deepEqual({ status: again.body.status, outcome: again.body.outcome, clusterId: again.body.clusterId }, { status: 'duplicate', outcome: 'created', clusterId: cluster.id });
     assert.equal(await fingerprint(s), before, 'a repeated notification writes nothing');
-    assert.equal(arm.counters.applicationReads, reads, 'nor reads the application again');
+    assert.equal(arm.counters.applicationReads, reads + 1, 'a repeat is checked against ARM like any event (one read)');
     // Another state of the same application finds the cluster rather than making a second one.
     const accepted = await post(notification(app, 'PUT', 'Accepted'));
     assert.deepEqual([accepted.status, accepted.body.outcome, accepted.body.clusterId], [200, 'found', cluster.id]);
@@ -117,14 +129,161 @@ describe('POST /resource: managed application notifications', () => {
     arm.putApplication(app);
     const created = await post(notification(app, 'PUT', 'Succeeded'));
     const clusterId = created.body.clusterId;
+    arm.putApplication({ ...app, provisioningState: 'Deleting' });
     const deleting = await post(notification(app, 'DELETE', 'Deleting'));
     assert.deepEqual([deleting.status, deleting.body.outcome, deleting.body.clusterId], [200, 'delete-requested', clusterId]);
     const op = await s.db.operation.findUniqueOrThrow({ where: { id: deleting.body.operationId } });
     assert.deepEqual([op.kind, op.state, op.requestedBy], ['delete', 'Queued', 'azure:managed-application']);
     assert.equal((await s.db.cluster.findUniqueOrThrow({ where: { id: clusterId } })).state, 'Deleting');
+    // Deleted comes once ARM no longer has the application.
+    arm.deleteApplication(app.id);
     const deleted = await post(notification(app, 'DELETE', 'Deleted'));
     assert.deepEqual([deleted.status, deleted.body.outcome], [200, 'recorded']);
     assert.equal(await s.db.operation.count({ where: { clusterId, kind: 'delete' } }), 1, 'one delete');
+  });
+
+  it('a DELETE notification for an application ARM does not show being deleted is refused, and nothing changes', async () => {
+    const app = application('keep');
+    arm.putApplication(app);
+    const created = await post(notification(app, 'PUT', 'Succeeded'));
+    assert.equal(created.body.outcome, 'created');
+    const before = await fingerprint(s);
+    for (const state of ['Succeeded', 'Accepted', 'Updating']) {
+      arm.putApplication({ ...app, provisioningState: state });
+      for (const notified of ['Deleting', 'Deleted']) {
+        const res = await post(notification(app, 'DELETE', notified));
+        assert.equal(res.status, 409, `DELETE ${notified} while ARM shows ${state}: ${JSON.stringify(res.body)}`);
+        assert.equal(res.body.error.code, 'application_not_deleting');
+        assert.match(res.body.error.message, new RegExp(`shows application .* ${state}, not being deleted`));
+        assert.deepEqual(res.body.error.details, { field: 'provisioningState', notified: `DELETE ${notified}`, armProvisioningState: state });
+      }
+    }
+    assert.equal(await fingerprint(s), before, 'no notification row, no operation, no audit event');
+    assert.equal((await s.db.cluster.findUniqueOrThrow({ where: { id: created.body.clusterId } })).state, 'Creating');
+    // Once ARM shows the delete, the same notification deletes.
+    arm.putApplication({ ...app, provisioningState: 'Deleting' });
+    const deleting = await post(notification(app, 'DELETE', 'Deleting'));
+    assert.deepEqual([deleting.status, deleting.body.outcome, deleting.body.clusterId], [200, 'delete-requested', created.body.clusterId]);
+  });
+
+  it('every event is checked against ARM: an application it does not know, a state it does not show, another managed resource group', async () => {
+    const ghost = application('ghost-app');
+    const before = await fingerprint(s);
+    for (const [eventType, state] of [['PATCH', 'Succeeded'], ['PUT', 'Failed'], ['PATCH', 'Failed'], ['DELETE', 'Failed'], ['PUT', 'Accepted']]) {
+      const res = await post(notification(ghost, eventType, state, state === 'Failed' ? { error: { code: 'X', message: 'forged' } } : {}));
+      assert.deepEqual([res.status, res.body.error?.code], [400, 'application_not_found'], `${eventType} ${state}: ${JSON.stringify(res.body)}`);
+    }
+    const app = application('checked');
+    arm.putApplication(app);
+    const mismatches: Array<[string, string, string]> = [['PUT', 'Failed', 'Succeeded'], ['DELETE', 'Failed', 'Succeeded'], ['PUT', 'Succeeded', 'Deleting'], ['PATCH', 'Succeeded', 'Failed'], ['PUT', 'Accepted', 'Deleted']];
+    for (const [eventType, state, armState] of mismatches) {
+      arm.putApplication({ ...app, provisioningState: armState });
+      const res = await post(notification(app, eventType, state, state === 'Failed' ? { error: { code: 'X', message: 'forged' } } : {}));
+      assert.equal(res.status, 409, `${eventType} ${state} while ARM shows ${armState}: ${JSON.stringify(res.body)}`);
+      assert.equal(res.body.error.code, 'application_state_mismatch');
+      assert.equal(res.body.error.details.armProvisioningState, armState);
+    }
+    assert.equal(await fingerprint(s), before);
+
+    // The live cluster of an application must be in the managed resource group ARM shows for it.
+    arm.putApplication(app);
+    const created = await post(notification(app, 'PUT', 'Succeeded'));
+    const moved = { ...app, managedResourceGroupId: `/subscriptions/${SUB}/resourceGroups/mrg-consul-checked-elsewhere` };
+    arm.putApplication(moved);
+    const afterCreate = await fingerprint(s);
+    for (const [eventType, state] of [['PATCH', 'Succeeded'], ['PUT', 'Succeeded']]) {
+      const res = await post(notification(moved, eventType, state));
+      assert.deepEqual([res.status, res.body.error?.code, res.body.error?.details?.clusterId], [409, 'managed_resource_group_mismatch', created.body.clusterId], JSON.stringify(res.body));
+    }
+    arm.putApplication({ ...moved, provisioningState: 'Deleting' });
+    const del = await post(notification(moved, 'DELETE', 'Deleting'));
+    assert.deepEqual([del.status, del.body.error?.code], [409, 'managed_resource_group_mismatch']);
+    assert.equal(await fingerprint(s), afterCreate, 'nothing written, the cluster not deleted');
+
+    // Deleted and created again while the first cluster's delete runs: Azure retries until it is done.
+    const first = application('successor');
+    arm.putApplication(first);
+    const c1 = await post(notification(first, 'PUT', 'Succeeded'));
+    arm.putApplication({ ...first, provisioningState: 'Deleting' });
+    const deleting = await post(notification(first, 'DELETE', 'Deleting'));
+    arm.deleteApplication(first.id);
+    const second = application('successor', { managedResourceGroupId: `/subscriptions/${SUB}/resourceGroups/mrg-consul-successor-20261207` });
+    arm.putApplication(second);
+    const beforeRetry = await fingerprint(s);
+    const early = await post(notification(second, 'PUT', 'Succeeded'));
+    assert.deepEqual([early.status, early.body.error?.code, early.body.error?.details?.clusterId], [503, 'previous_cluster_deleting', c1.body.clusterId]);
+    assert.equal(await fingerprint(s), beforeRetry);
+    await finishDelete(deleting.body.operationId);
+    const retry = await post(notification(second, 'PUT', 'Succeeded'));
+    assert.deepEqual([retry.status, retry.body.outcome], [200, 'created']);
+  });
+
+  it('an application deleted and created again under the same id gets a new cluster; repeats within one lifetime stay duplicate', async () => {
+    const first = application('phoenix');
+    arm.putApplication(first);
+    const put = notification(first, 'PUT', 'Succeeded');
+    const c1 = await post(put);
+    assert.deepEqual([c1.status, c1.body.status, c1.body.outcome], [200, 'processed', 'created']);
+    assert.equal((await post(put)).body.status, 'duplicate');
+    arm.putApplication({ ...first, provisioningState: 'Deleting' });
+    const deleting = await post(notification(first, 'DELETE', 'Deleting'));
+    assert.equal(deleting.body.outcome, 'delete-requested');
+    arm.deleteApplication(first.id);
+    // DELETE Deleted comes when ARM answers 404: it still belongs to the first lifetime.
+    const gone = notification(first, 'DELETE', 'Deleted');
+    assert.deepEqual([(await post(gone)).body.status, (await post(gone)).body.status], ['processed', 'duplicate']);
+    await finishDelete(deleting.body.operationId);
+
+    // The same application id again, in the new managed resource group Azure made for it.
+    const second = application('phoenix', { managedResourceGroupId: `/subscriptions/${SUB}/resourceGroups/mrg-consul-phoenix-20261207` });
+    arm.putApplication(second);
+    const put2 = notification(second, 'PUT', 'Succeeded');
+    const c2 = await post(put2);
+    assert.deepEqual([c2.status, c2.body.status, c2.body.outcome], [200, 'processed', 'created'], JSON.stringify(c2.body));
+    assert.notEqual(c2.body.clusterId, c1.body.clusterId);
+    const cluster = await s.db.cluster.findUniqueOrThrow({ where: { id: c2.body.clusterId } });
+    assert.deepEqual([cluster.managedResourceGroupId, cluster.state], [second.managedResourceGroupId, 'Creating']);
+    assert.deepEqual([(await post(put2)).body.status, (await post(put)).body.status], ['duplicate', 'duplicate'], 'a repeat within the second lifetime, whatever its eventTime');
+    arm.putApplication({ ...second, provisioningState: 'Deleting' });
+    const deleting2 = await post(notification(second, 'DELETE', 'Deleting'));
+    assert.deepEqual([deleting2.body.status, deleting2.body.outcome, deleting2.body.clusterId], ['processed', 'delete-requested', c2.body.clusterId]);
+    arm.deleteApplication(second.id);
+    assert.equal((await post(notification(second, 'DELETE', 'Deleted'))).body.status, 'processed');
+    assert.equal(await s.db.managedAppNotification.count({ where: { applicationId: first.id.toLowerCase() } }), 6, 'three events in each lifetime');
+  });
+
+  it('DELETE notifications at the same moment queue one delete', async () => {
+    const app = application('twice');
+    arm.putApplication(app);
+    const created = await post(notification(app, 'PUT', 'Succeeded'));
+    arm.putApplication({ ...app, provisioningState: 'Deleting' });
+    // Another connection holds the cluster's row, so that both notifications get to their write before either commits.
+    const holder = new pg.Client({ connectionString: s.config.DATABASE_URL });
+    await holder.connect();
+    let answers: Array<{ status: number; body: any }>;
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM "Cluster" WHERE "id" = $1 FOR UPDATE', [created.body.clusterId]);
+      const both = Promise.all([post(notification(app, 'DELETE', 'Deleting')), post(notification(app, 'DELETE', 'Deleted'))]);
+      await waitFor('both notifications to wait on the cluster row', () => lockWaiters(s), (n) => n >= 2, 30_000);
+      await holder.query('COMMIT');
+      answers = await both;
+    } finally {
+      await holder.end();
+    }
+    assert.deepEqual(answers.map((a) => a.status), [200, 200], JSON.stringify(answers.map((a) => a.body)));
+    const ops = await s.db.operation.findMany({ where: { clusterId: created.body.clusterId, kind: 'delete' } });
+    assert.equal(ops.length, 1, 'one delete operation');
+    assert.deepEqual(answers.map((a) => a.body.outcome).sort(), ['delete-requested', 'recorded']);
+    assert.deepEqual(answers.map((a) => a.body.operationId).filter(Boolean), [ops[0].id]);
+    const redis = createRedis(s.config.REDIS_URL, false);
+    const queue = createOperationsQueue(redis, s.config.QUEUE_PREFIX);
+    try {
+      assert.ok(await queue.getJob(operationJobId(ops[0].id)), 'the delete is on the queue');
+    } finally {
+      await queue.close();
+      redis.disconnect();
+    }
   });
 
   it('a wrong or missing sig is refused before anything is read or written', async () => {
@@ -189,7 +348,8 @@ describe('POST /resource: managed application notifications', () => {
   });
 
   it('Failed shows on the SRE fleet list with Azure\'s error, and settings that break the API\'s rules too', async () => {
-    const failedApp = application('broken');
+    const failedApp = application('broken', { provisioningState: 'Failed' });
+    arm.putApplication(failedApp);
     const err = { code: 'DeploymentFailed', message: 'At least one resource deployment operation failed.', details: [{ code: 'QuotaExceeded', message: 'Operation could not be completed as it results in exceeding approved Total Regional Cores quota.' }] };
     const failed = await post(notification(failedApp, 'PUT', 'Failed', { error: err }));
     assert.deepEqual([failed.status, failed.body.outcome], [200, 'failed']);
@@ -203,6 +363,7 @@ describe('POST /resource: managed application notifications', () => {
     const live = application('stuck');
     arm.putApplication(live);
     const made = await post(notification(live, 'PUT', 'Succeeded'));
+    arm.putApplication({ ...live, provisioningState: 'Failed' });
     await post(notification(live, 'DELETE', 'Failed', { error: { code: 'ApplianceDeletionFailed', message: 'The managed resource group could not be deleted.' } }));
 
     const fleet = await s.request('GET', '/v1/admin/clusters', { token: s.sreToken() });

@@ -7,6 +7,7 @@
  *
  *   const arm = await startFakeArm();
  *   arm.putApplication({ ... });      // what ARM answers for it
+ *   arm.deleteApplication(id);        // ARM answers 404 for it from now on
  *   arm.failNext(503);                // the next application read fails
  *   arm.counters.applicationReads     // how often the API read one back
  */
@@ -27,8 +28,15 @@ export interface FakeApplication {
   parameters: Record<string, unknown>;
   /** Empty until "mainTemplate ran". */
   outputs?: Record<string, unknown>;
+  /** Default Succeeded; one of ARM's PROVISIONING_STATES. */
   provisioningState?: string;
 }
+
+/**
+ * ARM's provisioning states of a Microsoft.Solutions application (api-version 2019-07-01):
+ * https://github.com/Azure/azure-rest-api-specs/blob/main/specification/solutions/resource-manager/Microsoft.Solutions/ManagedApplications/stable/2019-07-01/managedapplications.json
+ */
+export const PROVISIONING_STATES = ['NotSpecified', 'Accepted', 'Running', 'Ready', 'Creating', 'Created', 'Deleting', 'Deleted', 'Canceled', 'Failed', 'Succeeded', 'Updating'];
 
 export interface FakeArm {
   /** Both ARM's endpoint and the Entra authority host. */
@@ -39,7 +47,10 @@ export interface FakeArm {
   readonly counters: { tokens: number; applicationReads: number; unauthorized: number };
   /** The configuration overrides that point the API at this fake. */
   env(): Record<string, string>;
+  /** What ARM answers for the application from now on (the same id again: the application as it is now). */
   putApplication(app: FakeApplication): void;
+  /** The application is gone: ARM answers 404 for it, as once a delete finished. */
+  deleteApplication(id: string): void;
   failNext(status: number): void;
   close(): Promise<void>;
 }
@@ -131,7 +142,16 @@ export async function startFakeArm(opts: { routes?: ArmRoutes } = {}): Promise<F
   return {
     url, tenantId, clientId, clientSecret, counters,
     env: () => ({ ARM_ENDPOINT: url, AZURE_AUTHORITY_HOST: url, AZURE_TENANT_ID: tenantId, AZURE_CLIENT_ID: clientId, AZURE_CLIENT_SECRET: clientSecret }),
-    putApplication: (a) => applications.set(a.id.toLowerCase(), a),
+    putApplication(a) {
+      if (a.provisioningState !== undefined && !PROVISIONING_STATES.includes(a.provisioningState)) throw new Error(`fake-arm: ${a.provisioningState} is not a provisioning state ARM answers`);
+      // Azure makes the managed resource group with the application and deletes it with it: two
+      // applications never share one (https://learn.microsoft.com/azure/azure-resource-manager/managed-applications/overview#managed-resource-group).
+      const mrg = a.managedResourceGroupId.toLowerCase();
+      const other = [...applications.values()].find((x) => x.managedResourceGroupId.toLowerCase() === mrg && x.id.toLowerCase() !== a.id.toLowerCase());
+      if (other) throw new Error(`fake-arm: the managed resource group ${a.managedResourceGroupId} belongs to ${other.id}`);
+      applications.set(a.id.toLowerCase(), a);
+    },
+    deleteApplication: (id) => void applications.delete(id.toLowerCase()),
     failNext: (status) => failures.push(status),
     async close() {
       for (const s of sockets) s.destroy();

@@ -1,13 +1,14 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import {
-  ClusterRepository, ClusterState, ForbiddenError, ManagedAppNotificationRepository, NotFoundError, OperationKind, TIER_NAMES, UnauthenticatedError,
+  ClusterRepository, ForbiddenError, ManagedAppNotificationRepository, NotFoundError, TIER_NAMES, UnauthenticatedError,
   VNET_CIDR, VNET_CIDR_RULE, DEFAULT_VNET_CIDR, ValidationError, isUniqueViolation, isUuid, type Cluster, type Config, type NewNotification, type TierName,
 } from '../../../../libs/core/src';
 import { OperationDispatcher } from '../operation.dispatcher';
 import { CONFIG } from '../tokens';
 import { parseCreateCluster, serverCountFor, type CreateClusterCommand } from '../clusters/create-cluster.command';
 import type { ManagedApplication, ManagedApplications } from './managed-applications';
+import { checkAgainstArm } from './application-check';
 import { parseNotification, type Notification } from './notification';
 
 export const MANAGED_APPLICATIONS = Symbol('ManagedApplications');
@@ -41,25 +42,29 @@ export class NotificationsService {
   ) {}
 
   /**
-   * Checks the shared secret, then the payload, then acts once per (application, event,
-   * state): a repeat changes nothing. Nothing is written before both checks pass, and an
-   * answer Azure may retry (ARM unreachable: 503) leaves nothing written either.
+   * Checks the shared secret, then the payload, then what Azure Resource Manager says of the
+   * application (checkAgainstArm), then acts once per (application, lifetime, event, state): a
+   * repeat changes nothing. Nothing is written before all three checks pass, and an answer Azure
+   * may retry (ARM unreachable: 503) leaves nothing written either.
    */
   async receive(sig: string | undefined, raw: unknown): Promise<NotificationAnswer> {
     this.checkSignature(sig);
     const n = parseNotification(raw);
-    const seen = await this.notifications.find(n.applicationId, n.eventType, n.provisioningState);
-    if (seen) return answer(seen, true);
-    const base = {
-      applicationId: n.applicationId, eventType: n.eventType, provisioningState: n.provisioningState, eventTime: n.eventTime,
-      error: n.error, plan: n.plan, resourceUsageId: n.resourceUsageId ?? null,
-    };
+    const app = await this.applications.get(n.applicationId);
     const existing = await this.clusters.findLiveByManagedApplication(n.applicationId);
+    checkAgainstArm(n, app, existing);
+    const base = {
+      applicationId: n.applicationId, lifetime: await this.lifetime(n.applicationId, app, existing), eventType: n.eventType, provisioningState: n.provisioningState,
+      eventTime: n.eventTime, error: n.error, plan: n.plan, resourceUsageId: n.resourceUsageId ?? null,
+    };
+    const seen = await this.notifications.find(base);
+    if (seen) return answer(seen, true);
     let record: NewNotification;
     if (n.provisioningState === 'Failed') {
       record = { ...base, outcome: 'failed', reason: n.error ? `${n.error.code}: ${n.error.message}` : 'Azure reported the application Failed', clusterId: existing?.id };
     } else if (n.eventType === 'PUT') {
-      record = existing ? { ...base, outcome: 'found', clusterId: existing.id } : await this.create(n, base);
+      // checkAgainstArm let through no PUT without the application.
+      record = existing ? { ...base, outcome: 'found', clusterId: existing.id } : await this.create(n, app!, base);
     } else if (n.eventType === 'DELETE') {
       record = await this.delete(existing, base);
     } else {
@@ -67,8 +72,27 @@ export class NotificationsService {
     }
     const { notification, duplicate } = await this.notifications.record(record);
     this.log.log({ msg: 'managed application notification', applicationId: n.applicationId, eventType: n.eventType, provisioningState: n.provisioningState, outcome: notification.outcome, clusterId: notification.clusterId });
-    if (!duplicate && notification.operationId) await this.dispatcher.dispatch(notification.operationId);
+    // What this request queued goes on the queue even when a concurrent repeat recorded the notification first.
+    if (record.operationId) await this.dispatcher.dispatch(record.operationId);
     return answer(notification, duplicate);
+  }
+
+  /**
+   * The application's lifetime, which the idempotency key carries: its managed resource group id.
+   * Azure makes the managed resource group when the application is deployed and deletes it with
+   * the application ("When the customer deletes the managed application, the managed resource
+   * group is also deleted": https://learn.microsoft.com/azure/azure-resource-manager/managed-applications/overview#managed-resource-group),
+   * and names a new one per deployment by default (`mrg-<name>-<yyyyMMddHHmmss>`:
+   * https://learn.microsoft.com/azure/azure-resource-manager/managed-applications/deploy-service-catalog-quickstart),
+   * so an application deleted and created again under the same id starts a new lifetime.
+   * Api-version 2019-07-01 answers no creation time (no systemData), and `eventTime` is each
+   * event's own, so neither marks a lifetime. Once ARM no longer has the application (a DELETE
+   * Deleted comes after the application is gone), the lifetime is its live cluster's, or else
+   * that of its latest notification.
+   */
+  private async lifetime(applicationId: string, app: ManagedApplication | null, live: Cluster | null): Promise<string> {
+    const mrg = app?.managedResourceGroupId ?? live?.managedResourceGroupId ?? (await this.notifications.latestLifetime(applicationId));
+    return mrg?.toLowerCase() ?? '';
   }
 
   private checkSignature(sig: string | undefined): void {
@@ -81,9 +105,7 @@ export class NotificationsService {
     if (!timingSafeEqual(given, expected)) throw new ForbiddenError('invalid_signature', 'the sig query parameter is not this endpoint\'s shared secret');
   }
 
-  private async create(n: Notification, base: Omit<NewNotification, 'outcome'>): Promise<NewNotification> {
-    const app = await this.applications.get(n.applicationId);
-    if (!app) throw new ValidationError('application_not_found', `Azure Resource Manager has no application ${n.applicationId}; send notifications only for applications that exist`, { field: 'applicationId' });
+  private async create(n: Notification, app: ManagedApplication, base: Omit<NewNotification, 'outcome'>): Promise<NewNotification> {
     const tenantId = app.outputs.tenantId;
     if (typeof tenantId !== 'string' || !isUuid(tenantId)) {
       return { ...base, outcome: 'waiting', reason: 'the application has no tenantId output yet (its deployment is running); the cluster is created on PUT Succeeded' };
@@ -140,11 +162,9 @@ export class NotificationsService {
 
   private async delete(cluster: Cluster | null, base: Omit<NewNotification, 'outcome'>): Promise<NewNotification> {
     if (!cluster) return { ...base, outcome: 'recorded', reason: 'the application has no live cluster' };
-    const pending = await this.clusters.findPendingOperation(cluster.id, OperationKind.Delete);
-    if (pending) return { ...base, outcome: 'recorded', reason: 'its delete is under way', clusterId: cluster.id, operationId: null };
-    if (cluster.state === ClusterState.Deleted) return { ...base, outcome: 'recorded', clusterId: cluster.id };
-    const op = await this.clusters.requestDelete(cluster, NOTIFICATION_ACTOR);
-    return { ...base, outcome: 'delete-requested', clusterId: cluster.id, operationId: op.id };
+    const { operation, queued } = await this.clusters.requestDeleteOnce(cluster, NOTIFICATION_ACTOR);
+    if (!queued) return { ...base, outcome: 'recorded', reason: 'its delete is under way', clusterId: cluster.id, operationId: null };
+    return { ...base, outcome: 'delete-requested', clusterId: cluster.id, operationId: operation.id };
   }
 }
 

@@ -409,19 +409,33 @@ export class ClusterRepository {
     return { ...op, seq: BigInt(op.seq) };
   }
 
-  /** Queues the delete and marks the cluster Deleting in one transaction (billing stops at this moment). */
+  /** Queues the cluster's delete; a delete already queued or running is answered instead (see requestDeleteOnce). */
   async requestDelete(cluster: Cluster, actor: string, at: Date = new Date()): Promise<Operation> {
+    return (await this.requestDeleteOnce(cluster, actor, at)).operation;
+  }
+
+  /**
+   * Queues the delete and marks the cluster Deleting in one transaction (billing stops at this
+   * moment), unless a delete is queued or running (`queued: false` with that one). Decided under
+   * the cluster row's lock, so two requests at the same moment (two notifications,
+   * a notification and DELETE /v1/clusters/{id}) queue one delete.
+   */
+  async requestDeleteOnce(cluster: Cluster, actor: string, at: Date = new Date()): Promise<{ operation: Operation; queued: boolean }> {
     const id = randomUUID();
     return this.db.$transaction(async (tx) => {
-      const op = await tx.operation.create({
-        data: { id, tenantId: cluster.tenantId, clusterId: cluster.id, kind: 'delete', mutating: true, state: OperationState.Queued, requestedBy: actor, params: { previousState: cluster.state } },
+      const [row] = await tx.$queryRaw<{ state: string }[]>`SELECT "state" FROM "Cluster" WHERE "id" = ${cluster.id}::uuid FOR UPDATE`;
+      const pending = await tx.operation.findFirst({ where: { clusterId: cluster.id, kind: 'delete', state: { in: [OperationState.Queued, OperationState.Running] } }, orderBy: { seq: 'asc' } });
+      if (pending) return { operation: pending, queued: false };
+      const previousState = row?.state ?? cluster.state;
+      const operation = await tx.operation.create({
+        data: { id, tenantId: cluster.tenantId, clusterId: cluster.id, kind: 'delete', mutating: true, state: OperationState.Queued, requestedBy: actor, params: { previousState } },
       });
       await tx.cluster.update({ where: { id: cluster.id }, data: { state: ClusterState.Deleting, stateReason: null } });
       await closeSegment(tx, cluster.id, at);
       await tx.auditEvent.create({
-        data: { id: randomUUID(), tenantId: cluster.tenantId, clusterId: cluster.id, operationId: id, actor, action: 'cluster.delete.requested', details: { previousState: cluster.state } },
+        data: { id: randomUUID(), tenantId: cluster.tenantId, clusterId: cluster.id, operationId: id, actor, action: 'cluster.delete.requested', details: { previousState } },
       });
-      return op;
+      return { operation, queued: true };
     });
   }
 

@@ -21,6 +21,8 @@ export type NotificationOutcome =
 
 export interface NewNotification {
   applicationId: string;
+  /** The application's lifetime (see NotificationsService): a repeat within it changes nothing. */
+  lifetime: string;
   eventType: string;
   provisioningState: string;
   eventTime: Date;
@@ -32,6 +34,9 @@ export interface NewNotification {
   clusterId?: string | null;
   operationId?: string | null;
 }
+
+/** What makes a notification a repeat: the same event and state of the same application in the same lifetime. */
+export type NotificationKey = Pick<NewNotification, 'applicationId' | 'lifetime' | 'eventType' | 'provisioningState'>;
 
 /** A failure an SRE must see on the fleet list. */
 export interface ApplicationFailure {
@@ -45,12 +50,19 @@ export interface ApplicationFailure {
   clusterId: string | null;
 }
 
-/** Managed application notifications, one row per (application, event type, provisioning state). */
+/** Managed application notifications, one row per (application, lifetime, event type, provisioning state). */
 export class ManagedAppNotificationRepository {
   constructor(private readonly db: Db) {}
 
-  find(applicationId: string, eventType: string, provisioningState: string): Promise<ManagedAppNotification | null> {
-    return this.db.managedAppNotification.findUnique({ where: { applicationId_eventType_provisioningState: { applicationId, eventType, provisioningState } } });
+  find(key: NotificationKey): Promise<ManagedAppNotification | null> {
+    const { applicationId, lifetime, eventType, provisioningState } = key;
+    return this.db.managedAppNotification.findUnique({ where: { applicationId_lifetime_eventType_provisioningState: { applicationId, lifetime, eventType, provisioningState } } });
+  }
+
+  /** The lifetime of the application's latest notification; null when none was recorded. */
+  async latestLifetime(applicationId: string): Promise<string | null> {
+    const row = await this.db.managedAppNotification.findFirst({ where: { applicationId }, orderBy: [{ eventTime: 'desc' }, { receivedAt: 'desc' }], select: { lifetime: true } });
+    return row?.lifetime ?? null;
   }
 
   /** Records it; a notification recorded meanwhile (a concurrent retry) wins and is returned with `duplicate`. */
@@ -58,7 +70,7 @@ export class ManagedAppNotificationRepository {
     try {
       const notification = await this.db.managedAppNotification.create({
         data: {
-          id: randomUUID(), applicationId: n.applicationId, eventType: n.eventType, provisioningState: n.provisioningState, eventTime: n.eventTime,
+          id: randomUUID(), applicationId: n.applicationId, lifetime: n.lifetime, eventType: n.eventType, provisioningState: n.provisioningState, eventTime: n.eventTime,
           outcome: n.outcome, reason: n.reason ?? null, error: json(n.error), plan: json(n.plan), resourceUsageId: n.resourceUsageId ?? null,
           clusterId: n.clusterId ?? null, operationId: n.operationId ?? null,
         },
@@ -66,7 +78,7 @@ export class ManagedAppNotificationRepository {
       return { notification, duplicate: false };
     } catch (e) {
       if (!isUniqueViolation(e)) throw e;
-      const existing = await this.find(n.applicationId, n.eventType, n.provisioningState);
+      const existing = await this.find(n);
       if (!existing) throw e;
       return { notification: existing, duplicate: true };
     }
