@@ -95,8 +95,12 @@ describe('single sign-on into the Consul UI', { timeout: 300_000 }, () => {
 
   const openUi = async (who: SignedIn, clusterId: string) => redeem(clusterId, await codeFor(who, clusterId));
   const uiRow = (cookie: string) => s.db.consulUiSession.findUnique({ where: { tokenHash: hashSecret(cookie.split('=')[1]!) } });
+  // One client (one kept-alive agent) per CA: a new one per call would leave its sockets open,
+  // and a long poll would pile up past Consul's per-client connection limit.
+  const clients = new Map<string, ConsulHttpClient>();
+  const clientFor = (caPem: string) => clients.get(caPem) ?? clients.set(caPem, new ConsulHttpClient(caPem)).get(caPem)!;
   const direct = (c: { address: string; caPem: string }, token: string, method: 'GET' | 'PUT' = 'GET', path = '/v1/acl/token/self', body?: unknown) =>
-    new ConsulHttpClient(c.caPem).request({ address: c.address, port: 8501, method, path, token, body });
+    clientFor(c.caPem).request({ address: c.address, port: 8501, method, path, token, body });
   const events = async (clusterId: string) => (await s.request('GET', `/v1/clusters/${clusterId}/events`, { token: bearer })).body.events as { action: string; actor: string; details: any }[];
 
   async function createCluster(name: string, publicEndpoint: boolean) {
@@ -123,6 +127,7 @@ describe('single sign-on into the Consul UI', { timeout: 300_000 }, () => {
     mgmt1 = (await new SecretRepository(s.db, SecretBox.fromKeyFile(s.config.KEK_FILE)).get(c1.id, SecretName.ManagementToken))!;
   });
   after(async () => {
+    for (const c of clients.values()) c.close();
     await s?.close();
   });
 
@@ -454,7 +459,7 @@ describe('single sign-on into the Consul UI', { timeout: 300_000 }, () => {
   it('a cluster with publicEndpoint still serves its UI directly, with token login', async () => {
     const view = await s.request('GET', `/v1/clusters/${c1.id}`, { token: bearer });
     assert.equal(view.body.publicEndpoint, true);
-    const res = await new ConsulHttpClient(c1.caPem).requestRaw({ address: c1.address, port: 8501, method: 'GET', path: '/ui/' });
+    const res = await clientFor(c1.caPem).requestRaw({ address: c1.address, port: 8501, method: 'GET', path: '/ui/' });
     assert.equal(res.status, 200);
     assert.equal(view.body.endpoints.ui, `https://${c1.address}:8501/ui/`);
     assert.equal((await direct(c1, '00000000-0000-4000-8000-000000000000', 'GET', '/v1/kv/app/config')).status, 403, 'without a valid token, default-deny');
