@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { PUBLIC_ROUTE, REQUIRED_ROLES } from '../apps/api/src/auth/principal';
 import { mintToken } from '../infra/local/token';
+import { routeHandlers } from './support/routes';
 import { READ, TENANT_A, TENANT_B, WRITE, createBody, startStack, type TestStack } from './support/stack';
 
 // The API without a worker: authentication, authorization, validation, tenancy and idempotency.
@@ -336,6 +338,15 @@ describe('API', () => {
           assert.equal(res.status, 200, `${path} with ${who}: ${JSON.stringify(res.body?.error)}`);
         }
       }
+    });
+
+    it('every route says who may call it, @Public() or @AnyRole(...): a token with no role of ours reaches none', () => {
+      const routes = routeHandlers(s.api);
+      const undeclared = routes
+        .filter(({ controller, handler }) => ![PUBLIC_ROUTE, REQUIRED_ROLES].some((key) => Reflect.getMetadata(key, handler) !== undefined || Reflect.getMetadata(key, controller) !== undefined))
+        .map((r) => r.route);
+      assert.ok(routes.length >= 30, `found ${routes.length} routes`);
+      assert.deepEqual(undeclared, [], 'routes open to any signed-in token');
     });
 
     it('serves healthz, readyz, metrics and docs without a token', async () => {
