@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants';
-import { ModulesContainer } from '@nestjs/core';
 import { ROUTE_INPUT } from '../apps/api/src/validation/input';
 import { ClusterRepository, SecretName, SecretRepository, SecretBox } from '../libs/core/src';
+import { routeHandlers } from './support/routes';
 import { READ, SUBSCRIPTION, WRITE, startStack, type TestStack } from './support/stack';
 
 const TENANT = 'f0220000-0000-4000-8000-0000000f0220';
@@ -101,21 +100,9 @@ describe('every route refuses malformed input with a 4xx that says what to fix, 
   });
 
   it('every route the API serves declares its input schema (path, query and body)', () => {
-    const seen: string[] = [];
-    const missing: string[] = [];
-    for (const mod of s.api.get(ModulesContainer).values()) {
-      for (const ctrl of mod.controllers.values()) {
-        const proto = (ctrl.metatype as { prototype: Record<string, unknown> }).prototype;
-        for (const name of Object.getOwnPropertyNames(proto)) {
-          const handler = proto[name];
-          if (typeof handler !== 'function' || Reflect.getMetadata(METHOD_METADATA, handler) === undefined) continue;
-          const route = `${String(Reflect.getMetadata(PATH_METADATA, ctrl.metatype as object))}/${String(Reflect.getMetadata(PATH_METADATA, handler))} (${ctrl.name}.${name})`;
-          seen.push(route);
-          if (Reflect.getMetadata(ROUTE_INPUT, handler) === undefined) missing.push(route);
-        }
-      }
-    }
-    assert.ok(seen.length >= 30, `found ${seen.length} routes`);
+    const handlers = routeHandlers(s.api);
+    const missing = handlers.filter(({ handler }) => Reflect.getMetadata(ROUTE_INPUT, handler) === undefined).map((r) => r.route);
+    assert.ok(handlers.length >= 30, `found ${handlers.length} routes`);
     assert.deepEqual(missing, [], 'routes without @Input');
   });
 

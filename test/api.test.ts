@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { PUBLIC_ROUTE, REQUIRED_ROLES } from '../apps/api/src/auth/principal';
 import { mintToken } from '../infra/local/token';
+import { routeHandlers } from './support/routes';
 import { READ, TENANT_A, TENANT_B, WRITE, createBody, startStack, type TestStack } from './support/stack';
 
 // The API without a worker: authentication, authorization, validation, tenancy and idempotency.
@@ -184,7 +186,7 @@ describe('API', () => {
         ['POST', `/v1/clusters/${id}/tokens`],
         ['GET', `/v1/clusters/${id}/tokens`],
         ['DELETE', `/v1/clusters/${id}/tokens/${opId}`],
-        ['GET', `/v1/operations/${opId}/token`],
+        ['POST', `/v1/operations/${opId}/token`],
         ['GET', `/v1/operations/${opId}`],
         ['GET', `/v1/clusters/${id}/snapshots`],
         ['POST', `/v1/clusters/${id}/snapshots`],
@@ -319,6 +321,32 @@ describe('API', () => {
       assert.deepEqual(versions.body.versions, [{ version: '1.8.7', status: 'RECOMMENDED' }]);
       const tiers = await s.request('GET', '/v1/tiers', { token: writer });
       assert.deepEqual(tiers.body.tiers.map((t: { name: string; servers: number }) => [t.name, t.servers]), [['development', 1], ['standard', 3], ['plus', 5]]);
+    });
+
+    it('serves the catalogs only to a token with one of our roles (Clusters.Read, Clusters.ReadWrite, Platform.SRE of the operator)', async () => {
+      const noRole = mintToken({ tenantId: TENANT_A, user: 'someone', roles: [] });
+      const otherApp = mintToken({ tenantId: TENANT_A, user: 'someone', roles: ['Some.OtherRole'] });
+      const customerSre = mintToken({ tenantId: TENANT_A, user: 'admin', roles: ['Platform.SRE'] });
+      for (const path of ['/v1/regions', '/v1/versions', '/v1/tiers']) {
+        for (const [who, t] of [['no role', noRole], ['another app role', otherApp], ["a customer's Platform.SRE", customerSre]] as const) {
+          const res = await s.request('GET', path, { token: t });
+          assert.equal(res.status, 403, `${path} with ${who}`);
+          assert.equal(res.body.error.code, 'forbidden');
+        }
+        for (const [who, t] of [['Clusters.Read', s.token(TENANT_A, READ)], ['Clusters.ReadWrite', writer], ['an operator', s.sreToken()]] as const) {
+          const res = await s.request('GET', path, { token: t });
+          assert.equal(res.status, 200, `${path} with ${who}: ${JSON.stringify(res.body?.error)}`);
+        }
+      }
+    });
+
+    it('every route says who may call it, @Public() or @AnyRole(...): a token with no role of ours reaches none', () => {
+      const routes = routeHandlers(s.api);
+      const undeclared = routes
+        .filter(({ controller, handler }) => ![PUBLIC_ROUTE, REQUIRED_ROLES].some((key) => Reflect.getMetadata(key, handler) !== undefined || Reflect.getMetadata(key, controller) !== undefined))
+        .map((r) => r.route);
+      assert.ok(routes.length >= 30, `found ${routes.length} routes`);
+      assert.deepEqual(undeclared, [], 'routes open to any signed-in token');
     });
 
     it('serves healthz, readyz, metrics and docs without a token', async () => {

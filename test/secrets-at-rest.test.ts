@@ -1,9 +1,14 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createCipheriv, randomBytes, randomUUID } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
+import path from 'node:path';
+import { register } from 'prom-client';
 import { SecretBox, SecretRepository, SnapshotRepository, createDb, openBuffer, sealBuffer, snapshotBinding, type Db } from '../libs/core/src';
 import { SecretUnreadableError } from '../libs/core/src/persistence/secret.repository';
-import { createTestDatabase, dropTestDatabase } from './support/stack';
+import { secretsAtRest } from '../apps/worker/src/secrets-at-rest/secrets-at-rest.command';
+import { createTestDatabase, dropTestDatabase, startStack } from './support/stack';
+import { workerEnv } from './support/worker-process';
 
 const kek = (id: string) => ({ id, key: randomBytes(32).toString('base64') });
 
@@ -96,20 +101,72 @@ describe('cluster secrets at rest', () => {
     await assert.rejects(secrets.get(id, 'gossip-key'), /data key integrity check failed/);
   });
 
-  it('re-seals rows sealed the old way once (worker start-up step), then serves them', async () => {
+  it('never opens format 1 at worker start: a legacy value moved into another cluster or name stays refused, naming the row and not the value', async () => {
     const k = kek('k1');
     const secrets = new SecretRepository(db, SecretBox.fromKeys(k.id, [k]));
+    const victim = randomUUID();
+    const attacker = randomUUID();
+    await db.clusterSecret.create({ data: { clusterId: victim, name: 'management-token', ...legacySeal(k, 'victim-legacy-token') } });
+    // Someone with write access to the table (not to the KEK) moves the unbound value.
+    await copy({ clusterId: victim, name: 'management-token' }, { clusterId: attacker, name: 'management-token' });
+    await copy({ clusterId: victim, name: 'management-token' }, { clusterId: victim, name: 'gossip-key' });
+    await secrets.maintainAtRest();
+    for (const [clusterId, name] of [[victim, 'management-token'], [attacker, 'management-token'], [victim, 'gossip-key']] as const) {
+      assert.equal((await row(clusterId, name)).format, 1, `${name} of ${clusterId} is left as it is`);
+      await assert.rejects(secrets.get(clusterId, name), (e: Error) => {
+        assert.ok(e instanceof SecretUnreadableError, e.message);
+        assert.match(e.message, new RegExp(`${name} of cluster ${clusterId} .*format 1`));
+        assert.ok(!e.message.includes('victim-legacy-token'), 'the value is not in the error');
+        return true;
+      });
+    }
+  });
+
+  it("the operator's check lists format-1 rows (cluster and name, never the value) and exits 1; the explicit re-seal, by cluster, then serves them; check exits 0 when none is left", async () => {
+    const k = kek('k1');
+    const secrets = new SecretRepository(db, SecretBox.fromKeys(k.id, [k]));
+    const [a, b] = [randomUUID(), randomUUID()].sort();
+    await db.clusterSecret.create({ data: { clusterId: a, name: 'gossip-key', ...legacySeal(k, 'old-gossip-a') } });
+    await db.clusterSecret.create({ data: { clusterId: b, name: 'ca-key', ...legacySeal(k, 'old-ca-b') } });
+    await secrets.replace(a, 'management-token', 'bound-already');
+    assert.equal((await secrets.maintainAtRest()).unbound, 2, 'the start-up step counts them and leaves them');
+    const lines: string[] = [];
+    const run = async (...argv: string[]) => {
+      lines.length = 0;
+      return secretsAtRest(argv, secrets, (l) => lines.push(l));
+    };
+
+    assert.equal(await run('check'), 1);
+    assert.match(lines[0]!, new RegExp(`^format 1: cluster ${a} secret gossip-key \\(stored \\d{4}-`));
+    assert.match(lines[1]!, new RegExp(`^format 1: cluster ${b} secret ca-key `));
+    assert.match(lines.at(-1)!, /^2 cluster secret\(s\) sealed in format 1/);
+    assert.ok(!lines.join('\n').includes('old-'), 'no value in the output');
+
+    assert.equal(await run('reseal-format-1'), 2, 'the scope is never implied');
+    assert.equal(await run('reseal-format-1', '--cluster', 'not-a-uuid'), 2);
+    assert.equal(await run('reseal-format-1', '--cluster', a), 0);
+    assert.deepEqual(lines, [`re-sealed: cluster ${a} secret gossip-key`, '1 re-sealed, 0 failed']);
+    assert.equal((await row(a, 'gossip-key')).format, 2);
+    assert.equal(await secrets.get(a, 'gossip-key'), 'old-gossip-a');
+    await assert.rejects(secrets.get(b, 'ca-key'), /format 1/, 'the other cluster was not touched');
+
+    assert.equal(await run('reseal-format-1', '--all'), 0);
+    assert.equal(await secrets.get(b, 'ca-key'), 'old-ca-b');
+    assert.equal(await run('check'), 0);
+    assert.deepEqual(lines, ['no cluster secret is sealed in format 1: every one is bound to its row']);
+    assert.equal(await secrets.countUnbound(), 0);
+  });
+
+  it('the re-seal leaves a row it cannot open as it is and says so, without the value', async () => {
+    const k = kek('k1');
+    const other = kek('k-gone');
+    const secrets = new SecretRepository(db, SecretBox.fromKeys(k.id, [k]));
     const id = randomUUID();
-    await db.clusterSecret.create({ data: { clusterId: id, name: 'gossip-key', ...legacySeal(k, 'old-gossip') } });
+    await db.clusterSecret.create({ data: { clusterId: id, name: 'gossip-key', ...legacySeal(other, 'unreadable') } });
+    const lines: string[] = [];
+    assert.equal(await secretsAtRest(['reseal-format-1', '--all'], secrets, (l) => lines.push(l)), 1);
+    assert.match(lines[0]!, new RegExp(`^left as it is: cluster ${id} secret gossip-key: .*sealed with key k-gone`));
     assert.equal((await row(id, 'gossip-key')).format, 1);
-    await assert.rejects(secrets.get(id, 'gossip-key'), /sealed in format 1/);
-    const first = await secrets.maintainAtRest();
-    assert.ok(first.resealed >= 1);
-    assert.deepEqual(first.failed.filter((f) => f.clusterId === id), []);
-    assert.equal((await row(id, 'gossip-key')).format, 2);
-    assert.equal(await secrets.get(id, 'gossip-key'), 'old-gossip');
-    const again = await secrets.maintainAtRest();
-    assert.equal(again.resealed, 0);
   });
 
   it('rotates the KEK: seal with KEK1, add KEK2 active, re-wrap, remove KEK1, everything still opens', async () => {
@@ -132,7 +189,7 @@ describe('cluster secrets at rest', () => {
     assert.equal(report.rewrapped, clusters.length * names.length);
     assert.deepEqual(report.failed, []);
     // Idempotent: nothing left to do.
-    assert.deepEqual(await both.maintainAtRest(), { resealed: 0, rewrapped: 0, failed: [] });
+    assert.deepEqual(await both.maintainAtRest(), { rewrapped: 0, unbound: 0, failed: [] });
 
     const afterRows = await db.clusterSecret.findMany({ where: { clusterId: { in: clusters } } });
     for (const b of before) {
@@ -200,5 +257,41 @@ describe('cluster secrets at rest', () => {
     assert.equal(report.rewrapped, 2);
     const only2 = new SecretRepository(db, SecretBox.fromKeys('r-2', [k2]));
     for (const n of ['a', 'b', 'c']) assert.equal(await only2.get(c, n), n);
+  });
+});
+
+/** `npm run secrets-at-rest -- check`, as an operator runs it. */
+function npmCheck(env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('npm', ['run', '--silent', 'secrets-at-rest', '--', 'check'], { cwd: path.resolve(__dirname, '..', '..'), env }, (err, stdout, stderr) => {
+      resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+// What an operator watches: the worker's gauge of format-1 rows, counted at each scrape.
+describe("the worker's cluster_secrets_unbound gauge", () => {
+  it('counts the rows sealed in format 1 at each scrape: 0, then 1 once such a row appears, 0 once it is gone', async () => {
+    const s = await startStack({ worker: true });
+    try {
+      const gauge = async () => {
+        const text = await register.getSingleMetricAsString('cluster_secrets_unbound');
+        return Number(/^cluster_secrets_unbound (\d+)$/m.exec(text)?.[1]);
+      };
+      assert.equal(await gauge(), 0);
+      // A format-1 row written behind the control plane's back (it writes format 2 only).
+      const clusterId = randomUUID();
+      await s.db.clusterSecret.create({ data: { clusterId, name: 'gossip-key', ...legacySeal(kek('elsewhere'), 'g') } });
+      assert.equal(await gauge(), 1);
+      // The same check as the operator runs it, with the worker's settings.
+      const check = await npmCheck(workerEnv(s.config, 'secrets-check'));
+      assert.equal(check.code, 1, check.stderr);
+      assert.match(check.stdout, new RegExp(`format 1: cluster ${clusterId} secret gossip-key`));
+      await s.db.clusterSecret.delete({ where: { clusterId_name: { clusterId, name: 'gossip-key' } } });
+      assert.equal(await gauge(), 0);
+      assert.equal((await npmCheck(workerEnv(s.config, 'secrets-check'))).code, 0);
+    } finally {
+      await s.close();
+    }
   });
 });

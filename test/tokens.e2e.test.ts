@@ -92,7 +92,7 @@ describe('customer tokens: collect once, revoke, list', { timeout: 420_000 }, ()
     assert.match(res.body.operationId, /^[0-9a-f-]{36}$/);
     fastSecret = res.body.secretId;
     secrets.push(fastSecret);
-    const again = await s.request('GET', `/v1/operations/${res.body.operationId}/token`, { token });
+    const again = await s.request('POST', `/v1/operations/${res.body.operationId}/token`, { token });
     assert.equal(again.status, 410);
     assert.equal(again.body.error.code, 'token_already_collected');
     assert.ok(!JSON.stringify(again.body).includes(fastSecret), 'a refusal holds no secret');
@@ -113,14 +113,19 @@ describe('customer tokens: collect once, revoke, list', { timeout: 420_000 }, ()
     assert.equal(res.body.secretId, undefined);
     assert.equal((await waitForOperation(opId)).body.state, 'Succeeded');
 
-    // Who may collect: ReadWrite of the same tenant only.
-    const reader = await s.request('GET', res.body.collect, { token: s.token(TENANT, READ, 'reader') });
+    // Who may collect: the user who asked for it (or an operator), with a POST.
+    const reader = await s.request('POST', res.body.collect, { token: s.token(TENANT, READ, 'reader') });
     assert.equal(reader.status, 403);
-    const stranger = await s.request('GET', res.body.collect, { token: s.token(TENANT_B, WRITE, 'mallory') });
+    const colleague = await s.request('POST', res.body.collect, { token: s.token(TENANT, WRITE, 'bob') });
+    assert.equal(colleague.status, 403);
+    assert.equal(colleague.body.error.code, 'token_not_requester');
+    const byGet = await s.request('GET', res.body.collect, { token });
+    assert.equal(byGet.status, 405);
+    const stranger = await s.request('POST', res.body.collect, { token: s.token(TENANT_B, WRITE, 'mallory') });
     assert.equal(stranger.status, 404);
     assert.equal(stranger.body.error.code, 'operation_not_found');
 
-    const both = await Promise.all([s.request('GET', res.body.collect, { token }), impatientRequest('GET', res.body.collect, { token })]);
+    const both = await Promise.all([s.request('POST', res.body.collect, { token }), impatientRequest('POST', res.body.collect, { token })]);
     assert.deepEqual(both.map((r) => r.status).sort(), [200, 410], JSON.stringify(both.map((r) => r.body?.error ?? 'secret')));
     for (const r of both) assert.equal(r.headers.get('cache-control'), 'no-store');
     const won = both.find((r) => r.status === 200)!;
@@ -135,7 +140,7 @@ describe('customer tokens: collect once, revoke, list', { timeout: 420_000 }, ()
     const who = await self(collected.secretId);
     assert.equal(who.code, 0, who.stderr);
     assert.ok(who.stdout.includes(collected.accessorId) && who.stdout.includes('collected later'), 'the collected secret authenticates as that token');
-    const third = await s.request('GET', res.body.collect, { token });
+    const third = await s.request('POST', res.body.collect, { token });
     assert.equal(third.status, 410);
     const events = (await s.request('GET', `/v1/clusters/${clusterId}/events`, { token })).body.events as { action: string; operationId: string; details: { accessorId?: string } }[];
     const mine = events.filter((e) => e.operationId === opId).map((e) => e.action);
@@ -161,7 +166,7 @@ describe('customer tokens: collect once, revoke, list', { timeout: 420_000 }, ()
     assert.notEqual(rejected.code, 0);
     assert.match(rejected.stderr, /403 \(ACL not found\)/);
 
-    const late = await s.request('GET', `/v1/operations/${opId}/token`, { token });
+    const late = await s.request('POST', `/v1/operations/${opId}/token`, { token });
     assert.equal(late.status, 410);
     assert.equal(late.body.error.code, 'token_expired_uncollected');
     assert.match(late.body.error.message, /not collected before .*create a new one/);
@@ -239,14 +244,14 @@ describe('customer tokens: collect once, revoke, list', { timeout: 420_000 }, ()
     const noCluster = await s.request('DELETE', `/v1/clusters/0a0a0a0a-0000-4000-8000-000000000000/tokens/${collected.accessorId}`, { token });
     assert.equal(noCluster.status, 404);
     assert.equal(noCluster.body.error.code, 'cluster_not_found');
-    const notUuid = await s.request('GET', '/v1/operations/not-a-uuid/token', { token });
+    const notUuid = await s.request('POST', '/v1/operations/not-a-uuid/token', { token });
     assert.equal(notUuid.status, 400);
     assert.equal(notUuid.body.error.code, 'invalid_id');
-    const r = await s.request('GET', '/v1/operations/0a0a0a0a-0000-4000-8000-000000000000/token', { token });
+    const r = await s.request('POST', '/v1/operations/0a0a0a0a-0000-4000-8000-000000000000/token', { token });
     assert.equal(r.status, 404);
     assert.equal(r.body.error.code, 'operation_not_found');
     const createOp = (await s.db.operation.findFirstOrThrow({ where: { clusterId, kind: 'create' } })).id;
-    const notToken = await s.request('GET', `/v1/operations/${createOp}/token`, { token });
+    const notToken = await s.request('POST', `/v1/operations/${createOp}/token`, { token });
     assert.equal(notToken.status, 404);
     assert.equal(notToken.body.error.code, 'token_not_found');
     assert.match(notToken.body.error.message, /create operation; only create-token operations/);
@@ -288,7 +293,8 @@ describe('customer tokens: collect once, revoke, list', { timeout: 420_000 }, ()
     assert.equal(row.revokeReason, 'uncollected');
     assert.equal(row.description, 'left behind');
     assert.match((await self(ids.secretId)).stderr, /403 \(ACL not found\)/);
-    const late = await s.request('GET', `/v1/operations/${op.id}/token`, { token });
+    // Its requester is gone with the earlier version; an operator may still try, and finds it revoked.
+    const late = await s.request('POST', `/v1/operations/${op.id}/token`, { token: s.sreToken() });
     assert.equal(late.status, 410);
     assert.equal(late.body.error.code, 'token_expired_uncollected');
     assert.equal(await s.db.clusterSecret.count({ where: { clusterId, name: SecretName.issuedToken(op.id) } }), 0);

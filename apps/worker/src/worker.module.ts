@@ -32,6 +32,7 @@ import { SnapshotScheduler } from './snapshot.scheduler';
 import { UpgradeScheduler } from './upgrade.scheduler';
 import { CONFIG, DB, QUEUE, REDIS } from './tokens';
 import { WorkerService } from './worker.service';
+import { countUnboundSecretsWith } from './secrets-at-rest/unbound.gauge';
 import { BillingTicker } from './billing.ticker';
 import { createUsageExporter } from './billing.exporter';
 import { UsageRepository } from '../../../libs/core/src/persistence/usage.repository';
@@ -52,14 +53,17 @@ export class WorkerModule {
         { provide: OperationRepository, useFactory: (db: Db) => new OperationRepository(db), inject: [DB] },
         {
           provide: SecretRepository,
-          // Start-up step for secrets at rest: re-seal rows of the unbound format, re-wrap
-          // data keys to the active KEK (idempotent, resumable; see the README's security section).
+          // Start-up step for secrets at rest: re-wrap data keys to the active KEK (idempotent,
+          // resumable). Rows of the unbound format 1 are never opened here, only counted: they are
+          // refused on read and re-sealed by an operator (see the README's security section).
           useFactory: async (db: Db, box: SecretBox) => {
             const secrets = new SecretRepository(db, box);
             const report = await secrets.maintainAtRest();
             const log = new Logger('SecretsAtRest');
-            if (report.resealed || report.rewrapped) log.log(`re-sealed ${report.resealed} secret(s) of the unbound format, re-wrapped ${report.rewrapped} data key(s) to KEK ${box.activeKekId}`);
+            if (report.rewrapped) log.log(`re-wrapped ${report.rewrapped} data key(s) to KEK ${box.activeKekId}`);
+            if (report.unbound) log.error(`${report.unbound} cluster secret(s) sealed in format 1 are refused on read: list them with npm run secrets-at-rest -- check`);
             for (const f of report.failed) log.error(`cluster secret ${f.name} of cluster ${f.clusterId} left as it is: ${f.reason}`);
+            countUnboundSecretsWith(secrets);
             return secrets;
           },
           inject: [DB, SecretBox],

@@ -188,8 +188,10 @@ export class SecretBox {
   }
 
   /**
-   * Opens a format-1 value (sealed before 2026-12-02: no associated data). Only for the
-   * one-time re-seal of such rows; nothing serves a value opened this way.
+   * Opens a format-1 value (sealed before 2026-12-02: no associated data, so nothing says which
+   * row it belongs to). Only for the operator's explicit re-seal of such rows
+   * (SecretRepository.resealFormat1); nothing serves a value opened this way, and no process
+   * calls it on its own.
    */
   openLegacy(s: SealedSecret, where: string): string {
     const kek = this.keys.get(s.kekId);

@@ -22,6 +22,13 @@ export class ForbiddenError extends DomainError {
 export class NotFoundError extends DomainError {
   readonly status = 404;
 }
+/** The route exists, but not for this method; `allow` lists the methods it takes (sent as the Allow header). */
+export class MethodNotAllowedError extends DomainError {
+  readonly status = 405;
+  constructor(readonly allow: string, code: string, message: string, details?: Record<string, unknown>) {
+    super(code, message, details);
+  }
+}
 export class ConflictError extends DomainError {
   readonly status = 409;
 }

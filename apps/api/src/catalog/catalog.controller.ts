@@ -1,13 +1,18 @@
 import { Controller, Get, Inject } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { REGIONS, TIERS, type Config } from '../../../../libs/core/src';
+import { REGIONS, ROLES, TIERS, type Config } from '../../../../libs/core/src';
+import { AnyRole } from '../auth/principal';
 import { CONFIG } from '../tokens';
 import { CURRENCY, PRICES, formatMicros } from '../../../../libs/billing/src';
 import { Input } from '../validation/input';
 
-/** What a customer can choose from. Any signed-in caller may read it. */
+/**
+ * What a customer can choose from: for callers holding one of our roles. A token of the tenant
+ * with no role of ours (any user of any Entra tenant can get one for a multi-tenant app) reads nothing.
+ */
 @ApiTags('catalog')
 @ApiBearerAuth()
+@AnyRole(ROLES.read, ROLES.write, ROLES.sre)
 @Controller('v1')
 export class CatalogController {
   constructor(@Inject(CONFIG) private readonly config: Config) {}

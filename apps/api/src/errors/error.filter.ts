@@ -1,6 +1,6 @@
 import { ArgumentsHost, Catch, HttpException, Logger, type ExceptionFilter } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { DomainError, isDatabaseUnavailable } from '../../../../libs/core/src';
+import { DomainError, MethodNotAllowedError, isDatabaseUnavailable } from '../../../../libs/core/src';
 
 /** Seconds a client is asked to wait before repeating a request refused for an unreachable database. */
 const DATABASE_RETRY_AFTER_S = 5;
@@ -40,6 +40,7 @@ export class ErrorFilter implements ExceptionFilter {
       status = exception.status;
       body = { code: exception.code, message: exception.message, ...(exception.details ? { details: exception.details } : {}) };
       if (status === 401) reply.header('WWW-Authenticate', 'Bearer error="invalid_token"');
+      if (exception instanceof MethodNotAllowedError) reply.header('Allow', exception.allow);
     } else if (exception instanceof HttpException) {
       status = exception.getStatus();
       const res = exception.getResponse();

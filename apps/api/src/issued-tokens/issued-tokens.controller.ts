@@ -1,5 +1,7 @@
-import { Body, Controller, Delete, Get, Header, Param, Post, Res } from '@nestjs/common';
-import { ApiAcceptedResponse, ApiBearerAuth, ApiBody, ApiCreatedResponse, ApiGoneResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Body, Controller, Delete, Get, Header, HttpCode, Param, Post, Res } from '@nestjs/common';
+import {
+  ApiAcceptedResponse, ApiBearerAuth, ApiBody, ApiCreatedResponse, ApiForbiddenResponse, ApiGoneResponse, ApiOkResponse, ApiOperation, ApiResponse, ApiTags,
+} from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { ROLES } from '../../../../libs/core/src';
 import { AnyRole, Caller, type Principal } from '../auth/principal';
@@ -10,6 +12,7 @@ import { Input, optionalBody, params, uuid } from '../validation/input';
 import { z } from 'zod';
 
 const CLUSTER_ID = params({ id: uuid('the cluster id') });
+const OPERATION_ID = params({ id: uuid('the operation id') });
 
 @ApiTags('tokens')
 @ApiBearerAuth()
@@ -31,17 +34,31 @@ export class IssuedTokensController {
     return send(reply, await this.service.create(caller, id, body));
   }
 
-  @Get('operations/:id/token')
-  @AnyRole(ROLES.write)
-  @Input({ params: params({ id: uuid('the operation id') }) })
+  @Post('operations/:id/token')
+  @HttpCode(200)
+  @AnyRole(ROLES.write, ROLES.sre)
+  @Input({ params: OPERATION_ID })
   @Header('Cache-Control', 'no-store')
   @ApiOperation({
-    summary: "Collect the secret of the token a create-token operation made: once. A second collect, or one after the collection window (TOKEN_COLLECT_WINDOW_MS, the token is then revoked), answers 410",
+    summary: "Collect the secret of the token a create-token operation made: once, by the user who asked for it (or an operator, Platform.SRE of the operator's tenant). "
+      + 'A POST because it uses the secret up: with the console session it needs X-CSRF-Token like every change. A second collect, or one after the collection window '
+      + '(TOKEN_COLLECT_WINDOW_MS, the token is then revoked), answers 410',
   })
   @ApiOkResponse({ type: TokenSecretView })
+  @ApiForbiddenResponse({ description: 'token_not_requester: another user of the tenant (nothing is handed out or used up); forbidden: a role is missing; csrf_required' })
   @ApiGoneResponse({ description: 'token_already_collected | token_expired_uncollected | token_revoked | token_unavailable: the secret is not handed out again; revoke the token and create a new one' })
   collect(@Caller() caller: Principal, @Param('id') id: string) {
     return this.service.collect(caller, id);
+  }
+
+  /** The former collect route: a GET must not use a secret up (a link, an image or a prefetch would). Kept to say so. */
+  @Get('operations/:id/token')
+  @AnyRole(ROLES.read, ROLES.write, ROLES.sre)
+  @Input({ params: OPERATION_ID })
+  @ApiOperation({ summary: 'No longer collects: answers 405 with Allow: POST. Collect with POST /v1/operations/{id}/token', deprecated: true })
+  @ApiResponse({ status: 405, description: 'method_not_allowed: use POST; nothing was read or used up' })
+  collectByGet(@Param('id') id: string): never {
+    return this.service.collectByGet(id);
   }
 
   @Get('clusters/:id/tokens')

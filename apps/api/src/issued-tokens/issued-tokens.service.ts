@@ -1,10 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
 import {
-  ClusterRepository, ClusterState, ConflictError, GoneError, IssuedTokenRepository, NotFoundError, OperationKind, OperationRepository, OperationState, SecretName,
-  SecretRepository, TERMINAL_OPERATION_STATES, TokenRevokeReason, UnprocessableError, ValidationError, isUuid,
-  type CollectOutcome, type Config, type Operation,
+  ClusterRepository, ClusterState, ConflictError, ForbiddenError, GoneError, IssuedTokenRepository, MethodNotAllowedError, NotFoundError, OperationKind, OperationRepository,
+  OperationState, ROLES, SecretName, SecretRepository, TERMINAL_OPERATION_STATES, TokenRevokeReason, UnprocessableError, ValidationError, isUuid,
+  type CollectOutcome, type Config, type Operation, type TokenCollector,
 } from '../../../../libs/core/src';
-import type { Principal } from '../auth/principal';
+import { missingRole, type Principal } from '../auth/principal';
 import { ClustersService, type Answer } from '../clusters/clusters.service';
 import { operationView } from '../clusters/views';
 import { OperationDispatcher } from '../operation.dispatcher';
@@ -18,7 +18,8 @@ const SERVING: ReadonlySet<string> = new Set([ClusterState.Running, ClusterState
  * Tokens customers make through the control plane. The worker creates them
  * (POST queues a create-token operation); their secret is handed out once,
  * either in the answer to POST when the operation ends within TOKEN_WAIT_MS,
- * or later through GET /v1/operations/{id}/token. Revoking queues a
+ * or later through POST /v1/operations/{id}/token, by the user who asked for
+ * it or an operator. Revoking queues a
  * revoke-token operation. The API never talks to the cluster itself.
  */
 @Injectable()
@@ -44,7 +45,7 @@ export class IssuedTokensService {
     const done = await this.waitForOperation(op.id, this.config.TOKEN_WAIT_MS);
     if (done.state === OperationState.Succeeded) {
       // Handed out in this answer: marked collected, so the collect link answers 410 from now on.
-      const r = await this.tokens.collect(caller.tenantId, op.id, caller.userId, 'wait');
+      const r = await this.tokens.collect(op.id, { as: 'requester', tenantId: caller.tenantId, userId: caller.userId }, 'wait');
       if (r.outcome !== 'collected') throw refusal(r, op.id);
       return { status: 201, body: secretView(r) };
     }
@@ -56,23 +57,42 @@ export class IssuedTokensService {
       body: {
         operation: operationView(done),
         collect: collectLink(op.id),
-        message: `the token is still being created; once the operation has Succeeded, GET ${collectLink(op.id)} hands its secret out once (it is revoked if nobody collects it in time)`,
+        message: `the token is still being created; once the operation has Succeeded, POST ${collectLink(op.id)} hands its secret out once, to you (it is revoked if nobody collects it in time)`,
       },
     };
   }
 
-  /** GET /v1/operations/{id}/token: the secret, once. */
+  /**
+   * POST /v1/operations/{id}/token: the secret, once, to the user who asked for the token (the
+   * create-token operation's tenant and requestedBy) or to an operator, who finds any tenant's.
+   * Anyone else is refused before anything is read, so nothing is burnt.
+   */
   async collect(caller: Principal, operationId: string) {
-    const op = isUuid(operationId) ? await this.operations.findForTenant(caller.tenantId, operationId) : null;
+    const operator = missingRole(caller, [ROLES.sre], this.config.OPERATOR_TENANT_ID) === undefined;
+    const op = !isUuid(operationId) ? null
+      : operator ? await this.operations.get(operationId) : await this.operations.findForTenant(caller.tenantId, operationId);
     if (!op) throw new NotFoundError('operation_not_found', `no operation ${operationId}`);
     if (op.kind !== OperationKind.CreateToken) {
       throw new NotFoundError('token_not_found', `operation ${op.id} is a ${op.kind} operation; only create-token operations have a token to collect`);
     }
+    const requester = op.tenantId === caller.tenantId && op.requestedBy === caller.userId;
+    if (!requester && !operator) throw notRequester(op.id, op.clusterId);
     if (!TERMINAL_OPERATION_STATES.has(op.state)) throw notReady(op);
     if (op.state !== OperationState.Succeeded) throw failed(op);
-    const r = await this.tokens.collect(caller.tenantId, op.id, caller.userId, 'collect');
+    const collector: TokenCollector = requester
+      ? { as: 'requester', tenantId: caller.tenantId, userId: caller.userId }
+      : { as: 'operator', tenantId: caller.tenantId, userId: caller.userId };
+    const r = await this.tokens.collect(op.id, collector, 'collect');
     if (r.outcome !== 'collected') throw refusal(r, op.id);
     return secretView(r);
+  }
+
+  /** GET /v1/operations/{id}/token, the collect route until collecting became a POST: 405 saying so, so a script learns what changed (nothing is read). */
+  collectByGet(operationId: string): never {
+    const link = collectLink(operationId);
+    throw new MethodNotAllowedError('POST', 'method_not_allowed',
+      `a token's secret is collected with POST ${link} (with the console's session, also the X-CSRF-Token header); GET no longer hands it out, so that a link cannot use up a secret`,
+      { allow: ['POST'] });
   }
 
   async list(caller: Principal, clusterId: string) {
@@ -152,10 +172,17 @@ function failed(op: Operation) {
   return new UnprocessableError('token_failed', `the token could not be created (operation ${op.state}): ${err.message ?? 'unknown reason'}; ask for a new one`, { operationId: op.id });
 }
 
+function notRequester(operationId: string, clusterId: string) {
+  return new ForbiddenError('token_not_requester',
+    `only the user who asked for this token (or an operator) may collect its secret; create a token of your own with POST /v1/clusters/${clusterId}/tokens`,
+    { operationId });
+}
+
 /** Why a collect handed nothing out, as the error the caller gets. */
 function refusal(r: Exclude<CollectOutcome, { outcome: 'collected' }>, operationId: string) {
   if (r.outcome === 'not-found') return new NotFoundError('token_not_found', `no token was recorded for operation ${operationId}`);
   const t = r.token;
+  if (r.outcome === 'not-requester') return notRequester(operationId, t.clusterId);
   const fresh = `create a new one with POST /v1/clusters/${t.clusterId}/tokens`;
   const details = { accessorId: t.accessorId, operationId };
   switch (r.outcome) {

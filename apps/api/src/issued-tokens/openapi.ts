@@ -14,7 +14,7 @@ export class TokenSecretView {
 
 export class TokenPendingView {
   @ApiProperty({ description: 'The create-token operation (GET /v1/operations/{id})' }) operation!: Record<string, unknown>;
-  @ApiProperty({ example: '/v1/operations/0b0e7c1e-2f4d-4c55-9a59-3f1d0e2a7b10/token', description: 'Where the secret is collected, once, after the operation has Succeeded' }) collect!: string;
+  @ApiProperty({ example: '/v1/operations/0b0e7c1e-2f4d-4c55-9a59-3f1d0e2a7b10/token', description: 'Where the secret is collected with a POST, once, after the operation has Succeeded, by the user who asked for it' }) collect!: string;
   @ApiProperty() message!: string;
 }
 

@@ -13,7 +13,7 @@ export function issuedTokenView(t: IssuedToken) {
     operationId: t.operationId,
     collected: t.collectedAt !== null,
     collectedAt: t.collectedAt?.toISOString() ?? null,
-    // Until then its secret may be collected (GET collect); after it, an uncollected token is revoked.
+    // Until then its secret may be collected (POST collect); after it, an uncollected token is revoked.
     collectBy: t.collectedAt === null ? (t.collectBy?.toISOString() ?? null) : null,
     revokedAt: t.revokedAt?.toISOString() ?? null,
     revokeReason: t.revokeReason,

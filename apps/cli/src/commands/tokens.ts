@@ -15,10 +15,10 @@ function printSecret(ctx: CommandContext, t: IssuedTokenView): void {
   });
 }
 
-/** Collects the secret of a create-token operation once it has Succeeded (it is handed out once). */
+/** Collects the secret of a create-token operation once it has Succeeded: a POST, as it is handed out once (to whoever asked for the token, or an operator). */
 async function collect(ctx: CommandContext, operationId: string): Promise<void> {
   await waitForOperation(ctx, operationId);
-  printSecret(ctx, await ctx.api().get<IssuedTokenView>(collectPath(operationId)));
+  printSecret(ctx, await ctx.api().post<IssuedTokenView>(collectPath(operationId)));
 }
 
 const create = command({
@@ -37,7 +37,7 @@ const create = command({
 
 const collectCommand = command({
   name: 'collect',
-  summary: 'Collect the secret of a token a create-token operation made (once; after that, or after the collection window, the API answers 410)',
+  summary: 'Collect the secret of a token a create-token operation made: once, by the user who asked for it or an operator (after that, or after the collection window, the API answers 410)',
   positionals: ['OPERATION'],
   async run(ctx) {
     await collect(ctx, ctx.args.positionals[0]!);

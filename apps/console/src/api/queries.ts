@@ -1,7 +1,7 @@
 import { useMutation, useQuery, useQueryClient, type Query } from '@tanstack/react-query';
 import { ApiError, call, del, get, patch, post, setCsrfToken } from './client';
 import {
-  ACTIVE_CLUSTER_STATES, ENDED_OPERATION_STATES, type AuditEvent, type ClientConfig, type Cluster, type CreatedToken, type FleetCluster, type Operation,
+  ACTIVE_CLUSTER_STATES, ENDED_OPERATION_STATES, type AuditEvent, type ClientConfig, type Cluster, type CreatedToken, type FleetCluster, type Operation, type PendingToken,
   type Region, type Session, type Snapshot, type TierCatalog, type Version, type Wave,
 } from './types';
 
@@ -143,7 +143,9 @@ export const clusterApi = {
   update: (id: string, body: unknown) => patch<Cluster | { cluster: Cluster; operation: Operation }>(base(id), body),
   upgrade: (id: string, consulVersion: string) => post<{ operation: Operation }>(`${base(id)}/upgrade`, { consulVersion }),
   clientConfig: (id: string) => get<ClientConfig>(`${base(id)}/client-config`),
-  createToken: (id: string, description: string) => post<CreatedToken>(`${base(id)}/tokens`, description ? { description } : {}),
+  createToken: (id: string, description: string) => post<CreatedToken | PendingToken>(`${base(id)}/tokens`, description ? { description } : {}),
+  /** The secret of a token made after the API stopped waiting: a POST (it is handed out once), so the session's CSRF token goes with it. */
+  collectToken: (operationId: string) => post<CreatedToken>(`/v1/operations/${encodeURIComponent(operationId)}/token`),
   takeSnapshot: (id: string, name: string) => post<{ snapshot: Snapshot; operation: Operation }>(`${base(id)}/snapshots`, name ? { name } : {}),
   renameSnapshot: (id: string, sid: string, name: string) => patch<Snapshot>(`${base(id)}/snapshots/${encodeURIComponent(sid)}`, { name }),
   deleteSnapshot: (id: string, sid: string) => del<unknown>(`${base(id)}/snapshots/${encodeURIComponent(sid)}`),

@@ -51,5 +51,11 @@ export interface CreatedToken {
   secretId: string;
 }
 
+/** POST /tokens when the token was not made within the API's wait: its secret is collected (POST `collect`) once the operation has Succeeded. */
+export interface PendingToken {
+  operation: Operation;
+  collect: string;
+}
+
 export const ACTIVE_CLUSTER_STATES: ReadonlySet<string> = new Set(['Creating', 'Updating', 'Deleting']);
 export const ENDED_OPERATION_STATES: ReadonlySet<string> = new Set(['Succeeded', 'Failed', 'Canceled']);

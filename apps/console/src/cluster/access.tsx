@@ -1,7 +1,10 @@
+import { useMutation } from '@tanstack/react-query';
 import { useId, useState } from 'react';
-import { clusterApi, useClusterChange } from '../api/queries';
+import type { ApiError } from '../api/client';
+import { clusterApi, useClusterChange, useOperation } from '../api/queries';
 import type { Cluster, CreatedToken } from '../api/types';
 import { Dialog } from '../ui/dialog';
+import { OperationProgress } from '../ui/operation-progress';
 import { useSignedIn } from '../ui/session';
 import { ActionError } from '../ui/states';
 
@@ -54,12 +57,15 @@ function TokenButton({ cluster: c, disabled }: { cluster: Cluster; disabled: boo
   const [open, setOpen] = useState(false);
   const [description, setDescription] = useState('');
   const [token, setToken] = useState<CreatedToken | null>(null);
+  /** The create-token operation, when the API stopped waiting for it (202): the secret is collected through it. */
+  const [pending, setPending] = useState<string | null>(null);
   const [copied, setCopied] = useState(false);
   const descId = useId();
   const create = useClusterChange(c.id, (d: string) => clusterApi.createToken(c.id, d));
   const close = () => {
     setOpen(false);
     setToken(null); // the secret leaves memory with the dialog
+    setPending(null);
     setCopied(false);
     create.reset();
   };
@@ -79,11 +85,13 @@ function TokenButton({ cluster: c, disabled }: { cluster: Cluster; disabled: boo
               <button type="button" className="button button-primary" onClick={close}>Done</button>
             </div>
           </>
+        ) : pending ? (
+          <PendingToken operationId={pending} onCollected={setToken} onCancel={close} />
         ) : (
           <form
             onSubmit={(e) => {
               e.preventDefault();
-              create.mutate(description.trim(), { onSuccess: setToken });
+              create.mutate(description.trim(), { onSuccess: (r) => ('collect' in r ? setPending(r.operation.id) : setToken(r)) });
             }}
           >
             <p>A new token with the management policy on {c.name}. The event is recorded in the cluster’s audit log.</p>
@@ -97,6 +105,30 @@ function TokenButton({ cluster: c, disabled }: { cluster: Cluster; disabled: boo
           </form>
         )}
       </Dialog>
+    </>
+  );
+}
+
+/**
+ * A token still being made when the API stopped waiting: its operation's progress, then its
+ * secret collected on request (a POST, once; only the user who asked for it may).
+ */
+function PendingToken({ operationId, onCollected, onCancel }: { operationId: string; onCollected: (t: CreatedToken) => void; onCancel: () => void }) {
+  const op = useOperation(operationId);
+  const collect = useMutation<CreatedToken, ApiError>({ mutationFn: () => clusterApi.collectToken(operationId), onSuccess: onCollected });
+  const state = op.data?.state;
+  return (
+    <>
+      <p>The token is still being made. Its secret is handed out once, to you, when it is ready.</p>
+      {op.data ? <OperationProgress op={op.data} label="Making the token" /> : null}
+      <ActionError error={op.error ?? collect.error} />
+      {state === 'Failed' || state === 'Canceled' ? <p role="alert">The token could not be made ({state}). Close this and generate a new one.</p> : null}
+      <div className="actions">
+        <button type="button" className="button button-primary" disabled={state !== 'Succeeded' || collect.isPending} onClick={() => collect.mutate()}>
+          {collect.isPending ? 'Collecting…' : 'Show the secret'}
+        </button>
+        <button type="button" className="button" onClick={onCancel}>Cancel</button>
+      </div>
     </>
   );
 }

@@ -18,7 +18,18 @@ export type CollectOutcome =
   /** The collection window passed: revoked, or about to be by the worker's sweeper. */
   | { outcome: 'expired'; token: IssuedToken }
   | { outcome: 'revoked'; token: IssuedToken }
-  | { outcome: 'secret-missing'; token: IssuedToken };
+  | { outcome: 'secret-missing'; token: IssuedToken }
+  /** Someone of the tenant other than the user who asked for the token: nothing handed out, nothing changed. */
+  | { outcome: 'not-requester'; token: IssuedToken };
+
+/**
+ * Who collects a secret: the user who asked for the token (the row's tenant and `createdBy`,
+ * the object id the create-token operation recorded), or an operator (Platform.SRE of the
+ * operator's tenant, decided by the API), who may collect any tenant's.
+ */
+export type TokenCollector =
+  | { as: 'requester'; tenantId: string; userId: string }
+  | { as: 'operator'; tenantId: string; userId: string };
 
 /** What a revoke request found: a new revoke operation, or why there is none. */
 export type RevokeOutcome =
@@ -79,15 +90,19 @@ export class IssuedTokenRepository {
    * Hands the secret of the token made by create-token operation `operationId`
    * out once: under the row's lock it is read and deleted, the row marked
    * collected and the audit event written, in one transaction. A concurrent
-   * collect waits for the lock and then finds it collected.
+   * collect waits for the lock and then finds it collected. A requester sees
+   * only its tenant's rows and only the tokens it asked for; anyone else is
+   * refused before anything is read.
    */
-  async collect(tenantId: string, operationId: string, collectedBy: string, via: 'wait' | 'collect'): Promise<CollectOutcome> {
+  async collect(operationId: string, collector: TokenCollector, via: 'wait' | 'collect'): Promise<CollectOutcome> {
+    const tenantOnly = collector.as === 'requester' ? collector.tenantId : null;
     return this.db.$transaction(async (tx) => {
       const locked = await tx.$queryRaw<{ open: boolean }[]>`
         SELECT ("collectBy" IS NOT NULL AND "collectBy" > (now() AT TIME ZONE 'UTC')) AS "open"
-        FROM "IssuedToken" WHERE "operationId" = ${operationId}::uuid AND "tenantId" = ${tenantId} FOR UPDATE`;
+        FROM "IssuedToken" WHERE "operationId" = ${operationId}::uuid AND (${tenantOnly}::text IS NULL OR "tenantId" = ${tenantOnly}) FOR UPDATE`;
       if (locked.length === 0) return { outcome: 'not-found' };
       const token = await tx.issuedToken.findUniqueOrThrow({ where: { operationId } });
+      if (collector.as === 'requester' && token.createdBy !== collector.userId) return { outcome: 'not-requester', token };
       if (token.collectedAt) return { outcome: 'already-collected', token };
       if (token.revokeReason === TokenRevokeReason.Uncollected) return { outcome: 'expired', token };
       if (token.revokeRequestedAt || token.state === IssuedTokenState.Revoking || token.state === IssuedTokenState.Revoked) return { outcome: 'revoked', token };
@@ -97,10 +112,11 @@ export class IssuedTokenRepository {
       if (sealed === null) return { outcome: 'secret-missing', token };
       const { secretId } = JSON.parse(sealed) as { secretId: string };
       await tx.$executeRaw`
-        UPDATE "IssuedToken" SET "collectedAt" = (now() AT TIME ZONE 'UTC'), "collectedBy" = ${collectedBy}
+        UPDATE "IssuedToken" SET "collectedAt" = (now() AT TIME ZONE 'UTC'), "collectedBy" = ${collector.userId}
         WHERE "operationId" = ${operationId}::uuid`;
+      const details = { accessorId: token.accessorId, via, ...(collector.as === 'operator' ? { operatorTenantId: collector.tenantId } : {}) };
       await tx.auditEvent.create({
-        data: { id: randomUUID(), tenantId, clusterId: token.clusterId, operationId, actor: collectedBy, action: 'cluster.token.collected', details: { accessorId: token.accessorId, via } },
+        data: { id: randomUUID(), tenantId: token.tenantId, clusterId: token.clusterId, operationId, actor: collector.userId, action: 'cluster.token.collected', details },
       });
       return { outcome: 'collected', token: await tx.issuedToken.findUniqueOrThrow({ where: { operationId } }), secretId };
     });

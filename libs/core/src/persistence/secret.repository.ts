@@ -17,10 +17,24 @@ export class SecretUnreadableError extends Error {
 
 /** What a pass over the rows at rest did. */
 export interface AtRestReport {
-  resealed: number;
   rewrapped: number;
+  /** Rows still sealed in format 1 (no binding): left as they are, refused on read, re-sealed only by an operator (resealFormat1). */
+  unbound: number;
   /** Rows that could not be moved (cluster id and name only); they stay as they are and are refused on read. */
   failed: { clusterId: string; name: string; reason: string }[];
+}
+
+/** A row sealed in format 1, as an operator's check lists it: where it is, never what it holds. */
+export interface UnboundSecret {
+  clusterId: string;
+  name: string;
+  createdAt: Date;
+}
+
+/** What the operator's re-seal of format-1 rows did (rows by cluster id and name only). */
+export interface ResealReport {
+  resealed: { clusterId: string; name: string }[];
+  failed: AtRestReport['failed'];
 }
 
 /** A cluster's secrets, sealed with envelope encryption (bound to cluster id and name) before they reach the database. */
@@ -61,7 +75,8 @@ export class SecretRepository {
   private openRow(clusterId: string, name: string, row: Parameters<SecretBox['open']>[0] & { format: number } | null): string | null {
     if (!row) return null;
     if (row.format !== SEAL_FORMAT) {
-      throw new SecretUnreadableError(clusterId, name, `sealed in format ${row.format} (no binding); the worker re-seals such rows once at start, then they are refused`);
+      throw new SecretUnreadableError(clusterId, name,
+        `sealed in format ${row.format} (not bound to its row), which is no longer opened; an operator re-seals it only after checking where it came from (npm run secrets-at-rest -- reseal-format-1)`);
     }
     try {
       return this.box.open(row, bindingOf(clusterId, name));
@@ -82,26 +97,14 @@ export class SecretRepository {
   /**
    * The worker's start-up step for secrets at rest, safe to run again and from several
    * processes at once (every write is conditional on the row still being what was read):
-   * 1. rows sealed in format 1 (before bindings) are opened once and re-sealed bound to
-   *    the row they are in;
-   * 2. every data key wrapped by a KEK other than the active one is re-wrapped by the
-   *    active KEK (payloads untouched). Interrupted, it resumes where it stopped.
+   * every data key wrapped by a KEK other than the active one is re-wrapped by the active
+   * KEK (payloads untouched). Interrupted, it resumes where it stopped. Rows sealed in
+   * format 1 are not opened: nothing in such a value says which row it was sealed for, so
+   * re-sealing it here would bind a value copied into another cluster or name to that row.
+   * They are counted, refused on read, and re-sealed only by an operator (resealFormat1).
    */
   async maintainAtRest(): Promise<AtRestReport> {
-    const report: AtRestReport = { resealed: 0, rewrapped: 0, failed: [] };
-    const legacy = await this.db.clusterSecret.findMany({ where: { format: { not: SEAL_FORMAT } }, orderBy: [{ clusterId: 'asc' }, { name: 'asc' }] });
-    for (const row of legacy) {
-      try {
-        const value = this.box.openLegacy(row, `cluster secret ${row.name} of cluster ${row.clusterId}`);
-        const { count } = await this.db.clusterSecret.updateMany({
-          where: { clusterId: row.clusterId, name: row.name, format: row.format, kekId: row.kekId, wrappedKey: { equals: row.wrappedKey } },
-          data: this.sealed(row.clusterId, row.name, value),
-        });
-        report.resealed += count;
-      } catch (e) {
-        report.failed.push({ clusterId: row.clusterId, name: row.name, reason: e instanceof SealedValueError ? e.message : (e as Error).name });
-      }
-    }
+    const report: AtRestReport = { rewrapped: 0, unbound: await this.countUnbound(), failed: [] };
     const stale = await this.db.clusterSecret.findMany({
       where: { format: SEAL_FORMAT, kekId: { not: this.box.activeKekId } },
       select: { clusterId: true, name: true, kekId: true, wrappedKey: true },
@@ -121,6 +124,48 @@ export class SecretRepository {
       }
     }
     return report;
+  }
+
+  /** How many rows are sealed in format 1 (what the worker's cluster_secrets_unbound gauge shows). */
+  countUnbound(): Promise<number> {
+    return this.db.clusterSecret.count({ where: { format: { not: SEAL_FORMAT } } });
+  }
+
+  /** The rows sealed in format 1: cluster, name and when stored, never a value. */
+  listUnbound(clusterId?: string): Promise<UnboundSecret[]> {
+    return this.db.clusterSecret.findMany({
+      where: { format: { not: SEAL_FORMAT }, ...(clusterId ? { clusterId } : {}) },
+      select: { clusterId: true, name: true, createdAt: true },
+      orderBy: [{ clusterId: 'asc' }, { name: 'asc' }],
+    });
+  }
+
+  /**
+   * The operator's explicit step for rows sealed in format 1 (before 2026-12-02): each is opened
+   * without a binding and re-sealed bound to the row it is in, so the operator runs it only for
+   * rows known to be where they were sealed (listUnbound shows them; a format-1 row that appeared
+   * after the migration is a copy, not a leftover). `clusterId` narrows it to one cluster. Each
+   * write is conditional on the row being unchanged since it was read.
+   */
+  async resealFormat1(clusterId?: string): Promise<ResealReport> {
+    const result: ResealReport = { resealed: [], failed: [] };
+    const rows = await this.db.clusterSecret.findMany({
+      where: { format: { not: SEAL_FORMAT }, ...(clusterId ? { clusterId } : {}) },
+      orderBy: [{ clusterId: 'asc' }, { name: 'asc' }],
+    });
+    for (const row of rows) {
+      try {
+        const value = this.box.openLegacy(row, `cluster secret ${row.name} of cluster ${row.clusterId}`);
+        const { count } = await this.db.clusterSecret.updateMany({
+          where: { clusterId: row.clusterId, name: row.name, format: row.format, kekId: row.kekId, wrappedKey: { equals: row.wrappedKey } },
+          data: this.sealed(row.clusterId, row.name, value),
+        });
+        if (count) result.resealed.push({ clusterId: row.clusterId, name: row.name });
+      } catch (e) {
+        result.failed.push({ clusterId: row.clusterId, name: row.name, reason: e instanceof SealedValueError ? e.message : (e as Error).name });
+      }
+    }
+    return result;
   }
 
   private sealed(clusterId: string, name: string, value: string) {
