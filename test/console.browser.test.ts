@@ -411,7 +411,7 @@ describe('the console in Chromium', () => {
     await page.getByRole('heading', { name: 'Sign in to your clusters' }).waitFor();
     const res = await fetch(`${s.url}/v1/clusters`, { headers: { cookie: `__Host-mc_session=${cookie!.value}` } });
     assert.equal(res.status, 401);
-    await waitFor('the cluster to reject the revoked UI token', () => consul('GET', '/v1/acl/token/self', self.SecretID), (r) => r.status === 403, 30_000);
+    await waitFor('the cluster to reject the revoked UI token', () => consul('GET', '/v1/acl/token/self', self.SecretID).then((r) => r.status), (status) => status === 403, 30_000);
     // The UI tab, reloaded, is sent back through the console's sign-in.
     await aliceUi.reload();
     await aliceUi.getByLabel('User').waitFor({ timeout: 15_000 });

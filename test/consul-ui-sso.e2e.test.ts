@@ -376,7 +376,7 @@ describe('single sign-on into the Consul UI', { timeout: 300_000 }, () => {
     const out = await manual(`${s.url}/auth/logout`, { method: 'POST', headers: { cookie: w.cookie, 'x-csrf-token': w.csrfToken } });
     assert.equal(out.status, 204);
     assert.equal((await ui(c1.id, '/v1/catalog/nodes', { cookie })).status, 401, 'the proxy refuses it at once');
-    await waitFor('the cluster to reject the revoked token', () => direct(c1, secretId), (r) => r.status === 403, 30_000);
+    await waitFor('the cluster to reject the revoked token', () => direct(c1, secretId).then((r) => r.status), (status) => status === 403, 30_000);
     assert.match(JSON.stringify((await direct(c1, secretId)).body), /ACL not found/);
     await waitFor('the UI session row to go', () => s.db.consulUiSession.count({ where: { id: row.id } }), (n) => n === 0, 30_000);
     assert.equal(await s.db.clusterSecret.count({ where: { name: SecretName.consulUiToken(row.id) } }), 0, 'its sealed secret too');
@@ -397,7 +397,7 @@ describe('single sign-on into the Consul UI', { timeout: 300_000 }, () => {
     const refused = await ui(c1.id, '/v1/catalog/nodes', { cookie });
     assert.equal(refused.status, 401);
     assert.match(refused.json.error.message, /role-lost/);
-    await waitFor('the cluster to reject the token of the lost role', () => direct(c1, secretId), (r) => r.status === 403, 30_000);
+    await waitFor('the cluster to reject the token of the lost role', () => direct(c1, secretId).then((r) => r.status), (status) => status === 403, 30_000);
     await waitFor('the revocation to be audited', () => events(c1.id), (ev) => ev.some((e) => e.action === 'consul-ui.sso.revoked' && e.details.uiSessionId === row.id && e.details.reason === 'role-lost'), 30_000);
   });
 
@@ -409,7 +409,7 @@ describe('single sign-on into the Consul UI', { timeout: 300_000 }, () => {
     const secretId = (await ui(c1.id, '/v1/acl/token/self', { cookie })).json.SecretID as string;
     assert.equal((await direct(c1, secretId, 'PUT', '/v1/kv/otto', 'x')).status, 200, 'the write token works straight against the cluster');
     await signIn(s.url, { ...user, roles: READ }); // demoted; the UI session is not used through the proxy again
-    await waitFor('the cluster to reject the demoted user\'s write token', () => direct(c1, secretId), (r) => r.status === 403, 30_000);
+    await waitFor('the cluster to reject the demoted user\'s write token', () => direct(c1, secretId).then((r) => r.status), (status) => status === 403, 30_000);
     const ev = (await events(c1.id)).find((e) => e.action === 'consul-ui.sso.revoked' && e.details.uiSessionId === row.id);
     assert.equal(ev?.details.reason, 'role-lost');
   });
@@ -474,7 +474,7 @@ describe('single sign-on into the Consul UI', { timeout: 300_000 }, () => {
     assert.equal(snap.status, 202);
     assert.equal((await finish(snap.body.operation.id)).state, 'Succeeded');
     assert.equal((await manual(`${s.url}/auth/logout`, { method: 'POST', headers: { cookie: before.cookie, 'x-csrf-token': before.csrfToken } })).status, 204);
-    await waitFor('the signed-out token to be deleted', () => direct(c1, oldSecret), (r) => r.status === 403, 30_000);
+    await waitFor('the signed-out token to be deleted', () => direct(c1, oldSecret).then((r) => r.status), (status) => status === 403, 30_000);
     const now = await signIn(s.url, { ...writer, user: 'nora@contoso.example' });
     const live = await openUi(now, c1.id);
     const liveRow = (await uiRow(live.cookie))!;
