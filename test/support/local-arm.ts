@@ -21,6 +21,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { SERVER_TABLE_DIR, decodeCustomData, parseRunCommandLine, subnetPlan } from '../../libs/provisioner/src';
+import { availabilityZones } from '../../libs/core/src';
+import { ArmPreflight } from './arm-preflight';
 import { startFakeArm, type FakeArm } from './fake-arm';
 import { readBody } from './fake-metering';
 
@@ -84,6 +86,8 @@ export interface LocalArm extends Omit<FakeArm, 'counters'> {
   instances(resourceGroup: string, scaleSet: string): InstanceView[];
   /** Instance processes alive. */
   runningProcesses(): number;
+  /** Azure's checks at deployment PUT: resource groups, the principal's role on them, template and provider preflight (arm-preflight.ts). */
+  readonly preflight: ArmPreflight;
 }
 
 interface Model {
@@ -181,6 +185,7 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
   let failNext: { code: string; message: string } | undefined;
   let throttle = { n: 0, retryAfter: '1' };
   let url = '';
+  const preflight = new ArmPreflight({ zonesOf: availabilityZones });
 
   const key = (rg: string, name: string) => `${rg.toLowerCase()}/${name.toLowerCase()}`;
 
@@ -381,6 +386,9 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
         const body = JSON.parse((await readBody(req)).toString('utf8')) as { properties?: { mode?: string; template?: Record<string, unknown>; parameters?: Record<string, { value: unknown }> } };
         const props = body.properties;
         if (!props?.template || !props.mode) return armError(res, 400, 'InvalidRequestContent', 'The request content was invalid: properties.template and properties.mode are required.'), true;
+        const active = deployments.get(k)?.state;
+        const refused = preflight.checkDeploymentPut({ subscription, resourceGroup: rg, name, properties: props, running: active === 'Accepted' || active === 'Running' });
+        if (refused) return send(res, refused.status, { error: refused.error }), true;
         const existed = deployments.has(k);
         const d = { name, resourceGroup: rg, subscription, mode: props.mode, template: props.template, parameters: props.parameters ?? {}, state: 'Accepted' as DeploymentRecord['state'], opId: randomUUID(), polls: 0, failWith: failNext };
         failNext = undefined;
@@ -504,11 +512,21 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
   process.on('exit', killAll);
   const arm = await startFakeArm({ routes });
   url = arm.url;
+  preflight.setPrincipal(arm.clientId);
   // One counters object: the token and application counts and these, all live.
   counters = Object.assign(arm.counters, counters);
   const close = arm.close.bind(arm);
+  const { putApplication } = arm;
   const local: LocalArm = Object.assign(arm, {
     requests,
+    preflight,
+    // Azure makes an application's managed resource group with it and deletes it with it
+    // (https://learn.microsoft.com/azure/azure-resource-manager/managed-applications/overview#managed-resource-group).
+    putApplication(a: Parameters<FakeArm['putApplication']>[0]) {
+      const [, sub, , group] = a.managedResourceGroupId.split('/').filter(Boolean);
+      if (!preflight.resourceGroupExists(sub, group)) preflight.putResourceGroup(sub, group, a.location);
+      putApplication(a);
+    },
     holdDeployments: () => void (held = true),
     releaseDeployments: () => void (held = false),
     failNextDeployment: (error: { code: string; message: string }) => void (failNext = error),

@@ -76,6 +76,30 @@ export const REGIONS: ReadonlyArray<{ name: string; displayName: string; geograp
 ];
 export const REGION_NAMES: ReadonlySet<string> = new Set(REGIONS.map((r) => r.name));
 
+/**
+ * The catalog's regions with availability zones (three each), from Azure's list
+ * of regions and their zone support (2025-03-21):
+ * https://github.com/MicrosoftDocs/azure-docs/blob/main/articles/reliability/regions-list.md
+ * (https://learn.microsoft.com/azure/reliability/regions-list). A region of the
+ * catalog missing from that list (chilecentral, belgiumcentral, denmarkeast,
+ * malaysiawest, the Jio India regions) counts as without zones: a cluster there
+ * is deployed without zones, which Azure accepts everywhere. The Azure target
+ * deploys with these zones, the managed application's template asks ARM's own
+ * `pickZones`, and the local ARM refuses zones in any other region.
+ */
+export const REGIONS_WITH_ZONES: ReadonlySet<string> = new Set([
+  'australiaeast', 'brazilsouth', 'canadacentral', 'centralindia', 'centralus', 'eastasia', 'eastus', 'eastus2',
+  'francecentral', 'germanywestcentral', 'indonesiacentral', 'israelcentral', 'italynorth', 'japaneast', 'japanwest',
+  'koreacentral', 'mexicocentral', 'newzealandnorth', 'northeurope', 'norwayeast', 'polandcentral', 'qatarcentral',
+  'southafricanorth', 'southcentralus', 'southeastasia', 'spaincentral', 'swedencentral', 'switzerlandnorth',
+  'uaenorth', 'uksouth', 'westeurope', 'westus2', 'westus3',
+]);
+
+/** The availability zones a cluster's servers spread across in a region: none where it has none. */
+export function availabilityZones(region: string): string[] {
+  return REGIONS_WITH_ZONES.has(region) ? ['1', '2', '3'] : [];
+}
+
 export type VersionStatus = 'RECOMMENDED' | 'AVAILABLE' | 'PREVIEW';
 export interface ConsulVersionEntry {
   version: string;
