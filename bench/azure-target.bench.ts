@@ -18,6 +18,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ClusterRepository, enqueueOperation, type Config, type Db } from '../libs/core/src';
 import { startLocalArm, type LocalArm } from '../test/support/local-arm';
+import { sshPublicKey } from '../test/support/ssh-key';
 import { WORKER_MAIN, workerEnv } from '../test/support/worker-process';
 import {
   benchConfig, createBenchDatabase, dropBenchDatabase, environment, log, obliterateQueue, onCleanup, openBenchDbAndQueue, round, runBench, sleep, spawnChild, summarize,
@@ -64,10 +65,11 @@ runBench('azure-target', Number(process.env.BENCH_TIME_LIMIT ?? 300) * 1000 - 30
   onCleanup(() => fs.rmSync(work, { recursive: true, force: true }));
   const arm: LocalArm = await startLocalArm({ consulBinary: () => process.env.CONSUL_BIN!, retryAfterSeconds: 0 });
   onCleanup(() => arm.close());
+  arm.preflight.putResourceGroup(SUBSCRIPTION, /^mrg-consul-/, 'westeurope');
   const databaseUrl = await createBenchDatabase();
   onCleanup(() => dropBenchDatabase(databaseUrl));
   const config = benchConfig(databaseUrl, 252, {
-    AZURE_CONSUL_PACKAGES: packages(), CLUSTER_TARGET: 'local', AZURE_VM_CLUSTERS_DIR: path.join(work, 'vms'),
+    AZURE_CONSUL_PACKAGES: packages(), AZURE_ADMIN_SSH_PUBLIC_KEY: sshPublicKey('operator'), CLUSTER_TARGET: 'local', AZURE_VM_CLUSTERS_DIR: path.join(work, 'vms'),
     AZURE_POLL_INTERVAL_MS: String(POLL_INTERVAL_MS), ...arm.env(),
   });
   onCleanup(async () => {

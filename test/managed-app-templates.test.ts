@@ -113,6 +113,15 @@ describe('ARM templates', () => {
     for (const name of Object.keys(given)) assert.ok(name in cluster.parameters, `${name} is a cluster.json parameter`);
     for (const [name, p] of Object.entries<any>(cluster.parameters)) if (p.defaultValue === undefined) assert.ok(name in given, `${name} is given`);
     assert.deepEqual(given.deployServers, { value: false });
+    // A managed application's package is read through _artifactsLocation and its SAS token
+    // (https://learn.microsoft.com/azure/azure-resource-manager/managed-applications/artifacts-location; arm-ttk's
+    // artifacts-parameter and External-Links-Must-Reference-ArtifactsLocation tests, which Marketplace runs).
+    assert.deepEqual(main.parameters._artifactsLocation, { type: 'string', defaultValue: '[deployment().properties.templateLink.uri]', metadata: main.parameters._artifactsLocation.metadata });
+    assert.equal(main.parameters._artifactsLocationSasToken.type, 'secureString');
+    assert.equal(main.parameters._artifactsLocationSasToken.defaultValue, '');
+    assert.match(nested.properties.templateLink.uri, /_artifactsLocation'\)/);
+    assert.match(nested.properties.templateLink.uri, /_artifactsLocationSasToken'\)/);
+    assert.doesNotMatch(JSON.stringify(main.resources), /deployment\(\)\.properties\.templateLink/, 'the link is never taken from deployment() but through _artifactsLocation');
     assert.equal(main.outputs.tenantId.value, '[subscription().tenantId]', 'the customer tenant, as ARM knows it');
   });
 });
@@ -148,9 +157,47 @@ describe('createUiDefinition.json', () => {
     for (const s of strings(ui)) for (const m of s.matchAll(/steps\('([^']+)'\)\.([A-Za-z]+)/g)) assert.ok(known.has(`${m[1]}.${m[2]}`), `steps('${m[1]}').${m[2]}`);
   });
 
-  it('its outputs are exactly mainTemplate\'s parameters, and the reverse', () => {
+  it('every expression calls only documented CreateUiDefinition functions; drop-down defaults are labels; hidden fields output a value', () => {
+    // The documented functions, by page (https://learn.microsoft.com/azure/azure-resource-manager/managed-applications/create-uidefinition-functions):
+    const DOCUMENTED = new Set([
+      // create-ui-definition-collection-functions
+      'contains', 'empty', 'filter', 'first', 'last', 'length', 'map', 'skip', 'split', 'take',
+      // create-ui-definition-conversion-functions
+      'bool', 'decodeBase64', 'decodeUriComponent', 'encodeBase64', 'encodeUriComponent', 'float', 'int', 'parse', 'string',
+      // create-ui-definition-date-functions
+      'addHours', 'addMinutes', 'addSeconds', 'utcNow',
+      // create-ui-definition-logical-functions
+      'and', 'coalesce', 'equals', 'greater', 'greaterOrEquals', 'if', 'less', 'lessOrEquals', 'not', 'or',
+      // create-ui-definition-math-functions
+      'add', 'ceil', 'div', 'floor', 'max', 'min', 'mod', 'mul', 'rand', 'range', 'sub',
+      // create-ui-definition-referencing-functions
+      'basics', 'location', 'resourceGroup', 'steps', 'subscription',
+      // create-ui-definition-string-functions
+      'concat', 'endsWith', 'guid', 'indexOf', 'lastIndexOf', 'replace', 'startsWith', 'substring', 'toLower', 'toUpper',
+    ]);
+    const used = new Set<string>();
+    for (const s of strings(ui).filter((x) => x.startsWith('[') && x.endsWith(']'))) {
+      // Outside string literals ('...', '' escapes a quote): every name followed by '(' is a call.
+      const code = s.slice(1, -1).replace(/'(?:[^']|'')*'/g, "''");
+      for (const m of code.matchAll(/([A-Za-z_][A-Za-z0-9_]*)\s*\(/g)) used.add(m[1]);
+    }
+    assert.deepEqual([...used].filter((f) => !DOCUMENTED.has(f)), [], 'functions CreateUiDefinition does not have');
+    // "If specified, the default value must be a label present in constraints.allowedValues"
+    // (https://learn.microsoft.com/azure/azure-resource-manager/managed-applications/microsoft-common-dropdown; OptionsGroup alike).
+    for (const e of elements().filter((x) => ['Microsoft.Common.DropDown', 'Microsoft.Common.OptionsGroup'].includes(x.type) && x.defaultValue !== undefined)) {
+      assert.ok(e.constraints.allowedValues.some((v: any) => v.label === e.defaultValue), `${e.name}: default '${e.defaultValue}' is one of its labels`);
+    }
+    // A field hidden by `visible` has no value: its output needs coalesce
+    // (https://learn.microsoft.com/azure/azure-resource-manager/managed-applications/create-ui-definition-logical-functions#coalesce).
+    for (const e of elements().filter((x) => x.visible !== true)) {
+      const out = Object.values<string>(ui.parameters.outputs).find((o) => o.includes(`steps('${e.step}').${e.name})`) || o.includes(`steps('${e.step}').${e.name},`));
+      assert.match(out ?? '', new RegExp(`coalesce\\(steps\\('${e.step}'\\)\\.${e.name},`), `${e.name} is hidden at times: its output has a value then`);
+    }
+  });
+
+  it('its outputs are exactly mainTemplate\'s parameters but the artifacts location, which Azure gives', () => {
     const outputs = Object.keys(ui.parameters.outputs).sort();
-    const params = Object.keys(main.parameters).sort();
+    const params = Object.keys(main.parameters).filter((p) => !p.startsWith('_artifactsLocation')).sort();
     assert.deepEqual(outputs, params);
     // Integer parameters get integers: the text boxes are converted.
     for (const [name, p] of Object.entries<any>(main.parameters)) {

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { DEFAULT_VNET_CIDR, azureConsulPackages, azureCredential, type ClusterRepository, type Config } from '../../../libs/core/src';
+import { DEFAULT_VNET_CIDR, availabilityZones, azureConsulPackages, azureCredential, type ClusterRepository, type Config } from '../../../libs/core/src';
 import { AzureTarget, LocalTarget, type AzurePlacement, type Target, type TargetKind } from '../../../libs/provisioner/src';
 import { PermanentError } from './flows/flow';
 
@@ -23,6 +23,7 @@ export class TargetRegistry {
       this.factories.azure = () => new AzureTarget({
         credential: azureCredential(config),
         armEndpoint: config.ARM_ENDPOINT,
+        adminSshPublicKey: config.AZURE_ADMIN_SSH_PUBLIC_KEY ?? '',
         template: JSON.parse(fs.readFileSync(path.join(config.repoRoot, 'infra', 'arm', 'cluster.json'), 'utf8')) as Record<string, unknown>,
         consulPackage: (version) => {
           const p = packages[version];
@@ -76,6 +77,7 @@ export async function azurePlacement(clusters: ClusterRepository, clusterId: str
     clusterName: c.name,
     vnetCidr: c.vnetCidr ?? DEFAULT_VNET_CIDR,
     externalEndpoint: c.publicEndpoint,
+    zones: availabilityZones(c.region),
     addresses: new Map(c.servers.map((s) => [s.index, s.address])),
   };
 }

@@ -88,6 +88,11 @@ const schema = z.object({
    * what each scale-set instance installs (checked against the hash). Setting it makes `azure` the default target.
    */
   AZURE_CONSUL_PACKAGES: z.string().optional(),
+  /**
+   * The operator's break-glass SSH public key (one line, `ssh-ed25519 ...` or `ssh-rsa ...` of 2048+ bits), put on
+   * every server VM's admin user: Azure requires a key when password login is disabled. Required with the Azure target.
+   */
+  AZURE_ADMIN_SSH_PUBLIC_KEY: z.string().optional(),
   /** Root of the server folders on the VMs (their custom data writes there); tests that realise instances here choose their own. */
   AZURE_VM_CLUSTERS_DIR: z.string().default('/var/lib/managed-consul/clusters'),
   /** How soon the worker asks ARM again about a running deployment or instance action. */
@@ -252,6 +257,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     azureConsulPackages(parsed.data.AZURE_CONSUL_PACKAGES);
   } catch (e) {
     throw new ConfigError(`invalid configuration:\n  AZURE_CONSUL_PACKAGES: ${(e as Error).message}`);
+  }
+  const sshKey = parsed.data.AZURE_ADMIN_SSH_PUBLIC_KEY;
+  if (parsed.data.AZURE_CONSUL_PACKAGES && !sshKey) {
+    throw new ConfigError('invalid configuration:\n  AZURE_ADMIN_SSH_PUBLIC_KEY: required with the Azure target (AZURE_CONSUL_PACKAGES): Azure refuses a Linux VM with password login disabled and no SSH key');
+  }
+  if (sshKey && !/^(ssh-ed25519|ssh-rsa) [A-Za-z0-9+/]+={0,2}( \S.*)?$/.test(sshKey.trim())) {
+    throw new ConfigError('invalid configuration:\n  AZURE_ADMIN_SSH_PUBLIC_KEY: must be one OpenSSH public key line (ssh-ed25519 or ssh-rsa, as in id_ed25519.pub)');
   }
   if (parsed.data.BILLING_EXPORTER === 'marketplace') {
     const missing = (['MARKETPLACE_TENANT_ID', 'MARKETPLACE_CLIENT_ID', 'MARKETPLACE_CLIENT_SECRET'] as const).filter((k) => !parsed.data[k]);

@@ -50,6 +50,8 @@ export interface AzurePlacement {
   clusterName: string;
   vnetCidr: string;
   externalEndpoint: boolean;
+  /** The availability zones of the region (the catalog's table): none where it has none. */
+  zones: readonly string[];
   /** The server addresses the cluster's rows hold, by index (what maps an instance's private IP to its server). */
   addresses: ReadonlyMap<number, string>;
 }
@@ -69,6 +71,8 @@ export interface AzureTargetOptions {
   armEndpoint: string;
   placement(clusterId: string): Promise<AzurePlacement>;
   journal: DeploymentJournal;
+  /** The operator's break-glass SSH public key, on every VM's admin user (Azure wants one with password login disabled). */
+  adminSshPublicKey: string;
   /** infra/arm/cluster.json, parsed. */
   template: Record<string, unknown>;
   /** The Debian package a Consul version is installed from on the VMs. */
@@ -280,6 +284,8 @@ export class AzureTarget implements Target {
       consulVersion: { value: spec.consulVersion },
       vnetCidr: { value: p.vnetCidr },
       externalEndpoint: { value: p.externalEndpoint },
+      zones: { value: [...p.zones] },
+      adminSshPublicKey: { value: this.opts.adminSshPublicKey },
       deployServers: { value: true },
       customData: { value: customData },
     };
