@@ -173,7 +173,10 @@ describe('the azure target', { timeout: 600_000 }, () => {
     const c = await create('az-fail', 3, 'development');
     const op = await finish(c.opId);
     assert.equal(op.state, 'Failed');
-    assert.match(JSON.stringify(op.error), /SkuNotAvailable: The requested VM size 'Standard_D2s_v5' is currently not available/);
+    // The root cause, from under DeploymentFailed → ResourceDeploymentFailure, and at once: a failed deployment is not retried.
+    assert.equal(op.error.code, 'SkuNotAvailable', JSON.stringify(op.error));
+    assert.match(op.error.message, /SkuNotAvailable: The requested VM size 'Standard_D2s_v5' is currently not available/);
+    assert.equal(op.attempts, 1, 'failed on its first attempt');
     const cluster = await s.db.cluster.findUniqueOrThrow({ where: { id: c.id } });
     assert.equal(cluster.state, 'Failed');
     assert.equal(cluster.runningSince, null, 'never Running, never billed');
@@ -181,9 +184,39 @@ describe('the azure target', { timeout: 600_000 }, () => {
     assert.deepEqual(arm.instances(c.mrg, 'az-fail-servers'), [], 'no instance was made');
     const deployments = arm.deployments().filter((d) => d.resourceGroup.toLowerCase() === c.mrg.toLowerCase());
     assert.equal(deployments.length, 1, 'the failed step is not retried into a second deployment');
+    // The managed resource group is gone already (deleted by Azure): the delete is done.
+    arm.refuseNextPut(404, { code: 'ResourceGroupNotFound', message: `Resource group '${c.mrg}' could not be found.` });
     const del = await s.request('DELETE', `/v1/clusters/${c.id}`, { token });
     assert.equal(del.status, 202, JSON.stringify(del.body));
     assert.equal((await finish(del.body.operation.id)).state, 'Succeeded');
+  });
+
+  it('a deployment ARM refuses at PUT (preflight): the operation fails at once with ARM\'s code and the innermost message; nothing is deployed', async () => {
+    const putsBefore = Object.values(arm.counters.puts).reduce((a, b) => a + b, 0);
+    arm.refuseNextPut(400, {
+      code: 'InvalidTemplateDeployment',
+      message: "The template deployment 'consul-servers' is not valid according to the validation procedure. The tracking id is '00000000-0000-0000-0000-000000000000'. See inner errors for details.",
+      details: [{
+        code: 'PreflightValidationCheckFailed', message: 'Preflight validation failed. Please refer to the details for the specific errors.',
+        details: [{ code: 'InvalidParameter', target: 'linuxConfiguration.ssh.publicKeys.keyData', message: "The value of parameter linuxConfiguration.ssh.publicKeys.keyData is invalid." }],
+      }],
+    });
+    const c = await create('az-refused', 3, 'development');
+    const op = await finish(c.opId);
+    assert.equal(op.state, 'Failed', JSON.stringify(op));
+    assert.equal(op.attempts, 1, 'not retried: the same PUT gets the same answer');
+    assert.equal(op.error.code, 'InvalidParameter', JSON.stringify(op.error));
+    assert.match(op.error.message, /InvalidTemplateDeployment/);
+    assert.match(op.error.message, /The value of parameter linuxConfiguration\.ssh\.publicKeys\.keyData is invalid/);
+    assert.equal(Object.values(arm.counters.puts).reduce((a, b) => a + b, 0), putsBefore, 'no deployment was accepted');
+    assert.deepEqual(arm.instances(c.mrg, 'az-refused-servers'), []);
+    // Azure is deleting the managed resource group already (the application's own delete): nothing is left to delete.
+    arm.refuseNextPut(409, { code: 'ResourceGroupBeingDeleted', message: `The resource group '${c.mrg}' is in deprovisioning state and cannot perform this operation.` });
+    const del = await s.request('DELETE', `/v1/clusters/${c.id}`, { token });
+    const deleted = await finish(del.body.operation.id);
+    assert.equal(deleted.state, 'Succeeded', JSON.stringify(deleted));
+    assert.ok(deleted.steps.some((st: { detail?: string }) => /ResourceGroupBeingDeleted/.test(st.detail ?? '')), JSON.stringify(deleted.steps));
+    assert.equal((await s.db.cluster.findUniqueOrThrow({ where: { id: c.id } })).state, 'Deleted');
   });
 
   it('throttled: ARM\'s 429 waits its Retry-After and the operation succeeds (scale to 5 servers)', async () => {

@@ -78,6 +78,26 @@ describe('the billed resource identity', { timeout: 200_000 }, () => {
     assert.equal(Math.round(theirs.reduce((n, e) => n + e.quantity, 0) * 60), 125);
   });
 
+  it('a cluster bought through the marketplace is metered under the plan it was bought with', async () => {
+    const h = Date.parse('2026-11-20T11:00:00Z');
+    const { cluster: bought } = await clusters.createWithOperation({ ...spec(TENANT_A, 'bought'), tier: 'plus', serverCount: 5, billingResourceId: randomUUID(), billingPlanId: 'plus' });
+    await db.billingSegment.create({ data: { id: randomUUID(), clusterId: bought.id, dimension: 'plus_hours', startedAt: new Date(h), endedAt: new Date(h + 30 * MIN) } });
+    const own = await ran(TENANT_A, 'own', h, h + 30 * MIN);
+    const ownResource = (await db.cluster.findUniqueOrThrow({ where: { id: own } })).billingResourceId;
+    // The marketplace knows each resource with its plan, and each plan's dimensions.
+    await fake?.close();
+    fake = await startFakeMetering({
+      now: () => NOW,
+      plans: { plus: ['plus_hours'], 'consul-payg': ['development_hours', 'standard_hours', 'plus_hours'] },
+      purchasedPlan: (r) => (r === bought.billingResourceId ? 'plus' : r === ownResource ? 'consul-payg' : undefined),
+    });
+    await exportAll(NOW);
+    const rows = await db.usageRecord.findMany({ where: { clusterId: { in: [bought.id, own] }, hour: new Date(h) } });
+    const of = (id: string) => rows.find((r) => r.clusterId === id)!;
+    assert.deepEqual([of(bought.id).planId, of(bought.id).exportState], ['plus', 'Accepted'], JSON.stringify(of(bought.id)));
+    assert.deepEqual([of(own).planId, of(own).exportState], ['consul-payg', 'Accepted']);
+  });
+
   it('the database refuses a second cluster on one billed (resource, dimension, hour), and a second cluster on one billing id', async () => {
     const [one, two] = await db.cluster.findMany({ take: 2, orderBy: { createdAt: 'asc' } });
     const rec = await db.usageRecord.findFirstOrThrow({ where: { clusterId: one.id } });

@@ -80,6 +80,7 @@ describe('POST /resource: managed application notifications', () => {
     assert.equal(cluster.tier, 'standard', 'the plan decides the tier');
     assert.equal(cluster.serverCount, 3);
     assert.equal(cluster.billingResourceId, 'usage-5f0c2e11-orders', 'metered against billingDetails.resourceUsageId');
+    assert.equal(cluster.billingPlanId, 'standard', 'metered under the plan it was bought with');
     assert.equal(cluster.vnetCidr, '172.25.16.0/24');
     assert.deepEqual([cluster.snapshotIntervalHours, cluster.snapshotRetention, cluster.upgradeMode], [6, 10, 'automatic']);
     assert.deepEqual(cluster.upgradeWindow, { dayOfWeek: 0, startHourUtc: 2, hours: 4 });
@@ -97,6 +98,14 @@ describe('POST /resource: managed application notifications', () => {
     // The customer sees it in their tenant.
     const list = await s.request('GET', '/v1/clusters', { token: s.token(CUSTOMER_TENANT, WRITE) });
     assert.deepEqual(list.body.clusters.map((c: any) => c.id), [cluster.id]);
+    // Its tier is its plan's: another tier would meter a dimension the plan lacks. Refused, nothing written.
+    const opsBefore = await s.db.operation.count({ where: { clusterId: cluster.id } });
+    const scale = await s.request('PATCH', `/v1/clusters/${cluster.id}`, { token: s.token(CUSTOMER_TENANT, WRITE), body: { tier: 'plus', snapshotPolicy: { intervalHours: 2, retention: 3 } } });
+    assert.equal(scale.status, 409, JSON.stringify(scale.body));
+    assert.equal(scale.body.error.code, 'tier_is_plan');
+    const after = await s.db.cluster.findUniqueOrThrow({ where: { id: cluster.id } });
+    assert.deepEqual([after.tier, after.snapshotIntervalHours], ['standard', 6], 'neither the tier nor the policy sent with it changed');
+    assert.equal(await s.db.operation.count({ where: { clusterId: cluster.id } }), opsBefore);
 
     const before = await fingerprint(s);
     const reads = arm.counters.applicationReads;
@@ -117,6 +126,12 @@ describe('POST /resource: managed application notifications', () => {
     const accepted = await post(notification(app, 'PUT', 'Accepted'));
     assert.deepEqual([accepted.status, accepted.body.outcome, accepted.body.clusterId], [200, 'waiting', undefined]);
     assert.equal(await s.db.cluster.count({ where: { managedApplicationId: app.id.toLowerCase() } }), 0);
+    // Succeeded while ARM does not show the outputs yet: 503, so that Azure sends it again; nothing recorded.
+    const notifications = await s.db.managedAppNotification.count();
+    const early = await post(notification(app, 'PUT', 'Succeeded'));
+    assert.equal(early.status, 503, JSON.stringify(early.body));
+    assert.equal(early.body.error.code, 'application_outputs_pending');
+    assert.equal(await s.db.managedAppNotification.count(), notifications, 'nothing recorded: the retry acts afresh');
     arm.putApplication({ ...app, outputs: { tenantId: CUSTOMER_TENANT } });
     const succeeded = await post(notification(app, 'PUT', 'Succeeded'));
     assert.equal(succeeded.body.outcome, 'created');

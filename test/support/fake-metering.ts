@@ -96,6 +96,14 @@ export interface FakeMeteringOptions {
   plans?: Record<string, string[]>;
   /** Whether a resource (resourceId or resourceUri) is a live purchase. Default: all are. */
   knownResources?: (resource: string) => boolean;
+  /**
+   * The plan a resource was bought with. Usage is emitted "against an active resource for the
+   * plan purchased by the specific customer"
+   * (https://learn.microsoft.com/partner-center/marketplace/marketplace-metering-service-apis#metered-billing-single-usage-event):
+   * an event naming another plan is refused (BadArgument on PlanId, the documented answer to
+   * invalid data; the documentation names no status of its own for it). Default: any plan.
+   */
+  purchasedPlan?: (resource: string) => string | undefined;
   /** The metering clock (24 h window, messageTime). Tokens use the real clock, as MSAL does. */
   now?: () => Date | number;
   /** Lifetime of issued tokens. Default 3599 s. */
@@ -387,6 +395,8 @@ export async function startFakeMetering(opts: FakeMeteringOptions = {}): Promise
     if (typeof event.quantity !== 'number' || !Number.isFinite(event.quantity)) return fail('BadArgument', 'The quantity is required and must be a number.', 'Quantity');
     if (event.quantity <= 0) return fail('InvalidQuantity', 'The quantity passed is lower or equal to 0.', 'Quantity');
     if (!known(resource)) return fail('ResourceNotFound', `The usage resource '${resource}' is not found.`, 'ResourceId');
+    const bought = opts.purchasedPlan?.(resource);
+    if (bought !== undefined && bought !== event.planId) return fail('BadArgument', `The planId '${event.planId}' is not the plan '${bought}' the resource '${resource}' was purchased with.`, 'PlanId');
     if (!(dimensionsOf(event.planId) ?? []).includes(event.dimension)) {
       return fail('InvalidDimension', `The dimension '${event.dimension}' is not valid for plan '${event.planId}'.`, 'Dimension');
     }

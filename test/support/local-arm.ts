@@ -49,7 +49,7 @@ export interface DeploymentRecord {
   /** As sent, secure ones included (ARM never echoes those). */
   parameters: Record<string, { value: unknown }>;
   state: 'Accepted' | 'Running' | 'Succeeded' | 'Failed';
-  error?: { code: string; message: string; details?: { code: string; message: string }[] };
+  error?: NestedArmError;
   outputs?: Record<string, { type: string; value: unknown }>;
 }
 
@@ -80,7 +80,10 @@ export interface LocalArm extends Omit<FakeArm, 'counters'> {
   readonly requests: string[];
   holdDeployments(): void;
   releaseDeployments(): void;
+  /** The next deployment fails while it runs, its error nested as ARM nests it (DeploymentFailed → ResourceDeploymentFailure → this root cause). */
   failNextDeployment(error: { code: string; message: string }): void;
+  /** The next deployment PUT is answered at once with this status and error body (what ARM's preflight answers). */
+  refuseNextPut(status: number, error: NestedArmError): void;
   throttleNext(n: number, retryAfterSeconds: number): void;
   deployments(): DeploymentRecord[];
   instances(resourceGroup: string, scaleSet: string): InstanceView[];
@@ -88,6 +91,26 @@ export interface LocalArm extends Omit<FakeArm, 'counters'> {
   runningProcesses(): number;
   /** Azure's checks at deployment PUT: resource groups, the principal's role on them, template and provider preflight (arm-preflight.ts). */
   readonly preflight: ArmPreflight;
+}
+
+export interface NestedArmError {
+  code: string;
+  message: string;
+  target?: string;
+  details?: NestedArmError[];
+}
+
+/**
+ * A deployment's error as ARM reports it: the top error says at least one resource failed, each
+ * failed resource has a ResourceDeploymentFailure naming it, and the resource provider's own
+ * error (the root cause) is nested below it
+ * (https://learn.microsoft.com/azure/azure-resource-manager/troubleshooting/find-error-code#deployment-errors).
+ */
+function deploymentFailure(resourceId: string, root: { code: string; message: string }): NestedArmError {
+  return {
+    code: 'DeploymentFailed', message: DEPLOYMENT_FAILED,
+    details: [{ code: 'ResourceDeploymentFailure', target: resourceId, message: "The resource write operation failed to complete successfully, because it reached terminal provisioning state 'Failed'.", details: [root] }],
+  };
 }
 
 interface Model {
@@ -183,6 +206,7 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
   const requests: string[] = [];
   let held = false;
   let failNext: { code: string; message: string } | undefined;
+  let refuseNext: { status: number; error: NestedArmError } | undefined;
   let throttle = { n: 0, retryAfter: '1' };
   let url = '';
   const preflight = new ArmPreflight({ zonesOf: availabilityZones });
@@ -366,7 +390,7 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
           if (held || d.polls < 2) d.state = 'Running';
           else if (d.failWith) {
             d.state = 'Failed';
-            d.error = { code: 'DeploymentFailed', message: DEPLOYMENT_FAILED, details: [d.failWith] };
+            d.error = deploymentFailure(`/subscriptions/${subscription}/resourceGroups/${rg}/providers/Microsoft.Compute/virtualMachineScaleSets/${String(d.parameters.clusterName?.value ?? 'cluster')}-servers`, d.failWith);
           } else {
             try {
               await realise(d);
@@ -386,6 +410,11 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
         const body = JSON.parse((await readBody(req)).toString('utf8')) as { properties?: { mode?: string; template?: Record<string, unknown>; parameters?: Record<string, { value: unknown }> } };
         const props = body.properties;
         if (!props?.template || !props.mode) return armError(res, 400, 'InvalidRequestContent', 'The request content was invalid: properties.template and properties.mode are required.'), true;
+        if (refuseNext) {
+          const { status, error } = refuseNext;
+          refuseNext = undefined;
+          return send(res, status, { error }), true;
+        }
         const active = deployments.get(k)?.state;
         const refused = preflight.checkDeploymentPut({ subscription, resourceGroup: rg, name, properties: props, running: active === 'Accepted' || active === 'Running' });
         if (refused) return send(res, refused.status, { error: refused.error }), true;
@@ -530,6 +559,7 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
     holdDeployments: () => void (held = true),
     releaseDeployments: () => void (held = false),
     failNextDeployment: (error: { code: string; message: string }) => void (failNext = error),
+    refuseNextPut: (status: number, error: NestedArmError) => void (refuseNext = { status, error }),
     throttleNext: (n: number, retryAfterSeconds: number) => void (throttle = { n, retryAfter: String(retryAfterSeconds) }),
     deployments: () => [...deployments.values()].map(({ name, resourceGroup, mode, template, parameters, state, error, outputs }) => ({ name, resourceGroup, mode, template, parameters, state, error, outputs })),
     instances: (resourceGroup: string, scaleSet: string) =>

@@ -6,6 +6,7 @@ import {
   type ClusterWithServers, type JobPayloads, type Operation, type OperationKind, type OperationStep,
 } from '../../../libs/core/src';
 import { PermanentError, type Flow } from './flows/flow';
+import { TargetRefusedError } from '../../../libs/provisioner/src';
 
 const finished = new Counter({ name: 'operations_finished_total', help: 'Operations that ended', labelNames: ['kind', 'state'] });
 const stepSeconds = new Histogram({ name: 'operation_step_duration_seconds', help: 'Time per operation step', labelNames: ['kind', 'step'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30] });
@@ -253,9 +254,10 @@ export class OperationRunner {
         current.detail = (e as Error).message;
       }
       await saveLog(op.progress, current?.name ?? null).catch(() => undefined);
-      const permanent = e instanceof PermanentError || e instanceof UnrecoverableError;
+      const permanent = e instanceof PermanentError || e instanceof UnrecoverableError || e instanceof TargetRefusedError;
       const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      const error = { code: e instanceof PermanentError ? e.code : 'step_failed', message: `${current?.name ?? 'operation'}: ${(e as Error).message}` };
+      const code = e instanceof PermanentError || e instanceof TargetRefusedError ? e.code : 'step_failed';
+      const error = { code, message: `${current?.name ?? 'operation'}: ${(e as Error).message}` };
       if (!permanent && !lastAttempt) {
         if (await this.operations.noteRetry(op.id, lease.claimId, error)) {
           this.log.warn({ msg: 'operation step failed; will retry', ...fields, error: error.message });

@@ -17,3 +17,4 @@ export * from './server-files';
 export * from './azure/cloud-init';
 export * from './azure/azure-target';
 export * from './azure/run-command';
+export * from './azure/arm-errors';

@@ -21,6 +21,18 @@ export type Progress =
 
 export const READY: Progress = { state: 'ready' };
 
+/**
+ * The target's cloud refused a change for good (a template ARM's preflight rejects, a role the
+ * principal lacks, a deployment that failed): asking again with the same request cannot
+ * succeed, so the operation fails at once with the cloud's own code and its root cause.
+ */
+export class TargetRefusedError extends Error {
+  readonly permanent = true;
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
 export interface ObservedServer {
   index: number;
   /** Where it is reached, when the target assigns addresses itself (a VM's private IP). */

@@ -138,6 +138,11 @@ export class ClustersService {
       if (typeof body.tier !== 'string' || !(TIER_NAMES as string[]).includes(body.tier)) {
         throw new ValidationError('invalid_tier', `unknown tier '${String(body.tier)}'; one of ${TIER_NAMES.join(', ')}`, { field: 'tier', allowed: TIER_NAMES });
       }
+      if (body.tier !== cluster.tier && cluster.billingPlanId !== null) {
+        // Its hours are billed under the marketplace plan it was bought with, whose dimension is this tier's:
+        // another tier would meter a dimension the plan lacks. The plan changes in Azure (the application's plan), not here.
+        throw new ConflictError('tier_is_plan', `this cluster was bought through the Azure Marketplace with plan '${cluster.billingPlanId}', which sets its tier (${cluster.tier}); change the plan of its managed application in Azure instead`, { field: 'tier', planId: cluster.billingPlanId });
+      }
       if (body.tier !== cluster.tier) {
         if (cluster.state !== ClusterState.Running) throw new ConflictError('cluster_not_running', `the cluster is ${cluster.state}; it can be scaled once it is Running`);
         toTier = body.tier as TierName;

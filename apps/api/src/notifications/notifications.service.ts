@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import {
-  ClusterRepository, ForbiddenError, ManagedAppNotificationRepository, NotFoundError, TIER_NAMES, UnauthenticatedError,
+  ClusterRepository, ForbiddenError, UnavailableError, ManagedAppNotificationRepository, NotFoundError, TIER_NAMES, UnauthenticatedError,
   VNET_CIDR, VNET_CIDR_RULE, DEFAULT_VNET_CIDR, ValidationError, isUniqueViolation, isUuid, type Cluster, type Config, type NewNotification, type TierName,
 } from '../../../../libs/core/src';
 import { OperationDispatcher } from '../operation.dispatcher';
@@ -108,6 +108,13 @@ export class NotificationsService {
   private async create(n: Notification, app: ManagedApplication, base: Omit<NewNotification, 'outcome'>): Promise<NewNotification> {
     const tenantId = app.outputs.tenantId;
     if (typeof tenantId !== 'string' || !isUuid(tenantId)) {
+      // PUT Succeeded is the last notification of a create: answered 200, Azure would send no
+      // other, and the cluster would never come. A 5xx is retried by Azure for hours
+      // (https://learn.microsoft.com/azure/azure-resource-manager/managed-applications/publish-notifications#notification-retries),
+      // by which time ARM shows the outputs. Nothing is recorded, so the retry acts afresh.
+      if (n.provisioningState === 'Succeeded') {
+        throw new UnavailableError('application_outputs_pending', 'Azure Resource Manager does not show the application\'s tenantId output yet; the notification was not processed, send it again', { applicationId: n.applicationId });
+      }
       return { ...base, outcome: 'waiting', reason: 'the application has no tenantId output yet (its deployment is running); the cluster is created on PUT Succeeded' };
     }
     let cmd: CreateClusterCommand;
@@ -124,7 +131,7 @@ export class NotificationsService {
         name: cmd.name, subscriptionId: cmd.subscriptionId, resourceGroup: cmd.resourceGroup, region: cmd.region, tier: cmd.tier,
         datacenter: cmd.datacenter, consulVersion: cmd.consulVersion, publicEndpoint: cmd.publicEndpoint,
         snapshotIntervalHours: cmd.snapshotPolicy.intervalHours, snapshotRetention: cmd.snapshotPolicy.retention, upgradePolicy: cmd.upgradePolicy,
-        billingResourceId: n.resourceUsageId,
+        billingResourceId: n.resourceUsageId, billingPlanId: n.plan?.name,
         managedApplication: { applicationId: n.applicationId, managedResourceGroupId: app.managedResourceGroupId, vnetCidr }, target: this.config.defaultTarget,
       });
       return { ...base, outcome: 'created', clusterId: cluster.id, operationId: operation.id };

@@ -29,6 +29,8 @@ export interface NewCluster {
    * the managed application's billingDetails.resourceUsageId when Azure created the cluster.
    */
   billingResourceId?: string;
+  /** The marketplace plan it was bought with (a managed application's), metered under that plan's id. */
+  billingPlanId?: string;
   /** What runs its servers (`local`, `azure`); default `local`. */
   target?: string;
   /** The cluster's VNet address space on the Azure target (a managed application's comes with it). */
@@ -105,6 +107,7 @@ export class ClusterRepository {
       serverCertsNotAfter: null,
       certRotationQueuedAt: null,
       billingResourceId: input.billingResourceId ?? randomUUID(),
+      billingPlanId: input.billingPlanId ?? null,
       managedApplicationId: managedApplication?.applicationId ?? null,
       managedResourceGroupId: managedApplication?.managedResourceGroupId ?? null,
       vnetCidr: managedApplication?.vnetCidr ?? input.vnetCidr ?? null,
@@ -152,13 +155,13 @@ export class ClusterRepository {
       WITH c AS (
         INSERT INTO "Cluster" ("id", "tenantId", "subscriptionId", "resourceGroup", "managedResourceGroup", "name", "region", "datacenter",
           "consulVersion", "tier", "serverCount", "publicEndpoint", "target", "state", "createdBy", "createdAt", "updatedAt",
-          "snapshotIntervalHours", "snapshotRetention", "upgradeMode", "upgradeWindow", "billingResourceId",
+          "snapshotIntervalHours", "snapshotRetention", "upgradeMode", "upgradeWindow", "billingResourceId", "billingPlanId",
           "managedApplicationId", "managedResourceGroupId", "vnetCidr")
         VALUES (${cluster.id}::uuid, ${cluster.tenantId}, ${cluster.subscriptionId}, ${cluster.resourceGroup}, ${cluster.managedResourceGroup},
           ${cluster.name}, ${cluster.region}, ${cluster.datacenter}, ${cluster.consulVersion}, ${cluster.tier}, ${cluster.serverCount},
           ${cluster.publicEndpoint}, ${cluster.target}, ${cluster.state}, ${cluster.createdBy}, ${now}, ${now},
           ${cluster.snapshotIntervalHours}, ${cluster.snapshotRetention},
-          ${cluster.upgradeMode}, ${cluster.upgradeWindow === null ? null : JSON.stringify(cluster.upgradeWindow)}::jsonb, ${cluster.billingResourceId},
+          ${cluster.upgradeMode}, ${cluster.upgradeWindow === null ? null : JSON.stringify(cluster.upgradeWindow)}::jsonb, ${cluster.billingResourceId}, ${cluster.billingPlanId},
           ${cluster.managedApplicationId}, ${cluster.managedResourceGroupId}, ${cluster.vnetCidr})
         RETURNING "id"
       ), o AS (

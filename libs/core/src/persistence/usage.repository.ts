@@ -109,7 +109,7 @@ export class UsageRepository {
               "clusterName", "resourceId", "planId", "unitPriceMicros")
             SELECT gen_random_uuid(), per."clusterId", per."dimension", per."hour", per."minutes", c."tenantId", c."subscriptionId", c."resourceGroup",
               c."name", c."billingResourceId",
-              ${opts.planId}, p."price"
+              COALESCE(c."billingPlanId", ${opts.planId}), p."price"
             FROM per
             JOIN "Cluster" c ON c."id" = per."clusterId"
             JOIN unnest(${dims}::text[], ${prices}::text[]::bigint[]) AS p("dimension", "price") ON p."dimension" = per."dimension"

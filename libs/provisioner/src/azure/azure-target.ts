@@ -9,7 +9,8 @@ import { validateSpec } from '../consul/consul-api';
 import { ClusterLayout } from '../local/cluster-layout';
 import { serverFileList, serverFiles } from '../server-files';
 import { BlobSnapshotStore, type SnapshotStore } from '../snapshots/blob-store';
-import { READY, type ObservedServer, type Progress, type Target } from '../target';
+import { READY, TargetRefusedError, type ObservedServer, type Progress, type Target } from '../target';
+import { armErrorOf, describeArmError, isRefusal, refusal } from './arm-errors';
 import { AZURE_CLUSTERS_DIR, clusterCustomData, type ConsulPackage } from './cloud-init';
 import { RELOAD_LINE, runCommandScript, writeFileLine } from './run-command';
 
@@ -85,10 +86,10 @@ export interface AzureTargetOptions {
   pollIntervalMs?: number;
 }
 
-/** ARM said the deployment failed: its code and message, for the operation's error. */
-export class DeploymentFailedError extends Error {
+/** ARM said the deployment failed: the root cause's code and message, for the operation's error. Retrying it cannot help: permanent. */
+export class DeploymentFailedError extends TargetRefusedError {
   constructor(readonly deploymentName: string, readonly armCode: string, readonly armMessage: string) {
-    super(`ARM deployment ${deploymentName} failed: ${armCode}: ${armMessage}`);
+    super(armCode, `ARM deployment ${deploymentName} failed: ${armCode}: ${armMessage}`);
   }
 }
 
@@ -96,6 +97,13 @@ export class DeploymentFailedError extends Error {
 const TIER_OF_COUNT: Readonly<Record<number, string>> = { 1: 'development', 3: 'standard', 5: 'plus' };
 const EMPTY_TEMPLATE = { $schema: 'https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#', contentVersion: '1.0.0.0', resources: [] };
 const SUCCEEDED = 'succeeded';
+/**
+ * ARM's answers for a resource group that is no more: 404 ResourceGroupNotFound, and 409
+ * ResourceGroupBeingDeleted while its deletion runs
+ * (https://learn.microsoft.com/azure/azure-resource-manager/troubleshooting/error-resource-group-not-found,
+ * https://learn.microsoft.com/azure/azure-resource-manager/management/delete-resource-group).
+ */
+const GROUP_GONE = new Set(['ResourceGroupNotFound', 'ResourceGroupBeingDeleted']);
 const TERMINAL = new Set(['Succeeded', 'Failed', 'Canceled']);
 
 interface Instance {
@@ -234,10 +242,20 @@ export class AzureTarget implements Target {
     return READY;
   }
 
-  /** An empty template in Complete mode: ARM deletes every resource of the managed resource group, not the group. */
+  /**
+   * An empty template in Complete mode: ARM deletes every resource of the managed resource group,
+   * not the group. A group Azure is deleting already (the managed application's own delete,
+   * which removes the managed resource group with it), or has deleted, holds nothing any more:
+   * that counts as deleted.
+   */
   async deleteAll(clusterId: string): Promise<Progress> {
     const p = await this.opts.placement(clusterId);
-    return this.deploy(clusterId, p, 'delete', 'Complete', EMPTY_TEMPLATE, {});
+    try {
+      return await this.deploy(clusterId, p, 'delete', 'Complete', EMPTY_TEMPLATE, {});
+    } catch (e) {
+      if (e instanceof TargetRefusedError && GROUP_GONE.has(e.code)) return { state: 'ready', detail: `the managed resource group ${p.resourceGroup} is gone or being deleted by Azure (${e.code})` };
+      throw e;
+    }
   }
 
   async serverBinary(clusterId: string, index: number): Promise<string | null> {
@@ -322,6 +340,11 @@ export class AzureTarget implements Target {
       poller = await resources.deployments.beginCreateOrUpdate(p.resourceGroup, name, body, saved === undefined ? options : { ...options, resumeFrom: saved });
       if (saved !== undefined) await poller.poll();
     } catch (e) {
+      const status = (e as { statusCode?: number }).statusCode;
+      // Our own deployment of this name still runs (a PUT raced a resumed poll): ask again later.
+      if (status === 409 && armErrorOf(e)?.code === 'DeploymentActive') return this.inProgress(name, 'Running');
+      // Preflight (validation, authorization, names, quotas) refused it: the same PUT gets the same answer.
+      if (isRefusal(status)) throw refusal(`deployment ${name}`, e);
       throw await this.failedDeployment(resources, p, name, e);
     }
     if (!poller.isDone()) {
@@ -353,9 +376,10 @@ export class AzureTarget implements Target {
 
   private failure(name: string, d: DeploymentExtended): DeploymentFailedError {
     const err = d.properties?.error;
-    // ARM's top error says "at least one resource failed"; the details say which and why.
-    const inner = err?.details?.find((x) => x.message) ?? err;
-    return new DeploymentFailedError(name, inner?.code ?? d.properties?.provisioningState ?? 'Failed', inner?.message ?? 'no error message');
+    if (!err) return new DeploymentFailedError(name, d.properties?.provisioningState ?? 'Failed', 'ARM gave no error');
+    // ARM's top error says "at least one resource failed"; its details, levels deep, say which and why.
+    const { code, message } = describeArmError(err);
+    return new DeploymentFailedError(name, code, message);
   }
 
   /** The scale set's instances, each with its private IP and the server that address is. */
