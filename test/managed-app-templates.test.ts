@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import { inflateRawSync } from 'node:zlib';
 import fc from 'fast-check';
 import { TIER_NAMES, VERSIONS, VNET_CIDR_PATTERN, ValidationError } from '../libs/core/src';
@@ -336,5 +337,25 @@ describe('npm run package:managed-app', () => {
     assert.deepEqual([...entries.keys()], ['createUiDefinition.json', 'mainTemplate.json', 'nestedtemplates/cluster.json']);
     for (const f of PACKAGE_FILES) assert.ok(entries.get(f.name)!.equals(fs.readFileSync(path.join(ROOT, f.source))), f.name);
     assert.ok(buildManagedAppPackage(ROOT).equals(zipped), 'the same files make the same bytes');
+  });
+
+  it('the command works on a fresh clone: no node_modules, no build; it installs what it needs, then writes the zip', () => {
+    // What a clone holds for this command (its tracked files), and no node_modules, no dist.
+    const clone = fs.mkdtempSync(path.join(os.tmpdir(), 'fresh-clone-'));
+    for (const f of ['package.json', 'package-lock.json', 'infra/local/package-managed-app.sh', 'infra/local/lib.sh', ...PACKAGE_FILES.map((p) => p.source), 'infra/managed-app/package.ts', 'infra/managed-app/zip.ts']) {
+      fs.mkdirSync(path.dirname(path.join(clone, f)), { recursive: true });
+      fs.copyFileSync(path.join(ROOT, f), path.join(clone, f));
+    }
+    // `npm install` is stubbed to what it makes here from the lock (this checkout's node_modules); PATH has no node_modules/.bin.
+    const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'stub-bin-'));
+    fs.writeFileSync(path.join(bin, 'npm'), `#!/bin/sh\n[ "$1" = install ] || exit 1\nln -s "${path.join(ROOT, 'node_modules')}" node_modules\n`, { mode: 0o755 });
+    const env = { PATH: `${bin}:${path.dirname(process.execPath)}:/usr/bin:/bin`, HOME: os.tmpdir() };
+    const script = (JSON.parse(fs.readFileSync(path.join(clone, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts['package:managed-app']!;
+    const out = path.join(clone, 'out.zip');
+    const run = spawnSync('sh', ['-c', `${script} "${out}"`], { cwd: clone, env, encoding: 'utf8', timeout: 240_000 });
+    assert.equal(run.status, 0, `${script}: ${run.stdout}\n${run.stderr}`);
+    assert.ok(fs.readFileSync(out).equals(buildManagedAppPackage(ROOT)), 'the same zip as the packager makes');
+    fs.rmSync(clone, { recursive: true, force: true });
+    fs.rmSync(bin, { recursive: true, force: true });
   });
 });
