@@ -2,7 +2,7 @@ import {
   ClusterRepository, DEFAULT_VNET_CIDR, SecretName, SecretRepository, VERSIONS, type Config,
 } from '../../../libs/core/src';
 import {
-  ConsulApi, DeploymentFailedError, certificateDates, subnetPlan, generateClusterPki, generateGossipKey, generateManagementToken, issueServerCertificate, poll,
+  ConsulApi, TargetRefusedError, certificateDates, subnetPlan, generateClusterPki, generateGossipKey, generateManagementToken, issueServerCertificate, poll,
   type ClusterPki, type ClusterSecrets, type ClusterSpec, type ObservedServer, type Progress, type SnapshotStore, type Target, type WaitForHealthyOptions,
 } from '../../../libs/provisioner/src';
 import path from 'node:path';
@@ -207,14 +207,14 @@ export class ClusterTarget {
     return (await this.hosts(spec.clusterId)).serversOnOldConfig(spec, secrets);
   }
 
-  /** Removes everything the target holds for the cluster; the servers before it, for the step log. */
-  async deleteAll(clusterId: string): Promise<number> {
+  /** Removes everything the target holds for the cluster; the servers before it and what the target said, for the step log. */
+  async deleteAll(clusterId: string): Promise<{ before: number; detail?: string }> {
     const hosts = await this.hosts(clusterId);
     const before = (await hosts.observe(clusterId)).length;
-    await this.settle(`cluster ${clusterId} to be deleted`, () => hosts.deleteAll(clusterId));
+    const detail = await this.settle(`cluster ${clusterId} to be deleted`, () => hosts.deleteAll(clusterId));
     this.consul.forget(clusterId);
     this.kinds.delete(clusterId);
-    return before;
+    return { before, detail };
   }
 
   /** Closes pooled connections (servers keep running). */
@@ -224,19 +224,20 @@ export class ClusterTarget {
   }
 
   /** Asks a target's call again until it is done (a long change, e.g. a deployment, answers in-progress meanwhile). */
-  private async settle(what: string, call: () => Promise<Progress>): Promise<void> {
+  private async settle(what: string, call: () => Promise<Progress>): Promise<string | undefined> {
     let retryAfterMs = 1_000;
     try {
-      await poll(what, async () => {
+      const done = await poll(what, async () => {
         const p = await call();
         if (p.state === 'in-progress') retryAfterMs = p.retryAfterMs;
         return p;
       }, (p) => (p.state === 'ready' ? true : p.detail), {
         timeoutMs: TARGET_CHANGE_TIMEOUT_MS, intervalMs: () => retryAfterMs, failOnError: true,
       });
+      return done.detail;
     } catch (e) {
-      // The cloud refused the change for good (its code and message): retrying the same deployment fails the same way.
-      if (e instanceof DeploymentFailedError) throw new PermanentError('deployment_failed', e.message);
+      // The cloud refused the change for good (its own code and root cause): the same request fails the same way.
+      if (e instanceof TargetRefusedError) throw new PermanentError(e.code, e.message);
       throw e;
     }
   }

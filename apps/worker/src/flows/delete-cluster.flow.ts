@@ -28,8 +28,8 @@ export class DeleteClusterFlow implements Flow {
       {
         name: 'stop-servers',
         run: async () => {
-          const before = await this.target.deleteAll(id);
-          return `stopped ${before} server processes, removed their data`;
+          const { before, detail } = await this.target.deleteAll(id);
+          return `stopped ${before} server processes, removed their data${detail ? ` (${detail})` : ''}`;
         },
       },
       {
