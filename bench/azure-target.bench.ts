@@ -55,19 +55,18 @@ async function deleteCluster(db: Db, queue: Parameters<typeof enqueueOperation>[
   await waitForOperation(db, op.id, 120_000);
 }
 
-function packages(): string {
-  return JSON.stringify({ '1.8.7': { url: 'https://packages.example.invalid/consul_1.8.7_amd64.deb', sha256: 'ab'.repeat(32) } });
+/** The package the local ARM serves to its instances (their cloud-init downloads and checks it). */
+function packages(arm: LocalArm): string {
+  return JSON.stringify({ '1.8.7': arm.packageFor('1.8.7') });
 }
 
 runBench('azure-target', Number(process.env.BENCH_TIME_LIMIT ?? 300) * 1000 - 30_000, async () => {
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-azure-'));
-  onCleanup(() => fs.rmSync(work, { recursive: true, force: true }));
-  const arm: LocalArm = await startLocalArm({ consulBinary: () => process.env.CONSUL_BIN!, retryAfterSeconds: 0 });
+  const arm: LocalArm = await startLocalArm({ consulPackage: () => process.env.CONSUL_DEB!, retryAfterSeconds: 0 });
   onCleanup(() => arm.close());
   const databaseUrl = await createBenchDatabase();
   onCleanup(() => dropBenchDatabase(databaseUrl));
   const config = benchConfig(databaseUrl, 252, {
-    AZURE_CONSUL_PACKAGES: packages(), CLUSTER_TARGET: 'local', AZURE_VM_CLUSTERS_DIR: path.join(work, 'vms'),
+    AZURE_CONSUL_PACKAGES: packages(arm), CLUSTER_TARGET: 'local',
     AZURE_POLL_INTERVAL_MS: String(POLL_INTERVAL_MS), ...arm.env(),
   });
   onCleanup(async () => {

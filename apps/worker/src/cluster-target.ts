@@ -2,7 +2,7 @@ import {
   ClusterRepository, DEFAULT_VNET_CIDR, SecretName, SecretRepository, VERSIONS, type Config,
 } from '../../../libs/core/src';
 import {
-  ConsulApi, DeploymentFailedError, certificateDates, subnetPlan, generateClusterPki, generateGossipKey, generateManagementToken, issueServerCertificate, poll,
+  ConsulApi, DeploymentFailedError, InstanceBootFailedError, certificateDates, subnetPlan, generateClusterPki, generateGossipKey, generateManagementToken, issueServerCertificate, poll,
   type ClusterPki, type ClusterSecrets, type ClusterSpec, type ObservedServer, type Progress, type SnapshotStore, type Target, type WaitForHealthyOptions,
 } from '../../../libs/provisioner/src';
 import path from 'node:path';
@@ -237,6 +237,8 @@ export class ClusterTarget {
     } catch (e) {
       // The cloud refused the change for good (its code and message): retrying the same deployment fails the same way.
       if (e instanceof DeploymentFailedError) throw new PermanentError('deployment_failed', e.message);
+      // A server VM whose boot script failed (a package that fails its checksum, a disk that will not mount) fails the same way on a retry.
+      if (e instanceof InstanceBootFailedError) throw new PermanentError('instance_boot_failed', e.message);
       throw e;
     }
   }
