@@ -92,6 +92,8 @@ describe('azure VMs: actions, Run Command, the boot', { timeout: 300_000 }, () =
     assert.equal((await fetch(location, { headers: { authorization: `Bearer ${token}` } })).status, 202, 'Location answers 202 while it runs');
     await compute.virtualMachineScaleSetVMs.beginRestartAndWait(main.rg, main.vmss, '0', { updateIntervalInMs: 100 });
     await main.settle(() => main.target.startServers(main.spec, main.secrets));
+    assert.equal(await arm.whenBooted(main.rg, main.vmss, '0'), 'booted', 'the reboot started the enabled unit');
+    assert.equal(arm.instances(main.rg, main.vmss)[0].pids.length, 1);
   });
 
   it('Run Command: a shell on that instance, succeeded whatever the exit code, the last 4 KiB of output, one at a time (409 Conflict)', async () => {
@@ -111,7 +113,7 @@ describe('azure VMs: actions, Run Command, the boot', { timeout: 300_000 }, () =
   it('item 9: a Run Command script that fails fails the target\'s call (its exit status, not Run Command\'s "succeeded")', async () => {
     // A reload of a unit that is not active: systemctl fails on the instance.
     await compute.virtualMachineScaleSetVMs.beginRunCommandAndWait(main.rg, main.vmss, '0', { commandId: 'RunShellScript', script: ['systemctl stop managed-consul.service'] }, { updateIntervalInMs: 100 });
-    await assert.rejects(main.target.reloadServer(main.spec.clusterId, 0), /exited 1/);
+    await assert.rejects(main.target.reloadServer(main.spec.clusterId, 0), /the script exited 1: Job for managed-consul.service failed: managed-consul.service is not active, cannot reload/);
   });
 
   it('item 3: a package that fails its checksum is not unpacked nor started, and the target fails the instance', async () => {

@@ -413,8 +413,9 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
       const vm = agents.get(parts[1]);
       if (!vm || lower[2] !== 'systemctl' || !parts[3] || !parts[4]) return send(res, 404, { error: { code: 'NotFound', message: 'no such instance' } }), true;
       try {
+        const out = await vm.systemctl(parts[3], decodeURIComponent(parts[4]));
         res.writeHead(200, { 'content-type': 'text/plain' });
-        return res.end(await vm.systemctl(parts[3], decodeURIComponent(parts[4]))), true;
+        return res.end(out), true;
       } catch (e) {
         res.writeHead(500, { 'content-type': 'text/plain' });
         return res.end(`${(e as Error).message}\n`), true;

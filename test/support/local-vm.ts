@@ -209,7 +209,9 @@ export class LocalVm {
       'for a in "$@"; do case "$a" in --now) now=1 ;; -*) ;; *) args="$args $a" ;; esac; done',
       'set -- $args',
       'verb="${1:-}"; shift || true',
-      'call() { curl --fail-with-body --silent --show-error -X POST "' + this.opts.agentUrl + '/systemctl/$1/$2"; }',
+      // As systemctl: exit 1 and the reason on stderr when the job fails.
+      'call() { out="$(mktemp)"; code="$(curl --silent --show-error -X POST --output "$out" --write-out "%{http_code}" "' + this.opts.agentUrl + '/systemctl/$1/$2")" || exit 1',
+      '  if [ "$code" != 200 ]; then cat "$out" >&2; rm -f "$out"; exit 1; fi; cat "$out"; rm -f "$out"; }',
       'case "$verb" in',
       '  daemon-reload) exit 0 ;;',
       '  enable) for u in "$@"; do [ -f "/etc/systemd/system/$u" ] || { echo "Failed to enable unit: Unit file $u does not exist." >&2; exit 1; }',
@@ -312,7 +314,10 @@ export class LocalVm {
 
   private async startEnabledUnits(): Promise<void> {
     const wants = path.join(this.osDir, 'etc', 'systemd', 'system', 'multi-user.target.wants');
-    for (const u of fs.existsSync(wants) ? fs.readdirSync(wants) : []) await this.systemctl('start', u);
+    // The units installed on the instance (Debian's own, under /lib/systemd, are not emulated).
+    for (const u of fs.existsSync(wants) ? fs.readdirSync(wants) : []) {
+      if (fs.existsSync(path.join(this.osDir, 'etc', 'systemd', 'system', u))) await this.systemctl('start', u);
+    }
   }
 
   private readUnit(name: string): Unit {
