@@ -13,8 +13,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ClusterRepository, enqueueOperation, type Config, type Db } from '../libs/core/src';
 import { startLocalArm, type LocalArm } from '../test/support/local-arm';
