@@ -13,8 +13,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ClusterRepository, enqueueOperation, type Config, type Db } from '../libs/core/src';
 import { startLocalArm, type LocalArm } from '../test/support/local-arm';
@@ -56,20 +54,19 @@ async function deleteCluster(db: Db, queue: Parameters<typeof enqueueOperation>[
   await waitForOperation(db, op.id, 120_000);
 }
 
-function packages(): string {
-  return JSON.stringify({ '1.8.7': { url: 'https://packages.example.invalid/consul_1.8.7_amd64.deb', sha256: 'ab'.repeat(32) } });
+/** The package the local ARM serves to its instances (their cloud-init downloads and checks it). */
+function packages(arm: LocalArm): string {
+  return JSON.stringify({ '1.8.7': arm.packageFor('1.8.7') });
 }
 
 runBench('azure-target', Number(process.env.BENCH_TIME_LIMIT ?? 300) * 1000 - 30_000, async () => {
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-azure-'));
-  onCleanup(() => fs.rmSync(work, { recursive: true, force: true }));
-  const arm: LocalArm = await startLocalArm({ consulBinary: () => process.env.CONSUL_BIN!, retryAfterSeconds: 0 });
+  const arm: LocalArm = await startLocalArm({ consulPackage: () => process.env.CONSUL_DEB!, retryAfterSeconds: 0 });
   onCleanup(() => arm.close());
   arm.preflight.putResourceGroup(SUBSCRIPTION, /^mrg-consul-/, 'westeurope');
   const databaseUrl = await createBenchDatabase();
   onCleanup(() => dropBenchDatabase(databaseUrl));
   const config = benchConfig(databaseUrl, 252, {
-    AZURE_CONSUL_PACKAGES: packages(), AZURE_ADMIN_SSH_PUBLIC_KEY: sshPublicKey('operator'), CLUSTER_TARGET: 'local', AZURE_VM_CLUSTERS_DIR: path.join(work, 'vms'),
+    AZURE_CONSUL_PACKAGES: packages(arm), AZURE_ADMIN_SSH_PUBLIC_KEY: sshPublicKey('operator'), CLUSTER_TARGET: 'local',
     AZURE_POLL_INTERVAL_MS: String(POLL_INTERVAL_MS), ...arm.env(),
   });
   onCleanup(async () => {

@@ -40,7 +40,7 @@ describe('the local ARM refuses at deployment PUT what Azure refuses', { timeout
   let other: ResourceManagementClient;
 
   before(async () => {
-    arm = await startLocalArm({ consulBinary: () => '/nonexistent/consul', retryAfterSeconds: 0 });
+    arm = await startLocalArm({ consulPackage: () => '/nonexistent/consul.deb', retryAfterSeconds: 0 });
     const credential = new ClientSecretCredential(arm.tenantId, arm.clientId, arm.clientSecret, { authorityHost: arm.url, disableInstanceDiscovery: true });
     const options = { endpoint: arm.url, credentialScopes: [`${arm.url}/.default`] };
     client = new ResourceManagementClient(credential, SUB, options);

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BlobServiceClient } from '@azure/storage-blob';
-import { SNAPSHOT_CONTAINER, decodeCustomData } from '../libs/provisioner/src';
+import { AZURE_CLUSTERS_DIR, SNAPSHOT_CONTAINER, decodeCustomData } from '../libs/provisioner/src';
 import { consul } from './support/consul-cli';
 import { startLocalArm, type LocalArm } from './support/local-arm';
 import { sshPublicKey } from './support/ssh-key';
@@ -17,7 +17,6 @@ const TENANT = 'a2a2a2a2-0000-4000-8000-0000000000a2';
 const CUSTOMER_TENANT = 'c2c2c2c2-0000-4000-8000-0000000000c2';
 const SECRET = randomBytes(32).toString('base64url');
 const TEMPLATE = JSON.parse(fs.readFileSync(path.resolve(__dirname, '..', '..', 'infra', 'arm', 'cluster.json'), 'utf8'));
-const FAKE_PACKAGE = (version: string) => ({ url: `https://packages.example.invalid/consul_${version}_amd64.deb`, sha256: 'ab'.repeat(32) });
 /** Each test's cluster has a VNet of its own in 10.247.0.0/16, which the local ARM server makes local to this host. */
 const vnet = (n: number) => `10.247.${n}.0/24`;
 
@@ -34,9 +33,11 @@ function spawnWorker(s: TestStack, name: string): ChildProcess {
 
 // The Azure target against a local server speaking ARM's wire protocol: the real
 // @azure/arm-resources, arm-compute, arm-network and identity code runs, and
-// each scale-set instance is realised as a real Consul server started from the
-// files its custom data (cloud-init) writes, on a private address of the
-// cluster's VNet made local to this host.
+// each scale-set instance boots by running its user data as cloud-init would, in
+// a mount namespace of its own: it downloads and checks the Consul package,
+// makes the consul user, mounts its data disk and starts the systemd unit
+// whose Consul server listens on a private address of the cluster's VNet,
+// made local to this host.
 describe('the azure target', { timeout: 600_000 }, () => {
   let s: TestStack;
   let arm: LocalArm;
@@ -55,17 +56,16 @@ describe('the azure target', { timeout: 600_000 }, () => {
     const rolling = path.join(work, 'consul-rolling');
     fs.symlinkSync(process.env.CONSUL_BIN!, rolling);
     const extra = [{ version: '1.8.7-rolling', status: 'AVAILABLE', binary: rolling, reports: '1.8.7' }];
-    const binaries: Record<string, string> = { '1.8.7': process.env.CONSUL_BIN!, '1.8.7-rolling': rolling };
+    // The instances install Debian's Consul package (both versions are its 1.8.7), which the local ARM serves them.
     // Every storage account the deployments make answers with Azurite's account (its endpoint and key).
-    arm = await startLocalArm({ consulBinary: (v) => binaries[v] ?? assert.fail(`no binary for ${v}`), retryAfterSeconds: 0, blobService: azurite() });
+    arm = await startLocalArm({ consulPackage: () => process.env.CONSUL_DEB!, retryAfterSeconds: 0, blobService: azurite() });
     // The managed resource groups of API-created clusters exist, with the documented role on them
     // (README: created beforehand; their names are only known after POST, see issue 20 item 15).
     arm.preflight.putResourceGroup(SUBSCRIPTION, /^mrg-consul-/, 'westeurope');
     const config = await testConfig({
       CLUSTER_TARGET: 'azure',
       AZURE_ADMIN_SSH_PUBLIC_KEY: sshPublicKey('operator'),
-      AZURE_CONSUL_PACKAGES: JSON.stringify({ '1.8.7': FAKE_PACKAGE('1.8.7'), '1.8.7-rolling': FAKE_PACKAGE('1.8.7-rolling') }),
-      AZURE_VM_CLUSTERS_DIR: path.join(work, 'vms'),
+      AZURE_CONSUL_PACKAGES: JSON.stringify({ '1.8.7': arm.packageFor('1.8.7'), '1.8.7-rolling': arm.packageFor('1.8.7-rolling') }),
       AZURE_POLL_INTERVAL_MS: '200',
       EXTRA_CONSUL_VERSIONS: JSON.stringify(extra),
       NOTIFICATION_SECRET: SECRET,
@@ -128,7 +128,7 @@ describe('the azure target', { timeout: 600_000 }, () => {
       ['az-main', 'standard', vnet(1), '1.8.7', 'westeurope', true],
     );
     const files = decodeCustomData(String(p.customData.value)).files;
-    assert.ok([...files.keys()].some((f) => f.startsWith(path.join(work, 'vms'))), 'the custom data writes under the VM folder');
+    assert.ok([...files.keys()].some((f) => f.startsWith(`${AZURE_CLUSTERS_DIR}/`)), 'the custom data writes the VM layout (each instance has its own, in its own namespace)');
     const cluster = await s.db.cluster.findUniqueOrThrow({ where: { id: c.id }, include: { servers: { orderBy: { index: 'asc' } } } });
     assert.equal(cluster.target, 'azure');
     assert.equal(cluster.state, 'Running');

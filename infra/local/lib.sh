@@ -194,9 +194,10 @@ _sha256_ok() {
 }
 
 ensure_consul() {
-  _consul_ok && return 0
-  log "fetching Consul $CONSUL_VERSION from Debian bullseye"
   local apt_dir="$LOCAL/apt"
+  # The .deb stays too: the local ARM serves it to the instances it boots (their cloud-init installs it).
+  _consul_ok && _sha256_ok "$apt_dir/$CONSUL_DEB" "$CONSUL_DEB_SHA256" && return 0
+  log "fetching Consul $CONSUL_VERSION from Debian bullseye"
   mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
   echo "deb http://deb.debian.org/debian bullseye main" >"$apt_dir/sources.list"
   local opts=(
@@ -620,6 +621,7 @@ write_env() {
     _env_line REDIS_URL "redis://127.0.0.1:$REDIS_PORT"
     _env_line AZURE_STORAGE_CONNECTION_STRING "$(azurite_connection_string)"
     _env_line CONSUL_BIN "$CONSUL_BIN"
+    _env_line CONSUL_DEB "$LOCAL/apt/$CONSUL_DEB"
     _env_line NODE_EXTRA_CA_CERTS "$LOCAL/tls/ca.pem"
     _env_line LOCAL_DIR "$LOCAL"
   } >"$tmp"

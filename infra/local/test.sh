@@ -13,6 +13,9 @@ source "$here/app.sh"
 source "$LOCAL/env"
 # The console's browser tests drive Debian's Chromium (playwright-core, no downloaded browser).
 ensure_apt chromium
+# The local ARM validates each scale set's user data with Debian's cloud-init (`cloud-init schema`)
+# and runs its boot script, as cloud-init would, in a mount namespace per instance (util-linux unshare, nsenter).
+ensure_apt cloud-init util-linux
 
 prepare_template_db
 export NODE_ENV=test LOG_FORMAT=json

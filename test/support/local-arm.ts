@@ -5,33 +5,40 @@
  * long-running-operation protocol (Azure-AsyncOperation and Location polling
  * with Retry-After), 429 throttling and ARM's error bodies, behind the Entra ID
  * token endpoint of fake-arm.ts. A deployment of infra/arm/cluster.json makes
- * a scale set whose instances are realised as real Consul servers: each runs
- * the files the deployment's custom data (cloud-init) writes for the server
- * whose address it holds, on that private address in 10.247.0.0/16, which is
- * made local to this host.
+ * a scale set whose instances are realised as Linux VMs on this host
+ * (local-vm.ts): each boots by running the user data the deployment's custom
+ * data delivers, as cloud-init would (validated by `cloud-init schema`), in a
+ * mount namespace of its own, with the Consul package served here; Consul
+ * runs from what that script installed, on the instance's private address in
+ * 10.247.0.0/16, which is made local to this host.
  *
- *   const arm = await startLocalArm({ consulBinary: (version) => path });
+ *   const arm = await startLocalArm({ consulPackage: (version) => debPath });
+ *   arm.packageFor(version) // { url, sha256 } to give the target
  *   arm.holdDeployments(); arm.releaseDeployments(); arm.failNextDeployment({ code, message }); arm.throttleNext(n, s);
  *   arm.deployments(); arm.instances(rg, vmss); arm.counters; arm.requests
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { SERVER_TABLE_DIR, decodeCustomData, parseRunCommandLine, subnetPlan } from '../../libs/provisioner/src';
+import { subnetPlan } from '../../libs/provisioner/src';
 import { availabilityZones } from '../../libs/core/src';
+import { localDir } from '../../infra/local/issuer';
 import { ArmPreflight } from './arm-preflight';
 import { startFakeArm, type FakeArm } from './fake-arm';
 import { readBody } from './fake-metering';
+import { LocalVm } from './local-vm';
 
 /** The private addresses of the local cloud's VNets. */
 export const LOCAL_VNET_RANGE = '10.247.0.0/16';
 
 export interface LocalArmOptions {
-  /** The Consul binary a version runs on. */
-  consulBinary(version: string): string;
+  /** The Debian package (.deb) of a Consul version, which the instances download from here. */
+  consulPackage(version: string): string;
+  /** How long a VM action takes at least, ms (default 300): Azure answers 202 and works on. */
+  vmActionMs?: number;
   /** Retry-After of ARM's polling answers, seconds (default 0). */
   retryAfterSeconds?: number;
   /**
@@ -57,10 +64,15 @@ export interface InstanceView {
   instanceId: string;
   privateIp: string;
   running: boolean;
-  pid?: number;
+  /** The main pids of its systemd units. */
+  pids: number[];
   latestModelApplied: boolean;
-  /** The Consul version its process runs. */
+  /** The Consul version of the model it booted from. */
   consulVersion: string;
+  /** Its last boot: running, done, or failed (cloud-init's runcmd exited non-zero). */
+  boot: 'off' | 'booting' | 'booted' | 'failed';
+  /** Its folder: boot.log (cloud-init), journal.log (its units). */
+  dir: string;
 }
 
 type VmAction = 'reimage' | 'manualupgrade' | 'poweroff' | 'start' | 'restart' | 'delete' | 'runCommand';
@@ -87,11 +99,18 @@ export interface LocalArm extends Omit<FakeArm, 'counters'> {
   throttleNext(n: number, retryAfterSeconds: number): void;
   deployments(): DeploymentRecord[];
   instances(resourceGroup: string, scaleSet: string): InstanceView[];
-  /** Instance processes alive. */
+  /** Instance processes alive (their namespaces' and their units'). */
   runningProcesses(): number;
   /** Azure's checks at deployment PUT: resource groups, the principal's role on them, template and provider preflight (arm-preflight.ts). */
   readonly preflight: ArmPreflight;
+  /** What the instances download a Consul version from, and its SHA-256. */
+  packageFor(version: string): { url: string; sha256: string };
+  /** From now on the package of `version` is served with other bytes (its URL and the hash given out stay). */
+  tamperPackage(version: string): void;
+  /** Waits until the instance's boot ended; its outcome. */
+  whenBooted(resourceGroup: string, scaleSet: string, instanceId: string): Promise<InstanceView['boot']>;
 }
+
 
 export interface NestedArmError {
   code: string;
@@ -126,8 +145,11 @@ interface Instance {
   privateIp: string;
   generation: number;
   consulVersion: string;
-  proc?: ChildProcess;
-  serverDir?: string;
+  vm: LocalVm;
+  /** The user data it booted from (its OS disk's). */
+  userData: string;
+  /** A Run Command running on it: Azure runs one at a time per VM. */
+  runCommandBusy: boolean;
 }
 
 interface ScaleSet {
@@ -150,24 +172,11 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
 
 const armError = (res: ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}) => send(res, status, { error: { code, message } }, headers);
 
-function alive(p?: ChildProcess): p is ChildProcess {
-  return !!p && p.exitCode === null && p.signalCode === null;
-}
-
-async function stopProcess(p: ChildProcess | undefined, graceMs = 15_000): Promise<void> {
-  if (!alive(p)) return;
-  const exited = new Promise<void>((resolve) => p.once('exit', () => resolve()));
-  p.kill('SIGTERM');
-  const timer = setTimeout(() => p.kill('SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(timer);
-}
-
 /**
  * The instances' processes of every local ARM server of this checkout, so that
  * a run cut off (a test timeout, a killed runner) leaves none behind for the
- * next: the next start ends those still alive, as stop.sh ends the local
- * target's agents.
+ * next: the next start ends those still alive that are in a mount namespace
+ * other than ours (an instance's), as stop.sh ends the local target's agents.
  */
 const PID_FILE = path.join(process.env.LOCAL_DIR ?? os.tmpdir(), 'local-arm.pids');
 
@@ -178,10 +187,13 @@ function sweepStrayInstances(): void {
   } catch {
     return;
   }
+  const ours = fs.readlinkSync('/proc/self/ns/mnt');
   for (const pid of pids) {
     try {
       const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      if (path.basename(argv[0]) === 'consul' && argv.some((a) => a.startsWith('-config-dir=') && a.includes('/vms/'))) process.kill(Number(pid), 'SIGKILL');
+      const theirs = fs.readlinkSync(`/proc/${pid}/ns/mnt`);
+      const holder = path.basename(argv[0]) === 'unshare' && argv.includes('--mount');
+      if (holder || theirs !== ours) process.kill(Number(pid), 'SIGKILL');
     } catch {
       // gone already
     }
@@ -200,8 +212,25 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
   const deployments = new Map<string, DeploymentRecord & { subscription: string; opId: string; polls: number; failWith?: { code: string; message: string } }>();
   const scaleSets = new Map<string, ScaleSet>();
   const storageAccounts = new Map<string, { name: string; resourceGroup: string; subscription: string; location: string }>();
-  /** Finished VM actions, by operation id: what their Location answers. */
-  const vmOperations = new Map<string, unknown>();
+  /**
+   * VM actions by operation id: running until their work ends, then what
+   * their Location answers (https://learn.microsoft.com/azure/azure-resource-manager/management/async-operations).
+   */
+  const vmOperations = new Map<string, { done: boolean; startTime: string; endTime?: string; result?: unknown; error?: { code: string; message: string } }>();
+  /** Each instance's agent route (its systemctl shim calls back), by a secret of that instance. */
+  const agents = new Map<string, LocalVm>();
+  const vmRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'local-arm-vms-'));
+  /** Package bytes by version (read once), and versions served tampered. */
+  const packages = new Map<string, Buffer>();
+  const tampered = new Set<string>();
+  const packageBytes = (version: string) => {
+    let b = packages.get(version);
+    if (!b) packages.set(version, (b = fs.readFileSync(opts.consulPackage(version))));
+    return b;
+  };
+  // The instances trust what this host's Node trusts for the local ARM (its development CA) on top of Debian's store.
+  const caBundle = fs.readFileSync('/etc/ssl/certs/ca-certificates.crt', 'utf8') + '\n' + fs.readFileSync(process.env.NODE_EXTRA_CA_CERTS ?? path.join(localDir(), 'tls', 'ca.pem'), 'utf8');
+  const vmActionMs = opts.vmActionMs ?? 300;
   let counters = { puts: {} as Record<string, number>, statusPolls: 0, throttled: 0, listKeys: 0, vmActions: { reimage: [], manualupgrade: [], poweroff: [], start: [], restart: [], delete: [], runCommand: [] } as Record<VmAction, string[]> };
   const requests: string[] = [];
   let held = false;
@@ -213,33 +242,39 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
 
   const key = (rg: string, name: string) => `${rg.toLowerCase()}/${name.toLowerCase()}`;
 
-  async function boot(set: ScaleSet, inst: Instance): Promise<void> {
-    const { files } = decodeCustomData(set.model.customData);
-    const table = files.get(`${SERVER_TABLE_DIR}/${inst.privateIp}`);
-    if (!table) throw new Error(`the custom data has no server for ${inst.privateIp}`);
-    const configDir = table.content.trim();
-    const serverDir = path.dirname(configDir);
-    for (const [file, f] of files) {
-      if (!file.startsWith(`${serverDir}/`)) continue; // a VM holds only its own server
-      fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-      fs.writeFileSync(file, f.content, { mode: f.mode });
-      fs.chmodSync(file, f.mode);
-    }
-    fs.mkdirSync(path.join(serverDir, 'data'), { recursive: true, mode: 0o700 }); // the data disk: kept across reimages
-    const out = fs.openSync(path.join(serverDir, 'consul.log'), 'a');
-    inst.proc = spawn(opts.consulBinary(set.model.consulVersion), ['agent', `-config-dir=${configDir}`], { stdio: ['ignore', out, out], env: { PATH: process.env.PATH } });
-    inst.proc.on('error', () => undefined);
-    if (inst.proc.pid) fs.appendFileSync(PID_FILE, `${inst.proc.pid}\n`);
-    fs.closeSync(out);
-    inst.serverDir = serverDir;
-    inst.generation = set.model.generation;
-    inst.consulVersion = set.model.consulVersion;
+  /** The user data Azure hands the VM: the custom data, base64 decoded (https://learn.microsoft.com/azure/virtual-machines/custom-data). */
+  const userDataOf = (customData: string) => Buffer.from(customData, 'base64').toString('utf8');
+
+  /** A new instance: its VM made and powered on; cloud-init runs on after this resolves, as on Azure. */
+  async function makeInstance(set: ScaleSet, privateIp: string): Promise<Instance> {
+    const instanceId = String(set.nextId++);
+    const token = randomBytes(16).toString('hex');
+    const vm = new LocalVm({
+      dir: path.join(vmRoot, `${set.resourceGroup.toLowerCase()}-${set.name}-${instanceId}`),
+      privateIp, agentUrl: `${url}/_vm/${token}`, caBundle, onProcess: (pid) => fs.appendFileSync(PID_FILE, `${pid}\n`),
+    });
+    agents.set(token, vm);
+    const inst: Instance = { instanceId, privateIp, generation: set.model.generation, consulVersion: set.model.consulVersion, vm, userData: userDataOf(set.model.customData), runCommandBusy: false };
+    set.instances.set(instanceId, inst);
+    await vm.powerOn(inst.userData);
+    return inst;
   }
 
   async function removeInstance(set: ScaleSet, inst: Instance): Promise<void> {
-    await stopProcess(inst.proc);
-    if (inst.serverDir) fs.rmSync(inst.serverDir, { recursive: true, force: true });
+    await inst.vm.destroy();
+    for (const [t, vm] of agents) if (vm === inst.vm) agents.delete(t);
     set.instances.delete(inst.instanceId);
+  }
+
+  /** A reimage: a new OS disk from the instance's model (its custom data and version), the data disk kept. */
+  async function reimage(set: ScaleSet, inst: Instance): Promise<void> {
+    await inst.vm.reimage();
+    const model = inst.generation === set.model.generation ? set.model : undefined;
+    if (model) {
+      inst.userData = userDataOf(model.customData);
+      inst.consulVersion = model.consulVersion;
+    }
+    await inst.vm.powerOn(inst.userData);
   }
 
   /** What ARM does for a deployment; throws the reason it fails. */
@@ -291,9 +326,7 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
     while (set.instances.size < capacity) {
       const used = new Set([...set.instances.values()].map((i) => i.privateIp));
       const free = subnetPlan(vnetCidr, set.instances.size + 1 + used.size).serverAddresses.find((a) => !used.has(a))!;
-      const inst: Instance = { instanceId: String(set.nextId++), privateIp: free, generation: 0, consulVersion };
-      set.instances.set(inst.instanceId, inst);
-      await boot(set, inst);
+      await makeInstance(set, free);
     }
   }
 
@@ -319,42 +352,50 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
       properties: {
         latestModelApplied: inst.generation === set.model.generation,
         provisioningState: 'Succeeded',
-        instanceView: { statuses: [{ code: 'ProvisioningState/succeeded', level: 'Info', displayStatus: 'Provisioning succeeded' }, { code: alive(inst.proc) ? 'PowerState/running' : 'PowerState/stopped', level: 'Info' }] },
+        instanceView: { statuses: [{ code: 'ProvisioningState/succeeded', level: 'Info', displayStatus: 'Provisioning succeeded' }, { code: inst.vm.running ? 'PowerState/running' : 'PowerState/stopped', level: 'Info' }] },
       },
     };
   }
 
-  /** A VM action done now; its Location answers the result. */
-  function accepted(res: ServerResponse, subscription: string, result: unknown): void {
+  /**
+   * A VM action: Azure answers 202 with Azure-AsyncOperation (its status:
+   * InProgress, then Succeeded or Failed) and Location (202 until done, then
+   * the action's result), and does the work after answering
+   * (https://learn.microsoft.com/azure/azure-resource-manager/management/async-operations;
+   * the VMSS VM actions' 202 headers in azure-rest-api-specs,
+   * specification/compute/resource-manager/Microsoft.Compute/ComputeRP/stable/2024-07-01/virtualMachineScaleSetVM.json).
+   * It takes at least vmActionMs, so a caller that does not poll sees it unfinished.
+   */
+  function accepted(res: ServerResponse, subscription: string, work: () => Promise<unknown>): void {
     const opId = randomUUID();
-    vmOperations.set(opId, result);
-    send(res, 202, undefined, { location: `${url}/subscriptions/${subscription}/providers/Microsoft.Compute/locations/westeurope/operations/${opId}?api-version=2024-07-01&monitor=true`, 'retry-after': retryAfter });
+    const op: { done: boolean; startTime: string; endTime?: string; result?: unknown; error?: { code: string; message: string } } = { done: false, startTime: new Date().toISOString() };
+    vmOperations.set(opId, op);
+    const base = `${url}/subscriptions/${subscription}/providers/Microsoft.Compute/locations/westeurope/operations/${opId}`;
+    send(res, 202, undefined, { 'azure-asyncoperation': `${base}?api-version=2024-07-01`, location: `${base}?monitor=true&api-version=2024-07-01`, 'retry-after': retryAfter });
+    const minimum = new Promise<void>((resolve) => setTimeout(resolve, vmActionMs));
+    void Promise.all([work(), minimum]).then(
+      ([result]) => Object.assign(op, { done: true, result, endTime: new Date().toISOString() }),
+      (e: unknown) => Object.assign(op, { done: true, endTime: new Date().toISOString(), error: { code: (e as { code?: string }).code ?? 'InternalExecutionError', message: (e as Error).message } }),
+    );
   }
 
-  async function runCommand(set: ScaleSet, inst: Instance, script: string[]): Promise<unknown> {
-    const failed = (message: string) => ({ value: [{ code: 'ProvisioningState/failed', level: 'Error', displayStatus: 'Provisioning failed', message }] });
-    for (const line of script) {
-      let action;
-      try {
-        action = parseRunCommandLine(line);
-      } catch (e) {
-        return failed(`Enable failed: ${(e as Error).message}`);
-      }
-      if (action.kind === 'write') {
-        if (!inst.serverDir || !action.path.startsWith(`${inst.serverDir}/`)) return failed(`Enable failed: ${action.path} is not this VM's server's file`);
-        const tmp = `${action.path}.new`;
-        fs.writeFileSync(tmp, action.content, { mode: action.mode });
-        fs.chmodSync(tmp, action.mode);
-        fs.renameSync(tmp, action.path);
-      } else if (action.kind === 'reload') {
-        if (!alive(inst.proc)) return failed('Enable failed: managed-consul.service is not active');
-        inst.proc.kill('SIGHUP');
-      } else if (action.kind === 'restart') {
-        await stopProcess(inst.proc);
-        await boot({ ...set, model: { ...set.model, generation: inst.generation, consulVersion: inst.consulVersion } }, inst);
-      }
+  /** Linux Run Command keeps the last 4,096 bytes of each stream (https://learn.microsoft.com/azure/virtual-machines/linux/run-command#restrictions). */
+  const tail4k = (b: Buffer) => b.subarray(Math.max(0, b.length - 4096)).toString('utf8');
+
+  /**
+   * Run Command (RunShellScript) on a Linux VM: the script runs as root in a
+   * shell on that instance; the result is one status, ProvisioningState/succeeded,
+   * whatever the script's exit code, with "Enable succeeded: \n[stdout]\n...\n[stderr]\n..."
+   * (the Linux RunCommand extension's message, e.g.
+   * https://learn.microsoft.com/azure/virtual-machines/linux/run-command#azure-cli; Azure/azure-cli#19137).
+   */
+  async function runCommand(inst: Instance, script: string[]): Promise<unknown> {
+    try {
+      const r = await inst.vm.shell(script.join('\n'));
+      return { value: [{ code: 'ProvisioningState/succeeded', level: 'Info', displayStatus: 'Provisioning succeeded', message: `Enable succeeded: \n[stdout]\n${tail4k(r.stdout)}\n[stderr]\n${tail4k(r.stderr)}` }] };
+    } finally {
+      inst.runCommandBusy = false;
     }
-    return { value: [{ code: 'ProvisioningState/succeeded', level: 'Info', displayStatus: 'Provisioning succeeded', message: 'Enable succeeded: \n[stdout]\n\n[stderr]\n' }] };
   }
 
   async function routes(req: IncomingMessage, res: ServerResponse, u: URL): Promise<boolean> {
@@ -368,12 +409,47 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
     }
     const parts = u.pathname.split('/').filter(Boolean);
     const lower = parts.map((x) => x.toLowerCase());
-    // /subscriptions/{s}/providers/Microsoft.Compute/locations/{l}/operations/{id}
+    // /subscriptions/{s}/providers/Microsoft.Compute/locations/{l}/operations/{id}: Azure-AsyncOperation (status) or Location (monitor=true)
     if (lower[2] === 'providers' && lower[4] === 'locations' && lower[6] === 'operations' && method === 'GET') {
-      const result = vmOperations.get(parts[7]);
-      if (result === undefined) armError(res, 404, 'NotFound', 'no such operation');
-      else send(res, 200, result ?? undefined);
+      const op = vmOperations.get(parts[7]);
+      if (!op) return armError(res, 404, 'NotFound', 'no such operation'), true;
+      if (u.searchParams.get('monitor') === 'true') {
+        if (!op.done) send(res, 202, undefined, { location: `${url}${u.pathname}${u.search}`, 'retry-after': retryAfter });
+        else if (op.error) send(res, 500, { error: op.error });
+        else send(res, 200, op.result ?? undefined);
+      } else {
+        send(res, 200, {
+          name: parts[7], startTime: op.startTime, status: !op.done ? 'InProgress' : op.error ? 'Failed' : 'Succeeded',
+          ...(op.endTime ? { endTime: op.endTime } : {}), ...(op.error ? { error: op.error } : {}),
+        }, op.done ? {} : { 'retry-after': retryAfter });
+      }
       return true;
+    }
+    // The instances' own calls (not ARM): the Consul package they download, their systemctl shim.
+    if (lower[0] === '_packages' && method === 'GET') {
+      const version = decodeURIComponent(parts[1] ?? '').replace(/^consul_(.+)_amd64\.deb$/, '$1');
+      let bytes: Buffer;
+      try {
+        bytes = packageBytes(version);
+      } catch {
+        return send(res, 404, { error: { code: 'NotFound', message: 'no such package' } }), true;
+      }
+      if (tampered.has(version)) bytes = Buffer.concat([bytes, Buffer.from('tampered')]);
+      res.writeHead(200, { 'content-type': 'application/vnd.debian.binary-package', 'content-length': bytes.length });
+      res.end(bytes);
+      return true;
+    }
+    if (lower[0] === '_vm' && method === 'POST') {
+      const vm = agents.get(parts[1]);
+      if (!vm || lower[2] !== 'systemctl' || !parts[3] || !parts[4]) return send(res, 404, { error: { code: 'NotFound', message: 'no such instance' } }), true;
+      try {
+        const out = await vm.systemctl(parts[3], decodeURIComponent(parts[4]));
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        return res.end(out), true;
+      } catch (e) {
+        res.writeHead(500, { 'content-type': 'text/plain' });
+        return res.end(`${(e as Error).message}\n`), true;
+      }
     }
     if (lower[0] !== 'subscriptions' || lower[2] !== 'resourcegroups' || lower[4] !== 'providers') return false;
     const [subscription, rg] = [parts[1], parts[3]];
@@ -437,7 +513,7 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
       }
       if (method === 'DELETE') {
         deployments.delete(k);
-        accepted(res, subscription, null);
+        accepted(res, subscription, async () => undefined);
         return true;
       }
       return false;
@@ -482,9 +558,10 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
           const inst = set.instances.get(id);
           if (!inst) return armError(res, 404, 'NotFound', `instance ${id} not found`), true;
           counters.vmActions.manualupgrade.push(id);
-          inst.generation = set.model.generation;
         }
-        accepted(res, subscription, null);
+        accepted(res, subscription, async () => {
+          for (const id of ids) set.instances.get(id)!.generation = set.model.generation;
+        });
         return true;
       }
       if (tail[0] === 'virtualmachines') {
@@ -498,36 +575,42 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
         if (tail.length === 2 && method === 'GET') return send(res, 200, vmView(set, inst)), true;
         if (tail.length === 2 && method === 'DELETE') {
           counters.vmActions.delete.push(inst.instanceId);
-          await removeInstance(set, inst);
-          set.model.capacity = set.instances.size;
-          accepted(res, subscription, null);
+          accepted(res, subscription, async () => {
+            await removeInstance(set, inst);
+            set.model.capacity = set.instances.size;
+          });
           return true;
         }
         if (method !== 'POST' || tail.length !== 3) return false;
+        let work: () => Promise<unknown>;
         if (action === 'reimage') {
           counters.vmActions.reimage.push(inst.instanceId);
-          await stopProcess(inst.proc);
-          await boot(set, inst);
+          work = () => reimage(set, inst);
         } else if (action === 'poweroff') {
           counters.vmActions.poweroff.push(inst.instanceId);
-          await stopProcess(inst.proc);
+          work = () => inst.vm.powerOff();
         } else if (action === 'start') {
           counters.vmActions.start.push(inst.instanceId);
-          if (!alive(inst.proc)) await boot({ ...set, model: { ...set.model, generation: inst.generation, consulVersion: inst.consulVersion } }, inst);
+          work = () => inst.vm.powerOn(inst.userData);
         } else if (action === 'restart') {
           counters.vmActions.restart.push(inst.instanceId);
-          await stopProcess(inst.proc);
-          await boot({ ...set, model: { ...set.model, generation: inst.generation, consulVersion: inst.consulVersion } }, inst);
+          work = async () => {
+            await inst.vm.powerOff();
+            await inst.vm.powerOn(inst.userData);
+          };
         } else if (action === 'runcommand') {
-          counters.vmActions.runCommand.push(inst.instanceId);
           const body = JSON.parse((await readBody(req)).toString('utf8')) as { commandId?: string; script?: string[] };
           if (body.commandId !== 'RunShellScript') return armError(res, 400, 'InvalidParameter', 'commandId must be RunShellScript'), true;
-          accepted(res, subscription, await runCommand(set, inst, body.script ?? []));
-          return true;
+          // One Run Command at a time per VM: https://learn.microsoft.com/azure/virtual-machines/linux/run-command#restrictions
+          // ("Only one script can run at a time"); Azure answers 409 Conflict (Azure/azure-cli#32305).
+          if (inst.runCommandBusy) return armError(res, 409, 'Conflict', 'Run command extension execution is in progress. Please wait for completion before invoking a run command.'), true;
+          counters.vmActions.runCommand.push(inst.instanceId);
+          inst.runCommandBusy = true;
+          work = () => runCommand(inst, body.script ?? []);
         } else {
           return false;
         }
-        accepted(res, subscription, null);
+        accepted(res, subscription, work);
         return true;
       }
     }
@@ -536,7 +619,13 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
 
   // A runner that exits (--test-force-exit) takes the instances with it.
   const killAll = () => {
-    for (const set of scaleSets.values()) for (const i of set.instances.values()) if (alive(i.proc)) i.proc.kill('SIGKILL');
+    for (const pid of fs.existsSync(PID_FILE) ? fs.readFileSync(PID_FILE, 'utf8').split('\n').filter(Boolean) : []) {
+      try {
+        if (fs.readlinkSync(`/proc/${pid}/ns/mnt`) !== fs.readlinkSync('/proc/self/ns/mnt') || fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('unshare\0')) process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
   };
   process.on('exit', killAll);
   const arm = await startFakeArm({ routes });
@@ -565,11 +654,22 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
     instances: (resourceGroup: string, scaleSet: string) =>
       [...(scaleSets.get(key(resourceGroup, scaleSet))?.instances.values() ?? [])]
         .sort((a, b) => Number(a.instanceId) - Number(b.instanceId))
-        .map((i) => ({ instanceId: i.instanceId, privateIp: i.privateIp, running: alive(i.proc), pid: i.proc?.pid, latestModelApplied: i.generation === scaleSets.get(key(resourceGroup, scaleSet))!.model.generation, consulVersion: i.consulVersion })),
-    runningProcesses: () => [...scaleSets.values()].reduce((n, set) => n + [...set.instances.values()].filter((i) => alive(i.proc)).length, 0),
+        .map((i) => ({
+          instanceId: i.instanceId, privateIp: i.privateIp, running: i.vm.running, pids: i.vm.unitPids(), boot: i.vm.state, dir: i.vm.dir,
+          latestModelApplied: i.generation === scaleSets.get(key(resourceGroup, scaleSet))!.model.generation, consulVersion: i.consulVersion,
+        })),
+    runningProcesses: () => [...scaleSets.values()].reduce((n, set) => n + [...set.instances.values()].reduce((m, i) => m + (i.vm.running ? 1 : 0) + i.vm.unitPids().length, 0), 0),
+    packageFor: (version: string) => ({ url: `${url}/_packages/consul_${encodeURIComponent(version)}_amd64.deb`, sha256: createHash('sha256').update(packageBytes(version)).digest('hex') }),
+    tamperPackage: (version: string) => void tampered.add(version),
+    whenBooted: async (resourceGroup: string, scaleSet: string, instanceId: string) => {
+      const inst = scaleSets.get(key(resourceGroup, scaleSet))?.instances.get(instanceId);
+      if (!inst) throw new Error(`no instance ${instanceId} in ${scaleSet}`);
+      return inst.vm.whenBooted();
+    },
     async close() {
-      for (const set of scaleSets.values()) for (const i of set.instances.values()) await stopProcess(i.proc, 5_000);
+      for (const set of scaleSets.values()) for (const i of set.instances.values()) await i.vm.powerOff();
       process.off('exit', killAll);
+      fs.rmSync(vmRoot, { recursive: true, force: true });
       await close();
     },
   }) as unknown as LocalArm;

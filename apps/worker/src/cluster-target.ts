@@ -2,7 +2,7 @@ import {
   ClusterRepository, DEFAULT_VNET_CIDR, SecretName, SecretRepository, VERSIONS, type Config,
 } from '../../../libs/core/src';
 import {
-  ConsulApi, TargetRefusedError, certificateDates, subnetPlan, generateClusterPki, generateGossipKey, generateManagementToken, issueServerCertificate, poll,
+  ConsulApi, InstanceBootFailedError, TargetRefusedError, certificateDates, subnetPlan, generateClusterPki, generateGossipKey, generateManagementToken, issueServerCertificate, poll,
   type ClusterPki, type ClusterSecrets, type ClusterSpec, type ObservedServer, type Progress, type SnapshotStore, type Target, type WaitForHealthyOptions,
 } from '../../../libs/provisioner/src';
 import path from 'node:path';
@@ -236,6 +236,8 @@ export class ClusterTarget {
       });
       return done.detail;
     } catch (e) {
+      // A server VM whose boot script failed (a package that fails its checksum, a disk that will not mount) fails the same way on a retry.
+      if (e instanceof InstanceBootFailedError) throw new PermanentError('instance_boot_failed', e.message);
       // The cloud refused the change for good (its own code and root cause): the same request fails the same way.
       if (e instanceof TargetRefusedError) throw new PermanentError(e.code, e.message);
       throw e;

@@ -12,7 +12,7 @@ import { BlobSnapshotStore, type SnapshotStore } from '../snapshots/blob-store';
 import { READY, TargetRefusedError, type ObservedServer, type Progress, type Target } from '../target';
 import { armErrorOf, describeArmError, isRefusal, refusal } from './arm-errors';
 import { AZURE_CLUSTERS_DIR, clusterCustomData, type ConsulPackage } from './cloud-init';
-import { RELOAD_LINE, runCommandScript, writeFileLine } from './run-command';
+import { BOOT_STATUS_LINE, RELOAD_LINE, parseRunCommandOutput, runCommandScript, writeFileLine } from './run-command';
 
 /**
  * The `azure` target: a cluster's servers are the instances of one VM scale
@@ -90,6 +90,13 @@ export interface AzureTargetOptions {
 export class DeploymentFailedError extends TargetRefusedError {
   constructor(readonly deploymentName: string, readonly armCode: string, readonly armMessage: string) {
     super(armCode, `ARM deployment ${deploymentName} failed: ${armCode}: ${armMessage}`);
+  }
+}
+
+/** An instance's boot script failed (its status file says at which step): the server will not come up on this model. */
+export class InstanceBootFailedError extends Error {
+  constructor(readonly instanceId: string, readonly scaleSet: string, readonly outcome: string) {
+    super(`instance ${instanceId} of scale set ${scaleSet} failed to boot: ${outcome} (its cloud-init output: /var/log/cloud-init-output.log)`);
   }
 }
 
@@ -193,6 +200,21 @@ export class AzureTarget implements Target {
       if (!i) throw new Error(`server ${s.index} (${s.address}) of cluster ${spec.clusterId} has no instance in scale set ${scaleSetName(p)}`);
       if (!i.running) await (await this.clientsOf(p)).compute.virtualMachineScaleSetVMs.beginStartAndWait(p.resourceGroup, scaleSetName(p), i.instanceId, this.lro());
     }
+    return this.booted(p, instances.filter((i) => spec.servers.some((s) => s.index === i.index)));
+  }
+
+  /**
+   * Ready once every instance's boot script ended well. Azure reports a VM
+   * provisioned and running before cloud-init's runcmd ends, so the worker
+   * asks each instance (Run Command) for the outcome its boot script left:
+   * pending, ok, or the failed step, which fails the change at once.
+   */
+  private async booted(p: AzurePlacement, instances: Instance[]): Promise<Progress> {
+    for (const i of instances) {
+      const outcome = (await this.runCommand(p, i, [BOOT_STATUS_LINE])).trim();
+      if (outcome === 'pending') return { state: 'in-progress', detail: `instance ${i.instanceId} of ${scaleSetName(p)} is booting`, retryAfterMs: this.pollIntervalMs };
+      if (outcome !== 'ok') throw new InstanceBootFailedError(i.instanceId, scaleSetName(p), outcome);
+    }
     return READY;
   }
 
@@ -210,11 +232,11 @@ export class AzureTarget implements Target {
     if (deployed.state !== 'ready') return deployed;
     const i = (await this.instances(p)).find((x) => x.index === index) ?? before;
     if (!i) throw new Error(`server ${index} of cluster ${spec.clusterId} has no instance in scale set ${scaleSetName(p)}`);
-    if (i.running && i.latestModelApplied && (await this.modelVersion(p)) === spec.consulVersion) return READY;
+    if (i.running && i.latestModelApplied && (await this.modelVersion(p)) === spec.consulVersion) return this.booted(p, [i]);
     const { compute } = await this.clientsOf(p);
     await compute.virtualMachineScaleSets.beginUpdateInstancesAndWait(p.resourceGroup, scaleSetName(p), { instanceIds: [i.instanceId] }, this.lro());
     await compute.virtualMachineScaleSetVMs.beginReimageAndWait(p.resourceGroup, scaleSetName(p), i.instanceId, this.lro());
-    return READY;
+    return this.booted(p, [i]);
   }
 
   async reloadServer(clusterId: string, index: number): Promise<Progress> {
@@ -425,13 +447,25 @@ export class AzureTarget implements Target {
     await this.runCommand(p, i, serverFileList(serverFiles(spec, secrets, i.index!, paths)).map(writeFileLine));
   }
 
-  private async runCommand(p: AzurePlacement, i: Instance, lines: string[]): Promise<void> {
+  /**
+   * Runs one of our scripts on the instance; its stdout. Linux Run Command
+   * answers ProvisioningState/succeeded whatever the script's exit code
+   * (https://learn.microsoft.com/azure/virtual-machines/linux/run-command), so
+   * the script's own last line, its exit status, decides.
+   */
+  private async runCommand(p: AzurePlacement, i: Instance, lines: string[]): Promise<string> {
     const r = await (await this.clientsOf(p)).compute.virtualMachineScaleSetVMs.beginRunCommandAndWait(
       p.resourceGroup, scaleSetName(p), i.instanceId, { commandId: 'RunShellScript', script: runCommandScript(lines) }, this.lro(),
     );
+    const where = `Run Command on instance ${i.instanceId} of ${scaleSetName(p)}`;
     const failed = (r.value ?? []).find((s) => s.code && !/succeeded/i.test(s.code));
     // The script's output names the failing line, never a file's content.
-    if (failed) throw new Error(`Run Command on instance ${i.instanceId} of ${scaleSetName(p)} failed: ${failed.message ?? failed.code}`);
+    if (failed) throw new Error(`${where} failed: ${failed.message ?? failed.code}`);
+    const out = parseRunCommandOutput((r.value ?? []).map((s) => s.message ?? '').join('\n'));
+    const stderr = out.stderr.trim().split('\n').slice(-3).join(' | ').slice(-400);
+    if (out.exitCode === undefined) throw new Error(`${where}: the script's exit status is not in its output (cut off, or the script did not run)${stderr ? `: ${stderr}` : ''}`);
+    if (out.exitCode !== 0) throw new Error(`${where}: the script exited ${out.exitCode}${stderr ? `: ${stderr}` : ''}`);
+    return out.stdout;
   }
 
   private lro() {

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { generateClusterPki } from '../pki';
 import { generateGossipKey, generateManagementToken } from '../secrets';
 import { LocalTarget, type LocalClusterSpec } from '../local/local-target';
-import { AZURE_CLUSTERS_DIR, DATA_DISK, DATA_DISK_MOUNTER, SERVER_TABLE_DIR, SERVER_UNIT, clusterCustomData, decodeCustomData, subnetPlan, type ConsulPackage } from './cloud-init';
+import { AZURE_CLUSTERS_DIR, BOOT_SCRIPT, BOOT_STATUS, DATA_DISK, DATA_DISK_MOUNTER, SERVER_TABLE_DIR, SERVER_UNIT, clusterCustomData, decodeCustomData, subnetPlan, type ConsulPackage } from './cloud-init';
 
 const CONSUL: ConsulPackage = { version: '1.8.7', url: 'https://packages.example.test/consul_1.8.7_amd64.deb', sha256: 'ab'.repeat(32) };
 
@@ -65,11 +65,17 @@ test('custom data on a VM: the default layout, the package checked before it is 
   assert.equal(config.bind_addr, '172.25.16.5');
   assert.deepEqual(config.retry_join, ['172.25.16.5:8301', '172.25.16.6:8301', '172.25.16.7:8301']);
   assert.equal(files.get(`${AZURE_CLUSTERS_DIR}/${spec.clusterId}/server-0/tls/server-key.pem`)!.mode, 0o600);
-  const commands = runcmd.map((c) => (Array.isArray(c) ? c.join(' ') : c));
-  const check = commands.findIndex((c) => c.includes(`${CONSUL.sha256}  /run/consul.deb' | sha256sum --check`));
-  const unpack = commands.findIndex((c) => c.startsWith('dpkg-deb --extract /run/consul.deb'));
+  // One runcmd: the boot script, which stops at its first failure (cloud-init runs runcmd under /bin/sh without -e).
+  assert.deepEqual(runcmd, [[BOOT_SCRIPT]]);
+  const boot = files.get(BOOT_SCRIPT)!;
+  assert.equal(boot.mode, 0o755);
+  const lines = boot.content.split('\n');
+  assert.equal(lines[2], 'set -eu', 'every step must succeed');
+  const check = lines.findIndex((c) => c.includes(`${CONSUL.sha256}  /run/consul.deb' | sha256sum --check`));
+  const unpack = lines.findIndex((c) => c.startsWith('dpkg-deb --extract /run/consul.deb'));
   assert.ok(check >= 0 && unpack > check, 'the package is checked against its sha256 before it is unpacked');
-  assert.equal(commands.at(-1), 'systemctl enable --now managed-consul.service');
+  assert.equal(lines.filter(Boolean).at(-1), 'systemctl enable --now managed-consul.service');
+  assert.match(boot.content, new RegExp(`status=${BOOT_STATUS}\n[^]*trap '.*echo ok > "\\$status".*echo "failed \\$rc \\$step" > "\\$status"`), 'its outcome left for the control plane');
   // Consul's data is on the data disk, mounted on the server's data folder before Consul starts: a reimage keeps it.
   assert.match(files.get(SERVER_UNIT)!.content, new RegExp(`^ExecStartPre=\\+${DATA_DISK_MOUNTER}$`, 'm'));
   assert.match(files.get(DATA_DISK_MOUNTER)!.content, new RegExp(`disk=${DATA_DISK}\n[^]*mount -o noatime "\\$disk" "\\$data"`));

@@ -27,6 +27,17 @@ export const DATA_DISK_MOUNTER = '/usr/local/sbin/managed-consul-data-disk';
 /** The scale set's data disk: a reimage renews the OS disk and keeps it, so Consul's raft data survives. */
 export const DATA_DISK = '/dev/disk/azure/scsi1/lun0';
 export const SERVER_UNIT = '/etc/systemd/system/managed-consul.service';
+/**
+ * The boot, one script that stops at its first failing step. cloud-init runs
+ * `runcmd` as a /bin/sh script without `set -e` (a failed checksum would not
+ * stop the unpack) and reports the VM provisioned before `runcmd` ends
+ * (https://cloudinit.readthedocs.io/en/latest/reference/modules.html#runcmd;
+ * https://learn.microsoft.com/azure/virtual-machines/linux/using-cloud-init),
+ * so the script records its outcome in BOOT_STATUS for the control plane.
+ */
+export const BOOT_SCRIPT = '/usr/local/sbin/managed-consul-boot';
+/** `ok`, or `failed <exit status> <step>`; absent while the boot runs. On the OS disk: a reimage boots anew. */
+export const BOOT_STATUS = '/var/lib/managed-consul/boot-status';
 export const CONSUL_INSTALL_DIR = '/opt/managed-consul/consul';
 
 export interface ConsulPackage {
@@ -74,24 +85,42 @@ export function clusterCloudConfig(spec: ClusterServersSpec, secrets: ClusterSer
   add(SERVER_LAUNCHER, 0o755, launcherScript());
   add(DATA_DISK_MOUNTER, 0o755, dataDiskScript());
   add(SERVER_UNIT, 0o644, systemdUnit());
-  const clusterDir = layout.clusterDir(spec.clusterId);
-  return {
-    write_files: files,
-    runcmd: [
-      'id -u consul >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin consul',
-      ['curl', '--fail', '--silent', '--show-error', '--location', '--proto', '=https', '--output', '/run/consul.deb', opts.consul.url],
-      `echo '${opts.consul.sha256}  /run/consul.deb' | sha256sum --check --strict -`,
-      ['mkdir', '-p', CONSUL_INSTALL_DIR],
-      ['dpkg-deb', '--extract', '/run/consul.deb', CONSUL_INSTALL_DIR],
-      ['rm', '-f', '/run/consul.deb'],
-      ...dataDirs.map((d) => ['install', '-d', '-m', '0700', d]),
-      // Keys and configs are 0600: only the consul user reads them, and only its folders are open to it.
-      ['chown', '-R', 'consul:consul', clusterDir],
-      ['find', clusterDir, '-type', 'd', '-exec', 'chmod', '0700', '{}', '+'],
-      ['systemctl', 'daemon-reload'],
-      ['systemctl', 'enable', '--now', 'managed-consul.service'],
-    ],
-  };
+  add(BOOT_SCRIPT, 0o755, bootScript(opts.consul, dataDirs, layout.clusterDir(spec.clusterId)));
+  return { write_files: files, runcmd: [[BOOT_SCRIPT]] };
+}
+
+const q = (word: string) => `'${word.replace(/'/g, `'\\''`)}'`;
+
+function bootScript(consul: ConsulPackage, dataDirs: string[], clusterDir: string): string {
+  return [
+    '#!/bin/sh',
+    '# The boot of a Consul server VM: every step must succeed (set -e); the outcome is left in the boot status file.',
+    'set -eu',
+    `status=${BOOT_STATUS}`,
+    'step=begin',
+    'mkdir -p "$(dirname "$status")"',
+    'rm -f "$status"',
+    'trap \'rc=$?; if [ "$rc" -eq 0 ]; then echo ok > "$status"; else echo "failed $rc $step" > "$status"; fi\' EXIT',
+    'step=user',
+    'id -u consul >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin consul',
+    'step=download',
+    `curl --fail --silent --show-error --location --proto =https --output /run/consul.deb ${q(consul.url)}`,
+    'step=checksum',
+    `echo '${consul.sha256}  /run/consul.deb' | sha256sum --check --strict -`,
+    'step=unpack',
+    `mkdir -p ${CONSUL_INSTALL_DIR}`,
+    `dpkg-deb --extract /run/consul.deb ${CONSUL_INSTALL_DIR}`,
+    'rm -f /run/consul.deb',
+    'step=folders',
+    ...dataDirs.map((d) => `install -d -m 0700 ${q(d)}`),
+    // Keys and configs are 0600: only the consul user reads them, and only its folders are open to it.
+    `chown -R consul:consul ${q(clusterDir)}`,
+    `find ${q(clusterDir)} -type d -exec chmod 0700 '{}' +`,
+    'step=service',
+    'systemctl daemon-reload',
+    'systemctl enable --now managed-consul.service',
+    '',
+  ].join('\n');
 }
 
 /** The cloud-config document (a `#cloud-config` header, then JSON). */

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { RELOAD_LINE, RESTART_LINE, parseRunCommandLine, runCommandScript, writeFileLine } from './run-command';
+import { execFileSync } from 'node:child_process';
+import { RELOAD_LINE, RESTART_LINE, parseRunCommandLine, parseRunCommandOutput, runCommandScript, writeFileLine } from './run-command';
 
 describe('Run Command scripts', () => {
   it('a file line carries the content base64 encoded and reads back exactly (any content)', () => {
@@ -25,5 +26,21 @@ describe('Run Command scripts', () => {
     assert.throws(() => parseRunCommandLine('rm -rf /'), /not a managed-consul Run Command line: rm -rf \//);
     assert.throws(() => parseRunCommandLine(writeFileLine({ path: '/a', mode: 0o600, content: 'x' }).replace("mv '/a.new' '/a'", "mv '/a.new' '/b'")), /not a managed-consul/);
     assert.throws(() => writeFileLine({ path: "/a'; rm -rf /; '", mode: 0o600, content: 'x' }), /quote/);
+  });
+
+  it('a script prints its exit status last, even when a line fails (Run Command says succeeded either way)', () => {
+    const run = (lines: string[]) => {
+      let stdout: string;
+      try {
+        stdout = execFileSync('/bin/sh', ['-c', runCommandScript(lines).join('\n')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      } catch (e) {
+        stdout = (e as { stdout: string }).stdout;
+      }
+      return parseRunCommandOutput(`Enable succeeded: \n[stdout]\n${stdout}\n[stderr]\n`);
+    };
+    assert.deepEqual(run(['echo pending']), { stdout: 'pending', stderr: '', exitCode: 0 });
+    assert.equal(run(['false', 'echo not reached']).exitCode, 1);
+    assert.equal(run(['exit 7']).exitCode, 7);
+    assert.equal(parseRunCommandOutput('Enable succeeded: \n[stdout]\n...cut off\n[stderr]\n').exitCode, undefined, 'no status: not trusted');
   });
 });

@@ -1,5 +1,5 @@
 import type { ServerFile } from '../server-files';
-import { SERVER_UNIT } from './cloud-init';
+import { BOOT_STATUS, SERVER_UNIT } from './cloud-init';
 
 /**
  * The scripts the Azure target runs on a scale-set instance through Run
@@ -26,14 +26,49 @@ export const RELOAD_LINE = `systemctl reload ${UNIT}`;
 /** Consul stops and starts again on the files as they are. */
 export const RESTART_LINE = `systemctl restart ${UNIT}`;
 
-/** A script: stop at the first failing line. */
+/**
+ * What a script prints last: its own exit status. Linux Run Command reports
+ * `ProvisioningState/succeeded` whatever the script's exit code, with only its
+ * output (the last 4 KiB of stdout and of stderr):
+ * https://learn.microsoft.com/azure/virtual-machines/linux/run-command#restrictions.
+ */
+export const EXIT_MARKER = 'managed-consul-run-command-exit=';
+const EXIT_TRAP = `trap 'echo "${EXIT_MARKER}$?"' EXIT`;
+
+/** A script: stop at the first failing line, and print the exit status at the end whatever happens. */
 export function runCommandScript(lines: string[]): string[] {
-  return ['set -eu', ...lines];
+  return ['set -eu', EXIT_TRAP, ...lines];
+}
+
+/** The boot's outcome on the instance (the boot script's status file), or `pending` while it runs. */
+export const BOOT_STATUS_LINE = `cat '${BOOT_STATUS}' 2>/dev/null || echo pending`;
+
+export interface RunCommandOutput {
+  stdout: string;
+  stderr: string;
+  /** The script's exit status from its last line, undefined when the output does not end with it (cut off, or not our script). */
+  exitCode?: number;
+}
+
+/**
+ * Reads a Linux Run Command status message ("Enable succeeded: \n[stdout]\n...\n[stderr]\n...",
+ * https://learn.microsoft.com/azure/virtual-machines/linux/run-command#azure-cli).
+ */
+export function parseRunCommandOutput(message: string): RunCommandOutput {
+  const m = /\[stdout\]\n([^]*?)\n\[stderr\]\n([^]*)$/.exec(message);
+  const stdout = m ? m[1] : '';
+  const stderr = m ? m[2] : message;
+  const last = stdout.trimEnd().split('\n').pop() ?? '';
+  const exit = last.startsWith(EXIT_MARKER) ? /^\d+$/.exec(last.slice(EXIT_MARKER.length)) : null;
+  const body = exit ? stdout.trimEnd().split('\n').slice(0, -1).join('\n') : stdout;
+  return { stdout: body, stderr, exitCode: exit ? Number(exit[0]) : undefined };
 }
 
 /** What one line of such a script does, or why it is not one of ours (a test's ARM server runs scripts with this). */
 export type RunCommandAction =
   | { kind: 'set' }
+  | { kind: 'trap' }
+  | { kind: 'boot-status' }
   | { kind: 'write'; path: string; mode: number; content: string }
   | { kind: 'reload' }
   | { kind: 'restart' };
@@ -42,6 +77,8 @@ const WRITE = /^printf '%s' '([A-Za-z0-9+/=]*)' \| base64 -d > '([^']+)\.new' &&
 
 export function parseRunCommandLine(line: string): RunCommandAction {
   if (line === 'set -eu') return { kind: 'set' };
+  if (line === EXIT_TRAP) return { kind: 'trap' };
+  if (line === BOOT_STATUS_LINE) return { kind: 'boot-status' };
   if (line === RELOAD_LINE) return { kind: 'reload' };
   if (line === RESTART_LINE) return { kind: 'restart' };
   const m = WRITE.exec(line);

@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { ClientSecretCredential } from '@azure/identity';
+import { ComputeManagementClient } from '@azure/arm-compute';
+import {
+  AzureTarget, InstanceBootFailedError, generateClusterPki, poll, generateGossipKey, generateManagementToken, subnetPlan,
+  type AzurePlacement, type ClusterSecrets, type ClusterSpec, type Progress,
+} from '../libs/provisioner/src';
+import { startLocalArm, type LocalArm } from './support/local-arm';
+import { sshPublicKey } from './support/ssh-key';
+import { availabilityZones } from '../libs/core/src';
+import { consul } from './support/consul-cli';
+import { waitFor } from './support/stack';
+
+const TEMPLATE = JSON.parse(fs.readFileSync(`${__dirname}/../../infra/arm/cluster.json`, 'utf8')) as Record<string, unknown>;
+const SUB = 'a3a3a3a3-0000-4000-8000-0000000000a3';
+
+// The compute side of the local ARM as strict as Azure (VM actions, Run Command, the boot
+// script really run), and the Azure target reading what Azure really tells it.
+describe('azure VMs: actions, Run Command, the boot', { timeout: 300_000 }, () => {
+  let arm: LocalArm;
+  let compute: ComputeManagementClient;
+  let credential: ClientSecretCredential;
+
+  before(async () => {
+    arm = await startLocalArm({ consulPackage: () => process.env.CONSUL_DEB!, vmActionMs: 300 });
+    // Each test cluster's resource group exists, with the documented role on it.
+    arm.preflight.putResourceGroup(SUB, /^rg-vm-/, 'westeurope');
+    credential = new ClientSecretCredential(arm.tenantId, arm.clientId, arm.clientSecret, { authorityHost: arm.url, disableInstanceDiscovery: true });
+    compute = new ComputeManagementClient(credential, SUB, { endpoint: arm.url, credentialScopes: [`${arm.url}/.default`] });
+  });
+  after(async () => {
+    await arm?.close();
+  });
+
+  /** A one-server cluster deployed by the target, in its own resource group and VNet. */
+  async function cluster(name: string, octet: number, version = '1.8.7') {
+    const vnetCidr = `10.247.${octet}.0/24`;
+    const [address] = subnetPlan(vnetCidr, 1).serverAddresses;
+    const spec: ClusterSpec = { clusterId: randomUUID(), datacenter: 'dc1', consulVersion: version, servers: [{ index: 0, address }] };
+    const secrets: ClusterSecrets = { pki: await generateClusterPki({ datacenter: 'dc1', serverAddresses: [address] }), gossipKey: generateGossipKey(), managementToken: generateManagementToken() };
+    const placement: AzurePlacement = { subscriptionId: SUB, resourceGroup: `rg-${name}`, location: 'westeurope', clusterName: name, vnetCidr, externalEndpoint: false, zones: availabilityZones('westeurope'), addresses: new Map([[0, address]]) };
+    const states: Record<string, string> = {};
+    const target = new AzureTarget({
+      credential, armEndpoint: arm.url, template: TEMPLATE, pollIntervalMs: 200, adminSshPublicKey: sshPublicKey('operator'),
+      consulPackage: (v) => ({ version: v, ...arm.packageFor(v) }), binaryFor: () => process.env.CONSUL_BIN!,
+      placement: async () => placement,
+      journal: { current: async () => ({ operationId: '0c0c0c0c-0000-4000-8000-000000000000', states }), save: async (_c, _o, n, st) => void (states[n] = st) },
+    });
+    /** A target call asked again until it is done, as the worker's ClusterTarget does. */
+    const settle = async (call: () => Promise<Progress>): Promise<void> => {
+      let intervalMs = 200;
+      await poll('the target', async () => {
+        const p = await call();
+        if (p.state === 'in-progress') intervalMs = p.retryAfterMs;
+        return p;
+      }, (p) => (p.state === 'ready' ? true : p.detail), { timeoutMs: 120_000, intervalMs: () => intervalMs, failOnError: true });
+    };
+    await settle(() => target.writeServerConfig(spec, secrets));
+    return { spec, secrets, target, placement, settle, rg: placement.resourceGroup, vmss: `${name}-servers`, address };
+  }
+
+  let main: Awaited<ReturnType<typeof cluster>>;
+
+  it('the boot script really runs: the package downloaded and checked, the consul user, the data disk mounted, Consul started by its unit as that user', async () => {
+    main = await cluster('vm-boot', 60);
+    await main.settle(() => main.target.startServers(main.spec, main.secrets));
+    const [vm] = arm.instances(main.rg, main.vmss);
+    assert.equal(vm.boot, 'booted', fs.readFileSync(`${vm.dir}/boot.log`, 'utf8'));
+    assert.equal(vm.pids.length, 1, 'one unit runs');
+    const exe = fs.readlinkSync(`/proc/${vm.pids[0]}/exe`);
+    assert.match(exe, /\/opt\/managed-consul\/consul\/usr\/bin\/consul$/, 'Consul runs from what the boot script unpacked');
+    const uid = fs.readFileSync(`/proc/${vm.pids[0]}/status`, 'utf8').match(/^Uid:\s+(\d+)/m)![1];
+    assert.notEqual(uid, '0', 'as the consul user the script made, not root');
+    const mounts = fs.readFileSync(`/proc/${vm.pids[0]}/mounts`, 'utf8');
+    assert.match(mounts, new RegExp(`^/dev/loop\\d+ \\S+/server-0/data ext4 `, 'm'), 'the data disk (LUN 0) is mounted on the server\'s data folder');
+    // A real server: the management token reads its leader.
+    const caFile = `${vm.dir}/ca.pem`;
+    fs.writeFileSync(caFile, main.secrets.pki.caCertPem);
+    const peers = await waitFor('a leader', () => consul(['operator', 'raft', 'list-peers'], { httpAddr: `https://${main.address}:8501`, caFile, token: main.secrets.managementToken }), (r) => /leader/.test(r.stdout), 60_000, 500);
+    assert.match(peers.stdout, new RegExp(`${main.address.replace(/\./g, '\\.')}:8300\\s+leader`));
+  });
+
+  it('a VM action answers 202 with Azure-AsyncOperation and Location, and is not done at once', async () => {
+    const url = `${arm.url}/subscriptions/${SUB}/resourceGroups/${main.rg}/providers/Microsoft.Compute/virtualMachineScaleSets/${main.vmss}/virtualMachines/0/restart?api-version=2024-07-01`;
+    const token = (await credential.getToken(`${arm.url}/.default`))!.token;
+    const res = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    assert.equal(res.status, 202);
+    const status = res.headers.get('azure-asyncoperation');
+    const location = res.headers.get('location');
+    assert.ok(status && location, 'both headers');
+    const first = (await (await fetch(status, { headers: { authorization: `Bearer ${token}` } })).json()) as { status: string };
+    assert.equal(first.status, 'InProgress');
+    assert.equal((await fetch(location, { headers: { authorization: `Bearer ${token}` } })).status, 202, 'Location answers 202 while it runs');
+    await compute.virtualMachineScaleSetVMs.beginRestartAndWait(main.rg, main.vmss, '0', { updateIntervalInMs: 100 });
+    await main.settle(() => main.target.startServers(main.spec, main.secrets));
+    assert.equal(await arm.whenBooted(main.rg, main.vmss, '0'), 'booted', 'the reboot started the enabled unit');
+    assert.equal(arm.instances(main.rg, main.vmss)[0].pids.length, 1);
+  });
+
+  it('Run Command: a shell on that instance, succeeded whatever the exit code, the last 4 KiB of output, one at a time (409 Conflict)', async () => {
+    const run = (script: string[]) => compute.virtualMachineScaleSetVMs.beginRunCommandAndWait(main.rg, main.vmss, '0', { commandId: 'RunShellScript', script }, { updateIntervalInMs: 100 });
+    const r = await run(['hostname -I', 'id -u consul', 'head -c 10000 /dev/zero | tr "\\0" x', 'exit 3']);
+    assert.equal(r.value?.length, 1);
+    assert.equal(r.value![0].code, 'ProvisioningState/succeeded', 'Linux Run Command: succeeded, exit 3 or not');
+    const m = /^Enable succeeded: \n\[stdout\]\n([^]*)\n\[stderr\]\n([^]*)$/.exec(r.value![0].message!)!;
+    assert.ok(m, r.value![0].message);
+    assert.equal(Buffer.byteLength(m[1]), 4096, 'stdout cut to its last 4 KiB');
+    assert.ok(!m[1].includes(main.address), 'the start of the output is gone');
+    const poller = await compute.virtualMachineScaleSetVMs.beginRunCommand(main.rg, main.vmss, '0', { commandId: 'RunShellScript', script: ['cat /var/lib/managed-consul/boot-status'] });
+    await assert.rejects(run(['true']), (e: { statusCode?: number; code?: string }) => e.statusCode === 409 && e.code === 'Conflict');
+    await poller.pollUntilDone();
+  });
+
+  it('item 9: a Run Command script that fails fails the target\'s call (its exit status, not Run Command\'s "succeeded")', async () => {
+    // A reload of a unit that is not active: systemctl fails on the instance.
+    await compute.virtualMachineScaleSetVMs.beginRunCommandAndWait(main.rg, main.vmss, '0', { commandId: 'RunShellScript', script: ['systemctl stop managed-consul.service'] }, { updateIntervalInMs: 100 });
+    await assert.rejects(main.target.reloadServer(main.spec.clusterId, 0), /the script exited 1: Job for managed-consul.service failed: managed-consul.service is not active, cannot reload/);
+  });
+
+  it('item 3: a package that fails its checksum is not unpacked nor started, and the target fails the instance', async () => {
+    arm.tamperPackage('1.8.7-tampered');
+    const c = await cluster('vm-tampered', 61, '1.8.7-tampered');
+    const [vm] = arm.instances(c.rg, c.vmss);
+    await assert.rejects(c.settle(() => c.target.startServers(c.spec, c.secrets)), (e: Error) => e instanceof InstanceBootFailedError && /failed 1 checksum/.test(e.message));
+    assert.equal(await arm.whenBooted(c.rg, c.vmss, vm.instanceId), 'failed');
+    assert.deepEqual(arm.instances(c.rg, c.vmss)[0].pids, [], 'no Consul started');
+    assert.ok(!fs.existsSync(`${vm.dir}/os/opt/managed-consul/consul/usr/bin/consul`), 'nothing unpacked');
+  });
+});
