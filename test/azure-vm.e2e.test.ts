@@ -109,9 +109,15 @@ describe('azure VMs: actions, Run Command, the boot', { timeout: 300_000 }, () =
     assert.ok(m, r.value![0].message);
     assert.equal(Buffer.byteLength(m[1]), 4096, 'stdout cut to its last 4 KiB');
     assert.ok(!m[1].includes(main.address), 'the start of the output is gone');
-    const poller = await compute.virtualMachineScaleSetVMs.beginRunCommand(main.rg, main.vmss, '0', { commandId: 'RunShellScript', script: ['cat /var/lib/managed-consul/boot-status'] });
+    // A command held on the instance until the test lets it go: a second one meanwhile is refused.
+    const [vm] = arm.instances(main.rg, main.vmss);
+    const release = `${vm.dir}/os/var-lib/run-command-release`; // the instance's /var/lib (local-vm.ts OS_DIRS)
+    fs.rmSync(release, { force: true });
+    const poller = await compute.virtualMachineScaleSetVMs.beginRunCommand(main.rg, main.vmss, '0', { commandId: 'RunShellScript', script: ['while [ ! -e /var/lib/run-command-release ]; do sleep 0.05; done', 'cat /var/lib/managed-consul/boot-status'] });
     await assert.rejects(run(['true']), (e: { statusCode?: number; code?: string }) => e.statusCode === 409 && e.code === 'Conflict');
-    await poller.pollUntilDone();
+    fs.writeFileSync(release, '');
+    const held = await poller.pollUntilDone();
+    assert.match(held.value![0].message!, /booted|ok/, 'the held command ran to its end once let go');
   });
 
   it('item 9: a Run Command script that fails fails the target\'s call (its exit status, not Run Command\'s "succeeded")', async () => {
