@@ -78,6 +78,9 @@ interface Unit {
   execStartPre: string[];
   execStart?: string;
   execReload?: string;
+  /** Restart= (only on-failure is honoured) and RestartSec= in seconds. */
+  restart?: string;
+  restartSec?: number;
 }
 
 function parseUnit(text: string): Unit {
@@ -99,6 +102,8 @@ function parseUnit(text: string): Unit {
     else if (k === 'ExecStartPre') unit.execStartPre.push(v);
     else if (k === 'ExecStart') unit.execStart = v;
     else if (k === 'ExecReload') unit.execReload = v;
+    else if (k === 'Restart') unit.restart = v;
+    else if (k === 'RestartSec') unit.restartSec = Number(v);
   }
   return unit;
 }
@@ -365,6 +370,19 @@ export class LocalVm {
     }
     const main = this.spawnIn(splitCommand(unit.execStart), { user: unit.user, group: unit.group, log: 'journal.log' });
     this.units.set(name, main);
+    // Restart=on-failure: a main process that exits unclean is started again after RestartSec, as
+    // systemd does (https://www.freedesktop.org/software/systemd/man/systemd.service.html#Restart=),
+    // unless the unit was stopped meanwhile (stop, restart, power-off take it out of the table).
+    if (unit.restart === 'on-failure') {
+      main.once('exit', (code, signal) => {
+        if (code === 0 || signal === 'SIGTERM' || this.units.get(name) !== main) return;
+        setTimeout(() => {
+          if (this.units.get(name) !== main) return;
+          this.units.delete(name);
+          this.systemctl('start', name).catch((e: unknown) => fs.appendFileSync(path.join(this.opts.dir, 'journal.log'), `local-vm: ${name} restart failed: ${(e as Error).message}\n`));
+        }, (unit.restartSec ?? 0.1) * 1000).unref();
+      });
+    }
     return '';
   }
 }
