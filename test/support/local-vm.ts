@@ -177,10 +177,15 @@ export class LocalVm {
 
   /** Everything on the instance stops (its units, then its namespace); the disks stay. */
   async powerOff(): Promise<void> {
-    await Promise.all([...this.units.values()].map((p) => stop(p)));
-    this.units.clear();
-    await stop(this.holder, 'SIGKILL');
+    // Off from this moment (`running` is false): no unit starts any more, not even one whose ExecStartPre runs now.
+    const holder = this.holder;
     this.holder = undefined;
+    while (this.units.size > 0) {
+      const all = [...this.units.values()];
+      this.units.clear();
+      await Promise.all(all.map((p) => stop(p)));
+    }
+    await stop(holder, 'SIGKILL');
     this.bootState = 'off';
   }
 
@@ -368,6 +373,8 @@ export class LocalVm {
       const code = await this.runIn(argv, { user: root ? undefined : unit.user, group: unit.group, log: 'journal.log' });
       if (code !== 0 && !ignoreFailure) throw new Error(`Job for ${name} failed because the control process exited with error code (ExecStartPre ${argv[0]}: ${code}).`);
     }
+    // Powered off while ExecStartPre ran: nothing starts on a VM that is off (no process outlives its VM).
+    if (!this.running) throw new Error(`Job for ${name} canceled: the VM is powered off.`);
     const main = this.spawnIn(splitCommand(unit.execStart), { user: unit.user, group: unit.group, log: 'journal.log' });
     this.units.set(name, main);
     // Restart=on-failure: a main process that exits unclean is started again after RestartSec, as
@@ -377,7 +384,7 @@ export class LocalVm {
       main.once('exit', (code, signal) => {
         if (code === 0 || signal === 'SIGTERM' || this.units.get(name) !== main) return;
         setTimeout(() => {
-          if (this.units.get(name) !== main) return;
+          if (this.units.get(name) !== main || !this.running) return;
           this.units.delete(name);
           this.systemctl('start', name).catch((e: unknown) => fs.appendFileSync(path.join(this.opts.dir, 'journal.log'), `local-vm: ${name} restart failed: ${(e as Error).message}\n`));
         }, (unit.restartSec ?? 0.1) * 1000).unref();
