@@ -59,9 +59,6 @@ describe('the azure target', { timeout: 600_000 }, () => {
     // The instances install Debian's Consul package (both versions are its 1.8.7), which the local ARM serves them.
     // Every storage account the deployments make answers with Azurite's account (its endpoint and key).
     arm = await startLocalArm({ consulPackage: () => process.env.CONSUL_DEB!, retryAfterSeconds: 0, blobService: azurite() });
-    // The managed resource groups of API-created clusters exist, with the documented role on them
-    // (README: created beforehand; their names are only known after POST, see issue 20 item 15).
-    arm.preflight.putResourceGroup(SUBSCRIPTION, /^mrg-consul-/, 'westeurope');
     const config = await testConfig({
       CLUSTER_TARGET: 'azure',
       AZURE_ADMIN_SSH_PUBLIC_KEY: sshPublicKey('operator'),
@@ -90,12 +87,28 @@ describe('the azure target', { timeout: 600_000 }, () => {
   const finish = async (opId: string, timeoutMs = 180_000) =>
     (await waitFor(`operation ${opId}`, () => s.request('GET', `/v1/operations/${opId}`, { token }), (r) => ['Succeeded', 'Failed'].includes(r.body.state), timeoutMs)).body;
 
+  /**
+   * A cluster on Azure, as one comes to be: the customer's managed application (a service catalog
+   * one: no plan, its tier parameter) is deployed, Azure makes its managed resource group and
+   * notifies PUT Succeeded; the API answers creating the cluster there, in the test's tenant.
+   */
   async function create(name: string, n: number, tier = 'standard') {
-    const res = await s.request('POST', '/v1/clusters', {
-      token, body: { name, subscriptionId: SUBSCRIPTION, resourceGroup: `rg-${name}`, region: 'westeurope', tier, vnetCidr: vnet(n) },
+    const appId = `/subscriptions/${SUBSCRIPTION}/resourceGroups/rg-${name}/providers/Microsoft.Solutions/applications/${name}`;
+    const mrg = `mrg-${name}-20261206`;
+    arm.putApplication({
+      id: appId, location: 'westeurope', managedResourceGroupId: `/subscriptions/${SUBSCRIPTION}/resourceGroups/${mrg}`,
+      parameters: {
+        location: 'westeurope', clusterName: name, datacenter: 'dc1', tier, consulVersion: '1.8.7', externalEndpoint: false, vnetCidr: vnet(n),
+        upgradeMode: 'manual', upgradeWindowDay: 0, upgradeWindowStartHour: 2, upgradeWindowHours: 4, snapshotIntervalHours: 24, snapshotRetention: 7,
+      },
+      outputs: { tenantId: TENANT },
     });
-    assert.equal(res.status, 202, JSON.stringify(res.body));
-    return { id: res.body.cluster.id as string, opId: res.body.operation.id as string, mrg: res.body.cluster.managedResourceGroup as string };
+    const res = await s.request('POST', `/resource?sig=${encodeURIComponent(SECRET)}`, {
+      body: { eventType: 'PUT', applicationId: appId, eventTime: new Date().toISOString(), provisioningState: 'Succeeded' },
+    });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.outcome, 'created', JSON.stringify(res.body));
+    return { id: res.body.clusterId as string, opId: res.body.operationId as string, mrg };
   }
 
   async function cli(id: string) {
@@ -110,6 +123,18 @@ describe('the azure target', { timeout: 600_000 }, () => {
     (await run(['operator', 'raft', 'list-peers'])).stdout.split('\n').find((l) => /\sleader\s/.test(l))!.split(/\s+/)[2].split(':')[0];
 
   let main: { id: string; mrg: string };
+
+  it('POST /v1/clusters does not make clusters on Azure (no managed resource group would exist for it): 409, nothing written', async () => {
+    const clusters = await s.db.cluster.count();
+    const res = await s.request('POST', '/v1/clusters', {
+      token, body: { name: 'az-api', subscriptionId: SUBSCRIPTION, resourceGroup: 'rg-az-api', region: 'westeurope', tier: 'development', vnetCidr: vnet(9) },
+    });
+    assert.equal(res.status, 409, JSON.stringify(res.body));
+    assert.equal(res.body.error.code, 'create_through_marketplace');
+    assert.match(res.body.error.message, /managed application/);
+    assert.equal(await s.db.cluster.count(), clusters);
+    assert.equal(arm.deployments().length, 0, 'nothing deployed');
+  });
 
   it('create: one deployment of cluster.json with the cluster\'s parameters; real servers from its custom data; Running; secure from outside', async () => {
     const c = await create('az-main', 1);

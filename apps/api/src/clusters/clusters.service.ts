@@ -46,6 +46,14 @@ export class ClustersService {
       throw new ValidationError('invalid_idempotency_key', 'Idempotency-Key must be 1 to 128 printable ASCII characters', { field: 'Idempotency-Key' });
     }
     const cmd = parseCreateCluster(rawBody, this.config.versions);
+    if (this.config.defaultTarget === 'azure') {
+      // An Azure cluster lives in a managed resource group that Azure makes for the customer's managed
+      // application and that only the control plane may change (the offer's authorization and the
+      // customer's deny assignment). The control plane has no right to make a resource group in a
+      // customer's subscription, and a group the customer made is one the customer can still change:
+      // Azure clusters come from the offer alone (POST /resource), as HCS's did.
+      throw new ConflictError('create_through_marketplace', 'clusters on Azure are created by buying the managed application (Azure Marketplace offer or service catalog), which makes the managed resource group only this control plane may change; once it is deployed the cluster is listed here and managed through this API', { target: 'azure' });
+    }
     const requestHash = createHash('sha256').update(JSON.stringify(cmd)).digest('hex');
     if (idempotencyKey) {
       const replay = await this.replay(caller.tenantId, idempotencyKey, requestHash);
