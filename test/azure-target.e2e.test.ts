@@ -7,7 +7,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { AZURE_CLUSTERS_DIR, SNAPSHOT_CONTAINER, decodeCustomData } from '../libs/provisioner/src';
-import { consul } from './support/consul-cli';
+import { consul, servedFingerprint } from './support/consul-cli';
 import { startLocalArm, type LocalArm } from './support/local-arm';
 import { sshPublicKey } from './support/ssh-key';
 import { WORKER_MAIN, exited, workerEnv } from './support/worker-process';
@@ -304,6 +304,30 @@ describe('the azure target', { timeout: 600_000 }, () => {
     // A token made after the snapshot is not in the restored state: a fresh one reads.
     const restored = await (await cli(main.id)).run(['kv', 'get', 'kept']);
     assert.equal(restored.stdout.trim(), 'yes', `restored from the blob in the cluster's account: ${restored.stderr}`);
+  });
+
+  it('rotations on the azure target (Run Command on each instance): a new gossip key everywhere, then new server certificates, the cluster serving throughout', async () => {
+    const { cc, run } = await cli(main.id);
+    const oldKey = cc.encrypt as string;
+    const gossip = await s.request('POST', `/v1/clusters/${main.id}/rotate`, { token, body: { what: 'gossip-key' } });
+    assert.equal(gossip.status, 202, JSON.stringify(gossip.body));
+    const g = await finish(gossip.body.operation.id, 300_000);
+    assert.equal(g.state, 'Succeeded', JSON.stringify(g.error ?? g.steps));
+    const newKey = (await s.request('GET', `/v1/clusters/${main.id}/client-config`, { token })).body.encrypt as string;
+    assert.notEqual(newKey, oldKey);
+    const ring = await run(['keyring', '-list']);
+    assert.equal(ring.code, 0, ring.stderr);
+    assert.ok(!ring.stdout.includes(oldKey), 'the old key is gone from every server');
+    assert.ok(ring.stdout.includes(`${newKey} [5/5]`), 'the new key on all five servers');
+
+    const before = await Promise.all(cc.retryJoin.map((a: string) => servedFingerprint(a, cc.caPem)));
+    const certs = await s.request('POST', `/v1/clusters/${main.id}/rotate`, { token, body: { what: 'certificates' } });
+    assert.equal(certs.status, 202, JSON.stringify(certs.body));
+    const c = await finish(certs.body.operation.id, 300_000);
+    assert.equal(c.state, 'Succeeded', JSON.stringify(c.error ?? c.steps));
+    const after = await Promise.all(cc.retryJoin.map((a: string) => servedFingerprint(a, cc.caPem)));
+    for (let i = 0; i < before.length; i++) assert.notEqual(after[i], before[i], `server ${cc.retryJoin[i]} serves a new certificate from the same CA`);
+    assert.equal((await run(['kv', 'get', 'kept'])).stdout.trim(), 'yes');
   });
 
   it('notifications: PUT Succeeded creates the cluster in the managed resource group; a repeat changes nothing; a wrong sig is refused; DELETE deletes it', async () => {

@@ -4,7 +4,6 @@ import fs from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
-import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import {
   AuditRepository, ClusterRepository, SecretBox, SecretName, SecretRepository, createOperationsQueue, createRedis, type Operation, type OperationsQueue,
@@ -13,21 +12,11 @@ import { LocalTarget, planManagementTokenRotation, withManagementTokenAccessors,
 import { ClusterTarget } from '../apps/worker/src/cluster-target';
 import { RotateManagementTokenFlow } from '../apps/worker/src/flows/rotate.flow';
 import { HealthMonitor } from '../apps/worker/src/health.monitor';
-import { consul } from './support/consul-cli';
+import { consul, servedFingerprint } from './support/consul-cli';
 import { SUBSCRIPTION, WRITE, localTarget, startStack, waitFor, type TestStack } from './support/stack';
 
 const TENANT = 'bcbcbcbc-0000-4000-8000-00000000000b';
 
-function servedFingerprint(host: string, ca: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host, port: 8501, ca }, () => {
-      const fp = socket.getPeerX509Certificate()!.fingerprint256;
-      socket.destroy();
-      resolve(fp);
-    });
-    socket.once('error', reject);
-  });
-}
 
 /** GET /v1/acl/token/self with a token: the status, and the body only when it is an error (a 200 body holds the secret). */
 function tokenSelf(address: string, ca: string, token: string, path = '/v1/acl/token/self'): Promise<{ status: number; error: string }> {

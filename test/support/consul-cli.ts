@@ -1,3 +1,4 @@
+import tls from 'node:tls';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -55,5 +56,17 @@ export function tcpOpen(address: string, port: number): Promise<boolean> {
       resolve(true);
     });
     s.once('error', () => resolve(false));
+  });
+}
+
+/** The SHA-256 fingerprint of the certificate a server serves on its HTTPS port, verified against the cluster's CA. */
+export function servedFingerprint(host: string, ca: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host, port: 8501, ca }, () => {
+      const fp = socket.getPeerX509Certificate()!.fingerprint256;
+      socket.destroy();
+      resolve(fp);
+    });
+    socket.once('error', reject);
   });
 }
