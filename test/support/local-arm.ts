@@ -150,6 +150,12 @@ interface Instance {
   userData: string;
   /** A Run Command running on it: Azure runs one at a time per VM. */
   runCommandBusy: boolean;
+  /**
+   * Its power and model actions, one after the other: Azure's compute provider runs the
+   * operations on one VM in turn (a second restart sent while one runs starts once it ended),
+   * so two never interleave their power-off and power-on.
+   */
+  actions?: Promise<unknown>;
 }
 
 interface ScaleSet {
@@ -609,6 +615,10 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
           work = () => runCommand(inst, body.script ?? []);
         } else {
           return false;
+        }
+        if (action !== 'runcommand') {
+          const own = work;
+          work = () => (inst.actions = (inst.actions ?? Promise.resolve()).catch(() => undefined).then(own));
         }
         accepted(res, subscription, work);
         return true;
