@@ -56,6 +56,29 @@ function alive(p?: ChildProcess): p is ChildProcess {
   return !!p && p.exitCode === null && p.signalCode === null;
 }
 
+/** The mount namespace a process is in (`mnt:[4026532...]`), or undefined when it is gone. */
+function mountNamespaceOf(pid: number): string | undefined {
+  try {
+    return fs.readlinkSync(`/proc/${pid}/ns/mnt`);
+  } catch {
+    return undefined;
+  }
+}
+
+/** SIGKILL to every process in this mount namespace (the host's is never passed here). */
+function killNamespace(namespace: string): void {
+  if (namespace === mountNamespaceOf(process.pid)) return;
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    if (mountNamespaceOf(Number(entry)) !== namespace) continue;
+    try {
+      process.kill(Number(entry), 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
+
 async function stop(p: ChildProcess | undefined, signal: NodeJS.Signals = 'SIGTERM', graceMs = 15_000): Promise<void> {
   if (!alive(p)) return;
   const exited = new Promise<void>((resolve) => p.once('exit', () => resolve()));
@@ -180,11 +203,15 @@ export class LocalVm {
     // Off from this moment (`running` is false): no unit starts any more, not even one whose ExecStartPre runs now.
     const holder = this.holder;
     this.holder = undefined;
+    const namespace = holder?.pid === undefined ? undefined : mountNamespaceOf(holder.pid);
     while (this.units.size > 0) {
       const all = [...this.units.values()];
       this.units.clear();
       await Promise.all(all.map((p) => stop(p)));
     }
+    // Power off: whatever else still runs on the instance (a script of Run Command, a unit started
+    // behind the table's back) goes with it, as on a VM.
+    if (namespace) killNamespace(namespace);
     await stop(holder, 'SIGKILL');
     this.bootState = 'off';
   }
