@@ -95,6 +95,14 @@ describe('single sign-on into the Consul UI', { timeout: 300_000 }, () => {
 
   const openUi = async (who: SignedIn, clusterId: string) => redeem(clusterId, await codeFor(who, clusterId));
   const uiRow = (cookie: string) => s.db.consulUiSession.findUnique({ where: { tokenHash: hashSecret(cookie.split('=')[1]!) } });
+  /** A user signed in to the console and to the cluster's UI: the UI session's row and the user's Consul token (read through the proxy). */
+  const signedInUi = async (who: ConsoleUser, clusterId: string) => {
+    const signedIn = await signIn(s.url, who);
+    const { cookie } = await openUi(signedIn, clusterId);
+    const row = (await uiRow(cookie))!;
+    const secretId = (await ui(clusterId, '/v1/acl/token/self', { cookie })).json.SecretID as string;
+    return { signedIn, cookie, row, secretId };
+  };
   // One client (one kept-alive agent) per CA: a new one per call would leave its sockets open,
   // and a long poll would pile up past Consul's per-client connection limit.
   const clients = new Map<string, ConsulHttpClient>();
@@ -403,10 +411,7 @@ describe('single sign-on into the Consul UI', { timeout: 300_000 }, () => {
 
   it('a sign-in with fewer roles revokes the user\'s UI tokens in Consul at once, even one used only outside the proxy', async () => {
     const user = { ...writer, user: 'otto@contoso.example' };
-    const w = await signIn(s.url, user);
-    const { cookie } = await openUi(w, c1.id);
-    const row = (await uiRow(cookie))!;
-    const secretId = (await ui(c1.id, '/v1/acl/token/self', { cookie })).json.SecretID as string;
+    const { row, secretId } = await signedInUi(user, c1.id);
     assert.equal((await direct(c1, secretId, 'PUT', '/v1/kv/otto', 'x')).status, 200, 'the write token works straight against the cluster');
     await signIn(s.url, { ...user, roles: READ }); // demoted; the UI session is not used through the proxy again
     await waitFor('the cluster to reject the demoted user\'s write token', () => direct(c1, secretId).then((r) => r.status), (status) => status === 403, 30_000);
@@ -416,14 +421,8 @@ describe('single sign-on into the Consul UI', { timeout: 300_000 }, () => {
 
   it('the worker\'s sweep revokes the UI tokens of a console session that no longer holds their role', async () => {
     const user = { ...writer, user: 'sven@contoso.example' };
-    const w = await signIn(s.url, user);
-    const wUi = await openUi(w, c1.id);
-    const wRow = (await uiRow(wUi.cookie))!;
-    const wSecret = (await ui(c1.id, '/v1/acl/token/self', { cookie: wUi.cookie })).json.SecretID as string;
-    const r = await signIn(s.url, { ...reader, user: 'rolf@contoso.example' });
-    const rUi = await openUi(r, c1.id);
-    const rRow = (await uiRow(rUi.cookie))!;
-    const rSecret = (await ui(c1.id, '/v1/acl/token/self', { cookie: rUi.cookie })).json.SecretID as string;
+    const { row: wRow, secretId: wSecret } = await signedInUi(user, c1.id);
+    const { row: rRow, secretId: rSecret } = await signedInUi({ ...reader, user: 'rolf@contoso.example' }, c1.id);
     // The roles changed under the sessions (another API replica's sign-in, cut short before it revoked anything).
     await s.db.consoleSession.update({ where: { id: wRow.consoleSessionId! }, data: { roles: READ } });
     await s.db.consoleSession.update({ where: { id: rRow.consoleSessionId! }, data: { roles: [] } });
@@ -435,14 +434,8 @@ describe('single sign-on into the Consul UI', { timeout: 300_000 }, () => {
   });
 
   it('the worker\'s sweep revokes expired UI sessions and those whose console session expired', async () => {
-    const a = await signIn(s.url, { ...writer, user: 'exp1@contoso.example' });
-    const aUi = await openUi(a, c1.id);
-    const aRow = (await uiRow(aUi.cookie))!;
-    const aSecret = (await ui(c1.id, '/v1/acl/token/self', { cookie: aUi.cookie })).json.SecretID as string;
-    const b = await signIn(s.url, { ...writer, user: 'exp2@contoso.example' });
-    const bUi = await openUi(b, c1.id);
-    const bRow = (await uiRow(bUi.cookie))!;
-    const bSecret = (await ui(c1.id, '/v1/acl/token/self', { cookie: bUi.cookie })).json.SecretID as string;
+    const { row: aRow, secretId: aSecret } = await signedInUi({ ...writer, user: 'exp1@contoso.example' }, c1.id);
+    const { row: bRow, secretId: bSecret } = await signedInUi({ ...writer, user: 'exp2@contoso.example' }, c1.id);
     await s.db.consulUiSession.update({ where: { id: aRow.id }, data: { expiresAt: new Date(Date.now() - 1000) } });
     await s.db.consoleSession.update({ where: { id: bRow.consoleSessionId! }, data: { expiresAt: new Date(Date.now() - 1000) } });
     await s.worker!.get(ConsulUiRevoker).sweep();

@@ -36,8 +36,3 @@ export function isSameBrowser(cookieHeader: string | string[] | undefined, name:
   const want = Buffer.from(keptHash);
   return got.length === want.length && timingSafeEqual(got, want);
 }
-
-/** A binding hash as it travels in a URL: the base64url SHA-256 (43 characters). */
-export function isBindingHash(v: unknown): v is string {
-  return typeof v === 'string' && isWellFormedSecret(v);
-}

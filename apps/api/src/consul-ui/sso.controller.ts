@@ -53,8 +53,8 @@ export class SsoController {
       const found = await this.sessions.resolve(req.headers.cookie);
       if (!found) {
         if (wantsHtml(req)) {
-          const back = `/sso/clusters/${clusterId}${bind ? `?bind=${bind}` : ''}`;
-          return reply.header('cache-control', 'no-store').redirect(consoleLocation(this.consoleOrigin.value, `/auth/login?returnTo=${encodeURIComponent(back)}`), 302);
+          const here = `/sso/clusters/${clusterId}${bind ? `?bind=${bind}` : ''}`;
+          return reply.header('cache-control', 'no-store').redirect(consoleLocation(this.consoleOrigin.value, `/auth/login?returnTo=${encodeURIComponent(here)}`), 302);
         }
         throw new UnauthenticatedError('not_signed_in', 'no console session: sign in at /auth/login');
       }

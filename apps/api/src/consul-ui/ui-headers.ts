@@ -10,7 +10,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
  *   opened as a page (`/v1/kv/<key>?raw`) runs no script and reaches no origin.
  * - `/ui/...`, the Consul UI: a CSP fitted to it (its own scripts, styles and calls; the inline
  *   scripts of its own index page by hash; framed by the console only).
- * - the proxy's own answers (errors, redirects): a page that allows nothing but its inline style.
+ * - the proxy's own answers (errors, redirects): the console's error pages' CSP (pages.ts).
  * Everywhere: `nosniff`, and a referrer kept to the origin.
  */
 
@@ -18,9 +18,6 @@ const RENDERED = /html|xml|svg/i;
 
 /** A CSP for an answer that must never act as a document. */
 export const API_ANSWER_CSP = "sandbox; default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-/** The proxy's own error pages: the console's error pages' CSP. */
-export { ERROR_PAGE_CSP as PROXY_PAGE_CSP } from '../console/pages';
-
 /** Headers for every answer of the proxy. */
 export function commonHeaders(): OutgoingHttpHeaders {
   return { 'x-content-type-options': 'nosniff', 'referrer-policy': 'same-origin' };

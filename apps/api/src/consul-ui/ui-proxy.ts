@@ -8,14 +8,12 @@ import { CONSUL_SERVER_PORTS } from '../../../../libs/provisioner/src';
 import { cookieValue, setHostCookie } from '../auth/cookies';
 import { bindBrowser } from '../console/browser-binding';
 import { ConsoleOrigin, isMutating } from '../console/console-sessions';
-import { errorPage } from '../console/pages';
+import { ERROR_PAGE_CSP, errorPage } from '../console/pages';
 import { CONFIG } from '../tokens';
 import { UI_ORIGINS, UI_SESSION_GATE } from './consul-ui.tokens';
 import type { UiOrigins } from './ui-origins';
 import { UI_LOGIN_COOKIE, UI_SESSION_COOKIE, type UiSessionEntry, type UiSessionGate } from './ui-session-gate';
-import { API_ANSWER_CSP, PROXY_PAGE_CSP, apiAnswerHeaders, commonHeaders, isHtml, uiAnswerHeaders } from './ui-headers';
-
-export { UI_SESSION_COOKIE };
+import { API_ANSWER_CSP, apiAnswerHeaders, commonHeaders, isHtml, uiAnswerHeaders } from './ui-headers';
 
 /** The largest UI page whose inline scripts the proxy hashes (Consul 1.8.7's index is 8 KB). */
 const MAX_UI_PAGE_BYTES = 1024 * 1024;
@@ -264,7 +262,7 @@ export class ConsulUiProxy implements OnApplicationBootstrap, OnApplicationShutd
         ...(clusterId ? [{ href: `${this.consoleOrigin.value}/sso/clusters/${clusterId}`, label: 'Open the Consul UI again' }] : []),
         { href: `${this.consoleOrigin.value}/`, label: 'Back to the console' },
       ];
-      res.writeHead(e.status, { ...headers, 'content-type': 'text/html; charset=utf-8', 'content-security-policy': PROXY_PAGE_CSP }).end(errorPage(e.status, e.code, e.message, links));
+      res.writeHead(e.status, { ...headers, 'content-type': 'text/html; charset=utf-8', 'content-security-policy': ERROR_PAGE_CSP }).end(errorPage(e.status, e.code, e.message, links));
       return;
     }
     const body = JSON.stringify({ error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } });
