@@ -94,7 +94,28 @@ export interface Target {
    */
   snapshotStore?(clusterId: string): Promise<SnapshotStore | 'gone'>;
 
+  /**
+   * How the control plane reaches each server's ports when not at the server's own address
+   * (Azure: the cluster's Private Link service, through a private endpoint in the control
+   * plane's network, one inbound NAT port per server and port; the servers' own addresses
+   * overlap other customers' and are never routed to). Targets without it: the server's
+   * address and Consul's port. A server without a route yet (an instance still being made)
+   * is left out.
+   */
+  routes?(clusterId: string): Promise<ReadonlyMap<string, ServerRoutes>>;
+
   close(): void;
+}
+
+/** Where one server's HTTPS API and RPC port are reached, by the server's own address (what its certificate names). */
+export interface ServerRoutes {
+  https: Endpoint;
+  rpc: Endpoint;
+}
+
+export interface Endpoint {
+  host: string;
+  port: number;
 }
 
 /** The Consul API's view of one target's servers (which run, why one does not). */
