@@ -7,6 +7,7 @@ import { REGIONS, availabilityZones } from '../libs/core/src';
 import { AzureTarget, generateClusterPki, generateGossipKey, generateManagementToken, subnetPlan, type ClusterSecrets, type ClusterSpec } from '../libs/provisioner/src';
 import { ArmPreflight, DOCUMENTED_ROLE } from './support/arm-preflight';
 import { TemplateEvaluator } from './support/arm-template';
+import { CONTROL_PLANE_SUBNET_ID } from './support/local-arm';
 import { sshPublicKey } from './support/ssh-key';
 
 // What the control plane deploys, put through the local ARM's preflight
@@ -26,7 +27,7 @@ describe('the deployments the control plane makes pass Azure\'s preflight', () =
   const target = new AzureTarget({
     credential: { getToken: () => Promise.reject(new Error('no ARM here')) }, armEndpoint: 'https://management.invalid',
     placement: () => Promise.reject(new Error('unused')), journal: { current: () => Promise.reject(new Error('unused')), save: () => Promise.resolve() },
-    template: CLUSTER, adminSshPublicKey: sshPublicKey('operator'),
+    template: CLUSTER, adminSshPublicKey: sshPublicKey('operator'), managementSubnetId: CONTROL_PLANE_SUBNET_ID,
     consulPackage: (version) => ({ version, url: `https://packages.example.invalid/consul_${version}.deb`, sha256: 'ab'.repeat(32) }), binaryFor: () => 'consul',
   });
   before(async () => {

@@ -8,10 +8,10 @@ import {
   AzureTarget, InstanceBootFailedError, generateClusterPki, poll, generateGossipKey, generateManagementToken, subnetPlan,
   type AzurePlacement, type ClusterSecrets, type ClusterSpec, type Progress,
 } from '../libs/provisioner/src';
-import { startLocalArm, type LocalArm } from './support/local-arm';
+import { CONTROL_PLANE_SUBNET_ID, startLocalArm, type LocalArm } from './support/local-arm';
 import { sshPublicKey } from './support/ssh-key';
 import { availabilityZones } from '../libs/core/src';
-import { consul } from './support/consul-cli';
+import { consul, servedFingerprint } from './support/consul-cli';
 import { waitFor } from './support/stack';
 
 const TEMPLATE = JSON.parse(fs.readFileSync(`${__dirname}/../../infra/arm/cluster.json`, 'utf8')) as Record<string, unknown>;
@@ -35,16 +35,16 @@ describe('azure VMs: actions, Run Command, the boot', { timeout: 300_000 }, () =
     await arm?.close();
   });
 
-  /** A one-server cluster deployed by the target, in its own resource group and VNet. */
-  async function cluster(name: string, octet: number, version = '1.8.7') {
-    const vnetCidr = `10.247.${octet}.0/24`;
+  /** A one-server cluster deployed by the target, in its own resource group and VNet: every one in the default address space, as customers' overlap. */
+  async function cluster(name: string, version = '1.8.7') {
+    const vnetCidr = '172.25.16.0/24';
     const [address] = subnetPlan(vnetCidr, 1).serverAddresses;
     const spec: ClusterSpec = { clusterId: randomUUID(), datacenter: 'dc1', consulVersion: version, servers: [{ index: 0, address }] };
     const secrets: ClusterSecrets = { pki: await generateClusterPki({ datacenter: 'dc1', serverAddresses: [address] }), gossipKey: generateGossipKey(), managementToken: generateManagementToken() };
     const placement: AzurePlacement = { subscriptionId: SUB, resourceGroup: `rg-${name}`, location: 'westeurope', clusterName: name, vnetCidr, externalEndpoint: false, zones: availabilityZones('westeurope'), addresses: new Map([[0, address]]) };
     const states: Record<string, string> = {};
     const target = new AzureTarget({
-      credential, armEndpoint: arm.url, template: TEMPLATE, pollIntervalMs: 200, adminSshPublicKey: sshPublicKey('operator'),
+      credential, armEndpoint: arm.url, template: TEMPLATE, pollIntervalMs: 200, adminSshPublicKey: sshPublicKey('operator'), managementSubnetId: CONTROL_PLANE_SUBNET_ID,
       consulPackage: (v) => ({ version: v, ...arm.packageFor(v) }), binaryFor: () => process.env.CONSUL_BIN!,
       placement: async () => placement,
       journal: { current: async () => ({ operationId: '0c0c0c0c-0000-4000-8000-000000000000', states }), save: async (_c, _o, n, st) => void (states[n] = st) },
@@ -65,7 +65,7 @@ describe('azure VMs: actions, Run Command, the boot', { timeout: 300_000 }, () =
   let main: Awaited<ReturnType<typeof cluster>>;
 
   it('the boot script really runs: the package downloaded and checked, the consul user, the data disk mounted, Consul started by its unit as that user', async () => {
-    main = await cluster('vm-boot', 60);
+    main = await cluster('vm-boot');
     await main.settle(() => main.target.startServers(main.spec, main.secrets));
     const [vm] = arm.instances(main.rg, main.vmss);
     assert.equal(vm.boot, 'booted', fs.readFileSync(`${vm.dir}/boot.log`, 'utf8'));
@@ -79,8 +79,29 @@ describe('azure VMs: actions, Run Command, the boot', { timeout: 300_000 }, () =
     // A real server: the management token reads its leader.
     const caFile = `${vm.dir}/ca.pem`;
     fs.writeFileSync(caFile, main.secrets.pki.caCertPem);
-    const peers = await waitFor('a leader', () => consul(['operator', 'raft', 'list-peers'], { httpAddr: `https://${main.address}:8501`, caFile, token: main.secrets.managementToken }), (r) => /leader/.test(r.stdout), 60_000, 500);
+    // Reached the one way the control plane may: the cluster's Private Link service, through its private endpoint.
+    const route = (await main.target.routes(main.spec.clusterId)).get(main.address);
+    assert.ok(route, 'the target knows the server\'s route');
+    assert.deepEqual(route.https, arm.routeTo(main.rg, main.address, 8501), 'the private endpoint\'s address, at the NAT port of the instance');
+    const peers = await waitFor('a leader', () => consul(['operator', 'raft', 'list-peers'], { httpAddr: `https://${route.https.host}:${route.https.port}`, tlsServerName: 'server.dc1.consul', caFile, token: main.secrets.managementToken }), (r) => /leader/.test(r.stdout), 60_000, 500);
     assert.match(peers.stdout, new RegExp(`${main.address.replace(/\./g, '\\.')}:8300\\s+leader`));
+  });
+
+  it('the control plane reaches a server only through its private endpoint: never at its own address, which overlaps another cluster\'s', async () => {
+    // A second cluster in the same address space (customers' VNets overlap): its own server, its own route.
+    const twin = await cluster('vm-twin');
+    await twin.settle(() => twin.target.startServers(twin.spec, twin.secrets));
+    assert.equal(twin.address, main.address, 'both clusters gave their server the same private address');
+    // Nothing routes the control plane's network to a VNet: whatever answers the address from here (this machine's default route), it is not the server.
+    await assert.rejects(servedFingerprint(main.address, main.secrets.pki.caCertPem), 'the server\'s own address does not lead to it from the control plane\'s network');
+    const [mainRoute, twinRoute] = [(await main.target.routes(main.spec.clusterId)).get(main.address)!, (await twin.target.routes(twin.spec.clusterId)).get(twin.address)!];
+    assert.notEqual(mainRoute.https.host, twinRoute.https.host, 'a private endpoint each');
+    // Each route leads to its own cluster: the certificate served chains to that cluster's CA only.
+    assert.ok(await servedFingerprint(main.address, main.secrets.pki.caCertPem, mainRoute.https));
+    await assert.rejects(servedFingerprint(main.address, main.secrets.pki.caCertPem, twinRoute.https), /certificate/i, 'the twin\'s server is another cluster');
+    assert.deepEqual(arm.linkServices().find((l) => l.id.endsWith('/vm-twin-management'))?.autoApproval, [CONTROL_PLANE_SUBNET_ID.split('/')[2]], 'approved for the control plane\'s subscription only');
+    await twin.settle(() => twin.target.deleteAll(twin.spec.clusterId));
+    assert.equal(arm.privateEndpoints().some((e) => e.linkServiceId.endsWith('/vm-twin-management')), false, 'the private endpoint went before the cluster\'s resources');
   });
 
   it('a VM action answers 202 with Azure-AsyncOperation and Location, and is not done at once', async () => {
@@ -129,7 +150,7 @@ describe('azure VMs: actions, Run Command, the boot', { timeout: 300_000 }, () =
 
   it('item 3: a package that fails its checksum is not unpacked nor started, and the target fails the instance', async () => {
     arm.tamperPackage('1.8.7-tampered');
-    const c = await cluster('vm-tampered', 61, '1.8.7-tampered');
+    const c = await cluster('vm-tampered', '1.8.7-tampered');
     const [vm] = arm.instances(c.rg, c.vmss);
     await assert.rejects(c.settle(() => c.target.startServers(c.spec, c.secrets)), (e: Error) => e instanceof InstanceBootFailedError && /failed 1 checksum/.test(e.message));
     assert.equal(await arm.whenBooted(c.rg, c.vmss, vm.instanceId), 'failed');

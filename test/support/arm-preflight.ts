@@ -23,7 +23,7 @@ import { randomUUID } from 'node:crypto';
 import { RUNTIME, TemplateError, evaluateDeployment, type EvaluatedResource, type Value } from './arm-template';
 
 /** Built-in roles that matter here (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles). */
-export type RoleName = 'Owner' | 'Contributor' | 'User Access Administrator' | 'Reader';
+export type RoleName = 'Owner' | 'Contributor' | 'User Access Administrator' | 'Reader' | 'Network Contributor';
 
 export interface ArmErrorBody {
   code: string;
@@ -62,6 +62,8 @@ export const DOCUMENTED_ROLE: RoleName = 'Contributor';
 const WRITES_AUTHORIZATION: ReadonlySet<RoleName> = new Set(['Owner', 'User Access Administrator']);
 /** Roles that may write resources (deployments among them): Reader may not; User Access Administrator only manages access. */
 const WRITES_RESOURCES: ReadonlySet<RoleName> = new Set(['Owner', 'Contributor']);
+/** Network Contributor: Microsoft.Network/* (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/networking#network-contributor). */
+const WRITES_NETWORK: ReadonlySet<RoleName> = new Set(['Owner', 'Contributor', 'Network Contributor']);
 
 const VALIDATION_FAILED = (name: string) => `The template deployment '${name}' is not valid according to the validation procedure. The tracking id is '${randomUUID()}'. See inner errors for details.`;
 
@@ -163,6 +165,20 @@ export class ArmPreflight {
    * storage account and vault names are taken from now on). `running`: a
    * deployment of this name is Accepted or Running in the group.
    */
+  /**
+   * A direct write of one resource (not a deployment): the group exists and the principal's role
+   * there allows the action, else ARM's 404 or 403 AuthorizationFailed (as for deployments).
+   */
+  checkWrite(subscription: string, resourceGroup: string, resourceId: string, action: string): Refusal | null {
+    const group = this.group(subscription, resourceGroup);
+    if (!group) return { status: 404, error: { code: 'ResourceGroupNotFound', message: `Resource group '${resourceGroup}' could not be found.` } };
+    const allowed = lower(action).startsWith('microsoft.network/') ? WRITES_NETWORK : WRITES_RESOURCES;
+    if (!group.role || !allowed.has(group.role)) {
+      return { status: 403, error: { code: 'AuthorizationFailed', message: `The client '${this.clientId}' with object id '${this.objectId}' does not have authorization to perform action '${action}' over scope '${resourceId}' or the scope is invalid. If access was recently granted, please refresh your credentials.` } };
+    }
+    return null;
+  }
+
   checkDeploymentPut(req: { subscription: string; resourceGroup: string; name: string; properties: { mode?: string; template?: Record<string, unknown>; parameters?: Record<string, { value?: unknown }>; templateLink?: unknown }; running: boolean }): Refusal | null {
     const { subscription, resourceGroup, name } = req;
     const group = this.group(subscription, resourceGroup);
@@ -230,6 +246,7 @@ export class ArmPreflight {
       const zones = Array.isArray(r.zones) ? r.zones : [];
       if (type === 'microsoft.storage/storageaccounts' && typeof r.name === 'string') causes.push(...this.storageAccount(r.name, subscription, resourceGroup, location, r.sku));
       if (type === 'microsoft.keyvault/vaults' && typeof r.name === 'string') causes.push(...this.vault(r.name, subscription, resourceGroup));
+      if (type === 'microsoft.network/privatelinkservices') causes.push(...privateLinkService(r, resources));
       if (zones.length > 0 && !this.opts.zonesOf(location).length) {
         const [ns, ...rest] = r.type.split('/');
         // Compute: ResourceTypeNotSupportAvailabilityZones (kubernetes-sigs/cluster-api-provider-azure#294); Network: LocationNotSupportAvailabilityZones (pivotal/paving#79).
@@ -328,6 +345,31 @@ function linuxProfile(osProfile: Record<string, Value>): ArmErrorBody[] {
   const customData = osProfile.customData;
   if (typeof customData === 'string' && customData !== '' && (customData.length > CUSTOM_DATA_MAX_CHARS || !/^[A-Za-z0-9+/]*={0,2}$/.test(customData) || customData.length % 4 !== 0)) {
     out.push({ code: 'InvalidParameter', target: 'customData', message: `Custom data in OSProfile must be in Base64 encoding and with a maximum length of ${CUSTOM_DATA_MAX_CHARS} characters.` });
+  }
+  return out;
+}
+
+/**
+ * A Private Link service takes its NAT addresses from a subnet whose
+ * privateLinkServiceNetworkPolicies is Disabled (it defaults to Enabled):
+ * https://learn.microsoft.com/azure/private-link/disable-private-link-service-network-policy;
+ * Network's answer, PrivateLinkServiceCannotBeCreatedInSubnetThatHasNetworkPoliciesEnabled, as
+ * hashicorp/terraform-provider-azurerm's users quote it. The subnet is looked up among the
+ * deployment's own resources.
+ */
+function privateLinkService(pls: EvaluatedResource, resources: EvaluatedResource[]): ArmErrorBody[] {
+  const out: ArmErrorBody[] = [];
+  const props = obj(pls.properties);
+  const name = String(pls.name);
+  for (const c of Array.isArray(props.ipConfigurations) ? props.ipConfigurations : []) {
+    const subnetId = obj(obj(obj(c).properties).subnet).id;
+    const m = typeof subnetId === 'string' ? /\/virtualNetworks\/([^/]+)\/subnets\/([^/]+)$/i.exec(subnetId) : null;
+    if (!m) continue;
+    const vnet = resources.find((r) => lower(r.type) === 'microsoft.network/virtualnetworks' && typeof r.name === 'string' && lower(r.name) === lower(m[1]));
+    const subnet = (vnet ? (obj(vnet.properties).subnets as Value[] | undefined) ?? [] : []).map(obj).find((sn) => typeof sn.name === 'string' && lower(sn.name) === lower(m[2]));
+    if (subnet && obj(subnet.properties).privateLinkServiceNetworkPolicies !== 'Disabled') {
+      out.push({ code: 'PrivateLinkServiceCannotBeCreatedInSubnetThatHasNetworkPoliciesEnabled', message: `Private link service ${name} cannot be created in a subnet ${String(subnetId)} since it has private link service network policies enabled.` });
+    }
   }
   return out;
 }

@@ -5,12 +5,16 @@ import net from 'node:net';
 import path from 'node:path';
 
 /** Runs the real `consul` CLI against a cluster's HTTPS API; the token travels in the environment, not argv. */
-export function consul(args: string[], opts: { httpAddr: string; caFile: string; token?: string }): Promise<{ code: number; stdout: string; stderr: string }> {
+export function consul(args: string[], opts: { httpAddr: string; caFile: string; token?: string; tlsServerName?: string; netns?: string }): Promise<{ code: number; stdout: string; stderr: string }> {
   const bin = process.env.CONSUL_BIN!;
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, CONSUL_HTTP_ADDR: opts.httpAddr, CONSUL_CACERT: opts.caFile };
+  // Through a forwarded port (Azure's private endpoint) the certificate is checked for the server's name, not the address dialled.
+  if (opts.tlsServerName) env.CONSUL_TLS_SERVER_NAME = opts.tlsServerName;
   if (opts.token) env.CONSUL_HTTP_TOKEN = opts.token;
   return new Promise((resolve) => {
-    execFile(bin, args, { env, timeout: 30_000 }, (err, stdout, stderr) => {
+    // `netns`: from a machine of that network (a customer's VNet in the local cloud).
+    const [file, argv] = opts.netns ? ['nsenter', [`--net=${opts.netns}`, '--', bin, ...args]] : [bin, args];
+    execFile(file, argv, { env, timeout: 30_000 }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
       resolve({ code, stdout, stderr });
     });
@@ -59,14 +63,19 @@ export function tcpOpen(address: string, port: number): Promise<boolean> {
   });
 }
 
-/** The SHA-256 fingerprint of the certificate a server serves on its HTTPS port, verified against the cluster's CA. */
-export function servedFingerprint(host: string, ca: string): Promise<string> {
+/**
+ * The SHA-256 fingerprint of the certificate a server serves on its HTTPS port, verified against
+ * the cluster's CA and for the server's address (`via`: the host and port it is reached at).
+ */
+export function servedFingerprint(host: string, ca: string, via?: { host: string; port: number }): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host, port: 8501, ca }, () => {
+    const socket = tls.connect({ host: via?.host ?? host, port: via?.port ?? 8501, ca, checkServerIdentity: (_h, cert) => tls.checkServerIdentity(host, cert) }, () => {
       const fp = socket.getPeerX509Certificate()!.fingerprint256;
       socket.destroy();
       resolve(fp);
     });
     socket.once('error', reject);
+    socket.setTimeout(10_000);
+    socket.once('timeout', () => socket.destroy(new Error(`no TLS answer from ${via ? `${via.host}:${via.port}` : host} in time`)));
   });
 }

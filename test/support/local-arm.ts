@@ -9,8 +9,16 @@
  * (local-vm.ts): each boots by running the user data the deployment's custom
  * data delivers, as cloud-init would (validated by `cloud-init schema`), in a
  * mount namespace of its own, with the Consul package served here; Consul
- * runs from what that script installed, on the instance's private address in
- * 10.247.0.0/16, which is made local to this host.
+ * runs from what that script installed, on the instance's private address.
+ *
+ * Networks are as isolated as Azure's: each VNet is a network namespace
+ * (local-network.ts), so clusters' address spaces may overlap, and the host,
+ * which plays the control plane's network (LOCAL_VNET_RANGE, local to it),
+ * reaches an instance only the way the template provides: the cluster's
+ * Private Link service (on its internal load balancer, one inbound NAT port
+ * per instance and rule), through a private endpoint the control plane makes
+ * in its own subnet (`controlPlaneNetwork`). The endpoint's address answers on
+ * the NAT rules' frontend ports, for an approved connection only.
  *
  *   const arm = await startLocalArm({ consulPackage: (version) => debPath });
  *   arm.packageFor(version) // { url, sha256 } to give the target
@@ -21,17 +29,20 @@ import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { subnetPlan } from '../../libs/provisioner/src';
 import { availabilityZones } from '../../libs/core/src';
 import { localDir } from '../../infra/local/issuer';
 import { ArmPreflight } from './arm-preflight';
+import { evaluateDeployment, type EvaluatedResource } from './arm-template';
+import { LocalNetwork } from './local-network';
 import { startFakeArm, type FakeArm } from './fake-arm';
 import { readBody } from './fake-metering';
 import { LocalVm } from './local-vm';
 
-/** The private addresses of the local cloud's VNets. */
+/** The control plane's network in the local cloud (its private endpoints' addresses), local to this host. */
 export const LOCAL_VNET_RANGE = '10.247.0.0/16';
 
 export interface LocalArmOptions {
@@ -109,6 +120,14 @@ export interface LocalArm extends Omit<FakeArm, 'counters'> {
   tamperPackage(version: string): void;
   /** Waits until the instance's boot ended; its outcome. */
   whenBooted(resourceGroup: string, scaleSet: string, instanceId: string): Promise<InstanceView['boot']>;
+  /** The private endpoints made (in CONTROL_PLANE_SUBNET_ID): their address and connection status. */
+  privateEndpoints(): { name: string; ip: string; status: string; linkServiceId: string }[];
+  /** The Private Link services deployed, with the private endpoints connected to each. */
+  linkServices(): { id: string; natIp: string; visibility: string[]; autoApproval: string[]; connections: number }[];
+  /** The network namespace of a resource group's VNet (for `nsenter --net=`): where a machine of the customer's network would be. */
+  netnsOf(resourceGroup: string): string;
+  /** Where the control plane reaches an instance's port: its private endpoint's address and the NAT rule's frontend port (as the target finds it). */
+  routeTo(resourceGroup: string, privateIp: string, backendPort: number): { host: string; port: number };
 }
 
 
@@ -150,6 +169,8 @@ interface Instance {
   userData: string;
   /** A Run Command running on it: Azure runs one at a time per VM. */
   runCommandBusy: boolean;
+  /** Its place in the inbound NAT rules' port ranges (frontend port = range start + slot), kept for its life. */
+  natSlot: number;
   /**
    * Its power and model actions, one after the other: Azure's compute provider runs the
    * operations on one VM in turn (a second restart sent while one runs starts once it ended),
@@ -162,10 +183,57 @@ interface ScaleSet {
   subscription: string;
   resourceGroup: string;
   name: string;
+  /** Its VNet (local-network.ts key). */
+  vnetKey: string;
   model: Model;
   instances: Map<string, Instance>;
   nextId: number;
 }
+
+/** An inbound NAT rule V2 on a backend pool: each member gets a frontend port of the range (https://learn.microsoft.com/azure/load-balancer/inbound-nat-rules). */
+interface NatRule {
+  name: string;
+  start: number;
+  end: number;
+  backendPort: number;
+}
+
+/** A Private Link service on a cluster's internal load balancer (https://learn.microsoft.com/azure/private-link/private-link-service-overview). */
+interface LinkService {
+  id: string;
+  subscription: string;
+  resourceGroup: string;
+  loadBalancer: string;
+  vnetKey: string;
+  /** The NAT address: the source of its traffic inside the VNet. */
+  natIp: string;
+  visibility: string[];
+  autoApproval: string[];
+  rules: NatRule[];
+  /** Private endpoints connected (their ids, lower case). */
+  connections: Set<string>;
+}
+
+/** A private endpoint the control plane made in its own subnet, connected to a Private Link service. */
+interface PrivateEndpoint {
+  id: string;
+  name: string;
+  subscription: string;
+  resourceGroup: string;
+  location: string;
+  subnetId: string;
+  linkServiceId: string;
+  connectionName: string;
+  nicName: string;
+  ip: string;
+  status: 'Approved' | 'Pending';
+  provisioningState: 'Updating' | 'Succeeded' | 'Deleting';
+  listeners: net.Server[];
+}
+
+/** The control plane's network in the local cloud: its private endpoints are made in this subnet. */
+export const CONTROL_PLANE_SUBSCRIPTION = 'c0a7f1e2-0000-4000-8000-00000000c0de';
+export const CONTROL_PLANE_SUBNET_ID = `/subscriptions/${CONTROL_PLANE_SUBSCRIPTION}/resourceGroups/rg-control-plane/providers/Microsoft.Network/virtualNetworks/vnet-control-plane/subnets/endpoints`;
 
 const TIER_CAPACITY: Record<string, number> = { development: 1, standard: 3, plus: 5 };
 const DEPLOYMENT_FAILED = 'At least one resource deployment operation failed. Please list deployment operations for details. Please see https://aka.ms/arm-deployment-operations for usage details.';
@@ -245,6 +313,14 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
   let throttle = { n: 0, retryAfter: '1' };
   let url = '';
   const preflight = new ArmPreflight({ zonesOf: availabilityZones });
+  // The control plane's own group, where it makes its private endpoints: Network Contributor there.
+  preflight.putResourceGroup(CONTROL_PLANE_SUBSCRIPTION, 'rg-control-plane', 'westeurope', 'Network Contributor');
+  const linkServices = new Map<string, LinkService>();
+  const endpoints = new Map<string, PrivateEndpoint>();
+  /** The private endpoints' addresses: this run's block of the control plane's network. */
+  const endpointBlock = `10.247.${(process.pid % 250) + 1}`;
+  let nextEndpointHost = 4;
+  let network: LocalNetwork;
 
   const key = (rg: string, name: string) => `${rg.toLowerCase()}/${name.toLowerCase()}`;
 
@@ -255,12 +331,16 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
   async function makeInstance(set: ScaleSet, privateIp: string): Promise<Instance> {
     const instanceId = String(set.nextId++);
     const token = randomBytes(16).toString('hex');
+    const vnet = await network.vnet(set.vnetKey, set.model.vnetCidr);
     const vm = new LocalVm({
       dir: path.join(vmRoot, `${set.resourceGroup.toLowerCase()}-${set.name}-${instanceId}`),
-      privateIp, agentUrl: `${url}/_vm/${token}`, caBundle, onProcess: (pid) => fs.appendFileSync(PID_FILE, `${pid}\n`),
+      privateIp, netns: vnet.netns, agentUrl: `${url}/_vm/${token}`, caBundle, onProcess: (pid) => fs.appendFileSync(PID_FILE, `${pid}\n`),
     });
     agents.set(token, vm);
-    const inst: Instance = { instanceId, privateIp, generation: set.model.generation, consulVersion: set.model.consulVersion, vm, userData: userDataOf(set.model.customData), runCommandBusy: false };
+    const slots = new Set([...set.instances.values()].map((i) => i.natSlot));
+    let natSlot = 0;
+    while (slots.has(natSlot)) natSlot++;
+    const inst: Instance = { instanceId, privateIp, generation: set.model.generation, consulVersion: set.model.consulVersion, vm, userData: userDataOf(set.model.customData), runCommandBusy: false, natSlot };
     set.instances.set(instanceId, inst);
     await vm.powerOn(inst.userData);
     return inst;
@@ -287,12 +367,22 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
   async function realise(d: DeploymentRecord & { subscription: string }): Promise<void> {
     const resources = (d.template.resources ?? []) as unknown[];
     if (d.mode === 'Complete' && resources.length === 0) {
+      const group = d.resourceGroup.toLowerCase();
+      // https://learn.microsoft.com/troubleshoot/azure/azure-kubernetes/create-upgrade-delete/cannot-delete-load-balancer-private-link-service:
+      // a Private Link service with private endpoint connections is not deleted, and the deployment fails.
+      for (const pls of linkServices.values()) {
+        if (pls.resourceGroup.toLowerCase() === group && pls.connections.size > 0) {
+          throw Object.assign(new Error(`Private link service ${pls.id} has existing private endpoint connections [${[...pls.connections].join(', ')}]. Private link service with private endpoint connections cannot be deleted.`), { code: 'PrivateLinkServiceWithPrivateEndpointConnectionsCannotBeDeleted' });
+        }
+      }
+      for (const [k, pls] of linkServices) if (pls.resourceGroup.toLowerCase() === group) linkServices.delete(k);
       for (const [k, set] of scaleSets) {
         if (set.resourceGroup.toLowerCase() !== d.resourceGroup.toLowerCase()) continue;
         for (const inst of [...set.instances.values()]) await removeInstance(set, inst);
         scaleSets.delete(k);
       }
       for (const [k, a] of storageAccounts) if (a.resourceGroup.toLowerCase() === d.resourceGroup.toLowerCase()) storageAccounts.delete(k);
+      await network.removeGroup(group);
       d.outputs = {};
       return;
     }
@@ -311,6 +401,20 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
     };
     const storageName = String((d.outputs.storageAccountName as { value: string }).value);
     storageAccounts.set(key(d.resourceGroup, storageName), { name: storageName, resourceGroup: d.resourceGroup, subscription: d.subscription, location: String(value('location', 'westeurope')) });
+    // The network as the template declares it: its VNet (a namespace of its own) and the Private Link service on the internal load balancer.
+    const evaluated = evaluateDeployment(d.template, d.parameters, {
+      subscriptionId: d.subscription, resourceGroup: d.resourceGroup, location: String(value('location', 'westeurope')), tenantId: '00000000-0000-0000-0000-000000000000', deploymentName: d.name, zonesOf: availabilityZones,
+    }).resources.filter((r) => r.deployed);
+    const vnetResource = evaluated.find((r) => r.type.toLowerCase() === 'microsoft.network/virtualnetworks');
+    const vnetKey = key(d.resourceGroup, String(vnetResource?.name ?? `${clusterName}-vnet`));
+    await network.vnet(vnetKey, vnetCidr);
+    const plsResource = evaluated.find((r) => r.type.toLowerCase() === 'microsoft.network/privatelinkservices');
+    if (plsResource) {
+      const pls = linkServiceOf(d.subscription, d.resourceGroup, vnetKey, plsResource, evaluated);
+      const existing = linkServices.get(pls.id.toLowerCase());
+      linkServices.set(pls.id.toLowerCase(), existing ? { ...pls, connections: existing.connections } : pls);
+      d.outputs.managementService = { type: 'String', value: pls.id };
+    }
     if (value('deployServers', true) !== true) return;
     const capacity = TIER_CAPACITY[String(value('tier', 'standard'))];
     if (!capacity) throw Object.assign(new Error(`tier ${String(value('tier'))} is not one of the allowed values`), { code: 'InvalidTemplate' });
@@ -319,7 +423,7 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
     const customData = String(value('customData', ''));
     const consulVersion = String(value('consulVersion', '1.8.7'));
     if (!set) {
-      set = { subscription: d.subscription, resourceGroup: d.resourceGroup, name: `${clusterName}-servers`, model: { capacity, customData, consulVersion, vnetCidr, generation: 1 }, instances: new Map(), nextId: 0 };
+      set = { subscription: d.subscription, resourceGroup: d.resourceGroup, name: `${clusterName}-servers`, vnetKey, model: { capacity, customData, consulVersion, vnetCidr, generation: 1 }, instances: new Map(), nextId: 0 };
       scaleSets.set(k, set);
     } else if (set.model.customData !== customData || set.model.consulVersion !== consulVersion) {
       set.model = { capacity, customData, consulVersion, vnetCidr, generation: set.model.generation + 1 };
@@ -331,9 +435,67 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
     for (const inst of byAge.slice(0, Math.max(0, set.instances.size - capacity))) await removeInstance(set, inst);
     while (set.instances.size < capacity) {
       const used = new Set([...set.instances.values()].map((i) => i.privateIp));
-      const free = subnetPlan(vnetCidr, set.instances.size + 1 + used.size).serverAddresses.find((a) => !used.has(a))!;
+      const free = subnetPlan(vnetCidr, 5).serverAddresses.find((a) => !used.has(a))!;
       await makeInstance(set, free);
     }
+  }
+
+  /** The Private Link service a deployment declares: its frontend's load balancer and that balancer's NAT rules, its NAT address, who may connect. */
+  function linkServiceOf(subscription: string, resourceGroup: string, vnetKey: string, r: EvaluatedResource, all: EvaluatedResource[]): LinkService {
+    const o = (v: unknown) => (v && typeof v === 'object' ? (v as Record<string, unknown>) : {});
+    const props = o(r.properties);
+    const frontend = String(o((props.loadBalancerFrontendIpConfigurations as unknown[] | undefined)?.[0]).id ?? '');
+    const lbName = /\/loadBalancers\/([^/]+)\//i.exec(frontend)?.[1] ?? '';
+    const lb = all.find((x) => x.type.toLowerCase() === 'microsoft.network/loadbalancers' && String(x.name).toLowerCase() === lbName.toLowerCase());
+    const rules = ((o(lb?.properties).inboundNatRules as unknown[] | undefined) ?? []).map((n) => {
+      const p = o(o(n).properties);
+      return { name: String(o(n).name), start: Number(p.frontendPortRangeStart), end: Number(p.frontendPortRangeEnd), backendPort: Number(p.backendPort) };
+    }).filter((n) => Number.isInteger(n.start) && Number.isInteger(n.end) && n.end >= n.start);
+    const nat = o(o((props.ipConfigurations as unknown[] | undefined)?.[0]).properties);
+    const subs = (v: unknown) => ((o(v).subscriptions as unknown[] | undefined) ?? []).map((x) => String(x).toLowerCase());
+    return {
+      id: `/subscriptions/${subscription}/resourceGroups/${resourceGroup}/providers/Microsoft.Network/privateLinkServices/${String(r.name)}`,
+      subscription, resourceGroup, loadBalancer: lbName, vnetKey, natIp: String(nat.privateIPAddress ?? ''),
+      visibility: subs(props.visibility), autoApproval: subs(props.autoApproval), rules, connections: new Set(),
+    };
+  }
+
+  /** The instance a NAT rule's frontend port leads to: the pool member holding that slot. */
+  function natTarget(pls: LinkService, port: number): { inst: Instance; rule: NatRule } | undefined {
+    const rule = pls.rules.find((r) => port >= r.start && port <= r.end);
+    const set = [...scaleSets.values()].find((x) => x.resourceGroup.toLowerCase() === pls.resourceGroup.toLowerCase());
+    const inst = rule && set ? [...set.instances.values()].find((i) => i.natSlot === port - rule.start) : undefined;
+    return inst && rule ? { inst, rule } : undefined;
+  }
+
+  /**
+   * A private endpoint's address answers on every frontend port of its service's NAT rules:
+   * each connection goes, through the service's NAT, to the instance holding that port.
+   */
+  async function listen(pe: PrivateEndpoint, pls: LinkService): Promise<void> {
+    for (const rule of pls.rules) {
+      for (let port = rule.start; port <= rule.end; port++) {
+        const server = net.createServer((client) => {
+          client.on('error', () => undefined);
+          const current = linkServices.get(pls.id.toLowerCase());
+          const to = current && natTarget(current, port);
+          if (!current || !to || !network.has(current.vnetKey)) return client.resetAndDestroy();
+          const upstream = network.connectInto(current.vnetKey, to.inst.privateIp, to.rule.backendPort, current.natIp);
+          upstream.on('error', () => client.resetAndDestroy());
+          client.on('error', () => upstream.destroy());
+          client.pipe(upstream).pipe(client);
+          client.on('close', () => upstream.destroy());
+          upstream.on('close', () => client.destroy());
+        });
+        await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, pe.ip, resolve));
+        pe.listeners.push(server);
+      }
+    }
+  }
+
+  async function unlisten(pe: PrivateEndpoint): Promise<void> {
+    const all = pe.listeners.splice(0);
+    await Promise.all(all.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
   }
 
   const publicDeployment = (d: DeploymentRecord & { subscription: string }) => {
@@ -402,6 +564,108 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
     } finally {
       inst.runCommandBusy = false;
     }
+  }
+
+  const endpointView = (pe: PrivateEndpoint) => ({
+    id: pe.id, name: pe.name, type: 'Microsoft.Network/privateEndpoints', location: pe.location,
+    properties: {
+      provisioningState: pe.provisioningState,
+      subnet: { id: pe.subnetId },
+      networkInterfaces: [{ id: `/subscriptions/${pe.subscription}/resourceGroups/${pe.resourceGroup}/providers/Microsoft.Network/networkInterfaces/${pe.nicName}` }],
+      privateLinkServiceConnections: [{
+        id: `${pe.id}/privateLinkServiceConnections/${pe.connectionName}`, name: pe.connectionName,
+        properties: {
+          provisioningState: 'Succeeded', privateLinkServiceId: pe.linkServiceId,
+          privateLinkServiceConnectionState: pe.status === 'Approved' ? { status: 'Approved', description: 'Auto-Approved', actionsRequired: 'None' } : { status: 'Pending', description: 'Awaiting approval', actionsRequired: 'None' },
+        },
+      }],
+      manualPrivateLinkServiceConnections: [],
+      customDnsConfigs: [],
+    },
+  });
+
+  /**
+   * Microsoft.Network: a load balancer's NAT port mappings, and the control plane's private
+   * endpoints (PUT/GET/DELETE) with their network interfaces, and its VNet.
+   */
+  async function networkRoutes(req: IncomingMessage, res: ServerResponse, method: string, subscription: string, rg: string, parts: string[], lower: string[]): Promise<boolean> {
+    const notFound = (type: string, name: string) => armError(res, 404, 'ResourceNotFound', `The Resource '${type}/${name}' under resource group '${rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`);
+    // POST .../loadBalancers/{lb}/backendAddressPools/{pool}/queryInboundNatRulePortMapping: the frontend port of each NAT rule V2 for one pool member
+    // (https://learn.microsoft.com/rest/api/load-balancer/load-balancers/list-inbound-nat-rule-port-mappings).
+    if (lower[6] === 'loadbalancers' && lower[8] === 'backendaddresspools' && lower[10] === 'queryinboundnatruleportmapping' && method === 'POST') {
+      const body = JSON.parse((await readBody(req)).toString('utf8') || '{}') as { ipAddress?: string; ipConfiguration?: { id?: string } };
+      const pls = [...linkServices.values()].find((x) => x.resourceGroup.toLowerCase() === rg.toLowerCase() && x.loadBalancer.toLowerCase() === lower[7]);
+      const set = [...scaleSets.values()].find((x) => x.resourceGroup.toLowerCase() === rg.toLowerCase());
+      if (!pls || !set) return notFound('Microsoft.Network/loadBalancers', parts[7]), true;
+      if (!body.ipAddress && !body.ipConfiguration?.id) return armError(res, 400, 'InvalidRequestFormat', 'Either ipAddress or ipConfiguration must be specified.'), true;
+      const inst = [...set.instances.values()].find((i) => i.privateIp === body.ipAddress || (body.ipConfiguration?.id ?? '').toLowerCase().includes(`/virtualmachines/${i.instanceId}/`));
+      if (!inst) return armError(res, 400, 'InvalidRequestFormat', `No backend address ${body.ipAddress ?? body.ipConfiguration?.id} in pool ${parts[9]}.`), true;
+      return send(res, 200, { inboundNatRulePortMappings: pls.rules.map((r) => ({ inboundNatRuleName: r.name, protocol: 'Tcp', frontendPort: r.start + inst.natSlot, backendPort: r.backendPort })) }), true;
+    }
+    if (lower[6] === 'virtualnetworks' && parts.length === 8 && method === 'GET') {
+      const [vnetId] = CONTROL_PLANE_SUBNET_ID.split('/subnets/');
+      if (`/subscriptions/${subscription}/resourceGroups/${rg}/providers/Microsoft.Network/virtualNetworks/${parts[7]}`.toLowerCase() !== vnetId.toLowerCase()) return notFound('Microsoft.Network/virtualNetworks', parts[7]), true;
+      return send(res, 200, { id: vnetId, name: parts[7], type: 'Microsoft.Network/virtualNetworks', location: 'westeurope', properties: { provisioningState: 'Succeeded', addressSpace: { addressPrefixes: [LOCAL_VNET_RANGE] }, subnets: [{ id: CONTROL_PLANE_SUBNET_ID, name: 'endpoints', properties: { addressPrefix: `${endpointBlock}.0/24`, privateEndpointNetworkPolicies: 'Disabled' } }] } }), true;
+    }
+    if (lower[6] === 'networkinterfaces' && parts.length === 8 && method === 'GET') {
+      const pe = [...endpoints.values()].find((e) => e.resourceGroup.toLowerCase() === rg.toLowerCase() && e.nicName.toLowerCase() === lower[7]);
+      if (!pe) return notFound('Microsoft.Network/networkInterfaces', parts[7]), true;
+      return send(res, 200, {
+        id: `/subscriptions/${subscription}/resourceGroups/${rg}/providers/Microsoft.Network/networkInterfaces/${pe.nicName}`, name: pe.nicName, location: pe.location,
+        properties: { provisioningState: 'Succeeded', privateEndpoint: { id: pe.id }, ipConfigurations: [{ name: 'privateEndpointIpConfig', properties: { privateIPAddress: pe.ip, privateIPAllocationMethod: 'Dynamic', primary: true, subnet: { id: pe.subnetId } } }] },
+      }), true;
+    }
+    if (lower[6] !== 'privateendpoints' || parts.length !== 8) return false;
+    const id = `/subscriptions/${subscription}/resourceGroups/${rg}/providers/Microsoft.Network/privateEndpoints/${parts[7]}`;
+    const existing = endpoints.get(id.toLowerCase());
+    if (method === 'GET') return existing ? send(res, 200, endpointView(existing)) : notFound('Microsoft.Network/privateEndpoints', parts[7]), true;
+    if (method === 'DELETE') {
+      if (!existing) return send(res, 204, undefined), true;
+      existing.provisioningState = 'Deleting';
+      accepted(res, subscription, async () => {
+        await unlisten(existing);
+        linkServices.get(existing.linkServiceId.toLowerCase())?.connections.delete(existing.id.toLowerCase());
+        endpoints.delete(existing.id.toLowerCase());
+      });
+      return true;
+    }
+    if (method !== 'PUT') return false;
+    const refused = preflight.checkWrite(subscription, rg, id, 'Microsoft.Network/privateEndpoints/write');
+    if (refused) return send(res, refused.status, { error: refused.error }), true;
+    const body = JSON.parse((await readBody(req)).toString('utf8') || '{}') as { location?: string; properties?: { subnet?: { id?: string }; privateLinkServiceConnections?: { name?: string; properties?: { privateLinkServiceId?: string } }[] } };
+    const subnetId = body.properties?.subnet?.id ?? '';
+    const connection = body.properties?.privateLinkServiceConnections?.[0];
+    const plsId = connection?.properties?.privateLinkServiceId ?? '';
+    // A reference to what does not exist: InvalidResourceReference (https://learn.microsoft.com/azure/azure-resource-manager/troubleshooting/error-not-found).
+    if (subnetId.toLowerCase() !== CONTROL_PLANE_SUBNET_ID.toLowerCase()) return armError(res, 400, 'InvalidResourceReference', `Resource ${subnetId} referenced by resource ${id} was not found. Please make sure that the referenced resource exists, and that both resources are in the same region.`), true;
+    const pls = linkServices.get(plsId.toLowerCase());
+    if (!pls || !connection?.name) return armError(res, 400, 'InvalidResourceReference', `Resource ${plsId} referenced by resource ${id} was not found.`), true;
+    if (existing && existing.linkServiceId.toLowerCase() !== plsId.toLowerCase()) return armError(res, 400, 'InvalidRequestFormat', `Private endpoint ${id}: its private link service connection cannot be changed.`), true;
+    // Visibility and auto-approval, by the endpoint's subscription (https://learn.microsoft.com/azure/private-link/private-link-service-overview#control-service-access):
+    // auto-approved: connected at once; only visible: Pending until the provider approves, and only approved connections carry traffic.
+    const status = pls.autoApproval.includes(subscription.toLowerCase()) ? 'Approved' : 'Pending';
+    const pe: PrivateEndpoint = existing ?? {
+      id, name: parts[7], subscription, resourceGroup: rg, location: body.location ?? 'westeurope', subnetId, linkServiceId: pls.id, connectionName: connection.name,
+      nicName: `${parts[7]}.nic.${randomUUID()}`, ip: `${endpointBlock}.${nextEndpointHost++}`, status, provisioningState: 'Updating', listeners: [],
+    };
+    endpoints.set(id.toLowerCase(), pe);
+    const opId = randomUUID();
+    const op: { done: boolean; startTime: string; endTime?: string; result?: unknown; error?: { code: string; message: string } } = { done: false, startTime: new Date().toISOString() };
+    vmOperations.set(opId, op);
+    send(res, existing ? 200 : 201, endpointView(pe), { 'azure-asyncoperation': `${url}/subscriptions/${subscription}/providers/Microsoft.Network/locations/${pe.location}/operations/${opId}?api-version=2024-05-01`, 'retry-after': retryAfter });
+    void (async () => {
+      if (!existing && status === 'Approved') {
+        pls.connections.add(pe.id.toLowerCase());
+        await listen(pe, pls);
+      } else if (!existing) {
+        pls.connections.add(pe.id.toLowerCase());
+      }
+      pe.provisioningState = 'Succeeded';
+    })().then(
+      () => Object.assign(op, { done: true, endTime: new Date().toISOString() }),
+      (e: unknown) => Object.assign(op, { done: true, endTime: new Date().toISOString(), error: { code: 'InternalServerError', message: (e as Error).message } }),
+    );
+    return true;
   }
 
   async function routes(req: IncomingMessage, res: ServerResponse, u: URL): Promise<boolean> {
@@ -524,6 +788,10 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
       }
       return false;
     }
+    if (provider === 'microsoft.network') {
+      const handled = await networkRoutes(req, res, method, subscription, rg, parts, lower);
+      if (handled) return true;
+    }
     if (provider === 'microsoft.storage' && lower[6] === 'storageaccounts') {
       const inGroup = [...storageAccounts.values()].filter((a) => a.resourceGroup.toLowerCase() === rg.toLowerCase());
       const shape = (a: (typeof inGroup)[number]) => ({
@@ -640,13 +908,17 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
   process.on('exit', killAll);
   const arm = await startFakeArm({ routes });
   url = arm.url;
+  network = await LocalNetwork.start({ dir: path.join(vmRoot, 'net'), armPort: Number(new URL(url).port), onProcess: (pid) => fs.appendFileSync(PID_FILE, `${pid}\n`) });
   preflight.setPrincipal(arm.clientId);
   // One counters object: the token and application counts and these, all live.
   counters = Object.assign(arm.counters, counters);
   const close = arm.close.bind(arm);
   const { putApplication } = arm;
+  const baseEnv = arm.env.bind(arm);
   const local: LocalArm = Object.assign(arm, {
     requests,
+    // The worker makes each cluster's private endpoint in the control plane's subnet.
+    env: () => ({ ...baseEnv(), AZURE_MANAGEMENT_SUBNET_ID: CONTROL_PLANE_SUBNET_ID }),
     preflight,
     // Azure makes an application's managed resource group with it and deletes it with it
     // (https://learn.microsoft.com/azure/azure-resource-manager/managed-applications/overview#managed-resource-group).
@@ -676,8 +948,26 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
       if (!inst) throw new Error(`no instance ${instanceId} in ${scaleSet}`);
       return inst.vm.whenBooted();
     },
+    privateEndpoints: () => [...endpoints.values()].map((e) => ({ name: e.name, ip: e.ip, status: e.status, linkServiceId: e.linkServiceId })),
+    linkServices: () => [...linkServices.values()].map((l) => ({ id: l.id, natIp: l.natIp, visibility: l.visibility, autoApproval: l.autoApproval, connections: l.connections.size })),
+    netnsOf(resourceGroup: string) {
+      const set = [...scaleSets.values()].find((x) => x.resourceGroup.toLowerCase() === resourceGroup.toLowerCase());
+      if (!set || !network.has(set.vnetKey)) throw new Error(`no VNet with instances in ${resourceGroup}`);
+      return network.netnsOf(set.vnetKey);
+    },
+    routeTo(resourceGroup: string, privateIp: string, backendPort: number) {
+      const pls = [...linkServices.values()].find((x) => x.resourceGroup.toLowerCase() === resourceGroup.toLowerCase());
+      const pe = pls && [...endpoints.values()].find((e) => e.linkServiceId.toLowerCase() === pls.id.toLowerCase() && e.status === 'Approved');
+      const set = [...scaleSets.values()].find((x) => x.resourceGroup.toLowerCase() === resourceGroup.toLowerCase());
+      const inst = set && [...set.instances.values()].find((i) => i.privateIp === privateIp);
+      const rule = pls?.rules.find((r) => r.backendPort === backendPort);
+      if (!pe || !inst || !rule) throw new Error(`no route to ${privateIp}:${backendPort} in ${resourceGroup}`);
+      return { host: pe.ip, port: rule.start + inst.natSlot };
+    },
     async close() {
+      for (const e of endpoints.values()) await unlisten(e);
       for (const set of scaleSets.values()) for (const i of set.instances.values()) await i.vm.powerOff();
+      await network.close();
       process.off('exit', killAll);
       fs.rmSync(vmRoot, { recursive: true, force: true });
       await close();

@@ -20,8 +20,9 @@
  *   User/Group (`setpriv`), in the instance's namespace (`nsenter`), and
  *   ExecReload with $MAINPID. Not honoured: Restart=, NoNewPrivileges=,
  *   ProtectSystem=, LimitNOFILE=.
- * - `hostname -I` answers the instance's private address (its NIC's), which
- *   the local ARM makes local to this host; the network is the host's.
+ * - Its network is its VNet's: a network namespace (local-network.ts) that it
+ *   shares with the other instances of its VNet, where its private address
+ *   (`hostname -I`, its NIC's) is local. The host cannot reach it there.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -31,6 +32,8 @@ export interface LocalVmOptions {
   /** The instance's folder: its OS disk (os/), data disk (lun0.img), logs. */
   dir: string;
   privateIp: string;
+  /** Its VNet's network namespace (a path for `nsenter --net=`). */
+  netns: string;
   /** Where the instance's `systemctl` shim calls back (the local ARM's agent route for this instance). */
   agentUrl: string;
   /** PEM bundle the instance trusts (its /etc/ssl/certs/ca-certificates.crt). */
@@ -276,7 +279,7 @@ export class LocalVm {
       'exec sleep infinity',
     ].join('\n');
     const err = this.log('namespace.log');
-    const holder = spawn('unshare', ['--mount', '--propagation', 'private', '--', '/bin/sh', '-c', script], { stdio: ['ignore', 'pipe', err], env: { PATH: PATH_ENV } });
+    const holder = spawn('nsenter', [`--net=${this.opts.netns}`, '--', 'unshare', '--mount', '--propagation', 'private', '--', '/bin/sh', '-c', script], { stdio: ['ignore', 'pipe', err], env: { PATH: PATH_ENV } });
     fs.closeSync(err);
     holder.on('error', () => undefined);
     if (holder.pid) this.opts.onProcess(holder.pid);
@@ -291,12 +294,17 @@ export class LocalVm {
     this.holder = holder;
   }
 
+  /** nsenter's arguments into the instance: its mount namespace and its VNet's network namespace. */
+  private enter(): string[] {
+    return [`--mount=/proc/${this.holder!.pid}/ns/mnt`, `--net=/proc/${this.holder!.pid}/ns/net`, '--'];
+  }
+
   /** A command in the instance's namespace (as root unless `user`). */
   private spawnIn(argv: string[], opts: { user?: string; group?: string; log: string }): ChildProcess {
     if (!alive(this.holder)) throw new Error(`instance ${this.privateIp} is not running`);
     const as = opts.user ? ['setpriv', `--reuid=${opts.user}`, `--regid=${opts.group ?? opts.user}`, '--init-groups', '--'] : [];
     const fd = this.log(opts.log);
-    const p = spawn('nsenter', [`--mount=/proc/${this.holder.pid}/ns/mnt`, '--', ...as, ...argv], { stdio: ['ignore', fd, fd], env: { PATH: PATH_ENV, LANG: 'C.UTF-8' }, cwd: '/' });
+    const p = spawn('nsenter', [...this.enter(), ...as, ...argv], { stdio: ['ignore', fd, fd], env: { PATH: PATH_ENV, LANG: 'C.UTF-8' }, cwd: '/' });
     fs.closeSync(fd);
     p.on('error', () => undefined);
     if (p.pid) this.opts.onProcess(p.pid);
@@ -311,7 +319,7 @@ export class LocalVm {
   /** A shell script as root in the instance (Run Command), its output captured. */
   async shell(script: string): Promise<ShellResult> {
     if (!alive(this.holder)) throw new Error(`instance ${this.privateIp} is not running`);
-    const p = spawn('nsenter', [`--mount=/proc/${this.holder.pid}/ns/mnt`, '--', '/bin/sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: PATH_ENV, LANG: 'C.UTF-8' }, cwd: '/' });
+    const p = spawn('nsenter', [...this.enter(), '/bin/sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: PATH_ENV, LANG: 'C.UTF-8' }, cwd: '/' });
     if (p.pid) this.opts.onProcess(p.pid);
     const out: Buffer[] = [];
     const err: Buffer[] = [];

@@ -24,6 +24,7 @@ export class TargetRegistry {
         credential: azureCredential(config),
         armEndpoint: config.ARM_ENDPOINT,
         adminSshPublicKey: config.AZURE_ADMIN_SSH_PUBLIC_KEY ?? '',
+        managementSubnetId: config.AZURE_MANAGEMENT_SUBNET_ID ?? '',
         template: JSON.parse(fs.readFileSync(path.join(config.repoRoot, 'infra', 'arm', 'cluster.json'), 'utf8')) as Record<string, unknown>,
         consulPackage: (version) => {
           const p = packages[version];

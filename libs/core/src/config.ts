@@ -93,6 +93,13 @@ const schema = z.object({
    * every server VM's admin user: Azure requires a key when password login is disabled. Required with the Azure target.
    */
   AZURE_ADMIN_SSH_PUBLIC_KEY: z.string().optional(),
+  /**
+   * The subnet of the control plane's own VNet where the worker makes one private endpoint per cluster, to
+   * the cluster's Private Link service: the one path to its servers (their addresses overlap other customers'
+   * and are never routed to). A subnet resource id; its subscription is the one every cluster's Private Link
+   * service is visible to and approves. Required with the Azure target.
+   */
+  AZURE_MANAGEMENT_SUBNET_ID: z.string().optional(),
   /** Root of the server folders on the VMs (their custom data writes there); tests that realise instances here choose their own. */
   AZURE_VM_CLUSTERS_DIR: z.string().default('/var/lib/managed-consul/clusters'),
   /** How soon the worker asks ARM again about a running deployment or instance action. */
@@ -223,6 +230,9 @@ export function isLoopbackHost(hostname: string): boolean {
   return h === 'localhost' || h.endsWith('.localhost') || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === '[::1]' || h === '::1';
 }
 
+/** A subnet's resource id (its subscription, group, VNet and subnet). */
+export const MANAGEMENT_SUBNET_ID = /^\/subscriptions\/([0-9a-f-]{36})\/resourceGroups\/([-\w._()]+)\/providers\/Microsoft\.Network\/virtualNetworks\/([-\w._]+)\/subnets\/([-\w._]+)$/i;
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<keyof z.infer<typeof schema>, string>> = {}): Config {
   const input: Record<string, string | undefined> = {};
   for (const key of Object.keys(schema.shape)) input[key] = overrides[key as keyof typeof overrides] ?? env[key];
@@ -261,6 +271,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const sshKey = parsed.data.AZURE_ADMIN_SSH_PUBLIC_KEY;
   if (parsed.data.AZURE_CONSUL_PACKAGES && !sshKey) {
     throw new ConfigError('invalid configuration:\n  AZURE_ADMIN_SSH_PUBLIC_KEY: required with the Azure target (AZURE_CONSUL_PACKAGES): Azure refuses a Linux VM with password login disabled and no SSH key');
+  }
+  const subnet = parsed.data.AZURE_MANAGEMENT_SUBNET_ID;
+  if (parsed.data.AZURE_CONSUL_PACKAGES && !subnet) {
+    throw new ConfigError('invalid configuration:\n  AZURE_MANAGEMENT_SUBNET_ID: required with the Azure target (AZURE_CONSUL_PACKAGES): the subnet of the control plane\'s VNet where the worker makes each cluster\'s private endpoint');
+  }
+  if (subnet && !MANAGEMENT_SUBNET_ID.test(subnet)) {
+    throw new ConfigError('invalid configuration:\n  AZURE_MANAGEMENT_SUBNET_ID: must be a subnet\'s resource id, /subscriptions/<subscription id>/resourceGroups/<group>/providers/Microsoft.Network/virtualNetworks/<vnet>/subnets/<subnet>');
   }
   if (sshKey && !/^(ssh-ed25519|ssh-rsa) [A-Za-z0-9+/]+={0,2}( \S.*)?$/.test(sshKey.trim())) {
     throw new ConfigError('invalid configuration:\n  AZURE_ADMIN_SSH_PUBLIC_KEY: must be one OpenSSH public key line (ssh-ed25519 or ssh-rsa, as in id_ed25519.pub)');

@@ -9,7 +9,7 @@ import { validateSpec } from '../consul/consul-api';
 import { ClusterLayout } from '../local/cluster-layout';
 import { serverFileList, serverFiles } from '../server-files';
 import { BlobSnapshotStore, type SnapshotStore } from '../snapshots/blob-store';
-import { READY, TargetRefusedError, type ObservedServer, type Progress, type Target } from '../target';
+import { READY, TargetRefusedError, type ObservedServer, type Progress, type ServerRoutes, type Target } from '../target';
 import { armErrorOf, describeArmError, isRefusal, refusal } from './arm-errors';
 import { AZURE_CLUSTERS_DIR, clusterCustomData, type ConsulPackage } from './cloud-init';
 import { BOOT_STATUS_LINE, RELOAD_LINE, parseRunCommandOutput, runCommandScript, writeFileLine } from './run-command';
@@ -38,8 +38,16 @@ import { BOOT_STATUS_LINE, RELOAD_LINE, parseRunCommandOutput, runCommandScript,
  *   upgrade and a reimage of that instance (its OS disk anew from the model,
  *   cloud-init again; Consul's data is on the data disk and stays), a stop is
  *   a power-off, a removal deletes the instance.
+ * - The worker and the API reach the servers only through the cluster's
+ *   Private Link service (on its internal load balancer, with one inbound NAT
+ *   rule V2 per port: each instance a frontend port of its own), by one
+ *   private endpoint per cluster that the worker makes in the control plane's
+ *   own subnet (`managementSubnetId`). Customers' address spaces overlap each
+ *   other's: nothing is peered, and no server address is ever dialled.
  * - Deleting deploys an empty template in Complete mode: every resource of
- *   the managed resource group goes, the group stays (Azure owns it).
+ *   the managed resource group goes, the group stays (Azure owns it); the
+ *   private endpoint goes first (Azure keeps a Private Link service that
+ *   still has connections).
  */
 
 /** Where a cluster lives in Azure, from its row. */
@@ -74,6 +82,8 @@ export interface AzureTargetOptions {
   journal: DeploymentJournal;
   /** The operator's break-glass SSH public key, on every VM's admin user (Azure wants one with password login disabled). */
   adminSshPublicKey: string;
+  /** The control plane's subnet for the clusters' private endpoints (AZURE_MANAGEMENT_SUBNET_ID), a resource id. */
+  managementSubnetId: string;
   /** infra/arm/cluster.json, parsed. */
   template: Record<string, unknown>;
   /** The Debian package a Consul version is installed from on the VMs. */
@@ -129,6 +139,18 @@ interface Clients {
   storage: StorageManagementClient;
 }
 
+/** cluster.json's inbound NAT rules on the internal load balancer's pool `servers`: the management path's two ports. */
+const NAT_RULE_HTTPS = 'management-https';
+const NAT_RULE_RPC = 'management-rpc';
+const SERVER_POOL = 'servers';
+
+/** The parts of a subnet's resource id. */
+export function parseSubnetId(id: string): { subscriptionId: string; resourceGroup: string; vnet: string; subnet: string } {
+  const m = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Network\/virtualNetworks\/([^/]+)\/subnets\/([^/]+)$/i.exec(id);
+  if (!m) throw new Error(`not a subnet resource id: ${id}`);
+  return { subscriptionId: m[1], resourceGroup: m[2], vnet: m[3], subnet: m[4] };
+}
+
 /** The blob container cluster.json makes in the cluster's storage account (its `snapshotContainer`). */
 export const SNAPSHOT_CONTAINER = 'consul-snapshots';
 
@@ -151,10 +173,15 @@ export class AzureTarget implements Target {
   private readonly clients = new Map<string, Clients>();
   private readonly pollIntervalMs: number;
   private readonly vmLayout: ClusterLayout;
+  private readonly management: ReturnType<typeof parseSubnetId>;
+  /** The private endpoint address of each cluster (it never changes for the endpoint's life). */
+  private readonly endpointIps = new Map<string, string>();
+  private managementLocation?: string;
 
   constructor(private readonly opts: AzureTargetOptions) {
     this.pollIntervalMs = opts.pollIntervalMs ?? 5_000;
     this.vmLayout = new ClusterLayout(opts.vmClustersDir ?? AZURE_CLUSTERS_DIR);
+    this.management = parseSubnetId(opts.managementSubnetId);
   }
 
   async observe(clusterId: string): Promise<readonly ObservedServer[]> {
@@ -179,7 +206,7 @@ export class AzureTarget implements Target {
   async writeServerConfig(spec: ClusterSpec, secrets: ClusterSecrets): Promise<Progress> {
     validateSpec(spec, secrets);
     const p = await this.opts.placement(spec.clusterId);
-    const deployed = await this.deploy(spec.clusterId, p, 'servers', 'Incremental', this.opts.template, this.parameters(spec, secrets, p));
+    const deployed = await this.deployServers(spec, secrets, p);
     if (deployed.state !== 'ready') return deployed;
     for (const i of await this.instances(p)) {
       if (!i.running || i.latestModelApplied || i.index === undefined || !spec.servers.some((s) => s.index === i.index)) continue;
@@ -192,7 +219,7 @@ export class AzureTarget implements Target {
   async startServers(spec: ClusterSpec, secrets: ClusterSecrets): Promise<Progress> {
     validateSpec(spec, secrets);
     const p = await this.opts.placement(spec.clusterId);
-    const deployed = await this.deploy(spec.clusterId, p, 'servers', 'Incremental', this.opts.template, this.parameters(spec, secrets, p));
+    const deployed = await this.deployServers(spec, secrets, p);
     if (deployed.state !== 'ready') return deployed;
     const instances = await this.instances(p);
     for (const s of spec.servers) {
@@ -228,7 +255,7 @@ export class AzureTarget implements Target {
     validateSpec(spec, secrets);
     const p = await this.opts.placement(spec.clusterId);
     const before = (await this.instances(p)).find((i) => i.index === index);
-    const deployed = await this.deploy(spec.clusterId, p, 'servers', 'Incremental', this.opts.template, this.parameters(spec, secrets, p));
+    const deployed = await this.deployServers(spec, secrets, p);
     if (deployed.state !== 'ready') return deployed;
     const i = (await this.instances(p)).find((x) => x.index === index) ?? before;
     if (!i) throw new Error(`server ${index} of cluster ${spec.clusterId} has no instance in scale set ${scaleSetName(p)}`);
@@ -272,6 +299,7 @@ export class AzureTarget implements Target {
    */
   async deleteAll(clusterId: string): Promise<Progress> {
     const p = await this.opts.placement(clusterId);
+    await this.deleteManagementEndpoint(clusterId);
     try {
       return await this.deploy(clusterId, p, 'delete', 'Complete', EMPTY_TEMPLATE, {});
     } catch (e) {
@@ -326,9 +354,105 @@ export class AzureTarget implements Target {
       externalEndpoint: { value: p.externalEndpoint },
       zones: { value: [...p.zones] },
       adminSshPublicKey: { value: this.opts.adminSshPublicKey },
+      controlPlaneSubscriptionId: { value: this.management.subscriptionId },
       deployServers: { value: true },
       customData: { value: customData },
     };
+  }
+
+  /** The servers' deployment for this spec, then the control plane's private endpoint to the cluster's Private Link service. */
+  private async deployServers(spec: ClusterSpec, secrets: ClusterSecrets, p: AzurePlacement): Promise<Progress> {
+    const deployed = await this.deploy(spec.clusterId, p, 'servers', 'Incremental', this.opts.template, this.parameters(spec, secrets, p));
+    if (deployed.state !== 'ready') return deployed;
+    await this.ensureManagementEndpoint(spec.clusterId, p);
+    return deployed;
+  }
+
+  /** The private endpoint of a cluster, in the control plane's resource group. */
+  private endpointName(clusterId: string): string {
+    return `consul-${clusterId}`;
+  }
+
+  /**
+   * The cluster's private endpoint, made once (a PUT that waits for ARM) and
+   * approved: the Private Link service approves the control plane's
+   * subscription on its own (cluster.json's autoApproval); a connection left
+   * Pending means that subscription is not the one the template named, which
+   * no retry mends.
+   */
+  private async ensureManagementEndpoint(clusterId: string, p: AzurePlacement): Promise<void> {
+    const { network } = await this.clientsOf(this.management);
+    const name = this.endpointName(clusterId);
+    let pe = await network.privateEndpoints.get(this.management.resourceGroup, name).catch((e: { statusCode?: number }) => {
+      if (e.statusCode === 404) return undefined;
+      throw e;
+    });
+    if (pe?.provisioningState !== 'Succeeded') {
+      this.managementLocation ??= (await network.virtualNetworks.get(this.management.resourceGroup, this.management.vnet)).location;
+      const privateLinkServiceId = `/subscriptions/${p.subscriptionId}/resourceGroups/${p.resourceGroup}/providers/Microsoft.Network/privateLinkServices/${p.clusterName}-management`;
+      try {
+        pe = await network.privateEndpoints.beginCreateOrUpdateAndWait(this.management.resourceGroup, name, {
+          location: this.managementLocation,
+          subnet: { id: this.opts.managementSubnetId },
+          privateLinkServiceConnections: [{ name: 'consul-management', privateLinkServiceId }],
+          tags: { 'managed-consul/cluster': clusterId },
+        }, this.lro());
+      } catch (e) {
+        if (isRefusal((e as { statusCode?: number }).statusCode)) throw refusal(`private endpoint ${name}`, e);
+        throw e;
+      }
+    }
+    const state = pe.privateLinkServiceConnections?.[0]?.privateLinkServiceConnectionState?.status;
+    if (state !== 'Approved') {
+      throw new TargetRefusedError('private_endpoint_not_approved', `private endpoint ${name}: its connection to the cluster's Private Link service is ${state ?? 'unknown'}, not Approved: the service approves only the subscription of AZURE_MANAGEMENT_SUBNET_ID (${this.management.subscriptionId})`);
+    }
+  }
+
+  private async deleteManagementEndpoint(clusterId: string): Promise<void> {
+    const { network } = await this.clientsOf(this.management);
+    await network.privateEndpoints.beginDeleteAndWait(this.management.resourceGroup, this.endpointName(clusterId), this.lro()).catch((e: { statusCode?: number }) => {
+      if (e.statusCode !== 404) throw e;
+    });
+    this.endpointIps.delete(clusterId);
+  }
+
+  /** The private endpoint's address (from its network interface), or undefined while there is none. */
+  private async endpointIp(clusterId: string): Promise<string | undefined> {
+    const known = this.endpointIps.get(clusterId);
+    if (known) return known;
+    const { network } = await this.clientsOf(this.management);
+    const pe = await network.privateEndpoints.get(this.management.resourceGroup, this.endpointName(clusterId)).catch((e: { statusCode?: number }) => {
+      if (e.statusCode === 404) return undefined;
+      throw e;
+    });
+    const nicId = pe?.provisioningState === 'Succeeded' ? pe.networkInterfaces?.[0]?.id : undefined;
+    if (!nicId) return undefined;
+    const nic = await network.networkInterfaces.get(this.management.resourceGroup, nicId.split('/').pop()!);
+    const ip = nic.ipConfigurations?.[0]?.privateIPAddress;
+    if (ip) this.endpointIps.set(clusterId, ip);
+    return ip;
+  }
+
+  /**
+   * Each running server's ports as the control plane reaches them: the
+   * private endpoint's address, at the frontend port each NAT rule gives the
+   * server's instance (asked of the load balancer by the instance's address).
+   */
+  async routes(clusterId: string): Promise<ReadonlyMap<string, ServerRoutes>> {
+    const p = await this.opts.placement(clusterId);
+    const host = await this.endpointIp(clusterId);
+    const out = new Map<string, ServerRoutes>();
+    if (!host) return out;
+    const { network } = await this.clientsOf(p);
+    for (const i of await this.instances(p)) {
+      if (!i.address) continue;
+      const mapping = await network.loadBalancers.beginListInboundNatRulePortMappingsAndWait(p.resourceGroup, `${p.clusterName}-ilb`, SERVER_POOL, { ipAddress: i.address }, this.lro());
+      const port = (rule: string) => mapping.inboundNatRulePortMappings?.find((m) => m.inboundNatRuleName === rule)?.frontendPort;
+      const https = port(NAT_RULE_HTTPS);
+      const rpc = port(NAT_RULE_RPC);
+      if (https !== undefined && rpc !== undefined) out.set(i.address, { https: { host, port: https }, rpc: { host, port: rpc } });
+    }
+    return out;
   }
 
   /**
@@ -502,7 +626,7 @@ export class AzureTarget implements Target {
     return store;
   }
 
-  private async clientsOf(p: AzurePlacement): Promise<Clients> {
+  private async clientsOf(p: Pick<AzurePlacement, 'subscriptionId'>): Promise<Clients> {
     let c = this.clients.get(p.subscriptionId);
     if (!c) {
       const options = { endpoint: this.opts.armEndpoint, credentialScopes: [`${this.opts.armEndpoint.replace(/\/$/, '')}/.default`] };

@@ -82,12 +82,17 @@ test('custom data on a VM: the default layout, the package checked before it is 
   assert.throws(() => clusterCustomData(spec, secrets, { consul: { ...CONSUL, url: 'http://insecure.example/consul.deb' } }), /must be https/);
 });
 
-test('subnetPlan: the internal endpoint at host index 3, servers after it; refuses what cannot hold them', () => {
+test('subnetPlan: the internal endpoint at host index 3, servers after it, the Private Link NAT address after the fifth; refuses what cannot hold them', () => {
   assert.deepEqual(subnetPlan('172.25.16.0/24', 5), {
     internalEndpoint: '172.25.16.4',
     serverAddresses: ['172.25.16.5', '172.25.16.6', '172.25.16.7', '172.25.16.8', '172.25.16.9'],
+    managementNatAddress: '172.25.16.10',
   });
+  // The NAT address does not move with the server count: a scale-up never meets it.
+  assert.equal(subnetPlan('172.25.16.0/24', 1).managementNatAddress, '172.25.16.10');
   assert.deepEqual(subnetPlan('10.1.2.240/28', 5).serverAddresses.at(-1), '10.1.2.249');
+  assert.equal(subnetPlan('10.1.2.240/28', 5).managementNatAddress, '10.1.2.250');
+  assert.throws(() => subnetPlan('172.25.16.0/24', 6), /at most 5/);
   assert.throws(() => subnetPlan('10.1.2.3/24', 1), /host bits/);
   assert.throws(() => subnetPlan('10.1.2.0/29', 3), /too small/);
 });

@@ -146,13 +146,17 @@ export function decodeCustomData(customData: string): { files: Map<string, { con
   return { files, runcmd: doc.runcmd };
 }
 
+/** The most servers a cluster has (the plus tier): the Private Link service's NAT address comes after theirs. */
+const MAX_SERVERS = 5;
+
 /**
  * Where things go in a cluster's subnet (the whole VNet prefix): Azure keeps
  * the first four addresses, the internal load balancer's static frontend takes
- * the next (host index 3, `cidrHost(vnetCidr, 3)` in cluster.json), and the
- * servers get the following ones in order.
+ * the next (host index 3, `cidrHost(vnetCidr, 3)` in cluster.json), the
+ * servers get the following ones in order, and the Private Link service's
+ * static NAT address follows the last a server may take (host index 9).
  */
-export function subnetPlan(vnetCidr: string, serverCount: number): { internalEndpoint: string; serverAddresses: string[] } {
+export function subnetPlan(vnetCidr: string, serverCount: number): { internalEndpoint: string; serverAddresses: string[]; managementNatAddress: string } {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(vnetCidr);
   if (!m || m.slice(1, 5).some((o) => Number(o) > 255)) throw new Error(`not an IPv4 CIDR: ${vnetCidr}`);
   const prefix = Number(m[5]);
@@ -160,9 +164,14 @@ export function subnetPlan(vnetCidr: string, serverCount: number): { internalEnd
   const size = 2 ** (32 - prefix);
   if (base % size !== 0) throw new Error(`${vnetCidr} has host bits set`);
   // Azure keeps the network address, three more and the broadcast address.
-  if (4 + 1 + serverCount + 1 > size) throw new Error(`${vnetCidr} is too small for ${serverCount} servers`);
+  if (serverCount > MAX_SERVERS) throw new Error(`a cluster has at most ${MAX_SERVERS} servers, not ${serverCount}`);
+  if (4 + 1 + MAX_SERVERS + 1 + 1 > size) throw new Error(`${vnetCidr} is too small for ${MAX_SERVERS} servers and the Private Link service's NAT address`);
   const ip = (n: number) => [24, 16, 8, 0].map((s) => (n >>> s) & 255).join('.');
-  return { internalEndpoint: ip(base + 4), serverAddresses: Array.from({ length: serverCount }, (_, i) => ip(base + 5 + i)) };
+  return {
+    internalEndpoint: ip(base + 4),
+    serverAddresses: Array.from({ length: serverCount }, (_, i) => ip(base + 5 + i)),
+    managementNatAddress: ip(base + 5 + MAX_SERVERS),
+  };
 }
 
 function assertPackage(p: ConsulPackage): void {
