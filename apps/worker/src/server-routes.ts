@@ -1,15 +1,18 @@
 import type { ClusterRepository } from '../../../libs/core/src';
 import { endpointText, type Endpoint, type ServerRoutes, type Target } from '../../../libs/provisioner/src';
 
-/** A server without a route (an instance still being made) makes its target be asked again at most this often. */
-const MISS_ASK_INTERVAL_MS = 5_000;
-/** Routes are asked again when older than this, whoever changed the target meanwhile (another worker's repair). */
-const ROUTES_MAX_AGE_MS = 60_000;
+export interface RouteAsking {
+  /** A server without a route (an instance still being made) makes its target be asked again at most this often. */
+  missIntervalMs: number;
+  /** Routes are asked again when older than this, whoever changed the target meanwhile (another worker's repair). */
+  maxAgeMs: number;
+}
+
+const ASKING: RouteAsking = { missIntervalMs: 5_000, maxAgeMs: 60_000 };
 
 interface Known {
   routes: ReadonlyMap<string, ServerRoutes>;
   at: number;
-  seq: number;
 }
 
 /**
@@ -23,12 +26,12 @@ interface Known {
  */
 export class ServerRouteCache {
   private readonly known = new Map<string, Known>();
-  private readonly asking = new Map<string, Promise<Known | undefined>>();
-  private seq = 0;
+  private readonly inFlight = new Map<string, Promise<Known>>();
 
   constructor(
     private readonly hosts: (clusterId: string) => Promise<Target>,
     private readonly clusters: Pick<ClusterRepository, 'setServerApiEndpoints'>,
+    private readonly when: RouteAsking = ASKING,
   ) {}
 
   /**
@@ -41,8 +44,8 @@ export class ServerRouteCache {
     if (!hosts.routes) return undefined;
     let known = this.known.get(clusterId);
     const age = known ? Date.now() - known.at : Infinity;
-    if (age >= ROUTES_MAX_AGE_MS || (!known?.routes.has(address) && age >= MISS_ASK_INTERVAL_MS)) {
-      known = await (this.asking.get(clusterId) ?? this.ask(hosts, clusterId));
+    if (age >= this.when.maxAgeMs || (!known?.routes.has(address) && age >= this.when.missIntervalMs)) {
+      known = await (this.inFlight.get(clusterId) ?? this.ask(hosts, clusterId));
     }
     const routes = known?.routes.get(address);
     if (!routes) throw new Error(`server ${address} of cluster ${clusterId} has no route from the control plane yet`);
@@ -60,21 +63,23 @@ export class ServerRouteCache {
     this.known.delete(clusterId);
   }
 
-  private ask(hosts: Target, clusterId: string): Promise<Known | undefined> {
-    const seq = ++this.seq;
+  /** One lookup at a time per cluster, in order: a later answer is never overwritten (nor its rows) by an earlier one. */
+  private ask(hosts: Target, clusterId: string): Promise<Known> {
+    const previous = this.inFlight.get(clusterId)?.catch(() => undefined);
     const asked = (async () => {
+      await previous;
       const routes = await hosts.routes!(clusterId);
       const before = this.known.get(clusterId);
       if (!before || !sameHttps(before.routes, routes)) {
         await this.clusters.setServerApiEndpoints(clusterId, new Map([...routes].map(([address, r]) => [address, endpointText(r.https)])));
       }
-      // An answer asked for before another that is already kept is older: it does not replace it.
-      if ((this.known.get(clusterId)?.seq ?? 0) < seq) this.known.set(clusterId, { routes, at: Date.now(), seq });
-      return this.known.get(clusterId);
+      const known = { routes, at: Date.now() };
+      this.known.set(clusterId, known);
+      return known;
     })().finally(() => {
-      if (this.asking.get(clusterId) === asked) this.asking.delete(clusterId);
+      if (this.inFlight.get(clusterId) === asked) this.inFlight.delete(clusterId);
     });
-    this.asking.set(clusterId, asked);
+    this.inFlight.set(clusterId, asked);
     return asked;
   }
 }
