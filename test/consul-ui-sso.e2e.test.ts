@@ -13,6 +13,7 @@ import { ConsulUiProxy } from '../apps/api/src/consul-ui/ui-proxy';
 import { hashSecret } from '../apps/api/src/console/session-secret';
 import { READ, SUBSCRIPTION, TENANT_A, TENANT_B, WRITE, startStack, testConfig, waitFor, type TestStack } from './support/stack';
 import { manual, signIn, type ConsoleUser, type SignedIn } from './support/console';
+import { startForwarder } from './support/tcp-forwarder';
 
 interface Answer { status: number; headers: http.IncomingHttpHeaders; text: string; json: any }
 
@@ -393,6 +394,38 @@ describe('single sign-on into the Consul UI', { timeout: 300_000 }, () => {
     assert.equal(revoked[0]!.details.reason, 'sign-out');
     assert.equal(revoked[0]!.details.consulToken, 'deleted');
     assert.equal(revoked[0]!.details.userId, w.session.user.userId);
+  });
+
+  it('a server row with an apiEndpoint: the sign-in, the proxy and the revocation reach the server there, its certificate checked against the server\'s address', async () => {
+    // The endpoint listens on 127.0.0.1, which every server certificate names too: only a check against the row's address can refuse it.
+    const forwarder = await startForwarder({ host: c1.address, port: 8501 });
+    const server = await s.db.clusterServer.findFirstOrThrow({ where: { clusterId: c1.id } });
+    const where = { clusterId_index: { clusterId: c1.id, index: server.index } };
+    try {
+      await s.db.clusterServer.update({ where, data: { apiEndpoint: `${forwarder.endpoint.host}:${forwarder.endpoint.port}` } });
+      const w = await signIn(s.url, writer);
+      const { cookie } = await openUi(w, c1.id);
+      const afterSignIn = forwarder.connections;
+      assert.ok(afterSignIn > 0, 'the user\'s token was made through the endpoint');
+      const nodes = await ui(c1.id, '/v1/catalog/nodes', { cookie });
+      assert.equal(nodes.status, 200, nodes.text);
+      assert.ok(forwarder.connections > afterSignIn, 'the proxy forwarded through the endpoint');
+      const secretId = (await ui(c1.id, '/v1/acl/token/self', { cookie })).json.SecretID as string;
+
+      await s.db.clusterServer.update({ where, data: { address: c1.address.replace(/\.\d+$/, '.200') } });
+      const refused = await ui(c1.id, '/v1/catalog/nodes', { cookie });
+      assert.equal(refused.status, 502, 'a server whose certificate does not name its address is not served');
+      assert.equal(refused.json.error.code, 'cluster_unavailable');
+      await s.db.clusterServer.update({ where, data: { address: server.address } });
+
+      const beforeSignOut = forwarder.connections;
+      assert.equal((await manual(`${s.url}/auth/logout`, { method: 'POST', headers: { cookie: w.cookie, 'x-csrf-token': w.csrfToken } })).status, 204);
+      await waitFor('the cluster to reject the revoked token', () => direct(c1, secretId).then((r) => r.status), (status) => status === 403, 30_000);
+      assert.ok(forwarder.connections > beforeSignOut, 'the worker deleted the token through the endpoint');
+    } finally {
+      await s.db.clusterServer.update({ where, data: { address: server.address, apiEndpoint: null } });
+      await forwarder.close();
+    }
   });
 
   it('loss of the role revokes the UI session on its next request, and its token', async () => {

@@ -7,6 +7,7 @@ import {
 } from '../../../libs/provisioner/src';
 import path from 'node:path';
 import { PermanentError } from './flows/flow';
+import { ServerRouteCache } from './server-routes';
 import { TargetRegistry } from './target-registry';
 
 /** How long a target's change may stay in progress before the step fails (and is retried). */
@@ -32,6 +33,8 @@ export class ClusterTarget {
   readonly targets: TargetRegistry;
   /** The target kind of each cluster seen, from its row (it never changes). */
   private readonly kinds = new Map<string, string>();
+  /** How the servers are reached when their target gives routes (asked again after each change settled here). */
+  private readonly routes: ServerRouteCache;
 
   constructor(private readonly config: Config, private readonly clusters: ClusterRepository, private readonly secrets: SecretRepository) {
     const installDir = path.resolve(path.dirname(config.CONSUL_BIN), '..', '..');
@@ -42,11 +45,13 @@ export class ClusterTarget {
         return path.isAbsolute(entry.binary) ? entry.binary : path.join(installDir, entry.binary);
     };
     this.targets = new TargetRegistry(config, this.binaryFor, clusters);
+    this.routes = new ServerRouteCache((clusterId) => this.hosts(clusterId), clusters);
     this.consul = new ConsulApi({
       liveness: {
         running: async (clusterId) => new Set((await this.observe(clusterId)).map((s) => s.index)),
         explainDown: async (clusterId, index) => (await this.hosts(clusterId)).explainDown(clusterId, index),
       },
+      route: (clusterId, address, port) => this.routes.route(clusterId, address, port),
     });
   }
 
@@ -78,12 +83,12 @@ export class ClusterTarget {
 
   async ensureInfrastructure(spec: ClusterSpec): Promise<void> {
     const hosts = await this.hosts(spec.clusterId);
-    await this.settle(`the infrastructure of cluster ${spec.clusterId}`, () => hosts.ensureInfrastructure(spec));
+    await this.settleChange(spec.clusterId, `the infrastructure of cluster ${spec.clusterId}`, () => hosts.ensureInfrastructure(spec));
   }
 
   async writeServerConfig(spec: ClusterSpec, secrets: ClusterSecrets): Promise<void> {
     const hosts = await this.hosts(spec.clusterId);
-    await this.settle(`the server config of cluster ${spec.clusterId}`, () => hosts.writeServerConfig(spec, secrets));
+    await this.settleChange(spec.clusterId, `the server config of cluster ${spec.clusterId}`, () => hosts.writeServerConfig(spec, secrets));
   }
 
   /** Starts the servers of the spec that are down, on its config and binary; running ones are left alone. */
@@ -91,7 +96,7 @@ export class ClusterTarget {
     const hosts = await this.hosts(spec.clusterId);
     const indexes = async () => new Set((await hosts.observe(spec.clusterId)).map((s) => s.index));
     const before = await indexes();
-    await this.settle(`the servers of cluster ${spec.clusterId} to start`, () => hosts.startServers(spec, secrets));
+    await this.settleChange(spec.clusterId, `the servers of cluster ${spec.clusterId} to start`, () => hosts.startServers(spec, secrets));
     const after = await indexes();
     const ofSpec = spec.servers.map((s) => s.index);
     return { started: ofSpec.filter((i) => after.has(i) && !before.has(i)), alreadyRunning: ofSpec.filter((i) => before.has(i)), running: after.size };
@@ -100,7 +105,7 @@ export class ClusterTarget {
   /** Server `index` runs the spec's config and binary (restarted if it ran others). */
   async putServer(spec: ClusterSpec, secrets: ClusterSecrets, index: number): Promise<void> {
     const hosts = await this.hosts(spec.clusterId);
-    await this.settle(`server ${index} of cluster ${spec.clusterId} on its config`, () => hosts.putServer(spec, secrets, index));
+    await this.settleChange(spec.clusterId, `server ${index} of cluster ${spec.clusterId} on its config`, () => hosts.putServer(spec, secrets, index));
   }
 
   /**
@@ -111,7 +116,7 @@ export class ClusterTarget {
   async stopServer(spec: ClusterSpec, secrets: ClusterSecrets, index: number, opts: { leave: boolean }): Promise<void> {
     const hosts = await this.hosts(spec.clusterId);
     if (opts.leave && (await hosts.observe(spec.clusterId)).some((s) => s.index === index)) await this.consul.leave(spec, secrets, index);
-    await this.settle(`server ${index} of cluster ${spec.clusterId} to stop`, () => hosts.stopServer(spec.clusterId, index));
+    await this.settleChange(spec.clusterId, `server ${index} of cluster ${spec.clusterId} to stop`, () => hosts.stopServer(spec.clusterId, index));
   }
 
   /**
@@ -124,7 +129,7 @@ export class ClusterTarget {
     const hosts = await this.hosts(spec.clusterId);
     await this.stopServer(spec, secrets, index, { leave: true });
     await this.consul.removeRaftPeer(spec, secrets, index);
-    await this.settle(`server ${index} of cluster ${spec.clusterId} to be removed`, () => hosts.removeServer(spec.clusterId, index));
+    await this.settleChange(spec.clusterId, `server ${index} of cluster ${spec.clusterId} to be removed`, () => hosts.removeServer(spec.clusterId, index));
   }
 
   /**
@@ -212,6 +217,7 @@ export class ClusterTarget {
     const hosts = await this.hosts(clusterId);
     const before = (await hosts.observe(clusterId)).length;
     const detail = await this.settle(`cluster ${clusterId} to be deleted`, () => hosts.deleteAll(clusterId));
+    this.routes.forget(clusterId);
     this.consul.forget(clusterId);
     this.kinds.delete(clusterId);
     return { before, detail };
@@ -221,6 +227,12 @@ export class ClusterTarget {
   close(): void {
     this.consul.close();
     this.targets.close();
+  }
+
+  /** settle() for a change of the cluster's servers' hosts: their routes are asked again once it is done. */
+  private async settleChange(clusterId: string, what: string, call: () => Promise<Progress>): Promise<void> {
+    await this.settle(what, call);
+    await this.routes.refresh(clusterId);
   }
 
   /** Asks a target's call again until it is done (a long change, e.g. a deployment, answers in-progress meanwhile). */

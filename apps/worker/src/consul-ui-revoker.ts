@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import {
   ClusterRepository, ClusterState, ConsoleSessionRepository, ConsulUiSessionRepository, SecretName, SecretRepository,
 } from '../../../libs/core/src';
-import type { ConsulUiTokens } from '../../../libs/provisioner/src';
+import { serverHttps, type ConsulUiTokens } from '../../../libs/provisioner/src';
 
 /**
  * Ends Consul UI sessions for good: deletes the user's token in Consul (with the management
@@ -38,7 +38,7 @@ export class ConsulUiRevoker {
       consulToken = 'gone with the cluster';
     } else {
       try {
-        consulToken = await this.tokens.delete({ clusterId: cluster.id, addresses: cluster.servers.map((s) => s.address), caPem: cluster.caCertPem, managementToken }, row.accessorId);
+        consulToken = await this.tokens.delete({ clusterId: cluster.id, servers: cluster.servers.map(serverHttps), caPem: cluster.caCertPem, managementToken }, row.accessorId);
       } catch (e) {
         if (opts.clusterGoing) consulToken = 'gone with the cluster';
         else if (row.expiresAt.getTime() <= Date.now()) consulToken = 'expired in Consul';
@@ -81,7 +81,7 @@ export class ConsulUiRevoker {
     const cluster = await this.clusters.get(clusterId);
     const managementToken = await this.secrets.get(clusterId, SecretName.ManagementToken);
     if (!cluster || !managementToken || !cluster.caCertPem) throw new Error(`cluster ${clusterId} has no Consul API to clean up`);
-    const deleted = await this.tokens.deleteAll({ clusterId, addresses: cluster.servers.map((s) => s.address), caPem: cluster.caCertPem, managementToken });
+    const deleted = await this.tokens.deleteAll({ clusterId, servers: cluster.servers.map(serverHttps), caPem: cluster.caCertPem, managementToken });
     let sessions = 0;
     for (const id of await this.uiSessions.idsForCluster(clusterId)) if (await this.finish(id)) sessions++;
     return { deleted: deleted.length, sessions };

@@ -118,6 +118,19 @@ export interface Endpoint {
   port: number;
 }
 
+/** `host:port` (an IPv6 host in brackets): how an endpoint is written down, e.g. on a server's row. */
+export function endpointText(e: Endpoint): string {
+  return `${e.host.includes(':') ? `[${e.host}]` : e.host}:${e.port}`;
+}
+
+/** The endpoint `endpointText` wrote. */
+export function parseEndpoint(text: string): Endpoint {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
+  const port = Number(m?.[3]);
+  if (!m || port < 1 || port > 65_535) throw new Error(`'${text}' is not a host:port endpoint`);
+  return { host: (m[1] ?? m[2])!, port };
+}
+
 /** The Consul API's view of one target's servers (which run, why one does not). */
 export function targetLiveness(target: Pick<Target, 'observe' | 'explainDown'>): ServerLiveness {
   return {

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import * as zlib from 'node:zlib';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { BadGatewayError, DomainError, ForbiddenError, NotFoundError, UnavailableError, ValidationError, isDatabaseUnavailable, type Config } from '../../../../libs/core/src';
-import { CONSUL_SERVER_PORTS } from '../../../../libs/provisioner/src';
+import { CONSUL_SERVER_PORTS, ServerAgents } from '../../../../libs/provisioner/src';
 import { cookieValue, setHostCookie } from '../auth/cookies';
 import { bindBrowser } from '../console/browser-binding';
 import { ConsoleOrigin, isMutating } from '../console/console-sessions';
@@ -34,7 +34,8 @@ function isUiPath(path: string): boolean {
  * Host (<cluster-id>.<CONSOLE_UI_HOST_SUFFIX>). `/_sso/callback?code=` redeems a one-time code
  * into a UI session; every other request needs that session (401, or for a page the way back
  * through the console's sign-in) and is passed to the cluster's HTTPS API (verified against the
- * cluster's CA) with the user's own token in X-Consul-Token. Whatever token the browser sends
+ * cluster's CA and the server's own address, also when connected through the server's
+ * `apiEndpoint`) with the user's own token in X-Consul-Token. Whatever token the browser sends
  * (X-Consul-Token, Authorization, ?token=) is dropped. Plain node:http rather than Fastify: the
  * proxy streams bodies both ways (Consul's blocking queries hold a request open for minutes) and
  * adds as little as possible to each request.
@@ -43,7 +44,7 @@ function isUiPath(path: string): boolean {
 export class ConsulUiProxy implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly log = new Logger('consul-ui-proxy');
   private server?: http.Server;
-  private readonly agents = new Map<string, { caPem: string; agent: https.Agent }>();
+  private readonly agents = new Map<string, { caPem: string; agents: ServerAgents }>();
 
   constructor(
     @Inject(CONFIG) private readonly config: Config,
@@ -72,7 +73,7 @@ export class ConsulUiProxy implements OnApplicationBootstrap, OnApplicationShutd
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     }
-    for (const { agent } of this.agents.values()) agent.destroy();
+    for (const { agents } of this.agents.values()) agents.close();
     this.agents.clear();
   }
 
@@ -153,7 +154,7 @@ export class ConsulUiProxy implements OnApplicationBootstrap, OnApplicationShutd
 
   /** Passes the request to one of the cluster's servers with the user's token, streaming both ways. */
   private forward(req: http.IncomingMessage, res: http.ServerResponse, entry: UiSessionEntry, path: string, attempt: number): void {
-    const address = entry.addresses[attempt % entry.addresses.length]!;
+    const { address, via } = entry.servers[attempt % entry.servers.length]!;
     const headers: http.OutgoingHttpHeaders = {};
     const hopByHop = new Set((typeof req.headers.connection === 'string' ? req.headers.connection : '').toLowerCase().split(',').map((s) => s.trim()));
     for (const [k, v] of Object.entries(req.headers)) if (!DROPPED_REQUEST_HEADERS.has(k) && !hopByHop.has(k) && v !== undefined) headers[k] = v;
@@ -165,7 +166,8 @@ export class ConsulUiProxy implements OnApplicationBootstrap, OnApplicationShutd
     }
     headers['x-consul-token'] = entry.secretId;
     headers.host = `${address}:${CONSUL_SERVER_PORTS.https}`;
-    const upstream = https.request({ host: address, port: CONSUL_SERVER_PORTS.https, method: req.method, path, headers, agent: this.agentFor(entry) }, (up) => {
+    const connect = this.agentsFor(entry).connect(address, CONSUL_SERVER_PORTS.https, via);
+    const upstream = https.request({ ...connect, method: req.method, path, headers }, (up) => {
       if (up.statusCode === 403) this.gate.forget(entry); // the token may have been revoked: check the session again next time
       const out: http.OutgoingHttpHeaders = {};
       for (const [k, v] of Object.entries(up.headers)) if (!DROPPED_RESPONSE_HEADERS.has(k) && v !== undefined) out[k] = v;
@@ -187,7 +189,7 @@ export class ConsulUiProxy implements OnApplicationBootstrap, OnApplicationShutd
         return;
       }
       // A server that refuses connections (down, restarting): a request without a body goes to the next one.
-      if (bodyless && e.code === 'ECONNREFUSED' && attempt + 1 < entry.addresses.length) {
+      if (bodyless && e.code === 'ECONNREFUSED' && attempt + 1 < entry.servers.length) {
         this.forward(req, res, entry, path, attempt + 1);
         return;
       }
@@ -236,13 +238,13 @@ export class ConsulUiProxy implements OnApplicationBootstrap, OnApplicationShutd
     });
   }
 
-  private agentFor(entry: UiSessionEntry): https.Agent {
+  private agentsFor(entry: UiSessionEntry): ServerAgents {
     const cached = this.agents.get(entry.clusterId);
-    if (cached && cached.caPem === entry.caPem) return cached.agent;
-    cached?.agent.destroy();
-    const agent = new https.Agent({ ca: entry.caPem, keepAlive: true, maxSockets: 64 });
-    this.agents.set(entry.clusterId, { caPem: entry.caPem, agent });
-    return agent;
+    if (cached && cached.caPem === entry.caPem) return cached.agents;
+    cached?.agents.close();
+    const agents = new ServerAgents(entry.caPem, 64);
+    this.agents.set(entry.clusterId, { caPem: entry.caPem, agents });
+    return agents;
   }
 
   private clearCookieIfSent(req: http.IncomingMessage): Record<string, string> {

@@ -5,7 +5,7 @@ import {
   SecretName, SecretRepository, UnauthenticatedError, ValidationError, ConflictError, ClusterState,
   type Config, type DomainError, type Role, type UiAccess, type UiRevokeReason, type UiSessionWithContext,
 } from '../../../../libs/core/src';
-import type { ConsulUiTokens } from '../../../../libs/provisioner/src';
+import { serverHttps, type ConsulUiTokens, type ServerHttps } from '../../../../libs/provisioner/src';
 import { missingRole } from '../auth/principal';
 import { principalOf } from '../console/console-sessions';
 import { hashSecret, isWellFormedSecret, newSecret } from '../console/session-secret';
@@ -32,7 +32,8 @@ export interface UiSessionEntry {
   accessorId: string;
   /** The user's Consul token: sent as X-Consul-Token, never to the browser by us. */
   secretId: string;
-  addresses: string[];
+  /** The cluster's servers: each one's address (what its certificate names) and where it is connected to when not there. */
+  servers: ServerHttps[];
   caPem: string;
   expiresAtMs: number;
   checkedAtMs: number;
@@ -102,9 +103,9 @@ export class UiSessionGate {
     if (ttlS < UI_TOKEN_MIN_S) throw new UnauthenticatedError('session_ending', 'the console session ends within a minute; sign in to the console again');
     const managementToken = await this.secrets.get(cluster.id, SecretName.ManagementToken);
     const caPem = cluster.caCertPem;
-    const addresses = cluster.servers.map((s) => s.address);
-    if (!managementToken || !caPem || addresses.length === 0) throw new ConflictError('cluster_not_ready', 'the cluster is not ready yet; try again once it is Running');
-    const api = { clusterId: cluster.id, addresses, caPem, managementToken };
+    const servers = cluster.servers.map(serverHttps);
+    if (!managementToken || !caPem || servers.length === 0) throw new ConflictError('cluster_not_ready', 'the cluster is not ready yet; try again once it is Running');
+    const api = { clusterId: cluster.id, servers, caPem, managementToken };
 
     // The ids are chosen and written (the secret sealed) before the token exists, so nothing
     // in Consul is ever without its row: a sign-in cut short leaves a row the sweep revokes.
@@ -121,7 +122,7 @@ export class UiSessionGate {
     const description = `Consul UI sign-in of ${printable(session.name, 128)} (object id ${session.userId}) through the managed-consul console; UI session ${id}`;
     try {
       await this.tokens.create(api, { accessorId, secretId, description, access, ttlSeconds: ttlS });
-      await this.tokens.waitUntilResolved(api, addresses[0]!, secretId);
+      await this.tokens.waitUntilResolved(api, servers[0]!, secretId);
     } catch (e) {
       this.log.warn({ msg: 'Consul UI token not created', clusterId: cluster.id, uiSessionId: id, err: (e as Error).message });
       await this.revoke({ id }, 'sign-in-failed');
@@ -155,7 +156,7 @@ export class UiSessionGate {
     const secretId = await this.secrets.get(row.clusterId, SecretName.consulUiToken(row.id));
     if (!secretId || !row.cluster.caCertPem) return none('this Consul UI session has no token; open the Consul UI from the console again');
     const entry: UiSessionEntry = {
-      id: row.id, clusterId: row.clusterId, accessorId: row.accessorId, secretId, addresses: row.cluster.servers.map((s) => s.address),
+      id: row.id, clusterId: row.clusterId, accessorId: row.accessorId, secretId, servers: row.cluster.servers.map(serverHttps),
       caPem: row.cluster.caCertPem!, expiresAtMs: row.expiresAt.getTime(), checkedAtMs: now,
     };
     this.cache.set(hash, entry);

@@ -186,7 +186,7 @@ export class ClusterRepository {
   async findForTenant(tenantId: string, id: string): Promise<ClusterWithServers | null> {
     const rows = await sqlQuery<Cluster & { servers: ClusterServer[] }>(
       this.db,
-      `SELECT c.*, COALESCE((SELECT json_agg(json_build_object('clusterId', s."clusterId", 'index', s."index", 'address', s."address") ORDER BY s."index")
+      `SELECT c.*, COALESCE((SELECT json_agg(json_build_object('clusterId', s."clusterId", 'index', s."index", 'address', s."address", 'apiEndpoint', s."apiEndpoint") ORDER BY s."index")
                              FROM "ClusterServer" s WHERE s."clusterId" = c."id"), '[]'::json) AS "servers"
        FROM "Cluster" c WHERE c."id" = $1::uuid AND c."tenantId" = $2`,
       [id, tenantId],
@@ -367,6 +367,19 @@ export class ClusterRepository {
     await this.db.clusterServer.createMany({ data: addresses.map((address, index) => ({ clusterId, index, address })), skipDuplicates: true });
     const servers = await this.db.clusterServer.findMany({ where: { clusterId }, orderBy: { index: 'asc' } });
     return servers.slice(0, addresses.length);
+  }
+
+  /**
+   * Records where the control plane reaches servers' HTTPS APIs (`host:port`; null: the address
+   * itself), by the server's address. Only rows whose value changes are written; servers not
+   * named keep theirs. Returns how many changed.
+   */
+  async setServerApiEndpoints(clusterId: string, endpoints: ReadonlyMap<string, string | null>): Promise<number> {
+    if (endpoints.size === 0) return 0;
+    return this.db.$executeRaw`
+      UPDATE "ClusterServer" s SET "apiEndpoint" = v."endpoint"
+      FROM unnest(${[...endpoints.keys()]}::text[], ${[...endpoints.values()]}::text[]) AS v("address", "endpoint")
+      WHERE s."clusterId" = ${clusterId}::uuid AND s."address" = v."address" AND s."apiEndpoint" IS DISTINCT FROM v."endpoint"`;
   }
 
   /**

@@ -28,7 +28,7 @@ export interface NewUiSession {
 /** A UI session as the proxy checks it: with its console session and what it needs of the cluster. */
 export type UiSessionWithContext = ConsulUiSession & {
   consoleSession: ConsoleSession | null;
-  cluster: { tenantId: string; state: string; caCertPem: string | null; servers: { address: string }[] };
+  cluster: { tenantId: string; state: string; caCertPem: string | null; servers: { address: string; apiEndpoint: string | null }[] };
 };
 
 const ENDED_CLUSTER_STATES = [ClusterState.Deleting, ClusterState.Deleted];
@@ -72,7 +72,7 @@ export class ConsulUiSessionRepository {
   async findByTokenHash(tokenHash: string): Promise<UiSessionWithContext | null> {
     return this.db.consulUiSession.findUnique({
       where: { tokenHash },
-      include: { consoleSession: true, cluster: { select: { tenantId: true, state: true, caCertPem: true, servers: { select: { address: true }, orderBy: { index: 'asc' } } } } },
+      include: { consoleSession: true, cluster: { select: { tenantId: true, state: true, caCertPem: true, servers: { select: { address: true, apiEndpoint: true }, orderBy: { index: 'asc' } } } } },
     });
   }
 

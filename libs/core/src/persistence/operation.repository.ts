@@ -58,7 +58,7 @@ export const CLAIM_STATEMENT = `
         RETURNING x.*
       )
       SELECT u.*, NULL AS "__cluster", c.*, COALESCE((
-        SELECT json_agg(json_build_object('clusterId', s."clusterId", 'index', s."index", 'address', s."address") ORDER BY s."index")
+        SELECT json_agg(json_build_object('clusterId', s."clusterId", 'index', s."index", 'address', s."address", 'apiEndpoint', s."apiEndpoint") ORDER BY s."index")
         FROM "ClusterServer" s WHERE s."clusterId" = c."id"), '[]'::json) AS "servers"
       FROM u LEFT JOIN "Cluster" c ON c."id" = u."clusterId"`;
 

@@ -6,11 +6,13 @@ import { ALLOWED_SERVER_COUNTS, CONSUL_SERVER_PORTS, serverNodeName } from '../l
 import { ConsulHttpClient, describeBody, isAclNotFound, type ConsulRawRequest, type ConsulRequest, type ConsulResponse } from './consul-http';
 import { PollAborted, poll } from './poll';
 import { rpcHandshake, servedFingerprint } from './tls-probes';
+import type { Endpoint } from '../target';
 
 /**
  * The cluster's Consul API, whatever runs its servers: typed calls over
- * HTTPS (Consul's standard port on each server's address), verified against
- * the cluster's CA bundle, authorized by the management token. Every wait
+ * HTTPS (Consul's standard port on each server's address, or the route the
+ * target gives to it), verified against the cluster's CA bundle and the
+ * server's own address, authorized by the management token. Every wait
  * goes through `poll`.
  */
 
@@ -25,7 +27,15 @@ export interface ServerLiveness {
 export interface ConsulApiOptions {
   /** Without it every server of a spec is taken to be running. */
   liveness?: ServerLiveness;
+  /**
+   * Where to connect for a server's HTTPS API or RPC port when not at its own address and
+   * Consul's port (undefined: there); its certificate is verified against its address either
+   * way. A failure counts as the server not answering.
+   */
+  route?: ServerRoute;
 }
+
+export type ServerRoute = (clusterId: string, address: string, port: 'https' | 'rpc') => Promise<Endpoint | undefined>;
 
 export interface WaitForLeaderOptions {
   timeoutMs: number;
@@ -71,14 +81,16 @@ const LIVENESS_CHECK_INTERVAL_MS = 500;
 const HTTP_TIMEOUT_MS = 5_000;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-type ApiCall = Omit<ConsulRequest, 'address' | 'port'>;
+type ApiCall = Omit<ConsulRequest, 'address' | 'port' | 'via'>;
 
 export class ConsulApi {
   private readonly clients = new Map<string, { caCertPem: string; client: ConsulHttpClient }>();
   private readonly liveness: ServerLiveness | undefined;
+  private readonly route: ServerRoute;
 
   constructor(opts: ConsulApiOptions = {}) {
     this.liveness = opts.liveness;
+    this.route = opts.route ?? (() => Promise.resolve(undefined));
   }
 
   /**
@@ -471,7 +483,8 @@ export class ConsulApi {
 
   /** The SHA-256 fingerprint of the certificate server `index` serves on HTTPS, verified against the trusted CA bundle. */
   async servedCertificateFingerprint(spec: ClusterSpec, secrets: ClusterSecrets, index: number): Promise<string> {
-    return servedFingerprint(serverOf(spec, index).address, CONSUL_SERVER_PORTS.https, caBundlePem(secrets.pki));
+    const { address } = serverOf(spec, index);
+    return servedFingerprint(address, CONSUL_SERVER_PORTS.https, caBundlePem(secrets.pki), await this.route(spec.clusterId, address, 'https'));
   }
 
   /** Waits until server `index` serves `expectedCertPem` on HTTPS (after a reload). */
@@ -492,7 +505,9 @@ export class ConsulApi {
    * its files say). TLS 1.2, so that a refusal ends the handshake.
    */
   async acceptsClientCertificate(spec: ClusterSpec, secrets: ClusterSecrets, index: number, client: Pick<ServerCertificate, 'certPem' | 'keyPem'>): Promise<boolean> {
-    return rpcHandshake(serverOf(spec, index).address, CONSUL_SERVER_PORTS.server, caBundlePem(secrets.pki), serverTlsName(spec.datacenter), client);
+    const { address } = serverOf(spec, index);
+    const via = await this.route(spec.clusterId, address, 'rpc');
+    return rpcHandshake(address, CONSUL_SERVER_PORTS.server, caBundlePem(secrets.pki), serverTlsName(spec.datacenter), client, via);
   }
 
   /**
@@ -542,8 +557,13 @@ export class ConsulApi {
     }
   }
 
-  private call(spec: ClusterSpec, secrets: ClusterSecrets, address: string, req: ApiCall): Promise<ConsulResponse> {
-    return this.client(spec, secrets).request({ ...req, address, port: CONSUL_SERVER_PORTS.https });
+  private async call(spec: ClusterSpec, secrets: ClusterSecrets, address: string, req: ApiCall): Promise<ConsulResponse> {
+    return this.client(spec, secrets).request({ ...req, ...(await this.https(spec, address)) });
+  }
+
+  /** Where a request to a server's HTTPS API goes: its address and Consul's port, through the route when there is one. */
+  private async https(spec: ClusterSpec, address: string): Promise<Pick<ConsulRequest, 'address' | 'port' | 'via'>> {
+    return { address, port: CONSUL_SERVER_PORTS.https, via: await this.route(spec.clusterId, address, 'https') };
   }
 
   /** The address of the first server whose HTTPS API answers (one may be down or restarting). */
@@ -558,8 +578,8 @@ export class ConsulApi {
     return this.firstAnswering(spec, (address) => this.call(spec, secrets, address, req));
   }
 
-  private anyServerRaw(spec: ClusterSpec, secrets: ClusterSecrets, req: Omit<ConsulRawRequest, 'address' | 'port'>) {
-    return this.firstAnswering(spec, (address) => this.client(spec, secrets).requestRaw({ ...req, address, port: CONSUL_SERVER_PORTS.https }));
+  private anyServerRaw(spec: ClusterSpec, secrets: ClusterSecrets, req: Omit<ConsulRawRequest, 'address' | 'port' | 'via'>) {
+    return this.firstAnswering(spec, async (address) => this.client(spec, secrets).requestRaw({ ...req, ...(await this.https(spec, address)) }));
   }
 
   /** Asks each server in turn until one answers (a server may be down or restarting). */

@@ -1,4 +1,7 @@
 import * as https from 'node:https';
+import { isIP } from 'node:net';
+import * as tls from 'node:tls';
+import { parseEndpoint, type Endpoint } from '../target';
 
 /**
  * A small JSON client for one cluster's Consul HTTPS API. Trusts only the
@@ -7,10 +10,73 @@ import * as https from 'node:https';
  * verify_incoming_https = false.
  */
 
+/**
+ * One server's HTTPS API as the control plane reaches it: the server's own address (what its
+ * certificate names) and, where that address is not to be connected to (customers' networks
+ * overlap), the endpoint the control plane connects to instead.
+ */
+export interface ServerHttps {
+  address: string;
+  via?: Endpoint;
+}
+
+/** A server row's HTTPS API: `apiEndpoint` (host:port) when set, else the server's address. */
+export function serverHttps(row: { address: string; apiEndpoint?: string | null }): ServerHttps {
+  return row.apiEndpoint ? { address: row.address, via: parseEndpoint(row.apiEndpoint) } : { address: row.address };
+}
+
+/** ` via <host>:<port>` for messages about a connection through a via (they name both); empty without one. */
+export function viaText(via?: Endpoint): string {
+  return via ? ` via ${via.host}:${via.port}` : '';
+}
+
+/**
+ * TLS options that verify a certificate against the server's own address whatever host the
+ * connection goes to (a via): CA trust is unchanged, and an IP is never sent as SNI.
+ */
+export function identityOf(address: string): Pick<tls.ConnectionOptions, 'servername' | 'checkServerIdentity'> {
+  return { servername: isIP(address) ? '' : address, checkServerIdentity: (_host, cert) => tls.checkServerIdentity(address, cert) };
+}
+
+/**
+ * Kept-alive HTTPS connections to one cluster's servers, trusting its CA alone. An agent reuses a
+ * socket by the host and port it connects to, not by the identity it verified: so a connection
+ * through a via gets a pool of its own per server and via, and a socket verified for one server
+ * never carries a request meant for another (or for the same server through another via).
+ */
+export class ServerAgents {
+  private readonly direct: https.Agent;
+  private readonly routed = new Map<string, https.Agent>();
+
+  constructor(private readonly caPem: string, private readonly maxSockets: number) {
+    this.direct = new https.Agent({ ca: caPem, keepAlive: true, maxSockets });
+  }
+
+  /** Where a request to `address:port` connects, and the pool that verifies it as `address`. */
+  connect(address: string, port: number, via?: Endpoint): { host: string; port: number; agent: https.Agent } {
+    if (!via) return { host: address, port, agent: this.direct };
+    const key = `${address} ${via.host}:${via.port}`;
+    let agent = this.routed.get(key);
+    if (!agent) {
+      agent = new https.Agent({ ca: this.caPem, keepAlive: true, maxSockets: this.maxSockets, ...identityOf(address) });
+      this.routed.set(key, agent);
+    }
+    return { host: via.host, port: via.port, agent };
+  }
+
+  close(): void {
+    this.direct.destroy();
+    for (const agent of this.routed.values()) agent.destroy();
+    this.routed.clear();
+  }
+}
+
 export interface ConsulRequest {
-  /** Server address (IP); the request goes to https://<address>:<port>. */
+  /** Server address (IP), what its certificate names; the request goes to https://<address>:<port>. */
   address: string;
   port: number;
+  /** Where to connect instead of address:port (the certificate is still verified against `address`). */
+  via?: Endpoint;
   method: 'GET' | 'PUT' | 'POST' | 'DELETE';
   /** Path with query, e.g. `/v1/kv/foo?cas=0`. */
   path: string;
@@ -44,10 +110,10 @@ const DEFAULT_TIMEOUT_MS = 5_000;
 const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 
 export class ConsulHttpClient {
-  private readonly agent: https.Agent;
+  private readonly agents: ServerAgents;
 
   constructor(caCertPem: string) {
-    this.agent = new https.Agent({ ca: caCertPem, keepAlive: true, maxSockets: 8 });
+    this.agents = new ServerAgents(caCertPem, 8);
   }
 
   async request(req: ConsulRequest): Promise<ConsulResponse> {
@@ -65,16 +131,17 @@ export class ConsulHttpClient {
       headers['Content-Length'] = req.rawBody.length;
     }
     const limit = req.maxBytes ?? MAX_RESPONSE_BYTES;
-    const target = `${req.method} https://${req.address}:${req.port}${req.path}`;
+    const target = `${req.method} https://${req.address}:${req.port}${req.path}${viaText(req.via)}`;
+    // The Host header names the server as a direct request would, whatever is connected to.
+    if (req.via) headers['Host'] = `${req.address}:${req.port}`;
+    const connect = this.agents.connect(req.address, req.port, req.via);
     return new Promise<ConsulRawResponse>((resolve, reject) => {
       const httpReq = https.request(
         {
-          host: req.address,
-          port: req.port,
+          ...connect,
           method: req.method,
           path: req.path,
           headers,
-          agent: this.agent,
           timeout: req.timeoutMs ?? DEFAULT_TIMEOUT_MS,
         },
         (res) => {
@@ -100,7 +167,7 @@ export class ConsulHttpClient {
 
   /** Closes pooled connections. */
   close(): void {
-    this.agent.destroy();
+    this.agents.close();
   }
 }
 

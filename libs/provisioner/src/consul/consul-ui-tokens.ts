@@ -1,5 +1,5 @@
 import { CONSUL_SERVER_PORTS } from '../local/server-config';
-import { ConsulHttpClient, describeBody, isAclNotFound, type ConsulResponse } from './consul-http';
+import { ConsulHttpClient, describeBody, isAclNotFound, type ConsulResponse, type ServerHttps } from './consul-http';
 
 /**
  * The Consul ACL tokens of people signed in to a cluster's UI through the console, made and
@@ -14,8 +14,8 @@ export type UiAccess = 'read' | 'write';
 /** How to reach one cluster's Consul API as its operator. */
 export interface ClusterApi {
   clusterId: string;
-  /** Server addresses (HTTPS on 8501), tried in turn. */
-  addresses: readonly string[];
+  /** The servers' HTTPS APIs (8501 of each address, or its via), tried in turn. */
+  servers: readonly ServerHttps[];
   /** The CA bundle the servers' certificates chain to. */
   caPem: string;
   managementToken: string;
@@ -124,11 +124,11 @@ export class ConsulUiTokens {
     return deleted;
   }
 
-  /** Waits until the server at `address` resolves the new token (it was made through the leader), at most `timeoutMs`. */
-  async waitUntilResolved(api: ClusterApi, address: string, secretId: string, timeoutMs = 3_000): Promise<boolean> {
+  /** Waits until `server` resolves the new token (it was made through the leader), at most `timeoutMs`. */
+  async waitUntilResolved(api: ClusterApi, server: ServerHttps, secretId: string, timeoutMs = 3_000): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const res = await this.client(api).request({ address, port: CONSUL_SERVER_PORTS.https, method: 'GET', path: '/v1/acl/token/self', token: secretId, timeoutMs: TIMEOUT_MS });
+      const res = await this.client(api).request({ ...server, port: CONSUL_SERVER_PORTS.https, method: 'GET', path: '/v1/acl/token/self', token: secretId, timeoutMs: TIMEOUT_MS });
       if (res.status === 200) return true;
       if (Date.now() > deadline) return false;
       await new Promise((r) => setTimeout(r, 50));
@@ -167,9 +167,9 @@ export class ConsulUiTokens {
   private async call(api: ClusterApi, method: 'GET' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<ConsulResponse> {
     const client = this.client(api);
     let last: unknown = new Error(`cluster ${api.clusterId} has no servers`);
-    for (const address of api.addresses) {
+    for (const server of api.servers) {
       try {
-        return await client.request({ address, port: CONSUL_SERVER_PORTS.https, method, path, body, token: api.managementToken, timeoutMs: TIMEOUT_MS });
+        return await client.request({ ...server, port: CONSUL_SERVER_PORTS.https, method, path, body, token: api.managementToken, timeoutMs: TIMEOUT_MS });
       } catch (e) {
         last = e; // down or restarting: ask the next
       }
