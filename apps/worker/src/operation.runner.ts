@@ -74,7 +74,7 @@ async function retryingConflicts<T>(fn: () => Promise<T>): Promise<T> {
  */
 export class OperationRunner {
   private readonly log = new Logger('operations');
-  private readonly starts: Coalescer<string, { op: Operation; cluster: ClusterWithServers | null } | null>;
+  private readonly starts: Coalescer<string, { op: Operation; cluster: ClusterWithServers | null; resumeAt: string | null } | null>;
   private readonly stepLogs: Coalescer<{ id: string; claimId: string; steps: string; progress: number; currentStep: string | null }, boolean>;
   private readonly successes: Coalescer<{ id: string; claimId: string; result: string | null; steps: string | null }, boolean>;
   private readonly renewals: Coalescer<Lease, boolean>;
