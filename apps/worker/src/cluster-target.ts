@@ -7,7 +7,7 @@ import {
 } from '../../../libs/provisioner/src';
 import path from 'node:path';
 import { PermanentError } from './flows/flow';
-import { TARGET_CHANGE_IN_STEP_WAIT_MS, TargetChangeInProgress } from './target-change';
+import { TARGET_CHANGE_DEADLINE_MS, TARGET_CHANGE_IN_STEP_WAIT_MS, TargetChangeInProgress } from './target-change';
 import { TargetRegistry } from './target-registry';
 
 export interface RollingRestartResult {
@@ -95,10 +95,14 @@ export class ClusterTarget {
     return { started: ofSpec.filter((i) => after.has(i) && !before.has(i)), alreadyRunning: ofSpec.filter((i) => before.has(i)), running: after.size };
   }
 
-  /** Server `index` runs the spec's config and binary (restarted if it ran others). */
-  async putServer(spec: ClusterSpec, secrets: ClusterSecrets, index: number): Promise<void> {
+  /**
+   * Server `index` runs the spec's config and binary (restarted if it ran
+   * others). `withinStep`: asked until done inside the step, never handed back,
+   * for a caller whose next move depends on what it knows only in memory.
+   */
+  async putServer(spec: ClusterSpec, secrets: ClusterSecrets, index: number, opts: { withinStep?: boolean } = {}): Promise<void> {
     const hosts = await this.hosts(spec.clusterId);
-    await this.settle(`server ${index} of cluster ${spec.clusterId} on its config`, () => hosts.putServer(spec, secrets, index));
+    await this.settle(`server ${index} of cluster ${spec.clusterId} on its config`, () => hosts.putServer(spec, secrets, index), opts);
   }
 
   /**
@@ -226,8 +230,9 @@ export class ClusterTarget {
    * change (a deployment) still in progress then is handed to the runner
    * (TargetChangeInProgress), which gives the job back to the queue and runs
    * the step again later; the call is idempotent, so that asks again.
+   * `withinStep`: asked until done (up to the change's deadline) in the step.
    */
-  private async settle(what: string, call: () => Promise<Progress>): Promise<string | undefined> {
+  private async settle(what: string, call: () => Promise<Progress>, opts: { withinStep?: boolean } = {}): Promise<string | undefined> {
     let last: { detail: string; retryAfterMs: number; firstSeenAt: Date } | undefined;
     try {
       const done = await poll(what, async () => {
@@ -235,11 +240,11 @@ export class ClusterTarget {
         if (p.state === 'in-progress') last = { detail: p.detail, retryAfterMs: p.retryAfterMs, firstSeenAt: last?.firstSeenAt ?? new Date() };
         return p;
       }, (p) => (p.state === 'ready' ? true : p.detail), {
-        timeoutMs: TARGET_CHANGE_IN_STEP_WAIT_MS, intervalMs: () => last?.retryAfterMs ?? 1_000, failOnError: true,
+        timeoutMs: opts.withinStep ? TARGET_CHANGE_DEADLINE_MS : TARGET_CHANGE_IN_STEP_WAIT_MS, intervalMs: () => last?.retryAfterMs ?? 1_000, failOnError: true,
       });
       return done.detail;
     } catch (e) {
-      if (e instanceof PollTimeout && e.what === what && last) throw new TargetChangeInProgress(what, last.detail, last.retryAfterMs, last.firstSeenAt);
+      if (e instanceof PollTimeout && e.what === what && last && !opts.withinStep) throw new TargetChangeInProgress(what, last.detail, last.retryAfterMs, last.firstSeenAt);
       // A server VM whose boot script failed (a package that fails its checksum, a disk that will not mount) fails the same way on a retry.
       if (e instanceof InstanceBootFailedError) throw new PermanentError('instance_boot_failed', e.message);
       // The cloud refused the change for good (its own code and root cause): the same request fails the same way.

@@ -11,33 +11,37 @@ import { dropTestDatabase, testConfig, waitFor } from '../../../test/support/sta
 import { ClusterTarget } from './cluster-target';
 import type { Flow } from './flows/flow';
 import { OperationRunner } from './operation.runner';
-import { TARGET_CHANGE_DEADLINE_MS } from './target-change';
+import { TARGET_CHANGE_DEADLINE_MS, TargetChangeInProgress } from './target-change';
 
 const TENANT = 'eeeeeeee-0000-4000-8000-000000000021';
 /** Longer than the whole test: a handed-back job waits in the delayed set until the test promotes it ("time has passed"). */
 const RETRY_AFTER_MS = 10 * 60_000;
 
 /**
- * The hosts of the test's clusters: each cluster's infrastructure change
- * answers in-progress (as an ARM deployment does) for as many asks as the
- * test says, then ready. Only what the flow below calls.
+ * The hosts of the test's clusters: each cluster's change answers in-progress
+ * (as an ARM deployment does) for as many asks as the test says, then ready.
+ * Only what the tests call.
  */
 class SlowDeployments {
   readonly asks = new Map<string, number>();
-  private readonly inProgressFor = new Map<string, number>();
+  private readonly plans = new Map<string, { inProgressAnswers: number; retryAfterMs: number }>();
 
-  plan(clusterId: string, inProgressAnswers: number): void {
-    this.inProgressFor.set(clusterId, inProgressAnswers);
+  plan(clusterId: string, inProgressAnswers: number, retryAfterMs = RETRY_AFTER_MS): void {
+    this.plans.set(clusterId, { inProgressAnswers, retryAfterMs });
+  }
+
+  private async ask(spec: ClusterSpec): Promise<Progress> {
+    const n = (this.asks.get(spec.clusterId) ?? 0) + 1;
+    this.asks.set(spec.clusterId, n);
+    const plan = this.plans.get(spec.clusterId) ?? { inProgressAnswers: 0, retryAfterMs: RETRY_AFTER_MS };
+    if (n > plan.inProgressAnswers) return { state: 'ready', detail: `deployment of ${spec.datacenter} succeeded` };
+    return { state: 'in-progress', detail: `deployment of ${spec.datacenter}: Running`, retryAfterMs: plan.retryAfterMs };
   }
 
   readonly target = {
     kind: 'azure',
-    ensureInfrastructure: async (spec: ClusterSpec): Promise<Progress> => {
-      const n = (this.asks.get(spec.clusterId) ?? 0) + 1;
-      this.asks.set(spec.clusterId, n);
-      if (n > (this.inProgressFor.get(spec.clusterId) ?? 0)) return { state: 'ready', detail: `deployment of ${spec.datacenter} succeeded` };
-      return { state: 'in-progress', detail: `deployment of ${spec.datacenter}: Running`, retryAfterMs: RETRY_AFTER_MS };
-    },
+    ensureInfrastructure: (spec: ClusterSpec) => this.ask(spec),
+    putServer: (spec: ClusterSpec) => this.ask(spec),
   } as unknown as Target;
 }
 
@@ -253,5 +257,17 @@ describe('long target changes', () => {
     assert.deepEqual(events.get(cluster.id), ['create:prepare', 'create:finish'], 'prepare ran once');
     assert.equal(slow.asks.get(cluster.id), 2);
     await stopWorker(next);
+  });
+
+  it('asks about a server change until done within the step when the caller says so (an upgrade\'s roll), else hands it back', async () => {
+    const spec = (datacenter: string): ClusterSpec => ({ clusterId: randomUUID(), datacenter, consulVersion: '1.8.7', servers: [] });
+    const quick = spec('rolled-in-step');
+    slow.plan(quick.clusterId, 2, 20);
+    await target.putServer(quick, undefined as never, 0, { withinStep: true });
+    assert.equal(slow.asks.get(quick.clusterId), 3);
+    const handed = spec('rolled-later');
+    slow.plan(handed.clusterId, 1);
+    await assert.rejects(target.putServer(handed, undefined as never, 0), (e) => e instanceof TargetChangeInProgress && e.change === `server 0 of cluster ${handed.clusterId} on its config` && e.retryAfterMs === RETRY_AFTER_MS);
+    assert.equal(slow.asks.get(handed.clusterId), 1, 'asked once: its retry-after is past the in-step wait');
   });
 });
