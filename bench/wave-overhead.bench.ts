@@ -122,7 +122,7 @@ async function main(): Promise<void> {
     const stub = operations as unknown as Record<string, unknown>;
     const cluster = { ...clusters[0]!, servers: [] };
     stub.claimManyWithClusters = async (ids: string[]) => ids.map((id) => ({
-      op: { id, clusterId: cluster.id, kind: 'rotate-gossip-key', mutating: true, attempts: 1, steps: [], progress: 0, requestedBy: 'bench', claimId: id }, cluster,
+      op: { id, clusterId: cluster.id, kind: 'rotate-gossip-key', mutating: true, attempts: 1, steps: [], progress: 0, requestedBy: 'bench', claimId: id }, cluster, resumeAt: null,
     }));
     stub.succeedMany = async (entries: { claimId: string }[]) => new Set(entries.map((e) => e.claimId));
   }

@@ -2,16 +2,14 @@ import {
   ClusterRepository, DEFAULT_VNET_CIDR, SecretName, SecretRepository, VERSIONS, type Config,
 } from '../../../libs/core/src';
 import {
-  ConsulApi, InstanceBootFailedError, TargetRefusedError, certificateDates, subnetPlan, generateClusterPki, generateGossipKey, generateManagementToken, issueServerCertificate, poll,
+  ConsulApi, InstanceBootFailedError, PollTimeout, TargetRefusedError, certificateDates, subnetPlan, generateClusterPki, generateGossipKey, generateManagementToken, issueServerCertificate, poll,
   type ClusterPki, type ClusterSecrets, type ClusterSpec, type ObservedServer, type Progress, type SnapshotStore, type Target, type WaitForHealthyOptions,
 } from '../../../libs/provisioner/src';
 import path from 'node:path';
 import { PermanentError } from './flows/flow';
 import { ServerRouteCache } from './server-routes';
+import { TARGET_CHANGE_DEADLINE_MS, TARGET_CHANGE_IN_STEP_WAIT_MS, TargetChangeInProgress } from './target-change';
 import { TargetRegistry } from './target-registry';
-
-/** How long a target's change may stay in progress before the step fails (and is retried). */
-const TARGET_CHANGE_TIMEOUT_MS = 15 * 60_000;
 
 export interface RollingRestartResult {
   /** Server indexes in the order they were restarted (the leader last). */
@@ -102,10 +100,14 @@ export class ClusterTarget {
     return { started: ofSpec.filter((i) => after.has(i) && !before.has(i)), alreadyRunning: ofSpec.filter((i) => before.has(i)), running: after.size };
   }
 
-  /** Server `index` runs the spec's config and binary (restarted if it ran others). */
-  async putServer(spec: ClusterSpec, secrets: ClusterSecrets, index: number): Promise<void> {
+  /**
+   * Server `index` runs the spec's config and binary (restarted if it ran
+   * others). `withinStep`: asked until done inside the step, never handed back,
+   * for a caller whose next move depends on what it knows only in memory.
+   */
+  async putServer(spec: ClusterSpec, secrets: ClusterSecrets, index: number, opts: { withinStep?: boolean } = {}): Promise<void> {
     const hosts = await this.hosts(spec.clusterId);
-    await this.settleChange(spec.clusterId, `server ${index} of cluster ${spec.clusterId} on its config`, () => hosts.putServer(spec, secrets, index));
+    await this.settleChange(spec.clusterId, `server ${index} of cluster ${spec.clusterId} on its config`, () => hosts.putServer(spec, secrets, index), opts);
   }
 
   /**
@@ -230,24 +232,31 @@ export class ClusterTarget {
   }
 
   /** settle() for a change of the cluster's servers' hosts: their routes are asked again once it is done. */
-  private async settleChange(clusterId: string, what: string, call: () => Promise<Progress>): Promise<void> {
-    await this.settle(what, call);
+  private async settleChange(clusterId: string, what: string, call: () => Promise<Progress>, opts: { withinStep?: boolean } = {}): Promise<void> {
+    await this.settle(what, call, opts);
     await this.routes.refresh(clusterId);
   }
 
-  /** Asks a target's call again until it is done (a long change, e.g. a deployment, answers in-progress meanwhile). */
-  private async settle(what: string, call: () => Promise<Progress>): Promise<string | undefined> {
-    let retryAfterMs = 1_000;
+  /**
+   * Asks a target's call again until it is done, for a few seconds: a long
+   * change (a deployment) still in progress then is handed to the runner
+   * (TargetChangeInProgress), which gives the job back to the queue and runs
+   * the step again later; the call is idempotent, so that asks again.
+   * `withinStep`: asked until done (up to the change's deadline) in the step.
+   */
+  private async settle(what: string, call: () => Promise<Progress>, opts: { withinStep?: boolean } = {}): Promise<string | undefined> {
+    let last: { detail: string; retryAfterMs: number; firstSeenAt: Date } | undefined;
     try {
       const done = await poll(what, async () => {
         const p = await call();
-        if (p.state === 'in-progress') retryAfterMs = p.retryAfterMs;
+        if (p.state === 'in-progress') last = { detail: p.detail, retryAfterMs: p.retryAfterMs, firstSeenAt: last?.firstSeenAt ?? new Date() };
         return p;
       }, (p) => (p.state === 'ready' ? true : p.detail), {
-        timeoutMs: TARGET_CHANGE_TIMEOUT_MS, intervalMs: () => retryAfterMs, failOnError: true,
+        timeoutMs: opts.withinStep ? TARGET_CHANGE_DEADLINE_MS : TARGET_CHANGE_IN_STEP_WAIT_MS, intervalMs: () => last?.retryAfterMs ?? 1_000, failOnError: true,
       });
       return done.detail;
     } catch (e) {
+      if (e instanceof PollTimeout && e.what === what && last && !opts.withinStep) throw new TargetChangeInProgress(what, last.detail, last.retryAfterMs, last.firstSeenAt);
       // A server VM whose boot script failed (a package that fails its checksum, a disk that will not mount) fails the same way on a retry.
       if (e instanceof InstanceBootFailedError) throw new PermanentError('instance_boot_failed', e.message);
       // The cloud refused the change for good (its own code and root cause): the same request fails the same way.

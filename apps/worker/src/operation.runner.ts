@@ -7,8 +7,10 @@ import {
 } from '../../../libs/core/src';
 import { PermanentError, type Flow } from './flows/flow';
 import { TargetRefusedError } from '../../../libs/provisioner/src';
+import { TargetChangeInProgress, targetChangeStart } from './target-change';
 
 const finished = new Counter({ name: 'operations_finished_total', help: 'Operations that ended', labelNames: ['kind', 'state'] });
+const handedBack = new Counter({ name: 'operation_hand_backs_total', help: 'Jobs handed back to the queue while a target change ran', labelNames: ['kind', 'step'] });
 const stepSeconds = new Histogram({ name: 'operation_step_duration_seconds', help: 'Time per operation step', labelNames: ['kind', 'step'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30] });
 
 /** How long a job waits before asking again for a cluster that another operation holds. */
@@ -71,12 +73,23 @@ async function retryingConflicts<T>(fn: () => Promise<T>): Promise<T> {
  * each step and before ending, a runner whose lease is lost, or not known to
  * hold (the last renewal is too old: the process was paused, the database
  * slow), renews it first or stops there, doing nothing more.
+ *
+ * Hand-backs: a step whose target change is still in progress after a short
+ * wait (TargetChangeInProgress) does not hold its worker slot while the change
+ * runs. The runner writes the step log ("waiting: ...") and the step to resume
+ * at, and ends its claim, in one fenced statement; the operation stays Running
+ * and keeps its cluster's lock; then the job is moved to delayed and comes back
+ * after the target's retry-after, to any worker, without using an attempt. The
+ * next claim resumes at that step, the steps before it done. Past the change's
+ * deadline (TARGET_CHANGE_DEADLINE_MS, from its first in-progress answer, kept
+ * on the row) the operation fails instead.
  */
 export class OperationRunner {
   private readonly log = new Logger('operations');
-  private readonly starts: Coalescer<string, { op: Operation; cluster: ClusterWithServers | null } | null>;
+  private readonly starts: Coalescer<string, { op: Operation; cluster: ClusterWithServers | null; resumeAt: string | null } | null>;
   private readonly stepLogs: Coalescer<{ id: string; claimId: string; steps: string; progress: number; currentStep: string | null }, boolean>;
   private readonly successes: Coalescer<{ id: string; claimId: string; result: string | null; steps: string | null }, boolean>;
+  private readonly handBacks: Coalescer<{ id: string; claimId: string; steps: string; progress: number; step: string; change: string; changeSince: string }, boolean>;
   private readonly renewals: Coalescer<Lease, boolean>;
   /** The claims this runner holds, by claim id: what the heartbeat renews. */
   private readonly leases = new Map<string, Lease>();
@@ -100,6 +113,10 @@ export class OperationRunner {
     this.successes = new Coalescer(async (entries) => {
       const ended = await retryingConflicts(() => operations.succeedMany(entries));
       return entries.map((e) => ended.has(e.claimId));
+    }, { maxBatch: MAX_BATCH });
+    this.handBacks = new Coalescer(async (entries) => {
+      const handed = await retryingConflicts(() => operations.handBackMany(entries));
+      return entries.map((e) => handed.has(e.claimId));
     }, { maxBatch: MAX_BATCH });
     this.renewals = new Coalescer(async (leases) => {
       const sent = Date.now();
@@ -178,16 +195,18 @@ export class OperationRunner {
       await job.moveToDelayed(Date.now() + Math.min(Math.max(LOCK_RETRY_MS, leased), this.options.leaseMs), token);
       throw new DelayedError();
     }
-    const { op, cluster } = claimed;
+    const { op, cluster, resumeAt } = claimed;
     const lease = this.hold(op, claimedAt);
     try {
-      await this.runClaimed(job, op, cluster, lease);
+      await this.runClaimed(job, token, op, cluster, lease, resumeAt);
     } finally {
       this.letGo(lease);
     }
   }
 
-  private async runClaimed(job: Job<JobPayloads['run-operation']>, op: Operation, cluster: ClusterWithServers | null, lease: Lease): Promise<void> {
+  private async runClaimed(
+    job: Job<JobPayloads['run-operation']>, token: string | undefined, op: Operation, cluster: ClusterWithServers | null, lease: Lease, resumeAt: string | null,
+  ): Promise<void> {
     const flow = this.flows[op.kind as OperationKind];
     if (!flow) {
       await this.clusters.releaseLock(op.clusterId, op.id); // claimed, but it cannot run here
@@ -196,25 +215,33 @@ export class OperationRunner {
     if (!cluster) throw new UnrecoverableError(`cluster ${op.clusterId} is gone`);
     const ctx = { operation: op, cluster };
     const steps = flow.steps(ctx);
-    const log: OperationStep[] = (Array.isArray(op.steps) ? (op.steps as unknown as OperationStep[]) : []).filter((s) => s.state === 'Succeeded');
+    const saved = Array.isArray(op.steps) ? (op.steps as unknown as OperationStep[]) : [];
+    const log: OperationStep[] = saved.filter((s) => s.state === 'Succeeded');
+    const first = resumeIndex(steps, log, resumeAt);
     const fields = { operationId: op.id, clusterId: cluster.id, kind: op.kind, attempt: op.attempts };
-    this.log.log({ msg: op.attempts > 1 ? 'operation resumed' : 'operation started', ...fields });
+    this.log.log({ msg: resumeAt ? `operation resumed at ${steps[first]?.name} (handed back)` : op.attempts > 1 ? 'operation resumed' : 'operation started', ...fields });
+    const progressAt = (i: number) => Math.round((i / steps.length) * 100);
     const saveLog = async (progress: number, currentStep: string | null) => {
       if (!(await this.stepLogs.submit({ id: op.id, claimId: lease.claimId, steps: JSON.stringify(log), progress, currentStep }))) lease.lost = true;
     };
     let ended = false;
+    let at = first;
     try {
       for (const [i, step] of steps.entries()) {
+        if (i < first) continue; // done before the job was handed back
+        at = i;
         await this.ensureLease(lease);
-        const started = new Date();
-        const entry: OperationStep = { name: step.name, state: 'Running', startedAt: started.toISOString() };
-        const at = log.findIndex((s) => s.name === step.name);
-        if (at >= 0) log.splice(at, 1);
+        // A step the job was handed back in keeps its start and what it last said.
+        const waited = i === first && resumeAt === step.name ? saved.find((s) => s.name === step.name && s.state === 'Running') : undefined;
+        const started = waited ? new Date(waited.startedAt) : new Date();
+        const entry: OperationStep = { name: step.name, state: 'Running', startedAt: started.toISOString(), ...(waited?.detail ? { detail: waited.detail } : {}) };
+        const prior = log.findIndex((s) => s.name === step.name);
+        if (prior >= 0) log.splice(prior, 1);
         log.push(entry);
         // A slow step shows as Running on the row; the write is awaited before anything else is written.
         let logged: Promise<void> | undefined;
         const timer = setTimeout(() => {
-          logged = saveLog(Math.round((i / steps.length) * 100), step.name);
+          logged = saveLog(progressAt(i), step.name);
         }, STEP_LOG_DELAY_MS);
         let detail: string | void;
         try {
@@ -227,6 +254,7 @@ export class OperationRunner {
         entry.finishedAt = new Date().toISOString();
         entry.durationMs = Date.now() - started.getTime();
         if (detail) entry.detail = detail;
+        else delete entry.detail;
         stepSeconds.observe({ kind: op.kind, step: step.name }, entry.durationMs / 1000);
       }
       await this.ensureLease(lease);
@@ -248,20 +276,30 @@ export class OperationRunner {
         return;
       }
       const current = log[log.length - 1];
+      let failure = e;
+      if (e instanceof TargetChangeInProgress && current?.state === 'Running') {
+        const start = targetChangeStart(e, op);
+        if ('since' in start) {
+          ended = true; // handed back or taken over: the lock stays with the operation either way
+          await this.handBack(job, token, { op, lease, log, step: current, progress: progressAt(at) }, e, start.since, fields);
+          return;
+        }
+        failure = start.timedOut;
+      }
       if (current?.state === 'Running') {
         current.state = 'Failed';
         current.finishedAt = new Date().toISOString();
-        current.detail = (e as Error).message;
+        current.detail = (failure as Error).message;
       }
       await saveLog(op.progress, current?.name ?? null).catch(() => undefined);
-      const permanent = e instanceof PermanentError || e instanceof UnrecoverableError || e instanceof TargetRefusedError;
+      const permanent = failure instanceof PermanentError || failure instanceof UnrecoverableError || failure instanceof TargetRefusedError;
       const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      const code = e instanceof PermanentError || e instanceof TargetRefusedError ? e.code : 'step_failed';
-      const error = { code, message: `${current?.name ?? 'operation'}: ${(e as Error).message}` };
+      const code = failure instanceof PermanentError || failure instanceof TargetRefusedError ? failure.code : 'step_failed';
+      const error = { code, message: `${current?.name ?? 'operation'}: ${(failure as Error).message}` };
       if (!permanent && !lastAttempt) {
         if (await this.operations.noteRetry(op.id, lease.claimId, error)) {
           this.log.warn({ msg: 'operation step failed; will retry', ...fields, error: error.message });
-          throw e;
+          throw failure;
         }
         ended = true;
         this.log.warn({ msg: 'operation lease lost; stopped', ...fields, error: error.message });
@@ -291,6 +329,36 @@ export class OperationRunner {
     }
   }
 
+  /**
+   * Gives the job back to the queue while a target change runs: the step log
+   * ("waiting: ..."), the step to resume at and the change's start are written
+   * and the claim ended in one fenced statement, then the job waits in the
+   * delayed set for the target's retry-after. A runner stopped between the two
+   * leaves an operation any claim takes at once (no lease): its job, still
+   * active, is found stalled once its lock lapses and runs again; one stopped
+   * after them leaves a delayed job any worker runs when due.
+   */
+  private async handBack(
+    job: Job<JobPayloads['run-operation']>, token: string | undefined,
+    run: { op: Operation; lease: Lease; log: OperationStep[]; step: OperationStep; progress: number },
+    e: TargetChangeInProgress, since: Date, fields: Record<string, unknown>,
+  ): Promise<void> {
+    const { op, lease, log, step } = run;
+    step.detail = `waiting: ${e.detail}`;
+    const handed = await this.handBacks.submit({
+      id: op.id, claimId: lease.claimId, steps: JSON.stringify(log), progress: run.progress, step: step.name, change: e.change, changeSince: since.toISOString(),
+    });
+    if (!handed) {
+      lease.lost = true;
+      this.log.warn({ msg: 'operation lease lost; stopped', ...fields, error: 'the claim was taken over before the hand-back was written' });
+      return;
+    }
+    handedBack.inc({ kind: op.kind, step: step.name });
+    this.log.log({ msg: 'operation handed back to the queue while its target change runs', ...fields, step: step.name, detail: e.detail, retryAfterMs: e.retryAfterMs });
+    await job.moveToDelayed(Date.now() + e.retryAfterMs, token);
+    throw new DelayedError();
+  }
+
   private notifyEnded(op: Operation): void {
     try {
       this.onEnded?.(op);
@@ -304,4 +372,16 @@ export class OperationRunner {
     const now = await this.operations.get(op.id);
     if (now && TERMINAL_OPERATION_STATES.has(now.state)) await this.clusters.releaseLock(op.clusterId, op.id);
   }
+}
+
+/**
+ * Where a claim starts: at the step the job was handed back in, when every
+ * step before it Succeeded (the log says so); else at the first step (a first
+ * run, or a retry: steps are idempotent and run again).
+ */
+function resumeIndex(steps: readonly { name: string }[], log: readonly OperationStep[], resumeAt: string | null): number {
+  const at = resumeAt === null ? -1 : steps.findIndex((s) => s.name === resumeAt);
+  if (at <= 0) return 0;
+  const done = new Set(log.filter((s) => s.state === 'Succeeded').map((s) => s.name));
+  return steps.slice(0, at).every((s) => done.has(s.name)) ? at : 0;
 }

@@ -35,6 +35,13 @@ interface UpgradeParams {
  * for the new leader ("No cluster leader" is retried by Consul) instead of
  * failing, as they do for about a second when a stopped leader's followers
  * still forward to it.
+ *
+ * Each server's change is asked about until done inside the step (no hand-back
+ * to the queue): what the roll knows between a server's change and the next
+ * (that its health is still to check, that it is being rolled back and why)
+ * lives in this step's memory, and a run of the step from the start would take
+ * a server on the new binary for one already checked (an azure instance runs
+ * the new model while it still boots) and go on to the next.
  */
 export class UpgradeFlow implements Flow {
   constructor(
@@ -84,10 +91,10 @@ export class UpgradeFlow implements Flow {
       }
       const isLeader = leader.startsWith(`${server.address}:`);
       if (isLeader && base.servers.length > 1) await this.target.consul.leave(base, secrets, server.index);
-      await this.target.putServer(toSpec, secrets, server.index);
+      await this.target.putServer(toSpec, secrets, server.index, { withinStep: true });
       const healthy = await this.healthy(toSpec, server.index, entry.reports);
       if (healthy !== true) {
-        await this.target.putServer(fromSpec, secrets, server.index);
+        await this.target.putServer(fromSpec, secrets, server.index, { withinStep: true });
         const back = await this.healthy(fromSpec, server.index, this.config.versions.find((v) => v.version === from)!.reports);
         throw new PermanentError(
           'upgrade_health_failed',

@@ -28,13 +28,18 @@ import type { Operation } from '../generated/prisma/client';
  * Fencing (item 5): a Running operation is taken only when its lease ($5 ms,
  * renewed by its runner) has lapsed; each claim gets a new claim id and the
  * owner's name ($4), and every later write of the runner names that claim id.
+ *
+ * An operation handed back to the queue while a target change runs (handBackMany)
+ * has no lease and a step to resume at: the claim takes it at once, clears that
+ * step and returns it as "resumeAt", and counts no attempt (a hand-back is not
+ * a failure).
  */
 export const CLAIM_STATEMENT = `
       WITH o AS MATERIALIZED (
-        SELECT op."id", op."clusterId", op."seq", op."mutating"
+        SELECT op."id", op."clusterId", op."seq", op."mutating", op."resumeStep"
         FROM (SELECT DISTINCT unnest($1::uuid[]) AS "id" ORDER BY 1) r
         CROSS JOIN LATERAL (
-          SELECT x."id", x."clusterId", x."seq", x."mutating", x."state", x."leaseUntil" FROM "Operation" x
+          SELECT x."id", x."clusterId", x."seq", x."mutating", x."state", x."leaseUntil", x."resumeStep" FROM "Operation" x
           WHERE x."id" = r."id" OFFSET 0 FOR NO KEY UPDATE) op
         WHERE op."state" = 'Queued'
           OR (op."state" = 'Running' AND (op."leaseUntil" IS NULL OR op."leaseUntil" <= (now() AT TIME ZONE 'UTC')))
@@ -49,13 +54,13 @@ export const CLAIM_STATEMENT = `
             OFFSET 0)
         RETURNING c."lockedByOperationId" AS "id"
       ), u AS (
-        UPDATE "Operation" x SET "state" = $2, "attempts" = x."attempts" + 1,
-          "startedAt" = (now() AT TIME ZONE 'UTC'), "updatedAt" = (now() AT TIME ZONE 'UTC'),
+        UPDATE "Operation" x SET "state" = $2, "attempts" = x."attempts" + CASE WHEN o."resumeStep" IS NULL THEN 1 ELSE 0 END,
+          "startedAt" = (now() AT TIME ZONE 'UTC'), "updatedAt" = (now() AT TIME ZONE 'UTC'), "resumeStep" = NULL,
           "claimedBy" = $4, "claimId" = gen_random_uuid(), "leaseUntil" = (now() AT TIME ZONE 'UTC') + $5 * interval '1 millisecond'
         FROM o
         WHERE x."id" = o."id" AND array_position($3::text[], x."state") IS NOT NULL
           AND (NOT o."mutating" OR o."id" IN (SELECT "id" FROM l))
-        RETURNING x.*
+        RETURNING x.*, o."resumeStep" AS "resumeAt"
       )
       SELECT u.*, NULL AS "__cluster", c.*, COALESCE((
         SELECT json_agg(json_build_object('clusterId', s."clusterId", 'index', s."index", 'address', s."address", 'apiEndpoint', s."apiEndpoint") ORDER BY s."index")
@@ -111,12 +116,16 @@ export class OperationRepository {
    * the same statement. The statement's snapshot is the right one to read: a
    * mutating operation can only take the lock if the previous operation's end
    * (and so everything it wrote before) was committed when the statement began.
+   * `resumeAt`: the step an operation handed back to the queue resumes at
+   * (null for a first run or a retry).
    */
-  async claimManyWithClusters(ids: string[], claim: ClaimOwner = DEFAULT_CLAIM): Promise<({ op: Operation; cluster: ClusterWithServers | null } | null)[]> {
+  async claimManyWithClusters(ids: string[], claim: ClaimOwner = DEFAULT_CLAIM): Promise<({ op: Operation; cluster: ClusterWithServers | null; resumeAt: string | null } | null)[]> {
     if (ids.length === 0) return [];
-    const rows = await sqlQuerySplit<Operation, ClusterWithServers>(this.db, '__cluster', CLAIM_STATEMENT,
+    const rows = await sqlQuerySplit<Operation & { resumeAt: string | null }, ClusterWithServers>(this.db, '__cluster', CLAIM_STATEMENT,
       [ids, OperationState.Running, [OperationState.Queued, OperationState.Running], claim.owner, claim.leaseMs], 'operation-claim');
-    const byId = new Map(rows.map(([op, cluster]) => [op.id, { op, cluster: cluster && { ...cluster, lockedByOperationId: op.mutating ? op.id : cluster.lockedByOperationId } }]));
+    const byId = new Map(rows.map(([{ resumeAt, ...op }, cluster]) => [op.id, {
+      op, resumeAt, cluster: cluster && { ...cluster, lockedByOperationId: op.mutating ? op.id : cluster.lockedByOperationId },
+    }]));
     return ids.map((id) => byId.get(id) ?? null);
   }
 
@@ -134,6 +143,32 @@ export class OperationRepository {
       WHERE o."id" = v."id" AND o."claimId" = v."claimId" AND o."state" = 'Running'
       RETURNING o."claimId"`,
     [entries.map((e) => e.id), entries.map((e) => e.claimId), entries.map((e) => e.steps), entries.map((e) => e.progress), entries.map((e) => e.currentStep)], 'operation-save-steps');
+    return new Set(rows.map((r) => r.claimId));
+  }
+
+  /**
+   * Hands Running operations back to the queue while a target change of theirs
+   * runs, several in one statement, each only where its claim still holds it:
+   * its step log and progress, the step the next claim resumes at, and the
+   * change waited on with when it first answered in-progress (ISO text, UTC).
+   * The claim ends (no lease, no claim id: a renewal still in flight finds
+   * nothing to extend, and any worker may claim the operation at once); the
+   * operation stays Running and keeps its cluster's lock. Returns the claim
+   * ids that handed their operation back.
+   */
+  async handBackMany(entries: {
+    id: string; claimId: string; steps: string; progress: number; step: string; change: string; changeSince: string;
+  }[]): Promise<Set<string>> {
+    if (entries.length === 0) return new Set();
+    const rows = await sqlQuery<{ claimId: string }>(this.db, `
+      UPDATE "Operation" o SET "steps" = v."steps"::jsonb, "progress" = v."progress", "currentStep" = v."step", "resumeStep" = v."step",
+        "targetChange" = v."change", "targetChangeSince" = v."changeSince"::timestamptz AT TIME ZONE 'UTC',
+        "claimId" = NULL, "leaseUntil" = NULL, "updatedAt" = (now() AT TIME ZONE 'UTC')
+      FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[]) AS v("id", "claimId", "steps", "progress", "step", "change", "changeSince")
+      WHERE o."id" = v."id" AND o."claimId" = v."claimId" AND o."state" = 'Running'
+      RETURNING v."claimId"`,
+    [entries.map((e) => e.id), entries.map((e) => e.claimId), entries.map((e) => e.steps), entries.map((e) => e.progress),
+      entries.map((e) => e.step), entries.map((e) => e.change), entries.map((e) => e.changeSince)], 'operation-hand-back');
     return new Set(rows.map((r) => r.claimId));
   }
 
