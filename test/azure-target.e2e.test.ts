@@ -17,8 +17,13 @@ const TENANT = 'a2a2a2a2-0000-4000-8000-0000000000a2';
 const CUSTOMER_TENANT = 'c2c2c2c2-0000-4000-8000-0000000000c2';
 const SECRET = randomBytes(32).toString('base64url');
 const TEMPLATE = JSON.parse(fs.readFileSync(path.resolve(__dirname, '..', '..', 'infra', 'arm', 'cluster.json'), 'utf8'));
-/** Each test's cluster has a VNet of its own in 10.247.0.0/16, which the local ARM server makes local to this host. */
-const vnet = (n: number) => `10.247.${n}.0/24`;
+/**
+ * Every cluster has the default address space, as customers' clusters do: their VNets overlap
+ * (each a network namespace of the local ARM), and the control plane reaches each through the
+ * cluster's Private Link service alone.
+ */
+const VNET = '172.25.16.0/24';
+const ADDRESSES = ['172.25.16.5', '172.25.16.6', '172.25.16.7', '172.25.16.8', '172.25.16.9'];
 
 /** Azurite's blob endpoint and account key, from the stack's connection string. */
 function azurite(): { endpoint: string; accountKey: string } {
@@ -28,7 +33,9 @@ function azurite(): { endpoint: string; accountKey: string } {
 
 /** The worker as a real process, so that the test can SIGKILL it. */
 function spawnWorker(s: TestStack, name: string): ChildProcess {
-  return spawn(process.execPath, [WORKER_MAIN], { env: workerEnv(s.config, name), stdio: ['ignore', 'ignore', 'inherit'] });
+  // The local cloud's DNS (its vaults' names), as the worker would have Azure's.
+  const env = { ...workerEnv(s.config, name), NODE_OPTIONS: `--require ${path.join(__dirname, 'support', 'local-dns.js')}` };
+  return spawn(process.execPath, [WORKER_MAIN], { env, stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
 // The Azure target against a local server speaking ARM's wire protocol: the real
@@ -92,13 +99,13 @@ describe('the azure target', { timeout: 600_000 }, () => {
    * one: no plan, its tier parameter) is deployed, Azure makes its managed resource group and
    * notifies PUT Succeeded; the API answers creating the cluster there, in the test's tenant.
    */
-  async function create(name: string, n: number, tier = 'standard') {
+  async function create(name: string, tier = 'standard') {
     const appId = `/subscriptions/${SUBSCRIPTION}/resourceGroups/rg-${name}/providers/Microsoft.Solutions/applications/${name}`;
     const mrg = `mrg-${name}-20261206`;
     arm.putApplication({
       id: appId, location: 'westeurope', managedResourceGroupId: `/subscriptions/${SUBSCRIPTION}/resourceGroups/${mrg}`,
       parameters: {
-        location: 'westeurope', clusterName: name, datacenter: 'dc1', tier, consulVersion: '1.8.7', externalEndpoint: false, vnetCidr: vnet(n),
+        location: 'westeurope', clusterName: name, datacenter: 'dc1', tier, consulVersion: '1.8.7', externalEndpoint: false, vnetCidr: VNET,
         upgradeMode: 'manual', upgradeWindowDay: 0, upgradeWindowStartHour: 2, upgradeWindowHours: 4, snapshotIntervalHours: 24, snapshotRetention: 7,
       },
       outputs: { tenantId: TENANT },
@@ -111,13 +118,17 @@ describe('the azure target', { timeout: 600_000 }, () => {
     return { id: res.body.clusterId as string, opId: res.body.operationId as string, mrg };
   }
 
-  async function cli(id: string) {
-    const cc = (await s.request('GET', `/v1/clusters/${id}/client-config`, { token })).body;
-    const caFile = path.join(work, `${id}.pem`);
+  /** The consul CLI as the customer runs it: from a machine of the cluster's network, at the address client-config gives. */
+  async function cli(c: { id: string; mrg: string }) {
+    const cc = (await s.request('GET', `/v1/clusters/${c.id}/client-config`, { token })).body;
+    const caFile = path.join(work, `${c.id}.pem`);
     fs.writeFileSync(caFile, cc.caPem);
-    const secret = (await s.request('POST', `/v1/clusters/${id}/tokens`, { token })).body.secretId as string | undefined;
-    return { cc, run: (args: string[], withToken = true) => consul(args, { httpAddr: cc.httpsAddress, caFile, token: withToken ? secret : undefined }) };
+    const secret = (await s.request('POST', `/v1/clusters/${c.id}/tokens`, { token })).body.secretId as string | undefined;
+    return { cc, run: (args: string[], withToken = true) => consul(args, { httpAddr: cc.httpsAddress, caFile, token: withToken ? secret : undefined, netns: arm.netnsOf(c.mrg) }) };
   }
+
+  /** The certificates the servers serve, read the way the control plane reaches them (the cluster's private endpoint). */
+  const served = (c: { mrg: string }, cc: { retryJoin: string[]; caPem: string }) => Promise.all(cc.retryJoin.map((a) => servedFingerprint(a, cc.caPem, arm.routeTo(c.mrg, a, 8501))));
 
   const leaderOf = async (run: (a: string[]) => Promise<{ stdout: string }>) =>
     (await run(['operator', 'raft', 'list-peers'])).stdout.split('\n').find((l) => /\sleader\s/.test(l))!.split(/\s+/)[2].split(':')[0];
@@ -127,7 +138,7 @@ describe('the azure target', { timeout: 600_000 }, () => {
   it('POST /v1/clusters does not make clusters on Azure (no managed resource group would exist for it): 409, nothing written', async () => {
     const clusters = await s.db.cluster.count();
     const res = await s.request('POST', '/v1/clusters', {
-      token, body: { name: 'az-api', subscriptionId: SUBSCRIPTION, resourceGroup: 'rg-az-api', region: 'westeurope', tier: 'development', vnetCidr: vnet(9) },
+      token, body: { name: 'az-api', subscriptionId: SUBSCRIPTION, resourceGroup: 'rg-az-api', region: 'westeurope', tier: 'development', vnetCidr: VNET },
     });
     assert.equal(res.status, 409, JSON.stringify(res.body));
     assert.equal(res.body.error.code, 'create_through_marketplace');
@@ -137,7 +148,7 @@ describe('the azure target', { timeout: 600_000 }, () => {
   });
 
   it('create: one deployment of cluster.json with the cluster\'s parameters; real servers from its custom data; Running; secure from outside', async () => {
-    const c = await create('az-main', 1);
+    const c = await create('az-main');
     main = c;
     const op = await finish(c.opId);
     assert.equal(op.state, 'Succeeded', JSON.stringify(op.error ?? op.steps));
@@ -150,21 +161,29 @@ describe('the azure target', { timeout: 600_000 }, () => {
     const p = d.parameters as Record<string, { value: unknown }>;
     assert.deepEqual(
       [p.clusterName.value, p.tier.value, p.vnetCidr.value, p.consulVersion.value, p.location.value, p.deployServers.value],
-      ['az-main', 'standard', vnet(1), '1.8.7', 'westeurope', true],
+      ['az-main', 'standard', VNET, '1.8.7', 'westeurope', true],
     );
     const files = decodeCustomData(String(p.customData.value)).files;
     assert.ok([...files.keys()].some((f) => f.startsWith(`${AZURE_CLUSTERS_DIR}/`)), 'the custom data writes the VM layout (each instance has its own, in its own namespace)');
     const cluster = await s.db.cluster.findUniqueOrThrow({ where: { id: c.id }, include: { servers: { orderBy: { index: 'asc' } } } });
     assert.equal(cluster.target, 'azure');
     assert.equal(cluster.state, 'Running');
-    assert.deepEqual(cluster.servers.map((x) => x.address), ['10.247.1.5', '10.247.1.6', '10.247.1.7'], 'the addresses Azure gives in the subnet');
+    assert.deepEqual(cluster.servers.map((x) => x.address), ADDRESSES.slice(0, 3), 'the addresses Azure gives in the subnet');
     const vms = arm.instances(c.mrg, 'az-main-servers');
     assert.deepEqual(vms.map((v) => [v.privateIp, v.running]), cluster.servers.map((x) => [x.address, true]));
+    // The worker made the cluster through its private endpoint alone (the addresses are not routed to from its network):
+    // one endpoint in the control plane's subnet, approved, and each server's row says where the API reaches it.
+    const endpoints = arm.privateEndpoints().filter((e) => e.linkServiceId.toLowerCase().includes(`/resourcegroups/${c.mrg.toLowerCase()}/`));
+    assert.deepEqual(endpoints.map((e) => e.status), ['Approved']);
+    assert.deepEqual(cluster.servers.map((x) => x.apiEndpoint), cluster.servers.map((x) => {
+      const r = arm.routeTo(c.mrg, x.address, 8501);
+      return `${r.host}:${r.port}`;
+    }), 'the API reaches each server at its NAT port of the private endpoint');
 
-    const { run } = await cli(c.id);
+    const { run } = await cli(c);
     const peers = await run(['operator', 'raft', 'list-peers']);
     assert.equal(peers.code, 0, peers.stderr);
-    for (const a of ['10.247.1.5', '10.247.1.6', '10.247.1.7']) assert.match(peers.stdout, new RegExp(`${a.replace(/\./g, '\\.')}:8300\\s+\\S+\\s+true`), `${a} is a voter`);
+    for (const a of ADDRESSES.slice(0, 3)) assert.match(peers.stdout, new RegExp(`${a.replace(/\./g, '\\.')}:8300\\s+\\S+\\s+true`), `${a} is a voter`);
     const anonymous = await run(['kv', 'put', 'x', '1'], false);
     assert.notEqual(anonymous.code, 0, 'ACLs deny an anonymous write');
     assert.match(anonymous.stderr, /403|Permission denied/i);
@@ -173,7 +192,7 @@ describe('the azure target', { timeout: 600_000 }, () => {
 
   it('a worker killed while the deployment runs: the next one resumes the same deployment (exactly one PUT)', async () => {
     arm.holdDeployments();
-    const c = await create('az-crash', 2, 'development');
+    const c = await create('az-crash', 'development');
     const name = (await waitFor('the deployment to be running', async () => arm.deployments().find((d) => d.resourceGroup.toLowerCase() === c.mrg.toLowerCase()), (d) => d?.state === 'Running', 60_000))!.name;
     // The poller's state is on the operation before the worker is killed.
     await waitFor('the poller state on the operation', () => s.db.operation.findUniqueOrThrow({ where: { id: c.opId } }), (o) => typeof (o.targetState as Record<string, unknown>)[name] === 'string', 30_000);
@@ -195,7 +214,7 @@ describe('the azure target', { timeout: 600_000 }, () => {
 
   it('a deployment that fails: the operation fails with ARM\'s code and message; nothing runs; the cluster can be deleted', async () => {
     arm.failNextDeployment({ code: 'SkuNotAvailable', message: "The requested VM size 'Standard_D2s_v5' is currently not available in location 'westeurope'." });
-    const c = await create('az-fail', 3, 'development');
+    const c = await create('az-fail', 'development');
     const op = await finish(c.opId);
     assert.equal(op.state, 'Failed');
     // The root cause, from under DeploymentFailed → ResourceDeploymentFailure, and at once: a failed deployment is not retried.
@@ -226,7 +245,7 @@ describe('the azure target', { timeout: 600_000 }, () => {
         details: [{ code: 'InvalidParameter', target: 'linuxConfiguration.ssh.publicKeys.keyData', message: "The value of parameter linuxConfiguration.ssh.publicKeys.keyData is invalid." }],
       }],
     });
-    const c = await create('az-refused', 3, 'development');
+    const c = await create('az-refused', 'development');
     const op = await finish(c.opId);
     assert.equal(op.state, 'Failed', JSON.stringify(op));
     assert.equal(op.attempts, 1, 'not retried: the same PUT gets the same answer');
@@ -253,14 +272,14 @@ describe('the azure target', { timeout: 600_000 }, () => {
     assert.equal(op.state, 'Succeeded', JSON.stringify(op.error ?? op.steps));
     assert.equal(arm.counters.throttled - throttledBefore, 3, 'three answers were 429');
     const vms = arm.instances(main.mrg, 'az-main-servers');
-    assert.deepEqual(vms.map((v) => v.privateIp), ['10.247.1.5', '10.247.1.6', '10.247.1.7', '10.247.1.8', '10.247.1.9']);
-    const { run } = await cli(main.id);
+    assert.deepEqual(vms.map((v) => v.privateIp), ADDRESSES);
+    const { run } = await cli(main);
     const peers = await run(['operator', 'raft', 'list-peers']);
     assert.equal(peers.stdout.split('\n').filter((l) => /\strue\s/.test(l) || /\strue$/.test(l.trim())).length, 5, peers.stdout);
   });
 
   it('a rolling upgrade on the azure target: one instance at a time, followers first, the leader last; data kept', async () => {
-    const { cc, run } = await cli(main.id);
+    const { cc, run } = await cli(main);
     const leader = await leaderOf(run);
     const before = arm.counters.vmActions.reimage.length;
     const res = await s.request('POST', `/v1/clusters/${main.id}/upgrade`, { token, body: { consulVersion: '1.8.7-rolling' } });
@@ -295,19 +314,19 @@ describe('the azure target', { timeout: 600_000 }, () => {
     assert.equal(Number((await blob.getProperties()).contentLength), Number(row.size));
     assert.equal(await service.getContainerClient(s.config.SNAPSHOT_CONTAINER).getBlobClient(row.blobKey).exists(), false, 'not in the control plane\'s container');
 
-    const { run } = await cli(main.id);
+    const { run } = await cli(main);
     assert.equal((await run(['kv', 'put', 'kept', 'changed'])).code, 0);
     const restore = await s.request('POST', `/v1/clusters/${main.id}/snapshots/${row.id}/restore`, { token, body: { takeSnapshot: false } });
     assert.equal(restore.status, 202, JSON.stringify(restore.body));
     const done = await finish(restore.body.operation.id);
     assert.equal(done.state, 'Succeeded', JSON.stringify(done.error ?? done.steps));
     // A token made after the snapshot is not in the restored state: a fresh one reads.
-    const restored = await (await cli(main.id)).run(['kv', 'get', 'kept']);
+    const restored = await (await cli(main)).run(['kv', 'get', 'kept']);
     assert.equal(restored.stdout.trim(), 'yes', `restored from the blob in the cluster's account: ${restored.stderr}`);
   });
 
-  it('rotations on the azure target (Run Command on each instance): a new gossip key everywhere, then new server certificates, the cluster serving throughout', async () => {
-    const { cc, run } = await cli(main.id);
+  it('rotations on the azure target (Run Command on each instance): a new gossip key everywhere, then new server certificates, then a new CA, the cluster serving throughout', async () => {
+    const { cc, run } = await cli(main);
     const oldKey = cc.encrypt as string;
     const gossip = await s.request('POST', `/v1/clusters/${main.id}/rotate`, { token, body: { what: 'gossip-key' } });
     assert.equal(gossip.status, 202, JSON.stringify(gossip.body));
@@ -322,14 +341,30 @@ describe('the azure target', { timeout: 600_000 }, () => {
     assert.ok(!keys.includes(oldKey), 'the old key is gone from every server');
     assert.ok(keys.includes(`${newKey} [5/5]`), 'the new key on all five servers');
 
-    const before = await Promise.all(cc.retryJoin.map((a: string) => servedFingerprint(a, cc.caPem)));
+    const before = await served(main, cc);
     const certs = await s.request('POST', `/v1/clusters/${main.id}/rotate`, { token, body: { what: 'certificates' } });
     assert.equal(certs.status, 202, JSON.stringify(certs.body));
     const c = await finish(certs.body.operation.id, 300_000);
     assert.equal(c.state, 'Succeeded', JSON.stringify(c.error ?? c.steps));
-    const after = await Promise.all(cc.retryJoin.map((a: string) => servedFingerprint(a, cc.caPem)));
+    const after = await served(main, cc);
     for (let i = 0; i < before.length; i++) assert.notEqual(after[i], before[i], `server ${cc.retryJoin[i]} serves a new certificate from the same CA`);
+    // Item 10: the new key and certificates reached the servers through the vault; no Run Command script carried a secret.
+    const carried = arm.runCommandScripts().flatMap((script) => [script, ...[...script.matchAll(/printf '%s' '([A-Za-z0-9+/=]+)'/g)].map((m) => Buffer.from(m[1], 'base64').toString('utf8'))]);
+    assert.ok(carried.length > 0, 'the rotations ran Run Command');
+    assert.ok(carried.every((t) => !t.includes(oldKey) && !t.includes(newKey) && !t.includes('PRIVATE KEY') && !t.includes('"encrypt"')), 'no gossip key, private key or server config in a Run Command script');
     assert.equal((await run(['kv', 'get', 'kept'])).stdout.trim(), 'yes');
+
+    // The CA: a dual-CA roll, each step checked over the servers' RPC port (the management path's second NAT rule).
+    const ca = await s.request('POST', `/v1/clusters/${main.id}/rotate`, { token, body: { what: 'ca' } });
+    assert.equal(ca.status, 202, JSON.stringify(ca.body));
+    const r = await finish(ca.body.operation.id, 300_000);
+    assert.equal(r.state, 'Succeeded', JSON.stringify(r.error ?? r.steps));
+    const rolled = await cli(main);
+    assert.notEqual(rolled.cc.caPem, cc.caPem, 'client-config serves the new CA');
+    const newCa = await served(main, rolled.cc);
+    assert.equal(newCa.length, 5, 'every server serves a certificate of the new CA');
+    await assert.rejects(served(main, cc), 'no server serves a certificate of the old CA any more');
+    assert.equal((await rolled.run(['kv', 'get', 'kept'])).stdout.trim(), 'yes');
   });
 
   it('notifications: PUT Succeeded creates the cluster in the managed resource group; a repeat changes nothing; a wrong sig is refused; DELETE deletes it', async () => {
@@ -340,7 +375,7 @@ describe('the azure target', { timeout: 600_000 }, () => {
       id: appId, location: 'westeurope', managedResourceGroupId: mrgId,
       parameters: {
         location: 'westeurope', clusterName: 'shop', datacenter: 'dc1', tier: 'development', consulVersion: '1.8.7', externalEndpoint: false,
-        vnetCidr: vnet(4), upgradeMode: 'manual', upgradeWindowDay: 0, upgradeWindowStartHour: 2, upgradeWindowHours: 4, snapshotIntervalHours: 24, snapshotRetention: 7,
+        vnetCidr: VNET, upgradeMode: 'manual', upgradeWindowDay: 0, upgradeWindowStartHour: 2, upgradeWindowHours: 4, snapshotIntervalHours: 24, snapshotRetention: 7,
       },
       outputs: { tenantId: CUSTOMER_TENANT },
     };
@@ -365,7 +400,7 @@ describe('the azure target', { timeout: 600_000 }, () => {
     const cluster = await s.db.cluster.findUniqueOrThrow({ where: { id: res.body.clusterId } });
     assert.deepEqual([cluster.target, cluster.state, cluster.billingResourceId], ['azure', 'Running', 'usage-shop-0001']);
     const vms = arm.instances('mrg-consul-shop-20261202', 'shop-servers');
-    assert.deepEqual(vms.map((v) => [v.privateIp, v.running]), [['10.247.4.5', true]], 'deployed into the managed resource group');
+    assert.deepEqual(vms.map((v) => [v.privateIp, v.running]), [[ADDRESSES[0], true]], 'deployed into the managed resource group, its address the same as the other clusters\' first server');
     const again = await notify(put);
     assert.deepEqual([again.status, again.body.status], [200, 'duplicate']);
     assert.equal(await s.db.operation.count({ where: { clusterId: cluster.id } }), 1, 'a repeated notification queues nothing');
@@ -381,6 +416,7 @@ describe('the azure target', { timeout: 600_000 }, () => {
     assert.equal(deleted.state, 'Deleted');
     const complete = arm.deployments().filter((d) => d.resourceGroup.toLowerCase() === 'mrg-consul-shop-20261202' && d.mode === 'Complete');
     assert.equal(complete.length, 1, 'one Complete-mode deployment empties the managed resource group');
+    assert.equal(arm.privateEndpoints().some((e) => e.linkServiceId.toLowerCase().includes('/resourcegroups/mrg-consul-shop-20261202/')), false, 'its private endpoint went first (Azure keeps a Private Link service that has connections)');
     assert.deepEqual(arm.instances('mrg-consul-shop-20261202', 'shop-servers'), [], 'no instance left');
     assert.ok(!arm.requests.some((r) => /^DELETE \/subscriptions\/[^/]+\/resourcegroups\/[^/]+$/i.test(r)), 'the managed resource group itself is never deleted (Azure owns it)');
   });

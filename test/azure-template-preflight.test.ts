@@ -43,7 +43,7 @@ describe('the deployments the control plane makes pass Azure\'s preflight', () =
     for (const [region, role] of REGIONS.flatMap((r) => [[r, DOCUMENTED_ROLE], [r, 'Owner']] as const)) {
       const group = `mrg-consul-${region.name}`;
       preflight.putResourceGroup(SUB, group, region.name, role);
-      const parameters = target.parameters(spec, secrets, { subscriptionId: SUB, resourceGroup: group, location: region.name, clusterName: 'orders', vnetCidr: '172.25.16.0/24', externalEndpoint: true, zones: availabilityZones(region.name), addresses: new Map() });
+      const parameters = target.parameters(spec, secrets, { subscriptionId: SUB, resourceGroup: group, location: region.name, clusterName: 'orders', vnetCidr: '172.25.16.0/24', externalEndpoint: true, zones: availabilityZones(region.name), addresses: new Map() }, 'https://kvorders.vault.azure.net/');
       const refused = preflight.checkDeploymentPut({ subscription: SUB, resourceGroup: group, name: 'consul-servers', properties: { mode: 'Incremental', template: CLUSTER, parameters }, running: false });
       if (refused) refusals.push(`${region.name} (${role}): ${JSON.stringify(refused.error.details?.[0]?.details ?? refused.error.details ?? refused.error)}`);
     }

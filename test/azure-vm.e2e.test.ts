@@ -13,6 +13,7 @@ import { sshPublicKey } from './support/ssh-key';
 import { availabilityZones } from '../libs/core/src';
 import { consul, servedFingerprint } from './support/consul-cli';
 import { waitFor } from './support/stack';
+import './support/local-dns';
 
 const TEMPLATE = JSON.parse(fs.readFileSync(`${__dirname}/../../infra/arm/cluster.json`, 'utf8')) as Record<string, unknown>;
 const SUB = 'a3a3a3a3-0000-4000-8000-0000000000a3';
@@ -36,7 +37,9 @@ describe('azure VMs: actions, Run Command, the boot', { timeout: 300_000 }, () =
   });
 
   /** A one-server cluster deployed by the target, in its own resource group and VNet: every one in the default address space, as customers' overlap. */
-  async function cluster(name: string, version = '1.8.7') {
+  async function cluster(name: string, version = '1.8.7', opts: { vaultRoles?: boolean } = {}) {
+    // What the managed application's deployment grants on the cluster's vault (the offer's authorization, mainTemplate's assignment).
+    if (opts.vaultRoles !== false) arm.grantVaultRoles(SUB, `rg-${name}`, name);
     const vnetCidr = '172.25.16.0/24';
     const [address] = subnetPlan(vnetCidr, 1).serverAddresses;
     const spec: ClusterSpec = { clusterId: randomUUID(), datacenter: 'dc1', consulVersion: version, servers: [{ index: 0, address }] };
@@ -85,6 +88,24 @@ describe('azure VMs: actions, Run Command, the boot', { timeout: 300_000 }, () =
     assert.deepEqual(route.https, arm.routeTo(main.rg, main.address, 8501), 'the private endpoint\'s address, at the NAT port of the instance');
     const peers = await waitFor('a leader', () => consul(['operator', 'raft', 'list-peers'], { httpAddr: `https://${route.https.host}:${route.https.port}`, tlsServerName: 'server.dc1.consul', caFile, token: main.secrets.managementToken }), (r) => /leader/.test(r.stdout), 60_000, 500);
     assert.match(peers.stdout, new RegExp(`${main.address.replace(/\./g, '\\.')}:8300\\s+leader`));
+  });
+
+  it('item 10: the secrets reach the server from the cluster\'s Key Vault, read with the scale set\'s identity; none is in the custom data', async () => {
+    const d = arm.deployments().find((x) => x.resourceGroup === main.rg && x.parameters.deployServers?.value === true)!;
+    const customData = Buffer.from(String(d.parameters.customData.value), 'base64').toString('utf8');
+    const cert = main.secrets.pki.servers[0];
+    assert.ok(!customData.includes(main.secrets.gossipKey) && !customData.includes(main.secrets.managementToken) && !customData.includes(Buffer.from(cert.keyPem).toString('base64')) && !customData.includes('PRIVATE KEY'), 'no secret in the custom data');
+    // The VM's key and config are the vault secret's, written 0600 for the consul user.
+    const [vm] = arm.instances(main.rg, main.vmss);
+    const keyFile = `${vm.dir}/os/var-lib/managed-consul/clusters/${main.spec.clusterId}/server-0/tls/server-key.pem`;
+    assert.ok(fs.readFileSync(keyFile, 'utf8') === cert.keyPem, 'the server\'s key is the one the control plane put in the vault');
+    assert.equal(fs.statSync(keyFile).mode & 0o777, 0o600);
+    const config = JSON.parse(fs.readFileSync(`${vm.dir}/os/var-lib/managed-consul/clusters/${main.spec.clusterId}/server-0/config/server.json`, 'utf8')) as { encrypt: string };
+    assert.ok(config.encrypt === main.secrets.gossipKey, 'the gossip key came from the vault');
+    assert.ok(arm.counters.secretReads >= 1, 'the instance read its secret from the vault');
+    // Contributor is no data-plane role: without the vault roles the managed application grants, the control plane may not write the secrets.
+    await assert.rejects(cluster('vm-norole', '1.8.7', { vaultRoles: false }), (e: Error & { code?: string }) => e.code === 'vault_forbidden' || /may not write the secrets/.test(e.message));
+    assert.deepEqual(arm.instances('rg-vm-norole', 'vm-norole-servers'), [], 'no server deployed without its secrets');
   });
 
   it('the control plane reaches a server only through its private endpoint: never at its own address, which overlaps another cluster\'s', async () => {

@@ -254,19 +254,21 @@ ensure_dev_tls() {
     chmod 644 "$dir/ca.pem"
   fi
 
-  # (Re)issue the issuer certificate when missing, not signed by this CA, or
-  # expiring within 30 days.
+  # (Re)issue the issuer certificate when missing, not signed by this CA,
+  # expiring within 30 days, or without a name it must answer for.
   if [[ -s "$dir/issuer.pem" && -s "$dir/issuer-key.pem" ]] &&
     openssl verify -CAfile "$dir/ca.pem" "$dir/issuer.pem" >/dev/null 2>&1 &&
-    openssl x509 -in "$dir/issuer.pem" -noout -checkend $((30 * 86400)) >/dev/null 2>&1; then
+    openssl x509 -in "$dir/issuer.pem" -noout -checkend $((30 * 86400)) >/dev/null 2>&1 &&
+    openssl x509 -in "$dir/issuer.pem" -noout -ext subjectAltName 2>/dev/null | grep -q 'DNS:\*\.vault\.localhost'; then
     return 0
   fi
-  log "issuing HTTPS certificate for the local issuer (localhost, 127.0.0.1)"
+  # The local ARM server of the tests serves the local cloud's Key Vaults too (https://<name>.vault.localhost:<port>/).
+  log "issuing HTTPS certificate for the local issuer (localhost, *.vault.localhost, 127.0.0.1)"
   cat >"$dir/issuer.ext" <<'EOF'
 basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
-subjectAltName=DNS:localhost,IP:127.0.0.1
+subjectAltName=DNS:localhost,DNS:*.vault.localhost,IP:127.0.0.1
 EOF
   (
     umask 077

@@ -46,6 +46,7 @@ export interface EvaluatedResource {
   sku?: Value;
   properties?: Value;
   scope?: Value;
+  identity?: Value;
 }
 
 export interface EvaluatedDeployment {
@@ -231,7 +232,7 @@ export class TemplateEvaluator {
       const name = this.evaluate(r.name);
       return {
         type: String(r.type), apiVersion: String(r.apiVersion), name: isRuntime(name) ? RUNTIME : String(name), deployed: deployed === true || isRuntime(deployed),
-        location: this.evaluate(r.location), zones: this.evaluate(r.zones), sku: this.evaluate(r.sku), properties: this.evaluate(r.properties), scope: this.evaluate(r.scope),
+        location: this.evaluate(r.location), zones: this.evaluate(r.zones), sku: this.evaluate(r.sku), properties: this.evaluate(r.properties), scope: this.evaluate(r.scope), identity: this.evaluate(r.identity),
       };
     });
   }

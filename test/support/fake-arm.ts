@@ -52,11 +52,25 @@ export interface FakeArm {
   /** The application is gone: ARM answers 404 for it, as once a delete finished. */
   deleteApplication(id: string): void;
   failNext(status: number): void;
+  /** Whether this server's token endpoint issued the token (any audience). */
+  issued(token: string): boolean;
   close(): Promise<void>;
 }
 
 /** More ARM routes, behind the same token check (the local ARM server's deployments and scale sets). Answers true when it handled the request. */
 export type ArmRoutes = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>;
+
+/** The audience of the local cloud's Key Vaults (as https://vault.azure.net is Azure's): vaults are <name>.vault.localhost. */
+export const VAULT_RESOURCE = 'https://vault.localhost';
+
+/** The claims of a token this server issued (its middle part). */
+export function claimsOf(token: string): { aud?: string; tid?: string; appid?: string; oid?: string; xms_mirid?: string; exp?: number } {
+  try {
+    return JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as ReturnType<typeof claimsOf>;
+  } catch {
+    return {};
+  }
+}
 
 export async function startFakeArm(opts: { routes?: ArmRoutes } = {}): Promise<FakeArm> {
   const tlsDir = path.join(localDir(), 'tls');
@@ -83,7 +97,8 @@ export async function startFakeArm(opts: { routes?: ArmRoutes } = {}): Promise<F
   const armError = (res: ServerResponse, status: number, code: string, message: string) => sendJson(res, status, { error: { code, message } });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const u = new URL(req.url ?? '/', url);
+    // A path that starts with two slashes (the SDKs' getById joins '/' and an id that starts with one) is a path, not a host: ARM reads it so.
+    const u = new URL((req.url ?? '/').replace(/^\/+/, '/'), url);
     const entra = /^\/([^/]+)\/(v2\.0\/\.well-known\/openid-configuration|oauth2\/v2\.0\/token)$/.exec(u.pathname);
     if (entra) {
       if (entra[1] !== tenantId) return sendJson(res, 400, { error: 'invalid_tenant', error_description: `AADSTS90002: Tenant '${entra[1]}' not found.` });
@@ -98,11 +113,13 @@ export async function startFakeArm(opts: { routes?: ArmRoutes } = {}): Promise<F
       if (form.get('grant_type') !== 'client_credentials' || form.get('client_id') !== clientId || form.get('client_secret') !== clientSecret) {
         return sendJson(res, 401, { error: 'invalid_client', error_description: 'AADSTS7000215: Invalid client secret provided.' });
       }
-      if (form.get('scope') !== `${url}/.default`) return sendJson(res, 400, { error: 'invalid_resource', error_description: `AADSTS500011: The resource principal named ${form.get('scope')} was not found.` });
+      // Two resources here: ARM (this server) and the local cloud's Key Vault (https://vault.localhost, the vaults' audience).
+      const audience = form.get('scope') === `${url}/.default` ? url : form.get('scope') === `${VAULT_RESOURCE}/.default` ? VAULT_RESOURCE : undefined;
+      if (!audience) return sendJson(res, 400, { error: 'invalid_resource', error_description: `AADSTS500011: The resource principal named ${form.get('scope')} was not found.` });
       counters.tokens++;
       // Opaque to the client; a JWT's three parts so that MSAL can read its expiry if it looks.
       const now = Math.floor(Date.now() / 1000);
-      const claims = Buffer.from(JSON.stringify({ aud: url, tid: tenantId, appid: clientId, iat: now, exp: now + 3600 })).toString('base64url');
+      const claims = Buffer.from(JSON.stringify({ aud: audience, tid: tenantId, appid: clientId, iat: now, exp: now + 3600 })).toString('base64url');
       const token = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${claims}.${randomBytes(16).toString('base64url')}`;
       tokens.add(token);
       return sendJson(res, 200, { token_type: 'Bearer', expires_in: 3599, ext_expires_in: 3599, access_token: token });
@@ -110,7 +127,7 @@ export async function startFakeArm(opts: { routes?: ArmRoutes } = {}): Promise<F
     const app = /^\/subscriptions\/[^/]+\/resourcegroups\/[^/]+\/providers\/microsoft\.solutions\/applications\/[^/]+$/i.exec(u.pathname);
     if (u.pathname.toLowerCase().startsWith('/subscriptions/')) {
       const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
-      if (!bearer || !tokens.has(bearer)) {
+      if (!bearer || !tokens.has(bearer) || claimsOf(bearer).aud !== url) {
         counters.unauthorized++;
         return armError(res, 401, 'AuthenticationFailed', 'Authentication failed. The Authorization header is missing or invalid.');
       }
@@ -141,6 +158,7 @@ export async function startFakeArm(opts: { routes?: ArmRoutes } = {}): Promise<F
 
   return {
     url, tenantId, clientId, clientSecret, counters,
+    issued: (token: string) => tokens.has(token),
     env: () => ({ ARM_ENDPOINT: url, AZURE_AUTHORITY_HOST: url, AZURE_TENANT_ID: tenantId, AZURE_CLIENT_ID: clientId, AZURE_CLIENT_SECRET: clientSecret }),
     putApplication(a) {
       if (a.provisioningState !== undefined && !PROVISIONING_STATES.includes(a.provisioningState)) throw new Error(`fake-arm: ${a.provisioningState} is not a provisioning state ARM answers`);

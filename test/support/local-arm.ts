@@ -38,7 +38,7 @@ import { localDir } from '../../infra/local/issuer';
 import { ArmPreflight } from './arm-preflight';
 import { evaluateDeployment, type EvaluatedResource } from './arm-template';
 import { LocalNetwork } from './local-network';
-import { startFakeArm, type FakeArm } from './fake-arm';
+import { VAULT_RESOURCE, claimsOf, startFakeArm, type FakeArm } from './fake-arm';
 import { readBody } from './fake-metering';
 import { LocalVm } from './local-vm';
 
@@ -95,6 +95,9 @@ export interface LocalArm extends Omit<FakeArm, 'counters'> {
     statusPolls: number;
     /** listKeys of a storage account (the snapshot store's key). */
     listKeys: number;
+    /** Vault secrets written (a new version each) and read. */
+    secretWrites: number;
+    secretReads: number;
     throttled: number;
     /** Instance ids per VM action, in order. */
     vmActions: Record<VmAction, string[]>;
@@ -124,6 +127,12 @@ export interface LocalArm extends Omit<FakeArm, 'counters'> {
   privateEndpoints(): { name: string; ip: string; status: string; linkServiceId: string }[];
   /** The Private Link services deployed, with the private endpoints connected to each. */
   linkServices(): { id: string; natIp: string; visibility: string[]; autoApproval: string[]; connections: number }[];
+  /** Every Run Command script sent, in order. */
+  runCommandScripts(): string[];
+  /** The vault roles a managed application's deployment grants in its managed resource group (putApplication does it too). */
+  grantVaultRoles(subscription: string, resourceGroup: string, clusterName: string): void;
+  /** The latest value of a vault secret, by vault name (what a reader with the role would get). */
+  vaultSecret(vaultName: string, secretName: string): string | undefined;
   /** The network namespace of a resource group's VNet (for `nsenter --net=`): where a machine of the customer's network would be. */
   netnsOf(resourceGroup: string): string;
   /** Where the control plane reaches an instance's port: its private endpoint's address and the NAT rule's frontend port (as the target finds it). */
@@ -185,6 +194,8 @@ interface ScaleSet {
   name: string;
   /** Its VNet (local-network.ts key). */
   vnetKey: string;
+  /** Its user-assigned identities (resource ids, lower case): what its VMs' metadata service hands tokens for. */
+  identities: string[];
   model: Model;
   instances: Map<string, Instance>;
   nextId: number;
@@ -230,6 +241,25 @@ interface PrivateEndpoint {
   provisioningState: 'Updating' | 'Succeeded' | 'Deleting';
   listeners: net.Server[];
 }
+
+/** One version of a vault secret. */
+interface VaultSecret {
+  value: string;
+  version: string;
+  contentType?: string;
+  tags?: Record<string, string>;
+  created: number;
+}
+
+/** A cluster's Key Vault: its secrets, every version kept. */
+interface Vault {
+  name: string;
+  subscription: string;
+  resourceGroup: string;
+  secrets: Map<string, VaultSecret[]>;
+}
+
+type VaultRole = 'Key Vault Secrets Officer' | 'Key Vault Secrets User';
 
 /** The control plane's network in the local cloud: its private endpoints are made in this subnet. */
 export const CONTROL_PLANE_SUBSCRIPTION = 'c0a7f1e2-0000-4000-8000-00000000c0de';
@@ -305,8 +335,10 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
   // The instances trust what this host's Node trusts for the local ARM (its development CA) on top of Debian's store.
   const caBundle = fs.readFileSync('/etc/ssl/certs/ca-certificates.crt', 'utf8') + '\n' + fs.readFileSync(process.env.NODE_EXTRA_CA_CERTS ?? path.join(localDir(), 'tls', 'ca.pem'), 'utf8');
   const vmActionMs = opts.vmActionMs ?? 300;
-  let counters = { puts: {} as Record<string, number>, statusPolls: 0, throttled: 0, listKeys: 0, vmActions: { reimage: [], manualupgrade: [], poweroff: [], start: [], restart: [], delete: [], runCommand: [] } as Record<VmAction, string[]> };
+  let counters = { puts: {} as Record<string, number>, statusPolls: 0, throttled: 0, listKeys: 0, secretWrites: 0, secretReads: 0, vmActions: { reimage: [], manualupgrade: [], poweroff: [], start: [], restart: [], delete: [], runCommand: [] } as Record<VmAction, string[]> };
   const requests: string[] = [];
+  /** Every Run Command script, as sent (what Azure keeps on the VM under /var/lib/waagent). */
+  const runCommandScripts: string[] = [];
   let held = false;
   let failNext: { code: string; message: string } | undefined;
   let refuseNext: { status: number; error: NestedArmError } | undefined;
@@ -316,11 +348,18 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
   // The control plane's own group, where it makes its private endpoints: Network Contributor there.
   preflight.putResourceGroup(CONTROL_PLANE_SUBSCRIPTION, 'rg-control-plane', 'westeurope', 'Network Contributor');
   const linkServices = new Map<string, LinkService>();
+  const vaults = new Map<string, Vault>();
+  /** Data-plane roles on the vaults of each resource group, by principal (`app:<client id>`, `mi:<identity id>`). */
+  const vaultRoles = new Map<string, Map<string, VaultRole>>();
+  /** The metadata service's vault tokens, by the identity they were issued to. */
+  const identityTokens = new Map<string, string>();
+  const vaultUriOf = (name: string) => `https://${name}.vault.localhost:${new URL(url).port}/`;
   const endpoints = new Map<string, PrivateEndpoint>();
   /** The private endpoints' addresses: this run's block of the control plane's network. */
   const endpointBlock = `10.247.${(process.pid % 250) + 1}`;
   let nextEndpointHost = 4;
-  let network: LocalNetwork;
+  // The VNets (a network namespace each); their way out reaches this server, on the port it is given below.
+  const network = await LocalNetwork.start({ dir: path.join(vmRoot, 'net'), armPort: () => Number(new URL(url).port), onProcess: (pid) => fs.appendFileSync(PID_FILE, `${pid}\n`), imds });
 
   const key = (rg: string, name: string) => `${rg.toLowerCase()}/${name.toLowerCase()}`;
 
@@ -334,7 +373,9 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
     const vnet = await network.vnet(set.vnetKey, set.model.vnetCidr);
     const vm = new LocalVm({
       dir: path.join(vmRoot, `${set.resourceGroup.toLowerCase()}-${set.name}-${instanceId}`),
-      privateIp, netns: vnet.netns, agentUrl: `${url}/_vm/${token}`, caBundle, onProcess: (pid) => fs.appendFileSync(PID_FILE, `${pid}\n`),
+      privateIp, netns: vnet.netns, agentUrl: `${url}/_vm/${token}`, caBundle,
+      // The local cloud's DNS: the vaults of its resource group at their names (reached through the VNet's way out).
+      hosts: [...vaults.values()].filter((v) => v.resourceGroup.toLowerCase() === set.resourceGroup.toLowerCase()).map((v) => `127.0.0.1 ${new URL(vaultUriOf(v.name)).hostname}`), onProcess: (pid) => fs.appendFileSync(PID_FILE, `${pid}\n`),
     });
     agents.set(token, vm);
     const slots = new Set([...set.instances.values()].map((i) => i.natSlot));
@@ -382,6 +423,7 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
         scaleSets.delete(k);
       }
       for (const [k, a] of storageAccounts) if (a.resourceGroup.toLowerCase() === d.resourceGroup.toLowerCase()) storageAccounts.delete(k);
+      for (const [k, v] of vaults) if (v.resourceGroup.toLowerCase() === group) vaults.delete(k);
       await network.removeGroup(group);
       d.outputs = {};
       return;
@@ -405,6 +447,12 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
     const evaluated = evaluateDeployment(d.template, d.parameters, {
       subscriptionId: d.subscription, resourceGroup: d.resourceGroup, location: String(value('location', 'westeurope')), tenantId: '00000000-0000-0000-0000-000000000000', deploymentName: d.name, zonesOf: availabilityZones,
     }).resources.filter((r) => r.deployed);
+    for (const v of evaluated.filter((r) => r.type.toLowerCase() === 'microsoft.keyvault/vaults' && typeof r.name === 'string')) {
+      const name = String(v.name);
+      if (!vaults.has(name.toLowerCase())) vaults.set(name.toLowerCase(), { name, subscription: d.subscription, resourceGroup: d.resourceGroup, secrets: new Map() });
+    }
+    const scaleSetResource = evaluated.find((r) => r.type.toLowerCase() === 'microsoft.compute/virtualmachinescalesets');
+    const identities = Object.keys((scaleSetResource?.identity as { userAssignedIdentities?: Record<string, unknown> } | undefined)?.userAssignedIdentities ?? {}).map((i) => i.toLowerCase());
     const vnetResource = evaluated.find((r) => r.type.toLowerCase() === 'microsoft.network/virtualnetworks');
     const vnetKey = key(d.resourceGroup, String(vnetResource?.name ?? `${clusterName}-vnet`));
     await network.vnet(vnetKey, vnetCidr);
@@ -423,7 +471,7 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
     const customData = String(value('customData', ''));
     const consulVersion = String(value('consulVersion', '1.8.7'));
     if (!set) {
-      set = { subscription: d.subscription, resourceGroup: d.resourceGroup, name: `${clusterName}-servers`, vnetKey, model: { capacity, customData, consulVersion, vnetCidr, generation: 1 }, instances: new Map(), nextId: 0 };
+      set = { subscription: d.subscription, resourceGroup: d.resourceGroup, name: `${clusterName}-servers`, vnetKey, identities, model: { capacity, customData, consulVersion, vnetCidr, generation: 1 }, instances: new Map(), nextId: 0 };
       scaleSets.set(k, set);
     } else if (set.model.customData !== customData || set.model.consulVersion !== consulVersion) {
       set.model = { capacity, customData, consulVersion, vnetCidr, generation: set.model.generation + 1 };
@@ -668,7 +716,101 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
     return true;
   }
 
+  /**
+   * The cluster's Key Vault data plane (https://<vault>.vault.localhost:<port>/, as
+   * https://<vault>.vault.azure.net/ is Azure's): secrets set and read by the REST API
+   * (https://learn.microsoft.com/rest/api/keyvault/secrets), behind Key Vault's
+   * challenge-based authentication (401 with WWW-Authenticate naming the authority and the
+   * resource: https://learn.microsoft.com/azure/key-vault/general/authentication-requests-and-responses)
+   * and Azure RBAC (enableRbacAuthorization): reading needs Key Vault Secrets User or
+   * Officer, writing Officer (https://learn.microsoft.com/azure/key-vault/general/rbac-guide);
+   * Contributor, a management-plane role, reads no secret. Denied: 403 ForbiddenByRbac.
+   */
+  async function vaultRoutes(req: IncomingMessage, res: ServerResponse, vaultName: string, u: URL): Promise<boolean> {
+    const method = req.method ?? 'GET';
+    requests.push(`${method} vault:${vaultName}${u.pathname}`);
+    const vault = vaults.get(vaultName.toLowerCase());
+    const kvError = (status: number, code: string, message: string, inner?: string) => send(res, status, { error: { code, message, ...(inner ? { innererror: { code: inner } } : {}) } });
+    if (!vault) return kvError(404, 'VaultNotFound', `Vault ${vaultName} not found.`), true;
+    const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
+    const principal = bearer ? principalOf(bearer) : undefined;
+    if (!principal) {
+      res.writeHead(401, { 'www-authenticate': `Bearer authorization="${url}/${arm.tenantId}", resource="${VAULT_RESOURCE}"`, 'content-type': 'application/json; charset=utf-8' });
+      res.end(JSON.stringify({ error: { code: 'Unauthorized', message: 'AKV10000: Request is missing a Bearer or PoP token.' } }));
+      return true;
+    }
+    if (!u.searchParams.get('api-version')) return kvError(400, 'BadParameter', 'The request URI contains an invalid parameter: api-version is required.'), true;
+    const m = /^\/secrets\/([^/]+)\/?([^/]*)$/.exec(u.pathname);
+    if (!m) return kvError(404, 'NotFound', `No route for ${method} ${u.pathname}.`), true;
+    const name = m[1];
+    // Secret names: 1-127 letters, digits and dashes (https://learn.microsoft.com/azure/key-vault/general/about-keys-secrets-certificates#objects-identifiers-and-versioning).
+    if (!/^[0-9a-zA-Z-]{1,127}$/.test(name)) return kvError(400, 'BadParameter', `The secret name '${name}' is invalid.`), true;
+    const action = method === 'PUT' ? 'Microsoft.KeyVault/vaults/secrets/setSecret/action' : 'Microsoft.KeyVault/vaults/secrets/getSecret/action';
+    const role = vaultRoles.get(vault.resourceGroup.toLowerCase())?.get(principal);
+    if (!role || (method === 'PUT' && role !== 'Key Vault Secrets Officer')) {
+      return kvError(403, 'Forbidden', `Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: ${principal}\r\nAction: '${action}'\r\nResource: '/subscriptions/${vault.subscription}/resourcegroups/${vault.resourceGroup}/providers/microsoft.keyvault/vaults/${vault.name}/secrets/${name}'\r\nAssignment: (not found)\r\nVault: ${vault.name};location=westeurope\r\n`, 'ForbiddenByRbac'), true;
+    }
+    const uri = vaultUriOf(vault.name);
+    const view = (s: VaultSecret) => ({ value: s.value, id: `${uri}secrets/${name}/${s.version}`, ...(s.contentType ? { contentType: s.contentType } : {}), ...(s.tags ? { tags: s.tags } : {}), attributes: { enabled: true, created: s.created, updated: s.created, recoveryLevel: 'Recoverable+Purgeable', recoverableDays: 7 } });
+    if (method === 'PUT') {
+      if (m[2]) return kvError(405, 'MethodNotAllowed', 'A secret version cannot be set.'), true;
+      const body = JSON.parse((await readBody(req)).toString('utf8') || '{}') as { value?: string; contentType?: string; tags?: Record<string, string> };
+      if (typeof body.value !== 'string') return kvError(400, 'BadParameter', 'Property value is required.'), true;
+      // A secret value is at most 25 KiB (https://learn.microsoft.com/azure/key-vault/general/service-limits).
+      if (Buffer.byteLength(body.value) > 25 * 1024) return kvError(400, 'BadParameter', 'The secret value is too large.'), true;
+      const s: VaultSecret = { value: body.value, version: randomBytes(16).toString('hex'), contentType: body.contentType, tags: body.tags, created: Math.floor(Date.now() / 1000) };
+      const versions = vault.secrets.get(name) ?? [];
+      versions.push(s);
+      vault.secrets.set(name, versions);
+      counters.secretWrites++;
+      return send(res, 200, view(s)), true;
+    }
+    if (method !== 'GET') return kvError(405, 'MethodNotAllowed', `${method} is not allowed.`), true;
+    const versions = vault.secrets.get(name) ?? [];
+    const found = m[2] ? versions.find((v) => v.version === m[2]) : versions.at(-1);
+    if (!found) return kvError(404, 'SecretNotFound', `A secret with (name/id) ${name} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182`), true;
+    counters.secretReads++;
+    return send(res, 200, view(found)), true;
+  }
+
+  /** Who a vault request's token names: the control plane's app, or a scale set's managed identity (a token of the metadata service). */
+  function principalOf(token: string): string | undefined {
+    const identity = identityTokens.get(token);
+    if (identity) return `mi:${identity}`;
+    const claims = claimsOf(token);
+    if (!arm.issued(token) || claims.aud !== VAULT_RESOURCE || (claims.exp ?? 0) < Date.now() / 1000) return undefined;
+    return `app:${claims.appid}`;
+  }
+
+  /**
+   * The instance metadata service of a VNet's VMs: a token for one of the scale set's
+   * user-assigned identities (https://learn.microsoft.com/entra/identity/managed-identities-azure-resources/how-to-use-vm-token#get-a-token-using-http):
+   * the `Metadata: true` header is required (400 otherwise), and the identity named
+   * (`msi_res_id`, `mi_res_id` or none when the VM has one) must be assigned to the VM.
+   */
+  function imds(vnetKey: string, req: IncomingMessage, res: ServerResponse): void {
+    const u = new URL(req.url ?? '/', 'http://169.254.169.254');
+    const plain = (status: number, body: unknown) => send(res, status, body);
+    if (req.headers.metadata !== 'true') return plain(400, { error: 'invalid_request', error_description: 'Required metadata header not specified' });
+    if (u.pathname !== '/metadata/identity/oauth2/token' || req.method !== 'GET') return plain(404, { error: 'not_found' });
+    if (!u.searchParams.get('api-version')) return plain(400, { error: 'invalid_request', error_description: 'Required query variable \'api-version\' is missing' });
+    const resource = u.searchParams.get('resource');
+    if (!resource) return plain(400, { error: 'invalid_request', error_description: 'Required query variable \'resource\' is missing' });
+    const set = [...scaleSets.values()].find((x) => x.vnetKey === vnetKey);
+    const assigned = set?.identities ?? [];
+    const named = (u.searchParams.get('msi_res_id') ?? u.searchParams.get('mi_res_id'))?.toLowerCase();
+    const identity = named ? assigned.find((i) => i === named) : assigned.length === 1 ? assigned[0] : undefined;
+    if (!identity) return plain(400, { error: 'invalid_request', error_description: 'Identity not found' });
+    const now = Math.floor(Date.now() / 1000);
+    const claims = Buffer.from(JSON.stringify({ aud: resource, tid: arm.tenantId, oid: createHash('sha256').update(identity).digest('hex').slice(0, 32), xms_mirid: identity, iat: now, exp: now + 86_400 })).toString('base64url');
+    const token = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${claims}.${randomBytes(16).toString('base64url')}`;
+    if (resource === VAULT_RESOURCE) identityTokens.set(token, identity);
+    plain(200, { access_token: token, refresh_token: '', expires_in: '86399', expires_on: String(now + 86_399), not_before: String(now), resource, token_type: 'Bearer', client_id: createHash('sha256').update(`client:${identity}`).digest('hex').slice(0, 32) });
+  }
+
   async function routes(req: IncomingMessage, res: ServerResponse, u: URL): Promise<boolean> {
+    const vaultHost = /^([0-9a-z-]+)\.vault\.localhost(:\d+)?$/i.exec(req.headers.host ?? '');
+    if (vaultHost) return vaultRoutes(req, res, vaultHost[1], u);
     const method = req.method ?? 'GET';
     requests.push(`${method} ${u.pathname}`);
     if (throttle.n > 0) {
@@ -721,8 +863,20 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
         return res.end(`${(e as Error).message}\n`), true;
       }
     }
+    // GET .../resourceGroups/{rg}/resources: the group's resources, here its vaults (https://learn.microsoft.com/rest/api/resources/resources/list-by-resource-group).
+    if (lower[0] === 'subscriptions' && lower[2] === 'resourcegroups' && lower[4] === 'resources' && parts.length === 5 && method === 'GET') {
+      const filter = u.searchParams.get('$filter');
+      const inGroup = [...vaults.values()].filter((v) => v.resourceGroup.toLowerCase() === parts[3].toLowerCase());
+      const wanted = !filter || /resourceType eq 'Microsoft\.KeyVault\/vaults'/i.test(filter) ? inGroup : [];
+      return send(res, 200, { value: wanted.map((v) => ({ id: `/subscriptions/${v.subscription}/resourceGroups/${v.resourceGroup}/providers/Microsoft.KeyVault/vaults/${v.name}`, name: v.name, type: 'Microsoft.KeyVault/vaults', location: 'westeurope' })) }), true;
+    }
     if (lower[0] !== 'subscriptions' || lower[2] !== 'resourcegroups' || lower[4] !== 'providers') return false;
     const [subscription, rg] = [parts[1], parts[3]];
+    if (lower[5] === 'microsoft.keyvault' && lower[6] === 'vaults' && parts.length === 8 && method === 'GET') {
+      const v = vaults.get(lower[7]);
+      if (!v || v.resourceGroup.toLowerCase() !== rg.toLowerCase()) return armError(res, 404, 'ResourceNotFound', `The Resource 'Microsoft.KeyVault/vaults/${parts[7]}' under resource group '${rg}' was not found.`), true;
+      return send(res, 200, { id: `/subscriptions/${v.subscription}/resourceGroups/${v.resourceGroup}/providers/Microsoft.KeyVault/vaults/${v.name}`, name: v.name, type: 'Microsoft.KeyVault/vaults', location: 'westeurope', properties: { vaultUri: vaultUriOf(v.name), tenantId: arm.tenantId, enableRbacAuthorization: true, provisioningState: 'Succeeded', sku: { family: 'A', name: 'standard' } } }), true;
+    }
     const provider = lower[5];
     if (provider === 'microsoft.resources' && lower[6] === 'deployments' && parts[7]) {
       const name = parts[7];
@@ -879,6 +1033,7 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
           // ("Only one script can run at a time"); Azure answers 409 Conflict (Azure/azure-cli#32305).
           if (inst.runCommandBusy) return armError(res, 409, 'Conflict', 'Run command extension execution is in progress. Please wait for completion before invoking a run command.'), true;
           counters.vmActions.runCommand.push(inst.instanceId);
+          runCommandScripts.push((body.script ?? []).join('\n'));
           inst.runCommandBusy = true;
           work = () => runCommand(inst, body.script ?? []);
         } else {
@@ -908,13 +1063,24 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
   process.on('exit', killAll);
   const arm = await startFakeArm({ routes });
   url = arm.url;
-  network = await LocalNetwork.start({ dir: path.join(vmRoot, 'net'), armPort: Number(new URL(url).port), onProcess: (pid) => fs.appendFileSync(PID_FILE, `${pid}\n`) });
   preflight.setPrincipal(arm.clientId);
   // One counters object: the token and application counts and these, all live.
   counters = Object.assign(arm.counters, counters);
   const close = arm.close.bind(arm);
   const { putApplication } = arm;
   const baseEnv = arm.env.bind(arm);
+  /**
+   * What a managed application's deployment grants on its vault: the offer's authorization gives the
+   * control plane Key Vault Secrets Officer on the managed resource group, and mainTemplate assigns the
+   * cluster's identity Key Vault Secrets User (README, "Running against a real subscription").
+   */
+  function grantVaultRoles(subscription: string, resourceGroup: string, clusterName: string): void {
+    const roles = new Map<string, VaultRole>([
+      [`app:${arm.clientId}`, 'Key Vault Secrets Officer'],
+      [`mi:/subscriptions/${subscription}/resourcegroups/${resourceGroup}/providers/microsoft.managedidentity/userassignedidentities/${clusterName}-identity`.toLowerCase(), 'Key Vault Secrets User'],
+    ]);
+    vaultRoles.set(resourceGroup.toLowerCase(), roles);
+  }
   const local: LocalArm = Object.assign(arm, {
     requests,
     // The worker makes each cluster's private endpoint in the control plane's subnet.
@@ -925,8 +1091,10 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
     putApplication(a: Parameters<FakeArm['putApplication']>[0]) {
       const [, sub, , group] = a.managedResourceGroupId.split('/').filter(Boolean);
       if (!preflight.resourceGroupExists(sub, group)) preflight.putResourceGroup(sub, group, a.location);
+      grantVaultRoles(sub, group, String(a.parameters.clusterName));
       putApplication(a);
     },
+    grantVaultRoles,
     holdDeployments: () => void (held = true),
     releaseDeployments: () => void (held = false),
     failNextDeployment: (error: { code: string; message: string }) => void (failNext = error),
@@ -950,6 +1118,8 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
     },
     privateEndpoints: () => [...endpoints.values()].map((e) => ({ name: e.name, ip: e.ip, status: e.status, linkServiceId: e.linkServiceId })),
     linkServices: () => [...linkServices.values()].map((l) => ({ id: l.id, natIp: l.natIp, visibility: l.visibility, autoApproval: l.autoApproval, connections: l.connections.size })),
+    runCommandScripts: () => [...runCommandScripts],
+    vaultSecret: (vaultName: string, secretName: string) => vaults.get(vaultName.toLowerCase())?.secrets.get(secretName)?.at(-1)?.value,
     netnsOf(resourceGroup: string) {
       const set = [...scaleSets.values()].find((x) => x.resourceGroup.toLowerCase() === resourceGroup.toLowerCase());
       if (!set || !network.has(set.vnetKey)) throw new Error(`no VNet with instances in ${resourceGroup}`);

@@ -18,6 +18,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 
@@ -33,7 +34,12 @@ export interface Vnet {
 interface Entry extends Vnet {
   bridge: ChildProcess;
   ingress: string;
+  imds: http.Server;
+  imdsPath: string;
 }
+
+/** The instance metadata service of one VNet (its scale set's identity hands out tokens). */
+export type ImdsHandler = (vnetKey: string, req: http.IncomingMessage, res: http.ServerResponse) => void;
 
 function ip(args: string[]): void {
   execFileSync('ip', args, { stdio: 'pipe' });
@@ -65,23 +71,26 @@ export class LocalNetwork {
   private readonly vnets = new Map<string, Entry>();
   private next = 0;
 
-  private constructor(private readonly dir: string, private readonly armPort: number, private readonly egress: net.Server, private readonly egressPath: string, private readonly onProcess: (pid: number) => void) {}
+  private constructor(
+    private readonly dir: string, private readonly armPort: () => number, private readonly egress: net.Server, private readonly egressPath: string,
+    private readonly onProcess: (pid: number) => void, private readonly imds: ImdsHandler,
+  ) {}
 
   /** The host side of the VNets' one way out: a unix socket that reaches the local ARM server. */
-  static async start(opts: { dir: string; armPort: number; onProcess(pid: number): void }): Promise<LocalNetwork> {
+  static async start(opts: { dir: string; armPort(): number; onProcess(pid: number): void; imds: ImdsHandler }): Promise<LocalNetwork> {
     sweepStrayNetworks();
     fs.mkdirSync(opts.dir, { recursive: true });
     const egressPath = path.join(opts.dir, 'egress.sock');
     fs.rmSync(egressPath, { force: true });
     const egress = net.createServer((inside) => {
       inside.on('error', () => undefined);
-      const arm = net.connect(opts.armPort, '127.0.0.1');
+      const arm = net.connect(opts.armPort(), '127.0.0.1');
       arm.on('error', () => inside.destroy());
       inside.pipe(arm).pipe(inside);
       inside.on('close', () => arm.destroy());
     });
     await new Promise<void>((resolve, reject) => egress.once('error', reject).listen(egressPath, resolve));
-    return new LocalNetwork(opts.dir, opts.armPort, egress, egressPath, opts.onProcess);
+    return new LocalNetwork(opts.dir, opts.armPort, egress, egressPath, opts.onProcess, opts.imds);
   }
 
   /** The VNet of this key, made on first use: its namespace, its address space local in it, its bridge. */
@@ -92,9 +101,14 @@ export class LocalNetwork {
     ip(['netns', 'add', name]);
     ip(['-n', name, 'link', 'set', 'lo', 'up']);
     ip(['-n', name, 'route', 'replace', 'local', cidr, 'dev', 'lo', 'table', 'local']);
+    ip(['-n', name, 'addr', 'add', '169.254.169.254/32', 'dev', 'lo']);
     const netns = `/run/netns/${name}`;
     const ingress = path.join(this.dir, `${name}.sock`);
-    const bridge = spawn('nsenter', [`--net=${netns}`, '--', process.execPath, path.join(__dirname, 'vnet-bridge.js'), ingress, this.egressPath, String(this.armPort)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const imdsPath = path.join(this.dir, `${name}-imds.sock`);
+    fs.rmSync(imdsPath, { force: true });
+    const imds = http.createServer((req, res) => this.imds(key, req, res));
+    await new Promise<void>((resolve, reject) => imds.once('error', reject).listen(imdsPath, resolve));
+    const bridge = spawn('nsenter', [`--net=${netns}`, '--', process.execPath, path.join(__dirname, 'vnet-bridge.js'), ingress, this.egressPath, String(this.armPort()), imdsPath], { stdio: ['pipe', 'pipe', 'inherit'] });
     bridge.on('error', () => undefined);
     if (bridge.pid) this.onProcess(bridge.pid);
     await new Promise<void>((resolve, reject) => {
@@ -105,7 +119,7 @@ export class LocalNetwork {
       });
       bridge.once('exit', (code) => reject(new Error(`the bridge of VNet ${key} exited (${code}) before it was ready`)));
     });
-    const entry: Entry = { name, netns, cidr, bridge, ingress };
+    const entry: Entry = { name, netns, cidr, bridge, ingress, imds, imdsPath };
     this.vnets.set(key, entry);
     return entry;
   }
@@ -139,7 +153,9 @@ export class LocalNetwork {
     if (!v) return;
     this.vnets.delete(key);
     await stopBridge(v.bridge);
+    await new Promise<void>((resolve) => v.imds.close(() => resolve()));
     fs.rmSync(v.ingress, { force: true });
+    fs.rmSync(v.imdsPath, { force: true });
     try {
       ip(['netns', 'del', v.name]);
     } catch {

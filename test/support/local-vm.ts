@@ -38,6 +38,8 @@ export interface LocalVmOptions {
   agentUrl: string;
   /** PEM bundle the instance trusts (its /etc/ssl/certs/ca-certificates.crt). */
   caBundle: string;
+  /** Lines added to its /etc/hosts (the local cloud's names, e.g. its vault's). */
+  hosts?: string[];
   /** Records each process of the instance (the local ARM's sweep of a run cut off). */
   onProcess(pid: number): void;
 }
@@ -237,6 +239,7 @@ export class LocalVm {
     const bundle = path.join(this.osDir, 'etc', 'ssl', 'certs', 'ca-certificates.crt');
     fs.rmSync(bundle, { force: true });
     fs.writeFileSync(bundle, this.opts.caBundle);
+    if (this.opts.hosts?.length) fs.appendFileSync(path.join(this.osDir, 'etc', 'hosts'), `\n${this.opts.hosts.join('\n')}\n`);
     for (const d of ['opt', 'var-lib', 'usr-local/bin', 'usr-local/sbin']) fs.mkdirSync(path.join(this.osDir, d), { recursive: true, mode: 0o755 });
     const shim = (name: string, body: string) => fs.writeFileSync(path.join(this.osDir, 'usr-local', 'bin', name), body, { mode: 0o755 });
     // The VM's NIC address.

@@ -11,17 +11,22 @@
  *   connection is a reset, as a load balancer with no healthy backend gives.
  * - egress: 127.0.0.1:<port> inside the VNet reaches the local ARM server on
  *   the host (the unix socket `egress`): the instances' package download and
- *   their systemctl shim, the one outbound path a VM of this emulation has
- *   (Azure's is the NAT gateway).
+ *   their systemctl shim, the vaults), the one outbound path a VM of this
+ *   emulation has (Azure's is the NAT gateway).
+ * - the instance metadata service: 169.254.169.254:80 inside the VNet reaches
+ *   the local ARM's metadata service of this VNet (the unix socket `imds`),
+ *   which hands the scale set's managed identity its tokens.
  *
- * Prints `ready` once both listen; exits when its stdin closes (its parent went).
+ * Prints `ready` once all three listen; exits when its stdin closes (its parent went).
  *
- *   node vnet-bridge.js <ingress socket> <egress socket> <egress port>
+ *   node vnet-bridge.js <ingress socket> <egress socket> <egress port> <imds socket>
  */
 import fs from 'node:fs';
 import net from 'node:net';
 
-const [ingressPath, egressPath, egressPort] = process.argv.slice(2);
+const [ingressPath, egressPath, egressPort, imdsPath] = process.argv.slice(2);
+/** https://learn.microsoft.com/azure/virtual-machines/instance-metadata-service: the same link-local address on every VM. */
+const IMDS_ADDRESS = '169.254.169.254';
 
 /** A reset where the socket is TCP (a unix socket has none to send: closed). */
 function reset(s: net.Socket): void {
@@ -73,13 +78,21 @@ const egress = net.createServer((inside) => {
   pipe(inside, host);
 });
 
+const imds = net.createServer((inside) => {
+  inside.on('error', () => undefined);
+  const host = net.connect(imdsPath);
+  host.once('error', () => reset(inside));
+  pipe(inside, host);
+});
+
 fs.rmSync(ingressPath, { force: true });
 let listening = 0;
 const up = () => {
-  if (++listening === 2) process.stdout.write('ready\n');
+  if (++listening === 3) process.stdout.write('ready\n');
 };
 ingress.listen(ingressPath, up);
 egress.listen(Number(egressPort), '127.0.0.1', up);
+imds.listen(80, IMDS_ADDRESS, up);
 process.stdin.on('end', () => process.exit(0));
 process.stdin.on('error', () => process.exit(0));
 process.stdin.resume();

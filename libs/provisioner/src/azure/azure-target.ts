@@ -7,12 +7,13 @@ import { StorageManagementClient, type StorageAccount } from '@azure/arm-storage
 import type { ClusterSecrets, ClusterSpec } from '../cluster-spec';
 import { validateSpec } from '../consul/consul-api';
 import { ClusterLayout } from '../local/cluster-layout';
-import { serverFileList, serverFiles } from '../server-files';
+import { serverFiles } from '../server-files';
 import { BlobSnapshotStore, type SnapshotStore } from '../snapshots/blob-store';
 import { READY, TargetRefusedError, type ObservedServer, type Progress, type ServerRoutes, type Target } from '../target';
 import { armErrorOf, describeArmError, isRefusal, refusal } from './arm-errors';
-import { AZURE_CLUSTERS_DIR, clusterCustomData, type ConsulPackage } from './cloud-init';
-import { BOOT_STATUS_LINE, RELOAD_LINE, parseRunCommandOutput, runCommandScript, writeFileLine } from './run-command';
+import { SecretClient } from '@azure/keyvault-secrets';
+import { AZURE_CLUSTERS_DIR, clusterCustomData, serverSecretName, serverSecretValue, type ConsulPackage } from './cloud-init';
+import { BOOT_STATUS_LINE, FETCH_SECRETS_LINE, RELOAD_LINE, parseRunCommandOutput, runCommandScript, writeFileLine } from './run-command';
 
 /**
  * The `azure` target: a cluster's servers are the instances of one VM scale
@@ -143,6 +144,8 @@ interface Clients {
 const NAT_RULE_HTTPS = 'management-https';
 const NAT_RULE_RPC = 'management-rpc';
 const SERVER_POOL = 'servers';
+/** Key Vault's management API version, as cluster.json deploys vaults. */
+const KEY_VAULT_API_VERSION = '2023-07-01';
 
 /** The parts of a subnet's resource id. */
 export function parseSubnetId(id: string): { subscriptionId: string; resourceGroup: string; vnet: string; subnet: string } {
@@ -171,6 +174,8 @@ export function blobEndpointAccount(endpoint: string): string {
 export class AzureTarget implements Target {
   readonly kind = 'azure' as const;
   private readonly clients = new Map<string, Clients>();
+  /** Key Vault clients by vault URI. */
+  private readonly vaults = new Map<string, SecretClient>();
   private readonly pollIntervalMs: number;
   private readonly vmLayout: ClusterLayout;
   private readonly management: ReturnType<typeof parseSubnetId>;
@@ -340,11 +345,16 @@ export class AzureTarget implements Target {
     this.clients.clear();
   }
 
-  /** The template parameters of a spec: its tier's capacity, its version's package, the custom data. */
-  parameters(spec: ClusterSpec, secrets: ClusterSecrets, p: AzurePlacement): Record<string, { value: unknown }> {
+  /**
+   * The template parameters of a spec: its tier's capacity, its version's package, the custom data
+   * (public files and where each server's secrets are in `vaultUri`). Without a vault: the
+   * infrastructure alone (no scale set), which makes the vault.
+   */
+  parameters(spec: ClusterSpec, secrets: ClusterSecrets, p: AzurePlacement, vaultUri?: string): Record<string, { value: unknown }> {
     const tier = TIER_OF_COUNT[spec.servers.length];
     if (!tier) throw new Error(`cluster ${spec.clusterId}: a scale set of ${spec.servers.length} servers is no tier (1, 3 or 5)`);
-    const customData = clusterCustomData(spec, secrets, { consul: this.opts.consulPackage(spec.consulVersion), clustersDir: this.vmLayout.clustersDir });
+    const vault = vaultUri ? { uri: vaultUri, identityId: identityId(p) } : undefined;
+    const customData = vault ? clusterCustomData(spec, secrets, { consul: this.opts.consulPackage(spec.consulVersion), vault, clustersDir: this.vmLayout.clustersDir }) : '';
     return {
       clusterName: { value: p.clusterName },
       location: { value: p.location },
@@ -355,17 +365,70 @@ export class AzureTarget implements Target {
       zones: { value: [...p.zones] },
       adminSshPublicKey: { value: this.opts.adminSshPublicKey },
       controlPlaneSubscriptionId: { value: this.management.subscriptionId },
-      deployServers: { value: true },
+      deployServers: { value: vault !== undefined },
       customData: { value: customData },
     };
   }
 
-  /** The servers' deployment for this spec, then the control plane's private endpoint to the cluster's Private Link service. */
+  /**
+   * The servers' deployment for this spec: first each server's secrets into the cluster's vault
+   * (the managed application's first deployment made it; else an infrastructure deployment
+   * does), so that the instances find them when they boot; then the scale set; then the control
+   * plane's private endpoint to the cluster's Private Link service.
+   */
   private async deployServers(spec: ClusterSpec, secrets: ClusterSecrets, p: AzurePlacement): Promise<Progress> {
-    const deployed = await this.deploy(spec.clusterId, p, 'servers', 'Incremental', this.opts.template, this.parameters(spec, secrets, p));
+    let vaultUri = await this.vaultUri(p);
+    if (!vaultUri) {
+      const infra = await this.deploy(spec.clusterId, p, 'infrastructure', 'Incremental', this.opts.template, this.parameters(spec, secrets, p));
+      if (infra.state !== 'ready') return infra;
+      vaultUri = await this.vaultUri(p);
+      if (!vaultUri) throw new Error(`the managed resource group ${p.resourceGroup} of cluster ${spec.clusterId} holds no Key Vault after its infrastructure deployment`);
+    }
+    await this.writeSecrets(spec, secrets, vaultUri);
+    const deployed = await this.deploy(spec.clusterId, p, 'servers', 'Incremental', this.opts.template, this.parameters(spec, secrets, p, vaultUri));
     if (deployed.state !== 'ready') return deployed;
     await this.ensureManagementEndpoint(spec.clusterId, p);
     return deployed;
+  }
+
+  /** The URI of the cluster's Key Vault (the one vault of its managed resource group), or undefined while there is none. */
+  private async vaultUri(p: AzurePlacement): Promise<string | undefined> {
+    const { resources } = await this.clientsOf(p);
+    for await (const r of resources.resources.listByResourceGroup(p.resourceGroup, { filter: "resourceType eq 'Microsoft.KeyVault/vaults'" })) {
+      if (!r.id) continue;
+      const vault = await resources.resources.getById(r.id, KEY_VAULT_API_VERSION);
+      const uri = (vault.properties as { vaultUri?: string } | undefined)?.vaultUri;
+      if (uri) return uri;
+    }
+    return undefined;
+  }
+
+  /**
+   * Each server's secret files as one vault secret, written when its value changed (a new
+   * version; the servers read the latest). The control plane's Key Vault Secrets Officer role
+   * on the vault comes from the managed application's mainTemplate.
+   */
+  private async writeSecrets(spec: ClusterSpec, secrets: ClusterSecrets, vaultUri: string): Promise<void> {
+    let client = this.vaults.get(vaultUri);
+    if (!client) this.vaults.set(vaultUri, (client = new SecretClient(vaultUri, this.opts.credential)));
+    for (const server of spec.servers) {
+      const name = serverSecretName(server.index);
+      const value = serverSecretValue(serverFiles(spec, secrets, server.index, this.vmLayout.server(spec.clusterId, server.index)));
+      try {
+        const current = await client.getSecret(name).catch((e: { statusCode?: number }) => {
+          if (e.statusCode === 404) return undefined;
+          throw e;
+        });
+        if (current?.value === value) continue;
+        await client.setSecret(name, value, { contentType: 'application/json', tags: { 'managed-consul-cluster': spec.clusterId } });
+      } catch (e) {
+        // The vault's RBAC refused the control plane: the offer's authorizations lack the data-plane role, which no retry mends.
+        if ((e as { statusCode?: number }).statusCode === 403) {
+          throw new TargetRefusedError('vault_forbidden', `the control plane may not write the secrets of cluster ${spec.clusterId} into its Key Vault ${vaultUri} (403 ${(e as { code?: string }).code ?? 'Forbidden'}): the managed application offer's authorizations must give its principal Key Vault Secrets Officer on the managed resource group`);
+        }
+        throw e;
+      }
+    }
   }
 
   /** The private endpoint of a cluster, in the control plane's resource group. */
@@ -565,10 +628,15 @@ export class AzureTarget implements Target {
     return vmss.tags?.consulVersion;
   }
 
-  /** The instance's own server files, written in place (no restart): the instance had them from an older model. */
+  /**
+   * The instance's own server files, written in place (no restart): the instance had them from an
+   * older model. Its public files travel in the script; its secret files it fetches again from the
+   * vault, where `writeSecrets` put their new values: no secret is in a Run Command script.
+   */
   private async pushFiles(p: AzurePlacement, spec: ClusterSpec, secrets: ClusterSecrets, i: Instance & { index?: number }): Promise<void> {
     const paths = this.vmLayout.server(spec.clusterId, i.index!);
-    await this.runCommand(p, i, serverFileList(serverFiles(spec, secrets, i.index!, paths)).map(writeFileLine));
+    const files = serverFiles(spec, secrets, i.index!, paths);
+    await this.runCommand(p, i, [...[files.ca, files.cert].map(writeFileLine), FETCH_SECRETS_LINE]);
   }
 
   /**
@@ -640,6 +708,11 @@ export class AzureTarget implements Target {
     }
     return c;
   }
+}
+
+/** The scale set's user-assigned identity (cluster.json's `identityName`): what reads the vault on the VMs. */
+function identityId(p: AzurePlacement): string {
+  return `/subscriptions/${p.subscriptionId}/resourceGroups/${p.resourceGroup}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${p.clusterName}-identity`;
 }
 
 export function scaleSetName(p: Pick<AzurePlacement, 'clusterName'>): string {

@@ -1,11 +1,19 @@
 import { ClusterLayout } from '../local/cluster-layout';
-import { serverFileList, serverFiles, type ClusterServerSecrets, type ClusterServersSpec } from '../server-files';
+import { serverFiles, type ClusterServerSecrets, type ClusterServersSpec, type ServerFileSet } from '../server-files';
 
 /**
  * The custom data of a cluster's scale set (`customData` of infra/arm/cluster.json):
- * a cloud-config that writes every server's files, made by `serverFiles`, the
- * same function the `local` target writes its servers with, so a VM runs the
- * very configuration a local server runs.
+ * a cloud-config that writes every server's public files (CA bundle, its
+ * certificate), made by `serverFiles`, the same function the `local` target
+ * writes its servers with, so a VM runs the very configuration a local server
+ * runs. Nothing secret is in it: each server's secret files (its TLS key, its
+ * config with the gossip key and ACL tokens) are one secret of the cluster's
+ * Key Vault (`serverSecretName`), written there by the control plane before it
+ * deploys the servers, and fetched at boot (and again by Run Command on a
+ * rotation) by SECRETS_FETCHER with the scale set's managed identity through
+ * the instance metadata service, as Microsoft advises for secrets on VMs
+ * (https://learn.microsoft.com/azure/virtual-machines/custom-data: not for
+ * secrets; https://learn.microsoft.com/entra/identity/managed-identities-azure-resources/tutorial-linux-managed-identities-vm-access).
  *
  * Every instance of a scale set gets the same custom data, so it carries each
  * server's files in that server's own folder (the `local` target's layout under
@@ -39,6 +47,38 @@ export const BOOT_SCRIPT = '/usr/local/sbin/managed-consul-boot';
 /** `ok`, or `failed <exit status> <step>`; absent while the boot runs. On the OS disk: a reimage boots anew. */
 export const BOOT_STATUS = '/var/lib/managed-consul/boot-status';
 export const CONSUL_INSTALL_DIR = '/opt/managed-consul/consul';
+/** The cluster's vault, the identity that reads it, and each server's secret and where its files go. No secret in it. */
+export const SECRETS_MANIFEST = '/etc/managed-consul/secrets.json';
+/** Fetches this VM's server secrets from the vault and writes them (0600, the consul user's); its argument: how long to wait for them, seconds. */
+export const SECRETS_FETCHER = '/usr/local/sbin/managed-consul-secrets';
+/** How long the boot waits for its secrets (a role assignment takes minutes to apply: https://learn.microsoft.com/azure/role-based-access-control/troubleshooting#symptom---role-assignment-changes-are-not-being-detected). */
+export const BOOT_SECRETS_WAIT_S = 600;
+
+/** Where the servers' secrets are: the cluster's Key Vault, read with the scale set's user-assigned identity. */
+export interface VaultAccess {
+  /** The vault's URI, its `properties.vaultUri` (https://<name>.vault.azure.net/). */
+  uri: string;
+  /** The scale set's user-assigned identity, by resource id (the metadata service's `msi_res_id`). */
+  identityId: string;
+}
+
+/** The vault secret of server `index`: its secret files. */
+export function serverSecretName(index: number): string {
+  return `consul-server-${index}`;
+}
+
+/** What a server's vault secret holds: its TLS key and its config (gossip key, ACL tokens), as JSON. */
+export function serverSecretValue(files: ServerFileSet): string {
+  return JSON.stringify({ key: files.key.content, config: files.config.content });
+}
+
+/** The token audience of a vault: its host without the vault's own label (https://vault.azure.net in the public cloud). */
+export function vaultResource(vaultUri: string): string {
+  const host = new URL(vaultUri).hostname;
+  const dot = host.indexOf('.');
+  if (dot < 0) throw new Error(`not a Key Vault URI: ${vaultUri}`);
+  return `https://${host.slice(dot + 1)}`;
+}
 
 export interface ConsulPackage {
   version: string;
@@ -50,6 +90,7 @@ export interface ConsulPackage {
 
 export interface CloudInitOptions {
   consul: ConsulPackage;
+  vault: VaultAccess;
   /** Default AZURE_CLUSTERS_DIR; tests that realise an instance on this machine choose a folder of their own. */
   clustersDir?: string;
 }
@@ -76,12 +117,17 @@ export function clusterCloudConfig(spec: ClusterServersSpec, secrets: ClusterSer
   const add = (path: string, mode: number, content: string) =>
     files.push({ path, permissions: `0${mode.toString(8)}`, owner: 'root:root', encoding: 'b64', content: Buffer.from(content, 'utf8').toString('base64') });
   const dataDirs: string[] = [];
+  const manifest: SecretsManifest = { vault: opts.vault.uri, resource: vaultResource(opts.vault.uri), identity: opts.vault.identityId, servers: {} };
   for (const server of spec.servers) {
     const paths = layout.server(spec.clusterId, server.index);
-    for (const f of serverFileList(serverFiles(spec, secrets, server.index, paths))) add(f.path, f.mode, f.content);
+    const set = serverFiles(spec, secrets, server.index, paths);
+    for (const f of [set.ca, set.cert]) add(f.path, f.mode, f.content);
+    manifest.servers[server.address] = { secret: serverSecretName(server.index), key: { path: set.key.path, mode: set.key.mode }, config: { path: set.config.path, mode: set.config.mode } };
     add(`${SERVER_TABLE_DIR}/${server.address}`, 0o644, `${paths.configDir}\n`);
     dataDirs.push(paths.dataDir);
   }
+  add(SECRETS_MANIFEST, 0o644, `${JSON.stringify(manifest, null, 1)}\n`);
+  add(SECRETS_FETCHER, 0o755, secretsFetcher());
   add(SERVER_LAUNCHER, 0o755, launcherScript());
   add(DATA_DISK_MOUNTER, 0o755, dataDiskScript());
   add(SERVER_UNIT, 0o644, systemdUnit());
@@ -90,6 +136,66 @@ export function clusterCloudConfig(spec: ClusterServersSpec, secrets: ClusterSer
 }
 
 const q = (word: string) => `'${word.replace(/'/g, `'\\''`)}'`;
+
+export interface SecretsManifest {
+  vault: string;
+  resource: string;
+  identity: string;
+  servers: Record<string, { secret: string; key: { path: string; mode: number }; config: { path: string; mode: number } }>;
+}
+
+/**
+ * The fetcher (Python 3, which Debian's cloud images carry for cloud-init): a
+ * token for the vault from the instance metadata service with the scale set's
+ * identity (https://learn.microsoft.com/entra/identity/managed-identities-azure-resources/how-to-use-vm-token#get-a-token-using-http),
+ * then the secret of the server whose address this VM holds (Key Vault's REST
+ * API, https://learn.microsoft.com/rest/api/keyvault/secrets/get-secret/get-secret), its
+ * files written atomically, 0600 and the consul user's. Not found, forbidden
+ * (a role assignment still propagating), throttled or unreachable: asked again
+ * until the wait is over. Its errors name the status, never a value.
+ */
+function secretsFetcher(): string {
+  return [
+    '#!/usr/bin/python3',
+    "# Writes this VM's Consul server secrets from the cluster's Key Vault (managed-consul).",
+    'import json, os, pwd, subprocess, sys, time, urllib.error, urllib.parse, urllib.request',
+    `m = json.load(open(${JSON.stringify(SECRETS_MANIFEST)}))`,
+    'deadline = time.time() + (int(sys.argv[1]) if len(sys.argv) > 1 else 60)',
+    "mine = [m['servers'][a] for a in subprocess.run(['hostname', '-I'], capture_output=True, text=True, check=True).stdout.split() if a in m['servers']]",
+    'if not mine:',
+    "    sys.exit('managed-consul-secrets: no server of this cluster holds an address of this VM')",
+    'server = mine[0]',
+    "query = urllib.parse.urlencode({'api-version': '2018-02-01', 'resource': m['resource'], 'msi_res_id': m['identity']})",
+    'def get(url, headers):',
+    '    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as r:',
+    '        return json.load(r)',
+    'while True:',
+    '    try:',
+    "        token = get('http://169.254.169.254/metadata/identity/oauth2/token?' + query, {'Metadata': 'true'})['access_token']",
+    "        value = json.loads(get(m['vault'] + 'secrets/' + server['secret'] + '?api-version=7.4', {'Authorization': 'Bearer ' + token})['value'])",
+    '        break',
+    '    except urllib.error.HTTPError as e:',
+    "        where = e.url.split('?')[0] if e.url else 'the vault'",
+    '        if (e.code not in (401, 403, 404, 408, 429) and e.code < 500) or time.time() > deadline:',
+    "            sys.exit('managed-consul-secrets: HTTP %d from %s' % (e.code, where))",
+    '    except (urllib.error.URLError, OSError) as e:',
+    '        if time.time() > deadline:',
+    "            sys.exit('managed-consul-secrets: %s' % getattr(e, 'reason', e))",
+    '    time.sleep(3)',
+    "consul = pwd.getpwnam('consul')",
+    "for role in ('key', 'config'):",
+    '    f = server[role]',
+    "    tmp = f['path'] + '.new'",
+    "    os.makedirs(os.path.dirname(f['path']), exist_ok=True)",
+    "    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, f['mode'])",
+    '    os.write(fd, value[role].encode())',
+    '    os.close(fd)',
+    "    os.chmod(tmp, f['mode'])",
+    '    os.chown(tmp, consul.pw_uid, consul.pw_gid)',
+    "    os.replace(tmp, f['path'])",
+    '',
+  ].join('\n');
+}
 
 function bootScript(consul: ConsulPackage, dataDirs: string[], clusterDir: string): string {
   return [
@@ -111,6 +217,8 @@ function bootScript(consul: ConsulPackage, dataDirs: string[], clusterDir: strin
     `mkdir -p ${CONSUL_INSTALL_DIR}`,
     `dpkg-deb --extract /run/consul.deb ${CONSUL_INSTALL_DIR}`,
     'rm -f /run/consul.deb',
+    'step=secrets',
+    `${SECRETS_FETCHER} ${BOOT_SECRETS_WAIT_S}`,
     'step=folders',
     ...dataDirs.map((d) => `install -d -m 0700 ${q(d)}`),
     // Keys and configs are 0600: only the consul user reads them, and only its folders are open to it.

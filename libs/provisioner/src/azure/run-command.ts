@@ -1,13 +1,15 @@
 import type { ServerFile } from '../server-files';
-import { BOOT_STATUS, SERVER_UNIT } from './cloud-init';
+import { BOOT_STATUS, SECRETS_FETCHER, SERVER_UNIT } from './cloud-init';
 
 /**
  * The scripts the Azure target runs on a scale-set instance through Run
  * Command (`RunShellScript`): a fixed, small vocabulary, one action a line,
  * so what a script can do is plain from reading it (and a test's local ARM
- * server can check every line). File contents travel base64 encoded: a key
- * or the config (gossip key, management token) never appears in the clear;
- * Run Command's own transport is ARM's HTTPS.
+ * server can check every line). Only public files travel in a script (base64
+ * encoded); a server's secret files (its key, its config with the gossip key
+ * and ACL tokens) the instance fetches from the cluster's Key Vault
+ * (FETCH_SECRETS_LINE): Run Command keeps its scripts on the VM's disk, under
+ * /var/lib/waagent.
  */
 
 const UNIT = SERVER_UNIT.split('/').pop()!;
@@ -20,6 +22,9 @@ export function writeFileLine(file: Pick<ServerFile, 'path' | 'mode' | 'content'
   const tmp = `'${file.path}.new'`;
   return `printf '%s' '${b64}' | base64 -d > ${tmp} && chmod ${mode} ${tmp} && chown consul:consul ${tmp} && mv ${tmp} '${file.path}'`;
 }
+
+/** The instance fetches its server's secret files again from the vault (their latest versions), waiting a minute at most. */
+export const FETCH_SECRETS_LINE = `${SECRETS_FETCHER} 60`;
 
 /** Consul re-reads its files (SIGHUP through the unit's ExecReload): TLS files and CAs apply to new connections. */
 export const RELOAD_LINE = `systemctl reload ${UNIT}`;
@@ -70,6 +75,7 @@ export type RunCommandAction =
   | { kind: 'trap' }
   | { kind: 'boot-status' }
   | { kind: 'write'; path: string; mode: number; content: string }
+  | { kind: 'fetch-secrets' }
   | { kind: 'reload' }
   | { kind: 'restart' };
 
@@ -81,6 +87,7 @@ export function parseRunCommandLine(line: string): RunCommandAction {
   if (line === BOOT_STATUS_LINE) return { kind: 'boot-status' };
   if (line === RELOAD_LINE) return { kind: 'reload' };
   if (line === RESTART_LINE) return { kind: 'restart' };
+  if (line === FETCH_SECRETS_LINE) return { kind: 'fetch-secrets' };
   const m = WRITE.exec(line);
   if (m) return { kind: 'write', path: m[2], mode: parseInt(m[3], 8), content: Buffer.from(m[1], 'base64').toString('utf8') };
   throw new Error(`not a managed-consul Run Command line: ${line.length > 80 ? `${line.slice(0, 80)}...` : line}`);
