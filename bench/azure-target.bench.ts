@@ -13,6 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ClusterRepository, enqueueOperation, type Config, type Db } from '../libs/core/src';
 import { startLocalArm, type LocalArm } from '../test/support/local-arm';
@@ -36,11 +37,13 @@ function processCpuMs(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
-async function createCluster(db: Db, queue: Parameters<typeof enqueueOperation>[0], config: Config, name: string, target: 'local' | 'azure', vnetCidr?: string) {
+async function createCluster(db: Db, queue: Parameters<typeof enqueueOperation>[0], config: Config, name: string, target: 'local' | 'azure', arm?: LocalArm) {
   const { cluster, operation } = await new ClusterRepository(db).createWithOperation({
     tenantId: TENANT, subscriptionId: SUBSCRIPTION, resourceGroup: 'rg-bench', name, region: 'westeurope', datacenter: name,
-    consulVersion: '1.8.7', tier: 'standard', serverCount: 3, publicEndpoint: false, createdBy: 'bench', target, vnetCidr,
+    consulVersion: '1.8.7', tier: 'standard', serverCount: 3, publicEndpoint: false, createdBy: 'bench', target,
   });
+  // What the managed application's deployment grants on the cluster's vault (the servers' secrets go there).
+  if (target === 'azure') arm?.grantVaultRoles(SUBSCRIPTION, cluster.managedResourceGroup, name);
   await enqueueOperation(queue, operation.id, config.JOB_ATTEMPTS);
   return { clusterId: cluster.id, operationId: operation.id };
 }
@@ -74,7 +77,8 @@ runBench('azure-target', Number(process.env.BENCH_TIME_LIMIT ?? 300) * 1000 - 30
   });
   const { db, queue } = openBenchDbAndQueue(config);
   // The worker in a process of its own: its CPU time is its own (the local ARM server runs in this one).
-  const worker = spawnChild('bench-azure-worker', process.execPath, [WORKER_MAIN], workerEnv(config, 'bench-azure-worker'));
+  // With the local cloud's DNS (its vaults' names).
+  const worker = spawnChild('bench-azure-worker', process.execPath, [WORKER_MAIN], { ...workerEnv(config, 'bench-azure-worker'), NODE_OPTIONS: `--require ${path.join(__dirname, '..', 'test', 'support', 'local-dns.js')}` });
   const pid = worker.proc.pid!;
 
   // 1. create -> Running, local and azure alternating.
@@ -86,7 +90,7 @@ runBench('azure-target', Number(process.env.BENCH_TIME_LIMIT ?? 300) * 1000 - 30
       const name = `b${target[0]}${run}${randomBytes(2).toString('hex')}`;
       const cpu0 = processCpuMs(pid);
       const t0 = performance.now();
-      const { clusterId, operationId } = await createCluster(db, queue, config, name, target, target === 'azure' ? `10.247.${200 + run}.0/24` : undefined);
+      const { clusterId, operationId } = await createCluster(db, queue, config, name, target, arm);
       const op = await waitForOperation(db, operationId, 180_000, 10);
       const ms = performance.now() - t0;
       times[target].push(ms);
@@ -104,7 +108,7 @@ runBench('azure-target', Number(process.env.BENCH_TIME_LIMIT ?? 300) * 1000 - 30
 
   // 2. The worker's CPU per deployment poll, while a deployment is held Running.
   arm.holdDeployments();
-  const { clusterId, operationId } = await createCluster(db, queue, config, `bpoll${randomBytes(2).toString('hex')}`, 'azure', '10.247.250.0/24');
+  const { clusterId, operationId } = await createCluster(db, queue, config, `bpoll${randomBytes(2).toString('hex')}`, 'azure', arm);
   await waitForPolls(arm, arm.counters.statusPolls + 3);
   const cpu0 = processCpuMs(pid);
   const polls0 = arm.counters.statusPolls;

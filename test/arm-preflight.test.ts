@@ -189,6 +189,28 @@ describe('the local ARM refuses at deployment PUT what Azure refuses', { timeout
     assert.equal((await put(zoned, [scaleSet({ zones: ['1', '2', '3'] }), { ...ip, location: 'westeurope' }, storage(`st${randomBytes(6).toString('hex')}`, 'Standard_ZRS')])).status, 201, 'westeurope has zones');
   });
 
+  it('a Private Link service takes its NAT address from a subnet whose privateLinkServiceNetworkPolicies is Disabled, else 400 PrivateLinkServiceCannotBeCreatedInSubnetThatHasNetworkPoliciesEnabled', async () => {
+    const subnetId = "[resourceId('Microsoft.Network/virtualNetworks/subnets', 'vnet', 'servers')]";
+    const network = (policies?: string) => ({
+      type: 'Microsoft.Network/virtualNetworks', apiVersion: '2023-09-01', name: 'vnet', location: 'westeurope',
+      properties: { addressSpace: { addressPrefixes: ['172.25.16.0/24'] }, subnets: [{ name: 'servers', properties: { addressPrefix: '172.25.16.0/24', ...(policies ? { privateLinkServiceNetworkPolicies: policies } : {}) } }] },
+    });
+    const pls = {
+      type: 'Microsoft.Network/privateLinkServices', apiVersion: '2023-09-01', name: 'management', location: 'westeurope',
+      properties: {
+        loadBalancerFrontendIpConfigurations: [{ id: "[resourceId('Microsoft.Network/loadBalancers/frontendIPConfigurations', 'ilb', 'internal')]" }],
+        ipConfigurations: [{ name: 'nat', properties: { privateIPAllocationMethod: 'Dynamic', subnet: { id: subnetId } } }],
+      },
+    };
+    for (const policies of [undefined, 'Enabled']) {
+      const refused = await put(group(), [network(policies), pls]);
+      assert.equal(refused.status, 400, `policies ${policies ?? '(default)'}`);
+      assert.deepEqual(codes(refused.error!), ['InvalidTemplateDeployment', 'PreflightValidationCheckFailed', 'PrivateLinkServiceCannotBeCreatedInSubnetThatHasNetworkPoliciesEnabled']);
+      assert.match(refused.error!.details![0].details![0].message, /^Private link service management cannot be created in a subnet \/subscriptions\/.+\/subnets\/servers since it has private link service network policies enabled\.$/);
+    }
+    assert.equal((await put(group(), [network('Disabled'), pls])).status, 201);
+  });
+
   it('storage account and key vault names: their character rules; global uniqueness across groups and subscriptions', async () => {
     const rg = group();
     const bad = await put(rg, [storage('Not-Valid'), vault('1starts-with-digit'), vault('two--hyphens')]);

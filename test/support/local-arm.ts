@@ -455,7 +455,7 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
     const identities = Object.keys((scaleSetResource?.identity as { userAssignedIdentities?: Record<string, unknown> } | undefined)?.userAssignedIdentities ?? {}).map((i) => i.toLowerCase());
     const vnetResource = evaluated.find((r) => r.type.toLowerCase() === 'microsoft.network/virtualnetworks');
     const vnetKey = key(d.resourceGroup, String(vnetResource?.name ?? `${clusterName}-vnet`));
-    await network.vnet(vnetKey, vnetCidr);
+    if (vnetResource) await network.vnet(vnetKey, vnetCidr);
     const plsResource = evaluated.find((r) => r.type.toLowerCase() === 'microsoft.network/privatelinkservices');
     if (plsResource) {
       const pls = linkServiceOf(d.subscription, d.resourceGroup, vnetKey, plsResource, evaluated);
