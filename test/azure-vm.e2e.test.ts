@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { ClientSecretCredential } from '@azure/identity';
 import { ComputeManagementClient } from '@azure/arm-compute';
+import { ResourceManagementClient } from '@azure/arm-resources';
 import {
   AzureTarget, InstanceBootFailedError, generateClusterPki, poll, generateGossipKey, generateManagementToken, subnetPlan,
   type AzurePlacement, type ClusterSecrets, type ClusterSpec, type Progress,
@@ -103,6 +104,18 @@ describe('azure VMs: actions, Run Command, the boot', { timeout: 300_000 }, () =
     const config = JSON.parse(fs.readFileSync(`${vm.dir}/os/var-lib/managed-consul/clusters/${main.spec.clusterId}/server-0/config/server.json`, 'utf8')) as { encrypt: string };
     assert.ok(config.encrypt === main.secrets.gossipKey, 'the gossip key came from the vault');
     assert.ok(arm.counters.secretReads >= 1, 'the instance read its secret from the vault');
+    // The metadata service as Azure's: the Metadata header is required, and only the VM's own identity gets a token (its body not printed).
+    const imds = async (header: boolean, identity: string) => {
+      const id = `/subscriptions/${SUB}/resourceGroups/${main.rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${identity}`;
+      const url = `http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=${encodeURIComponent('https://vault.localhost')}&msi_res_id=${encodeURIComponent(id)}`;
+      const r = await compute.virtualMachineScaleSetVMs.beginRunCommandAndWait(main.rg, main.vmss, '0', {
+        commandId: 'RunShellScript', script: [`curl -s -o /dev/null -w '%{http_code}' ${header ? "-H 'Metadata: true' " : ''}'${url}'`],
+      }, { updateIntervalInMs: 100 });
+      return /\[stdout\]\n(\d{3})/.exec(r.value?.[0]?.message ?? '')?.[1];
+    };
+    assert.equal(await imds(true, 'vm-boot-identity'), '200', 'the VM\'s identity, with the header');
+    assert.equal(await imds(false, 'vm-boot-identity'), '400', 'no Metadata header');
+    assert.equal(await imds(true, 'vm-twin-identity'), '400', 'an identity not assigned to the VM');
     // Contributor is no data-plane role: without the vault roles the managed application grants, the control plane may not write the secrets.
     await assert.rejects(cluster('vm-norole', '1.8.7', { vaultRoles: false }), (e: Error & { code?: string }) => e.code === 'vault_forbidden' || /may not write the secrets/.test(e.message));
     assert.deepEqual(arm.instances('rg-vm-norole', 'vm-norole-servers'), [], 'no server deployed without its secrets');
@@ -121,6 +134,12 @@ describe('azure VMs: actions, Run Command, the boot', { timeout: 300_000 }, () =
     assert.ok(await servedFingerprint(main.address, main.secrets.pki.caCertPem, mainRoute.https));
     await assert.rejects(servedFingerprint(main.address, main.secrets.pki.caCertPem, twinRoute.https), /certificate/i, 'the twin\'s server is another cluster');
     assert.deepEqual(arm.linkServices().find((l) => l.id.endsWith('/vm-twin-management'))?.autoApproval, [CONTROL_PLANE_SUBNET_ID.split('/')[2]], 'approved for the control plane\'s subscription only');
+    // Azure keeps a Private Link service that still has a connection: emptying the group first fails.
+    const resources = new ResourceManagementClient(credential, SUB, { endpoint: arm.url, credentialScopes: [`${arm.url}/.default`] });
+    await resources.deployments.beginCreateOrUpdateAndWait(twin.rg, 'empty-first', { properties: { mode: 'Complete', template: { $schema: 'https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#', contentVersion: '1.0.0.0', resources: [] } } }, { updateIntervalInMs: 100 }).catch(() => undefined);
+    const refused = await resources.deployments.get(twin.rg, 'empty-first');
+    assert.equal(refused.properties?.provisioningState, 'Failed');
+    assert.match(JSON.stringify(refused.properties?.error), /PrivateLinkServiceWithPrivateEndpointConnectionsCannotBeDeleted/);
     await twin.settle(() => twin.target.deleteAll(twin.spec.clusterId));
     assert.equal(arm.privateEndpoints().some((e) => e.linkServiceId.endsWith('/vm-twin-management')), false, 'the private endpoint went before the cluster\'s resources');
   });

@@ -240,6 +240,8 @@ interface PrivateEndpoint {
   status: 'Approved' | 'Pending';
   provisioningState: 'Updating' | 'Succeeded' | 'Deleting';
   listeners: net.Server[];
+  /** Its connections open now: they end with it, as a deleted endpoint's do. */
+  connections: Set<net.Socket>;
 }
 
 /** One version of a vault secret. */
@@ -524,6 +526,8 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
     for (const rule of pls.rules) {
       for (let port = rule.start; port <= rule.end; port++) {
         const server = net.createServer((client) => {
+          pe.connections.add(client);
+          client.on('close', () => pe.connections.delete(client));
           client.on('error', () => undefined);
           const current = linkServices.get(pls.id.toLowerCase());
           const to = current && natTarget(current, port);
@@ -543,6 +547,7 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
 
   async function unlisten(pe: PrivateEndpoint): Promise<void> {
     const all = pe.listeners.splice(0);
+    for (const c of pe.connections) c.destroy();
     await Promise.all(all.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
   }
 
@@ -694,7 +699,7 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
     const status = pls.autoApproval.includes(subscription.toLowerCase()) ? 'Approved' : 'Pending';
     const pe: PrivateEndpoint = existing ?? {
       id, name: parts[7], subscription, resourceGroup: rg, location: body.location ?? 'westeurope', subnetId, linkServiceId: pls.id, connectionName: connection.name,
-      nicName: `${parts[7]}.nic.${randomUUID()}`, ip: `${endpointBlock}.${nextEndpointHost++}`, status, provisioningState: 'Updating', listeners: [],
+      nicName: `${parts[7]}.nic.${randomUUID()}`, ip: `${endpointBlock}.${nextEndpointHost++}`, status, provisioningState: 'Updating', listeners: [], connections: new Set(),
     };
     endpoints.set(id.toLowerCase(), pe);
     const opId = randomUUID();
