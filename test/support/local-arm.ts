@@ -284,27 +284,40 @@ const armError = (res: ServerResponse, status: number, code: string, message: st
  * next: the next start ends those still alive that are in a mount namespace
  * other than ours (an instance's), as stop.sh ends the local target's agents.
  */
-const PID_FILE = path.join(process.env.LOCAL_DIR ?? os.tmpdir(), 'local-arm.pids');
+const PID_DIR = process.env.LOCAL_DIR ?? os.tmpdir();
+/** One file per test process that runs a local ARM: runs side by side (the runner's concurrency) never sweep each other's. */
+const PID_FILE = path.join(PID_DIR, `local-arm.${process.pid}.pids`);
 
 function sweepStrayInstances(): void {
-  let pids: string[];
+  let files: string[];
   try {
-    pids = fs.readFileSync(PID_FILE, 'utf8').split('\n').filter(Boolean);
+    files = fs.readdirSync(PID_DIR).filter((f) => /^local-arm\.(\d+\.)?pids$/.test(f));
   } catch {
     return;
   }
   const ours = fs.readlinkSync('/proc/self/ns/mnt');
-  for (const pid of pids) {
+  for (const file of files) {
+    const owner = Number(file.split('.')[1]);
+    // A run still alive keeps its instances.
+    if (owner && owner !== process.pid && fs.existsSync(`/proc/${owner}`)) continue;
+    let pids: string[];
     try {
-      const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      const theirs = fs.readlinkSync(`/proc/${pid}/ns/mnt`);
-      const holder = path.basename(argv[0]) === 'unshare' && argv.includes('--mount');
-      if (holder || theirs !== ours) process.kill(Number(pid), 'SIGKILL');
+      pids = fs.readFileSync(path.join(PID_DIR, file), 'utf8').split('\n').filter(Boolean);
     } catch {
-      // gone already
+      continue;
     }
+    for (const pid of pids) {
+      try {
+        const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+        const theirs = fs.readlinkSync(`/proc/${pid}/ns/mnt`);
+        const holder = path.basename(argv[0]) === 'unshare' && argv.includes('--mount');
+        if (holder || theirs !== ours) process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+    fs.rmSync(path.join(PID_DIR, file), { force: true });
   }
-  fs.rmSync(PID_FILE, { force: true });
 }
 
 export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
