@@ -28,12 +28,6 @@ export const PRICES: readonly PriceEntry[] = (Object.keys(TIERS) as TierName[]).
   pricePerHourMicros: HOURLY_PRICE_MICROS[tier],
 }));
 
-export function priceForDimension(dimension: string): bigint {
-  const p = PRICES.find((e) => e.dimension === dimension);
-  if (!p) throw new Error(`no price for billing dimension ${dimension}`);
-  return p.pricePerHourMicros;
-}
-
 /** Decimal text of an amount in micros, e.g. 560000n -> "0.56" (trailing zeros trimmed, at least 2 decimals). */
 export function formatMicros(micros: bigint): string {
   const neg = micros < 0n;

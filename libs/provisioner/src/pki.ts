@@ -46,9 +46,6 @@ export interface ClusterPki extends CertificateAuthority {
   trustedCaPems?: string[];
 }
 
-/** Lifetimes: a CA lasts 5 years and a server certificate 1 year (capped at its CA's expiry). */
-export const CERTIFICATE_LIFETIMES = { caYears: CA_VALIDITY_YEARS, serverYears: SERVER_VALIDITY_YEARS } as const;
-
 /**
  * The CA certificates a cluster's servers trust, and clients must trust to
  * verify them: the signing CA first, then any other trusted during a roll.
