@@ -11,6 +11,7 @@ import { mountQueuesBoard } from './admin/queues-board';
 import { mountDocs } from './docs/openapi';
 import { mountConsole } from './console/console.routes';
 import { createLogger } from '../../../libs/core/src/logger';
+import { errorBody } from '../../../libs/core/src';
 
 let metricsStarted = false;
 const httpDuration = () =>
@@ -28,16 +29,16 @@ function clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
     ? [431, 'the request line and headers are too large (16 KB at most together); shorten the URL, the query or the headers']
     : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'the request was not received in time; send it again']
       : [400, 'the request is not well-formed HTTP/1.1; check the request line and headers'];
-  const body = JSON.stringify({ error: { code: status === 431 ? 'request_too_large' : status === 408 ? 'request_timeout' : 'bad_request', message } });
+  const body = JSON.stringify(errorBody(status === 431 ? 'request_too_large' : status === 408 ? 'request_timeout' : 'bad_request', message));
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
 
 /** Fastify's router refusals (a malformed percent-encoding, a path segment over 100 characters), in the API's error shape. */
 function routerRefusal(err: { code?: string }, _req: unknown, reply: { code(n: number): { send(b: unknown): unknown } }): void {
   if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
-    reply.code(414).send({ error: { code: 'uri_too_long', message: 'a path segment is longer than 100 characters; ids are UUIDs (8-4-4-4-12 hexadecimal digits)' } });
+    reply.code(414).send(errorBody('uri_too_long', 'a path segment is longer than 100 characters; ids are UUIDs (8-4-4-4-12 hexadecimal digits)'));
   } else {
-    reply.code(400).send({ error: { code: 'bad_url', message: 'the URL is not valid (check its percent-encoding)' } });
+    reply.code(400).send(errorBody('bad_url', 'the URL is not valid (check its percent-encoding)'));
   }
 }
 
@@ -84,7 +85,7 @@ export async function createApiApp(config: Config): Promise<NestFastifyApplicati
   fastify.addHook('preHandler', async (req, reply) => {
     const field = nulField('params', req.params) ?? nulField('query', req.query) ?? nulField('body', req.body);
     if (field) {
-      return reply.code(400).send({ error: { code: 'invalid_character', message: `${field} holds a NUL character (\\u0000); remove it`, details: { field } } });
+      return reply.code(400).send(errorBody('invalid_character', `${field} holds a NUL character (\\u0000); remove it`, { field }));
     }
     return undefined;
   });

@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { enqueueOperation, enqueueUiRevocation, type Config, type OperationsQueue } from '../../../libs/core/src';
+import { dispatchOperation, enqueueUiRevocation, type Config, type OperationsQueue } from '../../../libs/core/src';
 import { CONFIG, QUEUE } from './tokens';
 
 /**
@@ -14,11 +14,7 @@ export class OperationDispatcher {
   constructor(@Inject(CONFIG) private readonly config: Config, @Inject(QUEUE) private readonly queue: OperationsQueue) {}
 
   async dispatch(operationId: string): Promise<void> {
-    try {
-      await enqueueOperation(this.queue, operationId, this.config.JOB_ATTEMPTS);
-    } catch (e) {
-      this.log.warn({ msg: 'enqueue failed; the reconciler will retry', operationId, err: (e as Error).message });
-    }
+    await dispatchOperation(this.queue, operationId, this.config.JOB_ATTEMPTS, this.log);
   }
 
   /** Hands revoked Consul UI sessions to the worker; if Redis is out of reach, its sweep finds them. */

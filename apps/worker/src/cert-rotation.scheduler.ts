@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import {
-  enqueueOperation, type CertificateRotationPolicy, type CertificateScheduleRepository, type ClusterRepository, type Config, type OperationsQueue,
+  dispatchOperation, type CertificateRotationPolicy, type CertificateScheduleRepository, type ClusterRepository, type Config, type OperationsQueue,
 } from '../../../libs/core/src';
 import type { ClusterTarget } from './cluster-target';
 
@@ -42,7 +42,7 @@ export class CertificateRotationScheduler {
     for (const q of queued) {
       this.log.log({ msg: 'certificate rotation queued', clusterId: q.clusterId, operationId: q.operationId, kind: q.kind, notAfter: q.notAfter.toISOString() });
       // If Redis is down now, the reconciler enqueues it later: the rows are written.
-      await enqueueOperation(this.queue, q.operationId, this.attempts).catch((e: unknown) => this.log.warn({ msg: 'enqueue failed', operationId: q.operationId, error: (e as Error).message }));
+      await dispatchOperation(this.queue, q.operationId, this.attempts, this.log);
     }
     return queued.length;
   }

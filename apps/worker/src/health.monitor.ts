@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import {
-  ClusterRepository, ClusterState, OperationKind, enqueueOperation, type ClusterWithServers, type OperationsQueue,
+  ClusterRepository, ClusterState, OperationKind, dispatchOperation, type ClusterWithServers, type OperationsQueue,
 } from '../../../libs/core/src';
 import type { ObservedServer } from '../../../libs/provisioner/src';
 
@@ -28,7 +28,7 @@ export class HealthMonitor {
       // Scaling changes the server set itself: repairs wait until it is done.
       if (down.length > 0 && c.state === ClusterState.Running && !(await this.clusters.findPendingOperation(c.id, OperationKind.Repair))) {
         const op = await this.clusters.addOperation(c, OperationKind.Repair, 'health-monitor', 'cluster.repair.requested', { down });
-        await enqueueOperation(this.queue, op.id, this.attempts).catch(() => undefined); // the reconciler enqueues it otherwise
+        await dispatchOperation(this.queue, op.id, this.attempts, this.log);
         this.log.warn({ msg: 'repair queued', clusterId: c.id, down });
         repairs++;
       }

@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { SnapshotScheduleRepository, enqueueOperation, type OperationsQueue } from '../../../libs/core/src';
+import { SnapshotScheduleRepository, dispatchOperation, type OperationsQueue } from '../../../libs/core/src';
 
 /**
  * Queues each cluster's scheduled snapshot when its interval has passed. The
@@ -15,7 +15,7 @@ export class SnapshotScheduler {
     const due = await this.schedule.claimDue(now);
     for (const d of due) {
       // If Redis is down now, the reconciler enqueues it later: the rows are written.
-      await enqueueOperation(this.queue, d.operationId, this.attempts).catch((e: unknown) => this.log.warn({ msg: 'enqueue failed', operationId: d.operationId, error: (e as Error).message }));
+      await dispatchOperation(this.queue, d.operationId, this.attempts, this.log);
     }
     if (due.length) this.log.log({ msg: 'scheduled snapshots queued', count: due.length });
     return due.length;

@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { IssuedTokenRepository, enqueueOperation, type OperationsQueue } from '../../../libs/core/src';
+import { IssuedTokenRepository, dispatchOperation, type OperationsQueue } from '../../../libs/core/src';
 
 export const TOKEN_SWEEPER_ACTOR = 'system:token-sweeper';
 
@@ -29,7 +29,7 @@ export class TokenSweeper {
       if (r.outcome !== 'requested') continue;
       queued++;
       // The row is the truth: a job not added now is added by the reconciler.
-      await enqueueOperation(this.queue, r.operation.id, this.attempts).catch((e: unknown) => this.log.warn({ msg: 'enqueue failed; the reconciler will retry', operationId: r.operation.id, error: (e as Error).message }));
+      await dispatchOperation(this.queue, r.operation.id, this.attempts, this.log);
     }
     if (queued || released || adopted) this.log.log({ msg: 'revoking tokens nobody collected', queued, released, adopted });
     return { queued, released, adopted };

@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { enqueueOperation, type OperationsQueue } from '../../../libs/core/src';
+import { dispatchOperation, type OperationsQueue } from '../../../libs/core/src';
 import type { UpgradeScheduleRepository } from '../../../libs/core/src/persistence/upgrade-schedule.repository';
 
 /**
@@ -24,7 +24,7 @@ export class UpgradeScheduler {
     for (const q of queued) {
       this.log.log({ msg: 'automatic upgrade queued', clusterId: q.clusterId, operationId: q.operationId, from: q.fromVersion, to: q.toVersion, windowOpenedAt: q.windowOpenedAt.toISOString() });
       // If Redis is down now, the reconciler enqueues it later: the rows are written.
-      await enqueueOperation(this.queue, q.operationId, this.attempts).catch((e: unknown) => this.log.warn({ msg: 'enqueue failed', operationId: q.operationId, error: (e as Error).message }));
+      await dispatchOperation(this.queue, q.operationId, this.attempts, this.log);
     }
     return queued.length;
   }

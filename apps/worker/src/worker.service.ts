@@ -3,9 +3,7 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplica
 import { Worker, type Job } from 'bullmq';
 import type IORedis from 'ioredis';
 import { register } from 'prom-client';
-import {
-  JOB_NAMES, OPERATIONS_QUEUE, closeDb, createRedis, type Config, type Db, type JobName, type JobPayloads, type OperationsQueue,
-} from '../../../libs/core/src';
+import { JOB_NAMES, OPERATIONS_QUEUE, closeDb, createRedis, errorBody, type Config, type Db, type JobName, type JobPayloads, type OperationsQueue } from '../../../libs/core/src';
 import { OperationRunner } from './operation.runner';
 import { Reconciler } from './reconciler';
 import { SnapshotScheduler } from './snapshot.scheduler';
@@ -129,7 +127,7 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
       } else if (req.url === '/metrics') {
         void register.metrics().then((m) => res.writeHead(200, { 'content-type': register.contentType }).end(m));
       } else {
-        res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'not_found', message: 'the worker serves /healthz and /metrics only' } }));
+        res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify(errorBody('not_found', 'the worker serves /healthz and /metrics only')));
       }
     });
     const server = this.server;

@@ -10,6 +10,18 @@ export abstract class DomainError extends Error {
   }
 }
 
+/** The error body every answer of ours carries: `{ error: { code, message, details? } }` (a DomainError, or its parts). */
+export interface ErrorBody {
+  error: { code: string; message: string; details?: Record<string, unknown> };
+}
+
+export function errorBody(e: Pick<DomainError, 'code' | 'message' | 'details'>): ErrorBody;
+export function errorBody(code: string, message: string, details?: Record<string, unknown>): ErrorBody;
+export function errorBody(a: string | Pick<DomainError, 'code' | 'message' | 'details'>, message?: string, details?: Record<string, unknown>): ErrorBody {
+  const e = typeof a === 'string' ? { code: a, message: message ?? '', details } : a;
+  return { error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } };
+}
+
 export class ValidationError extends DomainError {
   readonly status = 400;
 }

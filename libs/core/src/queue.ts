@@ -52,6 +52,26 @@ export async function enqueueOperation(queue: OperationsQueue, operationId: stri
   );
 }
 
+/** Where a dispatch that could not reach Redis says so (a Nest Logger, or the worker's). */
+export interface DispatchLog {
+  warn(message: Record<string, unknown>): void;
+}
+
+/**
+ * Puts a written operation on the queue, the one way every writer does it: the
+ * rows are the truth, so when Redis cannot be reached the caller goes on and
+ * the worker's reconciler enqueues the operation later. True when enqueued.
+ */
+export async function dispatchOperation(queue: OperationsQueue, operationId: string, attempts: number, log: DispatchLog): Promise<boolean> {
+  try {
+    await enqueueOperation(queue, operationId, attempts);
+    return true;
+  } catch (e) {
+    log.warn({ msg: 'enqueue failed; the reconciler will retry', operationId, err: (e as Error).message });
+    return false;
+  }
+}
+
 /**
  * Asks the worker to finish revoking these Consul UI sessions (already marked revoked in the
  * database, which is the truth: the worker's sweep finishes any whose job is lost).

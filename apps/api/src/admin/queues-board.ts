@@ -3,7 +3,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter as BoardServerAdapter } from '@bull-board/fastify';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { DomainError, NotFoundError, ROLES, UnauthenticatedError, UnavailableError, type Config, type OperationsQueue } from '../../../../libs/core/src';
+import { DomainError, NotFoundError, ROLES, UnauthenticatedError, UnavailableError, errorBody, type Config, type OperationsQueue } from '../../../../libs/core/src';
 import { AuthenticationError, IdentityProviderUnavailableError, type BearerAuthenticator, type Principal } from '../auth/bearer-authenticator';
 import { cookieValue } from '../auth/cookies';
 import { missingRole } from '../auth/principal';
@@ -48,7 +48,7 @@ function sendError(reply: FastifyReply, e: DomainError): FastifyReply {
   return reply
     .status(e.status)
     .header('cache-control', 'no-store')
-    .send({ error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } });
+    .send(errorBody(e));
 }
 
 /**

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { errorBody } from '../../../../libs/core/src';
 
 /**
  * The console's own paths: each answers the single-page app's index.html, and the browser's
@@ -21,7 +22,7 @@ const CONSOLE_CSP = [
   "frame-ancestors 'none'", "base-uri 'none'", "form-action 'self'", "object-src 'none'",
 ].join('; ');
 
-const NOT_BUILT = { error: { code: 'console_not_built', message: 'the console is not built: run `npm run build` (or npm start, which builds it)' } };
+const NOT_BUILT = errorBody('console_not_built', 'the console is not built: run `npm run build` (or npm start, which builds it)');
 
 /** Serves the built console: hashed assets under /assets/ (cached for good) and index.html for its paths. */
 export function mountConsole(app: NestFastifyApplication, dir = CONSOLE_DIR): void {

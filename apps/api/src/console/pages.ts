@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { DomainError } from '../../../../libs/core/src';
+import { DomainError, errorBody } from '../../../../libs/core/src';
 
 /**
  * Answers for the routes a browser navigates to (sign-in, its callback, Open Consul UI): a short
@@ -45,7 +45,7 @@ code{background:#f0f0f0;padding:0 .25rem}a{color:#0b5cad}a:focus{outline:3px sol
 export function sendError(req: FastifyRequest, reply: FastifyReply, e: DomainError, links?: { href: string; label: string }[]): FastifyReply {
   reply.status(e.status).header('cache-control', 'no-store');
   if (wantsHtml(req)) return reply.type('text/html; charset=utf-8').header('content-security-policy', ERROR_PAGE_CSP).send(errorPage(e.status, e.code, e.message, links));
-  return reply.send({ error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } });
+  return reply.send(errorBody(e));
 }
 
 export function isDomainError(e: unknown): e is DomainError {

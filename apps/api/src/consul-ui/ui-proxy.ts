@@ -3,7 +3,7 @@ import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as zlib from 'node:zlib';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { BadGatewayError, DomainError, ForbiddenError, NotFoundError, UnavailableError, ValidationError, isDatabaseUnavailable, type Config } from '../../../../libs/core/src';
+import { BadGatewayError, DomainError, ForbiddenError, NotFoundError, UnavailableError, ValidationError, errorBody, isDatabaseUnavailable, type Config } from '../../../../libs/core/src';
 import { CONSUL_SERVER_PORTS, ServerAgents } from '../../../../libs/provisioner/src';
 import { cookieValue, setHostCookie } from '../auth/cookies';
 import { bindBrowser } from '../console/browser-binding';
@@ -267,7 +267,7 @@ export class ConsulUiProxy implements OnApplicationBootstrap, OnApplicationShutd
       res.writeHead(e.status, { ...headers, 'content-type': 'text/html; charset=utf-8', 'content-security-policy': ERROR_PAGE_CSP }).end(errorPage(e.status, e.code, e.message, links));
       return;
     }
-    const body = JSON.stringify({ error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } });
+    const body = JSON.stringify(errorBody(e));
     res.writeHead(e.status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-security-policy': API_ANSWER_CSP }).end(body);
   }
 

@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { SESSION_COOKIE } from '../console/console-sessions';
+import { errorBody } from '../../../../libs/core/src';
 
 const ASSETS = new Set(['swagger-ui.css', 'swagger-ui-bundle.js', 'swagger-ui-standalone-preset.js']);
 
@@ -28,7 +29,7 @@ export function mountDocs(app: NestFastifyApplication): void {
 <script>SwaggerUIBundle({ url: '/docs/openapi.json', dom_id: '#ui' });</script></body></html>`;
   });
   fastify.get<{ Params: { file: string } }>('/docs/assets/:file', async (req, reply) => {
-    if (!ASSETS.has(req.params.file)) return reply.status(404).send({ error: { code: 'not_found', message: 'no such asset' } });
+    if (!ASSETS.has(req.params.file)) return reply.status(404).send(errorBody('not_found', 'no such asset'));
     reply.type(req.params.file.endsWith('.css') ? 'text/css' : 'application/javascript');
     return fs.createReadStream(path.join(assetsDir, req.params.file));
   });

@@ -1,6 +1,6 @@
 import { ArgumentsHost, Catch, HttpException, Logger, type ExceptionFilter } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { DomainError, MethodNotAllowedError, isDatabaseUnavailable } from '../../../../libs/core/src';
+import { DomainError, MethodNotAllowedError, errorBody, isDatabaseUnavailable } from '../../../../libs/core/src';
 
 /** Seconds a client is asked to wait before repeating a request refused for an unreachable database. */
 const DATABASE_RETRY_AFTER_S = 5;
@@ -58,7 +58,7 @@ export class ErrorFilter implements ExceptionFilter {
       this.log.error({ msg: 'unhandled error', requestId: request.id, err: exception instanceof Error ? exception.message : String(exception) });
       body = { code: 'internal', message: `internal error (request ${request.id})` };
     }
-    void reply.status(status).send({ error: body });
+    void reply.status(status).send(errorBody(body));
   }
 }
 
