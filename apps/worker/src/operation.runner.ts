@@ -5,7 +5,7 @@ import {
   ClusterRepository, Coalescer, DEFAULT_CLAIM, OperationRepository, OperationState, TERMINAL_OPERATION_STATES, isRetryableConflict,
   type ClusterWithServers, type JobPayloads, type Operation, type OperationKind, type OperationStep,
 } from '../../../libs/core/src';
-import { PermanentError, type Flow } from './flows/flow';
+import { PermanentError, paramsOf, type Flow } from './flows/flow';
 import { TargetRefusedError } from '../../../libs/provisioner/src';
 import { TargetChangeInProgress, targetChangeStart } from './target-change';
 
@@ -227,6 +227,8 @@ export class OperationRunner {
     let ended = false;
     let at = first;
     try {
+      // Its params as its kind has them, checked before any step acts (a row of another shape fails for good).
+      paramsOf(ctx, op.kind as OperationKind);
       for (const [i, step] of steps.entries()) {
         if (i < first) continue; // done before the job was handed back
         at = i;

@@ -6,6 +6,7 @@ export * from './model';
 export * from './errors';
 export * from './ids';
 export * from './queue';
+export * from './operation-params';
 export * from './coalescer';
 export * from './persistence/prisma';
 export * from './persistence/cluster.repository';

@@ -1,4 +1,4 @@
-import type { ClusterWithServers, Operation } from '../../../../libs/core/src';
+import { OperationParamsError, parseOperationParams, type ClusterWithServers, type Operation, type OperationKind, type OperationParams } from '../../../../libs/core/src';
 
 /** One idempotent step: observe, then act on the difference. Returns a short detail for the step log. */
 export interface Step {
@@ -24,5 +24,15 @@ export interface Flow {
 export class PermanentError extends Error {
   constructor(readonly code: string, message: string) {
     super(message);
+  }
+}
+
+/** The operation's params as its kind has them (libs/core's OPERATION_PARAMS); a row that holds another shape fails the operation for good. */
+export function paramsOf<K extends OperationKind>(ctx: FlowContext, kind: K): OperationParams<K> {
+  try {
+    return parseOperationParams(kind, ctx.operation.params);
+  } catch (e) {
+    if (e instanceof OperationParamsError) throw new PermanentError('invalid_operation_params', e.message);
+    throw e;
   }
 }

@@ -1,14 +1,9 @@
-import { AuditRepository, ClusterRepository, IssuedTokenRepository, SecretRepository, SnapshotKind, SnapshotRepository, SnapshotState } from '../../../../libs/core/src';
+import { AuditRepository, ClusterRepository, IssuedTokenRepository, OperationKind, SecretRepository, SnapshotKind, SnapshotRepository, SnapshotState } from '../../../../libs/core/src';
 import type { ClusterSnapshots } from '../cluster-snapshots';
 import type { ClusterTarget } from '../cluster-target';
 import type { ConsulUiRevoker } from '../consul-ui-revoker';
-import type { Flow, FlowContext, Step } from './flow';
+import { paramsOf, type Flow, type FlowContext, type Step } from './flow';
 import { recordManagementTokenAccessors } from './rotate.flow';
-
-interface RestoreParams {
-  snapshotId: string;
-  preRestoreSnapshotId?: string;
-}
 
 /**
  * Restore: a pre-restore safety snapshot first (unless asked not to), then the
@@ -37,7 +32,7 @@ export class RestoreFlow implements Flow {
   ) {}
 
   steps(ctx: FlowContext): Step[] {
-    const p = ctx.operation.params as unknown as RestoreParams;
+    const p = paramsOf(ctx, OperationKind.Restore);
     const id = ctx.cluster.id;
     const steps: Step[] = [];
     if (p.preRestoreSnapshotId) {
@@ -111,14 +106,14 @@ export class RestoreFlow implements Flow {
   }
 
   async succeeded(ctx: FlowContext) {
-    const p = ctx.operation.params as unknown as RestoreParams;
+    const p = paramsOf(ctx, OperationKind.Restore);
     await this.audit.record({ tenantId: ctx.cluster.tenantId, clusterId: ctx.cluster.id, operationId: ctx.operation.id, actor: ctx.operation.requestedBy, action: 'cluster.restored', details: { ...p } });
     return { snapshotId: p.snapshotId, preRestoreSnapshotId: p.preRestoreSnapshotId ?? null };
   }
 
   async failed(ctx: FlowContext, reason: string) {
     this.verified.delete(ctx.operation.id);
-    const p = ctx.operation.params as unknown as RestoreParams;
+    const p = paramsOf(ctx, OperationKind.Restore);
     if (p.preRestoreSnapshotId) {
       const pre = await this.rows.get(p.preRestoreSnapshotId);
       if (pre && pre.state === SnapshotState.Pending) await this.rows.setState(pre.id, SnapshotState.Failed);

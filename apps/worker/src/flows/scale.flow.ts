@@ -1,6 +1,6 @@
-import { AuditRepository, ClusterRepository, ClusterState, type Config } from '../../../../libs/core/src';
+import { AuditRepository, ClusterRepository, ClusterState, OperationKind, type Config } from '../../../../libs/core/src';
 import type { ClusterTarget } from '../cluster-target';
-import type { Flow, FlowContext, Step } from './flow';
+import { paramsOf, type Flow, type FlowContext, type Step } from './flow';
 
 interface ScaleParams {
   fromTier: string;
@@ -10,8 +10,8 @@ interface ScaleParams {
 }
 
 /** From is what the cluster has when the operation runs (an earlier scale may have run since it was requested). */
-function paramsOf(ctx: FlowContext): ScaleParams {
-  const to = ctx.operation.params as unknown as { toTier: string; toCount: number };
+function scaleOf(ctx: FlowContext): ScaleParams {
+  const to = paramsOf(ctx, OperationKind.Scale);
   return { fromTier: ctx.cluster.tier, fromCount: ctx.cluster.serverCount, toTier: to.toTier, toCount: to.toCount };
 }
 
@@ -30,7 +30,7 @@ export class ScaleFlow implements Flow {
   ) {}
 
   steps(ctx: FlowContext): Step[] {
-    const p = paramsOf(ctx);
+    const p = scaleOf(ctx);
     const id = ctx.cluster.id;
     const begin: Step = {
       name: 'begin',
@@ -88,7 +88,7 @@ export class ScaleFlow implements Flow {
   }
 
   async succeeded(ctx: FlowContext) {
-    const p = paramsOf(ctx);
+    const p = scaleOf(ctx);
     await this.clusters.completeScale(ctx.cluster.id, p.toTier, p.toCount);
     await this.audit.record({ tenantId: ctx.cluster.tenantId, clusterId: ctx.cluster.id, operationId: ctx.operation.id, actor: ctx.operation.requestedBy, action: 'cluster.scaled', details: { ...p } });
   }

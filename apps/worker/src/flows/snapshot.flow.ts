@@ -1,11 +1,9 @@
-import { AuditRepository, SnapshotKind, SnapshotRepository, SnapshotState } from '../../../../libs/core/src';
+import { AuditRepository, OperationKind, SnapshotKind, SnapshotRepository, SnapshotState } from '../../../../libs/core/src';
 import type { ClusterSnapshots } from '../cluster-snapshots';
-import type { Flow, FlowContext, Step } from './flow';
+import { paramsOf, type Flow, type FlowContext, type Step } from './flow';
 
 function snapshotIdOf(ctx: FlowContext): string {
-  const id = (ctx.operation.params as { snapshotId?: string } | null)?.snapshotId;
-  if (!id) throw new Error('operation has no snapshotId');
-  return id;
+  return paramsOf(ctx, OperationKind.Snapshot).snapshotId;
 }
 
 /** Snapshot: take it through Consul's snapshot API, store it, then prune scheduled ones past retention. */

@@ -1,15 +1,10 @@
 import {
-  AuditRepository, ClusterRepository, ClusterState, SnapshotKind, SnapshotRepository, type Config,
+  AuditRepository, ClusterRepository, ClusterState, OperationKind, SnapshotKind, SnapshotRepository, type Config,
 } from '../../../../libs/core/src';
 import type { ClusterSpec } from '../../../../libs/provisioner/src';
 import type { ClusterSnapshots } from '../cluster-snapshots';
 import type { ClusterTarget } from '../cluster-target';
-import { PermanentError, type Flow, type FlowContext, type Step } from './flow';
-
-interface UpgradeParams {
-  toVersion: string;
-  preUpgradeSnapshotId: string;
-}
+import { PermanentError, paramsOf, type Flow, type FlowContext, type Step } from './flow';
 
 /**
  * Rolling upgrade: a pre-upgrade snapshot; then one server at a time, followers
@@ -54,7 +49,7 @@ export class UpgradeFlow implements Flow {
   ) {}
 
   steps(ctx: FlowContext): Step[] {
-    const p = ctx.operation.params as unknown as UpgradeParams;
+    const p = paramsOf(ctx, OperationKind.Upgrade);
     const id = ctx.cluster.id;
     const from = ctx.cluster.consulVersion;
     return [
@@ -125,13 +120,13 @@ export class UpgradeFlow implements Flow {
   }
 
   async succeeded(ctx: FlowContext) {
-    const p = ctx.operation.params as unknown as UpgradeParams;
+    const p = paramsOf(ctx, OperationKind.Upgrade);
     await this.clusters.setConsulVersion(ctx.cluster.id, p.toVersion);
     await this.audit.record({ tenantId: ctx.cluster.tenantId, clusterId: ctx.cluster.id, operationId: ctx.operation.id, actor: ctx.operation.requestedBy, action: 'cluster.upgraded', details: { from: ctx.cluster.consulVersion, to: p.toVersion } });
   }
 
   async failed(ctx: FlowContext, reason: string) {
-    await this.clusters.setState(ctx.cluster.id, ClusterState.Running, `upgrade to ${(ctx.operation.params as unknown as UpgradeParams).toVersion} failed: ${reason}`);
+    await this.clusters.setState(ctx.cluster.id, ClusterState.Running, `upgrade to ${paramsOf(ctx, OperationKind.Upgrade).toVersion} failed: ${reason}`);
     await this.audit.record({ tenantId: ctx.cluster.tenantId, clusterId: ctx.cluster.id, operationId: ctx.operation.id, actor: 'system', action: 'cluster.upgrade.failed', details: { reason } });
   }
 }
