@@ -14,173 +14,99 @@ const port = z.coerce.number().int().min(0).max(65535);
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 
 const schema = z.object({
-  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
-  PORT: port.default(3000),
-  HOST: z.string().default('127.0.0.1'),
-  WORKER_PORT: port.default(3001),
-  DATABASE_URL: z.string().url().default('postgresql://consul_cloud:consul_cloud@127.0.0.1:55432/consul_cloud'),
-  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10),
-  REDIS_URL: z.string().url().default('redis://127.0.0.1:56379'),
-  QUEUE_PREFIX: z.string().regex(/^[a-z0-9:_-]+$/i).default('mc'),
-  LOCAL_DIR: z.string().default(localDir),
-  CONSUL_BIN: z.string().default(path.join(localDir, 'consul', 'usr', 'bin', 'consul')),
-  /**
-   * Where new clusters run: `local` (Consul processes on this machine) or `azure` (the customer's managed
-   * resource group). Unset: `local` (see defaultTargetOf).
-   */
-  CLUSTER_TARGET: z.enum(['local', 'azure']).optional(),
-  /** Second octet of the loopback block the local target hands out (127.<n>.x.y). */
-  LOCAL_NET_OCTET: z.coerce.number().int().min(2).max(254).default(64),
-  KEK_FILE: z.string().default(path.join(localDir, 'keys', 'kek.json')),
-  AUTH_METADATA_URL: z.string().url().default('https://127.0.0.1:8443/.well-known/openid-configuration'),
-  AUTH_ISSUER: z.string().default('https://127.0.0.1:8443'),
-  AUTH_AUDIENCE: z.string().default('api://managed-consul'),
-  AUTH_CLIENT_ID: z.string().default('api://managed-consul'),
-  /**
-   * The console's sign-in (OpenID Connect authorization code + PKCE, a confidential client): its
-   * app registration's client id and secret. Without a secret the console cannot sign anyone in
-   * (GET /auth/login answers 503 naming CONSOLE_CLIENT_SECRET); bearer tokens work regardless.
-   */
-  CONSOLE_CLIENT_ID: z.string().min(1).default('managed-consul-console'),
-  CONSOLE_CLIENT_SECRET: z.string().min(16, 'at least 16 characters').optional(),
-  /** The console's public origin (scheme://host[:port], no path): the redirect URI is <origin>/auth/callback. Default: http://<HOST>:<the API's port>. */
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development').describe('`test` logs errors and warnings only (the tests and the benchmarks set it); otherwise info lines too'),
+  PORT: port.default(3000).describe('API listen port'),
+  HOST: z.string().default('127.0.0.1').describe('API listen address'),
+  WORKER_PORT: port.default(3001).describe('Worker\'s `/healthz` and `/metrics`'),
+  DATABASE_URL: z.string().url().default('postgresql://consul_cloud:consul_cloud@127.0.0.1:55432/consul_cloud').describe('PostgreSQL (`npm start` and the tests point it at the project-local PostgreSQL, `PG_PORT`)'),
+  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10).describe('PostgreSQL connections per process (1-100). A Prisma transaction waits at most 2 s for one'),
+  REDIS_URL: z.string().url().default('redis://127.0.0.1:56379').describe('Redis (BullMQ)'),
+  QUEUE_PREFIX: z.string().regex(/^[a-z0-9:_-]+$/i).default('mc').describe('BullMQ key prefix'),
+  LOCAL_DIR: z.string().default(localDir).describe('Runtime folder (clusters\' data, logs, pid files)').meta({ shownDefault: '`.local`' }),
+  CONSUL_BIN: z.string().default(path.join(localDir, 'consul', 'usr', 'bin', 'consul')).describe('The Consul 1.8.7 binary').meta({ shownDefault: '`.local/consul/usr/bin/consul`' }),
+  CLUSTER_TARGET: z.enum(['local', 'azure']).optional().describe('What runs new clusters\' servers (`local`: Consul processes on this machine, `azure`: the customer\'s managed resource group), recorded on each cluster row (`target`); a worker whose default target it cannot run does not start').meta({ shownDefault: '`azure` when `AZURE_CONSUL_PACKAGES` is set, else `local`' }),
+  LOCAL_NET_OCTET: z.coerce.number().int().min(2).max(254).default(64).describe('Clusters\' servers get `127.<octet>.<slot>.<n>` (the second octet of the loopback block the local target hands out, 2-254)'),
+  KEK_FILE: z.string().default(path.join(localDir, 'keys', 'kek.json')).describe('Key-encryption key for secrets at rest (created 0600 at first start, `{ "id", "key" }`), or a keyring `{ "active": id, "keys": [{ "id", "key" }, ...] }` to rotate it (see [Rotating the key-encryption key](architecture.md#rotating-the-key-encryption-key))').meta({ shownDefault: '`.local/keys/kek.json`' }),
+  AUTH_METADATA_URL: z.string().url().default('https://127.0.0.1:8443/.well-known/openid-configuration').describe('OpenID metadata; in production `https://login.microsoftonline.com/<tenant>/v2.0/.well-known/openid-configuration`'),
+  AUTH_ISSUER: z.string().default('https://127.0.0.1:8443').describe('Accepted token issuer(s), comma-separated'),
+  AUTH_AUDIENCE: z.string().default('api://managed-consul').describe('The API\'s app id URI'),
+  AUTH_CLIENT_ID: z.string().default('api://managed-consul').describe('The API\'s client id'),
+  CONSOLE_CLIENT_ID: z.string().min(1).default('managed-consul-console').describe('The console\'s app registration (a confidential client, OpenID Connect authorization code + PKCE): its client id'),
+  CONSOLE_CLIENT_SECRET: z.string().min(16, 'at least 16 characters').optional().describe('The console\'s client secret, 16 characters at least; without it, `/auth/login` answers 503 `console_not_configured` (bearer tokens work regardless)').meta({ shownDefault: 'none (`npm start` and the tests make one)' }),
   CONSOLE_ORIGIN: z
     .string()
     .url()
     .refine((v) => /^https?:\/\/[^/?#]+$/.test(v), 'an origin: http(s)://host[:port], with no path, query or trailing slash')
-    .optional(),
-  /** The scopes the console asks for; the access token must be one the API accepts (its audience). Default: openid profile <AUTH_AUDIENCE>/.default. */
-  CONSOLE_SCOPES: z.string().optional(),
-  /** The longest a console session lasts (never longer than the access token it came from). */
-  CONSOLE_SESSION_MAX_HOURS: z.coerce.number().min(0.05).max(8).default(8),
-  /**
-   * The Consul UI proxy: a listener of its own in the API process, host-routed by
-   * <cluster-id>.<CONSOLE_UI_HOST_SUFFIX>. Each cluster's UI origin is
-   * <CONSOLE_UI_SCHEME>://<cluster-id>.<suffix>[:<CONSOLE_UI_PUBLIC_PORT, default the listening port>].
-   * In production: a wildcard DNS name and certificate for *.<suffix> in front of it.
-   */
-  UI_PROXY_PORT: port.default(3002),
-  UI_PROXY_HOST: z.string().optional(),
+    .optional().describe('The console\'s public origin (scheme://host[:port], no path); the redirect URI is `<origin>/auth/callback`; https, or http on a loopback host only (its cookies are `__Host-`, Secure)').meta({ shownDefault: '`http://<HOST>:<PORT>`' }),
+  CONSOLE_SCOPES: z.string().optional().describe('What the console asks the issuer for (the access token must be the API\'s: its audience)').meta({ shownDefault: '`openid profile <AUTH_AUDIENCE>/.default`' }),
+  CONSOLE_SESSION_MAX_HOURS: z.coerce.number().min(0.05).max(8).default(8).describe('The longest a console session lasts (never past its access token\'s expiry; 0.05-8)'),
+  UI_PROXY_PORT: port.default(3002).describe('The Consul UI proxy\'s listener (in the API process), host-routed by `<cluster-id>.<CONSOLE_UI_HOST_SUFFIX>`; in production a wildcard DNS name and certificate for `*.<suffix>` in front of it'),
+  UI_PROXY_HOST: z.string().optional().describe('The Consul UI proxy\'s listen address').meta({ shownDefault: '`HOST`' }),
   CONSOLE_UI_HOST_SUFFIX: z
     .string()
     .regex(/^(?=.{1,200}$)([a-z0-9]([a-z0-9-]*[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/, 'a DNS name in lowercase, such as ui.localhost or ui.console.example.com')
-    .default('ui.localhost'),
-  CONSOLE_UI_SCHEME: z.enum(['http', 'https']).default('http'),
-  CONSOLE_UI_PUBLIC_PORT: port.optional(),
-  /** How long an "Open Consul UI" code may wait to be redeemed, seconds. */
-  CONSOLE_SSO_CODE_TTL_S: z.coerce.number().int().min(5).max(120).default(30),
-  /** How long the UI proxy trusts what it last read of a UI session (console session, roles, cluster state) before reading it again; 0: every request. */
-  CONSOLE_UI_RECHECK_MS: z.coerce.number().int().min(0).max(60_000).default(5000),
-  /** How often the worker ends expired console sessions and revokes the Consul UI tokens that are due. */
-  CONSOLE_SWEEP_MS: z.coerce.number().int().min(200).default(30_000),
-  /** In production: the Entra ID tenant that owns the app registration. */
-  AZURE_TENANT_ID: z.string().optional(),
-  /**
-   * The control plane's own Azure credentials (client secret), used to read managed applications
-   * back (and by the Azure target). Unset: DefaultAzureCredential (a managed identity in Azure).
-   */
-  AZURE_CLIENT_ID: z.string().optional(),
-  AZURE_CLIENT_SECRET: z.string().optional(),
-  /** A user-assigned managed identity's client id, when the control plane runs in Azure without a client secret. */
-  AZURE_MANAGED_IDENTITY_CLIENT_ID: z.string().optional(),
-  /**
-   * The Azure target's Consul packages: JSON { "<version>": { "url": "https://....deb", "sha256": "<hex>" } },
-   * what each scale-set instance installs (checked against the hash). Setting it makes `azure` the default target.
-   */
-  AZURE_CONSUL_PACKAGES: z.string().optional(),
-  /**
-   * The operator's break-glass SSH public key (one line, `ssh-ed25519 ...` or `ssh-rsa ...` of 2048+ bits), put on
-   * every server VM's admin user: Azure requires a key when password login is disabled. Required with the Azure target.
-   */
-  AZURE_ADMIN_SSH_PUBLIC_KEY: z.string().optional(),
-  /**
-   * The subnet of the control plane's own VNet where the worker makes one private endpoint per cluster, to
-   * the cluster's Private Link service: the one path to its servers (their addresses overlap other customers'
-   * and are never routed to). A subnet resource id; its subscription is the one every cluster's Private Link
-   * service is visible to and approves. Required with the Azure target.
-   */
-  AZURE_MANAGEMENT_SUBNET_ID: z.string().optional(),
-  /** Root of the server folders on the VMs (their custom data writes there); tests that realise instances here choose their own. */
-  AZURE_VM_CLUSTERS_DIR: z.string().default('/var/lib/managed-consul/clusters'),
-  /** How soon the worker asks ARM again about a running deployment or instance action. */
-  AZURE_POLL_INTERVAL_MS: z.coerce.number().int().min(50).max(60_000).default(5000),
-  /** Entra ID authority host; only changed for sovereign clouds and local tests. */
-  AZURE_AUTHORITY_HOST: z.string().url().optional(),
-  /** Azure Resource Manager's endpoint (its origin is also the token audience). */
-  ARM_ENDPOINT: z.string().url().default('https://management.azure.com'),
-  /**
-   * The shared secret of the managed application notification endpoint: Azure calls
-   * POST /resource?sig=<it> (the offer's notification URL carries it). Unset: the endpoint answers 404.
-   */
-  NOTIFICATION_SECRET: z.string().min(32, 'at least 32 characters (for example 32 random bytes, base64url)').optional(),
-  /**
-   * The operator's own Entra ID tenant: Platform.SRE counts only in tokens from it (a customer's
-   * admin can assign any app role in their own tenant). Unset: no SRE rights at all.
-   */
+    .default('ui.localhost').describe('Each cluster\'s UI origin is `<cluster-id>.<suffix>` (a lowercase DNS name)'),
+  CONSOLE_UI_SCHEME: z.enum(['http', 'https']).default('http').describe('Scheme of the UI origins as browsers see them (production: `https`; `http` only with a suffix under `localhost`)'),
+  CONSOLE_UI_PUBLIC_PORT: port.optional().describe('Port of the UI origins as browsers see them (production: `443`)').meta({ shownDefault: 'the proxy\'s port' }),
+  CONSOLE_SSO_CODE_TTL_S: z.coerce.number().int().min(5).max(120).default(30).describe('How long an *Open Consul UI* code may wait to be redeemed, seconds (5-120)'),
+  CONSOLE_UI_RECHECK_MS: z.coerce.number().int().min(0).max(60_000).default(5000).describe('How long the proxy trusts its last read of a UI session (console session, roles, cluster state); `0`: every request'),
+  CONSOLE_SWEEP_MS: z.coerce.number().int().min(200).default(30_000).describe('How often the worker ends expired console sessions and revokes due Consul UI tokens'),
+  AZURE_TENANT_ID: z.string().optional().describe('The control plane\'s own app registration: the Entra ID tenant that owns it'),
+  AZURE_CLIENT_ID: z.string().optional().describe('The control plane\'s own app registration\'s client id, used to read managed applications back (and by the Azure target); unset: `DefaultAzureCredential` (a managed identity in Azure)'),
+  AZURE_CLIENT_SECRET: z.string().optional().describe('The control plane\'s own app registration\'s client secret; unset: `DefaultAzureCredential`'),
+  AZURE_MANAGED_IDENTITY_CLIENT_ID: z.string().optional().describe('A user-assigned managed identity instead of a client secret, when the control plane runs in Azure'),
+  AZURE_CONSUL_PACKAGES: z.string().optional().describe('The Azure target\'s Consul packages: `{ "<version>": { "url": "https://....deb", "sha256": "<hex>" } }`, what each scale-set instance installs (checked against the hash); set, `azure` is the default target'),
+  AZURE_ADMIN_SSH_PUBLIC_KEY: z.string().optional().describe('Required with `AZURE_CONSUL_PACKAGES`: the operator\'s break-glass SSH public key (one line, `ssh-ed25519 ...` or `ssh-rsa ...` of 2048+ bits), put on every server VM\'s admin user: Azure requires a key when password login is disabled'),
+  AZURE_MANAGEMENT_SUBNET_ID: z.string().optional().describe('Required with `AZURE_CONSUL_PACKAGES`: the subnet (resource id) of the control plane\'s VNet where the worker makes each cluster\'s private endpoint, the one path to its servers (their addresses overlap other customers\' and are never routed to); its subscription is the one the clusters\' Private Link services approve'),
+  AZURE_VM_CLUSTERS_DIR: z.string().default('/var/lib/managed-consul/clusters').describe('Where the VMs\' custom data writes the server folders (tests choose their own)'),
+  AZURE_POLL_INTERVAL_MS: z.coerce.number().int().min(50).max(60_000).default(5000).describe('How soon the worker asks ARM again about a running deployment or instance action'),
+  AZURE_AUTHORITY_HOST: z.string().url().optional().describe('Token authority for the control plane\'s own credentials (sovereign clouds; tests point it at the fake)').meta({ shownDefault: 'Entra ID' }),
+  ARM_ENDPOINT: z.string().url().default('https://management.azure.com').describe('Azure Resource Manager (managed applications are read back from it; its origin is the token audience)'),
+  NOTIFICATION_SECRET: z.string().min(32, 'at least 32 characters (for example 32 random bytes, base64url)').optional().describe('Shared secret of `POST /resource` (the `sig` of the offer\'s notification URL), 32 characters at least; unset: the endpoint answers 404'),
   OPERATOR_TENANT_ID: z
     .string()
     .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'a tenant id (GUID)')
     .transform((v) => v.toLowerCase())
-    .optional(),
-  /** Azure Blob Storage for snapshots; locally Azurite's development account (set in .local/env). */
+    .optional().describe('The operator\'s own Entra ID tenant: `Platform.SRE` counts only in tokens from it (a customer\'s admin can assign any app role in their own tenant); unset, no token has operator rights').meta({ shownDefault: 'none (`npm start`: `99999999-9999-4999-8999-999999999999`)' }),
   AZURE_STORAGE_CONNECTION_STRING: z
     .string()
     .default(
       'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;',
-    ),
-  SNAPSHOT_CONTAINER: z.string().regex(/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/, 'a blob container name: 3-63 lowercase letters, digits and single hyphens').default('consul-snapshots'),
-  /** JSON list of extra version catalog entries { version, status, binary, reports } (tests). */
-  EXTRA_CONSUL_VERSIONS: z.string().default(''),
-  LOG_FORMAT: z.enum(['json', 'pretty']).default('pretty'),
-  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(128),
-  /** How long a job lock lasts without renewal; a killed worker's job is picked up after this. */
-  JOB_LOCK_MS: z.coerce.number().int().min(1000).default(15000),
-  /**
-   * How long an operation's claim lasts without renewal (renewed every third of it while it runs). Another worker
-   * takes a Running operation over only once its lease has lapsed, and a runner that lost its lease stops.
-   */
-  OPERATION_LEASE_MS: z.coerce.number().int().min(1000).default(30000),
-  JOB_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
-  RECONCILE_INTERVAL_MS: z.coerce.number().int().min(200).default(10000),
-  /** How often the worker looks for clusters whose scheduled snapshot is due. */
-  SNAPSHOT_TICK_MS: z.coerce.number().int().min(1000).default(60000),
-  /** How often the worker checks every running cluster's server processes (and queues repairs). */
-  HEALTH_TICK_MS: z.coerce.number().int().min(1000).default(10000),
-  /** How often the worker looks for clusters with automatic upgrades whose maintenance window is open. */
-  UPGRADE_TICK_MS: z.coerce.number().int().min(1000).default(300000),
-  /** How often the worker looks for clusters whose certificates near their expiry. */
-  CERT_ROTATION_TICK_MS: z.coerce.number().int().min(1000).default(3_600_000),
-  /** Server certificates (1 year) are rotated when the earliest expires within this many days. */
-  CERT_ROTATION_THRESHOLD_DAYS: z.coerce.number().int().min(1).max(364).default(30),
-  /** The CA (5 years) is rolled when it expires within this many days; at least CERT_ROTATION_THRESHOLD_DAYS. */
-  CA_ROTATION_THRESHOLD_DAYS: z.coerce.number().int().min(1).max(1824).default(180),
-  /** How often the worker advances maintenance waves. */
-  WAVE_TICK_MS: z.coerce.number().int().min(100).default(2000),
-  CLUSTER_READY_TIMEOUT_MS: z.coerce.number().int().min(1000).default(60000),
-  /** How long POST /tokens waits for its operation before answering 202 with a collect link (0: never waits). */
-  TOKEN_WAIT_MS: z.coerce.number().int().min(0).max(120_000).default(30_000),
-  /** A token's secret not collected within this long after the token was made is revoked in Consul by the worker. */
-  TOKEN_COLLECT_WINDOW_MS: z.coerce.number().int().min(1000).default(600_000),
-  /** How often the worker closes finished hours into usage records and exports pending usage. */
-  BILLING_TICK_MS: z.coerce.number().int().min(100).default(60000),
-  /** An hour is closed this long after it ends (late state changes land first). */
-  METERING_GRACE_MS: z.coerce.number().int().min(0).max(3_600_000).default(300000),
-  /** Where usage goes: `file` (JSON lines per day, the local default) or `marketplace` (the metering API). */
-  BILLING_EXPORTER: z.enum(['file', 'marketplace']).default('file'),
-  BILLING_EXPORT_DIR: z.string().default(path.join(localDir, 'usage')),
-  /** The marketplace plan every usage event is reported under. */
-  BILLING_PLAN_ID: z.string().min(1).default('consul-payg'),
-  MARKETPLACE_METERING_URL: z.string().url().default('https://marketplaceapi.microsoft.com'),
-  /** Entra ID client credentials of the publisher's app registration (marketplace exporter only). */
-  MARKETPLACE_TENANT_ID: z.string().optional(),
-  MARKETPLACE_CLIENT_ID: z.string().optional(),
-  MARKETPLACE_CLIENT_SECRET: z.string().optional(),
-  /** Entra ID authority host; only changed for sovereign clouds and local tests. */
-  MARKETPLACE_AUTHORITY_HOST: z.string().url().optional(),
-  /** Batches of 25 events in flight at once. */
-  BILLING_EXPORT_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
-  METRICS: bool.default(true),
+    ).describe('Blob Storage for snapshots of `local` clusters (an `azure` cluster\'s go to its own storage account); locally set in `.local/env`').meta({ shownDefault: 'Azurite\'s development account' }),
+  SNAPSHOT_CONTAINER: z.string().regex(/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/, 'a blob container name: 3-63 lowercase letters, digits and single hyphens').default('consul-snapshots').describe('Blob container for those snapshots'),
+  EXTRA_CONSUL_VERSIONS: z.string().default('').describe('JSON list of extra catalog entries `{ version, status, binary, reports }` (tests register a second name for the same binary; `reports` stays the truth). At most one may be `RECOMMENDED`; it then replaces the built-in one as RECOMMENDED (the default for new clusters and the target of automatic upgrades)').meta({ shownDefault: 'empty' }),
+  LOG_FORMAT: z.enum(['json', 'pretty']).default('pretty').describe('`json` for structured logs'),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(128).describe('Operations one worker runs at once (1-256). Operations mostly wait on Consul, storage and ARM, and the per-cluster lock keeps one per cluster (an operation waiting for its cluster gives its place back); the runner shares its start and end statements between the operations running at the same moment, so more at once means fewer, larger statements ([benchmarks log](benchmarks-log.md), session 5: a 1,000-cluster wave of no-op operations 313–392 ms at 32, 211–239 ms at 128). The operations\' own statements share `DATABASE_POOL_SIZE` connections'),
+  JOB_LOCK_MS: z.coerce.number().int().min(1000).default(15000).describe('BullMQ\'s job lock: a killed (or stalled) worker\'s job is handed to another worker after about this long. The job lock only decides who *tries*; whether it may run is the operation\'s lease'),
+  OPERATION_LEASE_MS: z.coerce.number().int().min(1000).default(30000).describe('An operation\'s claim lease (renewed every third of it while it runs, one statement per worker). A Running operation is claimed again only once its lease has lapsed, so a killed worker\'s operation resumes after about `max(JOB_LOCK_MS, OPERATION_LEASE_MS)`; a runner that lost its lease (paused longer than this, or cut off from the database) stops at its next step and writes nothing more'),
+  JOB_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8).describe('Attempts (exponential backoff from 1 s) before an operation fails'),
+  RECONCILE_INTERVAL_MS: z.coerce.number().int().min(200).default(10000).describe('How often the worker\'s reconciler re-enqueues unfinished operations whose job was lost and frees locks held by ended operations; the token sweeper runs on the same timer'),
+  SNAPSHOT_TICK_MS: z.coerce.number().int().min(1000).default(60000).describe('How often the worker looks for clusters whose scheduled snapshot is due'),
+  HEALTH_TICK_MS: z.coerce.number().int().min(1000).default(10000).describe('How often the worker checks every running cluster\'s servers for dead ones (and queues repairs)'),
+  UPGRADE_TICK_MS: z.coerce.number().int().min(1000).default(300000).describe('How often the worker looks for automatic upgrades whose maintenance window is open'),
+  CERT_ROTATION_TICK_MS: z.coerce.number().int().min(1000).default(3_600_000).describe('How often the worker looks for certificates near their expiry'),
+  CERT_ROTATION_THRESHOLD_DAYS: z.coerce.number().int().min(1).max(364).default(30).describe('Server certificates (1 year) are rotated when the earliest expires within this many days (1-364)'),
+  CA_ROTATION_THRESHOLD_DAYS: z.coerce.number().int().min(1).max(1824).default(180).describe('The CA (5 years) is rolled when it expires within this many days (1-1824, at least `CERT_ROTATION_THRESHOLD_DAYS`: server certificates never outlive their CA)'),
+  WAVE_TICK_MS: z.coerce.number().int().min(100).default(2000).describe('How often the worker advances maintenance waves'),
+  CLUSTER_READY_TIMEOUT_MS: z.coerce.number().int().min(1000).default(60000).describe('How long create waits for a leader and all voters'),
+  TOKEN_WAIT_MS: z.coerce.number().int().min(0).max(120_000).default(30_000).describe('How long `POST /tokens` waits for its operation before answering 202 with a collect link (0-120000; 0: never waits)'),
+  TOKEN_COLLECT_WINDOW_MS: z.coerce.number().int().min(1000).default(600_000).describe('A token\'s secret may be collected this long after the token was made; then the worker revokes it in Consul'),
+  BILLING_TICK_MS: z.coerce.number().int().min(100).default(60000).describe('How often the worker closes hours into usage records and exports pending usage'),
+  METERING_GRACE_MS: z.coerce.number().int().min(0).max(3_600_000).default(300000).describe('An hour is closed this long after it ends (late state changes land first)'),
+  BILLING_EXPORTER: z.enum(['file', 'marketplace']).default('file').describe('`file` (JSON lines per day, the local default) or `marketplace` (the metering API)'),
+  BILLING_EXPORT_DIR: z.string().default(path.join(localDir, 'usage')).describe('The `file` exporter\'s folder').meta({ shownDefault: '`.local/usage`' }),
+  BILLING_PLAN_ID: z.string().min(1).default('consul-payg').describe('The marketplace plan usage is reported under'),
+  MARKETPLACE_METERING_URL: z.string().url().default('https://marketplaceapi.microsoft.com').describe('The metering API\'s base URL'),
+  MARKETPLACE_TENANT_ID: z.string().optional().describe('The publisher app registration\'s tenant (client credentials; required with `marketplace`)'),
+  MARKETPLACE_CLIENT_ID: z.string().optional().describe('The publisher app registration\'s client id (required with `marketplace`)'),
+  MARKETPLACE_CLIENT_SECRET: z.string().optional().describe('The publisher app registration\'s client secret (required with `marketplace`)'),
+  MARKETPLACE_AUTHORITY_HOST: z.string().url().optional().describe('Token authority of the metering credentials (sovereign clouds; tests point it at the fake)').meta({ shownDefault: 'Entra ID' }),
+  BILLING_EXPORT_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4).describe('Batches of 25 in flight at once (1-64)'),
+  METRICS: bool.default(true).describe('`true`, `false`, `1` or `0`; read and validated, but no process consults it yet: `/metrics` is always served'),
 });
+
+/** The schema itself: its descriptions render docs/configuration.md (config-docs.ts). */
+export const configSchema = schema;
 
 export type Config = z.infer<typeof schema> & {
   readonly repoRoot: string;
