@@ -125,7 +125,7 @@ describe("a clone's PostgreSQL cluster belongs to the clone, not to its path", (
     cloneAt(clone);
     const third = setUp();
     assert.notEqual(third.id, second.id);
-    assert.match(third.stderr, new RegExp(`PostgreSQL on port ${pg} \\(pid ${leftover}: [^)]*\\) belongs to a clone whose folder is gone`));
+    assert.match(third.stderr, new RegExp(`PostgreSQL on port ${pg} \\(pid ${leftover}: [^)]*\\) belongs to a clone that is gone \\(its folder was ${local}\\)`));
     await waitFor('the leftover server has ended', async () => alive(leftover), (up) => !up, 30_000);
     assert.equal(markers(pg), '', "the 2nd clone's data is not adopted");
     assert.ok(!fs.existsSync(second.root), "the 2nd clone's folder is removed once its server is stopped");

@@ -377,12 +377,12 @@ refuse_or_replace() {
   root="$(dirname "$(awk 'prev == "-D" { print; exit } { prev = $0 }' < <(tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline"))")"
   if [[ "$name" == PostgreSQL && -f "$root/owner" ]]; then
     # A PostgreSQL folder records its clone's identity: a clone made again at the same path is not that clone.
-    _pg_root_orphaned "$root" && gone=1
+    _pg_root_orphaned "$root" && gone="a clone that is gone (its folder was $dir)"
   elif [[ -n "$dir" && ( "$dir" == *" (deleted)" || ! -e "$dir" ) ]]; then
-    gone=1
+    gone="a clone whose folder is gone ($dir)"
   fi
   if [[ -n "$gone" ]]; then
-    warn "$name on port $port (pid $pid: $cmd) belongs to a clone whose folder is gone ($dir): stopping it"
+    warn "$name on port $port (pid $pid: $cmd) belongs to $gone: stopping it"
     # PostgreSQL: SIGINT is its fast shutdown; the others stop on SIGTERM.
     kill "-$([[ "$name" == PostgreSQL ]] && echo INT || echo TERM)" "$pid" 2>/dev/null || true
     wait_for -t 20 eval "! _proc_alive $pid" || kill -KILL "$pid" 2>/dev/null || true
