@@ -1,37 +1,18 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
+import { freePort, privateHome, sourced } from './support/local-clone';
 import { waitFor } from './support/stack';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const LIB = path.join(REPO, 'infra', 'local', 'lib.sh');
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const a = srv.address();
-      srv.close(() => (a && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
 /** Runs one function of the real infra/local/lib.sh, as setup.sh does, for a clone whose runtime folder is `local`. */
 function lib(fn: string, env: Record<string, string>): { code: number | null; stderr: string } {
-  const r = spawnSync('bash', ['-c', `set -euo pipefail; source "${LIB}"; ${fn}`], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 120_000 });
-  return { code: r.status, stderr: r.stderr };
-}
-
-/** A folder like root's home on Debian: mode 0700, not traversable by the postgres user. */
-function privateHome(): string {
-  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'home-'));
-  fs.chmodSync(home, 0o700);
-  return home;
+  return sourced(LIB, fn, env);
 }
 
 const pingRedis = (port: number) => spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).stdout.trim() === 'PONG';
@@ -55,15 +36,18 @@ describe('the local stack scripts', () => {
     fs.mkdirSync(local, { recursive: true });
     const port = await freePort();
     const env = { LOCAL_DIR: local, PG_PORT: String(port) };
-    const root = spawnSync('bash', ['-c', `source "${LIB}"; echo "$PG_ROOT"`], { env: { ...process.env, ...env }, encoding: 'utf8' }).stdout.trim();
+    // Named by the clone's identity, which its first setup makes.
+    const pgRoot = () => sourced(LIB, 'echo "$PG_ROOT"', env).stdout.trim();
     cleanups.push(() => {
+      const root = pgRoot();
       lib('pg_running && pg_ctl_as_postgres stop -m fast -w -t 60 >/dev/null || true', env);
       if (root.startsWith('/var/lib/postgresql/managed-consul/')) fs.rmSync(root, { recursive: true, force: true });
       fs.rmSync(home, { recursive: true, force: true });
     });
-    assert.ok(!root.startsWith(home), `PostgreSQL's files are outside the private home (${root})`);
     const r = lib('ensure_postgres', env);
     assert.equal(r.code, 0, r.stderr);
+    const root = pgRoot();
+    assert.ok(root.startsWith('/var/lib/postgresql/managed-consul/') && !root.startsWith(home), `PostgreSQL's files are outside the private home (${root})`);
     assert.equal(spawnSync('/usr/lib/postgresql/15/bin/pg_isready', ['-q', '-h', '127.0.0.1', '-p', String(port)]).status, 0);
     assert.equal(fs.readFileSync(path.join(root, 'owner'), 'utf8').trim(), local, 'the cluster names the clone it belongs to');
   });
@@ -130,7 +114,7 @@ describe('the local stack scripts', () => {
     cleanups.push(async () => {
       start.kill('SIGKILL');
       spawnSync('bash', [path.join(REPO, 'infra', 'local', 'stop.sh')], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 120_000 });
-      const root = spawnSync('bash', ['-c', `source "${LIB}"; echo "$PG_ROOT"`], { env: { ...process.env, ...env }, encoding: 'utf8' }).stdout.trim();
+      const root = sourced(LIB, 'echo "$PG_ROOT"', env).stdout.trim();
       if (root.startsWith('/var/lib/postgresql/managed-consul/')) fs.rmSync(root, { recursive: true, force: true });
       fs.rmSync(home, { recursive: true, force: true });
     });

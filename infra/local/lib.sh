@@ -5,8 +5,9 @@
 # Everything the stack creates at runtime lives in $LOCAL (gitignored):
 #   apt/ consul/          Consul 1.8.7 unpacked from Debian bullseye
 #   tls/                  development CA + HTTPS certificate for the local issuer
-#   postgres/data         project-local PostgreSQL 15 cluster (owned by `postgres`)
-#   postgres/socket       its unix socket directory
+#   clone-id              this clone's identity (random, made once by setup): names
+#                         its PostgreSQL folder /var/lib/postgresql/managed-consul/<id>
+#                         (data/, socket/, postgres.log; see PG_CLUSTERS below)
 #   redis/                Redis data (AOF) and generated redis.conf
 #   azurite/              Azurite (Azure Blob Storage emulator) data
 #   run/*.pid             pid files of everything we start (stop.sh reads them)
@@ -15,7 +16,7 @@
 #
 # Ports and the runtime dir can be overridden from the environment:
 #   PG_PORT (55432), REDIS_PORT (56379), AZURITE_PORT (10000),
-#   LOCAL_DIR ($ROOT/.local).
+#   LOCAL_DIR ($ROOT/.local), PG_CLUSTERS_DIR (/var/lib/postgresql/managed-consul).
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # LOCAL_DIR is also what write_env exports, so sourcing $LOCAL/env and then
@@ -28,18 +29,54 @@ AZURITE_PORT="${AZURITE_PORT:-10000}"
 PG_MAJOR=15
 PG_BIN="/usr/lib/postgresql/$PG_MAJOR/bin"
 # PostgreSQL's files must be reachable by the postgres user wherever the clone is (a clone
-# under /root, mode 0700, is not): a folder of this clone's own under
-# /var/lib/postgresql/managed-consul, named from a hash of $LOCAL, with an `owner` file
-# naming $LOCAL (so a leftover of a deleted clone is recognised). A cluster that an
-# earlier version made in $LOCAL/postgres is kept where it is.
-if [[ -f "$LOCAL/postgres/data/PG_VERSION" ]]; then
-  PG_ROOT="$LOCAL/postgres"
-else
-  PG_ROOT="/var/lib/postgresql/managed-consul/$(printf '%s' "$LOCAL" | sha256sum | cut -c1-16)"
-fi
-PG_DATA="$PG_ROOT/data"
-PG_SOCKET="$PG_ROOT/socket"
-PG_LOG="$PG_ROOT/postgres.log"
+# under /root, mode 0700, is not): a folder of this clone's own under $PG_CLUSTERS, named by
+# the clone's identity, not its path. The identity is a random id made once into
+# $LOCAL/clone-id (ensure_clone_id), so a clone deleted and made again at the same path gets a
+# new one, and so a fresh cluster, never the earlier clone's. The folder records the clone it
+# belongs to (`owner`: its $LOCAL; `clone-id`), and setup removes the folders whose clone is
+# gone (prune_orphan_pg_roots). A cluster that an earlier version made in $LOCAL/postgres is
+# kept where it is; one it made under $PG_CLUSTERS/<hash of $LOCAL> is moved to this clone's
+# id (only when this very $LOCAL used it: its logs/postgres.log points there).
+# PG_CLUSTERS_DIR: another parent folder (the tests keep theirs apart).
+PG_CLUSTERS="${PG_CLUSTERS_DIR:-/var/lib/postgresql/managed-consul}"
+
+# The 32 hex digits in FILE (a clone-id file), or status 1.
+_read_clone_id() {
+  local id
+  id="$(tr -dc '0-9a-f' 2>/dev/null <"$1" | head -c 32)" || true
+  [[ ${#id} == 32 ]] || return 1
+  echo "$id"
+}
+
+# The earlier versions' folder for this $LOCAL (named from a hash of its path).
+_legacy_pg_root() { echo "$PG_CLUSTERS/$(printf '%s' "$LOCAL" | sha256sum | cut -c1-16)"; }
+
+# This very $LOCAL used the earlier versions' folder: its logs/postgres.log link points there
+# (a clone made again at the same path has a new $LOCAL without that link).
+_legacy_pg_ours() {
+  local root
+  root="$(_legacy_pg_root)"
+  [[ -f "$root/data/PG_VERSION" && ! -e "$root/clone-id" && "$(readlink "$LOCAL/logs/postgres.log" 2>/dev/null)" == "$root/postgres.log" ]]
+}
+
+# Sets CLONE_ID and the PG_* paths. Before this clone's first setup (no id yet) PG_ROOT is
+# empty: there is no cluster of its own to stop or to use.
+_pg_paths() {
+  CLONE_ID="$(_read_clone_id "$LOCAL/clone-id" || true)"
+  if [[ -f "$LOCAL/postgres/data/PG_VERSION" ]]; then
+    PG_ROOT="$LOCAL/postgres"
+  elif [[ -n "$CLONE_ID" ]]; then
+    PG_ROOT="$PG_CLUSTERS/$CLONE_ID"
+  elif _legacy_pg_ours; then
+    PG_ROOT="$(_legacy_pg_root)"
+  else
+    PG_ROOT=""
+  fi
+  PG_DATA="${PG_ROOT:+$PG_ROOT/data}"
+  PG_SOCKET="${PG_ROOT:+$PG_ROOT/socket}"
+  PG_LOG="${PG_ROOT:+$PG_ROOT/postgres.log}"
+}
+_pg_paths
 
 CONSUL_VERSION=1.8.7
 CONSUL_DEB="consul_1.8.7+dfsg1-2+b3_amd64.deb"
@@ -336,8 +373,16 @@ refuse_or_replace() {
     die "port $port is taken, not by this clone's $name, and the process holding it cannot be found; free the port or set $var"
   cmd="$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | sed 's/ *$//')"
   dir="$(_service_data_dir "$pid")"
-  if [[ -n "$dir" && ( "$dir" == *" (deleted)" || ! -e "$dir" ) ]]; then
-    warn "$name on port $port (pid $pid: $cmd) belongs to a clone whose folder is gone ($dir): stopping it"
+  local gone="" root
+  root="$(dirname "$(awk 'prev == "-D" { print; exit } { prev = $0 }' < <(tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline"))")"
+  if [[ "$name" == PostgreSQL && -f "$root/owner" ]]; then
+    # A PostgreSQL folder records its clone's identity: a clone made again at the same path is not that clone.
+    _pg_root_orphaned "$root" && gone="a clone that is gone (its folder was $dir)"
+  elif [[ -n "$dir" && ( "$dir" == *" (deleted)" || ! -e "$dir" ) ]]; then
+    gone="a clone whose folder is gone ($dir)"
+  fi
+  if [[ -n "$gone" ]]; then
+    warn "$name on port $port (pid $pid: $cmd) belongs to $gone: stopping it"
     # PostgreSQL: SIGINT is its fast shutdown; the others stop on SIGTERM.
     kill "-$([[ "$name" == PostgreSQL ]] && echo INT || echo TERM)" "$pid" 2>/dev/null || true
     wait_for -t 20 eval "! _proc_alive $pid" || kill -KILL "$pid" 2>/dev/null || true
@@ -355,7 +400,114 @@ refuse_or_replace() {
 pg_ctl_as_postgres() { as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" "$@"; }
 
 pg_running() {
-  [[ -f "$PG_DATA/PG_VERSION" ]] && pg_ctl_as_postgres status >/dev/null 2>&1
+  [[ -n "$PG_DATA" && -f "$PG_DATA/PG_VERSION" ]] && pg_ctl_as_postgres status >/dev/null 2>&1
+}
+
+# _with_clusters_lock CMD...: CMD holding $PG_CLUSTERS/.lock, so that one clone's setup never
+# judges another's folder while that one is being made, moved or claimed.
+_with_clusters_lock() {
+  mkdir -p "$PG_CLUSTERS"
+  (
+    flock -w 60 9 || die "another setup holds $PG_CLUSTERS/.lock for over 60 s"
+    "$@"
+  ) 9>>"$PG_CLUSTERS/.lock"
+}
+
+# The clone whose $LOCAL is DIR holds the identity ID.
+_clone_holds() { [[ "$(_read_clone_id "$1/clone-id" || true)" == "$2" ]]; }
+
+# A PostgreSQL folder under $PG_CLUSTERS whose clone is gone: the $LOCAL its `owner` file names
+# no longer holds the identity its `clone-id` file records (the clone was deleted, perhaps made
+# again at that path). A folder of the earlier versions (no clone-id, named from a hash of the
+# path): its $LOCAL is gone, or now belongs to a clone with an identity (which never uses such a
+# folder). A folder without an owner is not judged.
+_pg_root_orphaned() {
+  local root="$1" owner id
+  owner="$(head -n 1 "$root/owner" 2>/dev/null)" || return 1
+  [[ -n "$owner" ]] || return 1
+  if [[ -e "$root/clone-id" ]]; then
+    id="$(_read_clone_id "$root/clone-id")" || return 1
+    ! _clone_holds "$owner" "$id"
+  else
+    [[ ! -e "$owner" ]] || _read_clone_id "$owner/clone-id" >/dev/null
+  fi
+}
+
+# The pid of the PostgreSQL server running on the cluster in ROOT/data, or status 1.
+_pg_root_server() {
+  local pid
+  pid="$(head -n 1 "$1/data/postmaster.pid" 2>/dev/null | tr -dc '0-9')" || return 1
+  [[ -n "$pid" ]] && _proc_alive "$pid" && [[ "$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")" == *postgres* ]] || return 1
+  echo "$pid"
+}
+
+# Gives this clone its identity once ($LOCAL/clone-id, random) and its PostgreSQL folder
+# $PG_CLUSTERS/<id>, recording there which clone owns it. A copy of another clone that is
+# still there (its .local copied along, so the same id, but the folder names the other clone
+# as owner) gets an identity of its own. A clone moved elsewhere keeps its folder.
+ensure_clone_id() {
+  [[ "$PG_ROOT" != "$LOCAL/postgres" ]] || return 0
+  mkdir -p "$LOCAL"
+  _with_clusters_lock _claim_pg_root
+  _pg_paths
+}
+
+_claim_pg_root() {
+  _pg_paths
+  local owner id
+  if [[ -n "$CLONE_ID" ]]; then
+    owner="$(head -n 1 "$PG_CLUSTERS/$CLONE_ID/owner" 2>/dev/null || true)"
+    if [[ -n "$owner" && ! "$owner" -ef "$LOCAL" ]] && _clone_holds "$owner" "$CLONE_ID"; then
+      warn "this clone is a copy of the clone at ${owner%/.local} (same $LOCAL/clone-id): giving it an identity of its own"
+      CLONE_ID=""
+    fi
+  fi
+  if [[ -z "$CLONE_ID" ]]; then
+    id="$(od -An -N16 -tx1 /dev/urandom | tr -dc '0-9a-f')"
+    if _legacy_pg_ours; then
+      local legacy pid
+      legacy="$(_legacy_pg_root)"
+      if pid="$(_pg_root_server "$legacy")"; then
+        log "stopping this clone's PostgreSQL (pid $pid) to move its cluster to the clone's identity"
+        as_postgres "$PG_BIN/pg_ctl" -D "$legacy/data" stop -m fast -w -t 60 >/dev/null ||
+          die "PostgreSQL in $legacy does not stop"
+      fi
+      log "moving this clone's PostgreSQL cluster from $legacy to $PG_CLUSTERS/$id"
+      mv "$legacy" "$PG_CLUSTERS/$id"
+    fi
+    printf '%s\n' "$id" >"$LOCAL/clone-id.tmp"
+    mv "$LOCAL/clone-id.tmp" "$LOCAL/clone-id"
+    CLONE_ID="$id"
+  fi
+  # The identity first, then the owner: a folder without an owner is never judged.
+  mkdir -p "$PG_CLUSTERS/$CLONE_ID"
+  printf '%s\n' "$CLONE_ID" >"$PG_CLUSTERS/$CLONE_ID/clone-id"
+  printf '%s\n' "$LOCAL" >"$PG_CLUSTERS/$CLONE_ID/owner"
+}
+
+# Removes the PostgreSQL folders under $PG_CLUSTERS whose clone is gone (see _pg_root_orphaned),
+# so deleted clones' clusters do not pile up. Never this clone's own, never one a live clone
+# owns, never one whose server still runs (ensure_postgres stops such a leftover when it holds
+# this clone's port; the next setup then removes it).
+prune_orphan_pg_roots() {
+  [[ -d "$PG_CLUSTERS" ]] || return 0
+  _with_clusters_lock _prune_orphan_pg_roots
+}
+
+_prune_orphan_pg_roots() {
+  local root name pid
+  for root in "$PG_CLUSTERS"/*/; do
+    root="${root%/}"
+    name="${root##*/}"
+    [[ "$name" =~ ^([0-9a-f]{16}|[0-9a-f]{32})$ && "$root" != "$PG_ROOT" ]] || continue
+    _pg_root_orphaned "$root" || continue
+    if pid="$(_pg_root_server "$root")"; then
+      warn "$root belongs to a clone that is gone ($(head -n 1 "$root/owner")), but its PostgreSQL (pid $pid) still runs: left for now"
+      continue
+    fi
+    log "removing $root: PostgreSQL data of a clone that is gone ($(head -n 1 "$root/owner"))"
+    rm -rf "$root"
+  done
 }
 
 # write_if_changed FILE: content from stdin; returns 0 when FILE was changed.
@@ -400,10 +552,10 @@ EOF
 ensure_postgres() {
   [[ -x "$PG_BIN/pg_ctl" ]] || die "PostgreSQL $PG_MAJOR binaries not found in $PG_BIN (install the postgresql package)"
   require_root "ensure_postgres"
+  ensure_clone_id
   mkdir -p "$PG_ROOT" "$LOCAL/logs" "$PG_SOCKET"
   chown postgres:postgres "$PG_ROOT" "$PG_SOCKET"
   chmod 700 "$PG_SOCKET"
-  printf '%s\n' "$LOCAL" >"$PG_ROOT/owner"
   as_postgres test -w "$PG_ROOT" ||
     die "the postgres user cannot reach $PG_ROOT (a parent directory is not traversable)"
   # The log lives beside the data (the postgres user writes it); $LOCAL/logs points at it.
@@ -466,6 +618,8 @@ SELECT 'CREATE DATABASE $DB_NAME OWNER $DB_USER'
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$DB_NAME')\gexec
 EOF
     die "creating role/database $DB_NAME failed"
+  # Last, so that a leftover server that held this clone's port (stopped above) goes too.
+  prune_orphan_pg_roots
 }
 
 # ---------------------------------------------------------------------------
