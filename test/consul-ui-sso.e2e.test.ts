@@ -437,7 +437,8 @@ describe('single sign-on into the Consul UI', { timeout: 300_000 }, () => {
     await signIn(s.url, { ...user, roles: READ }); // the identity provider now says Clusters.Read only
     const refused = await ui(c1.id, '/v1/catalog/nodes', { cookie });
     assert.equal(refused.status, 401);
-    assert.match(refused.json.error.message, /role-lost/);
+    // The sign-in marked it role-lost and handed it to the worker, which may have finished it (its row gone) before this request.
+    assert.match(refused.json.error.message, /role-lost|no Consul UI session/);
     await waitFor('the cluster to reject the token of the lost role', () => direct(c1, secretId).then((r) => r.status), (status) => status === 403, 30_000);
     await waitFor('the revocation to be audited', () => events(c1.id), (ev) => ev.some((e) => e.action === 'consul-ui.sso.revoked' && e.details.uiSessionId === row.id && e.details.reason === 'role-lost'), 30_000);
   });

@@ -86,7 +86,10 @@ describe('two workers, twenty clusters', () => {
         consulVersion: '1.8.7', tier: 'development', serverCount: 1, publicEndpoint: false, createdBy: 'test',
       });
       const ops = [operation];
-      for (let k = 1; k < OPS_PER_CLUSTER; k++) ops.push(await clusters.addOperation(cluster, k % 2 ? 'snapshot' : 'scale', 'test', 'test'));
+      // With the params their kinds carry (the runner checks them before any step).
+      for (let k = 1; k < OPS_PER_CLUSTER; k++) {
+        ops.push(await clusters.addOperation(cluster, k % 2 ? 'snapshot' : 'scale', 'test', 'test', k % 2 ? { snapshotId: randomUUID() } : { toTier: 'standard', toCount: 3 }));
+      }
       requested.set(cluster.id, ops);
     }
     // Enqueue in a shuffled order: the lock, not the queue, decides the order per cluster.
