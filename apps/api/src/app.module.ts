@@ -1,15 +1,10 @@
 import { Inject, Injectable, Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import type IORedis from 'ioredis';
-import {
-  AuditRepository, ClusterRepository, ConsoleSessionRepository, ConsulUiSessionRepository, IdempotencyRepository, IssuedTokenRepository, ManagedAppNotificationRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, WaveRepository,
-  closeDb, createDb, createOperationsQueue, createRedis, type Config, type Db, type OperationsQueue,
-} from '../../../libs/core/src';
-import { azureCredential } from '../../../libs/core/src/azure-credential';
+import { AuditRepository, ClusterRepository, ConsoleSessionRepository, ConsulUiSessionRepository, IdempotencyRepository, IssuedTokenRepository, ManagedAppNotificationRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, UsageRepository, WaveRepository, azureCredential, closeDb, createDb, createOperationsQueue, createRedis, type Config, type Db, type OperationsQueue } from '../../../libs/core/src';
 import { AdminController } from './admin/admin.controller';
 import { BillingController } from './billing/billing.controller';
 import { BillingService } from './billing/billing.service';
-import { UsageRepository } from '../../../libs/core/src/persistence/usage.repository';
 import { QueuesBoardController } from './admin/queues-board.controller';
 import { WavesService } from './admin/waves.service';
 import { AuthGuard } from './auth/auth.guard';

@@ -1,3 +1,4 @@
+import { createLogger } from '../../../libs/core/src';
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
@@ -10,7 +11,6 @@ import { AppModule } from './app.module';
 import { mountQueuesBoard } from './admin/queues-board';
 import { mountDocs } from './docs/openapi';
 import { mountConsole } from './console/console.routes';
-import { createLogger } from '../../../libs/core/src/logger';
 import { errorBody } from '../../../libs/core/src';
 
 let metricsStarted = false;

@@ -1,7 +1,6 @@
 import { Logger } from '@nestjs/common';
-import { ConfigError, loadConfig } from '../../../libs/core/src';
+import { ConfigError, loadConfig, writePidFile } from '../../../libs/core/src';
 import { createApiApp } from './app';
-import { writePidFile } from '../../../libs/core/src/pid-file';
 
 async function main(): Promise<void> {
   const config = loadConfig();

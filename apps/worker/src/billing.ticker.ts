@@ -1,6 +1,6 @@
+import type { UsageRepository } from '../../../libs/core/src';
 import { Logger } from '@nestjs/common';
 import { Counter, Gauge } from 'prom-client';
-import type { UsageRepository } from '../../../libs/core/src/persistence/usage.repository';
 import { Meter, UsageExportDriver, type ExportRunResult } from '../../../libs/billing/src';
 
 const hoursClosed = new Counter({ name: 'billing_hours_closed_total', help: 'UTC hours closed into usage records' });

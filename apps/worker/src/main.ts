@@ -1,5 +1,4 @@
-import { ConfigError, loadConfig } from '../../../libs/core/src';
-import { writePidFile } from '../../../libs/core/src/pid-file';
+import { ConfigError, loadConfig, writePidFile } from '../../../libs/core/src';
 import { startWorker } from './worker';
 
 async function main(): Promise<void> {

@@ -1,6 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { dispatchOperation, type OperationsQueue } from '../../../libs/core/src';
-import type { UpgradeScheduleRepository } from '../../../libs/core/src/persistence/upgrade-schedule.repository';
+import { dispatchOperation, type OperationsQueue, type UpgradeScheduleRepository } from '../../../libs/core/src';
 
 /**
  * Automatic upgrades: queues an upgrade to the catalog's RECOMMENDED version

@@ -1,11 +1,7 @@
 import { hostname } from 'node:os';
 import { Logger, Module, type DynamicModule } from '@nestjs/common';
 import type IORedis from 'ioredis';
-import {
-  AuditRepository, CertificateScheduleRepository, ClusterRepository, ConsoleSessionRepository, ConsulUiSessionRepository, IssuedTokenRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, SnapshotScheduleRepository, WaveRepository,
-  createDb, createOperationsQueue, createRedis, recommendedVersion, type Config, type Db, type OperationKind, type OperationsQueue,
-} from '../../../libs/core/src';
-import { UpgradeScheduleRepository } from '../../../libs/core/src/persistence/upgrade-schedule.repository';
+import { AuditRepository, CertificateScheduleRepository, ClusterRepository, ConsoleSessionRepository, ConsulUiSessionRepository, IssuedTokenRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, SnapshotScheduleRepository, UpgradeScheduleRepository, UsageRepository, WaveRepository, createDb, createOperationsQueue, createRedis, recommendedVersion, type Config, type Db, type OperationKind, type OperationsQueue } from '../../../libs/core/src';
 import { BlobSnapshotStore, ConsulUiTokens } from '../../../libs/provisioner/src';
 import { ConsulUiRevoker } from './consul-ui-revoker';
 import { ClusterSnapshots } from './cluster-snapshots';
@@ -35,7 +31,6 @@ import { WorkerService } from './worker.service';
 import { countUnboundSecretsWith } from './secrets-at-rest/unbound.gauge';
 import { BillingTicker } from './billing.ticker';
 import { createUsageExporter } from './billing.exporter';
-import { UsageRepository } from '../../../libs/core/src/persistence/usage.repository';
 import { Meter, UsageExportDriver } from '../../../libs/billing/src';
 
 @Module({})

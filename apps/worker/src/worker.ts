@@ -1,8 +1,8 @@
+import { createLogger } from '../../../libs/core/src';
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import type { INestApplicationContext } from '@nestjs/common';
 import type { Config } from '../../../libs/core/src';
-import { createLogger } from '../../../libs/core/src/logger';
 import { WorkerModule } from './worker.module';
 
 /** Builds and starts the worker (used by main.ts and in-process by tests). */

@@ -1,4 +1,4 @@
-import type { ExportResult, UsageRecord, UsageRepository } from '../../core/src/persistence/usage.repository';
+import type { ExportResult, UsageRecord, UsageRepository } from '../../core/src';
 
 /** Where usage records go. An exporter answers for every record it is given. */
 export interface UsageExporter {

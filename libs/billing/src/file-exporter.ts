@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { ExportResult, UsageRecord } from '../../core/src/persistence/usage.repository';
+import type { ExportResult, UsageRecord } from '../../core/src';
 import type { UsageExporter } from './exporter';
 import { formatMicros, quantityHours } from './prices';
 

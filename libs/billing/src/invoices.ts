@@ -1,4 +1,4 @@
-import type { UsageLine } from '../../core/src/persistence/usage.repository';
+import type { UsageLine } from '../../core/src';
 import { CURRENCY, formatCents, formatHours, formatMicros, lineAmountCents } from './prices';
 
 export interface PricedLine {

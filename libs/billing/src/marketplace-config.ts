@@ -1,5 +1,5 @@
 import { ClientSecretCredential } from '@azure/identity';
-import type { Config } from '../../core/src/config';
+import type { Config } from '../../core/src';
 import { MeteringClient } from './marketplace/client';
 
 /**

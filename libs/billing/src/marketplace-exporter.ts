@@ -1,4 +1,4 @@
-import type { ExportResult, UsageRecord } from '../../core/src/persistence/usage.repository';
+import type { ExportResult, UsageRecord } from '../../core/src';
 import type { UsageExporter } from './exporter';
 import { MAX_BATCH_EVENTS, type EventOutcome, type MeteringClient, type UsageEvent } from './marketplace/client';
 import { quantityHours } from './prices';

@@ -1,4 +1,4 @@
-import { type CloseHoursResult, type UsageRepository } from '../../core/src/persistence/usage.repository';
+import type { CloseHoursResult, UsageRepository } from '../../core/src';
 import { PRICES } from './prices';
 
 export interface MeterOptions {

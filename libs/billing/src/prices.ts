@@ -1,4 +1,4 @@
-import { TIERS, dimensionForTier, type TierName } from '../../core/src/catalog';
+import { TIERS, dimensionForTier, type TierName } from '../../core/src';
 
 /**
  * The price catalog: one billing dimension per tier, priced per cluster-hour.

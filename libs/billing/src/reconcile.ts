@@ -1,4 +1,4 @@
-import type { UsageRecord } from '../../core/src/persistence/usage.repository';
+import type { UsageRecord } from '../../core/src';
 import type { UsageEventSummary } from './marketplace/wire';
 import { quantityHours } from './prices';
 

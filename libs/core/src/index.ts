@@ -28,3 +28,5 @@ export * from './persistence/consul-ui-session.repository';
 export * from './network';
 export * from './persistence/managed-app-notification.repository';
 export * from './azure-credential';
+export * from './logger';
+export * from './pid-file';

@@ -1,7 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { ConflictError, UnavailableError, ValidationError, type Config } from '../../../../libs/core/src';
+import { ConflictError, UnavailableError, UsageRepository, ValidationError, type Config } from '../../../../libs/core/src';
 import { CONFIG } from '../tokens';
-import { UsageRepository } from '../../../../libs/core/src/persistence/usage.repository';
 import { formatCents, invoiceCsv, meteringClientFromConfig, monthRange, priceLines, reconcile, type MeteringClient, type PricedUsage } from '../../../../libs/billing/src';
 
 const MAX_RANGE_MS = 366 * 24 * 3_600_000;

@@ -1,16 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import {
-  ClusterRepository, ClusterState, ConflictError, IdempotencyRepository, NotFoundError, OperationKind,
-  ROLES, SecretName, SecretRepository, UnprocessableError, ValidationError,
-  TIER_NAMES, isUniqueViolation, type Config, type TierName, isUuid
-} from '../../../../libs/core/src';
+import { ClusterRepository, ClusterState, ConflictError, IdempotencyRepository, NotFoundError, OperationKind, ROLES, SecretName, SecretRepository, TIER_NAMES, UnprocessableError, ValidationError, isUniqueViolation, isUuid, type Config, type TierName, type UpgradePolicy } from '../../../../libs/core/src';
 import type { Principal } from '../auth/principal';
 import { OperationDispatcher } from '../operation.dispatcher';
 import { UI_SESSION_GATE } from '../consul-ui/consul-ui.tokens';
 import type { UiSessionGate } from '../consul-ui/ui-session-gate';
 import { CONFIG } from '../tokens';
-import type { UpgradePolicy } from '../../../../libs/core/src/persistence/upgrade-schedule.repository';
 import { parseCreateCluster, parseSnapshotPolicy, parseUpgradePolicy, serverCountFor } from './create-cluster.command';
 import { clusterView, operationView } from './views';
 

@@ -1,5 +1,4 @@
-import { REGION_NAMES, TIERS, TIER_NAMES, VERSIONS, VNET_CIDR, VNET_CIDR_RULE, ValidationError, recommendedVersion, type TierName, type VersionStatus } from '../../../../libs/core/src';
-import { UPGRADE_MODES, type UpgradePolicy, type UpgradeWindow } from '../../../../libs/core/src/persistence/upgrade-schedule.repository';
+import { REGION_NAMES, TIER_NAMES, TIERS, UPGRADE_MODES, ValidationError, VERSIONS, VNET_CIDR, VNET_CIDR_RULE, recommendedVersion, type TierName, type UpgradePolicy, type UpgradeWindow, type VersionStatus } from '../../../../libs/core/src';
 
 /** Consul datacenter and node naming: lowercase letters, digits, hyphens; starts with a letter; 1 to 36 chars. */
 export const CONSUL_NAME = /^[a-z][a-z0-9-]{0,35}$/;

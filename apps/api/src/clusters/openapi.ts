@@ -1,6 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { DEFAULT_VERSION, REGIONS, TIER_NAMES, VERSIONS } from '../../../../libs/core/src';
-import { UPGRADE_MODES } from '../../../../libs/core/src/persistence/upgrade-schedule.repository';
+import { DEFAULT_VERSION, REGIONS, TIER_NAMES, UPGRADE_MODES, VERSIONS } from '../../../../libs/core/src';
 
 /** A weekly maintenance window in UTC; it may run past midnight and past Saturday into Sunday. */
 export class UpgradeWindowBody {
