@@ -86,7 +86,7 @@ async function main(): Promise<void> {
   const dbName = new URL(databaseUrl).pathname.slice(1);
   const producers = PRODUCERS || config.DATABASE_POOL_SIZE;
   // The worker's logger, as startWorker installs it.
-  Logger.overrideLogger(createLogger('worker', config.LOG_FORMAT));
+  Logger.overrideLogger(createLogger('worker', config));
   onCleanup(() => closeDb(db));
   const connections: ReturnType<typeof createRedis>[] = [];
   const redis = (forWorker: boolean) => {

@@ -65,7 +65,7 @@ export async function createApiApp(config: Config): Promise<NestFastifyApplicati
     frameworkErrors: routerRefusal as never,
   });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
-    logger: createLogger('api', config.LOG_FORMAT),
+    logger: createLogger('api', config),
     abortOnError: false,
   });
   if (!metricsStarted) {

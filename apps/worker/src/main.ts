@@ -4,7 +4,7 @@ import { startWorker } from './worker';
 async function main(): Promise<void> {
   const config = loadConfig();
   await startWorker(config);
-  writePidFile(config.LOCAL_DIR, process.env.WORKER_NAME ?? 'worker');
+  writePidFile(config.LOCAL_DIR, config.WORKER_NAME);
 }
 
 main().catch((e: unknown) => {

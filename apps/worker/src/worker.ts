@@ -7,7 +7,7 @@ import { WorkerModule } from './worker.module';
 
 /** Builds and starts the worker (used by main.ts and in-process by tests). */
 export async function startWorker(config: Config): Promise<INestApplicationContext> {
-  const ctx = await NestFactory.createApplicationContext(WorkerModule.forRoot(config), { logger: createLogger('worker', config.LOG_FORMAT), abortOnError: false });
+  const ctx = await NestFactory.createApplicationContext(WorkerModule.forRoot(config), { logger: createLogger('worker', config), abortOnError: false });
   ctx.enableShutdownHooks();
   await ctx.init();
   return ctx;

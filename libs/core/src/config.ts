@@ -11,7 +11,6 @@ const repoRoot = path.resolve(__dirname, '..', '..', '..', '..');
 const localDir = process.env.LOCAL_DIR ?? path.join(repoRoot, '.local');
 
 const port = z.coerce.number().int().min(0).max(65535);
-const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 
 const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development').describe('`test` logs errors and warnings only (the tests and the benchmarks set it); otherwise info lines too'),
@@ -76,6 +75,7 @@ const schema = z.object({
   SNAPSHOT_CONTAINER: z.string().regex(/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/, 'a blob container name: 3-63 lowercase letters, digits and single hyphens').default('consul-snapshots').describe('Blob container for those snapshots'),
   EXTRA_CONSUL_VERSIONS: z.string().default('').describe('JSON list of extra catalog entries `{ version, status, binary, reports }` (tests register a second name for the same binary; `reports` stays the truth). At most one may be `RECOMMENDED`; it then replaces the built-in one as RECOMMENDED (the default for new clusters and the target of automatic upgrades)').meta({ shownDefault: 'empty' }),
   LOG_FORMAT: z.enum(['json', 'pretty']).default('pretty').describe('`json` for structured logs'),
+  WORKER_NAME: z.string().regex(/^[\w.-]{1,64}$/, 'letters, digits, dots, dashes and underscores, 64 at most').default('worker').describe('A worker process\'s name: its pid file (`<LOCAL_DIR>/run/<name>.pid`), so that several workers of one clone are stopped one by one'),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(128).describe('Operations one worker runs at once (1-256). Operations mostly wait on Consul, storage and ARM, and the per-cluster lock keeps one per cluster (an operation waiting for its cluster gives its place back); the runner shares its start and end statements between the operations running at the same moment, so more at once means fewer, larger statements ([benchmarks log](benchmarks-log.md), session 5: a 1,000-cluster wave of no-op operations 313–392 ms at 32, 211–239 ms at 128). The operations\' own statements share `DATABASE_POOL_SIZE` connections'),
   JOB_LOCK_MS: z.coerce.number().int().min(1000).default(15000).describe('BullMQ\'s job lock: a killed (or stalled) worker\'s job is handed to another worker after about this long. The job lock only decides who *tries*; whether it may run is the operation\'s lease'),
   OPERATION_LEASE_MS: z.coerce.number().int().min(1000).default(30000).describe('An operation\'s claim lease (renewed every third of it while it runs, one statement per worker). A Running operation is claimed again only once its lease has lapsed, so a killed worker\'s operation resumes after about `max(JOB_LOCK_MS, OPERATION_LEASE_MS)`; a runner that lost its lease (paused longer than this, or cut off from the database) stops at its next step and writes nothing more'),
@@ -102,7 +102,6 @@ const schema = z.object({
   MARKETPLACE_CLIENT_SECRET: z.string().optional().describe('The publisher app registration\'s client secret (required with `marketplace`)'),
   MARKETPLACE_AUTHORITY_HOST: z.string().url().optional().describe('Token authority of the metering credentials (sovereign clouds; tests point it at the fake)').meta({ shownDefault: 'Entra ID' }),
   BILLING_EXPORT_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4).describe('Batches of 25 in flight at once (1-64)'),
-  METRICS: bool.default(true).describe('`true`, `false`, `1` or `0`; read and validated, but no process consults it yet: `/metrics` is always served'),
 });
 
 /** The schema itself: its descriptions render docs/configuration.md (config-docs.ts). */
