@@ -12,7 +12,7 @@
  * shim). Both cross in a bridge process inside the namespace (vnet-bridge.ts)
  * through unix sockets.
  *
- *   const net = await LocalNetwork.start({ dir, armPort, onProcess });
+ *   const net = await LocalNetwork.start({ dir, armPort: () => port, onProcess, imds });
  *   const v = await net.vnet('rg/vnet', '172.25.16.0/24'); // v.netns: the path to enter
  *   net.connectInto('rg/vnet', '172.25.16.5', 8501, '172.25.16.10') // a socket, as from the NAT address
  */

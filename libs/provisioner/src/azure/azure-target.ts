@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { TokenCredential } from '@azure/core-auth';
 import { ResourceManagementClient, type Deployment, type DeploymentExtended } from '@azure/arm-resources';
 import { ComputeManagementClient, type VirtualMachineScaleSetVM } from '@azure/arm-compute';
-import { NetworkManagementClient } from '@azure/arm-network';
+import { NetworkManagementClient, type PrivateEndpoint } from '@azure/arm-network';
 import { StorageManagementClient, type StorageAccount } from '@azure/arm-storage';
 import type { ClusterSecrets, ClusterSpec } from '../cluster-spec';
 import { validateSpec } from '../consul/consul-api';
@@ -446,10 +446,7 @@ export class AzureTarget implements Target {
   private async ensureManagementEndpoint(clusterId: string, p: AzurePlacement): Promise<void> {
     const { network } = await this.clientsOf(this.management);
     const name = this.endpointName(clusterId);
-    let pe = await network.privateEndpoints.get(this.management.resourceGroup, name).catch((e: { statusCode?: number }) => {
-      if (e.statusCode === 404) return undefined;
-      throw e;
-    });
+    let pe = await this.managementEndpoint(clusterId);
     if (pe?.provisioningState !== 'Succeeded') {
       this.managementLocation ??= (await network.virtualNetworks.get(this.management.resourceGroup, this.management.vnet)).location;
       const privateLinkServiceId = `/subscriptions/${p.subscriptionId}/resourceGroups/${p.resourceGroup}/providers/Microsoft.Network/privateLinkServices/${p.clusterName}-management`;
@@ -471,6 +468,15 @@ export class AzureTarget implements Target {
     }
   }
 
+  /** The cluster's private endpoint as ARM has it, or undefined when there is none. */
+  private async managementEndpoint(clusterId: string): Promise<PrivateEndpoint | undefined> {
+    const { network } = await this.clientsOf(this.management);
+    return network.privateEndpoints.get(this.management.resourceGroup, this.endpointName(clusterId)).catch((e: { statusCode?: number }) => {
+      if (e.statusCode === 404) return undefined;
+      throw e;
+    });
+  }
+
   private async deleteManagementEndpoint(clusterId: string): Promise<void> {
     const { network } = await this.clientsOf(this.management);
     await network.privateEndpoints.beginDeleteAndWait(this.management.resourceGroup, this.endpointName(clusterId), this.lro()).catch((e: { statusCode?: number }) => {
@@ -484,10 +490,7 @@ export class AzureTarget implements Target {
     const known = this.endpointIps.get(clusterId);
     if (known) return known;
     const { network } = await this.clientsOf(this.management);
-    const pe = await network.privateEndpoints.get(this.management.resourceGroup, this.endpointName(clusterId)).catch((e: { statusCode?: number }) => {
-      if (e.statusCode === 404) return undefined;
-      throw e;
-    });
+    const pe = await this.managementEndpoint(clusterId);
     const nicId = pe?.provisioningState === 'Succeeded' ? pe.networkInterfaces?.[0]?.id : undefined;
     if (!nicId) return undefined;
     const nic = await network.networkInterfaces.get(this.management.resourceGroup, nicId.split('/').pop()!);
