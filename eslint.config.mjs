@@ -5,11 +5,13 @@ import reactHooks from 'eslint-plugin-react-hooks';
 
 /** Into another lib's internals: `.../libs/<lib>/src/<file>` from outside, `../../<lib>/src/<file>` from a lib. */
 const DEEP_IMPORT = {
-  regex: '(^|/)(libs/)?(core|provisioner|billing)/src/.+',
+  regex: '(^|/)(libs/)?(core|provisioner|billing|contracts)/src/.+',
   message: 'import a lib through its index (libs/<lib>/src), not its internals (export what is needed from the index)',
 };
 /** A lib importing an app: libs are below apps. */
 const UPWARD_IMPORT = { regex: '(^|/)apps/', message: 'a lib never imports an app (apps import libs)' };
+/** The contracts are imported by the console (a browser bundle): they depend on zod alone. */
+const CONTRACTS_LEAF = { regex: '(^|/)(libs/)?(core|provisioner|billing)/src', message: 'libs/contracts is a leaf (the console bundles it): it imports zod and nothing of ours' };
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', '.local/**', 'libs/core/src/generated/**'] },
@@ -33,6 +35,10 @@ export default tseslint.config(
     files: ['libs/**/*.ts'],
     ignores: ['**/*.test.ts'],
     rules: { 'no-restricted-imports': ['error', { patterns: [DEEP_IMPORT, UPWARD_IMPORT] }] },
+  },
+  {
+    files: ['libs/contracts/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [DEEP_IMPORT, UPWARD_IMPORT, CONTRACTS_LEAF] }] },
   },
   // The console (apps/console, React): the rules of hooks besides the TypeScript ones.
   {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { ROUTE_INPUT } from '../apps/api/src/validation/input';
+import { ROUTES } from '../libs/contracts/src';
+import { ROUTE_CONTRACT } from '../apps/api/src/validation/input';
 import { ClusterRepository, SecretName, SecretRepository, SecretBox } from '../libs/core/src';
 import { routeHandlers } from './support/routes';
 import { READ, SUBSCRIPTION, WRITE, startStack, type TestStack } from './support/stack';
@@ -99,11 +100,13 @@ describe('every route refuses malformed input with a 4xx that says what to fix, 
     await s?.close();
   });
 
-  it('every route the API serves declares its input schema (path, query and body)', () => {
+  it('every route the API serves is mounted from its contract, and every contract is served once', () => {
     const handlers = routeHandlers(s.api);
-    const missing = handlers.filter(({ handler }) => Reflect.getMetadata(ROUTE_INPUT, handler) === undefined).map((r) => r.route);
+    const missing = handlers.filter(({ handler }) => Reflect.getMetadata(ROUTE_CONTRACT, handler) === undefined).map((r) => r.route);
     assert.ok(handlers.length >= 30, `found ${handlers.length} routes`);
-    assert.deepEqual(missing, [], 'routes without @Input');
+    assert.deepEqual(missing, [], 'routes without @Route(contract)');
+    const served = handlers.map(({ handler }) => (Reflect.getMetadata(ROUTE_CONTRACT, handler) as { id: string }).id).sort();
+    assert.deepEqual(served, Object.keys(ROUTES).sort(), 'each contract mounted by exactly one handler');
   });
 
   it('a query parameter a route does not take, or one given twice, is refused naming it', async () => {

@@ -76,6 +76,8 @@ export async function testConfig(overrides: Record<string, string> = {}): Promis
     BILLING_EXPORT_DIR: path.join(os.tmpdir(), `usage-${randomBytes(4).toString('hex')}`),
     UPGRADE_TICK_MS: '3600000',
     OPERATOR_TENANT_ID: OPERATOR_TENANT,
+    // Every answer of every test against its route's contract.
+    API_VERIFY_ANSWERS: 'true',
     ...overrides,
   });
 }

@@ -10,6 +10,7 @@ import type { Config } from '../../../libs/core/src';
 import { AppModule } from './app.module';
 import { mountQueuesBoard } from './admin/queues-board';
 import { mountDocs } from './docs/openapi';
+import { verifyAnswer } from './validation/answers';
 import { mountConsole } from './console/console.routes';
 import { errorBody } from '../../../libs/core/src';
 
@@ -92,7 +93,8 @@ export async function createApiApp(config: Config): Promise<NestFastifyApplicati
   fastify.addHook('onResponse', async (req, reply) => {
     histogram.observe({ method: req.method, route: req.routeOptions?.url ?? 'unmatched', status: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
-  mountDocs(app);
+  if (config.API_VERIFY_ANSWERS) fastify.addHook('onSend', verifyAnswer);
+  mountDocs(app, config);
   mountQueuesBoard(app);
   mountConsole(app);
   app.enableShutdownHooks();

@@ -1,14 +1,7 @@
-/** The API refused (4xx) or failed (5xx); `code` and `message` come from its `{ error }` body. */
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly details?: unknown,
-  ) {
-    super(message);
-  }
-}
+import { ApiError } from '../../../libs/contracts/src';
+
+/** The API refused (4xx) or failed (5xx): the contracts' ApiError, from its `{ error }` body. */
+export { ApiError };
 
 /** No answer from the API: refused, reset, DNS, or too slow. */
 export class ApiUnreachable extends Error {
@@ -91,21 +84,7 @@ export class ApiClient {
     } catch (e) {
       throw new ApiUnreachable(this.base, reasonOf(e));
     }
-    if (status >= 400) {
-      let parsed: unknown;
-      try {
-        parsed = text ? JSON.parse(text) : undefined;
-      } catch {
-        parsed = undefined;
-      }
-      const error = (parsed as { error?: { code?: unknown; message?: unknown; details?: unknown } } | undefined)?.error;
-      throw new ApiError(
-        status,
-        typeof error?.code === 'string' ? error.code : `http_${status}`,
-        typeof error?.message === 'string' ? error.message : text.slice(0, 200) || `HTTP ${status}`,
-        error?.details,
-      );
-    }
+    if (status >= 400) throw ApiError.from(status, text);
     return { status, text };
   }
 }

@@ -1,4 +1,4 @@
-import type { OperationView } from './api-views';
+import type { OperationView } from '../../../libs/contracts/src';
 import type { CommandContext } from './command';
 import { progressReporter, type ProgressState } from './progress';
 import { Unsuccessful, watch } from './watch';

@@ -143,5 +143,4 @@ export function recommendedVersion(versions: ReadonlyArray<{ version: string; st
   return versions.find((v) => v.status === 'RECOMMENDED')?.version ?? DEFAULT_VERSION;
 }
 
-export const ROLES = { read: 'Clusters.Read', write: 'Clusters.ReadWrite', sre: 'Platform.SRE' } as const;
-export type Role = (typeof ROLES)[keyof typeof ROLES];
+export { ROLE as ROLES, type Role } from '../../contracts/src';

@@ -2,9 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { OperationKind, SnapshotKind } from './model';
 import type { Cluster } from './generated/prisma/client';
 
-/** The actions a maintenance wave can run on each cluster. */
-export const WAVE_ACTIONS = ['snapshot', 'upgrade', 'rotate-gossip-key', 'rotate-certificates', 'rotate-management-token', 'rotate-ca', 'repair'] as const;
-export type WaveAction = (typeof WAVE_ACTIONS)[number];
+import type { WaveAction } from '../../contracts/src';
+export { WAVE_ACTIONS, type WaveAction } from '../../contracts/src';
 
 /** What requesting an action writes: the operation's kind and params, the audit action, and for a snapshot its row. */
 export interface PlannedAction {

@@ -89,6 +89,8 @@ const schema = z.object({
   CA_ROTATION_THRESHOLD_DAYS: z.coerce.number().int().min(1).max(1824).default(180).describe('The CA (5 years) is rolled when it expires within this many days (1-1824, at least `CERT_ROTATION_THRESHOLD_DAYS`: server certificates never outlive their CA)'),
   WAVE_TICK_MS: z.coerce.number().int().min(100).default(2000).describe('How often the worker advances maintenance waves'),
   CLUSTER_READY_TIMEOUT_MS: z.coerce.number().int().min(1000).default(60000).describe('How long create waits for a leader and all voters'),
+  API_VERIFY_ANSWERS: z.enum(['true', 'false']).default('false').transform((v) => v === 'true')
+    .describe('`true`: every JSON answer of a route is checked against its contract (libs/contracts) and a mismatch answers 500 `answer_contract_violation` (the tests run so)'),
   TOKEN_WAIT_MS: z.coerce.number().int().min(0).max(120_000).default(30_000).describe('How long `POST /tokens` waits for its operation before answering 202 with a collect link (0-120000; 0: never waits)'),
   TOKEN_COLLECT_WINDOW_MS: z.coerce.number().int().min(1000).default(600_000).describe('A token\'s secret may be collected this long after the token was made; then the worker revokes it in Consul'),
   BILLING_TICK_MS: z.coerce.number().int().min(100).default(60000).describe('How often the worker closes hours into usage records and exports pending usage'),

@@ -3,8 +3,4 @@
  * A looser check (36 characters of hex digits and hyphens) lets "------..."
  * through to PostgreSQL's ::uuid cast, which then fails the request with a 500.
  */
-export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-export function isUuid(value: unknown): value is string {
-  return typeof value === 'string' && UUID_PATTERN.test(value);
-}
+export { UUID_PATTERN, isUuid } from '../../contracts/src';

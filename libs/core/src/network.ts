@@ -1,15 +1,1 @@
-/**
- * The cluster's VNet address space (the managed application's `vnetCidr`): a
- * private (RFC 1918) IPv4 network of /24 to /28, written as its network
- * address. At least /28: Azure keeps five addresses of a subnet, the internal
- * endpoint takes one and the servers up to five. One expression, so the portal
- * (createUiDefinition.json, where it is copied verbatim) and the API refuse the same values.
- */
-const OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
-const PRIVATE_PREFIX = `(10\\.${OCTET}|172\\.(1[6-9]|2[0-9]|3[01])|192\\.168)\\.${OCTET}\\.`;
-const NETWORK_AND_PREFIX =
-  '(0/24|(0|128)/25|(0|64|128|192)/26|(0|32|64|96|128|160|192|224)/27|(0|16|32|48|64|80|96|112|128|144|160|176|192|208|224|240)/28)';
-export const VNET_CIDR_PATTERN = `^${PRIVATE_PREFIX}${NETWORK_AND_PREFIX}$`;
-export const VNET_CIDR = new RegExp(VNET_CIDR_PATTERN);
-export const DEFAULT_VNET_CIDR = '172.25.16.0/24';
-export const VNET_CIDR_RULE = 'a private IPv4 network (10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16) of /24 to /28, written as its network address, e.g. 172.25.16.0/24';
+export { DEFAULT_VNET_CIDR, VNET_CIDR, VNET_CIDR_PATTERN, VNET_CIDR_RULE } from '../../contracts/src';

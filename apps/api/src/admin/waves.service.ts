@@ -1,15 +1,15 @@
 import { Injectable } from '@nestjs/common';
 import { Inject } from '@nestjs/common';
 import {
-  ClusterRepository, ClusterState, NotFoundError, UnprocessableError, ValidationError, WAVE_ACTIONS, WaveRepository,
+  ClusterRepository, ClusterState, NotFoundError, UnprocessableError, WaveRepository,
   type Config, type WaveWithItems, isUuid
 } from '../../../../libs/core/src';
+import type { WaveCommand, WaveView } from '../../../../libs/contracts/src';
 import type { Principal } from '../auth/principal';
 import { CONFIG } from '../tokens';
 
-const SELECTOR_KEYS = ['state', 'version', 'region', 'health', 'clusterIds'];
 
-export function waveView(w: WaveWithItems) {
+export function waveView(w: WaveWithItems): WaveView {
   const count = (s: string) => w.items.filter((i) => i.state === s).length;
   return {
     id: w.id,
@@ -36,39 +36,16 @@ export function waveView(w: WaveWithItems) {
   };
 }
 
-function int(body: Record<string, unknown>, field: string, min: number, fallback?: number): number {
-  const v = body[field] ?? fallback;
-  if (!Number.isInteger(v) || (v as number) < min) throw new ValidationError(`invalid_${field}`, `${field} must be a whole number of at least ${min}`, { field });
-  return v as number;
-}
-
 /** Maintenance waves: validated here, advanced by the worker's wave driver. */
 @Injectable()
 export class WavesService {
   constructor(@Inject(CONFIG) private readonly config: Config, private readonly clusters: ClusterRepository, private readonly waves: WaveRepository) {}
 
-  async start(caller: Principal, raw: unknown) {
-    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ValidationError('invalid_body', 'the request body must be a JSON object');
-    const body = raw as Record<string, unknown>;
-    const action = body.action;
-    if (typeof action !== 'string' || !(WAVE_ACTIONS as readonly string[]).includes(action)) {
-      throw new ValidationError('invalid_action', `action must be one of ${WAVE_ACTIONS.join(', ')}`, { field: 'action', allowed: WAVE_ACTIONS });
-    }
-    const selector = (body.selector ?? {}) as Record<string, unknown>;
-    if (typeof selector !== 'object' || Array.isArray(selector) || Object.keys(selector).some((k) => !SELECTOR_KEYS.includes(k))) {
-      throw new ValidationError('invalid_selector', `selector is an object with any of ${SELECTOR_KEYS.join(', ')}`, { field: 'selector' });
-    }
-    const params = (body.params ?? {}) as Record<string, unknown>;
-    if (action === 'upgrade' && !this.config.versions.some((v) => v.version === params.consulVersion)) {
-      throw new ValidationError('invalid_params', 'an upgrade wave needs params.consulVersion from GET /v1/versions', { field: 'params.consulVersion' });
-    }
-    const canaries = int(body, 'canaries', 0, 1);
-    const maxInFlight = int(body, 'maxInFlight', 1, 1);
-    const maxFailures = int(body, 'maxFailures', 0, 0);
-    const str = (k: string) => (typeof selector[k] === 'string' ? (selector[k] as string) : undefined);
-    let fleet = await this.clusters.listFleet({ state: ClusterState.Running, consulVersion: str('version'), region: str('region'), health: str('health') }, 10_000);
-    if (Array.isArray(selector.clusterIds)) {
-      const ids = new Set(selector.clusterIds as string[]);
+  async start(caller: Principal, cmd: WaveCommand): Promise<WaveView> {
+    const { action, selector, params, canaries, maxInFlight, maxFailures } = cmd;
+    let fleet = await this.clusters.listFleet({ state: ClusterState.Running, consulVersion: selector.version, region: selector.region, health: selector.health }, 10_000);
+    if (selector.clusterIds) {
+      const ids = new Set(selector.clusterIds);
       fleet = fleet.filter((c) => ids.has(c.id));
     }
     if (action === 'upgrade') fleet = fleet.filter((c) => c.consulVersion !== params.consulVersion);

@@ -1,36 +1,29 @@
-import { Controller, Get, Inject } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { REGIONS, ROLES, TIERS, type Config } from '../../../../libs/core/src';
-import { AnyRole } from '../auth/principal';
+import { ROUTES } from '../../../../libs/contracts/src';
+import { Controller, Inject } from '@nestjs/common';
+import { REGIONS, TIERS, type Config } from '../../../../libs/core/src';
 import { CONFIG } from '../tokens';
 import { CURRENCY, PRICES, formatMicros } from '../../../../libs/billing/src';
-import { Input } from '../validation/input';
+import { Route } from '../validation/input';
 
 /**
  * What a customer can choose from: for callers holding one of our roles. A token of the tenant
  * with no role of ours (any user of any Entra tenant can get one for a multi-tenant app) reads nothing.
  */
-@ApiTags('catalog')
-@ApiBearerAuth()
-@AnyRole(ROLES.read, ROLES.write, ROLES.sre)
-@Controller('v1')
+@Controller()
 export class CatalogController {
   constructor(@Inject(CONFIG) private readonly config: Config) {}
 
-  @Get('regions')
-  @Input({})
+  @Route(ROUTES.regions)
   regions() {
     return { regions: REGIONS };
   }
 
-  @Get('versions')
-  @Input({})
+  @Route(ROUTES.versions)
   versions() {
     return { versions: this.config.versions.map(({ version, status }) => ({ version, status })) };
   }
 
-  @Get('tiers')
-  @Input({})
+  @Route(ROUTES.tiers)
   tiers() {
     // Pay as you go: one billing dimension per tier, billed per hour by the minute.
     return {

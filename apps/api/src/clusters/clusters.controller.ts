@@ -1,95 +1,64 @@
-import { Body, Controller, Delete, Get, Header, Headers, HttpCode, Param, Patch, Post, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiBody, ApiHeader, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Body, Controller, Headers, Param, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
-import { ROLES } from '../../../../libs/core/src';
-import { AnyRole, Caller, type Principal } from '../auth/principal';
-import { ClustersService, type Answer } from './clusters.service';
-import { ClusterView, CreateClusterBody, UpdateClusterBody } from './openapi';
-import { Input, body, params, uuid } from '../validation/input';
-import { z } from 'zod';
-import { CREATE_CLUSTER_BODY, UPDATE_CLUSTER_BODY } from './inputs';
+import { ROUTES, type BodyOf, type OperationView } from '../../../../libs/contracts/src';
+import { Caller, type Principal } from '../auth/principal';
+import { Route } from '../validation/input';
+import { ClustersService } from './clusters.service';
 
-export function send(reply: FastifyReply, a: Answer): unknown {
-  reply.status(a.status);
-  if (a.location) reply.header('Location', a.location);
-  return a.body;
+/** 202 Accepted with the operation to follow (Location) and `body`. */
+export function accepted<T>(reply: FastifyReply, operation: Pick<OperationView, 'id'>, body: T): T {
+  reply.status(202).header('Location', `/v1/operations/${operation.id}`);
+  return body;
 }
 
-const CLUSTER_ID = params({ id: uuid('the cluster id') });
-
-@ApiTags('clusters')
-@ApiBearerAuth()
-@Controller('v1/clusters')
+@Controller()
 export class ClustersController {
   constructor(private readonly service: ClustersService) {}
 
-  @Post()
-  @AnyRole(ROLES.write)
-  @Input({ body: CREATE_CLUSTER_BODY })
-  @ApiOperation({ summary: 'Create a cluster (202 with the create operation)' })
-  @ApiBody({ type: CreateClusterBody })
-  @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'Retrying with the same key returns the same answer' })
-  async create(@Caller() caller: Principal, @Body() body: unknown, @Headers('idempotency-key') key: string | undefined, @Res({ passthrough: true }) reply: FastifyReply) {
-    return send(reply, await this.service.create(caller, body, key));
+  @Route(ROUTES.createCluster)
+  async create(@Caller() caller: Principal, @Body() body: BodyOf<typeof ROUTES.createCluster>, @Headers('idempotency-key') key: string | undefined, @Res({ passthrough: true }) reply: FastifyReply) {
+    const created = await this.service.create(caller, body, key);
+    return accepted(reply, created.operation, created);
   }
 
-  @Get()
-  @AnyRole(ROLES.read, ROLES.write)
-  @Input({})
-  @ApiOperation({ summary: "List the caller's tenant's clusters" })
+  @Route(ROUTES.listClusters)
   list(@Caller() caller: Principal) {
     return this.service.list(caller);
   }
 
-  @Get(':id')
-  @AnyRole(ROLES.read, ROLES.write)
-  @Input({ params: CLUSTER_ID })
-  @ApiOkResponse({ type: ClusterView })
+  @Route(ROUTES.getCluster)
   get(@Caller() caller: Principal, @Param('id') id: string) {
     return this.service.get(caller, id);
   }
 
-  @Patch(':id')
-  @AnyRole(ROLES.write)
-  @Input({ params: CLUSTER_ID, body: UPDATE_CLUSTER_BODY })
-  @ApiOperation({
-    summary: 'Change a cluster: { snapshotPolicy: { intervalHours 1-24, retention 1-365 } } and { upgradePolicy: { mode, window } } (200) and/or { tier } (202 with a scale operation)',
-  })
-  @ApiBody({ type: UpdateClusterBody })
-  async update(@Caller() caller: Principal, @Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
-    return send(reply, await this.service.update(caller, id, body));
+  @Route(ROUTES.updateCluster)
+  async update(@Caller() caller: Principal, @Param('id') id: string, @Body() body: BodyOf<typeof ROUTES.updateCluster>, @Res({ passthrough: true }) reply: FastifyReply) {
+    const { cluster, operation } = await this.service.update(caller, id, body);
+    if (!operation) return cluster;
+    return accepted(reply, operation, { cluster, operation });
   }
 
-  @Delete(':id')
-  @AnyRole(ROLES.write)
-  @Input({ params: CLUSTER_ID })
-  @HttpCode(202)
+  @Route(ROUTES.deleteCluster)
   async delete(@Caller() caller: Principal, @Param('id') id: string, @Res({ passthrough: true }) reply: FastifyReply) {
-    return send(reply, await this.service.delete(caller, id));
+    const operation = await this.service.delete(caller, id);
+    return accepted(reply, operation, { operation });
   }
 
-  @Post(':id/upgrade')
-  @AnyRole(ROLES.write)
-  @Input({ params: CLUSTER_ID, body: body({ consulVersion: z.string({ error: 'consulVersion must be a string (GET /v1/versions)' }).nullish() }) })
-  @ApiOperation({ summary: 'Rolling upgrade to { consulVersion } from GET /v1/versions (202 with the operation)' })
-  async upgrade(@Caller() caller: Principal, @Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
-    return send(reply, await this.service.upgrade(caller, id, body));
+  @Route(ROUTES.upgradeCluster)
+  async upgrade(@Caller() caller: Principal, @Param('id') id: string, @Body() body: BodyOf<typeof ROUTES.upgradeCluster>, @Res({ passthrough: true }) reply: FastifyReply) {
+    const operation = await this.service.upgrade(caller, id, body.consulVersion);
+    return accepted(reply, operation, { operation });
   }
 
-  @Post(':id/rotate')
-  @AnyRole(ROLES.write)
-  @Input({ params: CLUSTER_ID, body: body({ what: z.string({ error: 'what must be a string' }).nullish() }) })
-  @ApiOperation({ summary: 'Rotate { what: gossip-key | certificates | management-token | ca } with no downtime (202 with the operation)' })
-  async rotate(@Caller() caller: Principal, @Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
-    return send(reply, await this.service.rotate(caller, id, body));
+  @Route(ROUTES.rotateCluster)
+  async rotate(@Caller() caller: Principal, @Param('id') id: string, @Body() body: BodyOf<typeof ROUTES.rotateCluster>, @Res({ passthrough: true }) reply: FastifyReply) {
+    const operation = await this.service.rotate(caller, id, body.what);
+    return accepted(reply, operation, { operation });
   }
 
-  @Get(':id/client-config')
-  @AnyRole(ROLES.read, ROLES.write)
-  @Input({ params: CLUSTER_ID })
-  @Header('Cache-Control', 'no-store')
-  @ApiOperation({ summary: 'What a Consul client agent needs to join: CA, servers and (Clusters.ReadWrite only) the gossip key; ready to write as a client config' })
-  clientConfig(@Caller() caller: Principal, @Param('id') id: string) {
+  @Route(ROUTES.clientConfig)
+  clientConfig(@Caller() caller: Principal, @Param('id') id: string, @Res({ passthrough: true }) reply: FastifyReply) {
+    reply.header('Cache-Control', 'no-store');
     return this.service.clientConfig(caller, id);
   }
 }

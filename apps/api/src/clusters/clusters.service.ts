@@ -1,29 +1,30 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { ClusterRepository, ClusterState, ConflictError, IdempotencyRepository, NotFoundError, OperationKind, ROLES, SecretName, SecretRepository, TIER_NAMES, UnprocessableError, ValidationError, isUniqueViolation, isUuid, type Config, type TierName, type UpgradePolicy } from '../../../../libs/core/src';
+import { applySnapshotPolicy, applyUpgradePolicy, type BodyOf, type ClusterView, type CreateClusterCommand, type OperationView, type Rotation, ROUTES } from '../../../../libs/contracts/src';
+import { ClusterRepository, ClusterState, ConflictError, IdempotencyRepository, NotFoundError, OperationKind, ROLES, SecretName, SecretRepository, TIERS, UnprocessableError, ValidationError, isUniqueViolation, isUuid, type Config, type TierName, type UpgradePolicy } from '../../../../libs/core/src';
 import type { Principal } from '../auth/principal';
 import { OperationDispatcher } from '../operation.dispatcher';
 import { UI_SESSION_GATE } from '../consul-ui/consul-ui.tokens';
 import type { UiSessionGate } from '../consul-ui/ui-session-gate';
 import { CONFIG } from '../tokens';
-import { parseCreateCluster, parseSnapshotPolicy, parseUpgradePolicy, serverCountFor } from './create-cluster.command';
 import { clusterView, operationView } from './views';
 
-export interface Answer {
-  status: number;
-  location?: string;
-  body: unknown;
+/** A created cluster and the operation that creates it (also what an Idempotency-Key replays). */
+export interface CreatedCluster {
+  cluster: ClusterView;
+  operation: OperationView;
 }
 
-const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
+/** The operation each rotation asks for. */
+const ROTATION_KINDS: Readonly<Record<Rotation, OperationKind>> = {
+  'gossip-key': OperationKind.RotateGossipKey,
+  certificates: OperationKind.RotateCertificates,
+  'management-token': OperationKind.RotateManagementToken,
+  ca: OperationKind.RotateCa,
+};
 
-/** POST /rotate's `what`, and the operation each one asks for. */
-const ROTATIONS: ReadonlyMap<string, OperationKind> = new Map([
-  ['gossip-key', OperationKind.RotateGossipKey],
-  ['certificates', OperationKind.RotateCertificates],
-  ['management-token', OperationKind.RotateManagementToken],
-  ['ca', OperationKind.RotateCa],
-]);
+/** The servers of a tier the contract has checked against the catalog. */
+export const serverCountFor = (tier: string): number => TIERS[tier as TierName].servers;
 
 @Injectable()
 export class ClustersService {
@@ -36,11 +37,7 @@ export class ClustersService {
     @Inject(UI_SESSION_GATE) private readonly uiSessions: UiSessionGate,
   ) {}
 
-  async create(caller: Principal, rawBody: unknown, idempotencyKey: string | undefined): Promise<Answer> {
-    if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
-      throw new ValidationError('invalid_idempotency_key', 'Idempotency-Key must be 1 to 128 printable ASCII characters', { field: 'Idempotency-Key' });
-    }
-    const cmd = parseCreateCluster(rawBody, this.config.versions);
+  async create(caller: Principal, cmd: CreateClusterCommand, idempotencyKey: string | undefined): Promise<CreatedCluster> {
     if (this.config.defaultTarget === 'azure') {
       // An Azure cluster lives in a managed resource group that Azure makes for the customer's managed
       // application and that only the control plane may change (the offer's authorization and the
@@ -84,11 +81,7 @@ export class ClustersService {
       throw this.nameTaken(cmd.name);
     }
     await this.dispatcher.dispatch(created.operation.id);
-    return {
-      status: 202,
-      location: `/v1/operations/${created.operation.id}`,
-      body: { cluster: clusterView(created.cluster), operation: operationView(created.operation) },
-    };
+    return { cluster: clusterView(created.cluster), operation: operationView(created.operation) };
   }
 
   async list(caller: Principal) {
@@ -102,16 +95,16 @@ export class ClustersService {
     return clusterView(row);
   }
 
-  async delete(caller: Principal, id: string): Promise<Answer> {
+  async delete(caller: Principal, id: string): Promise<OperationView> {
     const cluster = await this.require(caller, id);
     const pending = await this.clusters.findPendingOperation(cluster.id, OperationKind.Delete);
-    if (pending) return { status: 202, location: `/v1/operations/${pending.id}`, body: { operation: operationView(pending) } };
+    if (pending) return operationView(pending);
     if (cluster.state === ClusterState.Deleted) throw new NotFoundError('cluster_not_found', `cluster ${id} was deleted`);
     const op = await this.clusters.requestDelete(cluster, caller.userId);
     // Its Consul UI sessions end now (the proxy refuses them); the delete operation revokes their tokens first thing.
     await this.uiSessions.revoke({ clusterId: cluster.id }, 'cluster-deleted');
     await this.dispatcher.dispatch(op.id);
-    return { status: 202, location: `/v1/operations/${op.id}`, body: { operation: operationView(op) } };
+    return operationView(op);
   }
 
   /**
@@ -119,82 +112,55 @@ export class ClustersService {
    * queues a scale operation (202 with it), run by the worker like any other
    * change. Everything is validated before anything is written.
    */
-  async update(caller: Principal, id: string, raw: unknown): Promise<Answer> {
+  async update(caller: Principal, id: string, change: BodyOf<typeof ROUTES.updateCluster>): Promise<{ cluster: ClusterView; operation?: OperationView }> {
     const cluster = await this.require(caller, id);
-    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ValidationError('invalid_body', 'the request body must be a JSON object');
-    const body = raw as Record<string, unknown>;
-    const allowed = ['snapshotPolicy', 'upgradePolicy', 'tier'];
-    const unknown = Object.keys(body).filter((k) => !allowed.includes(k));
-    if (unknown.length) throw new ValidationError('unknown_field', `unknown or unchangeable field(s): ${unknown.join(', ')}`, { field: unknown[0], allowed });
-    if (Object.keys(body).length === 0) throw new ValidationError('empty_patch', `nothing to change; send one of ${allowed.join(', ')}`);
     if (cluster.state === ClusterState.Deleting || cluster.state === ClusterState.Deleted) throw new ConflictError('cluster_deleting', `the cluster is ${cluster.state}`);
-    let policy: { intervalHours: number; retention: number } | undefined;
-    if (body.snapshotPolicy !== undefined) {
-      policy = parseSnapshotPolicy(body.snapshotPolicy, { intervalHours: cluster.snapshotIntervalHours, retention: cluster.snapshotRetention });
-    }
+    const policy = change.snapshotPolicy && applySnapshotPolicy(change.snapshotPolicy, { intervalHours: cluster.snapshotIntervalHours, retention: cluster.snapshotRetention });
     let upgradePolicy: UpgradePolicy | undefined;
-    if (body.upgradePolicy !== undefined) {
-      upgradePolicy = parseUpgradePolicy(body.upgradePolicy, { mode: cluster.upgradeMode as UpgradePolicy['mode'], window: cluster.upgradeWindow as UpgradePolicy['window'] });
+    if (change.upgradePolicy) {
+      const next = applyUpgradePolicy(change.upgradePolicy, { mode: cluster.upgradeMode as UpgradePolicy['mode'], window: cluster.upgradeWindow as UpgradePolicy['window'] });
+      if ('problem' in next) throw new ValidationError('invalid_upgradePolicy_window', next.problem, { field: 'upgradePolicy.window' });
+      upgradePolicy = next;
     }
     let toTier: TierName | undefined;
-    if (body.tier !== undefined) {
-      if (typeof body.tier !== 'string' || !(TIER_NAMES as string[]).includes(body.tier)) {
-        throw new ValidationError('invalid_tier', `unknown tier '${String(body.tier)}'; one of ${TIER_NAMES.join(', ')}`, { field: 'tier', allowed: TIER_NAMES });
-      }
-      if (body.tier !== cluster.tier && cluster.billingPlanId !== null) {
+    if (change.tier !== undefined && change.tier !== cluster.tier) {
+      if (cluster.billingPlanId !== null) {
         // Its hours are billed under the marketplace plan it was bought with, whose dimension is this tier's:
         // another tier would meter a dimension the plan lacks. The plan changes in Azure (the application's plan), not here.
         throw new ConflictError('tier_is_plan', `this cluster was bought through the Azure Marketplace with plan '${cluster.billingPlanId}', which sets its tier (${cluster.tier}); change the plan of its managed application in Azure instead`, { field: 'tier', planId: cluster.billingPlanId });
       }
-      if (body.tier !== cluster.tier) {
-        if (cluster.state !== ClusterState.Running) throw new ConflictError('cluster_not_running', `the cluster is ${cluster.state}; it can be scaled once it is Running`);
-        toTier = body.tier as TierName;
-      }
+      if (cluster.state !== ClusterState.Running) throw new ConflictError('cluster_not_running', `the cluster is ${cluster.state}; it can be scaled once it is Running`);
+      toTier = change.tier as TierName;
     }
     if (policy) await this.clusters.updateSnapshotPolicy(cluster, policy, caller.userId);
     if (upgradePolicy) await this.clusters.updateUpgradePolicy(cluster, upgradePolicy, caller.userId);
-    if (!toTier) return { status: 200, body: clusterView((await this.clusters.findForTenant(caller.tenantId, id))!) };
+    if (!toTier) return { cluster: clusterView((await this.clusters.findForTenant(caller.tenantId, id))!) };
     const op = await this.clusters.addOperation(cluster, OperationKind.Scale, caller.userId, 'cluster.scale.requested', {
       toTier, toCount: serverCountFor(toTier), requestedFrom: cluster.tier,
     });
     await this.dispatcher.dispatch(op.id);
-    return {
-      status: 202,
-      location: `/v1/operations/${op.id}`,
-      body: { cluster: clusterView((await this.clusters.findForTenant(caller.tenantId, id))!), operation: operationView(op) },
-    };
+    return { cluster: clusterView((await this.clusters.findForTenant(caller.tenantId, id))!), operation: operationView(op) };
   }
 
   /** Manual upgrade to a version of the catalog: a rolling upgrade operation. */
-  async upgrade(caller: Principal, id: string, raw: unknown): Promise<Answer> {
+  async upgrade(caller: Principal, id: string, version: string): Promise<OperationView> {
     const cluster = await this.require(caller, id);
-    const version = raw && typeof raw === 'object' ? (raw as { consulVersion?: unknown }).consulVersion : undefined;
-    const known = this.config.versions.map((v) => v.version);
-    if (typeof version !== 'string' || !known.includes(version)) {
-      throw new ValidationError('invalid_consulVersion', `consulVersion must be one of ${known.join(', ')} (GET /v1/versions)`, { field: 'consulVersion', allowed: known });
-    }
     if (version === cluster.consulVersion) throw new ConflictError('already_on_version', `the cluster already runs Consul ${version}`);
     this.requireRunning(cluster.state, 'an upgrade');
     const op = await this.clusters.addOperation(cluster, OperationKind.Upgrade, caller.userId, 'cluster.upgrade.requested', {
       toVersion: version, fromVersion: cluster.consulVersion, preUpgradeSnapshotId: randomUUID(),
     });
     await this.dispatcher.dispatch(op.id);
-    return { status: 202, location: `/v1/operations/${op.id}`, body: { operation: operationView(op) } };
+    return operationView(op);
   }
 
-  /** Key rotation: gossip key, server certificates or the management token, as an operation. */
-  async rotate(caller: Principal, id: string, raw: unknown): Promise<Answer> {
+  /** Key rotation: gossip key, server certificates, the management token or the CA, as an operation. */
+  async rotate(caller: Principal, id: string, what: Rotation): Promise<OperationView> {
     const cluster = await this.require(caller, id);
-    const what = raw && typeof raw === 'object' ? (raw as { what?: unknown }).what : undefined;
-    // A Map, not an object: 'constructor', 'toString' or '__proto__' must not find anything.
-    const kind = typeof what === 'string' ? ROTATIONS.get(what) : undefined;
-    if (!kind) {
-      throw new ValidationError('invalid_what', `what must be one of ${[...ROTATIONS.keys()].join(', ')}`, { field: 'what', allowed: [...ROTATIONS.keys()] });
-    }
     this.requireRunning(cluster.state, 'rotation');
-    const op = await this.clusters.addOperation(cluster, kind, caller.userId, `cluster.rotate.requested`, { what });
+    const op = await this.clusters.addOperation(cluster, ROTATION_KINDS[what], caller.userId, `cluster.rotate.requested`, { what });
     await this.dispatcher.dispatch(op.id);
-    return { status: 202, location: `/v1/operations/${op.id}`, body: { operation: operationView(op) } };
+    return operationView(op);
   }
 
   /**
@@ -236,13 +202,14 @@ export class ClustersService {
     };
   }
 
-  private async replay(tenantId: string, key: string, requestHash: string): Promise<Answer | null> {
+  private async replay(tenantId: string, key: string, requestHash: string): Promise<CreatedCluster | null> {
     const rec = await this.idempotency.find(tenantId, key);
     if (!rec) return null;
     if (rec.requestHash !== requestHash) {
       throw new UnprocessableError('idempotency_key_reused', 'this Idempotency-Key was used with a different request body; use a new key', { field: 'Idempotency-Key' });
     }
-    return { status: rec.statusCode, location: rec.location ?? undefined, body: rec.body };
+    // Written from this very answer's views when the key was first used: its contract reads it back.
+    return ROUTES.createCluster.answers[202].parse(rec.body);
   }
 
   private nameTaken(name: string) {

@@ -1,16 +1,17 @@
-import type { ClusterServer, ClusterViewColumns, Operation } from '../../../../libs/core/src';
+import type { ClusterView, OperationStep, OperationView } from '../../../../libs/contracts/src';
+import type { ClusterServer, ClusterViewColumns, Operation, UpgradePolicy } from '../../../../libs/core/src';
 
 const CONSUL_HTTPS_PORT = 8501;
 
 /** A cluster as the API shows it: from a full row with its servers, or from the hot read's row (findViewForTenant). */
-export function clusterView(c: ClusterViewColumns & ({ servers?: ClusterServer[]; serverAddresses?: undefined } | { serverAddresses: string[] })) {
+export function clusterView(c: ClusterViewColumns & ({ servers?: ClusterServer[]; serverAddresses?: undefined } | { serverAddresses: string[] })): ClusterView {
   const addresses = c.serverAddresses ?? ('servers' in c ? (c.servers ?? []).map((s) => s.address) : []);
   const first = addresses[0];
   const https = first ? `https://${first}:${CONSUL_HTTPS_PORT}` : null;
   return {
     id: c.id,
     name: c.name,
-    state: c.state,
+    state: c.state as ClusterView['state'],
     stateReason: c.stateReason,
     tier: c.tier,
     servers: c.serverCount,
@@ -28,7 +29,7 @@ export function clusterView(c: ClusterViewColumns & ({ servers?: ClusterServer[]
     updatedAt: c.updatedAt.toISOString(),
     runningSince: c.runningSince?.toISOString() ?? null,
     snapshotPolicy: { intervalHours: c.snapshotIntervalHours, retention: c.snapshotRetention },
-    upgradePolicy: { mode: c.upgradeMode, window: c.upgradeWindow ?? null },
+    upgradePolicy: { mode: c.upgradeMode as UpgradePolicy['mode'], window: (c.upgradeWindow ?? null) as UpgradePolicy['window'] },
     // Public expiry dates (null until the worker recorded them): the signing CA's and the earliest server certificate's.
     certificates: { caNotAfter: iso(c.caNotAfter), serverCertificatesNotAfter: iso(c.serverCertsNotAfter) },
     health: { status: c.health, reason: c.healthReason, checkedAt: c.healthCheckedAt?.toISOString() ?? null },
@@ -40,17 +41,17 @@ function iso(d: Date | string | null | undefined): string | null {
   return d == null ? null : new Date(d).toISOString();
 }
 
-export function operationView(o: Operation) {
+export function operationView(o: Operation): OperationView {
   return {
     id: o.id,
     kind: o.kind,
-    state: o.state,
+    state: o.state as OperationView['state'],
     progress: o.progress,
     clusterId: o.clusterId,
     currentStep: o.currentStep,
-    steps: o.steps,
+    steps: (Array.isArray(o.steps) ? o.steps : []) as OperationStep[],
     attempts: o.attempts,
-    ...(o.error ? { error: o.error } : {}),
+    ...(o.error ? { error: o.error as OperationView['error'] } : {}),
     createdAt: o.createdAt.toISOString(),
     startedAt: o.startedAt?.toISOString() ?? null,
     finishedAt: o.finishedAt?.toISOString() ?? null,

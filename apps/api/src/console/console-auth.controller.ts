@@ -1,19 +1,13 @@
-import { Controller, Get, HttpCode, Post, Query, Req, Res } from '@nestjs/common';
-import { ApiCookieAuth, ApiExcludeEndpoint, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ROUTES, type QueryOf } from '../../../../libs/contracts/src';
+import { Controller, Query, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { UnauthenticatedError } from '../../../../libs/core/src';
-import { Public } from '../auth/principal';
 import { ConsoleAuthService } from './console-auth.service';
-import { ConsoleOrigin, ConsoleSessions, SESSION_COOKIE, csrfRequired } from './console-sessions';
+import { ConsoleOrigin, ConsoleSessions, csrfRequired } from './console-sessions';
 import { consoleLocation } from './return-to';
 import { isDomainError, sendError } from './pages';
 import { csrfMatches } from './session-secret';
-import { Input, query } from '../validation/input';
-import { z } from 'zod';
-
-const TEXT = z.string({ error: 'given once, as text' }).max(4096).optional();
-/** What an OpenID provider sends back; Entra ID adds more (session_state, iss), which is taken and ignored. */
-const CALLBACK_QUERY = z.looseObject({ code: TEXT, state: TEXT, error: TEXT, error_description: TEXT });
+import { Route } from '../validation/input';
 
 const notSignedIn = () => new UnauthenticatedError('not_signed_in', 'no console session: sign in at /auth/login');
 
@@ -21,15 +15,11 @@ const notSignedIn = () => new UnauthenticatedError('not_signed_in', 'no console 
  * The console's sign-in and session. Public routes: they read the session cookie themselves
  * (the bearer guard does not apply), and answer browsers with pages, scripts with JSON.
  */
-@ApiTags('console')
-@Public()
-@Controller('auth')
+@Controller()
 export class ConsoleAuthController {
   constructor(private readonly auth: ConsoleAuthService, private readonly sessions: ConsoleSessions, private readonly origin: ConsoleOrigin) {}
 
-  @Get('login')
-  @Input({ query: query({ returnTo: TEXT }) })
-  @ApiOperation({ summary: 'Start the console sign-in: 302 to the identity provider (OpenID Connect, code + PKCE). returnTo: a path on the console (default /)' })
+  @Route(ROUTES.login)
   async login(@Query('returnTo') returnTo: unknown, @Req() req: FastifyRequest, @Res() reply: FastifyReply) {
     try {
       const { url, setCookie } = await this.auth.login(returnTo, req.headers.cookie);
@@ -40,10 +30,8 @@ export class ConsoleAuthController {
     }
   }
 
-  @Get('callback')
-  @Input({ query: CALLBACK_QUERY })
-  @ApiExcludeEndpoint()
-  async callback(@Query() query: Record<string, unknown>, @Req() req: FastifyRequest, @Res() reply: FastifyReply) {
+  @Route(ROUTES.callback)
+  async callback(@Query() query: QueryOf<typeof ROUTES.callback>, @Req() req: FastifyRequest, @Res() reply: FastifyReply) {
     try {
       const { secret, session, returnTo } = await this.auth.callback(query, req.headers.cookie);
       const maxAge = Math.floor((session.expiresAt.getTime() - Date.now()) / 1000);
@@ -58,10 +46,7 @@ export class ConsoleAuthController {
     }
   }
 
-  @Get('session')
-  @Input({})
-  @ApiCookieAuth(SESSION_COOKIE)
-  @ApiOperation({ summary: 'The signed-in user, the CSRF token for changes (X-CSRF-Token), the expiry, and whether the user is an operator; 401 not_signed_in' })
+  @Route(ROUTES.session)
   async session(@Req() req: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply) {
     const found = await this.sessions.resolve(req.headers.cookie);
     reply.header('cache-control', 'no-store');
@@ -69,11 +54,7 @@ export class ConsoleAuthController {
     return this.auth.view(found.session, found.secret);
   }
 
-  @Post('logout')
-  @Input({})
-  @HttpCode(204)
-  @ApiCookieAuth(SESSION_COOKIE)
-  @ApiOperation({ summary: 'Sign out (needs X-CSRF-Token): the session ends, its Consul UI tokens are revoked, the cookie is cleared' })
+  @Route(ROUTES.logout)
   async logout(@Req() req: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply) {
     const found = await this.sessions.resolve(req.headers.cookie);
     if (!found) throw notSignedIn();

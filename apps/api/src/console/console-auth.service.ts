@@ -1,3 +1,4 @@
+import type { QueryOf, ROUTES } from '../../../../libs/contracts/src';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import {
   ConsoleSessionRepository, ConsulUiSessionRepository, ROLES, UnavailableError, ValidationError, type Config, type ConsoleSession,
@@ -103,19 +104,12 @@ export class ConsoleAuthService {
    * Only the browser that started the sign-in may finish it: a callback URL opened anywhere
    * else is refused before the code is exchanged.
    */
-  async callback(query: Record<string, unknown>, cookieHeader: string | string[] | undefined): Promise<{ secret: string; session: ConsoleSession; returnTo: string }> {
-    const one = (name: string): string | undefined => {
-      const v = query[name];
-      if (v === undefined) return undefined;
-      if (typeof v !== 'string' || v.length > 4096) throw new ValidationError('invalid_callback', `${name} must be given once, as a short string`, { field: name });
-      return v;
-    };
-    const error = one('error');
-    const state = one('state');
+  async callback(query: QueryOf<typeof ROUTES.callback>, cookieHeader: string | string[] | undefined): Promise<{ secret: string; session: ConsoleSession; returnTo: string }> {
+    const { error, state, code } = query;
     // The pending login is used up whatever the outcome: a callback is never replayed.
     const taken = state ? await this.repo.takeLogin(hashSecret(state)) : null;
     if (error !== undefined) {
-      const description = (one('error_description') ?? '').replace(/[^\x20-\x7e]/g, ' ').slice(0, 300);
+      const description = (query.error_description ?? '').replace(/[^\x20-\x7e]/g, ' ').slice(0, 300);
       const what = error === 'access_denied' ? 'the sign-in was cancelled or refused at the identity provider' : 'the identity provider refused the sign-in';
       throw new ValidationError('sign_in_refused', `${what} (${error.replace(/[^\x20-\x7e]/g, '').slice(0, 64)}${description ? `: ${description}` : ''}); start again from the console`, { error });
     }
@@ -126,7 +120,6 @@ export class ConsoleAuthService {
       this.log.warn({ msg: 'console sign-in callback from another browser refused' });
       throw new ValidationError('login_other_browser', 'this sign-in was started in another browser (or its cookies were cleared): a sign-in link is never to be followed from a message; start again from the console', { field: 'state' });
     }
-    const code = one('code');
     if (!code) throw new ValidationError('invalid_callback', 'the callback has no code; start the sign-in again from the console', { field: 'code' });
     const { login } = taken;
 

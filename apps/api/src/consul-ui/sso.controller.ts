@@ -1,24 +1,20 @@
-import { Controller, Get, Inject, Param, Query, Req, Res } from '@nestjs/common';
-import { ApiCookieAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ROUTES } from '../../../../libs/contracts/src';
+import { Controller, Inject, Param, Query, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import {
   ClusterRepository, ClusterState, ConflictError, ConsulUiSessionRepository, NotFoundError, ROLES, UnauthenticatedError, isUuid, type Config,
 } from '../../../../libs/core/src';
-import { missingRole, Public } from '../auth/principal';
-import { ConsoleSessions, SESSION_COOKIE, principalOf } from '../console/console-sessions';
+import { missingRole } from '../auth/principal';
+import { ConsoleSessions, principalOf } from '../console/console-sessions';
 import { isDomainError, sendError, wantsHtml } from '../console/pages';
 import { hashSecret, newSecret } from '../console/session-secret';
 import { CONFIG } from '../tokens';
 import { UI_ORIGINS } from './consul-ui.tokens';
 import type { UiOrigins } from './ui-origins';
 import { UI_STATES } from './ui-session-gate';
-import { Input, params, query, uuid } from '../validation/input';
-import { z } from 'zod';
+import { Route } from '../validation/input';
 import { consoleLocation } from '../console/return-to';
 import { ConsoleOrigin } from '../console/console-sessions';
-
-/** The hash of the UI origin's sign-in binding cookie (browser-binding.ts), as /_sso/start sends it. */
-const BIND = z.string({ error: 'given once, as text' }).regex(/^[A-Za-z0-9_-]{43}$/, 'the hash /_sso/start sends: open the Consul UI from the console').optional();
 
 /**
  * "Open Consul UI": the signed-in user (console cookie) must be allowed the cluster (its tenant,
@@ -30,9 +26,7 @@ const BIND = z.string({ error: 'given once, as text' }).regex(/^[A-Za-z0-9_-]{43
  * origin's /_sso/callback, which redeems it only from the browser holding the cookie.
  * A refused user gets a page and no code.
  */
-@ApiTags('console')
-@Public()
-@Controller('sso')
+@Controller()
 export class SsoController {
   constructor(
     @Inject(CONFIG) private readonly config: Config,
@@ -43,10 +37,7 @@ export class SsoController {
     private readonly consoleOrigin: ConsoleOrigin,
   ) {}
 
-  @Get('clusters/:clusterId')
-  @Input({ params: params({ clusterId: uuid('the cluster id') }), query: query({ bind: BIND }) })
-  @ApiCookieAuth(SESSION_COOKIE)
-  @ApiOperation({ summary: "Open the cluster's Consul UI signed in: 302 to <cluster UI origin>/_sso/start, which comes back with bind=<hash of its binding cookie>; then 302 to <cluster UI origin>/_sso/callback?code=... (a one-time code, ~30 s, redeemed only by that browser); not signed in: to /auth/login" })
+  @Route(ROUTES.openConsulUi)
   async open(@Param('clusterId') clusterId: string, @Query('bind') bind: string | undefined, @Req() req: FastifyRequest, @Res() reply: FastifyReply) {
     const back = [{ href: '/', label: 'Back to the console' }];
     try {

@@ -1,24 +1,22 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { ROUTES, openApiDocument } from '../../../../libs/contracts/src';
+import { errorBody, type Config } from '../../../../libs/core/src';
 import { SESSION_COOKIE } from '../console/console-sessions';
-import { errorBody } from '../../../../libs/core/src';
+import { catalogOf } from '../validation/input';
 
 const ASSETS = new Set(['swagger-ui.css', 'swagger-ui-bundle.js', 'swagger-ui-standalone-preset.js']);
 
 /** OpenAPI document at /docs/openapi.json and Swagger UI at /docs (assets served from swagger-ui-dist). */
-export function mountDocs(app: NestFastifyApplication): void {
-  const document = SwaggerModule.createDocument(
-    app,
-    new DocumentBuilder()
-      .setTitle('Managed Consul API')
-      .setDescription('Create and run secured Consul clusters. Authenticate with a Microsoft Entra ID bearer token, or the console session cookie (changes also need X-CSRF-Token).')
-      .setVersion('1')
-      .addBearerAuth()
-      .addCookieAuth(SESSION_COOKIE, { type: 'apiKey', in: 'cookie', name: SESSION_COOKIE, description: 'The console session (changes also need X-CSRF-Token from GET /auth/session)' })
-      .build(),
-  );
+export function mountDocs(app: NestFastifyApplication, config: Config): void {
+  // Generated from the routes' contracts (libs/contracts), with this deployment's catalog.
+  const document = openApiDocument(Object.values(ROUTES), catalogOf(config), {
+    title: 'Managed Consul API',
+    description: 'Create and run secured Consul clusters. Authenticate with a Microsoft Entra ID bearer token, or the console session cookie (changes also need X-CSRF-Token).',
+    version: '1',
+    sessionCookie: SESSION_COOKIE,
+  });
   const assetsDir = path.dirname(require.resolve('swagger-ui-dist/package.json'));
   const fastify = app.getHttpAdapter().getInstance();
   fastify.get('/docs/openapi.json', async () => document);

@@ -1,28 +1,23 @@
-import { Controller, Get, Inject, Res } from '@nestjs/common';
-import { ApiExcludeController } from '@nestjs/swagger';
+import { ROUTES } from '../../../../libs/contracts/src';
+import { Controller, Inject, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import type IORedis from 'ioredis';
 import { register } from 'prom-client';
 import type { Db } from '../../../../libs/core/src';
-import { Public } from '../auth/principal';
 import { DB, REDIS } from '../tokens';
-import { Input } from '../validation/input';
+import { Route } from '../validation/input';
 
-@ApiExcludeController()
-@Public()
 @Controller()
 export class HealthController {
   constructor(@Inject(DB) private readonly db: Db, @Inject(REDIS) private readonly redis: IORedis) {}
 
-  @Get('healthz')
-  @Input({})
+  @Route(ROUTES.healthz)
   healthz() {
     return { status: 'ok' };
   }
 
   /** Ready when the database and Redis answer. */
-  @Get('readyz')
-  @Input({})
+  @Route(ROUTES.readyz)
   async readyz(@Res({ passthrough: true }) reply: FastifyReply) {
     const [database, redis] = await Promise.all([
       this.probe(() => this.db.$queryRaw`SELECT 1`),
@@ -33,8 +28,7 @@ export class HealthController {
     return { status: ready ? 'ready' : 'not ready', checks: { database, redis } };
   }
 
-  @Get('metrics')
-  @Input({})
+  @Route(ROUTES.metrics)
   async metrics(@Res({ passthrough: true }) reply: FastifyReply) {
     reply.header('Content-Type', register.contentType);
     return register.metrics();

@@ -1,11 +1,12 @@
 import { Inject, Injectable } from '@nestjs/common';
 import {
   ClusterRepository, ClusterState, ConflictError, ForbiddenError, GoneError, IssuedTokenRepository, MethodNotAllowedError, NotFoundError, OperationKind, OperationRepository,
-  OperationState, ROLES, SecretName, SecretRepository, TERMINAL_OPERATION_STATES, TokenRevokeReason, UnprocessableError, ValidationError, isUuid,
+  OperationState, ROLES, SecretName, SecretRepository, TERMINAL_OPERATION_STATES, TokenRevokeReason, UnprocessableError, isUuid,
   type CollectOutcome, type Config, type Operation, type TokenCollector,
 } from '../../../../libs/core/src';
 import { missingRole, type Principal } from '../auth/principal';
-import { ClustersService, type Answer } from '../clusters/clusters.service';
+import type { AnswerOf, PendingTokenView, ROUTES, TokenSecretView } from '../../../../libs/contracts/src';
+import { ClustersService } from '../clusters/clusters.service';
 import { operationView } from '../clusters/views';
 import { OperationDispatcher } from '../operation.dispatcher';
 import { CONFIG } from '../tokens';
@@ -34,12 +35,11 @@ export class IssuedTokensService {
     private readonly secrets: SecretRepository,
   ) {}
 
-  async create(caller: Principal, clusterId: string, raw: unknown): Promise<Answer> {
+  async create(caller: Principal, clusterId: string, description: string | undefined): Promise<{ made: TokenSecretView } | { pending: PendingTokenView }> {
     const cluster = await this.clusters.require(caller, clusterId);
-    const description = parseDescription(raw);
     if (cluster.state !== ClusterState.Running) throw new ConflictError('cluster_not_running', `the cluster is ${cluster.state}; a token is available once it is Running`);
     const op = await this.clusterRows.addOperation(cluster, OperationKind.CreateToken, caller.userId, 'cluster.token.requested', {
-      description: description ?? `created by ${caller.name} through the control plane`,
+      description: description || `created by ${caller.name} through the control plane`,
     });
     await this.dispatcher.dispatch(op.id);
     const done = await this.waitForOperation(op.id, this.config.TOKEN_WAIT_MS);
@@ -47,14 +47,12 @@ export class IssuedTokensService {
       // Handed out in this answer: marked collected, so the collect link answers 410 from now on.
       const r = await this.tokens.collect(op.id, { as: 'requester', tenantId: caller.tenantId, userId: caller.userId }, 'wait');
       if (r.outcome !== 'collected') throw refusal(r, op.id);
-      return { status: 201, body: secretView(r) };
+      return { made: secretView(r) };
     }
     if (TERMINAL_OPERATION_STATES.has(done.state)) throw failed(done);
     // Still running: the caller collects the secret once through the operation.
     return {
-      status: 202,
-      location: `/v1/operations/${op.id}`,
-      body: {
+      pending: {
         operation: operationView(done),
         collect: collectLink(op.id),
         message: `the token is still being created; once the operation has Succeeded, POST ${collectLink(op.id)} hands its secret out once, to you (it is revoked if nobody collects it in time)`,
@@ -101,21 +99,18 @@ export class IssuedTokensService {
   }
 
   /** DELETE /v1/clusters/{id}/tokens/{accessorId}: a revoke-token operation (repeating it while it runs returns the same one). */
-  async revoke(caller: Principal, clusterId: string, accessorId: string): Promise<Answer> {
+  async revoke(caller: Principal, clusterId: string, accessorId: string): Promise<{ operationId: string; answer: AnswerOf<typeof ROUTES.revokeToken, 202> }> {
     const cluster = await this.clusters.require(caller, clusterId);
-    if (!isUuid(accessorId)) {
-      throw new ValidationError('invalid_accessor_id', `'${String(accessorId).slice(0, 64)}' is not a token AccessorID (a UUID, as GET /v1/clusters/${cluster.id}/tokens lists them)`, { field: 'accessorId' });
-    }
     const id = accessorId.toLowerCase();
     if (!SERVING.has(cluster.state)) throw new ConflictError('cluster_not_running', `the cluster is ${cluster.state}; tokens can be revoked while it is Running`);
     const r = await this.tokens.requestRevoke(id, caller.userId, TokenRevokeReason.Requested, { tenantId: caller.tenantId, clusterId: cluster.id });
     switch (r.outcome) {
       case 'requested':
         await this.dispatcher.dispatch(r.operation.id);
-        return { status: 202, location: `/v1/operations/${r.operation.id}`, body: { operation: operationView(r.operation), token: issuedTokenView(r.token) } };
+        return { operationId: r.operation.id, answer: { operation: operationView(r.operation), token: issuedTokenView(r.token) } };
       case 'pending': {
         const op = await this.operations.get(r.operationId);
-        return { status: 202, location: `/v1/operations/${r.operationId}`, body: { ...(op ? { operation: operationView(op) } : {}), token: issuedTokenView(r.token) } };
+        return { operationId: r.operationId, answer: { ...(op ? { operation: operationView(op) } : {}), token: issuedTokenView(r.token) } };
       }
       case 'revoked':
         throw new ConflictError('token_already_revoked', `token ${id} was already revoked (${r.token.revokedAt?.toISOString() ?? 'earlier'})`, { accessorId: id, revokedAt: r.token.revokedAt?.toISOString() ?? null });
@@ -149,17 +144,7 @@ export class IssuedTokensService {
   }
 }
 
-function parseDescription(raw: unknown): string | undefined {
-  if (raw === undefined || raw === null || raw === '') return undefined;
-  if (typeof raw !== 'object' || Array.isArray(raw)) throw new ValidationError('invalid_body', 'the request body must be a JSON object such as { "description": "..." }, or empty');
-  const description = (raw as { description?: unknown }).description;
-  if (description !== undefined && (typeof description !== 'string' || description.length > 256)) {
-    throw new ValidationError('invalid_description', 'description must be a string of at most 256 characters', { field: 'description' });
-  }
-  return description as string | undefined;
-}
-
-function secretView(r: Extract<CollectOutcome, { outcome: 'collected' }>) {
+function secretView(r: Extract<CollectOutcome, { outcome: 'collected' }>): TokenSecretView {
   return { accessorId: r.token.accessorId, secretId: r.secretId, description: r.token.description, operationId: r.token.operationId };
 }
 

@@ -1,9 +1,10 @@
+import type { IssuedTokenView } from '../../../../libs/contracts/src';
 import type { IssuedToken } from '../../../../libs/core/src';
 
 export const collectLink = (operationId: string) => `/v1/operations/${operationId}/token`;
 
 /** A token as GET /v1/clusters/{id}/tokens shows it: never its secret. */
-export function issuedTokenView(t: IssuedToken) {
+export function issuedTokenView(t: IssuedToken): IssuedTokenView {
   return {
     accessorId: t.accessorId,
     description: t.description,

@@ -6,7 +6,9 @@ import {
 } from '../../../../libs/core/src';
 import { OperationDispatcher } from '../operation.dispatcher';
 import { CONFIG } from '../tokens';
-import { parseCreateCluster, serverCountFor, type CreateClusterCommand } from '../clusters/create-cluster.command';
+import { createClusterBody, type CreateClusterCommand } from '../../../../libs/contracts/src';
+import { serverCountFor } from '../clusters/clusters.service';
+import { catalogOf, parseInput } from '../validation/input';
 import type { ManagedApplication, ManagedApplications } from './managed-applications';
 import { checkAgainstArm } from './application-check';
 import { parseNotification, type Notification } from './notification';
@@ -153,14 +155,13 @@ export class NotificationsService {
       if (!tier) throw new ValidationError('unknown_plan', `plan ${n.plan.name} has no tier; plans are named ${TIER_NAMES.join(', ')}`, { field: 'plan.name' });
     }
     const automatic = p.upgradeMode === 'automatic';
-    const cmd = parseCreateCluster(
+    const cmd = parseInput('body', createClusterBody(catalogOf(this.config)),
       {
         name: p.clusterName, subscriptionId: n.subscriptionId, resourceGroup: n.resourceGroup, region: app.location, tier,
         datacenter: p.datacenter, consulVersion: p.consulVersion, publicEndpoint: p.externalEndpoint,
         snapshotPolicy: { intervalHours: p.snapshotIntervalHours, retention: p.snapshotRetention },
         upgradePolicy: { mode: p.upgradeMode, window: automatic ? { dayOfWeek: p.upgradeWindowDay, startHourUtc: p.upgradeWindowStartHour, hours: p.upgradeWindowHours } : null },
       },
-      this.config.versions,
     );
     const vnetCidr = p.vnetCidr ?? DEFAULT_VNET_CIDR;
     if (typeof vnetCidr !== 'string' || !VNET_CIDR.test(vnetCidr)) throw new ValidationError('invalid_vnetCidr', `vnetCidr must be ${VNET_CIDR_RULE}`, { field: 'vnetCidr' });

@@ -1,17 +1,15 @@
-import { Controller, Get, HttpCode, Inject, Param, Post } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ROUTES } from '../../../../libs/contracts/src';
+import { Controller, Inject, Param } from '@nestjs/common';
 import {
-  AuditRepository, ClusterRepository, ConflictError, NotFoundError, OperationRepository, OperationState, ROLES, operationJobId, type OperationsQueue, isUuid
+  AuditRepository, ClusterRepository, ConflictError, NotFoundError, OperationRepository, OperationState, operationJobId, type OperationsQueue, isUuid
 } from '../../../../libs/core/src';
-import { AnyRole, Caller, type Principal } from '../auth/principal';
+import { Caller, type Principal } from '../auth/principal';
 import { operationView } from '../clusters/views';
 import { QUEUE } from '../tokens';
-import { Input, params, uuid } from '../validation/input';
+import { Route } from '../validation/input';
 
 
-@ApiTags('operations')
-@ApiBearerAuth()
-@Controller('v1')
+@Controller()
 export class OperationsController {
   constructor(
     private readonly operations: OperationRepository,
@@ -20,18 +18,12 @@ export class OperationsController {
     @Inject(QUEUE) private readonly queue: OperationsQueue,
   ) {}
 
-  @Get('operations/:id')
-  @AnyRole(ROLES.read, ROLES.write)
-  @Input({ params: params({ id: uuid('the operation id') }) })
+  @Route(ROUTES.getOperation)
   async get(@Caller() caller: Principal, @Param('id') id: string) {
     return operationView(await this.require(caller, id));
   }
 
-  @Post('operations/:id/cancel')
-  @Input({ params: params({ id: uuid('the operation id') }) })
-  @HttpCode(200)
-  @AnyRole(ROLES.write)
-  @ApiOperation({ summary: 'Cancel an operation that has not started yet (a running one says why it cannot)' })
+  @Route(ROUTES.cancelOperation)
   async cancel(@Caller() caller: Principal, @Param('id') id: string) {
     const op = await this.require(caller, id);
     if (op.state === OperationState.Queued && (await this.operations.cancelQueued(op, caller.userId))) {
@@ -46,18 +38,13 @@ export class OperationsController {
     throw new ConflictError('operation_finished', `the operation already ended (${now.state})`, { state: now.state });
   }
 
-  @Get('clusters/:clusterId/operations')
-  @AnyRole(ROLES.read, ROLES.write)
-  @Input({ params: params({ clusterId: uuid('the cluster id') }) })
+  @Route(ROUTES.listOperations)
   async list(@Caller() caller: Principal, @Param('clusterId') clusterId: string) {
     await this.requireCluster(caller, clusterId);
     return { operations: (await this.operations.listForCluster(caller.tenantId, clusterId)).map(operationView) };
   }
 
-  @Get('clusters/:clusterId/events')
-  @AnyRole(ROLES.read, ROLES.write)
-  @Input({ params: params({ clusterId: uuid('the cluster id') }) })
-  @ApiOperation({ summary: "The cluster's audit events, oldest first" })
+  @Route(ROUTES.listEvents)
   async events(@Caller() caller: Principal, @Param('clusterId') clusterId: string) {
     await this.requireCluster(caller, clusterId);
     const rows = await this.audit.listForCluster(caller.tenantId, clusterId);

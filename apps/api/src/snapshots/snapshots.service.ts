@@ -2,16 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import {
   ClusterRepository, ClusterState, ConflictError, NotFoundError, OperationKind, SnapshotKind, SnapshotRepository, SnapshotState,
-  ValidationError, type Config, type Snapshot, isUuid
+  type Config, type Snapshot, isUuid
 } from '../../../../libs/core/src';
+import type { OperationView, SnapshotView } from '../../../../libs/contracts/src';
 import type { Principal } from '../auth/principal';
 import { operationView } from '../clusters/views';
 import { OperationDispatcher } from '../operation.dispatcher';
 import { CONFIG } from '../tokens';
 
-const NAME = /^[\w .:()-]{1,128}$/u;
-
-export function snapshotView(s: Snapshot) {
+export function snapshotView(s: Snapshot): SnapshotView {
   return {
     id: s.id,
     clusterId: s.clusterId,
@@ -25,23 +24,6 @@ export function snapshotView(s: Snapshot) {
   };
 }
 
-function parseName(raw: unknown, required: boolean): string | undefined {
-  if (raw === undefined && !required) return undefined;
-  if (typeof raw !== 'string' || !NAME.test(raw)) {
-    throw new ValidationError('invalid_name', 'name must be 1 to 128 letters, digits, spaces or . : ( ) - _', { field: 'name' });
-  }
-  return raw;
-}
-
-function body(raw: unknown, allowed: string[]): Record<string, unknown> {
-  if (raw === undefined || raw === null) return {};
-  if (typeof raw !== 'object' || Array.isArray(raw)) throw new ValidationError('invalid_body', 'the request body must be a JSON object');
-  const unknown = Object.keys(raw).filter((k) => !allowed.includes(k));
-  if (unknown.length) throw new ValidationError('unknown_field', `unknown field(s): ${unknown.join(', ')}`, { field: unknown[0], allowed });
-  return raw as Record<string, unknown>;
-}
-
-/** Manual snapshots, their list, rename and delete, and restore. The worker does the work. */
 @Injectable()
 export class SnapshotsService {
   constructor(
@@ -51,15 +33,14 @@ export class SnapshotsService {
     private readonly snapshots: SnapshotRepository,
   ) {}
 
-  async create(caller: Principal, clusterId: string, raw: unknown) {
+  async create(caller: Principal, clusterId: string, requestedName: string | undefined): Promise<{ snapshot: SnapshotView; operation: OperationView }> {
     const cluster = await this.runningCluster(caller, clusterId);
-    const b = body(raw, ['name']);
-    const name = parseName(b.name, false) ?? `manual ${new Date().toISOString()}`;
+    const name = requestedName ?? `manual ${new Date().toISOString()}`;
     const { operation, snapshot } = await this.snapshots.requestWithOperation(
       cluster, caller.userId, { kind: OperationKind.Snapshot, action: 'snapshot.requested' }, { name, kind: SnapshotKind.Manual },
     );
     await this.dispatcher.dispatch(operation.id);
-    return { location: `/v1/operations/${operation.id}`, body: { snapshot: snapshotView(snapshot!), operation: operationView(operation) } };
+    return { snapshot: snapshotView(snapshot!), operation: operationView(operation) };
   }
 
   async list(caller: Principal, clusterId: string) {
@@ -67,36 +48,31 @@ export class SnapshotsService {
     return { snapshots: (await this.snapshots.listForCluster(caller.tenantId, clusterId)).map(snapshotView) };
   }
 
-  async rename(caller: Principal, clusterId: string, snapshotId: string, raw: unknown) {
+  async rename(caller: Principal, clusterId: string, snapshotId: string, name: string): Promise<SnapshotView> {
     await this.cluster(caller, clusterId);
     const s = await this.snapshot(caller, clusterId, snapshotId);
-    const b = body(raw, ['name']);
-    return snapshotView(await this.snapshots.rename(s.id, parseName(b.name, true)!));
+    return snapshotView(await this.snapshots.rename(s.id, name));
   }
 
-  async delete(caller: Principal, clusterId: string, snapshotId: string) {
+  async delete(caller: Principal, clusterId: string, snapshotId: string): Promise<OperationView> {
     const cluster = await this.cluster(caller, clusterId);
     const s = await this.snapshot(caller, clusterId, snapshotId);
     if (s.state === SnapshotState.Pending) throw new ConflictError('snapshot_in_progress', 'the snapshot is still being taken; delete it once it is Available');
     const op = await this.snapshots.requestDelete(cluster, s, caller.userId, OperationKind.DeleteSnapshot);
     await this.dispatcher.dispatch(op.id);
-    return { location: `/v1/operations/${op.id}`, body: { operation: operationView(op) } };
+    return operationView(op);
   }
 
-  async restore(caller: Principal, clusterId: string, snapshotId: string, raw: unknown) {
+  async restore(caller: Principal, clusterId: string, snapshotId: string, takeSnapshot: boolean): Promise<OperationView> {
     const cluster = await this.cluster(caller, clusterId);
     const s = await this.snapshot(caller, clusterId, snapshotId);
-    const b = body(raw, ['takeSnapshot']);
-    if (b.takeSnapshot !== undefined && typeof b.takeSnapshot !== 'boolean') {
-      throw new ValidationError('invalid_takeSnapshot', 'takeSnapshot must be true or false', { field: 'takeSnapshot' });
-    }
     if (cluster.state !== ClusterState.Running) throw new ConflictError('cluster_not_running', `the cluster is ${cluster.state}; restore needs it Running`);
     if (s.state !== SnapshotState.Available) throw new ConflictError('snapshot_not_available', `the snapshot is ${s.state}; only an Available snapshot can be restored`);
     const params: Record<string, unknown> = { snapshotId: s.id };
-    if (b.takeSnapshot !== false) params.preRestoreSnapshotId = randomUUID();
+    if (takeSnapshot) params.preRestoreSnapshotId = randomUUID();
     const { operation } = await this.snapshots.requestWithOperation(cluster, caller.userId, { kind: OperationKind.Restore, action: 'cluster.restore.requested', params });
     await this.dispatcher.dispatch(operation.id);
-    return { location: `/v1/operations/${operation.id}`, body: { operation: operationView(operation) } };
+    return operationView(operation);
   }
 
   private async cluster(caller: Principal, id: string) {

@@ -1,39 +1,44 @@
-import { Injectable, SetMetadata, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import { HttpCode, Inject, Injectable, RequestMapping, RequestMethod, SetMetadata, applyDecorators, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { z } from 'zod';
-import { ValidationError } from '../../../../libs/core/src';
+import { bodySchema, routerPath, type Catalog, type RouteContract } from '../../../../libs/contracts/src';
+import { REGIONS, TIER_NAMES, ValidationError, type Config, type ConsulVersionEntry, type Role } from '../../../../libs/core/src';
+import { AnyRole, Public } from '../auth/principal';
+import { CONFIG } from '../tokens';
 
 /**
- * One schema per route: what its path, query and body may hold, checked at the edge before the
- * handler runs (after authentication, so an anonymous caller learns nothing about a route's
- * inputs). A part a route does not declare must be empty: no query parameters, no body. The
- * handler receives the parsed values. Semantic rules that need the catalog or the database (a
- * known region, a free name) stay in the commands; this layer guarantees the shapes and types.
+ * Every route is mounted from its contract (libs/contracts): its method and path, who may call
+ * it, and what its path, query and body may hold, checked at the edge before the handler runs
+ * (after authentication, so an anonymous caller learns nothing about a route's inputs). A part a
+ * route does not declare must be empty: no query parameters, no body. The handler receives the
+ * parsed values. Rules that need the state of a cluster (it is Running, a name is free) stay in
+ * the services.
  */
-export interface RouteInput {
-  params?: z.ZodObject;
-  query?: z.ZodObject;
-  body?: z.ZodType;
+export const ROUTE_CONTRACT = 'route:contract';
+
+const METHODS: Record<RouteContract['method'], RequestMethod> = {
+  GET: RequestMethod.GET, POST: RequestMethod.POST, PATCH: RequestMethod.PATCH, PUT: RequestMethod.PUT, DELETE: RequestMethod.DELETE,
+};
+
+/** Mounts a handler as the route its contract describes. */
+export function Route(contract: RouteContract): MethodDecorator {
+  const success = Object.keys(contract.answers).map(Number).filter((s) => s >= 200 && s < 300).sort((a, b) => a - b)[0];
+  return applyDecorators(
+    RequestMapping({ path: routerPath(contract.path), method: METHODS[contract.method] }),
+    SetMetadata(ROUTE_CONTRACT, contract),
+    ...(success ? [HttpCode(success)] : []),
+    // Session routes read the console cookie themselves; the bearer guard does not apply to them.
+    ...(contract.auth === 'bearer' ? [] : [Public()]),
+    ...(contract.roles.length ? [AnyRole(...(contract.roles as Role[]))] : []),
+  );
 }
 
-export const ROUTE_INPUT = 'route:input';
-
-/** Declares a route's inputs (see RouteInput). Every route has one; test/api-input.property.test.ts checks it. */
-export const Input = (input: RouteInput) => SetMetadata(ROUTE_INPUT, input);
-
-const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
-/** A strict UUID (RFC 4122 text form, any version), as every id in a path; `code` overrides the refusal's code. */
-export const uuid = (what: string, code?: string) =>
-  z.string().refine((v) => UUID.test(v), { message: `${what} must be a UUID (8-4-4-4-12 hexadecimal digits)`, params: code ? { code } : undefined });
-
-/** Path parameters: exactly these keys. */
-export const params = <T extends z.ZodRawShape>(shape: T) => z.strictObject(shape);
-/** Query parameters: optional strings, nothing else. */
-export const query = <T extends z.ZodRawShape>(shape: T) => z.strictObject(shape);
-/** A JSON object body with exactly these (optional unless stated) fields. */
-export const body = <T extends z.ZodRawShape>(shape: T) => z.strictObject(shape, { error: (i) => (i.code === 'invalid_type' ? 'the request body must be a JSON object' : undefined) });
-/** A body that may be absent or an object with these fields. */
-export const optionalBody = <T extends z.ZodRawShape>(shape: T) => body(shape).optional();
+/** The catalog the API checks requests against: its regions and tiers, and the versions its configuration offers. */
+export const catalogOf = (config: { readonly versions: Config['versions'] | readonly ConsulVersionEntry[] }): Catalog => ({
+  regions: REGIONS.map((r) => r.name),
+  tiers: TIER_NAMES,
+  versions: config.versions.map(({ version, status }) => ({ version, status })),
+});
 
 const NONE = z.strictObject({});
 /** Path parameters of a route that declares none: Nest gives none. */
@@ -45,55 +50,76 @@ type Part = 'params' | 'query' | 'body';
 /** Turns the first zod issue into the API's 400: a code, a message naming the field and what to send. */
 function refusal(part: Part, issue: z.core.$ZodIssue, schema: z.ZodType, value: unknown): ValidationError {
   const path = issue.path.map(String);
+  const field = path.join('.');
+  const nested = path.filter((p) => !/^\d+$/.test(p)).join('_');
   if (issue.code === 'unrecognized_keys') {
     const keys = issue.keys.map((k) => [...path, k].join('.'));
     if (part === 'query') return new ValidationError('unknown_parameter', `unknown query parameter(s): ${keys.join(', ')}; this route takes ${fieldsOf(schema).join(', ') || 'none'}`, { field: keys[0], allowed: fieldsOf(schema) });
     if (part === 'params') return new ValidationError('not_found', 'no such route');
-    return new ValidationError('unknown_field', `unknown field(s): ${keys.join(', ')}`, { field: keys[0], ...(path.length === 0 ? { allowed: fieldsOf(schema) } : {}) });
+    if (path.length > 0) return new ValidationError(`invalid_${nested}`, `unknown ${field} field(s): ${issue.keys.join(', ')}`, { field });
+    return new ValidationError('unknown_field', `unknown field(s): ${keys.join(', ')}`, { field: keys[0], allowed: fieldsOf(schema) });
   }
-  const custom = issue.code === 'custom' ? (issue.params as { code?: string } | undefined)?.code : undefined;
-  if (custom) return new ValidationError(custom, issue.message, { field: path.join('.') });
+  const custom = issue.code === 'custom' ? (issue.params as { code?: string; allowed?: unknown } | undefined) : undefined;
+  const allowed = custom?.allowed ?? (issue.code === 'invalid_value' ? issue.values : undefined);
+  const details = { field, ...(allowed ? { allowed } : {}) };
+  if (custom?.code) return new ValidationError(custom.code, issue.message, details);
   if (path.length === 0) return new ValidationError(part === 'body' ? 'invalid_body' : `invalid_${part}`, issue.message);
-  const field = path.join('.');
-  const code = `invalid_${path.filter((p) => !/^\d+$/.test(p)).join('_')}`;
-  const missing = issue.code === 'invalid_type' && valueAt(value, path) === undefined;
-  return new ValidationError(missing ? `missing_${path[0]}` : code, missing ? `${field} is required` : `${field}: ${issue.message}`, { field });
+  // A required top-level field left out (or null) is missing; anything else is invalid, named by its path.
+  const missing = path.length === 1 && issue.code === 'invalid_type' && valueAt(value, path) == null;
+  const message = issue.message.startsWith(field) ? issue.message : `${field}: ${issue.message}`;
+  return new ValidationError(missing ? `missing_${path[0]}` : `invalid_${nested}`, missing ? `${field} is required` : message, details);
 }
 
-/** Runs each route's RouteInput; registered after the AuthGuard. */
+/** Parses `value` with a route's schema, or throws the 400 its first problem calls for. */
+export function parseInput<S extends z.ZodType>(part: Part, schema: S, value: unknown): z.output<S> {
+  const r = schema.safeParse(value);
+  if (!r.success) throw refusal(part, r.error.issues[0]!, schema, value);
+  return r.data;
+}
+
+/** Runs each route's contract; registered after the AuthGuard. */
 @Injectable()
 export class InputGuard implements CanActivate {
-  private readonly cache = new WeakMap<object, RouteInput | null>();
-  constructor(private readonly reflector: Reflector) {}
+  private readonly bodies = new WeakMap<object, z.ZodType | null>();
+  private readonly catalog: Catalog;
+  constructor(private readonly reflector: Reflector, @Inject(CONFIG) config: Config) {
+    this.catalog = catalogOf(config);
+  }
 
   canActivate(ctx: ExecutionContext): boolean {
     if (ctx.getType() !== 'http') return true;
-    const handler = ctx.getHandler();
-    let input = this.cache.get(handler);
-    if (input === undefined) {
-      input = this.reflector.get<RouteInput | undefined>(ROUTE_INPUT, handler) ?? null;
-      this.cache.set(handler, input);
-    }
-    // A route without a declaration is a programming error the route inventory test catches; at
-    // run time it gets the strictest reading: no query, no body.
+    const contract = this.reflector.get<RouteContract | undefined>(ROUTE_CONTRACT, ctx.getHandler());
+    // A route without a contract is a programming error the route inventory test catches; at run
+    // time it gets the strictest reading: no query, no body.
     const req = ctx.switchToHttp().getRequest<{ params?: unknown; query?: unknown; body?: unknown }>();
-    req.params = check('params', input?.params ?? ANY_PARAMS, req.params ?? {});
+    req.params = parseInput('params', contract?.params ?? ANY_PARAMS, req.params ?? {});
     // The common cases skip zod: no query where none is taken, no body where none is taken.
-    if (input?.query || !isEmpty(req.query)) req.query = check('query', input?.query ?? NONE, req.query ?? {});
-    if (input?.body || req.body != null) req.body = check('body', input?.body ?? NO_BODY, req.body);
+    if (contract?.query || !isEmpty(req.query)) req.query = parseInput('query', contract?.query ?? NONE, req.query ?? {});
+    for (const [name, h] of Object.entries(contract?.headers ?? {})) {
+      const value = (req as { headers?: Record<string, unknown> }).headers?.[name.toLowerCase()];
+      if (value === undefined) continue;
+      const r = h.schema.safeParse(value);
+      if (!r.success) throw new ValidationError(`invalid_${name.toLowerCase().replace(/-/g, '_')}`, r.error.issues[0]!.message, { field: name });
+    }
+    const body = contract ? this.bodyOf(contract) : undefined;
+    if (body || req.body != null) req.body = parseInput('body', body ?? NO_BODY, req.body);
     return true;
   }
-}
 
-function check(part: Part, schema: z.ZodType, value: unknown): unknown {
-  const r = schema.safeParse(value);
-  if (!r.success) throw refusal(part, r.error.issues[0], schema, value);
-  return r.data;
+  private bodyOf(contract: RouteContract): z.ZodType | undefined {
+    let s = this.bodies.get(contract);
+    if (s === undefined) {
+      s = bodySchema(contract, this.catalog) ?? null;
+      this.bodies.set(contract, s);
+    }
+    return s ?? undefined;
+  }
 }
 
 /** The top-level field names of an object schema (optional or not), for "allowed" in a refusal. */
 function fieldsOf(schema: z.ZodType): string[] {
-  const inner = schema instanceof z.ZodOptional ? schema.unwrap() : schema;
+  let inner: z.ZodType = schema;
+  while (inner instanceof z.ZodOptional || inner instanceof z.ZodPipe) inner = inner instanceof z.ZodOptional ? (inner.unwrap() as z.ZodType) : (inner.in as z.ZodType);
   return inner instanceof z.ZodObject ? Object.keys(inner.shape) : [];
 }
 

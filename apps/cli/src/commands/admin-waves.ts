@@ -1,4 +1,4 @@
-import type { WaveView } from '../api-views';
+import type { WaveView } from '../../../../libs/contracts/src';
 import type { ParsedArgs } from '../args';
 import { command, group } from '../command';
 import type { Output } from '../output';

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { MonthInvoicesView, ReconciliationEntryView, ReconciliationView, UsageView } from '../api-views';
+import type { MonthInvoicesView, ReconciliationEntryView, ReconciliationView, UsageView } from '../../../../libs/contracts/src';
 import type { OptionSpec, ParsedArgs } from '../args';
 import { command, group } from '../command';
 import type { Output } from '../output';

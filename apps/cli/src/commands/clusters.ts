@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Accepted, ClientConfigView, ClusterView, OperationView } from '../api-views';
+import type { ClientConfig as ClientConfigView, ClusterView, OperationView } from '../../../../libs/contracts/src';
+
+type Accepted = { operation: OperationView };
 import { command, group, type CommandContext } from '../command';
 import type { Output } from '../output';
 import { followHint, waitForOperation } from '../operation-watch';

@@ -1,4 +1,4 @@
-import type { OperationView } from '../api-views';
+import type { OperationView } from '../../../../libs/contracts/src';
 import { command, group } from '../command';
 import type { Output } from '../output';
 import { waitForOperation } from '../operation-watch';

@@ -1,4 +1,6 @@
-import type { Accepted, SnapshotView } from '../api-views';
+import type { OperationView, SnapshotView } from '../../../../libs/contracts/src';
+
+type Accepted = { operation: OperationView };
 import { command, group } from '../command';
 import type { Output } from '../output';
 import { followHint, waitForOperation } from '../operation-watch';

@@ -1,4 +1,4 @@
-import type { IssuedTokenListEntry, IssuedTokenView, OperationView, TokenAccepted } from '../api-views';
+import type { IssuedTokenView as IssuedTokenListEntry, TokenSecretView as IssuedTokenView, OperationView, PendingTokenView as TokenAccepted } from '../../../../libs/contracts/src';
 import { command, group, type CommandContext } from '../command';
 import { followHint, waitForOperation } from '../operation-watch';
 

@@ -1,20 +1,6 @@
-/** The API's error shape: `{ error: { code, message, details? } }`. */
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly details?: Record<string, unknown>,
-  ) {
-    super(message);
-  }
+import { ApiError } from '../../../../libs/contracts/src';
 
-  /** The request field the server named as wrong (`details.field`), e.g. `name` or `snapshotPolicy.retention`. */
-  get field(): string | undefined {
-    const f = this.details?.field;
-    return typeof f === 'string' ? f : undefined;
-  }
-}
+export { ApiError };
 
 // The session's CSRF token, kept in memory only (never in storage): sent on every change.
 let csrfToken: string | null = null;
@@ -39,15 +25,12 @@ export async function call<T>(method: string, path: string, body?: unknown, head
     throw new ApiError(0, 'network', 'The control plane could not be reached. Check your connection, then try again.');
   }
   const text = await res.text();
+  if (!res.ok) throw ApiError.from(res.status, text, res.statusText);
   let parsed: unknown;
   try {
     parsed = text ? JSON.parse(text) : undefined;
   } catch {
     parsed = undefined;
-  }
-  if (!res.ok) {
-    const e = (parsed as { error?: { code?: string; message?: string; details?: Record<string, unknown> } } | undefined)?.error;
-    throw new ApiError(res.status, e?.code ?? `http_${res.status}`, e?.message ?? `the server answered ${res.status} ${res.statusText}`, e?.details);
   }
   return { status: res.status, body: parsed as T };
 }

@@ -1,6 +1,7 @@
 import { useQueryClient } from '@tanstack/react-query';
-import { useRef, useState, type FormEvent } from 'react';
+import { useMemo, useRef, useState, type FormEvent } from 'react';
 import { Link, useNavigate } from 'react-router';
+import { createClusterBody } from '../../../../libs/contracts/src';
 import { ApiError } from '../api/client';
 import { clusterApi, keys, useClusters, useRegions, useTiers, useVersions } from '../api/queries';
 import { formatWindow } from '../ui/format';
@@ -55,10 +56,31 @@ function Wizard({ catalogs }: { catalogs: Catalogs }) {
   const qc = useQueryClient();
   const recommended = catalogs.versions.find((v) => v.status === 'RECOMMENDED')?.version;
   const index = STEPS.findIndex((s) => s.id === step);
+  // The API's own rules for the body (libs/contracts), with the catalog this page loaded.
+  const schema = useMemo(() => createClusterBody({
+    regions: catalogs.regions.map((r) => r.name), tiers: catalogs.tiers.tiers.map((t) => t.name), versions: catalogs.versions,
+  }), [catalogs]);
+
+  /** What the API would refuse in these fields, by field (its own messages). */
+  const problems = (fields: readonly FieldName[]): Partial<Record<FieldName, string>> => {
+    const r = schema.safeParse(createBody(draft, recommended));
+    const found: Partial<Record<FieldName, string>> = {};
+    if (r.success) return found;
+    for (const issue of r.error.issues) {
+      const f = fieldFor(issue.path.map(String).join('.'));
+      if (f && fields.includes(f) && !found[f]) found[f] = issue.message;
+    }
+    return found;
+  };
 
   const go = (to: StepId) => {
-    // Forward only from a step whose required fields are filled; the rest is the server's to judge.
-    if (STEPS.findIndex((s) => s.id === to) > index && !form.current?.reportValidity()) return;
+    // Forward only from a step whose fields the API would take; a name already taken is the server's to say.
+    if (STEPS.findIndex((s) => s.id === to) > index) {
+      if (!form.current?.reportValidity()) return;
+      const found = problems(stepFields(step));
+      setErrors(found);
+      if (Object.keys(found).length) return;
+    }
     setStep(to);
     setGeneral(null);
   };
@@ -67,6 +89,11 @@ function Wizard({ catalogs }: { catalogs: Catalogs }) {
     e.preventDefault();
     if (step !== 'review') {
       go(STEPS[index + 1].id);
+      return;
+    }
+    const found = problems(Object.keys(FIELDS) as FieldName[]);
+    if (Object.keys(found).length) {
+      setErrors(found);
       return;
     }
     const body = createBody(draft, recommended);
@@ -175,7 +202,7 @@ function Review({ draft, catalogs, errors, fieldProps, onEdit, recommended }: Re
   const count = Object.values(errors).filter(Boolean).length;
   return (
     <>
-      {count ? <p className="review-alert" role="alert">The server rejected {count === 1 ? 'a value' : `${count} values`}: fix {count === 1 ? 'it' : 'them'} below, then Create again.</p>
+      {count ? <p className="review-alert" role="alert">{count === 1 ? 'A value was' : `${count} values were`} refused: fix {count === 1 ? 'it' : 'them'} below, then Create again.</p>
         : <p>Check your choices. The control plane validates them when you press Create.</p>}
       {STEPS.filter((s) => s.id !== 'review').map((s) => (
         <section key={s.id} className="review-section" aria-labelledby={`review-${s.id}`}>

@@ -2,11 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Db } from './prisma';
 import { ClusterState, OperationKind, OperationState } from '../model';
 
-export const UPGRADE_MODES = ['manual', 'automatic'] as const;
-export type UpgradeMode = (typeof UPGRADE_MODES)[number];
-/** A weekly maintenance window in UTC: it opens on `dayOfWeek` (0 Sunday … 6 Saturday) at `startHourUtc`:00 and lasts `hours`. */
-export type UpgradeWindow = { dayOfWeek: number; startHourUtc: number; hours: number };
-export type UpgradePolicy = { mode: UpgradeMode; window: UpgradeWindow | null };
+import type { UpgradeWindow } from '../../../contracts/src';
+export { UPGRADE_MODES, type UpgradeMode, type UpgradePolicy, type UpgradeWindow } from '../../../contracts/src';
 
 /** Who requests automatic upgrades (the operation's requestedBy and the audit event's actor). */
 export const AUTO_UPGRADE_ACTOR = 'system:auto-upgrade';
