@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from './prisma';
 import type { SecretRepository } from './secret.repository';
-import { IssuedTokenState, OperationKind, OperationState, SecretName, TokenRevokeReason, isMutating } from '../model';
+import { insertOperation } from './operation-writer';
+import { IssuedTokenState, OperationKind, OperationState, SecretName, TokenRevokeReason } from '../model';
 import type { IssuedToken, Operation, Prisma } from '../generated/prisma/client';
 
 type Tx = Prisma.TransactionClient;
@@ -160,12 +161,7 @@ export class IssuedTokenRepository {
   private async queueRevoke(tx: Tx, token: IssuedToken, actor: string, reason: TokenRevokeReason): Promise<Operation> {
     const id = randomUUID();
     const params = { accessorId: token.accessorId, reason };
-    const op = await tx.operation.create({
-      data: {
-        id, tenantId: token.tenantId, clusterId: token.clusterId, kind: OperationKind.RevokeToken, mutating: isMutating(OperationKind.RevokeToken),
-        state: OperationState.Queued, requestedBy: actor, params,
-      },
-    });
+    const op = await insertOperation(tx, { id, tenantId: token.tenantId, clusterId: token.clusterId, kind: OperationKind.RevokeToken, requestedBy: actor, params });
     await tx.auditEvent.create({
       data: { id: randomUUID(), tenantId: token.tenantId, clusterId: token.clusterId, operationId: id, actor, action: 'cluster.token.revoke.requested', details: params },
     });
