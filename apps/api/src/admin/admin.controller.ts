@@ -1,6 +1,6 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
-import { ClusterRepository, ManagedAppNotificationRepository, ROLES, ValidationError, type ApplicationFailure } from '../../../../libs/core/src';
+import { FleetRepository, ManagedAppNotificationRepository, ROLES, ValidationError, type ApplicationFailure } from '../../../../libs/core/src';
 import { AnyRole, Caller, type Principal } from '../auth/principal';
 import { WavesService } from './waves.service';
 import { clusterView } from '../clusters/views';
@@ -26,7 +26,7 @@ const WAVE_BODY = body({
 @ApiBearerAuth()
 @Controller('v1/admin')
 export class AdminController {
-  constructor(private readonly clusters: ClusterRepository, private readonly waves: WavesService, private readonly notifications: ManagedAppNotificationRepository) {}
+  constructor(private readonly clusters: FleetRepository, private readonly waves: WavesService, private readonly notifications: ManagedAppNotificationRepository) {}
 
   @Get('clusters')
   @AnyRole(ROLES.sre)

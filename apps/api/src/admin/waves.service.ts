@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { Inject } from '@nestjs/common';
 import {
-  ClusterRepository, ClusterState, NotFoundError, UnprocessableError, ValidationError, WAVE_ACTIONS, WaveRepository,
+  FleetRepository, ClusterState, NotFoundError, UnprocessableError, ValidationError, WAVE_ACTIONS, WaveRepository,
   type Config, type WaveWithItems, isUuid
 } from '../../../../libs/core/src';
 import type { Principal } from '../auth/principal';
@@ -45,7 +45,7 @@ function int(body: Record<string, unknown>, field: string, min: number, fallback
 /** Maintenance waves: validated here, advanced by the worker's wave driver. */
 @Injectable()
 export class WavesService {
-  constructor(@Inject(CONFIG) private readonly config: Config, private readonly clusters: ClusterRepository, private readonly waves: WaveRepository) {}
+  constructor(@Inject(CONFIG) private readonly config: Config, private readonly clusters: FleetRepository, private readonly waves: WaveRepository) {}
 
   async start(caller: Principal, raw: unknown) {
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ValidationError('invalid_body', 'the request body must be a JSON object');

@@ -1,7 +1,7 @@
 import { Controller, Get, HttpCode, Inject, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import {
-  AuditRepository, ClusterRepository, ConflictError, NotFoundError, OperationRepository, OperationState, ROLES, operationJobId, type OperationsQueue, isUuid
+  AuditRepository, TenantClusterRepository, ConflictError, NotFoundError, TenantOperationRepository, OperationState, ROLES, operationJobId, type OperationsQueue, isUuid
 } from '../../../../libs/core/src';
 import { AnyRole, Caller, type Principal } from '../auth/principal';
 import { operationView } from '../clusters/views';
@@ -14,8 +14,8 @@ import { Input, params, uuid } from '../validation/input';
 @Controller('v1')
 export class OperationsController {
   constructor(
-    private readonly operations: OperationRepository,
-    private readonly clusters: ClusterRepository,
+    private readonly operations: TenantOperationRepository,
+    private readonly clusters: TenantClusterRepository,
     private readonly audit: AuditRepository,
     @Inject(QUEUE) private readonly queue: OperationsQueue,
   ) {}
@@ -37,9 +37,9 @@ export class OperationsController {
     if (op.state === OperationState.Queued && (await this.operations.cancelQueued(op, caller.userId))) {
       // The job would find the operation Canceled and do nothing; removing it is tidiness.
       await this.queue.remove(operationJobId(op.id)).catch(() => undefined);
-      return operationView((await this.operations.get(op.id))!);
+      return operationView((await this.operations.findForTenant(caller.tenantId, op.id))!);
     }
-    const now = (await this.operations.get(op.id))!;
+    const now = (await this.operations.findForTenant(caller.tenantId, op.id))!;
     if (now.state === OperationState.Running) {
       throw new ConflictError('operation_running', `the operation is running (step ${now.currentStep ?? 'starting'}); a running operation cannot be canceled: its steps would leave the cluster half-changed`, { state: now.state, currentStep: now.currentStep });
     }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import {
-  ClusterRepository, ClusterState, ConflictError, NotFoundError, OperationKind, SnapshotKind, SnapshotRepository, SnapshotState,
+  TenantClusterRepository, ClusterState, ConflictError, NotFoundError, OperationKind, SnapshotKind, TenantSnapshotRepository, SnapshotState,
   ValidationError, type Config, type Snapshot, isUuid
 } from '../../../../libs/core/src';
 import type { Principal } from '../auth/principal';
@@ -47,8 +47,8 @@ export class SnapshotsService {
   constructor(
     @Inject(CONFIG) private readonly config: Config,
     private readonly dispatcher: OperationDispatcher,
-    private readonly clusters: ClusterRepository,
-    private readonly snapshots: SnapshotRepository,
+    private readonly clusters: TenantClusterRepository,
+    private readonly snapshots: TenantSnapshotRepository,
   ) {}
 
   async create(caller: Principal, clusterId: string, raw: unknown) {
@@ -71,7 +71,7 @@ export class SnapshotsService {
     await this.cluster(caller, clusterId);
     const s = await this.snapshot(caller, clusterId, snapshotId);
     const b = body(raw, ['name']);
-    return snapshotView(await this.snapshots.rename(s.id, parseName(b.name, true)!));
+    return snapshotView(await this.snapshots.rename(caller.tenantId, s.id, parseName(b.name, true)!));
   }
 
   async delete(caller: Principal, clusterId: string, snapshotId: string) {
