@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { ClusterRepository, enqueueOperation, type Config, type Db } from '../libs/core/src';
+import { ClusterRepository, TenantClusterRepository, enqueueOperation, type Config, type Db } from '../libs/core/src';
 import { startLocalArm, type LocalArm } from '../test/support/local-arm';
 import { sshPublicKey } from '../test/support/ssh-key';
 import { WORKER_MAIN, workerEnv } from '../test/support/worker-process';
@@ -38,7 +38,7 @@ function processCpuMs(pid: number): number {
 }
 
 async function createCluster(db: Db, queue: Parameters<typeof enqueueOperation>[0], config: Config, name: string, target: 'local' | 'azure', arm?: LocalArm) {
-  const { cluster, operation } = await new ClusterRepository(db).createWithOperation({
+  const { cluster, operation } = await new TenantClusterRepository(db).createWithOperation({
     tenantId: TENANT, subscriptionId: SUBSCRIPTION, resourceGroup: 'rg-bench', name, region: 'westeurope', datacenter: name,
     consulVersion: '1.8.7', tier: 'standard', serverCount: 3, publicEndpoint: false, createdBy: 'bench', target,
   });
@@ -49,10 +49,9 @@ async function createCluster(db: Db, queue: Parameters<typeof enqueueOperation>[
 }
 
 async function deleteCluster(db: Db, queue: Parameters<typeof enqueueOperation>[0], config: Config, clusterId: string) {
-  const clusters = new ClusterRepository(db);
-  const cluster = await clusters.get(clusterId);
+  const cluster = await new ClusterRepository(db).get(clusterId);
   if (!cluster || cluster.state === 'Deleted') return;
-  const op = await clusters.requestDelete(cluster, 'bench');
+  const op = await new TenantClusterRepository(db).requestDelete(cluster, 'bench');
   await enqueueOperation(queue, op.id, config.JOB_ATTEMPTS);
   await waitForOperation(db, op.id, 120_000);
 }

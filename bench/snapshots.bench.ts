@@ -28,7 +28,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import https from 'node:https';
 import { BlobServiceClient } from '@azure/storage-blob';
 import {
-  ClusterRepository, OperationKind, SnapshotKind, SnapshotRepository, enqueueOperation,
+  ClusterRepository, OperationKind, SnapshotKind, SnapshotRepository, TenantSnapshotRepository, enqueueOperation,
   type Config, type OperationStep,
   SecretBox, openBuffer, sealBuffer, snapshotBinding,
 } from '../libs/core/src';
@@ -81,7 +81,7 @@ async function main(): Promise<void> {
   const agent = new https.Agent({ ca: secrets.pki.caCertPem, keepAlive: true });
   onCleanup(() => agent.destroy());
   const clusters = new ClusterRepository(db);
-  const rows = new SnapshotRepository(db);
+  const rows = new TenantSnapshotRepository(db);
 
   let keys = 0;
   let loaded = 0;
@@ -116,7 +116,7 @@ async function main(): Promise<void> {
       const snapOp = await waitForOperation(db, operation.id, 300_000, 10);
       const snapTotal = performance.now() - s0;
       const snapSteps = stepMs(snapOp.steps);
-      const row = (await rows.get(snapshot!.id))!;
+      const row = (await new SnapshotRepository(db).get(snapshot!.id))!;
       const bytes = Number(row.size);
 
       // The operation's take-snapshot step, part by part.

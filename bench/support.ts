@@ -13,7 +13,7 @@ import path from 'node:path';
 import { Queue } from 'bullmq';
 import IORedis from 'ioredis';
 import {
-  ClusterRepository, OPERATIONS_QUEUE, closeDb, createDb, createOperationsQueue, createRedis, enqueueOperation, loadConfig, type Config, type Db, type Operation, type OperationsQueue,
+  ClusterRepository, OPERATIONS_QUEUE, TenantClusterRepository, closeDb, createDb, createOperationsQueue, createRedis, enqueueOperation, loadConfig, type Config, type Db, type Operation, type OperationsQueue,
 } from '../libs/core/src';
 import { cloneTemplateDatabase, dropClonedDatabase } from '../test/support/databases';
 import type { INestApplicationContext } from '@nestjs/common';
@@ -310,7 +310,7 @@ export async function waitForOperation(db: Db, operationId: string, timeoutMs = 
  * Running. Returns the cluster id.
  */
 export async function createClusterThroughWorker(db: Db, queue: OperationsQueue, config: Config, name: string, tier: 'development' | 'standard'): Promise<string> {
-  const { cluster, operation } = await new ClusterRepository(db).createWithOperation({
+  const { cluster, operation } = await new TenantClusterRepository(db).createWithOperation({
     tenantId: BENCH_TENANT, subscriptionId: BENCH_SUBSCRIPTION, resourceGroup: 'rg-bench', name, region: 'westeurope', datacenter: name,
     consulVersion: '1.8.7', tier, serverCount: tier === 'standard' ? 3 : 1, publicEndpoint: false, createdBy: 'bench',
   });
@@ -321,10 +321,9 @@ export async function createClusterThroughWorker(db: Db, queue: OperationsQueue,
 
 /** Deletes a cluster through the worker (its servers stop, its files and snapshots go) and waits for it. */
 export async function deleteClusterThroughWorker(db: Db, queue: OperationsQueue, config: Config, clusterId: string): Promise<void> {
-  const clusters = new ClusterRepository(db);
-  const cluster = await clusters.get(clusterId);
+  const cluster = await new ClusterRepository(db).get(clusterId);
   if (!cluster || cluster.state === 'Deleted') return;
-  const op = await clusters.requestDelete(cluster, 'bench');
+  const op = await new TenantClusterRepository(db).requestDelete(cluster, 'bench');
   await enqueueOperation(queue, op.id, config.JOB_ATTEMPTS);
   await waitForOperation(db, op.id, 60_000);
 }

@@ -30,7 +30,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BlobServiceClient } from '@azure/storage-blob';
 import {
-  ClusterRepository, OperationKind, enqueueOperation, type Config, type OperationStep,
+  ClusterRepository, OperationKind, TenantClusterRepository, enqueueOperation, type Config, type OperationStep,
 } from '../libs/core/src';
 import {
   CONSUL_SERVER_PORTS, ClusterLayout, ConsulHttpClient, signalProcess, type ConsulApi, type LocalClusterSecrets, type LocalClusterSpec, type LocalTarget,
@@ -197,7 +197,7 @@ async function main(): Promise<void> {
     calls.length = 0;
     const cluster = (await clusters.get(clusterId))!;
     const t0 = Date.now();
-    const op = await clusters.addOperation(cluster, OperationKind.Upgrade, 'bench', 'cluster.upgrade.requested', {
+    const op = await new TenantClusterRepository(db).addOperation(cluster, OperationKind.Upgrade, 'bench', 'cluster.upgrade.requested', {
       toVersion: to, fromVersion: cluster.consulVersion, preUpgradeSnapshotId: randomUUID(),
     });
     await enqueueOperation(queue, op.id, config.JOB_ATTEMPTS);

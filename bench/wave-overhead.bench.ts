@@ -6,7 +6,7 @@
  *
  *   bare BullMQ   queue.add x 1,000 -> a Worker whose processor does nothing.
  *   operations    per cluster: the operation row and its audit event in one statement
- *                 (ClusterRepository.addOperation, as the API writes one), the job (enqueueOperation);
+ *                 (TenantClusterRepository.addOperation, as the API writes one), the job (enqueueOperation);
  *                 the real OperationRunner takes the per-cluster lock, marks the operation
  *                 Running, records its one step, runs a scripted no-op flow (as
  *                 apps/worker/src/two-workers.test.ts does), marks it Succeeded and frees
@@ -45,7 +45,7 @@ import { Logger } from '@nestjs/common';
 import { Worker, type Job } from 'bullmq';
 import pg from 'pg';
 import {
-  ClusterRepository, ClusterState, OPERATIONS_QUEUE, OperationRepository, WaveRepository, closeDb, createDb, createOperationsQueue,
+  ClusterRepository, ClusterState, OPERATIONS_QUEUE, OperationRepository, TenantClusterRepository, WaveRepository, closeDb, createDb, createOperationsQueue,
   createRedis, enqueueOperation, planClusterAction, type Cluster, type Config, type Db, type JobPayloads, type OperationKind,
 } from '../libs/core/src';
 import { createLogger } from '../libs/core/src/logger';
@@ -108,7 +108,7 @@ async function main(): Promise<void> {
   const clusters: Cluster[] = await db.cluster.findMany({ where: { tenantId: TENANT }, orderBy: { name: 'asc' } });
 
   const operations = new OperationRepository(db);
-  const clusterRepo = new ClusterRepository(db);
+  const clusterRepo = new TenantClusterRepository(db);
   // One operation per cluster as the API writes it: the row and its audit event in one statement.
   const request = (c: Cluster) => {
     const plan = planClusterAction(c, 'rotate-gossip-key', {});
@@ -126,7 +126,7 @@ async function main(): Promise<void> {
     }));
     stub.succeedMany = async (entries: { claimId: string }[]) => new Set(entries.map((e) => e.claimId));
   }
-  const runner = new OperationRunner(operations, clusterRepo, flows, { owner: 'bench', leaseMs: config.OPERATION_LEASE_MS });
+  const runner = new OperationRunner(operations, new ClusterRepository(db), flows, { owner: 'bench', leaseMs: config.OPERATION_LEASE_MS });
 
   // The same worker settings as WorkerService.
   const workerOpts = (prefix: string) => ({

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { ROUTES } from '../libs/contracts/src';
 import { ROUTE_CONTRACT } from '../apps/api/src/validation/input';
-import { ClusterRepository, SecretName, SecretRepository, SecretBox } from '../libs/core/src';
+import { ClusterRepository, SecretName, TenantClusterRepository, SecretRepository, SecretBox } from '../libs/core/src';
 import { routeHandlers } from './support/routes';
 import { READ, SUBSCRIPTION, WRITE, startStack, type TestStack } from './support/stack';
 
@@ -84,13 +84,13 @@ describe('every route refuses malformed input with a 4xx that says what to fix, 
     }
     assert.ok(routes.length >= 25, `the OpenAPI document lists ${routes.length} routes`);
     // A Running cluster of the caller's, with its secrets, so day-2 routes reach their body checks.
-    const clusters = new ClusterRepository(s.db);
+    const clusters = new TenantClusterRepository(s.db);
     const { cluster } = await clusters.createWithOperation({
       tenantId: TENANT, subscriptionId: SUBSCRIPTION, resourceGroup: 'rg-input', name: 'input', region: 'westeurope', datacenter: 'input',
       consulVersion: '1.8.7', tier: 'development', serverCount: 1, publicEndpoint: false, createdBy: 'test',
     });
     await s.db.operation.updateMany({ where: { clusterId: cluster.id }, data: { state: 'Succeeded' } });
-    await clusters.markRunningIfCreating(cluster.id);
+    await new ClusterRepository(s.db).markRunningIfCreating(cluster.id);
     const secrets = new SecretRepository(s.db, SecretBox.fromKeyFile(s.config.KEK_FILE));
     await secrets.replace(cluster.id, SecretName.Pki, JSON.stringify({ caCertPem: '-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n' }));
     await secrets.replace(cluster.id, SecretName.GossipKey, Buffer.alloc(32, 1).toString('base64'));

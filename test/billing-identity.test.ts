@@ -3,7 +3,9 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { ClusterState, closeDb, createDb, isUniqueViolation, type Db } from '../libs/core/src';
-import { ClusterRepository, type NewCluster } from '../libs/core/src/persistence/cluster.repository';
+import { ClusterRepository } from '../libs/core/src/persistence/cluster.repository';
+import type { NewCluster } from '../libs/core/src/persistence/new-cluster';
+import { TenantClusterRepository } from '../libs/core/src/persistence/tenant-cluster.repository';
 import { UsageRepository } from '../libs/core/src/persistence/usage.repository';
 import { MarketplaceUsageExporter, Meter, MeteringClient, UsageExportDriver } from '../libs/billing/src';
 import { BillingTicker } from '../apps/worker/src/billing.ticker';
@@ -23,12 +25,14 @@ describe('the billed resource identity', { timeout: 200_000 }, () => {
   let url: string;
   let fake: FakeMetering;
   let clusters: ClusterRepository;
+  let tenantClusters: TenantClusterRepository;
   let usage: UsageRepository;
 
   before(async () => {
     url = await createTestDatabase();
     db = createDb(url, 4);
     clusters = new ClusterRepository(db);
+    tenantClusters = new TenantClusterRepository(db);
     usage = new UsageRepository(db);
   });
   after(async () => {
@@ -43,7 +47,7 @@ describe('the billed resource identity', { timeout: 200_000 }, () => {
   });
   /** A cluster made by the API's own write path, that ran from `start` to `end` (ms; null: still running). */
   const ran = async (tenantId: string, name: string, start: number, end: number | null) => {
-    const { cluster } = await clusters.createWithOperation(spec(tenantId, name));
+    const { cluster } = await tenantClusters.createWithOperation(spec(tenantId, name));
     await db.billingSegment.create({ data: { id: randomUUID(), clusterId: cluster.id, dimension: 'standard_hours', startedAt: new Date(start), endedAt: end === null ? null : new Date(end) } });
     if (end !== null) await clusters.setState(cluster.id, ClusterState.Deleted);
     return cluster.id;
@@ -80,7 +84,7 @@ describe('the billed resource identity', { timeout: 200_000 }, () => {
 
   it('a cluster bought through the marketplace is metered under the plan it was bought with', async () => {
     const h = Date.parse('2026-11-20T11:00:00Z');
-    const { cluster: bought } = await clusters.createWithOperation({ ...spec(TENANT_A, 'bought'), tier: 'plus', serverCount: 5, billingResourceId: randomUUID(), billingPlanId: 'plus' });
+    const { cluster: bought } = await tenantClusters.createWithOperation({ ...spec(TENANT_A, 'bought'), tier: 'plus', serverCount: 5, billingResourceId: randomUUID(), billingPlanId: 'plus' });
     await db.billingSegment.create({ data: { id: randomUUID(), clusterId: bought.id, dimension: 'plus_hours', startedAt: new Date(h), endedAt: new Date(h + 30 * MIN) } });
     const own = await ran(TENANT_A, 'own', h, h + 30 * MIN);
     const ownResource = (await db.cluster.findUniqueOrThrow({ where: { id: own } })).billingResourceId;

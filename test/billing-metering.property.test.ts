@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { ClusterRepository, OperationRepository, TIERS, closeDb, createDb, dimensionForTier, type Cluster, type Db, type Operation } from '../libs/core/src';
+import { ClusterRepository, TIERS, TenantClusterRepository, TenantOperationRepository, closeDb, createDb, dimensionForTier, type Cluster, type Db, type Operation } from '../libs/core/src';
 import { UsageRepository } from '../libs/core/src/persistence/usage.repository';
 import { FileUsageExporter, Meter, UsageExportDriver, splitIntoHours } from '../libs/billing/src';
 import { BillingTicker } from '../apps/worker/src/billing.ticker';
@@ -122,7 +122,8 @@ describe('metering properties', { timeout: 280_000 }, () => {
 
   it('bills exactly the running minutes, each (cluster, dimension, hour) once, whatever the outages', async () => {
     const clusters = new ClusterRepository(db);
-    const ops = new OperationRepository(db);
+    const ops = new TenantOperationRepository(db);
+    const tenantClusters = new TenantClusterRepository(db);
     const usage = new UsageRepository(db);
     let run = 0;
     await fc.assert(
@@ -142,7 +143,7 @@ describe('metering properties', { timeout: 280_000 }, () => {
           // The clusters, created before anything happens.
           const rows: Array<{ cluster: Cluster; life: Life; deleteOp: Operation | null }> = [];
           for (const [i, life] of lives.entries()) {
-            const { cluster } = await clusters.createWithOperation({
+            const { cluster } = await tenantClusters.createWithOperation({
               tenantId: TENANT, subscriptionId: SUBSCRIPTION, resourceGroup: 'rg-prop', name: `p${run}-${i}`, region: 'westeurope', datacenter: 'dc1',
               consulVersion: '1.8.7', tier: life.tier0, serverCount: TIERS[life.tier0].servers, publicEndpoint: false, createdBy: 'prop',
             });
@@ -160,7 +161,7 @@ describe('metering properties', { timeout: 280_000 }, () => {
                 apply: async () => {
                   if (e.kind === 'run') assert.ok(await clusters.markRunningIfCreating(row.cluster.id, at));
                   else if (e.kind === 'scale') await clusters.completeScale(row.cluster.id, e.tier, TIERS[e.tier].servers, at);
-                  else if (e.kind === 'delete') row.deleteOp = await clusters.requestDelete((await clusters.get(row.cluster.id))!, 'prop', at);
+                  else if (e.kind === 'delete') row.deleteOp = await tenantClusters.requestDelete((await clusters.get(row.cluster.id))!, 'prop', at);
                   else assert.ok(await ops.cancelQueued(row.deleteOp!, 'prop', at));
                 },
               });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { LocalTarget } from '../libs/provisioner/src';
-import { createOperationsQueue, createRedis, ClusterRepository, type OperationsQueue } from '../libs/core/src';
+import { createOperationsQueue, createRedis, ClusterRepository, TenantClusterRepository, type OperationsQueue } from '../libs/core/src';
 import { HealthMonitor } from '../apps/worker/src/health.monitor';
 import { SUBSCRIPTION, WRITE, localTarget, startStack, waitFor, type TestStack } from './support/stack';
 
@@ -23,7 +23,7 @@ describe('health and repair', { timeout: 240_000 }, () => {
     target = localTarget(s.config);
     redis = createRedis(s.config.REDIS_URL, false);
     queue = createOperationsQueue(redis, s.config.QUEUE_PREFIX);
-    monitor = new HealthMonitor(new ClusterRepository(s.db), target, queue, s.config.JOB_ATTEMPTS);
+    monitor = new HealthMonitor(new ClusterRepository(s.db), new TenantClusterRepository(s.db), target, queue, s.config.JOB_ATTEMPTS);
   });
   after(async () => {
     target.close();

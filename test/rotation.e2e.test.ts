@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  AuditRepository, ClusterRepository, SecretBox, SecretName, SecretRepository, createOperationsQueue, createRedis, type Operation, type OperationsQueue,
+  AuditRepository, ClusterRepository, SecretBox, TenantClusterRepository, SecretName, SecretRepository, createOperationsQueue, createRedis, type Operation, type OperationsQueue,
 } from '../libs/core/src';
 import { LocalTarget, planManagementTokenRotation, withManagementTokenAccessors, type ManagementTokenRotation } from '../libs/provisioner/src';
 import { ClusterTarget } from '../apps/worker/src/cluster-target';
@@ -157,7 +157,7 @@ describe('key rotation', { timeout: 600_000 }, () => {
     clusterTarget = new ClusterTarget(s.config, clusters, secrets);
     redis = createRedis(s.config.REDIS_URL, false);
     queue = createOperationsQueue(redis, s.config.QUEUE_PREFIX);
-    monitor = new HealthMonitor(clusters, target, queue, s.config.JOB_ATTEMPTS);
+    monitor = new HealthMonitor(clusters, new TenantClusterRepository(s.db), target, queue, s.config.JOB_ATTEMPTS);
   });
   after(async () => {
     const del = await s.request('DELETE', `/v1/clusters/${id}`, { token });

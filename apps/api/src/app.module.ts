@@ -1,7 +1,7 @@
 import { Inject, Injectable, Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import type IORedis from 'ioredis';
-import { AuditRepository, ClusterRepository, ConsoleSessionRepository, ConsulUiSessionRepository, IdempotencyRepository, IssuedTokenRepository, ManagedAppNotificationRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, UsageRepository, WaveRepository, azureCredential, closeDb, createDb, createOperationsQueue, createRedis, type Config, type Db, type OperationsQueue } from '../../../libs/core/src';
+import { AuditRepository, ConsoleSessionRepository, ConsulUiSessionRepository, FleetRepository, IdempotencyRepository, IssuedTokenRepository, ManagedAppNotificationRepository, SecretBox, SecretRepository, TenantClusterRepository, TenantOperationRepository, TenantSnapshotRepository, UsageRepository, WaveRepository, azureCredential, closeDb, createDb, createOperationsQueue, createRedis, type Config, type Db, type OperationsQueue } from '../../../libs/core/src';
 import { AdminController } from './admin/admin.controller';
 import { BillingController } from './billing/billing.controller';
 import { BillingService } from './billing/billing.service';
@@ -95,20 +95,23 @@ export class AppModule {
         {
           provide: UI_SESSION_GATE,
           useFactory: (
-            repo: ConsulUiSessionRepository, consoleSessions: ConsoleSessionRepository, clusters: ClusterRepository, secrets: SecretRepository,
+            repo: ConsulUiSessionRepository, consoleSessions: ConsoleSessionRepository, clusters: TenantClusterRepository, secrets: SecretRepository,
             audit: AuditRepository, tokens: ConsulUiTokens, dispatcher: OperationDispatcher,
           ) => new UiSessionGate(config, repo, consoleSessions, clusters, secrets, audit, tokens, dispatcher),
-          inject: [ConsulUiSessionRepository, ConsoleSessionRepository, ClusterRepository, SecretRepository, AuditRepository, CONSUL_UI_TOKENS, OperationDispatcher],
+          inject: [ConsulUiSessionRepository, ConsoleSessionRepository, TenantClusterRepository, SecretRepository, AuditRepository, CONSUL_UI_TOKENS, OperationDispatcher],
         },
         ConsulUiProxy,
         { provide: SecretBox, useFactory: () => SecretBox.fromKeyFile(config.KEK_FILE) },
-        { provide: ClusterRepository, useFactory: (db: Db) => new ClusterRepository(db), inject: [DB] },
-        { provide: OperationRepository, useFactory: (db: Db) => new OperationRepository(db), inject: [DB] },
+        // The tenant's repositories only (every read takes the tenant), and the fleet's for the operator routes:
+        // the worker's reads by id across tenants (ClusterRepository, OperationRepository, SnapshotRepository) are not provided here.
+        { provide: TenantClusterRepository, useFactory: (db: Db) => new TenantClusterRepository(db), inject: [DB] },
+        { provide: FleetRepository, useFactory: (db: Db) => new FleetRepository(db), inject: [DB] },
+        { provide: TenantOperationRepository, useFactory: (db: Db) => new TenantOperationRepository(db), inject: [DB] },
         { provide: SecretRepository, useFactory: (db: Db, box: SecretBox) => new SecretRepository(db, box), inject: [DB, SecretBox] },
         { provide: IssuedTokenRepository, useFactory: (db: Db, secrets: SecretRepository) => new IssuedTokenRepository(db, secrets), inject: [DB, SecretRepository] },
         { provide: IdempotencyRepository, useFactory: (db: Db) => new IdempotencyRepository(db), inject: [DB] },
         { provide: AuditRepository, useFactory: (db: Db) => new AuditRepository(db), inject: [DB] },
-        { provide: SnapshotRepository, useFactory: (db: Db) => new SnapshotRepository(db), inject: [DB] },
+        { provide: TenantSnapshotRepository, useFactory: (db: Db) => new TenantSnapshotRepository(db), inject: [DB] },
         { provide: WaveRepository, useFactory: (db: Db) => new WaveRepository(db), inject: [DB] },
         { provide: UsageRepository, useFactory: (db: Db) => new UsageRepository(db), inject: [DB] },
         { provide: ManagedAppNotificationRepository, useFactory: (db: Db) => new ManagedAppNotificationRepository(db), inject: [DB] },

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import {
-  ClusterRepository, ClusterState, OperationKind, dispatchOperation, type ClusterWithServers, type OperationsQueue,
+  ClusterRepository, ClusterState, OperationKind, TenantClusterRepository, dispatchOperation, type ClusterWithServers, type OperationsQueue,
 } from '../../../libs/core/src';
 import type { ObservedServer } from '../../../libs/provisioner/src';
 
@@ -14,7 +14,14 @@ export type Health = 'healthy' | 'degraded' | 'unavailable';
 export class HealthMonitor {
   private readonly log = new Logger('health');
 
-  constructor(private readonly clusters: ClusterRepository, private readonly servers: { observe(clusterId: string): Promise<readonly ObservedServer[]> }, private readonly queue: OperationsQueue, private readonly attempts: number) {}
+  constructor(
+    private readonly clusters: ClusterRepository,
+    /** A repair is asked for as a customer's request is: with its audit event, in the cluster's tenant. */
+    private readonly requests: TenantClusterRepository,
+    private readonly servers: { observe(clusterId: string): Promise<readonly ObservedServer[]> },
+    private readonly queue: OperationsQueue,
+    private readonly attempts: number,
+  ) {}
 
   async tick(now: Date = new Date()): Promise<{ checked: number; repairs: number }> {
     let repairs = 0;
@@ -26,8 +33,8 @@ export class HealthMonitor {
       const { health, reason } = this.judge(c, down);
       if (health !== c.health || reason !== c.healthReason) await this.clusters.recordHealth(c.id, health, reason, now);
       // Scaling changes the server set itself: repairs wait until it is done.
-      if (down.length > 0 && c.state === ClusterState.Running && !(await this.clusters.findPendingOperation(c.id, OperationKind.Repair))) {
-        const op = await this.clusters.addOperation(c, OperationKind.Repair, 'health-monitor', 'cluster.repair.requested', { down });
+      if (down.length > 0 && c.state === ClusterState.Running && !(await this.requests.findPendingOperation(c.tenantId, c.id, OperationKind.Repair))) {
+        const op = await this.requests.addOperation(c, OperationKind.Repair, 'health-monitor', 'cluster.repair.requested', { down });
         await dispatchOperation(this.queue, op.id, this.attempts, this.log);
         this.log.warn({ msg: 'repair queued', clusterId: c.id, down });
         repairs++;

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Worker, type Job } from 'bullmq';
 import {
-  ClusterRepository, OPERATIONS_QUEUE, OperationRepository, closeDb, createDb, createOperationsQueue, createRedis,
+  ClusterRepository, OPERATIONS_QUEUE, OperationRepository, TenantClusterRepository, closeDb, createDb, createOperationsQueue, createRedis,
   enqueueOperation, operationJobId, type Config, type Db, type JobPayloads, type OperationKind, type OperationsQueue,
 } from '../../../libs/core/src';
 import { testConfig, waitFor, dropTestDatabase } from '../../../test/support/stack';
@@ -28,6 +28,7 @@ describe('OperationRunner', () => {
   let config: Config;
   let db: Db;
   let clusters: ClusterRepository;
+  let tenantClusters: TenantClusterRepository;
   let operations: OperationRepository;
   let queue: OperationsQueue;
   let worker: Worker;
@@ -45,6 +46,7 @@ describe('OperationRunner', () => {
     config = await testConfig({ JOB_ATTEMPTS: '3' });
     db = createDb(config.DATABASE_URL, 4);
     clusters = new ClusterRepository(db);
+    tenantClusters = new TenantClusterRepository(db);
     operations = new OperationRepository(db);
     queue = createOperationsQueue(redis(false), config.QUEUE_PREFIX);
     const flow = scriptedFlow(async (ctx) => {
@@ -77,7 +79,7 @@ describe('OperationRunner', () => {
   });
 
   async function newCluster(name: string) {
-    return clusters.createWithOperation({
+    return tenantClusters.createWithOperation({
       tenantId: TENANT, subscriptionId: randomUUID(), resourceGroup: 'rg', name, region: 'westeurope', datacenter: name,
       consulVersion: '1.8.7', tier: 'development', serverCount: 1, publicEndpoint: false, createdBy: 'test',
     });
@@ -138,7 +140,7 @@ describe('OperationRunner', () => {
       order.push(`${label}:end`);
     };
     behaviour.set(create.id, slow('create'));
-    const second = await clusters.addOperation(cluster, 'delete', 'test', 'cluster.delete.requested');
+    const second = await tenantClusters.addOperation(cluster, 'delete', 'test', 'cluster.delete.requested');
     behaviour.set(second.id, slow('delete'));
     // Enqueue the later operation first: the lock still runs them in request order.
     await enqueueOperation(queue, second.id, config.JOB_ATTEMPTS);
@@ -191,7 +193,7 @@ describe('OperationRunner', () => {
 
   it('claims several operations in one statement: of two for one cluster only the earlier; ended ones not at all', async () => {
     const { cluster, operation: first } = await newCluster('claim-many');
-    const second = await clusters.addOperation(cluster, 'delete', 'test', 'cluster.delete.requested');
+    const second = await tenantClusters.addOperation(cluster, 'delete', 'test', 'cluster.delete.requested');
     const { operation: other } = await newCluster('claim-many-other');
     const ended = (await newCluster('claim-many-ended')).operation;
     await db.operation.update({ where: { id: ended.id }, data: { state: 'Succeeded' } });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import * as net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { ClusterRepository, closeDb, createDb, type Config, type Db } from '../../../libs/core/src';
+import { ClusterRepository, TenantClusterRepository, closeDb, createDb, type Config, type Db } from '../../../libs/core/src';
 import {
   READY, generateClusterPki, generateGossipKey, generateManagementToken, type ClusterSecrets, type ClusterSpec, type ServerRoutes, type Target, type TargetKind,
 } from '../../../libs/provisioner/src';
@@ -72,7 +72,7 @@ describe('the worker\'s routes to servers', () => {
   });
 
   async function newCluster(target: TargetKind): Promise<{ spec: ClusterSpec; secrets: ClusterSecrets }> {
-    const { cluster } = await clusters.createWithOperation({
+    const { cluster } = await new TenantClusterRepository(db).createWithOperation({
       tenantId: TENANT, subscriptionId: randomUUID(), resourceGroup: 'rg', name: `routes-${target}`, region: 'westeurope', datacenter: 'dc1',
       consulVersion: '1.8.7', tier: 'standard', serverCount: 3, publicEndpoint: false, createdBy: 'test', target,
     });

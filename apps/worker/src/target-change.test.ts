@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Worker, type Job } from 'bullmq';
 import {
-  ClusterRepository, OPERATIONS_QUEUE, OperationRepository, closeDb, createDb, createOperationsQueue, createRedis,
+  ClusterRepository, OPERATIONS_QUEUE, OperationRepository, TenantClusterRepository, closeDb, createDb, createOperationsQueue, createRedis,
   enqueueOperation, operationJobId, type Config, type Db, type JobPayloads, type OperationKind, type OperationsQueue,
 } from '../../../libs/core/src';
 import type { ClusterSpec, Progress, Target } from '../../../libs/provisioner/src';
@@ -62,6 +62,7 @@ describe('long target changes', () => {
   let config: Config;
   let db: Db;
   let clusters: ClusterRepository;
+  let tenantClusters: TenantClusterRepository;
   let operations: OperationRepository;
   let queue: OperationsQueue;
   let target: OnSlowHosts;
@@ -126,6 +127,7 @@ describe('long target changes', () => {
     config = await testConfig();
     db = createDb(config.DATABASE_URL, 4);
     clusters = new ClusterRepository(db);
+    tenantClusters = new TenantClusterRepository(db);
     operations = new OperationRepository(db);
     queue = createOperationsQueue(redis(false), config.QUEUE_PREFIX);
     target = new OnSlowHosts(config, clusters, slow);
@@ -142,7 +144,7 @@ describe('long target changes', () => {
   });
 
   async function newCluster(name: string, inProgressAnswers: number) {
-    const made = await clusters.createWithOperation({
+    const made = await tenantClusters.createWithOperation({
       tenantId: TENANT, subscriptionId: randomUUID(), resourceGroup: 'rg', name, region: 'westeurope', datacenter: name,
       consulVersion: '1.8.7', tier: 'development', serverCount: 1, publicEndpoint: false, createdBy: 'test',
     });
@@ -183,7 +185,7 @@ describe('long target changes', () => {
     assert.equal(await queue.getActiveCount(), 0, 'no worker slot is held');
 
     // A later mutating operation of the cluster is refused its turn while the job is away.
-    const del = await clusters.addOperation((await clusters.get(cluster.id))!, 'delete', 'test', 'cluster.delete.requested');
+    const del = await tenantClusters.addOperation((await clusters.get(cluster.id))!, 'delete', 'test', 'cluster.delete.requested');
     await enqueueOperation(queue, del.id, config.JOB_ATTEMPTS);
     // The only slot of this one-job-at-a-time worker is free: another cluster's operation runs meanwhile.
     const other = await newCluster('meanwhile', 0);

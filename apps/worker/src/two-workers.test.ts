@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Worker, type Job } from 'bullmq';
 import {
-  ClusterRepository, OPERATIONS_QUEUE, OperationRepository, closeDb, createDb, createOperationsQueue, createRedis,
+  ClusterRepository, OPERATIONS_QUEUE, OperationRepository, TenantClusterRepository, closeDb, createDb, createOperationsQueue, createRedis,
   enqueueOperation, type Config, type Db, type JobPayloads, type Operation, type OperationKind, type OperationsQueue,
 } from '../../../libs/core/src';
 import { dropTestDatabase, testConfig, waitFor } from '../../../test/support/stack';
@@ -78,7 +78,7 @@ describe('two workers, twenty clusters', () => {
   });
 
   it('runs each operation once, and one at a time per cluster in request order', async () => {
-    const clusters = new ClusterRepository(db);
+    const clusters = new TenantClusterRepository(db);
     const requested = new Map<string, Operation[]>();
     for (let i = 0; i < CLUSTERS; i++) {
       const { cluster, operation } = await clusters.createWithOperation({

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { Logger, Module, type DynamicModule } from '@nestjs/common';
 import type IORedis from 'ioredis';
-import { AuditRepository, CertificateScheduleRepository, ClusterRepository, ConsoleSessionRepository, ConsulUiSessionRepository, IssuedTokenRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, SnapshotScheduleRepository, UpgradeScheduleRepository, UsageRepository, WaveRepository, createDb, createOperationsQueue, createRedis, recommendedVersion, type Config, type Db, type OperationKind, type OperationsQueue } from '../../../libs/core/src';
+import { AuditRepository, CertificateScheduleRepository, ClusterRepository, ConsoleSessionRepository, ConsulUiSessionRepository, IssuedTokenRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, SnapshotScheduleRepository, TenantClusterRepository, UpgradeScheduleRepository, UsageRepository, WaveRepository, createDb, createOperationsQueue, createRedis, recommendedVersion, type Config, type Db, type OperationKind, type OperationsQueue } from '../../../libs/core/src';
 import { BlobSnapshotStore, ConsulUiTokens } from '../../../libs/provisioner/src';
 import { ConsulUiRevoker } from './consul-ui-revoker';
 import { ClusterSnapshots } from './cluster-snapshots';
@@ -155,8 +155,9 @@ export class WorkerModule {
         },
         {
           provide: HealthMonitor,
-          useFactory: (clusters: ClusterRepository, target: ClusterTarget, queue: OperationsQueue) => new HealthMonitor(clusters, target, queue, config.JOB_ATTEMPTS),
-          inject: [ClusterRepository, ClusterTarget, QUEUE],
+          useFactory: (db: Db, clusters: ClusterRepository, target: ClusterTarget, queue: OperationsQueue) =>
+            new HealthMonitor(clusters, new TenantClusterRepository(db), target, queue, config.JOB_ATTEMPTS),
+          inject: [DB, ClusterRepository, ClusterTarget, QUEUE],
         },
         {
           provide: WaveDriver,

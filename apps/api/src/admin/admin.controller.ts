@@ -1,6 +1,6 @@
 import { ROUTES, type AnswerOf, type BodyOf, type QueryOf } from '../../../../libs/contracts/src';
 import { Body, Controller, Param, Query } from '@nestjs/common';
-import { ClusterRepository, ManagedAppNotificationRepository, type ApplicationFailure } from '../../../../libs/core/src';
+import { FleetRepository, ManagedAppNotificationRepository, type ApplicationFailure } from '../../../../libs/core/src';
 import { Caller, type Principal } from '../auth/principal';
 import { WavesService } from './waves.service';
 import { clusterView } from '../clusters/views';
@@ -9,7 +9,7 @@ import { Route } from '../validation/input';
 /** SRE views across all tenants. Customers get 403. */
 @Controller()
 export class AdminController {
-  constructor(private readonly clusters: ClusterRepository, private readonly waves: WavesService, private readonly notifications: ManagedAppNotificationRepository) {}
+  constructor(private readonly clusters: FleetRepository, private readonly waves: WavesService, private readonly notifications: ManagedAppNotificationRepository) {}
 
   @Route(ROUTES.fleet)
   async fleet(@Query() query: QueryOf<typeof ROUTES.fleet>): Promise<AnswerOf<typeof ROUTES.fleet>> {

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { Inject } from '@nestjs/common';
 import {
-  ClusterRepository, ClusterState, NotFoundError, UnprocessableError, WaveRepository,
+  FleetRepository, ClusterState, NotFoundError, UnprocessableError, WaveRepository,
   type Config, type WaveWithItems, isUuid
 } from '../../../../libs/core/src';
 import type { WaveCommand, WaveView } from '../../../../libs/contracts/src';
@@ -39,7 +39,7 @@ export function waveView(w: WaveWithItems): WaveView {
 /** Maintenance waves: validated here, advanced by the worker's wave driver. */
 @Injectable()
 export class WavesService {
-  constructor(@Inject(CONFIG) private readonly config: Config, private readonly clusters: ClusterRepository, private readonly waves: WaveRepository) {}
+  constructor(@Inject(CONFIG) private readonly config: Config, private readonly clusters: FleetRepository, private readonly waves: WaveRepository) {}
 
   async start(caller: Principal, cmd: WaveCommand): Promise<WaveView> {
     const { action, selector, params, canaries, maxInFlight, maxFailures } = cmd;

@@ -62,7 +62,7 @@ export class BillingService {
   /** The tenant's usage for hours in [from, to); defaults to the current UTC month so far. */
   async usageFor(tenantId: string, query: { from?: Date; to?: Date }, now = new Date()): Promise<UsageView> {
     const { from, to } = this.range(query, now);
-    const priced = priceLines(await this.usage.lines({ from, to, tenantId }));
+    const priced = priceLines(await this.usage.lines({ tenantId }, { from, to }));
     return usageView(from, to, priced);
   }
 
@@ -74,16 +74,16 @@ export class BillingService {
   /** The tenant's invoice for a month as CSV: every subscription it has usage in, or the one asked for. */
   async invoiceFor(tenantId: string, month: string, subscriptionId?: string): Promise<string> {
     const { from, to } = this.month(month);
-    const priced = priceLines(await this.usage.lines({ from, to, tenantId, subscriptionId }));
-    const subs = subscriptionId ? [subscriptionId] : await this.usage.subscriptions(from, to, tenantId);
+    const priced = priceLines(await this.usage.lines({ tenantId }, { from, to, subscriptionId }));
+    const subs = subscriptionId ? [subscriptionId] : await this.usage.subscriptions({ tenantId }, from, to);
     return invoiceCsv(subs, priced);
   }
 
   /** SRE: every subscription's invoice for a month. */
   async allInvoices(month: string) {
     const { from, to } = this.month(month);
-    const priced = priceLines(await this.usage.lines({ from, to }));
-    const subs = await this.usage.subscriptions(from, to);
+    const priced = priceLines(await this.usage.lines('fleet', { from, to }));
+    const subs = await this.usage.subscriptions('fleet', from, to);
     return {
       month,
       currency: priced.currency,

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { applySnapshotPolicy, applyUpgradePolicy, type BodyOf, type ClusterView, type CreateClusterCommand, type OperationView, type Rotation, ROUTES } from '../../../../libs/contracts/src';
-import { ClusterRepository, ClusterState, ConflictError, IdempotencyRepository, NotFoundError, OperationKind, ROLES, SecretName, SecretRepository, TIERS, UnprocessableError, ValidationError, isUniqueViolation, isUuid, type Config, type TierName, type UpgradePolicy } from '../../../../libs/core/src';
+import { TenantClusterRepository, ClusterState, ConflictError, IdempotencyRepository, NotFoundError, OperationKind, ROLES, SecretName, SecretRepository, TIERS, UnprocessableError, ValidationError, isUniqueViolation, isUuid, type Config, type TierName, type UpgradePolicy } from '../../../../libs/core/src';
 import type { Principal } from '../auth/principal';
 import { OperationDispatcher } from '../operation.dispatcher';
 import { UI_SESSION_GATE } from '../consul-ui/consul-ui.tokens';
@@ -31,7 +31,7 @@ export class ClustersService {
   constructor(
     @Inject(CONFIG) private readonly config: Config,
     private readonly dispatcher: OperationDispatcher,
-    private readonly clusters: ClusterRepository,
+    private readonly clusters: TenantClusterRepository,
     private readonly secrets: SecretRepository,
     private readonly idempotency: IdempotencyRepository,
     @Inject(UI_SESSION_GATE) private readonly uiSessions: UiSessionGate,
@@ -97,7 +97,7 @@ export class ClustersService {
 
   async delete(caller: Principal, id: string): Promise<OperationView> {
     const cluster = await this.require(caller, id);
-    const pending = await this.clusters.findPendingOperation(cluster.id, OperationKind.Delete);
+    const pending = await this.clusters.findPendingOperation(caller.tenantId, cluster.id, OperationKind.Delete);
     if (pending) return operationView(pending);
     if (cluster.state === ClusterState.Deleted) throw new NotFoundError('cluster_not_found', `cluster ${id} was deleted`);
     const op = await this.clusters.requestDelete(cluster, caller.userId);

@@ -2,7 +2,7 @@ import { ROUTES } from '../../../../libs/contracts/src';
 import { Controller, Inject, Param, Query, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import {
-  ClusterRepository, ClusterState, ConflictError, ConsulUiSessionRepository, NotFoundError, ROLES, UnauthenticatedError, isUuid, type Config,
+  TenantClusterRepository, ClusterState, ConflictError, ConsulUiSessionRepository, NotFoundError, ROLES, UnauthenticatedError, isUuid, type Config,
 } from '../../../../libs/core/src';
 import { missingRole } from '../auth/principal';
 import { ConsoleSessions, principalOf } from '../console/console-sessions';
@@ -32,7 +32,7 @@ export class SsoController {
     @Inject(CONFIG) private readonly config: Config,
     @Inject(UI_ORIGINS) private readonly origins: UiOrigins,
     private readonly sessions: ConsoleSessions,
-    private readonly clusters: ClusterRepository,
+    private readonly clusters: TenantClusterRepository,
     private readonly uiSessions: ConsulUiSessionRepository,
     private readonly consoleOrigin: ConsoleOrigin,
   ) {}

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import {
-  AuditRepository, BadGatewayError, ClusterRepository, ConsoleSessionRepository, ConsulUiSessionRepository, ForbiddenError, NotFoundError, ROLES,
+  AuditRepository, BadGatewayError, TenantClusterRepository, ConsoleSessionRepository, ConsulUiSessionRepository, ForbiddenError, NotFoundError, ROLES,
   SecretName, SecretRepository, UnauthenticatedError, ValidationError, ConflictError, ClusterState,
   type Config, type DomainError, type Role, type UiAccess, type UiRevokeReason, type UiSessionWithContext,
 } from '../../../../libs/core/src';
@@ -63,7 +63,7 @@ export class UiSessionGate {
     private readonly config: Config,
     private readonly repo: ConsulUiSessionRepository,
     private readonly consoleSessions: ConsoleSessionRepository,
-    private readonly clusters: ClusterRepository,
+    private readonly clusters: TenantClusterRepository,
     private readonly secrets: SecretRepository,
     private readonly audit: AuditRepository,
     private readonly tokens: ConsulUiTokens,

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import {
-  ClusterRepository, ClusterState, ConflictError, ForbiddenError, GoneError, IssuedTokenRepository, MethodNotAllowedError, NotFoundError, OperationKind, OperationRepository,
+  TenantClusterRepository, ClusterState, ConflictError, ForbiddenError, GoneError, IssuedTokenRepository, MethodNotAllowedError, NotFoundError, OperationKind, TenantOperationRepository,
   OperationState, ROLES, SecretName, SecretRepository, TERMINAL_OPERATION_STATES, TokenRevokeReason, UnprocessableError, isUuid,
   type CollectOutcome, type Config, type Operation, type TokenCollector,
 } from '../../../../libs/core/src';
@@ -29,8 +29,8 @@ export class IssuedTokensService {
     @Inject(CONFIG) private readonly config: Config,
     private readonly dispatcher: OperationDispatcher,
     private readonly clusters: ClustersService,
-    private readonly clusterRows: ClusterRepository,
-    private readonly operations: OperationRepository,
+    private readonly clusterRows: TenantClusterRepository,
+    private readonly operations: TenantOperationRepository,
     private readonly tokens: IssuedTokenRepository,
     private readonly secrets: SecretRepository,
   ) {}
@@ -42,7 +42,7 @@ export class IssuedTokensService {
       description: description || `created by ${caller.name} through the control plane`,
     });
     await this.dispatcher.dispatch(op.id);
-    const done = await this.waitForOperation(op.id, this.config.TOKEN_WAIT_MS);
+    const done = await this.waitForOperation(caller.tenantId, op.id, this.config.TOKEN_WAIT_MS);
     if (done.state === OperationState.Succeeded) {
       // Handed out in this answer: marked collected, so the collect link answers 410 from now on.
       const r = await this.tokens.collect(op.id, { as: 'requester', tenantId: caller.tenantId, userId: caller.userId }, 'wait');
@@ -68,7 +68,7 @@ export class IssuedTokensService {
   async collect(caller: Principal, operationId: string) {
     const operator = missingRole(caller, [ROLES.sre], this.config.OPERATOR_TENANT_ID) === undefined;
     const op = !isUuid(operationId) ? null
-      : operator ? await this.operations.get(operationId) : await this.operations.findForTenant(caller.tenantId, operationId);
+      : operator ? await this.operations.findForOperator(operationId) : await this.operations.findForTenant(caller.tenantId, operationId);
     if (!op) throw new NotFoundError('operation_not_found', `no operation ${operationId}`);
     if (op.kind !== OperationKind.CreateToken) {
       throw new NotFoundError('token_not_found', `operation ${op.id} is a ${op.kind} operation; only create-token operations have a token to collect`);
@@ -109,7 +109,7 @@ export class IssuedTokensService {
         await this.dispatcher.dispatch(r.operation.id);
         return { operationId: r.operation.id, answer: { operation: operationView(r.operation), token: issuedTokenView(r.token) } };
       case 'pending': {
-        const op = await this.operations.get(r.operationId);
+        const op = await this.operations.findForTenant(caller.tenantId, r.operationId);
         return { operationId: r.operationId, answer: { ...(op ? { operation: operationView(op) } : {}), token: issuedTokenView(r.token) } };
       }
       case 'revoked':
@@ -133,10 +133,10 @@ export class IssuedTokensService {
     return Array.isArray(ids) && ids.includes(accessorId);
   }
 
-  private async waitForOperation(id: string, timeoutMs: number): Promise<Operation> {
+  private async waitForOperation(tenantId: string, id: string, timeoutMs: number): Promise<Operation> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const op = await this.operations.get(id);
+      const op = await this.operations.findForTenant(tenantId, id);
       if (!op) throw new Error(`operation ${id} vanished`);
       if (TERMINAL_OPERATION_STATES.has(op.state) || Date.now() >= deadline) return op;
       await new Promise((r) => setTimeout(r, 25));

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import {
-  ClusterRepository, ForbiddenError, UnavailableError, ManagedAppNotificationRepository, NotFoundError, TIER_NAMES, UnauthenticatedError,
+  TenantClusterRepository, ForbiddenError, UnavailableError, ManagedAppNotificationRepository, NotFoundError, TIER_NAMES, UnauthenticatedError,
   VNET_CIDR, VNET_CIDR_RULE, DEFAULT_VNET_CIDR, ValidationError, isUniqueViolation, isUuid, type Cluster, type Config, type NewNotification, type TierName,
 } from '../../../../libs/core/src';
 import { OperationDispatcher } from '../operation.dispatcher';
@@ -38,7 +38,7 @@ export class NotificationsService {
   constructor(
     @Inject(CONFIG) private readonly config: Config,
     @Inject(MANAGED_APPLICATIONS) private readonly applications: ManagedApplications,
-    private readonly clusters: ClusterRepository,
+    private readonly clusters: TenantClusterRepository,
     private readonly notifications: ManagedAppNotificationRepository,
     private readonly dispatcher: OperationDispatcher,
   ) {}

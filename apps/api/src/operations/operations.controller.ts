@@ -1,7 +1,7 @@
 import { ROUTES } from '../../../../libs/contracts/src';
 import { Controller, Inject, Param } from '@nestjs/common';
 import {
-  AuditRepository, ClusterRepository, ConflictError, NotFoundError, OperationRepository, OperationState, operationJobId, type OperationsQueue, isUuid
+  AuditRepository, TenantClusterRepository, ConflictError, NotFoundError, TenantOperationRepository, OperationState, operationJobId, type OperationsQueue, isUuid
 } from '../../../../libs/core/src';
 import { Caller, type Principal } from '../auth/principal';
 import { operationView } from '../clusters/views';
@@ -12,8 +12,8 @@ import { Route } from '../validation/input';
 @Controller()
 export class OperationsController {
   constructor(
-    private readonly operations: OperationRepository,
-    private readonly clusters: ClusterRepository,
+    private readonly operations: TenantOperationRepository,
+    private readonly clusters: TenantClusterRepository,
     private readonly audit: AuditRepository,
     @Inject(QUEUE) private readonly queue: OperationsQueue,
   ) {}
@@ -29,9 +29,9 @@ export class OperationsController {
     if (op.state === OperationState.Queued && (await this.operations.cancelQueued(op, caller.userId))) {
       // The job would find the operation Canceled and do nothing; removing it is tidiness.
       await this.queue.remove(operationJobId(op.id)).catch(() => undefined);
-      return operationView((await this.operations.get(op.id))!);
+      return operationView((await this.operations.findForTenant(caller.tenantId, op.id))!);
     }
-    const now = (await this.operations.get(op.id))!;
+    const now = (await this.operations.findForTenant(caller.tenantId, op.id))!;
     if (now.state === OperationState.Running) {
       throw new ConflictError('operation_running', `the operation is running (step ${now.currentStep ?? 'starting'}); a running operation cannot be canceled: its steps would leave the cluster half-changed`, { state: now.state, currentStep: now.currentStep });
     }

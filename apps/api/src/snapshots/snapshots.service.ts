@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import {
-  ClusterRepository, ClusterState, ConflictError, NotFoundError, OperationKind, SnapshotKind, SnapshotRepository, SnapshotState,
+  TenantClusterRepository, ClusterState, ConflictError, NotFoundError, OperationKind, SnapshotKind, TenantSnapshotRepository, SnapshotState,
   type Config, type Snapshot, isUuid
 } from '../../../../libs/core/src';
 import type { OperationView, SnapshotView } from '../../../../libs/contracts/src';
@@ -29,8 +29,8 @@ export class SnapshotsService {
   constructor(
     @Inject(CONFIG) private readonly config: Config,
     private readonly dispatcher: OperationDispatcher,
-    private readonly clusters: ClusterRepository,
-    private readonly snapshots: SnapshotRepository,
+    private readonly clusters: TenantClusterRepository,
+    private readonly snapshots: TenantSnapshotRepository,
   ) {}
 
   async create(caller: Principal, clusterId: string, requestedName: string | undefined): Promise<{ snapshot: SnapshotView; operation: OperationView }> {
@@ -51,7 +51,7 @@ export class SnapshotsService {
   async rename(caller: Principal, clusterId: string, snapshotId: string, name: string): Promise<SnapshotView> {
     await this.cluster(caller, clusterId);
     const s = await this.snapshot(caller, clusterId, snapshotId);
-    return snapshotView(await this.snapshots.rename(s.id, name));
+    return snapshotView(await this.snapshots.rename(caller.tenantId, s.id, name));
   }
 
   async delete(caller: Principal, clusterId: string, snapshotId: string): Promise<OperationView> {

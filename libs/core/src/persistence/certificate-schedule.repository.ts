@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from './prisma';
 import { ClusterState, OperationKind, OperationState } from '../model';
+import { insertOperation } from './operation-writer';
 
 /** Who requests automatic certificate rotations (the operation's requestedBy and the audit event's actor). */
 export const CERT_ROTATION_ACTOR = 'system:cert-rotation';
@@ -66,9 +67,7 @@ export class CertificateScheduleRepository {
             AND "certRotationQueuedAt" IS NOT DISTINCT FROM ${c.certRotationQueuedAt}
             AND "caNotAfter" = ${c.caNotAfter} AND "serverCertsNotAfter" IS NOT DISTINCT FROM ${c.serverCertsNotAfter}`;
         if (n !== 1) return false;
-        await tx.operation.create({
-          data: { id: operationId, tenantId: c.tenantId, clusterId: c.id, kind, mutating: true, state: OperationState.Queued, requestedBy: CERT_ROTATION_ACTOR, params },
-        });
+        await insertOperation(tx, { id: operationId, tenantId: c.tenantId, clusterId: c.id, kind, requestedBy: CERT_ROTATION_ACTOR, params });
         await tx.auditEvent.create({
           data: { id: randomUUID(), tenantId: c.tenantId, clusterId: c.id, operationId, actor: CERT_ROTATION_ACTOR, action: 'cluster.rotate.requested', details: params },
         });

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from './prisma';
 import type { SecretRepository } from './secret.repository';
-import { IssuedTokenState, OperationKind, OperationState, SecretName, TokenRevokeReason, isMutating } from '../model';
+import { insertOperation } from './operation-writer';
+import { IssuedTokenState, OperationKind, OperationState, SecretName, TokenRevokeReason } from '../model';
 import type { IssuedToken, Operation, Prisma } from '../generated/prisma/client';
 
 type Tx = Prisma.TransactionClient;
@@ -30,6 +31,13 @@ export type CollectOutcome =
 export type TokenCollector =
   | { as: 'requester'; tenantId: string; userId: string }
   | { as: 'operator'; tenantId: string; userId: string };
+
+/**
+ * Who asks for a revoke: a tenant's caller, for a token of theirs on the cluster they named (any
+ * other is not found), or the worker's sweeper. Always said: a request that names neither does
+ * not compile.
+ */
+export type RevokeAsker = { tenantId: string; clusterId: string } | { sweep: true };
 
 /** What a revoke request found: a new revoke operation, or why there is none. */
 export type RevokeOutcome =
@@ -129,7 +137,7 @@ export class IssuedTokenRepository {
    * `sweep`: the worker's own revocation of a token nobody collected in time
    * (or whose create failed); it goes ahead only while that still holds.
    */
-  async requestRevoke(accessorId: string, actor: string, reason: TokenRevokeReason, opts: { tenantId?: string; clusterId?: string; sweep?: boolean } = {}): Promise<RevokeOutcome> {
+  async requestRevoke(accessorId: string, actor: string, reason: TokenRevokeReason, asker: RevokeAsker): Promise<RevokeOutcome> {
     return this.db.$transaction(async (tx) => {
       const locked = await tx.$queryRaw<{ due: boolean; createEnded: boolean }[]>`
         SELECT ("collectBy" IS NOT NULL AND "collectBy" <= (now() AT TIME ZONE 'UTC')) AS "due",
@@ -137,12 +145,12 @@ export class IssuedTokenRepository {
         FROM "IssuedToken" t WHERE t."accessorId" = ${accessorId}::uuid FOR UPDATE OF t`;
       if (locked.length === 0) return { outcome: 'not-found' };
       const token = await tx.issuedToken.findUniqueOrThrow({ where: { accessorId } });
-      if ((opts.tenantId && token.tenantId !== opts.tenantId) || (opts.clusterId && token.clusterId !== opts.clusterId)) return { outcome: 'not-found' };
+      if ('tenantId' in asker && (token.tenantId !== asker.tenantId || token.clusterId !== asker.clusterId)) return { outcome: 'not-found' };
       if (token.state === IssuedTokenState.Revoked) return { outcome: 'revoked', token };
       if (token.state === IssuedTokenState.Revoking && token.revokeOperationId) return { outcome: 'pending', token, operationId: token.revokeOperationId };
       const { due, createEnded } = locked[0]!;
       if (token.state === IssuedTokenState.Creating && !createEnded) return { outcome: 'creating', token };
-      if (opts.sweep && (token.collectedAt || !(createEnded || due))) return { outcome: 'not-due', token };
+      if ('sweep' in asker && (token.collectedAt || !(createEnded || due))) return { outcome: 'not-due', token };
       const operation = await this.queueRevoke(tx, token, actor, reason);
       const updated = await tx.issuedToken.update({
         where: { accessorId },
@@ -160,12 +168,7 @@ export class IssuedTokenRepository {
   private async queueRevoke(tx: Tx, token: IssuedToken, actor: string, reason: TokenRevokeReason): Promise<Operation> {
     const id = randomUUID();
     const params = { accessorId: token.accessorId, reason };
-    const op = await tx.operation.create({
-      data: {
-        id, tenantId: token.tenantId, clusterId: token.clusterId, kind: OperationKind.RevokeToken, mutating: isMutating(OperationKind.RevokeToken),
-        state: OperationState.Queued, requestedBy: actor, params,
-      },
-    });
+    const op = await insertOperation(tx, { id, tenantId: token.tenantId, clusterId: token.clusterId, kind: OperationKind.RevokeToken, requestedBy: actor, params });
     await tx.auditEvent.create({
       data: { id: randomUUID(), tenantId: token.tenantId, clusterId: token.clusterId, operationId: id, actor, action: 'cluster.token.revoke.requested', details: params },
     });

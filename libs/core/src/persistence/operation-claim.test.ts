@@ -5,6 +5,8 @@ import pg from 'pg';
 import { dropTestDatabase, testConfig, waitFor } from '../../../../test/support/stack';
 import { ClusterRepository } from './cluster.repository';
 import { OperationRepository } from './operation.repository';
+import { TenantClusterRepository } from './tenant-cluster.repository';
+import { TenantOperationRepository } from './tenant-operation.repository';
 import { closeDb, createDb, type Db } from './prisma';
 
 const TENANT = 'c1a1c1a1-0000-4000-8000-00000000000c';
@@ -19,13 +21,17 @@ describe('claim and cancel racing (real statements)', () => {
   let holderPid: number;
   let monitor: pg.Client; // not the holder's: inside a transaction, pg_stat_activity is read once and cached
   let clusters: ClusterRepository;
+  let tenantClusters: TenantClusterRepository;
   let operations: OperationRepository;
+  let tenantOperations: TenantOperationRepository;
 
   before(async () => {
     url = (await testConfig({})).DATABASE_URL;
     db = createDb(url, 6);
     clusters = new ClusterRepository(db);
+    tenantClusters = new TenantClusterRepository(db);
     operations = new OperationRepository(db);
+    tenantOperations = new TenantOperationRepository(db);
     holder = new pg.Client({ connectionString: url });
     await holder.connect();
     monitor = new pg.Client({ connectionString: url });
@@ -41,14 +47,14 @@ describe('claim and cancel racing (real statements)', () => {
 
   /** A Running cluster (its create ended) with a queued mutating operation (a scale). */
   async function queuedScale(name: string) {
-    const { cluster, operation: create } = await clusters.createWithOperation({
+    const { cluster, operation: create } = await tenantClusters.createWithOperation({
       tenantId: TENANT, subscriptionId: randomUUID(), resourceGroup: 'rg', name, region: 'westeurope', datacenter: name,
       consulVersion: '1.8.7', tier: 'development', serverCount: 1, publicEndpoint: false, createdBy: 'test',
     });
     const [claimed] = await operations.claimMany([create.id]);
     assert.equal(claimed?.id, create.id);
     await operations.succeedMany([{ id: create.id, claimId: claimed!.claimId!, result: null, steps: null }]);
-    const scale = await clusters.addOperation(cluster, 'scale', 'test', 'test');
+    const scale = await tenantClusters.addOperation(cluster, 'scale', 'test', 'test');
     return { cluster, scale };
   }
 
@@ -77,19 +83,19 @@ describe('claim and cancel racing (real statements)', () => {
 
   it('a cancel that commits first leaves no lock: the claim gets nothing and the cluster is free', async () => {
     const { cluster, scale } = await queuedScale('cancel-first');
-    const [canceled, claimed] = await interleave(scale.id, () => operations.cancelQueued(scale, 'test'), () => operations.claimMany([scale.id]));
+    const [canceled, claimed] = await interleave(scale.id, () => tenantOperations.cancelQueued(scale, 'test'), () => operations.claimMany([scale.id]));
     assert.equal(canceled, true);
     assert.deepEqual(claimed, [null]);
     assert.equal((await operations.get(scale.id))!.state, 'Canceled');
     assert.equal((await clusters.get(cluster.id))!.lockedByOperationId, null, 'no lock is left held by a canceled operation');
     // And the cluster takes its next mutating operation.
-    const next = await clusters.addOperation(cluster, 'scale', 'test', 'test');
+    const next = await tenantClusters.addOperation(cluster, 'scale', 'test', 'test');
     assert.equal((await operations.claimMany([next.id]))[0]?.id, next.id);
   });
 
   it('a claim that goes first wins: the cancel finds it Running and the lock is the running operation\'s', async () => {
     const { cluster, scale } = await queuedScale('claim-first');
-    const [claimed, canceled] = await interleave(scale.id, () => operations.claimMany([scale.id]), () => operations.cancelQueued(scale, 'test'));
+    const [claimed, canceled] = await interleave(scale.id, () => operations.claimMany([scale.id]), () => tenantOperations.cancelQueued(scale, 'test'));
     assert.equal(canceled, false);
     assert.equal(claimed[0]?.id, scale.id);
     assert.equal((await operations.get(scale.id))!.state, 'Running');

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from './prisma';
-import { ClusterState, OperationState, SnapshotKind, SnapshotState } from '../model';
+import { ClusterState, OperationKind, SnapshotKind, SnapshotState } from '../model';
+import { insertOperation } from './operation-writer';
 import { SnapshotRepository } from './snapshot.repository';
 
 export interface DueSnapshot {
@@ -37,9 +38,7 @@ export class SnapshotScheduleRepository {
           UPDATE "Cluster" SET "lastScheduledSnapshotAt" = ${slot}
           WHERE "id" = ${c.id}::uuid AND COALESCE("lastScheduledSnapshotAt", "runningSince") = ${c.base}`;
         if (n !== 1) return false;
-        await tx.operation.create({
-          data: { id: operationId, tenantId: c.tenantId, clusterId: c.id, kind: 'snapshot', mutating: true, state: OperationState.Queued, requestedBy: 'scheduler', params: { snapshotId } },
-        });
+        await insertOperation(tx, { id: operationId, tenantId: c.tenantId, clusterId: c.id, kind: OperationKind.Snapshot, requestedBy: 'scheduler', params: { snapshotId } });
         await tx.snapshot.create({
           data: {
             id: snapshotId, tenantId: c.tenantId, clusterId: c.id, name: `scheduled ${slot.toISOString()}`, kind: SnapshotKind.Scheduled,

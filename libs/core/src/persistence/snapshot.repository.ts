@@ -1,7 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import type { Db } from './prisma';
-import { OperationState, SnapshotState, type OperationKind, type SnapshotKind, isMutating } from '../model';
-import type { Cluster, Operation, Snapshot } from '../generated/prisma/client';
+import { SnapshotState, type SnapshotKind } from '../model';
+import type { Cluster, Snapshot } from '../generated/prisma/client';
 import { SealedValueError, type SealBinding, type SecretBox } from '../envelope';
 
 /** What a snapshot's data key and frames are bound to: its cluster and its own id. */
@@ -9,9 +8,11 @@ export function snapshotBinding(clusterId: string, snapshotId: string): SealBind
   return { purpose: 'snapshot', fields: [clusterId, snapshotId] };
 }
 
-const VISIBLE = [SnapshotState.Pending, SnapshotState.Available, SnapshotState.Failed];
-
-/** Snapshot rows: where the blob is, its size, checksum and raft index. */
+/**
+ * Snapshot rows as the worker takes, stores and prunes them: where the blob is, its size, checksum
+ * and raft index. Read by id across tenants: system-only, the API's module does not provide it
+ * (the API's are TenantSnapshotRepository's).
+ */
 export class SnapshotRepository {
   constructor(private readonly db: Db) {}
 
@@ -48,51 +49,8 @@ export class SnapshotRepository {
     return `${clusterId}/${snapshotId}.snap`;
   }
 
-  /**
-   * Records a snapshot to take and the operation that takes it (or, for
-   * restore, the operation that restores; the pre-restore snapshot row is
-   * created the same way), with the audit event, in one transaction.
-   */
-  async requestWithOperation(
-    cluster: Cluster,
-    actor: string,
-    op: { kind: OperationKind; action: string; params?: Record<string, unknown> },
-    snapshot?: { name: string; kind: SnapshotKind },
-  ): Promise<{ operation: Operation; snapshot?: Snapshot }> {
-    const operationId = randomUUID();
-    const snapshotId = snapshot ? randomUUID() : undefined;
-    return this.db.$transaction(async (tx) => {
-      const params = { ...(op.params ?? {}), ...(snapshotId ? { snapshotId } : {}) };
-      const operation = await tx.operation.create({
-        data: { id: operationId, tenantId: cluster.tenantId, clusterId: cluster.id, kind: op.kind, mutating: isMutating(op.kind), state: OperationState.Queued, requestedBy: actor, params },
-      });
-      const row = snapshot
-        ? await tx.snapshot.create({
-            data: {
-              id: snapshotId!, tenantId: cluster.tenantId, clusterId: cluster.id, name: snapshot.name, kind: snapshot.kind,
-              state: SnapshotState.Pending, blobKey: SnapshotRepository.blobKey(cluster.id, snapshotId!), operationId,
-            },
-          })
-        : undefined;
-      await tx.auditEvent.create({ data: { id: randomUUID(), tenantId: cluster.tenantId, clusterId: cluster.id, operationId, actor, action: op.action, details: params } });
-      return { operation, snapshot: row };
-    });
-  }
-
-  listForCluster(tenantId: string, clusterId: string): Promise<Snapshot[]> {
-    return this.db.snapshot.findMany({ where: { tenantId, clusterId, state: { in: VISIBLE } }, orderBy: { createdAt: 'desc' } });
-  }
-
-  findForTenant(tenantId: string, clusterId: string, id: string): Promise<Snapshot | null> {
-    return this.db.snapshot.findFirst({ where: { id, tenantId, clusterId, state: { in: VISIBLE } } });
-  }
-
   get(id: string): Promise<Snapshot | null> {
     return this.db.snapshot.findUnique({ where: { id } });
-  }
-
-  rename(id: string, name: string): Promise<Snapshot> {
-    return this.db.snapshot.update({ where: { id }, data: { name } });
   }
 
   /** A pre-restore snapshot the restore operation takes itself (created once; the id comes from the operation's params). */
@@ -126,16 +84,5 @@ export class SnapshotRepository {
     return this.db.snapshot.findMany({ where: { clusterId, state: { not: SnapshotState.Deleted } } });
   }
 
-  /** Queues deleting one snapshot's blob; hides the snapshot at once. */
-  async requestDelete(cluster: Cluster, snapshot: Snapshot, actor: string, kind: OperationKind): Promise<Operation> {
-    const id = randomUUID();
-    return this.db.$transaction(async (tx) => {
-      await tx.snapshot.update({ where: { id: snapshot.id }, data: { state: SnapshotState.Deleting } });
-      const op = await tx.operation.create({
-        data: { id, tenantId: cluster.tenantId, clusterId: cluster.id, kind, mutating: isMutating(kind), state: OperationState.Queued, requestedBy: actor, params: { snapshotId: snapshot.id } },
-      });
-      await tx.auditEvent.create({ data: { id: randomUUID(), tenantId: cluster.tenantId, clusterId: cluster.id, operationId: id, actor, action: 'snapshot.delete.requested', details: { snapshotId: snapshot.id } } });
-      return op;
-    });
-  }
+
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from './prisma';
 import { ClusterState, OperationKind, OperationState } from '../model';
+import { insertOperation } from './operation-writer';
 
 import type { UpgradeWindow } from '../../../contracts/src';
 export { UPGRADE_MODES, type UpgradeMode, type UpgradePolicy, type UpgradeWindow } from '../../../contracts/src';
@@ -74,12 +75,7 @@ export class UpgradeScheduleRepository {
               SELECT 1 FROM "Operation" o
               WHERE o."clusterId" = ${c.id}::uuid AND o."kind" = ${OperationKind.Upgrade} AND o."state" IN (${OperationState.Queued}, ${OperationState.Running}))`;
         if (n !== 1) return false;
-        await tx.operation.create({
-          data: {
-            id: operationId, tenantId: c.tenantId, clusterId: c.id, kind: OperationKind.Upgrade, mutating: true, state: OperationState.Queued,
-            requestedBy: AUTO_UPGRADE_ACTOR, params,
-          },
-        });
+        await insertOperation(tx, { id: operationId, tenantId: c.tenantId, clusterId: c.id, kind: OperationKind.Upgrade, requestedBy: AUTO_UPGRADE_ACTOR, params });
         await tx.auditEvent.create({
           data: { id: randomUUID(), tenantId: c.tenantId, clusterId: c.id, operationId, actor: AUTO_UPGRADE_ACTOR, action: 'cluster.upgrade.requested', details: params },
         });

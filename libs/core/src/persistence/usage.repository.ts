@@ -59,6 +59,17 @@ export function floorHour(t: Date): Date {
 }
 
 /**
+ * Whose usage a read is of: one tenant's, or the whole fleet's, which only the operator's billing
+ * routes read (Platform.SRE of the operator tenant). Always said: a read that names neither does
+ * not compile.
+ */
+export type UsageScope = { tenantId: string } | 'fleet';
+
+function tenantOf(scope: UsageScope): string | null {
+  return scope === 'fleet' ? null : scope.tenantId;
+}
+
+/**
  * Usage records: one per (cluster, dimension, UTC hour), made from billing
  * segments when an hour closes. The unique triple and ON CONFLICT DO NOTHING
  * make metering idempotent; the cursor row serialises workers that close hours
@@ -171,24 +182,26 @@ export class UsageRepository {
   }
 
   /** Per cluster and dimension (and price), the minutes of hours in [from, to). */
-  lines(filter: { from: Date; to: Date; tenantId?: string; subscriptionId?: string }): Promise<UsageLine[]> {
+  lines(scope: UsageScope, filter: { from: Date; to: Date; subscriptionId?: string }): Promise<UsageLine[]> {
+    const tenantId = tenantOf(scope);
     return this.db.$queryRaw<UsageLine[]>`
       SELECT "subscriptionId", "resourceGroup", "clusterId"::text AS "clusterId", "clusterName", "dimension", "unitPriceMicros",
              SUM("minutes")::bigint AS "minutes"
       FROM "UsageRecord"
       WHERE "hour" >= ${filter.from}::timestamp AND "hour" < ${filter.to}::timestamp
-        AND (${filter.tenantId ?? null}::text IS NULL OR "tenantId" = ${filter.tenantId ?? null}::text)
+        AND (${tenantId}::text IS NULL OR "tenantId" = ${tenantId}::text)
         AND (${filter.subscriptionId ?? null}::text IS NULL OR "subscriptionId" = ${filter.subscriptionId ?? null}::text)
       GROUP BY 1, 2, 3, 4, 5, 6
       ORDER BY 1, 2, 4, 3, 5, 6`;
   }
 
-  /** Subscriptions with usage in [from, to), optionally of one tenant. */
-  async subscriptions(from: Date, to: Date, tenantId?: string): Promise<string[]> {
+  /** Subscriptions with usage in [from, to). */
+  async subscriptions(scope: UsageScope, from: Date, to: Date): Promise<string[]> {
+    const tenantId = tenantOf(scope);
     const rows = await this.db.$queryRaw<{ s: string }[]>`
       SELECT DISTINCT "subscriptionId" AS s FROM "UsageRecord"
       WHERE "hour" >= ${from}::timestamp AND "hour" < ${to}::timestamp
-        AND (${tenantId ?? null}::text IS NULL OR "tenantId" = ${tenantId ?? null}::text)
+        AND (${tenantId}::text IS NULL OR "tenantId" = ${tenantId}::text)
       ORDER BY 1`;
     return rows.map((r) => r.s);
   }

@@ -1,8 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { sqlQuery, type Db } from './prisma';
+import { operationInsertText } from './operation-writer';
 import type { Wave, WaveItem } from '../generated/prisma/client';
 
 export type WaveWithItems = Wave & { items: WaveItem[] };
+
+/** The operations of the items startItems starts, one per row of its \`ok\` (its actor is $13). */
+const ITEM_OPERATIONS = operationInsertText({
+  id: '"opId"', tenantId: '"tenantId"', clusterId: '"clusterId"', kind: '"kind"', mutating: '"mutating"', requestedBy: '$13', params: '"params"::jsonb',
+  at: '(SELECT "at" FROM clock)',
+}, 'FROM ok ORDER BY "position"', '1');
 
 /** One item to start: its operation's id, kind and params, its audit action, and for a snapshot action the snapshot row. */
 export interface ItemStart {
@@ -147,10 +154,7 @@ export class WaveRepository {
           AND NOT EXISTS (SELECT 1 FROM "Cluster" c WHERE c."id" = v."clusterId" AND c."state" = 'Running')
         RETURNING wi."position"
       ), ops AS (
-        INSERT INTO "Operation" ("id", "tenantId", "clusterId", "kind", "mutating", "state", "requestedBy", "params", "createdAt", "updatedAt")
-        SELECT "opId", "tenantId", "clusterId", "kind", "mutating", 'Queued', $13, "params"::jsonb, (SELECT "at" FROM clock), (SELECT "at" FROM clock)
-        FROM ok ORDER BY "position"
-        RETURNING 1
+        ${ITEM_OPERATIONS}
       ), snaps AS (
         INSERT INTO "Snapshot" ("id", "tenantId", "clusterId", "name", "kind", "state", "blobKey", "operationId", "createdAt", "updatedAt")
         SELECT "snapId", "tenantId", "clusterId", "snapName", "snapKind", 'Pending', "blobKey", "opId", (SELECT "at" FROM clock), (SELECT "at" FROM clock)

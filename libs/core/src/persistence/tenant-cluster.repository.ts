@@ -1,0 +1,171 @@
+import { randomUUID } from 'node:crypto';
+import type { Db } from './prisma';
+import { sqlQuery } from './prisma';
+import { closeSegment } from './billing-segments';
+import type { ClusterWithServers } from './cluster.repository';
+import { insertCluster, type IdempotentResponse, type NewCluster } from './new-cluster';
+import { insertOperation, operationInsert } from './operation-writer';
+import type { UpgradePolicy } from './upgrade-schedule.repository';
+import { ClusterState, OperationKind, OperationState, isMutating } from '../model';
+import { Prisma, type Cluster, type ClusterServer, type Operation } from '../generated/prisma/client';
+
+/** The columns the API's cluster view shows (apps/api/src/clusters/views.ts). */
+export const VIEW_COLUMNS = [
+  'id', 'name', 'state', 'stateReason', 'tier', 'serverCount', 'consulVersion', 'region', 'datacenter', 'subscriptionId', 'resourceGroup',
+  'managedResourceGroup', 'publicEndpoint', 'target', 'createdAt', 'updatedAt', 'runningSince', 'snapshotIntervalHours', 'snapshotRetention',
+  'upgradeMode', 'upgradeWindow', 'caNotAfter', 'serverCertsNotAfter', 'health', 'healthReason', 'healthCheckedAt',
+] as const satisfies readonly (keyof Cluster)[];
+/** The columns of a cluster the view needs, whichever read they come from. */
+export type ClusterViewColumns = Pick<Cluster, (typeof VIEW_COLUMNS)[number]>;
+export type ClusterViewRow = ClusterViewColumns & { serverAddresses: string[] };
+
+const LIVE_STATES_EXCLUDE_DELETED = { not: ClusterState.Deleted };
+
+/**
+ * A tenant's clusters: what the API reads and asks for. Every read takes the tenant as a required
+ * argument (a read without one does not compile), and every request takes a cluster so read;
+ * the one read across tenants, findLiveByManagedApplication, says why. The worker's and the
+ * schedulers' reads by id are ClusterRepository's, which the API does not provide.
+ */
+export class TenantClusterRepository {
+  constructor(private readonly db: Db) {}
+
+  /** The cluster and its create operation, audit event and (with a key) idempotency record: see insertCluster. */
+  createWithOperation(input: NewCluster, idem?: IdempotentResponse): Promise<{ cluster: Cluster; operation: Operation }> {
+    return insertCluster(this.db, input, idem);
+  }
+
+  /**
+   * The API's hot read (every GET /v1/clusters/{id}): one prepared statement straight on the pool
+   * (sqlQuery), not through Prisma's query compiler, which cost most of the request's CPU. Always
+   * read afresh (nothing cached), and always scoped to the caller's tenant.
+   */
+  async findForTenant(tenantId: string, id: string): Promise<ClusterWithServers | null> {
+    const rows = await sqlQuery<Cluster & { servers: ClusterServer[] }>(
+      this.db,
+      `SELECT c.*, COALESCE((SELECT json_agg(json_build_object('clusterId', s."clusterId", 'index', s."index", 'address', s."address", 'apiEndpoint', s."apiEndpoint") ORDER BY s."index")
+                             FROM "ClusterServer" s WHERE s."clusterId" = c."id"), '[]'::json) AS "servers"
+       FROM "Cluster" c WHERE c."id" = $1::uuid AND c."tenantId" = $2`,
+      [id, tenantId],
+      'cluster-for-tenant',
+    );
+    return rows[0] ?? null;
+  }
+
+  /**
+   * The hot read (GET /v1/clusters/{id}): only the columns the cluster view shows, and the
+   * servers' addresses as one text array, as one prepared statement. Skipping the rest (the CA
+   * bundle, the lock, the schedules) halves what pg parses per request.
+   */
+  async findViewForTenant(tenantId: string, id: string): Promise<ClusterViewRow | null> {
+    const rows = await sqlQuery<ClusterViewRow>(
+      this.db,
+      `SELECT ${VIEW_COLUMNS.map((c) => `c."${c}"`).join(', ')},
+              ARRAY(SELECT s."address" FROM "ClusterServer" s WHERE s."clusterId" = c."id" ORDER BY s."index") AS "serverAddresses"
+       FROM "Cluster" c WHERE c."id" = $1::uuid AND c."tenantId" = $2`,
+      [id, tenantId],
+      'cluster-view-for-tenant',
+    );
+    return rows[0] ?? null;
+  }
+
+  listForTenant(tenantId: string, opts: { includeDeleted?: boolean } = {}): Promise<ClusterWithServers[]> {
+    return this.db.cluster.findMany({
+      where: { tenantId, ...(opts.includeDeleted ? {} : { state: LIVE_STATES_EXCLUDE_DELETED }) },
+      include: { servers: { orderBy: { index: 'asc' } } },
+      orderBy: { createdAt: 'asc' },
+    });
+  }
+
+  /**
+   * The live cluster an Azure managed application made, if any, in any tenant: the one read here
+   * without a tenant, for the managed application's notification (Azure's call, not a tenant's),
+   * which proved the application and comes before the cluster's tenant is known.
+   */
+  findLiveByManagedApplication(applicationId: string): Promise<Cluster | null> {
+    return this.db.cluster.findFirst({ where: { managedApplicationId: applicationId, state: { not: ClusterState.Deleted } } });
+  }
+
+  /** Queues a new operation on a cluster, with its audit event: one statement (atomic, one round trip). */
+  async addOperation(cluster: Cluster, kind: OperationKind, actor: string, action: string, params: Record<string, unknown> = {}): Promise<Operation> {
+    const id = randomUUID();
+    const json = JSON.stringify(params);
+    const now = new Date();
+    const rows = await this.db.$queryRaw<Operation[]>`
+      WITH o AS (
+        ${operationInsert({
+          id: Prisma.sql`${id}::uuid`, tenantId: cluster.tenantId, clusterId: Prisma.sql`${cluster.id}::uuid`, kind, mutating: isMutating(kind),
+          requestedBy: actor, params: Prisma.sql`${json}::jsonb`, at: now,
+        }, Prisma.empty, Prisma.sql`*`)}
+      ), a AS (
+        INSERT INTO "AuditEvent" ("id", "tenantId", "clusterId", "operationId", "actor", "action", "details", "createdAt")
+        SELECT ${randomUUID()}::uuid, o."tenantId", o."clusterId", o."id", ${actor}, ${action}, ${json}::jsonb, ${now} FROM o
+        RETURNING 1
+      )
+      SELECT * FROM o`;
+    const op = rows[0];
+    return { ...op, seq: BigInt(op.seq) };
+  }
+
+  /** Queues the cluster's delete; a delete already queued or running is answered instead (see requestDeleteOnce). */
+  async requestDelete(cluster: Cluster, actor: string, at: Date = new Date()): Promise<Operation> {
+    return (await this.requestDeleteOnce(cluster, actor, at)).operation;
+  }
+
+  /**
+   * Queues the delete and marks the cluster Deleting in one transaction (billing stops at this
+   * moment), unless a delete is queued or running (`queued: false` with that one). Decided under
+   * the cluster row's lock, so two requests at the same moment (two notifications,
+   * a notification and DELETE /v1/clusters/{id}) queue one delete.
+   */
+  async requestDeleteOnce(cluster: Cluster, actor: string, at: Date = new Date()): Promise<{ operation: Operation; queued: boolean }> {
+    const id = randomUUID();
+    return this.db.$transaction(async (tx) => {
+      const [row] = await tx.$queryRaw<{ state: string }[]>`SELECT "state" FROM "Cluster" WHERE "id" = ${cluster.id}::uuid FOR UPDATE`;
+      const pending = await tx.operation.findFirst({ where: { clusterId: cluster.id, kind: OperationKind.Delete, state: { in: [OperationState.Queued, OperationState.Running] } }, orderBy: { seq: 'asc' } });
+      if (pending) return { operation: pending, queued: false };
+      const previousState = row?.state ?? cluster.state;
+      const operation = await insertOperation(tx, { id, tenantId: cluster.tenantId, clusterId: cluster.id, kind: OperationKind.Delete, requestedBy: actor, params: { previousState } });
+      await tx.cluster.update({ where: { id: cluster.id }, data: { state: ClusterState.Deleting, stateReason: null } });
+      await closeSegment(tx, cluster.id, at);
+      await tx.auditEvent.create({
+        data: { id: randomUUID(), tenantId: cluster.tenantId, clusterId: cluster.id, operationId: id, actor, action: 'cluster.delete.requested', details: { previousState } },
+      });
+      return { operation, queued: true };
+    });
+  }
+
+  /** Changes the snapshot policy (a control-plane setting: nothing to do on the cluster itself). */
+  async updateSnapshotPolicy(cluster: Cluster, policy: { intervalHours: number; retention: number }, actor: string): Promise<void> {
+    await this.db.$transaction([
+      this.db.cluster.update({ where: { id: cluster.id }, data: { snapshotIntervalHours: policy.intervalHours, snapshotRetention: policy.retention } }),
+      this.db.auditEvent.create({
+        data: {
+          id: randomUUID(), tenantId: cluster.tenantId, clusterId: cluster.id, actor, action: 'cluster.snapshot-policy.changed',
+          details: { from: { intervalHours: cluster.snapshotIntervalHours, retention: cluster.snapshotRetention }, to: policy },
+        },
+      }),
+    ]);
+  }
+
+  /** Changes the upgrade policy (a control-plane setting: the worker's upgrade scheduler reads it). */
+  async updateUpgradePolicy(cluster: Cluster, policy: UpgradePolicy, actor: string): Promise<void> {
+    await this.db.$transaction([
+      this.db.cluster.update({ where: { id: cluster.id }, data: { upgradeMode: policy.mode, upgradeWindow: policy.window ?? Prisma.DbNull } }),
+      this.db.auditEvent.create({
+        data: {
+          id: randomUUID(), tenantId: cluster.tenantId, clusterId: cluster.id, actor, action: 'cluster.upgrade-policy.changed',
+          details: { from: { mode: cluster.upgradeMode, window: cluster.upgradeWindow ?? null }, to: policy } as Prisma.InputJsonObject,
+        },
+      }),
+    ]);
+  }
+
+  /** The cluster's earliest Queued or Running operation of a kind. */
+  findPendingOperation(tenantId: string, clusterId: string, kind: OperationKind): Promise<Operation | null> {
+    return this.db.operation.findFirst({
+      where: { tenantId, clusterId, kind, state: { in: [OperationState.Queued, OperationState.Running] } },
+      orderBy: { seq: 'asc' },
+    });
+  }
+}
