@@ -22,6 +22,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { consulAgents } from '../infra/local/processes';
 import { mintToken } from '../infra/local/token';
 import { mulberry32 } from '../test/support/prng';
 import {
@@ -219,22 +220,7 @@ async function call(base: string, token: string, method: string, url: string, bo
 }
 
 /** Consul server processes of one cluster, by command line (`<LOCAL_DIR>/clusters/<id>/...`). */
-function consulProcesses(clusterId?: string): number[] {
-  const needle = path.join(localDir(), 'clusters', clusterId ?? '');
-  const pids: number[] = [];
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    let cmd: string;
-    try {
-      cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').join(' ');
-    } catch {
-      continue;
-    }
-    const argv0 = cmd.split(' ')[0] ?? '';
-    if (path.basename(argv0) === 'consul' && cmd.includes(needle)) pids.push(Number(d));
-  }
-  return pids;
-}
+const consulProcesses = (clusterId?: string): number[] => consulAgents(path.join(localDir(), 'clusters', clusterId ?? ''));
 
 // ---------------------------------------------------------------- the run
 

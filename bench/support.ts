@@ -16,6 +16,7 @@ import {
   ClusterRepository, OPERATIONS_QUEUE, TenantClusterRepository, closeDb, createDb, createOperationsQueue, createRedis, enqueueOperation, loadConfig, type Config, type Db, type Operation, type OperationsQueue,
 } from '../libs/core/src';
 import { cloneTemplateDatabase, dropClonedDatabase } from '../test/support/databases';
+import { stopChild } from '../infra/local/processes';
 import type { INestApplicationContext } from '@nestjs/common';
 import { startWorker } from '../apps/worker/src/worker';
 import { ClusterTarget } from '../apps/worker/src/cluster-target';
@@ -234,13 +235,7 @@ export function spawnChild(name: string, command: string, args: string[], env: N
     logFile,
     exited,
     stop() {
-      stopping ??= (async () => {
-        if (proc.exitCode !== null || proc.signalCode !== null) return;
-        proc.kill('SIGTERM');
-        const t = setTimeout(() => proc.kill('SIGKILL'), 5_000);
-        await exited;
-        clearTimeout(t);
-      })();
+      stopping ??= stopChild(proc, 5_000);
       return stopping;
     },
   };

@@ -28,11 +28,16 @@ function removeClusters(dir: string): void {
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
-/** `git clone` of this checkout at DEST, with the local-stack scripts of this working tree (the code under test). */
+/**
+ * `git clone` of this checkout at DEST, with the local-stack scripts of this working tree (the code under test)
+ * and their process management as built (dist/infra/local/processes.js: setup.sh builds before it starts services).
+ */
 function cloneAt(dest: string): void {
   const r = spawnSync('git', ['clone', '-q', REPO, dest], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   fs.cpSync(path.join(REPO, 'infra', 'local'), path.join(dest, 'infra', 'local'), { recursive: true });
+  fs.mkdirSync(path.join(dest, 'dist', 'infra', 'local'), { recursive: true });
+  fs.copyFileSync(path.join(REPO, 'dist', 'infra', 'local', 'processes.js'), path.join(dest, 'dist', 'infra', 'local', 'processes.js'));
 }
 
 const sql = (port: number, query: string) =>

@@ -27,20 +27,11 @@ export BENCH_RUN_DIR="$LOCAL/bench/run/$$"
 mkdir -p "$BENCH_RUN_DIR" "$LOCAL/logs" "$ROOT/bench/results"
 
 # Stops what a benchmark left behind (it normally stops its children itself),
-# by the pids it recorded, never by name.
+# by the pids it recorded, never by name (SIGTERM, SIGKILL after 2 s).
 stop_leftovers() {
-  local f pid
-  for f in "$BENCH_RUN_DIR"/*.pid; do
-    [[ -e "$f" ]] || continue
-    pid="$(cat "$f" 2>/dev/null || true)"
-    if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; then
-      warn "stopping leftover $(basename "$f" .pid) (pid $pid)"
-      kill -TERM "$pid" 2>/dev/null || true
-      sleep 2
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$f"
-  done
+  local files=("$BENCH_RUN_DIR"/*.pid)
+  [[ -e "${files[0]}" ]] || return 0
+  processes stop --grace 2 "${files[@]}" >/dev/null
 }
 
 export NODE_ENV=test LOG_FORMAT=json

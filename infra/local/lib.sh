@@ -143,6 +143,16 @@ as_postgres() {
   (cd / && runuser -u postgres -- "$@")
 }
 
+# The local stack's process management (port holders, refuse-or-replace, stop by pid) is
+# TypeScript, infra/local/processes.ts, run from its build: setup.sh builds before it starts the
+# services. What runs before node_modules and the build exist (the helpers above, apt, npm,
+# Consul, TLS, the clone's identity) is this file's.
+PROCESSES="$ROOT/dist/infra/local/processes.js"
+processes() {
+  [[ -f "$PROCESSES" ]] || die "$PROCESSES is missing: build first (npm run build, or npm start / npm test, which set up and build)"
+  node "$PROCESSES" "$@"
+}
+
 # ---------------------------------------------------------------------------
 # npm
 
@@ -329,67 +339,12 @@ EOF
 # Something listens on 127.0.0.1:PORT.
 _port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# The pid of the process listening on PORT (any address), from /proc/net/tcp* and /proc/*/fd.
-port_holder() {
-  local hex inode fd pid
-  # iproute2's ss when it is there (quick); else the same from /proc.
-  if command -v ss >/dev/null; then
-    pid="$(ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1)"
-    if [[ -n "$pid" ]]; then
-      echo "${pid#pid=}"
-      return 0
-    fi
-  fi
-  hex="$(printf '%04X' "$1")"
-  inode="$(awk -v p=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { print $10; exit }' /proc/net/tcp /proc/net/tcp6 2>/dev/null)"
-  [[ -n "$inode" && "$inode" != 0 ]] || return 1
-  for fd in /proc/[0-9]*/fd/*; do
-    if [[ "$(readlink "$fd" 2>/dev/null)" == "socket:[$inode]" ]]; then
-      pid="${fd#/proc/}"
-      echo "${pid%%/*}"
-      return 0
-    fi
-  done
-  return 1
-}
-
-# The folder a service process keeps its data in: Azurite's --location, PostgreSQL's -D
-# (its clone's, through the owner file beside it), Redis's working directory.
-_service_data_dir() {
-  local pid="$1" cmd dir
-  cmd="$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline")"
-  dir="$(awk 'prev == "--location" || prev == "-D" { print; exit } { prev = $0 }' <<<"$cmd")"
-  if [[ -n "$dir" && "$cmd" == *postgres* && -f "$(dirname "$dir")/owner" ]]; then dir="$(cat "$(dirname "$dir")/owner")"; fi
-  [[ -n "$dir" ]] || dir="$(readlink "/proc/$pid/cwd" 2>/dev/null)"
-  echo "$dir"
-}
-
 # refuse_or_replace NAME PORT VARIABLE: the service on PORT is not this clone's. When it is
 # provably a leftover of a clone whose folder is gone, stop it (this clone then starts its
-# own); otherwise stop here, naming the process that holds the port and what to do.
+# own); otherwise stop here, naming the process that holds the port and what to do
+# (infra/local/processes.ts: refuseOrReplace).
 refuse_or_replace() {
-  local name="$1" port="$2" var="$3" pid cmd dir
-  pid="$(port_holder "$port")" ||
-    die "port $port is taken, not by this clone's $name, and the process holding it cannot be found; free the port or set $var"
-  cmd="$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | sed 's/ *$//')"
-  dir="$(_service_data_dir "$pid")"
-  local gone="" root
-  root="$(dirname "$(awk 'prev == "-D" { print; exit } { prev = $0 }' < <(tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline"))")"
-  if [[ "$name" == PostgreSQL && -f "$root/owner" ]]; then
-    # A PostgreSQL folder records its clone's identity: a clone made again at the same path is not that clone.
-    _pg_root_orphaned "$root" && gone="a clone that is gone (its folder was $dir)"
-  elif [[ -n "$dir" && ( "$dir" == *" (deleted)" || ! -e "$dir" ) ]]; then
-    gone="a clone whose folder is gone ($dir)"
-  fi
-  if [[ -n "$gone" ]]; then
-    warn "$name on port $port (pid $pid: $cmd) belongs to $gone: stopping it"
-    # PostgreSQL: SIGINT is its fast shutdown; the others stop on SIGTERM.
-    kill "-$([[ "$name" == PostgreSQL ]] && echo INT || echo TERM)" "$pid" 2>/dev/null || true
-    wait_for -t 20 eval "! _proc_alive $pid" || kill -KILL "$pid" 2>/dev/null || true
-    wait_for -t 5 eval "! _proc_alive $pid" || die "$name (pid $pid) does not stop"
-    return 0
-  fi
-  die "port $port is held by pid $pid ($cmd), which is not this clone's $name (its data: ${dir:-unknown}; this clone's: $LOCAL): stop it, or set $var to a free port"
+  processes refuse-or-replace "$1" "$2" "$3" "$LOCAL" || exit 1
 }
 
 # ---------------------------------------------------------------------------
@@ -416,22 +371,8 @@ _with_clusters_lock() {
 # The clone whose $LOCAL is DIR holds the identity ID.
 _clone_holds() { [[ "$(_read_clone_id "$1/clone-id" || true)" == "$2" ]]; }
 
-# A PostgreSQL folder under $PG_CLUSTERS whose clone is gone: the $LOCAL its `owner` file names
-# no longer holds the identity its `clone-id` file records (the clone was deleted, perhaps made
-# again at that path). A folder of the earlier versions (no clone-id, named from a hash of the
-# path): its $LOCAL is gone, or now belongs to a clone with an identity (which never uses such a
-# folder). A folder without an owner is not judged.
-_pg_root_orphaned() {
-  local root="$1" owner id
-  owner="$(head -n 1 "$root/owner" 2>/dev/null)" || return 1
-  [[ -n "$owner" ]] || return 1
-  if [[ -e "$root/clone-id" ]]; then
-    id="$(_read_clone_id "$root/clone-id")" || return 1
-    ! _clone_holds "$owner" "$id"
-  else
-    [[ ! -e "$owner" ]] || _read_clone_id "$owner/clone-id" >/dev/null
-  fi
-}
+# A PostgreSQL folder under $PG_CLUSTERS whose clone is gone (infra/local/processes.ts: pgRootOrphaned).
+_pg_root_orphaned() { processes pg-root-orphaned "$1"; }
 
 # The pid of the PostgreSQL server running on the cluster in ROOT/data, or status 1.
 _pg_root_server() {
@@ -630,16 +571,24 @@ redis_answers() {
   [[ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]]
 }
 
-# This clone's Redis: the pid in $LOCAL/run/redis.pid is alive and runs in $LOCAL/redis.
-_redis_ours() {
+# The pid of this clone's Redis: the pid in $LOCAL/run/redis.pid, alive and running in $LOCAL/redis.
+_redis_pid() {
   local pid
   pid="$(tr -dc '0-9' 2>/dev/null <"$LOCAL/run/redis.pid")" || return 1
-  [[ -n "$pid" ]] && _proc_alive "$pid" && [[ "$(readlink "/proc/$pid/cwd")" == "$(readlink -f "$LOCAL/redis")" ]]
+  [[ -n "$pid" ]] && _proc_alive "$pid" && [[ "$(readlink "/proc/$pid/cwd")" == "$(readlink -f "$LOCAL/redis")" ]] || return 1
+  echo "$pid"
 }
 
 ensure_redis() {
+  local own
+  if own="$(_redis_pid)" && [[ "$(processes port-holder "$REDIS_PORT" || true)" != "$own" ]]; then
+    # Ours, but started with another REDIS_PORT: replace it (as ensure_postgres and ensure_azurite do).
+    log "stopping Redis (pid $own): it was started on another port"
+    processes stop "$LOCAL/run/redis.pid" >/dev/null || exit 1
+    own=""
+  fi
   if redis_answers; then
-    _redis_ours && return 0
+    [[ -z "$own" ]] || return 0
     refuse_or_replace Redis "$REDIS_PORT" REDIS_PORT
   fi
   command -v redis-server >/dev/null || die "redis-server not installed (install the redis-server package)"
@@ -719,9 +668,7 @@ ensure_azurite() {
     [[ "$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")" != *" --blobPort $AZURITE_PORT "* ]]; then
     # Ours, but started with another AZURITE_PORT: replace it (as ensure_postgres does).
     log "stopping Azurite (pid $pid): it was started on another port"
-    kill -TERM "$pid" 2>/dev/null || true
-    wait_for -t 10 eval "! _proc_alive $pid" || kill -KILL "$pid" 2>/dev/null || true
-    wait_for -t 5 eval "! _proc_alive $pid" || die "Azurite (pid $pid) does not stop"
+    processes stop "$pidfile" >/dev/null || exit 1
   fi
   if pid="$(_azurite_pid)"; then
     # Ours, still starting (or hung): wait for it below rather than start another.
