@@ -73,14 +73,15 @@ async function main(): Promise<void> {
   onCleanup(async () => {
     if ((await target.observe(clusterId)).length > 0) await target.deleteAll(clusterId);
   });
-  const spec: LocalClusterSpec = await target.spec(clusterId);
-  const secrets: LocalClusterSecrets = await target.loadSecrets(clusterId);
+  const clusters = new ClusterRepository(db);
+  const opened = await target.open((await clusters.get(clusterId))!);
+  const spec: LocalClusterSpec = opened.spec;
+  const secrets: LocalClusterSecrets = opened.secrets;
   const address = spec.servers[0]!.address;
   const client = new ConsulHttpClient(secrets.pki.caCertPem);
   onCleanup(() => client.close());
   const agent = new https.Agent({ ca: secrets.pki.caCertPem, keepAlive: true });
   onCleanup(() => agent.destroy());
-  const clusters = new ClusterRepository(db);
   const rows = new TenantSnapshotRepository(db);
 
   let keys = 0;
@@ -121,7 +122,7 @@ async function main(): Promise<void> {
 
       // The operation's take-snapshot step, part by part.
       const c0 = performance.now();
-      const { data } = await target.consul.saveSnapshot(spec, secrets);
+      const { data } = await opened.consul.saveSnapshot();
       const consulMs = performance.now() - c0;
       // Sealing, as the worker does it (fresh data key wrapped by the KEK, chunked AES-256-GCM).
       const k0 = performance.now();

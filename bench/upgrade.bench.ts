@@ -33,7 +33,7 @@ import {
   ClusterRepository, OperationKind, TenantClusterRepository, enqueueOperation, type Config, type OperationStep,
 } from '../libs/core/src';
 import {
-  CONSUL_SERVER_PORTS, ClusterLayout, ConsulHttpClient, signalProcess, type ConsulApi, type LocalClusterSecrets, type LocalClusterSpec, type LocalTarget,
+  CONSUL_SERVER_PORTS, ClusterLayout, ConsulHttpClient, ConsulApi, signalProcess, type ConsulConnections, type LocalClusterSecrets, type LocalClusterSpec, type LocalTarget,
 } from '../libs/provisioner/src';
 import {
   benchConfig, consulLogLines, createBenchDatabase, createClusterThroughWorker, deleteClusterThroughWorker, dropBenchDatabase, log,
@@ -173,17 +173,18 @@ async function main(): Promise<void> {
       await local.hosts.stopAndRemove(clusterId, { gracefulTimeoutMs: 5_000 });
     }
   });
-  const secrets: LocalClusterSecrets = await target.loadSecrets(clusterId);
+  const clusters = new ClusterRepository(db);
+  const secrets: LocalClusterSecrets = await target.secrets.load(clusterId);
   const client = new ConsulHttpClient(secrets.pki.caCertPem);
   onCleanup(() => client.close());
-  const clusters = new ClusterRepository(db);
+  const specOf = async () => (await target.open((await clusters.get(clusterId))!)).spec;
 
   const baselines: Record<string, number>[] = [];
   const leaveRolls: { run: number; rollMs: number; servers: ServerRoll[] }[] = [];
   const upgrades: { run: number; to: string; rollMs: number; opMs: number; servers: ServerRoll[]; order: string; logs: string[] }[] = [];
   for (let run = 1; run <= RUNS; run++) {
     // Baseline: a plain restart of one follower, same binary, no leave.
-    const spec = await target.spec(clusterId);
+    const spec = await specOf();
     const leaderIdx = await leaderIndex(local, spec, secrets);
     const follower = spec.servers.find((s) => s.index !== leaderIdx)!.index;
     const b = await plainRestart(local, client, spec, secrets, follower, leaderIdx!);
@@ -220,14 +221,14 @@ async function main(): Promise<void> {
 
     if (COMPARE_LEAVE) {
       // The procedure the flow used before (graceful leave, then autopilot's view polled every 200 ms), replayed through the same two layers on the same cluster.
-      const spec2 = await target.spec(clusterId);
+      const spec2 = await specOf();
       const leader2 = await leaderIndex(local, spec2, secrets);
       const obs2 = new Observer(client, spec2, secrets.managementToken);
       obs2.start();
       calls.length = 0;
       const r0 = Date.now();
       for (const s of [...spec2.servers].sort((a, b) => Number(a.index === leader2) - Number(b.index === leader2))) {
-        await local.consul.leave(spec2, secrets, s.index);
+        await local.consul.for(spec2, secrets).leave(s.index);
         await local.hosts.stopServer(spec2.clusterId, s.index);
         await local.hosts.startServers(spec2, secrets);
         await previousHealthCheck(local, spec2, secrets, s.index);
@@ -303,7 +304,7 @@ interface Call { at: number; end: number; what: 'stop' | 'start' | 'healthy' | '
 /** The two layers the upgrade flow goes through: the servers' hosts and the Consul API. */
 interface Local {
   hosts: LocalTarget;
-  consul: ConsulApi;
+  consul: ConsulConnections;
 }
 
 /**
@@ -313,7 +314,9 @@ interface Local {
  */
 function instrument(local: Local): Call[] {
   const calls: Call[] = [];
-  const { hosts, consul } = local;
+  const { hosts } = local;
+  // Every cluster's API is made per call (ConsulConnections.for): its methods are timed on the class.
+  const consul = ConsulApi.prototype;
   let lastStopEnd = 0;
   const stop = hosts.stopServer.bind(hosts);
   hosts.stopServer = async (clusterId, index, opts) => {
@@ -340,22 +343,22 @@ function instrument(local: Local): Call[] {
   // Health is checked through waitForHealthy (the flow now), or by polling autopilotHealthy
   // alone (the flow before, replayed by previousHealthCheck): its healthy answer ends the wait.
   let insideWaitForHealthy = 0;
-  const waitForHealthy = consul.waitForHealthy.bind(consul);
-  consul.waitForHealthy = async (spec, secrets, opts) => {
+  const waitForHealthy = consul.waitForHealthy;
+  consul.waitForHealthy = async function (this: ConsulApi, opts) {
     const at = Date.now();
     insideWaitForHealthy++;
     try {
-      const r = await waitForHealthy(spec, secrets, opts);
+      const r = await waitForHealthy.call(this, opts);
       calls.push({ at, end: Date.now(), what: 'healthy' });
       return r;
     } finally {
       insideWaitForHealthy--;
     }
   };
-  const healthy = consul.autopilotHealthy.bind(consul);
-  consul.autopilotHealthy = async (spec, secrets) => {
+  const healthy = consul.autopilotHealthy;
+  consul.autopilotHealthy = async function (this: ConsulApi) {
     const at = Date.now();
-    const r = await healthy(spec, secrets);
+    const r = await healthy.call(this);
     calls.push({ at, end: Date.now(), what: 'autopilot', healthy: r.healthy });
     if (r.healthy && insideWaitForHealthy === 0) calls.push({ at, end: Date.now(), what: 'healthy' });
     return r;
@@ -406,7 +409,7 @@ function perServer(calls: Call[], obs: Observer, leaderIdx: number | undefined):
 async function leaderIndex(local: Local, spec: LocalClusterSpec, secrets: LocalClusterSecrets): Promise<number | undefined> {
   for (const s of spec.servers) {
     try {
-      const st = await local.consul.serverStatus(spec, secrets, s.index);
+      const st = await local.consul.for(spec, secrets).serverStatus(s.index);
       const addr = st.leader.split(':')[0];
       const found = spec.servers.find((x) => x.address === addr);
       if (found) return found.index;
@@ -457,7 +460,7 @@ async function plainRestart(local: Local, client: ConsulHttpClient, spec: LocalC
   const t2 = Date.now();
   // The flow's own condition (ConsulApi.waitForHealthy), timed on the same restart.
   let flowCheck = 0;
-  const flowCheckDone = local.consul.waitForHealthy(spec, secrets, { timeoutMs: 120_000 }).then(() => void (flowCheck = Date.now() - t2));
+  const flowCheckDone = local.consul.for(spec, secrets).waitForHealthy({ timeoutMs: 120_000 }).then(() => void (flowCheck = Date.now() - t2));
   const leaderCommit = Number((await raftStats(client, addr(leader), secrets.managementToken))?.commit_index ?? NaN);
   let answering = 0;
   let caughtUp = 0;
@@ -466,7 +469,7 @@ async function plainRestart(local: Local, client: ConsulHttpClient, spec: LocalC
     const own = await raftStats(client, addr(index), secrets.managementToken);
     if (own && !answering) answering = Date.now();
     if (own && !caughtUp && own.state === 'Follower' && goDurationMs(own.last_contact ?? 'never') < 200 && Number(own.applied_index) >= leaderCommit) caughtUp = Date.now();
-    if (caughtUp && (await local.consul.autopilotHealthy(spec, secrets).catch(() => ({ healthy: false }))).healthy) break;
+    if (caughtUp && (await local.consul.for(spec, secrets).autopilotHealthy().catch(() => ({ healthy: false }))).healthy) break;
     if (Date.now() > deadline) throw new Error(`server ${index} not healthy 120 s after a plain restart`);
     await sleep(HEALTH_POLL_MS);
   }
@@ -481,8 +484,8 @@ async function previousHealthCheck(local: Local, spec: LocalClusterSpec, secrets
   while (Date.now() < deadline) {
     if ((await local.hosts.observe(spec.clusterId)).some((p) => p.index === index)) {
       try {
-        await local.consul.serverStatus(spec, secrets, index);
-        if ((await local.consul.autopilotHealthy(spec, secrets)).healthy) return;
+        await local.consul.for(spec, secrets).serverStatus(index);
+        if ((await local.consul.for(spec, secrets).autopilotHealthy()).healthy) return;
       } catch {
         /* not yet */
       }

@@ -55,6 +55,7 @@ import { WaveDriver } from '../apps/worker/src/wave.driver';
 import {
   RESULTS_DIR, benchConfig, cpuMs, createBenchDatabase, dropBenchDatabase, log, obliterateQueue, onCleanup, round, runBench, sleep, summarize, writeResult,
 } from './support';
+import { rowOnlyContexts } from '../test/support/cluster-contexts';
 
 const N = Number(process.env.BENCH_OPS ?? 1000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -126,7 +127,8 @@ async function main(): Promise<void> {
     }));
     stub.succeedMany = async (entries: { claimId: string }[]) => new Set(entries.map((e) => e.claimId));
   }
-  const runner = new OperationRunner(operations, new ClusterRepository(db), flows, { owner: 'bench', leaseMs: config.OPERATION_LEASE_MS });
+  const systemClusters = new ClusterRepository(db);
+  const runner = new OperationRunner(operations, systemClusters, flows, { owner: 'bench', leaseMs: config.OPERATION_LEASE_MS, open: rowOnlyContexts(systemClusters) });
 
   // The same worker settings as WorkerService.
   const workerOpts = (prefix: string) => ({

@@ -200,7 +200,7 @@ describe('certificate lifetimes: expiry dates, automatic rotation, CA roll', { t
     const caBefore = (await clientConfig(main)).caPem as string;
     // A worker that stopped for good after the leaves were rolled, before the old CA was dropped.
     const cutShort = { id: '00000000-0000-4000-8000-0000000000ca' } as Operation;
-    for (const step of flow.steps({ operation: cutShort, cluster })) {
+    for (const step of flow.steps({ operation: cutShort, cluster, loaded: await target.open(cluster) })) {
       if (step.name === 'drop-old-ca') break;
       await step.run();
     }
@@ -224,7 +224,7 @@ describe('certificate lifetimes: expiry dates, automatic rotation, CA roll', { t
 
     // A job retried after a crash at its very end runs every step again: nothing reloads, nothing restarts.
     const again: string[] = [];
-    for (const step of flow.steps({ operation: { id: res.body.operation.id } as Operation, cluster })) again.push(`${step.name}: ${(await step.run()) ?? ''}`);
+    for (const step of flow.steps({ operation: { id: res.body.operation.id } as Operation, cluster, loaded: await target.open(cluster) })) again.push(`${step.name}: ${(await step.run()) ?? ''}`);
     assert.deepEqual(again.slice(0, 4), ['issue-ca: rolled already', 'trust-new-ca: no CA roll in progress', 'roll-leaves: no CA roll in progress', 'drop-old-ca: no CA roll in progress']);
     assert.deepEqual(await target.observe(main), pids, 'no server restarted in any roll');
     assert.equal((await clientConfig(main)).caPem, after);

@@ -287,7 +287,7 @@ describe('key rotation', { timeout: 600_000 }, () => {
     const flow = new RotateManagementTokenFlow(clusterTarget, secrets, new AuditRepository(s.db), 60_000);
     // An operation whose worker stopped for good after rolling the servers, before switching the stored token.
     const cutShort = { id: randomUUID() } as Operation;
-    for (const step of flow.steps({ operation: cutShort, cluster })) {
+    for (const step of flow.steps({ operation: cutShort, cluster, loaded: await clusterTarget.open(cluster) })) {
       if (step.name === 'switch-token') break;
       await step.run();
     }
@@ -318,7 +318,7 @@ describe('key rotation', { timeout: 600_000 }, () => {
 
     // A job retried after a crash at its very end runs every step again: nothing changes.
     const details: string[] = [];
-    for (const step of flow.steps({ operation: { id: res.body.operation.id } as Operation, cluster })) details.push(`${step.name}: ${(await step.run()) ?? ''}`);
+    for (const step of flow.steps({ operation: { id: res.body.operation.id } as Operation, cluster, loaded: await clusterTarget.open(cluster) })) details.push(`${step.name}: ${(await step.run()) ?? ''}`);
     assert.ok(details.includes('switch-token: already switched'), details.join('; '));
     assert.ok(details.includes('revoke-old-token: nothing left to revoke'), details.join('; '));
     assert.ok(details.includes('roll-servers: every server runs the new config'), details.join('; '));

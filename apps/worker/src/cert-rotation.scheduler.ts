@@ -51,7 +51,7 @@ export class CertificateRotationScheduler {
   async backfill(): Promise<number> {
     let n = 0;
     for (const id of await this.clusters.listWithoutCertificateDates()) {
-      if (await this.target.publishCertificates(id)) n++;
+      if (await this.target.secrets.publishCertificates(id)) n++;
     }
     if (n) this.log.log({ msg: 'certificate dates recorded', clusters: n });
     return n;

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { SealedValueError, SnapshotRepository, SnapshotState, openBuffer, sealBuffer, snapshotBinding, type SecretBox } from '../../../libs/core/src';
 import { ChecksumMismatchError, SnapshotNotFoundError, type SnapshotStore } from '../../../libs/provisioner/src';
+import type { ClusterContext } from './cluster-context';
 import type { ClusterTarget } from './cluster-target';
 import { PermanentError } from './flows/flow';
 
@@ -24,13 +25,12 @@ export class ClusterSnapshots {
     return store;
   }
 
-  /** Takes the snapshot a Pending row stands for; a retry after it became Available does nothing. */
-  async take(snapshotId: string): Promise<string> {
+  /** Takes the snapshot a Pending row stands for through its cluster's Consul API; a retry after it became Available does nothing. */
+  async take(snapshotId: string, cluster: ClusterContext): Promise<string> {
     const row = await this.snapshots.get(snapshotId);
     if (!row) throw new PermanentError('snapshot_gone', `snapshot ${snapshotId} no longer exists`);
     if (row.state === SnapshotState.Available) return `already taken (${row.size} bytes)`;
-    const spec = await this.target.spec(row.clusterId);
-    const { data, index } = await this.target.consul.saveSnapshot(spec, await this.target.loadSecrets(row.clusterId));
+    const { data, index } = await cluster.consul.saveSnapshot();
     const binding = snapshotBinding(row.clusterId, row.id);
     const { kekId, dataKey, wrappedKey } = this.box.newDataKey(binding);
     const sealed = sealBuffer(dataKey, binding, data);

@@ -1,32 +1,28 @@
 import {
-  ClusterRepository, DEFAULT_VNET_CIDR, SecretName, SecretRepository, VERSIONS, type Config,
+  ClusterRepository, DEFAULT_VNET_CIDR, SecretRepository, VERSIONS, type ClusterWithServers, type Config,
 } from '../../../libs/core/src';
 import {
-  ConsulApi, InstanceBootFailedError, PollTimeout, TargetRefusedError, certificateDates, subnetPlan, generateClusterPki, generateGossipKey, generateManagementToken, issueServerCertificate, poll,
-  type ClusterPki, type ClusterSecrets, type ClusterSpec, type ObservedServer, type Progress, type SnapshotStore, type Target, type WaitForHealthyOptions,
+  ConsulConnections, InstanceBootFailedError, PollTimeout, TargetRefusedError, subnetPlan, poll,
+  type ClusterSecrets, type ClusterSpec, type ObservedServer, type Progress, type SnapshotStore, type Target,
 } from '../../../libs/provisioner/src';
 import path from 'node:path';
+import { ClusterContext } from './cluster-context';
+import { ClusterSecretStore } from './cluster-secrets';
 import { PermanentError } from './flows/flow';
 import { ServerRouteCache } from './server-routes';
 import { TARGET_CHANGE_DEADLINE_MS, TARGET_CHANGE_IN_STEP_WAIT_MS, TargetChangeInProgress } from './target-change';
 import { TargetRegistry } from './target-registry';
 
-export interface RollingRestartResult {
-  /** Server indexes in the order they were restarted (the leader last). */
-  restarted: number[];
-  /** The servers that were not running and were started on the current files. */
-  started: number[];
-}
-
 /**
- * What flows see of a cluster: its spec and sealed secrets from the database,
+ * What flows see of a cluster: its context for an attempt (`open`: its row,
+ * sealed secrets and Consul API), its secrets (`secrets`), the connections to
  * its Consul API (`consul`, the same on every target), and its servers' hosts
  * (the `Target` its row names), composed here into the server-level steps the
- * flows take. Secrets are made once and stored sealed before anything uses
- * them, so a retried step reuses them.
+ * flows take.
  */
 export class ClusterTarget {
-  readonly consul: ConsulApi;
+  readonly consul: ConsulConnections;
+  readonly secrets: ClusterSecretStore;
   readonly binaryFor: (version: string) => string;
   readonly targets: TargetRegistry;
   /** The target kind of each cluster seen, from its row (it never changes). */
@@ -34,7 +30,8 @@ export class ClusterTarget {
   /** How the servers are reached when their target gives routes (asked again after each change settled here). */
   private readonly routes: ServerRouteCache;
 
-  constructor(private readonly config: Config, private readonly clusters: ClusterRepository, private readonly secrets: SecretRepository) {
+  constructor(private readonly config: Config, private readonly clusters: ClusterRepository, sealed: SecretRepository) {
+    this.secrets = new ClusterSecretStore(clusters, sealed);
     const installDir = path.resolve(path.dirname(config.CONSUL_BIN), '..', '..');
     this.binaryFor = (version: string) => {
         const entry = config.versions.find((v) => v.version === version);
@@ -44,13 +41,19 @@ export class ClusterTarget {
     };
     this.targets = new TargetRegistry(config, this.binaryFor, clusters);
     this.routes = new ServerRouteCache((clusterId) => this.hosts(clusterId), clusters);
-    this.consul = new ConsulApi({
+    this.consul = new ConsulConnections({
       liveness: {
         running: async (clusterId) => new Set((await this.observe(clusterId)).map((s) => s.index)),
         explainDown: async (clusterId, index) => (await this.hosts(clusterId)).explainDown(clusterId, index),
       },
       route: (clusterId, address, port) => this.routes.route(clusterId, address, port),
     });
+  }
+
+  /** The cluster an attempt works on, from the row its claim read (see ClusterContext). */
+  async open(cluster: ClusterWithServers): Promise<ClusterContext> {
+    this.kinds.set(cluster.id, cluster.target);
+    return ClusterContext.open(cluster, { cluster: (id) => this.clusters.get(id), secrets: (id) => this.secrets.load(id), consul: this.consul });
   }
 
   /** The hosts of the cluster's servers: the target its row records. */
@@ -117,7 +120,7 @@ export class ClusterTarget {
    */
   async stopServer(spec: ClusterSpec, secrets: ClusterSecrets, index: number, opts: { leave: boolean }): Promise<void> {
     const hosts = await this.hosts(spec.clusterId);
-    if (opts.leave && (await hosts.observe(spec.clusterId)).some((s) => s.index === index)) await this.consul.leave(spec, secrets, index);
+    if (opts.leave && (await hosts.observe(spec.clusterId)).some((s) => s.index === index)) await this.consul.for(spec, secrets).leave(index);
     await this.settleChange(spec.clusterId, `server ${index} of cluster ${spec.clusterId} to stop`, () => hosts.stopServer(spec.clusterId, index));
   }
 
@@ -130,7 +133,7 @@ export class ClusterTarget {
   async removeServer(spec: ClusterSpec, secrets: ClusterSecrets, index: number): Promise<void> {
     const hosts = await this.hosts(spec.clusterId);
     await this.stopServer(spec, secrets, index, { leave: true });
-    await this.consul.removeRaftPeer(spec, secrets, index);
+    await this.consul.for(spec, secrets).removeRaftPeer(index);
     await this.settleChange(spec.clusterId, `server ${index} of cluster ${spec.clusterId} to be removed`, () => hosts.removeServer(spec.clusterId, index));
   }
 
@@ -154,56 +157,7 @@ export class ClusterTarget {
     const hosts = await this.hosts(spec.clusterId);
     if (!(await hosts.observe(spec.clusterId)).some((s) => s.index === index)) throw new Error(`server ${index} of cluster ${spec.clusterId} is not running`);
     await this.settle(`server ${index} of cluster ${spec.clusterId} to reload`, () => hosts.reloadServer(spec.clusterId, index));
-    await this.consul.waitForServedCertificate(spec, secrets, index, expectedCertPem);
-  }
-
-  /**
-   * Rolling restart onto the config of `writeServerConfig(spec, secrets)`, for
-   * settings Consul applies only at start. Servers that are down are started
-   * first; then one at a time each server still running an older config
-   * restarts, followers first: a follower just stops and starts again,
-   * staying a voter, so the others keep quorum and the leader; the leader,
-   * last, leaves gracefully so the others elect a new one at once. The
-   * cluster must be healthy before the next server. Idempotent: servers
-   * already on the current config are left alone.
-   */
-  async restartServersOnOldConfig(spec: ClusterSpec, secrets: ClusterSecrets, opts: WaitForHealthyOptions): Promise<RollingRestartResult> {
-    const hosts = await this.hosts(spec.clusterId);
-    const { started } = await this.startServers(spec, secrets);
-    await this.consul.waitForHealthy(spec, secrets, opts);
-    const restarted: number[] = [];
-    for (;;) {
-      const old = await hosts.serversOnOldConfig(spec, secrets);
-      if (old.length === 0) return { restarted, started };
-      const leader = await this.consul.leaderIndex(spec, secrets);
-      const index = old.find((i) => i !== leader) ?? old[0]!;
-      if (restarted.includes(index)) {
-        throw new Error(`server ${index} of cluster ${spec.clusterId} still runs an older config after its restart`);
-      }
-      if (index === leader && spec.servers.length > 1) {
-        await this.consul.leave(spec, secrets, index);
-        await this.waitForLeftServer(hosts, spec.clusterId, index);
-      }
-      await this.putServer(spec, secrets, index);
-      await this.consul.waitForHealthy(spec, secrets, opts);
-      restarted.push(index);
-    }
-  }
-
-  /**
-   * A server that left shuts itself down: until its process is gone, the
-   * target may still see it running and leave it alone, and it then exits
-   * under the roll. Waits a while for it to go; a host whose servers are
-   * seen by their machine (a VM stays running) goes on after the wait.
-   */
-  private async waitForLeftServer(hosts: Target, clusterId: string, index: number): Promise<void> {
-    try {
-      await poll(`server ${index} of cluster ${clusterId} to shut down after its leave`, async () => (await hosts.observe(clusterId)).some((s) => s.index === index), (running) => (running ? 'still running' : true), {
-        timeoutMs: hosts.kind === 'local' ? 30_000 : 0, intervalMs: () => 100,
-      });
-    } catch {
-      // Still seen running: putServer restarts it either way.
-    }
+    await this.consul.for(spec, secrets).waitForServedCertificate(index, expectedCertPem);
   }
 
   async serverBinary(clusterId: string, index: number): Promise<string | null> {
@@ -270,90 +224,9 @@ export class ClusterTarget {
    * a loopback block of this machine on `local`, the next addresses of the
    * cluster's own subnet on `azure` (Azure hands out the lowest free ones).
    */
-  async allocate(clusterId: string, count?: number) {
-    const cluster = await this.clusters.get(clusterId);
-    if (!cluster) throw new PermanentError('cluster_gone', `cluster ${clusterId} no longer exists`);
+  async allocate(cluster: ClusterWithServers, count?: number) {
     const n = count ?? cluster.serverCount;
-    if (cluster.target === 'azure') return this.clusters.assignAddresses(clusterId, subnetPlan(cluster.vnetCidr ?? DEFAULT_VNET_CIDR, n).serverAddresses);
-    return this.clusters.allocateAddresses(clusterId, n, this.config.LOCAL_NET_OCTET);
-  }
-
-  /** The cluster as the provisioner sees it: its first `count` servers (default: its tier's count). */
-  async spec(clusterId: string, count?: number): Promise<ClusterSpec> {
-    const cluster = await this.clusters.get(clusterId);
-    if (!cluster) throw new PermanentError('cluster_gone', `cluster ${clusterId} no longer exists`);
-    const n = count ?? cluster.serverCount;
-    if (cluster.servers.length < n) throw new Error('the cluster has no addresses yet');
-    return {
-      clusterId: cluster.id,
-      datacenter: cluster.datacenter,
-      consulVersion: cluster.consulVersion,
-      servers: cluster.servers.slice(0, n).map((s) => ({ index: s.index, address: s.address })),
-    };
-  }
-
-  /** Every server that has an address, also those being added or removed by scaling. */
-  async allServersSpec(clusterId: string): Promise<ClusterSpec> {
-    const cluster = await this.clusters.get(clusterId);
-    if (!cluster) throw new PermanentError('cluster_gone', `cluster ${clusterId} no longer exists`);
-    return this.spec(clusterId, cluster.servers.length);
-  }
-
-  /** Server certificates for servers that have none yet (scaling up), from the cluster's own CA. */
-  async ensureServerCertificates(spec: ClusterSpec): Promise<number> {
-    const secrets = await this.loadSecrets(spec.clusterId);
-    const have = new Set(secrets.pki.servers.map((c) => c.address));
-    const missing = spec.servers.filter((s) => !have.has(s.address));
-    if (missing.length === 0) return 0;
-    const issued = [];
-    for (const s of missing) issued.push(await issueServerCertificate({ caCertPem: secrets.pki.caCertPem, caKeyPem: secrets.pki.caKeyPem }, spec.datacenter, s.address));
-    const pki: ClusterPki = { ...secrets.pki, servers: [...secrets.pki.servers, ...issued] };
-    await this.replacePki(spec.clusterId, pki);
-    return issued.length;
-  }
-
-  /** Drops the certificates of servers that are gone (scaling down). */
-  async forgetServerCertificates(spec: ClusterSpec): Promise<void> {
-    const secrets = await this.loadSecrets(spec.clusterId);
-    const keep = new Set(spec.servers.map((s) => s.address));
-    const servers = secrets.pki.servers.filter((c) => keep.has(c.address));
-    if (servers.length !== secrets.pki.servers.length) await this.replacePki(spec.clusterId, { ...secrets.pki, servers });
-  }
-
-  /** Seals the cluster's new PKI, then records its public part (CA bundle, expiry dates) on the cluster row. */
-  async replacePki(clusterId: string, pki: ClusterPki): Promise<void> {
-    await this.secrets.replace(clusterId, SecretName.Pki, JSON.stringify(pki));
-    await this.clusters.recordCertificates(clusterId, certificateDates(pki));
-  }
-
-  /**
-   * Records the public part of the sealed PKI on the cluster row (what the API
-   * serves without unsealing anything). false when the cluster has no PKI yet.
-   */
-  async publishCertificates(clusterId: string): Promise<boolean> {
-    const raw = await this.secrets.get(clusterId, SecretName.Pki);
-    if (!raw) return false;
-    await this.clusters.recordCertificates(clusterId, certificateDates(JSON.parse(raw) as ClusterPki));
-    return true;
-  }
-
-  /** Creates the cluster's secrets if they are missing. */
-  async ensureSecrets(spec: ClusterSpec): Promise<void> {
-    await this.secrets.putIfAbsent(spec.clusterId, SecretName.Pki, async () =>
-      JSON.stringify(await generateClusterPki({ datacenter: spec.datacenter, serverAddresses: spec.servers.map((s) => s.address) })),
-    );
-    await this.secrets.putIfAbsent(spec.clusterId, SecretName.GossipKey, () => generateGossipKey());
-    await this.secrets.putIfAbsent(spec.clusterId, SecretName.ManagementToken, () => generateManagementToken());
-    await this.publishCertificates(spec.clusterId);
-  }
-
-  async loadSecrets(clusterId: string): Promise<ClusterSecrets> {
-    const [pki, gossipKey, managementToken] = await Promise.all([
-      this.secrets.get(clusterId, SecretName.Pki),
-      this.secrets.get(clusterId, SecretName.GossipKey),
-      this.secrets.get(clusterId, SecretName.ManagementToken),
-    ]);
-    if (!pki || !gossipKey || !managementToken) throw new Error('the cluster secrets are not generated yet');
-    return { pki: JSON.parse(pki) as ClusterPki, gossipKey, managementToken };
+    if (cluster.target === 'azure') return this.clusters.assignAddresses(cluster.id, subnetPlan(cluster.vnetCidr ?? DEFAULT_VNET_CIDR, n).serverAddresses);
+    return this.clusters.allocateAddresses(cluster.id, n, this.config.LOCAL_NET_OCTET);
   }
 }

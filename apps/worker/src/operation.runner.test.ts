@@ -10,6 +10,7 @@ import { testConfig, waitFor, dropTestDatabase } from '../../../test/support/sta
 import { PermanentError, type Flow, type FlowContext } from './flows/flow';
 import { OperationRunner } from './operation.runner';
 import { Reconciler } from './reconciler';
+import { rowOnlyContexts } from '../../../test/support/cluster-contexts';
 
 const TENANT = 'eeeeeeee-0000-4000-8000-000000000005';
 
@@ -60,7 +61,7 @@ describe('OperationRunner', () => {
       }
     });
     const flows = { create: flow, delete: flow, 'create-token': flow } as Record<OperationKind, Flow>;
-    const runner = new OperationRunner(operations, clusters, flows);
+    const runner = new OperationRunner(operations, clusters, flows, { open: rowOnlyContexts(clusters) });
     worker = new Worker(OPERATIONS_QUEUE, (job: Job<JobPayloads['run-operation']>, token?: string) => runner.run(job, token), {
       connection: redis(true),
       prefix: config.QUEUE_PREFIX,

@@ -8,6 +8,7 @@ import {
 import { PermanentError, paramsOf, type Flow } from './flows/flow';
 import { TargetRefusedError } from '../../../libs/provisioner/src';
 import { TargetChangeInProgress, targetChangeStart } from './target-change';
+import type { ClusterContext } from './cluster-context';
 
 const finished = new Counter({ name: 'operations_finished_total', help: 'Operations that ended', labelNames: ['kind', 'state'] });
 const handedBack = new Counter({ name: 'operation_hand_backs_total', help: 'Jobs handed back to the queue while a target change ran', labelNames: ['kind', 'step'] });
@@ -41,6 +42,8 @@ export interface RunnerOptions {
   owner: string;
   /** How long a claim's lease lasts without renewal; renewed every third of it while the operation runs. */
   leaseMs: number;
+  /** The cluster an attempt works on, from the row its claim read (ClusterTarget.open). */
+  open: (cluster: ClusterWithServers) => Promise<ClusterContext>;
 }
 
 /** Runs a statement again when PostgreSQL aborted it for a deadlock: it had no effect. */
@@ -100,9 +103,9 @@ export class OperationRunner {
     private readonly operations: OperationRepository,
     private readonly clusters: ClusterRepository,
     private readonly flows: Record<OperationKind, Flow>,
-    options: Partial<RunnerOptions> = {},
+    options: Partial<RunnerOptions> & Pick<RunnerOptions, 'open'>,
   ) {
-    this.options = { owner: options.owner ?? DEFAULT_CLAIM.owner, leaseMs: options.leaseMs ?? DEFAULT_CLAIM.leaseMs };
+    this.options = { owner: options.owner ?? DEFAULT_CLAIM.owner, leaseMs: options.leaseMs ?? DEFAULT_CLAIM.leaseMs, open: options.open };
     const claim = { owner: this.options.owner, leaseMs: this.options.leaseMs };
     // The claim and the cluster's row in one statement.
     this.starts = new Coalescer((ids) => retryingConflicts(() => operations.claimManyWithClusters(ids, claim)), { maxBatch: MAX_BATCH });
@@ -213,7 +216,8 @@ export class OperationRunner {
       throw new UnrecoverableError(`no flow for operation kind ${op.kind}`);
     }
     if (!cluster) throw new UnrecoverableError(`cluster ${op.clusterId} is gone`);
-    const ctx = { operation: op, cluster };
+    // Once per attempt: a retry or a hand-back reads the cluster again.
+    const ctx = { operation: op, cluster, loaded: await this.options.open(cluster) };
     const steps = flow.steps(ctx);
     const saved = Array.isArray(op.steps) ? (op.steps as unknown as OperationStep[]) : [];
     const log: OperationStep[] = saved.filter((s) => s.state === 'Succeeded');

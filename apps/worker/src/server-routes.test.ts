@@ -97,7 +97,7 @@ describe('the worker\'s routes to servers', () => {
       assert.deepEqual(await endpoints(spec.clusterId), [`127.0.0.1:${port}`, '127.0.0.1:50002', '127.0.0.1:50003']);
 
       // The Consul API goes through the route (here to a port nothing listens on), never to the server's own address.
-      await assert.rejects(target.consul.servedCertificateFingerprint(spec, secrets, 0), new RegExp(`^Error: https://172\\.25\\.16\\.4:8501 via 127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`));
+      await assert.rejects(target.consul.for(spec, secrets).servedCertificateFingerprint(0), new RegExp(`^Error: https://172\\.25\\.16\\.4:8501 via 127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`));
       assert.equal(hosts.asked, 1, 'the kept routes served the call');
 
       // A server replaced: its NAT port changes; the next settled change finds it and writes only that row.

@@ -12,6 +12,7 @@ import { ClusterTarget } from './cluster-target';
 import type { Flow } from './flows/flow';
 import { OperationRunner } from './operation.runner';
 import { TARGET_CHANGE_DEADLINE_MS, TargetChangeInProgress } from './target-change';
+import { rowOnlyContexts } from '../../../test/support/cluster-contexts';
 
 const TENANT = 'eeeeeeee-0000-4000-8000-000000000021';
 /** Longer than the whole test: a handed-back job waits in the delayed set until the test promotes it ("time has passed"). */
@@ -102,7 +103,7 @@ describe('long target changes', () => {
    * delayed set (its move never returns; the test then closes the worker by force).
    */
   function startWorker(owner: string, opts: { diesAtMoveToDelayed?: boolean } = {}) {
-    const runner = new OperationRunner(operations, clusters, { create: flow, delete: flow } as Record<OperationKind, Flow>, { owner, leaseMs: config.OPERATION_LEASE_MS });
+    const runner = new OperationRunner(operations, clusters, { create: flow, delete: flow } as Record<OperationKind, Flow>, { owner, leaseMs: config.OPERATION_LEASE_MS, open: rowOnlyContexts(clusters) });
     const worker = new Worker(OPERATIONS_QUEUE, (job: Job<JobPayloads['run-operation']>, token?: string) => {
       if (opts.diesAtMoveToDelayed) job.moveToDelayed = () => new Promise<void>(() => undefined);
       return runner.run(job, token);

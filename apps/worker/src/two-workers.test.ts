@@ -9,6 +9,7 @@ import {
 import { dropTestDatabase, testConfig, waitFor } from '../../../test/support/stack';
 import type { Flow, FlowContext } from './flows/flow';
 import { OperationRunner } from './operation.runner';
+import { rowOnlyContexts } from '../../../test/support/cluster-contexts';
 
 const TENANT = 'f0f0f0f0-0000-4000-8000-00000000000f';
 const CLUSTERS = 20;
@@ -60,7 +61,8 @@ describe('two workers, twenty clusters', () => {
     for (const name of ['worker-a', 'worker-b']) {
       const flow = flowFor(name);
       const flows = new Proxy({}, { get: () => flow }) as Record<OperationKind, Flow>;
-      const runner = new OperationRunner(new OperationRepository(db), new ClusterRepository(db), flows);
+      const clusters = new ClusterRepository(db);
+      const runner = new OperationRunner(new OperationRepository(db), clusters, flows, { open: rowOnlyContexts(clusters) });
       workers.push(
         new Worker(OPERATIONS_QUEUE, (job: Job<JobPayloads['run-operation']>, token?: string) => runner.run(job, token), {
           connection: redis(true), prefix: config.QUEUE_PREFIX, concurrency: 8,

@@ -10,6 +10,7 @@ import { dropTestDatabase, testConfig, waitFor } from '../../../test/support/sta
 import type { Flow, FlowContext } from './flows/flow';
 import { OperationRunner } from './operation.runner';
 import { WaveDriver } from './wave.driver';
+import { rowOnlyContexts } from '../../../test/support/cluster-contexts';
 
 const TENANT = 'f1f1f1f1-0000-4000-8000-00000000001f';
 
@@ -67,7 +68,8 @@ describe('WaveDriver', () => {
     waves = new WaveRepository(db);
     queue = createOperationsQueue(redis(false), config.QUEUE_PREFIX);
     const flows = new Proxy({}, { get: () => flow }) as Record<OperationKind, Flow>;
-    const runner = new OperationRunner(new OperationRepository(db), new ClusterRepository(db), flows);
+    const clusters = new ClusterRepository(db);
+    const runner = new OperationRunner(new OperationRepository(db), clusters, flows, { open: rowOnlyContexts(clusters) });
     for (let i = 0; i < 2; i++) drivers.push(new WaveDriver(waves, queue, config.JOB_ATTEMPTS));
     // As WorkerService wires them; no periodic tick in this test.
     runner.onEnded = (op) => {

@@ -101,10 +101,10 @@ export class WorkerModule {
             const flows: Record<OperationKind, Flow> = {
               create: new CreateClusterFlow(target, clusters, audit, config.CLUSTER_READY_TIMEOUT_MS),
               delete: new DeleteClusterFlow(target, clusters, secrets, audit, snapshotRows, snapshots, tokens, uiRevoker),
-              'create-token': new CreateTokenFlow(target, secrets, tokens, audit, config.TOKEN_COLLECT_WINDOW_MS),
-              'revoke-token': new RevokeTokenFlow(target, secrets, tokens, audit, config.CLUSTER_READY_TIMEOUT_MS),
+              'create-token': new CreateTokenFlow(secrets, tokens, audit, config.TOKEN_COLLECT_WINDOW_MS),
+              'revoke-token': new RevokeTokenFlow(secrets, tokens, audit, config.CLUSTER_READY_TIMEOUT_MS),
               snapshot: new SnapshotFlow(snapshots, snapshotRows, audit),
-              restore: new RestoreFlow(target, secrets, snapshots, snapshotRows, clusters, audit, config.CLUSTER_READY_TIMEOUT_MS, tokens, uiRevoker),
+              restore: new RestoreFlow(secrets, snapshots, snapshotRows, clusters, audit, config.CLUSTER_READY_TIMEOUT_MS, tokens, uiRevoker),
               'delete-snapshot': new DeleteSnapshotFlow(snapshots, audit),
               scale: new ScaleFlow(target, clusters, audit, config),
               repair: new RepairFlow(target, clusters, audit, config),
@@ -114,7 +114,7 @@ export class WorkerModule {
               'rotate-management-token': new RotateManagementTokenFlow(target, secrets, audit, config.CLUSTER_READY_TIMEOUT_MS),
               'rotate-ca': new RotateCaFlow(target, secrets, audit, config.CLUSTER_READY_TIMEOUT_MS),
             };
-            const runner = new OperationRunner(ops, clusters, flows, { owner: `${hostname()}:${process.pid}`, leaseMs: config.OPERATION_LEASE_MS });
+            const runner = new OperationRunner(ops, clusters, flows, { owner: `${hostname()}:${process.pid}`, leaseMs: config.OPERATION_LEASE_MS, open: (cluster) => target.open(cluster) });
             runner.onClose = () => target.close();
             return runner;
           },

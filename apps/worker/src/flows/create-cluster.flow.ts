@@ -11,50 +11,49 @@ export class CreateClusterFlow implements Flow {
     private readonly readyTimeoutMs: number,
   ) {}
 
-  steps({ cluster }: FlowContext): Step[] {
-    const id = cluster.id;
+  steps({ loaded }: FlowContext): Step[] {
     return [
       {
         name: 'allocate-addresses',
         run: async () => {
-          const servers = await this.target.allocate(id);
+          const servers = await this.target.allocate(loaded.cluster);
+          await loaded.reload();
           return servers.map((s) => s.address).join(', ');
         },
       },
       {
         name: 'generate-secrets',
         run: async () => {
-          await this.target.ensureSecrets(await this.target.spec(id));
+          await this.target.secrets.ensure(loaded.spec);
+          await loaded.reload();
           return 'CA, server certificates, gossip key, management token';
         },
       },
       {
         name: 'write-config',
         run: async () => {
-          const spec = await this.target.spec(id);
-          await this.target.ensureInfrastructure(spec);
-          await this.target.writeServerConfig(spec, await this.target.loadSecrets(id));
+          await this.target.ensureInfrastructure(loaded.spec);
+          await this.target.writeServerConfig(loaded.spec, loaded.secrets);
         },
       },
       {
         name: 'start-servers',
         run: async () => {
-          const spec = await this.target.spec(id);
-          const { running } = await this.target.startServers(spec, await this.target.loadSecrets(id));
-          return `${running} of ${spec.servers.length} server processes running`;
+          const { running } = await this.target.startServers(loaded.spec, loaded.secrets);
+          return `${running} of ${loaded.spec.servers.length} server processes running`;
         },
       },
       {
         name: 'wait-for-leader',
         run: async () => {
-          const r = await this.target.consul.waitForLeader(await this.target.spec(id), await this.target.loadSecrets(id), { timeoutMs: this.readyTimeoutMs });
+          const r = await loaded.consul.waitForLeader({ timeoutMs: this.readyTimeoutMs });
           return `leader ${r.leader}, ${r.voters} voters`;
         },
       },
       {
         name: 'verify-acl',
         run: async () => {
-          await this.target.consul.verifyAclEnforced(await this.target.spec(id), await this.target.loadSecrets(id));
+          await loaded.consul.verifyAclEnforced();
           return 'anonymous writes are denied';
         },
       },

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { AuditRepository, IssuedTokenRepository, SecretName, SecretRepository } from '../../../../libs/core/src';
-import type { ClusterTarget } from '../cluster-target';
 import type { Flow, FlowContext, Step } from './flow';
 
 interface IssuedToken {
@@ -18,14 +17,13 @@ interface IssuedToken {
  */
 export class CreateTokenFlow implements Flow {
   constructor(
-    private readonly target: ClusterTarget,
     private readonly secrets: SecretRepository,
     private readonly tokens: IssuedTokenRepository,
     private readonly audit: AuditRepository,
     private readonly collectWindowMs: number,
   ) {}
 
-  steps({ cluster, operation }: FlowContext): Step[] {
+  steps({ cluster, operation, loaded }: FlowContext): Step[] {
     const name = SecretName.issuedToken(operation.id);
     const description = descriptionOf(operation.params);
     return [
@@ -45,7 +43,7 @@ export class CreateTokenFlow implements Flow {
           // Gone only when the token is being revoked (its row says so): nothing to create then.
           if (!sealed) return 'its secret is gone (the token is being revoked)';
           const ids = JSON.parse(sealed) as IssuedToken;
-          await this.target.consul.createToken(await this.target.spec(cluster.id), await this.target.loadSecrets(cluster.id), { description, ...ids });
+          await loaded.consul.createToken({ description, ...ids });
           return `accessor ${ids.accessorId}`;
         },
       },

@@ -1,4 +1,5 @@
 import { OperationParamsError, parseOperationParams, type ClusterWithServers, type Operation, type OperationKind, type OperationParams } from '../../../../libs/core/src';
+import type { ClusterContext } from '../cluster-context';
 
 /** One idempotent step: observe, then act on the difference. Returns a short detail for the step log. */
 export interface Step {
@@ -8,7 +9,10 @@ export interface Step {
 
 export interface FlowContext {
   operation: Operation;
+  /** The cluster's row as the claim read it. */
   cluster: ClusterWithServers;
+  /** The cluster this attempt works on: row, secrets and Consul API, read once; reloaded by the steps that change them. */
+  loaded: ClusterContext;
 }
 
 /** What an operation kind does, as a list of steps the runner records and can resume. */

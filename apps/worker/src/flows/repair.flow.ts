@@ -6,21 +6,20 @@ import type { Flow, FlowContext, Step } from './flow';
 export class RepairFlow implements Flow {
   constructor(private readonly target: ClusterTarget, private readonly clusters: ClusterRepository, private readonly audit: AuditRepository, private readonly config: Config) {}
 
-  steps({ cluster }: FlowContext): Step[] {
-    const id = cluster.id;
+  steps({ loaded }: FlowContext): Step[] {
     return [
-      { name: 'write-config', run: async () => this.target.writeServerConfig(await this.target.spec(id), await this.target.loadSecrets(id)) },
+      { name: 'write-config', run: () => this.target.writeServerConfig(loaded.spec, loaded.secrets) },
       {
         name: 'restart-servers',
         run: async () => {
-          const r = await this.target.startServers(await this.target.spec(id), await this.target.loadSecrets(id));
+          const r = await this.target.startServers(loaded.spec, loaded.secrets);
           return r.started.length ? `restarted server(s) ${r.started.join(', ')}` : 'every server was running';
         },
       },
       {
         name: 'wait-for-leader',
         run: async () => {
-          const r = await this.target.consul.waitForLeader(await this.target.spec(id), await this.target.loadSecrets(id), { timeoutMs: this.config.CLUSTER_READY_TIMEOUT_MS });
+          const r = await loaded.consul.waitForLeader({ timeoutMs: this.config.CLUSTER_READY_TIMEOUT_MS });
           return `leader ${r.leader}, ${r.voters} voters`;
         },
       },

@@ -1,6 +1,5 @@
 import { AuditRepository, ClusterRepository, IssuedTokenRepository, OperationKind, SecretRepository, SnapshotKind, SnapshotRepository, SnapshotState } from '../../../../libs/core/src';
 import type { ClusterSnapshots } from '../cluster-snapshots';
-import type { ClusterTarget } from '../cluster-target';
 import type { ConsulUiRevoker } from '../consul-ui-revoker';
 import { paramsOf, type Flow, type FlowContext, type Step } from './flow';
 import { recordManagementTokenAccessors } from './rotate.flow';
@@ -20,7 +19,6 @@ export class RestoreFlow implements Flow {
   private readonly verified = new Map<string, Buffer>();
 
   constructor(
-    private readonly target: ClusterTarget,
     private readonly secrets: SecretRepository,
     private readonly snapshots: ClusterSnapshots,
     private readonly rows: SnapshotRepository,
@@ -33,6 +31,7 @@ export class RestoreFlow implements Flow {
 
   steps(ctx: FlowContext): Step[] {
     const p = paramsOf(ctx, OperationKind.Restore);
+    const { loaded } = ctx;
     const id = ctx.cluster.id;
     const steps: Step[] = [];
     if (p.preRestoreSnapshotId) {
@@ -41,7 +40,7 @@ export class RestoreFlow implements Flow {
         name: 'pre-restore-snapshot',
         run: async () => {
           await this.rows.ensurePending(ctx.cluster, preId, `before restoring ${p.snapshotId.slice(0, 8)}`, SnapshotKind.PreRestore, ctx.operation.id);
-          return this.snapshots.take(preId);
+          return this.snapshots.take(preId, loaded);
         },
       });
     }
@@ -59,39 +58,38 @@ export class RestoreFlow implements Flow {
         run: async () => {
           const data = this.verified.get(ctx.operation.id) ?? (await this.snapshots.fetchVerified(p.snapshotId));
           this.verified.delete(ctx.operation.id);
-          await this.target.consul.restoreSnapshot(await this.target.spec(id), await this.target.loadSecrets(id), data);
+          await loaded.consul.restoreSnapshot(data);
         },
       },
       {
         name: 'wait-for-leader',
         run: async () => {
-          const r = await this.target.consul.waitForLeader(await this.target.spec(id), await this.target.loadSecrets(id), { timeoutMs: this.readyTimeoutMs });
+          const r = await loaded.consul.waitForLeader({ timeoutMs: this.readyTimeoutMs });
           return `leader ${r.leader}, ${r.voters} voters`;
         },
       },
       {
         name: 'revoke-retired-tokens',
         run: async () => {
-          const spec = await this.target.spec(id);
-          const secrets = await this.target.loadSecrets(id);
+          const { consul, secrets } = loaded;
           const timeout = { timeoutMs: this.readyTimeoutMs };
           // The configured master: in the restored state, or made again by the leader (under a new AccessorID) if it lacks it.
-          const current = await this.target.consul.waitForTokenOnEveryServer(spec, secrets, secrets.managementToken, timeout);
+          const current = await consul.waitForTokenOnEveryServer(secrets.managementToken, timeout);
           const retiredManagement = (await recordManagementTokenAccessors(this.secrets, id, [current.accessorId])).filter((a) => a !== current.accessorId);
           // Revoke operations take the cluster's lock too: none runs beside this step.
           const revoked = await this.tokens.revokedAccessors(id);
           const deleted: string[] = [];
           const deletedRevoked: string[] = [];
           for (const accessorId of retiredManagement) {
-            if ((await this.target.consul.deleteTokenByAccessor(spec, secrets, accessorId)) === 'deleted') deleted.push(accessorId);
+            if ((await consul.deleteTokenByAccessor(accessorId)) === 'deleted') deleted.push(accessorId);
           }
           for (const accessorId of revoked) {
-            if ((await this.target.consul.deleteTokenByAccessor(spec, secrets, accessorId)) === 'deleted') deletedRevoked.push(accessorId);
+            if ((await consul.deleteTokenByAccessor(accessorId)) === 'deleted') deletedRevoked.push(accessorId);
           }
           const retired = [...retiredManagement, ...revoked];
           // Every server has applied the restore and the deletions before it is asked.
-          await this.target.consul.waitForHealthy(spec, secrets, timeout);
-          await this.target.consul.waitForTokensAbsentOnEveryServer(spec, secrets, retired, timeout);
+          await consul.waitForHealthy(timeout);
+          await consul.waitForTokensAbsentOnEveryServer(retired, timeout);
           const back = [
             deleted.length > 0 ? `deleted ${deleted.length} retired management token(s) the snapshot brought back (${deleted.join(', ')})` : 'no retired management token came back',
             ...(deletedRevoked.length > 0 ? [`deleted ${deletedRevoked.length} revoked customer token(s) it brought back (${deletedRevoked.join(', ')})`] : []),

@@ -1,5 +1,4 @@
 import { AuditRepository, IssuedTokenRepository, SecretName, SecretRepository, isUuid } from '../../../../libs/core/src';
-import type { ClusterTarget } from '../cluster-target';
 import { PermanentError, type Flow, type FlowContext, type Step } from './flow';
 
 interface RevokeParams {
@@ -15,20 +14,19 @@ interface RevokeParams {
  */
 export class RevokeTokenFlow implements Flow {
   constructor(
-    private readonly target: ClusterTarget,
     private readonly secrets: SecretRepository,
     private readonly tokens: IssuedTokenRepository,
     private readonly audit: AuditRepository,
     private readonly readyTimeoutMs: number,
   ) {}
 
-  steps({ cluster, operation }: FlowContext): Step[] {
+  steps({ operation, loaded }: FlowContext): Step[] {
     const { accessorId } = paramsOf(operation.params);
     return [
       {
         name: 'delete-acl-token',
         run: async () => {
-          const outcome = await this.target.consul.deleteTokenByAccessor(await this.target.spec(cluster.id), await this.target.loadSecrets(cluster.id), accessorId);
+          const outcome = await loaded.consul.deleteTokenByAccessor(accessorId);
           if (outcome === 'current') throw new PermanentError('management_token', `token ${accessorId} is the cluster's management token; it is rotated, never revoked`);
           return outcome === 'deleted' ? `token ${accessorId} deleted` : `token ${accessorId} was already gone`;
         },
@@ -36,9 +34,8 @@ export class RevokeTokenFlow implements Flow {
       {
         name: 'wait-until-rejected',
         run: async () => {
-          const spec = await this.target.spec(cluster.id);
-          await this.target.consul.waitForTokensAbsentOnEveryServer(spec, await this.target.loadSecrets(cluster.id), [accessorId], { timeoutMs: this.readyTimeoutMs });
-          return `every running server (${spec.servers.length}) answers "ACL not found"`;
+          await loaded.consul.waitForTokensAbsentOnEveryServer([accessorId], { timeoutMs: this.readyTimeoutMs });
+          return `every running server (${loaded.spec.servers.length}) answers "ACL not found"`;
         },
       },
     ];

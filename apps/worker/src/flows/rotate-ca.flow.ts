@@ -1,9 +1,10 @@
 import { X509Certificate } from 'node:crypto';
 import { AuditRepository, SecretName, SecretRepository } from '../../../../libs/core/src';
 import {
-  generateCertificateAuthority, issueServerCertificate,
-  type CertificateAuthority, type ClusterPki, type ClusterSecrets, type ClusterSpec, type ServerCertificate,
+  generateCertificateAuthority, type CertificateAuthority, type ClusterPki, type ConsulApi, type ServerCertificate,
 } from '../../../../libs/provisioner/src';
+import type { ClusterContext } from '../cluster-context';
+import { issueServerCertificates } from '../cluster-secrets';
 import type { ClusterTarget } from '../cluster-target';
 import type { Flow, FlowContext, Step } from './flow';
 
@@ -52,7 +53,7 @@ export class RotateCaFlow implements Flow {
     private readonly readyTimeoutMs: number,
   ) {}
 
-  steps({ cluster, operation }: FlowContext): Step[] {
+  steps({ cluster, operation, loaded }: FlowContext): Step[] {
     const id = cluster.id;
     const active = async (): Promise<CaRoll | null> => {
       const roll = await this.readRoll(id);
@@ -65,11 +66,9 @@ export class RotateCaFlow implements Flow {
           const found = await this.readRoll(id);
           if (found && !found.done) return `carrying on the roll of operation ${found.operationId} to CA ${fingerprint(found.next.caCertPem)}`;
           if (found?.done && found.operationId === operation.id) return 'rolled already';
-          const { pki } = await this.target.loadSecrets(id);
-          const spec = await this.target.spec(id);
+          const { secrets: { pki }, spec } = loaded;
           const next = await generateCertificateAuthority(spec.datacenter);
-          const servers: ServerCertificate[] = [];
-          for (const s of spec.servers) servers.push(await issueServerCertificate(next, spec.datacenter, s.address));
+          const servers = await issueServerCertificates(next, spec.datacenter, spec.servers);
           const old = pki.servers[0];
           if (!old) throw new Error('the cluster PKI holds no server certificate');
           const roll: CaRoll = { done: false, operationId: operation.id, next, servers, oldCaCertPem: pki.caCertPem, oldProbe: { certPem: old.certPem, keyPem: old.keyPem } };
@@ -82,13 +81,12 @@ export class RotateCaFlow implements Flow {
         run: async () => {
           const roll = await active();
           if (!roll) return 'no CA roll in progress';
-          let { pki } = await this.target.loadSecrets(id);
+          const { pki } = loaded.secrets;
           if (pki.caCertPem !== roll.next.caCertPem && !(pki.trustedCaPems ?? []).includes(roll.next.caCertPem)) {
-            pki = { ...pki, trustedCaPems: [roll.next.caCertPem] };
-            await this.target.replacePki(id, pki);
+            await this.replacePki(loaded, { ...pki, trustedCaPems: [roll.next.caCertPem] });
           }
           const probe = roll.servers[0]!;
-          return this.rollServers(id, pki, 'trusts the new CA', (spec, secrets, index) => this.target.consul.acceptsClientCertificate(spec, secrets, index, probe));
+          return this.rollServers(loaded, 'trusts the new CA', (consul, index) => consul.acceptsClientCertificate(index, probe));
         },
       },
       {
@@ -96,25 +94,23 @@ export class RotateCaFlow implements Flow {
         run: async () => {
           let roll = await active();
           if (!roll) return 'no CA roll in progress';
-          let { pki } = await this.target.loadSecrets(id);
-          if (pki.caCertPem !== roll.next.caCertPem) {
-            const spec = await this.target.spec(id);
+          if (loaded.secrets.pki.caCertPem !== roll.next.caCertPem) {
+            const { spec } = loaded;
             // A server added by scaling since the roll began gets its certificate from the new CA too.
             const missing = spec.servers.filter((s) => !roll!.servers.some((c) => c.address === s.address));
             if (missing.length) {
-              const issued = [];
-              for (const s of missing) issued.push(await issueServerCertificate(roll.next, spec.datacenter, s.address));
+              const issued = await issueServerCertificates(roll.next, spec.datacenter, missing);
               roll = { ...roll, servers: [...roll.servers, ...issued] };
               await this.secrets.replace(id, SecretName.CaRotation, JSON.stringify(roll));
             }
             const servers = spec.servers.map((s) => roll!.servers.find((c) => c.address === s.address)!);
-            pki = { caCertPem: roll.next.caCertPem, caKeyPem: roll.next.caKeyPem, servers, trustedCaPems: [roll.oldCaCertPem] };
-            await this.target.replacePki(id, pki);
+            await this.replacePki(loaded, { caCertPem: roll.next.caCertPem, caKeyPem: roll.next.caKeyPem, servers, trustedCaPems: [roll.oldCaCertPem] });
           }
-          return this.rollServers(id, pki, 'serves its certificate from the new CA', async (spec, secrets, index) => {
+          const { spec, secrets: { pki } } = loaded;
+          return this.rollServers(loaded, 'serves its certificate from the new CA', async (consul, index) => {
             const address = spec.servers.find((s) => s.index === index)!.address;
             const want = new X509Certificate(pki.servers.find((c) => c.address === address)!.certPem).fingerprint256;
-            return (await this.target.consul.servedCertificateFingerprint(spec, secrets, index)) === want;
+            return (await consul.servedCertificateFingerprint(index)) === want;
           });
         },
       },
@@ -123,13 +119,10 @@ export class RotateCaFlow implements Flow {
         run: async () => {
           const roll = await active();
           if (!roll) return 'no CA roll in progress';
-          let { pki } = await this.target.loadSecrets(id);
+          const { pki } = loaded.secrets;
           if (pki.caCertPem !== roll.next.caCertPem) throw new Error('the new CA does not sign yet; roll-leaves runs first');
-          if (pki.trustedCaPems?.length) {
-            pki = { caCertPem: pki.caCertPem, caKeyPem: pki.caKeyPem, servers: pki.servers };
-            await this.target.replacePki(id, pki);
-          }
-          const detail = await this.rollServers(id, pki, 'refuses the old CA', async (spec, secrets, index) => !(await this.target.consul.acceptsClientCertificate(spec, secrets, index, roll.oldProbe)));
+          if (pki.trustedCaPems?.length) await this.replacePki(loaded, { caCertPem: pki.caCertPem, caKeyPem: pki.caKeyPem, servers: pki.servers });
+          const detail = await this.rollServers(loaded, 'refuses the old CA', async (consul, index) => !(await consul.acceptsClientCertificate(index, roll.oldProbe)));
           const done: CaRollDone = { done: true, operationId: operation.id, caCertPem: roll.next.caCertPem };
           await this.secrets.replace(id, SecretName.CaRotation, JSON.stringify(done));
           return detail;
@@ -138,31 +131,34 @@ export class RotateCaFlow implements Flow {
       {
         name: 'verify-cluster',
         run: async () => {
-          const r = await this.target.consul.waitForHealthy(await this.target.spec(id), await this.target.loadSecrets(id), { timeoutMs: this.readyTimeoutMs });
+          const r = await loaded.consul.waitForHealthy({ timeoutMs: this.readyTimeoutMs });
           return `leader ${r.leader}, ${r.voters} voters`;
         },
       },
     ];
   }
 
+  /** The cluster's PKI becomes `pki` (sealed, its public part on the row); the context reads it again. */
+  private async replacePki(loaded: ClusterContext, pki: ClusterPki): Promise<void> {
+    await this.target.secrets.replacePki(loaded.cluster.id, pki);
+    await loaded.reload();
+  }
+
   /**
-   * Writes every server's files for `pki`, then, one server at a time
-   * (followers first, the leader last), reloads each for which `check` does
-   * not hold yet and waits until it does and the cluster is healthy.
+   * Writes every server's files for the stored PKI, then, one server at a
+   * time (followers first, the leader last), reloads each for which `check`
+   * does not hold yet and waits until it does and the cluster is healthy.
    */
-  private async rollServers(
-    clusterId: string, pki: ClusterPki, what: string, check: (spec: ClusterSpec, secrets: ClusterSecrets, index: number) => Promise<boolean>,
-  ): Promise<string> {
-    const spec = await this.target.spec(clusterId);
-    const secrets = { ...(await this.target.loadSecrets(clusterId)), pki };
+  private async rollServers(loaded: ClusterContext, what: string, check: (consul: ConsulApi, index: number) => Promise<boolean>): Promise<string> {
+    const { spec, secrets, consul } = loaded;
     await this.target.writeServerConfig(spec, secrets);
-    const leader = await this.target.consul.leaderIndex(spec, secrets).catch(() => undefined);
+    const leader = await consul.leaderIndex().catch(() => undefined);
     const order = [...spec.servers.map((s) => s.index).filter((i) => i !== leader), ...(leader === undefined ? [] : [leader])];
     const reloaded: number[] = [];
     for (const index of order) {
-      if (await this.target.reloadServerUntil(spec, index, what, () => check(spec, secrets, index))) {
+      if (await this.target.reloadServerUntil(spec, index, what, () => check(consul, index))) {
         reloaded.push(index);
-        await this.target.consul.waitForHealthy(spec, secrets, { timeoutMs: this.readyTimeoutMs });
+        await consul.waitForHealthy({ timeoutMs: this.readyTimeoutMs });
       }
     }
     return reloaded.length ? `reloaded in order ${reloaded.join(', ')} (leader last); every server ${what}` : `every server ${what} already`;

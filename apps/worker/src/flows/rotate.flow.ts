@@ -1,9 +1,11 @@
 import { AuditRepository, SecretName, SecretRepository } from '../../../../libs/core/src';
 import {
-  generateGossipKey, issueServerCertificate, planManagementTokenRotation, withManagementTokenAccessors,
+  generateGossipKey, planManagementTokenRotation, withManagementTokenAccessors,
   type ClusterPki, type ManagementTokenAccessors, type ManagementTokenRotation,
 } from '../../../../libs/provisioner/src';
+import { issueServerCertificates } from '../cluster-secrets';
 import type { ClusterTarget } from '../cluster-target';
+import { restartServersOnOldConfig } from '../rolling-restart';
 import { PermanentError, type Flow, type FlowContext, type Step } from './flow';
 
 /**
@@ -15,7 +17,7 @@ import { PermanentError, type Flow, type FlowContext, type Step } from './flow';
 export class RotateGossipKeyFlow implements Flow {
   constructor(private readonly target: ClusterTarget, private readonly secrets: SecretRepository, private readonly audit: AuditRepository) {}
 
-  steps({ cluster }: FlowContext): Step[] {
+  steps({ cluster, loaded }: FlowContext): Step[] {
     const id = cluster.id;
     return [
       { name: 'choose-key', run: async () => void (await this.secrets.putIfAbsent(id, SecretName.NextGossipKey, () => generateGossipKey())) },
@@ -24,7 +26,7 @@ export class RotateGossipKeyFlow implements Flow {
         run: async () => {
           const next = await this.secrets.get(id, SecretName.NextGossipKey);
           if (!next) return 'already rotated';
-          const r = await this.target.consul.rotateGossipKey(await this.target.spec(id), await this.target.loadSecrets(id), next);
+          const r = await loaded.consul.rotateGossipKey(next);
           return `new key in use on every member, ${r.removed} old key(s) removed`;
         },
       },
@@ -35,8 +37,9 @@ export class RotateGossipKeyFlow implements Flow {
           if (next) {
             await this.secrets.replace(id, SecretName.GossipKey, next);
             await this.secrets.delete(id, SecretName.NextGossipKey);
+            await loaded.reload();
           }
-          await this.target.writeServerConfig(await this.target.spec(id), await this.target.loadSecrets(id));
+          await this.target.writeServerConfig(loaded.spec, loaded.secrets);
         },
       },
     ];
@@ -59,17 +62,15 @@ export class RotateGossipKeyFlow implements Flow {
 export class RotateCertificatesFlow implements Flow {
   constructor(private readonly target: ClusterTarget, private readonly secrets: SecretRepository, private readonly audit: AuditRepository) {}
 
-  steps({ cluster }: FlowContext): Step[] {
+  steps({ cluster, loaded }: FlowContext): Step[] {
     const id = cluster.id;
     return [
       {
         name: 'issue-certificates',
         run: async () => {
           await this.secrets.putIfAbsent(id, SecretName.NextPki, async () => {
-            const { pki } = await this.target.loadSecrets(id);
-            const spec = await this.target.spec(id);
-            const servers = [];
-            for (const s of spec.servers) servers.push(await issueServerCertificate({ caCertPem: pki.caCertPem, caKeyPem: pki.caKeyPem }, spec.datacenter, s.address));
+            const { secrets: { pki }, spec } = loaded;
+            const servers = await issueServerCertificates(pki, spec.datacenter, spec.servers);
             return JSON.stringify({ ...pki, servers } satisfies ClusterPki);
           });
         },
@@ -80,22 +81,23 @@ export class RotateCertificatesFlow implements Flow {
           const next = await this.secrets.get(id, SecretName.NextPki);
           if (!next) return 'already rolled';
           const pki = JSON.parse(next) as ClusterPki;
-          const spec = await this.target.spec(id);
-          const secrets = { ...(await this.target.loadSecrets(id)), pki };
+          const { spec } = loaded;
+          const secrets = { ...loaded.secrets, pki };
           await this.target.writeServerConfig(spec, secrets);
           for (const s of spec.servers) {
             const cert = pki.servers.find((c) => c.address === s.address)!;
             await this.target.reloadServer(spec, secrets, s.index, cert.certPem);
           }
-          await this.target.replacePki(id, pki);
+          await this.target.secrets.replacePki(id, pki);
           await this.secrets.delete(id, SecretName.NextPki);
+          await loaded.reload();
           return `${spec.servers.length} server(s) serve their new certificate`;
         },
       },
       {
         name: 'verify-cluster',
         run: async () => {
-          const r = await this.target.consul.waitForLeader(await this.target.spec(id), await this.target.loadSecrets(id), { timeoutMs: 30_000 });
+          const r = await loaded.consul.waitForLeader({ timeoutMs: 30_000 });
           return `leader ${r.leader}, ${r.voters} voters`;
         },
       },
@@ -138,7 +140,7 @@ export class RotateManagementTokenFlow implements Flow {
     private readonly readyTimeoutMs: number,
   ) {}
 
-  steps({ cluster, operation }: FlowContext): Step[] {
+  steps({ cluster, operation, loaded }: FlowContext): Step[] {
     const id = cluster.id;
     const timeout = { timeoutMs: this.readyTimeoutMs };
     const plan = async (): Promise<ManagementTokenRotation> => {
@@ -163,12 +165,10 @@ export class RotateManagementTokenFlow implements Flow {
         name: 'create-token',
         run: async () => {
           const p = await plan();
-          const spec = await this.target.spec(id);
-          const secrets = await this.target.loadSecrets(id);
           // Created by an earlier attempt (or, after a snapshot restore, by a leader whose config names it)?
-          const existing = await this.target.consul.tokenInfo(spec, secrets, p.secretId);
+          const existing = await loaded.consul.tokenInfo(p.secretId);
           if (existing) return `token ${existing.accessorId} exists already`;
-          const created = await this.target.consul.createToken(spec, secrets, {
+          const created = await loaded.consul.createToken({
             accessorId: p.accessorId, secretId: p.secretId, description: `Management token of the control plane (operation ${operation.id})`,
           });
           return `token ${created.accessorId} created`;
@@ -178,24 +178,23 @@ export class RotateManagementTokenFlow implements Flow {
         name: 'verify-token',
         run: async () => {
           const p = await plan();
-          const spec = await this.target.spec(id);
-          const next = { ...(await this.target.loadSecrets(id)), managementToken: p.secretId };
-          const info = await this.target.consul.waitForTokenOnEveryServer(spec, next, p.secretId, timeout);
+          const next = loaded.consul.with({ ...loaded.secrets, managementToken: p.secretId });
+          const info = await next.waitForTokenOnEveryServer(p.secretId, timeout);
           if (!info.policies.includes('global-management')) {
             throw new PermanentError('token_not_management', `token ${info.accessorId} does not have the global-management policy`);
           }
-          await this.target.consul.verifyAclEnforced(spec, next);
-          return `token ${info.accessorId} resolves on ${spec.servers.length} server(s) and may write`;
+          await next.verifyAclEnforced();
+          return `token ${info.accessorId} resolves on ${loaded.spec.servers.length} server(s) and may write`;
         },
       },
       {
         name: 'roll-servers',
         run: async () => {
           const p = await plan();
-          const spec = await this.target.spec(id);
-          const next = { ...(await this.target.loadSecrets(id)), managementToken: p.secretId };
+          const { spec } = loaded;
+          const next = { ...loaded.secrets, managementToken: p.secretId };
           await this.target.writeServerConfig(spec, next);
-          const r = await this.target.restartServersOnOldConfig(spec, next, timeout);
+          const r = await restartServersOnOldConfig(this.target, spec, next, timeout);
           const started = r.started.length ? `; started ${r.started.join(', ')}` : '';
           return r.restarted.length ? `restarted in order ${r.restarted.join(', ')} (leader last)${started}` : `every server runs the new config${started}`;
         },
@@ -205,10 +204,11 @@ export class RotateManagementTokenFlow implements Flow {
         run: async () => {
           const p = await plan();
           // Snapshots from now on hold it under this AccessorID (the planned one, unless a leader made it again under another).
-          const info = await this.target.consul.tokenInfo(await this.target.spec(id), await this.target.loadSecrets(id), p.secretId);
+          const info = await loaded.consul.tokenInfo(p.secretId);
           await recordManagementTokenAccessors(this.secrets, id, info ? [p.accessorId, info.accessorId] : [p.accessorId]);
-          if ((await this.secrets.get(id, SecretName.ManagementToken)) === p.secretId) return 'already switched';
+          if (loaded.secrets.managementToken === p.secretId) return 'already switched';
           await this.secrets.replace(id, SecretName.ManagementToken, p.secretId);
+          await loaded.reload();
         },
       },
       {
@@ -216,8 +216,7 @@ export class RotateManagementTokenFlow implements Flow {
         run: async () => {
           const p = await plan();
           if (p.revoke.length === 0) return 'nothing left to revoke';
-          const spec = await this.target.spec(id);
-          const secrets = await this.target.loadSecrets(id);
+          const { spec, secrets, consul } = loaded;
           if (secrets.managementToken !== p.secretId) throw new Error('the stored management token is not the new one yet');
           // A server still running a config that names an old token would make it again on becoming leader.
           const old = await this.target.serversOnOldConfig(spec, secrets);
@@ -225,12 +224,12 @@ export class RotateManagementTokenFlow implements Flow {
           // Recorded before they go (a retry finds a deleted one gone, and recorded by the attempt that deleted it).
           const accessors: string[] = [];
           for (const secretId of p.revoke) {
-            const info = await this.target.consul.tokenInfo(spec, secrets, secretId);
+            const info = await consul.tokenInfo(secretId);
             if (info) accessors.push(info.accessorId);
           }
           await recordManagementTokenAccessors(this.secrets, id, accessors);
           const revoked: string[] = [];
-          for (const secretId of p.revoke) revoked.push((await this.target.consul.deleteTokenBySecret(spec, secrets, secretId, timeout)) ?? 'one already gone');
+          for (const secretId of p.revoke) revoked.push((await consul.deleteTokenBySecret(secretId, timeout)) ?? 'one already gone');
           await this.secrets.replace(id, SecretName.ManagementTokenRotation, JSON.stringify({ ...p, revoke: [] } satisfies ManagementTokenRotation));
           return `revoked ${revoked.join(', ')}; every server answers "ACL not found"`;
         },

@@ -31,6 +31,7 @@ export class ScaleFlow implements Flow {
 
   steps(ctx: FlowContext): Step[] {
     const p = scaleOf(ctx);
+    const { loaded } = ctx;
     const id = ctx.cluster.id;
     const begin: Step = {
       name: 'begin',
@@ -38,10 +39,11 @@ export class ScaleFlow implements Flow {
         await this.clusters.setState(id, ClusterState.Updating, `scaling from ${p.fromCount} to ${p.toCount} servers`);
       },
     };
+    const writeConfig: Step = { name: 'write-config', run: () => this.target.writeServerConfig(loaded.specWith(p.toCount), loaded.secrets) };
     const waitForVoters: Step = {
       name: 'wait-for-voters',
       run: async () => {
-        const r = await this.target.consul.waitForLeader(await this.target.spec(id, p.toCount), await this.target.loadSecrets(id), { timeoutMs: this.config.CLUSTER_READY_TIMEOUT_MS });
+        const r = await loaded.consulOf(loaded.specWith(p.toCount)).waitForLeader({ timeoutMs: this.config.CLUSTER_READY_TIMEOUT_MS });
         return `leader ${r.leader}, ${r.voters} voters`;
       },
     };
@@ -50,14 +52,25 @@ export class ScaleFlow implements Flow {
         begin,
         {
           name: 'allocate-addresses',
-          run: async () => (await this.target.allocate(id, p.toCount)).map((s) => s.address).join(', '),
+          run: async () => {
+            const servers = await this.target.allocate(loaded.cluster, p.toCount);
+            await loaded.reload();
+            return servers.map((s) => s.address).join(', ');
+          },
         },
-        { name: 'issue-certificates', run: async () => `${await this.target.ensureServerCertificates(await this.target.spec(id, p.toCount))} new server certificate(s)` },
-        { name: 'write-config', run: async () => this.target.writeServerConfig(await this.target.spec(id, p.toCount), await this.target.loadSecrets(id)) },
+        {
+          name: 'issue-certificates',
+          run: async () => {
+            const issued = await this.target.secrets.ensureServerCertificates(loaded.specWith(p.toCount), loaded.secrets.pki);
+            await loaded.reload();
+            return `${issued} new server certificate(s)`;
+          },
+        },
+        writeConfig,
         {
           name: 'start-servers',
           run: async () => {
-            const r = await this.target.startServers(await this.target.spec(id, p.toCount), await this.target.loadSecrets(id));
+            const r = await this.target.startServers(loaded.specWith(p.toCount), loaded.secrets);
             return `${r.started.length} started, ${r.alreadyRunning.length} already running`;
           },
         },
@@ -69,9 +82,9 @@ export class ScaleFlow implements Flow {
       {
         name: 'remove-servers',
         run: async () => {
-          const all = await this.target.allServersSpec(id);
+          const all = loaded.allServers;
           const leaving = all.servers.filter((s) => s.index >= p.toCount).sort((a, b) => b.index - a.index);
-          for (const s of leaving) await this.target.removeServer(all, await this.target.loadSecrets(id), s.index);
+          for (const s of leaving) await this.target.removeServer(all, loaded.secrets, s.index);
           return `${leaving.length} server(s) left: ${leaving.map((s) => s.address).join(', ') || 'none'}`;
         },
       },
@@ -79,10 +92,11 @@ export class ScaleFlow implements Flow {
         name: 'release-addresses',
         run: async () => {
           await this.clusters.releaseServersFrom(id, p.toCount);
-          await this.target.forgetServerCertificates(await this.target.spec(id, p.toCount));
+          await this.target.secrets.forgetServerCertificates(loaded.specWith(p.toCount), loaded.secrets.pki);
+          await loaded.reload();
         },
       },
-      { name: 'write-config', run: async () => this.target.writeServerConfig(await this.target.spec(id, p.toCount), await this.target.loadSecrets(id)) },
+      writeConfig,
       waitForVoters,
     ];
   }

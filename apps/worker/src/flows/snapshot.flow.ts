@@ -13,7 +13,7 @@ export class SnapshotFlow implements Flow {
   steps(ctx: FlowContext): Step[] {
     const id = snapshotIdOf(ctx);
     return [
-      { name: 'take-snapshot', run: () => this.snapshots.take(id) },
+      { name: 'take-snapshot', run: () => this.snapshots.take(id, ctx.loaded) },
       {
         name: 'apply-retention',
         run: async () => {

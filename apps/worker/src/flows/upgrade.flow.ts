@@ -1,9 +1,11 @@
 import {
   AuditRepository, ClusterRepository, ClusterState, OperationKind, SnapshotKind, SnapshotRepository, type Config,
 } from '../../../../libs/core/src';
-import type { ClusterSpec } from '../../../../libs/provisioner/src';
+import type { ClusterSpec, ConsulApi } from '../../../../libs/provisioner/src';
+import type { ClusterContext } from '../cluster-context';
 import type { ClusterSnapshots } from '../cluster-snapshots';
 import type { ClusterTarget } from '../cluster-target';
+import { rollingRestart } from '../rolling-restart';
 import { PermanentError, paramsOf, type Flow, type FlowContext, type Step } from './flow';
 
 /**
@@ -25,11 +27,12 @@ import { PermanentError, paramsOf, type Flow, type FlowContext, type Step } from
  * its 10 s loop (~12 s); and a follower that left campaigns while it drains and
  * comes back with a higher term that makes the leader step down.
  *
- * The leader still leaves gracefully (as ClusterTarget.restartServersOnOldConfig
- * does): it steps down while it keeps answering, so writes sent meanwhile wait
- * for the new leader ("No cluster leader" is retried by Consul) instead of
- * failing, as they do for about a second when a stopped leader's followers
- * still forward to it.
+ * The leader still leaves gracefully: it steps down while it keeps answering,
+ * so writes sent meanwhile wait for the new leader ("No cluster leader" is
+ * retried by Consul) instead of failing, as they do for about a second when a
+ * stopped leader's followers still forward to it. The roll is rollingRestart,
+ * the same as a rotation's restarts onto a new config, with this flow's health
+ * gate (the version reported) and a roll-back.
  *
  * Each server's change is asked about until done inside the step (no hand-back
  * to the queue): what the roll knows between a server's change and the next
@@ -61,62 +64,52 @@ export class UpgradeFlow implements Flow {
         name: 'pre-upgrade-snapshot',
         run: async () => {
           await this.rows.ensurePending(ctx.cluster, p.preUpgradeSnapshotId, `before upgrading to ${p.toVersion}`, SnapshotKind.PreUpgrade, ctx.operation.id);
-          return this.snapshots.take(p.preUpgradeSnapshotId);
+          return this.snapshots.take(p.preUpgradeSnapshotId, ctx.loaded);
         },
       },
-      { name: 'roll-servers', run: () => this.roll(id, from, p.toVersion) },
+      { name: 'roll-servers', run: () => this.roll(ctx.loaded, from, p.toVersion) },
     ];
   }
 
-  private async roll(id: string, from: string, to: string): Promise<string> {
-    const secrets = await this.target.loadSecrets(id);
-    const base = await this.target.spec(id);
+  private async roll(loaded: ClusterContext, from: string, to: string): Promise<string> {
+    const { spec: base, secrets, consul } = loaded;
     const toSpec: ClusterSpec = { ...base, consulVersion: to };
     const fromSpec: ClusterSpec = { ...base, consulVersion: from };
     const toBinary = this.target.binaryFor(to);
-    const entry = this.config.versions.find((v) => v.version === to)!;
-    const done: string[] = [];
-    // Leader last: order by whether each server is the leader now.
-    const leader = (await this.target.consul.serverStatus(base, secrets, base.servers[0].index).catch(() => ({ leader: '' }))).leader;
-    const order = [...base.servers].sort((a, b) => Number(leader.startsWith(`${a.address}:`)) - Number(leader.startsWith(`${b.address}:`)));
-    for (const server of order) {
-      if ((await this.target.serverBinary(id, server.index)) === toBinary) {
-        done.push(`${server.index}(already)`);
-        continue; // upgraded before a worker restart
-      }
-      const isLeader = leader.startsWith(`${server.address}:`);
-      if (isLeader && base.servers.length > 1) await this.target.consul.leave(base, secrets, server.index);
-      await this.target.putServer(toSpec, secrets, server.index, { withinStep: true });
-      const healthy = await this.healthy(toSpec, server.index, entry.reports);
-      if (healthy !== true) {
-        await this.target.putServer(fromSpec, secrets, server.index, { withinStep: true });
-        const back = await this.healthy(fromSpec, server.index, this.config.versions.find((v) => v.version === from)!.reports);
+    const reports = (version: string) => this.config.versions.find((v) => v.version === version)!.reports;
+    // Upgraded before a worker restart: left alone.
+    const already: number[] = [];
+    for (const s of base.servers) if ((await this.target.serverBinary(base.clusterId, s.index)) === toBinary) already.push(s.index);
+    const before = (restarted: readonly number[]) => [...already.map((i) => `${i}(already)`), ...restarted.map(String)];
+    const upgraded = await rollingRestart(this.target, consul, base, {
+      behind: `runs another binary than Consul ${to}'s`,
+      pending: (restarted) => Promise.resolve(base.servers.map((s) => s.index).filter((i) => !already.includes(i) && !restarted.includes(i))),
+      restart: (index) => this.target.putServer(toSpec, secrets, index, { withinStep: true }),
+      healthy: (index) => this.healthy(consul, index, reports(to)),
+      rollBack: async (index, why, restarted) => {
+        await this.target.putServer(fromSpec, secrets, index, { withinStep: true });
+        const back = await this.healthy(consul, index, reports(from)).then(() => true as const, (e: Error) => e.message);
         throw new PermanentError(
           'upgrade_health_failed',
-          `server ${server.index} was not healthy on Consul ${to} (${healthy}); it was rolled back to ${from}${back === true ? '' : ` but is not healthy yet (${back})`}; upgraded before it: ${done.join(', ') || 'none'}`,
+          `server ${index} was not healthy on Consul ${to} (${why.message}); it was rolled back to ${from}${back === true ? '' : ` but is not healthy yet (${back})`}; upgraded before it: ${before(restarted).join(', ') || 'none'}`,
         );
-      }
-      done.push(String(server.index));
-    }
-    return `servers upgraded in order ${done.join(', ')} (leader last)`;
+      },
+    });
+    return `servers upgraded in order ${before(upgraded).join(', ')} (leader last)`;
   }
 
   /**
-   * True when the cluster is whole again (waitForHealthy: a leader, every server a
-   * voter on the new ACL system, every follower in contact with the leader and
-   * caught up to its commit index, autopilot reporting every server healthy) and
-   * the server reports the expected version; else why not. A server whose
-   * process exits fails at once (waitForLeader checks the processes).
+   * The health gate: the cluster is whole again (waitForHealthy: a leader, every
+   * server a voter on the new ACL system, every follower in contact with the
+   * leader and caught up to its commit index, autopilot reporting every server
+   * healthy) and the server reports the expected version; else it throws why
+   * not. A server whose process exits fails at once (waitForLeader checks the
+   * processes).
    */
-  private async healthy(spec: ClusterSpec, index: number, reports: string): Promise<true | string> {
-    const secrets = await this.target.loadSecrets(spec.clusterId);
-    try {
-      await this.target.consul.waitForHealthy(spec, secrets, { timeoutMs: Math.min(this.config.CLUSTER_READY_TIMEOUT_MS, 60_000) });
-      const status = await this.target.consul.serverStatus(spec, secrets, index);
-      return status.version === reports ? true : `it reports Consul ${status.version}, expected ${reports}`;
-    } catch (e) {
-      return (e as Error).message;
-    }
+  private async healthy(consul: ConsulApi, index: number, reports: string): Promise<void> {
+    await consul.waitForHealthy({ timeoutMs: Math.min(this.config.CLUSTER_READY_TIMEOUT_MS, 60_000) });
+    const status = await consul.serverStatus(index);
+    if (status.version !== reports) throw new Error(`it reports Consul ${status.version}, expected ${reports}`);
   }
 
   async succeeded(ctx: FlowContext) {

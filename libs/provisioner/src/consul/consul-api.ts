@@ -83,14 +83,57 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 type ApiCall = Omit<ConsulRequest, 'address' | 'port' | 'via'>;
 
-export class ConsulApi {
+/**
+ * The control plane's connections to every cluster's servers: one HTTPS pool
+ * per cluster (trusting its CA bundle alone), what the hosts say of which
+ * servers run, and the routes to them. `for` binds it to one cluster's spec
+ * and secrets, the Consul API the flows call.
+ */
+export class ConsulConnections {
   private readonly clients = new Map<string, { caCertPem: string; client: ConsulHttpClient }>();
-  private readonly liveness: ServerLiveness | undefined;
-  private readonly route: ServerRoute;
+  readonly liveness: ServerLiveness | undefined;
+  readonly route: ServerRoute;
 
   constructor(opts: ConsulApiOptions = {}) {
     this.liveness = opts.liveness;
     this.route = opts.route ?? (() => Promise.resolve(undefined));
+  }
+
+  /** The Consul API of the cluster of `spec`, authorized by `secrets.managementToken`, trusting `secrets.pki`'s CA bundle. */
+  for(spec: ClusterSpec, secrets: ClusterSecrets): ConsulApi {
+    return new ConsulApi(spec, secrets, this);
+  }
+
+  /** The cluster's pool; a new one when its CA bundle changed (a CA rotation), the old one closed. */
+  client(clusterId: string, caBundle: string): ConsulHttpClient {
+    const cached = this.clients.get(clusterId);
+    if (cached && cached.caCertPem === caBundle) return cached.client;
+    cached?.client.close();
+    const client = new ConsulHttpClient(caBundle);
+    this.clients.set(clusterId, { caCertPem: caBundle, client });
+    return client;
+  }
+
+  /** Drops the pooled connections of one cluster (it is deleted). */
+  forget(clusterId: string): void {
+    this.clients.get(clusterId)?.client.close();
+    this.clients.delete(clusterId);
+  }
+
+  /** Closes pooled HTTPS connections (servers keep running). */
+  close(): void {
+    for (const { client } of this.clients.values()) client.close();
+    this.clients.clear();
+  }
+}
+
+/** One cluster's Consul API: its servers as `spec` names them, authorized by its management token. */
+export class ConsulApi {
+  constructor(private readonly spec: ClusterSpec, private readonly secrets: ClusterSecrets, private readonly connections: ConsulConnections) {}
+
+  /** The same cluster's API with other secrets (a token or CA not stored yet). */
+  with(secrets: ClusterSecrets): ConsulApi {
+    return new ConsulApi(this.spec, secrets, this.connections);
   }
 
   /**
@@ -100,33 +143,33 @@ export class ConsulApi {
    * not running (with the hosts' explanation), and on timeout with the last
    * observed state.
    */
-  async waitForLeader(spec: ClusterSpec, secrets: ClusterSecrets, opts: WaitForLeaderOptions): Promise<LeaderState> {
-    validateSpec(spec, secrets);
+  async waitForLeader(opts: WaitForLeaderOptions): Promise<LeaderState> {
+    validateSpec(this.spec, this.secrets);
     const startedAt = Date.now();
     const deadline = startedAt + opts.timeoutMs;
-    const expected = new Set(spec.servers.map((s) => rpcAddress(s)));
+    const expected = new Set(this.spec.servers.map((s) => rpcAddress(s)));
     let attempt = 0;
     let lastLivenessCheck = 0;
     let leader = '';
     let voters = 0;
     let members = '';
     const probe = async (): Promise<LeaderState | string> => {
-      const address = spec.servers[attempt++ % spec.servers.length]!.address;
+      const address = this.spec.servers[attempt++ % this.spec.servers.length]!.address;
       const timeoutMs = Math.max(100, Math.min(HTTP_TIMEOUT_MS, deadline - Date.now()));
-      const look = await this.leaderProbe(spec, secrets, address, expected, timeoutMs).catch((e: Error) => e.message);
+      const look = await this.leaderProbe(address, expected, timeoutMs).catch((e: Error) => e.message);
       if (typeof look !== 'string') {
         ({ leader, voters, members } = look);
         if (look.complete === true) return { leader, voters, elapsedMs: Date.now() - startedAt };
       }
       if (Date.now() - lastLivenessCheck >= LIVENESS_CHECK_INTERVAL_MS) {
         lastLivenessCheck = Date.now();
-        await this.assertAllRunning(spec);
+        await this.assertAllRunning();
       }
       const last = typeof look === 'string' ? look : look.complete;
-      return `leader=${leader || 'none'}, voters=${voters}/${spec.servers.length} [${members}], last: ${last}`;
+      return `leader=${leader || 'none'}, voters=${voters}/${this.spec.servers.length} [${members}], last: ${last}`;
     };
     return poll(
-      `Cluster ${spec.clusterId} had no leader with ${spec.servers.length} voters`,
+      `Cluster ${this.spec.clusterId} had no leader with ${this.spec.servers.length} voters`,
       probe,
       (r) => (typeof r === 'string' ? r : true),
       { timeoutMs: opts.timeoutMs, intervalMs: opts.pollIntervalMs ?? POLL_INTERVAL_MS },
@@ -135,13 +178,13 @@ export class ConsulApi {
 
   /** One look at the leader and the raft configuration from `address`; `complete` is true or why not. */
   private async leaderProbe(
-    spec: ClusterSpec, secrets: ClusterSecrets, address: string, expected: Set<string>, timeoutMs: number,
+    address: string, expected: Set<string>, timeoutMs: number,
   ): Promise<{ leader: string; voters: number; members: string; complete: true | string }> {
-    const status = await this.call(spec, secrets, address, { method: 'GET', path: '/v1/status/leader', timeoutMs });
+    const status = await this.call(address, { method: 'GET', path: '/v1/status/leader', timeoutMs });
     const leader = status.status === 200 && typeof status.body === 'string' ? status.body : '';
     if (status.status !== 200) throw new Error(`${address}: status/leader HTTP ${status.status} ${describeBody(status.body)}`);
     if (leader === '') return { leader, voters: 0, members: '', complete: `${address}: no leader yet` };
-    const raft = await this.call(spec, secrets, address, { method: 'GET', path: '/v1/operator/raft/configuration', token: secrets.managementToken, timeoutMs });
+    const raft = await this.call(address, { method: 'GET', path: '/v1/operator/raft/configuration', token: this.secrets.managementToken, timeoutMs });
     if (raft.status !== 200) {
       return { leader, voters: 0, members: '', complete: `${address}: raft configuration HTTP ${raft.status} ${describeBody(raft.body)}` };
     }
@@ -150,7 +193,7 @@ export class ConsulApi {
     const members = servers.map((s) => `${s.Node}@${s.Address}${s.Voter ? '' : '(non-voter)'}`).join(', ');
     const complete = servers.length === expected.size && servers.every((s) => s.Voter && expected.has(s.Address));
     if (!complete) return { leader, voters, members, complete: `${address}: raft configuration not complete yet` };
-    return { leader, voters, members, complete: (await this.firstServerWithoutNewAcls(spec, secrets, timeoutMs)) ?? true };
+    return { leader, voters, members, complete: (await this.firstServerWithoutNewAcls(timeoutMs)) ?? true };
   }
 
   /**
@@ -161,9 +204,9 @@ export class ConsulApi {
    * management token through `/v1/acl/token/self`. Returns a description of
    * the first server not ready, or undefined if all are.
    */
-  private async firstServerWithoutNewAcls(spec: ClusterSpec, secrets: ClusterSecrets, timeoutMs: number): Promise<string | undefined> {
-    for (const server of spec.servers) {
-      const res = await this.call(spec, secrets, server.address, { method: 'GET', path: '/v1/acl/token/self', token: secrets.managementToken, timeoutMs });
+  private async firstServerWithoutNewAcls(timeoutMs: number): Promise<string | undefined> {
+    for (const server of this.spec.servers) {
+      const res = await this.call(server.address, { method: 'GET', path: '/v1/acl/token/self', token: this.secrets.managementToken, timeoutMs });
       if (res.status !== 200) return `${server.address}: ACL system not ready: HTTP ${res.status} ${describeBody(res.body)}`;
     }
     return undefined;
@@ -175,53 +218,53 @@ export class ConsulApi {
    * contact with the leader and its raft log applied up to the leader's commit
    * index, and autopilot reporting every server healthy.
    */
-  async waitForHealthy(spec: ClusterSpec, secrets: ClusterSecrets, opts: WaitForHealthyOptions): Promise<LeaderState> {
+  async waitForHealthy(opts: WaitForHealthyOptions): Promise<LeaderState> {
     const startedAt = Date.now();
-    const state = await this.waitForLeader(spec, secrets, { timeoutMs: opts.timeoutMs });
+    const state = await this.waitForLeader({ timeoutMs: opts.timeoutMs });
     let commitIndex: number | undefined;
     const probe = async (): Promise<true | string> => {
-      const stats = await Promise.all(spec.servers.map((s) => this.raftStats(spec, secrets, s.address)));
+      const stats = await Promise.all(this.spec.servers.map((s) => this.raftStats(s.address)));
       const leader = stats.find((x) => x.state === 'Leader');
       if (!leader) return 'no server reports itself leader';
       commitIndex ??= leader.commitIndex;
       const target = commitIndex;
-      const behind = spec.servers.filter((_, i) => {
+      const behind = this.spec.servers.filter((_, i) => {
         const x = stats[i]!;
         return x.state !== 'Leader' && (x.state !== 'Follower' || x.lastContact === 'never' || x.appliedIndex < target);
       });
       if (behind.length > 0) return `server(s) ${behind.map((s) => s.index).join(', ')} not caught up with index ${target}`;
-      const ap = await this.autopilotHealthy(spec, secrets);
+      const ap = await this.autopilotHealthy();
       return ap.healthy ? true : `autopilot: ${ap.detail || 'no servers'}`;
     };
     const remaining = Math.max(0, opts.timeoutMs - (Date.now() - startedAt));
-    await poll(`Cluster ${spec.clusterId} not healthy`, probe, (v) => v, { timeoutMs: remaining, intervalMs: POLL_INTERVAL_MS });
+    await poll(`Cluster ${this.spec.clusterId} not healthy`, probe, (v) => v, { timeoutMs: remaining, intervalMs: POLL_INTERVAL_MS });
     return { ...state, elapsedMs: Date.now() - startedAt };
   }
 
   /** Autopilot's view: every server healthy (alive, voter, caught up on the commit index). */
-  async autopilotHealthy(spec: ClusterSpec, secrets: ClusterSecrets): Promise<{ healthy: boolean; detail: string }> {
-    const res = await this.anyServer(spec, secrets, { method: 'GET', path: '/v1/operator/autopilot/health', token: secrets.managementToken });
+  async autopilotHealthy(): Promise<{ healthy: boolean; detail: string }> {
+    const res = await this.anyServer({ method: 'GET', path: '/v1/operator/autopilot/health', token: this.secrets.managementToken });
     // 429 is Consul's answer for "not healthy".
     const body = res.body as { Healthy?: boolean; Servers?: { Name: string; Healthy: boolean; Voter: boolean; LastIndex: number }[] };
     const servers = body?.Servers ?? [];
     const detail = servers.map((s) => `${s.Name}:${s.Healthy ? 'healthy' : 'unhealthy'}${s.Voter ? '' : '(non-voter)'}@${s.LastIndex}`).join(', ');
-    return { healthy: res.status === 200 && body?.Healthy === true && servers.length === spec.servers.length && servers.every((s) => s.Voter), detail };
+    return { healthy: res.status === 200 && body?.Healthy === true && servers.length === this.spec.servers.length && servers.every((s) => s.Voter), detail };
   }
 
   /** The index of the current leader as the first answering server sees it; undefined while there is none. */
-  async leaderIndex(spec: ClusterSpec, secrets: ClusterSecrets): Promise<number | undefined> {
-    validateSpec(spec, secrets);
-    const res = await this.anyServer(spec, secrets, { method: 'GET', path: '/v1/status/leader', timeoutMs: HTTP_TIMEOUT_MS });
+  async leaderIndex(): Promise<number | undefined> {
+    validateSpec(this.spec, this.secrets);
+    const res = await this.anyServer({ method: 'GET', path: '/v1/status/leader', timeoutMs: HTTP_TIMEOUT_MS });
     const leader = res.status === 200 && typeof res.body === 'string' ? res.body : '';
-    return spec.servers.find((s) => leader === rpcAddress(s))?.index;
+    return this.spec.servers.find((s) => leader === rpcAddress(s))?.index;
   }
 
   /** The Consul version a running server reports of itself, and the current leader's address. */
-  async serverStatus(spec: ClusterSpec, secrets: ClusterSecrets, index: number): Promise<{ version: string; leader: string }> {
-    const server = serverOf(spec, index);
-    const self = await this.call(spec, secrets, server.address, { method: 'GET', path: '/v1/agent/self', token: secrets.managementToken });
+  async serverStatus(index: number): Promise<{ version: string; leader: string }> {
+    const server = serverOf(this.spec, index);
+    const self = await this.call(server.address, { method: 'GET', path: '/v1/agent/self', token: this.secrets.managementToken });
     if (self.status !== 200) throw new Error(`agent/self on server ${index} answered HTTP ${self.status}`);
-    const leader = await this.call(spec, secrets, server.address, { method: 'GET', path: '/v1/status/leader', token: secrets.managementToken });
+    const leader = await this.call(server.address, { method: 'GET', path: '/v1/status/leader', token: this.secrets.managementToken });
     return { version: String((self.body as { Config?: { Version?: string } }).Config?.Version ?? ''), leader: String(leader.body ?? '') };
   }
 
@@ -230,9 +273,9 @@ export class ConsulApi {
    * (a leader steps down cleanly). Answers once the leave is done; a server
    * that does not answer (down already) is left to the caller.
    */
-  async leave(spec: ClusterSpec, secrets: ClusterSecrets, index: number): Promise<void> {
-    const server = serverOf(spec, index);
-    await this.call(spec, secrets, server.address, { method: 'PUT', path: '/v1/agent/leave', token: secrets.managementToken, timeoutMs: 30_000 }).catch(() => undefined);
+  async leave(index: number): Promise<void> {
+    const server = serverOf(this.spec, index);
+    await this.call(server.address, { method: 'PUT', path: '/v1/agent/leave', token: this.secrets.managementToken, timeoutMs: 30_000 }).catch(() => undefined);
   }
 
   /**
@@ -240,14 +283,14 @@ export class ConsulApi {
    * that answers, if it is still one (it crashed, or its leave did not
    * finish). Idempotent.
    */
-  async removeRaftPeer(spec: ClusterSpec, secrets: ClusterSecrets, index: number): Promise<void> {
-    const peer = rpcAddress(serverOf(spec, index));
-    for (const other of spec.servers.filter((s) => s.index !== index)) {
-      const raft = await this.call(spec, secrets, other.address, { method: 'GET', path: '/v1/operator/raft/configuration', token: secrets.managementToken }).catch(() => undefined);
+  async removeRaftPeer(index: number): Promise<void> {
+    const peer = rpcAddress(serverOf(this.spec, index));
+    for (const other of this.spec.servers.filter((s) => s.index !== index)) {
+      const raft = await this.call(other.address, { method: 'GET', path: '/v1/operator/raft/configuration', token: this.secrets.managementToken }).catch(() => undefined);
       if (!raft || raft.status !== 200) continue;
       if (raftServers(raft.body).some((s) => s.Address === peer)) {
-        const res = await this.call(spec, secrets, other.address, {
-          method: 'DELETE', path: `/v1/operator/raft/peer?address=${encodeURIComponent(peer)}`, token: secrets.managementToken,
+        const res = await this.call(other.address, {
+          method: 'DELETE', path: `/v1/operator/raft/peer?address=${encodeURIComponent(peer)}`, token: this.secrets.managementToken,
         });
         if (res.status !== 200) throw new Error(`removing raft peer ${peer} answered HTTP ${res.status} ${describeBody(res.body)}`);
       }
@@ -256,43 +299,43 @@ export class ConsulApi {
   }
 
   /** Anonymous writes must be denied (403) and the management token must be allowed. */
-  async verifyAclEnforced(spec: ClusterSpec, secrets: ClusterSecrets): Promise<void> {
-    validateSpec(spec, secrets);
-    const address = await this.answeringAddress(spec, secrets);
+  async verifyAclEnforced(): Promise<void> {
+    validateSpec(this.spec, this.secrets);
+    const address = await this.answeringAddress();
     const path = `/v1/kv/provisioner/acl-probe-${randomBytes(8).toString('hex')}`;
     const call = (method: 'PUT' | 'DELETE', token?: string): Promise<ConsulResponse> =>
-      this.call(spec, secrets, address, { method, path, token, body: method === 'PUT' ? 'probe' : undefined });
+      this.call(address, { method, path, token, body: method === 'PUT' ? 'probe' : undefined });
     const anonymous = await call('PUT');
     if (anonymous.status !== 403) {
-      throw new Error(`ACLs not enforced on cluster ${spec.clusterId}: anonymous KV write answered HTTP ${anonymous.status} (expected 403)`);
+      throw new Error(`ACLs not enforced on cluster ${this.spec.clusterId}: anonymous KV write answered HTTP ${anonymous.status} (expected 403)`);
     }
-    const managed = await call('PUT', secrets.managementToken);
+    const managed = await call('PUT', this.secrets.managementToken);
     if (managed.status !== 200) {
-      throw new Error(`Management token rejected on cluster ${spec.clusterId}: KV write answered HTTP ${managed.status} ${describeBody(managed.body)}`);
+      throw new Error(`Management token rejected on cluster ${this.spec.clusterId}: KV write answered HTTP ${managed.status} ${describeBody(managed.body)}`);
     }
-    const cleanup = await call('DELETE', secrets.managementToken);
-    if (cleanup.status !== 200) throw new Error(`Could not delete ACL probe key on cluster ${spec.clusterId}: HTTP ${cleanup.status}`);
+    const cleanup = await call('DELETE', this.secrets.managementToken);
+    if (cleanup.status !== 200) throw new Error(`Could not delete ACL probe key on cluster ${this.spec.clusterId}: HTTP ${cleanup.status}`);
   }
 
   /** Creates an ACL token with the global-management policy. */
-  async createToken(spec: ClusterSpec, secrets: ClusterSecrets, opts: CreateTokenOptions): Promise<CreatedToken> {
-    validateSpec(spec, secrets);
+  async createToken(opts: CreateTokenOptions): Promise<CreatedToken> {
+    validateSpec(this.spec, this.secrets);
     const accessorId = opts.accessorId ?? randomUUID();
     const secretId = opts.secretId ?? randomUUID();
     if (!UUID.test(accessorId) || !UUID.test(secretId)) throw new Error('Token accessor and secret ids must be UUIDs');
-    const address = await this.answeringAddress(spec, secrets);
-    const token = secrets.managementToken;
+    const address = await this.answeringAddress();
+    const token = this.secrets.managementToken;
     const readExisting = async (): Promise<CreatedToken | undefined> => {
-      const res = await this.call(spec, secrets, address, { method: 'GET', path: `/v1/acl/token/${accessorId}`, token });
+      const res = await this.call(address, { method: 'GET', path: `/v1/acl/token/${accessorId}`, token });
       if (res.status === 200) return tokenIds(res.body);
       if (isAclNotFound(res)) return undefined;
-      throw new Error(`Reading token on cluster ${spec.clusterId} answered HTTP ${res.status} ${describeBody(res.body)}`);
+      throw new Error(`Reading token on cluster ${this.spec.clusterId} answered HTTP ${res.status} ${describeBody(res.body)}`);
     };
     if (opts.accessorId !== undefined) {
       const existing = await readExisting();
       if (existing) return existing;
     }
-    const res = await this.call(spec, secrets, address, {
+    const res = await this.call(address, {
       method: 'PUT',
       path: '/v1/acl/token',
       token,
@@ -302,7 +345,7 @@ export class ConsulApi {
     // A concurrent or earlier attempt with the same ids may have won the race.
     const existing = opts.accessorId !== undefined ? await readExisting() : undefined;
     if (existing) return existing;
-    throw new Error(`Creating token on cluster ${spec.clusterId} answered HTTP ${res.status} ${describeBody(res.body)}`);
+    throw new Error(`Creating token on cluster ${this.spec.clusterId} answered HTTP ${res.status} ${describeBody(res.body)}`);
   }
 
   /**
@@ -310,15 +353,15 @@ export class ConsulApi {
    * itself (`/v1/acl/token/self`) of server `index`, or of the first server
    * that answers when omitted; undefined when it answers "ACL not found".
    */
-  async tokenInfo(spec: ClusterSpec, secrets: ClusterSecrets, secretId: string, index?: number): Promise<TokenInfo | undefined> {
-    validateSpec(spec, secrets);
-    const servers = index === undefined ? spec.servers : spec.servers.filter((s) => s.index === index);
-    if (servers.length === 0) throw new Error(`cluster ${spec.clusterId} has no server ${index}`);
+  async tokenInfo(secretId: string, index?: number): Promise<TokenInfo | undefined> {
+    validateSpec(this.spec, this.secrets);
+    const servers = index === undefined ? this.spec.servers : this.spec.servers.filter((s) => s.index === index);
+    if (servers.length === 0) throw new Error(`cluster ${this.spec.clusterId} has no server ${index}`);
     let lastError = '';
     for (const server of servers) {
       let res: ConsulResponse;
       try {
-        res = await this.call(spec, secrets, server.address, { method: 'GET', path: '/v1/acl/token/self', token: secretId, timeoutMs: HTTP_TIMEOUT_MS });
+        res = await this.call(server.address, { method: 'GET', path: '/v1/acl/token/self', token: secretId, timeoutMs: HTTP_TIMEOUT_MS });
       } catch (e) {
         lastError = (e as Error).message; // down or restarting: ask the next
         continue;
@@ -336,8 +379,8 @@ export class ConsulApi {
   }
 
   /** Waits until every running server resolves the token (it was just created through the leader); returns it. */
-  async waitForTokenOnEveryServer(spec: ClusterSpec, secrets: ClusterSecrets, secretId: string, opts: WaitForHealthyOptions): Promise<TokenInfo> {
-    return this.pollEveryServer(spec, secrets, secretId, opts, 'resolve the token', (info) => info !== undefined) as Promise<TokenInfo>;
+  async waitForTokenOnEveryServer(secretId: string, opts: WaitForHealthyOptions): Promise<TokenInfo> {
+    return this.pollEveryServer(secretId, opts, 'resolve the token', (info) => info !== undefined) as Promise<TokenInfo>;
   }
 
   /**
@@ -346,18 +389,18 @@ export class ConsulApi {
    * every running server answers "ACL not found" for it. Returns the deleted accessor,
    * or undefined if the token was gone already. Idempotent.
    */
-  async deleteTokenBySecret(spec: ClusterSpec, secrets: ClusterSecrets, secretId: string, opts: WaitForHealthyOptions): Promise<string | undefined> {
-    validateSpec(spec, secrets);
-    if (secretId === secrets.managementToken) throw new Error('refusing to delete the management token the request is made with');
-    const found = await this.tokenInfo(spec, secrets, secretId);
+  async deleteTokenBySecret(secretId: string, opts: WaitForHealthyOptions): Promise<string | undefined> {
+    validateSpec(this.spec, this.secrets);
+    if (secretId === this.secrets.managementToken) throw new Error('refusing to delete the management token the request is made with');
+    const found = await this.tokenInfo(secretId);
     if (found) {
       const accessorId = found.accessorId;
-      const res = await this.anyServer(spec, secrets, { method: 'DELETE', path: `/v1/acl/token/${encodeURIComponent(accessorId)}`, token: secrets.managementToken, timeoutMs: HTTP_TIMEOUT_MS });
+      const res = await this.anyServer({ method: 'DELETE', path: `/v1/acl/token/${encodeURIComponent(accessorId)}`, token: this.secrets.managementToken, timeoutMs: HTTP_TIMEOUT_MS });
       if (res.status !== 200 && !isAclNotFound(res)) {
-        throw new Error(`deleting token ${accessorId} on cluster ${spec.clusterId} answered HTTP ${res.status} ${describeBody(res.body)}`);
+        throw new Error(`deleting token ${accessorId} on cluster ${this.spec.clusterId} answered HTTP ${res.status} ${describeBody(res.body)}`);
       }
     }
-    await this.pollEveryServer(spec, secrets, secretId, opts, 'reject the token', (info) => info === undefined);
+    await this.pollEveryServer(secretId, opts, 'reject the token', (info) => info === undefined);
     return found?.accessorId;
   }
 
@@ -366,20 +409,20 @@ export class ConsulApi {
    * unless it is that token itself ('current': left alone). 'absent' when the
    * cluster has no such token. Idempotent.
    */
-  async deleteTokenByAccessor(spec: ClusterSpec, secrets: ClusterSecrets, accessorId: string): Promise<'deleted' | 'absent' | 'current'> {
-    validateSpec(spec, secrets);
+  async deleteTokenByAccessor(accessorId: string): Promise<'deleted' | 'absent' | 'current'> {
+    validateSpec(this.spec, this.secrets);
     if (!UUID.test(accessorId)) throw new Error('a token accessor id must be a UUID');
     const path = `/v1/acl/token/${encodeURIComponent(accessorId)}`;
     const call = (method: 'GET' | 'DELETE'): Promise<ConsulResponse> =>
-      this.anyServer(spec, secrets, { method, path, token: secrets.managementToken, timeoutMs: HTTP_TIMEOUT_MS });
+      this.anyServer({ method, path, token: this.secrets.managementToken, timeoutMs: HTTP_TIMEOUT_MS });
     const found = await call('GET');
     if (isAclNotFound(found)) return 'absent';
     // A 200 answer holds the token's secret: compared, never described.
-    if (found.status !== 200) throw new Error(`reading token ${accessorId} on cluster ${spec.clusterId} answered HTTP ${found.status} ${describeBody(found.body)}`);
-    if (tokenIds(found.body).secretId === secrets.managementToken) return 'current';
+    if (found.status !== 200) throw new Error(`reading token ${accessorId} on cluster ${this.spec.clusterId} answered HTTP ${found.status} ${describeBody(found.body)}`);
+    if (tokenIds(found.body).secretId === this.secrets.managementToken) return 'current';
     const res = await call('DELETE');
     if (res.status !== 200 && !isAclNotFound(res)) {
-      throw new Error(`deleting token ${accessorId} on cluster ${spec.clusterId} answered HTTP ${res.status} ${describeBody(res.body)}`);
+      throw new Error(`deleting token ${accessorId} on cluster ${this.spec.clusterId} answered HTTP ${res.status} ${describeBody(res.body)}`);
     }
     return 'deleted';
   }
@@ -393,15 +436,15 @@ export class ConsulApi {
    * request is made with.
    */
   async waitForTokensAbsentOnEveryServer(
-    spec: ClusterSpec, secrets: ClusterSecrets, absentAccessorIds: readonly string[], opts: WaitForHealthyOptions,
+    absentAccessorIds: readonly string[], opts: WaitForHealthyOptions,
   ): Promise<void> {
-    validateSpec(spec, secrets);
+    validateSpec(this.spec, this.secrets);
     const probe = async (): Promise<string[]> => {
-      const servers = await this.runningServers(spec);
+      const servers = await this.runningServers();
       const waiting: string[] = servers.length === 0 ? ['no server is running'] : [];
       for (const s of servers) {
         const get = (path: string): Promise<ConsulResponse> =>
-          this.call(spec, secrets, s.address, { method: 'GET', path, token: secrets.managementToken, timeoutMs: HTTP_TIMEOUT_MS });
+          this.call(s.address, { method: 'GET', path, token: this.secrets.managementToken, timeoutMs: HTTP_TIMEOUT_MS });
         try {
           const self = await get('/v1/acl/token/self?stale');
           if (self.status !== 200) {
@@ -420,7 +463,7 @@ export class ConsulApi {
       return waiting;
     };
     await poll(
-      `cluster ${spec.clusterId}: not every server rejects the retired tokens and resolves the management token`,
+      `cluster ${this.spec.clusterId}: not every server rejects the retired tokens and resolves the management token`,
       probe,
       (waiting) => (waiting.length === 0 ? true : waiting.join('; ')),
       { timeoutMs: opts.timeoutMs, intervalMs: POLL_INTERVAL_MS },
@@ -429,17 +472,17 @@ export class ConsulApi {
 
   /** Asks every running server about a token until `done` holds for all of them. */
   private async pollEveryServer(
-    spec: ClusterSpec, secrets: ClusterSecrets, secretId: string, opts: WaitForHealthyOptions, what: string, done: (info: TokenInfo | undefined) => boolean,
+    secretId: string, opts: WaitForHealthyOptions, what: string, done: (info: TokenInfo | undefined) => boolean,
   ): Promise<TokenInfo | undefined> {
-    validateSpec(spec, secrets);
+    validateSpec(this.spec, this.secrets);
     const probe = async (): Promise<{ first: TokenInfo | undefined; waiting: string[] }> => {
       // A server that is down learns what it missed from the raft log when it starts.
-      const servers = await this.runningServers(spec);
+      const servers = await this.runningServers();
       let first: TokenInfo | undefined;
       const waiting: string[] = servers.length === 0 ? ['no server is running'] : [];
       for (const s of servers) {
         try {
-          const info = await this.tokenInfo(spec, secrets, secretId, s.index);
+          const info = await this.tokenInfo(secretId, s.index);
           if (!done(info)) waiting.push(`server ${s.index}`);
           if (s === servers[0]) first = info;
         } catch (e) {
@@ -448,7 +491,7 @@ export class ConsulApi {
       }
       return { first, waiting };
     };
-    const r = await poll(`cluster ${spec.clusterId}: not every server would ${what}`, probe, (v) => (v.waiting.length === 0 ? true : v.waiting.join('; ')), {
+    const r = await poll(`cluster ${this.spec.clusterId}: not every server would ${what}`, probe, (v) => (v.waiting.length === 0 ? true : v.waiting.join('; ')), {
       timeoutMs: opts.timeoutMs, intervalMs: POLL_INTERVAL_MS,
     });
     return r.first;
@@ -459,10 +502,10 @@ export class ConsulApi {
    * every member, make it the primary, remove every other key. Each keyring call
    * answers only when all members have acted on it. Idempotent.
    */
-  async rotateGossipKey(spec: ClusterSpec, secrets: ClusterSecrets, newKey: string): Promise<{ removed: number }> {
-    validateSpec(spec, secrets);
+  async rotateGossipKey(newKey: string): Promise<{ removed: number }> {
+    validateSpec(this.spec, this.secrets);
     const keyring = async (method: 'GET' | 'POST' | 'PUT' | 'DELETE', body?: unknown): Promise<unknown> => {
-      const res = await this.anyServer(spec, secrets, { method, path: '/v1/operator/keyring', token: secrets.managementToken, body, timeoutMs: 30_000 });
+      const res = await this.anyServer({ method, path: '/v1/operator/keyring', token: this.secrets.managementToken, body, timeoutMs: 30_000 });
       if (res.status !== 200) throw new Error(`keyring ${method} answered HTTP ${res.status} ${describeBody(res.body)}`);
       return res.body;
     };
@@ -482,17 +525,17 @@ export class ConsulApi {
   }
 
   /** The SHA-256 fingerprint of the certificate server `index` serves on HTTPS, verified against the trusted CA bundle. */
-  async servedCertificateFingerprint(spec: ClusterSpec, secrets: ClusterSecrets, index: number): Promise<string> {
-    const { address } = serverOf(spec, index);
-    return servedFingerprint(address, CONSUL_SERVER_PORTS.https, caBundlePem(secrets.pki), await this.route(spec.clusterId, address, 'https'));
+  async servedCertificateFingerprint(index: number): Promise<string> {
+    const { address } = serverOf(this.spec, index);
+    return servedFingerprint(address, CONSUL_SERVER_PORTS.https, caBundlePem(this.secrets.pki), await this.connections.route(this.spec.clusterId, address, 'https'));
   }
 
   /** Waits until server `index` serves `expectedCertPem` on HTTPS (after a reload). */
-  async waitForServedCertificate(spec: ClusterSpec, secrets: ClusterSecrets, index: number, expectedCertPem: string, timeoutMs = 30_000): Promise<void> {
+  async waitForServedCertificate(index: number, expectedCertPem: string, timeoutMs = 30_000): Promise<void> {
     const want = new X509Certificate(expectedCertPem).fingerprint256;
     await poll(
       `server ${index} still serves another certificate after reload`,
-      () => this.servedCertificateFingerprint(spec, secrets, index),
+      () => this.servedCertificateFingerprint(index),
       (seen) => (seen === want ? true : seen.slice(0, 40)),
       { timeoutMs, intervalMs: POLL_INTERVAL_MS },
     );
@@ -504,88 +547,51 @@ export class ConsulApi {
    * it, so it tells which CAs the running process trusts right now (not what
    * its files say). TLS 1.2, so that a refusal ends the handshake.
    */
-  async acceptsClientCertificate(spec: ClusterSpec, secrets: ClusterSecrets, index: number, client: Pick<ServerCertificate, 'certPem' | 'keyPem'>): Promise<boolean> {
-    const { address } = serverOf(spec, index);
-    const via = await this.route(spec.clusterId, address, 'rpc');
-    return rpcHandshake(address, CONSUL_SERVER_PORTS.server, caBundlePem(secrets.pki), serverTlsName(spec.datacenter), client, via);
+  async acceptsClientCertificate(index: number, client: Pick<ServerCertificate, 'certPem' | 'keyPem'>): Promise<boolean> {
+    const { address } = serverOf(this.spec, index);
+    const via = await this.connections.route(this.spec.clusterId, address, 'rpc');
+    return rpcHandshake(address, CONSUL_SERVER_PORTS.server, caBundlePem(this.secrets.pki), serverTlsName(this.spec.datacenter), client, via);
   }
 
   /**
    * Takes a snapshot through Consul's snapshot API (served by the leader): a
    * gzipped archive of the raft state, with the raft index it was taken at.
    */
-  async saveSnapshot(spec: ClusterSpec, secrets: ClusterSecrets): Promise<{ data: Buffer; index: bigint }> {
-    validateSpec(spec, secrets);
-    const res = await this.anyServerRaw(spec, secrets, { method: 'GET', path: '/v1/snapshot', token: secrets.managementToken, timeoutMs: 60_000, maxBytes: 1024 * 1024 * 1024 });
-    if (res.status !== 200) throw new Error(`snapshot of cluster ${spec.clusterId} answered HTTP ${res.status} ${res.data.toString('utf8').slice(0, 200)}`);
+  async saveSnapshot(): Promise<{ data: Buffer; index: bigint }> {
+    validateSpec(this.spec, this.secrets);
+    const res = await this.anyServerRaw({ method: 'GET', path: '/v1/snapshot', token: this.secrets.managementToken, timeoutMs: 60_000, maxBytes: 1024 * 1024 * 1024 });
+    if (res.status !== 200) throw new Error(`snapshot of cluster ${this.spec.clusterId} answered HTTP ${res.status} ${res.data.toString('utf8').slice(0, 200)}`);
     return { data: res.data, index: BigInt(String(res.headers['x-consul-index'] ?? '0')) };
   }
 
   /** Restores a snapshot taken with saveSnapshot: the cluster's state becomes exactly the snapshot's. */
-  async restoreSnapshot(spec: ClusterSpec, secrets: ClusterSecrets, data: Buffer): Promise<void> {
-    validateSpec(spec, secrets);
-    const res = await this.anyServerRaw(spec, secrets, { method: 'PUT', path: '/v1/snapshot', token: secrets.managementToken, rawBody: data, timeoutMs: 120_000 });
-    if (res.status !== 200) throw new Error(`restore on cluster ${spec.clusterId} answered HTTP ${res.status} ${res.data.toString('utf8').slice(0, 200)}`);
+  async restoreSnapshot(data: Buffer): Promise<void> {
+    validateSpec(this.spec, this.secrets);
+    const res = await this.anyServerRaw({ method: 'PUT', path: '/v1/snapshot', token: this.secrets.managementToken, rawBody: data, timeoutMs: 120_000 });
+    if (res.status !== 200) throw new Error(`restore on cluster ${this.spec.clusterId} answered HTTP ${res.status} ${res.data.toString('utf8').slice(0, 200)}`);
   }
 
-  /** Drops the pooled connections of one cluster (it is deleted). */
-  forget(clusterId: string): void {
-    this.clients.get(clusterId)?.client.close();
-    this.clients.delete(clusterId);
-  }
-
-  /** Closes pooled HTTPS connections (servers keep running). */
-  close(): void {
-    for (const { client } of this.clients.values()) client.close();
-    this.clients.clear();
-  }
-
-  private async runningServers(spec: ClusterSpec): Promise<ServerSpec[]> {
-    if (!this.liveness) return spec.servers;
-    const running = await this.liveness.running(spec.clusterId);
-    return spec.servers.filter((s) => running.has(s.index));
-  }
-
-  private async assertAllRunning(spec: ClusterSpec): Promise<void> {
-    if (!this.liveness) return;
-    const running = await this.liveness.running(spec.clusterId);
-    for (const server of spec.servers) {
-      if (running.has(server.index)) continue;
-      throw new PollAborted(
-        `${serverNodeName(spec.datacenter, server.index)} of cluster ${spec.clusterId} is not running; ${await this.liveness.explainDown(spec.clusterId, server.index)}`,
-      );
-    }
-  }
-
-  private async call(spec: ClusterSpec, secrets: ClusterSecrets, address: string, req: ApiCall): Promise<ConsulResponse> {
-    return this.client(spec, secrets).request({ ...req, ...(await this.https(spec, address)) });
-  }
-
-  /** Where a request to a server's HTTPS API goes: its address and Consul's port, through the route when there is one. */
-  private async https(spec: ClusterSpec, address: string): Promise<Pick<ConsulRequest, 'address' | 'port' | 'via'>> {
-    return { address, port: CONSUL_SERVER_PORTS.https, via: await this.route(spec.clusterId, address, 'https') };
-  }
 
   /** The address of the first server whose HTTPS API answers (one may be down or restarting). */
-  private answeringAddress(spec: ClusterSpec, secrets: ClusterSecrets): Promise<string> {
-    return this.firstAnswering(spec, async (address) => {
-      await this.call(spec, secrets, address, { method: 'GET', path: '/v1/status/leader', timeoutMs: HTTP_TIMEOUT_MS });
+  private answeringAddress(): Promise<string> {
+    return this.firstAnswering(async (address) => {
+      await this.call(address, { method: 'GET', path: '/v1/status/leader', timeoutMs: HTTP_TIMEOUT_MS });
       return address;
     });
   }
 
-  private anyServer(spec: ClusterSpec, secrets: ClusterSecrets, req: ApiCall): Promise<ConsulResponse> {
-    return this.firstAnswering(spec, (address) => this.call(spec, secrets, address, req));
+  private anyServer(req: ApiCall): Promise<ConsulResponse> {
+    return this.firstAnswering((address) => this.call(address, req));
   }
 
-  private anyServerRaw(spec: ClusterSpec, secrets: ClusterSecrets, req: Omit<ConsulRawRequest, 'address' | 'port' | 'via'>) {
-    return this.firstAnswering(spec, async (address) => this.client(spec, secrets).requestRaw({ ...req, ...(await this.https(spec, address)) }));
+  private anyServerRaw(req: Omit<ConsulRawRequest, 'address' | 'port' | 'via'>) {
+    return this.firstAnswering(async (address) => this.client().requestRaw({ ...req, ...(await this.https(address)) }));
   }
 
   /** Asks each server in turn until one answers (a server may be down or restarting). */
-  private async firstAnswering<T>(spec: ClusterSpec, call: (address: string) => Promise<T>): Promise<T> {
+  private async firstAnswering<T>(call: (address: string) => Promise<T>): Promise<T> {
     let last: unknown;
-    for (const server of spec.servers) {
+    for (const server of this.spec.servers) {
       try {
         return await call(server.address);
       } catch (e) {
@@ -596,8 +602,8 @@ export class ConsulApi {
   }
 
   /** A server's own raft view (`/v1/agent/self` Stats.raft). */
-  private async raftStats(spec: ClusterSpec, secrets: ClusterSecrets, address: string): Promise<RaftStats> {
-    const res = await this.call(spec, secrets, address, { method: 'GET', path: '/v1/agent/self', token: secrets.managementToken, timeoutMs: HTTP_TIMEOUT_MS });
+  private async raftStats(address: string): Promise<RaftStats> {
+    const res = await this.call(address, { method: 'GET', path: '/v1/agent/self', token: this.secrets.managementToken, timeoutMs: HTTP_TIMEOUT_MS });
     if (res.status !== 200) throw new Error(`${address}: agent/self answered HTTP ${res.status} ${describeBody(res.body)}`);
     const raft = (res.body as { Stats?: { raft?: Record<string, string> } } | undefined)?.Stats?.raft ?? {};
     return {
@@ -608,14 +614,36 @@ export class ConsulApi {
     };
   }
 
-  private client(spec: ClusterSpec, secrets: ClusterSecrets): ConsulHttpClient {
-    const bundle = caBundlePem(secrets.pki);
-    const cached = this.clients.get(spec.clusterId);
-    if (cached && cached.caCertPem === bundle) return cached.client;
-    cached?.client.close();
-    const client = new ConsulHttpClient(bundle);
-    this.clients.set(spec.clusterId, { caCertPem: bundle, client });
-    return client;
+  private async runningServers(): Promise<ServerSpec[]> {
+    const { liveness } = this.connections;
+    if (!liveness) return this.spec.servers;
+    const running = await liveness.running(this.spec.clusterId);
+    return this.spec.servers.filter((s) => running.has(s.index));
+  }
+
+  private async assertAllRunning(): Promise<void> {
+    const { liveness } = this.connections;
+    if (!liveness) return;
+    const running = await liveness.running(this.spec.clusterId);
+    for (const server of this.spec.servers) {
+      if (running.has(server.index)) continue;
+      throw new PollAborted(
+        `${serverNodeName(this.spec.datacenter, server.index)} of cluster ${this.spec.clusterId} is not running; ${await liveness.explainDown(this.spec.clusterId, server.index)}`,
+      );
+    }
+  }
+
+  private async call(address: string, req: ApiCall): Promise<ConsulResponse> {
+    return this.client().request({ ...req, ...(await this.https(address)) });
+  }
+
+  /** Where a request to a server's HTTPS API goes: its address and Consul's port, through the route when there is one. */
+  private async https(address: string): Promise<Pick<ConsulRequest, 'address' | 'port' | 'via'>> {
+    return { address, port: CONSUL_SERVER_PORTS.https, via: await this.connections.route(this.spec.clusterId, address, 'https') };
+  }
+
+  private client(): ConsulHttpClient {
+    return this.connections.client(this.spec.clusterId, caBundlePem(this.secrets.pki));
   }
 }
 

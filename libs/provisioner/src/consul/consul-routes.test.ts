@@ -11,7 +11,7 @@ import { LocalTarget } from '../local/local-target';
 import { caBundlePem, generateClusterPki } from '../pki';
 import { generateGossipKey, generateManagementToken } from '../secrets';
 import { targetLiveness } from '../target';
-import { ConsulApi } from './consul-api';
+import { ConsulConnections } from './consul-api';
 import { ConsulHttpClient } from './consul-http';
 import { servedFingerprint } from './tls-probes';
 
@@ -63,42 +63,44 @@ describe('Consul servers reached through a via', { timeout: 180_000 }, () => {
 
   it('ConsulApi with a route makes its calls through it: the HTTPS API, the served certificate, the RPC handshake, a snapshot', async () => {
     const asked: string[] = [];
-    const api = new ConsulApi({
+    const connections = new ConsulConnections({
       liveness: targetLiveness(target),
       route: async (clusterId, server, port) => {
         asked.push(`${clusterId} ${server} ${port}`);
         return port === 'https' ? https.endpoint : rpc.endpoint;
       },
     });
+    const api = connections.for(spec, secrets);
     try {
       const before = https.connections;
-      await api.waitForLeader(spec, secrets, { timeoutMs: 60_000 });
-      await api.verifyAclEnforced(spec, secrets);
+      await api.waitForLeader({ timeoutMs: 60_000 });
+      await api.verifyAclEnforced();
       assert.ok(https.connections > before, 'the HTTPS calls went through the via');
       assert.ok(asked.length > 0 && asked.every((a) => a === `routes ${address} https`), asked.join(', '));
 
-      const served = await api.servedCertificateFingerprint(spec, secrets, 0);
+      const served = await api.servedCertificateFingerprint(0);
       assert.equal(served, new X509Certificate(secrets.pki.servers[0]!.certPem).fingerprint256);
 
       const rpcBefore = rpc.connections;
-      assert.equal(await api.acceptsClientCertificate(spec, secrets, 0, secrets.pki.servers[0]!), true);
+      assert.equal(await api.acceptsClientCertificate(0, secrets.pki.servers[0]!), true);
       assert.equal(rpc.connections, rpcBefore + 1, 'the RPC handshake went through the RPC via');
       assert.ok(asked.includes(`routes ${address} rpc`));
 
-      const snapshot = await api.saveSnapshot(spec, secrets);
+      const snapshot = await api.saveSnapshot();
       assert.ok(snapshot.data.length > 0 && snapshot.index > 0n);
     } finally {
-      api.close();
+      connections.close();
     }
   });
 
   it('a route that fails is a server that does not answer: the call fails, it never goes to the address instead', async () => {
-    const api = new ConsulApi({ route: () => Promise.reject(new Error('no route to this server yet')) });
+    const connections = new ConsulConnections({ route: () => Promise.reject(new Error('no route to this server yet')) });
+    const api = connections.for(spec, secrets);
     try {
-      await assert.rejects(api.leaderIndex(spec, secrets), /no route to this server yet/);
-      await assert.rejects(api.servedCertificateFingerprint(spec, secrets, 0), /no route to this server yet/);
+      await assert.rejects(api.leaderIndex(), /no route to this server yet/);
+      await assert.rejects(api.servedCertificateFingerprint(0), /no route to this server yet/);
     } finally {
-      api.close();
+      connections.close();
     }
   });
 

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { generateClusterPki } from '../pki';
 import { generateGossipKey, generateManagementToken } from '../secrets';
 import { ConsulHttpClient } from '../consul/consul-http';
-import { ConsulApi } from '../consul/consul-api';
+import { ConsulConnections } from '../consul/consul-api';
 import { targetLiveness } from '../target';
 import { LocalTarget, type LocalClusterSecrets, type LocalClusterSpec } from './local-target';
 import { findBusyPorts } from './loopback-ports';
@@ -49,10 +49,10 @@ async function newCluster(
 }
 
 /** The Consul API of clusters on `target`; one per target. */
-const consulApis = new Map<LocalTarget, ConsulApi>();
-function consulOf(target: LocalTarget): ConsulApi {
+const consulApis = new Map<LocalTarget, ConsulConnections>();
+function consulOf(target: LocalTarget): ConsulConnections {
   let api = consulApis.get(target);
-  if (!api) consulApis.set(target, (api = new ConsulApi({ liveness: targetLiveness(target) })));
+  if (!api) consulApis.set(target, (api = new ConsulConnections({ liveness: targetLiveness(target) })));
   return api;
 }
 
@@ -143,23 +143,23 @@ describe('LocalTarget with real Consul 1.8.7 servers', () => {
     assert.deepEqual(start.alreadyRunning, []);
 
     // Too short a timeout: a clear error with the last observed state and no token.
-    const early = await consulOf(target).waitForLeader(spec, secrets, { timeoutMs: 50 }).then(
+    const early = await consulOf(target).for(spec, secrets).waitForLeader({ timeoutMs: 50 }).then(
       () => assert.fail('no leader can exist 50 ms after spawn'),
       (err: Error) => err,
     );
     assert.match(early.message, /Cluster c3 had no leader with 3 voters after \d+ ms \(leader=.*voters=\d\/3.*last: /);
     assert.ok(!early.message.includes(secrets.managementToken), 'no token in errors');
 
-    const leader = await consulOf(target).waitForLeader(spec, secrets, { timeoutMs: LEADER_TIMEOUT_MS });
+    const leader = await consulOf(target).for(spec, secrets).waitForLeader({ timeoutMs: LEADER_TIMEOUT_MS });
     const spawnToLeaderMs = performance.now() - spawnedAt;
     t.diagnostic(`spawn -> leader with 3 voters: ${spawnToLeaderMs.toFixed(0)} ms (waitForLeader elapsedMs ${leader.elapsedMs})`);
     assert.equal(leader.voters, 3);
     assert.ok(addresses.map((a) => `${a}:8300`).includes(leader.leader), `leader ${leader.leader}`);
 
-    await consulOf(target).verifyAclEnforced(spec, secrets);
+    await consulOf(target).for(spec, secrets).verifyAclEnforced();
 
     // A new management token works for KV.
-    const token = await consulOf(target).createToken(spec, secrets, { description: 'test token' });
+    const token = await consulOf(target).for(spec, secrets).createToken({ description: 'test token' });
     assert.notEqual(token.secretId, secrets.managementToken);
     const client = new ConsulHttpClient(secrets.pki.caCertPem);
     try {
@@ -178,8 +178,8 @@ describe('LocalTarget with real Consul 1.8.7 servers', () => {
 
     // createToken with caller-chosen ids is idempotent.
     const ids = { accessorId: randomUUID(), secretId: randomUUID() };
-    const first = await consulOf(target).createToken(spec, secrets, { description: 'idempotent', ...ids });
-    const retry = await consulOf(target).createToken(spec, secrets, { description: 'idempotent', ...ids });
+    const first = await consulOf(target).for(spec, secrets).createToken({ description: 'idempotent', ...ids });
+    const retry = await consulOf(target).for(spec, secrets).createToken({ description: 'idempotent', ...ids });
     assert.deepEqual(first, ids);
     assert.deepEqual(retry, ids);
 
@@ -226,11 +226,11 @@ describe('LocalTarget with real Consul 1.8.7 servers', () => {
     await target.writeServerFiles(spec, secrets);
     const spawnedAt = performance.now();
     await target.startServers(spec, secrets);
-    const leader = await consulOf(target).waitForLeader(spec, secrets, { timeoutMs: LEADER_TIMEOUT_MS });
+    const leader = await consulOf(target).for(spec, secrets).waitForLeader({ timeoutMs: LEADER_TIMEOUT_MS });
     t.diagnostic(`1 server: spawn -> leader ${(performance.now() - spawnedAt).toFixed(0)} ms`);
     assert.deepEqual(leader.voters, 1);
     assert.equal(leader.leader, '127.99.2.1:8300');
-    await consulOf(target).verifyAclEnforced(spec, secrets);
+    await consulOf(target).for(spec, secrets).verifyAclEnforced();
 
     const foreign = await generateClusterPki({ datacenter: 'dc-one', serverAddresses: addresses });
     const stranger = new ConsulHttpClient(foreign.caCertPem);
@@ -273,7 +273,7 @@ describe('LocalTarget with real Consul 1.8.7 servers', () => {
     assert.deepEqual(await target.observe(spec.clusterId), spawned.started, 'the server survived its worker');
     const retry = await target.startServers(spec, secrets);
     assert.deepEqual(retry.started, []);
-    await consulOf(target).waitForLeader(spec, secrets, { timeoutMs: LEADER_TIMEOUT_MS });
+    await consulOf(target).for(spec, secrets).waitForLeader({ timeoutMs: LEADER_TIMEOUT_MS });
     await target.stopAndRemove(spec.clusterId);
     assert.deepEqual(await target.observe(spec.clusterId), []);
     await assertPortsFree(['127.99.6.1']);
@@ -318,7 +318,7 @@ describe('LocalTarget with real Consul 1.8.7 servers', () => {
     const { started } = await target.startServers(spec, secrets);
     process.kill(started[0]!.pid, 'SIGKILL');
     const began = performance.now();
-    await assert.rejects(consulOf(target).waitForLeader(spec, secrets, { timeoutMs: LEADER_TIMEOUT_MS }), /dc-dies-server-1 of cluster dies is not running; end of .*consul\.log/);
+    await assert.rejects(consulOf(target).for(spec, secrets).waitForLeader({ timeoutMs: LEADER_TIMEOUT_MS }), /dc-dies-server-1 of cluster dies is not running; end of .*consul\.log/);
     assert.ok(performance.now() - began < 5_000, 'failed well before the timeout');
     await target.stopAndRemove(spec.clusterId);
     assert.equal(existsSync(path.join(clustersDir, 'dies')), false);
