@@ -19,7 +19,7 @@ import { cloneTemplateDatabase, dropClonedDatabase } from '../test/support/datab
 import { stopChild } from '../infra/local/processes';
 import type { INestApplicationContext } from '@nestjs/common';
 import { startWorker } from '../apps/worker/src/worker';
-import { ClusterTarget } from '../apps/worker/src/cluster-target';
+import { ClusterTarget } from '../apps/worker/src/operations/cluster-target';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 export const RESULTS_DIR = path.join(REPO_ROOT, 'bench', 'results');

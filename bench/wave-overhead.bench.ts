@@ -9,7 +9,7 @@
  *                 (TenantClusterRepository.addOperation, as the API writes one), the job (enqueueOperation);
  *                 the real OperationRunner takes the per-cluster lock, marks the operation
  *                 Running, records its one step, runs a scripted no-op flow (as
- *                 apps/worker/src/two-workers.test.ts does), marks it Succeeded and frees
+ *                 apps/worker/src/operations/two-workers.test.ts does), marks it Succeeded and frees
  *                 the cluster.
  *   wave          the same through the real WaveDriver: one wave over the 1,000 clusters
  *                 (maxInFlight 1,000, no canaries), driven as WorkerService drives it (one
@@ -49,9 +49,9 @@ import {
   createRedis, enqueueOperation, planClusterAction, type Cluster, type Config, type Db, type JobPayloads, type OperationKind,
 } from '../libs/core/src';
 import { createLogger } from '../libs/core/src/logger';
-import type { Flow } from '../apps/worker/src/flows/flow';
-import { OperationRunner } from '../apps/worker/src/operation.runner';
-import { WaveDriver } from '../apps/worker/src/wave.driver';
+import type { Flow } from '../apps/worker/src/operations/flows/flow';
+import { OperationRunner } from '../apps/worker/src/operations/operation.runner';
+import { WaveDriver } from '../apps/worker/src/waves/wave.driver';
 import {
   RESULTS_DIR, benchConfig, cpuMs, createBenchDatabase, dropBenchDatabase, log, obliterateQueue, onCleanup, round, runBench, sleep, summarize, writeResult,
 } from './support';

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { closeDb, createDb, createOperationsQueue, createRedis, type Db, type OperationsQueue } from '../libs/core/src';
 import { UpgradeScheduleRepository, windowOpenedAt } from '../libs/core/src/persistence/upgrade-schedule.repository';
 import { LocalTarget } from '../libs/provisioner/src';
-import { UpgradeScheduler } from '../apps/worker/src/upgrade.scheduler';
+import { UpgradeScheduler } from '../apps/worker/src/schedules/upgrade.scheduler';
 import { SUBSCRIPTION, WRITE, localTarget, startStack, testConfig, waitFor, type TestStack } from './support/stack';
 
 const TENANT = 'a0a0a0a0-0000-4000-8000-0000000000a0';

@@ -8,7 +8,7 @@ import type { NewCluster } from '../libs/core/src/persistence/new-cluster';
 import { TenantClusterRepository } from '../libs/core/src/persistence/tenant-cluster.repository';
 import { UsageRepository } from '../libs/core/src/persistence/usage.repository';
 import { MarketplaceUsageExporter, Meter, MeteringClient, UsageExportDriver } from '../libs/billing/src';
-import { BillingTicker } from '../apps/worker/src/billing.ticker';
+import { BillingTicker } from '../apps/worker/src/billing/billing.ticker';
 import { startFakeMetering, type FakeMetering } from './support/fake-metering';
 import { SUBSCRIPTION, TENANT_A, TENANT_B, WRITE, createBody, createTestDatabase, dropTestDatabase, startStack, type TestStack } from './support/stack';
 

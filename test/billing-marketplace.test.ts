@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { closeDb, createDb, type Db } from '../libs/core/src';
 import { UsageRepository } from '../libs/core/src/persistence/usage.repository';
 import { MarketplaceUsageExporter, Meter, MeteringClient, UsageExportDriver, quantityHours } from '../libs/billing/src';
-import { BillingTicker } from '../apps/worker/src/billing.ticker';
+import { BillingTicker } from '../apps/worker/src/billing/billing.ticker';
 import { startFakeMetering, usageKey, type FakeMetering } from './support/fake-metering';
 import { SUBSCRIPTION, createTestDatabase, dropTestDatabase, startStack, testConfig, type TestStack } from './support/stack';
 

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { ClusterRepository, TIERS, TenantClusterRepository, TenantOperationRepository, closeDb, createDb, dimensionForTier, type Cluster, type Db, type Operation } from '../libs/core/src';
 import { UsageRepository } from '../libs/core/src/persistence/usage.repository';
 import { FileUsageExporter, Meter, UsageExportDriver, splitIntoHours } from '../libs/billing/src';
-import { BillingTicker } from '../apps/worker/src/billing.ticker';
+import { BillingTicker } from '../apps/worker/src/billing/billing.ticker';
 import { SUBSCRIPTION, createTestDatabase, dropTestDatabase } from './support/stack';
 
 const MIN = 60_000;

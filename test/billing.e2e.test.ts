@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BillingTicker } from '../apps/worker/src/billing.ticker';
+import { BillingTicker } from '../apps/worker/src/billing/billing.ticker';
 import { READ, SUBSCRIPTION, TENANT_B, WRITE, startStack, waitFor, type TestStack } from './support/stack';
 
 const TENANT = 'b111b111-0000-4000-8000-00000000000b';

@@ -6,9 +6,9 @@ import { after, before, describe, it } from 'node:test';
 import {
   AuditRepository, CERT_ROTATION_ACTOR, type Operation, CertificateScheduleRepository, ClusterRepository, SecretBox, SecretRepository, createOperationsQueue, createRedis, type OperationsQueue,
 } from '../libs/core/src';
-import { ClusterTarget } from '../apps/worker/src/cluster-target';
-import { RotateCaFlow } from '../apps/worker/src/flows/rotate-ca.flow';
-import { CertificateRotationScheduler, certificateRotationPolicy } from '../apps/worker/src/cert-rotation.scheduler';
+import { ClusterTarget } from '../apps/worker/src/operations/cluster-target';
+import { RotateCaFlow } from '../apps/worker/src/operations/flows/rotate-ca.flow';
+import { CertificateRotationScheduler, certificateRotationPolicy } from '../apps/worker/src/schedules/cert-rotation.scheduler';
 import { SUBSCRIPTION, WRITE, startStack, waitFor, type TestStack } from './support/stack';
 
 const TENANT = 'cececece-0000-4000-8000-00000000000c';

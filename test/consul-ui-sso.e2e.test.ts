@@ -8,7 +8,7 @@ import * as http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { SecretBox, SecretName, SecretRepository } from '../libs/core/src';
 import { ConsulHttpClient, UI_POLICY_NAMES } from '../libs/provisioner/src';
-import { ConsulUiRevoker } from '../apps/worker/src/consul-ui-revoker';
+import { ConsulUiRevoker } from '../apps/worker/src/consul-ui/consul-ui-revoker';
 import { ConsulUiProxy } from '../apps/api/src/consul-ui/ui-proxy';
 import { hashSecret } from '../apps/api/src/console/session-secret';
 import { READ, SUBSCRIPTION, TENANT_A, TENANT_B, WRITE, startStack, testConfig, waitFor, type TestStack } from './support/stack';

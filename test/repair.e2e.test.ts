@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { LocalTarget } from '../libs/provisioner/src';
 import { createOperationsQueue, createRedis, ClusterRepository, TenantClusterRepository, type OperationsQueue } from '../libs/core/src';
-import { HealthMonitor } from '../apps/worker/src/health.monitor';
+import { HealthMonitor } from '../apps/worker/src/health/health.monitor';
 import { SUBSCRIPTION, WRITE, localTarget, startStack, waitFor, type TestStack } from './support/stack';
 
 const TENANT = 'edededed-0000-4000-8000-00000000000e';

@@ -9,9 +9,9 @@ import {
   AuditRepository, ClusterRepository, SecretBox, TenantClusterRepository, SecretName, SecretRepository, createOperationsQueue, createRedis, type Operation, type OperationsQueue,
 } from '../libs/core/src';
 import { LocalTarget, planManagementTokenRotation, withManagementTokenAccessors, type ManagementTokenRotation } from '../libs/provisioner/src';
-import { ClusterTarget } from '../apps/worker/src/cluster-target';
-import { RotateManagementTokenFlow } from '../apps/worker/src/flows/rotate.flow';
-import { HealthMonitor } from '../apps/worker/src/health.monitor';
+import { ClusterTarget } from '../apps/worker/src/operations/cluster-target';
+import { RotateManagementTokenFlow } from '../apps/worker/src/operations/flows/rotate.flow';
+import { HealthMonitor } from '../apps/worker/src/health/health.monitor';
 import { consul, servedFingerprint } from './support/consul-cli';
 import { SUBSCRIPTION, WRITE, localTarget, startStack, waitFor, type TestStack } from './support/stack';
 

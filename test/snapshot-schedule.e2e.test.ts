@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { SnapshotScheduleRepository, createOperationsQueue, createRedis, type OperationsQueue } from '../libs/core/src';
-import { SnapshotScheduler } from '../apps/worker/src/snapshot.scheduler';
+import { SnapshotScheduler } from '../apps/worker/src/schedules/snapshot.scheduler';
 import { SUBSCRIPTION, WRITE, startStack, waitFor, type TestStack } from './support/stack';
 
 const TENANT = 'abababab-0000-4000-8000-00000000000a';

@@ -1,6 +1,6 @@
 import type { ClusterRepository, ClusterWithServers } from '../../libs/core/src';
 import { ConsulConnections } from '../../libs/provisioner/src';
-import { ClusterContext } from '../../apps/worker/src/cluster-context';
+import { ClusterContext } from '../../apps/worker/src/operations/cluster-context';
 
 /**
  * How a runner under test opens a cluster for its flows when they touch no

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { READ, SUBSCRIPTION, WRITE, startStack, waitFor, type TestStack } from '../../../test/support/stack';
-import { BillingTicker } from '../../worker/src/billing.ticker';
+import { BillingTicker } from '../../worker/src/billing/billing.ticker';
 import { run } from './cli';
 
 const TENANT = 'c1c1c1c1-0000-4000-8000-00000000000c';
