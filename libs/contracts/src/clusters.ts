@@ -44,7 +44,8 @@ export const UPGRADE_POLICY_CHANGE = z.strictObject({
   mode: z.enum(UPGRADE_MODES, { error: because('invalid_upgradePolicy_mode', `upgradePolicy.mode must be one of ${UPGRADE_MODES.join(', ')}`, { allowed: UPGRADE_MODES }).message })
     .optional().meta({ description: 'automatic: the worker upgrades the cluster to the RECOMMENDED version (GET /v1/versions) once per window occurrence; manual: only POST /upgrade' }),
   window: UPGRADE_WINDOW.nullable().optional().meta({ description: 'Required for automatic; a missing member keeps its current value, null removes the window (manual only)' }),
-}, { error: (i) => (i.code === 'invalid_type' ? `upgradePolicy must be an object { mode: automatic | manual, window: ${WINDOW_SHAPE} }` : undefined) });
+}, { error: (i) => (i.code === 'invalid_type' ? `upgradePolicy must be an object { mode: automatic | manual, window: ${WINDOW_SHAPE} }` : undefined) })
+  .meta({ id: 'UpgradePolicyChange', description: 'Members left out keep their current value (on create: mode manual, no window)' });
 
 export const SNAPSHOT_POLICY_CHANGE = z.strictObject({
   intervalHours: whole('snapshotPolicy.intervalHours', 1, 24, 'a whole number of hours from 1 to 24').optional(),
@@ -146,7 +147,7 @@ export const CLUSTER = z.strictObject({
   updatedAt: instant,
   runningSince: nullableInstant,
   snapshotPolicy: z.strictObject({ intervalHours: z.number().int(), retention: z.number().int() }),
-  upgradePolicy: z.strictObject({ mode: z.enum(UPGRADE_MODES), window: UPGRADE_WINDOW.nullable() }),
+  upgradePolicy: z.strictObject({ mode: z.enum(UPGRADE_MODES), window: UPGRADE_WINDOW.nullable() }).meta({ id: 'UpgradePolicy' }),
   certificates: z.strictObject({ caNotAfter: nullableInstant, serverCertificatesNotAfter: nullableInstant })
     .meta({ description: 'When the CA and the earliest server certificate expire (null until recorded); rotated automatically before' }),
   health: z.strictObject({ status: z.string(), reason: z.string().nullable(), checkedAt: nullableInstant }),
