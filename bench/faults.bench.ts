@@ -150,7 +150,7 @@ function productEnv(pg: Postgres, redis: Redis, prefix: string): NodeJS.ProcessE
 
 let workerCount = 0;
 function startWorkerProcess(label: string, env: NodeJS.ProcessEnv): Worker {
-  const name = `${label}#${++workerCount}`;
+  const name = `${label}.${++workerCount}`;
   const child = spawnChild(`faults-worker-${workerCount}`, process.execPath, [path.join(REPO_ROOT, 'dist/apps/worker/src/main.js')], { ...env, WORKER_NAME: name, WORKER_PORT: '0' });
   const w: Worker = { name, child, events: [] };
   // spawnChild writes output to a log file; follow it for the run events.
@@ -302,7 +302,7 @@ runBench('faults', Number(process.env.BENCH_TIME_LIMIT ?? 300) * 1000 - 20_000, 
         if (w.killedAt === undefined && (w.child.proc.exitCode !== null || w.child.proc.signalCode !== null)) {
           selfExits.push(`${w.name} exited by itself (${w.child.proc.exitCode ?? w.child.proc.signalCode}): ${logTail(w.child.logFile, 3)}`);
           w.killedAt = Date.now();
-          workers[i] = startWorkerProcess(w.name.split('#')[0]!, env);
+          workers[i] = startWorkerProcess(w.name.split('.')[0]!, env);
           allWorkers.push(workers[i]!);
         }
       }
@@ -339,7 +339,7 @@ runBench('faults', Number(process.env.BENCH_TIME_LIMIT ?? 300) * 1000 - 20_000, 
         w.child.proc.kill('SIGKILL');
         await w.child.exited;
         await sleep(500 + Math.floor(random() * 1_500));
-        workers[i] = startWorkerProcess(w.name.split('#')[0]!, env);
+        workers[i] = startWorkerProcess(w.name.split('.')[0]!, env);
         allWorkers.push(workers[i]!);
         note(`worker ${workers[i]!.name} started`);
       }

@@ -340,6 +340,16 @@ function instrument(local: Local): Call[] {
     calls.push({ at, end: Date.now(), what: 'start', started: r.started.map((s) => s.index) });
     return r;
   };
+  // The leader's turn starts with its graceful leave (the rolling restart then waits for its exit
+  // and starts it on the new binary, with no stopServer of its own): the leave is its stop.
+  const leave = consul.leave;
+  consul.leave = async function (this: ConsulApi, index: number) {
+    const at = Date.now();
+    const r = await leave.call(this, index);
+    lastStopEnd = Date.now();
+    calls.push({ at, end: lastStopEnd, what: 'stop', index });
+    return r;
+  };
   // Health is checked through waitForHealthy (the flow now), or by polling autopilotHealthy
   // alone (the flow before, replayed by previousHealthCheck): its healthy answer ends the wait.
   let insideWaitForHealthy = 0;
@@ -368,10 +378,13 @@ function instrument(local: Local): Call[] {
 
 function perServer(calls: Call[], obs: Observer, leaderIdx: number | undefined): ServerRoll[] {
   const out: ServerRoll[] = [];
+  const counted = new Set<Call>();
   for (const stop of calls.filter((c) => c.what === 'stop')) {
     const index = stop.index!;
     const start = calls.find((c) => c.what === 'start' && c.at >= stop.end && c.started?.includes(index));
-    if (!start) continue;
+    // A leave and then a stopServer of the same server (the replayed procedure) are one turn, from the leave.
+    if (!start || counted.has(start)) continue;
+    counted.add(start);
     const healthy = calls.find((c) => c.what === 'healthy' && c.at >= start.end);
     const end = healthy?.end ?? start.end;
     // Inside the health wait: until autopilot is first asked (the other checks passed: leader, voters,
