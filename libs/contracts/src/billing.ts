@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { instant } from './fields';
-import { ROLE, because, params, query, route } from './route';
+import { ROLE, params, query, route } from './route';
 
 const INSTANT = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2}))?$/;
 /** A date (2026-11-01, midnight UTC) or a UTC date-time, as a query parameter given once. */
@@ -11,7 +11,7 @@ const instantQuery = (field: string) =>
     .optional()
     .meta({ description: 'A date (2026-11-01) or UTC date-time' });
 const RANGE = query({ from: instantQuery('from'), to: instantQuery('to') });
-const MONTH = params({ month: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, because('invalid_month', 'the month must be written yyyy-mm, e.g. 2026-11').message).meta({ example: '2026-11' }) });
+const MONTH = params({ month: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'the month must be written yyyy-mm, e.g. 2026-11').meta({ example: '2026-11' }) });
 
 export const USAGE = z.strictObject({
   from: instant,

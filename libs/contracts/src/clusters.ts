@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { CONSUL_NAME, CONSUL_NAME_RULE, RESOURCE_GROUP, RESOURCE_GROUP_RULE, UUID_PATTERN, VNET_CIDR, VNET_CIDR_RULE, instant, nullableInstant, uuid } from './fields';
-import { OPERATION } from './operations';
-import { ROLE, because, body, params, route, type Catalog } from './route';
+import { CONSUL_NAME, CONSUL_NAME_RULE, RESOURCE_GROUP, RESOURCE_GROUP_RULE, UUID_PATTERN, VNET_CIDR, VNET_CIDR_RULE, instant, nullableInstant } from './fields';
+import { ACCEPTED, CLUSTER_ID, OPERATION } from './operations';
+import { ROLE, because, body, route, type Catalog } from './route';
 
 export const CLUSTER_STATES = ['Creating', 'Running', 'Updating', 'Deleting', 'Deleted', 'Failed'] as const;
 export const UPGRADE_MODES = ['manual', 'automatic'] as const;
@@ -41,7 +41,7 @@ export const UPGRADE_WINDOW = z.strictObject({
 
 /** As sent: members left out keep their current value (on create, the defaults). */
 export const UPGRADE_POLICY_CHANGE = z.strictObject({
-  mode: z.enum(UPGRADE_MODES, { error: because('invalid_upgradePolicy_mode', `upgradePolicy.mode must be one of ${UPGRADE_MODES.join(', ')}`, { allowed: UPGRADE_MODES }).message })
+  mode: z.enum(UPGRADE_MODES, { error: `upgradePolicy.mode must be one of ${UPGRADE_MODES.join(', ')}` })
     .optional().meta({ description: 'automatic: the worker upgrades the cluster to the RECOMMENDED version (GET /v1/versions) once per window occurrence; manual: only POST /upgrade' }),
   window: UPGRADE_WINDOW.nullable().optional().meta({ description: 'Required for automatic; a missing member keeps its current value, null removes the window (manual only)' }),
 }, { error: (i) => (i.code === 'invalid_type' ? `upgradePolicy must be an object { mode: automatic | manual, window: ${WINDOW_SHAPE} }` : undefined) })
@@ -121,10 +121,8 @@ export const updateClusterBody = (catalog: Catalog) =>
 
 export const upgradeClusterBody = (catalog: Catalog) => body({ consulVersion: versionOf(catalog) });
 export const ROTATE_BODY = body({
-  what: z.enum(ROTATIONS, { error: because('invalid_what', `what must be one of ${ROTATIONS.join(', ')}`, { allowed: ROTATIONS }).message }),
+  what: z.enum(ROTATIONS, { error: `what must be one of ${ROTATIONS.join(', ')}` }),
 });
-
-export const CLUSTER_ID = params({ id: uuid('the cluster id') });
 
 export const CLUSTER = z.strictObject({
   id: z.uuid(),
@@ -169,7 +167,6 @@ export type ClientConfig = z.output<typeof CLIENT_CONFIG>;
 /** Idempotency-Key: 1 to 128 printable ASCII characters. */
 export const IDEMPOTENCY_KEY = z.string().regex(/^[\x21-\x7e]{1,128}$/, 'Idempotency-Key must be 1 to 128 printable ASCII characters');
 const ACCEPTED_CLUSTER = z.strictObject({ cluster: CLUSTER, operation: OPERATION });
-const ACCEPTED = z.strictObject({ operation: OPERATION });
 
 export const CLUSTER_ROUTES = {
   createCluster: route({

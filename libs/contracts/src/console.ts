@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { instant, uuid } from './fields';
+import { instant } from './fields';
+import { CLUSTER_PATH } from './operations';
 import { query, route } from './route';
 
 const TEXT = z.string({ error: 'given once, as text' }).max(4096).optional();
@@ -35,7 +36,7 @@ export const CONSOLE_ROUTES = {
   openConsulUi: route({
     id: 'openConsulUi', method: 'GET', path: '/sso/clusters/{clusterId}', tag: 'console', auth: 'session',
     summary: "Open the cluster's Consul UI signed in: 302 to <cluster UI origin>/_sso/start, which comes back with bind=<hash of its binding cookie>; then 302 to <cluster UI origin>/_sso/callback?code=... (a one-time code, ~30 s, redeemed only by that browser); not signed in: to /auth/login",
-    params: z.strictObject({ clusterId: uuid('the cluster id') }),
+    params: CLUSTER_PATH,
     query: query({
       bind: z.string({ error: 'given once, as text' }).regex(/^[A-Za-z0-9_-]{43}$/, 'the hash /_sso/start sends: open the Consul UI from the console').optional(),
     }),

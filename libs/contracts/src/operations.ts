@@ -44,7 +44,12 @@ export const AUDIT_EVENT = z.strictObject({
 export type AuditEventView = z.output<typeof AUDIT_EVENT>;
 
 export const OPERATION_ID = params({ id: uuid('the operation id') });
-const CLUSTER_ID = params({ clusterId: uuid('the cluster id') });
+/** A cluster's own routes (`/v1/clusters/{id}`...). */
+export const CLUSTER_ID = params({ id: uuid('the cluster id') });
+/** Routes under a cluster named `{clusterId}` (its operations, events, snapshots). */
+export const CLUSTER_PATH = params({ clusterId: uuid('the cluster id') });
+/** A 202 that answers with the operation doing the work. */
+export const ACCEPTED = z.strictObject({ operation: OPERATION });
 
 export const OPERATION_ROUTES = {
   getOperation: route({
@@ -57,10 +62,10 @@ export const OPERATION_ROUTES = {
   }),
   listOperations: route({
     id: 'listOperations', method: 'GET', path: '/v1/clusters/{clusterId}/operations', tag: 'operations', auth: 'bearer', roles: [ROLE.read, ROLE.write],
-    summary: "The cluster's operations, newest first", params: CLUSTER_ID, answers: { 200: z.strictObject({ operations: z.array(OPERATION) }) },
+    summary: "The cluster's operations, newest first", params: CLUSTER_PATH, answers: { 200: z.strictObject({ operations: z.array(OPERATION) }) },
   }),
   listEvents: route({
     id: 'listEvents', method: 'GET', path: '/v1/clusters/{clusterId}/events', tag: 'operations', auth: 'bearer', roles: [ROLE.read, ROLE.write],
-    summary: "The cluster's audit events, oldest first", params: CLUSTER_ID, answers: { 200: z.strictObject({ events: z.array(AUDIT_EVENT) }) },
+    summary: "The cluster's audit events, oldest first", params: CLUSTER_PATH, answers: { 200: z.strictObject({ events: z.array(AUDIT_EVENT) }) },
   }),
 };

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { instant, uuid } from './fields';
-import { OPERATION } from './operations';
-import { ROLE, body, optionalBody, params, route } from './route';
+import { ACCEPTED, CLUSTER_PATH, OPERATION } from './operations';
+import { ROLE, body, optionalBody, route } from './route';
 
 /** A snapshot's name: 1 to 128 letters, digits, spaces or . : ( ) - _. */
 export const SNAPSHOT_NAME = /^[\w .:()-]{1,128}$/u;
@@ -21,19 +21,17 @@ export const SNAPSHOT = z.strictObject({
 }).meta({ id: 'Snapshot' });
 export type SnapshotView = z.output<typeof SNAPSHOT>;
 
-const CLUSTER = params({ clusterId: uuid('the cluster id') });
-const ONE = params({ clusterId: uuid('the cluster id'), snapshotId: uuid('the snapshot id') });
-const ACCEPTED = z.strictObject({ operation: OPERATION });
+const ONE = CLUSTER_PATH.extend({ snapshotId: uuid('the snapshot id') });
 
 export const SNAPSHOT_ROUTES = {
   takeSnapshot: route({
     id: 'takeSnapshot', method: 'POST', path: '/v1/clusters/{clusterId}/snapshots', tag: 'snapshots', auth: 'bearer', roles: [ROLE.write],
-    summary: 'Take a manual snapshot (202 with the operation); body { name? }', params: CLUSTER, body: optionalBody({ name: name.optional() }),
+    summary: 'Take a manual snapshot (202 with the operation); body { name? }', params: CLUSTER_PATH, body: optionalBody({ name: name.optional() }),
     answers: { 202: z.strictObject({ snapshot: SNAPSHOT, operation: OPERATION }) },
   }),
   listSnapshots: route({
     id: 'listSnapshots', method: 'GET', path: '/v1/clusters/{clusterId}/snapshots', tag: 'snapshots', auth: 'bearer', roles: [ROLE.read, ROLE.write],
-    summary: "The cluster's snapshots, newest first", params: CLUSTER, answers: { 200: z.strictObject({ snapshots: z.array(SNAPSHOT) }) },
+    summary: "The cluster's snapshots, newest first", params: CLUSTER_PATH, answers: { 200: z.strictObject({ snapshots: z.array(SNAPSHOT) }) },
   }),
   renameSnapshot: route({
     id: 'renameSnapshot', method: 'PATCH', path: '/v1/clusters/{clusterId}/snapshots/{snapshotId}', tag: 'snapshots', auth: 'bearer', roles: [ROLE.write],

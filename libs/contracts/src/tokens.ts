@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { instant, nullableInstant, uuid } from './fields';
-import { OPERATION, OPERATION_ID } from './operations';
-import { ROLE, optionalBody, params, route } from './route';
+import { CLUSTER_ID, OPERATION, OPERATION_ID } from './operations';
+import { ROLE, optionalBody, route } from './route';
 
 export const ISSUED_TOKEN = z.strictObject({
   accessorId: z.string(),
@@ -33,8 +33,6 @@ export const PENDING_TOKEN = z.strictObject({
 }).meta({ id: 'PendingToken' });
 export type PendingTokenView = z.output<typeof PENDING_TOKEN>;
 
-const CLUSTER_ID = params({ id: uuid('the cluster id') });
-
 export const TOKEN_ROUTES = {
   createToken: route({
     id: 'createToken', method: 'POST', path: '/v1/clusters/{id}/tokens', tag: 'tokens', auth: 'bearer', roles: [ROLE.write],
@@ -63,7 +61,7 @@ export const TOKEN_ROUTES = {
   revokeToken: route({
     id: 'revokeToken', method: 'DELETE', path: '/v1/clusters/{id}/tokens/{accessorId}', tag: 'tokens', auth: 'bearer', roles: [ROLE.write],
     summary: 'Revoke a token made through the control plane: 202 with a revoke-token operation that deletes it in Consul (repeated while it runs: the same operation). The management token and tokens made elsewhere are refused',
-    params: params({ id: uuid('the cluster id'), accessorId: uuid('a token AccessorID (as GET /v1/clusters/{id}/tokens lists them)', 'invalid_accessor_id') }),
+    params: CLUSTER_ID.extend({ accessorId: uuid('a token AccessorID (as GET /v1/clusters/{id}/tokens lists them)', 'invalid_accessor_id') }),
     answers: { 202: z.strictObject({ operation: OPERATION.optional(), token: ISSUED_TOKEN }) },
   }),
 };

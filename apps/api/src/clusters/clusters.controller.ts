@@ -1,15 +1,10 @@
 import { Body, Controller, Headers, Param, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
-import { ROUTES, type BodyOf, type OperationView } from '../../../../libs/contracts/src';
+import { ROUTES, type BodyOf } from '../../../../libs/contracts/src';
+import { accepted } from '../accepted';
 import { Caller, type Principal } from '../auth/principal';
 import { Route } from '../validation/input';
 import { ClustersService } from './clusters.service';
-
-/** 202 Accepted with the operation to follow (Location) and `body`. */
-export function accepted<T>(reply: FastifyReply, operation: Pick<OperationView, 'id'>, body: T): T {
-  reply.status(202).header('Location', `/v1/operations/${operation.id}`);
-  return body;
-}
 
 @Controller()
 export class ClustersController {

@@ -2,7 +2,7 @@ import { Body, Controller, Param, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { ROUTES, type BodyOf } from '../../../../libs/contracts/src';
 import { Caller, type Principal } from '../auth/principal';
-import { accepted } from '../clusters/clusters.controller';
+import { accepted } from '../accepted';
 import { Route } from '../validation/input';
 import { IssuedTokensService } from './issued-tokens.service';
 

@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import { ERROR_BODY, ROUTES, routerPath, type Answer, type RouteContract } from '../../../../libs/contracts/src';
 import { errorBody } from '../../../../libs/core/src';
 
@@ -18,7 +19,7 @@ export function answerProblem(contract: RouteContract, status: number, contentTy
   return jsonProblem(declared, contentType, payload);
 }
 
-function jsonProblem(schema: { safeParse(v: unknown): { success: boolean; error?: { issues: Array<{ path: PropertyKey[]; message: string }> } } }, contentType: string, payload: string): string | undefined {
+function jsonProblem(schema: z.ZodType, contentType: string, payload: string): string | undefined {
   if (!contentType.startsWith('application/json')) return `expected JSON, got ${contentType || 'no content type'}`;
   let value: unknown;
   try {
@@ -28,7 +29,7 @@ function jsonProblem(schema: { safeParse(v: unknown): { success: boolean; error?
   }
   const r = schema.safeParse(value);
   if (r.success) return undefined;
-  const issue = r.error!.issues[0]!;
+  const issue = r.error.issues[0]!;
   return `${issue.path.map(String).join('.') || '(root)'}: ${issue.message}`;
 }
 

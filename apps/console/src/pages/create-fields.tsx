@@ -44,7 +44,7 @@ export function fieldFor(serverField: string | undefined): FieldName | undefined
   return undefined;
 }
 
-/** The request body of POST /v1/clusters: the server validates it (one rule, in one place). */
+/** The request body of POST /v1/clusters, as the wizard checks it (createClusterBody, the API's own schema) and sends it. */
 export function createBody(d: Draft, recommendedVersion: string | undefined): Record<string, unknown> {
   const num = (s: string) => (s.trim() === '' ? null : Number(s));
   return {
