@@ -70,8 +70,6 @@ export const routerPath = (path: string) => path.replace(/\{([^}]+)\}/g, ':$1');
 export type BodyOf<C> = C extends RouteContract<z.ZodType, z.ZodType, infer B> ? z.output<B> : never;
 /** The parsed query a route's handler receives. */
 export type QueryOf<C> = C extends RouteContract<z.ZodType, infer Q> ? z.output<Q> : never;
-/** What a caller sends as the body. */
-export type BodyIn<C> = C extends RouteContract<z.ZodType, z.ZodType, infer B> ? z.input<B> : never;
 /** The JSON a route answers with `status`. */
 export type AnswerOf<C, S extends number = 200> =
   C extends RouteContract<z.ZodType, z.ZodType, z.ZodType, infer A> ? (S extends keyof A ? (A[S] extends z.ZodType ? z.output<A[S]> : never) : never) : never;
