@@ -229,10 +229,12 @@ describe('key rotation', { timeout: 600_000 }, () => {
     // The leader leaves gracefully, last: at most the write in flight at that one leader change may find no server to take it.
     assert.ok(failures <= 1, `${failures} of ${writes} writes failed; steps: ${JSON.stringify(done.steps.map((x: { name: string; durationMs: number }) => [x.name, x.durationMs]))}`);
     assert.deepEqual(done.steps.map((x: { name: string }) => x.name), ['choose-token', 'create-token', 'verify-token', 'roll-servers', 'switch-token', 'revoke-old-token']);
-    assert.match(roll.detail, /^restarted in order [\d, ]+ \(leader last\)$/);
-    const order = roll.detail.match(/order ([\d, ]+)/)[1].split(', ').map(Number);
+    const [, list, leftAsLeader] = roll.detail.match(/^restarted in order ([\d, ]+) \(the leader, (\d), last\)$/) ?? assert.fail(roll.detail);
+    const order = list.split(', ').map(Number);
     assert.deepEqual([...order].sort(), [0, 1, 2], 'every server restarted once');
-    assert.equal(order[2], leaderBefore, 'the leader restarted last');
+    // Leadership may move under the roll (a follower back from its restart can win an election): the leader of its turn goes last.
+    assert.equal(order[2], Number(leftAsLeader), 'the leader restarted last');
+    if (Number(leftAsLeader) !== leaderBefore) process.stdout.write(`# leadership moved during the roll: ${leaderBefore} → ${leftAsLeader}\n`);
 
     const newMaster = configMaster(0);
     assert.ok(newMaster !== oldMaster, 'the configs name a new token');

@@ -18,6 +18,23 @@ export interface RollingRestart {
   rollBack?(index: number, why: Error, restarted: readonly number[]): Promise<never>;
 }
 
+/** The order of a roll, and which server was the leader when its turn came (it left first). */
+export interface RollOrder {
+  restarted: number[];
+  /**
+   * The leader when the roll reached it; null when the leader was no longer
+   * pending (leadership can move under a roll: a follower back from its
+   * restart may call an election and win it).
+   */
+  leftAsLeader: number | null;
+}
+
+/** "1, 2, 0 (the leader, 0, last)": for a step's detail. */
+export function describeRoll({ restarted, leftAsLeader }: RollOrder, prefix: readonly string[] = []): string {
+  const order = [...prefix, ...restarted.map(String)].join(', ');
+  return leftAsLeader === null ? `${order} (the leader was already done)` : `${order} (the leader, ${leftAsLeader}, last)`;
+}
+
 /**
  * One server at a time, followers first and the leader last: a follower
  * just restarts, staying a raft voter, so the others keep quorum and the
@@ -28,16 +45,18 @@ export interface RollingRestart {
  * servers no longer pending are left alone. Returns the servers restarted,
  * in order.
  */
-export async function rollingRestart(target: ClusterTarget, consul: ConsulApi, spec: ClusterSpec, roll: RollingRestart): Promise<number[]> {
+export async function rollingRestart(target: ClusterTarget, consul: ConsulApi, spec: ClusterSpec, roll: RollingRestart): Promise<RollOrder> {
   const hosts = await target.hosts(spec.clusterId);
   const restarted: number[] = [];
+  let leftAsLeader: number | null = null;
   for (;;) {
     const pending = await roll.pending(restarted);
-    if (pending.length === 0) return restarted;
+    if (pending.length === 0) return { restarted, leftAsLeader };
     const leader = await consul.leaderIndex();
     const index = pending.find((i) => i !== leader) ?? pending[0]!;
     if (restarted.includes(index)) throw new Error(`server ${index} of cluster ${spec.clusterId} still ${roll.behind} after its restart`);
     if (index === leader && spec.servers.length > 1) {
+      leftAsLeader = index;
       await consul.leave(index);
       await waitForLeftServer(hosts, spec.clusterId, index);
     }
@@ -52,9 +71,7 @@ export async function rollingRestart(target: ClusterTarget, consul: ConsulApi, s
   }
 }
 
-export interface ConfigRestartResult {
-  /** Server indexes in the order they were restarted (the leader last). */
-  restarted: number[];
+export interface ConfigRestartResult extends RollOrder {
   /** The servers that were not running and were started on the current files. */
   started: number[];
 }
@@ -70,13 +87,13 @@ export async function restartServersOnOldConfig(target: ClusterTarget, spec: Clu
   const consul = target.consul.for(spec, secrets);
   const { started } = await target.startServers(spec, secrets);
   await consul.waitForHealthy(opts);
-  const restarted = await rollingRestart(target, consul, spec, {
+  const order = await rollingRestart(target, consul, spec, {
     behind: 'runs an older config',
     pending: () => hosts.serversOnOldConfig(spec, secrets),
     restart: (index) => target.putServer(spec, secrets, index),
     healthy: async () => void (await consul.waitForHealthy(opts)),
   });
-  return { restarted, started };
+  return { ...order, started };
 }
 
 /**

@@ -5,7 +5,7 @@ import {
 } from '../../../../../libs/provisioner/src';
 import { issueServerCertificates } from '../cluster-secrets';
 import type { ClusterTarget } from '../cluster-target';
-import { restartServersOnOldConfig } from '../rolling-restart';
+import { describeRoll, restartServersOnOldConfig } from '../rolling-restart';
 import { PermanentError, type Flow, type FlowContext, type Step } from './flow';
 
 /**
@@ -196,7 +196,7 @@ export class RotateManagementTokenFlow implements Flow {
           await this.target.writeServerConfig(spec, next);
           const r = await restartServersOnOldConfig(this.target, spec, next, timeout);
           const started = r.started.length ? `; started ${r.started.join(', ')}` : '';
-          return r.restarted.length ? `restarted in order ${r.restarted.join(', ')} (leader last)${started}` : `every server runs the new config${started}`;
+          return r.restarted.length ? `restarted in order ${describeRoll(r)}${started}` : `every server runs the new config${started}`;
         },
       },
       {

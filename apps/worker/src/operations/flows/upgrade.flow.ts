@@ -5,7 +5,7 @@ import type { ClusterSpec, ConsulApi } from '../../../../../libs/provisioner/src
 import type { ClusterContext } from '../cluster-context';
 import type { ClusterSnapshots } from '../cluster-snapshots';
 import type { ClusterTarget } from '../cluster-target';
-import { rollingRestart } from '../rolling-restart';
+import { describeRoll, rollingRestart } from '../rolling-restart';
 import { PermanentError, paramsOf, type Flow, type FlowContext, type Step } from './flow';
 
 /**
@@ -95,7 +95,7 @@ export class UpgradeFlow implements Flow {
         );
       },
     });
-    return `servers upgraded in order ${before(upgraded).join(', ')} (leader last)`;
+    return `servers upgraded in order ${describeRoll(upgraded, already.map((i) => `${i}(already)`))}`;
   }
 
   /**
