@@ -1,7 +1,7 @@
 import { Inject, Injectable, Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import type IORedis from 'ioredis';
-import { AuditRepository, ConsoleSessionRepository, ConsulUiSessionRepository, FleetRepository, IdempotencyRepository, IssuedTokenRepository, ManagedAppNotificationRepository, SecretBox, SecretRepository, TenantClusterRepository, TenantOperationRepository, TenantSnapshotRepository, UsageRepository, WaveRepository, azureCredential, closeDb, createDb, createOperationsQueue, createRedis, type Config, type Db, type OperationsQueue } from '../../../libs/core/src';
+import { AuditRepository, ConsoleSessionRepository, FederationRepository, ConsulUiSessionRepository, FleetRepository, IdempotencyRepository, IssuedTokenRepository, ManagedAppNotificationRepository, SecretBox, SecretRepository, TenantClusterRepository, TenantOperationRepository, TenantSnapshotRepository, UsageRepository, WaveRepository, azureCredential, closeDb, createDb, createOperationsQueue, createRedis, type Config, type Db, type OperationsQueue } from '../../../libs/core/src';
 import { AdminController } from './admin/admin.controller';
 import { BillingController } from './billing/billing.controller';
 import { BillingService } from './billing/billing.service';
@@ -13,6 +13,8 @@ import { BearerAuthenticator } from './auth/bearer-authenticator';
 import { CatalogController } from './catalog/catalog.controller';
 import { ClustersController } from './clusters/clusters.controller';
 import { ClustersService } from './clusters/clusters.service';
+import { FederationController } from './federation/federation.controller';
+import { FederationService } from './federation/federation.service';
 import { IssuedTokensController } from './issued-tokens/issued-tokens.controller';
 import { IssuedTokensService } from './issued-tokens/issued-tokens.service';
 import { ErrorFilter } from './errors/error.filter';
@@ -57,7 +59,7 @@ export class AppModule {
   static forRoot(config: Config): DynamicModule {
     return {
       module: AppModule,
-      controllers: [ClustersController, IssuedTokensController, SnapshotsController, OperationsController, CatalogController, HealthController, AdminController, BillingController, QueuesBoardController, ConsoleAuthController, SsoController, NotificationsController],
+      controllers: [ClustersController, FederationController, IssuedTokensController, SnapshotsController, OperationsController, CatalogController, HealthController, AdminController, BillingController, QueuesBoardController, ConsoleAuthController, SsoController, NotificationsController],
       providers: [
         { provide: CONFIG, useValue: config },
         { provide: DB, useFactory: () => createDb(config.DATABASE_URL, config.DATABASE_POOL_SIZE) },
@@ -106,6 +108,7 @@ export class AppModule {
         // the worker's reads by id across tenants (ClusterRepository, OperationRepository, SnapshotRepository) are not provided here.
         { provide: TenantClusterRepository, useFactory: (db: Db) => new TenantClusterRepository(db), inject: [DB] },
         { provide: FleetRepository, useFactory: (db: Db) => new FleetRepository(db), inject: [DB] },
+        { provide: FederationRepository, useFactory: (db: Db) => new FederationRepository(db), inject: [DB] },
         { provide: TenantOperationRepository, useFactory: (db: Db) => new TenantOperationRepository(db), inject: [DB] },
         { provide: SecretRepository, useFactory: (db: Db, box: SecretBox) => new SecretRepository(db, box), inject: [DB, SecretBox] },
         { provide: IssuedTokenRepository, useFactory: (db: Db, secrets: SecretRepository) => new IssuedTokenRepository(db, secrets), inject: [DB, SecretRepository] },
@@ -121,6 +124,7 @@ export class AppModule {
         OperationDispatcher,
         WavesService,
         ClustersService,
+        FederationService,
         IssuedTokensService,
         SnapshotsService,
         Resources,

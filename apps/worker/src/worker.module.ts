@@ -1,3 +1,4 @@
+import { SecondarySteps } from './federation/secondary-steps';
 import { hostname } from 'node:os';
 import { Logger, Module, type DynamicModule } from '@nestjs/common';
 import type IORedis from 'ioredis';
@@ -98,9 +99,10 @@ export class WorkerModule {
             ops: OperationRepository, clusters: ClusterRepository, secrets: SecretRepository, audit: AuditRepository, target: ClusterTarget,
             snapshotRows: SnapshotRepository, snapshots: ClusterSnapshots, tokens: IssuedTokenRepository, uiRevoker: ConsulUiRevoker,
           ) => {
+            const secondary = new SecondarySteps(target.secrets, config.CLUSTER_READY_TIMEOUT_MS);
             const flows: Record<OperationKind, Flow> = {
-              create: new CreateClusterFlow(target, clusters, audit, config.CLUSTER_READY_TIMEOUT_MS),
-              delete: new DeleteClusterFlow(target, clusters, secrets, audit, snapshotRows, snapshots, tokens, uiRevoker),
+              create: new CreateClusterFlow(target, clusters, audit, secondary, config.CLUSTER_READY_TIMEOUT_MS),
+              delete: new DeleteClusterFlow(target, clusters, secrets, audit, snapshotRows, snapshots, tokens, uiRevoker, secondary),
               'create-token': new CreateTokenFlow(secrets, tokens, audit, config.TOKEN_COLLECT_WINDOW_MS),
               'revoke-token': new RevokeTokenFlow(secrets, tokens, audit, config.CLUSTER_READY_TIMEOUT_MS),
               snapshot: new SnapshotFlow(snapshots, snapshotRows, audit),

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { CONSUL_NAME, CONSUL_NAME_RULE, RESOURCE_GROUP, RESOURCE_GROUP_RULE, UUID_PATTERN, VNET_CIDR, VNET_CIDR_RULE, instant, nullableInstant } from './fields';
+import { FEDERATION_TOKEN_PATTERN, FEDERATION_TOKEN_RULE } from './federation';
 import { ACCEPTED, CLUSTER_ID, OPERATION } from './operations';
 import { ROLE, because, body, route, type Catalog } from './route';
 
@@ -94,6 +95,8 @@ export const createClusterBody = (catalog: Catalog) =>
       .meta({ description: 'The VNet address space on the Azure target: a private /24 to /28 network address (default 172.25.16.0/24)' }),
     snapshotPolicy: SNAPSHOT_POLICY_CHANGE.optional(),
     upgradePolicy: UPGRADE_POLICY_CHANGE.optional().meta({ description: 'Default: { mode: manual, window: null }' }),
+    federationToken: text('federationToken').refine((v) => FEDERATION_TOKEN_PATTERN.test(v), `federationToken must be ${FEDERATION_TOKEN_RULE}`).optional()
+      .meta({ description: "Joins the new cluster to that primary's federation as a secondary: its own datacenter name and address space, the primary's Consul version, CA and gossip key" }),
   }).transform((b, ctx) => {
     const upgradePolicy = applyUpgradePolicy(b.upgradePolicy ?? {}, DEFAULT_UPGRADE_POLICY);
     if ('problem' in upgradePolicy) {
@@ -149,6 +152,7 @@ export const CLUSTER = z.strictObject({
   certificates: z.strictObject({ caNotAfter: nullableInstant, serverCertificatesNotAfter: nullableInstant })
     .meta({ description: 'When the CA and the earliest server certificate expire (null until recorded); rotated automatically before' }),
   health: z.strictObject({ status: z.string(), reason: z.string().nullable(), checkedAt: nullableInstant }),
+  primaryClusterId: z.uuid().nullable().meta({ description: "The federation's primary when this cluster is a secondary (GET .../federation shows the federation)" }),
 }).meta({ id: 'Cluster' });
 export type ClusterView = z.output<typeof CLUSTER>;
 

@@ -93,6 +93,7 @@ const schema = z.object({
     .describe('`true`: every JSON answer of a route is checked against its contract (libs/contracts) and a mismatch answers 500 `answer_contract_violation` (the tests run so)'),
   TOKEN_WAIT_MS: z.coerce.number().int().min(0).max(120_000).default(30_000).describe('How long `POST /tokens` waits for its operation before answering 202 with a collect link (0-120000; 0: never waits)'),
   TOKEN_COLLECT_WINDOW_MS: z.coerce.number().int().min(1000).default(600_000).describe('A token\'s secret may be collected this long after the token was made; then the worker revokes it in Consul'),
+  FEDERATION_TOKEN_TTL_MS: z.coerce.number().int().min(60_000).max(86_400_000).default(3_600_000).describe('How long a federation token (POST /v1/clusters/{id}/federation-token) may be used to create a secondary (1 min to 24 h)'),
   BILLING_TICK_MS: z.coerce.number().int().min(100).default(60000).describe('How often the worker closes hours into usage records and exports pending usage'),
   METERING_GRACE_MS: z.coerce.number().int().min(0).max(3_600_000).default(300000).describe('An hour is closed this long after it ends (late state changes land first)'),
   BILLING_EXPORTER: z.enum(['file', 'marketplace']).default('file').describe('`file` (JSON lines per day, the local default) or `marketplace` (the metering API)'),

@@ -12,6 +12,7 @@ export * from './persistence/prisma';
 export * from './persistence/cluster.repository';
 export * from './persistence/tenant-cluster.repository';
 export * from './persistence/new-cluster';
+export * from './persistence/federation.repository';
 export * from './persistence/fleet.repository';
 export * from './persistence/operation.repository';
 export * from './persistence/tenant-operation.repository';

@@ -86,6 +86,8 @@ export const SecretName = {
   CaRotation: 'ca-rotation',
   /** The management token rotation in progress, or the last one (see planManagementTokenRotation). */
   ManagementTokenRotation: 'management-token-rotation',
+  /** A secondary's tokens made in the primary: replication, server agents, and its management token's accessor (see SecondaryAcl). */
+  FederationTokens: 'federation-tokens',
   ManagementTokenAccessors: 'management-token-accessors', // every AccessorID its management tokens have had (see ManagementTokenAccessors)
   issuedToken: (operationId: string) => `issued-token:${operationId}`,
   /** The SecretID of a user's Consul UI token (see ConsulUiSession). */

@@ -13,6 +13,7 @@ export * from './target';
 export * from './local/local-target';
 export * from './snapshots/blob-store';
 export * from './consul/consul-ui-tokens';
+export * from './consul/federation';
 export * from './server-files';
 export * from './azure/cloud-init';
 export * from './azure/azure-target';

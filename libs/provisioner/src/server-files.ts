@@ -1,5 +1,5 @@
 import { caBundlePem, type ClusterPki } from './pki';
-import { renderServerConfig } from './local/server-config';
+import { renderServerConfig, type SecondaryConfig } from './local/server-config';
 import type { ServerPaths } from './local/cluster-layout';
 
 /**
@@ -13,12 +13,28 @@ export interface ClusterServersSpec {
   clusterId: string;
   datacenter: string;
   servers: ReadonlyArray<{ index: number; address: string }>;
+  /** A secondary of a federation: its primary's datacenter and servers (absent for a primary or a cluster on its own). */
+  federation?: FederationSpec;
+}
+
+export interface FederationSpec {
+  primaryClusterId: string;
+  primaryDatacenter: string;
+  /** The addresses of the primary's servers (its tier's). */
+  primaryServers: readonly string[];
 }
 
 export interface ClusterServerSecrets {
   pki: ClusterPki;
   gossipKey: string;
   managementToken: string;
+  /** A secondary's tokens made in the primary (see SecondaryConfig); absent elsewhere. */
+  federation?: SecondaryTokens;
+}
+
+export interface SecondaryTokens {
+  replicationToken: string;
+  agentToken: string;
 }
 
 export interface ServerFile {
@@ -60,6 +76,7 @@ export function serverFiles(spec: ClusterServersSpec, secrets: ClusterServerSecr
     tls: { caFile: paths.caFile, certFile: paths.certFile, keyFile: paths.keyFile },
     gossipKey: secrets.gossipKey,
     managementToken: secrets.managementToken,
+    federation: federationConfig(spec, secrets),
   });
   return {
     ca: { path: paths.caFile, mode: 0o644, content: caBundlePem(secrets.pki) },
@@ -67,6 +84,12 @@ export function serverFiles(spec: ClusterServersSpec, secrets: ClusterServerSecr
     key: { path: paths.keyFile, mode: 0o600, content: cert.keyPem },
     config: { path: paths.configFile, mode: 0o600, content: config },
   };
+}
+
+function federationConfig(spec: ClusterServersSpec, secrets: ClusterServerSecrets): SecondaryConfig | undefined {
+  if (!spec.federation) return undefined;
+  if (!secrets.federation) throw new Error(`cluster ${spec.clusterId} is a secondary of ${spec.federation.primaryClusterId} but has no federation tokens yet`);
+  return { primaryDatacenter: spec.federation.primaryDatacenter, primaryServers: spec.federation.primaryServers, ...secrets.federation };
 }
 
 /** The files in the order they must be written. */

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { applySnapshotPolicy, applyUpgradePolicy, type BodyOf, type ClusterView, type CreateClusterCommand, type OperationView, type Rotation, ROUTES } from '../../../../libs/contracts/src';
-import { TenantClusterRepository, ClusterState, ConflictError, IdempotencyRepository, NotFoundError, OperationKind, ROLES, SecretName, SecretRepository, TIERS, UnprocessableError, ValidationError, isUniqueViolation, isUuid, type Config, type TierName, type UpgradePolicy } from '../../../../libs/core/src';
+import { TenantClusterRepository, FederationRepository, type IdempotentResponse, type NewCluster, ClusterState, ConflictError, IdempotencyRepository, NotFoundError, OperationKind, ROLES, SecretName, SecretRepository, TIERS, UnprocessableError, ValidationError, isUniqueViolation, isUuid, type Config, type TierName, type UpgradePolicy } from '../../../../libs/core/src';
 import type { Principal } from '../auth/principal';
 import { OperationDispatcher } from '../operation.dispatcher';
 import { UI_SESSION_GATE } from '../consul-ui/consul-ui.tokens';
@@ -32,6 +32,7 @@ export class ClustersService {
     @Inject(CONFIG) private readonly config: Config,
     private readonly dispatcher: OperationDispatcher,
     private readonly clusters: TenantClusterRepository,
+    private readonly federations: FederationRepository,
     private readonly secrets: SecretRepository,
     private readonly idempotency: IdempotencyRepository,
     @Inject(UI_SESSION_GATE) private readonly uiSessions: UiSessionGate,
@@ -52,25 +53,19 @@ export class ClustersService {
       if (replay) return replay;
     }
     let created;
+    const input: NewCluster = {
+      tenantId: caller.tenantId, createdBy: caller.userId, serverCount: serverCountFor(cmd.tier),
+      name: cmd.name, subscriptionId: cmd.subscriptionId, resourceGroup: cmd.resourceGroup, region: cmd.region, tier: cmd.tier,
+      datacenter: cmd.datacenter, consulVersion: cmd.consulVersion, publicEndpoint: cmd.publicEndpoint,
+      snapshotIntervalHours: cmd.snapshotPolicy.intervalHours, snapshotRetention: cmd.snapshotPolicy.retention,
+      upgradePolicy: cmd.upgradePolicy, target: this.config.defaultTarget, vnetCidr: cmd.vnetCidr,
+    };
+    const idem: IdempotentResponse | undefined = idempotencyKey
+      ? { key: idempotencyKey, requestHash, statusCode: 202, location: '/v1/operations/:operationId', body: (c, o) => ({ cluster: clusterView(c), operation: operationView(o) }) }
+      : undefined;
     try {
-      created = await this.clusters.createWithOperation(
-        {
-          tenantId: caller.tenantId, createdBy: caller.userId, serverCount: serverCountFor(cmd.tier),
-          name: cmd.name, subscriptionId: cmd.subscriptionId, resourceGroup: cmd.resourceGroup, region: cmd.region, tier: cmd.tier,
-          datacenter: cmd.datacenter, consulVersion: cmd.consulVersion, publicEndpoint: cmd.publicEndpoint,
-          snapshotIntervalHours: cmd.snapshotPolicy.intervalHours, snapshotRetention: cmd.snapshotPolicy.retention,
-          upgradePolicy: cmd.upgradePolicy, target: this.config.defaultTarget, vnetCidr: cmd.vnetCidr,
-        },
-        idempotencyKey
-          ? {
-              key: idempotencyKey,
-              requestHash,
-              statusCode: 202,
-              location: '/v1/operations/:operationId',
-              body: (c, o) => ({ cluster: clusterView(c), operation: operationView(o) }),
-            }
-          : undefined,
-      );
+      // With a federation token: a secondary of that token's primary, checked and written under the primary's lock.
+      created = cmd.federationToken ? await this.federations.createSecondary(input, cmd.federationToken, idem) : await this.clusters.createWithOperation(input, idem);
     } catch (e) {
       if (!isUniqueViolation(e)) throw e;
       // Either the same Idempotency-Key raced us (replay its answer) or the name was taken meanwhile.
@@ -100,7 +95,7 @@ export class ClustersService {
     const pending = await this.clusters.findPendingOperation(caller.tenantId, cluster.id, OperationKind.Delete);
     if (pending) return operationView(pending);
     if (cluster.state === ClusterState.Deleted) throw new NotFoundError('cluster_not_found', `cluster ${id} was deleted`);
-    const op = await this.clusters.requestDelete(cluster, caller.userId);
+    const op = await this.clusters.requestDelete(cluster, caller.userId, new Date(), { refuseWithSecondaries: true });
     // Its Consul UI sessions end now (the proxy refuses them); the delete operation revokes their tokens first thing.
     await this.uiSessions.revoke({ clusterId: cluster.id }, 'cluster-deleted');
     await this.dispatcher.dispatch(op.id);
@@ -158,6 +153,7 @@ export class ClustersService {
   async rotate(caller: Principal, id: string, what: Rotation): Promise<OperationView> {
     const cluster = await this.require(caller, id);
     this.requireRunning(cluster.state, 'rotation');
+    if (what === 'ca' || what === 'gossip-key') await this.refuseInFederation(caller, cluster, what);
     const op = await this.clusters.addOperation(cluster, ROTATION_KINDS[what], caller.userId, `cluster.rotate.requested`, { what });
     await this.dispatcher.dispatch(op.id);
     return operationView(op);
@@ -210,6 +206,17 @@ export class ClustersService {
     }
     // Written from this very answer's views when the key was first used: its contract reads it back.
     return ROUTES.createCluster.answers[202].parse(rec.body);
+  }
+
+  /**
+   * The CA and the gossip key are the federation's, one for all its members: rolling them on one
+   * member alone would cut it off from the others. Until a federation-wide roll exists, refused.
+   */
+  private async refuseInFederation(caller: Principal, cluster: { id: string; primaryClusterId: string | null }, what: Rotation): Promise<void> {
+    const federated = cluster.primaryClusterId !== null || (await this.federations.liveSecondaries(caller.tenantId, cluster.id)).length > 0;
+    if (federated) {
+      throw new ConflictError('federation_wide_rotation', `the ${what === 'ca' ? 'CA' : 'gossip key'} is shared by every member of this cluster's federation; rotating it on one member would cut that member off, and a federation-wide rotation is not available yet`, { what });
+    }
   }
 
   private nameTaken(name: string) {

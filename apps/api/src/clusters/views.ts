@@ -33,6 +33,7 @@ export function clusterView(c: ClusterViewColumns & ({ servers?: ClusterServer[]
     // Public expiry dates (null until the worker recorded them): the signing CA's and the earliest server certificate's.
     certificates: { caNotAfter: iso(c.caNotAfter), serverCertificatesNotAfter: iso(c.serverCertsNotAfter) },
     health: { status: c.health, reason: c.healthReason, checkedAt: c.healthCheckedAt?.toISOString() ?? null },
+    primaryClusterId: c.primaryClusterId,
   };
 }
 

@@ -44,6 +44,27 @@ describe('ClusterContext', () => {
     assert.deepEqual({ rowReads: state.rowReads, secretReads: state.secretReads }, { rowReads: 0, secretReads: 1 });
   });
 
+  it("a secondary's spec names its primary's datacenter and the servers of its tier, read with the row", async () => {
+    const primary = { ...row(['127.9.0.1', '127.9.0.2', '127.9.0.3', '127.9.0.4']), id: 'pppppppp', datacenter: 'east' } as ClusterWithServers;
+    const secondary = { ...row(['127.0.0.1'], 1), primaryClusterId: primary.id } as ClusterWithServers;
+    const reads: string[] = [];
+    const s: ClusterSources = {
+      cluster: (id) => {
+        reads.push(id);
+        return Promise.resolve(id === primary.id ? primary : secondary);
+      },
+      secrets: () => Promise.resolve(secretsOf('t1')),
+      consul: new ConsulConnections(),
+    };
+    const c = await ClusterContext.open(secondary, s);
+    assert.deepEqual(c.spec.federation, { primaryClusterId: primary.id, primaryDatacenter: 'east', primaryServers: ['127.9.0.1', '127.9.0.2', '127.9.0.3'] });
+    assert.deepEqual(reads, [primary.id], 'the primary read once, when opened');
+    assert.equal((await c.primary()).cluster.datacenter, 'east');
+    const alone = await ClusterContext.open(row(['127.0.0.1'], 1), s);
+    assert.equal(alone.spec.federation, undefined);
+    await assert.rejects(() => alone.primary(), /not a secondary/);
+  });
+
   it('secrets not made yet fail the step that uses them, not the opening; reload sees what a step changed', async () => {
     const { state, s } = sources(row([]), null);
     const c = await ClusterContext.open(row([]), s);

@@ -26,20 +26,34 @@ type Sealed = { secrets: ClusterSecrets } | { error: unknown };
 export class ClusterContext {
   private row: ClusterWithServers;
   private sealed: Sealed;
+  private primaryRow: ClusterWithServers | null;
   private bound?: ConsulApi;
 
-  private constructor(row: ClusterWithServers, sealed: Sealed, private readonly sources: ClusterSources) {
+  private constructor(row: ClusterWithServers, sealed: Sealed, primaryRow: ClusterWithServers | null, private readonly sources: ClusterSources) {
     this.row = row;
     this.sealed = sealed;
+    this.primaryRow = primaryRow;
   }
 
   static async open(row: ClusterWithServers, sources: ClusterSources): Promise<ClusterContext> {
-    return new ClusterContext(row, await readSecrets(row.id, sources), sources);
+    return new ClusterContext(row, await readSecrets(row.id, sources), await readPrimary(row, sources), sources);
   }
 
   /** The cluster's row as last read. */
   get cluster(): ClusterWithServers {
     return this.row;
+  }
+
+  /** A secondary's primary as read with the row (its datacenter and servers go into the secondary's config); null for any other cluster. */
+  get primaryCluster(): ClusterWithServers | null {
+    return this.primaryRow;
+  }
+
+  /** The context of a secondary's primary, read now: its Consul API is where the federation's ACLs are made. */
+  async primary(): Promise<ClusterContext> {
+    const row = this.row.primaryClusterId ? await this.sources.cluster(this.row.primaryClusterId) : null;
+    if (!row) throw new PermanentError('primary_gone', `cluster ${this.row.id} is not a secondary of a cluster that exists`);
+    return ClusterContext.open(row, this.sources);
   }
 
   /** The cluster as the provisioner sees it: the servers of its tier. */
@@ -55,11 +69,15 @@ export class ClusterContext {
   /** The cluster with its first `count` servers (a scale's target count). */
   specWith(count: number): ClusterSpec {
     if (this.row.servers.length < count) throw new Error('the cluster has no addresses yet');
+    const primary = this.primaryRow;
     return {
       clusterId: this.row.id,
       datacenter: this.row.datacenter,
       consulVersion: this.row.consulVersion,
       servers: this.row.servers.slice(0, count).map((s) => ({ index: s.index, address: s.address })),
+      ...(primary
+        ? { federation: { primaryClusterId: primary.id, primaryDatacenter: primary.datacenter, primaryServers: primary.servers.slice(0, primary.serverCount).map((s) => s.address) } }
+        : {}),
     };
   }
 
@@ -85,8 +103,13 @@ export class ClusterContext {
     if (!row) throw new PermanentError('cluster_gone', `cluster ${this.row.id} no longer exists`);
     this.row = row;
     this.sealed = await readSecrets(row.id, this.sources);
+    this.primaryRow = await readPrimary(row, this.sources);
     this.bound = undefined;
   }
+}
+
+async function readPrimary(row: ClusterWithServers, sources: ClusterSources): Promise<ClusterWithServers | null> {
+  return row.primaryClusterId ? sources.cluster(row.primaryClusterId) : null;
 }
 
 async function readSecrets(clusterId: string, sources: ClusterSources): Promise<Sealed> {

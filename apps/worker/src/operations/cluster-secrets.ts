@@ -1,8 +1,22 @@
+import { randomUUID } from 'node:crypto';
 import { ClusterRepository, SecretName, SecretRepository } from '../../../../libs/core/src';
 import {
   certificateDates, generateClusterPki, generateGossipKey, generateManagementToken, issueServerCertificate,
   type CertificateAuthority, type ClusterPki, type ClusterSecrets, type ClusterSpec, type ServerCertificate,
 } from '../../../../libs/provisioner/src';
+
+interface TokenIds {
+  accessorId: string;
+  secretId: string;
+}
+
+/** What a secondary has made for it in the primary: ids chosen before they are made, so a retry makes the same tokens. */
+export interface SecondaryAcl {
+  replication: TokenIds;
+  agent: TokenIds;
+  /** Its management token's (the secret is the cluster's SecretName.ManagementToken). */
+  managementAccessorId: string;
+}
 
 /**
  * A cluster's secrets as the worker keeps them: made once and sealed before
@@ -23,14 +37,47 @@ export class ClusterSecretStore {
     await this.publishCertificates(spec.clusterId);
   }
 
+  /**
+   * A secondary's secrets, from its primary's: server certificates for its own datacenter from
+   * the primary's CA (one CA trust for the federation), the primary's gossip key (one WAN pool),
+   * and a management token and the ids of its replication and agent tokens, which the worker
+   * makes in the primary (a global token works in every datacenter). Chosen and sealed once.
+   */
+  async ensureSecondary(spec: ClusterSpec, primaryId: string): Promise<void> {
+    const primary = await this.load(primaryId);
+    await this.sealed.putIfAbsent(spec.clusterId, SecretName.Pki, async () => {
+      const servers = await issueServerCertificates(primary.pki, spec.datacenter, spec.servers);
+      const pki: ClusterPki = { caCertPem: primary.pki.caCertPem, caKeyPem: primary.pki.caKeyPem, servers, ...(primary.pki.trustedCaPems ? { trustedCaPems: primary.pki.trustedCaPems } : {}) };
+      return JSON.stringify(pki);
+    });
+    await this.sealed.putIfAbsent(spec.clusterId, SecretName.GossipKey, () => primary.gossipKey);
+    await this.sealed.putIfAbsent(spec.clusterId, SecretName.ManagementToken, () => generateManagementToken());
+    await this.sealed.putIfAbsent(spec.clusterId, SecretName.FederationTokens, () => JSON.stringify({
+      replication: { accessorId: randomUUID(), secretId: randomUUID() },
+      agent: { accessorId: randomUUID(), secretId: randomUUID() },
+      managementAccessorId: randomUUID(),
+    } satisfies SecondaryAcl));
+    await this.publishCertificates(spec.clusterId);
+  }
+
+  /** A secondary's tokens made in the primary; null for any other cluster. */
+  async secondaryAcl(clusterId: string): Promise<SecondaryAcl | null> {
+    const raw = await this.sealed.get(clusterId, SecretName.FederationTokens);
+    return raw === null ? null : (JSON.parse(raw) as SecondaryAcl);
+  }
+
   async load(clusterId: string): Promise<ClusterSecrets> {
-    const [pki, gossipKey, managementToken] = await Promise.all([
+    const [pki, gossipKey, managementToken, federation] = await Promise.all([
       this.sealed.get(clusterId, SecretName.Pki),
       this.sealed.get(clusterId, SecretName.GossipKey),
       this.sealed.get(clusterId, SecretName.ManagementToken),
+      this.secondaryAcl(clusterId),
     ]);
     if (!pki || !gossipKey || !managementToken) throw new Error('the cluster secrets are not generated yet');
-    return { pki: JSON.parse(pki) as ClusterPki, gossipKey, managementToken };
+    return {
+      pki: JSON.parse(pki) as ClusterPki, gossipKey, managementToken,
+      ...(federation ? { federation: { replicationToken: federation.replication.secretId, agentToken: federation.agent.secretId } } : {}),
+    };
   }
 
   /** Seals the cluster's new PKI, then records its public part (CA bundle, expiry dates) on the cluster row. */

@@ -34,6 +34,8 @@ export interface NewCluster {
   vnetCidr?: string;
   /** Set when an Azure managed application made the cluster (POST /resource). */
   managedApplication?: ManagedApplicationRef;
+  /** The federation's primary, for a secondary (made with a federation token). */
+  primaryClusterId?: string;
 }
 
 /** The managed application a cluster belongs to, and the resource group Azure made for it. */
@@ -58,9 +60,9 @@ export interface IdempotentResponse {
  * API's hottest write path. A taken name or a raced Idempotency-Key is a
  * unique violation (see isUniqueViolation).
  */
-export async function insertCluster(db: Db, input: NewCluster, idem?: IdempotentResponse): Promise<{ cluster: Cluster; operation: Operation }> {
+export async function insertCluster(db: Pick<Db, '$queryRaw'>, input: NewCluster, idem?: IdempotentResponse): Promise<{ cluster: Cluster; operation: Operation }> {
   const now = new Date();
-  const { upgradePolicy, managedApplication, ...columns } = input;
+  const { upgradePolicy, managedApplication, primaryClusterId, ...columns } = input;
   const cluster: Cluster = {
     id: randomUUID(),
     ...columns,
@@ -92,6 +94,7 @@ export async function insertCluster(db: Db, input: NewCluster, idem?: Idempotent
     managedApplicationId: managedApplication?.applicationId ?? null,
     managedResourceGroupId: managedApplication?.managedResourceGroupId ?? null,
     vnetCidr: managedApplication?.vnetCidr ?? input.vnetCidr ?? null,
+    primaryClusterId: primaryClusterId ?? null,
   };
   cluster.managedResourceGroup = managedApplication
     ? managedApplication.managedResourceGroupId.split('/').pop()!
@@ -127,6 +130,7 @@ export async function insertCluster(db: Db, input: NewCluster, idem?: Idempotent
   const audit = JSON.stringify({
     name: input.name, tier: input.tier, region: input.region, consulVersion: input.consulVersion,
     upgradePolicy: { mode: cluster.upgradeMode, window: cluster.upgradeWindow },
+    ...(cluster.primaryClusterId ? { primaryClusterId: cluster.primaryClusterId } : {}),
   });
   const idemInsert = idem
     ? Prisma.sql`, i AS (
@@ -140,13 +144,13 @@ export async function insertCluster(db: Db, input: NewCluster, idem?: Idempotent
       INSERT INTO "Cluster" ("id", "tenantId", "subscriptionId", "resourceGroup", "managedResourceGroup", "name", "region", "datacenter",
         "consulVersion", "tier", "serverCount", "publicEndpoint", "target", "state", "createdBy", "createdAt", "updatedAt",
         "snapshotIntervalHours", "snapshotRetention", "upgradeMode", "upgradeWindow", "billingResourceId", "billingPlanId",
-        "managedApplicationId", "managedResourceGroupId", "vnetCidr")
+        "managedApplicationId", "managedResourceGroupId", "vnetCidr", "primaryClusterId")
       VALUES (${cluster.id}::uuid, ${cluster.tenantId}, ${cluster.subscriptionId}, ${cluster.resourceGroup}, ${cluster.managedResourceGroup},
         ${cluster.name}, ${cluster.region}, ${cluster.datacenter}, ${cluster.consulVersion}, ${cluster.tier}, ${cluster.serverCount},
         ${cluster.publicEndpoint}, ${cluster.target}, ${cluster.state}, ${cluster.createdBy}, ${now}, ${now},
         ${cluster.snapshotIntervalHours}, ${cluster.snapshotRetention},
         ${cluster.upgradeMode}, ${cluster.upgradeWindow === null ? null : JSON.stringify(cluster.upgradeWindow)}::jsonb, ${cluster.billingResourceId}, ${cluster.billingPlanId},
-        ${cluster.managedApplicationId}, ${cluster.managedResourceGroupId}, ${cluster.vnetCidr})
+        ${cluster.managedApplicationId}, ${cluster.managedResourceGroupId}, ${cluster.vnetCidr}, ${cluster.primaryClusterId}::uuid)
       RETURNING "id"
     ), o AS (
       ${operationInsert({

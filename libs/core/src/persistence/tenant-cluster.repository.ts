@@ -7,13 +7,14 @@ import { insertCluster, type IdempotentResponse, type NewCluster } from './new-c
 import { insertOperation, operationInsert } from './operation-writer';
 import type { UpgradePolicy } from './upgrade-schedule.repository';
 import { ClusterState, OperationKind, OperationState, isMutating } from '../model';
+import { ConflictError } from '../errors';
 import { Prisma, type Cluster, type ClusterServer, type Operation } from '../generated/prisma/client';
 
 /** The columns the API's cluster view shows (apps/api/src/clusters/views.ts). */
 export const VIEW_COLUMNS = [
   'id', 'name', 'state', 'stateReason', 'tier', 'serverCount', 'consulVersion', 'region', 'datacenter', 'subscriptionId', 'resourceGroup',
   'managedResourceGroup', 'publicEndpoint', 'target', 'createdAt', 'updatedAt', 'runningSince', 'snapshotIntervalHours', 'snapshotRetention',
-  'upgradeMode', 'upgradeWindow', 'caNotAfter', 'serverCertsNotAfter', 'health', 'healthReason', 'healthCheckedAt',
+  'upgradeMode', 'upgradeWindow', 'caNotAfter', 'serverCertsNotAfter', 'health', 'healthReason', 'healthCheckedAt', 'primaryClusterId',
 ] as const satisfies readonly (keyof Cluster)[];
 /** The columns of a cluster the view needs, whichever read they come from. */
 export type ClusterViewColumns = Pick<Cluster, (typeof VIEW_COLUMNS)[number]>;
@@ -108,8 +109,8 @@ export class TenantClusterRepository {
   }
 
   /** Queues the cluster's delete; a delete already queued or running is answered instead (see requestDeleteOnce). */
-  async requestDelete(cluster: Cluster, actor: string, at: Date = new Date()): Promise<Operation> {
-    return (await this.requestDeleteOnce(cluster, actor, at)).operation;
+  async requestDelete(cluster: Cluster, actor: string, at: Date = new Date(), opts: { refuseWithSecondaries?: boolean } = {}): Promise<Operation> {
+    return (await this.requestDeleteOnce(cluster, actor, at, opts)).operation;
   }
 
   /**
@@ -118,12 +119,19 @@ export class TenantClusterRepository {
    * the cluster row's lock, so two requests at the same moment (two notifications,
    * a notification and DELETE /v1/clusters/{id}) queue one delete.
    */
-  async requestDeleteOnce(cluster: Cluster, actor: string, at: Date = new Date()): Promise<{ operation: Operation; queued: boolean }> {
+  async requestDeleteOnce(cluster: Cluster, actor: string, at: Date = new Date(), opts: { refuseWithSecondaries?: boolean } = {}): Promise<{ operation: Operation; queued: boolean }> {
     const id = randomUUID();
     return this.db.$transaction(async (tx) => {
       const [row] = await tx.$queryRaw<{ state: string }[]>`SELECT "state" FROM "Cluster" WHERE "id" = ${cluster.id}::uuid FOR UPDATE`;
       const pending = await tx.operation.findFirst({ where: { clusterId: cluster.id, kind: OperationKind.Delete, state: { in: [OperationState.Queued, OperationState.Running] } }, orderBy: { seq: 'asc' } });
       if (pending) return { operation: pending, queued: false };
+      if (opts.refuseWithSecondaries) {
+        // Under the primary's lock, which a secondary's create takes too: none joins while this is decided.
+        const secondaries = await tx.cluster.findMany({ where: { primaryClusterId: cluster.id, state: { not: ClusterState.Deleted } }, select: { id: true, name: true, datacenter: true }, orderBy: { createdAt: 'asc' } });
+        if (secondaries.length > 0) {
+          throw new ConflictError('federation_has_secondaries', `${cluster.name} is the primary of a federation; delete its secondaries first: ${secondaries.map((s) => `${s.name} (${s.datacenter}, ${s.id})`).join(', ')}`, { secondaries });
+        }
+      }
       const previousState = row?.state ?? cluster.state;
       const operation = await insertOperation(tx, { id, tenantId: cluster.tenantId, clusterId: cluster.id, kind: OperationKind.Delete, requestedBy: actor, params: { previousState } });
       await tx.cluster.update({ where: { id: cluster.id }, data: { state: ClusterState.Deleting, stateReason: null } });

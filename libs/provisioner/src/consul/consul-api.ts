@@ -131,6 +131,12 @@ export class ConsulConnections {
 export class ConsulApi {
   constructor(private readonly spec: ClusterSpec, private readonly secrets: ClusterSecrets, private readonly connections: ConsulConnections) {}
 
+  /** One call, with the management token, to the first server that answers: for calls made elsewhere in this folder (federation.ts). */
+  request(req: Omit<ApiCall, 'token'>): Promise<ConsulResponse> {
+    validateSpec(this.spec, this.secrets);
+    return this.anyServer({ ...req, token: this.secrets.managementToken });
+  }
+
   /** The same cluster's API with other secrets (a token or CA not stored yet). */
   with(secrets: ClusterSecrets): ConsulApi {
     return new ConsulApi(this.spec, secrets, this.connections);

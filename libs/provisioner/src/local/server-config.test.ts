@@ -63,3 +63,24 @@ test('serverConfig: rejects inconsistent input', () => {
   assert.throws(() => serverConfig({ ...input, gossipKey: 'c2hvcnQ=' }), /32 bytes/);
   assert.throws(() => serverConfig({ ...input, managementToken: 'root' }), /UUID/);
 });
+
+test('serverConfig: a secondary joins its primary over the WAN, replicates ACLs with its own tokens and never bootstraps', () => {
+  const federation = {
+    primaryDatacenter: 'east', primaryServers: ['127.65.0.1', '127.65.0.2'],
+    replicationToken: '11111111-2a3b-4c5d-8e9f-0a1b2c3d4e5f', agentToken: '22222222-2a3b-4c5d-8e9f-0a1b2c3d4e5f',
+  };
+  const c = serverConfig({ ...input, federation });
+  assert.equal(c['datacenter'], 'dc1');
+  assert.equal(c['primary_datacenter'], 'east');
+  assert.deepEqual(c['retry_join_wan'], ['127.65.0.1:8302', '127.65.0.2:8302']);
+  const acl = c['acl'] as { enable_token_replication?: boolean; tokens: Record<string, string> };
+  assert.equal(acl.enable_token_replication, true);
+  assert.deepEqual(acl.tokens, { agent: federation.agentToken, replication: federation.replicationToken }, 'no master token: the primary bootstraps the federation');
+  assert.ok(!JSON.stringify(c).includes(input.managementToken), "the secondary's management token lives in the primary's ACLs, not in its config");
+  // A primary (or a cluster on its own) is its own primary datacenter and joins no WAN.
+  const own = serverConfig(input);
+  assert.equal(own['primary_datacenter'], 'dc1');
+  assert.equal(own['retry_join_wan'], undefined);
+  assert.throws(() => serverConfig({ ...input, federation: { ...federation, primaryDatacenter: 'dc1' } }), /must differ from its primary's/);
+  assert.throws(() => serverConfig({ ...input, federation: { ...federation, primaryServers: [] } }), /addresses of its primary's servers/);
+});

@@ -42,6 +42,24 @@ export interface ServerConfigInput {
   tls: ServerTlsFiles;
   gossipKey: string;
   managementToken: string;
+  /** A secondary of a federation: the primary to join over the WAN and replicate ACLs from. */
+  federation?: SecondaryConfig;
+}
+
+/**
+ * What a secondary datacenter's servers need beside their own cluster's (Consul 1.8, WAN
+ * federation without mesh gateways): the primary's datacenter, its servers' WAN gossip
+ * addresses, and two tokens made in the primary: the replication token (ACL token replication,
+ * Connect CA and intention replication) and the servers' agent token. A secondary has no
+ * `acl.tokens.master`: that token is only used in the primary datacenter, which bootstraps the
+ * ACL system for the federation.
+ */
+export interface SecondaryConfig {
+  primaryDatacenter: string;
+  /** The primary's server addresses; each is joined at its serf WAN port. */
+  primaryServers: readonly string[];
+  replicationToken: string;
+  agentToken: string;
 }
 
 export function serverNodeName(datacenter: string, index: number): string {
@@ -51,9 +69,12 @@ export function serverNodeName(datacenter: string, index: number): string {
 /** The Consul configuration object (keys as Consul 1.8 names them). */
 export function serverConfig(input: ServerConfigInput): Record<string, unknown> {
   validate(input);
+  const secondary = input.federation;
   return {
     datacenter: input.datacenter,
-    primary_datacenter: input.datacenter,
+    // The datacenter whose servers hold the ACL and Connect CA roots of the whole federation.
+    primary_datacenter: secondary?.primaryDatacenter ?? input.datacenter,
+    ...(secondary ? { retry_join_wan: secondary.primaryServers.map((a) => `${a}:${CONSUL_SERVER_PORTS.serfWan}`) } : {}),
     node_name: serverNodeName(input.datacenter, input.index),
     server: true,
     bootstrap_expect: input.serverCount,
@@ -103,10 +124,10 @@ export function serverConfig(input: ServerConfigInput): Record<string, unknown> 
       default_policy: 'deny',
       down_policy: 'extend-cache',
       enable_token_persistence: true,
-      tokens: {
-        master: input.managementToken,
-        agent: input.managementToken,
-      },
+      ...(secondary ? { enable_token_replication: true } : {}),
+      tokens: secondary
+        ? { agent: secondary.agentToken, replication: secondary.replicationToken }
+        : { master: input.managementToken, agent: input.managementToken },
     },
 
     performance: { raft_multiplier: 1 },
@@ -139,5 +160,11 @@ function validate(input: ServerConfigInput): void {
   }
   if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(input.managementToken)) {
     throw new Error('Management token must be a UUID');
+  }
+  const secondary = input.federation;
+  if (secondary) {
+    if (secondary.primaryDatacenter === input.datacenter) throw new Error(`a secondary's datacenter must differ from its primary's (${input.datacenter})`);
+    if (secondary.primaryServers.length === 0) throw new Error('a secondary needs the addresses of its primary\'s servers');
+    for (const t of [secondary.replicationToken, secondary.agentToken]) if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(t)) throw new Error('Federation tokens must be UUIDs');
   }
 }

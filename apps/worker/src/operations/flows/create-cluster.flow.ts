@@ -1,17 +1,24 @@
 import { AuditRepository, ClusterRepository, ClusterState } from '../../../../../libs/core/src';
+import type { SecondarySteps } from '../../federation/secondary-steps';
 import type { ClusterTarget } from '../cluster-target';
 import type { Flow, FlowContext, Step } from './flow';
 
-/** Create: addresses, secrets, config, processes, leader, ACL check; then Running. */
+/**
+ * Create: addresses, secrets, config, processes, leader, ACL check; then Running. A secondary
+ * (made with a federation token) takes its CA and gossip key from its primary, has its tokens
+ * made in the primary before its config, and is Running once the federation is whole.
+ */
 export class CreateClusterFlow implements Flow {
   constructor(
     private readonly target: ClusterTarget,
     private readonly clusters: ClusterRepository,
     private readonly audit: AuditRepository,
+    private readonly secondary: SecondarySteps,
     private readonly readyTimeoutMs: number,
   ) {}
 
   steps({ loaded }: FlowContext): Step[] {
+    const primaryId = loaded.cluster.primaryClusterId;
     return [
       {
         name: 'allocate-addresses',
@@ -24,11 +31,13 @@ export class CreateClusterFlow implements Flow {
       {
         name: 'generate-secrets',
         run: async () => {
-          await this.target.secrets.ensure(loaded.spec);
+          if (primaryId === null) await this.target.secrets.ensure(loaded.spec);
+          else await this.target.secrets.ensureSecondary(loaded.spec, primaryId);
           await loaded.reload();
-          return 'CA, server certificates, gossip key, management token';
+          return primaryId === null ? 'CA, server certificates, gossip key, management token' : "server certificates from the primary's CA, its gossip key; a management token";
         },
       },
+      ...(primaryId === null ? [] : [this.secondary.makeAcls(loaded)]),
       {
         name: 'write-config',
         run: async () => {
@@ -50,6 +59,7 @@ export class CreateClusterFlow implements Flow {
           return `leader ${r.leader}, ${r.voters} voters`;
         },
       },
+      ...(primaryId === null ? [] : this.secondary.waitJoined(loaded)),
       {
         name: 'verify-acl',
         run: async () => {

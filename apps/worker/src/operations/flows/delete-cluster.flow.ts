@@ -1,10 +1,11 @@
 import { AuditRepository, ClusterRepository, ClusterState, IssuedTokenRepository, SecretRepository, SnapshotRepository } from '../../../../../libs/core/src';
+import type { SecondarySteps } from '../../federation/secondary-steps';
 import type { ClusterSnapshots } from '../cluster-snapshots';
 import type { ClusterTarget } from '../cluster-target';
 import type { ConsulUiRevoker } from '../../consul-ui/consul-ui-revoker';
 import type { Flow, FlowContext, Step } from './flow';
 
-/** Delete: end its Consul UI sessions, stop every server, remove its files, forget the secrets and addresses. */
+/** Delete: end its Consul UI sessions, (a secondary) leave the federation, stop every server, remove its files, forget the secrets and addresses. */
 export class DeleteClusterFlow implements Flow {
   constructor(
     private readonly target: ClusterTarget,
@@ -15,16 +16,20 @@ export class DeleteClusterFlow implements Flow {
     private readonly snapshots: ClusterSnapshots,
     private readonly tokens: IssuedTokenRepository,
     private readonly uiSessions: ConsulUiRevoker,
+    private readonly secondary: SecondarySteps,
   ) {}
 
-  steps({ cluster }: FlowContext): Step[] {
+  steps({ cluster, loaded }: FlowContext): Step[] {
     const id = cluster.id;
+    // A secondary leaves its federation while its servers still run, and its tokens go from the primary once they are gone.
+    const isSecondary = cluster.primaryClusterId !== null;
     return [
       {
         // While the servers still answer: each signed-in user's Consul UI token is deleted and audited.
         name: 'revoke-consul-ui-sessions',
         run: async () => `${await this.uiSessions.revokeCluster(id)} Consul UI session(s) revoked`,
       },
+      ...(isSecondary ? [this.secondary.leaveWan(loaded)] : []),
       {
         name: 'stop-servers',
         run: async () => {
@@ -40,6 +45,7 @@ export class DeleteClusterFlow implements Flow {
           return `${rows.length} snapshot(s) removed from storage`;
         },
       },
+      ...(isSecondary ? [this.secondary.deleteAcls(loaded)] : []),
       { name: 'remove-secrets', run: () => this.secrets.deleteAll(id) },
       { name: 'release-addresses', run: () => this.clusters.releaseAddresses(id) },
     ];
