@@ -39,6 +39,7 @@ describe('federation: a primary and a secondary', { timeout: 300_000 }, () => {
   let primary: Member;
   let secondary: Member;
   let secondaryOp: any;
+  let beforeWest: string;
 
   before(async () => {
     s = await startStack({ worker: true });
@@ -74,6 +75,11 @@ describe('federation: a primary and a secondary', { timeout: 300_000 }, () => {
     assert.equal(res.status, 202, JSON.stringify(res.body));
     assert.equal((await finish(res.body.operation.id)).state, 'Succeeded');
     primary = await member(res.body.cluster.id);
+    // Its state before it had a secondary: restored later, it lacks every token the secondary needs.
+    const snap = await s.request('POST', `/v1/clusters/${primary.id}/snapshots`, { token, body: { name: 'before-west' } });
+    assert.equal(snap.status, 202, JSON.stringify(snap.body));
+    assert.equal((await finish(snap.body.operation.id)).state, 'Succeeded');
+    beforeWest = snap.body.snapshot.id;
   });
 
   it('issues a federation token to Clusters.ReadWrite only, shown once, and refuses what cannot join', async () => {
@@ -193,15 +199,66 @@ describe('federation: a primary and a secondary', { timeout: 300_000 }, () => {
     assert.match(ring.stdout, /east \(LAN\)/);
   });
 
+  it("rotates the gossip key on the primary for the whole federation; a secondary's own rotation is refused", async () => {
+    const onSecondary = await s.request('POST', `/v1/clusters/${secondary.id}/rotate`, { token, body: { what: 'gossip-key' } });
+    assert.equal(onSecondary.status, 409, JSON.stringify(onSecondary.body));
+    assert.equal(onSecondary.body.error.code, 'rotate_on_primary');
+    const ca = await s.request('POST', `/v1/clusters/${primary.id}/rotate`, { token, body: { what: 'ca' } });
+    assert.equal(ca.status, 409, JSON.stringify(ca.body));
+    assert.equal(ca.body.error.code, 'federation_wide_rotation');
+    const keyOf = async (id: string) => (await s.request('GET', `/v1/clusters/${id}/client-config`, { token })).body.encrypt as string;
+    const old = await keyOf(primary.id);
+    assert.equal(await keyOf(secondary.id), old, 'one gossip key for the federation');
+    const res = await s.request('POST', `/v1/clusters/${primary.id}/rotate`, { token, body: { what: 'gossip-key' } });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    const op = await finish(res.body.operation.id);
+    assert.equal(op.state, 'Succeeded', JSON.stringify(op.error ?? op.steps));
+    assert.match(op.steps.find((x: { name: string }) => x.name === 'share-key-with-secondaries').detail, /^west: the new key stored and in the server configs$/);
+    const key = await keyOf(primary.id);
+    assert.notEqual(key, old);
+    assert.equal(await keyOf(secondary.id), key, "the secondary's stored key (what its client config hands out) is the new one");
+    const ring = await secondary.cli(['keyring', '-list']);
+    for (const pool of ['WAN', 'west \\(LAN\\)', 'east \\(LAN\\)']) {
+      const section = ring.stdout.split(/\n\s*\n|==>/).find((x) => new RegExp(pool).test(x)) ?? assert.fail(`${pool} in ${ring.stdout}`);
+      assert.ok(section.includes(key) && !section.includes(old), `${pool}: only the new key\n${ring.stdout}`);
+    }
+  });
+
+  it("restoring the primary to a snapshot from before the secondary makes the secondary's tokens again; the secondary keeps working", async () => {
+    const res = await s.request('POST', `/v1/clusters/${primary.id}/snapshots/${beforeWest}/restore`, { token, body: { takeSnapshot: false } });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    const op = await finish(res.body.operation.id);
+    assert.equal(op.state, 'Succeeded', JSON.stringify(op.error ?? op.steps));
+    assert.match(op.steps.find((x: { name: string }) => x.name === 'ensure-federation-tokens').detail, /the tokens of west are in place/);
+    // Tokens made after the snapshot are gone from the whole federation (ACLs replicate from the primary): new ones for the checks.
+    primary = await member(primary.id);
+    const tokens = await primary.cli(['acl', 'token', 'list']);
+    for (const t of ['ACL replication of datacenter west', "agent token of datacenter west's servers", 'control plane management token of datacenter west']) assert.ok(tokens.stdout.includes(t), `${t} in the primary again`);
+    secondary = await member(secondary.id);
+    const replication = await waitFor('west to replicate again', () => getJson(`${secondary.cc.httpsAddress}/v1/acl/replication`, secondary.cc.caPem, secondary.secret), (r) => (r.body as { Running?: boolean }).Running === true, 30_000, 250);
+    assert.equal((replication.body as { ReplicationType: string }).ReplicationType, 'tokens');
+    // The worker still runs the secondary with its management token: a snapshot of it succeeds.
+    const snap = await s.request('POST', `/v1/clusters/${secondary.id}/snapshots`, { token });
+    assert.equal((await finish(snap.body.operation.id)).state, 'Succeeded');
+  });
+
+  it('scales the secondary to three servers; the federation sees them all, the primary untouched', async () => {
+    const res = await s.request('PATCH', `/v1/clusters/${secondary.id}`, { token, body: { tier: 'standard' } });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    const op = await finish(res.body.operation.id);
+    assert.equal(op.state, 'Succeeded', JSON.stringify(op.error ?? op.steps));
+    const wan = await waitFor('three west servers alive in the WAN pool', () => primary.cli(['members', '-wan']), (r) => r.stdout.split('\n').filter((l) => /^west-server-\d\.west\s+\S+\s+alive/.test(l)).length === 3, 30_000, 250);
+    assert.equal(wan.stdout.split('\n').filter((l) => /\salive\s+server/.test(l)).length, 6, wan.stdout);
+    const fed = await s.request('GET', `/v1/clusters/${primary.id}/federation`, { token });
+    assert.equal(fed.body.state, 'healthy', JSON.stringify(fed.body));
+  });
+
   it('refuses to delete the primary while it has a secondary (409 naming it)', async () => {
     const res = await s.request('DELETE', `/v1/clusters/${primary.id}`, { token });
     assert.equal(res.status, 409, JSON.stringify(res.body));
     assert.equal(res.body.error.code, 'federation_has_secondaries');
     assert.match(res.body.error.message, /fed-west \(west/);
     assert.equal((await s.db.cluster.findUniqueOrThrow({ where: { id: primary.id } })).state, 'Running');
-    const rotate = await s.request('POST', `/v1/clusters/${secondary.id}/rotate`, { token, body: { what: 'gossip-key' } });
-    assert.equal(rotate.status, 409, JSON.stringify(rotate.body));
-    assert.equal(rotate.body.error.code, 'federation_wide_rotation');
   });
 
   it('deletes the secondary: it leaves the WAN pool, its tokens go from the primary; then the primary can go', async () => {

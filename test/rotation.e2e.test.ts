@@ -353,7 +353,7 @@ describe('key rotation', { timeout: 600_000 }, () => {
       assert.equal(r.status, 202, JSON.stringify(r.body));
       const done = await finish(r.body.operation.id, 180_000);
       assert.equal(done.state, 'Succeeded', JSON.stringify(done));
-      assert.deepEqual(done.steps.map((x: { name: string }) => x.name), ['pre-restore-snapshot', 'verify-snapshot', 'restore', 'wait-for-leader', 'revoke-retired-tokens']);
+      assert.deepEqual(done.steps.map((x: { name: string }) => x.name), ['pre-restore-snapshot', 'verify-snapshot', 'restore', 'wait-for-leader', 'revoke-retired-tokens', 'ensure-federation-tokens']);
       const last = done.steps.at(-1);
       return `${last.detail} [${last.durationMs} ms]`;
     };

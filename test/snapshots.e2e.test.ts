@@ -78,7 +78,7 @@ describe('snapshots and restore', { timeout: 240_000 }, () => {
     assert.equal(restore.status, 202);
     const done = await finish(restore.body.operation.id);
     assert.equal(done.state, 'Succeeded', JSON.stringify(done));
-    assert.deepEqual(done.steps.map((x: { name: string }) => x.name), ['pre-restore-snapshot', 'verify-snapshot', 'restore', 'wait-for-leader', 'revoke-retired-tokens']);
+    assert.deepEqual(done.steps.map((x: { name: string }) => x.name), ['pre-restore-snapshot', 'verify-snapshot', 'restore', 'wait-for-leader', 'revoke-retired-tokens', 'ensure-federation-tokens']);
     assert.deepEqual(await keys(), { 'app/a': 'one', 'app/b': 'two' });
 
     // The safety snapshot holds what was there before the restore.

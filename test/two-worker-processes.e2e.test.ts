@@ -128,7 +128,7 @@ const STEPS: Record<string, string[]> = {
   create: ['allocate-addresses', 'generate-secrets', 'write-config', 'start-servers', 'wait-for-leader', 'verify-acl'],
   snapshot: ['take-snapshot', 'apply-retention'],
   'create-token': ['choose-token-ids', 'create-acl-token'],
-  'rotate-gossip-key': ['choose-key', 'rotate-keyring', 'save-key'],
+  'rotate-gossip-key': ['choose-key', 'rotate-keyring', 'save-key', 'share-key-with-secondaries'],
 };
 
 // The "workers scale out" requirement with real processes: two compiled worker

@@ -99,19 +99,19 @@ export class WorkerModule {
             ops: OperationRepository, clusters: ClusterRepository, secrets: SecretRepository, audit: AuditRepository, target: ClusterTarget,
             snapshotRows: SnapshotRepository, snapshots: ClusterSnapshots, tokens: IssuedTokenRepository, uiRevoker: ConsulUiRevoker,
           ) => {
-            const secondary = new SecondarySteps(target.secrets, config.CLUSTER_READY_TIMEOUT_MS);
+            const secondary = new SecondarySteps(target, clusters, config.CLUSTER_READY_TIMEOUT_MS);
             const flows: Record<OperationKind, Flow> = {
               create: new CreateClusterFlow(target, clusters, audit, secondary, config.CLUSTER_READY_TIMEOUT_MS),
               delete: new DeleteClusterFlow(target, clusters, secrets, audit, snapshotRows, snapshots, tokens, uiRevoker, secondary),
               'create-token': new CreateTokenFlow(secrets, tokens, audit, config.TOKEN_COLLECT_WINDOW_MS),
               'revoke-token': new RevokeTokenFlow(secrets, tokens, audit, config.CLUSTER_READY_TIMEOUT_MS),
               snapshot: new SnapshotFlow(snapshots, snapshotRows, audit),
-              restore: new RestoreFlow(secrets, snapshots, snapshotRows, clusters, audit, config.CLUSTER_READY_TIMEOUT_MS, tokens, uiRevoker),
+              restore: new RestoreFlow(secrets, snapshots, snapshotRows, clusters, audit, config.CLUSTER_READY_TIMEOUT_MS, tokens, uiRevoker, secondary),
               'delete-snapshot': new DeleteSnapshotFlow(snapshots, audit),
               scale: new ScaleFlow(target, clusters, audit, config),
               repair: new RepairFlow(target, clusters, audit, config),
               upgrade: new UpgradeFlow(target, snapshots, snapshotRows, clusters, audit, config),
-              'rotate-gossip-key': new RotateGossipKeyFlow(target, secrets, audit),
+              'rotate-gossip-key': new RotateGossipKeyFlow(target, secrets, audit, secondary),
               'rotate-certificates': new RotateCertificatesFlow(target, secrets, audit),
               'rotate-management-token': new RotateManagementTokenFlow(target, secrets, audit, config.CLUSTER_READY_TIMEOUT_MS),
               'rotate-ca': new RotateCaFlow(target, secrets, audit, config.CLUSTER_READY_TIMEOUT_MS),

@@ -209,10 +209,16 @@ export class ClustersService {
   }
 
   /**
-   * The CA and the gossip key are the federation's, one for all its members: rolling them on one
-   * member alone would cut it off from the others. Until a federation-wide roll exists, refused.
+   * The CA and the gossip key are the federation's, one for all its members. The gossip key
+   * rotates on the primary (for every member); a CA roll on one member alone would cut it off
+   * from the others, and a federation-wide CA roll does not exist yet: refused.
    */
   private async refuseInFederation(caller: Principal, cluster: { id: string; primaryClusterId: string | null }, what: Rotation): Promise<void> {
+    if (what === 'gossip-key' && cluster.primaryClusterId !== null) {
+      // Consul's keyring calls reach every datacenter: the primary's rotation rotates the whole federation.
+      throw new ConflictError('rotate_on_primary', `the gossip key is the federation's; rotate it on the primary (${cluster.primaryClusterId}), which rotates every member`, { primaryClusterId: cluster.primaryClusterId });
+    }
+    if (what === 'gossip-key') return;
     const federated = cluster.primaryClusterId !== null || (await this.federations.liveSecondaries(caller.tenantId, cluster.id)).length > 0;
     if (federated) {
       throw new ConflictError('federation_wide_rotation', `the ${what === 'ca' ? 'CA' : 'gossip key'} is shared by every member of this cluster's federation; rotating it on one member would cut that member off, and a federation-wide rotation is not available yet`, { what });

@@ -3,7 +3,9 @@ import {
   type ConsulApi,
 } from '../../../../libs/provisioner/src';
 import type { ClusterContext } from '../operations/cluster-context';
-import type { ClusterSecretStore, SecondaryAcl } from '../operations/cluster-secrets';
+import type { ClusterRepository } from '../../../../libs/core/src';
+import type { ClusterSecretStore } from '../operations/cluster-secrets';
+import type { ClusterTarget } from '../operations/cluster-target';
 import type { Step } from '../operations/flows/flow';
 
 /**
@@ -13,26 +15,81 @@ import type { Step } from '../operations/flows/flow';
  * policies gone from the primary. Each step is idempotent.
  */
 export class SecondarySteps {
-  constructor(private readonly secrets: ClusterSecretStore, private readonly readyTimeoutMs: number) {}
+  constructor(
+    private readonly target: ClusterTarget,
+    private readonly clusters: ClusterRepository,
+    private readonly readyTimeoutMs: number,
+  ) {}
+
+  private get secrets(): ClusterSecretStore {
+    return this.target.secrets;
+  }
+
+  /** A secondary's three tokens, and the policies of two, in the primary whose API is `primary`. */
+  private async ensureAcls(primary: ConsulApi, secondaryId: string, dc: string): Promise<void> {
+    const acl = await this.secrets.secondaryAcl(secondaryId);
+    if (!acl) throw new Error(`cluster ${secondaryId} has no federation token ids yet`);
+    const { managementToken } = await this.secrets.load(secondaryId);
+    await ensureFederationToken(primary, {
+      ...acl.replication, description: `ACL replication of datacenter ${dc}`, policy: { name: federationPolicyName(dc, 'replication'), rules: REPLICATION_RULES },
+    });
+    await ensureFederationToken(primary, {
+      ...acl.agent, description: `agent token of datacenter ${dc}'s servers`, policy: { name: federationPolicyName(dc, 'server-agents'), rules: serverAgentRules(dc) },
+    });
+    await ensureFederationToken(primary, { accessorId: acl.managementAccessorId, secretId: managementToken, description: `control plane management token of datacenter ${dc}`, policy: 'global-management' });
+  }
 
   /** Before the secondary's config is written: its tokens exist in the primary. */
   makeAcls(loaded: ClusterContext): Step {
     return {
       name: 'make-federation-tokens',
       run: async () => {
-        const acl = await this.acl(loaded);
         const primary = await loaded.primary();
-        const dc = loaded.cluster.datacenter;
-        await ensureFederationToken(primary.consul, {
-          ...acl.replication, description: `ACL replication of datacenter ${dc}`, policy: { name: federationPolicyName(dc, 'replication'), rules: REPLICATION_RULES },
-        });
-        await ensureFederationToken(primary.consul, {
-          ...acl.agent, description: `agent token of datacenter ${dc}'s servers`, policy: { name: federationPolicyName(dc, 'server-agents'), rules: serverAgentRules(dc) },
-        });
-        await ensureFederationToken(primary.consul, {
-          accessorId: acl.managementAccessorId, secretId: loaded.secrets.managementToken, description: `control plane management token of datacenter ${dc}`, policy: 'global-management',
-        });
-        return `replication, server-agent and management tokens of ${dc} in ${primary.cluster.datacenter}`;
+        await this.ensureAcls(primary.consul, loaded.cluster.id, loaded.cluster.datacenter);
+        return `replication, server-agent and management tokens of ${loaded.cluster.datacenter} in ${primary.cluster.datacenter}`;
+      },
+    };
+  }
+
+  /**
+   * After a primary's restore: its ACLs are the snapshot's, which may lack the tokens of a
+   * secondary made since (or hold them with other policies): each live secondary's are made
+   * again, with their sealed ids, so its replication and servers keep working.
+   */
+  restoreAcls(loaded: ClusterContext): Step {
+    return {
+      name: 'ensure-federation-tokens',
+      run: async () => {
+        const secondaries = await this.clusters.liveSecondaries(loaded.cluster.id);
+        const made: string[] = [];
+        for (const s of secondaries) {
+          if (!(await this.secrets.secondaryAcl(s.id))) continue;
+          await this.ensureAcls(loaded.consul, s.id, s.datacenter);
+          made.push(s.datacenter);
+        }
+        return made.length ? `the tokens of ${made.join(', ')} are in place` : 'no secondaries';
+      },
+    };
+  }
+
+  /**
+   * After a primary's gossip key rotation: Consul's keyring calls reach every datacenter of
+   * the WAN pool, so each secondary already runs on the new key; its sealed key and server
+   * configs follow, so a server started from its files (a repair) joins with it.
+   */
+  shareGossipKey(loaded: ClusterContext): Step {
+    return {
+      name: 'share-key-with-secondaries',
+      run: async () => {
+        const secondaries = await this.clusters.liveSecondaries(loaded.cluster.id);
+        const key = loaded.secrets.gossipKey;
+        for (const s of secondaries) {
+          if (!(await this.secrets.secondaryAcl(s.id))) continue;
+          await this.secrets.replaceGossipKey(s.id, key);
+          const member = await this.target.open(s);
+          await this.target.writeServerConfig(member.spec, member.secrets);
+        }
+        return secondaries.length ? `${secondaries.map((s) => s.datacenter).join(', ')}: the new key stored and in the server configs` : 'no secondaries';
       },
     };
   }
@@ -110,12 +167,6 @@ export class SecondarySteps {
         return `replication, server-agent and management tokens of ${dc} deleted in ${primary.cluster.datacenter}`;
       },
     };
-  }
-
-  private async acl(loaded: ClusterContext): Promise<SecondaryAcl> {
-    const acl = await this.secrets.secondaryAcl(loaded.cluster.id);
-    if (!acl) throw new Error(`cluster ${loaded.cluster.id} has no federation token ids yet`);
-    return acl;
   }
 }
 

@@ -44,6 +44,8 @@ export class ClusterSecretStore {
    * makes in the primary (a global token works in every datacenter). Chosen and sealed once.
    */
   async ensureSecondary(spec: ClusterSpec, primaryId: string): Promise<void> {
+    // Mid-rotation the primary's stored key is about to be replaced: wait for the rotation to end (the step is retried).
+    if ((await this.sealed.get(primaryId, SecretName.NextGossipKey)) !== null) throw new Error("the primary's gossip key is being rotated; the secondary takes the new key once the rotation ends");
     const primary = await this.load(primaryId);
     await this.sealed.putIfAbsent(spec.clusterId, SecretName.Pki, async () => {
       const servers = await issueServerCertificates(primary.pki, spec.datacenter, spec.servers);
@@ -58,6 +60,11 @@ export class ClusterSecretStore {
       managementAccessorId: randomUUID(),
     } satisfies SecondaryAcl));
     await this.publishCertificates(spec.clusterId);
+  }
+
+  /** A secondary takes its primary's new gossip key (the federation has one). */
+  async replaceGossipKey(clusterId: string, key: string): Promise<void> {
+    await this.sealed.replace(clusterId, SecretName.GossipKey, key);
   }
 
   /** A secondary's tokens made in the primary; null for any other cluster. */

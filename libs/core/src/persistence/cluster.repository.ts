@@ -19,6 +19,13 @@ export class ClusterRepository {
     return this.db.cluster.findUnique({ where: { id }, include: { servers: { orderBy: { index: 'asc' } } } });
   }
 
+  /** A primary's secondaries that are not deleted, oldest first (the federation's day-2 work reaches them). */
+  liveSecondaries(primaryId: string): Promise<ClusterWithServers[]> {
+    return this.db.cluster.findMany({
+      where: { primaryClusterId: primaryId, state: { not: ClusterState.Deleted } }, include: { servers: { orderBy: { index: 'asc' } } }, orderBy: { createdAt: 'asc' },
+    });
+  }
+
   async setState(id: string, state: ClusterState, reason: string | null = null): Promise<void> {
     const data: { state: string; stateReason: string | null; runningSince?: Date; deletedAt?: Date } = { state, stateReason: reason };
     if (state === ClusterState.Deleted) data.deletedAt = new Date();

@@ -1,4 +1,5 @@
 import { AuditRepository, ClusterRepository, IssuedTokenRepository, OperationKind, SecretRepository, SnapshotKind, SnapshotRepository, SnapshotState } from '../../../../../libs/core/src';
+import type { SecondarySteps } from '../../federation/secondary-steps';
 import type { ClusterSnapshots } from '../cluster-snapshots';
 import type { ConsulUiRevoker } from '../../consul-ui/consul-ui-revoker';
 import { paramsOf, type Flow, type FlowContext, type Step } from './flow';
@@ -27,6 +28,7 @@ export class RestoreFlow implements Flow {
     private readonly readyTimeoutMs: number,
     private readonly tokens: IssuedTokenRepository,
     private readonly uiSessions: ConsulUiRevoker,
+    private readonly secondary: SecondarySteps,
   ) {}
 
   steps(ctx: FlowContext): Step[] {
@@ -99,6 +101,8 @@ export class RestoreFlow implements Flow {
           return `${back}; every server rejects ${retired.length} retired token(s) and resolves the current one (${current.accessorId}); ${ui.deleted} Consul UI token(s) deleted, ${ui.sessions} UI session(s) ended`;
         },
       },
+      // A primary's restore takes the federation's ACLs back to the snapshot's: its secondaries' tokens are made again.
+      this.secondary.restoreAcls(loaded),
     );
     return steps;
   }

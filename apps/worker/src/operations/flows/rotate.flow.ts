@@ -4,6 +4,7 @@ import {
   type ClusterPki, type ManagementTokenAccessors, type ManagementTokenRotation,
 } from '../../../../../libs/provisioner/src';
 import { issueServerCertificates } from '../cluster-secrets';
+import type { SecondarySteps } from '../../federation/secondary-steps';
 import type { ClusterTarget } from '../cluster-target';
 import { describeRoll, restartServersOnOldConfig } from '../rolling-restart';
 import { PermanentError, type Flow, type FlowContext, type Step } from './flow';
@@ -12,10 +13,18 @@ import { PermanentError, type Flow, type FlowContext, type Step } from './flow';
  * Gossip key rotation. The next key is chosen and sealed first, so a retry
  * rotates to the same key; then Consul's keyring procedure (install, use,
  * remove the old, every member confirmed); then the stored key and the server
- * configs follow. No restart: the keyring is live.
+ * configs follow. No restart: the keyring is live. On a federation's primary
+ * the keyring calls reach every datacenter (one WAN pool, one key), and the
+ * secondaries' stored keys and configs follow too; a secondary's key is its
+ * primary's (the API refuses a rotation there).
  */
 export class RotateGossipKeyFlow implements Flow {
-  constructor(private readonly target: ClusterTarget, private readonly secrets: SecretRepository, private readonly audit: AuditRepository) {}
+  constructor(
+    private readonly target: ClusterTarget,
+    private readonly secrets: SecretRepository,
+    private readonly audit: AuditRepository,
+    private readonly secondary: SecondarySteps,
+  ) {}
 
   steps({ cluster, loaded }: FlowContext): Step[] {
     const id = cluster.id;
@@ -42,6 +51,8 @@ export class RotateGossipKeyFlow implements Flow {
           await this.target.writeServerConfig(loaded.spec, loaded.secrets);
         },
       },
+      // The key is the federation's: a primary's secondaries keep it too (the keyring calls reached them already).
+      this.secondary.shareGossipKey(loaded),
     ];
   }
 
