@@ -194,7 +194,7 @@ describe('certificate lifetimes: expiry dates, automatic rotation, CA roll', { t
   });
 
   it('a CA roll cut short is carried on by the next one, which reloads only the servers not there yet, and re-running its steps changes nothing', async () => {
-    const flow = new RotateCaFlow(target, secrets, new AuditRepository(s.db), 60_000);
+    const flow = new RotateCaFlow(target, clusters, secrets, new AuditRepository(s.db), 60_000);
     const cluster = (await clusters.get(main))!;
     const pids = await target.observe(main);
     const caBefore = (await clientConfig(main)).caPem as string;

@@ -510,7 +510,7 @@ describe('single sign-on into the Consul UI', { timeout: 300_000 }, () => {
     assert.equal(restore.status, 202, JSON.stringify(restore.body));
     const done = await finish(restore.body.operation.id);
     assert.equal(done.state, 'Succeeded', JSON.stringify(done));
-    assert.match(done.steps.at(-1).detail, /Consul UI token\(s\) deleted/);
+    assert.match(done.steps.find((x: { name: string }) => x.name === 'revoke-retired-tokens').detail, /Consul UI token\(s\) deleted/);
     assert.equal((await direct(c1, oldSecret)).status, 403, 'the revoked token the snapshot held is not back');
     assert.equal((await direct(c1, liveSecret)).status, 403);
     assert.equal((await ui(c1.id, '/v1/catalog/nodes', { cookie: live.cookie })).status, 401, 'the live session ended');

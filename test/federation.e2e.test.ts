@@ -203,9 +203,9 @@ describe('federation: a primary and a secondary', { timeout: 300_000 }, () => {
     const onSecondary = await s.request('POST', `/v1/clusters/${secondary.id}/rotate`, { token, body: { what: 'gossip-key' } });
     assert.equal(onSecondary.status, 409, JSON.stringify(onSecondary.body));
     assert.equal(onSecondary.body.error.code, 'rotate_on_primary');
-    const ca = await s.request('POST', `/v1/clusters/${primary.id}/rotate`, { token, body: { what: 'ca' } });
+    const ca = await s.request('POST', `/v1/clusters/${secondary.id}/rotate`, { token, body: { what: 'ca' } });
     assert.equal(ca.status, 409, JSON.stringify(ca.body));
-    assert.equal(ca.body.error.code, 'federation_wide_rotation');
+    assert.equal(ca.body.error.code, 'rotate_on_primary');
     const keyOf = async (id: string) => (await s.request('GET', `/v1/clusters/${id}/client-config`, { token })).body.encrypt as string;
     const old = await keyOf(primary.id);
     assert.equal(await keyOf(secondary.id), old, 'one gossip key for the federation');
@@ -222,6 +222,41 @@ describe('federation: a primary and a secondary', { timeout: 300_000 }, () => {
       const section = ring.stdout.split(/\n\s*\n|==>/).find((x) => new RegExp(pool).test(x)) ?? assert.fail(`${pool} in ${ring.stdout}`);
       assert.ok(section.includes(key) && !section.includes(old), `${pool}: only the new key\n${ring.stdout}`);
     }
+  });
+
+  it('rolls the CA on the primary for the whole federation: every member ends on the new CA, the WAN pool whole throughout', async () => {
+    const oldCa = primary.cc.caPem;
+    const res = await s.request('POST', `/v1/clusters/${primary.id}/rotate`, { token, body: { what: 'ca' } });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    const op = await finish(res.body.operation.id);
+    assert.equal(op.state, 'Succeeded', JSON.stringify(op.error ?? op.steps));
+    for (const step of ['trust-new-ca', 'roll-leaves', 'drop-old-ca']) {
+      assert.match(op.steps.find((x: { name: string }) => x.name === step).detail, /^east: .*; west: /, `${step} covers both datacenters`);
+    }
+    const caOf = async (id: string) => (await s.request('GET', `/v1/clusters/${id}/client-config`, { token })).body.caPem as string;
+    const newCa = await caOf(primary.id);
+    assert.notEqual(newCa, oldCa);
+    assert.equal(await caOf(secondary.id), newCa, 'one CA for the federation');
+    primary = { ...primary, cc: { ...primary.cc, caPem: newCa } };
+    fs.writeFileSync(primary.caFile, newCa);
+    fs.writeFileSync(secondary.caFile, newCa);
+    secondary = { ...secondary, cc: { ...secondary.cc, caPem: newCa } };
+    // The secondary's servers present certificates from the new CA for their own datacenter, and the old CA is trusted nowhere.
+    const address = secondary.cc.retryJoin[0];
+    const cert = await new Promise<tls.PeerCertificate>((resolve, reject) => {
+      const sock = tls.connect({ host: address, port: 8501, ca: newCa, servername: '', checkServerIdentity: (_h, c) => tls.checkServerIdentity(address, c) }, () => {
+        resolve(sock.getPeerCertificate());
+        sock.end();
+      });
+      sock.once('error', reject);
+    });
+    assert.match(cert.subjectaltname ?? '', /DNS:server\.west\.consul/);
+    const wan = await primary.cli(['members', '-wan']);
+    assert.equal(wan.code, 0, wan.stderr);
+    assert.equal(wan.stdout.split('\n').filter((l) => /\salive\s+server/.test(l)).length, 4, wan.stdout);
+    // Cross-datacenter RPC works on the new CA: the primary reads the secondary's catalog.
+    const services = await primary.cli(['catalog', 'services', '-datacenter=west']);
+    assert.match(services.stdout, /^billing$/m, services.stderr);
   });
 
   it("restoring the primary to a snapshot from before the secondary makes the secondary's tokens again; the secondary keeps working", async () => {

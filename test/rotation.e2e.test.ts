@@ -354,7 +354,7 @@ describe('key rotation', { timeout: 600_000 }, () => {
       const done = await finish(r.body.operation.id, 180_000);
       assert.equal(done.state, 'Succeeded', JSON.stringify(done));
       assert.deepEqual(done.steps.map((x: { name: string }) => x.name), ['pre-restore-snapshot', 'verify-snapshot', 'restore', 'wait-for-leader', 'revoke-retired-tokens', 'ensure-federation-tokens']);
-      const last = done.steps.at(-1);
+      const last = done.steps.find((x: { name: string }) => x.name === 'revoke-retired-tokens');
       return `${last.detail} [${last.durationMs} ms]`;
     };
     const get = async (key: string) => (await cli(['kv', 'get', key])).stdout.trim();

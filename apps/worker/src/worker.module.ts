@@ -114,7 +114,7 @@ export class WorkerModule {
               'rotate-gossip-key': new RotateGossipKeyFlow(target, secrets, audit, secondary),
               'rotate-certificates': new RotateCertificatesFlow(target, secrets, audit),
               'rotate-management-token': new RotateManagementTokenFlow(target, secrets, audit, config.CLUSTER_READY_TIMEOUT_MS),
-              'rotate-ca': new RotateCaFlow(target, secrets, audit, config.CLUSTER_READY_TIMEOUT_MS),
+              'rotate-ca': new RotateCaFlow(target, clusters, secrets, audit, config.CLUSTER_READY_TIMEOUT_MS),
             };
             const runner = new OperationRunner(ops, clusters, flows, { owner: `${hostname()}:${process.pid}`, leaseMs: config.OPERATION_LEASE_MS, open: (cluster) => target.open(cluster) });
             runner.onClose = () => target.close();

@@ -153,7 +153,7 @@ export class ClustersService {
   async rotate(caller: Principal, id: string, what: Rotation): Promise<OperationView> {
     const cluster = await this.require(caller, id);
     this.requireRunning(cluster.state, 'rotation');
-    if (what === 'ca' || what === 'gossip-key') await this.refuseInFederation(caller, cluster, what);
+    if (what === 'ca' || what === 'gossip-key') this.refuseInFederation(cluster, what);
     const op = await this.clusters.addOperation(cluster, ROTATION_KINDS[what], caller.userId, `cluster.rotate.requested`, { what });
     await this.dispatcher.dispatch(op.id);
     return operationView(op);
@@ -208,20 +208,12 @@ export class ClustersService {
     return ROUTES.createCluster.answers[202].parse(rec.body);
   }
 
-  /**
-   * The CA and the gossip key are the federation's, one for all its members. The gossip key
-   * rotates on the primary (for every member); a CA roll on one member alone would cut it off
-   * from the others, and a federation-wide CA roll does not exist yet: refused.
-   */
-  private async refuseInFederation(caller: Principal, cluster: { id: string; primaryClusterId: string | null }, what: Rotation): Promise<void> {
-    if (what === 'gossip-key' && cluster.primaryClusterId !== null) {
-      // Consul's keyring calls reach every datacenter: the primary's rotation rotates the whole federation.
-      throw new ConflictError('rotate_on_primary', `the gossip key is the federation's; rotate it on the primary (${cluster.primaryClusterId}), which rotates every member`, { primaryClusterId: cluster.primaryClusterId });
-    }
-    if (what === 'gossip-key') return;
-    const federated = cluster.primaryClusterId !== null || (await this.federations.liveSecondaries(caller.tenantId, cluster.id)).length > 0;
-    if (federated) {
-      throw new ConflictError('federation_wide_rotation', `the ${what === 'ca' ? 'CA' : 'gossip key'} is shared by every member of this cluster's federation; rotating it on one member would cut that member off, and a federation-wide rotation is not available yet`, { what });
+  /** The CA and the gossip key are the federation's, one for all its members: they rotate on the primary, for every member. */
+  private refuseInFederation(cluster: { primaryClusterId: string | null }, what: Rotation): void {
+    if (cluster.primaryClusterId !== null) {
+      // Consul's keyring calls reach every datacenter, and the primary's CA roll covers every member.
+      const thing = what === 'ca' ? 'CA' : 'gossip key';
+      throw new ConflictError('rotate_on_primary', `the ${thing} is the federation's; rotate it on the primary (${cluster.primaryClusterId}), which rotates every member`, { primaryClusterId: cluster.primaryClusterId, what });
     }
   }
 

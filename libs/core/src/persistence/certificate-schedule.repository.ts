@@ -41,11 +41,12 @@ export class CertificateScheduleRepository {
     const serverBefore = new Date(now.getTime() + policy.serverThresholdMs);
     const caBefore = new Date(now.getTime() + policy.caThresholdMs);
     const retryBefore = new Date(now.getTime() - policy.retryAfterMs);
-    const candidates = await this.db.$queryRaw<{ id: string; tenantId: string; caNotAfter: Date; serverCertsNotAfter: Date | null; certRotationQueuedAt: Date | null }[]>`
-      SELECT c."id", c."tenantId", c."caNotAfter", c."serverCertsNotAfter", c."certRotationQueuedAt"
+    // A secondary's CA is its primary's, rolled with the primary's (for the whole federation): a secondary is due for its server certificates only.
+    const candidates = await this.db.$queryRaw<{ id: string; tenantId: string; caNotAfter: Date; serverCertsNotAfter: Date | null; certRotationQueuedAt: Date | null; primaryClusterId: string | null }[]>`
+      SELECT c."id", c."tenantId", c."caNotAfter", c."serverCertsNotAfter", c."certRotationQueuedAt", c."primaryClusterId"
       FROM "Cluster" c
       WHERE c."state" = ${ClusterState.Running} AND c."caNotAfter" IS NOT NULL
-        AND (c."caNotAfter" <= ${caBefore} OR c."serverCertsNotAfter" <= ${serverBefore})
+        AND ((c."caNotAfter" <= ${caBefore} AND c."primaryClusterId" IS NULL) OR c."serverCertsNotAfter" <= ${serverBefore})
         AND (c."certRotationQueuedAt" IS NULL OR c."certRotationQueuedAt" <= ${retryBefore})
         AND NOT EXISTS (
           SELECT 1 FROM "Operation" o
@@ -54,7 +55,7 @@ export class CertificateScheduleRepository {
       LIMIT ${limit}`;
     const queued: QueuedCertificateRotation[] = [];
     for (const c of candidates) {
-      const ca = c.caNotAfter.getTime() <= caBefore.getTime();
+      const ca = c.primaryClusterId === null && c.caNotAfter.getTime() <= caBefore.getTime();
       const kind = ca ? OperationKind.RotateCa : OperationKind.RotateCertificates;
       const notAfter = ca ? c.caNotAfter : c.serverCertsNotAfter!;
       const operationId = randomUUID();

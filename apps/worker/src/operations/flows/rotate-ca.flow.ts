@@ -1,12 +1,12 @@
 import { X509Certificate } from 'node:crypto';
-import { AuditRepository, SecretName, SecretRepository } from '../../../../../libs/core/src';
+import { AuditRepository, ClusterRepository, SecretName, SecretRepository } from '../../../../../libs/core/src';
 import {
   generateCertificateAuthority, type CertificateAuthority, type ClusterPki, type ConsulApi, type ServerCertificate,
 } from '../../../../../libs/provisioner/src';
 import type { ClusterContext } from '../cluster-context';
 import { issueServerCertificates } from '../cluster-secrets';
 import type { ClusterTarget } from '../cluster-target';
-import type { Flow, FlowContext, Step } from './flow';
+import { PermanentError, type Flow, type FlowContext, type Step } from './flow';
 
 /** A CA roll under way, sealed (it holds the next CA's key) before anything changes, so a retry carries on with the same CA. */
 interface CaRoll {
@@ -44,10 +44,16 @@ interface CaRollDone {
  * Every check is made before reloading, so a retry reloads only the servers
  * not there yet; a roll cut short (even one whose operation failed for good)
  * is carried on by the next CA rotation.
+ *
+ * A federation has one CA, its primary's: the roll runs on the primary and
+ * each phase covers every live secondary after the primary (their server
+ * certificates from the new CA for their own datacenter), so a server of one
+ * datacenter presents a certificate the others trust at every moment.
  */
 export class RotateCaFlow implements Flow {
   constructor(
     private readonly target: ClusterTarget,
+    private readonly clusters: ClusterRepository,
     private readonly secrets: SecretRepository,
     private readonly audit: AuditRepository,
     private readonly readyTimeoutMs: number,
@@ -63,6 +69,9 @@ export class RotateCaFlow implements Flow {
       {
         name: 'issue-ca',
         run: async () => {
+          if (cluster.primaryClusterId) {
+            throw new PermanentError('rotate_on_primary', `the CA is the federation's: rotate it on the primary (${cluster.primaryClusterId}), which rolls every member`);
+          }
           const found = await this.readRoll(id);
           if (found && !found.done) return `carrying on the roll of operation ${found.operationId} to CA ${fingerprint(found.next.caCertPem)}`;
           if (found?.done && found.operationId === operation.id) return 'rolled already';
@@ -81,36 +90,30 @@ export class RotateCaFlow implements Flow {
         run: async () => {
           const roll = await active();
           if (!roll) return 'no CA roll in progress';
-          const { pki } = loaded.secrets;
-          if (pki.caCertPem !== roll.next.caCertPem && !(pki.trustedCaPems ?? []).includes(roll.next.caCertPem)) {
-            await this.replacePki(loaded, { ...pki, trustedCaPems: [roll.next.caCertPem] });
-          }
           const probe = roll.servers[0]!;
-          return this.rollServers(loaded, 'trusts the new CA', (consul, index) => consul.acceptsClientCertificate(index, probe));
+          return this.eachMember(loaded, async (m) => {
+            const { pki } = m.secrets;
+            if (pki.caCertPem !== roll.next.caCertPem && !(pki.trustedCaPems ?? []).includes(roll.next.caCertPem)) {
+              await this.replacePki(m, { ...pki, trustedCaPems: [roll.next.caCertPem] });
+            }
+            return this.rollServers(m, 'trusts the new CA', (consul, index) => consul.acceptsClientCertificate(index, probe));
+          });
         },
       },
       {
         name: 'roll-leaves',
         run: async () => {
-          let roll = await active();
+          const roll = await active();
           if (!roll) return 'no CA roll in progress';
-          if (loaded.secrets.pki.caCertPem !== roll.next.caCertPem) {
-            const { spec } = loaded;
-            // A server added by scaling since the roll began gets its certificate from the new CA too.
-            const missing = spec.servers.filter((s) => !roll!.servers.some((c) => c.address === s.address));
-            if (missing.length) {
-              const issued = await issueServerCertificates(roll.next, spec.datacenter, missing);
-              roll = { ...roll, servers: [...roll.servers, ...issued] };
-              await this.secrets.replace(id, SecretName.CaRotation, JSON.stringify(roll));
-            }
-            const servers = spec.servers.map((s) => roll!.servers.find((c) => c.address === s.address)!);
-            await this.replacePki(loaded, { caCertPem: roll.next.caCertPem, caKeyPem: roll.next.caKeyPem, servers, trustedCaPems: [roll.oldCaCertPem] });
-          }
-          const { spec, secrets: { pki } } = loaded;
-          return this.rollServers(loaded, 'serves its certificate from the new CA', async (consul, index) => {
-            const address = spec.servers.find((s) => s.index === index)!.address;
-            const want = new X509Certificate(pki.servers.find((c) => c.address === address)!.certPem).fingerprint256;
-            return (await consul.servedCertificateFingerprint(index)) === want;
+          // Every member of the federation trusts the new CA already: a server presenting a certificate from it is accepted everywhere.
+          return this.eachMember(loaded, async (m) => {
+            if (m.secrets.pki.caCertPem !== roll.next.caCertPem) await this.replacePki(m, await this.leavesFromNextCa(m, roll, id));
+            const { spec, secrets: { pki } } = m;
+            return this.rollServers(m, 'serves its certificate from the new CA', async (consul, index) => {
+              const address = spec.servers.find((s) => s.index === index)!.address;
+              const want = new X509Certificate(pki.servers.find((c) => c.address === address)!.certPem).fingerprint256;
+              return (await consul.servedCertificateFingerprint(index)) === want;
+            });
           });
         },
       },
@@ -119,10 +122,12 @@ export class RotateCaFlow implements Flow {
         run: async () => {
           const roll = await active();
           if (!roll) return 'no CA roll in progress';
-          const { pki } = loaded.secrets;
-          if (pki.caCertPem !== roll.next.caCertPem) throw new Error('the new CA does not sign yet; roll-leaves runs first');
-          if (pki.trustedCaPems?.length) await this.replacePki(loaded, { caCertPem: pki.caCertPem, caKeyPem: pki.caKeyPem, servers: pki.servers });
-          const detail = await this.rollServers(loaded, 'refuses the old CA', async (consul, index) => !(await consul.acceptsClientCertificate(index, roll.oldProbe)));
+          const detail = await this.eachMember(loaded, async (m) => {
+            const { pki } = m.secrets;
+            if (pki.caCertPem !== roll.next.caCertPem) throw new Error(`the new CA does not sign in ${m.cluster.datacenter} yet; roll-leaves runs first`);
+            if (pki.trustedCaPems?.length) await this.replacePki(m, { caCertPem: pki.caCertPem, caKeyPem: pki.caKeyPem, servers: pki.servers });
+            return this.rollServers(m, 'refuses the old CA', async (consul, index) => !(await consul.acceptsClientCertificate(index, roll.oldProbe)));
+          });
           const done: CaRollDone = { done: true, operationId: operation.id, caCertPem: roll.next.caCertPem };
           await this.secrets.replace(id, SecretName.CaRotation, JSON.stringify(done));
           return detail;
@@ -130,12 +135,48 @@ export class RotateCaFlow implements Flow {
       },
       {
         name: 'verify-cluster',
-        run: async () => {
-          const r = await loaded.consul.waitForHealthy({ timeoutMs: this.readyTimeoutMs });
+        run: () => this.eachMember(loaded, async (m) => {
+          const r = await m.consul.waitForHealthy({ timeoutMs: this.readyTimeoutMs });
           return `leader ${r.leader}, ${r.voters} voters`;
-        },
+        }),
       },
     ];
+  }
+
+  /**
+   * The member's PKI with the new CA signing: its servers' certificates from the roll (the
+   * primary's, issued with it, and any server added since) or issued now (a secondary's, for its
+   * own datacenter), the old CA still trusted.
+   */
+  private async leavesFromNextCa(m: ClusterContext, roll: CaRoll, owner: string): Promise<ClusterPki> {
+    const { spec } = m;
+    let servers: ServerCertificate[];
+    if (m.cluster.id === owner) {
+      // A server added by scaling since the roll began gets its certificate from the new CA too.
+      const missing = spec.servers.filter((s) => !roll.servers.some((c) => c.address === s.address));
+      if (missing.length) {
+        roll.servers.push(...(await issueServerCertificates(roll.next, spec.datacenter, missing)));
+        await this.secrets.replace(owner, SecretName.CaRotation, JSON.stringify(roll));
+      }
+      servers = spec.servers.map((s) => roll.servers.find((c) => c.address === s.address)!);
+    } else {
+      servers = await issueServerCertificates(roll.next, spec.datacenter, spec.servers);
+    }
+    return { caCertPem: roll.next.caCertPem, caKeyPem: roll.next.caKeyPem, servers, trustedCaPems: [roll.oldCaCertPem] };
+  }
+
+  /**
+   * Runs a phase of the roll on the cluster, then on each of its live secondaries (one CA trust
+   * for the federation: a phase ends everywhere before the next begins). Each secondary's
+   * context is read now.
+   */
+  private async eachMember(loaded: ClusterContext, phase: (m: ClusterContext) => Promise<string>): Promise<string> {
+    const details = [`${loaded.cluster.datacenter}: ${await phase(loaded)}`];
+    for (const row of await this.clusters.liveSecondaries(loaded.cluster.id)) {
+      if (row.servers.length < row.serverCount) continue; // not made yet: it takes the primary's PKI when it is
+      details.push(`${row.datacenter}: ${await phase(await this.target.open(row))}`);
+    }
+    return details.length === 1 ? details[0]!.replace(/^[^:]+: /, '') : details.join('; ');
   }
 
   /** The cluster's PKI becomes `pki` (sealed, its public part on the row); the context reads it again. */
