@@ -12,26 +12,10 @@ import { SecretBox, SecretName, SecretRepository } from '../libs/core/src';
 import { ConsulHttpClient } from '../libs/provisioner/src';
 import { serverNodeName } from '../libs/provisioner/src/local/server-config';
 import { OPERATOR_TENANT, SUBSCRIPTION, TENANT_A, TENANT_B, startStack, testConfig, waitFor, type TestStack } from './support/stack';
-import { launchBrowser, newPerson, screenshot, seriousA11yViolations } from './support/browser';
+import { issuerSignIn, launchBrowser, newPerson, screenshot, seriousA11yViolations, signInAs } from './support/browser';
 
 const ALICE = { user: 'alice@contoso.example', tenantId: TENANT_A, roles: ['Clusters.ReadWrite'] };
 const CREATE_TIMEOUT_MS = 120_000;
-
-/** The console's sign-in page, then the issuer's. */
-async function signInAs(page: Page, who: { user: string; tenantId: string; roles: string[] }): Promise<void> {
-  await page.getByRole('link', { name: /sign in with your organization account/i }).click();
-  await issuerSignIn(page, who);
-}
-
-/** The local issuer's sign-in page: user, tenant and roles, then Sign in. */
-async function issuerSignIn(page: Page, who: { user: string; tenantId: string; roles: string[] }): Promise<void> {
-  await page.getByLabel('User').fill(who.user);
-  await page.getByLabel('Tenant').fill(who.tenantId);
-  for (const role of ['Clusters.Read', 'Clusters.ReadWrite', 'Platform.SRE']) {
-    await page.getByLabel(role, { exact: true }).setChecked(who.roles.includes(role));
-  }
-  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
-}
 
 async function assertAccessible(page: Page, what: string): Promise<void> {
   const found = await seriousA11yViolations(page);

@@ -23,6 +23,22 @@ export function newPerson(browser: Browser): Promise<BrowserContext> {
   return browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 860 }, locale: 'en-GB', timezoneId: 'UTC' });
 }
 
+/** The console's sign-in page, then the issuer's. */
+export async function signInAs(page: Page, who: { user: string; tenantId: string; roles: string[] }): Promise<void> {
+  await page.getByRole('link', { name: /sign in with your organization account/i }).click();
+  await issuerSignIn(page, who);
+}
+
+/** The local issuer's sign-in page: user, tenant and roles, then Sign in. */
+export async function issuerSignIn(page: Page, who: { user: string; tenantId: string; roles: string[] }): Promise<void> {
+  await page.getByLabel('User').fill(who.user);
+  await page.getByLabel('Tenant').fill(who.tenantId);
+  for (const role of ['Clusters.Read', 'Clusters.ReadWrite', 'Platform.SRE']) {
+    await page.getByLabel(role, { exact: true }).setChecked(who.roles.includes(role));
+  }
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+}
+
 /** Where the tests keep what they saw (gitignored); UPDATE_SCREENSHOTS=1 also copies them to docs/screenshots for the README. */
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 export const ARTIFACTS = path.join(ROOT, 'test-artifacts');

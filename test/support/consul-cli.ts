@@ -21,11 +21,31 @@ export function consul(args: string[], opts: { httpAddr: string; caFile: string;
   });
 }
 
-/** A Consul client agent started from a config dir, like a customer's VM would. */
-export interface ClientAgent {
-  dir: string;
+/** A long-running `consul` process (an agent, a proxy) with its output in a log file. */
+export interface ConsulProcess {
   log(): string;
   stop(): Promise<void>;
+}
+
+/** Starts `consul <args>` with its output in `logFile`, its environment PATH plus `env` (tokens travel there, never in argv). */
+export function startConsulProcess(args: string[], logFile: string, env: NodeJS.ProcessEnv = {}): ConsulProcess {
+  const out = fs.openSync(logFile, 'a');
+  const child: ChildProcess = spawn(process.env.CONSUL_BIN!, args, { stdio: ['ignore', out, out], env: { PATH: process.env.PATH, ...env } });
+  fs.closeSync(out);
+  return {
+    log: () => fs.readFileSync(logFile, 'utf8'),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGKILL');
+      }),
+  };
+}
+
+/** A Consul client agent started from a config dir, like a customer's VM would. */
+export interface ClientAgent extends ConsulProcess {
+  dir: string;
 }
 
 export function startClientAgent(dir: string, config: Record<string, unknown>, caPem: string): ClientAgent {
@@ -35,20 +55,7 @@ export function startClientAgent(dir: string, config: Record<string, unknown>, c
     path.join(dir, 'config', 'client.json'),
     JSON.stringify({ ...config, ca_file: path.join(dir, 'config', 'ca.pem'), data_dir: path.join(dir, 'data') }, null, 2),
   );
-  const logFile = path.join(dir, 'consul.log');
-  const out = fs.openSync(logFile, 'a');
-  const child: ChildProcess = spawn(process.env.CONSUL_BIN!, ['agent', `-config-dir=${path.join(dir, 'config')}`], { stdio: ['ignore', out, out], env: { PATH: process.env.PATH } });
-  fs.closeSync(out);
-  return {
-    dir,
-    log: () => fs.readFileSync(logFile, 'utf8'),
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGKILL');
-      }),
-  };
+  return { dir, ...startConsulProcess(['agent', `-config-dir=${path.join(dir, 'config')}`], path.join(dir, 'consul.log')) };
 }
 
 /** True when something accepts TCP connections at address:port. */
