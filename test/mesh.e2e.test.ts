@@ -15,7 +15,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { ConsulUiProxy } from '../apps/api/src/consul-ui/ui-proxy';
 import { consul, startClientAgent, startConsulProcess, tcpOpen, type ClientAgent, type ConsulProcess } from './support/consul-cli';
 import { launchBrowser, newPerson, screenshot, signInAs } from './support/browser';
-import { callUpstream, meshAgentConfig, serviceDefinition, startPongService, type MeshService, type PongService } from './support/mesh';
+import { callUpstream, meshAgentConfig, pickService, saveIntention, serviceDefinition, startPongService, type MeshService, type PongService } from './support/mesh';
 import { READ, SUBSCRIPTION, TENANT_A, WRITE, startStack, waitFor, type TestStack } from './support/stack';
 
 const CUSTOMER = { user: 'carla@contoso.example', tenantId: TENANT_A, roles: WRITE };
@@ -111,22 +111,6 @@ describe('the service mesh on a managed cluster: secured by default, opened by a
     const uiOrigin = `http://${clusterId}.ui.localhost:${s.api.get(ConsulUiProxy).port}`;
     await ui.waitForURL((u) => u.origin === uiOrigin && u.pathname.startsWith('/ui/'), { timeout: 30_000 });
     return ui;
-  }
-
-  /** The Consul 1.8 UI's intention form: a service picked in a combobox (typed, then chosen from the list). */
-  async function pickService(ui: Page, label: 'Source Service' | 'Destination Service', name: string): Promise<void> {
-    await ui.locator('label', { hasText: label }).getByRole('button').click();
-    await ui.getByRole('combobox', { name: 'Type service name' }).fill(name);
-    await ui.getByRole('option', { name, exact: true }).click();
-  }
-
-  /** Save on the intention form: what Consul answered the UI's POST /v1/connect/intentions (through the proxy). */
-  async function saveIntention(ui: Page): Promise<number> {
-    const [answer] = await Promise.all([
-      ui.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/v1/connect/intentions'),
-      ui.getByRole('button', { name: 'Save' }).click(),
-    ]);
-    return answer.status();
   }
 
   before(async () => {
@@ -316,9 +300,10 @@ describe('the service mesh on a managed cluster: secured by default, opened by a
       await pickService(ui, 'Source Service', pong2.name);
       await pickService(ui, 'Destination Service', pong1.name);
       await ui.getByRole('radio', { name: 'Allow' }).check();
-      assert.equal(await saveIntention(ui), 403, 'Consul refuses the reader\'s intention through the proxy');
-      // Consul's own UI says what Consul answered (in a notice that fades after a while).
-      await ui.getByRole('alert').filter({ hasText: 'There was an error saving your intention.' }).filter({ hasText: '403: Permission denied' }).waitFor({ timeout: 15_000 });
+      // Consul's own UI says what Consul answered, in a notice that fades after a while: looked for from the moment Save is pressed.
+      const notice = ui.getByRole('alert').filter({ hasText: 'There was an error saving your intention.' }).filter({ hasText: '403: Permission denied' });
+      const [status] = await Promise.all([saveIntention(ui), notice.waitFor({ timeout: 30_000 })]);
+      assert.equal(status, 403, 'Consul refuses the reader\'s intention through the proxy');
       await screenshot(ui, 'consul-ui-reader-intention-refused');
     });
     // Nor may a service's own token, on its own service (a service identity reads intentions, it does not write them).

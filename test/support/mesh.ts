@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Page } from 'playwright-core';
 
 /**
  * The pieces of the service-mesh demo a customer puts beside a cluster (docs/mesh.md): a client
@@ -30,7 +31,8 @@ export interface MeshService {
   address: string;
   port: number;
   sidecarPort: number;
-  upstreams?: { destination: string; localBindPort: number }[];
+  /** `datacenter`: a service in another datacenter of the federation (found there, reached through its sidecar). */
+  upstreams?: { destination: string; localBindPort: number; datacenter?: string }[];
 }
 
 /**
@@ -41,7 +43,7 @@ export interface MeshService {
  */
 export function serviceDefinition(s: MeshService): string {
   const upstreams = (s.upstreams ?? [])
-    .map((u) => `          {\n            destination_name   = "${u.destination}"\n            local_bind_address = "${s.address}"\n            local_bind_port    = ${u.localBindPort}\n          },\n`)
+    .map((u) => `          {\n            destination_name   = "${u.destination}"\n${u.datacenter ? `            datacenter         = "${u.datacenter}"\n` : ''}            local_bind_address = "${s.address}"\n            local_bind_port    = ${u.localBindPort}\n          },\n`)
     .join('');
   return `service {
   name    = "${s.name}"
@@ -101,4 +103,27 @@ export function callUpstream(address: string, port: number, timeoutMs = 10_000):
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     req.on('error', (e) => resolve({ answered: false, error: `${(e as NodeJS.ErrnoException).code ?? ''} ${e.message}`.trim() }));
   });
+}
+
+/**
+ * The Consul 1.8 UI's intention form: a service picked in a combobox (typed, then chosen from the
+ * list). A service the datacenter does not know (it runs in another) is offered as a new name.
+ */
+export async function pickService(ui: Page, label: 'Source Service' | 'Destination Service', name: string): Promise<void> {
+  await ui.locator('label', { hasText: label }).getByRole('button').click();
+  await ui.getByRole('combobox', { name: 'Type service name' }).fill(name);
+  // The list as filtered by the name (a known service, or the name offered as a new one).
+  await ui.getByRole('option', { name: new RegExp(name) }).first().waitFor();
+  const known = ui.getByRole('option', { name, exact: true });
+  if (await known.count()) await known.click();
+  else await ui.getByRole('option', { name: new RegExp(name) }).first().click();
+}
+
+/** Save on the intention form: what Consul answered the UI's POST /v1/connect/intentions (through the proxy). */
+export async function saveIntention(ui: Page): Promise<number> {
+  const [answer] = await Promise.all([
+    ui.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/v1/connect/intentions'),
+    ui.getByRole('button', { name: 'Save' }).click(),
+  ]);
+  return answer.status();
 }

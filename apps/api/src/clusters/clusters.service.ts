@@ -173,6 +173,8 @@ export class ClustersService {
     const caPem = cluster.caCertPem;
     const encrypt = withKey ? await this.secrets.get(cluster.id, SecretName.GossipKey) : undefined;
     if (!caPem || (withKey && !encrypt)) throw new ConflictError('cluster_not_ready', 'the cluster has no secrets yet; wait until it is Running');
+    // Clients of every datacenter name the federation's primary, as its servers do (Consul forwards ACL and Connect CA calls there).
+    const primaryDatacenter = cluster.primaryClusterId ? (await this.clusters.findForTenant(caller.tenantId, cluster.primaryClusterId))?.datacenter ?? cluster.datacenter : cluster.datacenter;
     const retryJoin = cluster.servers.map((s) => s.address);
     const httpsAddress = `https://${retryJoin[0]}:8501`;
     const key = withKey ? { encrypt } : { encryptOmitted: `the gossip key is given only to ${ROLES.write}; ask for the client config with that role to join a client agent` };
@@ -186,6 +188,7 @@ export class ClustersService {
       // The same, ready to write as a Consul client agent's JSON config (save caPem as ca.pem beside it).
       consulConfig: {
         datacenter: cluster.datacenter,
+        primary_datacenter: primaryDatacenter,
         server: false,
         ...(withKey ? { encrypt } : {}),
         retry_join: retryJoin,
