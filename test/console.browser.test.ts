@@ -391,6 +391,115 @@ describe('the console in Chromium', () => {
     }
   });
 
+  /** The token the primary's page showed once, kept by the test to create the secondary with. */
+  let federationToken = '';
+
+  step('a Running cluster shows "Not federated"; Create federation token shows a single-use token once; a reader has no such button', async () => {
+    await page.goto(`${s.url}/clusters/${clusterId}`);
+    const section = page.getByRole('region', { name: 'Federation', exact: true });
+    await section.getByText('Not federated').waitFor();
+    await section.getByRole('button', { name: 'Create federation token' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Federation token' });
+    federationToken = (await dialog.getByLabel('Federation token').textContent()) ?? '';
+    // (checked without printing it: a failure's output holds no secret)
+    assert.ok(/^mcf1\.[\w-]{43}$/.test(federationToken), 'the token is shown');
+    const [issued] = await s.db.federationToken.findMany({ where: { primaryClusterId: clusterId } });
+    assert.ok(issued && issued.usedAt === null, 'one unused token of this cluster');
+    assert.ok(!JSON.stringify(issued).includes(federationToken), 'only its hash is kept');
+    assert.equal(issued.expiresAt.getTime() - issued.createdAt.getTime(), 3_600_000, 'valid for an hour');
+    const shown = ((await dialog.textContent()) ?? '').replace(federationToken, '<token>');
+    assert.ok(shown.includes(issued.expiresAt.toISOString().slice(11, 16)), `its expiry (${issued.expiresAt.toISOString()}) is shown: ${shown}`);
+    assert.match(shown, /shown this once/);
+    assert.equal(await dialog.getByRole('link', { name: /create a cluster/ }).getAttribute('href'), '/clusters/new', 'it says how to use it');
+    await assertAccessible(page, 'the federation token dialog');
+    await dialog.getByRole('button', { name: 'Done' }).click();
+    await dialog.waitFor({ state: 'hidden' });
+    assert.equal((await page.content()).includes(federationToken), false, 'the token is gone from the page once the dialog closes');
+    await assertAccessible(page, 'the cluster page with its federation section');
+
+    const reader = await newPerson(browser);
+    try {
+      const p = await reader.newPage();
+      await p.goto(`${s.url}/clusters/${clusterId}`);
+      await signInAs(p, { user: 'rita@contoso.example', tenantId: TENANT_A, roles: ['Clusters.Read'] });
+      const readerSection = p.getByRole('region', { name: 'Federation', exact: true });
+      await readerSection.getByText('Not federated').waitFor();
+      assert.equal(await p.getByRole('button', { name: 'Create federation token' }).count(), 0, 'no federation token for a reader');
+    } finally {
+      await reader.close();
+    }
+  });
+
+  step('the wizard makes a secondary with the token, showing the API\'s refusals at their fields; each member\'s page shows the federation', async () => {
+    await page.goto(`${s.url}/clusters/new`);
+    await page.getByLabel('Subscription').fill(SUBSCRIPTION);
+    await page.getByLabel('Resource group').fill('rg-console');
+    await page.getByLabel('Region').selectOption('westeurope');
+    await page.getByRole('button', { name: 'Next: Consul settings' }).click();
+    await page.getByLabel('Cluster name').fill('orders-west');
+    await page.getByRole('radio', { name: /development/ }).check();
+    // The primary's datacenter (its name), which the API refuses for a second member.
+    await page.getByLabel('Datacenter').fill('orders-dev');
+    /** A field the wizard marks refused, with its message tied to it. */
+    const fieldError = async (label: string, message: RegExp) => {
+      const field = page.getByLabel(label);
+      await field.and(page.locator('[aria-invalid="true"]')).waitFor();
+      const describedBy = (await field.getAttribute('aria-describedby')) ?? '';
+      assert.match((await page.locator(`[id="${describedBy.split(' ')[0]}"]`).textContent()) ?? '', message);
+    };
+    await page.getByLabel('Federation token').fill('not-a-token');
+    await page.getByRole('button', { name: 'Next: Operations' }).click();
+    await fieldError('Federation token', /federationToken must be/);
+    assert.equal(await page.getByRole('heading', { name: 'Consul settings' }).count(), 1, 'the contract\'s rule keeps the wizard on the step');
+    // Well formed but never issued: only the API can tell.
+    await page.getByLabel('Federation token').fill(`mcf1.${'A'.repeat(43)}`);
+    await page.getByRole('button', { name: 'Next: Operations' }).click();
+    await page.getByRole('button', { name: 'Next: Review + create' }).click();
+    await page.getByRole('heading', { name: 'Review + create' }).waitFor();
+    assert.match((await page.getByRole('region', { name: 'Consul settings' }).textContent()) ?? '', /Given: joins its primary’s federation as a secondary/);
+    await page.getByRole('button', { name: 'Create', exact: true }).click();
+    await fieldError('Federation token', /the federation token is unknown, used or expired/);
+    await page.getByLabel('Federation token').fill(federationToken);
+    await page.getByRole('button', { name: 'Create', exact: true }).click();
+    await fieldError('Datacenter', /datacenter 'orders-dev' is orders-dev's in this federation/);
+    await assertAccessible(page, 'the wizard with a refused datacenter');
+    await page.getByLabel('Datacenter').fill('orders-west');
+    await page.getByRole('button', { name: 'Create', exact: true }).click();
+    await page.waitForURL(/\/deployments\/[0-9a-f-]{36}$/);
+    const ended = page.getByRole('heading', { name: /^(orders-west is Running|The deployment failed)$/ });
+    await ended.waitFor({ timeout: 180_000 });
+    assert.equal(await ended.textContent(), 'orders-west is Running', (await page.getByRole('alert').allTextContents()).join(' | '));
+    const secondary = await s.db.cluster.findFirstOrThrow({ where: { name: 'orders-west' } });
+    assert.equal(secondary.primaryClusterId, clusterId, 'a secondary of orders-dev');
+
+    // The secondary's page names its primary and links to it.
+    await page.goto(`${s.url}/clusters/${secondary.id}`);
+    let section = page.getByRole('region', { name: 'Federation', exact: true });
+    await section.getByText('orders-west is a secondary of').waitFor();
+    assert.equal(await section.getByRole('button', { name: 'Create federation token' }).count(), 0, 'a secondary issues no federation tokens');
+    await section.getByRole('link', { name: 'orders-dev' }).first().click();
+    await page.getByRole('heading', { name: 'orders-dev', level: 1 }).waitFor();
+    // The primary's page lists the secondary, linked, with its datacenter, region and state.
+    section = page.getByRole('region', { name: 'Federation', exact: true });
+    await section.getByText('orders-dev is the primary of 1 secondary.').waitFor();
+    await section.getByText('federation: healthy').waitFor({ timeout: 30_000 });
+    const row = section.getByRole('row', { name: /orders-west/ });
+    const cells = await row.getByRole('cell').allTextContents();
+    assert.deepEqual(cells.slice(0, 4), ['secondary', 'orders-west', 'westeurope', 'Running'], `the secondary's row: ${cells.join(' | ')}`);
+    assert.equal(await row.getByRole('link', { name: 'orders-west' }).getAttribute('href'), `/clusters/${secondary.id}`);
+    await assertAccessible(page, 'the primary\'s federation section');
+    await screenshot(page, 'cluster-federation', { readme: true, of: section });
+
+    // A primary with a secondary is not deleted: the API's 409 says what to do first.
+    await page.getByRole('button', { name: 'Delete…' }).click();
+    const del = page.getByRole('dialog', { name: 'Delete orders-dev?' });
+    await del.getByLabel(/Type orders-dev to confirm/).fill('orders-dev');
+    await del.getByRole('button', { name: 'Delete the cluster' }).click();
+    await del.getByRole('alert').filter({ hasText: /delete its secondaries first: orders-west/ }).waitFor();
+    await del.getByRole('button', { name: 'Cancel' }).click();
+    assert.equal((await s.db.cluster.findUniqueOrThrow({ where: { id: clusterId } })).state, 'Running');
+  });
+
   step('signing out ends the session: the console shows sign-in, the old cookie no longer works, the Consul UI token is revoked', async () => {
     const self = (await aliceUi.evaluate(`fetch('/v1/acl/token/self').then((r) => r.json())`)) as { SecretID: string };
     assert.equal((await consul('GET', '/v1/acl/token/self', self.SecretID)).status, 200, 'the UI token works before sign-out');

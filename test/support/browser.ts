@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
 
 /**
  * Debian's Chromium driven by playwright-core (no downloaded browser): the flags keep it from
@@ -43,10 +43,12 @@ export async function issuerSignIn(page: Page, who: { user: string; tenantId: st
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 export const ARTIFACTS = path.join(ROOT, 'test-artifacts');
 
-export async function screenshot(page: Page, name: string, opts: { readme?: boolean } = {}): Promise<string> {
+/** The whole page, or with `of` one part of it (a section the docs show on its own). */
+export async function screenshot(page: Page, name: string, opts: { readme?: boolean; of?: Locator } = {}): Promise<string> {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   const file = path.join(ARTIFACTS, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
+  if (opts.of) await opts.of.screenshot({ path: file });
+  else await page.screenshot({ path: file, fullPage: true });
   if (opts.readme && process.env.UPDATE_SCREENSHOTS === '1') {
     const docs = path.join(ROOT, 'docs', 'screenshots');
     fs.mkdirSync(docs, { recursive: true });

@@ -530,6 +530,67 @@ describe('hcs, the command line', { timeout: 240_000 }, () => {
     assert.match(t.secretId, /^[0-9a-f-]{36}$/);
   });
 
+  it('clusters federation-token, create --federation-token and federation: a secondary joins the cluster, both show the federation', async () => {
+    assert.ok(clusterId);
+    const alone = await hcs(['clusters', 'federation', clusterId]);
+    assert.equal(alone.code, 0, alone.stderr);
+    assert.match(alone.stdout, new RegExp(`^Cluster ${clusterId} is not federated\\.$`, 'm'));
+
+    const shown = await hcs(['clusters', 'federation-token', clusterId]);
+    assert.equal(shown.code, 0, shown.stderr);
+    // Checked with the token masked: a failure's output holds no secret.
+    const printed = shown.stdout.replace(/mcf1\.[\w-]{43}/g, 'mcf1.<token>');
+    assert.match(printed, /^Token:\s+mcf1\.<token>$/m);
+    assert.match(printed, /^Expires:\s+\d{4}-\d\d-\d\dT/m);
+    assert.match(printed, new RegExp(`^Primary:\\s+${clusterId} \\(datacenter cli-orders\\)$`, 'm'));
+    assert.match(printed, /shown this once and works once/);
+    const quiet = await hcs(['clusters', 'federation-token', clusterId, '--quiet']);
+    assert.equal(quiet.code, 0, quiet.stderr);
+    assert.ok(/^mcf1\.[\w-]{43}\n$/.test(quiet.stdout), 'the token alone, on one line');
+    const both = await hcs(['clusters', 'federation-token', clusterId, '--quiet', '--json']);
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /give --quiet or --json, not both/);
+    const reader = await hcs(['clusters', 'federation-token', clusterId], { env: { HCS_TOKEN: s.token(TENANT, READ, 'reader') } });
+    assert.equal(reader.code, 3, reader.stderr);
+    assert.match(reader.stderr, /forbidden: /);
+    assert.equal(reader.stdout, '');
+
+    const unknown = await hcs([...createArgs('cli-west'), '--datacenter', 'cli-west', '--federation-token', `mcf1.${'A'.repeat(43)}`]);
+    assert.equal(unknown.code, 3, unknown.stderr);
+    assert.match(unknown.stderr, /invalid_federation_token: the federation token is unknown, used or expired/);
+    // Piped in from the primary's --quiet (kept out of the process list); the primary's datacenter is refused, the token stays usable.
+    const token = quiet.stdout.trim();
+    const sameDc = await hcs([...createArgs('cli-west'), '--datacenter', 'cli-orders', '--federation-token', '-'], { stdin: `${token}\n` });
+    assert.equal(sameDc.code, 3, sameDc.stderr);
+    assert.match(sameDc.stderr, /datacenter_taken: datacenter 'cli-orders' is cli-orders's/);
+    const joined = await hcs([...createArgs('cli-west'), '--datacenter', 'cli-west', '--federation-token', '-', '--wait'], { stdin: `${token}\n` });
+    assert.equal(joined.code, 0, joined.stderr);
+    assert.match(joined.stdout, /^State:\s+Running$/m);
+    assert.match(joined.stdout, new RegExp(`^Federation:\\s+secondary of ${clusterId} `, 'm'));
+    const secondaryId = /^ID:\s+(\S+)$/m.exec(joined.stdout)?.[1];
+    assert.ok(secondaryId, joined.stdout);
+
+    const primaryView = await hcs(['clusters', 'federation', clusterId]);
+    assert.equal(primaryView.code, 0, primaryView.stderr);
+    assert.match(primaryView.stdout, /^Role:\s+primary$/m);
+    assert.deepEqual(tableRows(primaryView.stdout, /^ROLE\s+ID\s+NAME\s+DATACENTER\s+REGION\s+STATE\s+HEALTH$/).map((r) => r.slice(0, 6)), [
+      ['primary (this one)', clusterId, 'cli-orders', 'cli-orders', 'westeurope', 'Running'],
+      ['secondary', secondaryId, 'cli-west', 'cli-west', 'westeurope', 'Running'],
+    ]);
+    const secondaryView = await hcs(['clusters', 'federation', secondaryId, '--json']);
+    assert.equal(secondaryView.code, 0, secondaryView.stderr);
+    const f = JSON.parse(secondaryView.stdout) as { role: string; primary: { clusterId: string }; secondaries: { clusterId: string }[] };
+    assert.deepEqual([f.role, f.primary.clusterId, f.secondaries.map((m) => m.clusterId)], ['secondary', clusterId, [secondaryId]]);
+
+    const refused = await hcs(['clusters', 'delete', clusterId]);
+    assert.equal(refused.code, 3, refused.stderr);
+    assert.match(refused.stderr, /federation_has_secondaries: cli-orders is the primary of a federation; delete its secondaries first: cli-west/);
+    const gone = await hcs(['clusters', 'delete', secondaryId, '--wait']);
+    assert.equal(gone.code, 0, gone.stderr);
+    const after = await hcs(['clusters', 'federation', clusterId]);
+    assert.match(after.stdout, /is not federated/, 'on its own again once its secondary is deleted');
+  });
+
   it('clusters scale --wait moves the cluster to three servers', async () => {
     assert.ok(clusterId);
     const scaled = await hcs(['clusters', 'scale', clusterId, '--tier', 'standard', '--wait']);

@@ -6,6 +6,8 @@ type Accepted = { operation: OperationView };
 import { command, group, type CommandContext } from '../command';
 import type { Output } from '../output';
 import { followHint, waitForOperation } from '../operation-watch';
+import { firstLine } from '../stdin';
+import { federation, federationToken } from './federation';
 import { clusterToken } from './tokens';
 
 const wait = { type: 'boolean', description: 'wait until the operation ends, showing its progress' } as const;
@@ -31,6 +33,7 @@ export function printCluster(out: Output, c: ClusterView): void {
     ['Consul version', c.consulVersion],
     ['Region', c.region],
     ['Datacenter', c.datacenter],
+    ...(c.primaryClusterId ? [['Federation', `secondary of ${c.primaryClusterId} ('hcs clusters federation ${c.id}')`] as const] : []),
     ['Subscription', c.subscriptionId],
     ['Resource group', c.resourceGroup],
     ['Managed resource group', c.managedResourceGroup],
@@ -64,9 +67,10 @@ const create = command({
     'resource-group': { type: 'string', value: 'RG', required: true, description: 'the resource group the cluster belongs to' },
     region: { type: 'string', value: 'REGION', required: true, description: 'an Azure region, e.g. westeurope (see GET /v1/regions)' },
     tier: { type: 'string', value: 'TIER', required: true, description: 'development (1 server), standard (3) or plus (5)' },
-    datacenter: { type: 'string', value: 'DC', description: 'the Consul datacenter name (default: dc1)' },
-    version: { type: 'string', value: 'VERSION', description: 'the Consul version (default: the newest; see GET /v1/versions)' },
+    datacenter: { type: 'string', value: 'DC', description: 'the Consul datacenter name (default: the cluster name); a secondary needs one no member of its federation has' },
+    version: { type: 'string', value: 'VERSION', description: 'the Consul version (default: the RECOMMENDED one; see GET /v1/versions); a secondary needs its primary\'s' },
     'public-endpoint': { type: 'boolean', description: 'reachable from the internet instead of privately' },
+    'federation-token': { type: 'string', value: 'TOKEN', description: "join that primary's federation as a secondary: a token from 'clusters federation-token PRIMARY'; '-' reads it from stdin" },
     wait,
   },
   async run(ctx) {
@@ -81,6 +85,8 @@ const create = command({
     if (a.string('datacenter') !== undefined) body.datacenter = a.string('datacenter');
     if (a.string('version') !== undefined) body.consulVersion = a.string('version');
     if (a.flag('public-endpoint')) body.publicEndpoint = true;
+    const fed = a.string('federation-token');
+    if (fed !== undefined) body.federationToken = (fed === '-' ? await firstLine(ctx.io.stdin ?? process.stdin) : fed).trim();
     const res = await ctx.api().post<Accepted & { cluster: ClusterView }>('/v1/clusters', body);
     await settle(ctx, res.cluster.id, res, res.operation, `Creating cluster ${res.cluster.name} (${res.cluster.id}).`);
   },
@@ -201,5 +207,5 @@ const clientConfig = command({
 });
 
 export const clusters = group('clusters', 'Create, inspect, change and delete Consul clusters', [
-  create, list, get, remove, scale, upgrade, upgradePolicy, clientConfig, clusterToken,
+  create, list, get, remove, scale, upgrade, upgradePolicy, clientConfig, clusterToken, federationToken, federation,
 ]);

@@ -1,16 +1,6 @@
-import readline from 'node:readline';
 import { command, type CommandContext } from '../command';
 import { DEFAULT_API, configPath, forgetLogin, readStoredLogin, storeLogin } from '../config-store';
-
-async function firstLine(input: NodeJS.ReadableStream): Promise<string> {
-  const lines = readline.createInterface({ input, crlfDelay: Infinity, terminal: false });
-  try {
-    for await (const line of lines) return line;
-    return '';
-  } finally {
-    lines.close();
-  }
-}
+import { firstLine } from '../stdin';
 
 /** Who the token says the caller is, to confirm the login without showing the token. */
 function describeToken(token: string): string | null {

@@ -1,7 +1,7 @@
 import { useMutation, useQuery, useQueryClient, type Query } from '@tanstack/react-query';
 import { ApiError, call, del, get, patch, post, setCsrfToken } from './client';
 import {
-  ACTIVE_CLUSTER_STATES, ENDED_OPERATION_STATES, type AuditEvent, type ClientConfig, type Cluster, type CreatedToken, type FleetCluster, type Operation, type PendingToken,
+  ACTIVE_CLUSTER_STATES, ENDED_OPERATION_STATES, type AuditEvent, type ClientConfig, type Cluster, type CreatedToken, type Federation, type FederationToken, type FleetCluster, type Operation, type PendingToken,
   type Region, type Session, type Snapshot, type TierCatalog, type Version, type Wave,
 } from './types';
 
@@ -19,6 +19,7 @@ export const keys = {
   operations: (id: string) => ['cluster', id, 'operations'] as const,
   events: (id: string) => ['cluster', id, 'events'] as const,
   snapshots: (id: string) => ['cluster', id, 'snapshots'] as const,
+  federation: (id: string) => ['cluster', id, 'federation'] as const,
   operation: (id: string) => ['operation', id] as const,
   fleet: (filters: Record<string, string>) => ['fleet', filters] as const,
   wave: (id: string) => ['wave', id] as const,
@@ -102,6 +103,15 @@ export function useSnapshots(id: string) {
   });
 }
 
+/** The cluster's federation; polled quickly while a member is being created, changed or deleted. */
+export function useFederation(id: string) {
+  return useQuery<Federation, ApiError>({
+    queryKey: keys.federation(id),
+    queryFn: () => get<Federation>(`/v1/clusters/${encodeURIComponent(id)}/federation`),
+    refetchInterval: pollWhile((f: Federation) => [f.primary, ...f.secondaries].some((m) => m !== null && ACTIVE_CLUSTER_STATES.has(m.state))),
+  });
+}
+
 export function useFleet(filters: Record<string, string>) {
   const qs = new URLSearchParams(Object.entries(filters).filter(([, v]) => v !== '')).toString();
   return useQuery<FleetCluster[], ApiError>({
@@ -121,12 +131,14 @@ export function useWave(id: string) {
 
 /**
  * A change to one cluster: afterwards everything shown about it is read again, so the new
- * operation appears at once and is then polled until it ends.
+ * operation appears at once and is then polled until it ends. `secret`: the answer holds a
+ * secret shown once, so the mutation cache drops it as soon as nothing shows it (reset or unmount).
  */
-export function useClusterChange<V, R = unknown>(clusterId: string, fn: (v: V) => Promise<R>) {
+export function useClusterChange<V, R = unknown>(clusterId: string, fn: (v: V) => Promise<R>, opts: { secret?: boolean } = {}) {
   const qc = useQueryClient();
   return useMutation<R, ApiError, V>({
     mutationFn: fn,
+    ...(opts.secret ? { gcTime: 0 } : {}),
     onSettled: async () => {
       await Promise.all([
         qc.invalidateQueries({ queryKey: ['cluster', clusterId] }),
@@ -146,6 +158,8 @@ export const clusterApi = {
   createToken: (id: string, description: string) => post<CreatedToken | PendingToken>(`${base(id)}/tokens`, description ? { description } : {}),
   /** The secret of a token made after the API stopped waiting: a POST (it is handed out once), so the session's CSRF token goes with it. */
   collectToken: (operationId: string) => post<CreatedToken>(`/v1/operations/${encodeURIComponent(operationId)}/token`),
+  /** A single-use federation token of a Running primary (or a cluster on its own): its secret is in this answer only. */
+  createFederationToken: (id: string) => post<FederationToken>(`${base(id)}/federation-token`),
   takeSnapshot: (id: string, name: string) => post<{ snapshot: Snapshot; operation: Operation }>(`${base(id)}/snapshots`, name ? { name } : {}),
   renameSnapshot: (id: string, sid: string, name: string) => patch<Snapshot>(`${base(id)}/snapshots/${encodeURIComponent(sid)}`, { name }),
   deleteSnapshot: (id: string, sid: string) => del<unknown>(`${base(id)}/snapshots/${encodeURIComponent(sid)}`),

@@ -2,7 +2,7 @@
 // API's answers are checked against in the tests. A change to a contract breaks the console's
 // type check, not its users.
 import type {
-  AuditEventView, ClientConfig, ClusterView, FleetClusterView, OperationStep, OperationView, PendingTokenView, RegionView, SessionView, SnapshotView,
+  AuditEventView, ClientConfig, ClusterView, FederationMemberView, FederationTokenView, FederationView, FleetClusterView, OperationStep, OperationView, PendingTokenView, RegionView, SessionView, SnapshotView,
   TierCatalogView, TierView, TokenSecretView, VersionView, WaveView,
 } from '../../../../libs/contracts/src';
 
@@ -20,6 +20,11 @@ export type Session = SessionView;
 export type CreatedToken = TokenSecretView;
 /** POST /tokens when the token was not made within the API's wait: its secret is collected (POST `collect`) once the operation has Succeeded. */
 export type PendingToken = PendingTokenView;
+/** GET /federation: the cluster's role (primary, secondary, none), the federation's state and its members. */
+export type Federation = FederationView;
+export type FederationMember = FederationMemberView;
+/** POST /federation-token: a single-use token (shown once) a new cluster joins this one's federation with. */
+export type FederationToken = FederationTokenView;
 export type { ClientConfig, OperationStep };
 
 export const ACTIVE_CLUSTER_STATES: ReadonlySet<string> = new Set<Cluster['state']>(['Creating', 'Updating', 'Deleting']);

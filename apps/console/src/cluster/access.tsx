@@ -6,6 +6,7 @@ import type { Cluster, CreatedToken } from '../api/types';
 import { Dialog } from '../ui/dialog';
 import { OperationProgress } from '../ui/operation-progress';
 import { useSignedIn } from '../ui/session';
+import { ShownOnce } from '../ui/shown-once';
 import { ActionError } from '../ui/states';
 
 /** Saves text as a file the browser downloads; nothing is kept once the link is clicked. */
@@ -59,14 +60,12 @@ function TokenButton({ cluster: c, disabled }: { cluster: Cluster; disabled: boo
   const [token, setToken] = useState<CreatedToken | null>(null);
   /** The create-token operation, when the API stopped waiting for it (202): the secret is collected through it. */
   const [pending, setPending] = useState<string | null>(null);
-  const [copied, setCopied] = useState(false);
   const descId = useId();
-  const create = useClusterChange(c.id, (d: string) => clusterApi.createToken(c.id, d));
+  const create = useClusterChange(c.id, (d: string) => clusterApi.createToken(c.id, d), { secret: true });
   const close = () => {
     setOpen(false);
     setToken(null); // the secret leaves memory with the dialog
     setPending(null);
-    setCopied(false);
     create.reset();
   };
   return (
@@ -74,17 +73,12 @@ function TokenButton({ cluster: c, disabled }: { cluster: Cluster; disabled: boo
       <button type="button" className="button" disabled={disabled} onClick={() => setOpen(true)}>Generate a token…</button>
       <Dialog title="Generate an ACL token" open={open} onClose={close}>
         {token ? (
-          <>
-            <p className="review-alert" role="status">Copy the secret now: it is shown once and not kept anywhere, neither here nor by the control plane’s answers.</p>
+          <ShownOnce notice="Copy the secret now: it is shown once and not kept anywhere, neither here nor by the control plane’s answers." secret={token.secretId} copyLabel="Copy the secret" onDone={close}>
             <dl className="meta">
               <div><dt>Accessor id</dt><dd className="code">{token.accessorId}</dd></div>
               <div><dt>Secret id</dt><dd><code className="secret" aria-label="Secret id">{token.secretId}</code></dd></div>
             </dl>
-            <div className="actions">
-              <button type="button" className="button" onClick={() => void navigator.clipboard?.writeText(token.secretId).then(() => setCopied(true))}>{copied ? 'Copied' : 'Copy the secret'}</button>
-              <button type="button" className="button button-primary" onClick={close}>Done</button>
-            </div>
-          </>
+          </ShownOnce>
         ) : pending ? (
           <PendingToken operationId={pending} onCollected={setToken} onCancel={close} />
         ) : (

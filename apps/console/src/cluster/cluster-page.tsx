@@ -9,6 +9,7 @@ import { ActionError, Badge, ErrorState, Loading } from '../ui/states';
 import { Tabs } from '../ui/tabs';
 import { AccessPanel } from './access';
 import { ActivityPanel } from './activity';
+import { FederationPanel } from './federation';
 import { SettingsPanel } from './settings';
 import { SnapshotsPanel } from './snapshots';
 
@@ -50,7 +51,7 @@ function ClusterView({ cluster: c }: { cluster: Cluster }) {
         </div>
       </div>
       <Tabs tabs={TABS} selected={tab} onSelect={(t) => setParams(t === 'overview' ? {} : { tab: t }, { replace: true })} label="Cluster sections">
-        {tab === 'overview' ? <Overview cluster={c} />
+        {tab === 'overview' ? <><Overview cluster={c} /><FederationPanel cluster={c} /></>
           : tab === 'snapshots' ? <SnapshotsPanel cluster={c} />
             : tab === 'settings' ? <SettingsPanel cluster={c} />
               : <ActivityPanel cluster={c} />}

@@ -19,17 +19,19 @@ export interface Draft {
   windowHours: string;
   snapshotIntervalHours: string;
   snapshotRetention: string;
+  /** A primary's federation token: the new cluster joins that federation as a secondary. */
+  federationToken: string;
 }
 
 export const INITIAL_DRAFT: Draft = {
   subscriptionId: '', resourceGroup: '', region: 'westeurope', name: '', datacenter: '', consulVersion: '', tier: 'development', publicEndpoint: false,
-  upgradeMode: 'manual', windowDay: '0', windowStartHour: '2', windowHours: '4', snapshotIntervalHours: '24', snapshotRetention: '30',
+  upgradeMode: 'manual', windowDay: '0', windowStartHour: '2', windowHours: '4', snapshotIntervalHours: '24', snapshotRetention: '30', federationToken: '',
 };
 
 /** The fields the server may name in `details.field`, and the steps they are on. */
 export const FIELDS = {
   subscriptionId: 'basics', resourceGroup: 'basics', region: 'basics',
-  name: 'consul', datacenter: 'consul', consulVersion: 'consul', tier: 'consul', publicEndpoint: 'consul',
+  name: 'consul', datacenter: 'consul', consulVersion: 'consul', tier: 'consul', publicEndpoint: 'consul', federationToken: 'consul',
   'upgradePolicy.mode': 'operations', 'upgradePolicy.window': 'operations', 'snapshotPolicy.intervalHours': 'operations', 'snapshotPolicy.retention': 'operations',
 } as const;
 export type FieldName = keyof typeof FIELDS;
@@ -61,6 +63,7 @@ export function createBody(d: Draft, recommendedVersion: string | undefined): Re
       window: d.upgradeMode === 'automatic' ? { dayOfWeek: num(d.windowDay), startHourUtc: num(d.windowStartHour), hours: num(d.windowHours) } : null,
     },
     snapshotPolicy: { intervalHours: num(d.snapshotIntervalHours), retention: num(d.snapshotRetention) },
+    ...(d.federationToken.trim() ? { federationToken: d.federationToken.trim() } : {}),
   };
 }
 
@@ -171,6 +174,16 @@ export function WizardField({ name, draft, set, error, catalogs }: Props) {
             Expose a public endpoint
           </label>
         </FieldSet>
+      );
+    case 'federationToken':
+      return (
+        <Field
+          label="Federation token (optional)"
+          hint="To join an existing cluster's federation as a secondary: a token from the primary's page (Federation, Create federation token). The secondary needs a datacenter name of its own and the primary's Consul version. Empty: a cluster on its own."
+          error={error}
+        >
+          {(ids) => <input {...ids} {...text('federationToken')} autoComplete="off" spellCheck={false} placeholder="mcf1.…" />}
+        </Field>
       );
     case 'upgradePolicy.mode':
       return (

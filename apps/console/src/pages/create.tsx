@@ -188,6 +188,8 @@ function Review({ draft, catalogs, errors, fieldProps, onEdit, recommended }: Re
     consulVersion: draft.consulVersion || `${recommended ?? ''} (recommended)`,
     tier: tier ? `${tier.name}: ${tier.servers} server${tier.servers === 1 ? '' : 's'}, ${tier.billing.currency} ${tier.billing.pricePerHour} per hour` : draft.tier,
     publicEndpoint: draft.publicEndpoint ? 'On' : 'Off',
+    // The token is not shown again: it is a single-use secret of the primary.
+    federationToken: draft.federationToken.trim() ? 'Given: joins its primary’s federation as a secondary' : 'None: a cluster on its own',
     'upgradePolicy.mode': draft.upgradeMode === 'automatic' ? 'Automatic' : 'Manual',
     'upgradePolicy.window': draft.upgradeMode === 'automatic'
       ? formatWindow({ dayOfWeek: Number(draft.windowDay), startHourUtc: Number(draft.windowStartHour), hours: Number(draft.windowHours) }) : 'none',
@@ -196,7 +198,7 @@ function Review({ draft, catalogs, errors, fieldProps, onEdit, recommended }: Re
   };
   const labels: Record<FieldName, string> = {
     subscriptionId: 'Subscription', resourceGroup: 'Resource group', region: 'Region', name: 'Cluster name', datacenter: 'Datacenter',
-    consulVersion: 'Consul version', tier: 'Tier', publicEndpoint: 'External endpoint', 'upgradePolicy.mode': 'Upgrades',
+    consulVersion: 'Consul version', tier: 'Tier', publicEndpoint: 'External endpoint', federationToken: 'Federation', 'upgradePolicy.mode': 'Upgrades',
     'upgradePolicy.window': 'Maintenance window', 'snapshotPolicy.intervalHours': 'Snapshot interval', 'snapshotPolicy.retention': 'Snapshots kept',
   };
   const count = Object.values(errors).filter(Boolean).length;

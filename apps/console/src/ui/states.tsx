@@ -54,7 +54,7 @@ export function ActionError({ error }: { error: unknown }) {
 const TONES: Record<string, string> = {
   Running: 'ok', Succeeded: 'ok', Available: 'ok', healthy: 'ok',
   Creating: 'busy', Updating: 'busy', Deleting: 'busy', Queued: 'busy', Pending: 'busy',
-  Failed: 'bad', unavailable: 'bad', Halted: 'bad',
+  Failed: 'bad', unavailable: 'bad', Halted: 'bad', 'primary-missing': 'bad',
   degraded: 'warn', Canceled: 'muted', Deleted: 'muted', Skipped: 'muted', unknown: 'muted',
 };
 
