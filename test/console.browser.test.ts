@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import YAML from 'yaml';
 import { ConsulUiProxy } from '../apps/api/src/consul-ui/ui-proxy';
 import { SecretBox, SecretName, SecretRepository } from '../libs/core/src';
 import { ConsulHttpClient } from '../libs/provisioner/src';
@@ -250,6 +251,62 @@ describe('the console in Chromium', () => {
     assert.equal((await page.content()).includes(secret), false, 'the secret is gone from the page once the dialog closes');
     const storage = await page.evaluate('JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)])');
     assert.equal(String(storage).includes(secret), false);
+  });
+
+  step('the Kubernetes tab: the Helm values, and the Secret shown once with a token made for it; both YAML, each with a copy button', async () => {
+    await alice.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: s.url });
+    const clipboard = async () => String(await page.evaluate('navigator.clipboard.readText()'));
+    await page.getByRole('tab', { name: 'Overview' }).click();
+    await page.getByRole('link', { name: 'Kubernetes tab' }).click();
+    await page.getByRole('tab', { name: 'Kubernetes', selected: true }).waitFor();
+    const values = page.getByRole('region', { name: 'Helm values (values.yaml)' });
+    await values.waitFor();
+    const valuesText = (await values.textContent()) ?? '';
+    const parsed = YAML.parse(valuesText);
+    const servers = (await s.db.clusterServer.findMany({ where: { clusterId }, orderBy: { index: 'asc' } })).map((x) => x.address);
+    assert.deepEqual([parsed.global.enabled, parsed.server.enabled, parsed.connectInject.enabled], [false, false, true]);
+    assert.deepEqual(parsed.externalServers.hosts, servers);
+    await page.getByText(/hashicorp\/consul 0\.26\.0/).first().waitFor();
+    await page.getByRole('button', { name: 'Copy values.yaml' }).click();
+    await page.getByRole('button', { name: 'Copied' }).waitFor();
+    assert.equal(await clipboard(), valuesText, 'the copy button copies the values as shown');
+
+    // The API server field is checked with the contract's rule before anything is sent.
+    const host = page.getByLabel('Kubernetes API server (optional)');
+    await host.fill('http://aks.example');
+    await host.and(page.locator('[aria-invalid="true"]')).waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Update the values' }).isDisabled(), true);
+    await host.fill('https://orders-aks-1a2b3c4d.hcp.northeurope.azmk8s.io:443');
+    await page.getByRole('button', { name: 'Update the values' }).click();
+    await values.getByText('k8sAuthMethodHost: https://orders-aks-1a2b3c4d.hcp.northeurope.azmk8s.io:443').waitFor();
+    await assertAccessible(page, 'the Kubernetes tab');
+    await screenshot(page, 'cluster-kubernetes');
+
+    const tokensBefore = await s.db.issuedToken.count({ where: { clusterId } });
+    await page.getByRole('button', { name: 'Create the Secret…' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Create the Kubernetes Secret' });
+    await dialog.getByRole('button', { name: 'Create token and Secret' }).click();
+    const secretDoc = dialog.getByRole('region', { name: 'The Secret (secret.yaml)' });
+    await secretDoc.waitFor({ timeout: 60_000 });
+    const secretText = (await secretDoc.textContent()) ?? '';
+    const secret = YAML.parse(secretText) as { kind: string; data: Record<string, string> };
+    assert.equal(secret.kind, 'Secret');
+    const decoded = (k: string) => Buffer.from(secret.data[k] ?? '', 'base64').toString('utf8');
+    const gossipKey = await new SecretRepository(s.db, SecretBox.fromKeyFile(s.config.KEK_FILE)).get(clusterId, SecretName.GossipKey);
+    assert.ok(gossipKey && decoded('gossipEncryptionKey') === gossipKey, "the Secret holds the cluster's gossip key");
+    assert.match(decoded('caCert'), /BEGIN CERTIFICATE/);
+    const bootstrap = decoded('bootstrapToken');
+    assert.ok(/^[0-9a-f-]{36}$/.test(bootstrap), 'the Secret holds a SecretID');
+    assert.equal(await s.db.issuedToken.count({ where: { clusterId } }), tokensBefore + 1, 'a management token was made for the chart');
+    await dialog.getByRole('button', { name: 'Copy secret.yaml' }).click();
+    await dialog.getByRole('button', { name: 'Copied' }).waitFor();
+    assert.ok(await clipboard() === secretText, 'the copy button copies the Secret as shown');
+    await assertAccessible(page, 'the Secret dialog');
+    await dialog.getByRole('button', { name: 'Done' }).click();
+    await dialog.waitFor({ state: 'hidden' });
+    const content = await page.content();
+    assert.ok(!content.includes(secret.data.bootstrapToken!) && !content.includes(bootstrap) && !content.includes(gossipKey), 'the Secret is gone from the page once the dialog closes');
+    await page.evaluate('navigator.clipboard.writeText("")');
   });
 
   step('an SRE sees the fleet across tenants, filters it, starts a snapshot wave and watches it finish', async () => {

@@ -17,6 +17,8 @@ import { FederationController } from './federation/federation.controller';
 import { FederationService } from './federation/federation.service';
 import { IssuedTokensController } from './issued-tokens/issued-tokens.controller';
 import { IssuedTokensService } from './issued-tokens/issued-tokens.service';
+import { KubernetesController } from './kubernetes/kubernetes.controller';
+import { KubernetesService } from './kubernetes/kubernetes.service';
 import { ErrorFilter } from './errors/error.filter';
 import { HealthController } from './health/health.controller';
 import { OperationDispatcher } from './operation.dispatcher';
@@ -59,7 +61,7 @@ export class AppModule {
   static forRoot(config: Config): DynamicModule {
     return {
       module: AppModule,
-      controllers: [ClustersController, FederationController, IssuedTokensController, SnapshotsController, OperationsController, CatalogController, HealthController, AdminController, BillingController, QueuesBoardController, ConsoleAuthController, SsoController, NotificationsController],
+      controllers: [ClustersController, FederationController, IssuedTokensController, KubernetesController, SnapshotsController, OperationsController, CatalogController, HealthController, AdminController, BillingController, QueuesBoardController, ConsoleAuthController, SsoController, NotificationsController],
       providers: [
         { provide: CONFIG, useValue: config },
         { provide: DB, useFactory: () => createDb(config.DATABASE_URL, config.DATABASE_POOL_SIZE) },
@@ -126,6 +128,7 @@ export class AppModule {
         ClustersService,
         FederationService,
         IssuedTokensService,
+        KubernetesService,
         SnapshotsService,
         Resources,
         { provide: APP_GUARD, useClass: AuthGuard },

@@ -33,8 +33,9 @@ export class ApiClient {
     this.base = base.replace(/\/+$/, '');
   }
 
-  get<T>(path: string): Promise<T> {
-    return this.send<T>('GET', path);
+  /** `headers`: request headers of the route's own (a token a route writes into its answer travels there, never in the URL). */
+  get<T>(path: string, headers: Record<string, string> = {}): Promise<T> {
+    return this.send<T>('GET', path, undefined, headers);
   }
 
   post<T>(path: string, body?: unknown): Promise<T> {
@@ -54,8 +55,8 @@ export class ApiClient {
     return (await this.exchange('GET', path, undefined, `${type}, application/json;q=0.5`)).text;
   }
 
-  private async send<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const { status, text } = await this.exchange(method, path, body, 'application/json');
+  private async send<T>(method: string, path: string, body?: unknown, extra: Record<string, string> = {}): Promise<T> {
+    const { status, text } = await this.exchange(method, path, body, 'application/json', extra);
     let parsed: unknown;
     try {
       parsed = text ? JSON.parse(text) : undefined;
@@ -67,8 +68,8 @@ export class ApiClient {
   }
 
   /** One request; a status of 400 or more becomes an ApiError from the `{ error }` body. */
-  private async exchange(method: string, path: string, body: unknown, accept: string): Promise<{ status: number; text: string }> {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.token}`, accept };
+  private async exchange(method: string, path: string, body: unknown, accept: string, extra: Record<string, string> = {}): Promise<{ status: number; text: string }> {
+    const headers: Record<string, string> = { ...extra, authorization: `Bearer ${this.token}`, accept };
     if (body !== undefined) headers['content-type'] = 'application/json';
     let status: number;
     let text: string;

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import YAML from 'yaml';
 import { READ, SUBSCRIPTION, WRITE, startStack, waitFor, type TestStack } from '../../../test/support/stack';
 import { BillingTicker } from '../../worker/src/billing/billing.ticker';
 import { run } from './cli';
@@ -528,6 +529,43 @@ describe('hcs, the command line', { timeout: 240_000 }, () => {
     const t = JSON.parse(issued.stdout);
     assert.match(t.accessorId, /^[0-9a-f-]{36}$/);
     assert.match(t.secretId, /^[0-9a-f-]{36}$/);
+  });
+
+  it('kubernetes prints the Helm values or the Secret as YAML; --secret makes a management token for the chart, or takes one with --token-file -', async () => {
+    assert.ok(clusterId);
+    const values = await hcs(['kubernetes', clusterId, '--helm-values', '--k8s-auth-method-host', 'https://aks.example:443']);
+    assert.equal(values.code, 0, values.stderr);
+    assert.match(values.stdout, /^# hashicorp\/consul 0\.26\.0 values/, 'the chart version to install heads the values');
+    const v = YAML.parse(values.stdout);
+    assert.deepEqual([v.global.enabled, v.server.enabled, v.client.enabled, v.externalServers.k8sAuthMethodHost], [false, false, true, 'https://aks.example:443']);
+
+    const listTokens = async () => (await s.request('GET', `/v1/clusters/${clusterId}/tokens`, { token })).body.tokens as { accessorId: string; description: string }[];
+    const earlier = await listTokens();
+    const made = await hcs(['kubernetes', clusterId, '--secret']);
+    assert.equal(made.code, 0, made.stderr);
+    const secret = YAML.parse(made.stdout) as { kind: string; data: Record<string, string> };
+    assert.equal(secret.kind, 'Secret');
+    const later = await listTokens();
+    assert.equal(later.length, earlier.length + 1, 'one management token made for the chart');
+    const chartToken = later.find((t) => !earlier.some((b) => b.accessorId === t.accessorId))!;
+    assert.match(chartToken.description, /server-acl-init/);
+    assert.match(made.stderr, new RegExp(`hcs tokens revoke ${clusterId} ${chartToken.accessorId}`), 'says which token it made and how to revoke it');
+    const bootstrap = Buffer.from(secret.data.bootstrapToken!, 'base64').toString('utf8');
+    assert.ok(/^[0-9a-f-]{36}$/.test(bootstrap), 'the Secret holds a SecretID');
+    assert.ok(!made.stderr.includes(bootstrap), 'the token is in the Secret only, not in the messages');
+
+    const given = '0f0e0d0c-0b0a-4908-8706-050403020100';
+    const piped = await hcs(['kubernetes', clusterId, '--secret', '--token-file', '-'], { stdin: `${given}\n` });
+    assert.equal(piped.code, 0, piped.stderr);
+    assert.ok(Buffer.from(YAML.parse(piped.stdout).data.bootstrapToken, 'base64').toString('utf8') === given, 'the Secret holds the token given');
+    assert.equal((await listTokens()).length, later.length, 'no token made when one is given');
+
+    const neither = await hcs(['kubernetes', clusterId]);
+    assert.equal(neither.code, 2);
+    assert.match(neither.stderr, /choose one document: --helm-values or --secret[\s\S]*usage: hcs kubernetes ID/);
+    const reader = await hcs(['kubernetes', clusterId, '--helm-values'], { env: { HCS_TOKEN: s.token(TENANT, READ, 'reader') } });
+    assert.equal(reader.code, 3, reader.stderr);
+    assert.match(reader.stderr, /forbidden: .*Clusters\.ReadWrite/);
   });
 
   it('clusters federation-token, create --federation-token and federation: a secondary joins the cluster, both show the federation', async () => {

@@ -3,6 +3,7 @@ import { BILLING_ROUTES } from './billing';
 import { CLUSTER_ROUTES } from './clusters';
 import { CONSOLE_ROUTES } from './console';
 import { FEDERATION_ROUTES } from './federation';
+import { KUBERNETES_ROUTES } from './kubernetes';
 import { OPERATION_ROUTES } from './operations';
 import { SNAPSHOT_ROUTES } from './snapshots';
 import { SYSTEM_ROUTES } from './system';
@@ -13,6 +14,7 @@ export * from './fields';
 export * from './errors';
 export * from './clusters';
 export * from './federation';
+export * from './kubernetes';
 export * from './operations';
 export * from './snapshots';
 export * from './tokens';
@@ -24,6 +26,6 @@ export * from './openapi';
 
 /** Every route of the API, by id. */
 export const ROUTES = {
-  ...CLUSTER_ROUTES, ...FEDERATION_ROUTES, ...OPERATION_ROUTES, ...SNAPSHOT_ROUTES, ...TOKEN_ROUTES, ...ADMIN_ROUTES, ...BILLING_ROUTES, ...CONSOLE_ROUTES, ...SYSTEM_ROUTES,
+  ...CLUSTER_ROUTES, ...FEDERATION_ROUTES, ...KUBERNETES_ROUTES, ...OPERATION_ROUTES, ...SNAPSHOT_ROUTES, ...TOKEN_ROUTES, ...ADMIN_ROUTES, ...BILLING_ROUTES, ...CONSOLE_ROUTES, ...SYSTEM_ROUTES,
 };
 export type RouteId = keyof typeof ROUTES;

@@ -16,9 +16,20 @@ function printSecret(ctx: CommandContext, t: IssuedTokenView): void {
 }
 
 /** Collects the secret of a create-token operation once it has Succeeded: a POST, as it is handed out once (to whoever asked for the token, or an operator). */
-async function collect(ctx: CommandContext, operationId: string): Promise<void> {
+async function collectSecret(ctx: CommandContext, operationId: string): Promise<IssuedTokenView> {
   await waitForOperation(ctx, operationId);
-  printSecret(ctx, await ctx.api().post<IssuedTokenView>(collectPath(operationId)));
+  return ctx.api().post<IssuedTokenView>(collectPath(operationId));
+}
+
+async function collect(ctx: CommandContext, operationId: string): Promise<void> {
+  printSecret(ctx, await collectSecret(ctx, operationId));
+}
+
+/** A new management token on the cluster, its secret in hand: from the answer (201), or collected through its operation (202). */
+export async function makeToken(ctx: CommandContext, clusterId: string, description: string | undefined): Promise<IssuedTokenView> {
+  const res = await ctx.api().post<IssuedTokenView | TokenAccepted>(tokensPath(clusterId), description === undefined ? {} : { description });
+  // 202: the API stopped waiting; the secret is collected through the operation, now, before its collection window ends.
+  return 'collect' in res ? collectSecret(ctx, res.operation.id) : res;
 }
 
 const create = command({
@@ -27,11 +38,7 @@ const create = command({
   positionals: ['CLUSTER'],
   options: { description: { type: 'string', value: 'TEXT', description: 'what the token is for, recorded in Consul' } },
   async run(ctx) {
-    const description = ctx.args.string('description');
-    const res = await ctx.api().post<IssuedTokenView | TokenAccepted>(tokensPath(ctx.args.positionals[0]!), description === undefined ? {} : { description });
-    // 202: the API stopped waiting; the secret is collected through the operation, now, before its collection window ends.
-    if ('collect' in res) return collect(ctx, res.operation.id);
-    printSecret(ctx, res);
+    printSecret(ctx, await makeToken(ctx, ctx.args.positionals[0]!, ctx.args.string('description')));
   },
 });
 

@@ -29,3 +29,5 @@ export type { ClientConfig, OperationStep };
 
 export const ACTIVE_CLUSTER_STATES: ReadonlySet<string> = new Set<Cluster['state']>(['Creating', 'Updating', 'Deleting']);
 export const ENDED_OPERATION_STATES: ReadonlySet<string> = new Set<Operation['state']>(['Succeeded', 'Failed', 'Canceled']);
+/** GET /v1/clusters/{id}/kubernetes: the Consul Helm chart's values and, with X-Consul-Token, the Secret they read. */
+export type { KubernetesConfigView as KubernetesConfig } from '../../../../libs/contracts/src';

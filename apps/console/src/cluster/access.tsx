@@ -1,5 +1,6 @@
 import { useMutation } from '@tanstack/react-query';
 import { useId, useState } from 'react';
+import { Link } from 'react-router';
 import type { ApiError } from '../api/client';
 import { clusterApi, useClusterChange, useOperation } from '../api/queries';
 import type { Cluster, CreatedToken } from '../api/types';
@@ -49,6 +50,7 @@ export function AccessPanel({ cluster: c }: { cluster: Cluster }) {
         {canWrite ? <TokenButton cluster={c} disabled={!ready} /> : null}
       </div>
       {config.data?.encryptOmitted ? <p className="muted small">{config.data.encryptOmitted}</p> : null}
+      {canWrite ? <p className="muted small">Clients in Kubernetes (AKS): the Consul Helm chart’s values and Secret are in the <Link to={`/clusters/${c.id}?tab=kubernetes`}>Kubernetes tab</Link>.</p> : null}
       <ActionError error={config.error} />
     </div>
   );
@@ -107,7 +109,7 @@ function TokenButton({ cluster: c, disabled }: { cluster: Cluster; disabled: boo
  * A token still being made when the API stopped waiting: its operation's progress, then its
  * secret collected on request (a POST, once; only the user who asked for it may).
  */
-function PendingToken({ operationId, onCollected, onCancel }: { operationId: string; onCollected: (t: CreatedToken) => void; onCancel: () => void }) {
+export function PendingToken({ operationId, onCollected, onCancel }: { operationId: string; onCollected: (t: CreatedToken) => void; onCancel: () => void }) {
   const op = useOperation(operationId);
   const collect = useMutation<CreatedToken, ApiError>({ mutationFn: () => clusterApi.collectToken(operationId), onSuccess: onCollected });
   const state = op.data?.state;

@@ -10,12 +10,14 @@ import { Tabs } from '../ui/tabs';
 import { AccessPanel } from './access';
 import { ActivityPanel } from './activity';
 import { FederationPanel } from './federation';
+import { KubernetesPanel } from './kubernetes';
 import { SettingsPanel } from './settings';
 import { SnapshotsPanel } from './snapshots';
 
 const TABS = [
   { id: 'overview', label: 'Overview' },
   { id: 'snapshots', label: 'Snapshots' },
+  { id: 'kubernetes', label: 'Kubernetes' },
   { id: 'settings', label: 'Upgrade, scale and policies' },
   { id: 'activity', label: 'Operations and events' },
 ];
@@ -52,6 +54,7 @@ function ClusterView({ cluster: c }: { cluster: Cluster }) {
       </div>
       <Tabs tabs={TABS} selected={tab} onSelect={(t) => setParams(t === 'overview' ? {} : { tab: t }, { replace: true })} label="Cluster sections">
         {tab === 'overview' ? <><Overview cluster={c} /><FederationPanel cluster={c} /></>
+          : tab === 'kubernetes' ? <KubernetesPanel cluster={c} />
           : tab === 'snapshots' ? <SnapshotsPanel cluster={c} />
             : tab === 'settings' ? <SettingsPanel cluster={c} />
               : <ActivityPanel cluster={c} />}
