@@ -8,7 +8,7 @@ import { inflateRawSync } from 'node:zlib';
 import fc from 'fast-check';
 import { TIER_NAMES, VERSIONS, VNET_CIDR_PATTERN } from '../libs/core/src';
 import { subnetPlan } from '../libs/provisioner/src';
-import { createClusterBody } from '../libs/contracts/src';
+import { FEDERATION_TOKEN_PATTERN, createClusterBody } from '../libs/contracts/src';
 import { catalogOf } from '../apps/api/src/validation/input';
 import { PACKAGE_FILES, buildManagedAppPackage } from '../infra/managed-app/package';
 import { SUBSCRIPTION, WRITE, startStack, type TestStack } from './support/stack';
@@ -138,7 +138,7 @@ describe('createUiDefinition.json', () => {
     assert.equal(ui.version, '0.1.2-preview');
     assert.ok(Array.isArray(ui.parameters.basics) && Array.isArray(ui.parameters.steps) && typeof ui.parameters.outputs === 'object');
     assert.deepEqual(ui.parameters.steps.map((s: any) => s.name), ['consul', 'operations']);
-    assert.deepEqual(elements().filter((e) => e.step === 'consul').map((e) => e.name), ['clusterName', 'datacenter', 'tier', 'consulVersion', 'externalEndpoint', 'vnetCidr']);
+    assert.deepEqual(elements().filter((e) => e.step === 'consul').map((e) => e.name), ['clusterName', 'datacenter', 'tier', 'consulVersion', 'externalEndpoint', 'vnetCidr', 'federation', 'federationToken']);
     assert.deepEqual(elements().filter((e) => e.step === 'operations').map((e) => e.name),
       ['upgradeMode', 'upgradeWindowDay', 'upgradeWindowStartHour', 'upgradeWindowHours', 'snapshotIntervalHours', 'snapshotRetention']);
     for (const e of elements()) {
@@ -213,6 +213,11 @@ describe('createUiDefinition.json', () => {
     assert.deepEqual(byName.consulVersion.constraints.allowedValues.map((v: any) => v.value), VERSIONS.map((v) => v.version));
     assert.deepEqual(main.parameters.tier.allowedValues, TIER_NAMES);
     assert.equal(byName.vnetCidr.constraints.validations[0].regex, VNET_CIDR_PATTERN, 'the VNet rule is the code\'s, verbatim');
+    // A secondary's token: the API's rule, verbatim; asked only for a secondary, and empty (a cluster on its own) otherwise.
+    assert.equal(byName.federationToken.constraints.validations[0].regex, FEDERATION_TOKEN_PATTERN.source);
+    assert.equal(byName.federationToken.visible, "[steps('consul').federation]");
+    assert.equal(ui.parameters.outputs.federationToken, "[coalesce(steps('consul').federationToken, '')]");
+    assert.deepEqual(main.parameters.federationToken, { type: 'string', defaultValue: '', metadata: main.parameters.federationToken.metadata }, 'a plain string: ARM would not show the control plane a secureString parameter');
   });
 
   it('numeric fields refuse and accept what the API\'s create command does (every integer -5 to 400 and some text)', () => {
