@@ -71,13 +71,15 @@ describe('ARM templates', () => {
     });
   }
 
-  it('cluster.json: Consul ports only inside the VNet; 8501 from the Internet and a public load balancer only with the external endpoint', () => {
+  it('cluster.json: Consul ports only inside the VNet (a federation\'s peered members: RPC and WAN gossip only); 8501 from the Internet and a public load balancer only with the external endpoint', () => {
     const t = read('infra/arm/cluster.json');
     const rules = t.variables.vnetRules as any[];
     const allows = rules.filter((r) => r.properties.access === 'Allow');
     for (const r of allows) {
-      assert.ok(['VirtualNetwork', 'AzureLoadBalancer'].includes(r.properties.sourceAddressPrefix), `${r.name}: never from the Internet`);
-      assert.ok(['8300', '8301-8302', '8501'].includes(r.properties.destinationPortRange), `${r.name}: a Consul port`);
+      assert.ok(['VirtualNetwork', "[parameters('vnetCidr')]", 'AzureLoadBalancer'].includes(r.properties.sourceAddressPrefix), `${r.name}: never from the Internet`);
+      assert.ok(['8300', '8301', '8302', '8501'].includes(r.properties.destinationPortRange), `${r.name}: a Consul port`);
+      // The VirtualNetwork tag covers peered VNets (https://learn.microsoft.com/azure/virtual-network/service-tags-overview): only RPC and WAN gossip may use it.
+      if (r.properties.sourceAddressPrefix === 'VirtualNetwork') assert.ok(['8300', '8302'].includes(r.properties.destinationPortRange), `${r.name}: open to peered members`);
     }
     const deny = rules.find((r) => r.properties.access === 'Deny');
     assert.ok(deny && deny.properties.priority > Math.max(...allows.map((r) => r.properties.priority)), 'everything else is denied, VNet traffic included');
