@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { consul } from './support/consul-cli';
+import { endAzureRun, operationEnd, spawnAzureWorker } from './support/azure-e2e';
 import { startLocalArm, type LocalArm } from './support/local-arm';
 import { sshPublicKey } from './support/ssh-key';
-import { WORKER_MAIN, exited, workerEnv } from './support/worker-process';
-import { SUBSCRIPTION, WRITE, startStack, testConfig, waitFor, type TestStack } from './support/stack';
+import { SUBSCRIPTION, WRITE, startStack, testConfig, type TestStack } from './support/stack';
 
 const TENANT = 'a3a3a3a3-0000-4000-8000-0000000000a3';
 const SECRET = randomBytes(32).toString('base64url');
@@ -47,22 +47,11 @@ describe('federation on the azure target', { timeout: 600_000 }, () => {
     });
     s = await startStack({ worker: false, config });
     token = s.token(TENANT, WRITE);
-    // The worker as its own process, with the local cloud's DNS (its vaults' names).
-    const env = { ...workerEnv(s.config, 'azure-fed-worker'), NODE_OPTIONS: `--require ${path.join(__dirname, 'support', 'local-dns.js')}` };
-    children.push(spawn(process.execPath, [WORKER_MAIN], { env, stdio: ['ignore', 'ignore', 'inherit'] }));
+    children.push(spawnAzureWorker(s, 'azure-fed-worker'));
   });
-  after(async () => {
-    for (const c of children) {
-      c.kill('SIGKILL');
-      await exited(c);
-    }
-    await s?.close();
-    await arm?.close();
-    fs.rmSync(work, { recursive: true, force: true });
-  });
+  after(() => endAzureRun(children, s, arm, work));
 
-  const finish = async (opId: string, timeoutMs = 240_000) =>
-    (await waitFor(`operation ${opId}`, () => s.request('GET', `/v1/operations/${opId}`, { token }), (r) => ['Succeeded', 'Failed'].includes(r.body.state), timeoutMs)).body;
+  const finish = (opId: string, timeoutMs = 240_000) => operationEnd(s, token, opId, timeoutMs);
 
   /** A managed application bought and deployed: Azure notifies PUT Succeeded and the API answers. */
   async function buy(name: string, datacenter: string, vnetCidr: string, federationToken = '') {

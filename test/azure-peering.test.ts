@@ -4,12 +4,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { availabilityZones } from '../libs/core/src';
-import { AzureTarget, PEER_BACK_TEMPLATE, generateClusterPki, generateGossipKey, generateManagementToken, peeringName, subnetPlan, type AzurePlacement, type ClusterSecrets, type ClusterSpec } from '../libs/provisioner/src';
+import { PEER_BACK_TEMPLATE, generateClusterPki, generateGossipKey, generateManagementToken, peeringName, subnetPlan, type AzurePlacement, type ClusterSecrets, type ClusterSpec } from '../libs/provisioner/src';
 import { admittedFromPeer, peeringState, refusePeering, securityRuleOf, type PeeringRecord, type VnetRecord } from './support/arm-network';
 import { ArmPreflight } from './support/arm-preflight';
 import { TemplateError, evaluateDeployment } from './support/arm-template';
-import { CONTROL_PLANE_SUBNET_ID } from './support/local-arm';
-import { sshPublicKey } from './support/ssh-key';
+import { offlineAzureTarget } from './support/azure-offline';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CLUSTER = JSON.parse(fs.readFileSync(path.join(ROOT, 'infra/arm/cluster.json'), 'utf8')) as Record<string, unknown>;
@@ -92,12 +91,7 @@ describe('VNet peering as Azure decides it', () => {
 describe('the azure target\'s deployments for a federation\'s secondary', () => {
   let spec: ClusterSpec;
   let secrets: ClusterSecrets;
-  const target = new AzureTarget({
-    credential: { getToken: () => Promise.reject(new Error('no ARM here')) }, armEndpoint: 'https://management.invalid',
-    placement: () => Promise.reject(new Error('unused')), journal: { current: () => Promise.reject(new Error('unused')), save: () => Promise.resolve() },
-    template: CLUSTER, adminSshPublicKey: sshPublicKey('operator'), managementSubnetId: CONTROL_PLANE_SUBNET_ID,
-    consulPackage: (version) => ({ version, url: `https://packages.example.invalid/consul_${version}.deb`, sha256: 'ab'.repeat(32) }), binaryFor: () => 'consul',
-  });
+  const target = offlineAzureTarget(CLUSTER);
   const primaryId = randomUUID();
   const siblingId = randomUUID();
   const placement: AzurePlacement = {
