@@ -145,13 +145,45 @@ describe('federation on the azure target', { timeout: 600_000 }, () => {
     assert.deepEqual(fed.body.secondaries.map((x: { clusterId: string }) => x.clusterId), [secondary.id]);
   });
 
-  it('deleting the secondary removes the primary\'s peering to it; the primary stays Running, peered with nothing', async () => {
+  /** The peerings as [VNet, remote VNet, state], lower case, sorted. */
+  const peeringTriples = () => arm.peerings().map((p) => [p.vnetId.toLowerCase(), p.remoteId.toLowerCase(), p.state]).sort();
+  const both = (a: { mrg: string; name: string }, b: { mrg: string; name: string }) => [
+    [vnetOf(a.mrg, a.name).toLowerCase(), vnetOf(b.mrg, b.name).toLowerCase(), 'Connected'],
+    [vnetOf(b.mrg, b.name).toLowerCase(), vnetOf(a.mrg, a.name).toLowerCase(), 'Connected'],
+  ];
+  let third: { id: string; mrg: string };
+
+  it('a second secondary peers with the primary and with the first secondary too (the WAN pool is a full mesh; peering is not transitive)', async () => {
+    const issued = await s.request('POST', `/v1/clusters/${primary.id}/federation-token`, { token });
+    assert.equal(issued.status, 201, JSON.stringify(issued.body));
+    const { mrg, answer } = await buy('fed-south', 'south', '172.25.18.0/24', issued.body.token);
+    assert.equal(answer.outcome, 'created', JSON.stringify(answer));
+    const op = await finish(answer.operationId!);
+    assert.equal(op.state, 'Succeeded', JSON.stringify(op.error ?? op.steps));
+    third = { id: answer.clusterId!, mrg };
+    const west = { mrg: primary.mrg, name: 'fed-west' };
+    const east = { mrg: secondary.mrg, name: 'fed-east' };
+    const south = { mrg, name: 'fed-south' };
+    assert.deepEqual(peeringTriples(), [...both(west, east), ...both(west, south), ...both(east, south)].sort());
+    assert.ok(arm.deployments().some((d) => d.resourceGroup === secondary.mrg && d.name.startsWith('consul-peering-') && d.state === 'Succeeded'), 'the first secondary peers back by a deployment into its own group');
+    assert.equal(arm.peeredGroups().length, 3);
+    const southServer = (await s.db.clusterServer.findFirstOrThrow({ where: { clusterId: third.id }, orderBy: { index: 'asc' } })).address;
+    assert.equal(await connects(arm.netnsOf(secondary.mrg), southServer, 8300), true, 'one secondary reaches the other\'s server RPC');
+  });
+
+  it('deleting a secondary removes the other members\' peerings to it; the others stay peered; the primary stays Running', async () => {
     const del = await s.request('DELETE', `/v1/clusters/${secondary.id}`, { token });
     assert.equal(del.status, 202, JSON.stringify(del.body));
     const op = await finish(del.body.operation.id);
     assert.equal(op.state, 'Succeeded', JSON.stringify(op.error ?? op.steps));
-    assert.deepEqual(arm.peerings(), [], 'the primary\'s peering went with the delete (its own went with its VNet)');
-    assert.ok(arm.requests.some((r) => r.toLowerCase() === `delete ${vnetOf(primary.mrg, 'fed-west').toLowerCase()}/virtualnetworkpeerings/federation-${secondary.id}`), 'deleted by the target, in the primary\'s VNet');
+    assert.deepEqual(peeringTriples(), both({ mrg: primary.mrg, name: 'fed-west' }, { mrg: third.mrg, name: 'fed-south' }).sort(), 'its own peerings went with its VNet; the primary\'s and the other secondary\'s to it were deleted');
+    for (const [mrg, name] of [[primary.mrg, 'fed-west'], [third.mrg, 'fed-south']]) {
+      assert.ok(arm.requests.some((r) => r.toLowerCase() === `delete ${vnetOf(mrg, name).toLowerCase()}/virtualnetworkpeerings/federation-${secondary.id}`), `deleted by the target, in ${name}'s VNet`);
+    }
+    assert.deepEqual(arm.peeredGroups().map((g) => [...g].sort()), [[primary.mrg, third.mrg].map((g) => g.toLowerCase()).sort()]);
+    const again = await s.request('DELETE', `/v1/clusters/${third.id}`, { token });
+    assert.equal((await finish(again.body.operation.id)).state, 'Succeeded');
+    assert.deepEqual(arm.peerings(), [], 'the primary is peered with nothing');
     assert.deepEqual(arm.peeredGroups(), []);
     const p = await s.db.cluster.findUniqueOrThrow({ where: { id: primary.id } });
     assert.equal(p.state, 'Running');

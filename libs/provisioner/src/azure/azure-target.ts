@@ -410,9 +410,9 @@ export class AzureTarget implements Target {
 
   /**
    * A secondary's peerings Connected: each member peers back (a deployment into the member's
-   * managed resource group, once per operation), then both sides are asked. A peering still not
-   * Connected once both exist is one Azure will not connect (Disconnected: the other side was
-   * deleted and made again) and fails the change.
+   * managed resource group, once per operation), then both sides are asked. Azure connects both
+   * once both exist (a Disconnected side too, once the side deleted is made again); one still
+   * Initiated is asked again later, any other state fails the change.
    */
   private async ensurePeerings(clusterId: string, p: AzurePlacement): Promise<Progress> {
     for (const peer of p.peers ?? []) {
@@ -422,6 +422,7 @@ export class AzureTarget implements Target {
       if (back.state !== 'ready') return back;
       for (const [side, where, name] of [['its', p, peeringName(peer.clusterId)], [`${peer.clusterName}'s`, peer, peeringName(clusterId)]] as const) {
         const state = (await (await this.clientsOf(where)).network.virtualNetworkPeerings.get(where.resourceGroup, vnetName(where), name)).peeringState;
+        if (state === 'Initiated') return { state: 'in-progress', detail: `${side} peering ${name} is Initiated`, retryAfterMs: this.pollIntervalMs };
         if (state !== 'Connected') {
           throw new TargetRefusedError('peering_not_connected', `cluster ${clusterId}: ${side} peering ${name} (${vnetName(p)} with ${vnetName(peer)}) is ${state ?? 'unknown'}, not Connected, although both VNets peer with each other`);
         }
