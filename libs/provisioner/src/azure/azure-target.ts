@@ -44,7 +44,13 @@ import { BOOT_STATUS_LINE, FETCH_SECRETS_LINE, RELOAD_LINE, parseRunCommandOutpu
  *   rule V2 per port: each instance a frontend port of its own), by one
  *   private endpoint per cluster that the worker makes in the control plane's
  *   own subnet (`managementSubnetId`). Customers' address spaces overlap each
- *   other's: nothing is peered, and no server address is ever dialled.
+ *   other's: nothing is peered with the control plane, and no server address is
+ *   ever dialled by it.
+ * - A federation's secondary peers its VNet with every other member's (its
+ *   template's `federationPeers`), and each member peers back by a deployment
+ *   of its own in that member's group (`ensurePeerings`), so that the members'
+ *   servers reach each other's RPC and WAN gossip ports; deleting the secondary
+ *   deletes the members' peerings to it.
  * - Deleting deploys an empty template in Complete mode: every resource of
  *   the managed resource group goes, the group stays (Azure owns it); the
  *   private endpoint goes first (Azure keeps a Private Link service that
