@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { closeDb, createDb, createOperationsQueue, createRedis, type Db, type OperationsQueue } from '../libs/core/src';
 import { UpgradeScheduleRepository, windowOpenedAt } from '../libs/core/src/persistence/upgrade-schedule.repository';
 import { LocalTarget } from '../libs/provisioner/src';
 import { UpgradeScheduler } from '../apps/worker/src/schedules/upgrade.scheduler';
+import { linkedVersion } from './support/catalog';
 import { SUBSCRIPTION, WRITE, localTarget, startStack, testConfig, waitFor, type TestStack } from './support/stack';
 
 const TENANT = 'a0a0a0a0-0000-4000-8000-0000000000a0';
@@ -18,6 +16,32 @@ const BEFORE_WINDOW = at('2030-01-02T21:30:00Z');
 const IN_WINDOW = at('2030-01-03T01:00:00Z');
 const WINDOW_CLOSED = at('2030-01-03T02:00:00Z');
 const NEXT_WEEK_IN_WINDOW = at('2030-01-09T23:00:00Z');
+
+/** The API as one tenant's caller sees it; `get` gives the stack and token once before() has made them. */
+function caller(get: () => { s: TestStack; token: string }) {
+  const request = (method: string, path: string, body?: unknown) => get().s.request(method, path, { token: get().token, body });
+  const finish = async (opId: string) =>
+    (await waitFor(`operation ${opId}`, () => request('GET', `/v1/operations/${opId}`), (r) => ['Succeeded', 'Failed', 'Canceled'].includes(r.body.state), 180_000)).body;
+  const operations = async (id: string) => (await request('GET', `/v1/clusters/${id}/operations`)).body.operations as { id: string; kind: string; state: string }[];
+  const create = (name: string, extra: Record<string, unknown> = {}) =>
+    request('POST', '/v1/clusters', { name, subscriptionId: SUBSCRIPTION, resourceGroup: 'rg-auto', region: 'westeurope', tier: 'development', consulVersion: '1.8.7', ...extra });
+  return {
+    finish,
+    operations,
+    create,
+    cluster: async (id: string) => (await request('GET', `/v1/clusters/${id}`)).body,
+    events: async (id: string) => (await request('GET', `/v1/clusters/${id}/events`)).body.events as { action: string; actor: string; operationId: string | null; details: any }[],
+    upgrades: async (id: string) => (await operations(id)).filter((o) => o.kind === 'upgrade'),
+    /** Clusters created at once, each waited for until Running; their ids in order. */
+    async createRunning(...clusters: [string, Record<string, unknown>][]): Promise<string[]> {
+      const created = await Promise.all(clusters.map(([name, extra]) => create(name, extra)));
+      for (const c of created) assert.equal(c.status, 202, JSON.stringify(c.body));
+      const done = await Promise.all(created.map((c) => finish(c.body.operation.id)));
+      for (const d of done) assert.equal(d.state, 'Succeeded', JSON.stringify(d));
+      return created.map((c) => c.body.cluster.id as string);
+    },
+  };
+}
 
 describe('maintenance windows (pure)', () => {
   it('opens on the day and hour, runs past midnight, closes after its hours', () => {
@@ -48,7 +72,7 @@ describe('maintenance windows (pure)', () => {
 describe('automatic upgrades inside a maintenance window', { timeout: 300_000 }, () => {
   let s: TestStack;
   let token: string;
-  let work: string;
+  let catalog: ReturnType<typeof linkedVersion>;
   let link: string;
   let target: LocalTarget;
   let redis: ReturnType<typeof createRedis>;
@@ -61,25 +85,12 @@ describe('automatic upgrades inside a maintenance window', { timeout: 300_000 },
   let autoId: string;
   let manualId: string;
 
-  const finish = async (opId: string) =>
-    (await waitFor(`operation ${opId}`, () => s.request('GET', `/v1/operations/${opId}`, { token }), (r) => ['Succeeded', 'Failed', 'Canceled'].includes(r.body.state), 180_000)).body;
-  const cluster = async (id: string) => (await s.request('GET', `/v1/clusters/${id}`, { token })).body;
-  const operations = async (id: string) => (await s.request('GET', `/v1/clusters/${id}/operations`, { token })).body.operations as { id: string; kind: string; state: string }[];
-  const events = async (id: string) =>
-    (await s.request('GET', `/v1/clusters/${id}/events`, { token })).body.events as { action: string; actor: string; operationId: string | null; details: any }[];
-  const upgrades = async (id: string) => (await operations(id)).filter((o) => o.kind === 'upgrade');
-  const create = (name: string, extra: Record<string, unknown> = {}) =>
-    s.request('POST', '/v1/clusters', {
-      token,
-      body: { name, subscriptionId: SUBSCRIPTION, resourceGroup: 'rg-auto', region: 'westeurope', tier: 'development', consulVersion: '1.8.7', ...extra },
-    });
+  const { finish, cluster, operations, events, upgrades, create, createRunning } = caller(() => ({ s, token }));
 
   before(async () => {
-    work = fs.mkdtempSync(path.join(os.tmpdir(), 'auto-upgrade-'));
-    link = path.join(work, 'consul-auto');
-    fs.symlinkSync(process.env.CONSUL_BIN!, link);
-    const extra = [{ version: '1.8.7-auto', status: 'RECOMMENDED', binary: link, reports: '1.8.7' }];
-    s = await startStack({ worker: true, config: await testConfig({ EXTRA_CONSUL_VERSIONS: JSON.stringify(extra) }) });
+    catalog = linkedVersion('1.8.7-auto', 'RECOMMENDED');
+    link = catalog.link;
+    s = await startStack({ worker: true, config: await testConfig({ EXTRA_CONSUL_VERSIONS: JSON.stringify([catalog.entry]) }) });
     token = s.token(TENANT, WRITE);
     target = localTarget(s.config);
     redis = createRedis(s.config.REDIS_URL, false);
@@ -88,13 +99,7 @@ describe('automatic upgrades inside a maintenance window', { timeout: 300_000 },
     otherDbs = [1, 2, 3].map(() => createDb(s.config.DATABASE_URL, 1));
     workers = [scheduler, ...otherDbs.map((db) => new UpgradeScheduler(new UpgradeScheduleRepository(db), queue, s.config.JOB_ATTEMPTS, '1.8.7-auto'))];
 
-    const [auto, manual] = await Promise.all([create('auto', { upgradePolicy: { mode: 'automatic', window: WINDOW } }), create('manual')]);
-    assert.equal(auto.status, 202, JSON.stringify(auto.body));
-    assert.equal(manual.status, 202, JSON.stringify(manual.body));
-    autoId = auto.body.cluster.id;
-    manualId = manual.body.cluster.id;
-    const done = await Promise.all([finish(auto.body.operation.id), finish(manual.body.operation.id)]);
-    for (const d of done) assert.equal(d.state, 'Succeeded', JSON.stringify(d));
+    [autoId, manualId] = await createRunning(['auto', { upgradePolicy: { mode: 'automatic', window: WINDOW } }], ['manual', {}]);
   });
   after(async () => {
     await queue?.close();
@@ -102,7 +107,7 @@ describe('automatic upgrades inside a maintenance window', { timeout: 300_000 },
     for (const db of otherDbs) await closeDb(db);
     target?.close();
     await s?.close();
-    fs.rmSync(work, { recursive: true, force: true });
+    catalog?.remove();
   });
 
   it('the extra catalog entry is the one RECOMMENDED version', async () => {
@@ -282,50 +287,27 @@ describe('automatic upgrades inside a maintenance window', { timeout: 300_000 },
 describe('automatic upgrades and the version pin', { timeout: 300_000 }, () => {
   let s: TestStack;
   let token: string;
-  let work: string;
-  let link: string;
+  let catalog: ReturnType<typeof linkedVersion>;
   let target: LocalTarget;
   let scheduler: UpgradeScheduler;
   let pinnedId: string;
   let freeId: string;
 
-  const finish = async (opId: string) =>
-    (await waitFor(`operation ${opId}`, () => s.request('GET', `/v1/operations/${opId}`, { token }), (r) => ['Succeeded', 'Failed', 'Canceled'].includes(r.body.state), 180_000)).body;
-  const cluster = async (id: string) => (await s.request('GET', `/v1/clusters/${id}`, { token })).body;
-  const upgrades = async (id: string) =>
-    ((await s.request('GET', `/v1/clusters/${id}/operations`, { token })).body.operations as { id: string; kind: string; state: string }[]).filter((o) => o.kind === 'upgrade');
-  const events = async (id: string) =>
-    (await s.request('GET', `/v1/clusters/${id}/events`, { token })).body.events as { action: string; actor: string; operationId: string | null; details: any }[];
-  const create = (name: string, pin: string) =>
-    s.request('POST', '/v1/clusters', {
-      token,
-      body: {
-        name, subscriptionId: SUBSCRIPTION, resourceGroup: 'rg-pin', region: 'westeurope', tier: 'development', consulVersion: '1.8.7',
-        upgradePolicy: { mode: 'automatic', window: WINDOW, pin },
-      },
-    });
+  const { finish, cluster, events, upgrades, createRunning } = caller(() => ({ s, token }));
+  const automatic = (pin: string) => ({ upgradePolicy: { mode: 'automatic', window: WINDOW, pin } });
 
   before(async () => {
-    work = fs.mkdtempSync(path.join(os.tmpdir(), 'auto-upgrade-pin-'));
-    link = path.join(work, 'consul-1.9.0');
-    fs.symlinkSync(process.env.CONSUL_BIN!, link);
-    const extra = [{ version: '1.9.0', status: 'RECOMMENDED', binary: link, reports: '1.8.7' }];
-    s = await startStack({ worker: true, config: await testConfig({ EXTRA_CONSUL_VERSIONS: JSON.stringify(extra) }) });
+    catalog = linkedVersion('1.9.0', 'RECOMMENDED');
+    s = await startStack({ worker: true, config: await testConfig({ EXTRA_CONSUL_VERSIONS: JSON.stringify([catalog.entry]) }) });
     token = s.token(TENANT, WRITE);
     target = localTarget(s.config);
     scheduler = s.worker!.get(UpgradeScheduler);
-    const [pinned, free] = await Promise.all([create('pinned', 'patch'), create('free', 'none')]);
-    assert.equal(pinned.status, 202, JSON.stringify(pinned.body));
-    assert.equal(free.status, 202, JSON.stringify(free.body));
-    pinnedId = pinned.body.cluster.id;
-    freeId = free.body.cluster.id;
-    const done = await Promise.all([finish(pinned.body.operation.id), finish(free.body.operation.id)]);
-    for (const d of done) assert.equal(d.state, 'Succeeded', JSON.stringify(d));
+    [pinnedId, freeId] = await createRunning(['pinned', automatic('patch')], ['free', automatic('none')]);
   });
   after(async () => {
     target?.close();
     await s?.close();
-    fs.rmSync(work, { recursive: true, force: true });
+    catalog?.remove();
   });
 
   it('shows the pin as created, and the create event records it', async () => {
@@ -354,7 +336,7 @@ describe('automatic upgrades and the version pin', { timeout: 300_000 }, () => {
     const done = await finish((await upgrades(freeId))[0]!.id);
     assert.equal(done.state, 'Succeeded', JSON.stringify(done));
     assert.equal((await cluster(freeId)).consulVersion, '1.9.0');
-    assert.equal(await target.serverBinary(freeId, 0), link, 'restarted on the 1.9.0 entry');
+    assert.equal(await target.serverBinary(freeId, 0), catalog.link, 'restarted on the 1.9.0 entry');
     assert.equal((await cluster(pinnedId)).consulVersion, '1.8.7');
   });
 

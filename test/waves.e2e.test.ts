@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SecretBox, SecretName, SecretRepository } from '../libs/core/src';
+import { linkedVersion } from './support/catalog';
 import { SUBSCRIPTION, WRITE, localTarget, startStack, testConfig, waitFor, type TestStack } from './support/stack';
 
 const TENANT = 'a1a1a1a1-0000-4000-8000-0000000000a1';
@@ -30,15 +28,12 @@ describe('maintenance waves', { timeout: 300_000 }, () => {
   let s: TestStack;
   let token: string;
   let sre: string;
-  let work: string;
+  let catalog: ReturnType<typeof linkedVersion>;
   const ids: string[] = [];
 
   before(async () => {
-    work = fs.mkdtempSync(path.join(os.tmpdir(), 'waves-'));
-    const link = path.join(work, 'consul-1.9.0');
-    fs.symlinkSync(process.env.CONSUL_BIN!, link);
-    const extra = [{ version: '1.9.0', status: 'AVAILABLE', binary: link, reports: '1.8.7' }];
-    s = await startStack({ worker: true, config: await testConfig({ WAVE_TICK_MS: '200', JOB_ATTEMPTS: '1', EXTRA_CONSUL_VERSIONS: JSON.stringify(extra) }) });
+    catalog = linkedVersion('1.9.0', 'AVAILABLE');
+    s = await startStack({ worker: true, config: await testConfig({ WAVE_TICK_MS: '200', JOB_ATTEMPTS: '1', EXTRA_CONSUL_VERSIONS: JSON.stringify([catalog.entry]) }) });
     token = s.token(TENANT, WRITE);
     sre = s.sreToken();
     const ops: string[] = [];
@@ -52,7 +47,7 @@ describe('maintenance waves', { timeout: 300_000 }, () => {
   });
   after(async () => {
     await s?.close();
-    fs.rmSync(work, { recursive: true, force: true });
+    catalog?.remove();
   });
 
   const finished = (id: string) =>

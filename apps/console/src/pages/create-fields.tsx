@@ -95,6 +95,14 @@ export function WizardField({ name, draft, set, error, catalogs }: Props) {
     value: String(draft[key]),
     onChange: (e: { target: { value: string } }) => set((d) => ({ ...d, [key]: e.target.value })),
   });
+  const toggle = (key: 'publicEndpoint' | 'deletionProtection', legend: string, hint: string, label: string) => (
+    <FieldSet legend={legend} hint={hint} error={error}>
+      <label className="checkbox">
+        <input type="checkbox" checked={draft[key]} onChange={(e) => set((d) => ({ ...d, [key]: e.target.checked }))} />
+        {label}
+      </label>
+    </FieldSet>
+  );
   switch (name) {
     case 'subscriptionId': {
       const known = [...new Set(catalogs.clusters.map((c) => c.subscriptionId))];
@@ -174,14 +182,8 @@ export function WizardField({ name, draft, set, error, catalogs }: Props) {
         </FieldSet>
       );
     case 'publicEndpoint':
-      return (
-        <FieldSet legend="External endpoint" hint="On: the cluster's HTTPS API and UI are also reachable directly (TLS, ACL token required). Off: only through the control plane." error={error}>
-          <label className="checkbox">
-            <input type="checkbox" checked={draft.publicEndpoint} onChange={(e) => set((d) => ({ ...d, publicEndpoint: e.target.checked }))} />
-            Expose a public endpoint
-          </label>
-        </FieldSet>
-      );
+      return toggle('publicEndpoint', 'External endpoint', "On: the cluster's HTTPS API and UI are also reachable directly (TLS, ACL token required). Off: only through the control plane.",
+        'Expose a public endpoint');
     case 'federationToken':
       return (
         <Field
@@ -230,14 +232,7 @@ export function WizardField({ name, draft, set, error, catalogs }: Props) {
       );
     }
     case 'deletionProtection':
-      return (
-        <FieldSet legend="Deletion protection" hint="On: a delete is refused until you turn protection off in the cluster's settings." error={error}>
-          <label className="checkbox">
-            <input type="checkbox" checked={draft.deletionProtection} onChange={(e) => set((d) => ({ ...d, deletionProtection: e.target.checked }))} />
-            Protect the cluster from deletion
-          </label>
-        </FieldSet>
-      );
+      return toggle('deletionProtection', 'Deletion protection', "On: a delete is refused until you turn protection off in the cluster's settings.", 'Protect the cluster from deletion');
     case 'snapshotPolicy.intervalHours':
       return (
         <Field label="Snapshot interval (hours)" hint="How often a scheduled snapshot is taken: 1 to 24 hours." error={error}>
