@@ -12,6 +12,7 @@ export * from './route';
 export * from './fields';
 export * from './errors';
 export * from './clusters';
+export * from './upgrade-pin';
 export * from './federation';
 export * from './operations';
 export * from './snapshots';

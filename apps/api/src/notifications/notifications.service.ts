@@ -175,11 +175,17 @@ export class NotificationsService {
     return { cmd, vnetCidr };
   }
 
+  /**
+   * Deletion protection does not refuse this delete: Azure deletes the application's managed
+   * resource group, and the servers in it, whatever we answer, so a cluster kept here would be a
+   * row without servers that goes on billing. Its audit event and this record say it was on.
+   */
   private async delete(cluster: Cluster | null, base: Omit<NewNotification, 'outcome'>): Promise<NewNotification> {
     if (!cluster) return { ...base, outcome: 'recorded', reason: 'the application has no live cluster' };
     const { operation, queued } = await this.clusters.requestDeleteOnce(cluster, NOTIFICATION_ACTOR);
     if (!queued) return { ...base, outcome: 'recorded', reason: 'its delete is under way', clusterId: cluster.id, operationId: null };
-    return { ...base, outcome: 'delete-requested', clusterId: cluster.id, operationId: operation.id };
+    const reason = cluster.deletionProtection ? 'deletion protection was on; Azure deletes the managed resource group whatever the answer, so the cluster is deleted with it' : undefined;
+    return { ...base, outcome: 'delete-requested', clusterId: cluster.id, operationId: operation.id, ...(reason ? { reason } : {}) };
   }
 }
 
