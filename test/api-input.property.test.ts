@@ -58,7 +58,7 @@ const nastyValue: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
 
 const FIELDS = ['name', 'subscriptionId', 'resourceGroup', 'region', 'tier', 'datacenter', 'consulVersion', 'publicEndpoint', 'snapshotPolicy', 'upgradePolicy',
   'what', 'description', 'takeSnapshot', 'intervalHours', 'retention', 'mode', 'window', 'dayOfWeek', 'startHourUtc', 'hours', 'action', 'selector', 'params',
-  'canaries', 'maxInFlight', 'maxFailures', '__proto__', 'constructor'];
+  'canaries', 'maxInFlight', 'maxFailures', 'deletionProtection', 'pin', '__proto__', 'constructor'];
 
 /** Bodies: an object of known and prototype field names with nasty values, or not an object at all, or not JSON. */
 const bodies = fc.oneof(

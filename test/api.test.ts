@@ -293,6 +293,89 @@ describe('API', () => {
     });
   });
 
+  describe('deletion protection', () => {
+    const events = async (id: string) => (await s.request('GET', `/v1/clusters/${id}/events`, { token: writer })).body.events as { action: string; actor: string; details: any }[];
+
+    it('is off by default, on when created so, and shown in the cluster view and the list', async () => {
+      const plain = await s.request('POST', '/v1/clusters', { token: writer, body: createBody({ name: 'unguarded' }) });
+      assert.equal(plain.status, 202, JSON.stringify(plain.body));
+      assert.equal(plain.body.cluster.deletionProtection, false);
+      const guarded = await s.request('POST', '/v1/clusters', { token: writer, body: createBody({ name: 'guarded-at-birth', deletionProtection: true }) });
+      assert.equal(guarded.status, 202, JSON.stringify(guarded.body));
+      assert.equal(guarded.body.cluster.deletionProtection, true);
+      assert.equal((await s.request('GET', `/v1/clusters/${guarded.body.cluster.id}`, { token: writer })).body.deletionProtection, true, 'the hot read shows it');
+      const listed = (await s.request('GET', '/v1/clusters', { token: writer })).body.clusters.find((c: { id: string }) => c.id === guarded.body.cluster.id);
+      assert.equal(listed.deletionProtection, true);
+      const created = (await events(guarded.body.cluster.id)).find((e) => e.action === 'cluster.create.requested')!;
+      assert.equal(created.details.deletionProtection, true);
+    });
+
+    it('400 naming the field for a value that is not a boolean, and nothing written', async () => {
+      const clusters = await s.db.cluster.count();
+      const res = await s.request('POST', '/v1/clusters', { token: writer, body: createBody({ name: 'guard-typo', deletionProtection: 'yes' }) });
+      assert.equal(res.status, 400);
+      assert.equal(res.body.error.code, 'invalid_deletionProtection');
+      assert.equal(res.body.error.details.field, 'deletionProtection');
+      assert.match(res.body.error.message, /deletionProtection must be true or false/);
+      assert.equal(await s.db.cluster.count(), clusters);
+    });
+
+    it('a protected cluster: DELETE is 409 deletion_protected saying how to turn it off, and writes nothing; PATCH off (audited), then DELETE works', async () => {
+      const created = await s.request('POST', '/v1/clusters', { token: writer, body: createBody({ name: 'guarded' }) });
+      const id: string = created.body.cluster.id;
+      const on = await s.request('PATCH', `/v1/clusters/${id}`, { token: writer, body: { deletionProtection: true } });
+      assert.equal(on.status, 200, JSON.stringify(on.body));
+      assert.equal(on.body.deletionProtection, true);
+      const history = await events(id);
+      const caller = history.find((e) => e.action === 'cluster.create.requested')!.actor;
+      const turnedOn = history.filter((e) => e.action === 'cluster.deletion-protection.changed');
+      assert.deepEqual(turnedOn.map((e) => [e.actor, e.details]), [[caller, { from: false, to: true }]], 'audited, as the caller who changed it');
+      // The same value again is no change: no second event.
+      assert.equal((await s.request('PATCH', `/v1/clusters/${id}`, { token: writer, body: { deletionProtection: true } })).status, 200);
+      assert.equal((await events(id)).filter((e) => e.action === 'cluster.deletion-protection.changed').length, 1);
+
+      const before = { ops: await s.db.operation.count({ where: { clusterId: id } }), audit: await s.db.auditEvent.count({ where: { clusterId: id } }), row: await s.db.cluster.findUniqueOrThrow({ where: { id } }) };
+      const refused = await s.request('DELETE', `/v1/clusters/${id}`, { token: writer });
+      assert.equal(refused.status, 409, JSON.stringify(refused.body));
+      assert.equal(refused.body.error.code, 'deletion_protected');
+      assert.ok(refused.body.error.message.includes(`PATCH /v1/clusters/${id} {"deletionProtection":false}`), `the message says how to turn it off: ${refused.body.error.message}`);
+      assert.match(refused.body.error.message, /--deletion-protection off/);
+      assert.equal(await s.db.operation.count({ where: { clusterId: id } }), before.ops, 'no delete operation');
+      assert.equal(await s.db.auditEvent.count({ where: { clusterId: id } }), before.audit, 'no audit event');
+      const after = await s.db.cluster.findUniqueOrThrow({ where: { id } });
+      assert.deepEqual([after.state, after.updatedAt], [before.row.state, before.row.updatedAt], 'the cluster row is untouched');
+      // Refused again, and at once by concurrent requests alike.
+      const again = await Promise.all([1, 2, 3].map(() => s.request('DELETE', `/v1/clusters/${id}`, { token: writer })));
+      assert.deepEqual(again.map((r) => r.status), [409, 409, 409]);
+
+      const off = await s.request('PATCH', `/v1/clusters/${id}`, { token: writer, body: { deletionProtection: false } });
+      assert.equal(off.status, 200, JSON.stringify(off.body));
+      assert.equal(off.body.deletionProtection, false);
+      const changes = (await events(id)).filter((e) => e.action === 'cluster.deletion-protection.changed').map((e) => e.details);
+      assert.deepEqual(changes, [{ from: false, to: true }, { from: true, to: false }]);
+      const deleted = await s.request('DELETE', `/v1/clusters/${id}`, { token: writer });
+      assert.equal(deleted.status, 202, JSON.stringify(deleted.body));
+      assert.equal(deleted.body.operation.kind, 'delete');
+      assert.equal((await s.request('GET', `/v1/clusters/${id}`, { token: writer })).body.state, 'Deleting');
+      // A deleting cluster's protection cannot be turned back on.
+      const late = await s.request('PATCH', `/v1/clusters/${id}`, { token: writer, body: { deletionProtection: true } });
+      assert.equal(late.status, 409);
+      assert.equal(late.body.error.code, 'cluster_deleting');
+    });
+
+    it('a Read-only token cannot change it (403), and a refused PATCH changes no other setting either', async () => {
+      const created = await s.request('POST', '/v1/clusters', { token: writer, body: createBody({ name: 'guard-read' }) });
+      const id: string = created.body.cluster.id;
+      const reader = await s.request('PATCH', `/v1/clusters/${id}`, { token: s.token(TENANT_A, READ), body: { deletionProtection: true } });
+      assert.equal(reader.status, 403);
+      const mixed = await s.request('PATCH', `/v1/clusters/${id}`, { token: writer, body: { deletionProtection: true, snapshotPolicy: { intervalHours: 99 } } });
+      assert.equal(mixed.status, 400);
+      assert.equal(mixed.body.error.code, 'invalid_snapshotPolicy_intervalHours');
+      const row = await s.db.cluster.findUniqueOrThrow({ where: { id } });
+      assert.deepEqual([row.deletionProtection, row.snapshotIntervalHours], [false, 24]);
+    });
+  });
+
   describe('SRE fleet view', () => {
     it('lists every tenant\'s clusters for Platform.SRE, filtered; customers get 403', async () => {
       const sre = s.sreToken();

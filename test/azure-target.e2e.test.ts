@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -8,9 +8,10 @@ import { after, before, describe, it } from 'node:test';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { AZURE_CLUSTERS_DIR, SNAPSHOT_CONTAINER, decodeCustomData } from '../libs/provisioner/src';
 import { consul, servedFingerprint } from './support/consul-cli';
+import { endAzureRun, operationEnd, spawnAzureWorker } from './support/azure-e2e';
 import { startLocalArm, type LocalArm } from './support/local-arm';
 import { sshPublicKey } from './support/ssh-key';
-import { WORKER_MAIN, exited, workerEnv } from './support/worker-process';
+import { exited } from './support/worker-process';
 import { SUBSCRIPTION, WRITE, startStack, testConfig, waitFor, type TestStack } from './support/stack';
 
 const TENANT = 'a2a2a2a2-0000-4000-8000-0000000000a2';
@@ -31,12 +32,6 @@ function azurite(): { endpoint: string; accountKey: string } {
   return { endpoint: `${parts.get('BlobEndpoint')!.replace(/\/$/, '')}/`, accountKey: parts.get('AccountKey')! };
 }
 
-/** The worker as a real process, so that the test can SIGKILL it. */
-function spawnWorker(s: TestStack, name: string): ChildProcess {
-  // The local cloud's DNS (its vaults' names), as the worker would have Azure's.
-  const env = { ...workerEnv(s.config, name), NODE_OPTIONS: `--require ${path.join(__dirname, 'support', 'local-dns.js')}` };
-  return spawn(process.execPath, [WORKER_MAIN], { env, stdio: ['ignore', 'ignore', 'inherit'] });
-}
 
 // The Azure target against a local server speaking ARM's wire protocol: the real
 // @azure/arm-resources, arm-compute, arm-network and identity code runs, and
@@ -53,7 +48,7 @@ describe('the azure target', { timeout: 600_000 }, () => {
   let worker: ChildProcess;
   const children: ChildProcess[] = [];
   const startWorker = (name: string) => {
-    worker = spawnWorker(s, name);
+    worker = spawnAzureWorker(s, name);
     children.push(worker);
     return worker;
   };
@@ -81,18 +76,9 @@ describe('the azure target', { timeout: 600_000 }, () => {
     token = s.token(TENANT, WRITE);
     startWorker('azure-worker-1');
   });
-  after(async () => {
-    for (const c of children) {
-      c.kill('SIGKILL');
-      await exited(c);
-    }
-    await s?.close();
-    await arm?.close();
-    fs.rmSync(work, { recursive: true, force: true });
-  });
+  after(() => endAzureRun(children, s, arm, work));
 
-  const finish = async (opId: string, timeoutMs = 180_000) =>
-    (await waitFor(`operation ${opId}`, () => s.request('GET', `/v1/operations/${opId}`, { token }), (r) => ['Succeeded', 'Failed'].includes(r.body.state), timeoutMs)).body;
+  const finish = (opId: string, timeoutMs = 180_000) => operationEnd(s, token, opId, timeoutMs);
 
   /**
    * A cluster on Azure, as one comes to be: the customer's managed application (a service catalog

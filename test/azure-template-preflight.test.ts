@@ -4,11 +4,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { REGIONS, availabilityZones } from '../libs/core/src';
-import { AzureTarget, generateClusterPki, generateGossipKey, generateManagementToken, subnetPlan, type ClusterSecrets, type ClusterSpec } from '../libs/provisioner/src';
+import { generateClusterPki, generateGossipKey, generateManagementToken, subnetPlan, type ClusterSecrets, type ClusterSpec } from '../libs/provisioner/src';
 import { ArmPreflight, DOCUMENTED_ROLE } from './support/arm-preflight';
 import { TemplateEvaluator } from './support/arm-template';
-import { CONTROL_PLANE_SUBNET_ID } from './support/local-arm';
-import { sshPublicKey } from './support/ssh-key';
+import { offlineAzureTarget } from './support/azure-offline';
 
 // What the control plane deploys, put through the local ARM's preflight
 // (test/support/arm-preflight.ts) with the role the README documents: the
@@ -24,12 +23,7 @@ const SUB = '5ab5ab5a-0000-4000-8000-00000000005a';
 describe('the deployments the control plane makes pass Azure\'s preflight', () => {
   let spec: ClusterSpec;
   let secrets: ClusterSecrets;
-  const target = new AzureTarget({
-    credential: { getToken: () => Promise.reject(new Error('no ARM here')) }, armEndpoint: 'https://management.invalid',
-    placement: () => Promise.reject(new Error('unused')), journal: { current: () => Promise.reject(new Error('unused')), save: () => Promise.resolve() },
-    template: CLUSTER, adminSshPublicKey: sshPublicKey('operator'), managementSubnetId: CONTROL_PLANE_SUBNET_ID,
-    consulPackage: (version) => ({ version, url: `https://packages.example.invalid/consul_${version}.deb`, sha256: 'ab'.repeat(32) }), binaryFor: () => 'consul',
-  });
+  const target = offlineAzureTarget(CLUSTER);
   before(async () => {
     const addresses = subnetPlan('172.25.16.0/24', 5).serverAddresses;
     spec = { clusterId: randomUUID(), datacenter: 'dc1', consulVersion: '1.8.7', servers: addresses.map((address, i) => ({ index: i + 1, address })) };

@@ -89,7 +89,9 @@ describe('metered billing', { timeout: 300_000 }, () => {
     const readLines = async () => (await fs.readFile(file, 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
     const lines = await readLines();
     assert.equal(lines.length, 5);
-    assert.deepEqual(lines.map((l) => [l.effectiveStartTime, l.dimension, l.quantity]), [
+    // Each hour as one line; the exporter's senders append concurrently, so the file's order is not the hours' order.
+    const byHour = (a: string[], b: string[]) => a.join(' ').localeCompare(b.join(' '));
+    assert.deepEqual(lines.map((l) => [l.effectiveStartTime, l.dimension, l.quantity]).sort(byHour), [
       ['2026-11-02T10:00:00.000Z', 'development_hours', 0.883333],
       ['2026-11-02T11:00:00.000Z', 'development_hours', 0.5],
       ['2026-11-02T11:00:00.000Z', 'standard_hours', 0.5],

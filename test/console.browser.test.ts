@@ -511,9 +511,17 @@ describe('the console in Chromium', () => {
     // Well formed but never issued: only the API can tell.
     await page.getByLabel('Federation token').fill(`mcf1.${'A'.repeat(43)}`);
     await page.getByRole('button', { name: 'Next: Operations' }).click();
+    // Operations: deletion protection is off unless asked for; the pin is chosen here.
+    assert.equal(await page.getByRole('checkbox', { name: 'Protect the cluster from deletion' }).isChecked(), false, 'deletion protection is off by default');
+    assert.equal(await page.getByRole('radio', { name: /^None: any version/ }).isChecked(), true, 'no pin by default');
+    await page.getByRole('radio', { name: /^Patch releases only: the same major\.minor \(1\.8\.x\)/ }).check();
+    await assertAccessible(page, 'the wizard (Operations)');
     await page.getByRole('button', { name: 'Next: Review + create' }).click();
     await page.getByRole('heading', { name: 'Review + create' }).waitFor();
     assert.match((await page.getByRole('region', { name: 'Consul settings' }).textContent()) ?? '', /Given: joins its primary’s federation as a secondary/);
+    const operations = (await page.getByRole('region', { name: 'Operations' }).textContent()) ?? '';
+    assert.match(operations, /Version pinpinned to 1\.8\.x/);
+    assert.match(operations, /Deletion protectionOff/);
     await page.getByRole('button', { name: 'Create', exact: true }).click();
     await fieldError('Federation token', /the federation token is unknown, used or expired/);
     await page.getByLabel('Federation token').fill(federationToken);
@@ -528,6 +536,7 @@ describe('the console in Chromium', () => {
     assert.equal(await ended.textContent(), 'orders-west is Running', (await page.getByRole('alert').allTextContents()).join(' | '));
     const secondary = await s.db.cluster.findFirstOrThrow({ where: { name: 'orders-west' } });
     assert.equal(secondary.primaryClusterId, clusterId, 'a secondary of orders-dev');
+    assert.deepEqual([secondary.upgradePin, secondary.deletionProtection], ['patch', false], 'the Operations step reached the server');
 
     // The secondary's page names its primary and links to it.
     await page.goto(`${s.url}/clusters/${secondary.id}`);
@@ -555,6 +564,55 @@ describe('the console in Chromium', () => {
     await del.getByRole('alert').filter({ hasText: /delete its secondaries first: orders-west/ }).waitFor();
     await del.getByRole('button', { name: 'Cancel' }).click();
     assert.equal((await s.db.cluster.findUniqueOrThrow({ where: { id: clusterId } })).state, 'Running');
+  });
+
+  step('deletion protection: turned on in the settings, the delete dialog says so and shows the API\'s refusal, turned off again; the version pin shown and changed', async () => {
+    await page.goto(`${s.url}/clusters/${clusterId}?tab=settings`);
+    const protection = page.getByRole('region', { name: 'Deletion protection' });
+    await protection.getByText('Now off.').waitFor();
+    await protection.getByRole('checkbox', { name: 'Protect this cluster from deletion' }).check();
+    await protection.getByRole('button', { name: 'Save deletion protection' }).click();
+    await protection.getByText('Now on: the cluster cannot be deleted until it is turned off').waitFor();
+    assert.equal((await s.db.cluster.findUniqueOrThrow({ where: { id: clusterId } })).deletionProtection, true);
+    await assertAccessible(page, 'the settings tab');
+
+    await page.getByRole('button', { name: 'Delete…' }).click();
+    const del = page.getByRole('dialog', { name: 'Delete orders-dev?' });
+    await del.getByText(/Deletion protection is on: the control plane refuses to delete orders-dev\. To delete it, first turn protection off/).waitFor();
+    await assertAccessible(page, 'the delete dialog of a protected cluster');
+    await del.getByLabel(/Type orders-dev to confirm/).fill('orders-dev');
+    await del.getByRole('button', { name: 'Delete the cluster' }).click();
+    const refusal = del.getByRole('alert').filter({ hasText: /orders-dev has deletion protection on, so it was not deleted; turn it off first/ });
+    await refusal.waitFor();
+    assert.match((await refusal.textContent()) ?? '', /\(deletion_protected\)/);
+    await screenshot(page, 'delete-protected');
+    await del.getByRole('button', { name: 'Cancel' }).click();
+    await del.waitFor({ state: 'hidden' });
+    assert.equal((await s.db.cluster.findUniqueOrThrow({ where: { id: clusterId } })).state, 'Running');
+    assert.equal(await s.db.operation.count({ where: { clusterId, kind: 'delete' } }), 0, 'no delete was queued');
+
+    await protection.getByRole('checkbox', { name: 'Protect this cluster from deletion' }).uncheck();
+    await protection.getByRole('button', { name: 'Save deletion protection' }).click();
+    await protection.getByText('Now off.').waitFor();
+    const changes = await s.db.auditEvent.findMany({ where: { clusterId, action: 'cluster.deletion-protection.changed' }, orderBy: { createdAt: 'asc' } });
+    assert.deepEqual(changes.map((e) => e.details), [{ from: false, to: true }, { from: true, to: false }], 'both changes audited');
+    await page.getByRole('button', { name: 'Delete…' }).click();
+    await del.getByLabel(/Type orders-dev to confirm/).waitFor();
+    assert.equal(await del.getByText(/Deletion protection is on/).count(), 0, 'the dialog no longer warns');
+    assert.equal(await del.getByRole('alert').count(), 0, 'nor shows the earlier refusal');
+    await del.getByRole('button', { name: 'Cancel' }).click();
+
+    // The pin: none yet; patch releases chosen and saved; shown on the Overview.
+    const policy = page.getByRole('region', { name: 'Upgrade policy' });
+    await policy.getByText(/^Now not pinned\./).waitFor();
+    await policy.getByRole('radio', { name: /^Patch releases only: the same major\.minor \(1\.8\.x\)/ }).check();
+    await policy.getByRole('button', { name: 'Save upgrade policy' }).click();
+    await policy.getByText(/^Now pinned to 1\.8\.x\./).waitFor();
+    assert.equal((await s.db.cluster.findUniqueOrThrow({ where: { id: clusterId } })).upgradePin, 'patch');
+    await page.getByRole('tab', { name: 'Overview' }).click();
+    const details = page.getByRole('region', { name: 'Details' });
+    await details.getByText('manual; pinned to 1.8.x').waitFor();
+    await details.getByText('Deletion protection').waitFor();
   });
 
   step('signing out ends the session: the console shows sign-in, the old cookie no longer works, the Consul UI token is revoked', async () => {

@@ -157,6 +157,25 @@ describe('POST /resource: managed application notifications', () => {
     assert.equal(await s.db.operation.count({ where: { clusterId, kind: 'delete' } }), 1, 'one delete');
   });
 
+  it('DELETE Deleting deletes a cluster with deletion protection on (Azure deletes its managed resource group whatever we answer), saying so', async () => {
+    const app = application('guarded');
+    arm.putApplication(app);
+    const clusterId = (await post(notification(app, 'PUT', 'Succeeded'))).body.clusterId;
+    const customer = s.token(CUSTOMER_TENANT, WRITE);
+    assert.equal((await s.request('PATCH', `/v1/clusters/${clusterId}`, { token: customer, body: { deletionProtection: true } })).status, 200);
+    const refused = await s.request('DELETE', `/v1/clusters/${clusterId}`, { token: customer });
+    assert.deepEqual([refused.status, refused.body.error.code], [409, 'deletion_protected'], 'the API refuses its own delete');
+
+    arm.putApplication({ ...app, provisioningState: 'Deleting' });
+    const deleting = await post(notification(app, 'DELETE', 'Deleting'));
+    assert.deepEqual([deleting.status, deleting.body.outcome, deleting.body.clusterId], [200, 'delete-requested', clusterId]);
+    assert.equal((await s.db.cluster.findUniqueOrThrow({ where: { id: clusterId } })).state, 'Deleting');
+    const record = await s.db.managedAppNotification.findFirstOrThrow({ where: { clusterId, eventType: 'DELETE' } });
+    assert.match(record.reason ?? '', /deletion protection was on; Azure deletes the managed resource group whatever the answer/);
+    const event = await s.db.auditEvent.findFirstOrThrow({ where: { clusterId, action: 'cluster.delete.requested' } });
+    assert.deepEqual([event.actor, event.details], ['azure:managed-application', { previousState: 'Creating', deletionProtection: true }]);
+  });
+
   it('a DELETE notification for an application ARM does not show being deleted is refused, and nothing changes', async () => {
     const app = application('keep');
     arm.putApplication(app);

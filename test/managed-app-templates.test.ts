@@ -8,7 +8,7 @@ import { inflateRawSync } from 'node:zlib';
 import fc from 'fast-check';
 import { TIER_NAMES, VERSIONS, VNET_CIDR_PATTERN } from '../libs/core/src';
 import { subnetPlan } from '../libs/provisioner/src';
-import { createClusterBody } from '../libs/contracts/src';
+import { FEDERATION_TOKEN_PATTERN, createClusterBody } from '../libs/contracts/src';
 import { catalogOf } from '../apps/api/src/validation/input';
 import { PACKAGE_FILES, buildManagedAppPackage } from '../infra/managed-app/package';
 import { SUBSCRIPTION, WRITE, startStack, type TestStack } from './support/stack';
@@ -71,13 +71,15 @@ describe('ARM templates', () => {
     });
   }
 
-  it('cluster.json: Consul ports only inside the VNet; 8501 from the Internet and a public load balancer only with the external endpoint', () => {
+  it('cluster.json: Consul ports only inside the VNet (a federation\'s peered members: RPC and WAN gossip only); 8501 from the Internet and a public load balancer only with the external endpoint', () => {
     const t = read('infra/arm/cluster.json');
     const rules = t.variables.vnetRules as any[];
     const allows = rules.filter((r) => r.properties.access === 'Allow');
     for (const r of allows) {
-      assert.ok(['VirtualNetwork', 'AzureLoadBalancer'].includes(r.properties.sourceAddressPrefix), `${r.name}: never from the Internet`);
-      assert.ok(['8300', '8301-8302', '8501'].includes(r.properties.destinationPortRange), `${r.name}: a Consul port`);
+      assert.ok(['VirtualNetwork', "[parameters('vnetCidr')]", 'AzureLoadBalancer'].includes(r.properties.sourceAddressPrefix), `${r.name}: never from the Internet`);
+      assert.ok(['8300', '8301', '8302', '8501'].includes(r.properties.destinationPortRange), `${r.name}: a Consul port`);
+      // The VirtualNetwork tag covers peered VNets (https://learn.microsoft.com/azure/virtual-network/service-tags-overview): only RPC and WAN gossip may use it.
+      if (r.properties.sourceAddressPrefix === 'VirtualNetwork') assert.ok(['8300', '8302'].includes(r.properties.destinationPortRange), `${r.name}: open to peered members`);
     }
     const deny = rules.find((r) => r.properties.access === 'Deny');
     assert.ok(deny && deny.properties.priority > Math.max(...allows.map((r) => r.properties.priority)), 'everything else is denied, VNet traffic included');
@@ -138,7 +140,7 @@ describe('createUiDefinition.json', () => {
     assert.equal(ui.version, '0.1.2-preview');
     assert.ok(Array.isArray(ui.parameters.basics) && Array.isArray(ui.parameters.steps) && typeof ui.parameters.outputs === 'object');
     assert.deepEqual(ui.parameters.steps.map((s: any) => s.name), ['consul', 'operations']);
-    assert.deepEqual(elements().filter((e) => e.step === 'consul').map((e) => e.name), ['clusterName', 'datacenter', 'tier', 'consulVersion', 'externalEndpoint', 'vnetCidr']);
+    assert.deepEqual(elements().filter((e) => e.step === 'consul').map((e) => e.name), ['clusterName', 'datacenter', 'tier', 'consulVersion', 'externalEndpoint', 'vnetCidr', 'federation', 'federationToken']);
     assert.deepEqual(elements().filter((e) => e.step === 'operations').map((e) => e.name),
       ['upgradeMode', 'upgradeWindowDay', 'upgradeWindowStartHour', 'upgradeWindowHours', 'snapshotIntervalHours', 'snapshotRetention']);
     for (const e of elements()) {
@@ -213,6 +215,11 @@ describe('createUiDefinition.json', () => {
     assert.deepEqual(byName.consulVersion.constraints.allowedValues.map((v: any) => v.value), VERSIONS.map((v) => v.version));
     assert.deepEqual(main.parameters.tier.allowedValues, TIER_NAMES);
     assert.equal(byName.vnetCidr.constraints.validations[0].regex, VNET_CIDR_PATTERN, 'the VNet rule is the code\'s, verbatim');
+    // A secondary's token: the API's rule, verbatim; asked only for a secondary, and empty (a cluster on its own) otherwise.
+    assert.equal(byName.federationToken.constraints.validations[0].regex, FEDERATION_TOKEN_PATTERN.source);
+    assert.equal(byName.federationToken.visible, "[steps('consul').federation]");
+    assert.equal(ui.parameters.outputs.federationToken, "[coalesce(steps('consul').federationToken, '')]");
+    assert.deepEqual(main.parameters.federationToken, { type: 'string', defaultValue: '', metadata: main.parameters.federationToken.metadata }, 'a plain string: ARM would not show the control plane a secureString parameter');
   });
 
   it('numeric fields refuse and accept what the API\'s create command does (every integer -5 to 400 and some text)', () => {

@@ -300,10 +300,12 @@ describe('the service mesh on a managed cluster: secured by default, opened by a
       await pickService(ui, 'Source Service', pong2.name);
       await pickService(ui, 'Destination Service', pong1.name);
       await ui.getByRole('radio', { name: 'Allow' }).check();
-      // Consul's own UI says what Consul answered, in a notice that fades after a while: looked for from the moment Save is pressed.
-      const notice = ui.getByRole('alert').filter({ hasText: 'There was an error saving your intention.' }).filter({ hasText: '403: Permission denied' });
-      const [status] = await Promise.all([saveIntention(ui), notice.waitFor({ timeout: 30_000 })]);
-      assert.equal(status, 403, 'Consul refuses the reader\'s intention through the proxy');
+      assert.equal(await saveIntention(ui), 403, 'Consul refuses the reader\'s intention through the proxy');
+      // The UI stays on the form (a saved intention takes it back to the list). Consul's own notice
+      // ("There was an error saving your intention. 403: Permission denied") fades after a few
+      // seconds and was missed under load in CI: the answer above is what the test holds to.
+      await ui.getByRole('heading', { name: 'New Intention' }).waitFor();
+      assert.equal(await ui.getByRole('row', { name: /pong-player-2.*pong-player-1/ }).count(), 0);
       await screenshot(ui, 'consul-ui-reader-intention-refused');
     });
     // Nor may a service's own token, on its own service (a service identity reads intentions, it does not write them).

@@ -161,6 +161,16 @@ export class ArmPreflight {
   }
 
   /**
+   * Whether the principal may peer with a VNet of this group: Microsoft.Network/virtualNetworks/peer/action,
+   * which Network Contributor (and Contributor, Owner) hold
+   * (https://learn.microsoft.com/azure/virtual-network/virtual-network-manage-peering#permissions).
+   */
+  mayPeer(subscription: string, resourceGroup: string): boolean {
+    const role = this.group(subscription, resourceGroup)?.role;
+    return role !== undefined && WRITES_NETWORK.has(role);
+  }
+
+  /**
    * The deployment PUT's answer when ARM refuses it, else null (and its
    * storage account and vault names are taken from now on). `running`: a
    * deployment of this name is Accepted or Running in the group.

@@ -225,16 +225,38 @@ export class TemplateEvaluator {
     }
   }
 
-  /** The template's resources, each with its condition and the parts preflight looks at evaluated. */
+  /**
+   * The template's resources, each with its condition and the parts preflight looks at evaluated;
+   * a resource with `copy` is as many resources as its count, `copyIndex()` each one's place
+   * (https://learn.microsoft.com/azure/azure-resource-manager/templates/copy-resources: the count
+   * an integer from 0 to 800, 0 deploying none).
+   */
   resources(): EvaluatedResource[] {
-    return ((this.template.resources ?? []) as Json[]).map((r) => {
+    return ((this.template.resources ?? []) as Json[]).flatMap((r) => {
+      if (r.copy === undefined) return [this.resource(r)];
+      const copy = (r.copy ?? {}) as Json;
+      const count = this.evaluate(copy.count);
+      if (isRuntime(count)) throw failed(`The copy count of resource '${String(r.name)}' must be known when the deployment starts: it cannot use reference() or a list function`);
+      if (typeof copy.name !== 'string' || !copy.name) throw failed(`The copy of resource '${String(r.name)}' has no name`);
+      if (!Number.isInteger(count) || (count as number) < 0 || (count as number) > 800) throw failed(`The copy count of '${copy.name}' must be an integer from 0 to 800; it is '${String(count)}'`);
+      return Array.from({ length: count as number }, (_, i) => this.resource(r, i));
+    });
+  }
+
+  private copyIndex?: number;
+
+  private resource(r: Json, copyIndex?: number): EvaluatedResource {
+    this.copyIndex = copyIndex;
+    try {
       const deployed = r.condition === undefined ? true : this.evaluate(r.condition);
       const name = this.evaluate(r.name);
       return {
         type: String(r.type), apiVersion: String(r.apiVersion), name: isRuntime(name) ? RUNTIME : String(name), deployed: deployed === true || isRuntime(deployed),
         location: this.evaluate(r.location), zones: this.evaluate(r.zones), sku: this.evaluate(r.sku), properties: this.evaluate(r.properties), scope: this.evaluate(r.scope), identity: this.evaluate(r.identity),
       };
-    });
+    } finally {
+      this.copyIndex = undefined;
+    }
   }
 
   /** A template value: strings in brackets are expressions ("[[" escapes a literal bracket), objects and arrays evaluated throughout, keys too. */
@@ -323,6 +345,10 @@ export class TemplateEvaluator {
         const [ns, ...types] = type.split('/');
         return `/subscriptions/${s.subscriptionId}/providers/${ns}/${types.map((t, i) => `${t}/${names[i]}`).join('/')}`;
       }
+      case 'copyindex':
+        // https://learn.microsoft.com/azure/azure-resource-manager/templates/template-functions-numeric#copyindex: only inside a copy loop.
+        if (this.copyIndex === undefined) throw failed("The template function 'copyIndex' is not expected at this location. Please see https://aka.ms/arm-copy for usage details");
+        return this.copyIndex + (args.length > 0 ? Number(args[args.length - 1]) : 0);
       case 'cidrhost':
         return cidrHost(str(0), Number(args[1]));
       case 'take':

@@ -37,6 +37,7 @@ import { availabilityZones } from '../../libs/core/src';
 import { localDir } from '../../infra/local/issuer';
 import { ArmPreflight } from './arm-preflight';
 import { evaluateDeployment, type EvaluatedResource } from './arm-template';
+import { admittedFromPeer, peeringState, refusePeering, securityRuleOf, type PeeringRecord, type SecurityRule, type VnetRecord } from './arm-network';
 import { LocalNetwork } from './local-network';
 import { VAULT_RESOURCE, claimsOf, startFakeArm, type FakeArm } from './fake-arm';
 import { readBody } from './fake-metering';
@@ -129,6 +130,10 @@ export interface LocalArm extends Omit<FakeArm, 'counters'> {
   linkServices(): { id: string; natIp: string; visibility: string[]; autoApproval: string[]; connections: number }[];
   /** Every Run Command script sent, in order. */
   runCommandScripts(): string[];
+  /** The peerings of the VNets deployed, with their state as ARM answers it. */
+  peerings(): { vnetId: string; name: string; remoteId: string; state: string }[];
+  /** The pairs of VNets wired together now (their peerings Connected), by resource group. */
+  peeredGroups(): Array<[string, string]>;
   /** The vault roles a managed application's deployment grants in its managed resource group (putApplication does it too). */
   grantVaultRoles(subscription: string, resourceGroup: string, clusterName: string): void;
   /** The latest value of a vault secret, by vault name (what a reader with the role would get). */
@@ -242,6 +247,15 @@ interface PrivateEndpoint {
   listeners: net.Server[];
   /** Its connections open now: they end with it, as a deleted endpoint's do. */
   connections: Set<net.Socket>;
+}
+
+/** A VNet a deployment made: its namespace's key (local-network.ts), its subnet's NSG, its peerings (by name). */
+interface LocalVnet extends VnetRecord {
+  subscription: string;
+  resourceGroup: string;
+  key: string;
+  nsgId?: string;
+  peerings: Map<string, PeeringRecord & { everConnected?: boolean }>;
 }
 
 /** One version of a vault secret. */
@@ -370,6 +384,9 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
   const identityTokens = new Map<string, string>();
   const vaultUriOf = (name: string) => `https://${name}.vault.localhost:${new URL(url).port}/`;
   const endpoints = new Map<string, PrivateEndpoint>();
+  /** The VNets deployed (by lower-case id), with their peerings, and the NSGs (by lower-case id). */
+  const vnetRecords = new Map<string, LocalVnet>();
+  const nsgs = new Map<string, { resourceGroup: string; rules: SecurityRule[] }>();
   /** The private endpoints' addresses: this run's block of the control plane's network. */
   const endpointBlock = `10.247.${(process.pid % 250) + 1}`;
   let nextEndpointHost = 4;
@@ -440,6 +457,21 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
       for (const [k, a] of storageAccounts) if (a.resourceGroup.toLowerCase() === d.resourceGroup.toLowerCase()) storageAccounts.delete(k);
       for (const [k, v] of vaults) if (v.resourceGroup.toLowerCase() === group) vaults.delete(k);
       await network.removeGroup(group);
+      // Its VNets go, and their peerings with them; the peerings other VNets have with them stay, Disconnected
+      // (a Complete deployment deletes a group's resources, not other groups' peerings: Azure/bicep#8520).
+      for (const [k, v] of vnetRecords) if (v.resourceGroup.toLowerCase() === group) vnetRecords.delete(k);
+      for (const [k, nsg] of nsgs) if (nsg.resourceGroup.toLowerCase() === group) nsgs.delete(k);
+      syncLinks();
+      d.outputs = {};
+      return;
+    }
+    const scope = { subscriptionId: d.subscription, resourceGroup: d.resourceGroup, location: String(d.parameters.location?.value ?? 'westeurope'), tenantId: '00000000-0000-0000-0000-000000000000', deploymentName: d.name, zonesOf: availabilityZones };
+    const declared = evaluateDeployment(d.template, d.parameters, scope).resources.filter((r) => r.deployed);
+    const isPeering = (r: EvaluatedResource) => r.type.toLowerCase() === 'microsoft.network/virtualnetworks/virtualnetworkpeerings';
+    if (declared.length > 0 && declared.every(isPeering)) {
+      // A deployment of peerings alone (the reverse peering into another member's group).
+      for (const r of declared) putPeering(d.subscription, d.resourceGroup, r);
+      syncLinks();
       d.outputs = {};
       return;
     }
@@ -459,9 +491,7 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
     const storageName = String((d.outputs.storageAccountName as { value: string }).value);
     storageAccounts.set(key(d.resourceGroup, storageName), { name: storageName, resourceGroup: d.resourceGroup, subscription: d.subscription, location: String(value('location', 'westeurope')) });
     // The network as the template declares it: its VNet (a namespace of its own) and the Private Link service on the internal load balancer.
-    const evaluated = evaluateDeployment(d.template, d.parameters, {
-      subscriptionId: d.subscription, resourceGroup: d.resourceGroup, location: String(value('location', 'westeurope')), tenantId: '00000000-0000-0000-0000-000000000000', deploymentName: d.name, zonesOf: availabilityZones,
-    }).resources.filter((r) => r.deployed);
+    const evaluated = declared;
     for (const v of evaluated.filter((r) => r.type.toLowerCase() === 'microsoft.keyvault/vaults' && typeof r.name === 'string')) {
       const name = String(v.name);
       if (!vaults.has(name.toLowerCase())) vaults.set(name.toLowerCase(), { name, subscription: d.subscription, resourceGroup: d.resourceGroup, secrets: new Map() });
@@ -470,7 +500,13 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
     const identities = Object.keys((scaleSetResource?.identity as { userAssignedIdentities?: Record<string, unknown> } | undefined)?.userAssignedIdentities ?? {}).map((i) => i.toLowerCase());
     const vnetResource = evaluated.find((r) => r.type.toLowerCase() === 'microsoft.network/virtualnetworks');
     const vnetKey = key(d.resourceGroup, String(vnetResource?.name ?? `${clusterName}-vnet`));
-    if (vnetResource) await network.vnet(vnetKey, vnetCidr);
+    if (vnetResource) {
+      await network.vnet(vnetKey, vnetCidr);
+      putVnet(d.subscription, d.resourceGroup, vnetKey, vnetResource, evaluated);
+      // Its peerings, after it (they depend on it).
+      for (const r of evaluated.filter(isPeering)) putPeering(d.subscription, d.resourceGroup, r);
+      syncLinks();
+    }
     const plsResource = evaluated.find((r) => r.type.toLowerCase() === 'microsoft.network/privatelinkservices');
     if (plsResource) {
       const pls = linkServiceOf(d.subscription, d.resourceGroup, vnetKey, plsResource, evaluated);
@@ -501,6 +537,118 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
       const free = subnetPlan(vnetCidr, 5).serverAddresses.find((a) => !used.has(a))!;
       await makeInstance(set, free);
     }
+  }
+
+  const vnetById = (id: string) => vnetRecords.get(id.toLowerCase());
+  const armId = (subscription: string, resourceGroup: string, type: string, name: string) => `/subscriptions/${subscription}/resourceGroups/${resourceGroup}/providers/${type}/${name}`;
+
+  /**
+   * A VNet as its deployment declares it, and the NSGs of that deployment. A VNet deployed again keeps
+   * the peerings its template does not declare: peerings are child resources, and redeploying the VNet
+   * leaves them (Azure/arm-template-whatif#314 and #281: what-if shows them deleted, the deployment keeps them).
+   */
+  function putVnet(subscription: string, resourceGroup: string, key: string, r: EvaluatedResource, all: EvaluatedResource[]): void {
+    const o = (v: unknown) => (v && typeof v === 'object' ? (v as Record<string, unknown>) : {});
+    for (const nsg of all.filter((x) => x.type.toLowerCase() === 'microsoft.network/networksecuritygroups')) {
+      const rules = ((o(nsg.properties).securityRules as unknown[] | undefined) ?? []).map(securityRuleOf);
+      nsgs.set(armId(subscription, resourceGroup, 'Microsoft.Network/networkSecurityGroups', String(nsg.name)).toLowerCase(), { resourceGroup, rules });
+    }
+    const props = o(r.properties);
+    const id = armId(subscription, resourceGroup, 'Microsoft.Network/virtualNetworks', String(r.name));
+    const subnet = o(((props.subnets as unknown[] | undefined) ?? [])[0]);
+    const nsgId = o(o(subnet.properties).networkSecurityGroup).id;
+    const existing = vnetById(id);
+    vnetRecords.set(id.toLowerCase(), {
+      id, subscription, resourceGroup, key, hasGateway: false, nsgId: typeof nsgId === 'string' ? nsgId : undefined,
+      addressPrefixes: ((o(props.addressSpace).addressPrefixes as unknown[] | undefined) ?? []).map(String),
+      peerings: existing?.peerings ?? new Map(),
+    });
+  }
+
+  /**
+   * A peering resource (`<vnet>/<peering>`) put by a deployment: refused as the network provider
+   * refuses it (arm-network.ts refusePeering, the deployment fails with its code), else made or
+   * updated; a peering that becomes Connected makes its remote Connected too.
+   */
+  function putPeering(subscription: string, resourceGroup: string, r: EvaluatedResource): void {
+    const o = (v: unknown) => (v && typeof v === 'object' ? (v as Record<string, unknown>) : {});
+    const [vnetName, name] = String(r.name).split('/');
+    const local = vnetById(armId(subscription, resourceGroup, 'Microsoft.Network/virtualNetworks', vnetName));
+    // A child of a VNet that does not exist (https://learn.microsoft.com/azure/azure-resource-manager/troubleshooting/error-parent-resource).
+    if (!local) throw Object.assign(new Error(`Can not perform requested operation on nested resource. Parent resource '${vnetName}' not found.`), { code: 'ParentResourceNotFound' });
+    const props = o(r.properties);
+    const peering: PeeringRecord = {
+      name, remoteId: String(o(props.remoteVirtualNetwork).id ?? ''),
+      allowVirtualNetworkAccess: props.allowVirtualNetworkAccess !== false, allowForwardedTraffic: props.allowForwardedTraffic === true,
+      allowGatewayTransit: props.allowGatewayTransit === true, useRemoteGateways: props.useRemoteGateways === true,
+    };
+    const others = { ...local, peerings: new Map([...local.peerings].filter(([n]) => n !== name)) };
+    const refused = refusePeering(others, peering, vnetById, (remoteId) => {
+      const [, sub, , group] = remoteId.split('/').filter(Boolean);
+      return preflight.mayPeer(sub, group);
+    });
+    if (refused) throw Object.assign(new Error(refused.message), { code: refused.code });
+    local.peerings.set(name, { ...peering, everConnected: local.peerings.get(name)?.everConnected });
+    const remote = vnetById(peering.remoteId)!;
+    if (peeringState(local, peering, vnetById) === 'Connected') {
+      local.peerings.get(name)!.everConnected = true;
+      for (const back of remote.peerings.values()) if (back.remoteId.toLowerCase() === local.id.toLowerCase()) back.everConnected = true;
+    }
+  }
+
+  /** What the subnet of a VNet lets in from a peer: its NSG's rules (none: Azure's default rules alone). */
+  const rulesOf = (v: { nsgId?: string }) => (v.nsgId ? nsgs.get(v.nsgId.toLowerCase())?.rules ?? [] : []);
+
+  /**
+   * Wires every pair of VNets whose peerings are both Connected and allow virtual network access, and
+   * unwires the rest: each end admits what its NSG admits from the other, and the replies of the flows
+   * it opened (NSG rules are stateful: https://learn.microsoft.com/azure/virtual-network/network-security-groups-overview#security-rules).
+   */
+  function syncLinks(): void {
+    const wanted = new Map<string, { a: LocalVnet; b: LocalVnet }>();
+    for (const a of vnetRecords.values()) {
+      for (const p of a.peerings.values()) {
+        const b = vnetById(p.remoteId);
+        const back = b && [...b.peerings.values()].find((x) => x.remoteId.toLowerCase() === a.id.toLowerCase());
+        if (!b || !back || !p.allowVirtualNetworkAccess || !back.allowVirtualNetworkAccess || !network.has(a.key) || !network.has(b.key)) continue;
+        const [x, y] = [a, b].sort((m, n) => (m.key < n.key ? -1 : 1));
+        wanted.set(`${x.key}|${y.key}`, { a: x, b: y });
+      }
+    }
+    const admission = (self: { nsgId?: string; addressPrefixes: string[] }, peer: { nsgId?: string; addressPrefixes: string[] }) => ({
+      dports: admittedFromPeer(rulesOf(self), peer.addressPrefixes, self.addressPrefixes),
+      sports: admittedFromPeer(rulesOf(peer), self.addressPrefixes, peer.addressPrefixes),
+    });
+    for (const id of network.linked()) {
+      const w = wanted.get(id);
+      const [a, b] = id.split('|');
+      if (!w || linkSignature.get(id) !== JSON.stringify([admission(w.a, w.b), admission(w.b, w.a)])) {
+        network.unlink(a, b);
+        linkSignature.delete(id);
+      }
+    }
+    for (const [id, w] of wanted) {
+      if (network.linked().includes(id)) continue;
+      const intoA = admission(w.a, w.b);
+      const intoB = admission(w.b, w.a);
+      network.link(w.a.key, w.b.key, intoA, intoB);
+      linkSignature.set(id, JSON.stringify([intoA, intoB]));
+    }
+  }
+  const linkSignature = new Map<string, string>();
+
+  /** A peering as the network provider answers it (VirtualNetworkPeering of azure-rest-api-specs' virtualNetwork.json). */
+  function peeringView(v: VnetRecord, p: PeeringRecord & { everConnected?: boolean }) {
+    const state = peeringState(v, p, vnetById);
+    const remote = vnetById(p.remoteId);
+    return {
+      id: `${v.id}/virtualNetworkPeerings/${p.name}`, name: p.name, type: 'Microsoft.Network/virtualNetworks/virtualNetworkPeerings', etag: `W/"${randomUUID()}"`,
+      properties: {
+        provisioningState: 'Succeeded', peeringState: state, ...(state === 'Connected' ? { peeringSyncLevel: 'FullyInSync' } : {}),
+        remoteVirtualNetwork: { id: p.remoteId }, ...(remote ? { remoteAddressSpace: { addressPrefixes: remote.addressPrefixes }, remoteVirtualNetworkAddressSpace: { addressPrefixes: remote.addressPrefixes } } : {}),
+        allowVirtualNetworkAccess: p.allowVirtualNetworkAccess, allowForwardedTraffic: p.allowForwardedTraffic, allowGatewayTransit: p.allowGatewayTransit, useRemoteGateways: p.useRemoteGateways,
+      },
+    };
   }
 
   /** The Private Link service a deployment declares: its frontend's load balancer and that balancer's NAT rules, its NAT address, who may connect. */
@@ -668,7 +816,29 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
       if (!inst) return armError(res, 400, 'InvalidRequestFormat', `No backend address ${body.ipAddress ?? body.ipConfiguration?.id} in pool ${parts[9]}.`), true;
       return send(res, 200, { inboundNatRulePortMappings: pls.rules.map((r) => ({ inboundNatRuleName: r.name, protocol: 'Tcp', frontendPort: r.start + inst.natSlot, backendPort: r.backendPort })) }), true;
     }
+    // Virtual network peerings (https://learn.microsoft.com/rest/api/virtual-network/virtual-network-peerings): list, get, delete.
+    if (lower[6] === 'virtualnetworks' && lower[8] === 'virtualnetworkpeerings' && (parts.length === 9 || parts.length === 10)) {
+      const vnet = vnetById(armId(subscription, rg, 'Microsoft.Network/virtualNetworks', parts[7]));
+      if (!vnet) return notFound('Microsoft.Network/virtualNetworks', parts[7]), true;
+      if (parts.length === 9 && method === 'GET') return send(res, 200, { value: [...vnet.peerings.values()].map((x) => peeringView(vnet, x)) }), true;
+      const peering = [...vnet.peerings.values()].find((x) => x.name.toLowerCase() === lower[9]);
+      if (method === 'GET') return peering ? send(res, 200, peeringView(vnet, peering)) : notFound('Microsoft.Network/virtualNetworks/virtualNetworkPeerings', `${parts[7]}/${parts[9]}`), true;
+      if (method !== 'DELETE') return false;
+      const refused = preflight.checkWrite(subscription, rg, `${vnet.id}/virtualNetworkPeerings/${parts[9]}`, 'Microsoft.Network/virtualNetworks/virtualNetworkPeerings/delete');
+      if (refused) return send(res, refused.status, { error: refused.error }), true;
+      // 204: "Request successful. Resource does not exist." (VirtualNetworkPeerings_Delete).
+      if (!peering) return send(res, 204, undefined), true;
+      accepted(res, subscription, async () => {
+        vnet.peerings.delete(peering.name);
+        syncLinks();
+      });
+      return true;
+    }
     if (lower[6] === 'virtualnetworks' && parts.length === 8 && method === 'GET') {
+      const cluster = vnetById(armId(subscription, rg, 'Microsoft.Network/virtualNetworks', parts[7]));
+      if (cluster) {
+        return send(res, 200, { id: cluster.id, name: parts[7], type: 'Microsoft.Network/virtualNetworks', location: 'westeurope', properties: { provisioningState: 'Succeeded', addressSpace: { addressPrefixes: cluster.addressPrefixes }, virtualNetworkPeerings: [...cluster.peerings.values()].map((x) => peeringView(cluster, x)) } }), true;
+      }
       const [vnetId] = CONTROL_PLANE_SUBNET_ID.split('/subnets/');
       if (`/subscriptions/${subscription}/resourceGroups/${rg}/providers/Microsoft.Network/virtualNetworks/${parts[7]}`.toLowerCase() !== vnetId.toLowerCase()) return notFound('Microsoft.Network/virtualNetworks', parts[7]), true;
       return send(res, 200, { id: vnetId, name: parts[7], type: 'Microsoft.Network/virtualNetworks', location: 'westeurope', properties: { provisioningState: 'Succeeded', addressSpace: { addressPrefixes: [LOCAL_VNET_RANGE] }, subnets: [{ id: CONTROL_PLANE_SUBNET_ID, name: 'endpoints', properties: { addressPrefix: `${endpointBlock}.0/24`, privateEndpointNetworkPolicies: 'Disabled' } }] } }), true;
@@ -1137,6 +1307,8 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
     privateEndpoints: () => [...endpoints.values()].map((e) => ({ name: e.name, ip: e.ip, status: e.status, linkServiceId: e.linkServiceId })),
     linkServices: () => [...linkServices.values()].map((l) => ({ id: l.id, natIp: l.natIp, visibility: l.visibility, autoApproval: l.autoApproval, connections: l.connections.size })),
     runCommandScripts: () => [...runCommandScripts],
+    peerings: () => [...vnetRecords.values()].flatMap((v) => [...v.peerings.values()].map((x) => ({ vnetId: v.id, name: x.name, remoteId: x.remoteId, state: peeringState(v, x, vnetById) }))),
+    peeredGroups: () => network.linked().map((id) => id.split('|').map((k) => k.split('/')[0]) as [string, string]),
     vaultSecret: (vaultName: string, secretName: string) => vaults.get(vaultName.toLowerCase())?.secrets.get(secretName)?.at(-1)?.value,
     netnsOf(resourceGroup: string) {
       const set = [...scaleSets.values()].find((x) => x.resourceGroup.toLowerCase() === resourceGroup.toLowerCase());

@@ -12,6 +12,12 @@
  * shim). Both cross in a bridge process inside the namespace (vnet-bridge.ts)
  * through unix sockets.
  *
+ * Two VNets whose peerings are Connected are wired together (`link`): a veth
+ * pair between their namespaces, each one's address space routed over it
+ * (static neighbours: no ARP), and in each namespace policy-routing rules on
+ * that link that deliver only what the receiving subnet's NSG admits from the
+ * peer (arm-network.ts `admittedFromPeer`) and drop the rest, as an NSG drops.
+ *
  *   const net = await LocalNetwork.start({ dir, armPort: () => port, onProcess, imds });
  *   const v = await net.vnet('rg/vnet', '172.25.16.0/24'); // v.netns: the path to enter
  *   net.connectInto('rg/vnet', '172.25.16.5', 8501, '172.25.16.10') // a socket, as from the NAT address
@@ -67,9 +73,33 @@ export function sweepStrayNetworks(): void {
   }
 }
 
+/** What a VNet accepts over one peering: destination ports its NSG admits from the peer, and source ports of replies to the flows it opened. */
+export interface PeerAdmission {
+  dports: Record<'tcp' | 'udp', Array<[number, number]>>;
+  sports: Record<'tcp' | 'udp', Array<[number, number]>>;
+}
+
+interface Link {
+  a: string;
+  b: string;
+  ifA: string;
+  ifB: string;
+  /** `ip rule` arguments added in each namespace (to delete them again). */
+  rules: Array<{ ns: string; args: string[] }>;
+}
+
+/** Policy-routing priorities: a link's admissions, then its drop, then the local table (moved from 0 so that these come first). */
+const ADMIT_PREF = '500';
+const DROP_PREF = '900';
+const LOCAL_PREF = '1000';
+/** The next hop on a link: a link-local address both ends know by a static neighbour entry. */
+const LINK_HOP = '169.254.0.1';
+
 export class LocalNetwork {
   private readonly vnets = new Map<string, Entry>();
+  private readonly links = new Map<string, Link>();
   private next = 0;
+  private nextLink = 0;
 
   private constructor(
     private readonly dir: string, private readonly armPort: () => number, private readonly egress: net.Server, private readonly egressPath: string,
@@ -147,10 +177,84 @@ export class LocalNetwork {
     return s;
   }
 
+  /** The peered pairs wired now, as `<key a>|<key b>`. */
+  linked(): string[] {
+    return [...this.links.keys()];
+  }
+
+  /**
+   * Wires two VNets together (their peerings are Connected): each reaches the
+   * other's address space over a veth pair, and each admits over it only what
+   * `into` says for it; everything else arriving there is dropped.
+   */
+  link(a: string, b: string, intoA: PeerAdmission, intoB: PeerAdmission): void {
+    const id = [a, b].sort().join('|');
+    if (this.links.has(id)) throw new Error(`VNets ${a} and ${b} are linked already`);
+    const va = this.vnets.get(a);
+    const vb = this.vnets.get(b);
+    if (!va || !vb) throw new Error(`no VNet ${va ? b : a}`);
+    const n = this.nextLink++;
+    const mac = (end: string) => `02:00:${((process.pid >> 8) & 0xff).toString(16).padStart(2, '0')}:${(process.pid & 0xff).toString(16).padStart(2, '0')}:${(n & 0xff).toString(16).padStart(2, '0')}:${end}`;
+    const link: Link = { a, b, ifA: `lp${n}a`, ifB: `lp${n}b`, rules: [] };
+    ip(['link', 'add', link.ifA, 'address', mac('0a'), 'netns', va.name, 'type', 'veth', 'peer', 'name', link.ifB, 'address', mac('0b'), 'netns', vb.name]);
+    this.links.set(id, link);
+    for (const [self, other, ifname, otherMac, into] of [[va, vb, link.ifA, mac('0b'), intoA], [vb, va, link.ifB, mac('0a'), intoB]] as const) {
+      this.policyRouting(self.name);
+      ip(['-n', self.name, 'link', 'set', ifname, 'up']);
+      ip(['-n', self.name, 'neigh', 'replace', LINK_HOP, 'lladdr', otherMac, 'dev', ifname, 'nud', 'permanent']);
+      // Connections the instances open to the peer leave from an address of their own VNet (its host index 0), which the peer routes back here.
+      ip(['-n', self.name, 'route', 'replace', other.cidr, 'via', LINK_HOP, 'dev', ifname, 'onlink', 'src', firstHost(self.cidr)]);
+      for (const proto of ['tcp', 'udp'] as const) {
+        for (const [which, ranges] of [['dport', into.dports[proto]], ['sport', into.sports[proto]]] as const) {
+          for (const [lo, hi] of ranges) this.rule(link, self.name, ['pref', ADMIT_PREF, 'iif', ifname, 'ipproto', proto, which, lo === hi ? String(lo) : `${lo}-${hi}`, 'lookup', 'local']);
+        }
+      }
+      this.rule(link, self.name, ['pref', DROP_PREF, 'iif', ifname, 'blackhole']);
+    }
+  }
+
+  /** The peering between two VNets is no longer Connected: their wire goes (rules, routes and the veth pair). */
+  unlink(a: string, b: string): void {
+    const id = [a, b].sort().join('|');
+    const link = this.links.get(id);
+    if (!link) return;
+    this.links.delete(id);
+    for (const r of link.rules) {
+      try {
+        ip(['-n', r.ns, 'rule', 'del', ...r.args]);
+      } catch {
+        // its namespace is gone
+      }
+    }
+    for (const [key, ifname] of [[link.a, link.ifA], [link.b, link.ifB]] as const) {
+      const v = this.vnets.get(key);
+      if (!v) continue;
+      try {
+        ip(['-n', v.name, 'link', 'del', ifname]); // both ends go, and the routes through them
+      } catch {
+        // gone with the other end
+      }
+    }
+  }
+
+  private rule(link: Link, ns: string, args: string[]): void {
+    ip(['-n', ns, 'rule', 'add', ...args]);
+    link.rules.push({ ns, args });
+  }
+
+  /** Once per namespace: the local table looked up after the links' rules (it is rule 0 by default, before any other). */
+  private policyRouting(ns: string): void {
+    const rules = execFileSync('ip', ['-n', ns, 'rule', 'show'], { encoding: 'utf8' });
+    if (new RegExp(`^${LOCAL_PREF}:`, 'm').test(rules)) return;
+    ip(['-n', ns, 'rule', 'add', 'pref', LOCAL_PREF, 'lookup', 'local']);
+    ip(['-n', ns, 'rule', 'del', 'pref', '0', 'lookup', 'local']);
+  }
+
   /** The VNet goes: its bridge, then its namespace (its instances are gone before). */
   async remove(key: string): Promise<void> {
     const v = this.vnets.get(key);
     if (!v) return;
+    for (const link of [...this.links.values()]) if (link.a === key || link.b === key) this.unlink(link.a, link.b);
     this.vnets.delete(key);
     await stopBridge(v.bridge);
     await new Promise<void>((resolve) => v.imds.close(() => resolve()));
@@ -173,6 +277,15 @@ export class LocalNetwork {
     await new Promise<void>((resolve) => this.egress.close(() => resolve()));
     fs.rmSync(this.egressPath, { force: true });
   }
+}
+
+/** The address of host index 0 of a network (Azure keeps x.x.x.1 for the subnet's gateway; here it is the source of the VNet's traffic to a peer). */
+function firstHost(cidr: string): string {
+  const [address, bits] = cidr.split('/');
+  const n = address.split('.').reduce((a, o) => a * 256 + Number(o), 0);
+  const size = 2 ** (32 - Number(bits));
+  const first = n - (n % size) + 1;
+  return [24, 16, 8, 0].map((sh) => Math.floor(first / 2 ** sh) % 256).join('.');
 }
 
 async function stopBridge(p: ChildProcess): Promise<void> {

@@ -469,11 +469,13 @@ describe('hcs, the command line', { timeout: 240_000 }, () => {
     }
   });
 
-  it('clusters create --wait shows progress and ends with the cluster Running', async () => {
-    const created = await hcs([...createArgs('cli-orders'), '--wait'], { ttyStderr: true });
+  it('clusters create --wait shows progress and ends with the cluster Running, protected and pinned as asked', async () => {
+    const created = await hcs([...createArgs('cli-orders'), '--deletion-protection', '--upgrade-pin', 'minor', '--wait'], { ttyStderr: true });
     assert.equal(created.code, 0, created.stderr);
     assert.match(created.stdout, /^State:\s+Running$/m);
     assert.match(created.stdout, /^Tier:\s+development \(1 server\)$/m);
+    assert.match(created.stdout, /^Deletion protection:\s+on$/m);
+    assert.match(created.stdout, /^Upgrades:\s+manual; pinned to 1\.x \(minor\)$/m);
     assert.ok(created.stderr.includes(`\r\u001b[K[${'#'.repeat(24)}] 100%  Succeeded`), `a progress bar on a terminal: ${JSON.stringify(created.stderr.slice(-300))}`);
 
     const list = await hcs(['clusters', 'list', '--json']);
@@ -490,10 +492,10 @@ describe('hcs, the command line', { timeout: 240_000 }, () => {
   it('clusters upgrade-policy sets automatic upgrades in a window; a half-given window is a usage error', async () => {
     assert.ok(clusterId);
     const shown = await hcs(['clusters', 'get', clusterId]);
-    assert.match(shown.stdout, /^Upgrades:\s+manual$/m);
+    assert.match(shown.stdout, /^Upgrades:\s+manual; pinned to 1\.x \(minor\)$/m);
     const set = await hcs(['clusters', 'upgrade-policy', clusterId, '--mode', 'automatic', '--window-day', '0', '--window-start-hour', '2', '--window-hours', '4']);
     assert.equal(set.code, 0, set.stderr);
-    assert.match(set.stdout, /^Upgrades:\s+automatic, Sunday 02:00 UTC for 4 h$/m);
+    assert.match(set.stdout, /^Upgrades:\s+automatic, Sunday 02:00 UTC for 4 h; pinned to 1\.x \(minor\)$/m, 'the pin is kept');
     const half = await hcs(['clusters', 'upgrade-policy', clusterId, '--window-day', '1']);
     assert.equal(half.code, 2);
     assert.match(half.stderr, /give --window-day, --window-start-hour and --window-hours together/);
@@ -502,7 +504,40 @@ describe('hcs, the command line', { timeout: 240_000 }, () => {
     assert.match(refused.stderr, /invalid_upgradePolicy_window_hours: /);
     const manual = await hcs(['clusters', 'upgrade-policy', clusterId, '--mode', 'manual', '--json']);
     assert.equal(manual.code, 0, manual.stderr);
-    assert.deepEqual(JSON.parse(manual.stdout).upgradePolicy, { mode: 'manual', window: { dayOfWeek: 0, startHourUtc: 2, hours: 4 } });
+    assert.deepEqual(JSON.parse(manual.stdout).upgradePolicy, { mode: 'manual', window: { dayOfWeek: 0, startHourUtc: 2, hours: 4 }, pin: 'minor' });
+  });
+
+  it('clusters update sets deletion protection and the upgrade pin; a protected cluster\'s delete exits 3 saying how to turn it off', async () => {
+    assert.ok(clusterId);
+    const refused = await hcs(['clusters', 'delete', clusterId, '--wait']);
+    assert.equal(refused.code, 3, refused.stderr);
+    assert.match(refused.stderr, new RegExp(`^hcs: deletion_protected: .*hcs clusters update ${clusterId} --deletion-protection off`, 'm'));
+    assert.equal(refused.stdout, '');
+    assert.equal((await s.request('GET', `/v1/clusters/${clusterId}`, { token })).body.state, 'Running', 'nothing was deleted');
+
+    const typo = await hcs(['clusters', 'update', clusterId, '--deletion-protection', 'yes']);
+    assert.equal(typo.code, 2);
+    assert.match(typo.stderr, /--deletion-protection takes on or off, not 'yes'[\s\S]*usage: hcs clusters update ID/);
+    const nothing = await hcs(['clusters', 'update', clusterId]);
+    assert.equal(nothing.code, 2);
+    assert.match(nothing.stderr, /nothing to change: give --deletion-protection and\/or --upgrade-pin/);
+    const badPin = await hcs(['clusters', 'update', clusterId, '--upgrade-pin', 'major']);
+    assert.equal(badPin.code, 3, badPin.stderr);
+    assert.match(badPin.stderr, /invalid_upgradePolicy_pin: upgradePolicy\.pin must be one of none, patch, minor/);
+    const help = await hcs(['clusters', 'update', '--help']);
+    assert.match(help.stdout, /--deletion-protection on\|off/);
+    assert.match(help.stdout, /--upgrade-pin PIN\s+none, patch, minor: how far automatic upgrades and maintenance waves may move the version/);
+
+    const pinned = await hcs(['clusters', 'update', clusterId, '--upgrade-pin', 'patch']);
+    assert.equal(pinned.code, 0, pinned.stderr);
+    assert.match(pinned.stdout, /^Upgrades:\s+manual, Sunday 02:00 UTC for 4 h \(window not in use\); pinned to 1\.8\.x \(patch\)$/m);
+    assert.match(pinned.stdout, /^Deletion protection:\s+on$/m, 'the other setting is kept');
+    const off = await hcs(['clusters', 'update', clusterId, '--deletion-protection', 'off', '--upgrade-pin', 'none', '--json']);
+    assert.equal(off.code, 0, off.stderr);
+    const c = JSON.parse(off.stdout);
+    assert.deepEqual([c.deletionProtection, c.upgradePolicy.pin], [false, 'none']);
+    const events = (await s.request('GET', `/v1/clusters/${clusterId}/events`, { token })).body.events as { action: string; details: unknown }[];
+    assert.deepEqual(events.filter((e) => e.action === 'cluster.deletion-protection.changed').map((e) => e.details), [{ from: true, to: false }]);
   });
 
   it('client-config writes ca.pem and an owner-only client.json; token prints the secret once', async () => {

@@ -48,7 +48,9 @@ export const WAVE = z.strictObject({
   failed: z.number().int(),
   skipped: z.number().int(),
   clusters: z.array(z.strictObject({
-    clusterId: z.string(), canary: z.boolean(), state: z.string(), operationId: z.string().nullable(), startedAt: nullableInstant, finishedAt: nullableInstant,
+    clusterId: z.string(), canary: z.boolean(), state: z.string(),
+    reason: z.string().nullable().meta({ description: "Why a Skipped cluster was skipped: not Running at its turn, its upgrade pin excludes the wave's version, the wave halted" }),
+    operationId: z.string().nullable(), startedAt: nullableInstant, finishedAt: nullableInstant,
   })),
   createdAt: instant,
   finishedAt: nullableInstant,

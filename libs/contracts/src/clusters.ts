@@ -3,18 +3,19 @@ import { CONSUL_NAME, CONSUL_NAME_RULE, RESOURCE_GROUP, RESOURCE_GROUP_RULE, UUI
 import { FEDERATION_TOKEN_PATTERN, FEDERATION_TOKEN_RULE } from './federation';
 import { ACCEPTED, CLUSTER_ID, OPERATION } from './operations';
 import { ROLE, because, body, route, type Catalog } from './route';
+import { UPGRADE_PINS, type UpgradePin } from './upgrade-pin';
 
 export const CLUSTER_STATES = ['Creating', 'Running', 'Updating', 'Deleting', 'Deleted', 'Failed'] as const;
 export const UPGRADE_MODES = ['manual', 'automatic'] as const;
 export type UpgradeMode = (typeof UPGRADE_MODES)[number];
 /** A weekly maintenance window in UTC: it opens on `dayOfWeek` (0 Sunday … 6 Saturday) at `startHourUtc`:00 and lasts `hours`. */
 export type UpgradeWindow = { dayOfWeek: number; startHourUtc: number; hours: number };
-export type UpgradePolicy = { mode: UpgradeMode; window: UpgradeWindow | null };
+export type UpgradePolicy = { mode: UpgradeMode; window: UpgradeWindow | null; pin: UpgradePin };
 export type SnapshotPolicy = { intervalHours: number; retention: number };
 
 export const DEFAULT_SNAPSHOT_POLICY: SnapshotPolicy = { intervalHours: 24, retention: 30 };
-/** Default: manual upgrades and no window. An upgrade restarts every server, so it happens only when the customer asks for it or opts in to a window. */
-export const DEFAULT_UPGRADE_POLICY: UpgradePolicy = { mode: 'manual', window: null };
+/** Default: manual upgrades, no window, no pin. An upgrade restarts every server, so it happens only when the customer asks for it or opts in to a window. */
+export const DEFAULT_UPGRADE_POLICY: UpgradePolicy = { mode: 'manual', window: null, pin: 'none' };
 /** POST /rotate's `what`. */
 export const ROTATIONS = ['gossip-key', 'certificates', 'management-token', 'ca'] as const;
 export type Rotation = (typeof ROTATIONS)[number];
@@ -45,8 +46,10 @@ export const UPGRADE_POLICY_CHANGE = z.strictObject({
   mode: z.enum(UPGRADE_MODES, { error: `upgradePolicy.mode must be one of ${UPGRADE_MODES.join(', ')}` })
     .optional().meta({ description: 'automatic: the worker upgrades the cluster to the RECOMMENDED version (GET /v1/versions) once per window occurrence; manual: only POST /upgrade' }),
   window: UPGRADE_WINDOW.nullable().optional().meta({ description: 'Required for automatic; a missing member keeps its current value, null removes the window (manual only)' }),
-}, { error: (i) => (i.code === 'invalid_type' ? `upgradePolicy must be an object { mode: automatic | manual, window: ${WINDOW_SHAPE} }` : undefined) })
-  .meta({ id: 'UpgradePolicyChange', description: 'Members left out keep their current value (on create: mode manual, no window)' });
+  pin: z.enum(UPGRADE_PINS, { error: `upgradePolicy.pin must be one of ${UPGRADE_PINS.join(', ')}` }).optional()
+    .meta({ description: "How far automatic upgrades and SRE upgrade waves may move the cluster from its version: patch (same major.minor), minor (same major) or none. A version outside the pin is skipped, with the reason in the cluster's events; the customer's own POST /upgrade is not bound by it" }),
+}, { error: (i) => (i.code === 'invalid_type' ? `upgradePolicy must be an object { mode: automatic | manual, window: ${WINDOW_SHAPE}, pin: ${UPGRADE_PINS.join(' | ')} }` : undefined) })
+  .meta({ id: 'UpgradePolicyChange', description: 'Members left out keep their current value (on create: mode manual, no window, pin none)' });
 
 export const SNAPSHOT_POLICY_CHANGE = z.strictObject({
   intervalHours: whole('snapshotPolicy.intervalHours', 1, 24, 'a whole number of hours from 1 to 24').optional(),
@@ -56,7 +59,7 @@ export const SNAPSHOT_POLICY_CHANGE = z.strictObject({
 
 /** A policy change applied to the current policy; automatic upgrades need a window (the one rule that needs both). */
 export function applyUpgradePolicy(change: z.output<typeof UPGRADE_POLICY_CHANGE>, current: UpgradePolicy): UpgradePolicy | { problem: string } {
-  const next = { mode: change.mode ?? current.mode, window: change.window === undefined ? current.window : change.window };
+  const next = { mode: change.mode ?? current.mode, window: change.window === undefined ? current.window : change.window, pin: change.pin ?? current.pin };
   if (next.mode === 'automatic' && !next.window) return { problem: `automatic upgrades need a maintenance window: set upgradePolicy.window to ${WINDOW_SHAPE}` };
   return next;
 }
@@ -64,6 +67,10 @@ export const applySnapshotPolicy = (change: z.output<typeof SNAPSHOT_POLICY_CHAN
   intervalHours: change.intervalHours ?? current.intervalHours,
   retention: change.retention ?? current.retention,
 });
+
+const deletionProtection = () => z.boolean({ error: 'deletionProtection must be true or false' });
+/** What a refused delete of a protected cluster tells the caller to send first. */
+export const DELETION_PROTECTION_OFF = { deletionProtection: false } as const;
 
 const oneOf = (field: string, allowed: readonly string[], message: (v: string) => string) =>
   (v: string, ctx: z.RefinementCtx) => {
@@ -91,10 +98,12 @@ export const createClusterBody = (catalog: Catalog) =>
     datacenter: text('datacenter').refine((v) => CONSUL_NAME.test(v), `datacenter must be ${CONSUL_NAME_RULE}`).optional().meta({ description: 'Consul datacenter name; defaults to the cluster name' }),
     consulVersion: versionOf(catalog).optional().meta({ description: `Default: the RECOMMENDED version (${recommended(catalog)})` }),
     publicEndpoint: z.boolean({ error: 'publicEndpoint must be true or false' }).default(false),
+    deletionProtection: deletionProtection().default(false)
+      .meta({ description: 'On: DELETE /v1/clusters/{id} is refused (409 deletion_protected) until PATCH sets it false. Default false' }),
     vnetCidr: text('vnetCidr').refine((v) => VNET_CIDR.test(v), `vnetCidr must be ${VNET_CIDR_RULE}`).optional()
       .meta({ description: 'The VNet address space on the Azure target: a private /24 to /28 network address (default 172.25.16.0/24)' }),
     snapshotPolicy: SNAPSHOT_POLICY_CHANGE.optional(),
-    upgradePolicy: UPGRADE_POLICY_CHANGE.optional().meta({ description: 'Default: { mode: manual, window: null }' }),
+    upgradePolicy: UPGRADE_POLICY_CHANGE.optional().meta({ description: 'Default: { mode: manual, window: null, pin: none }' }),
     federationToken: text('federationToken').refine((v) => FEDERATION_TOKEN_PATTERN.test(v), `federationToken must be ${FEDERATION_TOKEN_RULE}`).optional()
       .meta({ description: "Joins the new cluster to that primary's federation as a secondary: its own datacenter name and address space, the primary's Consul version, CA and gossip key" }),
   }).transform((b, ctx) => {
@@ -119,8 +128,9 @@ export const updateClusterBody = (catalog: Catalog) =>
   body({
     snapshotPolicy: SNAPSHOT_POLICY_CHANGE.optional(),
     upgradePolicy: UPGRADE_POLICY_CHANGE.optional().meta({ description: 'Applied at once (200); audited as cluster.upgrade-policy.changed' }),
+    deletionProtection: deletionProtection().optional().meta({ description: 'Applied at once (200); audited as cluster.deletion-protection.changed' }),
     tier: tierOf(catalog).optional().meta({ description: 'A different tier queues a scale operation (202 with it)' }),
-  }).refine((b) => Object.keys(b).length > 0, because('empty_patch', 'nothing to change; send one of snapshotPolicy, upgradePolicy, tier'));
+  }).refine((b) => Object.keys(b).length > 0, because('empty_patch', 'nothing to change; send one of snapshotPolicy, upgradePolicy, deletionProtection, tier'));
 
 export const upgradeClusterBody = (catalog: Catalog) => body({ consulVersion: versionOf(catalog) });
 export const ROTATE_BODY = body({
@@ -141,6 +151,7 @@ export const CLUSTER = z.strictObject({
   resourceGroup: z.string(),
   managedResourceGroup: z.string().nullable(),
   publicEndpoint: z.boolean(),
+  deletionProtection: z.boolean().meta({ description: 'On: a delete is refused (409 deletion_protected) until PATCH sets it false' }),
   target: z.string(),
   endpoints: z.strictObject({ https: z.string().nullable(), ui: z.string().nullable() }).meta({ example: { https: 'https://127.64.0.1:8501', ui: 'https://127.64.0.1:8501/ui/' } }),
   serverAddresses: z.array(z.string()),
@@ -148,7 +159,7 @@ export const CLUSTER = z.strictObject({
   updatedAt: instant,
   runningSince: nullableInstant,
   snapshotPolicy: z.strictObject({ intervalHours: z.number().int(), retention: z.number().int() }),
-  upgradePolicy: z.strictObject({ mode: z.enum(UPGRADE_MODES), window: UPGRADE_WINDOW.nullable() }).meta({ id: 'UpgradePolicy' }),
+  upgradePolicy: z.strictObject({ mode: z.enum(UPGRADE_MODES), window: UPGRADE_WINDOW.nullable(), pin: z.enum(UPGRADE_PINS) }).meta({ id: 'UpgradePolicy' }),
   certificates: z.strictObject({ caNotAfter: nullableInstant, serverCertificatesNotAfter: nullableInstant })
     .meta({ description: 'When the CA and the earliest server certificate expire (null until recorded); rotated automatically before' }),
   health: z.strictObject({ status: z.string(), reason: z.string().nullable(), checkedAt: nullableInstant }),
@@ -190,17 +201,18 @@ export const CLUSTER_ROUTES = {
   }),
   updateCluster: route({
     id: 'updateCluster', method: 'PATCH', path: '/v1/clusters/{id}', tag: 'clusters', auth: 'bearer', roles: [ROLE.write],
-    summary: 'Change a cluster: snapshotPolicy and upgradePolicy (200) and/or tier (202 with a scale operation)',
+    summary: 'Change a cluster: snapshotPolicy, upgradePolicy and deletionProtection (200) and/or tier (202 with a scale operation)',
     params: CLUSTER_ID, body: updateClusterBody,
     answers: { 200: CLUSTER, 202: ACCEPTED_CLUSTER },
   }),
   deleteCluster: route({
     id: 'deleteCluster', method: 'DELETE', path: '/v1/clusters/{id}', tag: 'clusters', auth: 'bearer', roles: [ROLE.write],
-    summary: 'Delete a cluster (202 with the delete operation; repeated while it runs: the same operation)', params: CLUSTER_ID, answers: { 202: ACCEPTED },
+    summary: 'Delete a cluster (202 with the delete operation; repeated while it runs: the same operation). With deletion protection on: 409 deletion_protected, nothing changed',
+    params: CLUSTER_ID, answers: { 202: ACCEPTED },
   }),
   upgradeCluster: route({
     id: 'upgradeCluster', method: 'POST', path: '/v1/clusters/{id}/upgrade', tag: 'clusters', auth: 'bearer', roles: [ROLE.write],
-    summary: 'Rolling upgrade to { consulVersion } from GET /v1/versions (202 with the operation)', params: CLUSTER_ID, body: upgradeClusterBody, answers: { 202: ACCEPTED },
+    summary: "Rolling upgrade to { consulVersion } from GET /v1/versions (202 with the operation); the customer's own choice, so the upgrade pin does not bind it", params: CLUSTER_ID, body: upgradeClusterBody, answers: { 202: ACCEPTED },
   }),
   rotateCluster: route({
     id: 'rotateCluster', method: 'POST', path: '/v1/clusters/{id}/rotate', tag: 'clusters', auth: 'bearer', roles: [ROLE.write],

@@ -13,6 +13,7 @@ export * from './route';
 export * from './fields';
 export * from './errors';
 export * from './clusters';
+export * from './upgrade-pin';
 export * from './federation';
 export * from './kubernetes';
 export * from './operations';

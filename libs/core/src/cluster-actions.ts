@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { OperationKind, SnapshotKind } from './model';
 import type { Cluster } from './generated/prisma/client';
 
-import type { WaveAction } from '../../contracts/src';
+import { crossedPin, type UpgradePin, type WaveAction } from '../../contracts/src';
 export { WAVE_ACTIONS, type WaveAction } from '../../contracts/src';
 
 /** What requesting an action writes: the operation's kind and params, the audit action, and for a snapshot its row. */
@@ -36,4 +36,15 @@ export function planClusterAction(cluster: Pick<Cluster, 'consulVersion'>, actio
     case 'repair':
       return { kind: OperationKind.Repair, auditAction: 'cluster.repair.requested', params: { down: [] } };
   }
+}
+
+/**
+ * Why a wave leaves a cluster alone instead of acting on it, or null: an upgrade wave's version
+ * outside the cluster's upgrade pin (`pinned to 1.8.x; the wave's 1.9.0 crosses the pin`).
+ */
+export function waveSkipReason(cluster: { consulVersion: string; upgradePin: string }, action: WaveAction, params: Record<string, unknown>): string | null {
+  if (action !== 'upgrade') return null;
+  const to = String(params.consulVersion);
+  const range = crossedPin(cluster.upgradePin as UpgradePin, cluster.consulVersion, to);
+  return range && `pinned to ${range}; the wave's ${to} crosses the pin`;
 }

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { Inject } from '@nestjs/common';
 import {
   FleetRepository, ClusterState, NotFoundError, UnprocessableError, WaveRepository,
-  type Config, type WaveWithItems, isUuid
+  type Config, type WaveWithItems, isUuid, waveSkipReason
 } from '../../../../libs/core/src';
 import type { WaveCommand, WaveView } from '../../../../libs/contracts/src';
 import type { Principal } from '../auth/principal';
@@ -28,7 +28,7 @@ export function waveView(w: WaveWithItems): WaveView {
     failed: count('Failed'),
     skipped: count('Skipped'),
     clusters: w.items.map((i) => ({
-      clusterId: i.clusterId, canary: i.canary, state: i.state, operationId: i.operationId,
+      clusterId: i.clusterId, canary: i.canary, state: i.state, reason: i.reason, operationId: i.operationId,
       startedAt: i.startedAt?.toISOString() ?? null, finishedAt: i.finishedAt?.toISOString() ?? null,
     })),
     createdAt: w.createdAt.toISOString(),
@@ -48,7 +48,13 @@ export class WavesService {
       const ids = new Set(selector.clusterIds);
       fleet = fleet.filter((c) => ids.has(c.id));
     }
-    if (action === 'upgrade') fleet = fleet.filter((c) => c.consulVersion !== params.consulVersion);
+    if (action === 'upgrade') {
+      fleet = fleet.filter((c) => c.consulVersion !== params.consulVersion);
+      // Clusters whose pin excludes the version go last: the canaries are clusters the wave does upgrade.
+      // The pinned stay in the wave and are skipped at their turn, with the reason (their pin is read again then).
+      const inside = fleet.filter((c) => waveSkipReason(c, action, params) === null);
+      fleet = [...inside, ...fleet.filter((c) => !inside.includes(c))];
+    }
     if (fleet.length === 0) throw new UnprocessableError('empty_selection', 'the selector matches no Running cluster');
     const wave = await this.waves.create({
       action, params, selector, canaries: Math.min(canaries, fleet.length), maxInFlight, maxFailures, createdBy: caller.userId,

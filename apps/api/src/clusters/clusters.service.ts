@@ -56,7 +56,7 @@ export class ClustersService {
     const input: NewCluster = {
       tenantId: caller.tenantId, createdBy: caller.userId, serverCount: serverCountFor(cmd.tier),
       name: cmd.name, subscriptionId: cmd.subscriptionId, resourceGroup: cmd.resourceGroup, region: cmd.region, tier: cmd.tier,
-      datacenter: cmd.datacenter, consulVersion: cmd.consulVersion, publicEndpoint: cmd.publicEndpoint,
+      datacenter: cmd.datacenter, consulVersion: cmd.consulVersion, publicEndpoint: cmd.publicEndpoint, deletionProtection: cmd.deletionProtection,
       snapshotIntervalHours: cmd.snapshotPolicy.intervalHours, snapshotRetention: cmd.snapshotPolicy.retention,
       upgradePolicy: cmd.upgradePolicy, target: this.config.defaultTarget, vnetCidr: cmd.vnetCidr,
     };
@@ -95,7 +95,8 @@ export class ClustersService {
     const pending = await this.clusters.findPendingOperation(caller.tenantId, cluster.id, OperationKind.Delete);
     if (pending) return operationView(pending);
     if (cluster.state === ClusterState.Deleted) throw new NotFoundError('cluster_not_found', `cluster ${id} was deleted`);
-    const op = await this.clusters.requestDelete(cluster, caller.userId, new Date(), { refuseWithSecondaries: true });
+    // Refused under the cluster's lock, writing nothing: a primary with secondaries; deletion protection (until PATCHed off).
+    const op = await this.clusters.requestDelete(cluster, caller.userId, new Date(), { refuseWithSecondaries: true, refuseProtected: true });
     // Its Consul UI sessions end now (the proxy refuses them); the delete operation revokes their tokens first thing.
     await this.uiSessions.revoke({ clusterId: cluster.id }, 'cluster-deleted');
     await this.dispatcher.dispatch(op.id);
@@ -103,9 +104,10 @@ export class ClustersService {
   }
 
   /**
-   * PATCH: the snapshot and upgrade policies change at once (200); a new tier
-   * queues a scale operation (202 with it), run by the worker like any other
-   * change. Everything is validated before anything is written.
+   * PATCH: the snapshot and upgrade policies and deletion protection change at
+   * once, together (200); a new tier queues a scale operation (202 with it), run
+   * by the worker like any other change. Everything is validated before anything
+   * is written.
    */
   async update(caller: Principal, id: string, change: BodyOf<typeof ROUTES.updateCluster>): Promise<{ cluster: ClusterView; operation?: OperationView }> {
     const cluster = await this.require(caller, id);
@@ -113,7 +115,9 @@ export class ClustersService {
     const policy = change.snapshotPolicy && applySnapshotPolicy(change.snapshotPolicy, { intervalHours: cluster.snapshotIntervalHours, retention: cluster.snapshotRetention });
     let upgradePolicy: UpgradePolicy | undefined;
     if (change.upgradePolicy) {
-      const next = applyUpgradePolicy(change.upgradePolicy, { mode: cluster.upgradeMode as UpgradePolicy['mode'], window: cluster.upgradeWindow as UpgradePolicy['window'] });
+      const next = applyUpgradePolicy(change.upgradePolicy, {
+        mode: cluster.upgradeMode as UpgradePolicy['mode'], window: cluster.upgradeWindow as UpgradePolicy['window'], pin: cluster.upgradePin as UpgradePolicy['pin'],
+      });
       if ('problem' in next) throw new ValidationError('invalid_upgradePolicy_window', next.problem, { field: 'upgradePolicy.window' });
       upgradePolicy = next;
     }
@@ -127,8 +131,9 @@ export class ClustersService {
       if (cluster.state !== ClusterState.Running) throw new ConflictError('cluster_not_running', `the cluster is ${cluster.state}; it can be scaled once it is Running`);
       toTier = change.tier as TierName;
     }
-    if (policy) await this.clusters.updateSnapshotPolicy(cluster, policy, caller.userId);
-    if (upgradePolicy) await this.clusters.updateUpgradePolicy(cluster, upgradePolicy, caller.userId);
+    if (policy || upgradePolicy || change.deletionProtection !== undefined) {
+      await this.clusters.updateSettings(cluster, { snapshotPolicy: policy, upgradePolicy, deletionProtection: change.deletionProtection }, caller.userId);
+    }
     if (!toTier) return { cluster: clusterView((await this.clusters.findForTenant(caller.tenantId, id))!) };
     const op = await this.clusters.addOperation(cluster, OperationKind.Scale, caller.userId, 'cluster.scale.requested', {
       toTier, toCount: serverCountFor(toTier), requestedFrom: cluster.tier,
@@ -137,7 +142,11 @@ export class ClustersService {
     return { cluster: clusterView((await this.clusters.findForTenant(caller.tenantId, id))!), operation: operationView(op) };
   }
 
-  /** Manual upgrade to a version of the catalog: a rolling upgrade operation. */
+  /**
+   * Manual upgrade to a version of the catalog: a rolling upgrade operation. The upgrade pin binds
+   * what the control plane does on its own (automatic upgrades, SRE waves); a customer naming a
+   * version is the customer's choice, so it goes ahead across the pin.
+   */
   async upgrade(caller: Principal, id: string, version: string): Promise<OperationView> {
     const cluster = await this.require(caller, id);
     if (version === cluster.consulVersion) throw new ConflictError('already_on_version', `the cluster already runs Consul ${version}`);

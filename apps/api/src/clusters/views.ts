@@ -22,6 +22,7 @@ export function clusterView(c: ClusterViewColumns & ({ servers?: ClusterServer[]
     resourceGroup: c.resourceGroup,
     managedResourceGroup: c.managedResourceGroup,
     publicEndpoint: c.publicEndpoint,
+    deletionProtection: c.deletionProtection,
     target: c.target,
     endpoints: { https, ui: https ? `${https}/ui/` : null },
     serverAddresses: addresses,
@@ -29,7 +30,7 @@ export function clusterView(c: ClusterViewColumns & ({ servers?: ClusterServer[]
     updatedAt: c.updatedAt.toISOString(),
     runningSince: c.runningSince?.toISOString() ?? null,
     snapshotPolicy: { intervalHours: c.snapshotIntervalHours, retention: c.snapshotRetention },
-    upgradePolicy: { mode: c.upgradeMode as UpgradePolicy['mode'], window: (c.upgradeWindow ?? null) as UpgradePolicy['window'] },
+    upgradePolicy: { mode: c.upgradeMode as UpgradePolicy['mode'], window: (c.upgradeWindow ?? null) as UpgradePolicy['window'], pin: c.upgradePin as UpgradePolicy['pin'] },
     // Public expiry dates (null until the worker recorded them): the signing CA's and the earliest server certificate's.
     certificates: { caNotAfter: iso(c.caNotAfter), serverCertificatesNotAfter: iso(c.serverCertsNotAfter) },
     health: { status: c.health, reason: c.healthReason, checkedAt: c.healthCheckedAt?.toISOString() ?? null },

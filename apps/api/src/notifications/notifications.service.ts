@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import {
-  TenantClusterRepository, ForbiddenError, UnavailableError, ManagedAppNotificationRepository, NotFoundError, TIER_NAMES, UnauthenticatedError,
+  TenantClusterRepository, ConflictError, FederationRepository, ForbiddenError, UnprocessableError, UnavailableError, ManagedAppNotificationRepository, NotFoundError, TIER_NAMES, UnauthenticatedError,
   VNET_CIDR, VNET_CIDR_RULE, DEFAULT_VNET_CIDR, ValidationError, isUniqueViolation, isUuid, type Cluster, type Config, type NewNotification, type TierName,
 } from '../../../../libs/core/src';
 import { OperationDispatcher } from '../operation.dispatcher';
@@ -41,6 +41,7 @@ export class NotificationsService {
     private readonly clusters: TenantClusterRepository,
     private readonly notifications: ManagedAppNotificationRepository,
     private readonly dispatcher: OperationDispatcher,
+    private readonly federations: FederationRepository,
   ) {}
 
   /**
@@ -128,16 +129,20 @@ export class NotificationsService {
       throw e;
     }
     try {
-      const { cluster, operation } = await this.clusters.createWithOperation({
+      const input = {
         tenantId: tenantId.toLowerCase(), createdBy: NOTIFICATION_ACTOR, serverCount: serverCountFor(cmd.tier),
         name: cmd.name, subscriptionId: cmd.subscriptionId, resourceGroup: cmd.resourceGroup, region: cmd.region, tier: cmd.tier,
         datacenter: cmd.datacenter, consulVersion: cmd.consulVersion, publicEndpoint: cmd.publicEndpoint,
         snapshotIntervalHours: cmd.snapshotPolicy.intervalHours, snapshotRetention: cmd.snapshotPolicy.retention, upgradePolicy: cmd.upgradePolicy,
-        billingResourceId: n.resourceUsageId, billingPlanId: n.plan?.name,
+        billingResourceId: n.resourceUsageId, billingPlanId: n.plan?.name, vnetCidr,
         managedApplication: { applicationId: n.applicationId, managedResourceGroupId: app.managedResourceGroupId, vnetCidr }, target: this.config.defaultTarget,
-      });
+      };
+      // With the application's federationToken parameter: a secondary of that token's primary, checked as POST /v1/clusters checks it
+      // (the same tenant, a unique datacenter, address spaces apart: they will be peered). Refused: nothing written, the token still usable.
+      const { cluster, operation } = cmd.federationToken ? await this.federations.createSecondary(input, cmd.federationToken) : await this.clusters.createWithOperation(input);
       return { ...base, outcome: 'created', clusterId: cluster.id, operationId: operation.id };
     } catch (e) {
+      if (e instanceof UnprocessableError || e instanceof ConflictError) return { ...base, outcome: 'rejected', reason: `${e.code}: ${e.message}` };
       if (!isUniqueViolation(e)) throw e;
       // A concurrent notification of the same application made it first, or the name (or the usage id) is taken.
       const raced = await this.clusters.findLiveByManagedApplication(n.applicationId);
@@ -161,6 +166,8 @@ export class NotificationsService {
         datacenter: p.datacenter, consulVersion: p.consulVersion, publicEndpoint: p.externalEndpoint,
         snapshotPolicy: { intervalHours: p.snapshotIntervalHours, retention: p.snapshotRetention },
         upgradePolicy: { mode: p.upgradeMode, window: automatic ? { dayOfWeek: p.upgradeWindowDay, startHourUtc: p.upgradeWindowStartHour, hours: p.upgradeWindowHours } : null },
+        // The application's optional federation token (mainTemplate's federationToken, empty for a cluster on its own).
+        ...(typeof p.federationToken === 'string' && p.federationToken !== '' ? { federationToken: p.federationToken } : {}),
       },
     );
     const vnetCidr = p.vnetCidr ?? DEFAULT_VNET_CIDR;
@@ -168,11 +175,17 @@ export class NotificationsService {
     return { cmd, vnetCidr };
   }
 
+  /**
+   * Deletion protection does not refuse this delete: Azure deletes the application's managed
+   * resource group, and the servers in it, whatever we answer, so a cluster kept here would be a
+   * row without servers that goes on billing. Its audit event and this record say it was on.
+   */
   private async delete(cluster: Cluster | null, base: Omit<NewNotification, 'outcome'>): Promise<NewNotification> {
     if (!cluster) return { ...base, outcome: 'recorded', reason: 'the application has no live cluster' };
     const { operation, queued } = await this.clusters.requestDeleteOnce(cluster, NOTIFICATION_ACTOR);
     if (!queued) return { ...base, outcome: 'recorded', reason: 'its delete is under way', clusterId: cluster.id, operationId: null };
-    return { ...base, outcome: 'delete-requested', clusterId: cluster.id, operationId: operation.id };
+    const reason = cluster.deletionProtection ? 'deletion protection was on; Azure deletes the managed resource group whatever the answer, so the cluster is deleted with it' : undefined;
+    return { ...base, outcome: 'delete-requested', clusterId: cluster.id, operationId: operation.id, ...(reason ? { reason } : {}) };
   }
 }
 

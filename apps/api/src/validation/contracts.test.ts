@@ -54,8 +54,8 @@ test('one rule, one place: the create body parses into the command (defaults fil
   const schema = createClusterBody(catalog);
   const cmd = parseInput('body', schema, { name: 'orders', subscriptionId: '8A1A0E7C-6B1B-4F6A-9A8B-2B5C3C2D1E0F', resourceGroup: 'rg', region: 'westeurope', tier: 'standard' });
   assert.deepEqual(
-    { datacenter: cmd.datacenter, subscriptionId: cmd.subscriptionId, publicEndpoint: cmd.publicEndpoint, snapshotPolicy: cmd.snapshotPolicy, upgradePolicy: cmd.upgradePolicy },
-    { datacenter: 'orders', subscriptionId: '8a1a0e7c-6b1b-4f6a-9a8b-2b5c3c2d1e0f', publicEndpoint: false, snapshotPolicy: { intervalHours: 24, retention: 30 }, upgradePolicy: { mode: 'manual', window: null } },
+    { datacenter: cmd.datacenter, subscriptionId: cmd.subscriptionId, publicEndpoint: cmd.publicEndpoint, deletionProtection: cmd.deletionProtection, snapshotPolicy: cmd.snapshotPolicy, upgradePolicy: cmd.upgradePolicy },
+    { datacenter: 'orders', subscriptionId: '8a1a0e7c-6b1b-4f6a-9a8b-2b5c3c2d1e0f', publicEndpoint: false, deletionProtection: false, snapshotPolicy: { intervalHours: 24, retention: 30 }, upgradePolicy: { mode: 'manual', window: null, pin: 'none' } },
   );
   const refusal = (body: unknown) => {
     try {
@@ -76,6 +76,8 @@ test('one rule, one place: the create body parses into the command (defaults fil
   assert.deepEqual(refusal({ ...base, snapshotPolicy: { every: 1 } }), ['invalid_snapshotPolicy', 'snapshotPolicy']);
   assert.deepEqual(refusal({ ...base, upgradePolicy: { mode: 'automatic' } }), ['invalid_upgradePolicy_window', 'upgradePolicy.window']);
   assert.deepEqual(refusal({ ...base, upgradePolicy: { mode: 'automatic', window: { dayOfWeek: 7, startHourUtc: 2, hours: 4 } } }), ['invalid_upgradePolicy_window_dayOfWeek', 'upgradePolicy.window.dayOfWeek']);
+  assert.deepEqual(refusal({ ...base, upgradePolicy: { pin: 'major' } }), ['invalid_upgradePolicy_pin', 'upgradePolicy.pin']);
+  assert.deepEqual(refusal({ ...base, deletionProtection: 'on' }), ['invalid_deletionProtection', 'deletionProtection']);
   assert.deepEqual(refusal({ ...base, color: 'blue' }), ['unknown_field', 'color']);
   assert.deepEqual(refusal([]), ['invalid_body', undefined]);
 });

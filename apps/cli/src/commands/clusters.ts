@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ClientConfig as ClientConfigView, ClusterView, OperationView } from '../../../../libs/contracts/src';
+import { UPGRADE_PINS, pinnedRange, type ClientConfig as ClientConfigView, type ClusterView, type OperationView } from '../../../../libs/contracts/src';
 
 type Accepted = { operation: OperationView };
 import { command, group, type CommandContext } from '../command';
@@ -16,12 +16,16 @@ const clusterPath = (id: string) => `/v1/clusters/${encodeURIComponent(id)}`;
 const DAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
 const hh = (h: number) => `${String(h).padStart(2, '0')}:00`;
 
-/** `automatic, Sunday 02:00 UTC for 4 h` / `manual`. */
-function describeUpgradePolicy(p: NonNullable<ClusterView['upgradePolicy']>): string {
-  if (!p.window) return p.mode;
+/** `automatic, Sunday 02:00 UTC for 4 h` / `manual`, and the pin when there is one: `; pinned to 1.8.x`. */
+function describeUpgradePolicy(p: NonNullable<ClusterView['upgradePolicy']>, version: string): string {
+  const range = pinnedRange(p.pin, version);
+  const pin = range ? `; pinned to ${range} (${p.pin})` : '';
+  if (!p.window) return `${p.mode}${pin}`;
   const w = p.window;
-  return `${p.mode}, ${DAYS[w.dayOfWeek] ?? `day ${w.dayOfWeek}`} ${hh(w.startHourUtc)} UTC for ${w.hours} h${p.mode === 'manual' ? ' (window not in use)' : ''}`;
+  return `${p.mode}, ${DAYS[w.dayOfWeek] ?? `day ${w.dayOfWeek}`} ${hh(w.startHourUtc)} UTC for ${w.hours} h${p.mode === 'manual' ? ' (window not in use)' : ''}${pin}`;
 }
+
+const PIN_HELP = `${UPGRADE_PINS.join(', ')}: how far automatic upgrades and maintenance waves may move the version (patch: same major.minor; minor: same major)`;
 
 export function printCluster(out: Output, c: ClusterView): void {
   out.fields([
@@ -41,7 +45,8 @@ export function printCluster(out: Output, c: ClusterView): void {
     ['UI', c.endpoints.ui],
     ['Servers', c.serverAddresses.join(', ')],
     ['Snapshots', c.snapshotPolicy ? `every ${c.snapshotPolicy.intervalHours} h, keep ${c.snapshotPolicy.retention}` : null],
-    ['Upgrades', c.upgradePolicy ? describeUpgradePolicy(c.upgradePolicy) : null],
+    ['Upgrades', c.upgradePolicy ? describeUpgradePolicy(c.upgradePolicy, c.consulVersion) : null],
+    ['Deletion protection', c.deletionProtection ? 'on' : 'off'],
     ['Created', c.createdAt],
     ['Running since', c.runningSince],
   ]);
@@ -70,6 +75,8 @@ const create = command({
     datacenter: { type: 'string', value: 'DC', description: 'the Consul datacenter name (default: the cluster name); a secondary needs one no member of its federation has' },
     version: { type: 'string', value: 'VERSION', description: 'the Consul version (default: the RECOMMENDED one; see GET /v1/versions); a secondary needs its primary\'s' },
     'public-endpoint': { type: 'boolean', description: 'reachable from the internet instead of privately' },
+    'deletion-protection': { type: 'boolean', description: "refuse deletes until it is turned off ('clusters update ID --deletion-protection off')" },
+    'upgrade-pin': { type: 'string', value: 'PIN', description: `${PIN_HELP} (default: none)` },
     'federation-token': { type: 'string', value: 'TOKEN', description: "join that primary's federation as a secondary: a token from 'clusters federation-token PRIMARY'; '-' reads it from stdin" },
     wait,
   },
@@ -85,6 +92,8 @@ const create = command({
     if (a.string('datacenter') !== undefined) body.datacenter = a.string('datacenter');
     if (a.string('version') !== undefined) body.consulVersion = a.string('version');
     if (a.flag('public-endpoint')) body.publicEndpoint = true;
+    if (a.flag('deletion-protection')) body.deletionProtection = true;
+    if (a.string('upgrade-pin') !== undefined) body.upgradePolicy = { pin: a.string('upgrade-pin') };
     const fed = a.string('federation-token');
     if (fed !== undefined) body.federationToken = (fed === '-' ? await firstLine(ctx.io.stdin ?? process.stdin) : fed).trim();
     const res = await ctx.api().post<Accepted & { cluster: ClusterView }>('/v1/clusters', body);
@@ -157,6 +166,32 @@ const upgrade = command({
   },
 });
 
+const ON_OFF: Readonly<Record<string, boolean>> = { on: true, off: false };
+
+const update = command({
+  name: 'update',
+  summary: 'Change settings that apply at once: deletion protection and the upgrade pin',
+  positionals: ['ID'],
+  options: {
+    'deletion-protection': { type: 'string', value: 'on|off', description: 'on: deletes are refused until it is turned off again' },
+    'upgrade-pin': { type: 'string', value: 'PIN', description: PIN_HELP },
+  },
+  async run(ctx) {
+    const a = ctx.args;
+    const id = a.positionals[0]!;
+    const body: Record<string, unknown> = {};
+    const protection = a.string('deletion-protection');
+    if (protection !== undefined) {
+      if (!Object.hasOwn(ON_OFF, protection)) throw a.fail(`--deletion-protection takes on or off, not '${protection}'`);
+      body.deletionProtection = ON_OFF[protection];
+    }
+    if (a.string('upgrade-pin') !== undefined) body.upgradePolicy = { pin: a.string('upgrade-pin') };
+    if (!Object.keys(body).length) throw a.fail('nothing to change: give --deletion-protection and/or --upgrade-pin');
+    const c = await ctx.api().patch<ClusterView>(clusterPath(id), body);
+    ctx.output.result(c, () => printCluster(ctx.output, c));
+  },
+});
+
 const upgradePolicy = command({
   name: 'upgrade-policy',
   summary: 'Set the upgrade policy: automatic upgrades to the recommended version inside a weekly window (UTC), or manual',
@@ -207,5 +242,5 @@ const clientConfig = command({
 });
 
 export const clusters = group('clusters', 'Create, inspect, change and delete Consul clusters', [
-  create, list, get, remove, scale, upgrade, upgradePolicy, clientConfig, clusterToken, federationToken, federation,
+  create, list, get, update, remove, scale, upgrade, upgradePolicy, clientConfig, clusterToken, federationToken, federation,
 ]);

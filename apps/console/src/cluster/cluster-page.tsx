@@ -3,7 +3,7 @@ import { Link, useNavigate, useParams, useSearchParams } from 'react-router';
 import { clusterApi, useCluster, useClusterChange } from '../api/queries';
 import type { Cluster } from '../api/types';
 import { Dialog, TypedConfirm } from '../ui/dialog';
-import { formatDate, formatWindow } from '../ui/format';
+import { formatDate, formatPin, formatWindow } from '../ui/format';
 import { pageTitle, useSignedIn } from '../ui/session';
 import { ActionError, Badge, ErrorState, Loading } from '../ui/states';
 import { Tabs } from '../ui/tabs';
@@ -80,7 +80,8 @@ function Overview({ cluster: c }: { cluster: Cluster }) {
           <div><dt>Created</dt><dd>{formatDate(c.createdAt)}</dd></div>
           <div><dt>Running since</dt><dd>{formatDate(c.runningSince)}</dd></div>
           <div><dt>Health</dt><dd><Badge value={c.health.status} />{c.health.reason ? ` ${c.health.reason}` : ''} <span className="muted small">checked {formatDate(c.health.checkedAt)}</span></dd></div>
-          <div><dt>Upgrades</dt><dd>{c.upgradePolicy.mode}{c.upgradePolicy.mode === 'automatic' ? `, ${formatWindow(c.upgradePolicy.window)}` : ''}</dd></div>
+          <div><dt>Upgrades</dt><dd>{c.upgradePolicy.mode}{c.upgradePolicy.mode === 'automatic' ? `, ${formatWindow(c.upgradePolicy.window)}` : ''}; {formatPin(c.upgradePolicy.pin, c.consulVersion)}</dd></div>
+          <div><dt>Deletion protection</dt><dd>{c.deletionProtection ? 'on' : 'off'}</dd></div>
           <div><dt>Snapshots</dt><dd>every {c.snapshotPolicy.intervalHours} h, {c.snapshotPolicy.retention} kept</dd></div>
           <div><dt>Certificates</dt><dd>CA until {formatDate(c.certificates.caNotAfter)}; servers until {formatDate(c.certificates.serverCertificatesNotAfter)}</dd></div>
         </dl>
@@ -107,10 +108,18 @@ function DeleteCluster({ cluster: c }: { cluster: Cluster }) {
   if (c.state === 'Deleting' || c.state === 'Deleted') return null;
   return (
     <>
-      <button type="button" className="button button-danger-quiet" onClick={() => setOpen(true)}>Delete…</button>
+      {/* A refusal from an earlier try is not shown again: the cluster may have changed since (protection turned off). */}
+      <button type="button" className="button button-danger-quiet" onClick={() => { del.reset(); setOpen(true); }}>Delete…</button>
       <Dialog title={`Delete ${c.name}?`} open={open} onClose={() => setOpen(false)}>
         <TypedConfirm word={c.name} action="Delete the cluster" busy={del.isPending} onCancel={() => setOpen(false)}
           onConfirm={() => del.mutate(undefined, { onSuccess: (a) => navigate(`/deployments/${a.operation.id}`) })}>
+          {c.deletionProtection ? (
+            <p className="notice">
+              Deletion protection is on: the control plane refuses to delete {c.name}. To delete it, first turn protection off
+              under <Link to={`/clusters/${c.id}?tab=settings`} onClick={() => setOpen(false)}>Upgrade, scale and policies</Link> (or
+              send <span className="code">PATCH {`{ "deletionProtection": false }`}</span>).
+            </p>
+          ) : null}
           <p>Its servers, data and snapshots go; billing stops. This cannot be undone.</p>
           <ActionError error={del.error} />
         </TypedConfirm>

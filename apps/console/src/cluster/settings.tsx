@@ -4,7 +4,8 @@ import { ApiError } from '../api/client';
 import { clusterApi, useClusterChange, useTiers, useVersions } from '../api/queries';
 import type { Cluster } from '../api/types';
 import { Field, FieldSet } from '../ui/field';
-import { DAYS } from '../ui/format';
+import { DAYS, formatPin, pinChoices } from '../ui/format';
+import { crossedPin, type UpgradePin } from '../../../../libs/contracts/src';
 import { useSignedIn } from '../ui/session';
 import { ActionError, ErrorState, Loading } from '../ui/states';
 
@@ -24,6 +25,7 @@ export function SettingsPanel({ cluster: c }: { cluster: Cluster }) {
       <Scale cluster={c} />
       <UpgradePolicy cluster={c} />
       <SnapshotPolicy cluster={c} />
+      <DeletionProtection cluster={c} />
     </div>
   );
 }
@@ -35,6 +37,7 @@ function Upgrade({ cluster: c }: { cluster: Cluster }) {
   const [version, setVersion] = useState('');
   const upgrade = useClusterChange(c.id, (v: string) => clusterApi.upgrade(c.id, v));
   const chosen = version || others[0]?.version || '';
+  const crossed = chosen ? crossedPin(c.upgradePolicy.pin, c.consulVersion, chosen) : null;
   return (
     <section className="card" aria-labelledby="upgrade-title">
       <h2 id="upgrade-title">Upgrade Consul</h2>
@@ -42,7 +45,8 @@ function Upgrade({ cluster: c }: { cluster: Cluster }) {
       {versions.isPending ? <Loading what="versions" /> : versions.isError ? <ErrorState error={versions.error} what="versions" />
         : others.length === 0 ? <p className="muted">No other version is available; {c.consulVersion} is the only one in the catalog.</p> : (
           <form onSubmit={(e) => { e.preventDefault(); upgrade.mutate(chosen, { onSuccess: (a) => navigate(`/deployments/${a.operation.id}`) }); }}>
-            <Field label="Version" error={fieldError(upgrade.error, 'consulVersion')}>
+            <Field label="Version" error={fieldError(upgrade.error, 'consulVersion')}
+              hint={crossed ? `The cluster is pinned to ${crossed}, which keeps automatic upgrades and maintenance waves inside it; an upgrade you ask for here goes ahead.` : undefined}>
               {(ids) => (
                 <select {...ids} value={chosen} onChange={(e) => setVersion(e.target.value)}>
                   {others.map((v) => <option key={v.version} value={v.version}>{v.version} — {v.status}</option>)}
@@ -92,6 +96,7 @@ function UpgradePolicy({ cluster: c }: { cluster: Cluster }) {
   const [day, setDay] = useState(String(w?.dayOfWeek ?? 0));
   const [start, setStart] = useState(String(w?.startHourUtc ?? 2));
   const [hours, setHours] = useState(String(w?.hours ?? 4));
+  const [pin, setPin] = useState<UpgradePin>(c.upgradePolicy.pin);
   const save = useClusterChange(c.id, (body: unknown) => clusterApi.update(c.id, body));
   const windowError = fieldError(save.error, 'upgradePolicy.window');
   return (
@@ -99,7 +104,7 @@ function UpgradePolicy({ cluster: c }: { cluster: Cluster }) {
       <h2 id="upolicy-title">Upgrade policy</h2>
       <form onSubmit={(e) => {
         e.preventDefault();
-        save.mutate({ upgradePolicy: { mode, window: mode === 'automatic' ? { dayOfWeek: Number(day), startHourUtc: Number(start), hours: Number(hours) } : null } });
+        save.mutate({ upgradePolicy: { mode, window: mode === 'automatic' ? { dayOfWeek: Number(day), startHourUtc: Number(start), hours: Number(hours) } : null, pin } });
       }}>
         <FieldSet legend="Upgrades" error={fieldError(save.error, 'upgradePolicy.mode')}>
           <label className="checkbox"><input type="radio" name="policy-mode" checked={mode === 'manual'} onChange={() => setMode('manual')} /> Manual</label>
@@ -114,6 +119,12 @@ function UpgradePolicy({ cluster: c }: { cluster: Cluster }) {
             </div>
           </FieldSet>
         ) : null}
+        <FieldSet legend="Version pin" hint={`Now ${formatPin(c.upgradePolicy.pin, c.consulVersion)}. Automatic upgrades and maintenance waves skip a version outside the pin (the cluster's events say why); an upgrade you ask for is not held by it.`}
+          error={fieldError(save.error, 'upgradePolicy.pin')}>
+          {pinChoices(c.consulVersion).map((p) => (
+            <label key={p.value} className="checkbox"><input type="radio" name="policy-pin" value={p.value} checked={pin === p.value} onChange={() => setPin(p.value)} /> {p.label}</label>
+          ))}
+        </FieldSet>
         {fieldError(save.error, 'upgradePolicy') ? null : <ActionError error={save.error} />}
         {save.isSuccess ? <p role="status" className="muted">Saved.</p> : null}
         <button type="submit" className="button button-primary" disabled={save.isPending}>Save upgrade policy</button>
@@ -139,6 +150,25 @@ function SnapshotPolicy({ cluster: c }: { cluster: Cluster }) {
         {fieldError(save.error, 'snapshotPolicy.') ? null : <ActionError error={save.error} />}
         {save.isSuccess ? <p role="status" className="muted">Saved.</p> : null}
         <button type="submit" className="button button-primary" disabled={save.isPending}>Save snapshot policy</button>
+      </form>
+    </section>
+  );
+}
+
+function DeletionProtection({ cluster: c }: { cluster: Cluster }) {
+  const [on, setOn] = useState(c.deletionProtection);
+  const save = useClusterChange(c.id, (deletionProtection: boolean) => clusterApi.update(c.id, { deletionProtection }));
+  return (
+    <section className="card" aria-labelledby="protect-title">
+      <h2 id="protect-title">Deletion protection</h2>
+      <p>Now {c.deletionProtection ? 'on: the cluster cannot be deleted until it is turned off' : 'off'}.</p>
+      <form onSubmit={(e) => { e.preventDefault(); save.mutate(on); }}>
+        <FieldSet legend="Protection" hint="On: a delete (here, from the CLI or the API) is refused until protection is turned off again." error={fieldError(save.error, 'deletionProtection')}>
+          <label className="checkbox"><input type="checkbox" checked={on} onChange={(e) => setOn(e.target.checked)} /> Protect this cluster from deletion</label>
+        </FieldSet>
+        {fieldError(save.error, 'deletionProtection') ? null : <ActionError error={save.error} />}
+        {save.isSuccess ? <p role="status" className="muted">Saved.</p> : null}
+        <button type="submit" className="button button-primary" disabled={save.isPending || on === c.deletionProtection}>Save deletion protection</button>
       </form>
     </section>
   );

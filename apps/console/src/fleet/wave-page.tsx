@@ -35,7 +35,7 @@ export function WavePage() {
               <tr key={i.clusterId}>
                 <th scope="row" className="code">{i.clusterId}</th>
                 <td>{i.canary ? 'yes' : ''}</td>
-                <td><Badge value={i.state} /></td>
+                <td><Badge value={i.state} />{i.reason ? <span className="small"> {i.reason}</span> : null}</td>
                 <td>{formatDate(i.startedAt)}</td>
                 <td>{formatDate(i.finishedAt)}</td>
               </tr>

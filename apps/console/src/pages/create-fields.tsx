@@ -1,7 +1,8 @@
 import type { Dispatch, SetStateAction } from 'react';
+import type { UpgradePin } from '../../../../libs/contracts/src';
 import type { Cluster, Region, TierCatalog, Version } from '../api/types';
 import { Field, FieldSet } from '../ui/field';
-import { DAYS } from '../ui/format';
+import { DAYS, pinChoices } from '../ui/format';
 
 /** What the wizard collects; numbers stay text until sent, so the server's message says what is wrong with them. */
 export interface Draft {
@@ -17,6 +18,8 @@ export interface Draft {
   windowDay: string;
   windowStartHour: string;
   windowHours: string;
+  upgradePin: UpgradePin;
+  deletionProtection: boolean;
   snapshotIntervalHours: string;
   snapshotRetention: string;
   /** A primary's federation token: the new cluster joins that federation as a secondary. */
@@ -25,14 +28,16 @@ export interface Draft {
 
 export const INITIAL_DRAFT: Draft = {
   subscriptionId: '', resourceGroup: '', region: 'westeurope', name: '', datacenter: '', consulVersion: '', tier: 'development', publicEndpoint: false,
-  upgradeMode: 'manual', windowDay: '0', windowStartHour: '2', windowHours: '4', snapshotIntervalHours: '24', snapshotRetention: '30', federationToken: '',
+  upgradeMode: 'manual', windowDay: '0', windowStartHour: '2', windowHours: '4', upgradePin: 'none', deletionProtection: false,
+  snapshotIntervalHours: '24', snapshotRetention: '30', federationToken: '',
 };
 
 /** The fields the server may name in `details.field`, and the steps they are on. */
 export const FIELDS = {
   subscriptionId: 'basics', resourceGroup: 'basics', region: 'basics',
   name: 'consul', datacenter: 'consul', consulVersion: 'consul', tier: 'consul', publicEndpoint: 'consul', federationToken: 'consul',
-  'upgradePolicy.mode': 'operations', 'upgradePolicy.window': 'operations', 'snapshotPolicy.intervalHours': 'operations', 'snapshotPolicy.retention': 'operations',
+  'upgradePolicy.mode': 'operations', 'upgradePolicy.window': 'operations', 'upgradePolicy.pin': 'operations',
+  'snapshotPolicy.intervalHours': 'operations', 'snapshotPolicy.retention': 'operations', deletionProtection: 'operations',
 } as const;
 export type FieldName = keyof typeof FIELDS;
 
@@ -58,9 +63,11 @@ export function createBody(d: Draft, recommendedVersion: string | undefined): Re
     ...(d.datacenter.trim() ? { datacenter: d.datacenter.trim() } : {}),
     ...((d.consulVersion || recommendedVersion) ? { consulVersion: d.consulVersion || recommendedVersion } : {}),
     publicEndpoint: d.publicEndpoint,
+    deletionProtection: d.deletionProtection,
     upgradePolicy: {
       mode: d.upgradeMode,
       window: d.upgradeMode === 'automatic' ? { dayOfWeek: num(d.windowDay), startHourUtc: num(d.windowStartHour), hours: num(d.windowHours) } : null,
+      pin: d.upgradePin,
     },
     snapshotPolicy: { intervalHours: num(d.snapshotIntervalHours), retention: num(d.snapshotRetention) },
     ...(d.federationToken.trim() ? { federationToken: d.federationToken.trim() } : {}),
@@ -88,6 +95,14 @@ export function WizardField({ name, draft, set, error, catalogs }: Props) {
     value: String(draft[key]),
     onChange: (e: { target: { value: string } }) => set((d) => ({ ...d, [key]: e.target.value })),
   });
+  const toggle = (key: 'publicEndpoint' | 'deletionProtection', legend: string, hint: string, label: string) => (
+    <FieldSet legend={legend} hint={hint} error={error}>
+      <label className="checkbox">
+        <input type="checkbox" checked={draft[key]} onChange={(e) => set((d) => ({ ...d, [key]: e.target.checked }))} />
+        {label}
+      </label>
+    </FieldSet>
+  );
   switch (name) {
     case 'subscriptionId': {
       const known = [...new Set(catalogs.clusters.map((c) => c.subscriptionId))];
@@ -167,14 +182,8 @@ export function WizardField({ name, draft, set, error, catalogs }: Props) {
         </FieldSet>
       );
     case 'publicEndpoint':
-      return (
-        <FieldSet legend="External endpoint" hint="On: the cluster's HTTPS API and UI are also reachable directly (TLS, ACL token required). Off: only through the control plane." error={error}>
-          <label className="checkbox">
-            <input type="checkbox" checked={draft.publicEndpoint} onChange={(e) => set((d) => ({ ...d, publicEndpoint: e.target.checked }))} />
-            Expose a public endpoint
-          </label>
-        </FieldSet>
-      );
+      return toggle('publicEndpoint', 'External endpoint', "On: the cluster's HTTPS API and UI are also reachable directly (TLS, ACL token required). Off: only through the control plane.",
+        'Expose a public endpoint');
     case 'federationToken':
       return (
         <Field
@@ -209,6 +218,21 @@ export function WizardField({ name, draft, set, error, catalogs }: Props) {
           </div>
         </FieldSet>
       );
+    case 'upgradePolicy.pin': {
+      const version = draft.consulVersion || catalogs.versions.find((v) => v.status === 'RECOMMENDED')?.version;
+      return (
+        <FieldSet legend="Version pin" hint="How far automatic upgrades and maintenance waves may move the cluster from its version; a version outside the pin is skipped. Upgrades you ask for are not held by it." error={error}>
+          {pinChoices(version).map((p) => (
+            <label key={p.value} className="checkbox">
+              <input type="radio" name="upgradePin" value={p.value} checked={draft.upgradePin === p.value} onChange={() => set((d) => ({ ...d, upgradePin: p.value }))} />
+              {p.label}
+            </label>
+          ))}
+        </FieldSet>
+      );
+    }
+    case 'deletionProtection':
+      return toggle('deletionProtection', 'Deletion protection', "On: a delete is refused until you turn protection off in the cluster's settings.", 'Protect the cluster from deletion');
     case 'snapshotPolicy.intervalHours':
       return (
         <Field label="Snapshot interval (hours)" hint="How often a scheduled snapshot is taken: 1 to 24 hours." error={error}>

@@ -4,7 +4,7 @@ import { Link, useNavigate } from 'react-router';
 import { createClusterBody } from '../../../../libs/contracts/src';
 import { ApiError } from '../api/client';
 import { clusterApi, keys, useClusters, useRegions, useTiers, useVersions } from '../api/queries';
-import { formatWindow } from '../ui/format';
+import { formatPin, formatWindow } from '../ui/format';
 import { pageTitle, useSignedIn } from '../ui/session';
 import { ActionError, EmptyState, ErrorState, Loading } from '../ui/states';
 import { FIELDS, INITIAL_DRAFT, WizardField, createBody, fieldFor, type Catalogs, type Draft, type FieldName } from './create-fields';
@@ -193,13 +193,16 @@ function Review({ draft, catalogs, errors, fieldProps, onEdit, recommended }: Re
     'upgradePolicy.mode': draft.upgradeMode === 'automatic' ? 'Automatic' : 'Manual',
     'upgradePolicy.window': draft.upgradeMode === 'automatic'
       ? formatWindow({ dayOfWeek: Number(draft.windowDay), startHourUtc: Number(draft.windowStartHour), hours: Number(draft.windowHours) }) : 'none',
+    'upgradePolicy.pin': formatPin(draft.upgradePin, draft.consulVersion || recommended || ''),
+    deletionProtection: draft.deletionProtection ? 'On' : 'Off',
     'snapshotPolicy.intervalHours': `every ${draft.snapshotIntervalHours} h`,
     'snapshotPolicy.retention': `${draft.snapshotRetention} kept`,
   };
   const labels: Record<FieldName, string> = {
     subscriptionId: 'Subscription', resourceGroup: 'Resource group', region: 'Region', name: 'Cluster name', datacenter: 'Datacenter',
     consulVersion: 'Consul version', tier: 'Tier', publicEndpoint: 'External endpoint', federationToken: 'Federation', 'upgradePolicy.mode': 'Upgrades',
-    'upgradePolicy.window': 'Maintenance window', 'snapshotPolicy.intervalHours': 'Snapshot interval', 'snapshotPolicy.retention': 'Snapshots kept',
+    'upgradePolicy.window': 'Maintenance window', 'upgradePolicy.pin': 'Version pin', 'snapshotPolicy.intervalHours': 'Snapshot interval', 'snapshotPolicy.retention': 'Snapshots kept',
+    deletionProtection: 'Deletion protection',
   };
   const count = Object.values(errors).filter(Boolean).length;
   return (

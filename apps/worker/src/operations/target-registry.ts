@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { DEFAULT_VNET_CIDR, availabilityZones, azureConsulPackages, azureCredential, type ClusterRepository, type Config } from '../../../../libs/core/src';
-import { AzureTarget, LocalTarget, type AzurePlacement, type Target, type TargetKind } from '../../../../libs/provisioner/src';
+import { ClusterState, DEFAULT_VNET_CIDR, availabilityZones, azureConsulPackages, azureCredential, type Cluster, type ClusterRepository, type Config } from '../../../../libs/core/src';
+import { AzureTarget, LocalTarget, type AzurePeer, type AzurePlacement, type Target, type TargetKind } from '../../../../libs/provisioner/src';
 import { PermanentError } from './flows/flow';
 
 /**
@@ -66,19 +66,32 @@ export class TargetRegistry {
   }
 }
 
-/** Where an Azure cluster lives: its managed resource group (from its managed application, else the row's subscription and group). */
+/**
+ * Where an Azure cluster lives: its managed resource group (from its managed application, else the
+ * row's subscription and group). A secondary's also names the members its VNet peers with: its
+ * primary and the primary's other secondaries that are not being deleted.
+ */
 export async function azurePlacement(clusters: ClusterRepository, clusterId: string): Promise<AzurePlacement> {
   const c = await clusters.get(clusterId);
   if (!c) throw new PermanentError('cluster_gone', `cluster ${clusterId} no longer exists`);
-  const m = c.managedResourceGroupId ? /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)$/i.exec(c.managedResourceGroupId) : null;
+  const peers = c.primaryClusterId ? await federationPeers(clusters, c.id, c.primaryClusterId) : undefined;
   return {
-    subscriptionId: m?.[1] ?? c.subscriptionId,
-    resourceGroup: m?.[2] ?? c.managedResourceGroup,
+    ...whereIs(c),
     location: c.region,
-    clusterName: c.name,
-    vnetCidr: c.vnetCidr ?? DEFAULT_VNET_CIDR,
     externalEndpoint: c.publicEndpoint,
     zones: availabilityZones(c.region),
     addresses: new Map(c.servers.map((s) => [s.index, s.address])),
+    ...(peers ? { peers } : {}),
   };
+}
+
+function whereIs(c: Cluster): AzurePeer {
+  const m = c.managedResourceGroupId ? /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)$/i.exec(c.managedResourceGroupId) : null;
+  return { clusterId: c.id, subscriptionId: m?.[1] ?? c.subscriptionId, resourceGroup: m?.[2] ?? c.managedResourceGroup, clusterName: c.name, vnetCidr: c.vnetCidr ?? DEFAULT_VNET_CIDR };
+}
+
+async function federationPeers(clusters: ClusterRepository, clusterId: string, primaryId: string): Promise<AzurePeer[]> {
+  const primary = await clusters.get(primaryId);
+  const siblings = (await clusters.liveSecondaries(primaryId)).filter((s) => s.id !== clusterId && s.state !== ClusterState.Deleting);
+  return [...(primary && primary.state !== ClusterState.Deleted ? [primary] : []), ...siblings].map(whereIs);
 }

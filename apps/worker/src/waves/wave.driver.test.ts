@@ -121,6 +121,7 @@ describe('WaveDriver', () => {
     const audits = await db.auditEvent.findMany({ where: { operationId: { in: opIds }, action: 'snapshot.requested' } });
     assert.equal(audits.length, 5, 'one audit event per started operation');
     assert.equal(await db.operation.count({ where: { clusterId: stopped! } }), 0, 'nothing written for the skipped cluster');
+    assert.equal(done!.items[2]!.reason, 'the cluster was not Running when its turn came');
   });
 
   it('create writes the wave and its items in one statement and returns what a read returns', async () => {
@@ -144,6 +145,50 @@ describe('WaveDriver', () => {
     const ops = await db.operation.findMany({ where: { requestedBy: `wave:${wave.id}` } });
     const from = Object.fromEntries(ops.map((o) => [o.clusterId, [o.kind, (o.params as { fromVersion: string; toVersion: string }).fromVersion, (o.params as { toVersion: string }).toVersion]]));
     assert.deepEqual(from, { [clusterIds[0]!]: ['upgrade', '1.8.7', '1.8.8'], [clusterIds[1]!]: ['upgrade', '1.8.6', '1.8.8'], [clusterIds[2]!]: ['upgrade', '1.8.7', '1.8.8'] });
+  });
+
+  it('an upgrade wave skips a cluster whose pin excludes the version, saying why in the item and the cluster\'s events; the others it upgrades', async () => {
+    const [patch, minor, none] = await newClusters('pin', 3);
+    await db.cluster.update({ where: { id: patch! }, data: { upgradePin: 'patch' } });
+    await db.cluster.update({ where: { id: minor! }, data: { upgradePin: 'minor' } });
+    const clusterIds = [patch!, minor!, none!];
+    const wave = await waves.create({ action: 'upgrade', params: { consulVersion: '1.9.0' }, selector: {}, canaries: 0, maxInFlight: 3, maxFailures: 0, createdBy: 'test', clusterIds });
+    await drivers[0]!.tick();
+    const done = await waitFor('the wave to end', () => waves.get(wave.id), (w) => w?.state !== 'Running', 20_000, 50);
+    assert.equal(done!.state, 'Succeeded');
+    assert.deepEqual(done!.items.map((i) => [i.state, i.reason, i.operationId === null]), [
+      ['Skipped', "pinned to 1.8.x; the wave's 1.9.0 crosses the pin", true],
+      ['Succeeded', null, false],
+      ['Succeeded', null, false],
+    ]);
+    const ops = await db.operation.findMany({ where: { requestedBy: `wave:${wave.id}` } });
+    assert.deepEqual(ops.map((o) => o.clusterId).sort(), [minor!, none!].sort(), 'no operation for the pinned cluster');
+    const skipped = await db.auditEvent.findMany({ where: { clusterId: patch!, action: 'cluster.upgrade.skipped' } });
+    assert.equal(skipped.length, 1);
+    assert.deepEqual([skipped[0]!.actor, skipped[0]!.operationId], [`wave:${wave.id}`, null]);
+    assert.deepEqual(skipped[0]!.details, { toVersion: '1.9.0', fromVersion: '1.8.7', pin: 'patch', reason: "pinned to 1.8.x; the wave's 1.9.0 crosses the pin", waveId: wave.id });
+  });
+
+  it('an upgrade item planned with a pin that has moved since is left Pending, nothing written, to be planned again', async () => {
+    const [id] = await newClusters('pin-moved', 1);
+    const wave = await waves.create({ action: 'upgrade', params: { consulVersion: '1.9.0' }, selector: {}, canaries: 0, maxInFlight: 1, maxFailures: 0, createdBy: 'test', clusterIds: [id!] });
+    await db.wave.update({ where: { id: wave.id }, data: { state: 'Halted' } }); // not for the drivers: this test starts its items itself
+    // Planned while the cluster had no pin; the customer pinned it to 1.8.x before the statement ran.
+    await db.cluster.update({ where: { id: id! }, data: { upgradePin: 'patch' } });
+    const item = { position: 0, clusterId: id!, kind: 'upgrade', mutating: true, auditAction: 'cluster.upgrade.requested', pin: 'none' };
+    const upgrade = { ...item, operationId: randomUUID(), params: { toVersion: '1.9.0', fromVersion: '1.8.7' } };
+    assert.deepEqual(await waves.startItems(wave.id, 'test', [upgrade]), { started: [], skipped: [] });
+    // And the other way round: planned as a skip under a pin the customer has since removed.
+    await db.cluster.update({ where: { id: id! }, data: { upgradePin: 'minor' } });
+    const skip = { ...item, operationId: randomUUID(), params: {}, auditAction: 'cluster.upgrade.skipped', skipReason: 'pinned to 1.8.x', pin: 'patch' };
+    assert.deepEqual(await waves.startItems(wave.id, 'test', [skip]), { started: [], skipped: [] });
+    const [left] = (await waves.get(wave.id))!.items;
+    assert.deepEqual([left!.state, left!.reason, left!.operationId], ['Pending', null, null]);
+    assert.equal(await db.operation.count({ where: { clusterId: id! } }), 0);
+    assert.equal(await db.auditEvent.count({ where: { clusterId: id! } }), 0);
+    // Planned with the pin it has: it starts.
+    const started = await waves.startItems(wave.id, 'test', [{ ...upgrade, operationId: randomUUID(), pin: 'minor' }]);
+    assert.equal(started.started.length, 1);
   });
 
   it('two drivers ticking at once start each item once', async () => {

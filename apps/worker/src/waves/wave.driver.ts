@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import {
-  SnapshotRepository, TERMINAL_OPERATION_STATES, WaveRepository, isMutating, operationJobId, planClusterAction,
+  SnapshotRepository, TERMINAL_OPERATION_STATES, WaveRepository, isMutating, operationJobId, planClusterAction, waveSkipReason,
   type ItemStart, type OperationKind, type OperationsQueue, type Wave, type PendingItem, type WaveAction,
 } from '../../../../libs/core/src';
 
@@ -147,13 +147,25 @@ export class WaveDriver {
 
   /** Starts a chunk of items in one statement; returns the started operations' ids. */
   private async start(wave: Wave, items: PendingItem[]): Promise<string[]> {
-    const params = { ...(wave.params as object), name: `wave ${wave.id.slice(0, 8)}` };
+    const params: Record<string, unknown> = { ...(wave.params as object), name: `wave ${wave.id.slice(0, 8)}` };
+    const action = wave.action as WaveAction;
     const starts: ItemStart[] = items.map((item) => {
       // A cluster that is gone or not Running is skipped by the statement itself; its plan is never written.
-      const plan = planClusterAction({ consulVersion: item.consulVersion ?? '' }, wave.action as WaveAction, params);
+      const cluster = { consulVersion: item.consulVersion ?? '', upgradePin: item.upgradePin ?? 'none' };
+      const plan = planClusterAction(cluster, action, params);
+      // An upgrade is planned with the pin read here; the statement starts or skips it only if the pin is still that.
+      const pin = action === 'upgrade' ? cluster.upgradePin : undefined;
+      const skipReason = waveSkipReason(cluster, action, params);
+      if (skipReason) {
+        const details = { toVersion: params.consulVersion, fromVersion: cluster.consulVersion, pin, reason: skipReason, waveId: wave.id };
+        return {
+          position: item.position, clusterId: item.clusterId, operationId: randomUUID(), kind: plan.kind, mutating: false,
+          params: details, auditAction: 'cluster.upgrade.skipped', skipReason, pin,
+        };
+      }
       return {
         position: item.position, clusterId: item.clusterId, operationId: randomUUID(), kind: plan.kind, mutating: isMutating(plan.kind as OperationKind),
-        params: plan.params, auditAction: plan.auditAction,
+        params: plan.params, auditAction: plan.auditAction, pin,
         snapshot: plan.snapshot && { ...plan.snapshot, blobKey: SnapshotRepository.blobKey(item.clusterId, plan.snapshot.id) },
       };
     });

@@ -16,10 +16,12 @@ export interface NewCluster {
   tier: string;
   serverCount: number;
   publicEndpoint: boolean;
+  /** Default: off. */
+  deletionProtection?: boolean;
   createdBy: string;
   snapshotIntervalHours?: number;
   snapshotRetention?: number;
-  /** Default: manual, no window. */
+  /** Default: manual, no window, no pin. */
   upgradePolicy?: UpgradePolicy;
   /**
    * What usage is metered against. Never from a caller's request: a fresh random id by default,
@@ -68,6 +70,7 @@ export async function insertCluster(db: Pick<Db, '$queryRaw'>, input: NewCluster
     ...columns,
     snapshotIntervalHours: input.snapshotIntervalHours ?? 24,
     snapshotRetention: input.snapshotRetention ?? 30,
+    deletionProtection: input.deletionProtection ?? false,
     managedResourceGroup: '',
     target: input.target ?? 'local',
     state: ClusterState.Creating,
@@ -84,6 +87,7 @@ export async function insertCluster(db: Pick<Db, '$queryRaw'>, input: NewCluster
     healthCheckedAt: null,
     upgradeMode: upgradePolicy?.mode ?? 'manual',
     upgradeWindow: upgradePolicy?.window ?? null,
+    upgradePin: upgradePolicy?.pin ?? 'none',
     lastAutoUpgradeAt: null,
     caCertPem: null,
     caNotAfter: null,
@@ -129,7 +133,8 @@ export async function insertCluster(db: Pick<Db, '$queryRaw'>, input: NewCluster
   };
   const audit = JSON.stringify({
     name: input.name, tier: input.tier, region: input.region, consulVersion: input.consulVersion,
-    upgradePolicy: { mode: cluster.upgradeMode, window: cluster.upgradeWindow },
+    upgradePolicy: { mode: cluster.upgradeMode, window: cluster.upgradeWindow, pin: cluster.upgradePin },
+    deletionProtection: cluster.deletionProtection,
     ...(cluster.primaryClusterId ? { primaryClusterId: cluster.primaryClusterId } : {}),
   });
   const idemInsert = idem
@@ -142,14 +147,14 @@ export async function insertCluster(db: Pick<Db, '$queryRaw'>, input: NewCluster
   const rows = await db.$queryRaw<{ seq: bigint }[]>`
     WITH c AS (
       INSERT INTO "Cluster" ("id", "tenantId", "subscriptionId", "resourceGroup", "managedResourceGroup", "name", "region", "datacenter",
-        "consulVersion", "tier", "serverCount", "publicEndpoint", "target", "state", "createdBy", "createdAt", "updatedAt",
-        "snapshotIntervalHours", "snapshotRetention", "upgradeMode", "upgradeWindow", "billingResourceId", "billingPlanId",
+        "consulVersion", "tier", "serverCount", "publicEndpoint", "deletionProtection", "target", "state", "createdBy", "createdAt", "updatedAt",
+        "snapshotIntervalHours", "snapshotRetention", "upgradeMode", "upgradeWindow", "upgradePin", "billingResourceId", "billingPlanId",
         "managedApplicationId", "managedResourceGroupId", "vnetCidr", "primaryClusterId")
       VALUES (${cluster.id}::uuid, ${cluster.tenantId}, ${cluster.subscriptionId}, ${cluster.resourceGroup}, ${cluster.managedResourceGroup},
         ${cluster.name}, ${cluster.region}, ${cluster.datacenter}, ${cluster.consulVersion}, ${cluster.tier}, ${cluster.serverCount},
-        ${cluster.publicEndpoint}, ${cluster.target}, ${cluster.state}, ${cluster.createdBy}, ${now}, ${now},
+        ${cluster.publicEndpoint}, ${cluster.deletionProtection}, ${cluster.target}, ${cluster.state}, ${cluster.createdBy}, ${now}, ${now},
         ${cluster.snapshotIntervalHours}, ${cluster.snapshotRetention},
-        ${cluster.upgradeMode}, ${cluster.upgradeWindow === null ? null : JSON.stringify(cluster.upgradeWindow)}::jsonb, ${cluster.billingResourceId}, ${cluster.billingPlanId},
+        ${cluster.upgradeMode}, ${cluster.upgradeWindow === null ? null : JSON.stringify(cluster.upgradeWindow)}::jsonb, ${cluster.upgradePin}, ${cluster.billingResourceId}, ${cluster.billingPlanId},
         ${cluster.managedApplicationId}, ${cluster.managedResourceGroupId}, ${cluster.vnetCidr}, ${cluster.primaryClusterId}::uuid)
       RETURNING "id"
     ), o AS (

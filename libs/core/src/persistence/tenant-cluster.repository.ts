@@ -6,6 +6,7 @@ import type { ClusterWithServers } from './cluster.repository';
 import { insertCluster, type IdempotentResponse, type NewCluster } from './new-cluster';
 import { insertOperation, operationInsert } from './operation-writer';
 import type { UpgradePolicy } from './upgrade-schedule.repository';
+import { DELETION_PROTECTION_OFF } from '../../../contracts/src';
 import { ClusterState, OperationKind, OperationState, isMutating } from '../model';
 import { ConflictError } from '../errors';
 import { Prisma, type Cluster, type ClusterServer, type Operation } from '../generated/prisma/client';
@@ -13,14 +14,27 @@ import { Prisma, type Cluster, type ClusterServer, type Operation } from '../gen
 /** The columns the API's cluster view shows (apps/api/src/clusters/views.ts). */
 export const VIEW_COLUMNS = [
   'id', 'name', 'state', 'stateReason', 'tier', 'serverCount', 'consulVersion', 'region', 'datacenter', 'subscriptionId', 'resourceGroup',
-  'managedResourceGroup', 'publicEndpoint', 'target', 'createdAt', 'updatedAt', 'runningSince', 'snapshotIntervalHours', 'snapshotRetention',
-  'upgradeMode', 'upgradeWindow', 'caNotAfter', 'serverCertsNotAfter', 'health', 'healthReason', 'healthCheckedAt', 'primaryClusterId',
+  'managedResourceGroup', 'publicEndpoint', 'deletionProtection', 'target', 'createdAt', 'updatedAt', 'runningSince', 'snapshotIntervalHours', 'snapshotRetention',
+  'upgradeMode', 'upgradeWindow', 'upgradePin', 'caNotAfter', 'serverCertsNotAfter', 'health', 'healthReason', 'healthCheckedAt', 'primaryClusterId',
 ] as const satisfies readonly (keyof Cluster)[];
 /** The columns of a cluster the view needs, whichever read they come from. */
 export type ClusterViewColumns = Pick<Cluster, (typeof VIEW_COLUMNS)[number]>;
 export type ClusterViewRow = ClusterViewColumns & { serverAddresses: string[] };
 
 const LIVE_STATES_EXCLUDE_DELETED = { not: ClusterState.Deleted };
+
+/** What requestDelete refuses: a federation primary that still has secondaries; a cluster with deletion protection on. */
+export interface DeleteRefusals {
+  refuseWithSecondaries?: boolean;
+  refuseProtected?: boolean;
+}
+
+/** A PATCH's settings, each applied and audited when given (control-plane settings: no operation). */
+export interface ClusterSettingsChange {
+  snapshotPolicy?: { intervalHours: number; retention: number };
+  upgradePolicy?: UpgradePolicy;
+  deletionProtection?: boolean;
+}
 
 /**
  * A tenant's clusters: what the API reads and asks for. Every read takes the tenant as a required
@@ -109,7 +123,7 @@ export class TenantClusterRepository {
   }
 
   /** Queues the cluster's delete; a delete already queued or running is answered instead (see requestDeleteOnce). */
-  async requestDelete(cluster: Cluster, actor: string, at: Date = new Date(), opts: { refuseWithSecondaries?: boolean } = {}): Promise<Operation> {
+  async requestDelete(cluster: Cluster, actor: string, at: Date = new Date(), opts: DeleteRefusals = {}): Promise<Operation> {
     return (await this.requestDeleteOnce(cluster, actor, at, opts)).operation;
   }
 
@@ -117,14 +131,20 @@ export class TenantClusterRepository {
    * Queues the delete and marks the cluster Deleting in one transaction (billing stops at this
    * moment), unless a delete is queued or running (`queued: false` with that one). Decided under
    * the cluster row's lock, so two requests at the same moment (two notifications,
-   * a notification and DELETE /v1/clusters/{id}) queue one delete.
+   * a notification and DELETE /v1/clusters/{id}) queue one delete. A refusal (opts) throws before
+   * anything is written; deletion protection is read under the same lock, so a PATCH turning it on
+   * and a delete at the same moment never both win.
    */
-  async requestDeleteOnce(cluster: Cluster, actor: string, at: Date = new Date(), opts: { refuseWithSecondaries?: boolean } = {}): Promise<{ operation: Operation; queued: boolean }> {
+  async requestDeleteOnce(cluster: Cluster, actor: string, at: Date = new Date(), opts: DeleteRefusals = {}): Promise<{ operation: Operation; queued: boolean }> {
     const id = randomUUID();
     return this.db.$transaction(async (tx) => {
-      const [row] = await tx.$queryRaw<{ state: string }[]>`SELECT "state" FROM "Cluster" WHERE "id" = ${cluster.id}::uuid FOR UPDATE`;
+      const [row] = await tx.$queryRaw<{ state: string; deletionProtection: boolean }[]>`SELECT "state", "deletionProtection" FROM "Cluster" WHERE "id" = ${cluster.id}::uuid FOR UPDATE`;
       const pending = await tx.operation.findFirst({ where: { clusterId: cluster.id, kind: OperationKind.Delete, state: { in: [OperationState.Queued, OperationState.Running] } }, orderBy: { seq: 'asc' } });
       if (pending) return { operation: pending, queued: false };
+      const isProtected = row?.deletionProtection ?? cluster.deletionProtection;
+      if (opts.refuseProtected && isProtected) {
+        throw new ConflictError('deletion_protected', `${cluster.name} has deletion protection on, so it was not deleted; turn it off first with PATCH /v1/clusters/${cluster.id} ${JSON.stringify(DELETION_PROTECTION_OFF)} (console: the cluster's Upgrade, scale and policies tab; CLI: hcs clusters update ${cluster.id} --deletion-protection off), then delete it`, { deletionProtection: true });
+      }
       if (opts.refuseWithSecondaries) {
         // Under the primary's lock, which a secondary's create takes too: none joins while this is decided.
         const secondaries = await tx.cluster.findMany({ where: { primaryClusterId: cluster.id, state: { not: ClusterState.Deleted } }, select: { id: true, name: true, datacenter: true }, orderBy: { createdAt: 'asc' } });
@@ -136,37 +156,44 @@ export class TenantClusterRepository {
       const operation = await insertOperation(tx, { id, tenantId: cluster.tenantId, clusterId: cluster.id, kind: OperationKind.Delete, requestedBy: actor, params: { previousState } });
       await tx.cluster.update({ where: { id: cluster.id }, data: { state: ClusterState.Deleting, stateReason: null } });
       await closeSegment(tx, cluster.id, at);
+      // A delete that went ahead although protection was on (an Azure managed application's) says so.
+      const details = isProtected ? { previousState, deletionProtection: true } : { previousState };
       await tx.auditEvent.create({
-        data: { id: randomUUID(), tenantId: cluster.tenantId, clusterId: cluster.id, operationId: id, actor, action: 'cluster.delete.requested', details: { previousState } },
+        data: { id: randomUUID(), tenantId: cluster.tenantId, clusterId: cluster.id, operationId: id, actor, action: 'cluster.delete.requested', details },
       });
       return { operation, queued: true };
     });
   }
 
-  /** Changes the snapshot policy (a control-plane setting: nothing to do on the cluster itself). */
-  async updateSnapshotPolicy(cluster: Cluster, policy: { intervalHours: number; retention: number }, actor: string): Promise<void> {
-    await this.db.$transaction([
-      this.db.cluster.update({ where: { id: cluster.id }, data: { snapshotIntervalHours: policy.intervalHours, snapshotRetention: policy.retention } }),
-      this.db.auditEvent.create({
-        data: {
-          id: randomUUID(), tenantId: cluster.tenantId, clusterId: cluster.id, actor, action: 'cluster.snapshot-policy.changed',
-          details: { from: { intervalHours: cluster.snapshotIntervalHours, retention: cluster.snapshotRetention }, to: policy },
-        },
-      }),
-    ]);
-  }
-
-  /** Changes the upgrade policy (a control-plane setting: the worker's upgrade scheduler reads it). */
-  async updateUpgradePolicy(cluster: Cluster, policy: UpgradePolicy, actor: string): Promise<void> {
-    await this.db.$transaction([
-      this.db.cluster.update({ where: { id: cluster.id }, data: { upgradeMode: policy.mode, upgradeWindow: policy.window ?? Prisma.DbNull } }),
-      this.db.auditEvent.create({
-        data: {
-          id: randomUUID(), tenantId: cluster.tenantId, clusterId: cluster.id, actor, action: 'cluster.upgrade-policy.changed',
-          details: { from: { mode: cluster.upgradeMode, window: cluster.upgradeWindow ?? null }, to: policy } as Prisma.InputJsonObject,
-        },
-      }),
-    ]);
+  /**
+   * A PATCH's settings in one transaction under the cluster row's lock: all of them or none, each
+   * with its audit event, and none on a cluster whose delete got there first (409 cluster_deleting).
+   * Events say what each setting was under the lock. Deletion protection sent with its current
+   * value changes nothing and writes no event.
+   */
+  async updateSettings(cluster: Cluster, change: ClusterSettingsChange, actor: string): Promise<void> {
+    await this.db.$transaction(async (tx) => {
+      const [row] = await tx.$queryRaw<Pick<Cluster, 'state' | 'deletionProtection' | 'snapshotIntervalHours' | 'snapshotRetention' | 'upgradeMode' | 'upgradeWindow' | 'upgradePin'>[]>`
+        SELECT "state", "deletionProtection", "snapshotIntervalHours", "snapshotRetention", "upgradeMode", "upgradeWindow", "upgradePin"
+        FROM "Cluster" WHERE "id" = ${cluster.id}::uuid FOR UPDATE`;
+      if (!row || row.state === ClusterState.Deleting || row.state === ClusterState.Deleted) throw new ConflictError('cluster_deleting', `the cluster is ${row?.state ?? ClusterState.Deleted}`);
+      const audit = (action: string, details: Prisma.InputJsonObject) =>
+        tx.auditEvent.create({ data: { id: randomUUID(), tenantId: cluster.tenantId, clusterId: cluster.id, actor, action, details } });
+      const { snapshotPolicy: snapshot, upgradePolicy: upgrade, deletionProtection } = change;
+      if (snapshot) {
+        await tx.cluster.update({ where: { id: cluster.id }, data: { snapshotIntervalHours: snapshot.intervalHours, snapshotRetention: snapshot.retention } });
+        await audit('cluster.snapshot-policy.changed', { from: { intervalHours: row.snapshotIntervalHours, retention: row.snapshotRetention }, to: snapshot });
+      }
+      if (upgrade) {
+        // The scheduler reads the policy; it is not a change on the cluster itself.
+        await tx.cluster.update({ where: { id: cluster.id }, data: { upgradeMode: upgrade.mode, upgradeWindow: upgrade.window ?? Prisma.DbNull, upgradePin: upgrade.pin } });
+        await audit('cluster.upgrade-policy.changed', { from: { mode: row.upgradeMode, window: row.upgradeWindow ?? null, pin: row.upgradePin }, to: upgrade } as Prisma.InputJsonObject);
+      }
+      if (deletionProtection !== undefined && deletionProtection !== row.deletionProtection) {
+        await tx.cluster.update({ where: { id: cluster.id }, data: { deletionProtection } });
+        await audit('cluster.deletion-protection.changed', { from: row.deletionProtection, to: deletionProtection });
+      }
+    });
   }
 
   /** The cluster's earliest Queued or Running operation of a kind. */

@@ -11,7 +11,12 @@ const ITEM_OPERATIONS = operationInsertText({
   at: '(SELECT "at" FROM clock)',
 }, 'FROM ok ORDER BY "position"', '1');
 
-/** One item to start: its operation's id, kind and params, its audit action, and for a snapshot action the snapshot row. */
+/**
+ * One item to start: its operation's id, kind and params, its audit action, and for a snapshot
+ * action the snapshot row. With `skipReason` the item is skipped instead (no operation; the audit
+ * action and params are the skip's event). `pin`: the cluster's upgrade pin the plan was made
+ * with; the item is left Pending (planned again next time) if the pin has moved since.
+ */
 export interface ItemStart {
   position: number;
   clusterId: string;
@@ -21,10 +26,12 @@ export interface ItemStart {
   params: Record<string, unknown>;
   auditAction: string;
   snapshot?: { id: string; name: string; kind: string; blobKey: string };
+  skipReason?: string;
+  pin?: string;
 }
 
-/** A Pending item, with what planning its operation needs of its cluster. */
-export type PendingItem = WaveItem & { consulVersion: string | null };
+/** A Pending item, with what planning its operation needs of its cluster (null when the cluster is gone). */
+export type PendingItem = WaveItem & { consulVersion: string | null; upgradePin: string | null };
 
 /** A wave's items counted by state; canaries also on their own. */
 export interface WaveCounts {
@@ -68,7 +75,7 @@ export class WaveRepository {
       SELECT * FROM w`,
     [id, w.action, JSON.stringify(w.params), JSON.stringify(w.selector), w.canaries, w.maxInFlight, w.maxFailures, w.createdBy, w.clusterIds], 'wave-create');
     const items: WaveItem[] = w.clusterIds.map((clusterId, position) => ({
-      waveId: id, position, clusterId, canary: position < w.canaries, state: 'Pending', operationId: null, startedAt: null, finishedAt: null,
+      waveId: id, position, clusterId, canary: position < w.canaries, state: 'Pending', reason: null, operationId: null, startedAt: null, finishedAt: null,
     }));
     return { ...wave!, items };
   }
@@ -111,44 +118,53 @@ export class WaveRepository {
 
   /**
    * Pending items in position order (canaries only, when asked), at most
-   * `limit`, each with its cluster's Consul version (what planning the item's
-   * operation reads; null when the cluster is gone).
+   * `limit`, each with its cluster's Consul version and upgrade pin (what planning
+   * the item's operation reads; null when the cluster is gone).
    */
   pendingItems(waveId: string, opts: { canariesOnly: boolean; limit: number }): Promise<PendingItem[]> {
     return sqlQuery<PendingItem>(this.db, `
-      SELECT wi.*, c."consulVersion" FROM "WaveItem" wi LEFT JOIN "Cluster" c ON c."id" = wi."clusterId"
+      SELECT wi.*, c."consulVersion", c."upgradePin" FROM "WaveItem" wi LEFT JOIN "Cluster" c ON c."id" = wi."clusterId"
       WHERE wi."waveId" = $1::uuid AND wi."state" = 'Pending' AND (wi."canary" OR NOT $2::boolean)
       ORDER BY wi."position" LIMIT $3`, [waveId, opts.canariesOnly, opts.limit], 'wave-pending-items');
   }
 
   /** Marks every Pending item Skipped (a halted wave). */
   async skipPending(waveId: string): Promise<void> {
-    await this.db.waveItem.updateMany({ where: { waveId, state: 'Pending' }, data: { state: 'Skipped', finishedAt: new Date() } });
+    await this.db.waveItem.updateMany({ where: { waveId, state: 'Pending' }, data: { state: 'Skipped', reason: 'the wave halted before its turn', finishedAt: new Date() } });
   }
 
   /**
    * Starts items in one statement: for each item still Pending whose cluster is
    * Running, the item is marked Running with its operation, and the operation,
    * its audit event and (snapshot actions) the snapshot row are written; an
-   * item still Pending whose cluster is not Running is Skipped. An item another
-   * driver started meanwhile is left alone (its row lock makes this statement
-   * see it Running). Returns the started items' operation ids and the skipped
-   * positions.
+   * item still Pending whose cluster is not Running is Skipped. An item with a
+   * skipReason (its pin excludes the wave's version) is Skipped with that reason
+   * and its audit event, no operation. An item whose cluster's pin is no longer
+   * the one it was planned with stays Pending. An item another driver started
+   * meanwhile is left alone (its row lock makes this statement see it Running).
+   * Returns the started items' operation ids and the skipped positions.
    */
   async startItems(waveId: string, actor: string, items: ItemStart[]): Promise<{ started: string[]; skipped: number[] }> {
     if (items.length === 0) return { started: [], skipped: [] };
     const col = <T>(f: (i: ItemStart) => T) => items.map(f);
     const rows = await sqlQuery<{ what: string; position: number; operationId: string | null }>(this.db, `
       WITH clock AS (SELECT (now() AT TIME ZONE 'UTC') AS "at"), v AS (
-        SELECT * FROM unnest($2::int[], $3::uuid[], $4::uuid[], $5::text[], $6::boolean[], $7::text[], $8::text[], $9::uuid[], $10::text[], $11::text[], $12::text[])
-          AS v("position", "clusterId", "opId", "kind", "mutating", "params", "action", "snapId", "snapName", "snapKind", "blobKey")
+        SELECT * FROM unnest($2::int[], $3::uuid[], $4::uuid[], $5::text[], $6::boolean[], $7::text[], $8::text[], $9::uuid[], $10::text[], $11::text[], $12::text[], $14::text[], $15::text[])
+          AS v("position", "clusterId", "opId", "kind", "mutating", "params", "action", "snapId", "snapName", "snapKind", "blobKey", "skipReason", "pin")
       ), ok AS MATERIALIZED (
         UPDATE "WaveItem" wi SET "state" = 'Running', "operationId" = v."opId", "startedAt" = (SELECT "at" FROM clock)
-        FROM v JOIN "Cluster" c ON c."id" = v."clusterId" AND c."state" = 'Running'
+        FROM v JOIN "Cluster" c ON c."id" = v."clusterId" AND c."state" = 'Running' AND (v."pin" IS NULL OR c."upgradePin" = v."pin")
         WHERE wi."waveId" = $1::uuid AND wi."position" = v."position" AND wi."clusterId" = v."clusterId" AND wi."state" = 'Pending'
+          AND v."skipReason" IS NULL
         RETURNING v.*, c."tenantId"
+      ), pinned AS MATERIALIZED (
+        UPDATE "WaveItem" wi SET "state" = 'Skipped', "reason" = v."skipReason", "finishedAt" = (SELECT "at" FROM clock)
+        FROM v JOIN "Cluster" c ON c."id" = v."clusterId" AND c."state" = 'Running' AND c."upgradePin" = v."pin"
+        WHERE wi."waveId" = $1::uuid AND wi."position" = v."position" AND wi."clusterId" = v."clusterId" AND wi."state" = 'Pending'
+          AND v."skipReason" IS NOT NULL
+        RETURNING wi."position", v."clusterId", v."params", v."action", c."tenantId"
       ), skip AS (
-        UPDATE "WaveItem" wi SET "state" = 'Skipped', "finishedAt" = (SELECT "at" FROM clock)
+        UPDATE "WaveItem" wi SET "state" = 'Skipped', "reason" = 'the cluster was not Running when its turn came', "finishedAt" = (SELECT "at" FROM clock)
         FROM v
         WHERE wi."waveId" = $1::uuid AND wi."position" = v."position" AND wi."clusterId" = v."clusterId" AND wi."state" = 'Pending'
           AND NOT EXISTS (SELECT 1 FROM "Cluster" c WHERE c."id" = v."clusterId" AND c."state" = 'Running')
@@ -163,14 +179,17 @@ export class WaveRepository {
       ), audit AS (
         INSERT INTO "AuditEvent" ("id", "tenantId", "clusterId", "operationId", "actor", "action", "details", "createdAt")
         SELECT gen_random_uuid(), "tenantId", "clusterId", "opId", $13, "action", "params"::jsonb, (SELECT "at" FROM clock) FROM ok
+        UNION ALL
+        SELECT gen_random_uuid(), "tenantId", "clusterId", NULL, $13, "action", "params"::jsonb, (SELECT "at" FROM clock) FROM pinned
         RETURNING 1
       )
       SELECT 'started' AS "what", "position", "opId"::text AS "operationId" FROM ok
-      UNION ALL SELECT 'skipped', "position", NULL FROM skip`,
+      UNION ALL SELECT 'skipped', "position", NULL FROM skip
+      UNION ALL SELECT 'skipped', "position", NULL FROM pinned`,
     [
       waveId, col((i) => i.position), col((i) => i.clusterId), col((i) => i.operationId), col((i) => i.kind), col((i) => i.mutating),
       col((i) => JSON.stringify(i.params)), col((i) => i.auditAction), col((i) => i.snapshot?.id ?? null), col((i) => i.snapshot?.name ?? null),
-      col((i) => i.snapshot?.kind ?? null), col((i) => i.snapshot?.blobKey ?? null), actor,
+      col((i) => i.snapshot?.kind ?? null), col((i) => i.snapshot?.blobKey ?? null), actor, col((i) => i.skipReason ?? null), col((i) => i.pin ?? null),
     ]);
     const started = rows.filter((r) => r.what === 'started').sort((a, b) => a.position - b.position).map((r) => r.operationId!);
     return { started, skipped: rows.filter((r) => r.what === 'skipped').map((r) => r.position) };

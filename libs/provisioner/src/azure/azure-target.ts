@@ -44,7 +44,13 @@ import { BOOT_STATUS_LINE, FETCH_SECRETS_LINE, RELOAD_LINE, parseRunCommandOutpu
  *   rule V2 per port: each instance a frontend port of its own), by one
  *   private endpoint per cluster that the worker makes in the control plane's
  *   own subnet (`managementSubnetId`). Customers' address spaces overlap each
- *   other's: nothing is peered, and no server address is ever dialled.
+ *   other's: nothing is peered with the control plane, and no server address is
+ *   ever dialled by it.
+ * - A federation's secondary peers its VNet with every other member's (its
+ *   template's `federationPeers`), and each member peers back by a deployment
+ *   of its own in that member's group (`ensurePeerings`), so that the members'
+ *   servers reach each other's RPC and WAN gossip ports; deleting the secondary
+ *   deletes the members' peerings to it.
  * - Deleting deploys an empty template in Complete mode: every resource of
  *   the managed resource group goes, the group stays (Azure owns it); the
  *   private endpoint goes first (Azure keeps a Private Link service that
@@ -64,6 +70,22 @@ export interface AzurePlacement {
   zones: readonly string[];
   /** The server addresses the cluster's rows hold, by index (what maps an instance's private IP to its server). */
   addresses: ReadonlyMap<number, string>;
+  /**
+   * A federation's secondary: the members its VNet peers with (its primary and the primary's
+   * other live secondaries: Consul's WAN pool is a full mesh, and peering is not transitive).
+   * Absent for a primary and a cluster on its own.
+   */
+  peers?: readonly AzurePeer[];
+}
+
+/** Another member of a secondary's federation, where its VNet is. */
+export interface AzurePeer {
+  clusterId: string;
+  subscriptionId: string;
+  resourceGroup: string;
+  /** Its template's `clusterName` (its VNet is `<clusterName>-vnet`). */
+  clusterName: string;
+  vnetCidr: string;
 }
 
 /**
@@ -114,6 +136,26 @@ export class InstanceBootFailedError extends Error {
 /** Servers by tier (the template's `tier` parameter sets the scale set's capacity). */
 const TIER_OF_COUNT: Readonly<Record<number, string>> = { 1: 'development', 3: 'standard', 5: 'plus' };
 const EMPTY_TEMPLATE = { $schema: 'https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#', contentVersion: '1.0.0.0', resources: [] };
+/**
+ * A federation member's peering back to a secondary, deployed into that member's managed resource
+ * group (the control plane's Contributor there covers it): the same settings as cluster.json's
+ * federationPeerings. Azure connects a peering only once both VNets peer with each other
+ * (https://learn.microsoft.com/azure/virtual-network/virtual-network-manage-peering#requirements-and-constraints).
+ */
+export const PEER_BACK_TEMPLATE = {
+  $schema: 'https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#',
+  contentVersion: '1.0.0.0',
+  parameters: { vnetName: { type: 'string' }, peeringName: { type: 'string' }, remoteVirtualNetworkId: { type: 'string' } },
+  resources: [{
+    type: 'Microsoft.Network/virtualNetworks/virtualNetworkPeerings',
+    apiVersion: '2023-09-01',
+    name: "[concat(parameters('vnetName'), '/', parameters('peeringName'))]",
+    properties: {
+      remoteVirtualNetwork: { id: "[parameters('remoteVirtualNetworkId')]" },
+      allowVirtualNetworkAccess: true, allowForwardedTraffic: false, allowGatewayTransit: false, useRemoteGateways: false,
+    },
+  }],
+};
 const SUCCEEDED = 'succeeded';
 /**
  * ARM's answers for a resource group that is no more: 404 ResourceGroupNotFound, and 409
@@ -305,6 +347,7 @@ export class AzureTarget implements Target {
   async deleteAll(clusterId: string): Promise<Progress> {
     const p = await this.opts.placement(clusterId);
     await this.deleteManagementEndpoint(clusterId);
+    await this.removePeerings(clusterId, p);
     try {
       return await this.deploy(clusterId, p, 'delete', 'Complete', EMPTY_TEMPLATE, {});
     } catch (e) {
@@ -367,7 +410,41 @@ export class AzureTarget implements Target {
       controlPlaneSubscriptionId: { value: this.management.subscriptionId },
       deployServers: { value: vault !== undefined },
       customData: { value: customData },
+      federationPeers: { value: (p.peers ?? []).map((peer) => ({ name: peeringName(peer.clusterId), remoteVirtualNetworkId: vnetId(peer) })) },
     };
+  }
+
+  /**
+   * A secondary's peerings Connected: each member peers back (a deployment into the member's
+   * managed resource group, once per operation), then both sides are asked. Azure connects both
+   * once both exist (a Disconnected side too, once the side deleted is made again); one still
+   * Initiated is asked again later, any other state fails the change.
+   */
+  private async ensurePeerings(clusterId: string, p: AzurePlacement): Promise<Progress> {
+    for (const peer of p.peers ?? []) {
+      const back = await this.deploy(clusterId, peer, 'peering', 'Incremental', PEER_BACK_TEMPLATE, {
+        vnetName: { value: vnetName(peer) }, peeringName: { value: peeringName(clusterId) }, remoteVirtualNetworkId: { value: vnetId(p) },
+      });
+      if (back.state !== 'ready') return back;
+      for (const [side, where, name] of [['its', p, peeringName(peer.clusterId)], [`${peer.clusterName}'s`, peer, peeringName(clusterId)]] as const) {
+        const state = (await (await this.clientsOf(where)).network.virtualNetworkPeerings.get(where.resourceGroup, vnetName(where), name)).peeringState;
+        if (state === 'Initiated') return { state: 'in-progress', detail: `${side} peering ${name} is Initiated`, retryAfterMs: this.pollIntervalMs };
+        if (state !== 'Connected') {
+          throw new TargetRefusedError('peering_not_connected', `cluster ${clusterId}: ${side} peering ${name} (${vnetName(p)} with ${vnetName(peer)}) is ${state ?? 'unknown'}, not Connected, although both VNets peer with each other`);
+        }
+      }
+    }
+    return READY;
+  }
+
+  /** The other members no longer peer with this cluster's VNet: their peerings to it go (its own go with its VNet). */
+  private async removePeerings(clusterId: string, p: AzurePlacement): Promise<void> {
+    for (const peer of p.peers ?? []) {
+      const { network } = await this.clientsOf(peer);
+      await network.virtualNetworkPeerings.beginDeleteAndWait(peer.resourceGroup, vnetName(peer), peeringName(clusterId), this.lro()).catch((e: { statusCode?: number }) => {
+        if (e.statusCode !== 404) throw e;
+      });
+    }
   }
 
   /**
@@ -387,6 +464,8 @@ export class AzureTarget implements Target {
     await this.writeSecrets(spec, secrets, vaultUri);
     const deployed = await this.deploy(spec.clusterId, p, 'servers', 'Incremental', this.opts.template, this.parameters(spec, secrets, p, vaultUri));
     if (deployed.state !== 'ready') return deployed;
+    const peered = await this.ensurePeerings(spec.clusterId, p);
+    if (peered.state !== 'ready') return peered;
     await this.ensureManagementEndpoint(spec.clusterId, p);
     return deployed;
   }
@@ -528,7 +607,7 @@ export class AzureTarget implements Target {
    * name (a worker killed between the PUT and the save), else PUT. Asks ARM
    * once per call: in-progress until it is done.
    */
-  private async deploy(clusterId: string, p: AzurePlacement, purpose: string, mode: 'Incremental' | 'Complete', template: Record<string, unknown>, parameters: Record<string, { value: unknown }>): Promise<Progress> {
+  private async deploy(clusterId: string, p: Pick<AzurePlacement, 'subscriptionId' | 'resourceGroup'>, purpose: string, mode: 'Incremental' | 'Complete', template: Record<string, unknown>, parameters: Record<string, { value: unknown }>): Promise<Progress> {
     const { operationId, states } = await this.opts.journal.current(clusterId);
     const digest = createHash('sha256').update(JSON.stringify({ mode, template, parameters })).digest('hex').slice(0, 12);
     const name = `consul-${purpose}-${operationId.slice(0, 8)}-${digest}`;
@@ -578,7 +657,7 @@ export class AzureTarget implements Target {
   }
 
   /** A poller that failed: ARM's own error from the deployment when it has one, else what the SDK said. */
-  private async failedDeployment(resources: ResourceManagementClient, p: AzurePlacement, name: string, e: unknown): Promise<Error> {
+  private async failedDeployment(resources: ResourceManagementClient, p: Pick<AzurePlacement, 'resourceGroup'>, name: string, e: unknown): Promise<Error> {
     const status = (e as { statusCode?: number }).statusCode;
     if (status !== undefined && status !== 200) return e as Error; // the request failed (ARM unreachable, 5xx after retries): retried
     const d = await resources.deployments.get(p.resourceGroup, name).catch(() => undefined);
@@ -711,6 +790,20 @@ export class AzureTarget implements Target {
     }
     return c;
   }
+}
+
+/** cluster.json's `vnetName`. */
+function vnetName(p: Pick<AzurePlacement, 'clusterName'>): string {
+  return `${p.clusterName}-vnet`;
+}
+
+function vnetId(p: Pick<AzurePlacement, 'subscriptionId' | 'resourceGroup' | 'clusterName'>): string {
+  return `/subscriptions/${p.subscriptionId}/resourceGroups/${p.resourceGroup}/providers/Microsoft.Network/virtualNetworks/${vnetName(p)}`;
+}
+
+/** The peering, in a federation member's VNet, to the VNet of cluster `clusterId` (names are unique within a VNet; cluster ids are). */
+export function peeringName(clusterId: string): string {
+  return `federation-${clusterId}`;
 }
 
 /** The scale set's user-assigned identity (cluster.json's `identityName`): what reads the vault on the VMs. */
