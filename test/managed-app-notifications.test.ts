@@ -176,6 +176,36 @@ describe('POST /resource: managed application notifications', () => {
     assert.deepEqual([event.actor, event.details], ['azure:managed-application', { previousState: 'Creating', deletionProtection: true }]);
   });
 
+  it('the application\'s deletionProtection and upgradePin parameters reach the cluster; a pin the API refuses rejects it; without them, the API\'s defaults', async () => {
+    const customer = s.token(CUSTOMER_TENANT, WRITE);
+    const app = application('pinned', {}, { deletionProtection: true, upgradePin: 'patch' });
+    arm.putApplication(app);
+    const made = await post(notification(app, 'PUT', 'Succeeded'));
+    assert.deepEqual([made.status, made.body.outcome], [200, 'created'], JSON.stringify(made.body));
+    const view = await s.request('GET', `/v1/clusters/${made.body.clusterId}`, { token: customer });
+    assert.deepEqual([view.body.deletionProtection, view.body.upgradePolicy.pin, view.body.upgradePolicy.mode], [true, 'patch', 'automatic']);
+    const refused = await s.request('DELETE', `/v1/clusters/${made.body.clusterId}`, { token: customer });
+    assert.deepEqual([refused.status, refused.body.error.code], [409, 'deletion_protected'], 'protected from the start');
+
+    // An application made before the parameters existed: unprotected, no pin.
+    const older = application('older');
+    delete older.parameters.deletionProtection;
+    delete older.parameters.upgradePin;
+    arm.putApplication(older);
+    const plain = await post(notification(older, 'PUT', 'Succeeded'));
+    const plainView = await s.request('GET', `/v1/clusters/${plain.body.clusterId}`, { token: customer });
+    assert.deepEqual([plainView.body.deletionProtection, plainView.body.upgradePolicy.pin], [false, 'none']);
+
+    // A pin outside the API's rule (mainTemplate's allowedValues stop it in Azure; the API checks again): rejected, nothing written.
+    const bad = application('bad-pin', {}, { upgradePin: 'major' });
+    arm.putApplication(bad);
+    const before = await s.db.cluster.count();
+    const rejected = await post(notification(bad, 'PUT', 'Succeeded'));
+    assert.deepEqual([rejected.status, rejected.body.outcome], [200, 'rejected']);
+    assert.match(await s.db.managedAppNotification.findFirstOrThrow({ where: { applicationId: bad.id.toLowerCase() } }).then((n) => n.reason ?? ''), /upgradePolicy\.pin must be one of none, patch, minor/);
+    assert.equal(await s.db.cluster.count(), before);
+  });
+
   it('a DELETE notification for an application ARM does not show being deleted is refused, and nothing changes', async () => {
     const app = application('keep');
     arm.putApplication(app);

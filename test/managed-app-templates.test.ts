@@ -8,7 +8,7 @@ import { inflateRawSync } from 'node:zlib';
 import fc from 'fast-check';
 import { TIER_NAMES, VERSIONS, VNET_CIDR_PATTERN } from '../libs/core/src';
 import { subnetPlan } from '../libs/provisioner/src';
-import { FEDERATION_TOKEN_PATTERN, createClusterBody } from '../libs/contracts/src';
+import { FEDERATION_TOKEN_PATTERN, UPGRADE_PINS, createClusterBody } from '../libs/contracts/src';
 import { catalogOf } from '../apps/api/src/validation/input';
 import { PACKAGE_FILES, buildManagedAppPackage } from '../infra/managed-app/package';
 import { SUBSCRIPTION, WRITE, startStack, type TestStack } from './support/stack';
@@ -142,7 +142,7 @@ describe('createUiDefinition.json', () => {
     assert.deepEqual(ui.parameters.steps.map((s: any) => s.name), ['consul', 'operations']);
     assert.deepEqual(elements().filter((e) => e.step === 'consul').map((e) => e.name), ['clusterName', 'datacenter', 'tier', 'consulVersion', 'externalEndpoint', 'vnetCidr', 'federation', 'federationToken']);
     assert.deepEqual(elements().filter((e) => e.step === 'operations').map((e) => e.name),
-      ['upgradeMode', 'upgradeWindowDay', 'upgradeWindowStartHour', 'upgradeWindowHours', 'snapshotIntervalHours', 'snapshotRetention']);
+      ['upgradeMode', 'upgradeWindowDay', 'upgradeWindowStartHour', 'upgradeWindowHours', 'upgradePin', 'snapshotIntervalHours', 'snapshotRetention', 'deletionProtection']);
     for (const e of elements()) {
       assert.equal(e.constraints?.required, true, `${e.name}: required`);
       const validations = e.constraints?.validations ?? [];
@@ -220,6 +220,19 @@ describe('createUiDefinition.json', () => {
     assert.equal(byName.federationToken.visible, "[steps('consul').federation]");
     assert.equal(ui.parameters.outputs.federationToken, "[coalesce(steps('consul').federationToken, '')]");
     assert.deepEqual(main.parameters.federationToken, { type: 'string', defaultValue: '', metadata: main.parameters.federationToken.metadata }, 'a plain string: ARM would not show the control plane a secureString parameter');
+
+    // The pin's choices are the API's, in both files; deletion protection is off unless chosen, as on POST /v1/clusters.
+    assert.deepEqual(byName.upgradePin.constraints.allowedValues.map((v: any) => v.value), [...UPGRADE_PINS]);
+    assert.deepEqual(main.parameters.upgradePin.allowedValues, [...UPGRADE_PINS]);
+    assert.equal(main.parameters.upgradePin.defaultValue, 'none');
+    assert.deepEqual(byName.deletionProtection.constraints.allowedValues.map((v: any) => v.value), [false, true]);
+    assert.equal(byName.deletionProtection.defaultValue, 'Off');
+    assert.deepEqual([main.parameters.deletionProtection.type, main.parameters.deletionProtection.defaultValue], ['bool', false]);
+    const schema = createClusterBody(catalogOf({ versions: VERSIONS }));
+    for (const pin of UPGRADE_PINS) {
+      const parsed = schema.parse({ name: 'a', subscriptionId: SUBSCRIPTION, resourceGroup: 'rg', region: 'westeurope', tier: 'standard', upgradePolicy: { pin } });
+      assert.equal(parsed.upgradePolicy.pin, pin, `the API takes pin ${pin}`);
+    }
   });
 
   it('numeric fields refuse and accept what the API\'s create command does (every integer -5 to 400 and some text)', () => {

@@ -132,7 +132,7 @@ export class NotificationsService {
       const input = {
         tenantId: tenantId.toLowerCase(), createdBy: NOTIFICATION_ACTOR, serverCount: serverCountFor(cmd.tier),
         name: cmd.name, subscriptionId: cmd.subscriptionId, resourceGroup: cmd.resourceGroup, region: cmd.region, tier: cmd.tier,
-        datacenter: cmd.datacenter, consulVersion: cmd.consulVersion, publicEndpoint: cmd.publicEndpoint,
+        datacenter: cmd.datacenter, consulVersion: cmd.consulVersion, publicEndpoint: cmd.publicEndpoint, deletionProtection: cmd.deletionProtection,
         snapshotIntervalHours: cmd.snapshotPolicy.intervalHours, snapshotRetention: cmd.snapshotPolicy.retention, upgradePolicy: cmd.upgradePolicy,
         billingResourceId: n.resourceUsageId, billingPlanId: n.plan?.name, vnetCidr,
         managedApplication: { applicationId: n.applicationId, managedResourceGroupId: app.managedResourceGroupId, vnetCidr }, target: this.config.defaultTarget,
@@ -165,7 +165,12 @@ export class NotificationsService {
         name: p.clusterName, subscriptionId: n.subscriptionId, resourceGroup: n.resourceGroup, region: app.location, tier,
         datacenter: p.datacenter, consulVersion: p.consulVersion, publicEndpoint: p.externalEndpoint,
         snapshotPolicy: { intervalHours: p.snapshotIntervalHours, retention: p.snapshotRetention },
-        upgradePolicy: { mode: p.upgradeMode, window: automatic ? { dayOfWeek: p.upgradeWindowDay, startHourUtc: p.upgradeWindowStartHour, hours: p.upgradeWindowHours } : null },
+        upgradePolicy: {
+          mode: p.upgradeMode, window: automatic ? { dayOfWeek: p.upgradeWindowDay, startHourUtc: p.upgradeWindowStartHour, hours: p.upgradeWindowHours } : null,
+          // An application made before these parameters existed has neither: the API's defaults (no pin, unprotected).
+          ...(p.upgradePin === undefined ? {} : { pin: p.upgradePin }),
+        },
+        ...(p.deletionProtection === undefined ? {} : { deletionProtection: p.deletionProtection }),
         // The application's optional federation token (mainTemplate's federationToken, empty for a cluster on its own).
         ...(typeof p.federationToken === 'string' && p.federationToken !== '' ? { federationToken: p.federationToken } : {}),
       },
