@@ -112,6 +112,33 @@ describe('marketplace export under faults', { timeout: 280_000 }, () => {
     // The runs did meet faults, and answers lost after acceptance came back as Duplicate.
     assert.ok(seen.faults > 0 && seen.duplicates > 0, JSON.stringify(seen));
   });
+
+  it('two workers ticking at once: each hour is metered by one and sent once, as its records commit, never taken by the other', async () => {
+    await db.$executeRawUnsafe('TRUNCATE "UsageRecord", "BillingSegment", "MeteringCursor", "AuditEvent", "Operation", "Cluster" CASCADE');
+    const clock = Date.parse('2026-11-10T12:20:00Z');
+    const usage = new UsageRepository(db);
+    for (let i = 0; i < 40; i++) await billedCluster(db, `pair-${i}`, [{ dimension: 'standard_hours', start: clock - 20 * HOUR, end: null }]);
+    const fake = await startFakeMetering({ now: () => clock });
+    try {
+      const worker = () => {
+        const client = new MeteringClient({ baseUrl: fake.url, credential: fake.credential(), timeoutMs: 5_000, maxAttempts: 3, backoff: { baseMs: 2, maxMs: 10 } });
+        // One batch per claim and two in flight: each worker claims many times while the other meters.
+        const driver = new UsageExportDriver(usage, new MarketplaceUsageExporter(client), { concurrency: 2, leaseMs: 60_000, batchesPerClaim: 1, recordEvery: 25 });
+        return new BillingTicker(usage, new Meter(usage, { graceMs: 5 * MIN, planId: 'consul-payg' }), driver);
+      };
+      const [a, b] = await Promise.all([worker().tick(new Date(clock)), worker().tick(new Date(clock))]);
+      const records = await db.usageRecord.findMany();
+      assert.equal(records.length, 40 * 20, 'every closed hour of every cluster');
+      assert.equal(a.recordsWritten + b.recordsWritten, records.length, 'each hour metered by one of the two');
+      assert.equal(a.export.handed + b.export.handed, records.length, 'each record handed over once across both');
+      assert.deepEqual([...new Set(records.map((r) => r.exportState))], ['Accepted']);
+      assert.equal(fake.counters.duplicates, 0, 'no event sent twice');
+      for (const [k, n] of fake.acceptedCounts()) assert.equal(n, 1, `${k} accepted ${n} times`);
+      assert.equal(records.filter((r) => r.leaseUntil !== null).length, 0, 'every lease let go');
+    } finally {
+      await fake.close();
+    }
+  });
 });
 
 // The worker's own ticker, wired from configuration (BILLING_EXPORTER=marketplace), and the SRE's reconciliation.

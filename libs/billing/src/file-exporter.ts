@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { ExportResult, UsageRecord } from '../../core/src';
+import type { ExportResult, ExportableUsage } from '../../core/src';
 import type { UsageExporter } from './exporter';
 import { formatMicros, quantityHours } from './prices';
 
@@ -21,7 +21,7 @@ export interface UsageLineJson {
   unitPrice: string;
 }
 
-export function usageKey(r: Pick<UsageRecord, 'clusterId' | 'dimension' | 'hour'>): string {
+export function usageKey(r: Pick<ExportableUsage, 'clusterId' | 'dimension' | 'hour'>): string {
   return `${r.clusterId}/${r.dimension}/${r.hour.toISOString()}`;
 }
 
@@ -44,16 +44,16 @@ export class FileUsageExporter implements UsageExporter {
     return path.join(this.dir, `usage-${hour.toISOString().slice(0, 10)}.jsonl`);
   }
 
-  export(records: UsageRecord[]): Promise<ExportResult[]> {
+  export(records: ExportableUsage[]): Promise<ExportResult[]> {
     // One writer at a time in this process: appends to a file never interleave.
     const run = this.chain.then(() => this.write(records));
     this.chain = run.catch(() => undefined);
     return run;
   }
 
-  private async write(records: UsageRecord[]): Promise<ExportResult[]> {
+  private async write(records: ExportableUsage[]): Promise<ExportResult[]> {
     await fs.mkdir(this.dir, { recursive: true });
-    const byFile = new Map<string, UsageRecord[]>();
+    const byFile = new Map<string, ExportableUsage[]>();
     const ordered = [...records].sort((a, b) => a.hour.getTime() - b.hour.getTime() || a.clusterId.localeCompare(b.clusterId) || a.dimension.localeCompare(b.dimension));
     for (const r of ordered) {
       const f = this.fileFor(r.hour);
@@ -122,7 +122,7 @@ async function endsWithNewline(handle: fs.FileHandle, size: number): Promise<boo
   return b[0] === 0x0a;
 }
 
-export function toLine(r: UsageRecord): UsageLineJson {
+export function toLine(r: ExportableUsage): UsageLineJson {
   return {
     key: usageKey(r),
     clusterId: r.clusterId,

@@ -1,4 +1,4 @@
-import type { ExportResult, UsageRecord } from '../../core/src';
+import type { ExportResult, ExportableUsage } from '../../core/src';
 import type { UsageExporter } from './exporter';
 import { MAX_BATCH_EVENTS, type EventOutcome, type MeteringClient, type UsageEvent } from './marketplace/client';
 import { quantityHours } from './prices';
@@ -34,13 +34,13 @@ export class MarketplaceUsageExporter implements UsageExporter {
     this.retryMaxMs = opts.retryMaxMs ?? 30 * 60_000;
   }
 
-  static event(r: UsageRecord): UsageEvent {
+  static event(r: ExportableUsage): UsageEvent {
     return { resourceId: r.resourceId, quantity: quantityHours(r.minutes), dimension: r.dimension, effectiveStartTime: r.hour.toISOString(), planId: r.planId };
   }
 
-  async export(records: UsageRecord[], now: Date): Promise<ExportResult[]> {
+  async export(records: ExportableUsage[], now: Date): Promise<ExportResult[]> {
     const results: ExportResult[] = [];
-    const send: UsageRecord[] = [];
+    const send: ExportableUsage[] = [];
     for (const r of records) {
       if (r.hour.getTime() < now.getTime() - this.windowMs) {
         results.push({ id: r.id, state: 'Late', status: 'OutsideWindow', error: `the hour ${r.hour.toISOString()} is older than the marketplace's 24 h window; bill it by hand` });
@@ -61,7 +61,7 @@ export class MarketplaceUsageExporter implements UsageExporter {
     return results;
   }
 
-  private settle(r: UsageRecord, o: EventOutcome | undefined, now: Date): ExportResult {
+  private settle(r: ExportableUsage, o: EventOutcome | undefined, now: Date): ExportResult {
     if (!o) return { id: r.id, state: 'Pending', status: 'NoAnswer', error: 'no outcome for this event', nextAttemptAt: this.next(r, now) };
     switch (o.kind) {
       case 'accepted':
@@ -77,7 +77,7 @@ export class MarketplaceUsageExporter implements UsageExporter {
     }
   }
 
-  private next(r: UsageRecord, now: Date): Date {
+  private next(r: ExportableUsage, now: Date): Date {
     const wait = Math.min(this.retryMaxMs, this.retryBaseMs * 2 ** Math.min(r.exportAttempts, 16));
     return new Date(now.getTime() + wait);
   }

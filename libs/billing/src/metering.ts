@@ -1,4 +1,4 @@
-import type { CloseHoursResult, UsageRepository } from '../../core/src';
+import type { CloseHoursResult, ExportableUsage, UsageRepository } from '../../core/src';
 import { PRICES } from './prices';
 
 export interface MeterOptions {
@@ -19,6 +19,11 @@ export class Meter {
 
   closeHours(now: Date): Promise<CloseHoursResult> {
     return this.usage.closeHours(now, { graceMs: this.opts.graceMs, planId: this.opts.planId, prices: PRICES });
+  }
+
+  /** closeHours an hour at a time, each hour's new records yielded as it commits, leased until `leaseUntil` to the exporter that sends them. */
+  closeHoursLeased(now: Date, leaseUntil: Date): AsyncGenerator<ExportableUsage[], CloseHoursResult, void> {
+    return this.usage.closeHoursLeased(now, { graceMs: this.opts.graceMs, planId: this.opts.planId, prices: PRICES, leaseUntil });
   }
 }
 

@@ -1,4 +1,4 @@
-import type { UsageRepository } from '../../../../libs/core/src';
+import type { CloseHoursResult, UsageRepository } from '../../../../libs/core/src';
 import { Logger } from '@nestjs/common';
 import { Counter, Gauge } from 'prom-client';
 import { Meter, UsageExportDriver, type ExportRunResult } from '../../../../libs/billing/src';
@@ -34,11 +34,24 @@ export class BillingTicker {
   }
 
   private async run(now: Date): Promise<BillingTickResult> {
-    const closed = await this.meter.closeHours(now);
+    // Each hour is exported as its records commit (written leased to this driver), while the next is metered.
+    const hours = this.meter.closeHoursLeased(now, this.driver.leaseUntil(now));
+    let closed: CloseHoursResult | undefined;
+    const metered = async function* () {
+      for (;;) {
+        const step = await hours.next();
+        if (step.done) {
+          closed = step.value;
+          return;
+        }
+        yield step.value;
+      }
+    };
+    const result = await this.driver.run(now, metered());
+    if (!closed) throw new Error('metering did not finish');
     hoursClosed.inc(closed.hoursClosed);
     recordsWritten.inc(closed.recordsWritten);
     if (closed.hoursClosed > 1) this.log.log({ msg: 'metering caught up', hours: closed.hoursClosed, records: closed.recordsWritten, closedThrough: closed.closedThrough.toISOString() });
-    const result = await this.driver.run(now);
     for (const [state, n] of Object.entries(result.byState)) exported.inc({ state }, n);
     if (result.byState.Late) this.log.warn({ msg: 'usage too old for the marketplace (over 24 h): kept as Late for manual billing', count: result.byState.Late });
     if (result.byState.Failed) this.log.warn({ msg: 'usage rejected by the exporter: kept as Failed for review', count: result.byState.Failed });

@@ -132,6 +132,40 @@ export async function sqlQuery<T>(db: Db, text: string, values: unknown[] = [], 
   return r.rows as T[];
 }
 
+/** One connection of a plain-SQL transaction (sqlTransaction). */
+export interface SqlTransaction {
+  query<T>(text: string, values?: unknown[], name?: string): Promise<T[]>;
+}
+
+/**
+ * A transaction in plain SQL on one connection of the client's pool, without Prisma (sqlQuery's
+ * rules: rows typed as $queryRaw types them, no Date parameters): for hot paths whose statements
+ * return many rows. Rolled back if `work` throws.
+ */
+export async function sqlTransaction<T>(db: Db, work: (tx: SqlTransaction) => Promise<T>): Promise<T> {
+  const client = await poolOf(db).connect();
+  let broken: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    const tx: SqlTransaction = {
+      query: async <R>(text: string, values: unknown[] = [], name?: string) =>
+        (await preparedOn(client, name, { text, values, types: rawTypes } as pg.QueryConfig)).rows as R[],
+    };
+    const result = await work(tx);
+    await client.query('COMMIT');
+    return result;
+  } catch (e) {
+    try {
+      await client.query('ROLLBACK');
+    } catch (rollback) {
+      broken = rollback as Error; // the connection is unusable: do not give it back to the pool
+    }
+    throw e;
+  } finally {
+    client.release(broken);
+  }
+}
+
 /** Bumped when a migration changed a prepared statement's result columns: the statements are prepared again under new names. */
 let statementGeneration = 0;
 
@@ -142,15 +176,20 @@ let statementGeneration = 0;
  * `*` (a migration while workers run) fails with "cached plan must not change
  * result type"; the statement is then prepared again under a new name.
  */
-async function prepared(pool: pg.Pool, name: string | undefined, config: pg.QueryConfig): Promise<pg.QueryResult> {
-  if (!name) return pool.query(config);
+function prepared(pool: pg.Pool, name: string | undefined, config: pg.QueryConfig): Promise<pg.QueryResult> {
+  return preparedOn(pool, name, config);
+}
+
+/** prepared() on a pool or on one connection of it (inside a transaction). */
+async function preparedOn(on: pg.Pool | pg.PoolClient, name: string | undefined, config: pg.QueryConfig): Promise<pg.QueryResult> {
+  if (!name) return on.query(config);
   const generation = statementGeneration;
   try {
-    return await pool.query({ ...config, name: `${name}-${generation}` });
+    return await on.query({ ...config, name: `${name}-${generation}` });
   } catch (e) {
     if ((e as { code?: string }).code !== '0A000' || !/cached plan must not change result type/.test((e as Error).message)) throw e;
     if (statementGeneration === generation) statementGeneration++;
-    return pool.query({ ...config, name: `${name}-${statementGeneration}` });
+    return on.query({ ...config, name: `${name}-${statementGeneration}` });
   }
 }
 
