@@ -1,5 +1,4 @@
-import { ClientSecretCredential } from '@azure/identity';
-import type { Config } from '../../core/src';
+import { lazyCredential, loadLazily, type Config } from '../../core/src';
 import { MeteringClient } from './marketplace/client';
 
 /**
@@ -9,8 +8,12 @@ import { MeteringClient } from './marketplace/client';
  */
 export function meteringClientFromConfig(config: Config): MeteringClient | null {
   if (config.BILLING_EXPORTER !== 'marketplace') return null;
-  const credential = new ClientSecretCredential(config.MARKETPLACE_TENANT_ID!, config.MARKETPLACE_CLIENT_ID!, config.MARKETPLACE_CLIENT_SECRET!, {
-    ...(config.MARKETPLACE_AUTHORITY_HOST ? { authorityHost: config.MARKETPLACE_AUTHORITY_HOST, disableInstanceDiscovery: true } : {}),
+  // @azure/identity loads at the first token request (the API never asks one).
+  const credential = lazyCredential(() => {
+    const { ClientSecretCredential } = loadLazily<typeof import('@azure/identity')>('@azure/identity');
+    return new ClientSecretCredential(config.MARKETPLACE_TENANT_ID!, config.MARKETPLACE_CLIENT_ID!, config.MARKETPLACE_CLIENT_SECRET!, {
+      ...(config.MARKETPLACE_AUTHORITY_HOST ? { authorityHost: config.MARKETPLACE_AUTHORITY_HOST, disableInstanceDiscovery: true } : {}),
+    });
   });
   return new MeteringClient({ baseUrl: config.MARKETPLACE_METERING_URL, credential });
 }

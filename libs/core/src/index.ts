@@ -35,5 +35,6 @@ export * from './persistence/consul-ui-session.repository';
 export * from './network';
 export * from './persistence/managed-app-notification.repository';
 export * from './azure-credential';
+export * from './lazy-module';
 export * from './logger';
 export * from './pid-file';

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { TokenCredential } from '@azure/core-auth';
-import { ResourceManagementClient, type Deployment, type DeploymentExtended } from '@azure/arm-resources';
-import { ComputeManagementClient, type VirtualMachineScaleSetVM } from '@azure/arm-compute';
-import { NetworkManagementClient, type PrivateEndpoint } from '@azure/arm-network';
-import { StorageManagementClient, type StorageAccount } from '@azure/arm-storage';
+import type { ResourceManagementClient, Deployment, DeploymentExtended } from '@azure/arm-resources';
+import type { ComputeManagementClient, VirtualMachineScaleSetVM } from '@azure/arm-compute';
+import type { NetworkManagementClient, PrivateEndpoint } from '@azure/arm-network';
+import type { StorageManagementClient, StorageAccount } from '@azure/arm-storage';
 import type { ClusterSecrets, ClusterSpec } from '../cluster-spec';
 import { validateSpec } from '../consul/consul-api';
 import { ClusterLayout } from '../local/cluster-layout';
@@ -11,7 +11,8 @@ import { serverFiles } from '../server-files';
 import { BlobSnapshotStore, type SnapshotStore } from '../snapshots/blob-store';
 import { READY, TargetRefusedError, type ObservedServer, type Progress, type ServerRoutes, type Target } from '../target';
 import { armErrorOf, describeArmError, isRefusal, refusal } from './arm-errors';
-import { SecretClient } from '@azure/keyvault-secrets';
+import { loadSdk } from '../lazy-sdk';
+import type { SecretClient } from '@azure/keyvault-secrets';
 import { AZURE_CLUSTERS_DIR, clusterCustomData, serverSecretName, serverSecretValue, type ConsulPackage } from './cloud-init';
 import { BOOT_STATUS_LINE, FETCH_SECRETS_LINE, RELOAD_LINE, parseRunCommandOutput, runCommandScript, writeFileLine } from './run-command';
 
@@ -489,7 +490,10 @@ export class AzureTarget implements Target {
    */
   private async writeSecrets(spec: ClusterSpec, secrets: ClusterSecrets, vaultUri: string): Promise<void> {
     let client = this.vaults.get(vaultUri);
-    if (!client) this.vaults.set(vaultUri, (client = new SecretClient(vaultUri, this.opts.credential)));
+    if (!client) {
+      const { SecretClient } = loadSdk<typeof import('@azure/keyvault-secrets')>('@azure/keyvault-secrets');
+      this.vaults.set(vaultUri, (client = new SecretClient(vaultUri, this.opts.credential)));
+    }
     for (const server of spec.servers) {
       const name = serverSecretName(server.index);
       const value = serverSecretValue(serverFiles(spec, secrets, server.index, this.vmLayout.server(spec.clusterId, server.index)));
@@ -779,6 +783,11 @@ export class AzureTarget implements Target {
   private async clientsOf(p: Pick<AzurePlacement, 'subscriptionId'>): Promise<Clients> {
     let c = this.clients.get(p.subscriptionId);
     if (!c) {
+      // The SDKs load on first use: the API and a worker that never deploys to Azure do not carry them (about 50 MB of RSS).
+      const { ResourceManagementClient } = loadSdk<typeof import('@azure/arm-resources')>('@azure/arm-resources');
+      const { ComputeManagementClient } = loadSdk<typeof import('@azure/arm-compute')>('@azure/arm-compute');
+      const { NetworkManagementClient } = loadSdk<typeof import('@azure/arm-network')>('@azure/arm-network');
+      const { StorageManagementClient } = loadSdk<typeof import('@azure/arm-storage')>('@azure/arm-storage');
       const options = { endpoint: this.opts.armEndpoint, credentialScopes: [`${this.opts.armEndpoint.replace(/\/$/, '')}/.default`] };
       c = {
         resources: new ResourceManagementClient(this.opts.credential, p.subscriptionId, options),

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { BlobServiceClient, type BlockBlobClient, type ContainerClient } from '@azure/storage-blob';
+import type { BlobServiceClient, BlockBlobClient, ContainerClient } from '@azure/storage-blob';
+import { loadSdk } from '../lazy-sdk';
 
 /** What `put` stored: the blob's key, its size in bytes and the hex sha256 of its content. */
 export interface StoredSnapshot {
@@ -97,6 +98,7 @@ export class BlobSnapshotStore implements SnapshotStore {
     this.#secrets = connectionStringSecrets(opts.connectionString);
     let service: BlobServiceClient;
     try {
+      const { BlobServiceClient } = loadSdk<typeof import('@azure/storage-blob')>('@azure/storage-blob');
       service = BlobServiceClient.fromConnectionString(opts.connectionString, {
         // Fail within about a minute, not the SDK's default of several.
         retryOptions: { maxTries: 3, retryDelayInMs: 500, maxRetryDelayInMs: 5_000 },
