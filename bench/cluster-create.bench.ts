@@ -14,6 +14,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { INestApplicationContext } from '@nestjs/common';
@@ -22,11 +23,15 @@ import { startWorker } from '../apps/worker/src/worker';
 import { closeDb, createDb, type Config, type Db, type OperationStep } from '../libs/core/src';
 import { LocalTarget } from '../libs/provisioner/src';
 import { mintToken } from '../infra/local/token';
+import { WORKER_MAIN, workerEnv } from '../test/support/worker-process';
 import {
-  benchConfig, createBenchDatabase, dropBenchDatabase, listenApi, log, obliterateQueue, onCleanup, round, runBench, sleep, summarize, writeResult,
+  REPO_ROOT, benchConfig, createBenchDatabase, dropBenchDatabase, freePort, listenApi, log, obliterateQueue, onCleanup, round, runBench, sleep, spawnChild, summarize, waitForHttp, writeResult,
 } from './support';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+/** BENCH_PARALLEL=N: N standard clusters asked at once instead (see parallel()). */
+const PARALLEL = Number(process.env.BENCH_PARALLEL ?? 0);
+const PARALLEL_TIMEOUT_MS = Number(process.env.BENCH_PARALLEL_TIMEOUT_S ?? 240) * 1000;
 const TIERS = ['development', 'standard'] as const;
 type Tier = (typeof TIERS)[number];
 const TENANT = 'beeeeeee-0000-4000-8000-00000000b001';
@@ -63,7 +68,8 @@ interface RunResult {
   deleteMs: number;
 }
 
-async function main(): Promise<void> {
+/** The benchmark's database, queue prefix and local target; whatever happens, no Consul server of ours is left running. */
+async function setUp(): Promise<{ databaseUrl: string; config: Config; clustersDir: string; target: LocalTarget; live: Set<string> }> {
   const databaseUrl = await createBenchDatabase();
   onCleanup(() => dropBenchDatabase(databaseUrl));
   const config: Config = benchConfig(databaseUrl, 250);
@@ -81,6 +87,12 @@ async function main(): Promise<void> {
     }
     target.close();
   });
+  return { databaseUrl, config, clustersDir, target, live };
+}
+
+async function main(): Promise<void> {
+  if (PARALLEL > 0) return parallel(PARALLEL);
+  const { databaseUrl, config, clustersDir, target, live } = await setUp();
 
   const api = await createApiApp(config);
   const url = await listenApi(api);
@@ -228,6 +240,147 @@ async function main(): Promise<void> {
   log(`cluster-create: results in ${file}`);
 }
 
+/** utime + stime of a process in ms (/proc/<pid>/stat), or 0 when it is gone. */
+function processCpuMs(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+const CLOCK_TICKS = 100;
+
+/** VmRSS and VmHWM (peak) of a process in MB, from /proc/<pid>/status. */
+function processRssMb(pid: number): { rss: number; peak: number } {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { rss: round(kb('VmRSS') / 1024), peak: round(kb('VmHWM') / 1024) };
+}
+
+/** The Consul processes of these clusters (by their config dir), with their CPU so far. */
+function consulCpuMs(clusterIds: ReadonlySet<string>): { processes: number; cpuMs: number } {
+  let processes = 0;
+  let cpuMs = 0;
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let cmdline: string;
+    try {
+      cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+    } catch {
+      continue;
+    }
+    const id = /\/clusters\/([0-9a-f-]{36})\//.exec(cmdline)?.[1];
+    if (!id || !clusterIds.has(id) || !cmdline.includes('agent')) continue;
+    processes++;
+    cpuMs += processCpuMs(Number(entry));
+  }
+  return { processes, cpuMs };
+}
+
+/**
+ * BENCH_PARALLEL=N: N standard clusters (3 servers each) asked at once through the API, the API
+ * and the worker each a process of their own (compiled, as in production) so that their CPU and
+ * RSS are theirs. Measured: the time until every cluster is Running (and each one's), attempts
+ * per operation (1 = its first attempt went through), the create step split (medians), the
+ * worker's and Consul's CPU, the API's and the worker's RSS with N clusters, then N deletes asked
+ * at once and the time until all are done (no Consul process left).
+ */
+async function parallel(n: number): Promise<void> {
+  const { databaseUrl, config, live } = await setUp();
+  const apiPort = await freePort();
+  const api = spawnChild('bench-parallel-api', process.execPath, [path.join(REPO_ROOT, 'dist/apps/api/src/main.js')], { ...workerEnv(config, 'bench-parallel-api'), PORT: String(apiPort) });
+  const url = `http://127.0.0.1:${apiPort}`;
+  await waitForHttp(`${url}/healthz`, api);
+  const worker = spawnChild('bench-parallel-worker', process.execPath, [WORKER_MAIN], workerEnv(config, 'bench-parallel-worker'));
+  const db: Db = createDb(databaseUrl, 2);
+  onCleanup(() => closeDb(db));
+  const token = mintToken({ tenantId: TENANT, user: 'bench', roles: ['Clusters.ReadWrite'] });
+  const call = async (method: string, p: string, body?: unknown) => {
+    const res = await fetch(url + p, { method, headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+    const text = await res.text();
+    return { status: res.status, body: text ? (JSON.parse(text) as any) : undefined };
+  };
+  // One development cluster first, not counted (JIT, first connections), deleted before the burst.
+  const warm = await call('POST', '/v1/clusters', { name: `warm-${randomBytes(3).toString('hex')}`, subscriptionId: SUBSCRIPTION, resourceGroup: 'rg-bench', region: 'westeurope', tier: 'development' });
+  if (warm.status !== 202) throw new Error(`warm-up create answered ${warm.status}: ${JSON.stringify(warm.body)}`);
+  live.add(warm.body.cluster.id);
+  await waitForOperationState(db, warm.body.operation.id, 120_000);
+  const apiAfterOne = processRssMb(api.proc.pid!);
+  const workerAfterOne = processRssMb(worker.proc.pid!);
+  const warmDelete = await call('DELETE', `/v1/clusters/${warm.body.cluster.id}`);
+  await waitForOperationState(db, warmDelete.body.operation.id, 120_000);
+  live.delete(warm.body.cluster.id);
+
+  const workerCpu0 = processCpuMs(worker.proc.pid!);
+  const t0 = Date.now();
+  const made = await Promise.all(Array.from({ length: n }, async (_, i) => {
+    const res = await call('POST', '/v1/clusters', { name: `par-${i}-${randomBytes(3).toString('hex')}`, subscriptionId: SUBSCRIPTION, resourceGroup: 'rg-bench', region: 'westeurope', tier: 'standard' });
+    if (res.status !== 202) throw new Error(`create ${i} answered ${res.status}: ${JSON.stringify(res.body)}`);
+    live.add(res.body.cluster.id);
+    return { clusterId: res.body.cluster.id as string, operationId: res.body.operation.id as string };
+  }));
+  const ids = new Set(made.map((m) => m.clusterId));
+  let running = 0;
+  let peakConsul = { processes: 0, cpuMs: 0 };
+  const progress: Array<{ s: number; running: number }> = [];
+  while (running < n && Date.now() - t0 < PARALLEL_TIMEOUT_MS) {
+    await sleep(500);
+    running = await db.cluster.count({ where: { id: { in: [...ids] }, state: 'Running' } });
+    progress.push({ s: round((Date.now() - t0) / 1000), running });
+    const c = consulCpuMs(ids);
+    if (c.cpuMs > peakConsul.cpuMs) peakConsul = c;
+  }
+  const allMs = Date.now() - t0;
+  const workerCpuMs = processCpuMs(worker.proc.pid!) - workerCpu0;
+  const consul = consulCpuMs(ids);
+  const apiWith = processRssMb(api.proc.pid!);
+  const workerWith = processRssMb(worker.proc.pid!);
+  const clusters = await db.cluster.findMany({ where: { id: { in: [...ids] } } });
+  const ops = await db.operation.findMany({ where: { id: { in: made.map((m) => m.operationId) } } });
+  const times = clusters.filter((c) => c.runningSince).map((c) => c.runningSince!.getTime() - t0).sort((a, b) => a - b);
+  const attempts: Record<string, number> = {};
+  for (const op of ops) attempts[String(op.attempts)] = (attempts[String(op.attempts)] ?? 0) + 1;
+  const stepMs: Record<string, number[]> = {};
+  for (const op of ops) for (const st of (op.steps as unknown as OperationStep[]) ?? []) (stepMs[st.name] ??= []).push(st.durationMs ?? NaN);
+  const stepMedians = Object.fromEntries(Object.entries(stepMs).map(([k, v]) => [k, summarize(v).median]));
+
+  // Every delete asked at once.
+  const d0 = Date.now();
+  const deletes = await Promise.all([...ids].map(async (id) => {
+    const res = await call('DELETE', `/v1/clusters/${id}`);
+    if (res.status !== 202) throw new Error(`delete of ${id} answered ${res.status}: ${JSON.stringify(res.body)}`);
+    return res.body.operation.id as string;
+  }));
+  for (const opId of deletes) await waitForOperationState(db, opId, PARALLEL_TIMEOUT_MS);
+  const deleteMs = Date.now() - d0;
+  const left = consulCpuMs(ids).processes;
+  if (left > 0) throw new Error(`${left} Consul processes left after the deletes`);
+  for (const id of ids) live.delete(id);
+
+  const summary = [
+    `${n} standard clusters asked at once: ${running} of ${n} Running after ${round(allMs / 1000)} s (target: all in 30 s, first attempt); each: median ${summarize(times).median} ms, max ${times.at(-1) ?? NaN} ms`,
+    `attempts per create operation: ${JSON.stringify(attempts)}; step medians (ms): ${Object.entries(stepMedians).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+    `CPU during the burst: worker ${round(workerCpuMs / 1000)} s, Consul ${round(consul.cpuMs / 1000)} s over ${consul.processes} processes (wall ${round(allMs / 1000)} s, ${os.cpus().length} cores)`,
+    `RSS: API ${apiAfterOne.rss} MB after one create, ${apiWith.rss} MB (peak ${apiWith.peak}) with ${n}; worker ${workerAfterOne.rss} MB after one create, ${workerWith.rss} MB (peak ${workerWith.peak}) with ${n} (targets: API <= 150, worker <= 200)`,
+    `${n} deletes asked at once: all done in ${round(deleteMs / 1000)} s, no Consul process left`,
+  ];
+  for (const line of summary) log(`create-burst: ${line}`);
+  writeResult('create-burst', { parallel: n, summary, allMs, times, attempts, stepMedians, workerCpuMs, consul, peakConsul, rss: { apiAfterOne, apiWith, workerAfterOne, workerWith }, deleteMs, progress });
+}
+
+async function waitForOperationState(db: Db, operationId: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const op = await db.operation.findUnique({ where: { id: operationId } });
+    if (op?.state === 'Succeeded') return;
+    if (op?.state === 'Failed' || op?.state === 'Canceled') throw new Error(`operation ${operationId} ${op.state}: ${JSON.stringify(op.error)}`);
+    if (Date.now() > deadline) throw new Error(`operation ${operationId} still ${op?.state} after ${timeoutMs} ms`);
+    await sleep(200);
+  }
+}
+
 /**
  * Splits wait-for-leader using the servers' logs: from the step's start to the
  * first "New leader elected" line, and from there to the step's end (the ACL
@@ -280,4 +433,5 @@ function keepLogs(clustersDir: string, clusterId: string): void {
   }
 }
 
-runBench('cluster-create', 240_000, main);
+// The burst (npm run bench -- create-burst) has its own name, result file and time limit.
+runBench(PARALLEL > 0 ? 'create-burst' : 'cluster-create', PARALLEL > 0 ? PARALLEL_TIMEOUT_MS * 2 + 120_000 : 240_000, main);

@@ -43,14 +43,23 @@ cleanup() {
 trap 'cleanup; rmdir "$BENCH_RUN_DIR" 2>/dev/null || true' EXIT
 start_dev_issuer "${BENCH_ISSUER_PORT:-18444}" bench-issuer
 
-ALL=(cluster-create api-throughput billing snapshots upgrade wave-overhead consul-ui-sso azure-target faults)
+BURST="${BENCH_PARALLEL:-50}"
+ALL=(cluster-create create-burst api-throughput billing snapshots upgrade wave-overhead consul-ui-sso azure-target faults)
 if (($# > 0)); then names=("$@"); else names=("${ALL[@]}"); fi
 # Seconds each benchmark may run (faults: its own PostgreSQL, Redis and clusters, and waits out its faults).
-default_limit() { [[ "$1" == faults ]] && echo 900 || echo 300; }
+default_limit() {
+  case "$1" in
+    faults) echo 900 ;;
+    create-burst) echo 660 ;;
+    *) echo 300 ;;
+  esac
+}
 failed=()
 cd "$ROOT"
 for name in "${names[@]}"; do
   js="dist/bench/$name.bench.js"
+  # create-burst is the create benchmark's BENCH_PARALLEL mode (50 standard clusters at once unless set).
+  if [[ "$name" == create-burst ]]; then js=dist/bench/cluster-create.bench.js; export BENCH_PARALLEL="$BURST"; else unset BENCH_PARALLEL; fi
   [[ -f "$js" ]] || die "no compiled benchmark $js (known: ${ALL[*]})"
   log "benchmark $name"
   rm -f "bench/results/$name.json"

@@ -8,8 +8,10 @@ export const TIERS = {
 export type TierName = keyof typeof TIERS;
 
 /** The billing dimension a tier's hours are metered on (one per tier). */
+/** A tier's billing dimension is its name and this (standard → standard_hours). */
+export const DIMENSION_SUFFIX = '_hours';
 export function dimensionForTier(tier: string): string {
-  return `${tier}_hours`;
+  return `${tier}${DIMENSION_SUFFIX}`;
 }
 export const TIER_NAMES = Object.keys(TIERS) as TierName[];
 

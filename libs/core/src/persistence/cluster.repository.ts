@@ -2,6 +2,7 @@ import type { Db } from './prisma';
 import { isUniqueViolation } from './prisma';
 import { closeSegment, openSegment } from './billing-segments';
 import { ClusterState } from '../model';
+import { DIMENSION_SUFFIX } from '../catalog';
 import type { Cluster, ClusterServer } from '../generated/prisma/client';
 
 export type ClusterWithServers = Cluster & { servers: ClusterServer[] };
@@ -56,35 +57,43 @@ export class ClusterRepository {
 
   /**
    * Gives the cluster a block of loopback addresses, one per server
-   * (127.<octet>.<slot>.<index+1>), unless it has them already. Slots are
-   * unique across clusters; a race on the same slot retries with the next one.
+   * (127.<octet>.<slot>.<index+1>), unless it has them already. Slots are unique across clusters.
+   * Single statements, no interactive transaction (whose 5 s limit a loaded machine overran when
+   * 50 clusters were asked at once): the slot is taken by one UPDATE, among the lowest 64 free
+   * ones at random, so creates at the same moment rarely race for one (a race that loses retries);
+   * the servers' rows follow, idempotently.
    */
   async allocateAddresses(clusterId: string, serverCount: number, octet: number): Promise<ClusterServer[]> {
     for (let attempt = 0; attempt < 20; attempt++) {
       const existing = await this.get(clusterId);
       if (!existing) throw new Error(`cluster ${clusterId} not found`);
       if (existing.addressSlot !== null && existing.servers.length >= serverCount) return existing.servers.slice(0, serverCount);
-      try {
-        return await this.db.$transaction(async (tx) => {
-          let slot = existing.addressSlot;
-          if (slot === null) {
-            const free = await tx.$queryRaw<{ s: number }[]>`
-              SELECT s FROM generate_series(0, 65023) AS s
-              WHERE NOT EXISTS (SELECT 1 FROM "Cluster" WHERE "addressSlot" = s) LIMIT 1`;
-            if (free.length === 0) throw new Error('no free loopback address block');
-            slot = free[0].s;
-            await tx.cluster.update({ where: { id: clusterId }, data: { addressSlot: slot } });
-          }
-          const third = slot % 254;
-          const second = octet + Math.floor(slot / 254);
-          for (let index = existing.servers.length; index < serverCount; index++) {
-            await tx.clusterServer.create({ data: { clusterId, index, address: `127.${second}.${third}.${index + 1}` } });
-          }
-          return tx.clusterServer.findMany({ where: { clusterId }, orderBy: { index: 'asc' } });
-        });
-      } catch (e) {
-        if (!isUniqueViolation(e)) throw e;
+      let slot = existing.addressSlot;
+      if (slot === null) {
+        try {
+          const rows = await this.db.$queryRaw<{ addressSlot: number | null }[]>`
+            UPDATE "Cluster" SET "addressSlot" = COALESCE("addressSlot", (
+              SELECT s FROM (
+                SELECT s FROM generate_series(0, 65023) AS s
+                WHERE NOT EXISTS (SELECT 1 FROM "Cluster" WHERE "addressSlot" = s) ORDER BY s LIMIT 64) AS free
+              ORDER BY random() LIMIT 1))
+            WHERE "id" = ${clusterId}::uuid RETURNING "addressSlot"`;
+          slot = rows[0]?.addressSlot ?? null;
+        } catch (e) {
+          if (!isUniqueViolation(e)) throw e;
+          continue; // another cluster took that slot at the same moment
+        }
+        if (slot === null) throw new Error('no free loopback address block');
       }
+      const third = slot % 254;
+      const second = octet + Math.floor(slot / 254);
+      const missing = Array.from({ length: Math.max(0, serverCount - existing.servers.length) }, (_, i) => existing.servers.length + i);
+      await this.db.clusterServer.createMany({
+        data: missing.map((index) => ({ clusterId, index, address: `127.${second}.${third}.${index + 1}` })),
+        skipDuplicates: true,
+      });
+      const servers = await this.db.clusterServer.findMany({ where: { clusterId }, orderBy: { index: 'asc' } });
+      if (servers.length >= serverCount) return servers.slice(0, serverCount);
     }
     throw new Error('could not allocate loopback addresses after 20 attempts');
   }
@@ -186,17 +195,23 @@ export class ClusterRepository {
     ]);
   }
 
-  /** Create finishing after a delete was requested must not bring the cluster back to Running. */
+  /**
+   * Create finishing after a delete was requested must not bring the cluster back to Running.
+   * One statement: the state and the billing segment it opens (billing-segments.ts's rule, in SQL).
+   */
   async markRunningIfCreating(id: string, at: Date = new Date()): Promise<boolean> {
-    return this.db.$transaction(async (tx) => {
-      const n = await tx.cluster.updateMany({
-        where: { id, state: { in: [ClusterState.Creating, ClusterState.Failed] } },
-        data: { state: ClusterState.Running, stateReason: null, runningSince: at },
-      });
-      if (n.count !== 1) return false;
-      const { tier } = await tx.cluster.findUniqueOrThrow({ where: { id }, select: { tier: true } });
-      await openSegment(tx, id, tier, at);
-      return true;
-    });
+    const rows = await this.db.$queryRaw<{ id: string }[]>`
+      WITH running AS (
+        UPDATE "Cluster" SET "state" = ${ClusterState.Running}, "stateReason" = NULL, "runningSince" = ${at}, "updatedAt" = (now() AT TIME ZONE 'UTC')
+        WHERE "id" = ${id}::uuid AND "state" IN (${ClusterState.Creating}, ${ClusterState.Failed})
+        RETURNING "id", "tier"
+      ), segment AS (
+        INSERT INTO "BillingSegment" ("id", "clusterId", "dimension", "startedAt")
+        SELECT gen_random_uuid(), "id", "tier" || ${DIMENSION_SUFFIX}, ${at} FROM running
+        ON CONFLICT ("clusterId") WHERE "endedAt" IS NULL DO NOTHING
+      )
+      SELECT "id"::text AS "id" FROM running`;
+    return rows.length === 1;
   }
+
 }

@@ -32,8 +32,31 @@ export async function readProcessEnv(pid: number): Promise<Record<string, string
   return env;
 }
 
-/** All live processes whose command line is `<binary> agent ... -config-dir=...`. */
-export async function listAgentProcesses(): Promise<AgentProcess[]> {
+let scanning: Promise<AgentProcess[]> | null = null;
+let nextScan: Promise<AgentProcess[]> | null = null;
+
+/**
+ * All live processes whose command line is `<binary> agent ... -config-dir=...`: a scan of the
+ * process table that began after this call. Callers at the same moment share scans: one in flight
+ * and at most one queued behind it (which every caller arriving during the first one waits for), so
+ * 50 creates and the health monitor polling at once cost two scans, not one each (a scan reads
+ * every process's command line, growing with clusters × processes).
+ */
+export function listAgentProcesses(): Promise<AgentProcess[]> {
+  if (!scanning) {
+    scanning = scanAgentProcesses().finally(() => (scanning = null));
+    return scanning;
+  }
+  if (!nextScan) {
+    nextScan = scanning.catch(() => undefined).then(() => {
+      nextScan = null;
+      return listAgentProcesses();
+    });
+  }
+  return nextScan;
+}
+
+async function scanAgentProcesses(): Promise<AgentProcess[]> {
   const entries = await fs.readdir('/proc');
   const pids = entries.filter((e) => /^\d+$/.test(e)).map(Number);
   const found = await Promise.all(
