@@ -18,6 +18,7 @@ import { HealthMonitor } from './health/health.monitor';
 import { WaveDriver } from './waves/wave.driver';
 import { DeleteSnapshotFlow, SnapshotFlow } from './operations/flows/snapshot.flow';
 import { CreateClusterFlow } from './operations/flows/create-cluster.flow';
+import { StartGate, startGateCapacity } from './operations/start-gate';
 import { CreateTokenFlow } from './operations/flows/create-token.flow';
 import { RevokeTokenFlow } from './operations/flows/revoke-token.flow';
 import { TokenSweeper } from './schedules/token.sweeper';
@@ -101,7 +102,7 @@ export class WorkerModule {
           ) => {
             const secondary = new SecondarySteps(target, clusters, config.CLUSTER_READY_TIMEOUT_MS);
             const flows: Record<OperationKind, Flow> = {
-              create: new CreateClusterFlow(target, clusters, audit, secondary, config.CLUSTER_READY_TIMEOUT_MS),
+              create: new CreateClusterFlow(target, clusters, audit, secondary, config.CLUSTER_READY_TIMEOUT_MS, new StartGate(startGateCapacity(config.LOCAL_CONCURRENT_STARTS), 2 * config.CLUSTER_READY_TIMEOUT_MS)),
               delete: new DeleteClusterFlow(target, clusters, secrets, audit, snapshotRows, snapshots, tokens, uiRevoker, secondary),
               'create-token': new CreateTokenFlow(secrets, tokens, audit, config.TOKEN_COLLECT_WINDOW_MS),
               'revoke-token': new RevokeTokenFlow(secrets, tokens, audit, config.CLUSTER_READY_TIMEOUT_MS),

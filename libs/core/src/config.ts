@@ -88,6 +88,7 @@ const schema = z.object({
   CERT_ROTATION_THRESHOLD_DAYS: z.coerce.number().int().min(1).max(364).default(30).describe('Server certificates (1 year) are rotated when the earliest expires within this many days (1-364)'),
   CA_ROTATION_THRESHOLD_DAYS: z.coerce.number().int().min(1).max(1824).default(180).describe('The CA (5 years) is rolled when it expires within this many days (1-1824, at least `CERT_ROTATION_THRESHOLD_DAYS`: server certificates never outlive their CA)'),
   WAVE_TICK_MS: z.coerce.number().int().min(100).default(2000).describe('How often the worker advances maintenance waves'),
+  LOCAL_CONCURRENT_STARTS: z.coerce.number().int().min(0).max(256).default(0).describe('Clusters of the local target one worker starts at once, from starting their servers to the ACL check; 0: twice the machine\'s cores. More creates than this wait their turn, holding no database connection: 50 standard clusters started together on 2 cores (150 Consul processes) starved each other\'s elections and retried for minutes ([benchmarks log](benchmarks-log.md), create-burst). Deletes and other operations never wait for it'),
   CLUSTER_READY_TIMEOUT_MS: z.coerce.number().int().min(1000).default(60000).describe('How long create waits for a leader and all voters'),
   API_VERIFY_ANSWERS: z.enum(['true', 'false']).default('false').transform((v) => v === 'true')
     .describe('`true`: every JSON answer of a route is checked against its contract (libs/contracts) and a mismatch answers 500 `answer_contract_violation` (the tests run so)'),

@@ -2,6 +2,7 @@ import { AuditRepository, ClusterRepository, ClusterState } from '../../../../..
 import type { SecondarySteps } from '../../federation/secondary-steps';
 import type { ClusterTarget } from '../cluster-target';
 import type { Flow, FlowContext, Step } from './flow';
+import type { StartGate } from '../start-gate';
 
 /**
  * Create: addresses, secrets, config, processes, leader, ACL check; then Running. A secondary
@@ -15,9 +16,12 @@ export class CreateClusterFlow implements Flow {
     private readonly audit: AuditRepository,
     private readonly secondary: SecondarySteps,
     private readonly readyTimeoutMs: number,
+    private readonly gate: StartGate,
   ) {}
 
-  steps({ loaded }: FlowContext): Step[] {
+  steps({ loaded, operation }: FlowContext): Step[] {
+    // Only the local target's servers run on this machine: an Azure create waits on ARM, not here.
+    const gated = loaded.cluster.target === 'local';
     const primaryId = loaded.cluster.primaryClusterId;
     return [
       {
@@ -48,8 +52,9 @@ export class CreateClusterFlow implements Flow {
       {
         name: 'start-servers',
         run: async () => {
+          const waitedMs = gated ? await this.gate.enter(operation.id) : 0;
           const { running } = await this.target.startServers(loaded.spec, loaded.secrets);
-          return `${running} of ${loaded.spec.servers.length} server processes running`;
+          return `${running} of ${loaded.spec.servers.length} server processes running${waitedMs >= 1_000 ? ` (waited ${Math.round(waitedMs / 1_000)} s for its turn: at most ${this.gate.capacity} clusters start at once)` : ''}`;
         },
       },
       {
@@ -63,7 +68,11 @@ export class CreateClusterFlow implements Flow {
       {
         name: 'verify-acl',
         run: async () => {
-          await loaded.consul.verifyAclEnforced();
+          try {
+            await loaded.consul.verifyAclEnforced();
+          } finally {
+            this.gate.leave(operation.id);
+          }
           return 'anonymous writes are denied';
         },
       },
@@ -77,6 +86,7 @@ export class CreateClusterFlow implements Flow {
   }
 
   async failed({ cluster, operation }: FlowContext, reason: string) {
+    this.gate.leave(operation.id);
     const current = await this.clusters.get(cluster.id);
     if (current?.state === ClusterState.Creating) await this.clusters.setState(cluster.id, ClusterState.Failed, `create failed: ${reason}`);
     await this.audit.record({ tenantId: cluster.tenantId, clusterId: cluster.id, operationId: operation.id, actor: 'system', action: 'cluster.create.failed', details: { reason } });
