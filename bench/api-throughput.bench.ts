@@ -26,6 +26,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import { mintToken } from '../infra/local/token';
+import { SERVICE_NODE_FLAGS } from '../infra/local/node-flags';
 import {
   type Child, createBenchDatabase, dropBenchDatabase, freePort, localDir, log, obliterateQueue, onCleanup, percentile, REPO_ROOT, required, round,
   runBench, spawnChild, waitForHttp, writeResult,
@@ -161,7 +162,7 @@ async function main(): Promise<void> {
   // file (run/api.pid) does not replace the one of an `npm start` API.
   const apiPort = await freePort();
   const benchLocal = path.join(localDir(), 'bench');
-  const api: Child = spawnChild('bench-api', process.execPath, [...(process.env.BENCH_API_NODE_ARGS ?? '').split(' ').filter(Boolean), path.join(REPO_ROOT, 'dist/apps/api/src/main.js')], {
+  const api: Child = spawnChild('bench-api', process.execPath, [...SERVICE_NODE_FLAGS, ...(process.env.BENCH_API_NODE_ARGS ?? '').split(' ').filter(Boolean), path.join(REPO_ROOT, 'dist/apps/api/src/main.js')], {
     ...process.env,
     NODE_ENV: 'production',
     LOG_FORMAT: 'json',
