@@ -20,6 +20,25 @@ describe('SecretBox (envelope encryption)', () => {
     assert.equal(b.open(sealed, AT), 'gossip-key-material');
   });
 
+  it('narrows its own key file to 0600, and reads one another user owns (a read-only Key Vault mount) as it is', () => {
+    const key = { id: 'mounted', key: Buffer.alloc(32, 3).toString('base64') };
+    const own = path.join(dir, 'own.json');
+    fs.writeFileSync(own, JSON.stringify(key), { mode: 0o644 });
+    fs.chmodSync(own, 0o644);
+    assert.equal(SecretBox.fromKeyFile(own).activeKekId, 'mounted');
+    assert.equal(fs.statSync(own).mode & 0o777, 0o600, 'a key file of ours is made private');
+
+    // The Secrets Store CSI driver's files are root's, 0644 by default, on a read-only mount: the
+    // worker and the API run as another user (infra/k8s). The test runs as root and stands for that
+    // user by giving the file to someone else.
+    const mounted = path.join(dir, 'mounted.json');
+    fs.writeFileSync(mounted, JSON.stringify(key), { mode: 0o644 });
+    fs.chmodSync(mounted, 0o644);
+    fs.chownSync(mounted, 4321, 4321);
+    assert.equal(SecretBox.fromKeyFile(mounted).activeKekId, 'mounted');
+    assert.equal(fs.statSync(mounted).mode & 0o777, 0o644, 'another owner\'s file is left as its owner made it');
+  });
+
   it('uses a fresh data key per secret and never stores the plaintext', () => {
     const box = SecretBox.fromKeyFile(file);
     const one = box.seal('same secret', AT);

@@ -93,7 +93,11 @@ export class SecretBox {
       }
     }
     const stat = fs.statSync(file);
-    if ((stat.mode & 0o077) !== 0) fs.chmodSync(file, 0o600);
+    // Ours (made here, or put here by an operator): readable by us alone. A file another user owns is
+    // theirs to protect: Key Vault's KEK on Kubernetes, which the Secrets Store CSI driver mounts
+    // read-only and root-owned in the pod's own tmpfs (docs/deployment.md); changing its mode would
+    // fail (EPERM, EROFS) and stop the process.
+    if ((stat.mode & 0o077) !== 0 && stat.uid === process.getuid?.()) fs.chmodSync(file, 0o600);
     const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<KekFile & KeyringFile>;
     if (Array.isArray(parsed.keys)) {
       if (typeof parsed.active !== 'string') throw new Error(`keyring ${file} names no active key`);

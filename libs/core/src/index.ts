@@ -9,6 +9,7 @@ export * from './queue';
 export * from './operation-params';
 export * from './coalescer';
 export * from './persistence/prisma';
+export { createPgAdapter } from './persistence/pg-adapter';
 export * from './persistence/cluster.repository';
 export * from './persistence/tenant-cluster.repository';
 export * from './persistence/new-cluster';
