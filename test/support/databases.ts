@@ -23,9 +23,17 @@ async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
 }
 
 export async function cloneTemplateDatabase(prefix: 'test' | 'bench'): Promise<string> {
-  const template = required('TEST_TEMPLATE_DATABASE');
+  return createDatabase(prefix, required('TEST_TEMPLATE_DATABASE'));
+}
+
+/** A database with no schema at all (what a first deployment's migration Job meets); dropped like a clone. */
+export async function createEmptyDatabase(prefix: 'test' | 'bench'): Promise<string> {
+  return createDatabase(prefix);
+}
+
+async function createDatabase(prefix: 'test' | 'bench', template?: string): Promise<string> {
   const name = `${prefix}_${randomBytes(6).toString('hex')}`;
-  await admin((c) => c.query(`CREATE DATABASE ${name} TEMPLATE ${template}`));
+  await admin((c) => c.query(`CREATE DATABASE ${name}${template ? ` TEMPLATE ${template}` : ''}`));
   const url = new URL(required('TEST_ADMIN_DATABASE_URL'));
   url.pathname = `/${name}`;
   return url.toString();
