@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ScheduleRunRepository, closeDb, createDb, type Db } from '../../../../libs/core/src';
+import { CATCH_UP, ScheduleRunRepository, closeDb, createDb, type Db } from '../../../../libs/core/src';
 import { createTestDatabase, dropTestDatabase, waitFor } from '../../../../test/support/stack';
 import { PeriodicSchedule } from './periodic-schedule';
 
 const LONG = 2_000_000_000; // a period that does not end during the test
 const EPOCH = new Date(0);
+/** The start of the current LONG period: a worker that started then may claim it, and none before. */
+const CURRENT = new Date(Math.floor(Date.now() / LONG) * LONG);
 
 // The ledger that makes a scheduler run once per period across workers, on a real PostgreSQL:
 // several workers racing for one period, a holder that dies mid-run, a holder that comes back late.
@@ -27,7 +29,7 @@ describe('schedule runs: once per period across workers', () => {
   const row = (schedule: string) => db.scheduleRun.findMany({ where: { schedule }, orderBy: { periodStart: 'asc' } });
 
   it('names the period by the database clock, floored to a multiple of the period; eight claimers at once: one wins', async () => {
-    const claims = await Promise.all([...Array(8).keys()].map((i) => ledger.claimCurrent('race', LONG, `host:${i}`, 60_000, EPOCH)));
+    const claims = await Promise.all([...Array(8).keys()].map((i) => ledger.claimDue('race', LONG, `host:${i}`, 60_000, CURRENT)));
     const won = claims.filter((c) => c !== null);
     assert.equal(won.length, 1, 'one claim per period');
     assert.equal(won[0]!.periodStart.getTime() % LONG, 0, 'the period starts on a multiple of the period');
@@ -35,18 +37,29 @@ describe('schedule runs: once per period across workers', () => {
     assert.equal(won[0]!.runs, 1);
     assert.equal(await ledger.takeOverLapsed('race', 'host:9', 60_000), null, 'a run whose lease holds is not taken over');
     assert.equal(await ledger.finish(won[0]!, 'host:x', null), true);
-    assert.equal(await ledger.claimCurrent('race', LONG, 'host:9', 60_000, EPOCH), null, 'a finished period is not run again');
+    assert.equal(await ledger.claimDue('race', LONG, 'host:9', 60_000, CURRENT), null, 'a finished period is not run again');
     const [r] = await row('race');
     assert.ok(r.finishedAt && r.finishedBy === 'host:x' && r.error === null);
   });
 
   it('a worker does not claim the period that began before it started', async () => {
-    assert.equal(await ledger.claimCurrent('late', LONG, 'host:1', 60_000, new Date()), null);
+    assert.equal(await ledger.claimDue('late', LONG, 'host:1', 60_000, new Date()), null);
     assert.deepEqual(await row('late'), []);
   });
 
+  it('periods nobody claimed in time are claimed late, oldest first, at most CATCH_UP back', async () => {
+    const claimed: number[] = [];
+    for (;;) {
+      const c = await ledger.claimDue('catch-up', LONG, 'host:1', 60_000, EPOCH);
+      if (!c) break;
+      claimed.push(c.periodStart.getTime());
+    }
+    const current = CURRENT.getTime();
+    assert.deepEqual(claimed, [...Array(CATCH_UP + 1).keys()].map((k) => current - (CATCH_UP - k) * LONG));
+  });
+
   it('a run whose holder died is taken over once its lease lapsed; the dead holder\'s late writes change nothing', async () => {
-    const first = (await ledger.claimCurrent('takeover', LONG, 'host:dead', 1000, EPOCH))!;
+    const first = (await ledger.claimDue('takeover', LONG, 'host:dead', 1000, CURRENT))!;
     assert.ok(first);
     // Its lease lapses (one second without renewal): the next look of another worker takes the period over.
     const second = await waitFor('the lease to lapse', () => ledger.takeOverLapsed('takeover', 'host:alive', 60_000), (c) => c !== null, 10_000, 100);

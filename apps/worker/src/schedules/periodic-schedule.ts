@@ -25,8 +25,9 @@ export interface PeriodicScheduleOptions {
 /**
  * One scheduler, fired once per period across every worker. Each worker looks
  * four times a period (at least every 250 ms, at most every 30 s) whether the
- * current period is still unclaimed (from the first period that starts after
- * the worker did, as a timer's first tick came one period after the start) and whether a run was left unfinished by a
+ * current period (or one of the last few that nobody got to in time) is still
+ * unclaimed, from the first period that starts after the worker did (as a
+ * timer's first tick came one period after the start), and whether a run was left unfinished by a
  * worker that died (its lease lapsed): the first it can claim in the ledger
  * (ScheduleRunRepository) it runs. A process never runs one scheduler twice at
  * once. A run that throws still ends its period (logged, recorded with the
@@ -69,7 +70,7 @@ export class PeriodicSchedule {
 
   private async claimAndRun(): Promise<void> {
     const { name, periodMs, owner, leaseMs } = this.opts;
-    const claim = (await this.ledger.takeOverLapsed(name, owner, leaseMs)) ?? (await this.ledger.claimCurrent(name, periodMs, owner, leaseMs, this.startedAt));
+    const claim = (await this.ledger.takeOverLapsed(name, owner, leaseMs)) ?? (await this.ledger.claimDue(name, periodMs, owner, leaseMs, this.startedAt));
     if (!claim) return;
     if (claim.runs > 1) this.log.warn({ msg: 'schedule run taken over', schedule: name, periodStart: claim.periodStart.toISOString(), runs: claim.runs });
     await this.runHeld(claim);

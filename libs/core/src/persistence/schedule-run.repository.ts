@@ -10,6 +10,8 @@ export interface ScheduleClaim {
   runs: number;
 }
 
+/** How many periods before the current one a worker still runs when nobody claimed them. */
+export const CATCH_UP = 3;
 /** Finished rows are kept this long (the record of which worker ran which period), then deleted. */
 const KEEP_FINISHED = '1 day';
 
@@ -17,7 +19,8 @@ const KEEP_FINISHED = '1 day';
  * The ledger that makes each scheduler run once per period across every worker
  * (ScheduleRun). A period is named by the database's clock, floored to a
  * multiple of the period, so workers with skewed clocks still name the same
- * one; its row is claimed by one INSERT (the primary key decides who wins), and
+ * one; its row is claimed by one INSERT (the primary key decides who wins), a period
+ * nobody got to in time is claimed late (up to CATCH_UP periods back), and
  * a run whose holder died (its lease lapsed, not finished) is taken over by one
  * conditional UPDATE. Every write after the claim is conditional on the claim id.
  */
@@ -25,20 +28,27 @@ export class ScheduleRunRepository {
   constructor(private readonly db: Db) {}
 
   /**
-   * Claims the current period of `schedule`, or null when another worker has it (or had it), or
-   * when the period began before `notBefore` (a worker's first period is the first one that starts
-   * after it did, as a timer's first tick came one period after the start).
+   * Claims the earliest period of `schedule` that nobody claimed among the current one and the
+   * CATCH_UP before it (a period no worker could look at in time, the machine being starved or
+   * every worker busy, is run late rather than never; a longer outage is not replayed), never one
+   * that began before `notBefore` (a worker's first period is the first one that starts after it
+   * did, as a timer's first tick came one period after the start). Null when there is none.
    */
-  async claimCurrent(schedule: string, periodMs: number, owner: string, leaseMs: number, notBefore: Date): Promise<ScheduleClaim | null> {
+  async claimDue(schedule: string, periodMs: number, owner: string, leaseMs: number, notBefore: Date): Promise<ScheduleClaim | null> {
     const claimId = randomUUID();
     const rows = await this.db.$queryRaw<ScheduleClaim[]>`
-      WITH p AS (
-        SELECT to_timestamp(floor(extract(epoch FROM clock_timestamp()) * 1000 / ${periodMs}::int) * ${periodMs}::int / 1000.0) AT TIME ZONE 'UTC' AS "periodStart",
-               clock_timestamp() AT TIME ZONE 'UTC' AS "now"
+      WITH now AS (
+        SELECT clock_timestamp() AT TIME ZONE 'UTC' AS "at", floor(extract(epoch FROM clock_timestamp()) * 1000 / ${periodMs}::int) AS "n"
+      ), due AS (
+        SELECT to_timestamp((now."n" - k) * ${periodMs}::int / 1000.0) AT TIME ZONE 'UTC' AS "periodStart", now."at"
+        FROM now, generate_series(0, ${CATCH_UP}::int) AS k
       )
       INSERT INTO "ScheduleRun" AS r ("schedule", "periodStart", "periodMs", "runs", "claimId", "claimedBy", "leaseUntil", "startedAt")
-      SELECT ${schedule}, p."periodStart", ${periodMs}::int, 1, ${claimId}::uuid, ARRAY[${owner}::text], p."now" + ${leaseMs}::int * interval '1 millisecond', p."now" FROM p
-      WHERE p."periodStart" >= ${notBefore}
+      SELECT ${schedule}, due."periodStart", ${periodMs}::int, 1, ${claimId}::uuid, ARRAY[${owner}::text], due."at" + ${leaseMs}::int * interval '1 millisecond', due."at"
+      FROM due
+      WHERE due."periodStart" >= ${notBefore}
+        AND NOT EXISTS (SELECT 1 FROM "ScheduleRun" x WHERE x."schedule" = ${schedule} AND x."periodStart" = due."periodStart")
+      ORDER BY due."periodStart" LIMIT 1
       ON CONFLICT ("schedule", "periodStart") DO NOTHING
       RETURNING r."schedule", r."periodStart", r."claimId"::text AS "claimId", r."runs"`;
     return rows[0] ?? null;
