@@ -6,6 +6,7 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import { LocalTarget } from '../libs/provisioner/src';
 import { SUBSCRIPTION, WRITE, localTarget, startStack, waitFor, type TestStack } from './support/stack';
 import { mulberry32 } from './support/prng';
+import { STEPS, SUCCESS_MARKER } from './support/flow-record';
 
 const TENANT = 'e2e2e2e2-0000-4000-8000-000000000022';
 const CLUSTERS = 20;
@@ -113,23 +114,6 @@ interface Requested {
   accessorId?: string; // for a token: what the API handed out
   snapshotId?: string;
 }
-
-/** The audit action each kind records exactly once when it succeeds. */
-const SUCCESS_MARKER: Record<string, string> = {
-  create: 'cluster.running',
-  snapshot: 'snapshot.created',
-  'create-token': 'cluster.token.created',
-  'rotate-gossip-key': 'cluster.gossip-key.rotated',
-  delete: 'cluster.deleted',
-};
-
-/** The steps each kind's flow runs, in order. */
-const STEPS: Record<string, string[]> = {
-  create: ['allocate-addresses', 'generate-secrets', 'write-config', 'start-servers', 'wait-for-leader', 'verify-acl'],
-  snapshot: ['take-snapshot', 'apply-retention'],
-  'create-token': ['choose-token-ids', 'create-acl-token'],
-  'rotate-gossip-key': ['choose-key', 'rotate-keyring', 'save-key', 'share-key-with-secondaries'],
-};
 
 // The "workers scale out" requirement with real processes: two compiled worker
 // processes on the same database, Redis and queue prefix as the API, twenty real

@@ -54,6 +54,9 @@ export function localTarget(config: Config): LocalTarget {
 export const createTestDatabase = () => cloneTemplateDatabase('test');
 export const dropTestDatabase = (databaseUrl: string) => dropClonedDatabase(databaseUrl, 'test');
 
+/** A scheduler period whose next boundary lies past any test run (the largest the configuration takes). */
+const NEVER_IN_A_TEST = '2000000000';
+
 export async function testConfig(overrides: Record<string, string> = {}): Promise<Config> {
   const redisUrl = required('REDIS_URL');
   return loadConfig(process.env, {
@@ -69,12 +72,14 @@ export async function testConfig(overrides: Record<string, string> = {}): Promis
     // that lapses while its runner waits on one makes a needless retry.
     OPERATION_LEASE_MS: '6000',
     RECONCILE_INTERVAL_MS: '1000',
-    // Tests tick the scheduler and the health monitor themselves, on the clock they choose.
-    SNAPSHOT_TICK_MS: '3600000',
-    HEALTH_TICK_MS: '3600000',
-    BILLING_TICK_MS: '3600000',
+    // Tests tick the schedulers themselves, on the clock they choose: a period of about 23 days (its
+    // boundaries floored from the epoch), so a worker's own schedules do not fire in a test.
+    SNAPSHOT_TICK_MS: NEVER_IN_A_TEST,
+    HEALTH_TICK_MS: NEVER_IN_A_TEST,
+    BILLING_TICK_MS: NEVER_IN_A_TEST,
     BILLING_EXPORT_DIR: path.join(os.tmpdir(), `usage-${randomBytes(4).toString('hex')}`),
-    UPGRADE_TICK_MS: '3600000',
+    UPGRADE_TICK_MS: NEVER_IN_A_TEST,
+    CERT_ROTATION_TICK_MS: NEVER_IN_A_TEST,
     OPERATOR_TENANT_ID: OPERATOR_TENANT,
     // Every answer of every test against its route's contract.
     API_VERIFY_ANSWERS: 'true',

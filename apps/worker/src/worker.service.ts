@@ -1,9 +1,10 @@
 import http from 'node:http';
+import { hostname } from 'node:os';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { Worker, type Job } from 'bullmq';
 import type IORedis from 'ioredis';
 import { register } from 'prom-client';
-import { JOB_NAMES, OPERATIONS_QUEUE, closeDb, createRedis, errorBody, type Config, type Db, type JobName, type JobPayloads, type OperationsQueue } from '../../../libs/core/src';
+import { JOB_NAMES, OPERATIONS_QUEUE, ScheduleRunRepository, closeDb, createRedis, errorBody, type Config, type Db, type JobName, type JobPayloads, type OperationsQueue } from '../../../libs/core/src';
 import { OperationRunner } from './operations/operation.runner';
 import { Reconciler } from './operations/reconciler';
 import { SnapshotScheduler } from './schedules/snapshot.scheduler';
@@ -14,6 +15,7 @@ import { WaveDriver } from './waves/wave.driver';
 import { BillingTicker } from './billing/billing.ticker';
 import { TokenSweeper } from './schedules/token.sweeper';
 import { ConsulUiRevoker } from './consul-ui/consul-ui-revoker';
+import { PeriodicSchedule, type ScheduleName } from './schedules/periodic-schedule';
 import { CONFIG, DB, QUEUE, REDIS } from './tokens';
 
 type Handler = (job: Job<JobPayloads[JobName]>, token?: string) => Promise<void>;
@@ -25,13 +27,9 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
   private worker?: Worker;
   private workerConnection?: IORedis;
   private timer?: NodeJS.Timeout;
-  private scheduleTimer?: NodeJS.Timeout;
-  private healthTimer?: NodeJS.Timeout;
   private waveTimer?: NodeJS.Timeout;
-  private upgradeTimer?: NodeJS.Timeout;
-  private billingTimer?: NodeJS.Timeout;
-  private certTimer?: NodeJS.Timeout;
   private consoleTimer?: NodeJS.Timeout;
+  private schedules: PeriodicSchedule[] = [];
   private server?: http.Server;
 
   constructor(
@@ -83,40 +81,44 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
     );
     this.worker.on('error', (e) => this.log.warn({ msg: 'queue connection error', error: e.message }));
     await this.worker.waitUntilReady();
-    const tick = () =>
-      Promise.all([
-        this.reconciler.reconcile().catch((e: unknown) => this.log.warn({ msg: 'reconcile failed', error: (e as Error).message })),
-        // Uncollected tokens are revoked on the same timer.
-        this.tokens.tick().catch((e: unknown) => this.log.warn({ msg: 'token sweep failed', error: (e as Error).message })),
-      ]);
-    await tick();
-    this.timer = setInterval(tick, this.config.RECONCILE_INTERVAL_MS);
+    const reconcile = () => this.reconciler.reconcile().catch((e: unknown) => this.log.warn({ msg: 'reconcile failed', error: (e as Error).message }));
+    await reconcile();
+    this.timer = setInterval(reconcile, this.config.RECONCILE_INTERVAL_MS);
     this.timer.unref();
-    const schedule = () => this.scheduler.tick().catch((e: unknown) => this.log.warn({ msg: 'snapshot schedule failed', error: (e as Error).message }));
-    this.scheduleTimer = setInterval(schedule, this.config.SNAPSHOT_TICK_MS);
-    this.scheduleTimer.unref();
-    const watch = () => this.health.tick().catch((e: unknown) => this.log.warn({ msg: 'health check failed', error: (e as Error).message }));
-    this.healthTimer = setInterval(watch, this.config.HEALTH_TICK_MS);
-    this.healthTimer.unref();
     const drive = () => this.waves.tick().catch((e: unknown) => this.log.warn({ msg: 'wave tick failed', error: (e as Error).message }));
     this.waveTimer = setInterval(drive, this.config.WAVE_TICK_MS);
     this.waveTimer.unref();
-    const upgrade = () => this.upgrades.tick().catch((e: unknown) => this.log.warn({ msg: 'upgrade schedule failed', error: (e as Error).message }));
-    this.upgradeTimer = setInterval(upgrade, this.config.UPGRADE_TICK_MS);
-    this.upgradeTimer.unref();
-    const bill = () => this.billing.tick().catch((e: unknown) => this.log.warn({ msg: 'billing tick failed', error: (e as Error).message }));
-    this.billingTimer = setInterval(bill, this.config.BILLING_TICK_MS);
-    this.billingTimer.unref();
-    const certs = () => this.certificates.tick().catch((e: unknown) => this.log.warn({ msg: 'certificate schedule failed', error: (e as Error).message }));
-    // Once at start too: clusters from before the certificate dates were kept on the row get them now (client-config needs the CA bundle).
-    void certs();
-    this.certTimer = setInterval(certs, this.config.CERT_ROTATION_TICK_MS);
-    this.certTimer.unref();
+    // Clusters from before the certificate dates were kept on the row get them at start (client-config needs the CA bundle).
+    void this.certificates.backfill().catch((e: unknown) => this.log.warn({ msg: 'certificate dates backfill failed', error: (e as Error).message }));
+    this.startSchedules();
     const sweepConsole = () => this.uiRevoker.sweep().catch((e: unknown) => this.log.warn({ msg: 'console sweep failed', error: (e as Error).message }));
     this.consoleTimer = setInterval(sweepConsole, this.config.CONSOLE_SWEEP_MS);
     this.consoleTimer.unref();
     if (this.config.WORKER_PORT > 0) await this.listen();
     this.log.log({ msg: 'worker ready', concurrency: this.config.WORKER_CONCURRENCY, prefix: this.config.QUEUE_PREFIX });
+  }
+
+  /**
+   * The schedulers, each run once per period across every worker (the ScheduleRun ledger; see
+   * PeriodicSchedule): the reconciler and the wave driver stay on every worker, their work being
+   * claimed row by row.
+   */
+  private startSchedules(): void {
+    const c = this.config;
+    const periods: Record<ScheduleName, [number, () => Promise<unknown>]> = {
+      snapshots: [c.SNAPSHOT_TICK_MS, () => this.scheduler.tick()],
+      'automatic-upgrades': [c.UPGRADE_TICK_MS, () => this.upgrades.tick()],
+      'certificate-expiry': [c.CERT_ROTATION_TICK_MS, () => this.certificates.tick()],
+      health: [c.HEALTH_TICK_MS, () => this.health.tick()],
+      billing: [c.BILLING_TICK_MS, () => this.billing.tick()],
+      'token-sweep': [c.RECONCILE_INTERVAL_MS, () => this.tokens.tick()],
+    };
+    const ledger = new ScheduleRunRepository(this.db);
+    const owner = `${hostname()}:${process.pid}`;
+    this.schedules = Object.entries(periods).map(
+      ([name, [periodMs, run]]) => new PeriodicSchedule(ledger, { name: name as ScheduleName, periodMs, owner, leaseMs: c.OPERATION_LEASE_MS, run }),
+    );
+    for (const s of this.schedules) s.start();
   }
 
   private listen(): Promise<void> {
@@ -139,13 +141,10 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
 
   async onApplicationShutdown(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    if (this.scheduleTimer) clearInterval(this.scheduleTimer);
-    if (this.healthTimer) clearInterval(this.healthTimer);
     if (this.waveTimer) clearInterval(this.waveTimer);
-    if (this.upgradeTimer) clearInterval(this.upgradeTimer);
-    if (this.billingTimer) clearInterval(this.billingTimer);
-    if (this.certTimer) clearInterval(this.certTimer);
     if (this.consoleTimer) clearInterval(this.consoleTimer);
+    // A run in flight ends (and is recorded) before the database closes.
+    await Promise.all(this.schedules.map((s) => s.stop()));
     this.server?.close();
     this.waves.close();
     await this.worker?.close();

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { CONSUL_NAME, CONSUL_NAME_RULE, RESOURCE_GROUP, RESOURCE_GROUP_RULE, UUID_PATTERN, VNET_CIDR, VNET_CIDR_RULE, instant, nullableInstant } from './fields';
 import { FEDERATION_TOKEN_PATTERN, FEDERATION_TOKEN_RULE } from './federation';
-import { ACCEPTED, CLUSTER_ID, OPERATION } from './operations';
+import { ACCEPTED, CLUSTER_ID, IDEMPOTENCY_HEADER, OPERATION } from './operations';
 import { ROLE, because, body, route, type Catalog } from './route';
 import { UPGRADE_PINS, type UpgradePin } from './upgrade-pin';
 
@@ -179,8 +179,6 @@ export const CLIENT_CONFIG = z.strictObject({
 }).meta({ id: 'ClientConfig' });
 export type ClientConfig = z.output<typeof CLIENT_CONFIG>;
 
-/** Idempotency-Key: 1 to 128 printable ASCII characters. */
-export const IDEMPOTENCY_KEY = z.string().regex(/^[\x21-\x7e]{1,128}$/, 'Idempotency-Key must be 1 to 128 printable ASCII characters');
 const ACCEPTED_CLUSTER = z.strictObject({ cluster: CLUSTER, operation: OPERATION });
 
 export const CLUSTER_ROUTES = {
@@ -188,7 +186,7 @@ export const CLUSTER_ROUTES = {
     id: 'createCluster', method: 'POST', path: '/v1/clusters', tag: 'clusters', auth: 'bearer', roles: [ROLE.write],
     summary: 'Create a cluster (202 with the create operation)',
     body: createClusterBody,
-    headers: { 'Idempotency-Key': { required: false, description: 'Retrying with the same key returns the same answer', schema: IDEMPOTENCY_KEY } },
+    headers: IDEMPOTENCY_HEADER,
     answers: { 202: ACCEPTED_CLUSTER },
   }),
   listClusters: route({
@@ -216,7 +214,8 @@ export const CLUSTER_ROUTES = {
   }),
   rotateCluster: route({
     id: 'rotateCluster', method: 'POST', path: '/v1/clusters/{id}/rotate', tag: 'clusters', auth: 'bearer', roles: [ROLE.write],
-    summary: 'Rotate { what: gossip-key | certificates | management-token | ca } with no downtime (202 with the operation)', params: CLUSTER_ID, body: ROTATE_BODY, answers: { 202: ACCEPTED },
+    summary: 'Rotate { what: gossip-key | certificates | management-token | ca } with no downtime (202 with the operation)', params: CLUSTER_ID, body: ROTATE_BODY,
+    headers: IDEMPOTENCY_HEADER, answers: { 202: ACCEPTED },
   }),
   clientConfig: route({
     id: 'clientConfig', method: 'GET', path: '/v1/clusters/{id}/client-config', tag: 'clusters', auth: 'bearer', roles: [ROLE.read, ROLE.write],

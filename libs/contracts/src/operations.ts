@@ -51,6 +51,17 @@ export const CLUSTER_PATH = params({ clusterId: uuid('the cluster id') });
 /** A 202 that answers with the operation doing the work. */
 export const ACCEPTED = z.strictObject({ operation: OPERATION });
 
+/** Idempotency-Key: 1 to 128 printable ASCII characters. */
+export const IDEMPOTENCY_KEY = z.string().regex(/^[\x21-\x7e]{1,128}$/, 'Idempotency-Key must be 1 to 128 printable ASCII characters');
+/**
+ * The header of a POST that queues an operation: a client that lost the answer (a connection
+ * reset, an API replica that died) sends the request again with the same key and gets the
+ * first answer, the same operation, and nothing is done twice. Keys are per tenant.
+ */
+export const IDEMPOTENCY_HEADER = {
+  'Idempotency-Key': { required: false, description: 'Retrying with the same key returns the same answer (the same operation); the same key with another request is a 422', schema: IDEMPOTENCY_KEY },
+} as const;
+
 export const OPERATION_ROUTES = {
   getOperation: route({
     id: 'getOperation', method: 'GET', path: '/v1/operations/{id}', tag: 'operations', auth: 'bearer', roles: [ROLE.read, ROLE.write],

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { instant, uuid } from './fields';
-import { ACCEPTED, CLUSTER_PATH, OPERATION } from './operations';
+import { ACCEPTED, CLUSTER_PATH, IDEMPOTENCY_HEADER, OPERATION } from './operations';
 import { ROLE, body, optionalBody, route } from './route';
 
 /** A snapshot's name: 1 to 128 letters, digits, spaces or . : ( ) - _. */
@@ -27,7 +27,7 @@ export const SNAPSHOT_ROUTES = {
   takeSnapshot: route({
     id: 'takeSnapshot', method: 'POST', path: '/v1/clusters/{clusterId}/snapshots', tag: 'snapshots', auth: 'bearer', roles: [ROLE.write],
     summary: 'Take a manual snapshot (202 with the operation); body { name? }', params: CLUSTER_PATH, body: optionalBody({ name: name.optional() }),
-    answers: { 202: z.strictObject({ snapshot: SNAPSHOT, operation: OPERATION }) },
+    headers: IDEMPOTENCY_HEADER, answers: { 202: z.strictObject({ snapshot: SNAPSHOT, operation: OPERATION }) },
   }),
   listSnapshots: route({
     id: 'listSnapshots', method: 'GET', path: '/v1/clusters/{clusterId}/snapshots', tag: 'snapshots', auth: 'bearer', roles: [ROLE.read, ROLE.write],

@@ -11,6 +11,8 @@ const repoRoot = path.resolve(__dirname, '..', '..', '..', '..');
 const localDir = process.env.LOCAL_DIR ?? path.join(repoRoot, '.local');
 
 const port = z.coerce.number().int().min(0).max(65535);
+/** A scheduler's period in ms: one run per period across every worker, recorded per period in the ScheduleRun ledger (an INTEGER column). */
+const schedulePeriod = (min: number) => z.coerce.number().int().min(min).max(2_000_000_000);
 
 const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development').describe('`test` logs errors and warnings only (the tests and the benchmarks set it); otherwise info lines too'),
@@ -80,11 +82,11 @@ const schema = z.object({
   JOB_LOCK_MS: z.coerce.number().int().min(1000).default(15000).describe('BullMQ\'s job lock: a killed (or stalled) worker\'s job is handed to another worker after about this long. The job lock only decides who *tries*; whether it may run is the operation\'s lease'),
   OPERATION_LEASE_MS: z.coerce.number().int().min(1000).default(30000).describe('An operation\'s claim lease (renewed every third of it while it runs, one statement per worker). A Running operation is claimed again only once its lease has lapsed, so a killed worker\'s operation resumes after about `max(JOB_LOCK_MS, OPERATION_LEASE_MS)`; a runner that lost its lease (paused longer than this, or cut off from the database) stops at its next step and writes nothing more'),
   JOB_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8).describe('Attempts (exponential backoff from 1 s) before an operation fails'),
-  RECONCILE_INTERVAL_MS: z.coerce.number().int().min(200).default(10000).describe('How often the worker\'s reconciler re-enqueues unfinished operations whose job was lost and frees locks held by ended operations; the token sweeper runs on the same timer'),
-  SNAPSHOT_TICK_MS: z.coerce.number().int().min(1000).default(60000).describe('How often the worker looks for clusters whose scheduled snapshot is due'),
-  HEALTH_TICK_MS: z.coerce.number().int().min(1000).default(10000).describe('How often the worker checks every running cluster\'s servers for dead ones (and queues repairs)'),
-  UPGRADE_TICK_MS: z.coerce.number().int().min(1000).default(300000).describe('How often the worker looks for automatic upgrades whose maintenance window is open'),
-  CERT_ROTATION_TICK_MS: z.coerce.number().int().min(1000).default(3_600_000).describe('How often the worker looks for certificates near their expiry'),
+  RECONCILE_INTERVAL_MS: schedulePeriod(200).default(10000).describe('How often each worker\'s reconciler re-enqueues unfinished operations whose job was lost and frees locks held by ended operations; also the token sweeper\'s period (once per period across all workers)'),
+  SNAPSHOT_TICK_MS: schedulePeriod(1000).default(60000).describe('How often the workers look for clusters whose scheduled snapshot is due (once per period across all workers, like every scheduler: see [architecture](architecture.md#schedulers-once-per-period-across-workers))'),
+  HEALTH_TICK_MS: schedulePeriod(1000).default(10000).describe('How often the workers check every running cluster\'s servers for dead ones and queue repairs (once per period across all workers)'),
+  UPGRADE_TICK_MS: schedulePeriod(1000).default(300000).describe('How often the workers look for automatic upgrades whose maintenance window is open (once per period across all workers)'),
+  CERT_ROTATION_TICK_MS: schedulePeriod(1000).default(3_600_000).describe('How often the workers look for certificates near their expiry (once per period across all workers)'),
   CERT_ROTATION_THRESHOLD_DAYS: z.coerce.number().int().min(1).max(364).default(30).describe('Server certificates (1 year) are rotated when the earliest expires within this many days (1-364)'),
   CA_ROTATION_THRESHOLD_DAYS: z.coerce.number().int().min(1).max(1824).default(180).describe('The CA (5 years) is rolled when it expires within this many days (1-1824, at least `CERT_ROTATION_THRESHOLD_DAYS`: server certificates never outlive their CA)'),
   WAVE_TICK_MS: z.coerce.number().int().min(100).default(2000).describe('How often the worker advances maintenance waves'),
@@ -95,7 +97,7 @@ const schema = z.object({
   TOKEN_WAIT_MS: z.coerce.number().int().min(0).max(120_000).default(30_000).describe('How long `POST /tokens` waits for its operation before answering 202 with a collect link (0-120000; 0: never waits)'),
   TOKEN_COLLECT_WINDOW_MS: z.coerce.number().int().min(1000).default(600_000).describe('A token\'s secret may be collected this long after the token was made; then the worker revokes it in Consul'),
   FEDERATION_TOKEN_TTL_MS: z.coerce.number().int().min(60_000).max(86_400_000).default(3_600_000).describe('How long a federation token (POST /v1/clusters/{id}/federation-token) may be used to create a secondary (1 min to 24 h)'),
-  BILLING_TICK_MS: z.coerce.number().int().min(100).default(60000).describe('How often the worker closes hours into usage records and exports pending usage'),
+  BILLING_TICK_MS: schedulePeriod(100).default(60000).describe('How often the workers close hours into usage records and export pending usage (once per period across all workers)'),
   METERING_GRACE_MS: z.coerce.number().int().min(0).max(3_600_000).default(300000).describe('An hour is closed this long after it ends (late state changes land first)'),
   BILLING_EXPORTER: z.enum(['file', 'marketplace']).default('file').describe('`file` (JSON lines per day, the local default) or `marketplace` (the metering API)'),
   BILLING_EXPORT_DIR: z.string().default(path.join(localDir, 'usage')).describe('The `file` exporter\'s folder').meta({ shownDefault: '`.local/usage`' }),

@@ -24,6 +24,7 @@ export * from './persistence/idempotency.repository';
 export * from './persistence/snapshot.repository';
 export * from './persistence/tenant-snapshot.repository';
 export * from './persistence/snapshot-schedule.repository';
+export * from './persistence/schedule-run.repository';
 export * from './persistence/wave.repository';
 export type { Cluster, ClusterServer, Operation, AuditEvent, Snapshot, Wave, WaveItem, IssuedToken, ManagedAppNotification } from './generated/prisma/client';
 export * from './cluster-actions';

@@ -46,9 +46,12 @@ export class ClustersController {
   }
 
   @Route(ROUTES.rotateCluster)
-  async rotate(@Caller() caller: Principal, @Param('id') id: string, @Body() body: BodyOf<typeof ROUTES.rotateCluster>, @Res({ passthrough: true }) reply: FastifyReply) {
-    const operation = await this.service.rotate(caller, id, body.what);
-    return accepted(reply, operation, { operation });
+  async rotate(
+    @Caller() caller: Principal, @Param('id') id: string, @Body() body: BodyOf<typeof ROUTES.rotateCluster>, @Headers('idempotency-key') key: string | undefined,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ) {
+    const answer = await this.service.rotate(caller, id, body.what, key);
+    return accepted(reply, answer.operation, answer);
   }
 
   @Route(ROUTES.clientConfig)

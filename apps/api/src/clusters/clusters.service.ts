@@ -1,12 +1,13 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { applySnapshotPolicy, applyUpgradePolicy, type BodyOf, type ClusterView, type CreateClusterCommand, type OperationView, type Rotation, ROUTES } from '../../../../libs/contracts/src';
-import { TenantClusterRepository, FederationRepository, type IdempotentResponse, type NewCluster, ClusterState, ConflictError, IdempotencyRepository, NotFoundError, OperationKind, ROLES, SecretName, SecretRepository, TIERS, UnprocessableError, ValidationError, isUniqueViolation, isUuid, type Config, type TierName, type UpgradePolicy } from '../../../../libs/core/src';
+import { TenantClusterRepository, FederationRepository, type IdempotentResponse, type NewCluster, ClusterState, ConflictError, IdempotencyRepository, NotFoundError, OperationKind, ROLES, SecretName, SecretRepository, TIERS, ValidationError, isUniqueViolation, isUuid, type Config, type Operation, type TierName, type UpgradePolicy } from '../../../../libs/core/src';
 import type { Principal } from '../auth/principal';
 import { OperationDispatcher } from '../operation.dispatcher';
 import { UI_SESSION_GATE } from '../consul-ui/consul-ui.tokens';
 import type { UiSessionGate } from '../consul-ui/ui-session-gate';
 import { CONFIG } from '../tokens';
+import { idempotentRequest, requestHash } from '../idempotent-request';
 import { clusterView, operationView } from './views';
 
 /** A created cluster and the operation that creates it (also what an Idempotency-Key replays). */
@@ -47,11 +48,12 @@ export class ClustersService {
       // Azure clusters come from the offer alone (POST /resource), as HCS's did.
       throw new ConflictError('create_through_marketplace', 'clusters on Azure are created by buying the managed application (Azure Marketplace offer or service catalog), which makes the managed resource group only this control plane may change; once it is deployed the cluster is listed here and managed through this API', { target: 'azure' });
     }
-    const requestHash = createHash('sha256').update(JSON.stringify(cmd)).digest('hex');
-    if (idempotencyKey) {
-      const replay = await this.replay(caller.tenantId, idempotencyKey, requestHash);
-      if (replay) return replay;
-    }
+    // The create's key is bound to its body alone (keys recorded before day-2 requests took keys too).
+    const hash = createHash('sha256').update(JSON.stringify(cmd)).digest('hex');
+    return idempotentRequest(this.idempotency, caller.tenantId, idempotencyKey, hash, ROUTES.createCluster.answers[202], () => this.insert(caller, cmd, idempotencyKey, hash));
+  }
+
+  private async insert(caller: Principal, cmd: CreateClusterCommand, idempotencyKey: string | undefined, requestHash: string): Promise<CreatedCluster> {
     let created;
     const input: NewCluster = {
       tenantId: caller.tenantId, createdBy: caller.userId, serverCount: serverCountFor(cmd.tier),
@@ -68,11 +70,7 @@ export class ClustersService {
       created = cmd.federationToken ? await this.federations.createSecondary(input, cmd.federationToken, idem) : await this.clusters.createWithOperation(input, idem);
     } catch (e) {
       if (!isUniqueViolation(e)) throw e;
-      // Either the same Idempotency-Key raced us (replay its answer) or the name was taken meanwhile.
-      if (idempotencyKey) {
-        const replay = await this.replay(caller.tenantId, idempotencyKey, requestHash);
-        if (replay) return replay;
-      }
+      // The name was taken meanwhile, or the same Idempotency-Key raced us (idempotentRequest replays that one).
       throw this.nameTaken(cmd.name);
     }
     await this.dispatcher.dispatch(created.operation.id);
@@ -159,13 +157,17 @@ export class ClustersService {
   }
 
   /** Key rotation: gossip key, server certificates, the management token or the CA, as an operation. */
-  async rotate(caller: Principal, id: string, what: Rotation): Promise<OperationView> {
-    const cluster = await this.require(caller, id);
-    this.requireRunning(cluster.state, 'rotation');
-    if (what === 'ca' || what === 'gossip-key') this.refuseInFederation(cluster, what);
-    const op = await this.clusters.addOperation(cluster, ROTATION_KINDS[what], caller.userId, `cluster.rotate.requested`, { what });
-    await this.dispatcher.dispatch(op.id);
-    return operationView(op);
+  async rotate(caller: Principal, id: string, what: Rotation, idempotencyKey?: string): Promise<{ operation: OperationView }> {
+    const hash = requestHash(ROUTES.rotateCluster.id, id, { what });
+    return idempotentRequest(this.idempotency, caller.tenantId, idempotencyKey, hash, ROUTES.rotateCluster.answers[202], async () => {
+      const cluster = await this.require(caller, id);
+      this.requireRunning(cluster.state, 'rotation');
+      if (what === 'ca' || what === 'gossip-key') this.refuseInFederation(cluster, what);
+      const idem = idempotencyKey ? { key: idempotencyKey, requestHash: hash, body: (o: Operation) => ({ operation: operationView(o) }) } : undefined;
+      const op = await this.clusters.addOperation(cluster, ROTATION_KINDS[what], caller.userId, `cluster.rotate.requested`, { what }, idem);
+      await this.dispatcher.dispatch(op.id);
+      return { operation: operationView(op) };
+    });
   }
 
   /**
@@ -208,16 +210,6 @@ export class ClustersService {
         acl: { enabled: true, default_policy: 'deny', enable_token_persistence: true },
       },
     };
-  }
-
-  private async replay(tenantId: string, key: string, requestHash: string): Promise<CreatedCluster | null> {
-    const rec = await this.idempotency.find(tenantId, key);
-    if (!rec) return null;
-    if (rec.requestHash !== requestHash) {
-      throw new UnprocessableError('idempotency_key_reused', 'this Idempotency-Key was used with a different request body; use a new key', { field: 'Idempotency-Key' });
-    }
-    // Written from this very answer's views when the key was first used: its contract reads it back.
-    return ROUTES.createCluster.answers[202].parse(rec.body);
   }
 
   /** The CA and the gossip key are the federation's, one for all its members: they rotate on the primary, for every member. */

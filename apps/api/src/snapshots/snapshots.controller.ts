@@ -1,4 +1,4 @@
-import { Body, Controller, Param, Res } from '@nestjs/common';
+import { Body, Controller, Headers, Param, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { ROUTES, type BodyOf } from '../../../../libs/contracts/src';
 import { Caller, type Principal } from '../auth/principal';
@@ -11,8 +11,11 @@ export class SnapshotsController {
   constructor(private readonly service: SnapshotsService) {}
 
   @Route(ROUTES.takeSnapshot)
-  async create(@Caller() caller: Principal, @Param('clusterId') clusterId: string, @Body() body: BodyOf<typeof ROUTES.takeSnapshot>, @Res({ passthrough: true }) reply: FastifyReply) {
-    const taken = await this.service.create(caller, clusterId, body?.name);
+  async create(
+    @Caller() caller: Principal, @Param('clusterId') clusterId: string, @Body() body: BodyOf<typeof ROUTES.takeSnapshot>, @Headers('idempotency-key') key: string | undefined,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ) {
+    const taken = await this.service.create(caller, clusterId, body?.name, key);
     return accepted(reply, taken.operation, taken);
   }
 

@@ -2,13 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import {
   TenantClusterRepository, ClusterState, ConflictError, NotFoundError, OperationKind, SnapshotKind, TenantSnapshotRepository, SnapshotState,
-  type Config, type Snapshot, isUuid
+  IdempotencyRepository, type Config, type Operation, type Snapshot, isUuid
 } from '../../../../libs/core/src';
-import type { OperationView, SnapshotView } from '../../../../libs/contracts/src';
+import { ROUTES, type OperationView, type SnapshotView } from '../../../../libs/contracts/src';
 import type { Principal } from '../auth/principal';
 import { operationView } from '../clusters/views';
 import { OperationDispatcher } from '../operation.dispatcher';
 import { CONFIG } from '../tokens';
+import { idempotentRequest, requestHash } from '../idempotent-request';
 
 export function snapshotView(s: Snapshot): SnapshotView {
   return {
@@ -31,16 +32,22 @@ export class SnapshotsService {
     private readonly dispatcher: OperationDispatcher,
     private readonly clusters: TenantClusterRepository,
     private readonly snapshots: TenantSnapshotRepository,
+    private readonly idempotency: IdempotencyRepository,
   ) {}
 
-  async create(caller: Principal, clusterId: string, requestedName: string | undefined): Promise<{ snapshot: SnapshotView; operation: OperationView }> {
-    const cluster = await this.runningCluster(caller, clusterId);
-    const name = requestedName ?? `manual ${new Date().toISOString()}`;
-    const { operation, snapshot } = await this.snapshots.requestWithOperation(
-      cluster, caller.userId, { kind: OperationKind.Snapshot, action: 'snapshot.requested' }, { name, kind: SnapshotKind.Manual },
-    );
-    await this.dispatcher.dispatch(operation.id);
-    return { snapshot: snapshotView(snapshot!), operation: operationView(operation) };
+  async create(caller: Principal, clusterId: string, requestedName: string | undefined, idempotencyKey?: string): Promise<{ snapshot: SnapshotView; operation: OperationView }> {
+    const hash = requestHash(ROUTES.takeSnapshot.id, clusterId, { name: requestedName });
+    return idempotentRequest(this.idempotency, caller.tenantId, idempotencyKey, hash, ROUTES.takeSnapshot.answers[202], async () => {
+      const cluster = await this.runningCluster(caller, clusterId);
+      const name = requestedName ?? `manual ${new Date().toISOString()}`;
+      const view = (r: { operation: Operation; snapshot?: Snapshot }) => ({ snapshot: snapshotView(r.snapshot!), operation: operationView(r.operation) });
+      const taken = await this.snapshots.requestWithOperation(
+        cluster, caller.userId, { kind: OperationKind.Snapshot, action: 'snapshot.requested' }, { name, kind: SnapshotKind.Manual },
+        idempotencyKey ? { key: idempotencyKey, requestHash: hash, body: view } : undefined,
+      );
+      await this.dispatcher.dispatch(taken.operation.id);
+      return view(taken);
+    });
   }
 
   async list(caller: Principal, clusterId: string) {

@@ -5,6 +5,7 @@ import { closeSegment } from './billing-segments';
 import type { ClusterWithServers } from './cluster.repository';
 import { insertCluster, type IdempotentResponse, type NewCluster } from './new-cluster';
 import { insertOperation, operationInsert } from './operation-writer';
+import { recordIdempotentAnswer, type IdempotentAnswer } from './idempotency.repository';
 import type { UpgradePolicy } from './upgrade-schedule.repository';
 import { DELETION_PROTECTION_OFF } from '../../../contracts/src';
 import { ClusterState, OperationKind, OperationState, isMutating } from '../model';
@@ -102,24 +103,38 @@ export class TenantClusterRepository {
   }
 
   /** Queues a new operation on a cluster, with its audit event: one statement (atomic, one round trip). */
-  async addOperation(cluster: Cluster, kind: OperationKind, actor: string, action: string, params: Record<string, unknown> = {}): Promise<Operation> {
+  /**
+   * Queues an operation on the cluster with its audit event in one statement; with an
+   * Idempotency-Key, the key's record of the answer too, in the same transaction.
+   */
+  async addOperation(
+    cluster: Cluster, kind: OperationKind, actor: string, action: string, params: Record<string, unknown> = {}, idem?: IdempotentAnswer<Operation>,
+  ): Promise<Operation> {
     const id = randomUUID();
     const json = JSON.stringify(params);
     const now = new Date();
-    const rows = await this.db.$queryRaw<Operation[]>`
-      WITH o AS (
-        ${operationInsert({
-          id: Prisma.sql`${id}::uuid`, tenantId: cluster.tenantId, clusterId: Prisma.sql`${cluster.id}::uuid`, kind, mutating: isMutating(kind),
-          requestedBy: actor, params: Prisma.sql`${json}::jsonb`, at: now,
-        }, Prisma.empty, Prisma.sql`*`)}
-      ), a AS (
-        INSERT INTO "AuditEvent" ("id", "tenantId", "clusterId", "operationId", "actor", "action", "details", "createdAt")
-        SELECT ${randomUUID()}::uuid, o."tenantId", o."clusterId", o."id", ${actor}, ${action}, ${json}::jsonb, ${now} FROM o
-        RETURNING 1
-      )
-      SELECT * FROM o`;
-    const op = rows[0];
-    return { ...op, seq: BigInt(op.seq) };
+    const insert = async (db: Pick<Db, '$queryRaw'>) => {
+      const rows = await db.$queryRaw<Operation[]>`
+        WITH o AS (
+          ${operationInsert({
+            id: Prisma.sql`${id}::uuid`, tenantId: cluster.tenantId, clusterId: Prisma.sql`${cluster.id}::uuid`, kind, mutating: isMutating(kind),
+            requestedBy: actor, params: Prisma.sql`${json}::jsonb`, at: now,
+          }, Prisma.empty, Prisma.sql`*`)}
+        ), a AS (
+          INSERT INTO "AuditEvent" ("id", "tenantId", "clusterId", "operationId", "actor", "action", "details", "createdAt")
+          SELECT ${randomUUID()}::uuid, o."tenantId", o."clusterId", o."id", ${actor}, ${action}, ${json}::jsonb, ${now} FROM o
+          RETURNING 1
+        )
+        SELECT * FROM o`;
+      const op = rows[0];
+      return { ...op, seq: BigInt(op.seq) };
+    };
+    if (!idem) return insert(this.db);
+    return this.db.$transaction(async (tx) => {
+      const op = await insert(tx);
+      await recordIdempotentAnswer(tx, cluster.tenantId, op.id, idem, op);
+      return op;
+    });
   }
 
   /** Queues the cluster's delete; a delete already queued or running is answered instead (see requestDeleteOnce). */

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Db } from './prisma';
 import { insertOperation } from './operation-writer';
 import { SnapshotRepository } from './snapshot.repository';
+import { recordIdempotentAnswer, type IdempotentAnswer } from './idempotency.repository';
 import { SnapshotState, type OperationKind, type SnapshotKind } from '../model';
 import type { Cluster, Operation, Snapshot } from '../generated/prisma/client';
 
@@ -24,6 +25,7 @@ export class TenantSnapshotRepository {
     actor: string,
     op: { kind: OperationKind; action: string; params?: Record<string, unknown> },
     snapshot?: { name: string; kind: SnapshotKind },
+    idem?: IdempotentAnswer<{ operation: Operation; snapshot?: Snapshot }>,
   ): Promise<{ operation: Operation; snapshot?: Snapshot }> {
     const operationId = randomUUID();
     const snapshotId = snapshot ? randomUUID() : undefined;
@@ -39,6 +41,7 @@ export class TenantSnapshotRepository {
           })
         : undefined;
       await tx.auditEvent.create({ data: { id: randomUUID(), tenantId: cluster.tenantId, clusterId: cluster.id, operationId, actor, action: op.action, details: params } });
+      if (idem) await recordIdempotentAnswer(tx, cluster.tenantId, operationId, idem, { operation, snapshot: row });
       return { operation, snapshot: row };
     });
   }
