@@ -14,6 +14,7 @@ import { WaveDriver } from './waves/wave.driver';
 import { BillingTicker } from './billing/billing.ticker';
 import { TokenSweeper } from './schedules/token.sweeper';
 import { ConsulUiRevoker } from './consul-ui/consul-ui-revoker';
+import { AuditExporter } from './audit-export/audit-exporter';
 import { CONFIG, DB, QUEUE, REDIS } from './tokens';
 
 type Handler = (job: Job<JobPayloads[JobName]>, token?: string) => Promise<void>;
@@ -32,6 +33,8 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
   private billingTimer?: NodeJS.Timeout;
   private certTimer?: NodeJS.Timeout;
   private consoleTimer?: NodeJS.Timeout;
+  private auditTimer?: NodeJS.Timeout;
+  private auditRunning = false;
   private server?: http.Server;
 
   constructor(
@@ -49,6 +52,7 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
     private readonly certificates: CertificateRotationScheduler,
     private readonly tokens: TokenSweeper,
     private readonly uiRevoker: ConsulUiRevoker,
+    private readonly auditExport: AuditExporter,
   ) {}
 
   /** Every job name has exactly one handler, checked before the worker takes a job. */
@@ -115,6 +119,17 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
     const sweepConsole = () => this.uiRevoker.sweep().catch((e: unknown) => this.log.warn({ msg: 'console sweep failed', error: (e as Error).message }));
     this.consoleTimer = setInterval(sweepConsole, this.config.CONSOLE_SWEEP_MS);
     this.consoleTimer.unref();
+    // Audit export: one pass at a time per worker (a pass may outlast a tick); each export is held by one worker.
+    const exportAudit = () => {
+      if (this.auditRunning) return;
+      this.auditRunning = true;
+      void this.auditExport.tick()
+        .catch((e: unknown) => this.log.warn({ msg: 'audit export tick failed', error: (e as Error).message }))
+        .finally(() => (this.auditRunning = false));
+    };
+    exportAudit();
+    this.auditTimer = setInterval(exportAudit, this.config.AUDIT_EXPORT_TICK_MS);
+    this.auditTimer.unref();
     if (this.config.WORKER_PORT > 0) await this.listen();
     this.log.log({ msg: 'worker ready', concurrency: this.config.WORKER_CONCURRENCY, prefix: this.config.QUEUE_PREFIX });
   }
@@ -146,6 +161,7 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
     if (this.billingTimer) clearInterval(this.billingTimer);
     if (this.certTimer) clearInterval(this.certTimer);
     if (this.consoleTimer) clearInterval(this.consoleTimer);
+    if (this.auditTimer) clearInterval(this.auditTimer);
     this.server?.close();
     this.waves.close();
     await this.worker?.close();
