@@ -2,21 +2,14 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { BlobServiceClient, ContainerSASPermissions, SASProtocol, StorageSharedKeyCredential, generateBlobSASQueryParameters, type ContainerClient } from '@azure/storage-blob';
+import { StorageSharedKeyCredential, type ContainerClient } from '@azure/storage-blob';
 import { auditBlobName, auditProbeBlobName } from '../libs/contracts/src';
+import { customerContainer, exportedCluster, type SasOptions } from './support/audit-container';
 import { WORKER_MAIN, exited, workerEnv } from './support/worker-process';
-import { READ, SUBSCRIPTION, TENANT_B, WRITE, startStack, testConfig, waitFor, type TestStack } from './support/stack';
+import { READ, TENANT_B, WRITE, startStack, testConfig, waitFor, type TestStack } from './support/stack';
 
 const TENANT = 'a0d17e00-0000-4000-8000-000000000023';
 const HOUR = 3_600_000;
-
-/** The shared key of the connection string (Azurite's development account): signs the SASes the customer would make. */
-function sharedKey(connectionString: string): StorageSharedKeyCredential {
-  const name = /AccountName=([^;]+)/.exec(connectionString)?.[1];
-  const key = /AccountKey=([^;]+)/.exec(connectionString)?.[1];
-  assert.ok(name && key, 'the connection string names an account and its key');
-  return new StorageSharedKeyCredential(name, key);
-}
 
 interface Line { id: string; seq: number; time: string; tenant: string; cluster: string; operation: string | null; actor: string; action: string; details: unknown }
 
@@ -29,14 +22,7 @@ describe('audit export to the customer\'s container (Azurite), under worker SIGK
   const children: ChildProcess[] = [];
   const workerErrors: string[] = [];
 
-  const sas = (opts: { permissions?: string; expiresOn?: Date; key?: StorageSharedKeyCredential; container?: string } = {}) => {
-    const name = opts.container ?? container.containerName;
-    const q = generateBlobSASQueryParameters({
-      containerName: name, permissions: ContainerSASPermissions.parse(opts.permissions ?? 'rac'),
-      expiresOn: opts.expiresOn ?? new Date(Date.now() + 2 * HOUR), protocol: SASProtocol.HttpsAndHttp,
-    }, opts.key ?? key);
-    return `${endpoint}/${name}?${q.toString()}`;
-  };
+  let sas: (o?: SasOptions) => string;
   const put = (body: unknown, roles = WRITE, tenant = TENANT) => s.request('PUT', `/v1/clusters/${clusterId}/audit-export`, { token: s.token(tenant, roles), body });
   const status = () => s.request('GET', `/v1/clusters/${clusterId}/audit-export`, { token: s.token(TENANT, READ) });
 
@@ -104,19 +90,11 @@ describe('audit export to the customer\'s container (Azurite), under worker SIGK
 
   before(async () => {
     const config = await testConfig({ AUDIT_EXPORT_TICK_MS: '200', AUDIT_EXPORT_RETRY_MS: '300', AUDIT_EXPORT_LEASE_MS: '2000' });
-    assert.ok(config.AUDIT_EXPORT_DEV_ENDPOINT, 'the test stack names Azurite as the audit export\'s development endpoint');
-    endpoint = config.AUDIT_EXPORT_DEV_ENDPOINT;
     s = await startStack({ worker: false, config });
-    key = sharedKey(config.AZURE_STORAGE_CONNECTION_STRING);
-    container = BlobServiceClient.fromConnectionString(config.AZURE_STORAGE_CONNECTION_STRING).getContainerClient(`audit-${randomUUID().slice(0, 8)}`);
-    await container.create();
-    clusterId = randomUUID();
-    await s.db.cluster.create({
-      data: {
-        id: clusterId, tenantId: TENANT, subscriptionId: SUBSCRIPTION, resourceGroup: 'rg-audit', managedResourceGroup: 'mrg-audit', name: 'audited', region: 'westeurope',
-        datacenter: 'dc1', consulVersion: '1.8.7', tier: 'standard', serverCount: 3, state: 'Running', createdBy: 'test',
-      },
-    });
+    const customer = await customerContainer(config);
+    ({ container, key, endpoint } = customer);
+    sas = (o) => customer.sasUrl(o);
+    clusterId = await exportedCluster(s.db, TENANT, 'audited');
   });
   after(async () => {
     for (const c of children) {
