@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { StorageSharedKeyCredential, type ContainerClient } from '@azure/storage-blob';
 import { auditBlobName, auditProbeBlobName } from '../libs/contracts/src';
+import { SecretBox, SecretRepository } from '../libs/core/src';
 import { customerContainer, exportedCluster, type SasOptions } from './support/audit-container';
 import { WORKER_MAIN, exited, workerEnv } from './support/worker-process';
 import { READ, TENANT_B, WRITE, startStack, testConfig, waitFor, type TestStack } from './support/stack';
@@ -49,10 +50,10 @@ describe('audit export to the customer\'s container (Azurite), under worker SIGK
   };
 
   /** Every line of every hour blob of the cluster, with the blob it is in. */
-  const exportedLines = async (): Promise<Array<{ blob: string; line: Line }>> => {
+  const exportedLines = async (of = clusterId): Promise<Array<{ blob: string; line: Line }>> => {
     const out: Array<{ blob: string; line: Line }> = [];
-    for await (const b of container.listBlobsFlat({ prefix: `${clusterId}/` })) {
-      if (b.name === auditProbeBlobName(clusterId)) continue;
+    for await (const b of container.listBlobsFlat({ prefix: `${of}/` })) {
+      if (b.name === auditProbeBlobName(of)) continue;
       const text = (await container.getBlobClient(b.name).downloadToBuffer()).toString('utf8');
       assert.ok(text.endsWith('\n'), `${b.name} ends with a whole line`);
       for (const raw of text.slice(0, -1).split('\n')) out.push({ blob: b.name, line: JSON.parse(raw) as Line });
@@ -61,9 +62,9 @@ describe('audit export to the customer\'s container (Azurite), under worker SIGK
   };
 
   /** Every event of the cluster is in exactly one line, in its own hour's blob, with the documented shape. */
-  const assertExactlyOnce = async () => {
-    const events = await s.db.auditEvent.findMany({ where: { clusterId } });
-    const lines = await exportedLines();
+  const assertExactlyOnce = async (of = clusterId) => {
+    const events = await s.db.auditEvent.findMany({ where: { clusterId: of } });
+    const lines = await exportedLines(of);
     const seen = new Map<string, number>();
     for (const { line } of lines) seen.set(line.id, (seen.get(line.id) ?? 0) + 1);
     const repeated = [...seen].filter(([, n]) => n > 1);
@@ -76,7 +77,7 @@ describe('audit export to the customer\'s container (Azurite), under worker SIGK
       const e = byId.get(line.id);
       assert.ok(e);
       assert.deepEqual(Object.keys(line), ['id', 'seq', 'time', 'tenant', 'cluster', 'operation', 'actor', 'action', 'details']);
-      assert.equal(blob, auditBlobName(clusterId, e.createdAt), `${line.id} is in the blob of its own hour`);
+      assert.equal(blob, auditBlobName(of, e.createdAt), `${line.id} is in the blob of its own hour`);
       assert.equal(line.time, e.createdAt.toISOString());
       assert.equal(line.seq, Number(e.seq));
       assert.deepEqual([line.tenant, line.cluster, line.action, line.actor], [e.tenantId, e.clusterId, e.action, e.actor]);
@@ -86,7 +87,10 @@ describe('audit export to the customer\'s container (Azurite), under worker SIGK
   };
 
   const caughtUp = async (timeoutMs = 90_000) =>
-    waitFor('the export to catch up', status, (r) => r.body?.status?.lag?.events === 0 && r.body.status.state === 'up-to-date', timeoutMs, 200);
+    waitFor('the export to catch up', status, (r) => r.body?.status?.lag?.events === 0 && r.body.status.state === 'up-to-date', timeoutMs, 200).catch(async (e: Error) => {
+      const st = (await status()).body.status;
+      throw new Error(`${e.message.slice(0, 80)}: state ${st.state}, lag ${JSON.stringify(st.lag)}, last error ${JSON.stringify(st.lastError)}; worker said: ${workerErrors.join('').slice(-1000)}`);
+    });
 
   before(async () => {
     const config = await testConfig({ AUDIT_EXPORT_TICK_MS: '200', AUDIT_EXPORT_RETRY_MS: '300', AUDIT_EXPORT_LEASE_MS: '2000' });
@@ -203,13 +207,14 @@ describe('audit export to the customer\'s container (Azurite), under worker SIGK
 
   it('shows an expired SAS in GET, retries, and resumes after a PUT with a new one: no gap, no repeat', async () => {
     const worker = spawnWorker('audit-expiry');
-    const shortLived = new Date(Date.now() + 8_000);
+    // Long enough for a worker started on a busy machine to catch up first (its start, the lease the last one held).
+    const shortLived = new Date(Date.now() + 25_000);
     const shortPut = await put({ containerUrl: sas({ expiresOn: shortLived }) });
     assert.equal(shortPut.status, 200, JSON.stringify(shortPut.body));
     const up = await caughtUp();
     assert.equal(up.body.sasExpiresAt, new Date(Math.floor(shortLived.getTime() / 1000) * 1000).toISOString(), 'GET shows when the SAS expires');
     // Past the expiry, new events cannot be written: the failure shows, with retries.
-    await waitFor('the SAS to expire', async () => Date.now(), (t) => t > shortLived.getTime() + 1000, 20_000, 200);
+    await waitFor('the SAS to expire', async () => Date.now(), (t) => t > shortLived.getTime() + 1000, 40_000, 200);
     await writeEvents(5, [new Date()], 3, 'after-expiry');
     const failing = await waitFor('the failure in GET', status, (r) => r.body.status.state === 'retrying' && r.body.status.attempts >= 2, 60_000, 200);
     assert.equal(failing.body.status.lastError.code, 'sas_expired', JSON.stringify(failing.body.status.lastError));
@@ -227,6 +232,35 @@ describe('audit export to the customer\'s container (Azurite), under worker SIGK
     await exited(worker);
     await assertExactlyOnce();
     assert.equal(await s.db.auditEvent.count({ where: { clusterId, action: 'cluster.audit-export.resumed' } }), 1);
+  });
+
+  it('a deleted cluster\'s export writes its last events, then drops the SAS; the OpenAPI document shows the routes', async () => {
+    const gone = await exportedCluster(s.db, TENANT, 'audited-then-deleted');
+    const on = await s.request('PUT', `/v1/clusters/${gone}/audit-export`, { token: s.token(TENANT, WRITE), body: { containerUrl: sas() } });
+    assert.equal(on.status, 200, JSON.stringify(on.body));
+    // The delete flow's last steps: the cluster's secrets removed (the export's SAS stays until it has drained), the cluster Deleted.
+    await new SecretRepository(s.db, SecretBox.fromKeyFile(s.config.KEK_FILE)).deleteAll(gone);
+    assert.equal(await s.db.clusterSecret.count({ where: { clusterId: gone, name: 'audit-export-sas' } }), 1, 'the SAS outlives the cluster\'s other secrets');
+    await s.db.$transaction([
+      s.db.cluster.update({ where: { id: gone }, data: { state: 'Deleted' } }),
+      s.db.auditEvent.create({ data: { id: randomUUID(), tenantId: TENANT, clusterId: gone, actor: 'system', action: 'cluster.deleted' } }),
+    ]);
+    const worker = spawnWorker('audit-drain');
+    await waitFor('the export to drain and retire', () => s.db.auditExport.findUniqueOrThrow({ where: { clusterId: gone } }), (r) => !r.enabled, 60_000, 100);
+    worker.kill('SIGKILL');
+    await exited(worker);
+    assert.equal(await s.db.clusterSecret.count({ where: { clusterId: gone } }), 0, 'the SAS is dropped once drained');
+    await assertExactlyOnce(gone);
+    assert.ok((await exportedLines(gone)).some((l) => l.line.action === 'cluster.deleted'), 'the cluster\'s last event is exported');
+    const again = await s.request('PUT', `/v1/clusters/${gone}/audit-export`, { token: s.token(TENANT, WRITE), body: { containerUrl: sas() } });
+    assert.equal(again.status, 409);
+    assert.equal(again.body.error.code, 'cluster_deleting');
+
+    const doc = await s.request('GET', '/docs/openapi.json');
+    const path = doc.body.paths['/v1/clusters/{id}/audit-export'];
+    assert.deepEqual(Object.keys(path).sort(), ['delete', 'get', 'put']);
+    assert.ok(JSON.stringify(doc.body.components.schemas.AuditExport).includes('lastExportedEvent'), 'the answer\'s fields are in the document');
+    assert.ok(JSON.stringify(doc.body.components.schemas.AuditExportRequest).includes('managedIdentity'));
   });
 
   it('turns off with DELETE: the SAS is dropped and GET says off', async () => {
