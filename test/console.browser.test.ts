@@ -4,6 +4,7 @@
  * the way a person does. Pages are found by their roles and labels, not by CSS.
  */
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -13,6 +14,7 @@ import { SecretBox, SecretName, SecretRepository } from '../libs/core/src';
 import { ConsulHttpClient } from '../libs/provisioner/src';
 import { serverNodeName } from '../libs/provisioner/src/local/server-config';
 import { OPERATOR_TENANT, SUBSCRIPTION, TENANT_A, TENANT_B, startStack, testConfig, waitFor, type TestStack } from './support/stack';
+import { customerContainer } from './support/audit-container';
 import { issuerSignIn, launchBrowser, newPerson, screenshot, seriousA11yViolations, signInAs } from './support/browser';
 
 const ALICE = { user: 'alice@contoso.example', tenantId: TENANT_A, roles: ['Clusters.ReadWrite'] };
@@ -61,7 +63,7 @@ describe('the console in Chromium', () => {
 
   before(async () => {
     // The worker's health monitor runs as in production (every few seconds), so pages show health.
-    s = await startStack({ worker: true, config: await testConfig({ HEALTH_TICK_MS: '2000' }) });
+    s = await startStack({ worker: true, config: await testConfig({ HEALTH_TICK_MS: '2000', AUDIT_EXPORT_TICK_MS: '500', AUDIT_EXPORT_RETRY_MS: '500' }) });
     browser = await launchBrowser();
     alice = await newPerson(browser);
     page = await alice.newPage();
@@ -307,6 +309,48 @@ describe('the console in Chromium', () => {
     const content = await page.content();
     assert.ok(!content.includes(secret.data.bootstrapToken!) && !content.includes(bootstrap) && !content.includes(gossipKey), 'the Secret is gone from the page once the dialog closes');
     await page.evaluate('navigator.clipboard.writeText("")');
+  });
+
+  step('the Audit export tab: a SAS refused at its field, a good one (a password field, never shown back) exports, a failure shows as an alert, then off', async () => {
+    const customer = await customerContainer(s.config);
+    try {
+      await page.getByRole('tab', { name: 'Audit export' }).click();
+      await page.getByRole('tab', { name: 'Audit export', selected: true }).waitFor();
+      const panel = page.getByRole('region', { name: 'Audit export' });
+      await panel.getByText('Off', { exact: true }).waitFor();
+      const input = page.getByLabel('Container URL with SAS');
+      assert.equal(await input.getAttribute('type'), 'password', 'the SAS is typed into a password field');
+      await input.fill(customer.sasUrl({ permissions: 'r' }));
+      await page.getByRole('button', { name: 'Turn on audit export' }).click();
+      await page.getByText(/the SAS \(sp=r\) lacks add \(a\)/).waitFor();
+      assert.equal(await input.getAttribute('aria-invalid'), 'true', 'the refusal is shown at the field');
+
+      const good = customer.sasUrl();
+      await input.fill(good);
+      await page.getByRole('button', { name: 'Turn on audit export' }).click();
+      await page.getByRole('status').filter({ hasText: 'Saved: access checked' }).waitFor();
+      assert.equal(await input.inputValue(), '', 'the SAS is cleared once sent');
+      await panel.getByText('Up to date', { exact: true }).waitFor({ timeout: 30_000 });
+      await panel.getByText(`${customer.endpoint}/${customer.container.containerName}`, { exact: true }).waitFor();
+      await panel.getByText(new RegExp(`${clusterId}/y=\\d{4}/m=\\d\\d/d=\\d\\d/h=\\d\\d\\.jsonl`)).waitFor();
+      assert.ok(!(await page.content()).includes(new URL(good).searchParams.get('sig')!), 'the SAS is not in the page');
+      await assertAccessible(page, 'the Audit export tab');
+
+      // The container disappears: the next events cannot be written; the failure is an alert, retried.
+      await customer.container.delete();
+      await s.db.auditEvent.create({ data: { id: randomUUID(), tenantId: TENANT_A, clusterId, actor: 'test', action: 'test.after-container-gone' } });
+      const alert = page.getByRole('alert').filter({ hasText: 'container_not_found' });
+      await alert.waitFor({ timeout: 45_000 });
+      assert.match((await alert.textContent()) ?? '', /Retrying at/);
+      await panel.getByText('Retrying', { exact: true }).waitFor();
+      await assertAccessible(page, 'the Audit export tab with a failing export');
+
+      await page.getByRole('button', { name: 'Turn off audit export' }).click();
+      await panel.getByText('Off', { exact: true }).waitFor();
+      await page.getByRole('button', { name: 'Turn on audit export' }).waitFor();
+    } finally {
+      await customer.container.deleteIfExists();
+    }
   });
 
   step('an SRE sees the fleet across tenants, filters it, starts a snapshot wave and watches it finish', async () => {

@@ -723,6 +723,8 @@ write_env() {
     _env_line DATABASE_URL "postgresql://$DB_USER:$DB_PASSWORD@127.0.0.1:$PG_PORT/$DB_NAME"
     _env_line REDIS_URL "redis://127.0.0.1:$REDIS_PORT"
     _env_line AZURE_STORAGE_CONNECTION_STRING "$(azurite_connection_string)"
+    # Azurite's blob endpoint: the one http endpoint an audit export's container URL may name locally.
+    _env_line AUDIT_EXPORT_DEV_ENDPOINT "http://127.0.0.1:$AZURITE_PORT/$AZURITE_ACCOUNT"
     _env_line CONSUL_BIN "$CONSUL_BIN"
     _env_line CONSUL_DEB "$LOCAL/apt/$CONSUL_DEB"
     _env_line NODE_EXTRA_CA_CERTS "$LOCAL/tls/ca.pem"

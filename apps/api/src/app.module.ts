@@ -1,7 +1,7 @@
 import { Inject, Injectable, Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import type IORedis from 'ioredis';
-import { AuditRepository, ConsoleSessionRepository, FederationRepository, ConsulUiSessionRepository, FleetRepository, IdempotencyRepository, IssuedTokenRepository, ManagedAppNotificationRepository, SecretBox, SecretRepository, TenantClusterRepository, TenantOperationRepository, TenantSnapshotRepository, UsageRepository, WaveRepository, azureCredential, closeDb, createDb, createOperationsQueue, createRedis, type Config, type Db, type OperationsQueue } from '../../../libs/core/src';
+import { AuditRepository, TenantAuditExportRepository, ConsoleSessionRepository, FederationRepository, ConsulUiSessionRepository, FleetRepository, IdempotencyRepository, IssuedTokenRepository, ManagedAppNotificationRepository, SecretBox, SecretRepository, TenantClusterRepository, TenantOperationRepository, TenantSnapshotRepository, UsageRepository, WaveRepository, azureCredential, closeDb, createDb, createOperationsQueue, createRedis, type Config, type Db, type OperationsQueue } from '../../../libs/core/src';
 import { AdminController } from './admin/admin.controller';
 import { BillingController } from './billing/billing.controller';
 import { BillingService } from './billing/billing.service';
@@ -18,6 +18,8 @@ import { FederationService } from './federation/federation.service';
 import { IssuedTokensController } from './issued-tokens/issued-tokens.controller';
 import { IssuedTokensService } from './issued-tokens/issued-tokens.service';
 import { KubernetesController } from './kubernetes/kubernetes.controller';
+import { AuditExportController } from './audit-export/audit-export.controller';
+import { AuditExportService } from './audit-export/audit-export.service';
 import { KubernetesService } from './kubernetes/kubernetes.service';
 import { ErrorFilter } from './errors/error.filter';
 import { HealthController } from './health/health.controller';
@@ -61,7 +63,7 @@ export class AppModule {
   static forRoot(config: Config): DynamicModule {
     return {
       module: AppModule,
-      controllers: [ClustersController, FederationController, IssuedTokensController, KubernetesController, SnapshotsController, OperationsController, CatalogController, HealthController, AdminController, BillingController, QueuesBoardController, ConsoleAuthController, SsoController, NotificationsController],
+      controllers: [ClustersController, FederationController, IssuedTokensController, KubernetesController, AuditExportController, SnapshotsController, OperationsController, CatalogController, HealthController, AdminController, BillingController, QueuesBoardController, ConsoleAuthController, SsoController, NotificationsController],
       providers: [
         { provide: CONFIG, useValue: config },
         { provide: DB, useFactory: () => createDb(config.DATABASE_URL, config.DATABASE_POOL_SIZE) },
@@ -129,6 +131,8 @@ export class AppModule {
         FederationService,
         IssuedTokensService,
         KubernetesService,
+        AuditExportService,
+        { provide: TenantAuditExportRepository, useFactory: (db: Db, secrets: SecretRepository) => new TenantAuditExportRepository(db, secrets), inject: [DB, SecretRepository] },
         SnapshotsService,
         Resources,
         { provide: APP_GUARD, useClass: AuthGuard },

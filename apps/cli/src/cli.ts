@@ -2,6 +2,7 @@ import { ApiClient, ApiError, ApiUnreachable } from './api-client';
 import { UsageError, parseCommandLine } from './args';
 import { group, type CliIo, type Command, type CommandGroup } from './command';
 import { waves } from './commands/admin-waves';
+import { auditExport } from './commands/audit-export';
 import { adminBilling, billing } from './commands/billing';
 import { clusters } from './commands/clusters';
 import { kubernetes } from './commands/kubernetes';
@@ -21,7 +22,7 @@ export { ExitCode } from './exit-codes';
 const admin = group('admin', 'Fleet maintenance and billing for SREs (needs the Platform.SRE role)', [waves, adminBilling]);
 
 const PROGRAM = group('hcs', 'Managed Consul from the command line: clusters, tokens, snapshots, operations, billing and fleet maintenance.', [
-  login, logout, clusters, tokens, kubernetes, snapshots, operations, billing, admin,
+  login, logout, clusters, tokens, kubernetes, auditExport, snapshots, operations, billing, admin,
 ]);
 
 const HELP_WORDS = new Set(['--help', '-h', 'help']);

@@ -2,7 +2,7 @@ import { SecondarySteps } from './federation/secondary-steps';
 import { hostname } from 'node:os';
 import { Logger, Module, type DynamicModule } from '@nestjs/common';
 import type IORedis from 'ioredis';
-import { AuditRepository, CertificateScheduleRepository, ClusterRepository, ConsoleSessionRepository, ConsulUiSessionRepository, IssuedTokenRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, SnapshotScheduleRepository, TenantClusterRepository, UpgradeScheduleRepository, UsageRepository, WaveRepository, createDb, createOperationsQueue, createRedis, recommendedVersion, type Config, type Db, type OperationKind, type OperationsQueue } from '../../../libs/core/src';
+import { AuditExportRepository, AuditRepository, CertificateScheduleRepository, azureCredential, ClusterRepository, ConsoleSessionRepository, ConsulUiSessionRepository, IssuedTokenRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, SnapshotScheduleRepository, TenantClusterRepository, UpgradeScheduleRepository, UsageRepository, WaveRepository, createDb, createOperationsQueue, createRedis, recommendedVersion, type Config, type Db, type OperationKind, type OperationsQueue } from '../../../libs/core/src';
 import { BlobSnapshotStore, ConsulUiTokens } from '../../../libs/provisioner/src';
 import { ConsulUiRevoker } from './consul-ui/consul-ui-revoker';
 import { ClusterSnapshots } from './operations/cluster-snapshots';
@@ -30,6 +30,8 @@ import { SnapshotScheduler } from './schedules/snapshot.scheduler';
 import { UpgradeScheduler } from './schedules/upgrade.scheduler';
 import { CONFIG, DB, QUEUE, REDIS } from './tokens';
 import { WorkerService } from './worker.service';
+import { AuditExporter } from './audit-export/audit-exporter';
+import { KillSwitch } from './audit-export/kill-switch';
 import { countUnboundSecretsWith } from './secrets-at-rest/unbound.gauge';
 import { BillingTicker } from './billing/billing.ticker';
 import { createUsageExporter } from './billing/billing.exporter';
@@ -176,6 +178,19 @@ export class WorkerModule {
             return new BillingTicker(usage, meter, driver);
           },
           inject: [DB],
+        },
+        {
+          provide: AuditExporter,
+          useFactory: (db: Db, secrets: SecretRepository) => {
+            let credential: ReturnType<typeof azureCredential> | undefined;
+            return new AuditExporter(new AuditExportRepository(db), secrets, {
+              leaseMs: config.AUDIT_EXPORT_LEASE_MS,
+              retryMs: config.AUDIT_EXPORT_RETRY_MS,
+              credential: () => (credential ??= azureCredential(config)),
+              kill: new KillSwitch(config.AUDIT_EXPORT_KILL_AT),
+            });
+          },
+          inject: [DB, SecretRepository],
         },
         WorkerService,
       ],

@@ -16,6 +16,7 @@ import { BillingTicker } from './billing/billing.ticker';
 import { TokenSweeper } from './schedules/token.sweeper';
 import { ConsulUiRevoker } from './consul-ui/consul-ui-revoker';
 import { PeriodicSchedule, type ScheduleName } from './schedules/periodic-schedule';
+import { AuditExporter } from './audit-export/audit-exporter';
 import { CONFIG, DB, QUEUE, REDIS } from './tokens';
 
 type Handler = (job: Job<JobPayloads[JobName]>, token?: string) => Promise<void>;
@@ -30,6 +31,8 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
   private waveTimer?: NodeJS.Timeout;
   private consoleTimer?: NodeJS.Timeout;
   private schedules: PeriodicSchedule[] = [];
+  private auditTimer?: NodeJS.Timeout;
+  private auditRunning = false;
   private server?: http.Server;
 
   constructor(
@@ -47,6 +50,7 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
     private readonly certificates: CertificateRotationScheduler,
     private readonly tokens: TokenSweeper,
     private readonly uiRevoker: ConsulUiRevoker,
+    private readonly auditExport: AuditExporter,
   ) {}
 
   /** Every job name has exactly one handler, checked before the worker takes a job. */
@@ -94,6 +98,17 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
     const sweepConsole = () => this.uiRevoker.sweep().catch((e: unknown) => this.log.warn({ msg: 'console sweep failed', error: (e as Error).message }));
     this.consoleTimer = setInterval(sweepConsole, this.config.CONSOLE_SWEEP_MS);
     this.consoleTimer.unref();
+    // Audit export: one pass at a time per worker (a pass may outlast a tick); each export is held by one worker.
+    const exportAudit = () => {
+      if (this.auditRunning) return;
+      this.auditRunning = true;
+      void this.auditExport.tick()
+        .catch((e: unknown) => this.log.warn({ msg: 'audit export tick failed', error: (e as Error).message }))
+        .finally(() => (this.auditRunning = false));
+    };
+    exportAudit();
+    this.auditTimer = setInterval(exportAudit, this.config.AUDIT_EXPORT_TICK_MS);
+    this.auditTimer.unref();
     if (this.config.WORKER_PORT > 0) await this.listen();
     this.log.log({ msg: 'worker ready', concurrency: this.config.WORKER_CONCURRENCY, prefix: this.config.QUEUE_PREFIX });
   }
@@ -143,6 +158,7 @@ export class WorkerService implements OnApplicationBootstrap, OnApplicationShutd
     if (this.timer) clearInterval(this.timer);
     if (this.waveTimer) clearInterval(this.waveTimer);
     if (this.consoleTimer) clearInterval(this.consoleTimer);
+    if (this.auditTimer) clearInterval(this.auditTimer);
     // A run in flight ends (and is recorded) before the database closes.
     await Promise.all(this.schedules.map((s) => s.stop()));
     this.server?.close();

@@ -1,4 +1,5 @@
 import { ADMIN_ROUTES } from './admin';
+import { AUDIT_EXPORT_ROUTES } from './audit-export';
 import { BILLING_ROUTES } from './billing';
 import { CLUSTER_ROUTES } from './clusters';
 import { CONSOLE_ROUTES } from './console';
@@ -16,6 +17,7 @@ export * from './clusters';
 export * from './upgrade-pin';
 export * from './federation';
 export * from './kubernetes';
+export * from './audit-export';
 export * from './operations';
 export * from './snapshots';
 export * from './tokens';
@@ -27,6 +29,6 @@ export * from './openapi';
 
 /** Every route of the API, by id. */
 export const ROUTES = {
-  ...CLUSTER_ROUTES, ...FEDERATION_ROUTES, ...KUBERNETES_ROUTES, ...OPERATION_ROUTES, ...SNAPSHOT_ROUTES, ...TOKEN_ROUTES, ...ADMIN_ROUTES, ...BILLING_ROUTES, ...CONSOLE_ROUTES, ...SYSTEM_ROUTES,
+  ...CLUSTER_ROUTES, ...FEDERATION_ROUTES, ...KUBERNETES_ROUTES, ...AUDIT_EXPORT_ROUTES, ...OPERATION_ROUTES, ...SNAPSHOT_ROUTES, ...TOKEN_ROUTES, ...ADMIN_ROUTES, ...BILLING_ROUTES, ...CONSOLE_ROUTES, ...SYSTEM_ROUTES,
 };
 export type RouteId = keyof typeof ROUTES;

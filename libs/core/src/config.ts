@@ -107,6 +107,23 @@ const schema = z.object({
   MARKETPLACE_CLIENT_ID: z.string().optional().describe('The publisher app registration\'s client id (required with `marketplace`)'),
   MARKETPLACE_CLIENT_SECRET: z.string().optional().describe('The publisher app registration\'s client secret (required with `marketplace`)'),
   MARKETPLACE_AUTHORITY_HOST: z.string().url().optional().describe('Token authority of the metering credentials (sovereign clouds; tests point it at the fake)').meta({ shownDefault: 'Entra ID' }),
+  AUDIT_EXPORT_TICK_MS: z.coerce.number().int().min(100).default(30_000).describe('How often the worker exports new audit events to the containers customers named (each export runs on one worker at a time)'),
+  AUDIT_EXPORT_RETRY_MS: z.coerce.number().int().min(100).max(3_600_000).default(30_000).describe('A failed audit export is tried again after this long, doubled after each further failure, at most an hour'),
+  AUDIT_EXPORT_LEASE_MS: z.coerce.number().int().min(1000).default(60_000).describe('How long a worker holds an audit export it is writing (renewed after each append); a killed worker\'s export is taken over after this long'),
+  AUDIT_EXPORT_BLOB_SUFFIXES: z
+    .string()
+    .regex(/^[a-z0-9.-]+(,[a-z0-9.-]+)*$/, 'comma-separated DNS suffixes such as blob.core.windows.net')
+    .default('blob.core.windows.net')
+    .describe('The blob endpoints an audit export\'s container URL may name: `https://<account>.<suffix>/<container>` (sovereign clouds: `blob.core.usgovcloudapi.net`, `blob.core.chinacloudapi.cn`); nothing else is ever connected to'),
+  AUDIT_EXPORT_DEV_ENDPOINT: z
+    .string()
+    .url()
+    .refine((v) => { const u = new URL(v); return isLoopbackHost(u.hostname) && /^\/[a-z0-9]{3,24}$/.test(u.pathname) && !u.search; }, 'a loopback Azurite blob endpoint such as http://127.0.0.1:10000/devstoreaccount1')
+    .optional().describe('Local development only: an Azurite blob endpoint (`http://127.0.0.1:<port>/<account>`) an audit export\'s container URL may also name; `npm start` and the tests set it').meta({ shownDefault: 'none' }),
+  AUDIT_EXPORT_KILL_AT: z
+    .string()
+    .regex(/^(before-append|after-create|after-append|after-readback|after-commit)(:[1-9]\d*)?$/, '<point>[:<n>], the point one of before-append, after-create, after-append, after-readback, after-commit')
+    .optional().describe('Tests only (`NODE_ENV=test`): the worker SIGKILLs itself the n-th time (default 1st) its audit export reaches this point, to prove a kill there loses and repeats nothing').meta({ shownDefault: 'none' }),
   BILLING_EXPORT_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4).describe('Batches of 25 in flight at once (1-64)'),
 });
 
@@ -198,6 +215,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     azureConsulPackages(parsed.data.AZURE_CONSUL_PACKAGES);
   } catch (e) {
     throw new ConfigError(`invalid configuration:\n  AZURE_CONSUL_PACKAGES: ${(e as Error).message}`);
+  }
+  if (parsed.data.AUDIT_EXPORT_KILL_AT && parsed.data.NODE_ENV !== 'test') {
+    throw new ConfigError('invalid configuration:\n  AUDIT_EXPORT_KILL_AT: only with NODE_ENV=test (it kills the worker on purpose)');
   }
   const sshKey = parsed.data.AZURE_ADMIN_SSH_PUBLIC_KEY;
   if (parsed.data.AZURE_CONSUL_PACKAGES && !sshKey) {

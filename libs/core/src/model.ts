@@ -89,6 +89,8 @@ export const SecretName = {
   /** A secondary's tokens made in the primary: replication, server agents, and its management token's accessor (see SecondaryAcl). */
   FederationTokens: 'federation-tokens',
   ManagementTokenAccessors: 'management-token-accessors', // every AccessorID its management tokens have had (see ManagementTokenAccessors)
+  /** The audit export's container URL with its SAS (see AuditExportRepository); outlives the cluster's other secrets until the export has drained. */
+  AuditExportSas: 'audit-export-sas',
   issuedToken: (operationId: string) => `issued-token:${operationId}`,
   /** The SecretID of a user's Consul UI token (see ConsulUiSession). */
   consulUiToken: (uiSessionId: string) => `consul-ui-token:${uiSessionId}`,

@@ -19,3 +19,4 @@ export * from './azure/cloud-init';
 export * from './azure/azure-target';
 export * from './azure/run-command';
 export * from './azure/arm-errors';
+export * from './audit/audit-container';

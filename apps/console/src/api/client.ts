@@ -38,4 +38,5 @@ export async function call<T>(method: string, path: string, body?: unknown, head
 export const get = async <T>(path: string): Promise<T> => (await call<T>('GET', path)).body;
 export const post = async <T>(path: string, body?: unknown, headers?: Record<string, string>): Promise<T> => (await call<T>('POST', path, body ?? {}, headers)).body;
 export const patch = async <T>(path: string, body: unknown): Promise<T> => (await call<T>('PATCH', path, body)).body;
+export const put = async <T>(path: string, body: unknown): Promise<T> => (await call<T>('PUT', path, body)).body;
 export const del = async <T>(path: string): Promise<T> => (await call<T>('DELETE', path)).body;

@@ -1,7 +1,7 @@
 import { useMutation, useQuery, useQueryClient, type Query } from '@tanstack/react-query';
-import { ApiError, call, del, get, patch, post, setCsrfToken } from './client';
+import { ApiError, call, del, get, patch, post, put, setCsrfToken } from './client';
 import {
-  ACTIVE_CLUSTER_STATES, ENDED_OPERATION_STATES, type AuditEvent, type ClientConfig, type Cluster, type CreatedToken, type Federation, type FederationToken, type FleetCluster, type Operation, type PendingToken,
+  ACTIVE_CLUSTER_STATES, ENDED_OPERATION_STATES, type AuditEvent, type AuditExport, type ClientConfig, type Cluster, type CreatedToken, type Federation, type FederationToken, type FleetCluster, type Operation, type PendingToken,
   type Region, type Session, type Snapshot, type TierCatalog, type Version, type Wave,
 } from './types';
 
@@ -20,6 +20,7 @@ export const keys = {
   events: (id: string) => ['cluster', id, 'events'] as const,
   snapshots: (id: string) => ['cluster', id, 'snapshots'] as const,
   federation: (id: string) => ['cluster', id, 'federation'] as const,
+  auditExport: (id: string) => ['cluster', id, 'audit-export'] as const,
   operation: (id: string) => ['operation', id] as const,
   fleet: (filters: Record<string, string>) => ['fleet', filters] as const,
   wave: (id: string) => ['wave', id] as const,
@@ -111,6 +112,20 @@ export function useFederation(id: string) {
     refetchInterval: pollWhile((f: Federation) => [f.primary, ...f.secondaries].some((m) => m !== null && ACTIVE_CLUSTER_STATES.has(m.state))),
   });
 }
+
+/** The cluster's audit export; polled quickly while it has events to write or is retrying. */
+export function useAuditExport(id: string) {
+  return useQuery<AuditExport, ApiError>({
+    queryKey: keys.auditExport(id),
+    queryFn: () => get<AuditExport>(`/v1/clusters/${encodeURIComponent(id)}/audit-export`),
+    refetchInterval: pollWhile((a: AuditExport) => a.status.state === 'exporting' || a.status.state === 'retrying'),
+  });
+}
+
+export const auditExportApi = {
+  put: (id: string, body: { containerUrl: string; managedIdentity?: boolean }) => put<AuditExport>(`/v1/clusters/${encodeURIComponent(id)}/audit-export`, body),
+  off: (id: string) => del<AuditExport>(`/v1/clusters/${encodeURIComponent(id)}/audit-export`),
+};
 
 export function useFleet(filters: Record<string, string>) {
   const qs = new URLSearchParams(Object.entries(filters).filter(([, v]) => v !== '')).toString();

@@ -2,7 +2,7 @@
 // API's answers are checked against in the tests. A change to a contract breaks the console's
 // type check, not its users.
 import type {
-  AuditEventView, ClientConfig, ClusterView, FederationMemberView, FederationTokenView, FederationView, FleetClusterView, OperationStep, OperationView, PendingTokenView, RegionView, SessionView, SnapshotView,
+  AuditEventView, AuditExportView, ClientConfig, ClusterView, FederationMemberView, FederationTokenView, FederationView, FleetClusterView, OperationStep, OperationView, PendingTokenView, RegionView, SessionView, SnapshotView,
   TierCatalogView, TierView, TokenSecretView, VersionView, WaveView,
 } from '../../../../libs/contracts/src';
 
@@ -16,6 +16,8 @@ export type Version = VersionView;
 export type TierCatalog = TierCatalogView;
 export type Tier = TierView;
 export type AuditEvent = AuditEventView;
+/** GET /audit-export: the container (never the SAS) and how far the export has got. */
+export type AuditExport = AuditExportView;
 export type Session = SessionView;
 export type CreatedToken = TokenSecretView;
 /** POST /tokens when the token was not made within the API's wait: its secret is collected (POST `collect`) once the operation has Succeeded. */

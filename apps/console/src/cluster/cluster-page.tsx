@@ -9,6 +9,7 @@ import { ActionError, Badge, ErrorState, Loading } from '../ui/states';
 import { Tabs } from '../ui/tabs';
 import { AccessPanel } from './access';
 import { ActivityPanel } from './activity';
+import { AuditExportPanel } from './audit-export';
 import { FederationPanel } from './federation';
 import { KubernetesPanel } from './kubernetes';
 import { SettingsPanel } from './settings';
@@ -19,6 +20,7 @@ const TABS = [
   { id: 'snapshots', label: 'Snapshots' },
   { id: 'kubernetes', label: 'Kubernetes' },
   { id: 'settings', label: 'Upgrade, scale and policies' },
+  { id: 'audit', label: 'Audit export' },
   { id: 'activity', label: 'Operations and events' },
 ];
 
@@ -57,6 +59,7 @@ function ClusterView({ cluster: c }: { cluster: Cluster }) {
           : tab === 'kubernetes' ? <KubernetesPanel cluster={c} />
           : tab === 'snapshots' ? <SnapshotsPanel cluster={c} />
             : tab === 'settings' ? <SettingsPanel cluster={c} />
+            : tab === 'audit' ? <AuditExportPanel cluster={c} />
               : <ActivityPanel cluster={c} />}
       </Tabs>
     </>

@@ -1,6 +1,7 @@
 import type { Db } from './prisma';
 import type { Prisma } from '../generated/prisma/client';
 import { SEAL_FORMAT, SealedValueError, type SealBinding, type SecretBox } from '../envelope';
+import { SecretName } from '../model';
 
 /** The associated data of a cluster secret: its cluster and its name. */
 function bindingOf(clusterId: string, name: string): SealBinding {
@@ -57,6 +58,12 @@ export class SecretRepository {
     await this.db.clusterSecret.upsert({ where: { clusterId_name: { clusterId, name } }, create: { clusterId, name, ...row }, update: row });
   }
 
+  /** replace, inside the caller's transaction (a value written with the row that refers to it). */
+  async replaceIn(tx: Prisma.TransactionClient, clusterId: string, name: string, value: string): Promise<void> {
+    const row = this.sealed(clusterId, name, value);
+    await tx.clusterSecret.upsert({ where: { clusterId_name: { clusterId, name } }, create: { clusterId, name, ...row }, update: row });
+  }
+
   async get(clusterId: string, name: string): Promise<string | null> {
     return this.openRow(clusterId, name, await this.db.clusterSecret.findUnique({ where: { clusterId_name: { clusterId, name } } }));
   }
@@ -90,8 +97,12 @@ export class SecretRepository {
     await this.db.clusterSecret.deleteMany({ where: { clusterId, name } });
   }
 
+  /**
+   * A deleted cluster's secrets. The audit export's SAS stays: the export still has the cluster's
+   * last events to write, and removes it itself once it has (AuditExportRepository.retireDrained).
+   */
   async deleteAll(clusterId: string): Promise<void> {
-    await this.db.clusterSecret.deleteMany({ where: { clusterId } });
+    await this.db.clusterSecret.deleteMany({ where: { clusterId, name: { not: SecretName.AuditExportSas } } });
   }
 
   /**
