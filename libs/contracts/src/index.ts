@@ -14,6 +14,7 @@ export * from './fields';
 export * from './errors';
 export * from './clusters';
 export * from './upgrade-pin';
+export * from './ip-allowlist';
 export * from './federation';
 export * from './kubernetes';
 export * from './operations';

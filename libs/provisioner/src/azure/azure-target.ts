@@ -9,7 +9,7 @@ import { validateSpec } from '../consul/consul-api';
 import { ClusterLayout } from '../local/cluster-layout';
 import { serverFiles } from '../server-files';
 import { BlobSnapshotStore, type SnapshotStore } from '../snapshots/blob-store';
-import { READY, TargetRefusedError, type ObservedServer, type Progress, type ServerRoutes, type Target } from '../target';
+import { READY, TargetRefusedError, type ObservedServer, type Progress, type PublicEndpointSpec, type ServerRoutes, type Target } from '../target';
 import { armErrorOf, describeArmError, isRefusal, refusal } from './arm-errors';
 import { SecretClient } from '@azure/keyvault-secrets';
 import { AZURE_CLUSTERS_DIR, clusterCustomData, serverSecretName, serverSecretValue, type ConsulPackage } from './cloud-init';
@@ -354,6 +354,17 @@ export class AzureTarget implements Target {
       if (e instanceof TargetRefusedError && GROUP_GONE.has(e.code)) return { state: 'ready', detail: `the managed resource group ${p.resourceGroup} is gone or being deleted by Azure (${e.code})` };
       throw e;
     }
+  }
+
+  /** SLICE-6: the endpoint as deployed with the servers; changing it in place comes with the NSG rules. */
+  async updateEndpoint(spec: ClusterSpec, _secrets: ClusterSecrets, endpoint: PublicEndpointSpec | null): Promise<Progress> {
+    const p = await this.opts.placement(spec.clusterId);
+    if ((endpoint !== null) === p.externalEndpoint) return READY;
+    throw new TargetRefusedError('endpoint_change_unsupported', `cluster ${spec.clusterId}: the Azure target does not change the public endpoint in place yet`);
+  }
+
+  async publicAddress(_clusterId: string): Promise<string | null> {
+    return null;
   }
 
   async serverBinary(clusterId: string, index: number): Promise<string | null> {

@@ -2,6 +2,7 @@ import { AuditRepository, ClusterRepository, ClusterState } from '../../../../..
 import type { SecondarySteps } from '../../federation/secondary-steps';
 import type { ClusterTarget } from '../cluster-target';
 import type { Flow, FlowContext, Step } from './flow';
+import { publicEndpointSteps } from './public-endpoint-steps';
 
 /**
  * Create: addresses, secrets, config, processes, leader, ACL check; then Running. A secondary
@@ -67,6 +68,8 @@ export class CreateClusterFlow implements Flow {
           return 'anonymous writes are denied';
         },
       },
+      // Last, once the servers serve: nothing public answers for a cluster that is not up yet.
+      ...publicEndpointSteps(this.target, this.clusters, loaded),
     ];
   }
 
