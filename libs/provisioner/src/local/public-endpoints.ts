@@ -93,17 +93,22 @@ export class LocalPublicEndpoints {
     }, (d) => d === digest || 'not yet', { timeoutMs: APPLY_TIMEOUT_MS, intervalMs: 25 });
   }
 
-  /** Stops the cluster's proxy (SIGTERM, SIGKILL after a while) and removes its files. */
+  /**
+   * Stops the cluster's proxy (SIGTERM, SIGKILL after a while) and removes its files. Without its
+   * folder there is no proxy (the folder is made before one starts and removed after it stopped),
+   * so the common case, a cluster that never had an endpoint, reads no process table.
+   */
   async remove(clusterId: string): Promise<void> {
+    if (!(await fs.stat(this.dir(clusterId)).catch(() => null))) return;
     await this.stop(clusterId);
     await fs.rm(this.dir(clusterId), { recursive: true, force: true });
   }
 
   /** Where the endpoint answers while its proxy runs; null when there is none. */
   async address(clusterId: string): Promise<string | null> {
-    if ((await this.observe(clusterId)).length === 0) return null;
     const text = await fs.readFile(path.join(this.dir(clusterId), ENDPOINT_CONFIG_FILE), 'utf8').catch(() => undefined);
-    return text ? (JSON.parse(text) as EndpointConfig).address : null;
+    if (!text || (await this.observe(clusterId)).length === 0) return null;
+    return (JSON.parse(text) as EndpointConfig).address;
   }
 
   private async applied(clusterId: string): Promise<string | undefined> {
