@@ -47,6 +47,7 @@ const GROUPS: Record<string, string[]> = {
   'process start (write-config + start-servers)': ['write-config', 'start-servers'],
   'leader election + ACL mode (wait-for-leader)': ['wait-for-leader'],
   'ACL set-up check (verify-acl)': ['verify-acl'],
+  'public endpoint (apply-public-endpoint + record-public-address)': ['apply-public-endpoint', 'record-public-address'],
 };
 
 interface RunResult {

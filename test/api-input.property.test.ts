@@ -58,12 +58,13 @@ const nastyValue: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
 
 const FIELDS = ['name', 'subscriptionId', 'resourceGroup', 'region', 'tier', 'datacenter', 'consulVersion', 'publicEndpoint', 'snapshotPolicy', 'upgradePolicy',
   'what', 'description', 'takeSnapshot', 'intervalHours', 'retention', 'mode', 'window', 'dayOfWeek', 'startHourUtc', 'hours', 'action', 'selector', 'params',
-  'canaries', 'maxInFlight', 'maxFailures', 'deletionProtection', 'pin', '__proto__', 'constructor'];
+  'canaries', 'maxInFlight', 'maxFailures', 'deletionProtection', 'pin', 'ipAllowlist', 'allowAnyAddress', 'cidr', '__proto__', 'constructor'];
 
 /** Bodies: an object of known and prototype field names with nasty values, or not an object at all, or not JSON. */
 const bodies = fc.oneof(
   fc.dictionary(fc.constantFrom(...FIELDS), nastyValue, { maxKeys: 6 }).map((o) => ({ json: o })),
   fc.record({ snapshotPolicy: fc.dictionary(fc.constantFrom('intervalHours', 'retention', '__proto__'), nastyValue, { maxKeys: 2 }) }).map((o) => ({ json: o })),
+  fc.record({ ipAllowlist: fc.array(fc.dictionary(fc.constantFrom('cidr', 'description', '__proto__'), fc.oneof(nastyValue, fc.constantFrom('10.0.0.1/8', '::/0', '2001:db8::/129', '1.2.3.4/32')), { maxKeys: 2 }), { maxLength: 3 }) }).map((o) => ({ json: o })),
   nastyValue.map((v) => ({ json: v })),
   fc.constantFrom('{', '{"a":', 'null', '[]', '"x"', '\u0000', '{"__proto__": {"polluted": 1}}', '{"what": "constructor"}', '{"tier": "__proto__"}').map((raw) => ({ raw })),
 );

@@ -358,6 +358,36 @@ describe('the azure target', { timeout: 600_000 }, () => {
     assert.equal((await rolled.run(['kv', 'get', 'kept'])).stdout.trim(), 'yes');
   });
 
+  it('the public endpoint in place: PATCH on redeploys the servers\' deployment with the allowlist (the NSG admits exactly it, a rule per family) and the public IP; off removes the rules, the load balancer and the IP', async () => {
+    const ALLOWLIST = [{ cidr: '203.0.113.0/24', description: 'office' }, { cidr: '2001:db8::/32', description: 'office v6' }, { cidr: '198.51.100.0/28', description: 'ci' }];
+    const publicRules = () => arm.securityRules(main.mrg).filter((r) => r.name.startsWith('consul-https-public')).map((r) => [r.name, r.sourceAddressPrefixes]);
+    const publicOnes = () => arm.publicResources(main.mrg).filter((r) => r.name === 'az-main-plb' || r.name === 'az-main-ip');
+    assert.deepEqual(publicRules(), [], 'created without the endpoint');
+    assert.deepEqual(publicOnes(), []);
+    const instancesBefore = arm.instances(main.mrg, 'az-main-servers').map((i) => i.instanceId);
+
+    const on = await s.request('PATCH', `/v1/clusters/${main.id}`, { token, body: { publicEndpoint: true, ipAllowlist: ALLOWLIST } });
+    assert.equal(on.status, 202, JSON.stringify(on.body));
+    const applied = await finish(on.body.operation.id);
+    assert.equal(applied.state, 'Succeeded', JSON.stringify(applied.error ?? applied.steps));
+    assert.deepEqual(publicRules(), [['consul-https-public-ipv4', ['203.0.113.0/24', '198.51.100.0/28']], ['consul-https-public-ipv6', ['2001:db8::/32']]]);
+    assert.ok(!arm.securityRules(main.mrg).some((r) => r.sourceAddressPrefix === 'Internet'), 'nothing from the Internet at large');
+    const ip = publicOnes().find((r) => r.type === 'publicIPAddresses')?.ipAddress;
+    assert.ok(ip && publicOnes().some((r) => r.type === 'loadBalancers'), JSON.stringify(arm.publicResources(main.mrg)));
+    const servers = arm.deployments().filter((d) => d.resourceGroup === main.mrg && d.parameters.deployServers?.value === true).at(-1)!;
+    assert.deepEqual([servers.parameters.externalEndpoint.value, servers.parameters.publicSourcesIpv6.value], [true, ['2001:db8::/32']], 'the same deployment, new parameters');
+    assert.equal((await s.request('GET', `/v1/clusters/${main.id}`, { token })).body.endpoints.public, `https://${ip}:8501`);
+    assert.deepEqual(arm.instances(main.mrg, 'az-main-servers').map((i) => i.instanceId), instancesBefore, 'in place: no instance made again');
+
+    const off = await s.request('PATCH', `/v1/clusters/${main.id}`, { token, body: { publicEndpoint: false } });
+    assert.equal(off.status, 202);
+    assert.equal((await finish(off.body.operation.id)).state, 'Succeeded');
+    assert.deepEqual(publicRules(), []);
+    assert.deepEqual(publicOnes(), [], 'the public load balancer and its IP are deleted (an Incremental deployment leaves them)');
+    const view = (await s.request('GET', `/v1/clusters/${main.id}`, { token })).body;
+    assert.deepEqual([view.endpoints.public, view.ipAllowlist.length], [null, 3]);
+  });
+
   it('notifications: PUT Succeeded creates the cluster in the managed resource group; a repeat changes nothing; a wrong sig is refused; DELETE deletes it', async () => {
     const sub = 'a2b2c2d2-0000-4000-8000-0000000000b2';
     const appId = `/subscriptions/${sub}/resourceGroups/rg-shop/providers/Microsoft.Solutions/applications/shop`;

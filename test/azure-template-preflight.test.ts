@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
+import { IP_ALLOWLIST_MAX } from '../libs/contracts/src';
 import { REGIONS, availabilityZones } from '../libs/core/src';
 import { generateClusterPki, generateGossipKey, generateManagementToken, subnetPlan, type ClusterSecrets, type ClusterSpec } from '../libs/provisioner/src';
 import { ArmPreflight, DOCUMENTED_ROLE } from './support/arm-preflight';
@@ -68,6 +69,74 @@ describe('the deployments the control plane makes pass Azure\'s preflight', () =
       const vaultOf = new TemplateEvaluator(CLUSTER, props.parameters, scope).evaluate("[resourceId('Microsoft.KeyVault/vaults', variables('keyVaultName'))]");
       assert.equal(assignment.scope, vaultOf, 'on the vault cluster.json makes');
     }
+  });
+
+  describe('the public endpoint: the NSG admits exactly the allowlist, one rule per address family; off, nothing public', () => {
+    const SCOPE = { subscriptionId: SUB, resourceGroup: 'mrg-edge', location: 'westeurope', tenantId: randomUUID(), deploymentName: 'consul-servers', zonesOf: availabilityZones };
+    const place = (externalEndpoint: boolean, allowlist: { cidr: string }[]) =>
+      ({ subscriptionId: SUB, resourceGroup: 'mrg-edge', location: 'westeurope', clusterName: 'edge', vnetCidr: '172.25.16.0/24', externalEndpoint, allowlist, zones: availabilityZones('westeurope'), addresses: new Map() });
+    const deploy = (externalEndpoint: boolean, allowlist: { cidr: string }[], template: Record<string, unknown> = CLUSTER) => {
+      const parameters = target.parameters(spec, secrets, place(externalEndpoint, allowlist), 'https://kvedge.vault.azure.net/');
+      const deployed = new TemplateEvaluator(template, parameters, SCOPE).resources().filter((r) => r.deployed);
+      const nsg = deployed.find((r) => r.type === 'Microsoft.Network/networkSecurityGroups')!;
+      const rules = (nsg.properties as { securityRules: { name: string; properties: Record<string, unknown> }[] }).securityRules;
+      const preflight = new ArmPreflight({ zonesOf: availabilityZones });
+      preflight.putResourceGroup(SUB, 'mrg-edge', 'westeurope', DOCUMENTED_ROLE);
+      const refused = preflight.checkDeploymentPut({ subscription: SUB, resourceGroup: 'mrg-edge', name: 'consul-servers', properties: { mode: 'Incremental', template, parameters }, running: false });
+      return { deployed, rules, refused, publicRules: rules.filter((r) => r.name.startsWith('consul-https-public')) };
+    };
+    const ALLOWLIST = [{ cidr: '203.0.113.0/24' }, { cidr: '2001:db8::/32' }, { cidr: '198.51.100.7/32' }, { cidr: '2001:db8:1::/48' }];
+
+    it('on: 8501 from the IPv4 networks in one rule and the IPv6 ones in another, nothing from the Internet at large; the public IP and load balancer deployed', () => {
+      const { deployed, publicRules, rules, refused } = deploy(true, ALLOWLIST);
+      assert.equal(refused, null, JSON.stringify(refused?.error));
+      assert.deepEqual(publicRules.map((r) => [r.name, r.properties.sourceAddressPrefixes, r.properties.destinationPortRange, r.properties.access]), [
+        ['consul-https-public-ipv4', ['203.0.113.0/24', '198.51.100.7/32'], '8501', 'Allow'],
+        ['consul-https-public-ipv6', ['2001:db8::/32', '2001:db8:1::/48'], '8501', 'Allow'],
+      ]);
+      assert.ok(!rules.some((r) => r.properties.sourceAddressPrefix === 'Internet' || r.properties.sourceAddressPrefix === '*' && r.properties.access === 'Allow'), 'no rule admits the Internet at large');
+      assert.deepEqual(deployed.filter((r) => r.type === 'Microsoft.Network/loadBalancers').map((r) => r.name), ['edge-ilb', 'edge-plb']);
+      assert.ok(deployed.some((r) => r.type === 'Microsoft.Network/publicIPAddresses' && r.name === 'edge-ip'));
+    });
+
+    it('on with only IPv4 networks: one rule; on with none: no rule, nobody is admitted', () => {
+      assert.deepEqual(deploy(true, [{ cidr: '203.0.113.0/24' }]).publicRules.map((r) => r.name), ['consul-https-public-ipv4']);
+      const none = deploy(true, []);
+      assert.equal(none.refused, null);
+      assert.deepEqual(none.publicRules, []);
+    });
+
+    it('off: no public rule, no public load balancer and no public IP of the endpoint, whatever the allowlist kept', () => {
+      const { deployed, publicRules, refused } = deploy(false, ALLOWLIST);
+      assert.equal(refused, null);
+      assert.deepEqual(publicRules, []);
+      assert.deepEqual(deployed.filter((r) => r.type === 'Microsoft.Network/loadBalancers').map((r) => r.name), ['edge-ilb']);
+      assert.ok(!deployed.some((r) => r.type === 'Microsoft.Network/publicIPAddresses' && r.name === 'edge-ip'));
+    });
+
+    it(`the API's largest allowlist (${IP_ALLOWLIST_MAX} networks) passes preflight`, () => {
+      const many = Array.from({ length: IP_ALLOWLIST_MAX }, (_, i) => ({ cidr: i % 2 ? `198.${18 + (i >> 8)}.${i & 255}.0/24` : `2001:db8:${i.toString(16)}::/48` }));
+      const { refused, publicRules } = deploy(true, many);
+      assert.equal(refused, null, JSON.stringify(refused?.error));
+      assert.equal(publicRules.reduce((n, r) => n + (r.properties.sourceAddressPrefixes as string[]).length, 0), IP_ALLOWLIST_MAX);
+    });
+
+    const causes = (r: ReturnType<typeof deploy>) => (r.refused?.error.details?.[0]?.details ?? []).map((d) => d.code);
+    it('what Azure refuses in NSG rules, the preflight refuses: host bits set, families mixed in one rule, more than 4,000 prefixes, two rules on one priority', () => {
+      assert.deepEqual(causes(deploy(true, [{ cidr: '203.0.113.7/24' }])), ['SecurityRuleInvalidAddressPrefix']);
+      // What the target never sends, given straight to the template: an IPv6 network among the IPv4 ones.
+      const mixedParams = { ...target.parameters(spec, secrets, place(true, []), 'https://kvedge.vault.azure.net/'), publicSourcesIpv4: { value: ['203.0.113.0/24', '2001:db8::/32'] } };
+      const preflight = new ArmPreflight({ zonesOf: availabilityZones });
+      preflight.putResourceGroup(SUB, 'mrg-edge', 'westeurope', DOCUMENTED_ROLE);
+      const mixed = preflight.checkDeploymentPut({ subscription: SUB, resourceGroup: 'mrg-edge', name: 'consul-servers', properties: { mode: 'Incremental', template: CLUSTER, parameters: mixedParams }, running: false });
+      assert.deepEqual((mixed?.error.details?.[0]?.details ?? []).map((d) => d.code), ['ResourceCannotContainAddressPrefixesFromDifferentAddressFamilies']);
+      const tooMany = Array.from({ length: 4001 }, (_, i) => ({ cidr: `10.${i >> 8}.${i & 255}.0/24` }));
+      assert.deepEqual(causes(deploy(true, tooMany)), ['SecurityRuleAddressesOrPortsPerSecurityGroupLimitReached']);
+      const clash = JSON.parse(JSON.stringify(CLUSTER).replace('"priority":201', '"priority":200')) as Record<string, unknown>;
+      const clashed = deploy(true, ALLOWLIST, clash);
+      assert.deepEqual(causes(clashed), ['SecurityRuleConflict']);
+      assert.match(clashed.refused!.error.details![0]!.details![0]!.message, /Security rule consul-https-public-ipv4 conflicts with rule consul-https-public-ipv6\. Rules cannot have the same Priority and Direction/);
+    });
   });
 
   it('cluster.json writes no Microsoft.Authorization resource: the control plane\'s Contributor role is enough for every deployment it makes', () => {

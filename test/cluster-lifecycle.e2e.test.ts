@@ -58,7 +58,7 @@ describe('a standard cluster, end to end', { timeout: 240_000 }, () => {
     const op = await waitFor('create to finish', () => s.request('GET', `/v1/operations/${res.body.operation.id}`, { token }), (r) => ['Succeeded', 'Failed'].includes(r.body.state), 90_000);
     assert.equal(op.body.state, 'Succeeded', JSON.stringify(op.body));
     assert.equal(op.body.progress, 100);
-    assert.deepEqual(op.body.steps.map((x: { name: string }) => x.name), ['allocate-addresses', 'generate-secrets', 'write-config', 'start-servers', 'wait-for-leader', 'verify-acl']);
+    assert.deepEqual(op.body.steps.map((x: { name: string }) => x.name), ['allocate-addresses', 'generate-secrets', 'write-config', 'start-servers', 'wait-for-leader', 'verify-acl', 'apply-public-endpoint', 'record-public-address']);
     const cluster = await s.request('GET', `/v1/clusters/${clusterId}`, { token });
     assert.equal(cluster.body.state, 'Running');
     addresses = cluster.body.serverAddresses;

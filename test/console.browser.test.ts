@@ -548,12 +548,26 @@ describe('the console in Chromium', () => {
       const describedBy = (await field.getAttribute('aria-describedby')) ?? '';
       assert.match((await page.locator(`[id="${describedBy.split(' ')[0]}"]`).textContent()) ?? '', message);
     };
+    // The external endpoint's allowlist editor: the contract's rules before the step moves on.
+    await page.getByRole('checkbox', { name: 'Expose a public endpoint' }).check();
+    const sources = page.getByRole('group', { name: 'Allowed sources' });
+    await sources.getByText('No networks: the endpoint admits nobody.').waitFor();
+    await sources.getByRole('button', { name: 'Add network' }).click();
+    await sources.getByLabel('Network 1 (CIDR)').fill('10.1.2.3/8');
+    await sources.getByLabel('Description 1').fill('branch');
+    await sources.getByRole('button', { name: 'Add network' }).click();
+    await sources.getByLabel('Network 2 (CIDR)').fill('2001:DB8::/32');
+    await assertAccessible(page, 'the wizard\'s allowlist editor');
     await page.getByLabel('Federation token').fill('not-a-token');
     await page.getByRole('button', { name: 'Next: Operations' }).click();
     await fieldError('Federation token', /federationToken must be/);
     assert.equal(await page.getByRole('heading', { name: 'Consul settings' }).count(), 1, 'the contract\'s rule keeps the wizard on the step');
     // Well formed but never issued: only the API can tell.
     await page.getByLabel('Federation token').fill(`mcf1.${'A'.repeat(43)}`);
+    await page.getByRole('button', { name: 'Next: Operations' }).click();
+    await sources.getByText(/ipAllowlist\.0\.cidr '10\.1\.2\.3\/8' has host bits set; the network is 10\.0\.0\.0\/8: send that/).waitFor();
+    assert.equal(await page.getByRole('heading', { name: 'Consul settings' }).count(), 1, 'the allowlist\'s rules keep the wizard on the step too');
+    await sources.getByLabel('Network 1 (CIDR)').fill('10.0.0.0/8');
     await page.getByRole('button', { name: 'Next: Operations' }).click();
     // Operations: deletion protection is off unless asked for; the pin is chosen here.
     assert.equal(await page.getByRole('checkbox', { name: 'Protect the cluster from deletion' }).isChecked(), false, 'deletion protection is off by default');
@@ -566,6 +580,7 @@ describe('the console in Chromium', () => {
     const operations = (await page.getByRole('region', { name: 'Operations' }).textContent()) ?? '';
     assert.match(operations, /Version pinpinned to 1\.8\.x/);
     assert.match(operations, /Deletion protectionOff/);
+    assert.match((await page.getByRole('region', { name: 'Consul settings' }).textContent()) ?? '', /Allowed sources10\.0\.0\.0\/8 \(branch\), 2001:DB8::\/32/);
     await page.getByRole('button', { name: 'Create', exact: true }).click();
     await fieldError('Federation token', /the federation token is unknown, used or expired/);
     await page.getByLabel('Federation token').fill(federationToken);
@@ -581,6 +596,8 @@ describe('the console in Chromium', () => {
     const secondary = await s.db.cluster.findFirstOrThrow({ where: { name: 'orders-west' } });
     assert.equal(secondary.primaryClusterId, clusterId, 'a secondary of orders-dev');
     assert.deepEqual([secondary.upgradePin, secondary.deletionProtection], ['patch', false], 'the Operations step reached the server');
+    assert.equal(secondary.publicEndpoint, true);
+    assert.deepEqual(secondary.ipAllowlist, [{ cidr: '10.0.0.0/8', description: 'branch' }, { cidr: '2001:db8::/32', description: '' }], 'the allowlist reached the server (IPv6 in its canonical form)');
 
     // The secondary's page names its primary and links to it.
     await page.goto(`${s.url}/clusters/${secondary.id}`);
@@ -657,6 +674,39 @@ describe('the console in Chromium', () => {
     const details = page.getByRole('region', { name: 'Details' });
     await details.getByText('manual; pinned to 1.8.x').waitFor();
     await details.getByText('Deletion protection').waitFor();
+  });
+
+  step('public endpoint: the settings card turns it on with an allowlist (rows added and removed, 0.0.0.0/0 confirmed), shows the operation and the URL; the Overview shows both', async () => {
+    await page.goto(`${s.url}/clusters/${clusterId}?tab=settings`);
+    const card = page.getByRole('region', { name: 'Public endpoint' });
+    await card.getByText(/^Now off\./).waitFor();
+    await card.getByRole('checkbox', { name: 'Serve a public endpoint' }).check();
+    const source = `127.${s.config.LOCAL_NET_OCTET}.252.1/32`;
+    for (const [i, cidr, description] of [[1, source, 'browser test'], [2, '198.51.100.0/24', 'removed again'], [3, '0.0.0.0/0', 'anyone']] as const) {
+      await card.getByRole('button', { name: 'Add network' }).click();
+      await card.getByLabel(`Network ${i} (CIDR)`).fill(cidr);
+      await card.getByLabel(`Description ${i}`).fill(description);
+    }
+    await card.getByRole('button', { name: 'Remove network 2' }).click();
+    assert.equal(await card.getByLabel('Network 2 (CIDR)').inputValue(), '0.0.0.0/0', 'the rows after it move up');
+    await card.getByRole('button', { name: 'Save public endpoint' }).click();
+    await card.getByText(/ipAllowlist\.1\.cidr 0\.0\.0\.0\/0 lets every address on the internet in/).waitFor();
+    assert.equal(await s.db.operation.count({ where: { clusterId, kind: 'update-endpoint' } }), 0, 'refused before it was sent');
+    await assertAccessible(page, 'the Public endpoint card with a refusal');
+    await card.getByRole('checkbox', { name: /Yes, let every address on the internet in/ }).check();
+    await card.getByRole('button', { name: 'Save public endpoint' }).click();
+    await card.getByRole('progressbar', { name: 'Public endpoint change' }).waitFor();
+    await card.getByText('Applied.').waitFor({ timeout: 60_000 });
+    await card.getByText(/^Now on: https:\/\/127\.\d+\.\d+\.200:8501 \(UI: /).waitFor();
+    const row = await s.db.cluster.findUniqueOrThrow({ where: { id: clusterId } });
+    assert.equal(row.publicEndpoint, true);
+    assert.deepEqual(row.ipAllowlist, [{ cidr: source, description: 'browser test' }, { cidr: '0.0.0.0/0', description: 'anyone' }]);
+    assert.equal(await s.db.auditEvent.count({ where: { clusterId, action: 'cluster.endpoint.changed' } }), 1);
+    await assertAccessible(page, 'the Public endpoint card with its operation');
+    await page.getByRole('tab', { name: 'Overview' }).click();
+    const endpoints = page.getByRole('region', { name: 'Endpoints' });
+    await endpoints.getByText(/^on: https:\/\/127\.\d+\.\d+\.200:8501/).waitFor();
+    await endpoints.getByText(`${source} (browser test), 0.0.0.0/0 (anyone)`).waitFor();
   });
 
   step('signing out ends the session: the console shows sign-in, the old cookie no longer works, the Consul UI token is revoked', async () => {

@@ -129,7 +129,7 @@ describe('a lapsed lease: two worker processes, one runner', { timeout: 300_000 
     assert.deepEqual({ steps: row.steps, finishedAt: row.finishedAt, result: row.result }, atEnd, 'nothing of a was written after the takeover');
     assert.equal(row.error, null);
     const steps = row.steps as { name: string; state: string }[];
-    assert.deepEqual(steps.map((x) => [x.name, x.state]), ['allocate-addresses', 'generate-secrets', 'write-config', 'start-servers', 'wait-for-leader', 'verify-acl'].map((n) => [n, 'Succeeded']));
+    assert.deepEqual(steps.map((x) => [x.name, x.state]), ['allocate-addresses', 'generate-secrets', 'write-config', 'start-servers', 'wait-for-leader', 'verify-acl', 'apply-public-endpoint', 'record-public-address'].map((n) => [n, 'Succeeded']));
     const audits = await s.db.auditEvent.findMany({ where: { operationId: opId, action: 'cluster.running' } });
     assert.equal(audits.length, 1, 'the cluster became Running once');
     assert.deepEqual((await target.observe(clusterId)).map((p) => p.index), [0], 'exactly its one server process');

@@ -71,7 +71,7 @@ describe('ARM templates', () => {
     });
   }
 
-  it('cluster.json: Consul ports only inside the VNet (a federation\'s peered members: RPC and WAN gossip only); 8501 from the Internet and a public load balancer only with the external endpoint', () => {
+  it('cluster.json: Consul ports only inside the VNet (a federation\'s peered members: RPC and WAN gossip only); 8501 from the allowlist\'s networks and a public load balancer only with the external endpoint', () => {
     const t = read('infra/arm/cluster.json');
     const rules = t.variables.vnetRules as any[];
     const allows = rules.filter((r) => r.properties.access === 'Allow');
@@ -84,8 +84,11 @@ describe('ARM templates', () => {
     const deny = rules.find((r) => r.properties.access === 'Deny');
     assert.ok(deny && deny.properties.priority > Math.max(...allows.map((r) => r.properties.priority)), 'everything else is denied, VNet traffic included');
     assert.ok(deny.properties.priority < 65000, 'before Azure\'s default AllowVnetInBound');
-    assert.deepEqual(t.variables.internetHttpsRule.map((r: any) => [r.properties.sourceAddressPrefix, r.properties.destinationPortRange]), [['Internet', '8501']]);
-    assert.equal(t.variables.securityRules, "[if(parameters('externalEndpoint'), concat(variables('vnetRules'), variables('internetHttpsRule')), variables('vnetRules'))]");
+    // The public endpoint: 8501 from the allowlist's networks only, a rule per address family, each only with the endpoint on and networks to admit.
+    assert.deepEqual(t.variables.publicHttpsIpv4Rule.map((r: any) => [r.properties.sourceAddressPrefixes, r.properties.destinationPortRange]), [["[parameters('publicSourcesIpv4')]", '8501']]);
+    assert.deepEqual(t.variables.publicHttpsIpv6Rule.map((r: any) => [r.properties.sourceAddressPrefixes, r.properties.destinationPortRange]), [["[parameters('publicSourcesIpv6')]", '8501']]);
+    assert.ok(!JSON.stringify(t.variables).includes('"Internet"'), 'no rule admits the Internet at large');
+    assert.equal(t.variables.securityRules, "[concat(variables('vnetRules'), if(and(parameters('externalEndpoint'), not(empty(parameters('publicSourcesIpv4')))), variables('publicHttpsIpv4Rule'), createArray()), if(and(parameters('externalEndpoint'), not(empty(parameters('publicSourcesIpv6')))), variables('publicHttpsIpv6Rule'), createArray()))]");
     const publicOnes = t.resources.filter((r: any) => r.type === 'Microsoft.Network/loadBalancers' && r.name === "[variables('plbName')]");
     assert.equal(publicOnes.length, 1);
     assert.equal(publicOnes[0].condition, "[parameters('externalEndpoint')]");

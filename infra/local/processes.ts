@@ -12,7 +12,7 @@
  *   node dist/infra/local/processes.js refuse-or-replace NAME PORT VARIABLE LOCAL_DIR
  *   node dist/infra/local/processes.js pg-root-orphaned ROOT         status 0 when ROOT's clone is gone
  *   node dist/infra/local/processes.js stop [--grace S] [--command-has TEXT] [--label NAME] PIDFILE...
- *   node dist/infra/local/processes.js stop-consul LOCAL_DIR         the Consul agents run from LOCAL_DIR
+ *   node dist/infra/local/processes.js stop-consul LOCAL_DIR         the Consul agents run from LOCAL_DIR, and the clusters' public endpoints
  *
  * The stop commands print on stdout how many processes they stopped (stop.sh sums them).
  */
@@ -121,6 +121,17 @@ export function consulAgents(needle: string): number[] {
   return pids().filter((pid) => {
     const args = commandArgs(pid);
     return args.length > 0 && path.basename(args[0]!) === 'consul' && args.join(' ').includes(needle);
+  });
+}
+
+/**
+ * Clusters' public endpoints (libs/provisioner/src/local/public-endpoint-proxy.ts) whose folder is
+ * under NEEDLE: started detached by the product, like the Consul agents, and found the same way.
+ */
+export function publicEndpointProxies(needle: string): number[] {
+  return pids().filter((pid) => {
+    const args = commandArgs(pid);
+    return args.some((a) => a.endsWith('public-endpoint-proxy.js')) && args.some((a) => a.startsWith(`--endpoint-dir=${needle}`));
   });
 }
 
@@ -363,7 +374,9 @@ export async function main(argv: string[]): Promise<number> {
       if (!args[0]) throw new StackError(USAGE);
       // Clusters are started detached by the product, without pid files here: a consul binary whose arguments mention LOCAL_DIR/.
       const agents = consulAgents(`${args[0]}/`);
-      process.stdout.write(`${(await terminate('consul agents', agents)).length}\n`);
+      // Their public endpoints too (a proxy process per cluster whose endpoint is on).
+      const endpoints = publicEndpointProxies(`${args[0]}/`);
+      process.stdout.write(`${(await terminate('consul agents', agents)).length + (await terminate('public endpoints', endpoints)).length}\n`);
       return 0;
     }
     default:

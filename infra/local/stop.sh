@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stop everything the project started locally, by pid, never by name:
 #   0. npm start's supervisor   1. every $LOCAL/run/*.pid (api, worker, issuer, azurite, ...)
-#   2. Consul agents run from $LOCAL (clusters started detached by the product)
+#   2. Consul agents and clusters' public endpoints run from $LOCAL (started detached by the product)
 #   3. Redis   4. PostgreSQL
 # Steps 0-2 are infra/local/processes.ts (SIGTERM, SIGKILL after 10 s; a pid reused by another
 # process is left alone). Idempotent: with nothing running it prints so and exits 0.
@@ -28,7 +28,7 @@ if [[ -f "$PROCESSES" ]]; then
   done
   ((${#pidfiles[@]} == 0)) || STOPPED=$((STOPPED + $(processes stop --grace "$GRACE" "${pidfiles[@]}")))
 
-  # --- 2. Consul agents: clusters are started detached by the product, without pid files here.
+  # --- 2. Consul agents and public endpoints: clusters are started detached by the product, without pid files here.
   STOPPED=$((STOPPED + $(processes stop-consul "$LOCAL")))
 elif compgen -G "$LOCAL/run/*.pid" >/dev/null; then
   warn "$PROCESSES is missing (npm run build makes it): the processes of $LOCAL/run/*.pid and the Consul agents are not stopped"

@@ -21,6 +21,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { RUNTIME, TemplateError, evaluateDeployment, type EvaluatedResource, type Value } from './arm-template';
+import { securityGroupRefusals } from './arm-nsg';
 
 /** Built-in roles that matter here (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles). */
 export type RoleName = 'Owner' | 'Contributor' | 'User Access Administrator' | 'Reader' | 'Network Contributor';
@@ -257,6 +258,9 @@ export class ArmPreflight {
       if (type === 'microsoft.storage/storageaccounts' && typeof r.name === 'string') causes.push(...this.storageAccount(r.name, subscription, resourceGroup, location, r.sku));
       if (type === 'microsoft.keyvault/vaults' && typeof r.name === 'string') causes.push(...this.vault(r.name, subscription, resourceGroup));
       if (type === 'microsoft.network/privatelinkservices') causes.push(...privateLinkService(r, resources));
+      if (type === 'microsoft.network/networksecuritygroups') {
+        causes.push(...securityGroupRefusals(r, (nsg, rule) => `/subscriptions/${subscription}/resourceGroups/${resourceGroup}/providers/Microsoft.Network/networkSecurityGroups/${nsg}/securityRules/${rule}`));
+      }
       if (zones.length > 0 && !this.opts.zonesOf(location).length) {
         const [ns, ...rest] = r.type.split('/');
         // Compute: ResourceTypeNotSupportAvailabilityZones (kubernetes-sigs/cluster-api-provider-azure#294); Network: LocationNotSupportAvailabilityZones (pivotal/paving#79).

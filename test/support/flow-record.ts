@@ -14,7 +14,7 @@ export const SUCCESS_MARKER: Record<string, string> = {
 
 /** The steps each kind's flow runs, in order. */
 export const STEPS: Record<string, string[]> = {
-  create: ['allocate-addresses', 'generate-secrets', 'write-config', 'start-servers', 'wait-for-leader', 'verify-acl'],
+  create: ['allocate-addresses', 'generate-secrets', 'write-config', 'start-servers', 'wait-for-leader', 'verify-acl', 'apply-public-endpoint', 'record-public-address'],
   snapshot: ['take-snapshot', 'apply-retention'],
   'create-token': ['choose-token-ids', 'create-acl-token'],
   'rotate-gossip-key': ['choose-key', 'rotate-keyring', 'save-key', 'share-key-with-secondaries'],

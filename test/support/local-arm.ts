@@ -130,6 +130,10 @@ export interface LocalArm extends Omit<FakeArm, 'counters'> {
   linkServices(): { id: string; natIp: string; visibility: string[]; autoApproval: string[]; connections: number }[];
   /** Every Run Command script sent, in order. */
   runCommandScripts(): string[];
+  /** The public IP addresses and load balancers of a resource group (deployed, not yet deleted), with a public IP's address. */
+  publicResources(resourceGroup: string): { type: 'publicIPAddresses' | 'loadBalancers'; name: string; ipAddress?: string }[];
+  /** The security rules of a resource group's network security groups, as last deployed. */
+  securityRules(resourceGroup: string): SecurityRule[];
   /** The peerings of the VNets deployed, with their state as ARM answers it. */
   peerings(): { vnetId: string; name: string; remoteId: string; state: string }[];
   /** The pairs of VNets wired together now (their peerings Connected), by resource group. */
@@ -387,6 +391,9 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
   /** The VNets deployed (by lower-case id), with their peerings, and the NSGs (by lower-case id). */
   const vnetRecords = new Map<string, LocalVnet>();
   const nsgs = new Map<string, { resourceGroup: string; rules: SecurityRule[] }>();
+  /** Public IPs and load balancers by id (lower case): an Incremental deployment makes them, only a DELETE or a Complete one removes them. */
+  const publicResources = new Map<string, { id: string; type: 'publicIPAddresses' | 'loadBalancers'; name: string; resourceGroup: string; ipAddress?: string; frontendIps: string[] }>();
+  let publicIpCount = 0;
   /** The private endpoints' addresses: this run's block of the control plane's network. */
   const endpointBlock = `10.247.${(process.pid % 250) + 1}`;
   let nextEndpointHost = 4;
@@ -461,6 +468,7 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
       // (a Complete deployment deletes a group's resources, not other groups' peerings: Azure/bicep#8520).
       for (const [k, v] of vnetRecords) if (v.resourceGroup.toLowerCase() === group) vnetRecords.delete(k);
       for (const [k, nsg] of nsgs) if (nsg.resourceGroup.toLowerCase() === group) nsgs.delete(k);
+      for (const [k, r] of publicResources) if (r.resourceGroup.toLowerCase() === group) publicResources.delete(k);
       syncLinks();
       d.outputs = {};
       return;
@@ -496,6 +504,7 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
       const name = String(v.name);
       if (!vaults.has(name.toLowerCase())) vaults.set(name.toLowerCase(), { name, subscription: d.subscription, resourceGroup: d.resourceGroup, secrets: new Map() });
     }
+    for (const r of evaluated) putPublicResource(d.subscription, d.resourceGroup, r);
     const scaleSetResource = evaluated.find((r) => r.type.toLowerCase() === 'microsoft.compute/virtualmachinescalesets');
     const identities = Object.keys((scaleSetResource?.identity as { userAssignedIdentities?: Record<string, unknown> } | undefined)?.userAssignedIdentities ?? {}).map((i) => i.toLowerCase());
     const vnetResource = evaluated.find((r) => r.type.toLowerCase() === 'microsoft.network/virtualnetworks');
@@ -541,6 +550,18 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
 
   const vnetById = (id: string) => vnetRecords.get(id.toLowerCase());
   const armId = (subscription: string, resourceGroup: string, type: string, name: string) => `/subscriptions/${subscription}/resourceGroups/${resourceGroup}/providers/${type}/${name}`;
+
+  /** A public IP (given an address of the documentation range) or a load balancer with the public IPs of its frontends, as a deployment declares it. */
+  function putPublicResource(subscription: string, resourceGroup: string, r: EvaluatedResource): void {
+    const kind = r.type.toLowerCase() === 'microsoft.network/publicipaddresses' ? 'publicIPAddresses' : r.type.toLowerCase() === 'microsoft.network/loadbalancers' ? 'loadBalancers' : undefined;
+    if (!kind) return;
+    const id = armId(subscription, resourceGroup, `Microsoft.Network/${kind}`, String(r.name));
+    const o = (v: unknown) => (v && typeof v === 'object' ? (v as Record<string, unknown>) : {});
+    const frontendIps = ((o(r.properties).frontendIPConfigurations as unknown[] | undefined) ?? [])
+      .map((f) => o(o(o(f).properties).publicIPAddress).id).filter((x): x is string => typeof x === 'string').map((x) => x.toLowerCase());
+    const existing = publicResources.get(id.toLowerCase());
+    publicResources.set(id.toLowerCase(), { id, type: kind, name: String(r.name), resourceGroup, frontendIps, ...(kind === 'publicIPAddresses' ? { ipAddress: existing?.ipAddress ?? `198.51.100.${++publicIpCount}` } : {}) });
+  }
 
   /**
    * A VNet as its deployment declares it, and the NSGs of that deployment. A VNet deployed again keeps
@@ -815,6 +836,26 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
       const inst = [...set.instances.values()].find((i) => i.privateIp === body.ipAddress || (body.ipConfiguration?.id ?? '').toLowerCase().includes(`/virtualmachines/${i.instanceId}/`));
       if (!inst) return armError(res, 400, 'InvalidRequestFormat', `No backend address ${body.ipAddress ?? body.ipConfiguration?.id} in pool ${parts[9]}.`), true;
       return send(res, 200, { inboundNatRulePortMappings: pls.rules.map((r) => ({ inboundNatRuleName: r.name, protocol: 'Tcp', frontendPort: r.start + inst.natSlot, backendPort: r.backendPort })) }), true;
+    }
+    // Public IP addresses and load balancers: get and delete (https://learn.microsoft.com/rest/api/virtual-network/public-ip-addresses,
+    // https://learn.microsoft.com/rest/api/load-balancer/load-balancers).
+    if ((lower[6] === 'publicipaddresses' || lower[6] === 'loadbalancers') && parts.length === 8 && (method === 'GET' || method === 'DELETE')) {
+      const type = lower[6] === 'publicipaddresses' ? 'publicIPAddresses' : 'loadBalancers';
+      const id = armId(subscription, rg, `Microsoft.Network/${type}`, parts[7]);
+      const found = publicResources.get(id.toLowerCase());
+      if (method === 'GET') {
+        if (!found) return notFound(`Microsoft.Network/${type}`, parts[7]), true;
+        return send(res, 200, { id: found.id, name: found.name, type: `Microsoft.Network/${type}`, location: 'westeurope', properties: { provisioningState: 'Succeeded', ...(found.ipAddress ? { ipAddress: found.ipAddress, publicIPAllocationMethod: 'Static' } : {}) } }), true;
+      }
+      const refused = preflight.checkWrite(subscription, rg, id, `Microsoft.Network/${type}/delete`);
+      if (refused) return send(res, refused.status, { error: refused.error }), true;
+      if (!found) return send(res, 204, undefined), true;
+      // A public IP still on a load balancer's frontend is not deleted: "you can't delete a public IP address that is associated
+      // with a resource" (https://learn.microsoft.com/azure/virtual-network/ip-services/virtual-network-public-ip-address#view-modify-settings-for-or-delete-a-public-ip-address).
+      const holder = [...publicResources.values()].find((x) => x.frontendIps.includes(id.toLowerCase()));
+      if (holder) return armError(res, 400, 'PublicIPAddressCannotBeDeleted', `Public IP address ${id} can not be deleted since it is still allocated to resource ${holder.id}/frontendIPConfigurations/public. In order to delete the public IP, disassociate/detach the Public IP address from the resource.`), true;
+      publicResources.delete(id.toLowerCase());
+      return send(res, 200, undefined), true;
     }
     // Virtual network peerings (https://learn.microsoft.com/rest/api/virtual-network/virtual-network-peerings): list, get, delete.
     if (lower[6] === 'virtualnetworks' && lower[8] === 'virtualnetworkpeerings' && (parts.length === 9 || parts.length === 10)) {
@@ -1307,6 +1348,9 @@ export async function startLocalArm(opts: LocalArmOptions): Promise<LocalArm> {
     privateEndpoints: () => [...endpoints.values()].map((e) => ({ name: e.name, ip: e.ip, status: e.status, linkServiceId: e.linkServiceId })),
     linkServices: () => [...linkServices.values()].map((l) => ({ id: l.id, natIp: l.natIp, visibility: l.visibility, autoApproval: l.autoApproval, connections: l.connections.size })),
     runCommandScripts: () => [...runCommandScripts],
+    publicResources: (resourceGroup: string) => [...publicResources.values()].filter((r) => r.resourceGroup.toLowerCase() === resourceGroup.toLowerCase())
+      .map(({ type, name, ipAddress }) => ({ type, name, ...(ipAddress ? { ipAddress } : {}) })),
+    securityRules: (resourceGroup: string) => [...nsgs.values()].filter((n) => n.resourceGroup.toLowerCase() === resourceGroup.toLowerCase()).flatMap((n) => n.rules),
     peerings: () => [...vnetRecords.values()].flatMap((v) => [...v.peerings.values()].map((x) => ({ vnetId: v.id, name: x.name, remoteId: x.remoteId, state: peeringState(v, x, vnetById) }))),
     peeredGroups: () => network.linked().map((id) => id.split('|').map((k) => k.split('/')[0]) as [string, string]),
     vaultSecret: (vaultName: string, secretName: string) => vaults.get(vaultName.toLowerCase())?.secrets.get(secretName)?.at(-1)?.value,

@@ -7,6 +7,8 @@ export interface OptionSpec {
   value?: string;
   required?: boolean;
   short?: string;
+  /** May be given more than once (`--allow A --allow B`); read with `strings`. */
+  multiple?: boolean;
 }
 
 /** A wrong command line: exit 2 with the command's usage line. */
@@ -49,6 +51,12 @@ export class ParsedArgs {
     return typeof v === 'string' ? v : undefined;
   }
 
+  /** Every value of a repeatable option, in the order given (none: empty). */
+  strings(name: string): string[] {
+    const v = this.values[name];
+    return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : typeof v === 'string' ? [v] : [];
+  }
+
   /** A required option (checked when parsing, so present here). */
   required(name: string): string {
     const v = this.string(name);
@@ -84,7 +92,7 @@ export function parseCommandLine(argv: readonly string[], spec: ArgsSpec, usage:
   try {
     parsed = parseArgs({
       args: [...argv],
-      options: Object.fromEntries(Object.entries(options).map(([name, o]) => [name, o.short ? { type: o.type, short: o.short } : { type: o.type }])),
+      options: Object.fromEntries(Object.entries(options).map(([name, o]) => [name, { type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}) }])),
       allowPositionals: true,
       strict: true,
     }) as { values: Values; positionals: string[] };

@@ -470,9 +470,12 @@ describe('hcs, the command line', { timeout: 240_000 }, () => {
   });
 
   it('clusters create --wait shows progress and ends with the cluster Running, protected and pinned as asked', async () => {
-    const created = await hcs([...createArgs('cli-orders'), '--deletion-protection', '--upgrade-pin', 'minor', '--wait'], { ttyStderr: true });
+    const source = `127.${s.config.LOCAL_NET_OCTET}.251.1`;
+    const created = await hcs([...createArgs('cli-orders'), '--deletion-protection', '--upgrade-pin', 'minor', '--public-endpoint', '--allow', `${source}/32=build agent`, '--allow', '2001:DB8::/32', '--wait'], { ttyStderr: true });
     assert.equal(created.code, 0, created.stderr);
     assert.match(created.stdout, /^State:\s+Running$/m);
+    assert.match(created.stdout, /^Public endpoint:\s+on, https:\/\/127\.\d+\.\d+\.200:8501 \(UI: https:\/\/127\.\d+\.\d+\.200:8501\/ui\/\)$/m);
+    assert.ok(created.stdout.includes(`Allowed sources:         ${source}/32 (build agent), 2001:db8::/32`), created.stdout);
     assert.match(created.stdout, /^Tier:\s+development \(1 server\)$/m);
     assert.match(created.stdout, /^Deletion protection:\s+on$/m);
     assert.match(created.stdout, /^Upgrades:\s+manual; pinned to 1\.x \(minor\)$/m);
@@ -520,7 +523,7 @@ describe('hcs, the command line', { timeout: 240_000 }, () => {
     assert.match(typo.stderr, /--deletion-protection takes on or off, not 'yes'[\s\S]*usage: hcs clusters update ID/);
     const nothing = await hcs(['clusters', 'update', clusterId]);
     assert.equal(nothing.code, 2);
-    assert.match(nothing.stderr, /nothing to change: give --deletion-protection and\/or --upgrade-pin/);
+    assert.match(nothing.stderr, /nothing to change: give --deletion-protection, --upgrade-pin, --public-endpoint and\/or --allow/);
     const badPin = await hcs(['clusters', 'update', clusterId, '--upgrade-pin', 'major']);
     assert.equal(badPin.code, 3, badPin.stderr);
     assert.match(badPin.stderr, /invalid_upgradePolicy_pin: upgradePolicy\.pin must be one of none, patch, minor/);
@@ -538,6 +541,32 @@ describe('hcs, the command line', { timeout: 240_000 }, () => {
     assert.deepEqual([c.deletionProtection, c.upgradePolicy.pin], [false, 'none']);
     const events = (await s.request('GET', `/v1/clusters/${clusterId}/events`, { token })).body.events as { action: string; details: unknown }[];
     assert.deepEqual(events.filter((e) => e.action === 'cluster.deletion-protection.changed').map((e) => e.details), [{ from: true, to: false }]);
+  });
+
+  it('clusters update --public-endpoint and --allow: an operation (waited for), refusals exit 3 saying what to send, get shows them', async () => {
+    assert.ok(clusterId);
+    const hostBits = await hcs(['clusters', 'update', clusterId, '--allow', '10.1.2.3/8=lab']);
+    assert.equal(hostBits.code, 3, hostBits.stderr);
+    assert.match(hostBits.stderr, /cidr_host_bits_set: ipAllowlist\.0\.cidr '10\.1\.2\.3\/8' has host bits set; the network is 10\.0\.0\.0\/8: send that/);
+    const anyone = await hcs(['clusters', 'update', clusterId, '--allow', '0.0.0.0/0']);
+    assert.equal(anyone.code, 3);
+    assert.match(anyone.stderr, /any_address_not_confirmed: .*"allowAnyAddress": true/);
+    const typo = await hcs(['clusters', 'update', clusterId, '--public-endpoint', 'yes']);
+    assert.equal(typo.code, 2);
+    assert.match(typo.stderr, /--public-endpoint takes on or off, not 'yes'/);
+
+    const swapped = await hcs(['clusters', 'update', clusterId, '--allow', '198.51.100.0/24=office', '--allow', '0.0.0.0/0=anyone', '--allow-any-address', '--wait']);
+    assert.equal(swapped.code, 0, swapped.stderr);
+    assert.match(swapped.stdout, /^Allowed sources:\s+198\.51\.100\.0\/24 \(office\), 0\.0\.0\.0\/0 \(anyone\)$/m);
+    const off = await hcs(['clusters', 'update', clusterId, '--public-endpoint', 'off', '--wait']);
+    assert.equal(off.code, 0, off.stderr);
+    assert.match(off.stdout, /^Public endpoint:\s+off \(the allowlist below is kept for when it is on\)$/m);
+    const shown = await hcs(['clusters', 'get', clusterId, '--json']);
+    const c = JSON.parse(shown.stdout);
+    assert.deepEqual([c.publicEndpoint, c.endpoints.public, c.ipAllowlist.length], [false, null, 2]);
+    const help = await hcs(['clusters', 'update', '--help']);
+    assert.match(help.stdout, /--allow CIDR\[=DESCRIPTION\]/);
+    assert.match(help.stdout, /--public-endpoint on\|off/);
   });
 
   it('client-config writes ca.pem and an owner-only client.json; token prints the secret once', async () => {

@@ -23,6 +23,7 @@ import { CreateTokenFlow } from './operations/flows/create-token.flow';
 import { RevokeTokenFlow } from './operations/flows/revoke-token.flow';
 import { TokenSweeper } from './schedules/token.sweeper';
 import { DeleteClusterFlow } from './operations/flows/delete-cluster.flow';
+import { UpdateEndpointFlow } from './operations/flows/update-endpoint.flow';
 import type { Flow } from './operations/flows/flow';
 import { OperationRunner } from './operations/operation.runner';
 import { Reconciler } from './operations/reconciler';
@@ -118,6 +119,7 @@ export class WorkerModule {
               'rotate-certificates': new RotateCertificatesFlow(target, secrets, audit),
               'rotate-management-token': new RotateManagementTokenFlow(target, secrets, audit, config.CLUSTER_READY_TIMEOUT_MS),
               'rotate-ca': new RotateCaFlow(target, clusters, secrets, audit, config.CLUSTER_READY_TIMEOUT_MS),
+              'update-endpoint': new UpdateEndpointFlow(target, clusters, audit),
             };
             const runner = new OperationRunner(ops, clusters, flows, { owner: `${hostname()}:${process.pid}`, leaseMs: config.OPERATION_LEASE_MS, open: (cluster) => target.open(cluster) });
             runner.onClose = () => target.close();

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { CONSUL_NAME, CONSUL_NAME_RULE, RESOURCE_GROUP, RESOURCE_GROUP_RULE, UUID_PATTERN, VNET_CIDR, VNET_CIDR_RULE, instant, nullableInstant } from './fields';
 import { FEDERATION_TOKEN_PATTERN, FEDERATION_TOKEN_RULE } from './federation';
+import { ALLOWLIST_ENTRY, ALLOW_ANY_ADDRESS, IP_ALLOWLIST, checkAllowlist } from './ip-allowlist';
 import { ACCEPTED, CLUSTER_ID, IDEMPOTENCY_HEADER, OPERATION } from './operations';
 import { ROLE, because, body, route, type Catalog } from './route';
 import { UPGRADE_PINS, type UpgradePin } from './upgrade-pin';
@@ -69,6 +70,7 @@ export const applySnapshotPolicy = (change: z.output<typeof SNAPSHOT_POLICY_CHAN
 });
 
 const deletionProtection = () => z.boolean({ error: 'deletionProtection must be true or false' });
+const publicEndpoint = () => z.boolean({ error: 'publicEndpoint must be true or false' });
 /** What a refused delete of a protected cluster tells the caller to send first. */
 export const DELETION_PROTECTION_OFF = { deletionProtection: false } as const;
 
@@ -97,7 +99,10 @@ export const createClusterBody = (catalog: Catalog) =>
     tier: required('tier').pipe(tierOf(catalog)).meta({ enum: [...catalog.tiers], example: 'standard' }),
     datacenter: text('datacenter').refine((v) => CONSUL_NAME.test(v), `datacenter must be ${CONSUL_NAME_RULE}`).optional().meta({ description: 'Consul datacenter name; defaults to the cluster name' }),
     consulVersion: versionOf(catalog).optional().meta({ description: `Default: the RECOMMENDED version (${recommended(catalog)})` }),
-    publicEndpoint: z.boolean({ error: 'publicEndpoint must be true or false' }).default(false),
+    publicEndpoint: publicEndpoint().default(false)
+      .meta({ description: 'On: the HTTPS API and UI also answer on a public address, to the sources of ipAllowlist only. Default false' }),
+    ipAllowlist: IP_ALLOWLIST.default([]),
+    allowAnyAddress: ALLOW_ANY_ADDRESS.default(false),
     deletionProtection: deletionProtection().default(false)
       .meta({ description: 'On: DELETE /v1/clusters/{id} is refused (409 deletion_protected) until PATCH sets it false. Default false' }),
     vnetCidr: text('vnetCidr').refine((v) => VNET_CIDR.test(v), `vnetCidr must be ${VNET_CIDR_RULE}`).optional()
@@ -112,8 +117,12 @@ export const createClusterBody = (catalog: Catalog) =>
       ctx.addIssue({ code: 'custom', path: ['upgradePolicy', 'window'], message: upgradePolicy.problem, params: { code: 'invalid_upgradePolicy_window' } });
       return z.NEVER;
     }
+    const ipAllowlist = checkAllowlist(b.ipAllowlist, b.allowAnyAddress, ctx);
+    if (ipAllowlist.length !== b.ipAllowlist.length) return z.NEVER;
+    const { allowAnyAddress: _confirmed, ...rest } = b;
     return {
-      ...b,
+      ...rest,
+      ipAllowlist,
       subscriptionId: b.subscriptionId.toLowerCase(),
       datacenter: b.datacenter ?? b.name,
       consulVersion: b.consulVersion ?? recommended(catalog),
@@ -123,14 +132,27 @@ export const createClusterBody = (catalog: Catalog) =>
   });
 export type CreateClusterCommand = z.output<ReturnType<typeof createClusterBody>>;
 
-/** PATCH /v1/clusters/{id}: one or more members; the policies change at once, a tier queues a scale. */
+/** PATCH /v1/clusters/{id}: one or more members; the policies change at once, a tier queues a scale, the endpoint an update-endpoint. */
 export const updateClusterBody = (catalog: Catalog) =>
   body({
     snapshotPolicy: SNAPSHOT_POLICY_CHANGE.optional(),
     upgradePolicy: UPGRADE_POLICY_CHANGE.optional().meta({ description: 'Applied at once (200); audited as cluster.upgrade-policy.changed' }),
     deletionProtection: deletionProtection().optional().meta({ description: 'Applied at once (200); audited as cluster.deletion-protection.changed' }),
     tier: tierOf(catalog).optional().meta({ description: 'A different tier queues a scale operation (202 with it)' }),
-  }).refine((b) => Object.keys(b).length > 0, because('empty_patch', 'nothing to change; send one of snapshotPolicy, upgradePolicy, deletionProtection, tier'));
+    publicEndpoint: publicEndpoint().optional()
+      .meta({ description: 'Turns the public endpoint on or off: queues an update-endpoint operation (202 with it); audited as cluster.endpoint.changed' }),
+    ipAllowlist: IP_ALLOWLIST.optional()
+      .meta({ description: 'Replaces the whole allowlist: queues an update-endpoint operation (202 with it); kept while the endpoint is off and applied when it is turned on' }),
+    allowAnyAddress: ALLOW_ANY_ADDRESS.optional(),
+  }).refine((b) => Object.keys(b).length > 0, because('empty_patch', 'nothing to change; send one of snapshotPolicy, upgradePolicy, deletionProtection, tier, publicEndpoint, ipAllowlist'))
+    .refine((b) => b.allowAnyAddress === undefined || b.ipAllowlist !== undefined, { ...because('invalid_allowAnyAddress', 'allowAnyAddress confirms an ipAllowlist entry of 0.0.0.0/0 or ::/0: send it with ipAllowlist'), path: ['allowAnyAddress'] })
+    .refine((b) => b.tier === undefined || (b.publicEndpoint === undefined && b.ipAllowlist === undefined),
+      because('one_operation_per_request', 'a tier change and an endpoint change are two operations: send them in two PATCH requests'))
+    .transform((b, ctx) => {
+      if (b.ipAllowlist === undefined) return { ...b, ipAllowlist: undefined };
+      const ipAllowlist = checkAllowlist(b.ipAllowlist, b.allowAnyAddress ?? false, ctx);
+      return ipAllowlist.length === b.ipAllowlist.length ? { ...b, ipAllowlist } : z.NEVER;
+    });
 
 export const upgradeClusterBody = (catalog: Catalog) => body({ consulVersion: versionOf(catalog) });
 export const ROTATE_BODY = body({
@@ -150,10 +172,15 @@ export const CLUSTER = z.strictObject({
   subscriptionId: z.string(),
   resourceGroup: z.string(),
   managedResourceGroup: z.string().nullable(),
-  publicEndpoint: z.boolean(),
+  publicEndpoint: z.boolean().meta({ description: 'Whether the HTTPS API and UI answer on a public address (endpoints.public once it exists)' }),
+  ipAllowlist: z.array(ALLOWLIST_ENTRY).meta({ description: 'The sources the public endpoint admits (kept while the endpoint is off)' }),
   deletionProtection: z.boolean().meta({ description: 'On: a delete is refused (409 deletion_protected) until PATCH sets it false' }),
   target: z.string(),
-  endpoints: z.strictObject({ https: z.string().nullable(), ui: z.string().nullable() }).meta({ example: { https: 'https://127.64.0.1:8501', ui: 'https://127.64.0.1:8501/ui/' } }),
+  endpoints: z.strictObject({
+    https: z.string().nullable(),
+    ui: z.string().nullable(),
+    public: z.string().nullable().meta({ description: "The public endpoint's HTTPS URL (its UI at /ui/) once it exists; null while it is off or being made" }),
+  }).meta({ example: { https: 'https://127.64.0.1:8501', ui: 'https://127.64.0.1:8501/ui/', public: 'https://127.64.0.200:8501' } }),
   serverAddresses: z.array(z.string()),
   createdAt: instant,
   updatedAt: instant,
@@ -199,7 +226,7 @@ export const CLUSTER_ROUTES = {
   }),
   updateCluster: route({
     id: 'updateCluster', method: 'PATCH', path: '/v1/clusters/{id}', tag: 'clusters', auth: 'bearer', roles: [ROLE.write],
-    summary: 'Change a cluster: snapshotPolicy, upgradePolicy and deletionProtection (200) and/or tier (202 with a scale operation)',
+    summary: 'Change a cluster: snapshotPolicy, upgradePolicy and deletionProtection (200) and/or tier (202 with a scale operation) or publicEndpoint and ipAllowlist (202 with an update-endpoint operation)',
     params: CLUSTER_ID, body: updateClusterBody,
     answers: { 200: CLUSTER, 202: ACCEPTED_CLUSTER },
   }),

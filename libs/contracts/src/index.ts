@@ -15,6 +15,7 @@ export * from './fields';
 export * from './errors';
 export * from './clusters';
 export * from './upgrade-pin';
+export * from './ip-allowlist';
 export * from './federation';
 export * from './kubernetes';
 export * from './audit-export';

@@ -35,6 +35,7 @@ export const OperationKind = {
   RotateManagementToken: 'rotate-management-token',
   RotateCa: 'rotate-ca',
   Upgrade: 'upgrade',
+  UpdateEndpoint: 'update-endpoint',
 } as const;
 export type OperationKind = (typeof OperationKind)[keyof typeof OperationKind];
 

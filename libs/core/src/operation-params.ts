@@ -10,6 +10,8 @@ import { OperationKind } from './model';
  */
 const uuid = z.string().uuid();
 const any = z.object({}).passthrough();
+/** A cluster's public endpoint setting as an update-endpoint records it (before and after the request). */
+const endpointSetting = z.object({ publicEndpoint: z.boolean(), ipAllowlist: z.array(z.object({ cidr: z.string(), description: z.string() })) });
 
 export const OPERATION_PARAMS = {
   [OperationKind.Create]: any,
@@ -26,6 +28,8 @@ export const OPERATION_PARAMS = {
   [OperationKind.RotateManagementToken]: any,
   [OperationKind.RotateCa]: any,
   [OperationKind.Upgrade]: z.object({ toVersion: z.string().min(1), preUpgradeSnapshotId: uuid }).passthrough(),
+  // What was asked (the audit's before and after); the flow applies the cluster row's setting as it is when it runs, the latest asked.
+  [OperationKind.UpdateEndpoint]: z.object({ from: endpointSetting, to: endpointSetting }).passthrough(),
 } satisfies Record<OperationKind, z.ZodTypeAny>;
 
 export type OperationParams<K extends OperationKind> = z.infer<(typeof OPERATION_PARAMS)[K]>;

@@ -33,6 +33,11 @@ export class TargetRefusedError extends Error {
   }
 }
 
+/** What a cluster's public endpoint admits: the allowlist's networks (IPv4 and IPv6 CIDRs, checked by the contract). */
+export interface PublicEndpointSpec {
+  allowlist: readonly { cidr: string; description: string }[];
+}
+
 export interface ObservedServer {
   index: number;
   /** Where it is reached, when the target assigns addresses itself (a VM's private IP). */
@@ -76,6 +81,19 @@ export interface Target {
 
   /** Deletes everything the target holds for the cluster. */
   deleteAll(clusterId: string): Promise<Progress>;
+
+  /**
+   * The cluster's public endpoint (the servers' HTTPS API and UI on a public address of its own)
+   * admits exactly `endpoint.allowlist`'s sources, changed in place when it exists; with null,
+   * there is none (and nothing public of it is left). Locally a proxy process on a loopback
+   * address of the cluster's; in Azure the public IP and load balancer, with a network security
+   * group rule per address family admitting the allowlist (the secrets: Azure's deployment of
+   * the servers carries their files, and the endpoint changes in that same deployment).
+   */
+  updateEndpoint(spec: ClusterSpec, secrets: ClusterSecrets, endpoint: PublicEndpointSpec | null): Promise<Progress>;
+
+  /** Where the public endpoint answers now (an IP address), or null when there is none. */
+  publicAddress(clusterId: string): Promise<string | null>;
 
   /** What artifact server `index` runs (a binary path, an image); null when it does not run. */
   serverBinary(clusterId: string, index: number): Promise<string | null>;

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { applySnapshotPolicy, applyUpgradePolicy, type BodyOf, type ClusterView, type CreateClusterCommand, type OperationView, type Rotation, ROUTES } from '../../../../libs/contracts/src';
-import { TenantClusterRepository, FederationRepository, type IdempotentResponse, type NewCluster, ClusterState, ConflictError, IdempotencyRepository, NotFoundError, OperationKind, ROLES, SecretName, SecretRepository, TIERS, ValidationError, isUniqueViolation, isUuid, type Config, type Operation, type TierName, type UpgradePolicy } from '../../../../libs/core/src';
+import { TenantClusterRepository, FederationRepository, type IdempotentResponse, type NewCluster, ClusterState, ConflictError, IdempotencyRepository, NotFoundError, OperationKind, ROLES, SecretName, SecretRepository, TIERS, UnprocessableError, ValidationError, isUniqueViolation, isUuid, type Config, type Operation, type TierName, type UpgradePolicy } from '../../../../libs/core/src';
 import type { Principal } from '../auth/principal';
 import { OperationDispatcher } from '../operation.dispatcher';
 import { UI_SESSION_GATE } from '../consul-ui/consul-ui.tokens';
@@ -58,7 +58,7 @@ export class ClustersService {
     const input: NewCluster = {
       tenantId: caller.tenantId, createdBy: caller.userId, serverCount: serverCountFor(cmd.tier),
       name: cmd.name, subscriptionId: cmd.subscriptionId, resourceGroup: cmd.resourceGroup, region: cmd.region, tier: cmd.tier,
-      datacenter: cmd.datacenter, consulVersion: cmd.consulVersion, publicEndpoint: cmd.publicEndpoint, deletionProtection: cmd.deletionProtection,
+      datacenter: cmd.datacenter, consulVersion: cmd.consulVersion, publicEndpoint: cmd.publicEndpoint, ipAllowlist: cmd.ipAllowlist, deletionProtection: cmd.deletionProtection,
       snapshotIntervalHours: cmd.snapshotPolicy.intervalHours, snapshotRetention: cmd.snapshotPolicy.retention,
       upgradePolicy: cmd.upgradePolicy, target: this.config.defaultTarget, vnetCidr: cmd.vnetCidr,
     };
@@ -103,8 +103,10 @@ export class ClustersService {
 
   /**
    * PATCH: the snapshot and upgrade policies and deletion protection change at
-   * once, together (200); a new tier queues a scale operation (202 with it), run
-   * by the worker like any other change. Everything is validated before anything
+   * once, together (200); a new tier queues a scale operation (202 with it), and
+   * a change of the public endpoint or its allowlist an update-endpoint operation
+   * (202 with it, written with the other settings in one transaction), run by
+   * the worker like any other change. Everything is validated before anything
    * is written.
    */
   async update(caller: Principal, id: string, change: BodyOf<typeof ROUTES.updateCluster>): Promise<{ cluster: ClusterView; operation?: OperationView }> {
@@ -129,8 +131,14 @@ export class ClustersService {
       if (cluster.state !== ClusterState.Running) throw new ConflictError('cluster_not_running', `the cluster is ${cluster.state}; it can be scaled once it is Running`);
       toTier = change.tier as TierName;
     }
-    if (policy || upgradePolicy || change.deletionProtection !== undefined) {
-      await this.clusters.updateSettings(cluster, { snapshotPolicy: policy, upgradePolicy, deletionProtection: change.deletionProtection }, caller.userId);
+    const endpoint = change.publicEndpoint !== undefined || change.ipAllowlist !== undefined ? { publicEndpoint: change.publicEndpoint, ipAllowlist: change.ipAllowlist } : undefined;
+    let endpointOperation: Operation | null = null;
+    if (policy || upgradePolicy || change.deletionProtection !== undefined || endpoint) {
+      endpointOperation = await this.clusters.updateSettings(cluster, { snapshotPolicy: policy, upgradePolicy, deletionProtection: change.deletionProtection, endpoint }, caller.userId);
+    }
+    if (endpointOperation) {
+      await this.dispatcher.dispatch(endpointOperation.id);
+      return { cluster: clusterView((await this.clusters.findForTenant(caller.tenantId, id))!), operation: operationView(endpointOperation) };
     }
     if (!toTier) return { cluster: clusterView((await this.clusters.findForTenant(caller.tenantId, id))!) };
     const op = await this.clusters.addOperation(cluster, OperationKind.Scale, caller.userId, 'cluster.scale.requested', {

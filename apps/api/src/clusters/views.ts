@@ -1,4 +1,4 @@
-import type { ClusterView, OperationStep, OperationView } from '../../../../libs/contracts/src';
+import type { AllowlistEntry, ClusterView, OperationStep, OperationView } from '../../../../libs/contracts/src';
 import type { ClusterServer, ClusterViewColumns, Operation, UpgradePolicy } from '../../../../libs/core/src';
 
 const CONSUL_HTTPS_PORT = 8501;
@@ -8,6 +8,8 @@ export function clusterView(c: ClusterViewColumns & ({ servers?: ClusterServer[]
   const addresses = c.serverAddresses ?? ('servers' in c ? (c.servers ?? []).map((s) => s.address) : []);
   const first = addresses[0];
   const https = first ? `https://${first}:${CONSUL_HTTPS_PORT}` : null;
+  // Shown while the endpoint is on and made (the worker records its address); an IPv6 address in brackets.
+  const publicHost = c.publicEndpoint && c.publicAddress ? (c.publicAddress.includes(':') ? `[${c.publicAddress}]` : c.publicAddress) : null;
   return {
     id: c.id,
     name: c.name,
@@ -22,9 +24,10 @@ export function clusterView(c: ClusterViewColumns & ({ servers?: ClusterServer[]
     resourceGroup: c.resourceGroup,
     managedResourceGroup: c.managedResourceGroup,
     publicEndpoint: c.publicEndpoint,
+    ipAllowlist: (Array.isArray(c.ipAllowlist) ? c.ipAllowlist : []) as unknown as AllowlistEntry[],
     deletionProtection: c.deletionProtection,
     target: c.target,
-    endpoints: { https, ui: https ? `${https}/ui/` : null },
+    endpoints: { https, ui: https ? `${https}/ui/` : null, public: publicHost ? `https://${publicHost}:${CONSUL_HTTPS_PORT}` : null },
     serverAddresses: addresses,
     createdAt: c.createdAt.toISOString(),
     updatedAt: c.updatedAt.toISOString(),

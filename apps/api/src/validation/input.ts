@@ -2,7 +2,7 @@ import { HttpCode, Inject, Injectable, RequestMapping, RequestMethod, SetMetadat
 import { Reflector } from '@nestjs/core';
 import { z } from 'zod';
 import { bodySchema, routerPath, type Catalog, type RouteContract } from '../../../../libs/contracts/src';
-import { REGIONS, TIER_NAMES, ValidationError, type Config, type ConsulVersionEntry, type Role } from '../../../../libs/core/src';
+import { REGIONS, TIER_NAMES, UnprocessableError, ValidationError, type Config, type ConsulVersionEntry, type Role } from '../../../../libs/core/src';
 import { AnyRole, Public } from '../auth/principal';
 import { CONFIG } from '../tokens';
 
@@ -48,7 +48,7 @@ const NO_BODY = z.union([z.undefined(), z.null(), z.strictObject({})], { error: 
 type Part = 'params' | 'query' | 'body';
 
 /** Turns the first zod issue into the API's 400: a code, a message naming the field and what to send. */
-function refusal(part: Part, issue: z.core.$ZodIssue, schema: z.ZodType, value: unknown): ValidationError {
+function refusal(part: Part, issue: z.core.$ZodIssue, schema: z.ZodType, value: unknown): ValidationError | UnprocessableError {
   const path = issue.path.map(String);
   const field = path.join('.');
   const nested = path.filter((p) => !/^\d+$/.test(p)).join('_');
@@ -59,9 +59,14 @@ function refusal(part: Part, issue: z.core.$ZodIssue, schema: z.ZodType, value: 
     if (path.length > 0) return new ValidationError(`invalid_${nested}`, `unknown ${field} field(s): ${issue.keys.join(', ')}`, { field });
     return new ValidationError('unknown_field', `unknown field(s): ${keys.join(', ')}`, { field: keys[0], allowed: fieldsOf(schema) });
   }
-  const custom = issue.code === 'custom' ? (issue.params as { code?: string; allowed?: unknown } | undefined) : undefined;
+  const custom = issue.code === 'custom' ? (issue.params as { code?: string; allowed?: unknown; status?: number } | undefined) : undefined;
   const allowed = custom?.allowed ?? (issue.code === 'invalid_value' ? issue.values : undefined);
   const details = { field, ...(allowed ? { allowed } : {}) };
+  if (custom?.code && custom.status === 422) {
+    // Well formed but refused for what it asks (a CIDR with host bits set): 422, with what the rule knows (the network to send).
+    const { code, status: _status, ...known } = custom;
+    return new UnprocessableError(code, issue.message, { field, ...known });
+  }
   if (custom?.code) return new ValidationError(custom.code, issue.message, details);
   if (path.length === 0) return new ValidationError(part === 'body' ? 'invalid_body' : `invalid_${part}`, issue.message);
   // A required top-level field left out (or null) is missing; anything else is invalid, named by its path.

@@ -25,6 +25,24 @@ function describeUpgradePolicy(p: NonNullable<ClusterView['upgradePolicy']>, ver
   return `${p.mode}, ${DAYS[w.dayOfWeek] ?? `day ${w.dayOfWeek}`} ${hh(w.startHourUtc)} UTC for ${w.hours} h${p.mode === 'manual' ? ' (window not in use)' : ''}${pin}`;
 }
 
+/** `on, https://...:8501` / `on (being made)` / `off`, and whom it admits when the allowlist is empty. */
+function describePublicEndpoint(c: ClusterView): string {
+  if (!c.publicEndpoint) return c.ipAllowlist.length ? 'off (the allowlist below is kept for when it is on)' : 'off';
+  const where = c.endpoints.public ? `on, ${c.endpoints.public} (UI: ${c.endpoints.public}/ui/)` : 'on (being made)';
+  return c.ipAllowlist.length ? where : `${where}; the allowlist is empty: no source is admitted`;
+}
+
+/** `--allow CIDR[=description]`, repeatable: the allowlist's entries in order. */
+function allowlistOf(a: CommandContext['args']): { cidr: string; description: string }[] {
+  return a.strings('allow').map((v) => {
+    const eq = v.indexOf('=');
+    return eq < 0 ? { cidr: v.trim(), description: '' } : { cidr: v.slice(0, eq).trim(), description: v.slice(eq + 1) };
+  });
+}
+
+const ALLOW = { type: 'string', value: 'CIDR[=DESCRIPTION]', multiple: true, description: 'a source network the public endpoint admits (IPv4 or IPv6), repeatable, e.g. --allow 203.0.113.0/24=office' } as const;
+const ALLOW_ANY = { type: 'boolean', description: 'confirm an --allow of 0.0.0.0/0 or ::/0 (every address on the internet)' } as const;
+
 const PIN_HELP = `${UPGRADE_PINS.join(', ')}: how far automatic upgrades and maintenance waves may move the version (patch: same major.minor; minor: same major)`;
 
 export function printCluster(out: Output, c: ClusterView): void {
@@ -43,6 +61,8 @@ export function printCluster(out: Output, c: ClusterView): void {
     ['Managed resource group', c.managedResourceGroup],
     ['HTTPS', c.endpoints.https],
     ['UI', c.endpoints.ui],
+    ['Public endpoint', describePublicEndpoint(c)],
+    ['Allowed sources', c.ipAllowlist.length ? c.ipAllowlist.map((e) => (e.description ? `${e.cidr} (${e.description})` : e.cidr)).join(', ') : 'none'],
     ['Servers', c.serverAddresses.join(', ')],
     ['Snapshots', c.snapshotPolicy ? `every ${c.snapshotPolicy.intervalHours} h, keep ${c.snapshotPolicy.retention}` : null],
     ['Upgrades', c.upgradePolicy ? describeUpgradePolicy(c.upgradePolicy, c.consulVersion) : null],
@@ -74,7 +94,9 @@ const create = command({
     tier: { type: 'string', value: 'TIER', required: true, description: 'development (1 server), standard (3) or plus (5)' },
     datacenter: { type: 'string', value: 'DC', description: 'the Consul datacenter name (default: the cluster name); a secondary needs one no member of its federation has' },
     version: { type: 'string', value: 'VERSION', description: 'the Consul version (default: the RECOMMENDED one; see GET /v1/versions); a secondary needs its primary\'s' },
-    'public-endpoint': { type: 'boolean', description: 'reachable from the internet instead of privately' },
+    'public-endpoint': { type: 'boolean', description: 'the HTTPS API and UI also on a public address, for the --allow sources only' },
+    allow: ALLOW,
+    'allow-any-address': ALLOW_ANY,
     'deletion-protection': { type: 'boolean', description: "refuse deletes until it is turned off ('clusters update ID --deletion-protection off')" },
     'upgrade-pin': { type: 'string', value: 'PIN', description: `${PIN_HELP} (default: none)` },
     'federation-token': { type: 'string', value: 'TOKEN', description: "join that primary's federation as a secondary: a token from 'clusters federation-token PRIMARY'; '-' reads it from stdin" },
@@ -92,6 +114,8 @@ const create = command({
     if (a.string('datacenter') !== undefined) body.datacenter = a.string('datacenter');
     if (a.string('version') !== undefined) body.consulVersion = a.string('version');
     if (a.flag('public-endpoint')) body.publicEndpoint = true;
+    if (a.strings('allow').length) body.ipAllowlist = allowlistOf(a);
+    if (a.flag('allow-any-address')) body.allowAnyAddress = true;
     if (a.flag('deletion-protection')) body.deletionProtection = true;
     if (a.string('upgrade-pin') !== undefined) body.upgradePolicy = { pin: a.string('upgrade-pin') };
     const fed = a.string('federation-token');
@@ -170,11 +194,15 @@ const ON_OFF: Readonly<Record<string, boolean>> = { on: true, off: false };
 
 const update = command({
   name: 'update',
-  summary: 'Change settings that apply at once: deletion protection and the upgrade pin',
+  summary: 'Change settings: deletion protection and the upgrade pin (at once); the public endpoint and its allowlist (an operation)',
   positionals: ['ID'],
   options: {
     'deletion-protection': { type: 'string', value: 'on|off', description: 'on: deletes are refused until it is turned off again' },
     'upgrade-pin': { type: 'string', value: 'PIN', description: PIN_HELP },
+    'public-endpoint': { type: 'string', value: 'on|off', description: 'the HTTPS API and UI on a public address (for the allowlist only), or not' },
+    allow: { ...ALLOW, description: 'replaces the whole allowlist with these sources, repeatable: --allow CIDR[=description] ...' },
+    'allow-any-address': ALLOW_ANY,
+    wait,
   },
   async run(ctx) {
     const a = ctx.args;
@@ -186,9 +214,18 @@ const update = command({
       body.deletionProtection = ON_OFF[protection];
     }
     if (a.string('upgrade-pin') !== undefined) body.upgradePolicy = { pin: a.string('upgrade-pin') };
-    if (!Object.keys(body).length) throw a.fail('nothing to change: give --deletion-protection and/or --upgrade-pin');
-    const c = await ctx.api().patch<ClusterView>(clusterPath(id), body);
-    ctx.output.result(c, () => printCluster(ctx.output, c));
+    const endpoint = a.string('public-endpoint');
+    if (endpoint !== undefined) {
+      if (!Object.hasOwn(ON_OFF, endpoint)) throw a.fail(`--public-endpoint takes on or off, not '${endpoint}'`);
+      body.publicEndpoint = ON_OFF[endpoint];
+    }
+    if (a.strings('allow').length) body.ipAllowlist = allowlistOf(a);
+    if (a.flag('allow-any-address')) body.allowAnyAddress = true;
+    if (!Object.keys(body).length) throw a.fail('nothing to change: give --deletion-protection, --upgrade-pin, --public-endpoint and/or --allow');
+    const res = await ctx.api().patch<ClusterView | (Accepted & { cluster: ClusterView })>(clusterPath(id), body);
+    // An endpoint change is an operation (202); the other settings apply at once (200, the cluster).
+    if ('operation' in res) return settle(ctx, id, res, res.operation, `Changing the public endpoint of cluster ${id}.`);
+    ctx.output.result(res, () => printCluster(ctx.output, res));
   },
 });
 

@@ -3,7 +3,7 @@ import { Link, useNavigate, useParams, useSearchParams } from 'react-router';
 import { clusterApi, useCluster, useClusterChange } from '../api/queries';
 import type { Cluster } from '../api/types';
 import { Dialog, TypedConfirm } from '../ui/dialog';
-import { formatDate, formatPin, formatWindow } from '../ui/format';
+import { describeAllowlist, formatDate, formatPin, formatWindow } from '../ui/format';
 import { pageTitle, useSignedIn } from '../ui/session';
 import { ActionError, Badge, ErrorState, Loading } from '../ui/states';
 import { Tabs } from '../ui/tabs';
@@ -13,6 +13,7 @@ import { AuditExportPanel } from './audit-export';
 import { FederationPanel } from './federation';
 import { KubernetesPanel } from './kubernetes';
 import { SettingsPanel } from './settings';
+import { publicEndpointText } from './public-endpoint';
 import { SnapshotsPanel } from './snapshots';
 
 const TABS = [
@@ -95,7 +96,8 @@ function Overview({ cluster: c }: { cluster: Cluster }) {
           <div><dt>Consul UI (signed in)</dt><dd>{c.state === 'Running' || c.state === 'Updating'
             ? <a href={`/sso/clusters/${c.id}`} target="_blank" rel="noopener noreferrer">through the control plane</a> : 'once the cluster is Running'}</dd></div>
           <div><dt>HTTPS API</dt><dd className="code">{c.endpoints.https ?? 'not yet'}</dd></div>
-          <div><dt>Public endpoint</dt><dd>{c.publicEndpoint ? `on${c.endpoints.ui ? `: ${c.endpoints.ui}` : ''}` : 'off'}</dd></div>
+          <div><dt>Public endpoint</dt><dd className={c.endpoints.public ? 'code' : undefined}>{publicEndpointText(c)}</dd></div>
+          <div><dt>Allowed sources</dt><dd>{describeAllowlist(c.ipAllowlist)}{c.publicEndpoint ? '' : ' (applied when the endpoint is on)'}</dd></div>
           <div><dt>Servers</dt><dd className="code">{c.serverAddresses.join(', ') || '—'}</dd></div>
         </dl>
         <AccessPanel cluster={c} />

@@ -8,6 +8,7 @@ import { DAYS, formatPin, pinChoices } from '../ui/format';
 import { crossedPin, type UpgradePin } from '../../../../libs/contracts/src';
 import { useSignedIn } from '../ui/session';
 import { ActionError, ErrorState, Loading } from '../ui/states';
+import { PublicEndpointCard } from './public-endpoint';
 
 /** The server's message for a field it rejected (`details.field` starting with `prefix`). */
 function fieldError(e: unknown, prefix: string): string | undefined {
@@ -26,6 +27,7 @@ export function SettingsPanel({ cluster: c }: { cluster: Cluster }) {
       <UpgradePolicy cluster={c} />
       <SnapshotPolicy cluster={c} />
       <DeletionProtection cluster={c} />
+      <PublicEndpointCard cluster={c} />
     </div>
   );
 }

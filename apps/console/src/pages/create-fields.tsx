@@ -1,5 +1,6 @@
 import type { Dispatch, SetStateAction } from 'react';
-import type { UpgradePin } from '../../../../libs/contracts/src';
+import type { AllowlistEntry, UpgradePin } from '../../../../libs/contracts/src';
+import { AllowlistEditor, allowlistBody } from '../cluster/allowlist-editor';
 import type { Cluster, Region, TierCatalog, Version } from '../api/types';
 import { Field, FieldSet } from '../ui/field';
 import { DAYS, pinChoices } from '../ui/format';
@@ -14,6 +15,9 @@ export interface Draft {
   consulVersion: string;
   tier: string;
   publicEndpoint: boolean;
+  /** The public endpoint's sources (sent with the endpoint on) and the confirmation an any-address entry needs. */
+  ipAllowlist: AllowlistEntry[];
+  allowAnyAddress: boolean;
   upgradeMode: 'manual' | 'automatic';
   windowDay: string;
   windowStartHour: string;
@@ -27,7 +31,7 @@ export interface Draft {
 }
 
 export const INITIAL_DRAFT: Draft = {
-  subscriptionId: '', resourceGroup: '', region: 'westeurope', name: '', datacenter: '', consulVersion: '', tier: 'development', publicEndpoint: false,
+  subscriptionId: '', resourceGroup: '', region: 'westeurope', name: '', datacenter: '', consulVersion: '', tier: 'development', publicEndpoint: false, ipAllowlist: [], allowAnyAddress: false,
   upgradeMode: 'manual', windowDay: '0', windowStartHour: '2', windowHours: '4', upgradePin: 'none', deletionProtection: false,
   snapshotIntervalHours: '24', snapshotRetention: '30', federationToken: '',
 };
@@ -35,7 +39,7 @@ export const INITIAL_DRAFT: Draft = {
 /** The fields the server may name in `details.field`, and the steps they are on. */
 export const FIELDS = {
   subscriptionId: 'basics', resourceGroup: 'basics', region: 'basics',
-  name: 'consul', datacenter: 'consul', consulVersion: 'consul', tier: 'consul', publicEndpoint: 'consul', federationToken: 'consul',
+  name: 'consul', datacenter: 'consul', consulVersion: 'consul', tier: 'consul', publicEndpoint: 'consul', ipAllowlist: 'consul', federationToken: 'consul',
   'upgradePolicy.mode': 'operations', 'upgradePolicy.window': 'operations', 'upgradePolicy.pin': 'operations',
   'snapshotPolicy.intervalHours': 'operations', 'snapshotPolicy.retention': 'operations', deletionProtection: 'operations',
 } as const;
@@ -45,6 +49,7 @@ export type FieldName = keyof typeof FIELDS;
 export function fieldFor(serverField: string | undefined): FieldName | undefined {
   if (!serverField) return undefined;
   if (serverField in FIELDS) return serverField as FieldName;
+  if (serverField.startsWith('ipAllowlist') || serverField === 'allowAnyAddress') return 'ipAllowlist';
   if (serverField.startsWith('upgradePolicy.window')) return 'upgradePolicy.window';
   if (serverField === 'upgradePolicy') return 'upgradePolicy.mode';
   if (serverField === 'snapshotPolicy') return 'snapshotPolicy.intervalHours';
@@ -63,6 +68,7 @@ export function createBody(d: Draft, recommendedVersion: string | undefined): Re
     ...(d.datacenter.trim() ? { datacenter: d.datacenter.trim() } : {}),
     ...((d.consulVersion || recommendedVersion) ? { consulVersion: d.consulVersion || recommendedVersion } : {}),
     publicEndpoint: d.publicEndpoint,
+    ...(d.publicEndpoint ? { ipAllowlist: allowlistBody(d.ipAllowlist), ...(d.allowAnyAddress ? { allowAnyAddress: true } : {}) } : {}),
     deletionProtection: d.deletionProtection,
     upgradePolicy: {
       mode: d.upgradeMode,
@@ -182,8 +188,14 @@ export function WizardField({ name, draft, set, error, catalogs }: Props) {
         </FieldSet>
       );
     case 'publicEndpoint':
-      return toggle('publicEndpoint', 'External endpoint', "On: the cluster's HTTPS API and UI are also reachable directly (TLS, ACL token required). Off: only through the control plane.",
+      return toggle('publicEndpoint', 'External endpoint', "On: the cluster's HTTPS API and UI also answer on a public address of their own, to the allowed sources only (TLS, ACL token required; no single sign-on there). Off: only through the control plane.",
         'Expose a public endpoint');
+    case 'ipAllowlist':
+      if (!draft.publicEndpoint) return null;
+      return (
+        <AllowlistEditor entries={draft.ipAllowlist} onChange={(ipAllowlist) => set((d) => ({ ...d, ipAllowlist }))} error={error}
+          allowAnyAddress={draft.allowAnyAddress} onAllowAnyAddress={(allowAnyAddress) => set((d) => ({ ...d, allowAnyAddress }))} />
+      );
     case 'federationToken':
       return (
         <Field

@@ -7,6 +7,8 @@ import { clusterApi, keys, useClusters, useRegions, useTiers, useVersions } from
 import { formatPin, formatWindow } from '../ui/format';
 import { pageTitle, useSignedIn } from '../ui/session';
 import { ActionError, EmptyState, ErrorState, Loading } from '../ui/states';
+import { allowlistBody } from '../cluster/allowlist-editor';
+import { describeAllowlist } from '../ui/format';
 import { FIELDS, INITIAL_DRAFT, WizardField, createBody, fieldFor, type Catalogs, type Draft, type FieldName } from './create-fields';
 
 const STEPS = [
@@ -188,6 +190,7 @@ function Review({ draft, catalogs, errors, fieldProps, onEdit, recommended }: Re
     consulVersion: draft.consulVersion || `${recommended ?? ''} (recommended)`,
     tier: tier ? `${tier.name}: ${tier.servers} server${tier.servers === 1 ? '' : 's'}, ${tier.billing.currency} ${tier.billing.pricePerHour} per hour` : draft.tier,
     publicEndpoint: draft.publicEndpoint ? 'On' : 'Off',
+    ipAllowlist: draft.publicEndpoint ? describeAllowlist(allowlistBody(draft.ipAllowlist)) : 'No public endpoint',
     // The token is not shown again: it is a single-use secret of the primary.
     federationToken: draft.federationToken.trim() ? 'Given: joins its primary’s federation as a secondary' : 'None: a cluster on its own',
     'upgradePolicy.mode': draft.upgradeMode === 'automatic' ? 'Automatic' : 'Manual',
@@ -200,7 +203,7 @@ function Review({ draft, catalogs, errors, fieldProps, onEdit, recommended }: Re
   };
   const labels: Record<FieldName, string> = {
     subscriptionId: 'Subscription', resourceGroup: 'Resource group', region: 'Region', name: 'Cluster name', datacenter: 'Datacenter',
-    consulVersion: 'Consul version', tier: 'Tier', publicEndpoint: 'External endpoint', federationToken: 'Federation', 'upgradePolicy.mode': 'Upgrades',
+    consulVersion: 'Consul version', tier: 'Tier', publicEndpoint: 'External endpoint', ipAllowlist: 'Allowed sources', federationToken: 'Federation', 'upgradePolicy.mode': 'Upgrades',
     'upgradePolicy.window': 'Maintenance window', 'upgradePolicy.pin': 'Version pin', 'snapshotPolicy.intervalHours': 'Snapshot interval', 'snapshotPolicy.retention': 'Snapshots kept',
     deletionProtection: 'Deletion protection',
   };

@@ -47,3 +47,9 @@ export function pinChoices(version: string | undefined): { value: UpgradePin; la
     { value: 'minor', label: `Minor releases too: the same major (${eg}${pinnedRange('minor', v)})` },
   ];
 }
+
+/** `203.0.113.0/24 (office), 2001:db8::/32` / `none: nobody is admitted`. */
+export function describeAllowlist(entries: readonly { cidr: string; description: string }[]): string {
+  if (entries.length === 0) return 'none: nobody is admitted';
+  return entries.map((e) => (e.description ? `${e.cidr} (${e.description})` : e.cidr)).join(', ');
+}

@@ -3,7 +3,7 @@ import {
 } from '../../../../libs/core/src';
 import {
   ConsulConnections, InstanceBootFailedError, PollTimeout, TargetRefusedError, subnetPlan, poll,
-  type ClusterSecrets, type ClusterSpec, type ObservedServer, type Progress, type SnapshotStore, type Target,
+  type ClusterSecrets, type ClusterSpec, type ObservedServer, type Progress, type PublicEndpointSpec, type SnapshotStore, type Target,
 } from '../../../../libs/provisioner/src';
 import path from 'node:path';
 import { ClusterContext } from './cluster-context';
@@ -166,6 +166,17 @@ export class ClusterTarget {
 
   async serversOnOldConfig(spec: ClusterSpec, secrets: ClusterSecrets): Promise<number[]> {
     return (await this.hosts(spec.clusterId)).serversOnOldConfig(spec, secrets);
+  }
+
+  /** The cluster's public endpoint admits exactly `endpoint`'s allowlist, or is gone (null); in place where it exists. */
+  async updateEndpoint(spec: ClusterSpec, secrets: ClusterSecrets, endpoint: PublicEndpointSpec | null): Promise<void> {
+    const hosts = await this.hosts(spec.clusterId);
+    await this.settleChange(spec.clusterId, `the public endpoint of cluster ${spec.clusterId}`, () => hosts.updateEndpoint(spec, secrets, endpoint));
+  }
+
+  /** Where the cluster's public endpoint answers now, or null. */
+  async publicAddress(clusterId: string): Promise<string | null> {
+    return (await this.hosts(clusterId)).publicAddress(clusterId);
   }
 
   /** Removes everything the target holds for the cluster; the servers before it and what the target said, for the step log. */

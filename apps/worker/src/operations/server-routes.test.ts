@@ -23,7 +23,8 @@ function fakeHosts(kind: TargetKind, routes?: () => Map<string, ServerRoutes>): 
       return asked;
     },
     observe: () => Promise.resolve([]),
-    ensureInfrastructure: ready, writeServerConfig: ready, startServers: ready, putServer: ready, reloadServer: ready, stopServer: ready, removeServer: ready, deleteAll: ready,
+    ensureInfrastructure: ready, writeServerConfig: ready, startServers: ready, putServer: ready, reloadServer: ready, stopServer: ready, removeServer: ready, deleteAll: ready, updateEndpoint: ready,
+    publicAddress: () => Promise.resolve(null),
     serverBinary: () => Promise.resolve(null),
     serversOnOldConfig: () => Promise.resolve([]),
     explainDown: () => Promise.resolve(''),

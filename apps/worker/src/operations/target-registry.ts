@@ -79,6 +79,7 @@ export async function azurePlacement(clusters: ClusterRepository, clusterId: str
     ...whereIs(c),
     location: c.region,
     externalEndpoint: c.publicEndpoint,
+    allowlist: Array.isArray(c.ipAllowlist) ? (c.ipAllowlist as { cidr: string }[]) : [],
     zones: availabilityZones(c.region),
     addresses: new Map(c.servers.map((s) => [s.index, s.address])),
     ...(peers ? { peers } : {}),

@@ -129,6 +129,11 @@ export class ClusterRepository {
     await this.db.cluster.update({ where: { id }, data: { health, healthReason: reason, healthCheckedAt: at } });
   }
 
+  /** Where the cluster's public endpoint answers (null: there is none). */
+  async recordPublicAddress(id: string, publicAddress: string | null): Promise<void> {
+    await this.db.cluster.update({ where: { id }, data: { publicAddress } });
+  }
+
   /** Forgets the addresses of servers from `count` on (scaling down); the slot stays the cluster's. */
   async releaseServersFrom(clusterId: string, count: number): Promise<void> {
     await this.db.clusterServer.deleteMany({ where: { clusterId, index: { gte: count } } });

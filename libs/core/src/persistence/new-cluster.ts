@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Db } from './prisma';
 import { operationInsert } from './operation-writer';
 import type { UpgradePolicy } from './upgrade-schedule.repository';
+import type { AllowlistEntry } from '../../../contracts/src';
 import { ClusterState, OperationState } from '../model';
 import { Prisma, type Cluster, type Operation } from '../generated/prisma/client';
 
@@ -16,6 +17,8 @@ export interface NewCluster {
   tier: string;
   serverCount: number;
   publicEndpoint: boolean;
+  /** The public endpoint's sources, checked by the contract; default none. Kept when the endpoint is off. */
+  ipAllowlist?: AllowlistEntry[];
   /** Default: off. */
   deletionProtection?: boolean;
   createdBy: string;
@@ -71,6 +74,8 @@ export async function insertCluster(db: Pick<Db, '$queryRaw'>, input: NewCluster
     snapshotIntervalHours: input.snapshotIntervalHours ?? 24,
     snapshotRetention: input.snapshotRetention ?? 30,
     deletionProtection: input.deletionProtection ?? false,
+    ipAllowlist: (input.ipAllowlist ?? []) as unknown as Prisma.JsonArray,
+    publicAddress: null,
     managedResourceGroup: '',
     target: input.target ?? 'local',
     state: ClusterState.Creating,
@@ -135,6 +140,8 @@ export async function insertCluster(db: Pick<Db, '$queryRaw'>, input: NewCluster
     name: input.name, tier: input.tier, region: input.region, consulVersion: input.consulVersion,
     upgradePolicy: { mode: cluster.upgradeMode, window: cluster.upgradeWindow, pin: cluster.upgradePin },
     deletionProtection: cluster.deletionProtection,
+    publicEndpoint: cluster.publicEndpoint,
+    ...(input.ipAllowlist?.length ? { ipAllowlist: input.ipAllowlist } : {}),
     ...(cluster.primaryClusterId ? { primaryClusterId: cluster.primaryClusterId } : {}),
   });
   const idemInsert = idem
@@ -147,12 +154,12 @@ export async function insertCluster(db: Pick<Db, '$queryRaw'>, input: NewCluster
   const rows = await db.$queryRaw<{ seq: bigint }[]>`
     WITH c AS (
       INSERT INTO "Cluster" ("id", "tenantId", "subscriptionId", "resourceGroup", "managedResourceGroup", "name", "region", "datacenter",
-        "consulVersion", "tier", "serverCount", "publicEndpoint", "deletionProtection", "target", "state", "createdBy", "createdAt", "updatedAt",
+        "consulVersion", "tier", "serverCount", "publicEndpoint", "ipAllowlist", "deletionProtection", "target", "state", "createdBy", "createdAt", "updatedAt",
         "snapshotIntervalHours", "snapshotRetention", "upgradeMode", "upgradeWindow", "upgradePin", "billingResourceId", "billingPlanId",
         "managedApplicationId", "managedResourceGroupId", "vnetCidr", "primaryClusterId")
       VALUES (${cluster.id}::uuid, ${cluster.tenantId}, ${cluster.subscriptionId}, ${cluster.resourceGroup}, ${cluster.managedResourceGroup},
         ${cluster.name}, ${cluster.region}, ${cluster.datacenter}, ${cluster.consulVersion}, ${cluster.tier}, ${cluster.serverCount},
-        ${cluster.publicEndpoint}, ${cluster.deletionProtection}, ${cluster.target}, ${cluster.state}, ${cluster.createdBy}, ${now}, ${now},
+        ${cluster.publicEndpoint}, ${JSON.stringify(cluster.ipAllowlist)}::jsonb, ${cluster.deletionProtection}, ${cluster.target}, ${cluster.state}, ${cluster.createdBy}, ${now}, ${now},
         ${cluster.snapshotIntervalHours}, ${cluster.snapshotRetention},
         ${cluster.upgradeMode}, ${cluster.upgradeWindow === null ? null : JSON.stringify(cluster.upgradeWindow)}::jsonb, ${cluster.upgradePin}, ${cluster.billingResourceId}, ${cluster.billingPlanId},
         ${cluster.managedApplicationId}, ${cluster.managedResourceGroupId}, ${cluster.vnetCidr}, ${cluster.primaryClusterId}::uuid)

@@ -7,7 +7,7 @@ import { insertCluster, type IdempotentResponse, type NewCluster } from './new-c
 import { insertOperation, operationInsert } from './operation-writer';
 import { recordIdempotentAnswer, type IdempotentAnswer } from './idempotency.repository';
 import type { UpgradePolicy } from './upgrade-schedule.repository';
-import { DELETION_PROTECTION_OFF } from '../../../contracts/src';
+import { DELETION_PROTECTION_OFF, type AllowlistEntry } from '../../../contracts/src';
 import { ClusterState, OperationKind, OperationState, isMutating } from '../model';
 import { ConflictError } from '../errors';
 import { Prisma, type Cluster, type ClusterServer, type Operation } from '../generated/prisma/client';
@@ -15,7 +15,7 @@ import { Prisma, type Cluster, type ClusterServer, type Operation } from '../gen
 /** The columns the API's cluster view shows (apps/api/src/clusters/views.ts). */
 export const VIEW_COLUMNS = [
   'id', 'name', 'state', 'stateReason', 'tier', 'serverCount', 'consulVersion', 'region', 'datacenter', 'subscriptionId', 'resourceGroup',
-  'managedResourceGroup', 'publicEndpoint', 'deletionProtection', 'target', 'createdAt', 'updatedAt', 'runningSince', 'snapshotIntervalHours', 'snapshotRetention',
+  'managedResourceGroup', 'publicEndpoint', 'ipAllowlist', 'publicAddress', 'deletionProtection', 'target', 'createdAt', 'updatedAt', 'runningSince', 'snapshotIntervalHours', 'snapshotRetention',
   'upgradeMode', 'upgradeWindow', 'upgradePin', 'caNotAfter', 'serverCertsNotAfter', 'health', 'healthReason', 'healthCheckedAt', 'primaryClusterId',
 ] as const satisfies readonly (keyof Cluster)[];
 /** The columns of a cluster the view needs, whichever read they come from. */
@@ -30,12 +30,25 @@ export interface DeleteRefusals {
   refuseProtected?: boolean;
 }
 
-/** A PATCH's settings, each applied and audited when given (control-plane settings: no operation). */
+/** A PATCH's settings, each applied and audited when given (control-plane settings: no operation; the endpoint: an update-endpoint operation). */
 export interface ClusterSettingsChange {
   snapshotPolicy?: { intervalHours: number; retention: number };
   upgradePolicy?: UpgradePolicy;
   deletionProtection?: boolean;
+  /** The public endpoint on or off, and/or a whole new allowlist (checked by the contract). */
+  endpoint?: { publicEndpoint?: boolean; ipAllowlist?: AllowlistEntry[] };
 }
+
+/** A cluster's public endpoint setting: on or off, and the sources it admits. */
+export interface EndpointSetting {
+  publicEndpoint: boolean;
+  ipAllowlist: AllowlistEntry[];
+}
+
+/** The states in which the endpoint may change: an update-endpoint queues behind a create or an update in progress. */
+const ENDPOINT_CHANGE_STATES: readonly string[] = [ClusterState.Creating, ClusterState.Running, ClusterState.Updating];
+
+const sameSetting = (a: EndpointSetting, b: EndpointSetting) => a.publicEndpoint === b.publicEndpoint && JSON.stringify(a.ipAllowlist) === JSON.stringify(b.ipAllowlist);
 
 /**
  * A tenant's clusters: what the API reads and asks for. Every read takes the tenant as a required
@@ -184,17 +197,34 @@ export class TenantClusterRepository {
    * A PATCH's settings in one transaction under the cluster row's lock: all of them or none, each
    * with its audit event, and none on a cluster whose delete got there first (409 cluster_deleting).
    * Events say what each setting was under the lock. Deletion protection sent with its current
-   * value changes nothing and writes no event.
+   * value changes nothing and writes no event. An endpoint change writes the new setting on the
+   * row (what the cluster should have) and queues an update-endpoint operation that makes the
+   * target match the row when it runs, audited as cluster.endpoint.changed with the before and
+   * after; the same setting again queues nothing. Returns that operation, if one was queued.
    */
-  async updateSettings(cluster: Cluster, change: ClusterSettingsChange, actor: string): Promise<void> {
-    await this.db.$transaction(async (tx) => {
-      const [row] = await tx.$queryRaw<Pick<Cluster, 'state' | 'deletionProtection' | 'snapshotIntervalHours' | 'snapshotRetention' | 'upgradeMode' | 'upgradeWindow' | 'upgradePin'>[]>`
-        SELECT "state", "deletionProtection", "snapshotIntervalHours", "snapshotRetention", "upgradeMode", "upgradeWindow", "upgradePin"
+  async updateSettings(cluster: Cluster, change: ClusterSettingsChange, actor: string): Promise<Operation | null> {
+    return this.db.$transaction(async (tx) => {
+      const [row] = await tx.$queryRaw<Pick<Cluster, 'state' | 'deletionProtection' | 'snapshotIntervalHours' | 'snapshotRetention' | 'upgradeMode' | 'upgradeWindow' | 'upgradePin' | 'publicEndpoint' | 'ipAllowlist'>[]>`
+        SELECT "state", "deletionProtection", "snapshotIntervalHours", "snapshotRetention", "upgradeMode", "upgradeWindow", "upgradePin", "publicEndpoint", "ipAllowlist"
         FROM "Cluster" WHERE "id" = ${cluster.id}::uuid FOR UPDATE`;
       if (!row || row.state === ClusterState.Deleting || row.state === ClusterState.Deleted) throw new ConflictError('cluster_deleting', `the cluster is ${row?.state ?? ClusterState.Deleted}`);
-      const audit = (action: string, details: Prisma.InputJsonObject) =>
-        tx.auditEvent.create({ data: { id: randomUUID(), tenantId: cluster.tenantId, clusterId: cluster.id, actor, action, details } });
-      const { snapshotPolicy: snapshot, upgradePolicy: upgrade, deletionProtection } = change;
+      const audit = (action: string, details: Prisma.InputJsonObject, operationId?: string) =>
+        tx.auditEvent.create({ data: { id: randomUUID(), tenantId: cluster.tenantId, clusterId: cluster.id, actor, action, details, operationId } });
+      const { snapshotPolicy: snapshot, upgradePolicy: upgrade, deletionProtection, endpoint } = change;
+      let operation: Operation | null = null;
+      if (endpoint) {
+        const from: EndpointSetting = { publicEndpoint: row.publicEndpoint, ipAllowlist: row.ipAllowlist as unknown as AllowlistEntry[] };
+        const to: EndpointSetting = { publicEndpoint: endpoint.publicEndpoint ?? from.publicEndpoint, ipAllowlist: endpoint.ipAllowlist ?? from.ipAllowlist };
+        if (!sameSetting(from, to)) {
+          // Checked first, so a refusal writes none of the other settings either.
+          if (!ENDPOINT_CHANGE_STATES.includes(row.state)) throw new ConflictError('cluster_not_running', `the cluster is ${row.state}; its public endpoint can change once it is Running`);
+          const id = randomUUID();
+          const params = { from, to } as unknown as Prisma.InputJsonObject;
+          operation = await insertOperation(tx, { id, tenantId: cluster.tenantId, clusterId: cluster.id, kind: OperationKind.UpdateEndpoint, requestedBy: actor, params });
+          await tx.cluster.update({ where: { id: cluster.id }, data: { publicEndpoint: to.publicEndpoint, ipAllowlist: to.ipAllowlist as unknown as Prisma.InputJsonArray } });
+          await audit('cluster.endpoint.changed', params, id);
+        }
+      }
       if (snapshot) {
         await tx.cluster.update({ where: { id: cluster.id }, data: { snapshotIntervalHours: snapshot.intervalHours, snapshotRetention: snapshot.retention } });
         await audit('cluster.snapshot-policy.changed', { from: { intervalHours: row.snapshotIntervalHours, retention: row.snapshotRetention }, to: snapshot });
@@ -208,6 +238,7 @@ export class TenantClusterRepository {
         await tx.cluster.update({ where: { id: cluster.id }, data: { deletionProtection } });
         await audit('cluster.deletion-protection.changed', { from: row.deletionProtection, to: deletionProtection });
       }
+      return operation;
     });
   }
 

@@ -9,7 +9,7 @@ import { validateSpec } from '../consul/consul-api';
 import { ClusterLayout } from '../local/cluster-layout';
 import { serverFiles } from '../server-files';
 import { BlobSnapshotStore, type SnapshotStore } from '../snapshots/blob-store';
-import { READY, TargetRefusedError, type ObservedServer, type Progress, type ServerRoutes, type Target } from '../target';
+import { READY, TargetRefusedError, type ObservedServer, type Progress, type PublicEndpointSpec, type ServerRoutes, type Target } from '../target';
 import { armErrorOf, describeArmError, isRefusal, refusal } from './arm-errors';
 import { loadSdk } from '../lazy-sdk';
 import type { SecretClient } from '@azure/keyvault-secrets';
@@ -67,6 +67,8 @@ export interface AzurePlacement {
   clusterName: string;
   vnetCidr: string;
   externalEndpoint: boolean;
+  /** The public endpoint's allowlist (its CIDRs, checked by the API's contract): the NSG admits these to the public load balancer. */
+  allowlist?: readonly { cidr: string }[];
   /** The availability zones of the region (the catalog's table): none where it has none. */
   zones: readonly string[];
   /** The server addresses the cluster's rows hold, by index (what maps an instance's private IP to its server). */
@@ -357,6 +359,39 @@ export class AzureTarget implements Target {
     }
   }
 
+  /**
+   * The public endpoint in place: the servers' deployment again with the endpoint's parameters
+   * (the public IP and load balancer, and the NSG's rules admitting exactly the allowlist to it,
+   * one per address family). Turned off, the template no longer declares the public load balancer
+   * and IP, which an Incremental deployment leaves, so they are deleted here after it.
+   */
+  async updateEndpoint(spec: ClusterSpec, secrets: ClusterSecrets, endpoint: PublicEndpointSpec | null): Promise<Progress> {
+    validateSpec(spec, secrets);
+    const p: AzurePlacement = { ...(await this.opts.placement(spec.clusterId)), externalEndpoint: endpoint !== null, allowlist: endpoint?.allowlist ?? [] };
+    const deployed = await this.deployServers(spec, secrets, p);
+    if (deployed.state !== 'ready' || endpoint) return deployed;
+    const { network } = await this.clientsOf(p);
+    const gone = (e: { statusCode?: number }) => {
+      if (e.statusCode !== 404) throw e;
+    };
+    // The load balancer first: it holds the public IP.
+    await network.loadBalancers.beginDeleteAndWait(p.resourceGroup, `${p.clusterName}-plb`, this.lro()).catch(gone);
+    await network.publicIPAddresses.beginDeleteAndWait(p.resourceGroup, `${p.clusterName}-ip`, this.lro()).catch(gone);
+    return READY;
+  }
+
+  /** The public IP's address while the cluster has one. */
+  async publicAddress(clusterId: string): Promise<string | null> {
+    const p = await this.opts.placement(clusterId);
+    if (!p.externalEndpoint) return null;
+    const { network } = await this.clientsOf(p);
+    const ip = await network.publicIPAddresses.get(p.resourceGroup, `${p.clusterName}-ip`).catch((e: { statusCode?: number }) => {
+      if (e.statusCode === 404) return null;
+      throw e;
+    });
+    return ip?.ipAddress ?? null;
+  }
+
   async serverBinary(clusterId: string, index: number): Promise<string | null> {
     const p = await this.opts.placement(clusterId);
     const i = (await this.instances(p)).find((x) => x.index === index && x.running);
@@ -406,6 +441,9 @@ export class AzureTarget implements Target {
       consulVersion: { value: spec.consulVersion },
       vnetCidr: { value: p.vnetCidr },
       externalEndpoint: { value: p.externalEndpoint },
+      // A rule per address family: Azure refuses one that mixes them (ResourceCannotContainAddressPrefixesFromDifferentAddressFamilies).
+      publicSourcesIpv4: { value: (p.allowlist ?? []).map((e) => e.cidr).filter((c) => !c.includes(':')) },
+      publicSourcesIpv6: { value: (p.allowlist ?? []).map((e) => e.cidr).filter((c) => c.includes(':')) },
       zones: { value: [...p.zones] },
       adminSshPublicKey: { value: this.opts.adminSshPublicKey },
       controlPlaneSubscriptionId: { value: this.management.subscriptionId },

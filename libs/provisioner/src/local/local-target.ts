@@ -5,10 +5,11 @@ import type { ClusterSecrets, ClusterSpec, ServerSpec } from '../cluster-spec';
 import { validateSpec as validateClusterSpec } from '../consul/consul-api';
 import { poll } from '../consul/poll';
 import { serverFileList, serverFiles } from '../server-files';
-import { READY, type Progress, type Target } from '../target';
+import { READY, type Progress, type PublicEndpointSpec, type Target } from '../target';
 import { removeStaleTemporaryFiles, writeFileIfChanged } from './atomic-file';
 import { ClusterLayout, type ServerPaths } from './cluster-layout';
 import { findBusyPorts } from './loopback-ports';
+import { LocalPublicEndpoints } from './public-endpoints';
 import { CONSUL_SERVER_BOUND_PORTS, serverNodeName } from './server-config';
 import { listAgentProcesses, readProcessArgs, readProcessEnv, signalProcess, spawnServerProcess } from './server-processes';
 
@@ -70,10 +71,23 @@ export class LocalTarget implements Target {
   readonly kind = 'local' as const;
   private readonly layout: ClusterLayout;
   private readonly consulBinary: (version: string) => string;
+  /** The clusters' public endpoints: a proxy process each, on the cluster's own public loopback address. */
+  readonly endpoints: LocalPublicEndpoints;
 
   constructor(opts: LocalTargetOptions) {
     this.layout = new ClusterLayout(opts.clustersDir);
     this.consulBinary = opts.consulBinary;
+    this.endpoints = new LocalPublicEndpoints(this.layout);
+  }
+
+  async updateEndpoint(spec: ClusterSpec, _secrets: ClusterSecrets, endpoint: PublicEndpointSpec | null): Promise<Progress> {
+    if (endpoint) await this.endpoints.ensure(spec, endpoint);
+    else await this.endpoints.remove(spec.clusterId);
+    return READY;
+  }
+
+  publicAddress(clusterId: string): Promise<string | null> {
+    return this.endpoints.address(clusterId);
   }
 
   /** The cluster's folder. */
@@ -176,6 +190,8 @@ export class LocalTarget implements Target {
    */
   async stopAndRemove(clusterId: string, opts: StopOptions = {}): Promise<void> {
     const clusterDir = this.layout.clusterDir(clusterId);
+    // The public endpoint first: nothing public of the cluster stays up while its servers go.
+    await this.endpoints.remove(clusterId);
     // Re-check after removal: a start racing with this call could have spawned one more.
     for (let round = 0; round < 3; round++) {
       await this.terminate(clusterId, await this.observe(clusterId), opts, `Cluster ${clusterId}: server process(es)`);

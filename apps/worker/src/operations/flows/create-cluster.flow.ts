@@ -3,6 +3,7 @@ import type { SecondarySteps } from '../../federation/secondary-steps';
 import type { ClusterTarget } from '../cluster-target';
 import type { Flow, FlowContext, Step } from './flow';
 import type { StartGate } from '../start-gate';
+import { publicEndpointSteps } from './public-endpoint-steps';
 
 /**
  * Create: addresses, secrets, config, processes, leader, ACL check; then Running. A secondary
@@ -76,6 +77,8 @@ export class CreateClusterFlow implements Flow {
           return 'anonymous writes are denied';
         },
       },
+      // Last, once the servers serve: nothing public answers for a cluster that is not up yet.
+      ...publicEndpointSteps(this.target, this.clusters, loaded),
     ];
   }
 

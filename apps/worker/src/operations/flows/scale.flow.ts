@@ -1,6 +1,7 @@
 import { AuditRepository, ClusterRepository, ClusterState, OperationKind, type Config } from '../../../../../libs/core/src';
 import type { ClusterTarget } from '../cluster-target';
 import { paramsOf, type Flow, type FlowContext, type Step } from './flow';
+import { publicEndpointSteps } from './public-endpoint-steps';
 
 interface ScaleParams {
   fromTier: string;
@@ -40,6 +41,8 @@ export class ScaleFlow implements Flow {
       },
     };
     const writeConfig: Step = { name: 'write-config', run: () => this.target.writeServerConfig(loaded.specWith(p.toCount), loaded.secrets) };
+    // The public endpoint forwards to the servers the cluster has now.
+    const endpoint = publicEndpointSteps(this.target, this.clusters, loaded, () => loaded.specWith(p.toCount));
     const waitForVoters: Step = {
       name: 'wait-for-voters',
       run: async () => {
@@ -75,6 +78,7 @@ export class ScaleFlow implements Flow {
           },
         },
         waitForVoters,
+        ...endpoint,
       ];
     }
     return [
@@ -98,6 +102,7 @@ export class ScaleFlow implements Flow {
       },
       writeConfig,
       waitForVoters,
+      ...endpoint,
     ];
   }
 
