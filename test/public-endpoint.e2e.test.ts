@@ -155,6 +155,23 @@ describe('public endpoint with an IP allowlist (local target)', { timeout: 300_0
     }
   });
 
+  it('a repair (an SRE wave) starts the stopped server and a proxy that died again', async () => {
+    const [dead] = await proxies();
+    process.kill(dead!.pid, 'SIGKILL');
+    await waitFor('the proxy to be gone', () => proxies(), (p) => p.length === 0, 10_000);
+    assert.deepEqual(await ask(allowed, '/v1/status/leader'), { refused: 'ECONNREFUSED' });
+    const sre = s.sreToken();
+    const wave = await s.request('POST', '/v1/admin/waves', { token: sre, body: { action: 'repair', selector: { clusterIds: [clusterId] }, canaries: 0, maxInFlight: 1, maxFailures: 0 } });
+    assert.equal(wave.status, 202, JSON.stringify(wave.body));
+    const ended = await waitFor('the repair wave', () => s.request('GET', `/v1/admin/waves/${wave.body.id}`, { token: sre }), (r) => r.body.state !== 'Running', 120_000, 250);
+    assert.equal(ended.body.state, 'Succeeded', JSON.stringify(ended.body));
+    const [again] = await proxies();
+    assert.ok(again && again.pid !== dead!.pid, 'a new proxy');
+    assert.deepEqual((await localTarget(s.config).observe(clusterId)).map((p) => p.index), [0, 1, 2]);
+    await assertServed(allowed);
+    await assertRefused('127.0.0.1');
+  });
+
   it('turned off: the address no longer answers and its process is gone; the allowlist is kept', async () => {
     await patch({ publicEndpoint: false });
     const answer = await ask(allowed, '/v1/status/leader');
