@@ -57,7 +57,7 @@ describe('public endpoint with an IP allowlist (local target)', { timeout: 300_0
     const leader = await ask(source, '/v1/status/leader');
     assert.ok('status' in leader, `${source} was refused: ${JSON.stringify(leader)}`);
     assert.equal(leader.status, 200);
-    assert.match(leader.body, /^"127\.\d+\.\d+\.1:8300"$/, "Consul's own answer: its leader's RPC address");
+    assert.match(leader.body, /^"127\.\d+\.\d+\.\d:8300"$/, "Consul's own answer: its leader's RPC address");
   };
   const assertRefused = async (source: string) => {
     const answer = await ask(source, '/v1/status/leader');
@@ -131,6 +131,45 @@ describe('public endpoint with an IP allowlist (local target)', { timeout: 300_0
     await assertServed(allowed);
     await assertServed(other);
     assert.deepEqual(await proxies(), [running]);
+  });
+
+  it('scaled to three servers, the same process forwards to all of them, and past a server that is down', async () => {
+    const [running] = await proxies();
+    const res = await s.request('PATCH', `/v1/clusters/${clusterId}`, { token, body: { tier: 'standard' } });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    const op = await waitForOperation(res.body.operation.id);
+    assert.ok(op.steps.some((st: { name: string }) => st.name === 'apply-public-endpoint'), 'the scale brings the endpoint along');
+    const config = JSON.parse(fs.readFileSync(`${localTarget(s.config).endpoints.dir(clusterId)}/endpoint.json`, 'utf8')) as { upstreams: { host: string }[] };
+    const view = await s.request('GET', `/v1/clusters/${clusterId}`, { token });
+    assert.deepEqual(config.upstreams.map((u) => u.host), view.body.serverAddresses);
+    assert.equal(config.upstreams.length, 3);
+    assert.deepEqual(await proxies(), [running], 'reconfigured, not restarted');
+    // The first server stopped: connections go on to the next ones (each request a new connection).
+    const target = localTarget(s.config);
+    await target.stopServer(clusterId, 0, { gracefulTimeoutMs: 5_000 });
+    assert.deepEqual((await target.observe(clusterId)).map((p) => p.index), [1, 2]);
+    // Each request a new connection, from a rotating first server: every one is served, none lands on the stopped one.
+    for (let i = 0; i < 4; i++) {
+      const answer = await waitFor('a leader answered through the endpoint', () => ask(allowed, '/v1/status/leader'), (a) => 'status' in a && a.status === 200 && a.body !== '""', 30_000);
+      assert.ok('status' in answer && /:8300"$/.test(answer.body), JSON.stringify(answer));
+    }
+  });
+
+  it('a repair (an SRE wave) starts the stopped server and a proxy that died again', async () => {
+    const [dead] = await proxies();
+    process.kill(dead!.pid, 'SIGKILL');
+    await waitFor('the proxy to be gone', () => proxies(), (p) => p.length === 0, 10_000);
+    assert.deepEqual(await ask(allowed, '/v1/status/leader'), { refused: 'ECONNREFUSED' });
+    const sre = s.sreToken();
+    const wave = await s.request('POST', '/v1/admin/waves', { token: sre, body: { action: 'repair', selector: { clusterIds: [clusterId] }, canaries: 0, maxInFlight: 1, maxFailures: 0 } });
+    assert.equal(wave.status, 202, JSON.stringify(wave.body));
+    const ended = await waitFor('the repair wave', () => s.request('GET', `/v1/admin/waves/${wave.body.id}`, { token: sre }), (r) => r.body.state !== 'Running', 120_000, 250);
+    assert.equal(ended.body.state, 'Succeeded', JSON.stringify(ended.body));
+    const [again] = await proxies();
+    assert.ok(again && again.pid !== dead!.pid, 'a new proxy');
+    assert.deepEqual((await localTarget(s.config).observe(clusterId)).map((p) => p.index), [0, 1, 2]);
+    await assertServed(allowed);
+    await assertRefused('127.0.0.1');
   });
 
   it('turned off: the address no longer answers and its process is gone; the allowlist is kept', async () => {

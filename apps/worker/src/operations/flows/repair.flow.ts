@@ -1,8 +1,13 @@
 import { AuditRepository, ClusterRepository, type Config } from '../../../../../libs/core/src';
 import type { ClusterTarget } from '../cluster-target';
 import type { Flow, FlowContext, Step } from './flow';
+import { publicEndpointSteps } from './public-endpoint-steps';
 
-/** Repair: restart whichever server processes died, from the files they had; done when every server is a voter again. */
+/**
+ * Repair: restart whichever server processes died, from the files they had; done when every
+ * server is a voter again, and the public endpoint is what the row says (its proxy started again
+ * if it died).
+ */
 export class RepairFlow implements Flow {
   constructor(private readonly target: ClusterTarget, private readonly clusters: ClusterRepository, private readonly audit: AuditRepository, private readonly config: Config) {}
 
@@ -23,6 +28,7 @@ export class RepairFlow implements Flow {
           return `leader ${r.leader}, ${r.voters} voters`;
         },
       },
+      ...publicEndpointSteps(this.target, this.clusters, loaded),
     ];
   }
 
