@@ -93,7 +93,8 @@ describe('audit export to the customer\'s container (Azurite), under worker SIGK
     });
 
   before(async () => {
-    const config = await testConfig({ AUDIT_EXPORT_TICK_MS: '200', AUDIT_EXPORT_RETRY_MS: '300', AUDIT_EXPORT_LEASE_MS: '2000' });
+    // Pages of 12 events: many pages, each touching two or three hour blobs.
+    const config = await testConfig({ AUDIT_EXPORT_TICK_MS: '200', AUDIT_EXPORT_RETRY_MS: '300', AUDIT_EXPORT_LEASE_MS: '2000', AUDIT_EXPORT_PAGE_EVENTS: '12' });
     s = await startStack({ worker: false, config });
     const customer = await customerContainer(config);
     ({ container, key, endpoint } = customer);
@@ -232,6 +233,29 @@ describe('audit export to the customer\'s container (Azurite), under worker SIGK
     await exited(worker);
     await assertExactlyOnce();
     assert.equal(await s.db.auditEvent.count({ where: { clusterId, action: 'cluster.audit-export.resumed' } }), 1);
+  });
+
+  it('after a kill between an append and its commit, a longer page appends only the lines that did not land', async () => {
+    const other = await exportedCluster(s.db, TENANT, 'audited-partly');
+    assert.equal((await s.request('PUT', `/v1/clusters/${other}/audit-export`, { token: s.token(TENANT, WRITE), body: { containerUrl: sas() } })).status, 200);
+    const hour = new Date(Math.floor(Date.now() / HOUR) * HOUR);
+    const write = (n: number, tag: string) => s.db.auditEvent.createMany({
+      data: Array.from({ length: n }, (_, i) => ({ id: randomUUID(), tenantId: TENANT, clusterId: other, actor: 'test', action: `test.${tag}`, createdAt: new Date(hour.getTime() + i) })),
+    });
+    await write(3, 'first');
+    const w = spawnWorker('audit-partly', 'after-append:1');
+    await waitFor('the worker killed after its append', async () => w.signalCode, (sig) => sig === 'SIGKILL', 60_000, 50);
+    const blob = auditBlobName(other, hour);
+    const landed = (await container.getBlobClient(blob).getProperties()).contentLength ?? 0;
+    assert.ok(landed > 0, 'the append landed');
+    assert.equal(await s.db.auditExportBlob.count({ where: { clusterId: other } }), 0, 'and its commit did not');
+    await write(4, 'more'); // the next page from the same cursor is longer: the landed lines, then these
+    const last = spawnWorker('audit-partly-rest');
+    await waitFor('the export to catch up', () => s.db.auditExport.findUniqueOrThrow({ where: { clusterId: other } }), (r) => r.lastEventId !== null && r.attempts === 0, 60_000, 100);
+    await waitFor('no lag', async () => (await s.request('GET', `/v1/clusters/${other}/audit-export`, { token: s.token(TENANT, READ) })).body.status.lag.events, (n) => n === 0, 60_000, 100);
+    last.kill('SIGKILL');
+    await exited(last);
+    assert.equal(await assertExactlyOnce(other), 1 + 3 + 4);
   });
 
   it('a deleted cluster\'s export writes its last events, then drops the SAS; the OpenAPI document shows the routes', async () => {

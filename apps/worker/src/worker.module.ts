@@ -187,6 +187,7 @@ export class WorkerModule {
             let credential: ReturnType<typeof azureCredential> | undefined;
             return new AuditExporter(new AuditExportRepository(db), secrets, {
               leaseMs: config.AUDIT_EXPORT_LEASE_MS,
+              pageEvents: config.AUDIT_EXPORT_PAGE_EVENTS,
               retryMs: config.AUDIT_EXPORT_RETRY_MS,
               credential: () => (credential ??= azureCredential(config)),
               kill: new KillSwitch(config.AUDIT_EXPORT_KILL_AT),

@@ -109,6 +109,7 @@ const schema = z.object({
   MARKETPLACE_AUTHORITY_HOST: z.string().url().optional().describe('Token authority of the metering credentials (sovereign clouds; tests point it at the fake)').meta({ shownDefault: 'Entra ID' }),
   AUDIT_EXPORT_TICK_MS: z.coerce.number().int().min(100).default(30_000).describe('How often the worker exports new audit events to the containers customers named (each export runs on one worker at a time)'),
   AUDIT_EXPORT_RETRY_MS: z.coerce.number().int().min(100).max(3_600_000).default(30_000).describe('A failed audit export is tried again after this long, doubled after each further failure, at most an hour'),
+  AUDIT_EXPORT_PAGE_EVENTS: z.coerce.number().int().min(1).max(5000).default(500).describe('Audit events an export reads at a time (1-5000); each page is one append per hour blob it touches and one commit'),
   AUDIT_EXPORT_LEASE_MS: z.coerce.number().int().min(1000).default(60_000).describe('How long a worker holds an audit export it is writing (renewed after each append); a killed worker\'s export is taken over after this long'),
   AUDIT_EXPORT_BLOB_SUFFIXES: z
     .string()

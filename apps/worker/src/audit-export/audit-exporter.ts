@@ -1,17 +1,18 @@
 import { Logger } from '@nestjs/common';
 import type { TokenCredential } from '@azure/identity';
 import { auditBlobName } from '../../../../libs/contracts/src';
-import { SecretName, SecretUnreadableError, type AuditExportRepository, type ClaimedExport, type ExportCursor, type ExportedEvent, type SecretRepository } from '../../../../libs/core/src';
+import { SecretName, SecretUnreadableError, type AuditExportRepository, type BlobAppend, type ClaimedExport, type ExportCursor, type ExportedEvent, type SecretRepository } from '../../../../libs/core/src';
 import { AuditContainer, AuditStorageError } from '../../../../libs/provisioner/src';
 import { eventLine, landedIds } from './audit-lines';
 import type { KillSwitch } from './kill-switch';
 
-/** At most this many events per append (and 4 MiB, the smallest Append Block limit across service versions). */
-const BATCH_EVENTS = 500;
+/** At most 4 MiB of lines per page, the smallest Append Block limit across service versions. */
 const MAX_APPEND_BYTES = 4 * 1024 * 1024;
 
 export interface AuditExporterOptions {
   leaseMs: number;
+  /** Events read per page (AUDIT_EXPORT_PAGE_EVENTS). */
+  pageEvents: number;
   retryMs: number;
   /** The control plane's own identity, for exports with auth managed-identity. */
   credential: () => TokenCredential;
@@ -22,19 +23,20 @@ export interface AuditExporterOptions {
  * Writes each cluster's audit events into hourly append blobs of the customer's container, each
  * exactly once whatever retries and kills happen. The protocol (docs/audit-export.md):
  *
- * 1. Read the next final events after the cursor (their transactions ended before any still
- *    running, so nothing can later appear before the cursor), in (txid, seq) order; take the
- *    leading ones of one UTC hour: one hour blob per append.
- * 2. The database's committed length L of that blob (per container) is the truth. Append the
- *    lines with the condition "the blob is exactly L bytes" (x-ms-blob-condition-appendpos).
- * 3. Commit in one transaction: cursor to the last appended event, blob length to L + bytes,
- *    fenced by this worker's claim and the cursor it read.
+ * 1. Read a page of the next final events after the cursor (their transactions ended before any
+ *    still running, so nothing can later appear before the cursor), in (txid, seq) order, and
+ *    split it by UTC hour: one group of lines per hour blob.
+ * 2. The database's committed length L of each blob (per container) is the truth. Each group is
+ *    appended with the condition "the blob is exactly L bytes" (x-ms-blob-condition-appendpos).
+ * 3. Commit in one transaction: the cursor to the page's last event and every blob's length to
+ *    what was appended, fenced by this worker's claim, the cursor and the lengths it read.
  *
- * A kill between 2 and 3 leaves the blob longer than L. The next run's append at L then fails
- * with 412: it reads the bytes after L back, checks they are the lines of the events right after
- * the cursor, and commits them as if its own append had landed. So a line is never lost (the
- * cursor moves only past lines in the blob) and never written twice (an append lands only at
- * the committed length). Late events of an earlier hour go to that hour's blob at its own length.
+ * A kill between 2 and 3 leaves some blobs longer than L. The next attempt's append at L then
+ * fails with 412: it reads the bytes after L back, checks they are whole lines of the first
+ * events of that blob's group (a page read again from the same cursor starts with the same
+ * events), and appends only the rest. So a line is never lost (the cursor moves only past lines
+ * in their blobs) and never written twice (an append lands only at the length the lines before
+ * it end at). Late events of an earlier hour go to that hour's blob at its own length.
  */
 export class AuditExporter {
   private readonly log = new Logger('audit-export');
@@ -66,36 +68,22 @@ export class AuditExporter {
   }
 
   private async export(x: ClaimedExport): Promise<void> {
-    const { clusterId, containerUrl } = x.row;
+    const { clusterId } = x.row;
     const storage = await this.container(x);
     let cursor: ExportCursor = { txid: x.row.cursorTxid, seq: x.row.cursorSeq };
     // Within half the lease, so the claim never lapses under a run; the next tick goes on.
     const until = Date.now() + this.options.leaseMs / 2;
     while (Date.now() < until) {
-      const events = await this.exports.nextEvents(clusterId, cursor, BATCH_EVENTS);
-      if (!events.length) {
+      const page = withinAppendLimit(await this.exports.nextEvents(clusterId, cursor, this.options.pageEvents));
+      if (!page.length) {
         if ((await this.exports.clusterState(clusterId)) === 'Deleted') return this.exports.retire(x);
         break;
       }
-      const { blob, batch } = leadingHour(clusterId, events);
-      const chunk = Buffer.from(batch.map(eventLine).join(''));
-      const at = await this.exports.blobLength(clusterId, containerUrl, blob);
-      this.options.kill.at('before-append');
-      if (at === 0) await storage.ensureBlob(blob);
-      this.options.kill.at('after-create');
-      const appended = await storage.appendAt(blob, at, chunk);
-      let landed: ExportedEvent[];
-      let length: number;
-      if (appended.appended) {
-        this.options.kill.at('after-append');
-        [landed, length] = [batch, at + chunk.length];
-      } else {
-        [landed, length] = [await this.readBack(storage, x, cursor, blob, at, appended.length), appended.length];
-        this.options.kill.at('after-readback');
-      }
-      const last = landed[landed.length - 1];
+      const blobs: BlobAppend[] = [];
+      for (const [blob, events] of byHourBlob(clusterId, page)) blobs.push(await this.appendGroup(storage, x, blob, events));
+      const last = page[page.length - 1];
       const to = { txid: last.txid, seq: last.seq };
-      const committed = await this.exports.commit(x, { from: cursor, to, last: { id: last.id, createdAt: last.createdAt }, container: containerUrl, blob, fromLength: at, toLength: length }, this.options.leaseMs);
+      const committed = await this.exports.commit(x, { from: cursor, to, last: { id: last.id, createdAt: last.createdAt }, container: x.row.containerUrl, blobs }, this.options.leaseMs);
       if (!committed) {
         this.log.warn({ msg: 'audit export claim lost; another worker goes on', clusterId });
         return;
@@ -106,36 +94,69 @@ export class AuditExporter {
     await this.exports.succeed(x);
   }
 
+  /** Appends one hour's lines at the blob's committed length, after whatever of them an interrupted attempt left there. */
+  private async appendGroup(storage: AuditContainer, x: ClaimedExport, blob: string, events: ExportedEvent[]): Promise<BlobAppend> {
+    const from = await this.exports.blobLength(x.row.clusterId, x.row.containerUrl, blob);
+    this.options.kill.at('before-append');
+    if (from === 0) await storage.ensureBlob(blob);
+    this.options.kill.at('after-create');
+    let chunk = lines(events);
+    const first = await storage.appendAt(blob, from, chunk);
+    if (first.appended) {
+      this.options.kill.at('after-append');
+      return { blob, fromLength: from, toLength: from + chunk.length };
+    }
+    const landed = await this.readBack(storage, blob, events, from, first.length);
+    this.options.kill.at('after-readback');
+    const rest = events.slice(landed);
+    if (!rest.length) return { blob, fromLength: from, toLength: first.length };
+    chunk = lines(rest);
+    const second = await storage.appendAt(blob, first.length, chunk);
+    if (!second.appended) throw new AuditStorageError('blob_changed', `${blob} changed while the export appended to it: someone else writes to it; name another container to go on`);
+    this.options.kill.at('after-append');
+    return { blob, fromLength: from, toLength: first.length + chunk.length };
+  }
+
   /**
-   * The blob is longer than the committed length: an earlier append landed and its commit did
-   * not. Its bytes must be whole lines of the events right after the cursor, in order.
+   * The blob is longer than the committed length: an earlier attempt's append landed and its
+   * commit did not. Its bytes must be whole lines of the first events of this blob's group, in
+   * order; answers how many.
    */
-  private async readBack(storage: AuditContainer, x: ClaimedExport, cursor: ExportCursor, blob: string, at: number, length: number): Promise<ExportedEvent[]> {
+  private async readBack(storage: AuditContainer, blob: string, events: ExportedEvent[], at: number, length: number): Promise<number> {
     if (length <= at) {
       throw new AuditStorageError('blob_changed', `${blob} is ${length} bytes, shorter than the ${at} the export wrote: someone changed it; name another container to go on`);
     }
     const ids = landedIds(await storage.read(blob, at, length - at));
-    const expected = ids ? await this.exports.nextEvents(x.row.clusterId, cursor, ids.length) : [];
-    if (!ids || expected.length !== ids.length || expected.some((e, i) => e.id !== ids[i])) {
+    if (!ids || ids.length > events.length || ids.some((id, i) => id !== events[i].id)) {
       throw new AuditStorageError('blob_changed', `${blob} holds ${length - at} bytes after what the export wrote that are not the next events: someone wrote to it; name another container to go on`);
     }
-    this.log.log({ msg: 'audit export found an append that landed before its commit', clusterId: x.row.clusterId, blob, events: ids.length });
-    return expected;
+    this.log.log({ msg: 'audit export found an append that landed before its commit', blob, events: ids.length });
+    return ids.length;
   }
 }
 
-/** The first events that fall in the first one's hour, within an append's size. */
-function leadingHour(clusterId: string, events: ExportedEvent[]): { blob: string; batch: ExportedEvent[] } {
-  const blob = auditBlobName(clusterId, events[0].createdAt);
-  const batch: ExportedEvent[] = [];
-  let bytes = 0;
-  for (const e of events) {
-    const size = Buffer.byteLength(eventLine(e));
-    if (auditBlobName(clusterId, e.createdAt) !== blob || (batch.length && bytes + size > MAX_APPEND_BYTES)) break;
-    batch.push(e);
-    bytes += size;
+const lines = (events: ExportedEvent[]) => Buffer.from(events.map(eventLine).join(''));
+
+/** The page's events by hour blob, each group in export order (the blobs in the order their first event comes). */
+function byHourBlob(clusterId: string, page: ExportedEvent[]): Map<string, ExportedEvent[]> {
+  const groups = new Map<string, ExportedEvent[]>();
+  for (const e of page) {
+    const blob = auditBlobName(clusterId, e.createdAt);
+    const group = groups.get(blob);
+    if (group) group.push(e);
+    else groups.set(blob, [e]);
   }
-  return { blob, batch };
+  return groups;
+}
+
+/** The longest prefix of the page whose lines fit one append (at least one event). */
+function withinAppendLimit(page: ExportedEvent[]): ExportedEvent[] {
+  let bytes = 0;
+  for (let i = 0; i < page.length; i++) {
+    bytes += Buffer.byteLength(eventLine(page[i]));
+    if (i > 0 && bytes > MAX_APPEND_BYTES) return page.slice(0, i);
+  }
+  return page;
 }
 
 /** What the export row shows: a code and a message that never holds the SAS. */

@@ -29,15 +29,20 @@ export interface ClaimedExport {
   claim: string;
 }
 
-/** One committed append: the cursor and the blob's length move together, or neither does. */
+/** What a page appended to one hour blob: its committed length before and after. */
+export interface BlobAppend {
+  blob: string;
+  fromLength: number;
+  toLength: number;
+}
+
+/** One committed page: the cursor and its blobs' lengths move together, or none does. */
 export interface AppendCommit {
   from: ExportCursor;
   to: ExportCursor;
   last: { id: string; createdAt: Date };
   container: string;
-  blob: string;
-  fromLength: number;
-  toLength: number;
+  blobs: BlobAppend[];
 }
 
 const HOUR_MS = 3_600_000;
@@ -79,24 +84,27 @@ export class AuditExportRepository {
     return row ? Number(row.length) : 0;
   }
 
-  /** Records an append: false when the claim or the cursor is no longer this worker's (nothing written). */
+  /** Records a page's appends: false when the claim, the cursor or a length is no longer what this worker read (nothing written). */
   async commit(x: ClaimedExport, c: AppendCommit, leaseMs: number): Promise<boolean> {
     const clusterId = x.row.clusterId;
+    const lastBlob = c.blobs[c.blobs.length - 1]?.blob ?? null;
     try {
       return await this.db.$transaction(async (tx) => {
         const moved = await tx.$executeRaw`
           UPDATE "AuditExport" SET "cursorTxid" = ${c.to.txid}, "cursorSeq" = ${c.to.seq}, "lastEventId" = ${c.last.id}::uuid, "lastEventAt" = ${c.last.createdAt},
-            "lastBlob" = ${c.blob}, "lastExportedAt" = now(), "leaseUntil" = now() + make_interval(secs => ${leaseMs / 1000}), "updatedAt" = now()
+            "lastBlob" = ${lastBlob}, "lastExportedAt" = now(), "leaseUntil" = now() + make_interval(secs => ${leaseMs / 1000}), "updatedAt" = now()
           WHERE "clusterId" = ${clusterId}::uuid AND "leaseOwner" = ${x.claim} AND "cursorTxid" = ${c.from.txid} AND "cursorSeq" = ${c.from.seq}`;
         if (moved !== 1) throw new LostClaim();
-        const grown = c.fromLength === 0
-          ? await tx.$executeRaw`
-              INSERT INTO "AuditExportBlob" ("clusterId", "container", "name", "length", "updatedAt") VALUES (${clusterId}::uuid, ${c.container}, ${c.blob}, ${c.toLength}, now())
-              ON CONFLICT ("clusterId", "container", "name") DO UPDATE SET "length" = EXCLUDED."length", "updatedAt" = now() WHERE "AuditExportBlob"."length" = 0`
-          : await tx.$executeRaw`
-              UPDATE "AuditExportBlob" SET "length" = ${c.toLength}, "updatedAt" = now()
-              WHERE "clusterId" = ${clusterId}::uuid AND "container" = ${c.container} AND "name" = ${c.blob} AND "length" = ${c.fromLength}`;
-        if (grown !== 1) throw new LostClaim();
+        for (const b of c.blobs) {
+          const grown = b.fromLength === 0
+            ? await tx.$executeRaw`
+                INSERT INTO "AuditExportBlob" ("clusterId", "container", "name", "length", "updatedAt") VALUES (${clusterId}::uuid, ${c.container}, ${b.blob}, ${b.toLength}, now())
+                ON CONFLICT ("clusterId", "container", "name") DO UPDATE SET "length" = EXCLUDED."length", "updatedAt" = now() WHERE "AuditExportBlob"."length" = 0`
+            : await tx.$executeRaw`
+                UPDATE "AuditExportBlob" SET "length" = ${b.toLength}, "updatedAt" = now()
+                WHERE "clusterId" = ${clusterId}::uuid AND "container" = ${c.container} AND "name" = ${b.blob} AND "length" = ${b.fromLength}`;
+          if (grown !== 1) throw new LostClaim();
+        }
         return true;
       });
     } catch (e) {
