@@ -187,6 +187,19 @@ describe('POST /resource: managed application notifications', () => {
     const refused = await s.request('DELETE', `/v1/clusters/${made.body.clusterId}`, { token: customer });
     assert.deepEqual([refused.status, refused.body.error.code], [409, 'deletion_protected'], 'protected from the start');
 
+    // The blade's allowed sources become the public endpoint's allowlist; one the API refuses rejects the application.
+    const open = application('open', {}, { externalEndpoint: true, publicSources: ' 203.0.113.0/24, 2001:db8::/48' });
+    arm.putApplication(open);
+    const opened = await post(notification(open, 'PUT', 'Succeeded'));
+    assert.deepEqual([opened.status, opened.body.outcome], [200, 'created'], JSON.stringify(opened.body));
+    const openView = await s.request('GET', `/v1/clusters/${opened.body.clusterId}`, { token: customer });
+    assert.equal(openView.body.publicEndpoint, true);
+    assert.deepEqual(openView.body.ipAllowlist, [{ cidr: '203.0.113.0/24', description: 'managed application' }, { cidr: '2001:db8::/48', description: 'managed application' }]);
+    const hostBits = application('host-bits', {}, { externalEndpoint: true, publicSources: '203.0.113.7/24' });
+    arm.putApplication(hostBits);
+    const refusedSources = await post(notification(hostBits, 'PUT', 'Succeeded'));
+    assert.deepEqual([refusedSources.status, refusedSources.body.outcome], [200, 'rejected']);
+
     // An application made before the parameters existed: unprotected, no pin.
     const older = application('older');
     delete older.parameters.deletionProtection;

@@ -143,7 +143,7 @@ describe('createUiDefinition.json', () => {
     assert.equal(ui.version, '0.1.2-preview');
     assert.ok(Array.isArray(ui.parameters.basics) && Array.isArray(ui.parameters.steps) && typeof ui.parameters.outputs === 'object');
     assert.deepEqual(ui.parameters.steps.map((s: any) => s.name), ['consul', 'operations']);
-    assert.deepEqual(elements().filter((e) => e.step === 'consul').map((e) => e.name), ['clusterName', 'datacenter', 'tier', 'consulVersion', 'externalEndpoint', 'vnetCidr', 'federation', 'federationToken']);
+    assert.deepEqual(elements().filter((e) => e.step === 'consul').map((e) => e.name), ['clusterName', 'datacenter', 'tier', 'consulVersion', 'externalEndpoint', 'publicSources', 'vnetCidr', 'federation', 'federationToken']);
     assert.deepEqual(elements().filter((e) => e.step === 'operations').map((e) => e.name),
       ['upgradeMode', 'upgradeWindowDay', 'upgradeWindowStartHour', 'upgradeWindowHours', 'upgradePin', 'snapshotIntervalHours', 'snapshotRetention', 'deletionProtection']);
     for (const e of elements()) {

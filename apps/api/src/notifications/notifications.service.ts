@@ -125,14 +125,15 @@ export class NotificationsService {
     try {
       ({ cmd, vnetCidr } = this.command(n, app));
     } catch (e) {
-      if (e instanceof ValidationError) return { ...base, outcome: 'rejected', reason: `application parameter ${String(e.details?.field ?? '')}: ${e.message}` };
+      // A parameter the API's create rules refuse (400 or 422 on POST /v1/clusters): Azure must not retry it, so 200 rejected.
+      if (e instanceof ValidationError || e instanceof UnprocessableError) return { ...base, outcome: 'rejected', reason: `application parameter ${String(e.details?.field ?? '')}: ${e.message}` };
       throw e;
     }
     try {
       const input = {
         tenantId: tenantId.toLowerCase(), createdBy: NOTIFICATION_ACTOR, serverCount: serverCountFor(cmd.tier),
         name: cmd.name, subscriptionId: cmd.subscriptionId, resourceGroup: cmd.resourceGroup, region: cmd.region, tier: cmd.tier,
-        datacenter: cmd.datacenter, consulVersion: cmd.consulVersion, publicEndpoint: cmd.publicEndpoint, deletionProtection: cmd.deletionProtection,
+        datacenter: cmd.datacenter, consulVersion: cmd.consulVersion, publicEndpoint: cmd.publicEndpoint, ipAllowlist: cmd.ipAllowlist, deletionProtection: cmd.deletionProtection,
         snapshotIntervalHours: cmd.snapshotPolicy.intervalHours, snapshotRetention: cmd.snapshotPolicy.retention, upgradePolicy: cmd.upgradePolicy,
         billingResourceId: n.resourceUsageId, billingPlanId: n.plan?.name, vnetCidr,
         managedApplication: { applicationId: n.applicationId, managedResourceGroupId: app.managedResourceGroupId, vnetCidr }, target: this.config.defaultTarget,
@@ -164,6 +165,10 @@ export class NotificationsService {
       {
         name: p.clusterName, subscriptionId: n.subscriptionId, resourceGroup: n.resourceGroup, region: app.location, tier,
         datacenter: p.datacenter, consulVersion: p.consulVersion, publicEndpoint: p.externalEndpoint,
+        // The blade's allowed sources, one entry per CIDR (the API's rules check each: a refusal rejects the application).
+        ...(typeof p.publicSources === 'string' && p.publicSources.trim() !== ''
+          ? { ipAllowlist: p.publicSources.split(',').map((cidr) => ({ cidr: cidr.trim(), description: 'managed application' })) }
+          : {}),
         snapshotPolicy: { intervalHours: p.snapshotIntervalHours, retention: p.snapshotRetention },
         upgradePolicy: {
           mode: p.upgradeMode, window: automatic ? { dayOfWeek: p.upgradeWindowDay, startHourUtc: p.upgradeWindowStartHour, hours: p.upgradeWindowHours } : null,
