@@ -322,6 +322,11 @@ describe('many replicas: 3 APIs and 3 workers, one of each SIGKILLed', { timeout
     // A period is the database clock floored to a multiple of the schedule's period (ScheduleRun.periodStart).
     // Counted: every period from the first that began after the three workers were up to the last that had
     // ended a period before the count; a period run late (the machine starved) counts once it has run.
+    // At least ten periods of each since the workers were up, however quickly the operations went.
+    await waitFor('ten periods of every scheduler run since the workers were up', async () => {
+      const done = await db().scheduleRun.groupBy({ by: ['schedule'], where: { finishedAt: { not: null }, periodStart: { gte: new Date(allReadyAt) } }, _count: true });
+      return SCHEDULE_NAMES.map((name) => done.find((d) => d.schedule === name)?._count ?? 0);
+    }, (counts) => counts.every((n) => n >= 12), 180_000, 500);
     const endAt = Date.now();
     const windowOf = (name: ScheduleName) => {
       const p = periodOf(name);
