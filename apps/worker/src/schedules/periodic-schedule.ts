@@ -39,6 +39,7 @@ export class PeriodicSchedule {
   private running: Promise<void> | null = null;
   private stopped = false;
   private startedAt = new Date();
+  private lastTakeoverLook = 0;
 
   constructor(private readonly ledger: ScheduleRunRepository, private readonly opts: PeriodicScheduleOptions) {
     this.log = new Logger(`schedule:${opts.name}`);
@@ -70,7 +71,13 @@ export class PeriodicSchedule {
 
   private async claimAndRun(): Promise<void> {
     const { name, periodMs, owner, leaseMs } = this.opts;
-    const claim = (await this.ledger.takeOverLapsed(name, owner, leaseMs)) ?? (await this.ledger.claimDue(name, periodMs, owner, leaseMs, this.startedAt));
+    // Lapsed runs are looked for every third of a lease (one lapses a lease after its holder went quiet), the period at every look.
+    let claim: ScheduleClaim | null = null;
+    if (Date.now() - this.lastTakeoverLook >= leaseMs / 3) {
+      this.lastTakeoverLook = Date.now();
+      claim = await this.ledger.takeOverLapsed(name, owner, leaseMs);
+    }
+    claim ??= await this.ledger.claimDue(name, periodMs, owner, leaseMs, this.startedAt);
     if (!claim) return;
     if (claim.runs > 1) this.log.warn({ msg: 'schedule run taken over', schedule: name, periodStart: claim.periodStart.toISOString(), runs: claim.runs });
     await this.runHeld(claim);

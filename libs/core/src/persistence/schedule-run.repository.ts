@@ -10,8 +10,14 @@ export interface ScheduleClaim {
   runs: number;
 }
 
-/** How many periods before the current one a worker still runs when nobody claimed them. */
-export const CATCH_UP = 3;
+/**
+ * How many periods before the current one a worker still runs when nobody claimed them: those of
+ * the last minute, at least 3 and at most 100 (a starved machine's workers can all miss a few
+ * short periods; an outage longer than that is not replayed).
+ */
+export function catchUpPeriods(periodMs: number): number {
+  return Math.min(100, Math.max(3, Math.ceil(60_000 / periodMs)));
+}
 /** Finished rows are kept this long (the record of which worker ran which period), then deleted. */
 const KEEP_FINISHED = '1 day';
 
@@ -20,7 +26,7 @@ const KEEP_FINISHED = '1 day';
  * (ScheduleRun). A period is named by the database's clock, floored to a
  * multiple of the period, so workers with skewed clocks still name the same
  * one; its row is claimed by one INSERT (the primary key decides who wins), a period
- * nobody got to in time is claimed late (up to CATCH_UP periods back), and
+ * nobody got to in time is claimed late (up to a minute back), and
  * a run whose holder died (its lease lapsed, not finished) is taken over by one
  * conditional UPDATE. Every write after the claim is conditional on the claim id.
  */
@@ -29,8 +35,8 @@ export class ScheduleRunRepository {
 
   /**
    * Claims the earliest period of `schedule` that nobody claimed among the current one and the
-   * CATCH_UP before it (a period no worker could look at in time, the machine being starved or
-   * every worker busy, is run late rather than never; a longer outage is not replayed), never one
+   * catchUpPeriods before it (a period no worker could look at in time, the machine being starved
+   * or every worker busy, is run late rather than never; a longer outage is not replayed), never one
    * that began before `notBefore` (a worker's first period is the first one that starts after it
    * did, as a timer's first tick came one period after the start). Null when there is none.
    */
@@ -41,7 +47,7 @@ export class ScheduleRunRepository {
         SELECT clock_timestamp() AT TIME ZONE 'UTC' AS "at", floor(extract(epoch FROM clock_timestamp()) * 1000 / ${periodMs}::int) AS "n"
       ), due AS (
         SELECT to_timestamp((now."n" - k) * ${periodMs}::int / 1000.0) AT TIME ZONE 'UTC' AS "periodStart", now."at"
-        FROM now, generate_series(0, ${CATCH_UP}::int) AS k
+        FROM now, generate_series(0, ${catchUpPeriods(periodMs)}::int) AS k
       )
       INSERT INTO "ScheduleRun" AS r ("schedule", "periodStart", "periodMs", "runs", "claimId", "claimedBy", "leaseUntil", "startedAt")
       SELECT ${schedule}, due."periodStart", ${periodMs}::int, 1, ${claimId}::uuid, ARRAY[${owner}::text], due."at" + ${leaseMs}::int * interval '1 millisecond', due."at"
