@@ -7,6 +7,8 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import pg from 'pg';
 import { listAgentProcesses, type LocalTarget } from '../libs/provisioner/src';
 import { SCHEDULE_NAMES, type ScheduleName } from '../apps/worker/src/schedules/periodic-schedule';
+import { TOKEN_SWEEPER_ACTOR } from '../apps/worker/src/schedules/token.sweeper';
+import { AUTO_UPGRADE_ACTOR, CERT_ROTATION_ACTOR } from '../libs/core/src';
 import { STEPS, SUCCESS_MARKER } from './support/flow-record';
 import { freePort } from './support/local-clone';
 import { RoundRobinClient } from './support/replica-client';
@@ -29,8 +31,8 @@ const CLUSTERS = 6;
 const DELETED = new Set([4, 5]);
 /** Clusters whose scheduled snapshot falls due during the run (their runningSince is put a day back). */
 const SNAPSHOT_DUE = [1, 2];
-/** What each scheduler that does not run on its own period asks for: the actors of the operations it queues. */
-const SYSTEM_ACTORS = new Set(['scheduler', 'health-monitor', 'system:token-sweeper']);
+/** The actors of the operations the schedulers queue (the others are the client's). */
+const SYSTEM_ACTORS = new Set(['scheduler', 'health-monitor', TOKEN_SWEEPER_ACTOR, AUTO_UPGRADE_ACTOR, CERT_ROTATION_ACTOR]);
 
 /** An API or worker replica: a real process from the built dist. */
 interface Replica {
