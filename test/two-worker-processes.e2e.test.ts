@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { after, before, describe, it, type TestContext } from 'node:test';
@@ -368,14 +369,25 @@ describe('two worker processes, twenty clusters', { timeout: 600_000 }, () => {
       if (STARTS.has(e.msg)) inFlight.add(e.operationId);
       else inFlight.delete(e.operationId);
       if (e.msg === 'operation succeeded') finishedByA++;
-      // A has finished some of the burst and has several operations under way: kill it now.
-      if (!killedAt && finishedByA >= 5 && inFlight.size >= 3) {
-        a.child.kill('SIGKILL');
-        killedAt = Date.now();
-      }
     };
     const issuing = burst(() => ['named-snapshot', 'snapshot', 'token', 'snapshot'], 'b2');
-    await waitFor('worker A to be killed mid-burst', async () => killedAt, (k) => k > 0, 60_000, 20);
+    // A has finished some of the burst and its log says several operations are under way. A log line is read
+    // late, so it may tell of operations already ended: A is frozen (SIGSTOP) and killed only when its rows show
+    // operations of its own still Running; otherwise it is let go again and looked at on the next poll.
+    const claimedByA = `${hostname()}:${a.pid}`;
+    const killMidway = async (): Promise<number> => {
+      if (finishedByA < 5 || inFlight.size < 2) return 0;
+      a.child.kill('SIGSTOP');
+      const running = await s.db.operation.count({ where: { tenantId: TENANT, state: 'Running', claimedBy: claimedByA } });
+      if (running >= 2) {
+        a.child.kill('SIGKILL');
+        killedAt = Date.now();
+        return running;
+      }
+      a.child.kill('SIGCONT');
+      return 0;
+    };
+    const runningAtKill = await waitFor('worker A to be killed with operations of its own under way', killMidway, (n) => n > 0, 60_000, 20);
     await exited(a.child);
     await a.closed; // every line A wrote before it died has been read
     const cutOff = new Set(inFlight); // started by A, never ended by A
@@ -402,7 +414,7 @@ describe('two worker processes, twenty clusters', { timeout: 600_000 }, () => {
     await assertSerialPerCluster();
     const by = perWorker(new Set(ids));
     t.diagnostic(
-      `burst 2: ${ids.length} operations in ${(elapsed / 1000).toFixed(1)} s; A killed after ${((killedAt - started) / 1000).toFixed(1)} s with ${cutOff.size} operation(s) logged as under way (+${unlogged.length} started but not yet logged): ${resumed} resumed by B, ${committedByA} already committed by A; finished by process: ${JSON.stringify(by)}; finished by B after the kill: ${afterKill}; success recorded twice: ${twice.length}`,
+      `burst 2: ${ids.length} operations in ${(elapsed / 1000).toFixed(1)} s; A killed after ${((killedAt - started) / 1000).toFixed(1)} s with ${runningAtKill} of its operations Running in the database and ${cutOff.size} operation(s) logged as under way (+${unlogged.length} started but not yet logged): ${resumed} resumed by B, ${committedByA} already committed by A; finished by process: ${JSON.stringify(by)}; finished by B after the kill: ${afterKill}; success recorded twice: ${twice.length}`,
     );
     // Checked last, once everything above held. The runner records a flow's success (its audit event) in
     // flow.succeeded() and ends the operation afterwards, in another transaction: a process killed between

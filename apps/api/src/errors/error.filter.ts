@@ -50,7 +50,7 @@ export class ErrorFilter implements ExceptionFilter {
       status = 503;
       reply.header('Retry-After', String(DATABASE_RETRY_AFTER_S));
       this.log.warn({ msg: 'database unavailable', requestId: request.id, err: exception instanceof Error ? exception.message.split('\n').slice(-1)[0] : String(exception) });
-      body = { code: 'database_unavailable', message: 'the control plane database cannot be reached right now; try again shortly (a create repeated with the same Idempotency-Key is never done twice)' };
+      body = { code: 'database_unavailable', message: 'the control plane database cannot be reached right now, or is too busy; try again shortly (a create repeated with the same Idempotency-Key is never done twice)' };
     } else if (isFastifyClientError(exception)) {
       status = exception.statusCode;
       body = { code: HTTP_CODES[status] ?? 'bad_request', message: exception.message };

@@ -7,6 +7,9 @@ export type Db = InstanceType<typeof PrismaClient>;
 
 const pools = new WeakMap<object, pg.Pool>();
 
+/** How long an interactive transaction may run before Prisma rolls it back (see createDb). */
+export const TRANSACTION_TIMEOUT_MS = 30_000;
+
 /**
  * A Prisma client on our own pg pool. An idle connection that dies (a Postgres
  * restart, a dropped test database) is an 'error' event on the pool: it is
@@ -17,8 +20,10 @@ export function createDb(databaseUrl: string, poolSize = 10, onPoolError: (e: Er
   pool.on('error', onPoolError);
   // A burst of requests queues for the pool's connections instead of failing after Prisma's
   // default 2 s wait (which answered 503 to a busy API on a loaded machine); a database that is
-  // really down still fails fast, on connect.
-  const db = new PrismaClient({ adapter: new PrismaPg(pool), transactionOptions: { maxWait: 10_000 } });
+  // really down still fails fast, on connect. A transaction runs for up to 30 s instead of
+  // Prisma's 5 s: ours are a few statements, and on a machine loaded by 50 creates at once a
+  // delete's six took 15 s of waiting for the CPU, which expired it (a 500 to a valid DELETE).
+  const db = new PrismaClient({ adapter: new PrismaPg(pool), transactionOptions: { maxWait: 10_000, timeout: TRANSACTION_TIMEOUT_MS } });
   pools.set(db, pool);
   return db;
 }
@@ -82,7 +87,8 @@ const ADAPTER_UNAVAILABLE = new Set(['DatabaseNotReachable', 'ConnectionClosed',
  * The database cannot be reached right now (down, restarting, cut connections,
  * no connection free in time): the request may succeed if repeated later, so
  * the API answers 503, not 500 (so does a transaction that found no free connection within
- * Prisma's wait, P2028 "Unable to start a transaction in the given time"). Walks the error, its Prisma metadata and its
+ * Prisma's wait, P2028 "Unable to start a transaction in the given time", and one that outlasted
+ * its timeout, "cannot be executed on an expired transaction": it was rolled back, nothing written). Walks the error, its Prisma metadata and its
  * causes. SQLSTATE class 08 (connection exception), 57P01-57P03 (shut down,
  * crashed, starting up) and 53300 (too many connections) count too.
  */
@@ -95,7 +101,7 @@ export function isDatabaseUnavailable(e: unknown): boolean {
     if (adapter?.kind && ADAPTER_UNAVAILABLE.has(adapter.kind)) return true;
     if (adapter?.originalCode && (/^08/.test(adapter.originalCode) || /^57P0[123]$/.test(adapter.originalCode))) return true;
     const message = typeof err.message === 'string' ? err.message : '';
-    if (/Can't reach database server|Unable to start a transaction in the given time|Connection terminated|timeout exceeded when trying to connect|terminating connection due to administrator command|the database system is (starting up|shutting down|in recovery)|Client has encountered a connection error/i.test(message)) return true;
+    if (/Can't reach database server|Unable to start a transaction in the given time|cannot be executed on an expired transaction|Connection terminated|timeout exceeded when trying to connect|terminating connection due to administrator command|the database system is (starting up|shutting down|in recovery)|Client has encountered a connection error/i.test(message)) return true;
     cur = err.cause;
   }
   return false;
