@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Prisma } from '../generated/prisma/client';
+import { Prisma } from '../generated/prisma/client';
 import { dimensionForTier } from '../catalog';
 
 /**
@@ -18,10 +18,14 @@ export async function openSegment(tx: Tx, clusterId: string, tier: string, at: D
     ON CONFLICT ("clusterId") WHERE "endedAt" IS NULL DO NOTHING`;
 }
 
+/** The UPDATE closing the cluster's open segment at `at`, as a statement or one member (a CTE) of the caller's. */
+export function closeSegmentSql(clusterId: string, at: Date): Prisma.Sql {
+  return Prisma.sql`UPDATE "BillingSegment" SET "endedAt" = GREATEST("startedAt", ${at}) WHERE "clusterId" = ${clusterId}::uuid AND "endedAt" IS NULL`;
+}
+
 /** Closes the cluster's open segment at `at`; true when there was one. */
 export async function closeSegment(tx: Tx, clusterId: string, at: Date): Promise<boolean> {
-  const n = await tx.$executeRaw`
-    UPDATE "BillingSegment" SET "endedAt" = GREATEST("startedAt", ${at}) WHERE "clusterId" = ${clusterId}::uuid AND "endedAt" IS NULL`;
+  const n = await tx.$executeRaw(closeSegmentSql(clusterId, at));
   return n > 0;
 }
 

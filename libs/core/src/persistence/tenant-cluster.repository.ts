@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from './prisma';
 import { sqlQuery } from './prisma';
-import { closeSegment } from './billing-segments';
+import { closeSegmentSql } from './billing-segments';
 import type { ClusterWithServers } from './cluster.repository';
 import { insertCluster, type IdempotentResponse, type NewCluster } from './new-cluster';
 import { insertOperation, operationInsert } from './operation-writer';
@@ -181,14 +181,27 @@ export class TenantClusterRepository {
         }
       }
       const previousState = row?.state ?? cluster.state;
-      const operation = await insertOperation(tx, { id, tenantId: cluster.tenantId, clusterId: cluster.id, kind: OperationKind.Delete, requestedBy: actor, params: { previousState } });
-      await tx.cluster.update({ where: { id: cluster.id }, data: { state: ClusterState.Deleting, stateReason: null } });
-      await closeSegment(tx, cluster.id, at);
       // A delete that went ahead although protection was on (an Azure managed application's) says so.
-      const details = isProtected ? { previousState, deletionProtection: true } : { previousState };
-      await tx.auditEvent.create({
-        data: { id: randomUUID(), tenantId: cluster.tenantId, clusterId: cluster.id, operationId: id, actor, action: 'cluster.delete.requested', details },
-      });
+      const details = JSON.stringify(isProtected ? { previousState, deletionProtection: true } : { previousState });
+      // The writes in one statement (a loaded machine waits for the CPU at every round trip: seven of them took
+      // 15 s under a 50-cluster burst): the operation, the cluster Deleting, billing stopped, the audit event.
+      const [op] = await tx.$queryRaw<Operation[]>`
+        WITH o AS (
+          ${operationInsert({
+            id: Prisma.sql`${id}::uuid`, tenantId: cluster.tenantId, clusterId: Prisma.sql`${cluster.id}::uuid`, kind: OperationKind.Delete, mutating: isMutating(OperationKind.Delete),
+            requestedBy: actor, params: Prisma.sql`${JSON.stringify({ previousState })}::jsonb`, at,
+          }, Prisma.empty, Prisma.sql`*`)}
+        ), c AS (
+          UPDATE "Cluster" SET "state" = ${ClusterState.Deleting}, "stateReason" = NULL, "updatedAt" = ${at} WHERE "id" = ${cluster.id}::uuid RETURNING 1
+        ), s AS (
+          ${closeSegmentSql(cluster.id, at)} RETURNING 1
+        ), a AS (
+          INSERT INTO "AuditEvent" ("id", "tenantId", "clusterId", "operationId", "actor", "action", "details", "createdAt")
+          SELECT ${randomUUID()}::uuid, o."tenantId", o."clusterId", o."id", ${actor}, 'cluster.delete.requested', ${details}::jsonb, ${at} FROM o
+          RETURNING 1
+        )
+        SELECT * FROM o`;
+      const operation: Operation = { ...op!, seq: BigInt(op!.seq) };
       return { operation, queued: true };
     });
   }
