@@ -27,6 +27,7 @@ import path from 'node:path';
 import autocannon from 'autocannon';
 import { mintToken } from '../infra/local/token';
 import { SERVICE_NODE_FLAGS } from '../infra/local/node-flags';
+import { TenantClusterRepository, VIEW_COLUMNS, closeDb, createDb, sqlQuery } from '../libs/core/src';
 import {
   type Child, createBenchDatabase, dropBenchDatabase, freePort, localDir, log, obliterateQueue, onCleanup, percentile, REPO_ROOT, required, round,
   runBench, spawnChild, waitForHttp, writeResult,
@@ -272,6 +273,11 @@ async function main(): Promise<void> {
   // Stop the servers, then count what the creates queued and obliterate it.
   await hello.stop();
   await api.stop();
+
+  // The hot read's database part alone, in this process, as many at once as the load's connections:
+  // the repository's batched read against one prepared statement per read (the read before the
+  // batching), alternated, each round's CPU of this process and wall time.
+  const repoRead = await compareRepositoryReads(databaseUrl, TENANT, madeBody.cluster.id);
   queueReport = await obliterateQueue(redisUrl, prefix);
 
   const ratio = round(getApi.okPerSecond / getHello.okPerSecond, 3);
@@ -289,20 +295,61 @@ async function main(): Promise<void> {
     `GET ratio api/hello: ${ratio} (req/s)${cpuRatio !== undefined ? `; server CPU per request api/hello: ${cpuRatio}x` : ''}`,
     `where the GET's server CPU goes (µs/request): bare Fastify ${getHello.serverCpuUsPerRequest}, ` +
       ladder.map((r) => `${r.label} ${r.serverCpuUsPerRequest}`).join(', ') +
-      `, ${getApi.label} (auth + one prepared SQL statement) ${getApi.serverCpuUsPerRequest}`,
+      `, ${getApi.label} (auth + the read) ${getApi.serverCpuUsPerRequest}`,
+    `target GET ratio 0.30: ${ratio >= 0.3 ? 'met' : 'MISSED'}`,
+    `the read alone (this process, ${CONNECTIONS} at once, medians of ${repoRead.rounds} rounds of ${repoRead.reads}): one statement per read ${repoRead.single.cpuUs} µs CPU and ${repoRead.single.wallUs} µs wall per read; gathered (ReadBatch) ${repoRead.batched.cpuUs} µs CPU, ${repoRead.batched.wallUs} µs wall; ratio single / batched CPU ${round(repoRead.single.cpuUs / repoRead.batched.cpuUs, 2)}`,
   ];
   const file = writeResult('api-throughput', {
     settings: { connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S, tenants: TENANTS, apiProcess: 'node dist/apps/api/src/main.js (NODE_ENV=production, no worker)' },
     targets: { createsPerSecondAtLeast: 500, createsP99BelowMs: 100, met: createTargetMet },
     summary,
     creates: { oneTenant: createOne, manyTenants: createMany },
-    get: { api: getApi, hello: getHello, ratioApiOverHello: ratio, serverCpuPerRequestApiOverHello: cpuRatio, ladder },
+    get: { api: getApi, hello: getHello, ratioApiOverHello: ratio, serverCpuPerRequestApiOverHello: cpuRatio, ladder, repositoryRead: repoRead },
     queue: { prefix, ...queueReport },
   });
   log('');
   for (const line of summary) log(`api-throughput: ${line}`);
   log(`api-throughput: queue ${prefix}: ${JSON.stringify(queueReport?.jobs)} jobs obliterated, ${queueReport?.keysLeft} keys left`);
   log(`api-throughput: results in ${file}`);
+}
+
+/** The hot read's database part, batched (the repository) against one prepared statement per read, alternated. */
+async function compareRepositoryReads(databaseUrl: string, tenantId: string, clusterId: string) {
+  const db = createDb(databaseUrl, 10);
+  try {
+    const repo = new TenantClusterRepository(db);
+    const statement = `SELECT ${VIEW_COLUMNS.map((c) => `c."${c}"`).join(', ')},
+        ARRAY(SELECT s."address" FROM "ClusterServer" s WHERE s."clusterId" = c."id" ORDER BY s."index") AS "serverAddresses"
+      FROM "Cluster" c WHERE c."id" = $1::uuid AND c."tenantId" = $2`;
+    const single = async () => (await sqlQuery(db, statement, [clusterId, tenantId], 'bench-cluster-view-single'))[0];
+    const batched = () => repo.findViewForTenant(tenantId, clusterId);
+    const reads = 5_000;
+    const round1 = async (read: () => Promise<unknown>) => {
+      let left = reads;
+      const cpu0 = process.cpuUsage();
+      const t0 = performance.now();
+      await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
+        while (left-- > 0) if (!(await read())) throw new Error('the cluster was not read');
+      }));
+      const cpu = process.cpuUsage(cpu0);
+      return { cpuUs: (cpu.user + cpu.system) / reads, wallUs: ((performance.now() - t0) * 1000) / reads };
+    };
+    await round1(single);
+    await round1(batched);
+    const rounds = 3;
+    const runs: { single: Array<{ cpuUs: number; wallUs: number }>; batched: Array<{ cpuUs: number; wallUs: number }> } = { single: [], batched: [] };
+    for (let i = 0; i < rounds; i++) {
+      runs.single.push(await round1(single));
+      runs.batched.push(await round1(batched));
+    }
+    const median = (xs: Array<{ cpuUs: number; wallUs: number }>) => {
+      const m = (k: 'cpuUs' | 'wallUs') => round(xs.map((x) => x[k]).sort((a, b) => a - b)[Math.floor(xs.length / 2)]!, 1);
+      return { cpuUs: m('cpuUs'), wallUs: m('wallUs') };
+    };
+    return { reads, rounds, single: median(runs.single), batched: median(runs.batched), runs };
+  } finally {
+    await closeDb(db);
+  }
 }
 
 runBench('api-throughput', 180_000, main);

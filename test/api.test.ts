@@ -236,6 +236,25 @@ describe('API', () => {
       assert.ok(!list.body.clusters.some((c: { id: string }) => c.id === id));
     });
 
+    it('the hot read under concurrency: reads gathered into one statement each answer their own tenant', async () => {
+      const mine = await Promise.all(['batch-a1', 'batch-a2'].map((name) => s.request('POST', '/v1/clusters', { token: writer, body: createBody({ name }) })));
+      const theirsToken = s.token(TENANT_B, [...WRITE, ...READ]);
+      const theirs = await s.request('POST', '/v1/clusters', { token: theirsToken, body: createBody({ name: 'batch-b1' }) });
+      const a = mine.map((r) => r.body.cluster.id as string);
+      const b = theirs.body.cluster.id as string;
+      const missing = '0f0f0f0f-0000-4000-8000-00000000beef';
+      // Sixty at once (the API gathers the reads that arrive while two statements are in flight).
+      const asks = Array.from({ length: 60 }, (_, i) => {
+        const [token, id, expected] = ([[writer, a[0], 200], [writer, a[1], 200], [writer, b, 404], [theirsToken, b, 200], [theirsToken, a[0], 404], [writer, missing, 404]] as const)[i % 6]!;
+        return { token, id, expected };
+      });
+      const answers = await Promise.all(asks.map((q) => s.request('GET', `/v1/clusters/${q.id}`, { token: q.token })));
+      answers.forEach((res, i) => {
+        assert.equal(res.status, asks[i]!.expected, `read ${i} of ${asks[i]!.id}`);
+        if (res.status === 200) assert.equal(res.body.id, asks[i]!.id, `read ${i} answered its own cluster`);
+      });
+    });
+
     it('400 naming the id for ids that are not UUIDs', async () => {
       for (const bad of ['not-a-uuid', '-'.repeat(36), 'constructor']) {
         const res = await s.request('GET', `/v1/clusters/${bad}`, { token: writer });

@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from './prisma';
 import { sqlQuery } from './prisma';
+import { ReadBatch } from './read-batch';
 import { closeSegmentSql } from './billing-segments';
 import type { ClusterWithServers } from './cluster.repository';
 import { insertCluster, type IdempotentResponse, type NewCluster } from './new-cluster';
 import { insertOperation, operationInsert } from './operation-writer';
 import { recordIdempotentAnswer, type IdempotentAnswer } from './idempotency.repository';
 import type { UpgradePolicy } from './upgrade-schedule.repository';
-import { DELETION_PROTECTION_OFF, type AllowlistEntry } from '../../../contracts/src';
+import { DELETION_PROTECTION_OFF, isUuid, type AllowlistEntry } from '../../../contracts/src';
 import { ClusterState, OperationKind, OperationState, isMutating } from '../model';
 import { ConflictError } from '../errors';
 import { Prisma, type Cluster, type ClusterServer, type Operation } from '../generated/prisma/client';
@@ -86,17 +87,31 @@ export class TenantClusterRepository {
    * servers' addresses as one text array, as one prepared statement. Skipping the rest (the CA
    * bundle, the lock, the schedules) halves what pg parses per request.
    */
-  async findViewForTenant(tenantId: string, id: string): Promise<ClusterViewRow | null> {
-    const rows = await sqlQuery<ClusterViewRow>(
-      this.db,
-      `SELECT ${VIEW_COLUMNS.map((c) => `c."${c}"`).join(', ')},
-              ARRAY(SELECT s."address" FROM "ClusterServer" s WHERE s."clusterId" = c."id" ORDER BY s."index") AS "serverAddresses"
-       FROM "Cluster" c WHERE c."id" = $1::uuid AND c."tenantId" = $2`,
-      [id, tenantId],
-      'cluster-view-for-tenant',
-    );
-    return rows[0] ?? null;
+  /**
+   * The hot read (GET /v1/clusters/{id}): the view's columns of one of the tenant's clusters. Reads
+   * asked at the same moment go to the database in one prepared statement (ReadBatch): each
+   * matched by its own id and tenant, so a read never answers another tenant's cluster.
+   */
+  findViewForTenant(tenantId: string, id: string): Promise<ClusterViewRow | null> {
+    // Not a UUID: no cluster has it (the route's contract refuses it first; the batch's cast must not fail for the others).
+    if (!isUuid(id)) return Promise.resolve(null);
+    return this.views.load([id, tenantId]);
   }
+
+  private readonly views = new ReadBatch<readonly [string, string], ClusterViewRow>(async (keys) => {
+    const rows = await sqlQuery<ClusterViewRow & { _i: bigint }>(
+      this.db,
+      `SELECT k."i" AS "_i", ${VIEW_COLUMNS.map((c) => `c."${c}"`).join(', ')},
+              ARRAY(SELECT s."address" FROM "ClusterServer" s WHERE s."clusterId" = c."id" ORDER BY s."index") AS "serverAddresses"
+       FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS k("id", "tenantId", "i")
+       JOIN "Cluster" c ON c."id" = k."id" AND c."tenantId" = k."tenantId"`,
+      [keys.map((k) => k[0]), keys.map((k) => k[1])],
+      'cluster-views-for-tenants',
+    );
+    const answers: Array<ClusterViewRow | null> = keys.map(() => null);
+    for (const { _i, ...row } of rows) answers[Number(_i) - 1] = row;
+    return answers;
+  });
 
   listForTenant(tenantId: string, opts: { includeDeleted?: boolean } = {}): Promise<ClusterWithServers[]> {
     return this.db.cluster.findMany({
