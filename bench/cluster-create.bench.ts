@@ -369,7 +369,8 @@ async function parallel(n: number): Promise<void> {
   const created = [
     `${n} standard clusters asked at once: ${running} of ${n} Running after ${round(allMs / 1000)} s (target: all in 30 s, first attempt); each: median ${summarize(times).median} ms, max ${times.at(-1) ?? NaN} ms`,
     `attempts per create operation: ${JSON.stringify(attempts)}; step medians (ms): ${Object.entries(stepMedians).map(([k, v]) => `${k} ${v}`).join(', ')}`,
-    `CPU during the burst: worker ${round(workerCpuMs / 1000)} s, Consul ${round(consul.cpuMs / 1000)} s over ${consul.processes} processes (wall ${round(allMs / 1000)} s, ${os.cpus().length} cores)`,
+    `CPU during the burst: worker ${round(workerCpuMs / 1000)} s, Consul ${round(consul.cpuMs / 1000)} s over ${consul.processes} processes (wall ${round(allMs / 1000)} s, ${os.cpus().length} cores): ` +
+      `Consul alone needs ${round(consul.cpuMs / os.cpus().length / 1000)} s of this machine's cores (${round(consul.cpuMs / Math.max(1, consul.processes))} ms per server), the control plane ${round(workerCpuMs / n)} ms of worker CPU per cluster`,
     `503 answers (retried after their Retry-After) to the creates: ${busy.answers503}`,
     `RSS: API ${apiAfterOne.rss} MB after one create, ${apiWith.rss} MB (peak ${apiWith.peak}) with ${n}; worker ${workerAfterOne.rss} MB after one create, ${workerWith.rss} MB (peak ${workerWith.peak}) with ${n} (targets: API <= 150, worker <= 200)`,
   ];
