@@ -20,7 +20,7 @@ const schema = z.object({
   HOST: z.string().default('127.0.0.1').describe('API listen address'),
   WORKER_PORT: port.default(3001).describe('Worker\'s `/healthz` and `/metrics`'),
   DATABASE_URL: z.string().url().default('postgresql://consul_cloud:consul_cloud@127.0.0.1:55432/consul_cloud').describe('PostgreSQL (`npm start` and the tests point it at the project-local PostgreSQL, `PG_PORT`)'),
-  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10).describe('PostgreSQL connections per process (1-100). A Prisma transaction waits at most 2 s for one'),
+  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10).describe('PostgreSQL connections per process (1-100). A transaction waits at most 10 s for one (then the API answers 503 with Retry-After) and runs at most 30 s'),
   REDIS_URL: z.string().url().default('redis://127.0.0.1:56379').describe('Redis (BullMQ)'),
   QUEUE_PREFIX: z.string().regex(/^[a-z0-9:_-]+$/i).default('mc').describe('BullMQ key prefix'),
   LOCAL_DIR: z.string().default(localDir).describe('Runtime folder (clusters\' data, logs, pid files)').meta({ shownDefault: '`.local`' }),
