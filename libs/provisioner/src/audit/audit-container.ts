@@ -1,4 +1,5 @@
-import { AnonymousCredential, ContainerClient, RestError, type AppendBlobClient } from '@azure/storage-blob';
+import type { AppendBlobClient, ContainerClient, RestError } from '@azure/storage-blob';
+import { loadSdk } from '../lazy-sdk';
 import type { TokenCredential } from '@azure/identity';
 
 /**
@@ -20,6 +21,12 @@ export type AuditContainerAccess = { sasUrl: string } | { containerUrl: string; 
 /** Outcome of an append at a position: done, or the blob already had another length (HTTP 412). */
 export type AppendResult = { appended: true } | { appended: false; length: number };
 
+/** The storage SDK, loaded on first use: the API loads this file with the provisioner and may never reach a container (several MB of its memory). */
+const blobSdk = () => loadSdk<typeof import('@azure/storage-blob')>('@azure/storage-blob');
+
+/** The SDK's error of an answer from the service (the SDK is loaded: a container was made before anything failed). */
+const isRestError = (e: unknown): e is RestError => e instanceof blobSdk().RestError;
+
 const PIPELINE = { retryOptions: { maxTries: 3, retryDelayInMs: 500, maxRetryDelayInMs: 5_000, tryTimeoutInMs: 30_000 } };
 
 export class AuditContainer {
@@ -27,6 +34,7 @@ export class AuditContainer {
   readonly #container: ContainerClient;
 
   constructor(access: AuditContainerAccess) {
+    const { AnonymousCredential, ContainerClient } = blobSdk();
     this.#container = 'sasUrl' in access
       ? new ContainerClient(access.sasUrl, new AnonymousCredential(), PIPELINE)
       : new ContainerClient(access.containerUrl, access.credential, PIPELINE);
@@ -57,7 +65,7 @@ export class AuditContainer {
       await this.#blob(name).appendBlock(chunk, chunk.length, { conditions: { appendPosition: position } });
       return { appended: true };
     } catch (e) {
-      if (e instanceof RestError && e.statusCode === 412) return { appended: false, length: await this.length(name) };
+      if (isRestError(e) && e.statusCode === 412) return { appended: false, length: await this.length(name) };
       throw this.#wrap(e, `append to ${name}`);
     }
   }
@@ -68,7 +76,7 @@ export class AuditContainer {
       const p = await this.#blob(name).getProperties();
       return p.contentLength ?? 0;
     } catch (e) {
-      if (e instanceof RestError && e.statusCode === 404 && errorCodeOf(e) === 'BlobNotFound') return null;
+      if (isRestError(e) && e.statusCode === 404 && errorCodeOf(e) === 'BlobNotFound') return null;
       throw this.#wrap(e, `read the length of ${name}`);
     }
   }
@@ -108,7 +116,7 @@ export class AuditContainer {
 
   #wrap(e: unknown, what: string): AuditStorageError {
     if (e instanceof AuditStorageError) return e;
-    if (!(e instanceof RestError)) {
+    if (!isRestError(e)) {
       // A token the identity could not get, a name that does not resolve, a refused connection.
       const name = e instanceof Error ? e.name : 'Error';
       if (name === 'CredentialUnavailableError' || name === 'AuthenticationError') {
