@@ -26,7 +26,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import { mintToken } from '../infra/local/token';
-import { SERVICE_NODE_FLAGS } from '../infra/local/node-flags';
+import { SERVICE_ENV, SERVICE_NODE_FLAGS } from '../infra/local/node-flags';
 import { TenantClusterRepository, VIEW_COLUMNS, closeDb, createDb, sqlQuery } from '../libs/core/src';
 import {
   type Child, createBenchDatabase, dropBenchDatabase, freePort, localDir, log, obliterateQueue, onCleanup, percentile, REPO_ROOT, required, round,
@@ -165,6 +165,7 @@ async function main(): Promise<void> {
   const benchLocal = path.join(localDir(), 'bench');
   const api: Child = spawnChild('bench-api', process.execPath, [...SERVICE_NODE_FLAGS, ...(process.env.BENCH_API_NODE_ARGS ?? '').split(' ').filter(Boolean), path.join(REPO_ROOT, 'dist/apps/api/src/main.js')], {
     ...process.env,
+    ...SERVICE_ENV,
     NODE_ENV: 'production',
     LOG_FORMAT: 'json',
     HOST: '127.0.0.1',

@@ -23,7 +23,7 @@ import { startWorker } from '../apps/worker/src/worker';
 import { closeDb, createDb, type Config, type Db, type OperationStep } from '../libs/core/src';
 import { LocalTarget } from '../libs/provisioner/src';
 import { mintToken } from '../infra/local/token';
-import { SERVICE_NODE_FLAGS } from '../infra/local/node-flags';
+import { SERVICE_ENV, SERVICE_NODE_FLAGS } from '../infra/local/node-flags';
 import { WORKER_MAIN, workerEnv } from '../test/support/worker-process';
 import {
   REPO_ROOT, benchConfig, createBenchDatabase, dropBenchDatabase, freePort, listenApi, log, obliterateQueue, onCleanup, round, runBench, sleep, spawnChild, summarize, waitForHttp, writeResult,
@@ -299,10 +299,10 @@ function consulCpuMs(clusterIds: ReadonlySet<string>): { processes: number; cpuM
 async function parallel(n: number): Promise<void> {
   const { databaseUrl, config, live } = await setUp();
   const apiPort = await freePort();
-  const api = spawnChild('bench-parallel-api', process.execPath, [...SERVICE_NODE_FLAGS, path.join(REPO_ROOT, 'dist/apps/api/src/main.js')], { ...workerEnv(config, 'bench-parallel-api'), PORT: String(apiPort) });
+  const api = spawnChild('bench-parallel-api', process.execPath, [...SERVICE_NODE_FLAGS, path.join(REPO_ROOT, 'dist/apps/api/src/main.js')], { ...workerEnv(config, 'bench-parallel-api'), ...SERVICE_ENV, PORT: String(apiPort) });
   const url = `http://127.0.0.1:${apiPort}`;
   await waitForHttp(`${url}/healthz`, api);
-  const worker = spawnChild('bench-parallel-worker', process.execPath, [...SERVICE_NODE_FLAGS, WORKER_MAIN], workerEnv(config, 'bench-parallel-worker'));
+  const worker = spawnChild('bench-parallel-worker', process.execPath, [...SERVICE_NODE_FLAGS, WORKER_MAIN], { ...workerEnv(config, 'bench-parallel-worker'), ...SERVICE_ENV });
   const db: Db = createDb(databaseUrl, 2);
   onCleanup(() => closeDb(db));
   const token = mintToken({ tenantId: TENANT, user: 'bench', roles: ['Clusters.ReadWrite'] });

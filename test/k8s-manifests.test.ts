@@ -16,7 +16,7 @@ import { before, describe, it } from 'node:test';
 import YAML from 'yaml';
 import { configSchema, loadConfig, type Config } from '../libs/core/src';
 import { CONSOLE_DIR } from '../apps/api/src/console/console.routes';
-import { SERVICE_NODE_FLAGS } from '../infra/local/node-flags';
+import { SERVICE_ENV, SERVICE_NODE_FLAGS } from '../infra/local/node-flags';
 import { copiesFrom, envPairs, execForm, parseDockerfile, type Stage } from './support/dockerfile';
 import { nameProblem, validateKubernetesObject, type KubernetesObject } from './support/kubernetes-schemas';
 
@@ -36,6 +36,7 @@ const NOT_CONFIG: Record<string, string> = {
   HOME: 'where Prisma\'s CLI keeps its state: /tmp, the writable emptyDir',
   CHECKPOINT_DISABLE: 'Prisma\'s update check, off (the pods reach no such host)',
   NODE_OPTIONS: 'Node\'s own: the V8 flags of infra/local/node-flags.ts',
+  MALLOC_ARENA_MAX: 'glibc\'s: two malloc arenas (SERVICE_ENV of infra/local/node-flags.ts)',
 };
 
 // ---- kubectl ----------------------------------------------------------------------------------
@@ -415,6 +416,7 @@ describe('the control plane on Kubernetes (infra/k8s)', () => {
             assert.equal(config.defaultTarget, 'azure', `${where}: new clusters go to Azure`);
             assert.equal(config.BILLING_EXPORTER, 'marketplace', `${where}: usage goes to the marketplace, not to a pod's files`);
             assert.deepEqual(env.NODE_OPTIONS?.split(/\s+/), [...SERVICE_NODE_FLAGS], `${where}: runs with the V8 flags npm start gives the API and the worker (infra/local/node-flags.ts)`);
+            for (const [k, v] of Object.entries(SERVICE_ENV)) assert.equal(env[k], v, `${where}: ${k} as npm start gives the API and the worker (infra/local/node-flags.ts)`);
           }
         }
       });

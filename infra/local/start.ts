@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { procAlive, runScript, say, StackError, waitUntil } from './processes';
 import { Supervisor } from './supervisor';
-import { SERVICE_NODE_FLAGS } from './node-flags';
+import { SERVICE_ENV, SERVICE_NODE_FLAGS } from './node-flags';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const LOCAL = process.env.LOCAL_DIR || path.join(ROOT, '.local');
@@ -99,7 +99,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void end(143));
 
   const launch = (name: keyof typeof PROCESSES) =>
-    supervisor.start({ name, command: process.execPath, args: [...(name === 'issuer' ? [] : SERVICE_NODE_FLAGS), PROCESSES[name]], logFile: path.join(LOGS, `${name}.log`), cwd: ROOT });
+    supervisor.start({ name, command: process.execPath, args: [...(name === 'issuer' ? [] : SERVICE_NODE_FLAGS), PROCESSES[name]], env: name === 'issuer' ? process.env : { ...process.env, ...SERVICE_ENV }, logFile: path.join(LOGS, `${name}.log`), cwd: ROOT });
   try {
     launch('issuer');
     if (!(await answers(urls.issuer, 20_000))) throw new StackError(`the identity issuer did not start; see ${LOGS}/issuer.log`);
