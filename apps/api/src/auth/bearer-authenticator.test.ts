@@ -502,10 +502,10 @@ describe('verified tokens remembered until they expire', () => {
     const idp = await startFakeIdp([jwk]);
     try {
       let clock = Date.now();
-      // Metadata never reused (ttl 1 ms, no stale copy): every verification needs the IdP.
+      // Metadata never reused (ttl 0: stale the moment it is fetched; 1 ms was a race on a quick machine), no stale copy: every verification needs the IdP.
       const a = new BearerAuthenticator({
         identityMetadata: metadataUrl(idp.url), issuer: idp.url, audience: AUDIENCE, clientId: AUDIENCE,
-        metadataCache: { ttlMs: 1, retryMs: 0, staleIfErrorMs: 0 }, now: () => clock,
+        metadataCache: { ttlMs: 0, retryMs: 0, staleIfErrorMs: 0 }, now: () => clock,
       });
       const signer = signingKeyFromJwk(jwk);
       const t = mint({ issuer: idp.url, key: signer, expiresInSeconds: 600 });

@@ -1,4 +1,4 @@
-import type { AllowlistEntry } from '../../../../../libs/contracts/src';
+import { IP_ALLOWLIST } from '../../../../../libs/contracts/src';
 import type { ClusterRepository } from '../../../../../libs/core/src';
 import type { ClusterSpec } from '../../../../../libs/provisioner/src';
 import type { ClusterContext } from '../cluster-context';
@@ -19,7 +19,8 @@ export function publicEndpointSteps(target: ClusterTarget, clusters: ClusterRepo
       run: async () => {
         await loaded.reload();
         const { publicEndpoint, ipAllowlist } = loaded.cluster;
-        const allowlist = ipAllowlist as unknown as AllowlistEntry[];
+        // The API checked the list when it wrote it; read back through its shape, a row that does not hold one fails the step.
+        const allowlist = IP_ALLOWLIST.parse(ipAllowlist);
         await target.updateEndpoint(spec(), loaded.secrets, publicEndpoint ? { allowlist } : null);
         return publicEndpoint ? `on, ${allowlist.length} allowed network(s)` : 'off';
       },
