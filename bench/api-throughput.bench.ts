@@ -27,7 +27,7 @@ import path from 'node:path';
 import autocannon from 'autocannon';
 import { mintToken } from '../infra/local/token';
 import { SERVICE_ENV, SERVICE_NODE_FLAGS } from '../infra/local/node-flags';
-import { TenantClusterRepository, VIEW_COLUMNS, closeDb, createDb, sqlQuery } from '../libs/core/src';
+import { SecretBox, TenantClusterRepository, VIEW_COLUMNS, closeDb, createDb, sqlQuery } from '../libs/core/src';
 import {
   type Child, createBenchDatabase, dropBenchDatabase, freePort, localDir, log, obliterateQueue, onCleanup, percentile, REPO_ROOT, required, round,
   runBench, spawnChild, waitForHttp, writeResult,
@@ -163,6 +163,9 @@ async function main(): Promise<void> {
   // file (run/api.pid) does not replace the one of an `npm start` API.
   const apiPort = await freePort();
   const benchLocal = path.join(localDir(), 'bench');
+  // In production a process never makes its key-encryption key: the stack's is made here if this is the first run.
+  const kekFile = path.join(localDir(), 'keys', 'kek.json');
+  SecretBox.fromKeyFile(kekFile);
   const api: Child = spawnChild('bench-api', process.execPath, [...SERVICE_NODE_FLAGS, ...(process.env.BENCH_API_NODE_ARGS ?? '').split(' ').filter(Boolean), path.join(REPO_ROOT, 'dist/apps/api/src/main.js')], {
     ...process.env,
     ...SERVICE_ENV,
@@ -174,7 +177,7 @@ async function main(): Promise<void> {
     QUEUE_PREFIX: prefix,
     LOCAL_NET_OCTET: '251',
     LOCAL_DIR: benchLocal,
-    KEK_FILE: path.join(localDir(), 'keys', 'kek.json'),
+    KEK_FILE: kekFile,
     CONSUL_BIN: process.env.CONSUL_BIN ?? path.join(localDir(), 'consul', 'usr', 'bin', 'consul'),
   });
   const apiUrl = `http://127.0.0.1:${apiPort}`;

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import type IORedis from 'ioredis';
-import { AuditRepository, TenantAuditExportRepository, ConsoleSessionRepository, FederationRepository, ConsulUiSessionRepository, FleetRepository, IdempotencyRepository, IssuedTokenRepository, ManagedAppNotificationRepository, SecretBox, SecretRepository, TenantClusterRepository, TenantOperationRepository, TenantSnapshotRepository, UsageRepository, WaveRepository, azureCredential, closeDb, createDb, createOperationsQueue, createRedis, type Config, type Db, type OperationsQueue } from '../../../libs/core/src';
+import { AuditRepository, TenantAuditExportRepository, ConsoleSessionRepository, FederationRepository, ConsulUiSessionRepository, FleetRepository, IdempotencyRepository, IssuedTokenRepository, ManagedAppNotificationRepository, SecretBox, SecretRepository, secretBoxOf, TenantClusterRepository, TenantOperationRepository, TenantSnapshotRepository, UsageRepository, WaveRepository, azureCredential, closeDb, createDb, createOperationsQueue, createRedis, type Config, type Db, type OperationsQueue } from '../../../libs/core/src';
 import { AdminController } from './admin/admin.controller';
 import { BillingController } from './billing/billing.controller';
 import { BillingService } from './billing/billing.service';
@@ -107,7 +107,7 @@ export class AppModule {
           inject: [ConsulUiSessionRepository, ConsoleSessionRepository, TenantClusterRepository, SecretRepository, AuditRepository, CONSUL_UI_TOKENS, OperationDispatcher],
         },
         ConsulUiProxy,
-        { provide: SecretBox, useFactory: () => SecretBox.fromKeyFile(config.KEK_FILE) },
+        { provide: SecretBox, useFactory: () => secretBoxOf(config) },
         // The tenant's repositories only (every read takes the tenant), and the fleet's for the operator routes:
         // the worker's reads by id across tenants (ClusterRepository, OperationRepository, SnapshotRepository) are not provided here.
         { provide: TenantClusterRepository, useFactory: (db: Db) => new TenantClusterRepository(db), inject: [DB] },

@@ -2,7 +2,7 @@ import { SecondarySteps } from './federation/secondary-steps';
 import { hostname } from 'node:os';
 import { Logger, Module, type DynamicModule } from '@nestjs/common';
 import type IORedis from 'ioredis';
-import { AuditExportRepository, AuditRepository, CertificateScheduleRepository, azureCredential, ClusterRepository, ConsoleSessionRepository, ConsulUiSessionRepository, IssuedTokenRepository, OperationRepository, SecretBox, SecretRepository, SnapshotRepository, SnapshotScheduleRepository, TenantClusterRepository, UpgradeScheduleRepository, UsageRepository, WaveRepository, createDb, createOperationsQueue, createRedis, recommendedVersion, type Config, type Db, type OperationKind, type OperationsQueue } from '../../../libs/core/src';
+import { AuditExportRepository, AuditRepository, CertificateScheduleRepository, azureCredential, ClusterRepository, ConsoleSessionRepository, ConsulUiSessionRepository, IssuedTokenRepository, OperationRepository, SecretBox, SecretRepository, secretBoxOf, SnapshotRepository, SnapshotScheduleRepository, TenantClusterRepository, UpgradeScheduleRepository, UsageRepository, WaveRepository, createDb, createOperationsQueue, createRedis, recommendedVersion, type Config, type Db, type OperationKind, type OperationsQueue } from '../../../libs/core/src';
 import { BlobSnapshotStore, ConsulUiTokens } from '../../../libs/provisioner/src';
 import { ConsulUiRevoker } from './consul-ui/consul-ui-revoker';
 import { ClusterSnapshots } from './operations/cluster-snapshots';
@@ -48,7 +48,7 @@ export class WorkerModule {
         { provide: DB, useFactory: () => createDb(config.DATABASE_URL, config.DATABASE_POOL_SIZE) },
         { provide: REDIS, useFactory: () => createRedis(config.REDIS_URL, false) },
         { provide: QUEUE, useFactory: (redis: IORedis) => createOperationsQueue(redis, config.QUEUE_PREFIX), inject: [REDIS] },
-        { provide: SecretBox, useFactory: () => SecretBox.fromKeyFile(config.KEK_FILE) },
+        { provide: SecretBox, useFactory: () => secretBoxOf(config) },
         { provide: ClusterRepository, useFactory: (db: Db) => new ClusterRepository(db), inject: [DB] },
         { provide: OperationRepository, useFactory: (db: Db) => new OperationRepository(db), inject: [DB] },
         {

@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { SecretBox, SealedValueError, type SealBinding } from './envelope';
+import { ConfigError } from './config';
+import { MissingKeyFileError, SecretBox, SealedValueError, secretBoxOf, type SealBinding } from './envelope';
 
 const AT: SealBinding = { purpose: 'cluster-secret', fields: ['c1', 'gossip-key'] };
 
@@ -18,6 +19,19 @@ describe('SecretBox (envelope encryption)', () => {
     const sealed = a.seal('gossip-key-material', AT);
     const b = SecretBox.fromKeyFile(file);
     assert.equal(b.open(sealed, AT), 'gossip-key-material');
+  });
+
+  it('in production never makes a key: a missing KEK_FILE stops the process, naming it, and nothing is written', () => {
+    const missing = path.join(dir, 'prod', 'kek.json');
+    assert.throws(() => secretBoxOf({ KEK_FILE: missing, NODE_ENV: 'production' }), (e: unknown) =>
+      e instanceof MissingKeyFileError && e instanceof ConfigError && /^KEK_FILE: no key-encryption key at .*prod\/kek\.json/.test(e.message) && /Key Vault/.test(e.message));
+    assert.equal(fs.existsSync(path.dirname(missing)), false, 'no directory and no key made');
+    // Outside production the first start makes it, as npm start does.
+    const dev = path.join(dir, 'dev', 'kek.json');
+    assert.ok(secretBoxOf({ KEK_FILE: dev, NODE_ENV: 'development' }).activeKekId.startsWith('local-'));
+    assert.ok(fs.existsSync(dev));
+    // A provisioned key is read in production as anywhere.
+    assert.equal(secretBoxOf({ KEK_FILE: dev, NODE_ENV: 'production' }).activeKekId, SecretBox.fromKeyFile(dev).activeKekId);
   });
 
   it('narrows its own key file to 0600, and reads one another user owns (a read-only Key Vault mount) as it is', () => {

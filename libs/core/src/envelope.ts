@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { ConfigError } from './config';
 
 /** One sealed secret: its data key wrapped by the key-encryption key (KEK). */
 export interface SealedSecret {
@@ -69,6 +70,19 @@ function describe(binding: SealBinding): string {
  * KEK the value names. `rewrap` moves a data key to the active KEK without touching the
  * payload (its associated data does not name the KEK).
  */
+/** A key file that must be there and is not (production never makes its own key). */
+export class MissingKeyFileError extends ConfigError {
+  override name = 'MissingKeyFileError';
+  constructor(readonly file: string) {
+    super(`KEK_FILE: no key-encryption key at ${file}. In production the key is provisioned (Key Vault through the Secrets Store CSI driver, docs/deployment.md), never made by a process: a key made per process would open nothing another one sealed`);
+  }
+}
+
+/** The process's SecretBox from its configuration: outside production the key file is made on first start. */
+export function secretBoxOf(config: { KEK_FILE: string; NODE_ENV: string }): SecretBox {
+  return SecretBox.fromKeyFile(config.KEK_FILE, { create: config.NODE_ENV !== 'production' });
+}
+
 export class SecretBox {
   private readonly activeKey: Buffer;
 
@@ -79,11 +93,12 @@ export class SecretBox {
   }
 
   /**
-   * Loads a KEK file, creating it (single-key format, mode 0600) on first start. The file
-   * is either the single-key format `{id,key}` or a keyring `{active, keys:[{id,key},...]}`.
+   * Loads a KEK file, creating it (single-key format, mode 0600) on first start unless `create` is
+   * false. The file is either the single-key format `{id,key}` or a keyring `{active, keys:[{id,key},...]}`.
    */
-  static fromKeyFile(file: string): SecretBox {
+  static fromKeyFile(file: string, opts: { create?: boolean } = {}): SecretBox {
     if (!fs.existsSync(file)) {
+      if (opts.create === false) throw new MissingKeyFileError(file);
       fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
       const created: KekFile = { id: `local-${randomBytes(4).toString('hex')}`, key: randomBytes(32).toString('base64') };
       try {
