@@ -1,9 +1,10 @@
 import { Logger } from '@nestjs/common';
-import { ConfigError, loadConfig, writePidFile } from '../../../libs/core/src';
+import { ConfigError, loadConfig, requireKeyFile, writePidFile } from '../../../libs/core/src';
 import { createApiApp } from './app';
 
 async function main(): Promise<void> {
   const config = loadConfig();
+  requireKeyFile(config);
   const app = await createApiApp(config);
   await app.listen(config.PORT, config.HOST);
   writePidFile(config.LOCAL_DIR, 'api');

@@ -1,8 +1,9 @@
-import { ConfigError, loadConfig, writePidFile } from '../../../libs/core/src';
+import { ConfigError, loadConfig, requireKeyFile, writePidFile } from '../../../libs/core/src';
 import { startWorker } from './worker';
 
 async function main(): Promise<void> {
   const config = loadConfig();
+  requireKeyFile(config);
   await startWorker(config);
   writePidFile(config.LOCAL_DIR, config.WORKER_NAME);
 }

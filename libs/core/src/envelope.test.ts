@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError } from './config';
-import { MissingKeyFileError, SecretBox, SealedValueError, secretBoxOf, type SealBinding } from './envelope';
+import { MissingKeyFileError, SecretBox, SealedValueError, requireKeyFile, secretBoxOf, type SealBinding } from './envelope';
 
 const AT: SealBinding = { purpose: 'cluster-secret', fields: ['c1', 'gossip-key'] };
 
@@ -25,6 +25,8 @@ describe('SecretBox (envelope encryption)', () => {
     const missing = path.join(dir, 'prod', 'kek.json');
     assert.throws(() => secretBoxOf({ KEK_FILE: missing, NODE_ENV: 'production' }), (e: unknown) =>
       e instanceof MissingKeyFileError && e instanceof ConfigError && /^KEK_FILE: no key-encryption key at .*prod\/kek\.json/.test(e.message) && /Key Vault/.test(e.message));
+    assert.throws(() => requireKeyFile({ KEK_FILE: missing, NODE_ENV: 'production' }), MissingKeyFileError, 'the mains check it before anything starts');
+    requireKeyFile({ KEK_FILE: missing, NODE_ENV: 'development' });
     assert.equal(fs.existsSync(path.dirname(missing)), false, 'no directory and no key made');
     // Outside production the first start makes it, as npm start does.
     const dev = path.join(dir, 'dev', 'kek.json');

@@ -78,6 +78,11 @@ export class MissingKeyFileError extends ConfigError {
   }
 }
 
+/** Checked by the API's and the worker's main before anything starts: in production their key file must be there (else one clear line, no stack). */
+export function requireKeyFile(config: { KEK_FILE: string; NODE_ENV: string }): void {
+  if (config.NODE_ENV === 'production' && !fs.existsSync(config.KEK_FILE)) throw new MissingKeyFileError(config.KEK_FILE);
+}
+
 /** The process's SecretBox from its configuration: outside production the key file is made on first start. */
 export function secretBoxOf(config: { KEK_FILE: string; NODE_ENV: string }): SecretBox {
   return SecretBox.fromKeyFile(config.KEK_FILE, { create: config.NODE_ENV !== 'production' });
