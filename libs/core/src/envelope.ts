@@ -56,20 +56,6 @@ function describe(binding: SealBinding): string {
   return `${binding.purpose} ${binding.fields.join('/')}`;
 }
 
-/**
- * Envelope encryption: every secret gets a fresh AES-256-GCM data key; the data key is
- * itself encrypted (wrapped) with a key-encryption key (a local key file here, Key Vault
- * in Azure). The wrapped key is stored as iv(12) | tag(16) | encrypted key(32).
- *
- * Format 2 binds both layers: the payload's associated data is the format, the purpose and
- * the row's identifiers (for a cluster secret: cluster id and name); the wrap's associated
- * data adds the KEK id. A sealed value copied to another row, or a wrapped key relabelled
- * with another KEK id, fails to open. Tags must be exactly 16 bytes, IVs 12.
- *
- * Keyring: several KEKs by id, one active. Sealing uses the active KEK; opening uses the
- * KEK the value names. `rewrap` moves a data key to the active KEK without touching the
- * payload (its associated data does not name the KEK).
- */
 /** A key file that must be there and is not (production never makes its own key). */
 export class MissingKeyFileError extends ConfigError {
   override name = 'MissingKeyFileError';
@@ -88,6 +74,20 @@ export function secretBoxOf(config: { KEK_FILE: string; NODE_ENV: string }): Sec
   return SecretBox.fromKeyFile(config.KEK_FILE, { create: config.NODE_ENV !== 'production' });
 }
 
+/**
+ * Envelope encryption: every secret gets a fresh AES-256-GCM data key; the data key is
+ * itself encrypted (wrapped) with a key-encryption key (a local key file here, Key Vault
+ * in Azure). The wrapped key is stored as iv(12) | tag(16) | encrypted key(32).
+ *
+ * Format 2 binds both layers: the payload's associated data is the format, the purpose and
+ * the row's identifiers (for a cluster secret: cluster id and name); the wrap's associated
+ * data adds the KEK id. A sealed value copied to another row, or a wrapped key relabelled
+ * with another KEK id, fails to open. Tags must be exactly 16 bytes, IVs 12.
+ *
+ * Keyring: several KEKs by id, one active. Sealing uses the active KEK; opening uses the
+ * KEK the value names. `rewrap` moves a data key to the active KEK without touching the
+ * payload (its associated data does not name the KEK).
+ */
 export class SecretBox {
   private readonly activeKey: Buffer;
 

@@ -84,13 +84,10 @@ export class TenantClusterRepository {
 
   /**
    * The hot read (GET /v1/clusters/{id}): only the columns the cluster view shows, and the
-   * servers' addresses as one text array, as one prepared statement. Skipping the rest (the CA
-   * bundle, the lock, the schedules) halves what pg parses per request.
-   */
-  /**
-   * The hot read (GET /v1/clusters/{id}): the view's columns of one of the tenant's clusters. Reads
-   * asked at the same moment go to the database in one prepared statement (ReadBatch): each
-   * matched by its own id and tenant, so a read never answers another tenant's cluster.
+   * servers' addresses as one text array (skipping the CA bundle, the lock, the schedules halves
+   * what pg parses per request). Reads asked at the same moment go to the database in one prepared
+   * statement (ReadBatch): each matched by its own id and tenant, so a read never answers another
+   * tenant's cluster.
    */
   findViewForTenant(tenantId: string, id: string): Promise<ClusterViewRow | null> {
     // Not a UUID: no cluster has it (the route's contract refuses it first; the batch's cast must not fail for the others).
@@ -130,7 +127,6 @@ export class TenantClusterRepository {
     return this.db.cluster.findFirst({ where: { managedApplicationId: applicationId, state: { not: ClusterState.Deleted } } });
   }
 
-  /** Queues a new operation on a cluster, with its audit event: one statement (atomic, one round trip). */
   /**
    * Queues an operation on the cluster with its audit event in one statement; with an
    * Idempotency-Key, the key's record of the answer too, in the same transaction.
